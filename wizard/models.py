@@ -1,0 +1,271 @@
+"""The wizard's records: cloud connections, setup runs and their steps, and the append-only audit log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from wizard import secret_box
+
+
+class Cloud(models.TextChoices):
+    AWS = "aws", "AWS"
+    ENTRA = "entra", "Microsoft Entra ID"
+    OKTA = "okta", "Okta"
+
+
+class Connection(models.Model):
+    """Credentials for one cloud account. Secrets are encrypted at rest and never rendered back."""
+
+    cloud = models.CharField(max_length=8, choices=Cloud.choices)
+    name = models.CharField(_("name"), max_length=100)
+    # Non-secret settings: AWS method/profile/role ARN/external id/region, Entra tenant and client
+    # id, Okta org URL and auth method. Shown on the page.
+    config = models.JSONField(default=dict, blank=True)
+    # Fernet token of a JSON object (secret key, client secret, API token, private key).
+    secret_ciphertext = models.TextField(blank=True, default="")
+    is_sandbox = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["cloud", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cloud", "name"], name="connection_unique_name_per_cloud")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_cloud_display()}: {self.name}"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Decrypted secrets. Only client modules call this, right before building an SDK client."""
+        if not self.secret_ciphertext:
+            return {}
+        return secret_box.decrypt_json(self.secret_ciphertext)
+
+    def set_secrets(self, values: dict[str, str]) -> None:
+        self.secret_ciphertext = secret_box.encrypt_json(values) if values else ""
+
+    @property
+    def secret_names(self) -> list[str]:
+        """Which secrets are stored (names only), for the page to say "set" without showing them."""
+        return sorted(self.secrets)
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    WAITING = "waiting", _("Waiting for input")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    ROLLING_BACK = "rolling_back", _("Rolling back")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+
+
+RUN_AT_REST = {
+    RunStatus.WAITING,
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.ROLLED_BACK,
+}
+
+
+class SetupRun(models.Model):
+    """One setup of SSO for one Connect instance with one IdP, from the first step to the last."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    idp = models.CharField(max_length=8, choices=[(Cloud.ENTRA, "Entra ID"), (Cloud.OKTA, "Okta")])
+    # Which flow (ordered step keys) this run follows, and a hash of those keys at creation time.
+    flow_key = models.CharField(max_length=64)
+    flow_signature = models.CharField(max_length=64)
+    mode = models.CharField(max_length=8, default="sandbox")
+    region = models.CharField(max_length=32)
+    instance_alias = models.CharField(max_length=64, blank=True, default="")
+    instance_id = models.CharField(max_length=64, blank=True, default="")
+    aws_connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idp_connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The admin's answers for the whole run (per-step inputs live on StepRun.inputs).
+    inputs = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    error = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="run_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_idp_display()} → {self.instance_alias or self.instance_id} ({self.status})"
+
+    @property
+    def is_at_rest(self) -> bool:
+        return self.status in RUN_AT_REST
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    PLANNING = "planning", _("Planning")
+    PLANNED = "planned", _("Planned")
+    APPLYING = "applying", _("Applying")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+    SKIPPED = "skipped", _("Skipped")
+
+
+class StepRun(models.Model):
+    """One step of one run: its inputs, the plan shown to the admin, outputs and error."""
+
+    run = models.ForeignKey(SetupRun, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    inputs = models.JSONField(default=dict, blank=True)
+    plan = models.JSONField(default=dict, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    # Resources this run created (not adopted), so rollback removes exactly those.
+    created_resources = models.JSONField(default=list, blank=True)
+    # {"code", "message", "hint", "retryable"}: shown on the run page.
+    error = models.JSONField(default=dict, blank=True)
+    # Which worker holds the step, and since when (a claim by conditional UPDATE).
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # While a step waits on a cloud (instance ACTIVE, Graph object visible), when it began to wait.
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="step_unique_key_per_run"),
+            models.UniqueConstraint(fields=["run", "position"], name="step_unique_position_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class AuditKind(models.TextChoices):
+    CALL_STARTED = "call_started", _("Cloud call started")
+    CALL_FINISHED = "call_finished", _("Cloud call finished")
+    RUN_STATE = "run_state", _("Run state changed")
+    STEP_STATE = "step_state", _("Step state changed")
+    CONNECTION = "connection", _("Connection changed")
+    LOGIN = "login", _("Signed in")
+
+
+class AuditOutcome(models.TextChoices):
+    STARTED = "started", _("Started")
+    OK = "ok", _("OK")
+    ERROR = "error", _("Error")
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AuditLogIsAppendOnly("audit rows cannot be updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("audit rows cannot be deleted")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """Append-only: one row per cloud call start, per call end, and per state change.
+
+    The database refuses UPDATE and DELETE too (triggers in migration 0002), so even raw SQL from
+    the app can't rewrite history.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=AuditKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    # Who, as text, so the row still says it after the user is gone ("worker@host" for workers).
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    run = models.ForeignKey(
+        SetupRun,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    step_key = models.CharField(max_length=64, blank=True, default="")
+    cloud = models.CharField(max_length=8, blank=True, default="")
+    service = models.CharField(max_length=64, blank=True, default="")
+    operation = models.CharField(max_length=128, blank=True, default="")
+    # Pairs a call's "started" row with its "finished" row.
+    call_id = models.UUIDField(null=True, blank=True, db_index=True)
+    outcome = models.CharField(max_length=8, choices=AuditOutcome.choices, blank=True, default="")
+    error_code = models.CharField(max_length=128, blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Redacted: no secret ever lands here (provisioning/audit.py redacts before writing).
+    request = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(default=dict, blank=True)
+    old_value = models.JSONField(default=dict, blank=True)
+    new_value = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True, default="")
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["run", "-at"], name="audit_run_at"),
+            models.Index(fields=["cloud", "operation"], name="audit_cloud_operation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.cloud} {self.operation}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit rows cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("audit rows cannot be deleted")
+
+
+class WorkerHeartbeat(models.Model):
+    """Last sign of life of each Celery worker, for /healthz."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.hostname} @ {self.seen_at:%H:%M:%S}"
