@@ -1,4 +1,4 @@
-"""The sandbox's own certificate authority and its loopback server certificate, made once and kept."""
+"""The sandbox's own certificate authority and its loopback server certificate, made once."""
 
 from __future__ import annotations
 

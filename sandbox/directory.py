@@ -5,10 +5,44 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-GIVEN_NAMES = ["Haruto", "Yui", "Sota", "Hina", "Ren", "Aoi", "Minato", "Mei", "Yuto", "Sakura",
-               "Alex", "Sam", "Jordan", "Taylor", "Chris", "Morgan", "Riley", "Casey"]
-SURNAMES = ["Sato", "Suzuki", "Takahashi", "Tanaka", "Ito", "Watanabe", "Yamamoto", "Nakamura",
-            "Kobayashi", "Kato", "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis"]
+GIVEN_NAMES = [
+    "Haruto",
+    "Yui",
+    "Sota",
+    "Hina",
+    "Ren",
+    "Aoi",
+    "Minato",
+    "Mei",
+    "Yuto",
+    "Sakura",
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Taylor",
+    "Chris",
+    "Morgan",
+    "Riley",
+    "Casey",
+]
+SURNAMES = [
+    "Sato",
+    "Suzuki",
+    "Takahashi",
+    "Tanaka",
+    "Ito",
+    "Watanabe",
+    "Yamamoto",
+    "Nakamura",
+    "Kobayashi",
+    "Kato",
+    "Smith",
+    "Jones",
+    "Brown",
+    "Garcia",
+    "Miller",
+    "Davis",
+]
 
 
 @dataclass
@@ -52,7 +86,7 @@ CONTACT_CENTRE_GROUP = "Contact Centre"
 
 def seed_directory(*, domain: str, agents: int = 40, admins: int = 3, seed: int = 1) -> Directory:
     """Admins, agents (a tenth of them supervisors) and the awkward cases, deterministically."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not secrets
     people: list[Person] = []
 
     def person(n: int, groups: list[str], prefix: str) -> Person:
@@ -69,21 +103,60 @@ def seed_directory(*, domain: str, agents: int = 40, admins: int = 3, seed: int 
 
     awkward = [
         # STS's RoleSessionName pattern is [\w+=,.@-]{2,64}: the apostrophe and space break it.
-        Person("odd-upn", "Conan", "O'Brien", f"conan.o'brien@{domain}",
-               f"conan.obrien@{domain}", [AGENTS_GROUP], "UPN has characters STS rejects"),
-        Person("mixed-case", "Keiko", "McDonald", f"Keiko.McDonald@{domain}",
-               f"Keiko.McDonald@{domain}", [AGENTS_GROUP],
-               "mixed case: Connect usernames must match the RoleSessionName exactly"),
-        Person("too-long", "Bartholomew", "Featherstonehaugh",
-               f"bartholomew.featherstonehaugh.customer.experience.team@{domain}",
-               f"bartholomew.featherstonehaugh.customer.experience.team@{domain}",
-               [AGENTS_GROUP], "login over 64 characters"),
-        Person("same-email-1", "Daichi", "Mori", f"daichi.mori@{domain}",
-               f"shared.mailbox@{domain}", [AGENTS_GROUP], "shares an email with another person"),
-        Person("same-email-2", "Daiki", "Mori", f"daiki.mori@{domain}",
-               f"shared.mailbox@{domain}", [AGENTS_GROUP], "shares an email with another person"),
-        Person("no-surname", "Madonna", "", f"madonna@{domain}", f"madonna@{domain}",
-               [AGENTS_GROUP], "no surname"),
+        Person(
+            "odd-upn",
+            "Conan",
+            "O'Brien",
+            f"conan.o'brien@{domain}",
+            f"conan.obrien@{domain}",
+            [AGENTS_GROUP],
+            "UPN has characters STS rejects",
+        ),
+        Person(
+            "mixed-case",
+            "Keiko",
+            "McDonald",
+            f"Keiko.McDonald@{domain}",
+            f"Keiko.McDonald@{domain}",
+            [AGENTS_GROUP],
+            "mixed case: Connect usernames must match the RoleSessionName exactly",
+        ),
+        Person(
+            "too-long",
+            "Bartholomew",
+            "Featherstonehaugh",
+            f"bartholomew.featherstonehaugh.customer.experience.team@{domain}",
+            f"bartholomew.featherstonehaugh.customer.experience.team@{domain}",
+            [AGENTS_GROUP],
+            "login over 64 characters",
+        ),
+        Person(
+            "same-email-1",
+            "Daichi",
+            "Mori",
+            f"daichi.mori@{domain}",
+            f"shared.mailbox@{domain}",
+            [AGENTS_GROUP],
+            "shares an email with another person",
+        ),
+        Person(
+            "same-email-2",
+            "Daiki",
+            "Mori",
+            f"daiki.mori@{domain}",
+            f"shared.mailbox@{domain}",
+            [AGENTS_GROUP],
+            "shares an email with another person",
+        ),
+        Person(
+            "no-surname",
+            "Madonna",
+            "",
+            f"madonna@{domain}",
+            f"madonna@{domain}",
+            [AGENTS_GROUP],
+            "no surname",
+        ),
     ]
     people.extend(awkward)
     return Directory(

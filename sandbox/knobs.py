@@ -52,6 +52,12 @@ class TokenBucket:
                 return 0.0
             return (1 - self._tokens) / self.rate
 
+    def tokens_left(self) -> float:
+        """Tokens available now, without taking one (for X-Rate-Limit-Remaining-style headers)."""
+        with self._lock:
+            elapsed = time.monotonic() - self._updated
+            return min(self.burst, self._tokens + elapsed * self.rate)
+
 
 @dataclass
 class Knobs:
@@ -120,6 +126,12 @@ class Knobs:
                 bucket = TokenBucket(rate * self.rate_scale, max(1.0, burst))
                 self._buckets[api] = bucket
         return bucket.try_take()
+
+    def bucket(self, api: str) -> TokenBucket | None:
+        """The bucket behind `api`'s limit once it has been called, for servers that report the
+        remaining quota in headers."""
+        with self._lock:
+            return self._buckets.get(api)
 
     def should_fail(self, api: str) -> bool:
         rate = self.error_rates.get(api, 0.0)

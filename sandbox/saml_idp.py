@@ -135,7 +135,9 @@ def signed_saml_response(
     )
     etree.SubElement(response, saml + "Issuer").text = issuer
     status = etree.SubElement(response, samlp + "Status")
-    etree.SubElement(status, samlp + "StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:Success")
+    etree.SubElement(
+        status, samlp + "StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:Success"
+    )
 
     assertion_id = "_" + uuid.uuid4().hex
     # Built detached and signed before it joins the Response, so the digest covers exactly the

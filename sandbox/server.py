@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.ca import TlsFiles, ensure_tls_files
 from sandbox.knobs import Knobs
@@ -25,6 +25,17 @@ ENTRA_CLIENT_SECRET = "sandbox-entra-client-secret"  # noqa: S105
 ENTRA_DOMAIN = "contoso-sandbox.onmicrosoft.com"
 OKTA_TOKEN = "00sandbox-okta-api-token"  # noqa: S105
 OKTA_DOMAIN = "example-sandbox.okta.test"
+
+
+class KeepAliveRequestHandler(WSGIRequestHandler):
+    """HTTP/1.1, so SDK clients reuse their TLS connection instead of a handshake per call
+    (werkzeug's default HTTP/1.0 closes every connection)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # One line per SDK call would drown the worker's output in `make run`.
+        return None
 
 
 class WsgiApp(Protocol):
@@ -59,6 +70,7 @@ class Sandbox:
                 port,
                 self._dispatch_to(name),
                 threaded=True,
+                request_handler=KeepAliveRequestHandler,
                 ssl_context=(str(self.tls.server_cert), str(self.tls.server_key)),
             )
             self._servers[name] = server

@@ -54,8 +54,14 @@ class Command(BaseCommand):
         )
         endpoints = sandbox.start()
         sandbox.write_endpoints(Path(options["endpoints_file"]))
-        for key in ("aws_endpoint_url", "aws_signin_url", "entra_authority", "graph_base_url",
-                    "okta_org_url", "ca_bundle"):
+        for key in (
+            "aws_endpoint_url",
+            "aws_signin_url",
+            "entra_authority",
+            "graph_base_url",
+            "okta_org_url",
+            "ca_bundle",
+        ):
             self.stdout.write(f"{key:18} {endpoints[key]}")
         self.stdout.write(f"endpoints written to {options['endpoints_file']}; Ctrl-C stops")
         stop = threading.Event()

@@ -1,0 +1,145 @@
+"""azure-identity and msgraph-sdk pointed at the sandbox tenant the way the wizard's Entra client
+does, for the Entra tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from azure.identity import ClientSecretCredential
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.application_templates.application_templates_request_builder import (
+    ApplicationTemplatesRequestBuilder,
+)
+from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
+    InstantiatePostRequestBody,
+)
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import options as graph_default_options
+from msgraph_core import GraphClientFactory
+
+from sandbox.saml_idp import (
+    ROLE_ATTRIBUTE,
+    ROLE_SESSION_NAME_ATTRIBUTE,
+    SESSION_DURATION_ATTRIBUTE,
+)
+
+# The scope of every app-only Graph call. Without it kiota derives "https://<host>/.default"
+# from the request URL, which Entra (and the sandbox) refuse with AADSTS500011.
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# How long tests wait for instantiated objects to replicate (conftest sets 0.2 s).
+VISIBILITY_TIMEOUT_S = 10
+POLL_INTERVAL_S = 0.1
+
+T = TypeVar("T")
+
+
+def graph_credential(endpoints: dict[str, str], *, secret: str | None = None) -> Any:
+    return ClientSecretCredential(
+        endpoints["entra_tenant_id"],
+        endpoints["entra_client_id"],
+        secret or endpoints["entra_client_secret"],
+        authority=endpoints["entra_authority"],
+        disable_instance_discovery=True,
+        connection_verify=endpoints["ca_bundle"],
+    )
+
+
+def graph_client(endpoints: dict[str, str], *, credential: Any | None = None) -> GraphServiceClient:
+    """A GraphServiceClient on the sandbox's Graph: Graph's default middleware (retry on 429
+    with Retry-After, redirects, telemetry) over an httpx client that trusts the sandbox CA.
+    Build it inside the event loop that will use it (httpx clients are loop-bound)."""
+    auth = AzureIdentityAuthenticationProvider(
+        credential or graph_credential(endpoints), scopes=[GRAPH_SCOPE]
+    )
+    http_client = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(
+            base_url=endpoints["graph_base_url"],
+            verify=ssl.create_default_context(cafile=endpoints["ca_bundle"]),
+            timeout=httpx.Timeout(30, connect=10),
+        ),
+        options=graph_default_options,
+    )
+    adapter = GraphRequestAdapter(auth, client=http_client)
+    # httpx adds a trailing slash to base_url; kiota's URL templates add their own.
+    adapter.base_url = endpoints["graph_base_url"]
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def no_retry() -> RequestConfiguration[Any]:
+    """A request configuration that lets a 429/503 reach the caller instead of being retried."""
+    return RequestConfiguration(options=[RetryHandlerOption(max_retries=0, should_retry=False)])
+
+
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(scenario())
+
+
+async def until_visible(read: Callable[[], Awaitable[T]]) -> T:
+    """Poll a Graph read until the object has replicated (404 before), as the steps must."""
+    deadline = time.monotonic() + VISIBILITY_TIMEOUT_S
+    while True:
+        try:
+            return await read()
+        except ODataError as error:
+            if error.response_status_code != 404 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(POLL_INTERVAL_S)
+
+
+AWS_TEMPLATE_NAME = "AWS Single-Account Access"
+AWS_SIGNIN = "https://signin.aws.amazon.com/saml"
+
+
+async def new_aws_app(client: GraphServiceClient, display_name: str) -> tuple[Any, Any]:
+    """Steps 1-2 of PROCEDURE.md section 2 (Entra): find the gallery template, instantiate it
+    and wait until the application and service principal have replicated."""
+    query = ApplicationTemplatesRequestBuilder.ApplicationTemplatesRequestBuilderGetQueryParameters(
+        filter=f"displayName eq '{AWS_TEMPLATE_NAME}'"
+    )
+    templates = await client.application_templates.get(
+        request_configuration=RequestConfiguration(query_parameters=query)
+    )
+    assert templates is not None and templates.value is not None
+    (template,) = templates.value
+    created = await client.application_templates.by_application_template_id(
+        str(template.id)
+    ).instantiate.post(InstantiatePostRequestBody(display_name=display_name))
+    assert created is not None and created.application and created.service_principal
+    app_id, sp_id = str(created.application.id), str(created.service_principal.id)
+    application = await until_visible(lambda: client.applications.by_application_id(app_id).get())
+    service_principal = await until_visible(
+        lambda: client.service_principals.by_service_principal_id(sp_id).get()
+    )
+    return application, service_principal
+
+
+def claims_mapping_definition(*, session_name_source: str, session_duration: str) -> str:
+    """The ClaimsSchema of PROCEDURE.md section 2 step 8, as Graph stores it in `definition`."""
+    return json.dumps(
+        {
+            "ClaimsMappingPolicy": {
+                "Version": 1,
+                "IncludeBasicClaimSet": "true",
+                "ClaimsSchema": [
+                    {"Source": "user", "ID": "assignedroles", "SamlClaimType": ROLE_ATTRIBUTE},
+                    {
+                        "Source": "user",
+                        "ID": session_name_source,
+                        "SamlClaimType": ROLE_SESSION_NAME_ATTRIBUTE,
+                    },
+                    {"Value": session_duration, "SamlClaimType": SESSION_DURATION_ATTRIBUTE},
+                ],
+            }
+        }
+    )
