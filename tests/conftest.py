@@ -44,15 +44,19 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture
 def sandbox_knobs(sandbox: Sandbox) -> Iterator[Knobs]:
     """The running sandbox's knobs; whatever a test changes is put back afterwards."""
-    saved = json.loads(json.dumps({
-        "rate_limits": sandbox.knobs.rate_limits,
-        "rate_scale": sandbox.knobs.rate_scale,
-        "rate_limits_enabled": sandbox.knobs.rate_limits_enabled,
-        "error_rates": sandbox.knobs.error_rates,
-        "latency_s": sandbox.knobs.latency_s,
-        "instance_creation_delay_s": sandbox.knobs.instance_creation_delay_s,
-        "graph_visibility_delay_s": sandbox.knobs.graph_visibility_delay_s,
-    }))
+    saved = json.loads(
+        json.dumps(
+            {
+                "rate_limits": sandbox.knobs.rate_limits,
+                "rate_scale": sandbox.knobs.rate_scale,
+                "rate_limits_enabled": sandbox.knobs.rate_limits_enabled,
+                "error_rates": sandbox.knobs.error_rates,
+                "latency_s": sandbox.knobs.latency_s,
+                "instance_creation_delay_s": sandbox.knobs.instance_creation_delay_s,
+                "graph_visibility_delay_s": sandbox.knobs.graph_visibility_delay_s,
+            }
+        )
+    )
     yield sandbox.knobs
     for name, value in saved.items():
         if name == "rate_limits":

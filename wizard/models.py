@@ -1,4 +1,4 @@
-"""The wizard's records: cloud connections, setup runs and their steps, and the append-only audit log."""
+"""The wizard's records: connections, setup runs and their steps, and the append-only audit log."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class Connection(models.Model):
     class Meta:
         ordering = ["cloud", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["cloud", "name"], name="connection_unique_name_per_cloud")
+            models.UniqueConstraint(
+                fields=["cloud", "name"], name="connection_unique_name_per_cloud"
+            )
         ]
 
     def __str__(self) -> str:
@@ -103,6 +105,8 @@ class SetupRun(models.Model):
     )
     # The admin's answers for the whole run (per-step inputs live on StepRun.inputs).
     inputs = models.JSONField(default=dict, blank=True)
+    # The admin asked to see and confirm every plan that changes something before it is applied.
+    review_plans = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     error = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -117,7 +121,9 @@ class SetupRun(models.Model):
         indexes = [models.Index(fields=["status", "-created_at"], name="run_status_created")]
 
     def __str__(self) -> str:
-        return f"{self.get_idp_display()} → {self.instance_alias or self.instance_id} ({self.status})"
+        return (
+            f"{self.get_idp_display()} → {self.instance_alias or self.instance_id} ({self.status})"
+        )
 
     @property
     def is_at_rest(self) -> bool:
@@ -150,6 +156,10 @@ class StepRun(models.Model):
     created_resources = models.JSONField(default=list, blank=True)
     # {"code", "message", "hint", "retryable"}: shown on the run page.
     error = models.JSONField(default=dict, blank=True)
+    # Fernet token of a JSON object of secrets the step made for the admin to copy once (an
+    # access key for Okta), never in plan/outputs; and when the admin was shown them.
+    secret_ciphertext = models.TextField(blank=True, default="")
+    secret_revealed_at = models.DateTimeField(null=True, blank=True)
     # Which worker holds the step, and since when (a claim by conditional UPDATE).
     claimed_by = models.CharField(max_length=200, blank=True, default="")
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -163,11 +173,20 @@ class StepRun(models.Model):
         ordering = ["run", "position"]
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="step_unique_key_per_run"),
-            models.UniqueConstraint(fields=["run", "position"], name="step_unique_position_per_run"),
+            models.UniqueConstraint(
+                fields=["run", "position"], name="step_unique_position_per_run"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The step's decrypted secrets, for the one page that shows them once."""
+        if not self.secret_ciphertext:
+            return {}
+        return secret_box.decrypt_json(self.secret_ciphertext)
 
 
 class AuditKind(models.TextChoices):
@@ -177,6 +196,7 @@ class AuditKind(models.TextChoices):
     STEP_STATE = "step_state", _("Step state changed")
     CONNECTION = "connection", _("Connection changed")
     LOGIN = "login", _("Signed in")
+    SECRET_REVEALED = "secret_revealed", _("Secret shown")
 
 
 class AuditOutcome(models.TextChoices):

@@ -1,4 +1,4 @@
-"""Django settings: embedded defaults on a bare machine, PostgreSQL/Redis when their URLs are set."""
+"""Django settings: embedded defaults on a bare machine; PostgreSQL and Redis from their URLs."""
 
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 LANGUAGE_CODE = "en"
@@ -175,7 +176,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
-# Behind TLS in production (docker-compose sets WIZARD_HTTPS=1); plain http on 127.0.0.1 for make run.
+# Behind TLS in production (docker-compose sets WIZARD_HTTPS=1); plain http on 127.0.0.1 otherwise.
 _HTTPS = _env_bool("WIZARD_HTTPS", False)
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
@@ -188,7 +189,8 @@ if _env_bool("WIZARD_TRUST_X_FORWARDED_PROTO", False):
 
 # Celery. Redis when REDIS_URL is set; otherwise kombu's filesystem transport, no server needed.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-BROKER_DIR = VAR_DIR / "broker"
+# Tests give their worker a broker folder of its own (tests/worker_process.py).
+BROKER_DIR = Path(os.environ.get("WIZARD_BROKER_DIR", VAR_DIR / "broker"))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
@@ -201,6 +203,8 @@ else:
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Without it kombu puts its broadcast exchange in ./control of whatever directory it runs in.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True
@@ -210,16 +214,45 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# When a pool process dies mid-task, Celery waits this long for a result before requeueing the
+# task (default 10 s). Tasks store no result (CELERY_TASK_IGNORE_RESULT), so a short wait is enough.
+CELERY_WORKER_LOST_WAIT = float(os.environ.get("CELERY_WORKER_LOST_WAIT", "1"))
 # A wait (instance becoming ACTIVE, Graph objects appearing) re-enqueues after this many seconds.
 WIZARD_WAIT_COUNTDOWN_S = float(os.environ.get("WIZARD_WAIT_COUNTDOWN_S", "2"))
 # A worker that has not written its heartbeat for this long is reported down by /healthz.
 WIZARD_WORKER_HEARTBEAT_STALE_S = int(os.environ.get("WIZARD_WORKER_HEARTBEAT_STALE_S", "30"))
+# How often a worker writes its heartbeat (well under the stale limit above).
+WIZARD_WORKER_HEARTBEAT_INTERVAL_S = float(
+    os.environ.get("WIZARD_WORKER_HEARTBEAT_INTERVAL_S", "5")
+)
+# Celery stops one step's work after the soft limit (the step fails, retryable) and kills the
+# process at the hard limit; the claim lease is longer, so a live worker never loses its claim.
+WIZARD_STEP_SOFT_TIME_LIMIT_S = int(os.environ.get("WIZARD_STEP_SOFT_TIME_LIMIT_S", "540"))
+WIZARD_STEP_TIME_LIMIT_S = int(os.environ.get("WIZARD_STEP_TIME_LIMIT_S", "600"))
+WIZARD_STEP_CLAIM_LEASE_S = int(os.environ.get("WIZARD_STEP_CLAIM_LEASE_S", "900"))
+# RetryableError (throttling, 5xx): retry this many times, waiting base * 2**n seconds between.
+WIZARD_STEP_MAX_RETRIES = int(os.environ.get("WIZARD_STEP_MAX_RETRIES", "5"))
+WIZARD_RETRY_BACKOFF_S = float(os.environ.get("WIZARD_RETRY_BACKOFF_S", "2"))
+# No re-enqueue waits longer than this: Redis redelivers unacked (ETA) tasks after the visibility
+# timeout, so every countdown must stay far below it.
+WIZARD_MAX_COUNTDOWN_S = float(os.environ.get("WIZARD_MAX_COUNTDOWN_S", "300"))
+# Modules that register steps and flows when imported (at startup, in WizardConfig.ready), plus
+# extra ones for this process only, comma-separated (the tests add their doubles this way).
+WIZARD_STEP_MODULES: list[str] = [*_env_list("WIZARD_EXTRA_STEP_MODULES")]
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Connection secrets a process has decrypted are masked in every line it logs.
+    "filters": {"redact_secrets": {"()": "provisioning.audit.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("WIZARD_LOG_LEVEL", "INFO")},
     "loggers": {
         # botocore and azure log request bodies and headers at DEBUG; never let that through.

@@ -1,7 +1,52 @@
 """URL routes of the wizard."""
 
-from django.urls import include, path
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import path
+from django.views.i18n import set_language
+
+from wizard.views import audit_log, connections, dashboard, health, runs
 
 urlpatterns = [
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The language switch works before sign-in too: the login page has it.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("runs/new/", runs.run_new, name="run_new"),
+    path("runs/<uuid:run_id>/", runs.run_detail, name="run_detail"),
+    path("runs/<uuid:run_id>/resume/", runs.run_resume, name="run_resume"),
+    path("runs/<uuid:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<uuid:run_id>/rollback/", runs.run_rollback, name="run_rollback"),
+    path("runs/<uuid:run_id>/steps/<slug:step_key>/retry/", runs.step_retry, name="step_retry"),
+    path("runs/<uuid:run_id>/steps/<slug:step_key>/apply/", runs.step_apply, name="step_apply"),
+    path("runs/<uuid:run_id>/steps/<slug:step_key>/inputs/", runs.step_inputs, name="step_inputs"),
+    path("audit/", audit_log.audit_log, name="audit_log"),
+    path("audit/export.csv", audit_log.audit_log_csv, name="audit_log_csv"),
+    path("audit/export.json", audit_log.audit_log_json, name="audit_log_json"),
+    path("connections/", connections.connections, name="connections"),
+    path(
+        "connections/new/<slug:cloud>/<slug:method>/",
+        connections.connection_new,
+        name="connection_new",
+    ),
+    path(
+        "connections/<int:connection_id>/edit/", connections.connection_edit, name="connection_edit"
+    ),
+    path(
+        "connections/<int:connection_id>/test/", connections.connection_test, name="connection_test"
+    ),
+    path(
+        "connections/<int:connection_id>/test-result/",
+        connections.connection_test_status,
+        name="connection_test_status",
+    ),
+    path(
+        "connections/<int:connection_id>/delete/",
+        connections.connection_delete,
+        name="connection_delete",
+    ),
 ]

@@ -1,4 +1,4 @@
-"""The step contract: plan (read-only), apply (idempotent), verify, rollback; and the step registry."""
+"""The step contract (plan read-only, apply idempotent, verify, rollback) and the step registry."""
 
 from __future__ import annotations
 

@@ -1,0 +1,565 @@
+"""Builds audited AWS SDK clients for a connection; turns botocore errors into the project's.
+
+Auth methods (Connection.config["method"]): "default_chain" (environment, shared files, instance
+role of the worker's host), "profile" (config "profile"), "access_key" (secrets "access_key_id",
+"secret_access_key"), "assume_role" (config "role_arn", optional "external_id" and
+"role_session_name"; base credentials from the optional secrets "access_key_id" and
+"secret_access_key", else the default chain). In sandbox mode a sandbox connection uses the
+sandbox's endpoint, CA bundle and keys from var/sandbox.json; nowhere else is that CA trusted.
+
+Auditing is per API call, not per HTTP attempt: botocore's standard retry mode retries inside one
+call, so each call writes one "started" row (before-call) and one "finished" row (after-call, or
+after-call-error when no response came back), and the finished row counts the attempts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import botocore.session
+from botocore import loaders
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+    SSLError,
+    UnknownServiceError,
+)
+
+from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.call_summaries import identifiers, json_safe
+from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.sandbox_endpoints import sandbox_endpoints
+from wizard.models import Cloud, Connection
+
+AUTH_METHODS = ("default_chain", "profile", "access_key", "assume_role")
+USER_AGENT_EXTRA = "connect-sso-wizard/0.1"
+# Standard retry mode: 3 attempts in all, exponential backoff capped at 20 s, on throttling,
+# transient and 5xx errors (AWS SDKs and Tools reference guide, "Retry behavior"). botocore's
+# `max_attempts` would count retries only; `total_max_attempts` counts the first try too.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3},
+    user_agent_extra=USER_AGENT_EXTRA,
+    connect_timeout=10,
+    read_timeout=60,
+)
+# STS AssumeRole's default session length; botocore refreshes before expiry.
+ASSUME_ROLE_SECONDS = 3600
+DEFAULT_ROLE_SESSION_NAME = "connect-sso-wizard"
+
+# botocore parses every service's JSON model once per loader; one loader for the process saves
+# ~130 ms per client (a new session per client would otherwise re-read the models).
+_LOADER = loaders.create_loader()
+
+_PARAMS = "wizard_audit_params"
+_RECORD = "wizard_audit_record"
+
+
+def aws_client(
+    connection: Connection, service: str, *, region: str, audit: AuditScope
+) -> BaseClient:
+    """A botocore client (what boto3's Session.client returns) for `service` in `region`, whose
+    every call is written to the audit log."""
+    if connection.cloud != Cloud.AWS:
+        raise PermanentError(
+            f"“{connection.name}” is not an AWS connection.", code="wrong_connection_cloud"
+        )
+    sandbox = sandbox_endpoints(connection)
+    region = region or (sandbox or {}).get("aws_region", "")
+    if not region:
+        raise PermanentError(
+            "No AWS region was chosen.",
+            code="aws_no_region",
+            hint="Choose the region of the Amazon Connect instance.",
+        )
+    session = _session_for(connection, region=region, sandbox=sandbox, audit=audit)
+    return _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Re-raise any botocore error inside the block as the project's error (map_aws_error)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise map_aws_error(exc) from exc
+
+
+def _new_session(**kwargs: Any) -> botocore.session.Session:
+    session = botocore.session.Session(**kwargs)
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
+def _audited_client(
+    session: botocore.session.Session,
+    service: str,
+    *,
+    region: str,
+    sandbox: dict[str, Any] | None,
+    audit: AuditScope,
+) -> BaseClient:
+    kwargs: dict[str, Any] = {"region_name": region, "config": CLIENT_CONFIG}
+    if sandbox is not None:
+        kwargs["endpoint_url"] = sandbox["aws_endpoint_url"]
+        kwargs["verify"] = sandbox["ca_bundle"]
+    with aws_errors():
+        client = session.create_client(service, **kwargs)
+    _CallAudit(audit).register(client)
+    return client
+
+
+def _secret(secrets: dict[str, str], name: str, label: str) -> str:
+    value = secrets.get(name, "")
+    if not value:
+        raise PermanentError(
+            f"The connection has no {label}.",
+            code="aws_missing_secret",
+            hint=f"Edit the connection and enter the {label}.",
+        )
+    return value
+
+
+def _session_for(
+    connection: Connection, *, region: str, sandbox: dict[str, Any] | None, audit: AuditScope
+) -> botocore.session.Session:
+    method = connection.config.get("method", "")
+    secrets = connection.secrets
+    register_secret_values(secrets.values())
+    if method not in AUTH_METHODS:
+        raise PermanentError(
+            f"Unknown AWS sign-in method “{method}”.",
+            code="aws_unknown_method",
+            hint="Edit the connection and choose one of: " + ", ".join(AUTH_METHODS) + ".",
+        )
+    if sandbox is not None:
+        # The sandbox's fixed keys, whatever the method: nothing here may reach a real account.
+        base = _new_session()
+        base.set_credentials(sandbox["aws_access_key_id"], sandbox["aws_secret_access_key"])
+        register_secret_values([sandbox["aws_secret_access_key"]])
+    elif method == "profile":
+        profile = connection.config.get("profile", "")
+        if not profile:
+            raise PermanentError(
+                "The connection names no AWS profile.",
+                code="aws_missing_profile",
+                hint="Edit the connection and enter the profile name.",
+            )
+        base = _new_session(profile=profile)
+    elif method == "access_key" or (method == "assume_role" and secrets.get("access_key_id")):
+        base = _new_session()
+        base.set_credentials(
+            _secret(secrets, "access_key_id", "access key ID"),
+            _secret(secrets, "secret_access_key", "secret access key"),
+        )
+    else:
+        base = _new_session()
+    if method != "assume_role":
+        return base
+    refresh = _assume_role_refresher(connection, base, region=region, sandbox=sandbox, audit=audit)
+    session = _new_session()
+    session.register_component(
+        "credential_provider",
+        CredentialResolver([_AssumedRole(DeferredRefreshableCredentials(refresh, "assume-role"))]),
+    )
+    return session
+
+
+class _AssumedRole(CredentialProvider):
+    """Hands botocore the refreshable credentials of the connection's role."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "custom-connect-sso-wizard-assume-role"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def _assume_role_refresher(
+    connection: Connection,
+    base: botocore.session.Session,
+    *,
+    region: str,
+    sandbox: dict[str, Any] | None,
+    audit: AuditScope,
+) -> Callable[[], dict[str, str]]:
+    role_arn = connection.config.get("role_arn", "")
+    if not role_arn:
+        raise PermanentError(
+            "The connection names no role to assume.",
+            code="aws_missing_role",
+            hint="Edit the connection and enter the role ARN.",
+        )
+    params: dict[str, Any] = {
+        "RoleArn": role_arn,
+        "RoleSessionName": connection.config.get("role_session_name") or DEFAULT_ROLE_SESSION_NAME,
+        "DurationSeconds": ASSUME_ROLE_SECONDS,
+    }
+    if connection.config.get("external_id"):
+        params["ExternalId"] = connection.config["external_id"]
+    sts = _audited_client(base, "sts", region=region, sandbox=sandbox, audit=audit)
+
+    def refresh() -> dict[str, str]:
+        try:
+            issued = sts.assume_role(**params)["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            error = map_aws_error(exc)
+            if isinstance(error, PermanentError):
+                error.hint = (
+                    f"Check that {role_arn} exists, that its trust policy allows the connection's "
+                    "base identity to call sts:AssumeRole, and that the external ID matches. "
+                    + error.hint
+                ).strip()
+            raise error from exc
+        register_secret_values([issued["SecretAccessKey"], issued["SessionToken"]])
+        return {
+            "access_key": issued["AccessKeyId"],
+            "secret_key": issued["SecretAccessKey"],
+            "token": issued["SessionToken"],
+            "expiry_time": issued["Expiration"].isoformat(),
+        }
+
+    return refresh
+
+
+class _CallAudit:
+    """botocore event handlers that write a started row before each call and a finished after."""
+
+    def __init__(self, scope: AuditScope) -> None:
+        self.scope = scope
+
+    def register(self, client: BaseClient) -> None:
+        events = client.meta.events
+        # The only event that carries the caller's parameters (before-call has the wire form).
+        events.register("before-parameter-build.*.*", self.keep_params)
+        events.register("before-call.*.*", self.started)
+        events.register("after-call.*.*", self.finished)
+        events.register("after-call-error.*.*", self.failed)
+
+    def keep_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_PARAMS] = json_safe(params)
+
+    def started(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        context[_RECORD] = start_call(
+            self.scope,
+            cloud=Cloud.AWS.value,
+            service=model.service_model.service_name,
+            operation=model.name,
+            request=context.get(_PARAMS, {}),
+        )
+
+    def finished(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        record = context.pop(_RECORD, None)
+        if record is None:
+            return
+        metadata = parsed.get("ResponseMetadata", {})
+        summary = {
+            "http_status": http_response.status_code,
+            "request_id": metadata.get("RequestId", ""),
+            "attempts": metadata.get("RetryAttempts", 0) + 1,
+            **identifiers(parsed),
+        }
+        failed = http_response.status_code >= 300
+        finish_call(
+            record,
+            outcome="error" if failed else "ok",
+            response=summary,
+            error_code=parsed.get("Error", {}).get("Code", "") if failed else "",
+        )
+
+    def failed(self, exception: Exception, context: dict[str, Any], **_: Any) -> None:
+        record = context.pop(_RECORD, None)
+        if record is None:
+            return
+        error = exception if isinstance(exception, ProvisioningError) else map_aws_error(exception)
+        finish_call(
+            record,
+            outcome="error",
+            response={"error": type(exception).__name__},
+            error_code=error.code,
+        )
+
+
+# Error codes, from botocore's standard retry checker (retries/standard.py) and the service
+# models of the APIs the wizard calls (STS, IAM, Connect, Service Quotas).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServiceError",
+        "InternalServiceException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ServiceFailure",
+        "ServiceFailureException",
+        "IDPCommunicationError",
+    }
+)
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnauthorizedException",
+        "AuthorizationError",
+        "AuthFailure",
+    }
+)
+QUOTA_CODES = frozenset(
+    {
+        "ServiceQuotaExceededException",
+        "LimitExceeded",
+        "LimitExceededException",
+        "QuotaExceededException",
+    }
+)
+BAD_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidToken",
+    }
+)
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+DUPLICATE_CODES = frozenset(
+    {
+        "DuplicateResourceException",
+        "ResourceConflictException",
+        "EntityAlreadyExists",
+        "EntityAlreadyExistsException",
+        "ResourceExistsException",
+        "ConflictException",
+        "ResourceInUseException",
+        "DeleteConflict",
+        "IdempotencyParameterMismatchException",
+    }
+)
+NOT_FOUND_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "NoSuchEntity",
+        "NoSuchEntityException",
+        "NotFoundException",
+    }
+)
+INVALID_INPUT_CODES = frozenset(
+    {
+        "InvalidParameterException",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "InvalidInput",
+        "ValidationException",
+        "ValidationError",
+        "InvalidRequestException",
+        "MalformedPolicyDocument",
+        "MalformedPolicyDocumentException",
+        "MissingParameter",
+        "InvalidContactFlowException",
+        "InvalidIdentityToken",
+        "PackedPolicyTooLarge",
+        "UnmodifiableEntity",
+    }
+)
+# Which Service Quotas entry an operation's quota error is about, so the admin knows what to ask.
+QUOTA_BY_OPERATION = {
+    "CreateInstance": "Amazon Connect › Amazon Connect instances per account",
+    "CreateUser": "Amazon Connect › Users per instance",
+    "ClaimPhoneNumber": "Amazon Connect › Phone numbers per instance",
+    "CreateSecurityProfile": "Amazon Connect › Security profiles per instance",
+    "CreateRoutingProfile": "Amazon Connect › Routing profiles per instance",
+    "CreateSAMLProvider": "IAM › Identity providers (SAML) per account",
+    "CreateRole": "IAM › Roles per account",
+    "CreatePolicy": "IAM › Customer managed policies per account",
+    "AttachRolePolicy": "IAM › Managed policies per role",
+    "PutRolePolicy": "IAM › Role policy size",
+}
+_NOT_AUTHORIZED = re.compile(
+    r"(?P<who>arn:[\w:/+=,.@-]+)?[^:]*?is not authorized to perform:? ?(?P<action>[\w-]+:[\w*]+)"
+)
+
+
+def map_aws_error(exc: BaseException) -> ProvisioningError:
+    """The project's error for a botocore/boto3 exception, with a message an admin can act on."""
+    if isinstance(exc, ProvisioningError):
+        return exc
+    if isinstance(exc, ClientError):
+        return _map_client_error(exc)
+    if isinstance(exc, SSLError):
+        return PermanentError(
+            "The AWS endpoint's TLS certificate is not trusted.",
+            code="aws_tls_untrusted",
+            hint="In live mode only publicly trusted certificates are accepted. If a proxy "
+            "inspects TLS, set AWS_CA_BUNDLE for the worker to that proxy's CA.",
+        )
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
+    ):
+        return RetryableError(
+            f"AWS could not be reached: {exc}",
+            code="aws_unreachable",
+            hint="The wizard retries. If it keeps failing, check the worker's network access "
+            "to AWS (proxy, firewall, DNS).",
+        )
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return PermanentError(
+            "No complete AWS credentials were found for this connection.",
+            code="aws_no_credentials",
+            hint="With “default credentials”, the worker's host needs AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, a shared credentials file or an instance role. Otherwise "
+            "edit the connection and use an access key or a profile.",
+        )
+    if isinstance(exc, ProfileNotFound):
+        return PermanentError(
+            f"The AWS profile is not configured on the worker's host: {exc}",
+            code="aws_profile_not_found",
+            hint="Fix the profile name in the connection, or add the profile to ~/.aws/config "
+            "of the user the worker runs as.",
+        )
+    if isinstance(exc, NoRegionError):
+        return PermanentError(
+            "No AWS region was chosen.",
+            code="aws_no_region",
+            hint="Choose the region of the Amazon Connect instance.",
+        )
+    if isinstance(exc, ParamValidationError | UnknownServiceError):
+        return PermanentError(
+            f"The AWS request was not valid: {exc}",
+            code="aws_invalid_request",
+            hint="Check the values you typed for this step.",
+        )
+    if isinstance(exc, BotoCoreError):
+        return PermanentError(f"The AWS SDK failed: {exc}", code="aws_sdk_error")
+    return PermanentError(
+        f"Unexpected error calling AWS: {type(exc).__name__}", code="aws_unexpected"
+    )
+
+
+def _map_client_error(exc: ClientError) -> ProvisioningError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "")) or "Unknown"
+    aws_message = str(error.get("Message", "")).strip()
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    operation = exc.operation_name
+    said = f" AWS said: “{aws_message}”" if aws_message else ""
+    # Before the status check: Connect answers a used-up quota with LimitExceededException and
+    # HTTP 429, which is not throttling and won't pass by waiting.
+    if code in QUOTA_CODES:
+        quota = QUOTA_BY_OPERATION.get(operation, f"the quota that limits {operation}")
+        return PermanentError(
+            f"An AWS quota is used up: {quota}.{said}",
+            code=code,
+            hint=f"Request an increase in Service Quotas (AWS console › Service Quotas › {quota}),"
+            " or remove resources you no longer need, then retry.",
+        )
+    if code in THROTTLING_CODES or status == 429:
+        return RetryableError(
+            f"AWS is throttling {operation} ({code}).",
+            code=code,
+            hint="The wizard waits and retries at the API's rate; nothing to do.",
+        )
+    if code in TRANSIENT_CODES or status >= 500:
+        return RetryableError(
+            f"AWS had a temporary problem with {operation} ({code}).{said}",
+            code=code,
+            hint="The wizard retries; if it keeps failing, check the AWS Health Dashboard.",
+        )
+    if code in ACCESS_DENIED_CODES:
+        match = _NOT_AUTHORIZED.search(aws_message)
+        action = match.group("action") if match else f"the permission for {operation}"
+        who = match.group("who") if match and match.group("who") else "this connection's identity"
+        if "explicit deny" in aws_message:
+            hint = (
+                f"A policy explicitly denies {action} to {who} (an SCP, a permission boundary "
+                "or a resource policy): remove that deny, then retry."
+            )
+        else:
+            hint = f"Add {action} to an IAM policy of {who}, then retry the step."
+        return PermanentError(
+            f"AWS refused {operation}: {who} is missing the permission {action}.{said}",
+            code=code,
+            hint=hint,
+        )
+    if code in BAD_CREDENTIAL_CODES:
+        return PermanentError(
+            f"AWS did not accept the connection's credentials ({code}).{said}",
+            code=code,
+            hint="Edit the connection: check the access key ID and secret access key (a deleted "
+            "or deactivated key gives this error), or the profile/role it uses.",
+        )
+    if code in EXPIRED_CODES:
+        return PermanentError(
+            f"The connection's AWS credentials have expired ({code}).",
+            code=code,
+            hint="Refresh them (e.g. `aws sso login` for a profile) or switch the connection to "
+            "a role or a long-lived key.",
+        )
+    if code in DUPLICATE_CODES:
+        return PermanentError(
+            f"{operation} conflicts with something that already exists.{said}",
+            code=code,
+            hint="Type a different name, or adopt the existing resource instead of creating it.",
+        )
+    if code in NOT_FOUND_CODES:
+        return PermanentError(
+            f"{operation} did not find what it needs.{said}",
+            code=code,
+            hint="Check the ID, ARN or name you typed, and that it is in the chosen region.",
+        )
+    if code in INVALID_INPUT_CODES or status == 400:
+        return PermanentError(
+            f"AWS refused a value in {operation}.{said}",
+            code=code,
+            hint="Change the value AWS names in its message, then retry the step.",
+        )
+    return PermanentError(f"{operation} failed ({code}).{said}", code=code)

@@ -1,0 +1,149 @@
+"""What a step sees while it runs: the run's answers, earlier outputs, audited cloud clients."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioning.audit import AuditScope
+
+
+@dataclass
+class StepContext:
+    """Handed to Step.plan/apply/verify/rollback by the runner.
+
+    `inputs` is the run's answers merged with this step's own; `outputs` maps each earlier step's
+    key to what its apply() returned. Cloud clients come from the client modules, which audit every
+    call under `audit`.
+    """
+
+    run_id: uuid.UUID
+    step_key: str
+    region: str
+    instance_id: str
+    mode: str
+    inputs: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    audit: AuditScope
+    aws_connection_id: int | None = None
+    idp_connection_id: int | None = None
+    instance_alias: str = ""
+    # The StepRun row that record_created() writes to (None for a context built outside a run).
+    step_run_id: int | None = None
+    created_resources: list[dict[str, Any]] = field(default_factory=list)
+
+    def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
+        """Note a resource this run created (not adopted), saved at once so rollback finds it even
+        if the worker dies on the next line."""
+        for entry in self.created_resources:
+            if entry["resource_type"] == resource_type and entry["identifier"] == identifier:
+                return
+        self.created_resources.append(
+            {"resource_type": resource_type, "identifier": identifier, **details}
+        )
+        if self.step_run_id is not None:
+            from wizard.models import StepRun
+
+            StepRun.objects.filter(pk=self.step_run_id).update(
+                created_resources=self.created_resources
+            )
+
+    def set_run_instance(self, *, instance_id: str, instance_alias: str) -> None:
+        """Make this the run's Connect instance, so later steps of the run read it from
+        ctx.instance_id and ctx.instance_alias. Guarded on the values read, audited as a run
+        state change in the same transaction; setting the same values again writes nothing."""
+        from django.db import transaction
+        from django.utils import timezone
+
+        from provisioning.audit import record_state_change
+        from wizard.models import AuditKind, SetupRun
+
+        new = {"instance_id": instance_id, "instance_alias": instance_alias}
+        with transaction.atomic():
+            old = (
+                SetupRun.objects.select_for_update()
+                .filter(pk=self.run_id)
+                .values("instance_id", "instance_alias")
+                .first()
+            )
+            if old is not None and old != new:
+                updated = SetupRun.objects.filter(pk=self.run_id, **old).update(
+                    **new, updated_at=timezone.now()
+                )
+                if updated:
+                    record_state_change(
+                        self.audit,
+                        kind=AuditKind.RUN_STATE,
+                        old=old,
+                        new=new,
+                        message="The run's Connect instance is now "
+                        f"{instance_alias or instance_id}.",
+                    )
+        self.instance_id = instance_id
+        self.instance_alias = instance_alias
+
+    @property
+    def created(self) -> list[dict[str, Any]]:
+        """What this run's step created, each {"resource_type", "identifier", **details}."""
+        return list(self.created_resources)
+
+    def store_secret(self, name: str, value: str) -> None:
+        """Keep a secret the admin must copy once (an access key for Okta) encrypted on the step,
+        never in plan or outputs, masked in every audit row and log line; a new secret can be
+        shown again."""
+        from provisioning.audit import register_secret_values
+        from wizard import secret_box
+        from wizard.models import StepRun
+
+        register_secret_values([value])
+        step = StepRun.objects.get(pk=self.step_run_id)
+        secrets = {**step.secrets, name: value}
+        StepRun.objects.filter(pk=step.pk).update(
+            secret_ciphertext=secret_box.encrypt_json(secrets), secret_revealed_at=None
+        )
+
+    def stored_secrets(self) -> dict[str, str]:
+        """The secrets store_secret() kept for this step (registered for redaction)."""
+        from provisioning.audit import register_secret_values
+        from wizard.models import StepRun
+
+        secrets = StepRun.objects.get(pk=self.step_run_id).secrets
+        register_secret_values(secrets.values())
+        return secrets
+
+    def _connection(self, connection_id: int | None, role: str) -> Any:
+        from provisioning.errors import PermanentError
+        from wizard.models import Connection
+
+        if connection_id is None:
+            raise PermanentError(
+                f"This run has no {role} connection.",
+                code="connection_missing",
+                hint="Start a new run and choose a connection on the first page.",
+            )
+        try:
+            return Connection.objects.get(pk=connection_id)
+        except Connection.DoesNotExist:
+            raise PermanentError(
+                f"The {role} connection of this run no longer exists.", code="connection_missing"
+            ) from None
+
+    def aws(self, service: str) -> Any:
+        """A boto3 client for `service` in the run's region, every call audited."""
+        from provisioning.aws.client import aws_client
+
+        connection = self._connection(self.aws_connection_id, "AWS")
+        return aws_client(connection, service, region=self.region, audit=self.audit)
+
+    def graph(self) -> Any:
+        """A Microsoft Graph client for the run's Entra connection, every call audited."""
+        from provisioning.entra.client import graph_client
+
+        return graph_client(self._connection(self.idp_connection_id, "Entra ID"), audit=self.audit)
+
+    def okta(self) -> Any:
+        """An Okta client for the run's Okta connection, every call audited."""
+        from provisioning.okta.client import okta_client
+
+        return okta_client(self._connection(self.idp_connection_id, "Okta"), audit=self.audit)

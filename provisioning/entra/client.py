@@ -1,0 +1,471 @@
+"""Builds an audited Microsoft Graph client for an Entra ID connection, runs its calls from sync
+code, and turns Graph and sign-in errors into the project's errors.
+
+Auth methods (Connection.config["method"]): "client_secret" (config "tenant_id", "client_id";
+secret "client_secret") and "certificate" (same config; secret "certificate": a PEM with the
+private key and the certificate, optional secret "certificate_password"). In sandbox mode a
+sandbox connection signs in at the sandbox's authority and calls its Graph, trusting the
+sandbox CA; nowhere else is that CA trusted.
+
+Threads and loops: the SDK is async and Celery workers are sync. run_graph() runs a call with
+asgiref's async_to_sync, whose event loop lives in another thread while the calling thread
+serves sync_to_async calls; the audit rows and the (sync) azure-identity token requests run
+there, on the caller's database connection. Each HTTP request opens its own connection, so no
+connection outlives the event loop that made it.
+
+Auditing is per Graph request: one "started" row before it is sent and one "finished" row after
+its response (or failure). The SDK's own retries are off: Graph's Retry-After can be minutes, and
+a worker must not sleep through it; a throttled call raises RetryableError with the wait in it.
+Token requests to the sign-in endpoint are audited per HTTP attempt (service "login").
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import certifi
+import httpx
+from asgiref.sync import async_to_sync, sync_to_async
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.identity import CertificateCredential, ClientSecretCredential
+from kiota_abstractions.api_error import APIError
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware.middleware import BaseMiddleware
+from kiota_http.middleware.options import RetryHandlerOption, UrlReplaceHandlerOption
+from msgraph import GraphServiceClient
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph_core import GraphClientFactory
+
+from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.call_summaries import identifiers, json_safe, parse_json_body
+from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.sandbox_endpoints import sandbox_endpoints
+from wizard.models import Cloud, Connection
+
+T = TypeVar("T")
+
+AUTH_METHODS = ("client_secret", "certificate")
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# What the wizard's app registration needs (application permissions, with admin consent), from
+# the Graph permissions reference for the calls the Entra steps make.
+REQUIRED_GRAPH_PERMISSIONS = (
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Policy.ReadWrite.ApplicationConfiguration",
+    "Policy.Read.All",
+    "User.Read.All",
+    "Group.Read.All",
+)
+# kiota's defaults (KiotaClientFactory.get_default_client): 30 s to connect, 100 s per request.
+GRAPH_TIMEOUT = httpx.Timeout(100.0, connect=30.0)
+# Longest operation name the audit log stores (AuditEvent.operation max_length).
+MAX_OPERATION_CHARS = 128
+# When Graph throttles without a Retry-After header, wait this long (Graph throttling guidance
+# suggests backing off a few seconds).
+DEFAULT_RETRY_AFTER_S = 5.0
+
+
+def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceClient:
+    """A GraphServiceClient whose every request (and token request) is written to the audit log.
+    Run its calls with run_graph()."""
+    if connection.cloud != Cloud.ENTRA:
+        raise PermanentError(
+            f"“{connection.name}” is not an Entra ID connection.", code="wrong_connection_cloud"
+        )
+    sandbox = sandbox_endpoints(connection)
+    ca_bundle = sandbox["ca_bundle"] if sandbox else certifi.where()
+    base_url = sandbox["graph_base_url"] if sandbox else GRAPH_BASE_URL
+    credential = _credential(connection, sandbox=sandbox, ca_bundle=ca_bundle, audit=audit)
+    auth = AzureIdentityAuthenticationProvider(
+        _TokenFromCallerThread(credential),
+        scopes=[GRAPH_SCOPE],
+        # The token goes only to the Graph host, never to a host named in a nextLink or redirect.
+        allowed_hosts=[urlsplit(base_url).hostname or ""],
+    )
+    tls = ssl.create_default_context(cafile=ca_bundle)
+    http = httpx.AsyncClient(
+        transport=_OneConnectionPerRequest(tls), timeout=GRAPH_TIMEOUT, follow_redirects=False
+    )
+    middleware = [
+        _GraphCallAudit(audit, base_url),
+        *KiotaClientFactory.get_default_middleware(_MIDDLEWARE_OPTIONS),
+    ]
+    http = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = base_url
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def run_graph(call: Awaitable[T]) -> T:
+    """Run one Graph SDK call (a coroutine such as `client.organization.get()`) from sync code and
+    return its result; Graph, sign-in and network errors come out as the project's errors."""
+
+    async def wait() -> T:
+        return await call
+
+    try:
+        return async_to_sync(wait)()
+    except (APIError, AzureError, httpx.HTTPError, ssl.SSLError) as exc:
+        raise map_graph_error(exc) from exc
+
+
+_MIDDLEWARE_OPTIONS: dict[str, Any] = {
+    RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False),
+    # msgraph's own option: /me is written /users/me-token-to-replace by the generated builders.
+    UrlReplaceHandlerOption.get_key(): UrlReplaceHandlerOption(
+        enabled=True, replacement_pairs={"/users/me-token-to-replace": "/me"}
+    ),
+}
+
+
+def _credential(
+    connection: Connection, *, sandbox: dict[str, Any] | None, ca_bundle: str, audit: AuditScope
+) -> TokenCredential:
+    config = connection.config
+    method = config.get("method", "")
+    secrets = connection.secrets
+    register_secret_values(secrets.values())
+    tenant_id = config.get("tenant_id", "").strip()
+    client_id = config.get("client_id", "").strip()
+    if not tenant_id or not client_id:
+        raise PermanentError(
+            "The connection lacks the tenant ID or the application (client) ID.",
+            code="entra_missing_ids",
+            hint="Edit the connection: both are on the app registration's Overview page.",
+        )
+    options: dict[str, Any] = {
+        "transport": _AuditedTokenTransport(audit, connection_verify=ca_bundle)
+    }
+    if sandbox is not None:
+        options["authority"] = sandbox["entra_authority"]
+        options["disable_instance_discovery"] = True
+    if method == "client_secret":
+        secret = secrets.get("client_secret", "")
+        if not secret:
+            raise PermanentError(
+                "The connection has no client secret.",
+                code="entra_missing_secret",
+                hint="Edit the connection and enter the client secret's Value.",
+            )
+        return ClientSecretCredential(tenant_id, client_id, secret, **options)
+    if method == "certificate":
+        pem = secrets.get("certificate", "")
+        password = secrets.get("certificate_password") or None
+        try:
+            return CertificateCredential(
+                tenant_id,
+                client_id,
+                certificate_data=pem.encode(),
+                password=password.encode() if password else None,
+                **options,
+            )
+        except (ValueError, TypeError) as exc:
+            raise PermanentError(
+                "The connection's certificate can't be read.",
+                code="entra_bad_certificate",
+                hint="Paste a PEM with both the private key and the certificate (and the "
+                "password if the key is encrypted).",
+            ) from exc
+    raise PermanentError(
+        f"Unknown Entra ID sign-in method “{method}”.",
+        code="entra_unknown_method",
+        hint="Edit the connection and choose: " + ", ".join(AUTH_METHODS) + ".",
+    )
+
+
+class _TokenFromCallerThread(AsyncTokenCredential):
+    """Lets kiota await a sync azure-identity credential: get_token runs in the thread that called
+    run_graph(), where the token request's audit rows can be written."""
+
+    def __init__(self, credential: TokenCredential) -> None:
+        self._credential = credential
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return await sync_to_async(self._credential.get_token)(
+            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+        )
+
+    async def close(self) -> None:
+        """The sync credential holds no loop-bound resources; nothing to close here."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.close()
+
+
+class _AuditedTokenTransport(RequestsTransport):
+    """azure-core transport of the sign-in requests (discovery and token), each one audited."""
+
+    def __init__(self, scope: AuditScope, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scope = scope
+
+    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        path = urlsplit(request.url).path
+        record = start_call(
+            self.scope,
+            cloud=Cloud.ENTRA.value,
+            service="login",
+            operation=f"{request.method} {path}"[:MAX_OPERATION_CHARS],
+            request={"method": request.method, "path": path},
+        )
+        try:
+            response = super().send(request, **kwargs)
+        except Exception as exc:
+            finish_call(
+                record,
+                outcome="error",
+                response={"error": type(exc).__name__},
+                error_code=type(exc).__name__,
+            )
+            raise
+        status = response.status_code
+        body = parse_json_body(response.body()) if status >= 400 else None
+        finish_call(
+            record,
+            outcome="error" if status >= 400 else "ok",
+            response={
+                "http_status": status,
+                "request_id": response.headers.get("x-ms-request-id", ""),
+            },
+            error_code=str(body.get("error", "")) if isinstance(body, dict) else "",
+        )
+        return response
+
+
+class _OneConnectionPerRequest(httpx.AsyncBaseTransport):
+    """Opens a connection per request and reads the whole response before closing it, so nothing
+    pooled outlives the event loop of one run_graph() call."""
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        self._tls = tls
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with httpx.AsyncHTTPTransport(verify=self._tls) as transport:
+            response = await transport.handle_async_request(request)
+            content = await response.aread()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=content,
+            request=request,
+            extensions=response.extensions,
+        )
+
+
+class _GraphCallAudit(BaseMiddleware):
+    """The outermost kiota middleware: a started row before each Graph request, a finished row
+    after its response or failure."""
+
+    def __init__(self, scope: AuditScope, base_url: str) -> None:
+        super().__init__()
+        self.scope = scope
+        self.base_path = urlsplit(base_url).path.rstrip("/")
+
+    async def send(
+        self, request: httpx.Request, transport: httpx.AsyncBaseTransport
+    ) -> httpx.Response:
+        path = request.url.path
+        if path.startswith(self.base_path):
+            path = path[len(self.base_path) :] or "/"
+        summary: dict[str, Any] = {"method": request.method, "path": path}
+        query = dict(parse_qsl(request.url.query.decode()))
+        if query:
+            summary["query"] = json_safe(query)
+        body = parse_json_body(request.content)
+        if body is not None:
+            summary["body"] = json_safe(body)
+        record = await sync_to_async(start_call)(
+            self.scope,
+            cloud=Cloud.ENTRA.value,
+            service="graph",
+            operation=f"{request.method} {path}"[:MAX_OPERATION_CHARS],
+            request=summary,
+        )
+        try:
+            response = await super().send(request, transport)
+        except Exception as exc:
+            await sync_to_async(finish_call)(
+                record,
+                outcome="error",
+                response={"error": type(exc).__name__},
+                error_code=type(exc).__name__,
+            )
+            raise
+        payload = parse_json_body(await response.aread())
+        result: dict[str, Any] = {
+            "http_status": response.status_code,
+            "request_id": response.headers.get("request-id", ""),
+        }
+        error_code = ""
+        if response.status_code >= 400:
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            error_code = str(error.get("code", "")) if isinstance(error, dict) else ""
+            if "retry-after" in response.headers:
+                result["retry_after"] = response.headers["retry-after"]
+        else:
+            result.update(identifiers(payload))
+        await sync_to_async(finish_call)(
+            record,
+            outcome="error" if response.status_code >= 400 else "ok",
+            response=result,
+            error_code=error_code,
+        )
+        return response
+
+
+# AADSTS codes of the sign-in errors an admin can fix, and the field to fix (Microsoft Entra
+# authentication and authorization error codes reference).
+SIGN_IN_ERRORS = {
+    "AADSTS7000215": (
+        "The client secret is wrong.",
+        "Edit the connection and paste the secret's Value (not its Secret ID).",
+    ),
+    "AADSTS7000222": (
+        "The client secret has expired.",
+        "Create a new client secret on the app registration and paste its Value "
+        "into the connection.",
+    ),
+    "AADSTS700016": (
+        "No application with this client ID exists in the tenant.",
+        "Edit the connection: check the Application (client) ID and the tenant ID.",
+    ),
+    "AADSTS90002": (
+        "The tenant was not found.",
+        "Edit the connection: check the Directory (tenant) ID.",
+    ),
+    "AADSTS900023": (
+        "The tenant ID is not valid.",
+        "Edit the connection: the Directory (tenant) ID is a GUID or a domain.",
+    ),
+    "AADSTS700027": (
+        "The certificate was not accepted.",
+        "Upload the certificate's public part to the app registration, or paste the "
+        "matching private key and certificate into the connection.",
+    ),
+    "AADSTS53003": (
+        "A Conditional Access policy blocked the wizard's sign-in.",
+        "Exclude the wizard's app (workload identity) from that policy.",
+    ),
+}
+
+
+def map_graph_error(exc: BaseException) -> ProvisioningError:
+    """The project's error for a Graph (ODataError/APIError), sign-in or network exception."""
+    if isinstance(exc, ProvisioningError):
+        return exc
+    if isinstance(exc, ClientAuthenticationError):
+        text = str(exc.message or exc)
+        for code, (message, hint) in SIGN_IN_ERRORS.items():
+            if code in text:
+                return PermanentError(
+                    f"Entra ID refused the wizard's sign-in: {message}", code=code, hint=hint
+                )
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return _tls_untrusted()
+        return PermanentError(
+            "Entra ID refused the wizard's sign-in.",
+            code="entra_sign_in_failed",
+            hint="Check the tenant ID, client ID and secret or certificate of the connection.",
+        )
+    if isinstance(exc, APIError):
+        return _map_api_error(exc)
+    if isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return _tls_untrusted()
+    if isinstance(exc, httpx.HTTPError | ServiceRequestError | AzureError):
+        return RetryableError(
+            f"Microsoft Graph could not be reached ({type(exc).__name__}).",
+            code="graph_unreachable",
+            hint="The wizard retries. If it keeps failing, check the worker's network access.",
+        )
+    return PermanentError(
+        f"Unexpected error calling Microsoft Graph: {type(exc).__name__}", code="graph_unexpected"
+    )
+
+
+def _tls_untrusted() -> PermanentError:
+    return PermanentError(
+        "The Microsoft endpoint's TLS certificate is not trusted.",
+        code="entra_tls_untrusted",
+        hint="In live mode only publicly trusted certificates are accepted.",
+    )
+
+
+def _map_api_error(exc: APIError) -> ProvisioningError:
+    status = exc.response_status_code or 0
+    headers = exc.response_headers or {}
+    main = getattr(exc, "error", None)
+    code = str(getattr(main, "code", "") or "") or f"http_{status}"
+    graph_message = str(getattr(main, "message", "") or "").strip()
+    said = f" Graph said: “{graph_message}”" if graph_message else ""
+    if status in (429, 503, 504):
+        retry_after = _retry_after_seconds(headers.get("retry-after"))
+        return RetryableError(
+            f"Microsoft Graph is throttling or busy (HTTP {status}).",
+            code=code,
+            hint=f"Graph asked to wait {retry_after:g} s; the wizard retries after that.",
+        )
+    if status >= 500:
+        return RetryableError(
+            f"Microsoft Graph had a temporary problem (HTTP {status}).{said}",
+            code=code,
+            hint="The wizard retries.",
+        )
+    if status == 403 or code == "Authorization_RequestDenied":
+        return PermanentError(
+            f"The wizard's app lacks a Microsoft Graph permission.{said}",
+            code=code,
+            hint="In the app registration › API permissions, add these Microsoft Graph "
+            "application permissions and grant admin consent: "
+            + ", ".join(REQUIRED_GRAPH_PERMISSIONS)
+            + ".",
+        )
+    if status == 401:
+        return PermanentError(
+            f"Microsoft Graph did not accept the wizard's token.{said}",
+            code=code,
+            hint="Check the connection's tenant ID and client ID, and that admin consent was "
+            "granted.",
+        )
+    if status == 404:
+        return PermanentError(
+            f"Microsoft Graph did not find the object.{said}",
+            code=code,
+            hint="Check the ID or name you typed; new objects can take a few seconds to appear.",
+        )
+    if status in (400, 409, 422):
+        return PermanentError(
+            f"Microsoft Graph refused a value.{said}",
+            code=code,
+            hint="Change the value Graph names in its message, then retry.",
+        )
+    return PermanentError(f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    try:
+        return max(float(value or ""), 0.0)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S

@@ -1,0 +1,639 @@
+"""Advances a setup run one step at a time (plan, wait for the admin if asked, apply, verify) and
+rolls back what a run created.
+
+`advance(run_id)` does the next piece of work and says when to be called again: the Celery task
+re-enqueues itself with that countdown, the `setup_sso` command sleeps and calls again. Nothing
+here sleeps while a cloud is busy, and every state change is guarded on the current state:
+
+- A worker claims a step with a conditional UPDATE (`status` and `claimed_by` as they were read);
+  0 rows means another worker has it. The claim names the process ("host:pid").
+- A claim is released whenever the step stops for a wait or a retry, and is taken over only when
+  the claiming process is gone (same host, pid no longer alive) or the claim is older than
+  WIZARD_STEP_CLAIM_LEASE_S. Celery kills a task at WIZARD_STEP_TIME_LIMIT_S, shorter than the
+  lease, so a claim that outlives its lease belongs to a dead process: two live workers never
+  run the same step.
+- A plan whose changes are all "nothing"/"adopt" still runs apply(): apply returns the outputs
+  later steps read (ARNs, ids of adopted resources), and must change nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from provisioning.audit import AuditScope, record_state_change, redact, redact_text
+from provisioning.context import StepContext
+from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
+from provisioning.flows import FLOWS
+from provisioning.steps.base import STEPS, Finding, Plan, Step
+from wizard.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
+
+logger = logging.getLogger(__name__)
+
+# advance() returns this to continue with the same run in the same call.
+_CONTINUE = "continue"
+# Seconds to wait before the next piece of work when there is more to do right away.
+NOW = 0.0
+# Statuses in which a run's steps are being worked on.
+ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
+DONE_STEP = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+
+
+def import_step_modules() -> None:
+    """Import settings.WIZARD_STEP_MODULES so their steps and flows register (at startup)."""
+    for module in settings.WIZARD_STEP_MODULES:
+        importlib.import_module(module)
+
+
+def worker_identity() -> str:
+    """Who claims a step: this host and process, so a dead claimer can be recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def flow_problem(run: SetupRun) -> str:
+    """Why this run can't continue under the flows this version of the wizard has ("" if it can)."""
+    flow = FLOWS.get(run.flow_key)
+    if flow is None:
+        return (
+            f"This run follows the setup “{run.flow_key}”, which this version of the wizard no "
+            "longer has. Roll the run back or start a new one."
+        )
+    if flow.signature != run.flow_signature:
+        return (
+            f"The steps of “{flow.title}” changed since this run started, so it can't continue "
+            "safely. Roll the run back or start a new one."
+        )
+    return ""
+
+
+def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | None:
+    """Do the run's next piece of work: at most one step (its plan, apply and verify), or one
+    step's rollback. Returns the seconds after which to call again, or None when there is nothing
+    to do now (the run is at rest, waits for the admin, or another worker holds its step)."""
+    worker = worker or worker_identity()
+    finished_a_step = False
+    while True:
+        try:
+            run = SetupRun.objects.get(pk=run_id)
+        except SetupRun.DoesNotExist:
+            logger.warning("Run %s does not exist; nothing to advance.", run_id)
+            return None
+        if run.status == RunStatus.ROLLING_BACK:
+            return _roll_back_next(run, worker)
+        if run.status not in ACTIVE_RUN:
+            return None
+        problem = flow_problem(run)
+        if problem:
+            _fail_run(run, {"code": "flow_changed", "message": problem, "retryable": False})
+            return None
+        if run.status == RunStatus.PENDING:
+            _set_run_status(run, RunStatus.PENDING, RunStatus.RUNNING, _worker_scope(run, worker))
+        step = run.steps.exclude(status__in=DONE_STEP).order_by("position").first()
+        if step is None:
+            _finish_run(run, worker)
+            return None
+        if finished_a_step:
+            # One step per call: other runs get a turn, and the task stays far below its limit.
+            return NOW
+        outcome = _advance_step(run, step, worker)
+        if outcome == _CONTINUE:
+            continue
+        if outcome == StepStatus.SUCCEEDED:
+            finished_a_step = True
+            continue
+        return outcome  # type: ignore[return-value]
+
+
+def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+    status = step.status
+    if status == StepStatus.FAILED:
+        _fail_run(run, {**step.error, "step": step.key})
+        return None
+    if status == StepStatus.PLANNED:
+        if step.plan.get("needs_input") or step.plan.get("needs_confirmation"):
+            _wait_for_admin(run, step, worker)
+            return None
+        claimed = _claim(run, step, worker, to_status=StepStatus.APPLYING)
+        return _apply(run, claimed, worker) if claimed else None
+    if status == StepStatus.PENDING:
+        claimed = _claim(run, step, worker, to_status=StepStatus.PLANNING)
+        return _plan(run, claimed, worker) if claimed else None
+    if status in (StepStatus.PLANNING, StepStatus.APPLYING):
+        if step.claimed_by:
+            if not _claim_is_stale(step):
+                return None
+            claimed = _take_over(run, step, worker)
+        else:
+            claimed = _claim(run, step, worker, to_status=status)
+        if claimed is None:
+            return None
+        if status == StepStatus.PLANNING:
+            return _plan(run, claimed, worker)
+        return _apply(run, claimed, worker)
+    logger.warning("Run %s: step %s is %s; nothing to do.", run.pk, step.key, status)
+    return None
+
+
+# Claims ------------------------------------------------------------------------------------
+
+
+def _claim(run: SetupRun, step: StepRun, worker: str, *, to_status: str) -> StepRun | None:
+    """Take an unclaimed step: the one UPDATE that decides which worker runs it."""
+    return _claim_where(run, step, worker, to_status, Q(claimed_by=""))
+
+
+def _claim_where(
+    run: SetupRun, step: StepRun, worker: str, to_status: str, guard: Q
+) -> StepRun | None:
+    now = timezone.now()
+    with transaction.atomic():
+        updated = StepRun.objects.filter(guard, pk=step.pk, status=step.status).update(
+            status=to_status,
+            claimed_by=worker,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            updated_at=now,
+        )
+        if updated:
+            record_state_change(
+                _worker_scope(run, worker, step.key),
+                kind=AuditKind.STEP_STATE,
+                old={"status": step.status},
+                new={"status": to_status},
+            )
+    if not updated:
+        return None
+    return StepRun.objects.get(pk=step.pk)
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process stays a zombie until its parent reaps it: it runs nothing any more.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _claim_is_stale(step: StepRun) -> bool:
+    """The claiming process is gone (same host, pid not alive) or its lease ran out."""
+    lease = timedelta(seconds=settings.WIZARD_STEP_CLAIM_LEASE_S)
+    if step.claimed_at is None or step.claimed_at < timezone.now() - lease:
+        return True
+    host, _, pid = step.claimed_by.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _process_is_alive(int(pid))
+
+
+def _take_over(run: SetupRun, step: StepRun, worker: str) -> StepRun | None:
+    """Re-claim a step whose worker died mid-call; counts as a retry, so a step that kills its
+    worker every time fails after WIZARD_STEP_MAX_RETRIES instead of looping."""
+    logger.warning(
+        "Run %s: step %s was claimed by %s, which is gone; taking it over.",
+        run.pk,
+        step.key,
+        step.claimed_by,
+    )
+    guard = Q(claimed_by=step.claimed_by, claimed_at=step.claimed_at)
+    claimed = _claim_where(run, step, worker, step.status, guard)
+    if claimed is None:
+        return None
+    retries = int(claimed.error.get("retries", 0)) + 1
+    if retries > settings.WIZARD_STEP_MAX_RETRIES:
+        _fail_step(
+            run,
+            claimed,
+            worker,
+            {
+                "code": "worker_lost",
+                "message": f"The worker running this step stopped {retries} times.",
+                "hint": "Check the worker's log and memory, then retry the step.",
+                "retryable": True,
+            },
+        )
+        return None
+    StepRun.objects.filter(pk=claimed.pk).update(
+        error={
+            "code": "worker_lost",
+            "message": "The worker running this step stopped; another one took over.",
+            "hint": "",
+            "retryable": True,
+            "retries": retries,
+        }
+    )
+    claimed.refresh_from_db()
+    return claimed
+
+
+def _release(step: StepRun, worker: str, **fields: Any) -> bool:
+    """Give the claim back (for a wait or a retry), keeping the step's status."""
+    return bool(
+        StepRun.objects.filter(pk=step.pk, claimed_by=worker).update(
+            claimed_by="", claimed_at=None, updated_at=timezone.now(), **fields
+        )
+    )
+
+
+# Phases -------------------------------------------------------------------------------------
+
+
+def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
+    earlier = run.steps.filter(position__lt=step.position).order_by("position")
+    return StepContext(
+        run_id=run.pk,
+        step_key=step.key,
+        region=run.region,
+        instance_id=run.instance_id,
+        instance_alias=run.instance_alias,
+        mode=run.mode,
+        inputs={**run.inputs, **step.inputs},
+        outputs={earlier_step.key: earlier_step.outputs for earlier_step in earlier},
+        audit=_worker_scope(run, worker, step.key),
+        aws_connection_id=run.aws_connection_id,
+        idp_connection_id=run.idp_connection_id,
+        step_run_id=step.pk,
+        created_resources=list(step.created_resources),
+    )
+
+
+def _step_class(step: StepRun) -> Step | None:
+    step_class = STEPS.get(step.key)
+    return step_class() if step_class else None
+
+
+def _missing_step_error(step: StepRun) -> dict[str, Any]:
+    return {
+        "code": "step_missing",
+        "message": f"This version of the wizard has no step “{step.key}”.",
+        "hint": "Roll the run back or start a new one.",
+        "retryable": False,
+    }
+
+
+def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+    implementation = _step_class(step)
+    if implementation is None:
+        _fail_step(run, step, worker, _missing_step_error(step))
+        return None
+    try:
+        plan = implementation.plan(_context(run, step, worker))
+    except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
+        return _handle_step_exception(run, step, worker, exc)
+    return _save_plan(run, step, worker, plan)
+
+
+def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
+    stored = plan.to_json()
+    # The page asks the admin to confirm when the step says so, or when the admin asked to review
+    # every plan that changes something.
+    stored["needs_confirmation"] = not plan.needs_input and (
+        plan.needs_confirmation or (run.review_plans and not plan.is_noop)
+    )
+    moved = _move_step(
+        run,
+        step,
+        worker,
+        StepStatus.PLANNED,
+        plan=redact(stored),
+        error={},
+        outputs={},
+        waiting_since=None,
+    )
+    if not moved:
+        return None
+    if stored["needs_input"] or stored["needs_confirmation"]:
+        step.refresh_from_db()
+        _wait_for_admin(run, step, worker)
+        return None
+    return _CONTINUE
+
+
+def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+    implementation = _step_class(step)
+    if implementation is None:
+        _fail_step(run, step, worker, _missing_step_error(step))
+        return None
+    ctx = _context(run, step, worker)
+    try:
+        outputs = dict(implementation.apply(ctx) or {})
+        findings = implementation.verify(ctx)
+    except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
+        return _handle_step_exception(run, step, worker, exc)
+    outputs["verify"] = [asdict(finding) for finding in findings]
+    failing = [finding for finding in findings if not finding.ok]
+    if failing:
+        _fail_step(run, step, worker, _verify_error(failing), outputs=redact(outputs))
+        return None
+    moved = _move_step(
+        run,
+        step,
+        worker,
+        StepStatus.SUCCEEDED,
+        outputs=redact(outputs),
+        error={},
+        waiting_since=None,
+        finished_at=timezone.now(),
+    )
+    return StepStatus.SUCCEEDED if moved else None
+
+
+def _verify_error(failing: list[Finding]) -> dict[str, Any]:
+    return {
+        "code": "verify_failed",
+        "message": "; ".join(f"{finding.check}: {finding.detail}" for finding in failing),
+        "hint": " ".join(finding.fix for finding in failing if finding.fix),
+        "retryable": True,
+    }
+
+
+def _handle_step_exception(
+    run: SetupRun, step: StepRun, worker: str, exc: BaseException
+) -> float | None:
+    if isinstance(exc, WaitForCloud):
+        return _wait_for_cloud(run, step, worker, exc)
+    if isinstance(exc, RetryableError):
+        return _retry_later(run, step, worker, exc)
+    if isinstance(exc, ProvisioningError):
+        _fail_step(run, step, worker, exc.as_dict())
+        return None
+    if not isinstance(exc, Exception):
+        # KeyboardInterrupt, SystemExit: the process is stopping. The claim stays, and the next
+        # worker takes the step over once this process is gone.
+        raise exc
+    # A bug or an SDK error a client module did not map. The message may still help the admin.
+    logger.error("Run %s: step %s raised %s", run.pk, step.key, type(exc).__name__, exc_info=exc)
+    _fail_step(
+        run,
+        step,
+        worker,
+        {
+            "code": type(exc).__name__,
+            "message": f"Unexpected error: {exc}",
+            "hint": "Retry the step; if it fails again, the worker's log has the details.",
+            "retryable": False,
+        },
+    )
+    return None
+
+
+def _countdown(seconds: float) -> float:
+    return max(0.0, min(seconds, settings.WIZARD_MAX_COUNTDOWN_S))
+
+
+def _wait_for_cloud(run: SetupRun, step: StepRun, worker: str, wait: WaitForCloud) -> float | None:
+    countdown = _countdown(
+        wait.countdown_s if wait.countdown_s is not None else settings.WIZARD_WAIT_COUNTDOWN_S
+    )
+    logger.info("Run %s: step %s waits: %s", run.pk, step.key, redact_text(wait.reason))
+    released = _release(
+        step,
+        worker,
+        waiting_since=step.waiting_since or timezone.now(),
+        outputs={"waiting_for": redact_text(wait.reason)},
+    )
+    return countdown if released else None
+
+
+def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableError) -> float | None:
+    retries = int(step.error.get("retries", 0)) + 1
+    if retries > settings.WIZARD_STEP_MAX_RETRIES:
+        message = f"{error.message} (still failing after {retries - 1} retries)"
+        _fail_step(run, step, worker, {**error.as_dict(), "message": message})
+        return None
+    delay = _countdown(settings.WIZARD_RETRY_BACKOFF_S * 2 ** (retries - 1))
+    logger.info(
+        "Run %s: step %s will retry in %.1f s (%s/%s): %s",
+        run.pk,
+        step.key,
+        delay,
+        retries,
+        settings.WIZARD_STEP_MAX_RETRIES,
+        redact_text(error.message),
+    )
+    released = _release(step, worker, error=redact({**error.as_dict(), "retries": retries}))
+    return delay if released else None
+
+
+# State changes ------------------------------------------------------------------------------
+
+
+def _worker_scope(run: SetupRun, worker: str, step_key: str = "") -> AuditScope:
+    return AuditScope(
+        actor_label=f"worker {worker}",
+        actor_id=run.created_by_id,
+        run_id=run.pk,
+        step_key=step_key,
+    )
+
+
+def _move_step(
+    run: SetupRun, step: StepRun, worker: str, to_status: str, message: str = "", **fields: Any
+) -> bool:
+    """Finish a phase: new status, claim released, in one guarded UPDATE with its audit row."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker).update(
+            status=to_status, claimed_by="", claimed_at=None, updated_at=now, **fields
+        )
+        if moved:
+            record_state_change(
+                _worker_scope(run, worker, step.key),
+                kind=AuditKind.STEP_STATE,
+                old={"status": step.status},
+                new={"status": to_status},
+                message=message,
+            )
+    if not moved:
+        logger.warning("Run %s: step %s was taken over by another worker.", run.pk, step.key)
+    return bool(moved)
+
+
+def _fail_step(
+    run: SetupRun,
+    step: StepRun,
+    worker: str,
+    error: dict[str, Any],
+    outputs: dict[str, Any] | None = None,
+) -> None:
+    error = redact(error)
+    moved = _move_step(
+        run,
+        step,
+        worker,
+        StepStatus.FAILED,
+        message=str(error.get("message", "")),
+        error=error,
+        outputs=outputs or {},
+        waiting_since=None,
+        finished_at=timezone.now(),
+    )
+    if moved:
+        _fail_run(run, {**error, "step": step.key})
+
+
+def _set_run_status(
+    run: SetupRun, old: str, new: str, scope: AuditScope, message: str = "", **fields: Any
+) -> bool:
+    """Move a run from `old` to `new` (guarded), with its audit row, in the caller's transaction
+    or its own."""
+    with transaction.atomic():
+        moved = SetupRun.objects.filter(pk=run.pk, status=old).update(
+            status=new, updated_at=timezone.now(), **fields
+        )
+        if moved:
+            record_state_change(
+                scope,
+                kind=AuditKind.RUN_STATE,
+                old={"status": old},
+                new={"status": new},
+                message=message,
+            )
+    if moved:
+        run.status = new
+    return bool(moved)
+
+
+def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
+    error = redact(error)
+    scope = AuditScope(actor_label="wizard", actor_id=run.created_by_id, run_id=run.pk)
+    for status in (RunStatus.RUNNING, RunStatus.PENDING):
+        if _set_run_status(
+            run,
+            status,
+            RunStatus.FAILED,
+            scope,
+            message=str(error.get("message", "")),
+            error=error,
+            finished_at=timezone.now(),
+        ):
+            return
+
+
+def _finish_run(run: SetupRun, worker: str) -> None:
+    _set_run_status(
+        run,
+        RunStatus.RUNNING,
+        RunStatus.SUCCEEDED,
+        _worker_scope(run, worker),
+        error={},
+        finished_at=timezone.now(),
+    )
+
+
+def _wait_for_admin(run: SetupRun, step: StepRun, worker: str) -> None:
+    """The run waits for the admin (confirm a plan, answer a form) while this step is planned."""
+    with transaction.atomic():
+        # Serialise with step_confirm/step_submit_inputs, which lock the run row the same way.
+        SetupRun.objects.select_for_update().filter(pk=run.pk).first()
+        if StepRun.objects.filter(pk=step.pk, status=StepStatus.PLANNED).exists():
+            reason = "its input" if step.plan.get("needs_input") else "confirmation of its plan"
+            _set_run_status(
+                run,
+                RunStatus.RUNNING,
+                RunStatus.WAITING,
+                _worker_scope(run, worker, step.key),
+                message=f"Step “{step.key}” waits for {reason}.",
+            )
+
+
+# Rollback -----------------------------------------------------------------------------------
+
+
+def _needs_rollback(step: StepRun) -> bool:
+    if step.status == StepStatus.SUCCEEDED:
+        return True
+    return step.status != StepStatus.ROLLED_BACK and bool(step.created_resources)
+
+
+def _roll_back_next(run: SetupRun, worker: str) -> float | None:
+    """Undo the last step (in flow order) that is succeeded or created something."""
+    steps = list(run.steps.order_by("-position"))
+    if any(step.claimed_by and not _claim_is_stale(step) for step in steps):
+        # A cancelled run's last call is still running; roll back after it.
+        return _countdown(settings.WIZARD_WAIT_COUNTDOWN_S)
+    step = next((step for step in steps if _needs_rollback(step)), None)
+    if step is None:
+        _set_run_status(
+            run,
+            RunStatus.ROLLING_BACK,
+            RunStatus.ROLLED_BACK,
+            _worker_scope(run, worker),
+            error={},
+            finished_at=timezone.now(),
+        )
+        return None
+    guard = (
+        Q(claimed_by=step.claimed_by, claimed_at=step.claimed_at)
+        if step.claimed_by
+        else Q(claimed_by="")
+    )
+    claimed = _claim_where(run, step, worker, step.status, guard)
+    if claimed is None:
+        return None
+    implementation = _step_class(claimed)
+    if implementation is None:
+        _fail_rollback(run, claimed, worker, _missing_step_error(claimed))
+        return None
+    try:
+        implementation.rollback(_context(run, claimed, worker))
+    except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
+        if isinstance(exc, WaitForCloud):
+            return _wait_for_cloud(run, claimed, worker, exc)
+        if isinstance(exc, RetryableError):
+            retries = int(claimed.error.get("retries", 0)) + 1
+            if retries <= settings.WIZARD_STEP_MAX_RETRIES:
+                _release(claimed, worker, error=redact({**exc.as_dict(), "retries": retries}))
+                return _countdown(settings.WIZARD_RETRY_BACKOFF_S * 2 ** (retries - 1))
+        if not isinstance(exc, Exception):
+            raise
+        error = (
+            exc.as_dict()
+            if isinstance(exc, ProvisioningError)
+            else {"code": type(exc).__name__, "message": f"Unexpected error: {exc}"}
+        )
+        _fail_rollback(run, claimed, worker, error)
+        return None
+    _move_step(
+        run,
+        claimed,
+        worker,
+        StepStatus.ROLLED_BACK,
+        error={},
+        waiting_since=None,
+        finished_at=timezone.now(),
+    )
+    return NOW
+
+
+def _fail_rollback(run: SetupRun, step: StepRun, worker: str, error: dict[str, Any]) -> None:
+    error = redact({**error, "step": step.key})
+    message = f"Rolling back step “{step.key}” failed: {error.get('message', '')}"
+    _release(step, worker, error=error)
+    _set_run_status(
+        run,
+        RunStatus.ROLLING_BACK,
+        RunStatus.FAILED,
+        _worker_scope(run, worker, step.key),
+        message=message,
+        error={**error, "message": message},
+        finished_at=timezone.now(),
+    )

@@ -1,0 +1,275 @@
+"""The AWS client against the sandbox: sign-in, audit rows, redaction, error mapping, trust."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from provisioning.audit import AuditScope
+from provisioning.aws.client import aws_client, aws_errors, map_aws_error
+from provisioning.errors import PermanentError, RetryableError
+from sandbox.knobs import Knobs
+from sandbox.server import AWS_ACCOUNT_ID, Sandbox
+from tests.clients.conftest import (
+    all_audit_text,
+    assert_every_call_started_and_finished,
+    call_rows,
+)
+from tests.sandbox.aws_clients import active_instance
+from wizard.models import AuditKind, Cloud, Connection
+
+pytestmark = pytest.mark.django_db
+
+CANARY_KEY = "canary-secret-access-key-4f1d9c"  # noqa: S105
+CANARY_PASSWORD = "canary-password-8e2b7a"  # noqa: S105
+
+
+def _sandbox_aws(method: str = "access_key", **config: str) -> Connection:
+    connection = Connection(
+        cloud=Cloud.AWS, name=f"aws {method}", is_sandbox=True, config={"method": method, **config}
+    )
+    connection.set_secrets({"access_key_id": "AKIACANARY000000", "secret_access_key": CANARY_KEY})
+    connection.save()
+    return connection
+
+
+def test_it_signs_in_to_the_sandbox_and_audits_the_call(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    sts = aws_client(sandbox_connections[Cloud.AWS], "sts", region="", audit=scope)
+
+    identity = sts.get_caller_identity()
+
+    assert identity["Account"] == AWS_ACCOUNT_ID
+    started, finished = assert_every_call_started_and_finished(Cloud.AWS)
+    assert (started.service, started.operation, started.actor_label) == (
+        "sts",
+        "GetCallerIdentity",
+        "client tests",
+    )
+    assert finished.outcome == "ok"
+    assert finished.response["http_status"] == 200
+    assert finished.response["attempts"] == 1
+    assert finished.response["Arn"] == identity["Arn"]
+    assert finished.response["request_id"]
+
+
+def test_it_writes_no_secret_to_the_audit_log(sandbox_mode: Sandbox, scope: AuditScope) -> None:
+    iam = aws_client(_sandbox_aws(), "iam", region="", audit=scope)
+
+    iam.create_user(UserName="canary-user")
+    # A parameter named like a secret, and a connection secret inside an ordinary parameter.
+    iam.create_login_profile(UserName="canary-user", Password=CANARY_PASSWORD)
+    iam.create_role(
+        RoleName="canary-role",
+        AssumeRolePolicyDocument="{}",
+        Description=f"copied by mistake: {CANARY_KEY}",
+    )
+
+    rows = assert_every_call_started_and_finished(Cloud.AWS)
+    assert len(rows) == 6
+    text = all_audit_text()
+    assert CANARY_KEY not in text
+    assert CANARY_PASSWORD not in text
+    login_profile = next(
+        r for r in rows if r.operation == "CreateLoginProfile" and r.kind == AuditKind.CALL_STARTED
+    )
+    assert login_profile.request == {"UserName": "canary-user", "Password": "***"}
+
+
+def test_it_assumes_the_connections_role_with_its_external_id(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _sandbox_aws(
+        "assume_role", role_arn=f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/wizard", external_id="ext-42"
+    )
+    sts = aws_client(connection, "sts", region="", audit=scope)
+
+    identity = sts.get_caller_identity()
+
+    assert ":assumed-role/wizard/connect-sso-wizard" in identity["Arn"]
+    rows = assert_every_call_started_and_finished(Cloud.AWS)
+    assumed = [r for r in rows if r.operation == "AssumeRole"]
+    assert assumed[0].request["ExternalId"] == "ext-42"
+    assert assumed[0].request["RoleArn"].endswith(":role/wizard")
+    # The temporary secret key and session token are kept out of the row.
+    assert set(assumed[1].response) <= {
+        "http_status",
+        "request_id",
+        "attempts",
+        "AssumedRoleUser.AssumedRoleId",
+        "AssumedRoleUser.Arn",
+    }
+
+
+def test_it_retries_throttling_then_raises_a_retryable_error(
+    sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, scope: AuditScope
+) -> None:
+    sandbox_knobs.rate_limits_enabled = True
+    sandbox_knobs.rate_limits["sts:GetCallerIdentity"] = (0.001, 1)
+    sandbox_knobs.reset_buckets()
+    sts = aws_client(sandbox_connections[Cloud.AWS], "sts", region="", audit=scope)
+    sts.get_caller_identity()
+
+    with pytest.raises(ClientError) as raised:
+        sts.get_caller_identity()
+    error = map_aws_error(raised.value)
+
+    assert isinstance(error, RetryableError)
+    assert "throttling GetCallerIdentity" in error.message
+    finished = call_rows(Cloud.AWS).filter(kind=AuditKind.CALL_FINISHED).last()
+    assert finished.outcome == "error"
+    assert finished.response["attempts"] == 3
+    assert finished.error_code == raised.value.response["Error"]["Code"]
+
+
+def test_it_raises_a_retryable_error_for_server_errors(
+    sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, scope: AuditScope
+) -> None:
+    sandbox_knobs.error_rates["sts:GetCallerIdentity"] = 1.0
+    sts = aws_client(sandbox_connections[Cloud.AWS], "sts", region="", audit=scope)
+
+    with pytest.raises(RetryableError), aws_errors():
+        sts.get_caller_identity()
+
+
+def test_it_names_the_quota_to_raise_when_one_is_used_up(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    connect = aws_client(sandbox_connections[Cloud.AWS], "connect", region="", audit=scope)
+    instance = active_instance(connect, "quota")
+    number = connect.search_available_phone_numbers(
+        TargetArn=instance["Arn"],
+        PhoneNumberCountryCode="JP",
+        PhoneNumberType="DID",
+        MaxResults=1,
+    )["AvailableNumbersList"][0]["PhoneNumber"]
+
+    with pytest.raises(PermanentError) as raised, aws_errors():
+        connect.claim_phone_number(TargetArn=instance["Arn"], PhoneNumber=number)
+
+    assert "Phone numbers per instance" in raised.value.message
+    assert "Request an increase in Service Quotas" in raised.value.hint
+
+
+def test_it_tells_what_to_type_differently_for_a_duplicate(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    iam = aws_client(sandbox_connections[Cloud.AWS], "iam", region="", audit=scope)
+    iam.create_role(RoleName="twice", AssumeRolePolicyDocument="{}")
+
+    with pytest.raises(PermanentError) as raised, aws_errors():
+        iam.create_role(RoleName="twice", AssumeRolePolicyDocument="{}")
+
+    assert raised.value.code == "EntityAlreadyExists"
+    assert "different name" in raised.value.hint
+
+
+def _client_error(code: str, message: str, status: int, operation: str) -> ClientError:
+    """The exception botocore raises for an AWS error response (its parsed shape)."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "req-1"},
+        },
+        operation,
+    )
+
+
+def test_it_names_the_missing_permission_when_access_is_denied() -> None:
+    error = map_aws_error(
+        _client_error(
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/wizard is not authorized to perform: "
+            "iam:CreateSAMLProvider on resource: arn:aws:iam::123456789012:saml-provider/Okta "
+            "because no identity-based policy allows the iam:CreateSAMLProvider action",
+            403,
+            "CreateSAMLProvider",
+        )
+    )
+
+    assert isinstance(error, PermanentError)
+    assert "iam:CreateSAMLProvider" in error.message
+    assert "arn:aws:iam::123456789012:user/wizard" in error.message
+    assert error.hint.startswith("Add iam:CreateSAMLProvider to an IAM policy")
+
+
+def test_it_points_at_the_policy_when_an_explicit_deny_refuses() -> None:
+    error = map_aws_error(
+        _client_error(
+            "AccessDeniedException",
+            "User: arn:aws:sts::123456789012:assumed-role/w/s is not authorized to perform: "
+            "connect:CreateInstance with an explicit deny in a service control policy",
+            400,
+            "CreateInstance",
+        )
+    )
+
+    assert "connect:CreateInstance" in error.hint
+    assert "explicitly denies" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "words"),
+    [
+        ("InvalidClientTokenId", 403, PermanentError, "access key ID and secret access key"),
+        ("SignatureDoesNotMatch", 403, PermanentError, "access key ID and secret access key"),
+        ("ExpiredToken", 400, PermanentError, "Refresh them"),
+        ("ServiceQuotaExceededException", 402, PermanentError, "Amazon Connect instances"),
+        ("ThrottlingException", 429, RetryableError, "retries at the API's rate"),
+        ("InternalServerError", 500, RetryableError, "retries"),
+        ("InvalidParameterException", 400, PermanentError, "Change the value"),
+        ("ResourceNotFoundException", 404, PermanentError, "Check the ID"),
+    ],
+)
+def test_it_maps_each_kind_of_aws_error(code: str, status: int, kind: type, words: str) -> None:
+    error = map_aws_error(_client_error(code, "details", status, "CreateInstance"))
+
+    assert type(error) is kind
+    assert error.code == code
+    assert words in f"{error.message} {error.hint}"
+
+
+def test_it_does_not_trust_the_sandbox_ca_in_live_mode(
+    sandbox: Sandbox, settings: Any, monkeypatch: pytest.MonkeyPatch, scope: AuditScope, db: None
+) -> None:
+    settings.WIZARD_MODE = "live"
+    # botocore's own setting sends a live client to the sandbox, which only its CA vouches for.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoints["aws_endpoint_url"])
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    live = Connection.objects.create(cloud=Cloud.AWS, name="live", config={"method": "access_key"})
+    live.set_secrets({"access_key_id": "AKIALIVE00000000", "secret_access_key": "live-secret"})
+    sts = aws_client(live, "sts", region="ap-northeast-1", audit=scope)
+
+    with pytest.raises(PermanentError) as raised, aws_errors():
+        sts.get_caller_identity()
+
+    assert raised.value.code == "aws_tls_untrusted"
+    finished = call_rows(Cloud.AWS).filter(kind=AuditKind.CALL_FINISHED).get()
+    assert finished.error_code == "aws_tls_untrusted"
+
+
+def test_it_refuses_a_sandbox_connection_in_live_mode(
+    sandbox_connections: dict[str, Connection], settings: Any, scope: AuditScope
+) -> None:
+    settings.WIZARD_MODE = "live"
+
+    with pytest.raises(PermanentError) as raised:
+        aws_client(sandbox_connections[Cloud.AWS], "sts", region="us-east-1", audit=scope)
+
+    assert raised.value.code == "sandbox_connection_in_live_mode"
+
+
+def test_it_says_which_profile_is_missing(settings: Any, scope: AuditScope, db: None) -> None:
+    settings.WIZARD_MODE = "live"
+    connection = Connection.objects.create(
+        cloud=Cloud.AWS, name="p", config={"method": "profile", "profile": "no-such-profile"}
+    )
+
+    with pytest.raises(PermanentError) as raised:
+        aws_client(connection, "sts", region="us-east-1", audit=scope)
+
+    assert raised.value.code == "aws_profile_not_found"
+    assert "no-such-profile" in raised.value.message

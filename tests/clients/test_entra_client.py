@@ -1,0 +1,187 @@
+"""The Graph client against the sandbox tenant: sign-in, audit rows, redaction, errors, trust."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from provisioning.audit import AuditScope
+from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
+from provisioning.errors import PermanentError, RetryableError
+from sandbox.knobs import Knobs
+from sandbox.server import ENTRA_CLIENT_SECRET, Sandbox
+from tests.clients.conftest import (
+    all_audit_text,
+    assert_every_call_started_and_finished,
+    call_rows,
+)
+from wizard.models import AuditKind, Cloud, Connection
+
+pytestmark = pytest.mark.django_db
+
+
+def _sandbox_entra(sandbox: Sandbox, secret: str) -> Connection:
+    connection = Connection(
+        cloud=Cloud.ENTRA,
+        name="entra",
+        is_sandbox=True,
+        config={
+            "method": "client_secret",
+            "tenant_id": sandbox.endpoints["entra_tenant_id"],
+            "client_id": sandbox.endpoints["entra_client_id"],
+        },
+    )
+    connection.set_secrets({"client_secret": secret})
+    connection.save()
+    return connection
+
+
+@pytest.fixture
+def no_graph_permissions(sandbox: Sandbox) -> Iterator[None]:
+    tenant = sandbox.apps["entra"].tenant
+    granted = set(tenant.granted_permissions)
+    tenant.granted_permissions.clear()
+    yield
+    tenant.granted_permissions.update(granted)
+
+
+def test_it_signs_in_and_reads_graph_with_every_request_audited(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+
+    first = run_graph(client.users.get())
+    again = run_graph(client.users.get())
+
+    assert first.value and [user.id for user in first.value] == [user.id for user in again.value]
+    rows = assert_every_call_started_and_finished(Cloud.ENTRA)
+    graph = [r for r in rows if r.service == "graph"]
+    assert [(r.kind, r.operation) for r in graph] == [
+        (AuditKind.CALL_STARTED, "GET /users"),
+        (AuditKind.CALL_FINISHED, "GET /users"),
+    ] * 2
+    assert graph[1].response["http_status"] == 200
+    assert graph[1].response["request_id"]
+    # One token for both calls (the credential caches it), after the authority's discovery.
+    assert [(r.kind, r.operation.rsplit("/", 1)[-1]) for r in rows if r.service == "login"] == [
+        (AuditKind.CALL_STARTED, "openid-configuration"),
+        (AuditKind.CALL_FINISHED, "openid-configuration"),
+        (AuditKind.CALL_STARTED, "token"),
+        (AuditKind.CALL_FINISHED, "token"),
+    ]
+
+
+def test_it_writes_neither_the_secret_nor_the_token_to_the_audit_log(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+
+    run_graph(client.service_principals.get())
+
+    text = all_audit_text()
+    assert ENTRA_CLIENT_SECRET not in text
+    assert "eyJ" not in text  # the start of every JWT access token
+    assert "Bearer" not in text
+
+
+def test_it_tells_which_field_to_fix_for_a_wrong_client_secret(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    client = graph_client(_sandbox_entra(sandbox_mode, "wrong-secret-value"), audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        run_graph(client.service_principals.get())
+
+    assert raised.value.code == "AADSTS7000215"
+    assert "client secret is wrong" in raised.value.message
+    assert "Value (not its Secret ID)" in raised.value.hint
+    token = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="login").last()
+    assert (token.outcome, token.error_code) == ("error", "invalid_client")
+
+
+def test_it_lists_the_graph_permissions_the_app_lacks(
+    sandbox_connections: dict[str, Connection], no_graph_permissions: None, scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        run_graph(client.service_principals.get())
+
+    assert raised.value.code == "Authorization_RequestDenied"
+    assert all(permission in raised.value.hint for permission in REQUIRED_GRAPH_PERMISSIONS)
+    assert "admin consent" in raised.value.hint
+    finished = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="graph").get()
+    assert finished.error_code == "Authorization_RequestDenied"
+
+
+def test_it_raises_a_retryable_error_with_graphs_retry_after(
+    sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, scope: AuditScope
+) -> None:
+    sandbox_knobs.rate_limits_enabled = True
+    sandbox_knobs.rate_limits["graph:read"] = (0.01, 1)
+    sandbox_knobs.reset_buckets()
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+    run_graph(client.service_principals.get())
+
+    with pytest.raises(RetryableError) as raised:
+        run_graph(client.service_principals.get())
+
+    assert raised.value.code == "TooManyRequests"
+    assert "Graph asked to wait 100 s" in raised.value.hint
+    finished = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="graph").last()
+    assert finished.response["retry_after"] == "100"
+
+
+def test_it_raises_a_retryable_error_when_graph_is_unavailable(
+    sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, scope: AuditScope
+) -> None:
+    sandbox_knobs.error_rates["graph:read"] = 1.0
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+
+    with pytest.raises(RetryableError) as raised:
+        run_graph(client.service_principals.get())
+
+    assert raised.value.code == "serviceNotAvailable"
+
+
+def test_it_neither_trusts_the_sandbox_ca_nor_sends_a_token_off_graph_in_live_mode(
+    sandbox: Sandbox, settings: Any, scope: AuditScope
+) -> None:
+    settings.WIZARD_MODE = "live"
+    live = Connection.objects.create(
+        cloud=Cloud.ENTRA,
+        name="live",
+        config={
+            "method": "client_secret",
+            "tenant_id": sandbox.endpoints["entra_tenant_id"],
+            "client_id": sandbox.endpoints["entra_client_id"],
+        },
+    )
+    live.set_secrets({"client_secret": "live-secret"})
+    client = graph_client(live, audit=scope)
+    elsewhere = f"{sandbox.endpoints['graph_base_url']}/servicePrincipals"
+
+    with pytest.raises(PermanentError) as raised:
+        run_graph(client.service_principals.with_url(elsewhere).get())
+
+    assert raised.value.code == "entra_tls_untrusted"
+    # No sign-in happened: the token is only ever fetched for graph.microsoft.com.
+    assert not call_rows(Cloud.ENTRA).filter(service="login").exists()
+    finished = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED).get()
+    assert finished.error_code == "ConnectError"
+
+
+def test_it_says_how_to_fix_a_certificate_it_cannot_read(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _sandbox_entra(sandbox_mode, "unused")
+    connection.config["method"] = "certificate"
+    connection.set_secrets({"certificate": "-----BEGIN CERTIFICATE-----\nnot a certificate\n"})
+
+    with pytest.raises(PermanentError) as raised:
+        graph_client(connection, audit=scope)
+
+    assert raised.value.code == "entra_bad_certificate"
+    assert "private key and the certificate" in raised.value.hint

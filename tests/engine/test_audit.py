@@ -1,0 +1,182 @@
+"""The audit choke point: a started row committed before each call, a finished row after, state
+changes written only when something changed, and secrets masked everywhere."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+
+import pytest
+
+from provisioning import audit
+from provisioning.audit import AuditScope
+from provisioning.errors import PermanentError
+from tests.engine.runs import calls, drive, start_run
+from wizard.models import AuditEvent, AuditKind
+
+SCOPE = AuditScope(actor_label="tester", step_key="a_step")
+
+
+@pytest.mark.django_db
+def test_it_writes_the_started_row_before_the_call_and_the_finished_row_after() -> None:
+    seen_during_call: list[str] = []
+
+    def call() -> dict[str, str]:
+        seen_during_call.extend(AuditEvent.objects.values_list("kind", flat=True))
+        return {"Arn": "arn:aws:iam::123456789012:role/x", "Extra": "not kept"}
+
+    result = audit.audited_call(
+        SCOPE,
+        cloud="aws",
+        service="iam",
+        operation="CreateRole",
+        request={"RoleName": "x"},
+        call=call,
+        summarize=lambda response: {"Arn": response["Arn"]},
+    )
+
+    assert result["Extra"] == "not kept"
+    assert seen_during_call == [AuditKind.CALL_STARTED]
+    started, finished = AuditEvent.objects.order_by("pk")
+    assert started.call_id == finished.call_id
+    assert (started.outcome, finished.outcome) == ("started", "ok")
+    assert started.request == {"RoleName": "x"}
+    assert finished.response == {"Arn": "arn:aws:iam::123456789012:role/x"}
+    assert finished.duration_ms is not None
+    assert (finished.actor_label, finished.step_key, finished.operation) == (
+        "tester",
+        "a_step",
+        "CreateRole",
+    )
+
+
+@pytest.mark.django_db
+def test_it_records_a_failed_call_and_raises_its_error() -> None:
+    def call() -> None:
+        raise PermanentError("Missing iam:CreateRole", code="AccessDenied")
+
+    with pytest.raises(PermanentError):
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="CreateRole", request={}, call=call
+        )
+
+    finished = AuditEvent.objects.get(kind=AuditKind.CALL_FINISHED)
+    assert finished.outcome == "error"
+    assert finished.error_code == "AccessDenied"
+    assert finished.response["message"] == "Missing iam:CreateRole"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_commits_the_started_row_at_once_so_a_crash_leaves_it() -> None:
+    record = audit.start_call(
+        SCOPE, cloud="aws", service="sts", operation="GetCallerIdentity", request={}
+    )
+
+    # Never finished (the process "died"): the started row is there on its own.
+    started = AuditEvent.objects.get(call_id=record.call_id)
+    assert started.kind == AuditKind.CALL_STARTED
+    assert not AuditEvent.objects.filter(kind=AuditKind.CALL_FINISHED).exists()
+
+
+@pytest.mark.django_db
+def test_it_writes_nothing_for_a_change_that_changes_nothing() -> None:
+    audit.record_state_change(
+        SCOPE, kind=AuditKind.STEP_STATE, old={"status": "a"}, new={"status": "a"}
+    )
+    assert not AuditEvent.objects.exists()
+
+    audit.record_state_change(
+        SCOPE, kind=AuditKind.STEP_STATE, old={"status": "a"}, new={"status": "b"}
+    )
+    event = AuditEvent.objects.get()
+    assert (event.old_value, event.new_value) == ({"status": "a"}, {"status": "b"})
+
+
+@pytest.mark.django_db
+def test_it_pairs_every_call_of_a_run_with_its_finished_row() -> None:
+    run = start_run(inputs={"step_seconds": 0, "waits": {}})
+
+    drive(run)
+
+    rows = calls(run)
+    started = [row.call_id for row in rows if row.kind == AuditKind.CALL_STARTED]
+    finished = [row.call_id for row in rows if row.kind == AuditKind.CALL_FINISHED]
+    assert started and sorted(map(str, started)) == sorted(map(str, finished))
+    # plan looks up, apply looks up and creates: three calls per step.
+    assert [row.operation for row in rows if row.kind == AuditKind.CALL_STARTED] == [
+        "GetMarker",
+        "GetMarker",
+        "CreateMarker",
+    ] * 3
+    assert {row.run_id for row in rows} == {run.pk}
+
+
+def test_it_masks_values_under_secret_keys_at_any_depth() -> None:
+    redacted = audit.redact(
+        {
+            "Password": "p",
+            "client_secret": "s",
+            "SecretAccessKey": "k",
+            "headers": {"Authorization": "SSWS 00abc", "x-api-key": "k"},
+            "SAMLResponse": "PHNhbWw+",
+            "private key": "-----BEGIN PRIVATE KEY-----",
+            "items": [{"sessionToken": "t"}],
+            "ClientToken": "run-123-create-instance",
+            "NextToken": "page-2",
+            "RoleName": "ConnectSSO",
+        }
+    )
+
+    assert redacted == {
+        "Password": "***",
+        "client_secret": "***",
+        "SecretAccessKey": "***",
+        "headers": {"Authorization": "***", "x-api-key": "***"},
+        "SAMLResponse": "***",
+        "private key": "***",
+        "items": [{"sessionToken": "***"}],
+        "ClientToken": "run-123-create-instance",
+        "NextToken": "page-2",
+        "RoleName": "ConnectSSO",
+    }
+
+
+def test_it_masks_registered_secret_values_wherever_they_appear() -> None:
+    secret = f"canary-{uuid.uuid4()}"
+    audit.register_secret_values([secret, "", None])
+
+    redacted = audit.redact({"note": f"sent {secret} to the IdP", "list": [secret], "k": secret})
+
+    assert redacted == {"note": "sent *** to the IdP", "list": ["***"], "k": "***"}
+    assert audit.redact_text(f"Bearer abcdefgh12345 and {secret}") == "Bearer *** and ***"
+
+
+def test_it_turns_sdk_values_into_json() -> None:
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+
+    redacted = audit.redact({"CreateDate": moment, "Body": b"\x00\x01", "Tags": ("a", "b")})
+
+    assert redacted == {
+        "CreateDate": "2026-01-02T03:04:05+00:00",
+        "Body": "<2 bytes>",
+        "Tags": ["a", "b"],
+    }
+    assert len(audit.redact("x" * 10_000)) < 4100
+
+
+def test_it_masks_registered_secrets_in_log_lines_and_tracebacks() -> None:
+    secret = f"canary-{uuid.uuid4()}"
+    audit.register_secret_values([secret])
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "using %s", (secret,), None)
+    try:
+        raise ValueError(f"refused {secret}")
+    except ValueError as error:
+        record.exc_info = (type(error), error, error.__traceback__)
+
+    assert audit.RedactSecretsFilter().filter(record) is True
+
+    formatted = logging.Formatter().format(record)
+    assert secret not in formatted
+    assert "using ***" in formatted
+    assert "refused ***" in formatted

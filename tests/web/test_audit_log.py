@@ -1,0 +1,148 @@
+"""The audit log page: filters, keyset pages across equal timestamps, CSV and JSON export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.web.factories import make_event, make_run
+from wizard.models import AuditEvent
+from wizard.selectors.audit_log import AUDIT_PAGE_SIZE, Cursor, audit_events_page
+
+pytestmark = pytest.mark.django_db
+
+MOMENT = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.UTC)
+
+
+def _events_at(moment: dt.datetime, count: int, **fields: object) -> list[AuditEvent]:
+    """Rows sharing one timestamp: `at` is auto_now_add, so the clock is held still."""
+    with mock.patch("django.utils.timezone.now", return_value=moment):
+        return [make_event(operation=f"Op{index}", **fields) for index in range(count)]
+
+
+def _ids_on(html: str) -> list[str]:
+    return re.findall(r"<code>aws:connect (Op\d+)</code>", html)
+
+
+def test_it_pages_through_rows_with_equal_timestamps_without_gaps_or_repeats() -> None:
+    events = _events_at(MOMENT, 7, cloud="aws", service="connect")
+    expected = [event.pk for event in sorted(events, key=lambda e: e.pk, reverse=True)]
+
+    first = audit_events_page(filters={}, page_size=3)
+    second = audit_events_page(filters={}, older_than=first.older, page_size=3)
+    third = audit_events_page(filters={}, older_than=second.older, page_size=3)
+    back = audit_events_page(filters={}, newer_than=third.newer, page_size=3)
+
+    seen = [row.pk for page in (first, second, third) for row in page.rows]
+    assert seen == expected
+    assert first.newer is None and third.older is None
+    assert [row.pk for row in back.rows] == [row.pk for row in second.rows]
+
+
+def test_it_links_older_and_newer_pages_on_the_page(admin_client: Client) -> None:
+    _events_at(MOMENT, AUDIT_PAGE_SIZE + 5, cloud="aws", service="connect")
+
+    first = admin_client.get(reverse("audit_log")).content.decode()
+    older_link = re.search(r'href="\?older=([\d-]+)"', first)
+    assert older_link is not None
+    second = admin_client.get(reverse("audit_log"), {"older": older_link[1]}).content.decode()
+
+    assert len(_ids_on(first)) == AUDIT_PAGE_SIZE
+    assert len(_ids_on(second)) == 5
+    assert not set(_ids_on(first)) & set(_ids_on(second))
+    assert 'href="?newer=' in second and 'href="?older=' not in second
+
+
+def test_it_reads_a_cursor_back_exactly() -> None:
+    cursor = Cursor(at=dt.datetime(2025, 3, 14, 9, 30, 1, 123456, tzinfo=dt.UTC), id=42)
+
+    assert Cursor.parse(str(cursor)) == cursor
+
+
+def test_it_filters_by_run_user_cloud_operation_outcome_and_date(
+    admin_client: Client, admin_user: User
+) -> None:
+    run = make_run()
+    make_event(run=run, actor_label="admin", cloud="aws", operation="CreateInstance", outcome="ok")
+    make_event(run=run, actor_label="admin", cloud="aws", operation="CreateUser", outcome="error")
+    make_event(actor_label="worker@host", cloud="entra", operation="CreateInstance", outcome="ok")
+    today = timezone.localdate().isoformat()
+
+    def ops(**query: str) -> list[str]:
+        html = admin_client.get(reverse("audit_log"), query).content.decode()
+        return re.findall(r"<code>\w+ (Create\w+)</code>", html)
+
+    assert sorted(ops(run=str(run.pk))) == ["CreateInstance", "CreateUser"]
+    assert ops(user="worker@host") == ["CreateInstance"]
+    assert sorted(ops(cloud="aws")) == ["CreateInstance", "CreateUser"]
+    assert sorted(ops(operation="instance")) == ["CreateInstance", "CreateInstance"]
+    assert ops(outcome="error") == ["CreateUser"]
+    assert len(ops(date_from=today, date_to=today)) == 3
+    assert ops(date_to="2000-01-01") == []
+
+
+def test_it_shows_a_bad_filter_instead_of_every_row(admin_client: Client) -> None:
+    make_event(cloud="aws", operation="CreateInstance")
+
+    page = admin_client.get(reverse("audit_log"), {"run": "not-a-run-id"})
+    export = admin_client.get(reverse("audit_log_csv"), {"run": "not-a-run-id"})
+
+    assert "Enter a valid UUID." in page.content.decode()
+    assert "CreateInstance" not in page.content.decode()
+    assert export.status_code == 400
+
+
+def test_it_exports_the_filtered_rows_as_streamed_csv(admin_client: Client) -> None:
+    make_event(cloud="aws", operation="CreateInstance", request={"InstanceAlias": "demo"})
+    make_event(cloud="okta", operation="=HYPERLINK(evil)", message="=cmd")
+
+    response = admin_client.get(reverse("audit_log_csv"), {"cloud": "aws"})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    okta = admin_client.get(reverse("audit_log_csv"), {"cloud": "okta"})
+    okta_rows = list(
+        csv.DictReader(io.StringIO(b"".join(okta.streaming_content).decode("utf-8-sig")))
+    )
+
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    assert [row["operation"] for row in rows] == ["CreateInstance"]
+    assert json.loads(rows[0]["request"]) == {"InstanceAlias": "demo"}
+    assert okta_rows[0]["operation"] == "'=HYPERLINK(evil)"
+    assert okta_rows[0]["message"] == "'=cmd"
+
+
+def test_it_exports_the_filtered_rows_as_json(admin_client: Client) -> None:
+    run = make_run()
+    make_event(run=run, cloud="aws", operation="CreateInstance", outcome="ok", duration_ms=12)
+    make_event(cloud="aws", operation="DescribeInstance")
+
+    response = admin_client.get(reverse("audit_log_json"), {"run": str(run.pk)})
+    rows = json.loads(b"".join(response.streaming_content))
+
+    assert response["Content-Type"] == "application/json"
+    assert len(rows) == 1
+    assert rows[0]["operation"] == "CreateInstance"
+    assert rows[0]["run_id"] == str(run.pk)
+    assert rows[0]["duration_ms"] == 12
+    assert "actor_id" not in rows[0]
+
+
+def test_it_links_each_row_to_its_run(admin_client: Client) -> None:
+    run = make_run()
+    make_event(run=run, cloud="aws", operation="CreateInstance")
+
+    html = admin_client.get(reverse("audit_log")).content.decode()
+
+    assert f'href="{reverse("run_detail", args=[run.pk])}"' in html

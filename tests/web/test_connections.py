@@ -1,0 +1,188 @@
+"""The connections page: list per cloud, add, edit with write-only secrets, test, delete."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.web.factories import make_connection, make_run
+from wizard.models import Connection
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a made-up test secret
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT_ID = "66666666-7777-8888-9999-000000000000"
+
+
+def _entra_form(**overrides: str) -> dict[str, str]:
+    data = {
+        "name": "Contoso",
+        "tenant_id": TENANT,
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+    }
+    data.update(overrides)
+    return data
+
+
+def test_it_lists_connections_per_cloud_with_badges_and_last_test(admin_client: Client) -> None:
+    make_connection("aws", name="Sandbox AWS", is_sandbox=True)
+    make_connection(
+        "okta",
+        name="Okta prod",
+        config={"method": "api_token", "org_url": "https://example.okta.com"},
+        last_tested_at=timezone.now(),
+        last_test_ok=False,
+        last_test_message="The API token was revoked.",
+    )
+
+    html = admin_client.get(reverse("connections")).content.decode()
+
+    assert html.index("Sandbox AWS") < html.index("Okta prod")
+    assert 'class="badge badge--sandbox"' in html
+    assert "Test failed" in html and "The API token was revoked." in html
+    assert "https://example.okta.com" in html and "Okta org URL" in html
+    assert reverse("connection_new", args=["entra", "client_secret"]) in html
+    assert reverse("connection_new", args=["aws", "assume_role"]) in html
+
+
+def test_it_adds_a_connection_and_stores_its_secret_encrypted(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("connection_new", args=["entra", "client_secret"]), _entra_form()
+    )
+
+    connection = Connection.objects.get(name="Contoso")
+    assert response.status_code == 302
+    assert connection.config == {
+        "method": "client_secret",
+        "tenant_id": TENANT,
+        "client_id": CLIENT_ID,
+    }
+    assert connection.secrets == {"client_secret": SECRET}
+    assert SECRET not in connection.secret_ciphertext
+
+
+def test_it_shows_what_to_fix_and_keeps_everything_but_the_secret(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("connection_new", args=["entra", "client_secret"]),
+        _entra_form(client_id="not-a-guid"),
+    )
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert Connection.objects.count() == 0
+    assert "Type the application (client) ID, a GUID." in html
+    assert 'value="not-a-guid"' in html and f'value="{TENANT}"' in html
+    assert SECRET not in html
+
+
+def test_it_never_sends_a_stored_secret_back_when_editing(admin_client: Client) -> None:
+    connection = make_connection(
+        "entra",
+        name="Contoso",
+        config={"method": "client_secret", "tenant_id": TENANT, "client_id": CLIENT_ID},
+        secrets={"client_secret": SECRET},
+    )
+
+    html = admin_client.get(reverse("connection_edit", args=[connection.pk])).content.decode()
+    secret_input = re.search(r'<input[^>]*name="client_secret"[^>]*>', html)
+
+    assert SECRET not in html
+    assert secret_input is not None
+    assert 'type="password"' in secret_input[0]
+    assert "value=" not in secret_input[0]
+    assert "stored — leave blank to keep" in secret_input[0]
+    assert "required" not in secret_input[0]
+
+
+def test_it_keeps_the_stored_secret_when_left_blank(admin_client: Client) -> None:
+    connection = make_connection(
+        "entra",
+        name="Contoso",
+        config={"method": "client_secret", "tenant_id": TENANT, "client_id": CLIENT_ID},
+        secrets={"client_secret": SECRET},
+    )
+
+    response = admin_client.post(
+        reverse("connection_edit", args=[connection.pk]),
+        _entra_form(name="Contoso Japan", client_secret=""),
+    )
+
+    connection.refresh_from_db()
+    assert response.status_code == 302
+    assert connection.name == "Contoso Japan"
+    assert connection.secrets == {"client_secret": SECRET}
+
+
+def test_it_never_sends_back_a_private_key_typed_into_a_form_with_a_mistake(
+    admin_client: Client,
+) -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+
+    html = admin_client.post(
+        reverse("connection_new", args=["entra", "certificate"]),
+        {"name": "", "tenant_id": TENANT, "client_id": CLIENT_ID, "certificate": pem},
+    ).content.decode()
+
+    assert "This field is required." in html
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in html
+
+
+def test_it_does_not_offer_to_edit_a_sandbox_connection(admin_client: Client) -> None:
+    connection = make_connection("aws", name="Sandbox AWS", is_sandbox=True)
+
+    listing = admin_client.get(reverse("connections")).content.decode()
+    edit = admin_client.get(reverse("connection_edit", args=[connection.pk]), follow=True)
+
+    assert reverse("connection_edit", args=[connection.pk]) not in listing
+    assert "set up by the sandbox itself" in edit.content.decode()
+
+
+def test_it_tests_a_connection_and_polls_until_the_result_arrives(admin_client: Client) -> None:
+    connection = make_connection("aws", name="Prod AWS")
+    status_url = reverse("connection_test_status", args=[connection.pk])
+
+    response = admin_client.post(reverse("connection_test", args=[connection.pk]))
+    pending_page = admin_client.get(reverse("connections")).content.decode()
+    pending_poll = admin_client.get(status_url, HTTP_HX_REQUEST="true")
+    Connection.objects.filter(pk=connection.pk).update(
+        last_tested_at=timezone.now(), last_test_ok=True, last_test_message="Signed in to AWS."
+    )
+    done_poll = admin_client.get(status_url, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"#connection-{connection.pk}")
+    assert f'hx-get="{status_url}"' in pending_page and "Testing…" in pending_page
+    assert pending_poll.status_code == 200 and "hx-trigger" in pending_poll.content.decode()
+    assert done_poll.status_code == 286
+    assert "Test passed" in done_poll.content.decode()
+    assert "hx-trigger" not in done_poll.content.decode()
+
+
+def test_it_refuses_to_delete_a_connection_a_run_uses(admin_client: Client) -> None:
+    connection = make_connection("aws", name="Prod AWS")
+    make_run(aws_connection=connection)
+
+    page = admin_client.get(reverse("connection_delete", args=[connection.pk])).content.decode()
+    response = admin_client.post(reverse("connection_delete", args=[connection.pk]))
+
+    assert "used by 1 setup run" in page
+    assert 'name="csrfmiddlewaretoken"' not in page.split('class="card card--danger"')[1]
+    assert response.status_code == 409
+    assert Connection.objects.filter(pk=connection.pk).exists()
+
+
+def test_it_deletes_an_unused_connection_after_confirmation(admin_client: Client) -> None:
+    connection = make_connection("aws", name="Old AWS")
+
+    page = admin_client.get(reverse("connection_delete", args=[connection.pk])).content.decode()
+    response = admin_client.post(reverse("connection_delete", args=[connection.pk]), follow=True)
+
+    assert "Delete “Old AWS”" in page
+    assert not Connection.objects.filter(pk=connection.pk).exists()
+    assert "Connection “Old AWS” deleted." in response.content.decode()

@@ -1,0 +1,272 @@
+"""The run page: step cards, the live status fragment for htmx, and actions on runs and steps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from provisioning.flows import Flow
+from tests.web.factories import make_run
+from wizard.models import SetupRun
+
+pytestmark = pytest.mark.django_db
+
+PLAN = {
+    "changes": [
+        {
+            "action": "create",
+            "resource_type": "saml_provider",
+            "name": "EntraID-demo",
+            "details": {"metadata_bytes": 4211},
+            "diff": "",
+        },
+        {
+            "action": "update",
+            "resource_type": "iam_role",
+            "name": "ConnectFederation",
+            "details": {},
+            "diff": "-old trust\n+new trust",
+        },
+    ],
+    "warnings": ["The role is shared with another instance."],
+    "needs_confirmation": True,
+    "needs_input": False,
+}
+
+
+def _page(client: Client, run: SetupRun, **headers: str) -> str:
+    return client.get(reverse("run_detail", args=[run.pk]), **headers).content.decode()
+
+
+def test_it_shows_each_step_with_its_plan_outputs_and_error(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="failed",
+        steps=[
+            {"key": "web_ask", "status": "succeeded", "outputs": {"instance_id": "i-123"}},
+            {
+                "key": "web_create",
+                "status": "failed",
+                "plan": PLAN,
+                "error": {
+                    "code": "AccessDenied",
+                    "message": "The AWS connection may not call iam:CreateSAMLProvider.",
+                    "hint": "Add iam:CreateSAMLProvider to the connection's policy, then retry.",
+                    "retryable": False,
+                },
+            },
+        ],
+    )
+
+    html = _page(admin_client, run)
+
+    assert "Ask the admin" in html and "Create the instance" in html
+    assert "i-123" in html
+    assert "saml_provider" in html and "EntraID-demo" in html
+    assert "-old trust\n+new trust" in html
+    assert "The role is shared with another instance." in html
+    assert "may not call iam:CreateSAMLProvider" in html
+    assert "Add iam:CreateSAMLProvider to the connection" in html
+    assert reverse("step_retry", args=[run.pk, "web_create"]) in html
+    assert reverse("run_resume", args=[run.pk]) in html
+    assert f"{reverse('audit_log')}?run={run.pk}" in html
+
+
+def test_it_never_shows_a_secret_a_step_put_in_its_outputs(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        steps=[
+            {
+                "key": "web_create",
+                "status": "succeeded",
+                "outputs": {"client_secret": "s3cr3t-v4lue"},
+            }
+        ]
+    )
+
+    html = _page(admin_client, run)
+
+    assert "client_secret" in html
+    assert "s3cr3t-v4lue" not in html
+
+
+def test_it_polls_while_the_run_moves(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
+
+    html = _page(admin_client, run)
+
+    assert f'hx-get="{reverse("run_detail", args=[run.pk])}"' in html
+    assert 'hx-trigger="every 1.5s"' in html
+    assert "Refresh</a>" in html
+
+
+def test_it_answers_htmx_with_the_status_fragment_only(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
+
+    response = admin_client.get(reverse("run_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="run-status"')
+    assert "<html" not in html
+    assert 'hx-trigger="every 1.5s"' in html
+
+
+def test_it_stops_polling_with_286_when_the_run_is_at_rest(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(status="succeeded", steps=[{"key": "web_create", "status": "succeeded"}])
+
+    response = admin_client.get(reverse("run_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+
+    assert response.status_code == 286
+    assert 'data-step-status="succeeded"' in html
+    assert "hx-trigger" not in html
+    assert "hx-trigger" not in _page(admin_client, run)
+
+
+def test_it_shows_how_long_a_step_has_waited_for_the_cloud(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    since = timezone.now() - dt.timedelta(minutes=2, seconds=5)
+    run = make_run(steps=[{"key": "web_create", "status": "applying", "waiting_since": since}])
+
+    html = _page(admin_client, run)
+
+    assert "Waiting for the cloud for 2 min 0" in html
+
+
+def test_it_offers_apply_for_a_plan_that_waits_for_confirmation(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="waiting", steps=[{"key": "web_create", "status": "planned", "plan": PLAN}]
+    )
+
+    html = _page(admin_client, run)
+
+    assert reverse("step_apply", args=[run.pk, "web_create"]) in html
+    assert reverse("step_retry", args=[run.pk, "web_create"]) not in html
+
+
+def test_it_asks_for_a_step_input_and_keeps_what_was_typed_on_a_mistake(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="waiting",
+        steps=[{"key": "web_ask", "status": "planned", "plan": {"needs_input": True}}],
+    )
+    url = reverse("step_inputs", args=[run.pk, "web_ask"])
+
+    page = _page(admin_client, run)
+    response = admin_client.post(
+        url, {"step-web_ask-agent_count": "0", "step-web_ask-team_name": "Tokyo support"}
+    )
+    html = response.content.decode()
+
+    assert f'action="{url}"' in page
+    assert response.status_code == 200
+    assert 'value="Tokyo support"' in html
+    assert "greater than or equal to 1" in html
+
+
+def test_it_refuses_input_for_a_step_that_does_not_wait_for_it(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(status="running", steps=[{"key": "web_ask", "status": "applying"}])
+
+    response = admin_client.post(reverse("step_inputs", args=[run.pk, "web_ask"]), follow=True)
+
+    assert "This step is not waiting for input." in response.content.decode()
+
+
+def test_it_asks_before_rolling_back_and_lists_what_goes(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    created = [{"resource_type": "saml_provider", "identifier": "arn:aws:iam::1:saml-provider/X"}]
+    run = make_run(
+        status="failed",
+        steps=[{"key": "web_create", "status": "failed", "created_resources": created}],
+    )
+
+    run_page = _page(admin_client, run)
+    confirm = admin_client.get(reverse("run_rollback", args=[run.pk])).content.decode()
+
+    assert f'href="{reverse("run_rollback", args=[run.pk])}"' in run_page
+    assert "arn:aws:iam::1:saml-provider/X" in confirm
+    assert f'action="{reverse("run_rollback", args=[run.pk])}"' in confirm
+
+
+def test_it_says_why_an_action_was_refused(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(status="succeeded", steps=[{"key": "web_create", "status": "succeeded"}])
+
+    response = admin_client.post(reverse("run_cancel", args=[run.pk]), follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("run_detail", args=[run.pk])
+    assert 'class="message message--error"' in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_it_cancels_a_running_run(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(status="running", steps=[{"key": "web_create", "status": "pending"}])
+
+    response = admin_client.post(reverse("run_cancel", args=[run.pk]), follow=True)
+
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert "The run is cancelled" in response.content.decode()
+
+
+def test_it_answers_404_for_an_unknown_run_or_step(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(steps=[{"key": "web_create", "status": "failed"}])
+
+    assert (
+        admin_client.get(
+            reverse("run_detail", args=["00000000-0000-4000-8000-00000000dead"])
+        ).status_code
+        == 404
+    )
+    assert admin_client.post(reverse("step_retry", args=[run.pk, "nope"])).status_code == 404
+
+
+def test_it_saves_a_step_answer_and_lets_the_run_continue(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="waiting",
+        steps=[{"key": "web_ask", "status": "planned", "plan": {"needs_input": True}}],
+    )
+
+    response = admin_client.post(
+        reverse("step_inputs", args=[run.pk, "web_ask"]),
+        {"step-web_ask-agent_count": "40", "step-web_ask-team_name": "Tokyo support"},
+    )
+
+    step = run.steps.get()
+    run.refresh_from_db()
+    assert response["Location"] == reverse("run_detail", args=[run.pk])
+    assert step.inputs == {"agent_count": 40, "team_name": "Tokyo support"}
+    assert step.status == "pending"
+    assert run.status == "running"
+
+
+def test_it_applies_a_confirmed_plan(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(
+        status="waiting", steps=[{"key": "web_create", "status": "planned", "plan": PLAN}]
+    )
+
+    admin_client.post(reverse("step_apply", args=[run.pk, "web_create"]))
+
+    run.refresh_from_db()
+    assert run.status == "running"
+    assert run.steps.get().status == "applying"

@@ -1,0 +1,150 @@
+"""The new setup form: real choices, errors that say what to fix, nothing typed is lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from provisioning.flows import Flow
+from tests.web.factories import make_connection
+from wizard.models import Connection, SetupRun
+
+pytestmark = pytest.mark.django_db
+
+INSTANCE_ID = "12345678-aaaa-4bbb-8ccc-1234567890ab"
+
+
+@pytest.fixture
+def connections() -> dict[str, Connection]:
+    return {
+        "aws": make_connection("aws", name="Prod AWS"),
+        "entra": make_connection(
+            "entra", name="Contoso tenant", config={"method": "client_secret"}
+        ),
+        "okta": make_connection("okta", name="Okta org", config={"method": "api_token"}),
+    }
+
+
+def _form(connections: dict[str, Connection], **overrides: Any) -> dict[str, Any]:
+    data = {
+        "idp": "entra",
+        "flow_key": "web_test_flow",
+        "region": "ap-northeast-1",
+        "instance_choice": "new",
+        "instance_alias": "tokyo-support",
+        "instance_id": "",
+        "aws_connection": connections["aws"].pk,
+        "idp_connection": connections["entra"].pk,
+        "review_plans": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_it_offers_the_regions_botocore_knows_for_connect(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    html = admin_client.get(reverse("run_new")).content.decode()
+
+    for region in boto3.session.Session().get_available_regions("connect"):
+        assert f'<option value="{region}"' in html
+    assert 'value="us-east-2"' not in html  # no Connect in Ohio, so botocore doesn't list it
+    assert "Web test flow" in html
+    assert "Contoso tenant" in html and "Prod AWS" in html
+
+
+def test_it_creates_a_run_and_opens_its_page(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    response = admin_client.post(reverse("run_new"), _form(connections))
+
+    run = SetupRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("run_detail", args=[run.pk])
+    assert run.flow_key == "web_test_flow"
+    assert run.instance_alias == "tokyo-support"
+    assert run.region == "ap-northeast-1"
+    assert run.aws_connection == connections["aws"]
+    assert run.idp_connection == connections["entra"]
+    assert run.created_by is not None and run.created_by.username == "admin"
+
+
+def test_it_explains_a_bad_alias_and_keeps_what_was_typed(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    response = admin_client.post(
+        reverse("run_new"), _form(connections, instance_alias="d-support", region="eu-west-2")
+    )
+    html = response.content.decode()
+
+    assert response.status_code == 200
+    assert SetupRun.objects.count() == 0
+    assert "must not start with “d-”" in html
+    assert 'value="d-support"' in html
+    assert '<option value="eu-west-2" selected>' in html
+    assert f'<option value="{connections["entra"].pk}" selected>' in html
+
+
+def test_it_asks_for_an_alias_when_creating_an_instance(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    html = admin_client.post(
+        reverse("run_new"), _form(connections, instance_alias="")
+    ).content.decode()
+
+    assert "Type an alias for the new instance." in html
+
+
+def test_it_refuses_a_connection_to_the_other_identity_provider(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    html = admin_client.post(
+        reverse("run_new"), _form(connections, idp_connection=connections["okta"].pk)
+    ).content.decode()
+
+    assert "This connection is for Okta" in html
+    assert SetupRun.objects.count() == 0
+
+
+def test_it_refuses_a_flow_of_the_other_identity_provider(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    html = admin_client.post(
+        reverse("run_new"), _form(connections, idp="okta", idp_connection=connections["okta"].pk)
+    ).content.decode()
+
+    assert "This flow is for the other identity provider" in html
+    assert SetupRun.objects.count() == 0
+
+
+def test_it_takes_an_instance_arn_and_keeps_its_id(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    arn = f"arn:aws:connect:ap-northeast-1:123456789012:instance/{INSTANCE_ID}"
+
+    admin_client.post(
+        reverse("run_new"),
+        _form(connections, instance_choice="existing", instance_alias="", instance_id=arn),
+    )
+
+    run = SetupRun.objects.get()
+    assert run.instance_id == INSTANCE_ID
+    assert run.instance_alias == ""
+
+
+def test_it_refuses_an_instance_arn_from_another_region(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    arn = f"arn:aws:connect:us-east-1:123456789012:instance/{INSTANCE_ID}"
+
+    html = admin_client.post(
+        reverse("run_new"),
+        _form(connections, instance_choice="existing", instance_id=arn),
+    ).content.decode()
+
+    assert "This instance is in us-east-1, but you chose ap-northeast-1." in html
+    assert SetupRun.objects.count() == 0

@@ -1,0 +1,233 @@
+"""Pytest plugin: a real Celery worker process working on the test database, and the engine's
+test steps and flows (tests/engine_doubles.py) registered in the test process and the worker.
+
+`celery_worker` (function scope) gives a test transactional database access and the session's
+worker, started on first use: `.venv/bin/celery -A wizard worker --pool prefork --concurrency 1`
+with DATABASE_URL pointing at the test database, the same broker as this process (Redis when
+REDIS_URL is set; otherwise a filesystem-broker folder of its own), WIZARD_TESTING=1 and
+WIZARD_EXTRA_STEP_MODULES=tests.engine_doubles. It exposes the worker's pid, its pool children's
+pids and its log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Starting Django and Celery on a busy 2-core machine takes a few seconds; this is generous.
+WORKER_READY_TIMEOUT_S = 90
+WORKER_STOP_TIMEOUT_S = 15
+# Shorter waits than production (2 s) so engine tests finish quickly; still a real countdown.
+WORKER_WAIT_COUNTDOWN_S = "0.3"
+WORKER_RETRY_BACKOFF_S = "0.2"
+# Transactional tests empty the heartbeat table between tests; a fast beat refills it.
+WORKER_HEARTBEAT_INTERVAL_S = "1"
+
+# The test steps' effects folder, shared by this process and its worker.
+os.environ.setdefault("WIZARD_TEST_EFFECTS_DIR", tempfile.mkdtemp(prefix="wizard-effects-"))
+
+AUDIT_MIGRATION = "wizard.migrations.0002_setuprun_review_plans_auditevent_append_only"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    importlib.import_module("tests.engine_doubles")
+    _let_flush_empty_the_audit_log()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    effects = os.environ.get("WIZARD_TEST_EFFECTS_DIR", "")
+    if effects.startswith(tempfile.gettempdir()):
+        shutil.rmtree(effects, ignore_errors=True)
+
+
+def _let_flush_empty_the_audit_log() -> None:
+    """Transactional tests end with a flush; on SQLite that is DELETE FROM every table, which the
+    audit log's triggers refuse. Around the flush (tests only) drop and re-create them.
+    PostgreSQL's flush is TRUNCATE, which row triggers don't see."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        return
+    operations = type(connection.ops)
+    migration = importlib.import_module(AUDIT_MIGRATION)
+    original = operations.sql_flush
+    if getattr(original, "keeps_audit_triggers", False):
+        return
+
+    def sql_flush(
+        self: Any, style: Any, tables: Any, *, reset_sequences: bool = False, **kwargs: Any
+    ) -> list[str]:
+        statements = original(self, style, tables, reset_sequences=reset_sequences, **kwargs)
+        if migration.TABLE not in tables:
+            return statements
+        return [*migration.SQLITE_DROP, *statements, *migration.SQLITE_CREATE]
+
+    sql_flush.keeps_audit_triggers = True  # type: ignore[attr-defined]
+    operations.sql_flush = sql_flush  # type: ignore[method-assign]
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def pool_pids(self) -> list[int]:
+        """The prefork pool's children (the processes that run tasks)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        if children.exists():
+            return [int(pid) for pid in children.read_text().split()]
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_text():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"The worker exited:\n{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"No {text!r} in the worker's log:\n{self.log_text()[-4000:]}")
+            time.sleep(0.2)
+
+
+def _database_url(settings_dict: dict[str, Any]) -> str:
+    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = quote(settings_dict.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or "5432"
+    return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+
+
+def _point_this_process_at(broker_options: dict[str, Any]) -> None:
+    """Send this process's tasks to the worker's broker folder (settings were read at startup)."""
+    from django.conf import settings
+
+    from wizard.celery import app
+
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = broker_options
+    app.conf.broker_transport_options = broker_options
+    # Connections made with the old folder would keep publishing there: drop them, the way
+    # Celery itself does after a fork.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    from django.conf import settings
+    from django.db import connection
+
+    folder = tmp_path_factory.mktemp("celery-worker")
+    env = {
+        **os.environ,
+        "WIZARD_TESTING": "1",
+        "WIZARD_EXTRA_STEP_MODULES": "tests.engine_doubles",
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "WIZARD_WAIT_COUNTDOWN_S": WORKER_WAIT_COUNTDOWN_S,
+        "WIZARD_RETRY_BACKOFF_S": WORKER_RETRY_BACKOFF_S,
+        "WIZARD_WORKER_HEARTBEAT_INTERVAL_S": WORKER_HEARTBEAT_INTERVAL_S,
+        "PYTHONUNBUFFERED": "1",
+    }
+    saved_broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if not settings.REDIS_URL:
+        broker = folder / "broker"
+        for name in ("queue", "processed"):
+            (broker / name).mkdir(parents=True)
+        env["WIZARD_BROKER_DIR"] = str(broker)
+        _point_this_process_at(
+            {
+                **saved_broker_options,
+                "data_folder_in": str(broker / "queue"),
+                "data_folder_out": str(broker / "queue"),
+                "processed_folder": str(broker / "processed"),
+            }
+        )
+    log_path = folder / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "wizard",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"engine-tests-{os.getpid()}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = WorkerProcess(process=process, log_path=log_path)
+    try:
+        worker.wait_for_log(" ready.", WORKER_READY_TIMEOUT_S)
+        yield worker
+    finally:
+        _stop(process)
+        if not settings.REDIS_URL:
+            _point_this_process_at(saved_broker_options)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the worker we started: a warm shutdown of its main process (which stops its pool),
+    then SIGKILL for its whole process group if that takes too long."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process: WorkerProcess, transactional_db: None) -> WorkerProcess:
+    """The running worker, for a test with transactional database access (the worker must see
+    what the test commits)."""
+    if celery_worker_process.process.poll() is not None:
+        pytest.fail(f"The worker died:\n{celery_worker_process.log_text()[-4000:]}")
+    return celery_worker_process

@@ -1,0 +1,39 @@
+"""`manage.py rotate_encryption_keys`: re-encrypt every connection secret with the newest key.
+
+Rotation: put a new key first in WIZARD_ENCRYPTION_KEYS (keep the old ones after it), restart,
+run this command, then remove the old keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from wizard import secret_box
+from wizard.models import Connection
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every connection secret with the first key of WIZARD_ENCRYPTION_KEYS."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rotated = 0
+        with transaction.atomic():
+            connections = Connection.objects.select_for_update().exclude(secret_ciphertext="")
+            for connection in connections:
+                try:
+                    connection.secret_ciphertext = secret_box.rotate(connection.secret_ciphertext)
+                except InvalidToken:
+                    raise CommandError(
+                        f"The secrets of “{connection}” can't be decrypted with any configured "
+                        "key. Put its old key back in WIZARD_ENCRYPTION_KEYS (after the new one) "
+                        "and run this again. Nothing was changed."
+                    ) from None
+                connection.save(update_fields=["secret_ciphertext", "updated_at"])
+                rotated += 1
+        self.stdout.write(
+            f"Re-encrypted the secrets of {rotated} connection(s) with the newest key."
+        )

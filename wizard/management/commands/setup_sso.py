@@ -1,0 +1,178 @@
+"""`manage.py setup_sso PLAN_FILE [--resume RUN_ID]`: a whole setup run without a browser.
+
+The plan file is TOML:
+
+    # Which setup to run (a flow key: "entra" or "okta"), and where.
+    flow = "entra"
+    region = "ap-northeast-1"
+    # Apply plans that ask for confirmation without stopping (default false: the command stops
+    # and tells you to confirm on the run page, then run it again with --resume).
+    confirm_plans = false
+
+    [instance]
+    alias = "example-contact-center"   # create (or adopt) the instance with this alias
+    # id = "..."                       # or adopt an existing instance by its ID
+
+    [connections]                      # connection names as on the Connections page
+    aws = "Sandbox AWS"
+    idp = "Sandbox Entra ID"
+
+    [inputs]                           # answers for the whole run
+    # key = "value"
+
+    [steps.some_step_key]              # answers for one step (the fields of its form)
+    # field = "value"
+
+The command runs the same engine as the workers, in this process: the same runner, the same
+claims (a worker that picks the run up meanwhile can't apply a step this process holds), the same
+audit log. It prints one line per step transition, exits 0 when the run succeeds, 1 with the
+failed step's message when it fails, and 2 when the run waits for the admin. `--resume RUN_ID`
+continues a run (failed, cancelled, or interrupted) with the plan file's `confirm_plans`.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from provisioning import runner
+from wizard.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from wizard.services import runs as run_services
+from wizard.services.runs import RunError
+
+# While another process holds the run's step, look again this often.
+POLL_S = 1.0
+# Exit status when the run stops to wait for the admin (1 is a failure).
+EXIT_WAITING = 2
+PLAN_KEYS = {"flow", "region", "confirm_plans", "instance", "connections", "inputs", "steps"}
+
+
+class Command(BaseCommand):
+    help = "Run a setup (Entra ID or Okta federation with Amazon Connect) from a TOML plan file."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("plan_file", nargs="?", help="the TOML plan (see the module's doc)")
+        parser.add_argument("--resume", metavar="RUN_ID", help="continue this run")
+
+    def handle(self, *args: Any, plan_file: str | None, resume: str | None, **options: Any) -> None:
+        if not plan_file and not resume:
+            raise CommandError("Give a plan file, or --resume RUN_ID.")
+        plan = _read_plan(Path(plan_file)) if plan_file else {}
+        try:
+            if resume:
+                run = run_services.run_resume(user=None, run_id=resume, enqueue=False)
+            else:
+                run = _create_run(plan)
+        except RunError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(f"Run {run.pk}")
+        self._drive(run, confirm_plans=bool(plan.get("confirm_plans", False)))
+
+    def _drive(self, run: SetupRun, *, confirm_plans: bool) -> None:
+        seen = 0
+        while True:
+            countdown = runner.advance(run.pk)
+            seen = self._print_transitions(run, seen)
+            run.refresh_from_db()
+            if countdown is not None:
+                time.sleep(countdown)
+                continue
+            if run.status == RunStatus.WAITING:
+                if confirm_plans and self._confirm_waiting_step(run):
+                    continue
+                raise CommandError(self._waiting_message(run), returncode=EXIT_WAITING)
+            if run.status in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.ROLLING_BACK):
+                # Another process holds the current step; it moves on when that finishes.
+                time.sleep(POLL_S)
+                continue
+            break
+        if run.status == RunStatus.SUCCEEDED:
+            self.stdout.write(self.style.SUCCESS(f"Run {run.pk} succeeded."))
+            return
+        error = run.error or {}
+        step = f"Step {error['step']}" if error.get("step") else "The run"
+        message = error.get("message", "")
+        hint = f" {error['hint']}" if error.get("hint") else ""
+        raise CommandError(f"{step} {run.get_status_display().lower()}: {message}{hint}")
+
+    def _print_transitions(self, run: SetupRun, seen: int) -> int:
+        events = AuditEvent.objects.filter(
+            run=run, kind__in=[AuditKind.STEP_STATE, AuditKind.RUN_STATE], pk__gt=seen
+        ).order_by("pk")
+        for event in events:
+            subject = event.step_key or "run"
+            old = event.old_value.get("status", "-")
+            new = event.new_value.get("status", "-")
+            self.stdout.write(f"{event.at:%H:%M:%S} {subject}: {old} → {new}")
+            seen = event.pk
+        return seen
+
+    def _waiting_step(self, run: SetupRun) -> Any:
+        return run.steps.filter(status=StepStatus.PLANNED).order_by("position").first()
+
+    def _confirm_waiting_step(self, run: SetupRun) -> bool:
+        step = self._waiting_step(run)
+        if step is None or not step.plan.get("needs_confirmation"):
+            return False
+        for change in step.plan.get("changes", []):
+            self.stdout.write(f"  {change['action']} {change['resource_type']} {change['name']}")
+        run_services.step_confirm(user=None, run_id=run.pk, step_key=step.key, enqueue=False)
+        return True
+
+    def _waiting_message(self, run: SetupRun) -> str:
+        step = self._waiting_step(run)
+        key = step.key if step else "?"
+        if step is not None and step.plan.get("needs_input"):
+            what = f"answers: add them under [steps.{key}] in the plan file"
+        else:
+            what = (
+                "confirmation of its plan: set confirm_plans = true, or confirm it on the run page"
+            )
+        return f"Step {key} waits for {what}; then run again with --resume {run.pk}."
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    try:
+        plan = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise CommandError(f"Can't read {path}: {error.strerror}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise CommandError(f"{path} is not valid TOML: {error}.") from None
+    unknown = sorted(set(plan) - PLAN_KEYS)
+    if unknown:
+        raise CommandError(f"Unknown keys in {path}: {', '.join(unknown)}.")
+    for key in ("flow", "region"):
+        if not isinstance(plan.get(key), str) or not plan[key]:
+            raise CommandError(f'{path} needs {key} = "...".')
+    return plan
+
+
+def _connection_id(name: str | None, role: str) -> int | None:
+    if not name:
+        return None
+    matches = list(Connection.objects.filter(name=name).values_list("pk", flat=True))
+    if len(matches) != 1:
+        found = "no" if not matches else "more than one"
+        raise CommandError(f"There is {found} connection named “{name}” (for {role}).")
+    return matches[0]
+
+
+def _create_run(plan: dict[str, Any]) -> SetupRun:
+    instance = plan.get("instance", {})
+    connections = plan.get("connections", {})
+    return run_services.run_create(
+        user=None,
+        flow_key=plan["flow"],
+        region=plan["region"],
+        instance_alias=instance.get("alias", ""),
+        instance_id=instance.get("id", ""),
+        aws_connection_id=_connection_id(connections.get("aws"), "AWS"),
+        idp_connection_id=_connection_id(connections.get("idp"), "the IdP"),
+        inputs=plan.get("inputs", {}),
+        step_inputs=plan.get("steps", {}),
+        enqueue=False,
+    )

@@ -1,0 +1,311 @@
+"""What admins do with setup runs: start, confirm, answer, retry, resume, cancel, roll back.
+
+Each service changes the database in one transaction, guarded on the current state, writes the
+audit row in that transaction, and enqueues the worker's next move after commit. No service talks
+to a cloud. A refused action raises RunError with a message for the page.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from provisioning import runner
+from provisioning.audit import AuditScope, record_state_change
+from provisioning.flows import FLOWS
+from provisioning.steps.base import STEPS
+from wizard.models import (
+    AuditKind,
+    Cloud,
+    Connection,
+    RunStatus,
+    SetupRun,
+    StepRun,
+    StepStatus,
+)
+
+RESUMABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PENDING, RunStatus.RUNNING)
+CANCELLABLE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+ROLLBACKABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING)
+
+
+class RunError(Exception):
+    """The action is refused; the message says why, in the admin's words."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _scope(user: Any, run: SetupRun, step_key: str = "") -> AuditScope:
+    if user is not None and getattr(user, "is_authenticated", False):
+        return AuditScope(
+            actor_label=user.get_username(), actor_id=user.pk, run_id=run.pk, step_key=step_key
+        )
+    return AuditScope(actor_label="command line", run_id=run.pk, step_key=step_key)
+
+
+def _json(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Form answers as plain JSON (dates and decimals from cleaned_data become strings)."""
+    return json.loads(json.dumps(values or {}, cls=DjangoJSONEncoder))
+
+
+def _enqueue_advance(run_id: uuid.UUID | str, *, countdown: float = 0.0) -> None:
+    """Ask a worker to advance the run once this transaction commits."""
+    # wizard.tasks imports this module for its thin task bodies.
+    from wizard.tasks import advance_run
+
+    transaction.on_commit(lambda: advance_run.apply_async((str(run_id),), countdown=countdown))
+
+
+def _locked_run(run_id: uuid.UUID | str) -> SetupRun:
+    """The run, row-locked until the transaction ends (serialises actions on one run)."""
+    try:
+        return SetupRun.objects.select_for_update().get(pk=run_id)
+    except (SetupRun.DoesNotExist, ValueError):
+        raise RunError("No setup run has this ID.") from None
+
+
+def _step(run: SetupRun, step_key: str) -> StepRun:
+    try:
+        return run.steps.get(key=step_key)
+    except StepRun.DoesNotExist:
+        raise RunError(f"This run has no step “{step_key}”.") from None
+
+
+def _move_run(user: Any, run: SetupRun, to_status: str, message: str = "", **fields: Any) -> None:
+    old = run.status
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.status = to_status
+    run.save(update_fields=["status", "updated_at", *fields])
+    record_state_change(
+        _scope(user, run),
+        kind=AuditKind.RUN_STATE,
+        old={"status": old},
+        new={"status": to_status},
+        message=message,
+    )
+
+
+def _move_step(user: Any, run: SetupRun, step: StepRun, to_status: str, **fields: Any) -> None:
+    old = step.status
+    for name, value in fields.items():
+        setattr(step, name, value)
+    step.status = to_status
+    step.save(update_fields=["status", "updated_at", *fields])
+    record_state_change(
+        _scope(user, run, step.key),
+        kind=AuditKind.STEP_STATE,
+        old={"status": old},
+        new={"status": to_status},
+    )
+
+
+def _connection(connection_id: int | None, clouds: tuple[str, ...], role: str) -> Connection | None:
+    if connection_id is None:
+        return None
+    try:
+        connection = Connection.objects.get(pk=connection_id)
+    except Connection.DoesNotExist:
+        raise RunError(f"The {role} connection does not exist.") from None
+    if connection.cloud not in clouds:
+        raise RunError(f"“{connection.name}” is not a {role} connection.")
+    return connection
+
+
+def _refuse_changed_flow(run: SetupRun) -> None:
+    problem = runner.flow_problem(run)
+    if problem:
+        raise RunError(problem)
+
+
+def run_create(
+    *,
+    user: Any,
+    flow_key: str,
+    region: str,
+    instance_alias: str = "",
+    instance_id: str = "",
+    aws_connection_id: int | None = None,
+    idp_connection_id: int | None = None,
+    inputs: dict[str, Any] | None = None,
+    review_plans: bool = False,
+    step_inputs: dict[str, dict[str, Any]] | None = None,
+    enqueue: bool = True,
+) -> SetupRun:
+    """Save a new run with one pending step per flow step, and start it.
+
+    `step_inputs` pre-fills steps' answers by step key (the setup_sso plan file). `enqueue=False`
+    leaves driving the run to the caller (setup_sso runs the engine in its own process).
+    """
+    flow = FLOWS.get(flow_key)
+    if flow is None:
+        raise RunError(f"There is no setup called “{flow_key}”.")
+    missing = [key for key in flow.step_keys if key not in STEPS]
+    if missing:
+        raise RunError(f"This version of the wizard lacks the steps {', '.join(missing)}.")
+    unknown = sorted(set(step_inputs or {}) - set(flow.step_keys))
+    if unknown:
+        raise RunError(f"“{flow.title}” has no steps called {', '.join(unknown)}.")
+    if not region:
+        raise RunError("Choose the AWS region of the Connect instance.")
+    aws_connection = _connection(aws_connection_id, (Cloud.AWS,), "AWS")
+    idp_connection = _connection(idp_connection_id, (flow.idp,), Cloud(flow.idp).label)
+    with transaction.atomic():
+        run = SetupRun.objects.create(
+            idp=flow.idp,
+            flow_key=flow.key,
+            flow_signature=flow.signature,
+            mode=settings.WIZARD_MODE,
+            region=region,
+            instance_alias=instance_alias,
+            instance_id=instance_id,
+            aws_connection=aws_connection,
+            idp_connection=idp_connection,
+            inputs=_json(inputs),
+            review_plans=review_plans,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        StepRun.objects.bulk_create(
+            StepRun(run=run, key=key, position=position, inputs=_json((step_inputs or {}).get(key)))
+            for position, key in enumerate(flow.step_keys)
+        )
+        record_state_change(
+            _scope(user, run),
+            kind=AuditKind.RUN_STATE,
+            old={},
+            new={"status": run.status, "flow": flow.key, "region": region},
+            message=f"Started “{flow.title}”.",
+        )
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run
+
+
+def run_advance(*, run_id: uuid.UUID | str) -> None:
+    """The worker's move: advance the run, and come back after the countdown the runner asks."""
+    countdown = runner.advance(run_id)
+    if countdown is not None:
+        _enqueue_advance(run_id, countdown=countdown)
+
+
+def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> SetupRun:
+    """Continue a failed, cancelled or interrupted run from where it stopped (a failed step is
+    planned again). Refused when the flow's steps changed since the run started."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if run.status == RunStatus.WAITING:
+            raise RunError("This run waits for you: confirm the plan or answer the step's form.")
+        if run.status not in RESUMABLE:
+            raise RunError(f"A run that is {run.get_status_display().lower()} can't be resumed.")
+        _refuse_changed_flow(run)
+        for step in run.steps.filter(status=StepStatus.FAILED):
+            _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
+        if run.status != RunStatus.RUNNING:
+            _move_run(user, run, RunStatus.RUNNING, "Resumed.", error={}, finished_at=None)
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run
+
+
+def run_retry_step(
+    *, user: Any, run_id: uuid.UUID | str, step_key: str, enqueue: bool = True
+) -> SetupRun:
+    """Plan and apply a failed step again, then carry on with the run."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = _step(run, step_key)
+        if step.status != StepStatus.FAILED:
+            raise RunError("Only a failed step can be retried.")
+        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise RunError("The run is busy; retry the step once it has stopped.")
+        _refuse_changed_flow(run)
+        _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
+        _move_run(
+            user, run, RunStatus.RUNNING, f"Retrying “{step.key}”.", error={}, finished_at=None
+        )
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run
+
+
+def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
+    """Stop the run after the call in progress; it can be resumed or rolled back later."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if run.status not in CANCELLABLE:
+            raise RunError(f"A run that is {run.get_status_display().lower()} can't be cancelled.")
+        _move_run(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
+    return run
+
+
+def run_rollback(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> SetupRun:
+    """Remove what this run created (never what it adopted), last step first."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if run.status not in ROLLBACKABLE:
+            raise RunError(
+                f"A run that is {run.get_status_display().lower()} can't be rolled back; "
+                "cancel it first."
+            )
+        _move_run(user, run, RunStatus.ROLLING_BACK, "Rolling back.", error={}, finished_at=None)
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run
+
+
+def step_confirm(
+    *, user: Any, run_id: uuid.UUID | str, step_key: str, enqueue: bool = True
+) -> SetupRun:
+    """The admin approves a step's plan: the worker applies it."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = _step(run, step_key)
+        if not (
+            run.status == RunStatus.WAITING
+            and step.status == StepStatus.PLANNED
+            and step.plan.get("needs_confirmation")
+        ):
+            raise RunError("This step is not waiting for confirmation.")
+        _refuse_changed_flow(run)
+        # Unclaimed and applying: the next worker to come claims it and applies.
+        _move_step(user, run, step, StepStatus.APPLYING)
+        _move_run(user, run, RunStatus.RUNNING, f"Plan of “{step.key}” confirmed.")
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run
+
+
+def step_submit_inputs(
+    *,
+    user: Any,
+    run_id: uuid.UUID | str,
+    step_key: str,
+    inputs: dict[str, Any],
+    enqueue: bool = True,
+) -> SetupRun:
+    """Save the admin's answers for a step that asked for them; the step plans again with them."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = _step(run, step_key)
+        if not (
+            run.status == RunStatus.WAITING
+            and step.status == StepStatus.PLANNED
+            and step.plan.get("needs_input")
+        ):
+            raise RunError("This step is not waiting for input.")
+        _refuse_changed_flow(run)
+        _move_step(
+            user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}
+        )
+        _move_run(user, run, RunStatus.RUNNING, f"Answers for “{step.key}” saved.")
+        if enqueue:
+            _enqueue_advance(run.pk)
+    return run

@@ -1,0 +1,86 @@
+"""Template filters for the wizard's pages: status symbols, elapsed times and readable JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from wizard.models import RunStatus, StepStatus
+
+register = template.Library()
+
+# A symbol beside every status word, so a status never depends on colour alone.
+STATUS_SYMBOLS = {
+    "pending": "○",
+    "planning": "◔",
+    "planned": "◑",
+    "applying": "◕",
+    "running": "◕",
+    "waiting": "‖",
+    "succeeded": "✓",
+    "ok": "✓",
+    "failed": "✕",
+    "error": "✕",
+    "cancelled": "⊘",
+    "rolling_back": "↺",
+    "rolled_back": "↺",
+    "skipped": "–",
+    "started": "…",
+}
+
+SECONDS_PER_MINUTE = 60
+SECONDS_PER_HOUR = 3600
+
+
+@register.filter
+def status_symbol(status: str) -> str:
+    return STATUS_SYMBOLS.get(status, "•")
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """The admin's word for a run or step status ("rolled_back" -> "Rolled back")."""
+    for choices in (RunStatus, StepStatus):
+        if status in choices.values:
+            return str(choices(status).label)
+    return status
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def is_structured(value: Any) -> bool:
+    return isinstance(value, dict | list)
+
+
+@register.filter
+def elapsed(seconds: int | float | dt.timedelta | None) -> str:
+    """A duration the way an admin says it: "45 s", "3 min 05 s", "1 h 12 min"."""
+    if seconds is None:
+        return ""
+    if isinstance(seconds, dt.timedelta):
+        seconds = seconds.total_seconds()
+    total = int(seconds)
+    hours, rest = divmod(total, SECONDS_PER_HOUR)
+    minutes, secs = divmod(rest, SECONDS_PER_MINUTE)
+    if hours:
+        return _("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
+    if minutes and not secs:
+        return _("%(minutes)d min") % {"minutes": minutes}
+    if minutes:
+        return _("%(minutes)d min %(seconds)02d s") % {"minutes": minutes, "seconds": secs}
+    return _("%(seconds)d s") % {"seconds": secs}
+
+
+@register.simple_tag
+def from_now(delta: dt.timedelta) -> dt.datetime:
+    """The moment `delta` from now, e.g. when a sign-in lockout ends."""
+    return timezone.now() + delta

@@ -1,0 +1,295 @@
+"""Pages of a setup run: start one, watch its steps live, act on it (apply, retry, roll back)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from provisioning import runner
+from provisioning.audit import redact, redact_text
+from provisioning.flows import FLOWS
+from provisioning.steps.base import STEPS, Step
+from wizard.forms import RunCreateForm
+from wizard.models import Cloud, Connection, RunStatus, SetupRun, StepRun, StepStatus
+from wizard.selectors.runs import run_with_steps
+from wizard.services import runs as run_services
+from wizard.services.runs import RunError
+
+RUN_TEMPLATE = "run_detail.html"
+# The engine keeps why a step waits for the cloud in its outputs under this key (runner.py).
+WAITING_REASON = "waiting_for"
+# A run in one of these can be resumed from where it stopped.
+RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED}
+# A run in one of these can be cancelled.
+CANCELLABLE = {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING}
+# A run in one of these can have what it created removed.
+ROLLBACKABLE = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING}
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _get_run(run_id: uuid.UUID) -> SetupRun:
+    try:
+        return run_with_steps(run_id=run_id)
+    except SetupRun.DoesNotExist:
+        raise Http404(_("No setup run has this ID.")) from None
+
+
+def _get_step(run: SetupRun, step_key: str) -> StepRun:
+    for step in run.steps.all():
+        if step.key == step_key:
+            return step
+    raise Http404(_("This run has no such step."))
+
+
+def _run_url(run: SetupRun | uuid.UUID) -> str:
+    run_id = run.pk if isinstance(run, SetupRun) else run
+    return reverse("run_detail", kwargs={"run_id": run_id})
+
+
+@dataclass
+class StepCard:
+    """What the run page shows for one step: the record plus what the admin can do with it."""
+
+    step: StepRun
+    title: str
+    description: str
+    plan: dict[str, Any]
+    outputs: dict[str, Any]
+    form: forms.Form | None
+    can_retry: bool
+    can_apply: bool
+    waiting_seconds: int | None
+    waiting_reason: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.step.status in {StepStatus.PLANNING, StepStatus.APPLYING}
+
+
+def _step_class(key: str) -> type[Step] | None:
+    return STEPS.get(key)
+
+
+def _step_needs_input(run: SetupRun, step: StepRun) -> bool:
+    step_class = _step_class(step.key)
+    return bool(
+        run.status == RunStatus.WAITING
+        and step.plan.get("needs_input")
+        and step.status == StepStatus.PLANNED
+        and step_class is not None
+        and step_class.form_class is not None
+    )
+
+
+def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> list[StepCard]:
+    now = timezone.now()
+    cards = []
+    for step in run.steps.all():
+        step_class = _step_class(step.key)
+        needs_input = _step_needs_input(run, step)
+        form = None
+        if needs_input and step_class is not None and step_class.form_class is not None:
+            if bound_form and bound_form[0] == step.key:
+                form = bound_form[1]
+            else:
+                form = step_class.form_class(prefix=f"step-{step.key}", initial=step.inputs)
+        waiting = None
+        if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
+            waiting = max(0, int((now - step.waiting_since).total_seconds()))
+        cards.append(
+            StepCard(
+                step=step,
+                title=str(step_class.title) if step_class else step.key,
+                description=str(step_class.description) if step_class else "",
+                # Steps are written to keep secrets out of plans and outputs; redacting here
+                # too means a slip in one step still never reaches a page.
+                plan=redact(step.plan or {}),
+                outputs=redact(
+                    {k: v for k, v in (step.outputs or {}).items() if k != WAITING_REASON}
+                ),
+                waiting_reason=redact_text(str(step.outputs.get(WAITING_REASON, ""))),
+                form=form,
+                can_retry=step.status == StepStatus.FAILED and run.status in RESUMABLE,
+                can_apply=(
+                    run.status == RunStatus.WAITING
+                    and step.status == StepStatus.PLANNED
+                    and bool(step.plan.get("needs_confirmation"))
+                    and not needs_input
+                ),
+                waiting_seconds=waiting,
+            )
+        )
+    return cards
+
+
+def _run_context(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> dict[str, Any]:
+    cards = _step_cards(run, bound_form)
+    flow = FLOWS.get(run.flow_key)
+    created = [item for card in cards for item in (card.step.created_resources or [])]
+    return {
+        "run": run,
+        "flow_title": flow.title if flow else run.flow_key,
+        "cards": cards,
+        "steps_done": sum(card.step.status == StepStatus.SUCCEEDED for card in cards),
+        "can_resume": run.status in RESUMABLE,
+        "can_cancel": run.status in CANCELLABLE,
+        "can_rollback": run.status in ROLLBACKABLE and bool(created),
+        "created_resources": created,
+        "flow_problem": "" if run.status == RunStatus.SUCCEEDED else runner.flow_problem(run),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def run_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = RunCreateForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = run_services.run_create(
+                    user=request.user,
+                    flow_key=data["flow_key"],
+                    region=data["region"],
+                    instance_alias=data["instance_alias"],
+                    instance_id=data["instance_id"],
+                    aws_connection_id=data["aws_connection"].pk,
+                    idp_connection_id=data["idp_connection"].pk,
+                    review_plans=data["review_plans"],
+                )
+            except RunError as error:
+                form.add_error(None, str(error))
+            else:
+                return redirect(_run_url(run))
+    else:
+        form = RunCreateForm(initial=_new_run_initial())
+    connections_missing = not Connection.objects.filter(cloud=Cloud.AWS).exists() or not (
+        Connection.objects.filter(cloud__in=[Cloud.ENTRA, Cloud.OKTA]).exists()
+    )
+    return render(
+        request,
+        "run_new.html",
+        {"form": form, "connections_missing": connections_missing},
+    )
+
+
+def _new_run_initial() -> dict[str, Any]:
+    """Preselect the sandbox connections, so a first run needs no typing in sandbox mode."""
+    initial: dict[str, Any] = {"idp": Cloud.ENTRA.value}
+    sandbox = {c.cloud: c.pk for c in Connection.objects.filter(is_sandbox=True).order_by("-pk")}
+    if Cloud.AWS in sandbox:
+        initial["aws_connection"] = sandbox[Cloud.AWS]
+    if Cloud.ENTRA in sandbox:
+        initial["idp_connection"] = sandbox[Cloud.ENTRA]
+    return initial
+
+
+@require_GET
+def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """The run page; for htmx polls just its status section, and 286 (stop polling) at rest."""
+    run = _get_run(run_id)
+    context = _run_context(run)
+    if request.htmx:
+        html = render_to_string(f"{RUN_TEMPLATE}#run_status", context, request=request)
+        if run.is_at_rest:
+            return HttpResponseStopPolling(html)
+        return HttpResponse(html)
+    return render(request, RUN_TEMPLATE, context)
+
+
+def _act(
+    request: HttpRequest, run_id: uuid.UUID, action: Any, done: str, **kwargs: Any
+) -> HttpResponseRedirect:
+    try:
+        action(user=request.user, run_id=run_id, **kwargs)
+    except RunError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, done)
+    return redirect(_run_url(run_id))
+
+
+@require_POST
+def run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    _get_run(run_id)
+    return _act(
+        request, run_id, run_services.run_resume, _("The run continues from where it stopped.")
+    )
+
+
+@require_POST
+def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    _get_run(run_id)
+    return _act(
+        request,
+        run_id,
+        run_services.run_cancel,
+        _("The run is cancelled. You can resume it later."),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """GET asks for confirmation, listing what will be removed; POST rolls back."""
+    run = _get_run(run_id)
+    if request.method == "POST":
+        return _act(
+            request,
+            run_id,
+            run_services.run_rollback,
+            _("Rolling back: the wizard is removing what this run created."),
+        )
+    return render(request, "run_rollback.html", _run_context(run))
+
+
+@require_POST
+def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
+    _get_step(_get_run(run_id), step_key)
+    return _act(
+        request, run_id, run_services.run_retry_step, _("Retrying the step."), step_key=step_key
+    )
+
+
+@require_POST
+def step_apply(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
+    _get_step(_get_run(run_id), step_key)
+    return _act(
+        request, run_id, run_services.step_confirm, _("Applying the plan."), step_key=step_key
+    )
+
+
+@require_POST
+def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
+    """Save a step's answers; on a mistake, show the run page again with what was typed."""
+    run = _get_run(run_id)
+    step = _get_step(run, step_key)
+    step_class = _step_class(step.key)
+    if step_class is None or step_class.form_class is None or not _step_needs_input(run, step):
+        messages.error(request, _("This step is not waiting for input."))
+        return redirect(_run_url(run))
+    form = step_class.form_class(request.POST, prefix=f"step-{step.key}")
+    if not form.is_valid():
+        return render(request, RUN_TEMPLATE, _run_context(run, bound_form=(step.key, form)))
+    return _act(
+        request,
+        run_id,
+        run_services.step_submit_inputs,
+        _("Saved. The step continues with your answers."),
+        step_key=step_key,
+        inputs=form.cleaned_data,
+    )
