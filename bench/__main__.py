@@ -8,11 +8,12 @@ import platform
 import time
 from pathlib import Path
 
-from bench import bulk_users_baseline
+from bench import bulk_users_baseline, entra_flow_overhead
 
 RESULTS = Path(__file__).parent / "results.json"
 BENCHMARKS = {
     "bulk_users_baseline": bulk_users_baseline.run,
+    "entra_flow_overhead": entra_flow_overhead.run,
 }
 
 

@@ -134,7 +134,7 @@ def _truncate(text: str) -> str:
     return f"{text[:MAX_TEXT_CHARS]}… ({len(text) - MAX_TEXT_CHARS} more characters)"
 
 
-def _redact(value: Any, secrets: list[str], depth: int) -> Any:
+def _redact(value: Any, secrets: list[str], depth: int, truncate: bool) -> Any:
     if depth > MAX_DEPTH:
         return f"<{type(value).__name__} nested too deep>"
     if isinstance(value, Mapping):
@@ -142,16 +142,17 @@ def _redact(value: Any, secrets: list[str], depth: int) -> Any:
             str(key): (
                 REDACTED
                 if _is_secret_key(str(key)) and item not in (None, "")
-                else _redact(item, secrets, depth + 1)
+                else _redact(item, secrets, depth + 1, truncate)
             )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
-        return [_redact(item, secrets, depth + 1) for item in value]
+        return [_redact(item, secrets, depth + 1, truncate) for item in value]
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return _truncate(redact_text(value, secrets))
+        text = redact_text(value, secrets)
+        return _truncate(text) if truncate else text
     if isinstance(value, bytes | bytearray):
         return f"<{len(value)} bytes>"
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
@@ -161,9 +162,13 @@ def _redact(value: Any, secrets: list[str], depth: int) -> Any:
     return _truncate(redact_text(repr(value), secrets))
 
 
-def redact(value: Any) -> Any:
-    """A JSON-safe copy of `value` with every secret replaced by "***"."""
-    return _redact(value, _registered_secrets(), 0)
+def redact(value: Any, *, truncate: bool = True) -> Any:
+    """A JSON-safe copy of `value` with every secret replaced by "***".
+
+    Audit summaries are truncated; step plans and outputs are not (truncate=False), because later
+    steps read them: IdP metadata handed to saml_provider is often longer than an audit summary.
+    """
+    return _redact(value, _registered_secrets(), 0, truncate)
 
 
 def _write(scope: AuditScope, **fields: Any) -> Any:

@@ -75,7 +75,7 @@ class StepContext:
                     record_state_change(
                         self.audit,
                         kind=AuditKind.RUN_STATE,
-                        old=old,
+                        old=dict(old),
                         new=new,
                         message="The run's Connect instance is now "
                         f"{instance_alias or instance_id}.",
@@ -89,25 +89,27 @@ class StepContext:
         return list(self.created_resources)
 
     def store_secret(self, name: str, value: str) -> None:
-        """Keep a secret the admin must copy once (an access key for Okta) encrypted on the step,
-        never in plan or outputs, masked in every audit row and log line; a new secret can be
-        shown again."""
+        """Keep the secret the admin must copy once (an access key for Okta, named by its key
+        id) encrypted on the step, never in plan or outputs, masked in every audit row and log
+        line. A step keeps one: a new one replaces the old and can be shown once again."""
         from provisioning.audit import register_secret_values
         from wizard import secret_box
         from wizard.models import StepRun
 
+        if self.step_run_id is None:
+            raise RuntimeError("Only a step of a run can keep a secret.")
         register_secret_values([value])
-        step = StepRun.objects.get(pk=self.step_run_id)
-        secrets = {**step.secrets, name: value}
-        StepRun.objects.filter(pk=step.pk).update(
-            secret_ciphertext=secret_box.encrypt_json(secrets), secret_revealed_at=None
+        StepRun.objects.filter(pk=self.step_run_id).update(
+            secret_ciphertext=secret_box.encrypt_json({name: value}), secret_revealed_at=None
         )
 
     def stored_secrets(self) -> dict[str, str]:
-        """The secrets store_secret() kept for this step (registered for redaction)."""
+        """{name: secret} as store_secret() kept it for this step (registered for redaction)."""
         from provisioning.audit import register_secret_values
         from wizard.models import StepRun
 
+        if self.step_run_id is None:
+            return {}
         secrets = StepRun.objects.get(pk=self.step_run_id).secrets
         register_secret_values(secrets.values())
         return secrets
@@ -128,6 +130,10 @@ class StepContext:
             raise PermanentError(
                 f"The {role} connection of this run no longer exists.", code="connection_missing"
             ) from None
+
+    def idp_connection(self) -> Any:
+        """The run's IdP Connection (its non-secret config: tenant, org URL, sandbox or not)."""
+        return self._connection(self.idp_connection_id, "identity provider")
 
     def aws(self, service: str) -> Any:
         """A boto3 client for `service` in the run's region, every call audited."""

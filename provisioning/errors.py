@@ -26,9 +26,17 @@ class ProvisioningError(Exception):
 
 
 class RetryableError(ProvisioningError):
-    """Throttling, timeouts, 5xx: the same call may succeed later."""
+    """Throttling, timeouts, 5xx: the same call may succeed later. `retry_after_s`, when the
+    cloud said when to come back (Okta's X-Rate-Limit-Reset, a Retry-After header), is the wait
+    the engine uses instead of its own backoff."""
 
     retryable = True
+
+    def __init__(
+        self, message: str, *, code: str = "", hint: str = "", retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentError(ProvisioningError):

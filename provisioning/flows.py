@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 
 @dataclass(frozen=True)
 class Flow:
     key: str
     idp: str  # "entra" or "okta"
-    title: str
+    title: str | StrPromise  # lazy translations: the flow's name on the new-setup page
     step_keys: tuple[str, ...]
 
     @property
@@ -36,3 +42,66 @@ def get_flow(key: str) -> Flow:
         return FLOWS[key]
     except KeyError:
         raise LookupError(f"no flow is registered under {key!r}") from None
+
+
+# Entra ID (issue 5) ---------------------------------------------------------------------------
+# The Entra preflight comes first: a missing Graph permission stops the run before any AWS call.
+register_flow(
+    Flow(
+        key="entra",
+        idp="entra",
+        title=_("Microsoft Entra ID"),
+        step_keys=(
+            "entra_preflight",
+            "preflight",
+            "connect_instance",
+            "entra_app",
+            "saml_provider",
+            "federation_policy",
+            "federation_role",
+            "entra_claims",
+            "entra_assignments",
+            "connect_users",
+            "sign_in_test",
+        ),
+    )
+)
+
+
+# Okta (issue 6) -------------------------------------------------------------------------------
+# Two ways for the role to reach Okta, the admin's choice when starting a run. Group mapping is
+# fully automatic (membership of one Okta group gives the role); role download is the seed's way
+# (Okta lists the roles with an IAM user's key, typed into the app by hand, because Okta has no
+# API for it) and lets the role be picked per person in Okta.
+_OKTA_BEFORE_ROLES = (
+    "okta_preflight",
+    "preflight",
+    "connect_instance",
+    "okta_app",
+    "saml_provider",
+    "federation_policy",
+    "federation_role",
+    "okta_app_provider",
+)
+_OKTA_AFTER_ROLES = ("okta_assignments", "connect_users", "sign_in_test")
+register_flow(
+    Flow(
+        key="okta_group_mapping",
+        idp="okta",
+        title=_("Okta: role by group mapping (fully automatic)"),
+        step_keys=(*_OKTA_BEFORE_ROLES, "okta_group_mapping", *_OKTA_AFTER_ROLES),
+    )
+)
+register_flow(
+    Flow(
+        key="okta_role_download",
+        idp="okta",
+        title=_("Okta: roles downloaded from AWS (one manual step in Okta)"),
+        step_keys=(
+            *_OKTA_BEFORE_ROLES,
+            "okta_role_listing_user",
+            "okta_role_download_confirmed",
+            *_OKTA_AFTER_ROLES,
+        ),
+    )
+)

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from provisioning.audit import AuditScope, record_state_change, redact, redact_text
 from provisioning.context import StepContext
@@ -92,7 +92,8 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
             logger.warning("Run %s does not exist; nothing to advance.", run_id)
             return None
         if run.status == RunStatus.ROLLING_BACK:
-            return _roll_back_next(run, worker)
+            with translation.override(run.language):
+                return _roll_back_next(run, worker)
         if run.status not in ACTIVE_RUN:
             return None
         problem = flow_problem(run)
@@ -108,7 +109,9 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
         if finished_a_step:
             # One step per call: other runs get a turn, and the task stays far below its limit.
             return NOW
-        outcome = _advance_step(run, step, worker)
+        # Plans, warnings and messages are written in the language of the admin who started it.
+        with translation.override(run.language):
+            outcome = _advance_step(run, step, worker)
         if outcome == _CONTINUE:
             continue
         if outcome == StepStatus.SUCCEEDED:
@@ -313,7 +316,7 @@ def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | N
         step,
         worker,
         StepStatus.PLANNED,
-        plan=redact(stored),
+        plan=redact(stored, truncate=False),
         error={},
         outputs={},
         waiting_since=None,
@@ -339,16 +342,18 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
     outputs["verify"] = [asdict(finding) for finding in findings]
-    failing = [finding for finding in findings if not finding.ok]
+    failing = [finding for finding in findings if not finding.ok and finding.blocking]
     if failing:
-        _fail_step(run, step, worker, _verify_error(failing), outputs=redact(outputs))
+        _fail_step(
+            run, step, worker, _verify_error(failing), outputs=redact(outputs, truncate=False)
+        )
         return None
     moved = _move_step(
         run,
         step,
         worker,
         StepStatus.SUCCEEDED,
-        outputs=redact(outputs),
+        outputs=redact(outputs, truncate=False),
         error={},
         waiting_since=None,
         finished_at=timezone.now(),
@@ -413,23 +418,40 @@ def _wait_for_cloud(run: SetupRun, step: StepRun, worker: str, wait: WaitForClou
     return countdown if released else None
 
 
+def _retry_delay(error: RetryableError, retries: int) -> float:
+    """When the cloud said when to come back (a rate limit's reset), then; else our backoff."""
+    if error.retry_after_s is not None:
+        return _countdown(error.retry_after_s)
+    return _countdown(settings.WIZARD_RETRY_BACKOFF_S * 2 ** (retries - 1))
+
+
 def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableError) -> float | None:
-    retries = int(step.error.get("retries", 0)) + 1
-    if retries > settings.WIZARD_STEP_MAX_RETRIES:
-        message = f"{error.message} (still failing after {retries - 1} retries)"
+    # A rate limit that says when to come back is the cloud pacing us, not a failure: it has its
+    # own, larger budget, so a step making hundreds of calls at Okta's 20/min still finishes.
+    paced = error.retry_after_s is not None
+    counter, limit = (
+        ("rate_limit_waits", settings.WIZARD_STEP_MAX_RATE_LIMIT_WAITS)
+        if paced
+        else ("retries", settings.WIZARD_STEP_MAX_RETRIES)
+    )
+    count = int(step.error.get(counter, 0)) + 1
+    if count > limit:
+        message = f"{error.message} (still failing after {count - 1} retries)"
         _fail_step(run, step, worker, {**error.as_dict(), "message": message})
         return None
-    delay = _countdown(settings.WIZARD_RETRY_BACKOFF_S * 2 ** (retries - 1))
+    delay = _retry_delay(error, count)
     logger.info(
-        "Run %s: step %s will retry in %.1f s (%s/%s): %s",
+        "Run %s: step %s will retry in %.1f s (%s %s/%s): %s",
         run.pk,
         step.key,
         delay,
-        retries,
-        settings.WIZARD_STEP_MAX_RETRIES,
+        counter,
+        count,
+        limit,
         redact_text(error.message),
     )
-    released = _release(step, worker, error=redact({**error.as_dict(), "retries": retries}))
+    kept = {key: step.error[key] for key in ("retries", "rate_limit_waits") if key in step.error}
+    released = _release(step, worker, error=redact({**error.as_dict(), **kept, counter: count}))
     return delay if released else None
 
 
@@ -602,7 +624,7 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
             retries = int(claimed.error.get("retries", 0)) + 1
             if retries <= settings.WIZARD_STEP_MAX_RETRIES:
                 _release(claimed, worker, error=redact({**exc.as_dict(), "retries": retries}))
-                return _countdown(settings.WIZARD_RETRY_BACKOFF_S * 2 ** (retries - 1))
+                return _retry_delay(exc, retries)
         if not isinstance(exc, Exception):
             raise
         error = (

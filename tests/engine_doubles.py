@@ -7,6 +7,7 @@ count that every step was applied exactly once. Inputs of the run tune their beh
     step_seconds            how long each apply takes (default 1 s, so a page can watch it)
     waits                   {step_key: n}  raise WaitForCloud n times first (test_marker_two: 2)
     retryable_failures      {step_key: n}  raise RetryableError n times first
+    rate_limited            {step_key: n}  raise RetryableError(retry_after_s=0.01) n times first
     fail_steps              [step_key]     raise PermanentError in apply
     pause                   {step_key: s}  inside the create call, after creating, write a
                                            "<run>-<step>.paused" file holding the pid, then sleep
@@ -143,6 +144,11 @@ class MarkerStep(Step):
         failures = int(ctx.inputs.get("retryable_failures", {}).get(self.key, 0))
         if failures and _bump(ctx.run_id, self.key, "throttled") <= failures:
             raise RetryableError("The test cloud is throttling.", code="Throttling")
+        limited = int(ctx.inputs.get("rate_limited", {}).get(self.key, 0))
+        if limited and _bump(ctx.run_id, self.key, "rate_limited") <= limited:
+            raise RetryableError(
+                "The test cloud's rate limit is used up.", code="RateLimited", retry_after_s=0.01
+            )
         if self._wants(ctx, "fail_steps"):
             raise PermanentError(
                 "The test inputs ask this step to fail.",

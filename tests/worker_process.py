@@ -4,8 +4,10 @@ test steps and flows (tests/engine_doubles.py) registered in the test process an
 `celery_worker` (function scope) gives a test transactional database access and the session's
 worker, started on first use: `.venv/bin/celery -A wizard worker --pool prefork --concurrency 1`
 with DATABASE_URL pointing at the test database, the same broker as this process (Redis when
-REDIS_URL is set; otherwise a filesystem-broker folder of its own), WIZARD_TESTING=1 and
-WIZARD_EXTRA_STEP_MODULES=tests.engine_doubles. It exposes the worker's pid, its pool children's
+REDIS_URL is set; otherwise a filesystem-broker folder of its own), WIZARD_TESTING=1,
+WIZARD_EXTRA_STEP_MODULES=tests.engine_doubles,tests.steps.connect_instance_doubles,
+tests.steps.iam_flow and the
+session sandbox's endpoints file. It exposes the worker's pid, its pool children's
 pids and its log.
 """
 
@@ -26,6 +28,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from sandbox.server import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 # Starting Django and Celery on a busy 2-core machine takes a few seconds; this is generous.
@@ -90,19 +94,18 @@ class WorkerProcess:
         return self.process.pid
 
     def pool_pids(self) -> list[int]:
-        """The prefork pool's children (the processes that run tasks)."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
-        if children.exists():
-            return [int(pid) for pid in children.read_text().split()]
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        """The prefork pool's children (the processes that run tasks).
+
+        Read from every thread's `children` file: after a child dies, billiard's supervisor
+        thread forks the replacement, and /proc lists a child under the thread that forked it.
+        """
+        pids: set[int] = set()
+        for children in Path(f"/proc/{self.pid}/task").glob("*/children"):
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                pids.update(int(pid) for pid in children.read_text().split())
             except OSError:
                 continue
-            if int(fields[1]) == self.pid:
-                pids.append(int(stat.parent.name))
-        return pids
+        return sorted(pids)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -147,7 +150,7 @@ def _point_this_process_at(broker_options: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="session")
 def celery_worker_process(
-    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox
 ) -> Iterator[WorkerProcess]:
     from django.conf import settings
     from django.db import connection
@@ -156,7 +159,17 @@ def celery_worker_process(
     env = {
         **os.environ,
         "WIZARD_TESTING": "1",
-        "WIZARD_EXTRA_STEP_MODULES": "tests.engine_doubles",
+        "WIZARD_EXTRA_STEP_MODULES": ",".join(
+            [
+                "tests.engine_doubles",
+                "tests.steps.connect_instance_doubles",
+                "tests.steps.iam_flow",
+                "tests.steps.aws_step_doubles",
+            ]
+        ),
+        # The AWS steps' calls go to this session's sandbox.
+        "WIZARD_MODE": "sandbox",
+        "WIZARD_SANDBOX_FILE": str(sandbox.state_dir / "sandbox.json"),
         "DATABASE_URL": _database_url(connection.settings_dict),
         "WIZARD_WAIT_COUNTDOWN_S": WORKER_WAIT_COUNTDOWN_S,
         "WIZARD_RETRY_BACKOFF_S": WORKER_RETRY_BACKOFF_S,

@@ -107,6 +107,9 @@ class SetupRun(models.Model):
     inputs = models.JSONField(default=dict, blank=True)
     # The admin asked to see and confirm every plan that changes something before it is applied.
     review_plans = models.BooleanField(default=False)
+    # The language of the admin who started the run: workers write the run's plans, warnings and
+    # messages in it, so a Japanese admin reads Japanese on the run page.
+    language = models.CharField(max_length=8, default="en")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     error = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(

@@ -10,6 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WIZARD_VAR_DIR", BASE_DIR / "var"))
+# Runtime files (SQLite, broker folders, sandbox CA): made here so a fresh clone needs no step.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -203,7 +205,7 @@ else:
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
-        # Without it kombu puts its broadcast exchange in ./control of whatever directory it runs in.
+        # Without it kombu puts its broadcast exchange in ./control of the working directory.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
@@ -233,12 +235,36 @@ WIZARD_STEP_CLAIM_LEASE_S = int(os.environ.get("WIZARD_STEP_CLAIM_LEASE_S", "900
 # RetryableError (throttling, 5xx): retry this many times, waiting base * 2**n seconds between.
 WIZARD_STEP_MAX_RETRIES = int(os.environ.get("WIZARD_STEP_MAX_RETRIES", "5"))
 WIZARD_RETRY_BACKOFF_S = float(os.environ.get("WIZARD_RETRY_BACKOFF_S", "2"))
+# Waits a cloud schedules itself (Okta's X-Rate-Limit-Reset, Retry-After) don't use up the retries
+# above; this caps them instead (100 waits at Okta's one-minute reset is over an hour and a half).
+WIZARD_STEP_MAX_RATE_LIMIT_WAITS = int(os.environ.get("WIZARD_STEP_MAX_RATE_LIMIT_WAITS", "100"))
 # No re-enqueue waits longer than this: Redis redelivers unacked (ETA) tasks after the visibility
 # timeout, so every countdown must stay far below it.
 WIZARD_MAX_COUNTDOWN_S = float(os.environ.get("WIZARD_MAX_COUNTDOWN_S", "300"))
 # Modules that register steps and flows when imported (at startup, in WizardConfig.ready), plus
 # extra ones for this process only, comma-separated (the tests add their doubles this way).
-WIZARD_STEP_MODULES: list[str] = [*_env_list("WIZARD_EXTRA_STEP_MODULES")]
+WIZARD_STEP_MODULES: list[str] = [
+    "provisioning.steps.connect_instance",
+    "provisioning.steps.connect_users",
+    "provisioning.steps.entra_app",
+    "provisioning.steps.entra_assignments",
+    "provisioning.steps.entra_claims",
+    "provisioning.steps.entra_preflight",
+    "provisioning.steps.federation_policy",
+    "provisioning.steps.federation_role",
+    "provisioning.steps.okta_app",
+    "provisioning.steps.okta_app_provider",
+    "provisioning.steps.okta_assignments",
+    "provisioning.steps.okta_group_mapping",
+    "provisioning.steps.okta_preflight",
+    "provisioning.steps.okta_role_download_confirmed",
+    "provisioning.steps.okta_role_listing_user",
+    "provisioning.steps.phone_prerequisites",
+    "provisioning.steps.preflight",
+    "provisioning.steps.saml_provider",
+    "provisioning.steps.sign_in_test",
+    *_env_list("WIZARD_EXTRA_STEP_MODULES"),
+]
 
 LOGGING = {
     "version": 1,

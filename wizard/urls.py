@@ -7,7 +7,15 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from django.views.i18n import set_language
 
-from wizard.views import audit_log, connections, dashboard, health, runs
+from wizard.views import (
+    audit_log,
+    connections,
+    dashboard,
+    directory_picker,
+    health,
+    runs,
+    step_secrets,
+)
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -24,6 +32,14 @@ urlpatterns = [
     path("runs/<uuid:run_id>/steps/<slug:step_key>/retry/", runs.step_retry, name="step_retry"),
     path("runs/<uuid:run_id>/steps/<slug:step_key>/apply/", runs.step_apply, name="step_apply"),
     path("runs/<uuid:run_id>/steps/<slug:step_key>/inputs/", runs.step_inputs, name="step_inputs"),
+    path(
+        "runs/<uuid:run_id>/steps/<slug:step_key>/secret/", step_secrets.reveal, name="step_secret"
+    ),
+    path(
+        "runs/<uuid:run_id>/steps/<slug:step_key>/directory/",
+        directory_picker.directory_results,
+        name="directory_picker",
+    ),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("audit/export.csv", audit_log.audit_log_csv, name="audit_log_csv"),
     path("audit/export.json", audit_log.audit_log_json, name="audit_log_json"),

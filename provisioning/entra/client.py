@@ -21,6 +21,8 @@ Token requests to the sign-in endpoint are audited per HTTP attempt (service "lo
 
 from __future__ import annotations
 
+import base64
+import json
 import ssl
 from collections.abc import Awaitable
 from types import TracebackType
@@ -118,6 +120,25 @@ def run_graph(call: Awaitable[T]) -> T:
         return async_to_sync(wait)()
     except (APIError, AzureError, httpx.HTTPError, ssl.SSLError) as exc:
         raise map_graph_error(exc) from exc
+
+
+def token_permissions(client: GraphServiceClient) -> list[str]:
+    """The application permissions granted to the wizard's app: the `roles` claim of the access
+    token the client signs in with (requested and read here, not verified: it is our own token,
+    and Graph verifies it on every call)."""
+    adapter = client.request_adapter
+    # kiota keeps the provider private; the token's roles claim is only reachable through it.
+    provider = adapter._authentication_provider.access_token_provider  # type: ignore[attr-defined]
+    token = run_graph(provider.get_authorization_token(adapter.base_url + "/organization"))
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError) as exc:
+        raise PermanentError(
+            "Entra ID gave the wizard a token it can't read.", code="entra_token_unreadable"
+        ) from exc
+    roles = claims.get("roles") or []
+    return sorted(str(role) for role in roles) if isinstance(roles, list) else []
 
 
 _MIDDLEWARE_OPTIONS: dict[str, Any] = {

@@ -265,6 +265,7 @@ def _map_api_error(
             "Okta's rate limit for this API is used up.",
             code=code,
             hint=f"It resets at {reset_at} (in {wait_s:.0f} s); the wizard retries then.",
+            retry_after_s=wait_s,
         )
     if status >= 500:
         return RetryableError(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from django import forms
+    from django.utils.functional import _StrPromise as StrPromise
 
     from provisioning.context import StepContext
 
@@ -63,6 +64,9 @@ class Finding:
     ok: bool
     detail: str = ""
     fix: str = ""
+    # False for a check that waits on the admin elsewhere (Okta using the key): shown, but it
+    # doesn't fail the step; a later verification gates the run on it.
+    blocking: bool = True
 
 
 class Step:
@@ -74,8 +78,9 @@ class Step:
     """
 
     key: ClassVar[str]
-    title: ClassVar[str]
-    description: ClassVar[str] = ""
+    # Plain text or a lazy translation (gettext_lazy): the UI speaks English and Japanese.
+    title: ClassVar[str | StrPromise]
+    description: ClassVar[str | StrPromise] = ""
     # The form that collects this step's inputs, if it has any.
     form_class: ClassVar[type[forms.Form] | None] = None
 

@@ -14,6 +14,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.wrappers import Response
 
 from sandbox.aws.connect import MOTO_OPERATIONS, ConnectCall, ConnectService
+from sandbox.aws.iam_simulation import IamSimulation
 from sandbox.aws.saml_metadata import InvalidMetadata, check_idp_metadata
 from sandbox.aws.service_quotas import ServiceQuotas
 from sandbox.aws.sts_saml import assertion_for_moto, check_saml_assertion
@@ -58,6 +59,7 @@ class AwsApp:
         self.default_region = sandbox.endpoints.get("aws_region", AWS_REGION)
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID)
+        self.iam_simulation = IamSimulation(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
         self.connect = ConnectService(
             account_id=AWS_ACCOUNT_ID,
             quotas=self.service_quotas,
@@ -127,6 +129,8 @@ class AwsApp:
         if request.service == "sts" and operation == "AssumeRoleWithSAML":
             self._check_saml_sign_in(request)
             return None
+        if request.service == "iam" and operation == "SimulatePrincipalPolicy":
+            return self.iam_simulation.respond(request)
         if request.service == "iam" and operation in SAML_METADATA_ACTIONS:
             try:
                 check_idp_metadata(request.form().get("SAMLMetadataDocument", ""))
@@ -137,6 +141,12 @@ class AwsApp:
     def _connect(
         self, request: AwsRequest, operation: str, params: dict[str, Any], region: str
     ) -> Response | None:
+        if operation == "DescribeInstance":
+            failed = self.connect.describe_failed_instance(
+                ConnectCall(operation, region, AWS_ACCOUNT_ID, params)
+            )
+            if failed is not None:
+                return json_reply(failed, request_id=request.request_id)
         if operation in MOTO_OPERATIONS:
             self.connect.settle()
             return None

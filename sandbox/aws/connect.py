@@ -234,6 +234,9 @@ class InstanceState:
     security_profiles: dict[str, SecurityProfile] = field(default_factory=dict)
     routing_profiles: dict[str, RoutingProfile] = field(default_factory=dict)
     users: dict[str, ConnectUser] = field(default_factory=dict)
+    # Set by a test hook (sandbox.apps["aws"].connect): the instance ends CREATION_FAILED with
+    # this StatusReason instead of becoming ACTIVE.
+    failure_reason: str = ""
 
 
 @dataclass
@@ -354,7 +357,25 @@ class ConnectService:
                     and instance.instance_status == "CREATION_IN_PROGRESS"
                     and now >= state.ready_at
                 ):
-                    instance.instance_status = "ACTIVE"
+                    instance.instance_status = (
+                        "CREATION_FAILED" if state.failure_reason else "ACTIVE"
+                    )
+
+    def describe_failed_instance(self, call: ConnectCall) -> dict[str, Any] | None:
+        """DescribeInstance of an instance whose creation failed, with the StatusReason moto
+        doesn't keep; None for any other instance (moto answers)."""
+        with self._lock:
+            self.settle()
+            state = self._instances.get(str(call.params.get("InstanceId", "")))
+            instance = self._backend(call.region).instances.get(state.id) if state else None
+            if state is None or instance is None or instance.instance_status != "CREATION_FAILED":
+                return None
+            return {
+                "Instance": {
+                    **instance.to_dict(),
+                    "StatusReason": {"Message": state.failure_reason},
+                }
+            }
 
     # Lookups
 

@@ -284,16 +284,19 @@ class OktaSandboxApp:
 
     def _rate_limit_headers(self, wait: float) -> dict[str, str]:
         """X-Rate-Limit-* as Okta sends them: the per-minute limit, what is left, and the epoch
-        second when the caller may go again (when the bucket is full again if not throttled)."""
+        second when the whole limit is back (the bucket full again)."""
         rate, burst = self.knobs.rate_limits[APPS_API]
         per_second = rate * self.knobs.rate_scale
         limit = max(1, round(per_second * SECONDS_PER_LIMIT_WINDOW))
         bucket = self.knobs.bucket(APPS_API) if self.knobs.rate_limits_enabled else None
         left = bucket.tokens_left() if bucket is not None else float(burst)
-        if wait > 0:
+        if bucket is not None and per_second > 0:
+            # Okta's reset is when the minute's whole limit is back (its limits are per-minute
+            # windows), not merely the next call: a client that honours it then has the full
+            # quota again, as against Okta.
+            until_reset = max(wait, (burst - left) / per_second)
+        elif wait > 0:
             until_reset = wait
-        elif bucket is not None and per_second > 0:
-            until_reset = (burst - left) / per_second
         else:
             until_reset = SECONDS_PER_LIMIT_WINDOW
         return {

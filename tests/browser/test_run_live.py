@@ -12,14 +12,12 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from tests.web.factories import make_connection
 from tests.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
-PASSWORD = "a long test password for the browser"  # noqa: S105 - a test login
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
 # A test-flow run takes a few seconds (three 1 s steps, two short waits); a busy CI box is slower.

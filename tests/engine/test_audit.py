@@ -180,3 +180,17 @@ def test_it_masks_registered_secrets_in_log_lines_and_tracebacks() -> None:
     assert secret not in formatted
     assert "using ***" in formatted
     assert "refused ***" in formatted
+
+
+def test_it_truncates_audit_summaries_but_keeps_step_outputs_whole() -> None:
+    # Entra's federation metadata is about 6 KB; saml_provider reads it from the IdP step's outputs.
+    metadata = "<md:EntityDescriptor>" + "x" * (audit.MAX_TEXT_CHARS * 2) + "</md:EntityDescriptor>"
+    audit.register_secret_values(["canary-secret-in-metadata"])
+    outputs = {"metadata_xml": metadata + "canary-secret-in-metadata"}
+
+    kept = audit.redact(outputs, truncate=False)["metadata_xml"]
+    summary = audit.redact(outputs)["metadata_xml"]
+
+    assert kept == metadata + audit.REDACTED
+    assert len(summary) < len(metadata)
+    assert summary.startswith("<md:EntityDescriptor>")

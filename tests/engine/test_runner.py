@@ -4,10 +4,12 @@ retries what can be retried and stops for the admin when a plan asks."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
+from django.utils.translation import gettext
 
 from provisioning import runner
 from provisioning.errors import WaitForCloud
-from provisioning.steps.base import Step, register
+from provisioning.steps.base import Plan, Step, register
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
 from wizard.models import RunStatus, StepStatus
@@ -39,7 +41,7 @@ def test_it_plans_applies_and_verifies_each_step_in_order() -> None:
         assert step.plan["changes"][0]["action"] == "create"
         assert step.outputs["marker"] == engine_doubles.marker_path(run.pk, step.key).name
         assert step.outputs["verify"] == [
-            {"check": "The marker exists", "ok": True, "detail": "", "fix": ""}
+            {"check": "The marker exists", "ok": True, "detail": "", "fix": "", "blocking": True}
         ]
         assert step.claimed_by == ""
         assert step.attempts == 2  # one claim to plan, one to apply
@@ -127,6 +129,29 @@ def test_it_retries_a_retryable_error_with_growing_backoff(settings) -> None:
     assert run.status == RunStatus.SUCCEEDED
     assert step.error == {}
     assert engine_doubles.creations(run.pk) == FLOW_STEPS
+
+
+def test_it_waits_out_rate_limits_without_using_up_the_retries(settings) -> None:
+    settings.WIZARD_STEP_MAX_RETRIES = 2
+    settings.WIZARD_STEP_MAX_RATE_LIMIT_WAITS = 10
+    run = start_run(inputs={**QUICK, "rate_limited": {"test_marker_two": 6}})
+
+    drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert engine_doubles.creations(run.pk) == FLOW_STEPS
+
+
+def test_it_fails_the_step_once_rate_limit_waits_run_out(settings) -> None:
+    settings.WIZARD_STEP_MAX_RATE_LIMIT_WAITS = 3
+    run = start_run(inputs={**QUICK, "rate_limited": {"test_marker_two": 10}})
+
+    drive(run)
+
+    step = run.steps.get(key="test_marker_two")
+    assert step.status == StepStatus.FAILED
+    assert step.error["code"] == "RateLimited"
+    assert run.status == RunStatus.FAILED
 
 
 def test_it_fails_the_step_once_retries_run_out(settings) -> None:
@@ -253,3 +278,27 @@ def test_it_enqueues_the_worker_only_after_the_transaction_commits(
         run_services.run_create(user=admin_user, flow_key="test_flow", region="ap-northeast-1")
 
     assert len(callbacks) == 1
+
+
+class WarnsInTheRunsLanguage(Step):
+    key = "test_warns_in_the_runs_language"
+    title = "Plans with a translated warning"
+
+    def plan(self, ctx):
+        return Plan(warnings=[gettext("Choose at least one user or group.")])
+
+    def apply(self, ctx):
+        return {}
+
+
+def test_it_writes_plans_in_the_language_of_the_admin_who_started_the_run() -> None:
+    register(WarnsInTheRunsLanguage)
+    with translation.override("ja"):
+        run = start_run()
+    run.steps.filter(key="test_marker_one").update(key="test_warns_in_the_runs_language")
+
+    runner.advance(run.pk)
+
+    step = run.steps.get(key="test_warns_in_the_runs_language")
+    assert run.language == "ja"
+    assert step.plan["warnings"] == ["ユーザーまたはグループを 1 つ以上選んでください。"]

@@ -66,8 +66,13 @@ def test_it_creates_an_instance_that_becomes_active_after_the_delay(
     assert first["IdentityManagementType"] == "SAML"
     assert first["InstanceAlias"] == alias
     assert first["Arn"] == created["Arn"]
-    listed = connect.list_instances()["InstanceSummaryList"]
-    assert created["Id"] in {summary["Id"] for summary in listed}
+    # Other tests share the sandbox: the instance may be on any page of the listing.
+    listed = {
+        summary["Id"]
+        for page in connect.get_paginator("list_instances").paginate()
+        for summary in page["InstanceSummaryList"]
+    }
+    assert created["Id"] in listed
 
     assert wait_until_active(connect, created["Id"])["InstanceStatus"] == "ACTIVE"
     assert time.monotonic() - started >= 0.8

@@ -14,7 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from provisioning import runner
 from provisioning.audit import AuditScope, record_state_change
@@ -69,14 +70,14 @@ def _locked_run(run_id: uuid.UUID | str) -> SetupRun:
     try:
         return SetupRun.objects.select_for_update().get(pk=run_id)
     except (SetupRun.DoesNotExist, ValueError):
-        raise RunError("No setup run has this ID.") from None
+        raise RunError(gettext("No setup run has this ID.")) from None
 
 
 def _step(run: SetupRun, step_key: str) -> StepRun:
     try:
         return run.steps.get(key=step_key)
     except StepRun.DoesNotExist:
-        raise RunError(f"This run has no step “{step_key}”.") from None
+        raise RunError(gettext("This run has no step “%(step)s”.") % {"step": step_key}) from None
 
 
 def _move_run(user: Any, run: SetupRun, to_status: str, message: str = "", **fields: Any) -> None:
@@ -114,9 +115,14 @@ def _connection(connection_id: int | None, clouds: tuple[str, ...], role: str) -
     try:
         connection = Connection.objects.get(pk=connection_id)
     except Connection.DoesNotExist:
-        raise RunError(f"The {role} connection does not exist.") from None
+        raise RunError(
+            gettext("The %(cloud)s connection does not exist.") % {"cloud": role}
+        ) from None
     if connection.cloud not in clouds:
-        raise RunError(f"“{connection.name}” is not a {role} connection.")
+        raise RunError(
+            gettext("“%(name)s” is not a %(cloud)s connection.")
+            % {"name": connection.name, "cloud": role}
+        )
     return connection
 
 
@@ -147,15 +153,21 @@ def run_create(
     """
     flow = FLOWS.get(flow_key)
     if flow is None:
-        raise RunError(f"There is no setup called “{flow_key}”.")
+        raise RunError(gettext("There is no setup called “%(flow)s”.") % {"flow": flow_key})
     missing = [key for key in flow.step_keys if key not in STEPS]
     if missing:
-        raise RunError(f"This version of the wizard lacks the steps {', '.join(missing)}.")
+        raise RunError(
+            gettext("This version of the wizard lacks the steps %(steps)s.")
+            % {"steps": ", ".join(missing)}
+        )
     unknown = sorted(set(step_inputs or {}) - set(flow.step_keys))
     if unknown:
-        raise RunError(f"“{flow.title}” has no steps called {', '.join(unknown)}.")
+        raise RunError(
+            gettext("“%(flow)s” has no steps called %(steps)s.")
+            % {"flow": flow.title, "steps": ", ".join(unknown)}
+        )
     if not region:
-        raise RunError("Choose the AWS region of the Connect instance.")
+        raise RunError(gettext("Choose the AWS region of the Connect instance."))
     aws_connection = _connection(aws_connection_id, (Cloud.AWS,), "AWS")
     idp_connection = _connection(idp_connection_id, (flow.idp,), Cloud(flow.idp).label)
     with transaction.atomic():
@@ -171,6 +183,7 @@ def run_create(
             idp_connection=idp_connection,
             inputs=_json(inputs),
             review_plans=review_plans,
+            language=translation.get_language() or settings.LANGUAGE_CODE,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         StepRun.objects.bulk_create(
@@ -202,9 +215,14 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
     with transaction.atomic():
         run = _locked_run(run_id)
         if run.status == RunStatus.WAITING:
-            raise RunError("This run waits for you: confirm the plan or answer the step's form.")
+            raise RunError(
+                gettext("This run waits for you: confirm the plan or answer the step's form.")
+            )
         if run.status not in RESUMABLE:
-            raise RunError(f"A run that is {run.get_status_display().lower()} can't be resumed.")
+            raise RunError(
+                gettext("A run that is %(status)s can't be resumed.")
+                % {"status": run.get_status_display().lower()}
+            )
         _refuse_changed_flow(run)
         for step in run.steps.filter(status=StepStatus.FAILED):
             _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
@@ -223,9 +241,9 @@ def run_retry_step(
         run = _locked_run(run_id)
         step = _step(run, step_key)
         if step.status != StepStatus.FAILED:
-            raise RunError("Only a failed step can be retried.")
+            raise RunError(gettext("Only a failed step can be retried."))
         if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise RunError("The run is busy; retry the step once it has stopped.")
+            raise RunError(gettext("The run is busy; retry the step once it has stopped."))
         _refuse_changed_flow(run)
         _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
         _move_run(
@@ -241,7 +259,10 @@ def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
     with transaction.atomic():
         run = _locked_run(run_id)
         if run.status not in CANCELLABLE:
-            raise RunError(f"A run that is {run.get_status_display().lower()} can't be cancelled.")
+            raise RunError(
+                gettext("A run that is %(status)s can't be cancelled.")
+                % {"status": run.get_status_display().lower()}
+            )
         _move_run(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
     return run
 
@@ -252,8 +273,8 @@ def run_rollback(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) ->
         run = _locked_run(run_id)
         if run.status not in ROLLBACKABLE:
             raise RunError(
-                f"A run that is {run.get_status_display().lower()} can't be rolled back; "
-                "cancel it first."
+                gettext("A run that is %(status)s can't be rolled back; cancel it first.")
+                % {"status": run.get_status_display().lower()}
             )
         _move_run(user, run, RunStatus.ROLLING_BACK, "Rolling back.", error={}, finished_at=None)
         if enqueue:
@@ -273,7 +294,7 @@ def step_confirm(
             and step.status == StepStatus.PLANNED
             and step.plan.get("needs_confirmation")
         ):
-            raise RunError("This step is not waiting for confirmation.")
+            raise RunError(gettext("This step is not waiting for confirmation."))
         _refuse_changed_flow(run)
         # Unclaimed and applying: the next worker to come claims it and applies.
         _move_step(user, run, step, StepStatus.APPLYING)
@@ -300,7 +321,7 @@ def step_submit_inputs(
             and step.status == StepStatus.PLANNED
             and step.plan.get("needs_input")
         ):
-            raise RunError("This step is not waiting for input.")
+            raise RunError(gettext("This step is not waiting for input."))
         _refuse_changed_flow(run)
         _move_step(
             user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}

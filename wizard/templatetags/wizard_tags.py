@@ -56,9 +56,18 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+# A text output longer than this (IdP metadata, a policy document) is folded away on the run page.
+LONG_OUTPUT_CHARS = 120
+
+
 @register.filter
 def is_structured(value: Any) -> bool:
     return isinstance(value, dict | list)
+
+
+@register.filter
+def is_long_text(value: Any) -> bool:
+    return isinstance(value, str) and (len(value) > LONG_OUTPUT_CHARS or "\n" in value)
 
 
 @register.filter

@@ -40,6 +40,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning import runner
+from provisioning.steps.base import Plan
 from wizard.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
@@ -108,8 +109,23 @@ class Command(BaseCommand):
             old = event.old_value.get("status", "-")
             new = event.new_value.get("status", "-")
             self.stdout.write(f"{event.at:%H:%M:%S} {subject}: {old} → {new}")
+            if new == StepStatus.PLANNED:
+                self._print_plan(run, event.step_key)
             seen = event.pk
         return seen
+
+    def _print_plan(self, run: SetupRun, step_key: str) -> None:
+        """ "nothing to do" for a plan that changes nothing, else each change it makes."""
+        step = run.steps.filter(key=step_key).first()
+        if step is None or step.plan.get("needs_input"):
+            return
+        plan = Plan.from_json(step.plan)
+        if plan.is_noop:
+            self.stdout.write(f"  {step_key}: nothing to do")
+            return
+        for change in plan.changes:
+            if change.action not in ("nothing", "adopt"):
+                self.stdout.write(f"  {change.action} {change.resource_type} {change.name}")
 
     def _waiting_step(self, run: SetupRun) -> Any:
         return run.steps.filter(status=StepStatus.PLANNED).order_by("position").first()

@@ -1,0 +1,295 @@
+"""The Entra flow's wall time through the wizard's engine against the same setup done by a bare
+script (boto3 + msgraph-sdk called directly), in the sandbox with no instance or Graph delay.
+
+The wizard runs in this process like `manage.py setup_sso` (same runner, audit rows, plans and
+verifications) on a throwaway SQLite database; the bare script makes the calls an admin's own
+script would: create the instance, instantiate and set up the app, register the metadata, create
+the policy and role, set claims and relay state, assign a group, create its users, sign one in.
+Record: {"wizard_s", "bare_s", "ratio"} (ratio = wizard_s / bare_s: the wizard's own overhead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import ssl
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from azure.identity import ClientSecretCredential
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
+    InstantiatePostRequestBody,
+)
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.models.app_role import AppRole
+from msgraph.generated.models.app_role_assignment import AppRoleAssignment
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
+from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSignOnSettings
+from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.web_application import WebApplication
+from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501
+    AddTokenSigningCertificatePostRequestBody,
+)
+from msgraph_core import GraphClientFactory
+
+from sandbox.knobs import Knobs
+from sandbox.server import Sandbox
+
+EXAMPLE_PLAN = Path(__file__).resolve().parents[1] / "examples" / "entra-sandbox.toml"
+TEMPLATE_ID = "8b1025e4-1dd2-430b-a150-2ef79cd700f5"
+GROUP = "Connect Admins"
+SIGNIN = "https://signin.aws.amazon.com/saml"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def run() -> dict[str, Any]:
+    knobs = Knobs(
+        rate_limits_enabled=False, instance_creation_delay_s=0, graph_visibility_delay_s=0
+    )
+    with tempfile.TemporaryDirectory() as state_dir:
+        sandbox = Sandbox(state_dir=Path(state_dir), knobs=knobs)
+        endpoints = sandbox.start()
+        sandbox_file = Path(state_dir) / "sandbox.json"
+        sandbox.write_endpoints(sandbox_file)
+        try:
+            wizard_s = _wizard(sandbox_file, Path(state_dir))
+            bare_s = _bare(endpoints)
+        finally:
+            sandbox.stop()
+    return {
+        "wizard_s": round(wizard_s, 2),
+        "bare_s": round(bare_s, 2),
+        "ratio": round(wizard_s / bare_s, 2),
+    }
+
+
+def _wizard(sandbox_file: Path, state_dir: Path) -> float:
+    os.environ.update(
+        {
+            "WIZARD_TESTING": "1",
+            "WIZARD_MODE": "sandbox",
+            "WIZARD_SANDBOX_FILE": str(sandbox_file),
+            "WIZARD_VAR_DIR": str(state_dir / "var"),
+            "DATABASE_URL": f"sqlite:///{state_dir / 'bench.sqlite3'}",
+            "DJANGO_SETTINGS_MODULE": "wizard.settings",
+        }
+    )
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    from wizard.models import RunStatus, SetupRun
+    from wizard.services.connections import register_sandbox_connections
+
+    register_sandbox_connections(sandbox_file=sandbox_file)
+    plan = state_dir / "entra.toml"
+    plan.write_text(
+        EXAMPLE_PLAN.read_text().replace('alias = "entra-sandbox"', 'alias = "bench-wizard"')
+    )
+    started = time.perf_counter()
+    call_command("setup_sso", str(plan), stdout=io.StringIO())
+    elapsed = time.perf_counter() - started
+    assert SetupRun.objects.get().status == RunStatus.SUCCEEDED
+    return elapsed
+
+
+def _aws(endpoints: dict[str, str], service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoints["aws_endpoint_url"],
+        region_name=endpoints["aws_region"],
+        aws_access_key_id=endpoints["aws_access_key_id"],
+        aws_secret_access_key=endpoints["aws_secret_access_key"],
+        verify=endpoints["ca_bundle"],
+    )
+
+
+def _graph(endpoints: dict[str, str]) -> GraphServiceClient:
+    credential = ClientSecretCredential(
+        endpoints["entra_tenant_id"],
+        endpoints["entra_client_id"],
+        endpoints["entra_client_secret"],
+        authority=endpoints["entra_authority"],
+        disable_instance_discovery=True,
+        connection_verify=endpoints["ca_bundle"],
+    )
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=endpoints["ca_bundle"]))
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = endpoints["graph_base_url"]
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def _bare(endpoints: dict[str, str]) -> float:
+    started = time.perf_counter()
+    asyncio.run(_bare_script(endpoints))
+    return time.perf_counter() - started
+
+
+async def _bare_script(endpoints: dict[str, str]) -> None:
+    region = endpoints["aws_region"]
+    connect, iam = _aws(endpoints, "connect"), _aws(endpoints, "iam")
+    instance = connect.create_instance(
+        IdentityManagementType="SAML",
+        InstanceAlias="bench-bare",
+        InboundCallsEnabled=True,
+        OutboundCallsEnabled=True,
+    )
+    instance_id = instance["Id"]
+    while connect.describe_instance(InstanceId=instance_id)["Instance"]["InstanceStatus"] != (
+        "ACTIVE"
+    ):
+        await asyncio.sleep(0.1)
+    client = _graph(endpoints)
+    created = await client.application_templates.by_application_template_id(
+        TEMPLATE_ID
+    ).instantiate.post(InstantiatePostRequestBody(display_name="Amazon Connect bench-bare"))
+    app, sp_id = created.application, str(created.service_principal.id)
+    sp = client.service_principals.by_service_principal_id(sp_id)
+    await client.applications.by_application_id(app.id).patch(
+        Application(
+            identifier_uris=[f"{SIGNIN}#bench-bare"], web=WebApplication(redirect_uris=[SIGNIN])
+        )
+    )
+    await sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml"))
+    certificate = await sp.add_token_signing_certificate.post(
+        AddTokenSigningCertificatePostRequestBody(
+            display_name="CN=Amazon Connect SSO",
+            end_date_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=3 * 365),
+        )
+    )
+    await sp.patch(ServicePrincipal(preferred_token_signing_key_thumbprint=certificate.thumbprint))
+    tls = ssl.create_default_context(cafile=endpoints["ca_bundle"])
+    metadata = httpx.get(
+        f"{endpoints['entra_authority']}/{endpoints['entra_tenant_id']}/federationmetadata/"
+        f"2007-06/federationmetadata.xml?appid={app.app_id}",
+        verify=tls,
+    ).text
+    provider = iam.create_saml_provider(Name="bench-bare", SAMLMetadataDocument=metadata)
+    provider_arn = provider["SAMLProviderArn"]
+    policy = iam.create_policy(
+        PolicyName="bench-bare",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "connect:GetFederationToken",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"connect:InstanceId": instance_id}},
+                    }
+                ],
+            }
+        ),
+    )
+    role = iam.create_role(
+        RoleName="bench-bare",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": provider_arn},
+                        "Action": "sts:AssumeRoleWithSAML",
+                        "Condition": {"StringEquals": {"SAML:aud": SIGNIN}},
+                    }
+                ],
+            }
+        ),
+    )
+    iam.attach_role_policy(RoleName="bench-bare", PolicyArn=policy["Policy"]["Arn"])
+    role_value = f"{role['Role']['Arn']},{provider_arn}"
+    role_id = uuid.uuid4()
+    current = await sp.get()
+    await sp.patch(
+        ServicePrincipal(
+            app_roles=[
+                *current.app_roles,
+                AppRole(
+                    id=role_id,
+                    allowed_member_types=["User"],
+                    description="Amazon Connect",
+                    display_name="Amazon Connect bench",
+                    is_enabled=True,
+                    value=role_value,
+                ),
+            ],
+            saml_single_sign_on_settings=SamlSingleSignOnSettings(
+                relay_state=f"https://{region}.console.aws.amazon.com/connect/federate/"
+                f"{instance_id}?destination=%2Fccp-v2"
+            ),
+        )
+    )
+    from provisioning.steps.entra_claims import policy_definition
+
+    claims = await client.policies.claims_mapping_policies.post(
+        ClaimsMappingPolicy(
+            display_name="bench", definition=[policy_definition("userprincipalname", 3600)]
+        )
+    )
+    await sp.claims_mapping_policies.ref.post(
+        ReferenceCreate(
+            odata_id=f"https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/{claims.id}"
+        )
+    )
+    query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        filter=f"displayName eq '{GROUP}'"
+    )
+    groups = await client.groups.get(
+        request_configuration=RequestConfiguration(query_parameters=query)
+    )
+    group = groups.value[0]
+    members = await client.groups.by_group_id(group.id).members.graph_user.get()
+    await sp.app_role_assigned_to.post(
+        AppRoleAssignment(
+            principal_id=uuid.UUID(group.id), resource_id=uuid.UUID(sp_id), app_role_id=role_id
+        )
+    )
+    profiles = connect.list_security_profiles(InstanceId=instance_id)["SecurityProfileSummaryList"]
+    admin = next(p["Id"] for p in profiles if p["Name"] == "Admin")
+    routing = connect.list_routing_profiles(InstanceId=instance_id)["RoutingProfileSummaryList"]
+    basic = next(p["Id"] for p in routing if p["Name"] == "Basic Routing Profile")
+    for user in members.value:
+        connect.create_user(
+            InstanceId=instance_id,
+            Username=user.user_principal_name,
+            IdentityInfo={"FirstName": user.given_name, "LastName": user.surname},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[admin],
+            RoutingProfileId=basic,
+        )
+    accept = {"Accept": "application/json"}
+    first = sorted(user.user_principal_name for user in members.value)[0]
+    saml = httpx.get(
+        f"{endpoints['entra_authority']}/sandbox/sso/{app.app_id}",
+        params={"user": first},
+        headers=accept,
+        verify=tls,
+    ).json()
+    verdict = httpx.post(
+        saml["action"],
+        data={"SAMLResponse": saml["SAMLResponse"], "RelayState": saml["RelayState"]},
+        headers=accept,
+        verify=tls,
+    ).json()
+    assert verdict["ok"], verdict

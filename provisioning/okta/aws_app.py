@@ -1,0 +1,118 @@
+"""Reads and changes the Okta org's AWS Account Federation app (`amazon_aws`): find it, change
+its settings without losing the ones other steps own, fetch its SAML metadata, remove it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from okta.client import Client as OktaClient
+
+from provisioning.errors import PermanentError
+from provisioning.okta.rest import okta_call, okta_pages
+
+# The catalog name of Okta's "AWS Account Federation" app (PROCEDURE.md section 2, Okta 1).
+AWS_APP_NAME = "amazon_aws"
+SAML_2_0 = "SAML_2_0"
+# Okta's "not found" error code (Okta API reference, "Error codes").
+NOT_FOUND = "E0000007"
+# Fields of `app` documents the PUT /api/v1/apps/{id} body carries back (Okta replaces the whole
+# app on PUT, so everything not sent would be reset).
+REPLACED_FIELDS = ("name", "label", "signOnMode", "settings", "credentials", "visibility")
+
+
+def app_path(app_id: str) -> str:
+    return f"/api/v1/apps/{app_id}"
+
+
+def get_app(client: OktaClient, app_id: str) -> dict[str, Any] | None:
+    """The app, or None when Okta no longer has it."""
+    try:
+        return okta_call(client, "GET", app_path(app_id))
+    except PermanentError as error:
+        if error.code == NOT_FOUND:
+            return None
+        raise
+
+
+def find_apps(client: OktaClient, label: str) -> list[dict[str, Any]]:
+    """The org's amazon_aws apps labelled exactly `label` (Okta's `q` matches label prefixes)."""
+    return [
+        app
+        for app in okta_pages(client, "/api/v1/apps", params={"q": label, "limit": 200})
+        if app.get("name") == AWS_APP_NAME and app.get("label") == label
+    ]
+
+
+def app_settings(app: dict[str, Any]) -> dict[str, Any]:
+    return dict((app.get("settings") or {}).get("app") or {})
+
+
+def relay_state_of(app: dict[str, Any]) -> str:
+    return str(((app.get("settings") or {}).get("signOn") or {}).get("defaultRelayState") or "")
+
+
+def differences(app: dict[str, Any], wanted_app_settings: dict[str, Any]) -> dict[str, Any]:
+    """{setting: [now, wanted]} for the settings.app keys whose value differs."""
+    current = app_settings(app)
+    return {
+        key: [current.get(key), value]
+        for key, value in wanted_app_settings.items()
+        if current.get(key) != value
+    }
+
+
+def replace_app(
+    client: OktaClient,
+    app: dict[str, Any],
+    *,
+    label: str | None = None,
+    app_settings_update: dict[str, Any] | None = None,
+    relay_state: str | None = None,
+) -> dict[str, Any]:
+    """PUT the app back with these changes and everything else as it was (Okta replaces the
+    whole app on PUT)."""
+    body = {key: copy.deepcopy(app[key]) for key in REPLACED_FIELDS if key in app}
+    body.setdefault("settings", {})
+    if label is not None:
+        body["label"] = label
+    if app_settings_update:
+        body["settings"]["app"] = {**app_settings(app), **app_settings_update}
+    if relay_state is not None:
+        body["settings"].setdefault("signOn", {})
+        body["settings"]["signOn"] = {
+            **body["settings"]["signOn"],
+            "defaultRelayState": relay_state,
+        }
+    return okta_call(client, "PUT", app_path(app["id"]), body)
+
+
+def metadata_xml(client: OktaClient, app: dict[str, Any]) -> str:
+    """The app's IdP metadata, signed with its current signing key (credentials.signing.kid)."""
+    kid = ((app.get("credentials") or {}).get("signing") or {}).get("kid")
+    params = {"kid": kid} if kid else None
+    return str(
+        okta_call(
+            client,
+            "GET",
+            f"{app_path(app['id'])}/sso/saml/metadata",
+            params=params,
+            accept="application/xml",
+        )
+    )
+
+
+def user_access_url(app: dict[str, Any]) -> str:
+    """The app's embed link (what its tile on the Okta dashboard opens)."""
+    links = (app.get("_links") or {}).get("appLinks") or []
+    return str(links[0].get("href", "")) if links else ""
+
+
+def delete_app(client: OktaClient, app_id: str) -> None:
+    """Deactivate, then delete (Okta refuses to delete an active app); gone already is fine."""
+    app = get_app(client, app_id)
+    if app is None:
+        return
+    if app.get("status") == "ACTIVE":
+        okta_call(client, "POST", f"{app_path(app_id)}/lifecycle/deactivate")
+    okta_call(client, "DELETE", app_path(app_id))

@@ -1,0 +1,452 @@
+"""The connect_instance step: creates the run's Amazon Connect instance for SAML sign-in, or adopts
+an existing SAML instance by alias or ID, and waits until it is ACTIVE.
+
+Inputs: `instance_alias` (create, or adopt the instance with that alias) or `instance_id` (adopt;
+an ARN works too), falling back to the run's own; `inbound_calls_enabled` and
+`outbound_calls_enabled` (for a new instance, default true).
+Outputs: `instance_id`, `instance_arn`, `instance_alias`, `access_url`,
+`identity_management_type`, `adopted` (true when the instance existed before this run).
+The run's instance (SetupRun.instance_id/instance_alias, ctx.instance_id of later steps) is set as
+soon as the instance is known. Rollback deletes only an instance this run created.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.session
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES, aws_errors
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+
+RESOURCE_TYPE = "connect_instance"
+# The tag every instance this wizard creates carries (issue 4's convention): a run that crashed
+# after CreateInstance recognises its own instance by it.
+RUN_TAG = "connect-sso-wizard:run"
+SAML = "SAML"
+# ListInstances' MaxResults upper bound in botocore's Connect model.
+LIST_PAGE_SIZE = 10
+# Connect's default quota, "Amazon Connect instances per account" (PROCEDURE.md section 1).
+DEFAULT_INSTANCES_PER_ACCOUNT = 2
+# "100 creations+deletions per 30 days" (PROCEDURE.md section 1; CreateInstance API reference:
+# "You must wait 30 days before you can restart creating and deleting instances").
+CREATIONS_AND_DELETIONS_PER_30_DAYS = 100
+# Words of the CreateInstance error that is about the 30-day limit rather than the instance count.
+THIRTY_DAY_LIMIT_WORDS = ("30 days", "excessive number")
+# A Connect instance ID is a UUID (DescribeInstance, "Instance ARN" in the console ends with it).
+INSTANCE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+@functools.cache
+def alias_rule() -> tuple[int, int, re.Pattern[str]]:
+    """(min length, max length, pattern) of CreateInstance's InstanceAlias in botocore's model."""
+    model = botocore.session.get_session().get_service_model("connect")
+    alias = model.operation_model("CreateInstance").input_shape.members["InstanceAlias"]
+    return alias.metadata["min"], alias.metadata["max"], re.compile(alias.metadata["pattern"])
+
+
+def _suggest_alias(alias: str) -> str:
+    """The closest alias AWS accepts: other characters become hyphens, no "d-" start, cut to
+    length, letters or digits at both ends."""
+    _minimum, maximum, pattern = alias_rule()
+    suggestion = re.sub(r"[^A-Za-z0-9-]+", "-", alias).strip("-")
+    suggestion = re.sub(r"^[dD]-+", "", suggestion)
+    suggestion = suggestion[:maximum].strip("-")
+    return suggestion if suggestion and pattern.match(suggestion) else "my-contact-center"
+
+
+def alias_problem(alias: str) -> str:
+    """Why AWS would refuse `alias` and what to type instead ("" when it is fine)."""
+    minimum, maximum, pattern = alias_rule()
+    if len(alias) < minimum:
+        return str(_("Type an alias for the instance, e.g. “my-contact-center”."))
+    if len(alias) > maximum:
+        message = _("“%(alias)s” has %(length)s characters; an alias has at most %(maximum)s.")
+        hint = _("Try “%(suggestion)s”.")
+    elif alias[:2].lower() == "d-":
+        message = _("An alias can't start with “d-” (AWS keeps that for directory IDs).")
+        hint = _("Try “%(suggestion)s”.")
+    elif not pattern.match(alias):
+        message = _(
+            "“%(alias)s” has characters an alias can't have: only letters, digits and hyphens, "
+            "starting and ending with a letter or digit."
+        )
+        hint = _("Try “%(suggestion)s”.")
+    else:
+        return ""
+    values = {
+        "alias": alias,
+        "length": len(alias),
+        "maximum": maximum,
+        "suggestion": _suggest_alias(alias),
+    }
+    return f"{message % values} {hint % values}"
+
+
+def instance_id_problem(instance_id: str) -> str:
+    if INSTANCE_ID.match(instance_id):
+        return ""
+    return str(
+        _(
+            "“%(value)s” is not an instance ID. It looks like "
+            "12345678-90ab-cdef-1234-567890abcdef: the end of the instance ARN in the Amazon "
+            "Connect console."
+        )
+    ) % {"value": instance_id}
+
+
+class ConnectInstanceForm(forms.Form):
+    instance_alias = forms.CharField(
+        label=_("Instance alias"),
+        required=False,
+        help_text=_(
+            "Create an instance with this alias, or use the one that has it. It becomes "
+            "https://<alias>.my.connect.aws."
+        ),
+    )
+    instance_id = forms.CharField(
+        label=_("Or the ID of an existing instance"),
+        required=False,
+        help_text=_("Its identity management must be SAML 2.0."),
+    )
+    inbound_calls_enabled = forms.BooleanField(
+        label=_("Incoming calls"), required=False, initial=True
+    )
+    outbound_calls_enabled = forms.BooleanField(
+        label=_("Outgoing calls"), required=False, initial=True
+    )
+
+    def clean_instance_alias(self) -> str:
+        alias = self.cleaned_data.get("instance_alias", "").strip()
+        problem = alias_problem(alias) if alias else ""
+        if problem:
+            raise forms.ValidationError(problem)
+        return alias
+
+    def clean_instance_id(self) -> str:
+        instance_id = _bare_id(self.cleaned_data.get("instance_id", "").strip())
+        problem = instance_id_problem(instance_id) if instance_id else ""
+        if problem:
+            raise forms.ValidationError(problem)
+        return instance_id
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("instance_alias") and not cleaned.get("instance_id"):
+            raise forms.ValidationError(_("Type an alias, or the ID of an existing instance."))
+        return cleaned
+
+
+def _bare_id(reference: str) -> str:
+    """An instance ID from an ID or an instance ARN (arn:...:instance/<id>)."""
+    return reference.rsplit("/", 1)[-1] if reference.startswith("arn:") else reference
+
+
+@dataclass
+class Wanted:
+    """What the admin asked for, validated before any call."""
+
+    alias: str
+    instance_id: str
+    inbound: bool
+    outbound: bool
+
+    @property
+    def name(self) -> str:
+        return self.alias or self.instance_id
+
+
+def wanted(ctx: StepContext) -> Wanted | None:
+    """The validated inputs, or None when the admin has given neither an alias nor an ID."""
+    instance_id = _bare_id(str(ctx.inputs.get("instance_id") or "").strip())
+    alias = str(ctx.inputs.get("instance_alias") or "").strip()
+    if not instance_id and not alias:
+        # The run's own instance: chosen on the first page, or set by an earlier attempt.
+        instance_id, alias = ctx.instance_id, ctx.instance_alias
+    if not instance_id and not alias:
+        return None
+    problem = instance_id_problem(instance_id) if instance_id else alias_problem(alias)
+    if problem:
+        raise PermanentError(problem, code="connect_instance_invalid_input")
+    return Wanted(
+        alias=alias,
+        instance_id=instance_id,
+        inbound=bool(ctx.inputs.get("inbound_calls_enabled", True)),
+        outbound=bool(ctx.inputs.get("outbound_calls_enabled", True)),
+    )
+
+
+def client_token(ctx: StepContext, alias: str) -> str:
+    """CreateInstance's idempotency token: the same for every attempt of this run at this alias,
+    so a retry after a crash gets the instance the first attempt created."""
+    return f"connect-sso-wizard-{ctx.run_id}-{alias.lower()}"
+
+
+def _created_id(ctx: StepContext) -> str:
+    return next(
+        (entry["identifier"] for entry in ctx.created if entry["resource_type"] == RESOURCE_TYPE),
+        "",
+    )
+
+
+def _find_by_alias(connect: Any, alias: str) -> dict[str, Any] | None:
+    # Aliases are host names (https://<alias>.my.connect.aws): they compare without case.
+    with aws_errors():
+        for page in connect.get_paginator("list_instances").paginate(
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+        ):
+            for summary in page["InstanceSummaryList"]:
+                if (summary.get("InstanceAlias") or "").lower() == alias.lower():
+                    return summary
+    return None
+
+
+def _describe(connect: Any, instance_id: str) -> dict[str, Any]:
+    with aws_errors():
+        return connect.describe_instance(InstanceId=instance_id)["Instance"]
+
+
+def _require_saml(instance: dict[str, Any]) -> None:
+    identity = instance.get("IdentityManagementType", "")
+    if identity != SAML:
+        name = instance.get("InstanceAlias") or instance["Id"]
+        raise PermanentError(
+            f"The instance “{name}” manages its users with {identity}, not SAML 2.0, and an "
+            "instance's identity management can't be changed after it is created.",
+            code="connect_instance_not_saml",
+            hint="Create a new instance for SAML sign-in: type a new alias in this step. Nothing "
+            "was changed.",
+        )
+
+
+def _belongs_to_run(ctx: StepContext, instance: dict[str, Any]) -> bool:
+    return (instance.get("Tags") or {}).get(RUN_TAG) == str(ctx.run_id)
+
+
+@dataclass
+class Found:
+    """The instance the step works on, and whether this run created it."""
+
+    instance: dict[str, Any] | None
+    created_by_run: bool
+
+
+def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
+    """Read-only: the instance this run created, or the one the admin named; SAML is checked on
+    one this run did not create."""
+    created_id = _created_id(ctx)
+    if created_id:
+        return Found(_describe(connect, created_id), created_by_run=True)
+    if want.instance_id:
+        try:
+            instance = _describe(connect, want.instance_id)
+        except PermanentError as error:
+            if error.code not in NOT_FOUND_CODES:
+                raise
+            raise PermanentError(
+                f"No Amazon Connect instance has the ID {want.instance_id} in {ctx.region}.",
+                code="connect_instance_not_found",
+                hint="Check the ID, and that the run's region is the instance's region.",
+            ) from error
+    else:
+        summary = _find_by_alias(connect, want.alias)
+        if summary is None:
+            return Found(None, created_by_run=False)
+        instance = _describe(connect, summary["Id"])
+    if _belongs_to_run(ctx, instance):
+        return Found(instance, created_by_run=True)
+    _require_saml(instance)
+    return Found(instance, created_by_run=False)
+
+
+def explain_create_error(error: PermanentError, alias: str) -> PermanentError:
+    """CreateInstance's refusals in the admin's terms: a taken alias, one of the two quotas."""
+    if error.code in QUOTA_CODES:
+        if any(words in error.message.lower() for words in THIRTY_DAY_LIMIT_WORDS):
+            return PermanentError(
+                "AWS refused to create the instance: this account has reached Amazon Connect's "
+                f"limit of {CREATIONS_AND_DELETIONS_PER_30_DAYS} instance creations and "
+                "deletions per 30 days.",
+                code=error.code,
+                hint="This limit can't be raised: wait until 30 days after the earliest of those "
+                "creations or deletions, or adopt an existing SAML instance by its alias or ID.",
+            )
+        return PermanentError(
+            "AWS refused to create the instance: the quota “Amazon Connect instances per "
+            f"account” (default {DEFAULT_INSTANCES_PER_ACCOUNT}) is used up in this region.",
+            code=error.code,
+            hint="Request an increase in the AWS console › Service Quotas › Amazon Connect › "
+            "“Amazon Connect instances per account”, or delete an instance you no longer need "
+            "(deletions count toward the 30-day limit too), or adopt an existing SAML instance.",
+        )
+    if "already used" in error.message or "already exists" in error.message:
+        return PermanentError(
+            f"The alias “{alias}” is already taken by another Amazon Connect instance, in "
+            "another AWS account or region: it becomes the address "
+            f"https://{alias}.my.connect.aws, so it must be unique across AWS.",
+            code="connect_instance_alias_taken",
+            hint=f"Type another alias, e.g. “{_suggest_alias(alias + '-sso')}” or one with your "
+            "company's name.",
+        )
+    return error
+
+
+def _elapsed(instance: dict[str, Any]) -> str:
+    created = instance.get("CreatedTime")
+    if not isinstance(created, datetime):
+        return ""
+    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+@register
+class ConnectInstance(Step):
+    key = "connect_instance"
+    title = _("Amazon Connect instance")
+    description = _(
+        "Creates the Amazon Connect instance with SAML 2.0 sign-in, or uses an existing one."
+    )
+    form_class = ConnectInstanceForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        want = wanted(ctx)
+        if want is None:
+            return Plan(needs_input=True)
+        found = _find(ctx, ctx.aws("connect"), want)
+        if found.instance is None:
+            return Plan(
+                changes=[
+                    Change(
+                        "create",
+                        RESOURCE_TYPE,
+                        want.alias,
+                        {
+                            "identity_management_type": SAML,
+                            "inbound_calls_enabled": want.inbound,
+                            "outbound_calls_enabled": want.outbound,
+                            "access_url": f"https://{want.alias}.my.connect.aws",
+                        },
+                    )
+                ]
+            )
+        instance = found.instance
+        return Plan(
+            changes=[
+                Change(
+                    "nothing" if found.created_by_run else "adopt",
+                    RESOURCE_TYPE,
+                    instance.get("InstanceAlias") or instance["Id"],
+                    {
+                        "instance_id": instance["Id"],
+                        "status": instance.get("InstanceStatus", ""),
+                        "identity_management_type": instance.get("IdentityManagementType", ""),
+                    },
+                )
+            ]
+        )
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        want = wanted(ctx)
+        if want is None:
+            raise PermanentError(
+                "This step has no instance alias or ID.",
+                code="connect_instance_invalid_input",
+                hint="Type an alias, or the ID of an existing instance.",
+            )
+        connect = ctx.aws("connect")
+        found = _find(ctx, connect, want)
+        if found.instance is None:
+            instance_id = self._create(ctx, connect, want)
+            alias = want.alias
+        else:
+            instance_id = found.instance["Id"]
+            alias = found.instance.get("InstanceAlias") or ""
+            if found.created_by_run:
+                # Created by an attempt whose worker died before recording it.
+                ctx.record_created(RESOURCE_TYPE, instance_id, alias=alias)
+        ctx.set_run_instance(instance_id=instance_id, instance_alias=alias)
+        instance = _describe(connect, instance_id)
+        status = instance.get("InstanceStatus", "")
+        name = alias or instance_id
+        if status == "CREATION_IN_PROGRESS":
+            raise WaitForCloud(
+                f"Amazon Connect is creating the instance “{name}” "
+                f"({_elapsed(instance)} so far; it usually takes a few minutes)."
+            )
+        if status == "CREATION_FAILED":
+            reason = (instance.get("StatusReason") or {}).get("Message") or "no reason given"
+            raise PermanentError(
+                f"Amazon Connect could not create the instance “{name}”: {reason}",
+                code="connect_instance_creation_failed",
+                hint="Roll back this run to delete the failed instance, fix what AWS names, "
+                "then start again.",
+            )
+        _require_saml(instance)
+        return {
+            "instance_id": instance_id,
+            "instance_arn": instance["Arn"],
+            "instance_alias": alias,
+            "access_url": instance.get("InstanceAccessUrl", ""),
+            "identity_management_type": instance.get("IdentityManagementType", ""),
+            "adopted": not any(entry["identifier"] == instance_id for entry in ctx.created),
+        }
+
+    def _create(self, ctx: StepContext, connect: Any, want: Wanted) -> str:
+        """CreateInstance with this run's token, recorded at once for rollback."""
+        try:
+            with aws_errors():
+                created = connect.create_instance(
+                    ClientToken=client_token(ctx, want.alias),
+                    IdentityManagementType=SAML,
+                    InstanceAlias=want.alias,
+                    InboundCallsEnabled=want.inbound,
+                    OutboundCallsEnabled=want.outbound,
+                    Tags={RUN_TAG: str(ctx.run_id)},
+                )
+        except PermanentError as error:
+            raise explain_create_error(error, want.alias) from error
+        ctx.record_created(RESOURCE_TYPE, created["Id"], alias=want.alias)
+        return created["Id"]
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        instance = _describe(ctx.aws("connect"), ctx.instance_id)
+        active = instance.get("InstanceStatus") == "ACTIVE"
+        saml = instance.get("IdentityManagementType") == SAML
+        return [
+            Finding(
+                check=str(_("The instance is active")),
+                ok=active,
+                detail="" if active else str(instance.get("InstanceStatus", "")),
+                fix="" if active else str(_("Check the instance in the Amazon Connect console.")),
+            ),
+            Finding(
+                check=str(_("The instance uses SAML 2.0 sign-in")),
+                ok=saml,
+                detail="" if saml else str(instance.get("IdentityManagementType", "")),
+                fix="" if saml else str(_("Start a new run that creates a SAML instance.")),
+            ),
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        created = [entry for entry in ctx.created if entry["resource_type"] == RESOURCE_TYPE]
+        if not created:
+            return
+        connect = ctx.aws("connect")
+        for entry in created:
+            try:
+                with aws_errors():
+                    connect.delete_instance(InstanceId=entry["identifier"])
+            except PermanentError as error:
+                if error.code not in NOT_FOUND_CODES:
+                    raise
+        if ctx.instance_id in {entry["identifier"] for entry in created}:
+            ctx.set_run_instance(instance_id="", instance_alias=ctx.instance_alias)

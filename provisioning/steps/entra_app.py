@@ -1,0 +1,422 @@
+"""The entra_app step: the Entra enterprise app for AWS, instantiated from the "AWS Single-Account
+Access" gallery template (or adopted), set up for SAML, with its own signing certificate, and its
+federation metadata handed to saml_provider.
+
+Inputs (all optional): `app_name` (default "Amazon Connect <instance alias or ID>"),
+`existing_app_id` (adopt this app: appId or object id), `identifier_suffix` (the "#suffix" of the
+identifier https://signin.aws.amazon.com/saml#<suffix>, default the instance alias or ID: one app
+per tenant may hold each identifier), `reply_url` ("global", "regional" or "both"),
+`certificate_years` (1-3, default 3).
+Outputs: app_object_id, app_id, service_principal_id, display_name, identifier_uri, reply_urls,
+certificate_thumbprint, certificate_not_after, metadata_xml, tenant_id, adopted,
+user_access_url, sandbox_sso_url (sandbox only).
+
+The app is found again on every run by its identifier (a second run of the same plan adopts what
+the first made and changes nothing), or by what this run recorded right after instantiating it
+(a crash). Rollback deletes only an app this run created (its service principal goes with it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
+    InstantiatePostRequestBody,
+)
+from msgraph.generated.applications.applications_request_builder import ApplicationsRequestBuilder
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.web_application import WebApplication
+from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501
+    AddTokenSigningCertificatePostRequestBody,
+)
+
+from provisioning.context import StepContext
+from provisioning.entra.client import run_graph
+from provisioning.entra.graph_reads import get_or_none
+from provisioning.entra.metadata import download_federation_metadata
+from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.sandbox_endpoints import sandbox_endpoints
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID
+
+RESOURCE_TYPE = "entra_application"
+SIGNIN_GLOBAL = "https://signin.aws.amazon.com/saml"
+IDENTIFIER_PREFIX = SIGNIN_GLOBAL + "#"
+# Characters kept in a derived "#suffix" (an identifier URI fragment without escaping).
+SUFFIX_CHARACTER = re.compile(r"[^A-Za-z0-9._-]")
+SUFFIX_MAX = 64
+# addTokenSigningCertificate accepts an endDateTime at most three years away (Graph reference);
+# Entra's own default is three years.
+CERTIFICATE_YEARS = (1, 2, 3)
+DEFAULT_CERTIFICATE_YEARS = 3
+DAYS_PER_YEAR = 365
+# A preferred certificate expiring sooner than this is replaced (saml_provider warns at 30 days).
+CERTIFICATE_RENEW_DAYS = 30
+CERTIFICATE_SUBJECT = "CN=Amazon Connect SSO"
+# Graph's displayName limit for applications.
+APP_NAME_MAX = 120
+USER_ACCESS_URL = "https://launcher.myapps.microsoft.com/api/signin/{app_id}?tenantId={tenant}"
+REPLY_CHOICES = [
+    ("global", _("Global: https://signin.aws.amazon.com/saml")),
+    ("regional", _("Regional: https://<region>.signin.aws.amazon.com/saml")),
+    ("both", _("Both")),
+]
+
+
+class EntraAppForm(forms.Form):
+    app_name = forms.CharField(
+        label=_("Name of the app in Entra ID"), required=False, max_length=APP_NAME_MAX
+    )
+    existing_app_id = forms.CharField(
+        label=_("Use an existing app (its Application ID)"), required=False
+    )
+    identifier_suffix = forms.CharField(
+        label=_("Identifier suffix"),
+        required=False,
+        max_length=SUFFIX_MAX,
+        help_text=_("Keeps several AWS apps apart in one tenant. Default: the instance alias."),
+    )
+    reply_url = forms.ChoiceField(
+        label=_("Reply URL"), choices=REPLY_CHOICES, initial="global", widget=forms.RadioSelect
+    )
+    certificate_years = forms.TypedChoiceField(
+        label=_("Signing certificate lifetime (years)"),
+        choices=[(years, str(years)) for years in CERTIFICATE_YEARS],
+        coerce=int,
+        initial=DEFAULT_CERTIFICATE_YEARS,
+    )
+
+
+def _instance_name(ctx: StepContext) -> str:
+    return ctx.instance_alias or ctx.instance_id or str(ctx.run_id)[:8]
+
+
+def wanted_identifier(ctx: StepContext) -> str:
+    raw = str(ctx.inputs.get("identifier_suffix") or "").strip() or _instance_name(ctx)
+    suffix = SUFFIX_CHARACTER.sub("-", raw)[:SUFFIX_MAX]
+    return IDENTIFIER_PREFIX + suffix
+
+
+def wanted_reply_urls(ctx: StepContext) -> list[str]:
+    choice = str(ctx.inputs.get("reply_url") or "global")
+    regional = f"https://{ctx.region}.signin.aws.amazon.com/saml"
+    return {
+        "global": [SIGNIN_GLOBAL],
+        "regional": [regional],
+        "both": [SIGNIN_GLOBAL, regional],
+    }.get(choice, [SIGNIN_GLOBAL])
+
+
+def wanted_name(ctx: StepContext) -> str:
+    name = str(ctx.inputs.get("app_name") or "").strip()
+    return (name or f"Amazon Connect {_instance_name(ctx)}")[:APP_NAME_MAX]
+
+
+def certificate_years(ctx: StepContext) -> int:
+    years = int(ctx.inputs.get("certificate_years") or DEFAULT_CERTIFICATE_YEARS)
+    if years not in CERTIFICATE_YEARS:
+        raise PermanentError(
+            f"A signing certificate can last 1 to 3 years, not {years}.",
+            code="entra_certificate_lifetime",
+            hint="Choose 1, 2 or 3 years.",
+        )
+    return years
+
+
+@dataclass
+class FoundApp:
+    application: Any  # msgraph Application
+    service_principal: Any | None  # None while not replicated yet
+    adopted: bool
+
+
+def _app_by_identifier(client: Any, identifier: str) -> Any | None:
+    query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+        filter=f"identifierUris/any(uri:uri eq '{identifier}')"
+    )
+    found = run_graph(
+        client.applications.get(request_configuration=RequestConfiguration(query_parameters=query))
+    )
+    return (found.value or [None])[0]
+
+
+def _app_by_key(client: Any, key: str) -> Any | None:
+    """An application by object id, or by appId."""
+    application = get_or_none(client.applications.by_application_id(key).get())
+    if application is None:
+        application = get_or_none(client.applications_with_app_id(key).get())
+    return application
+
+
+def _service_principal(client: Any, app_id: str) -> Any | None:
+    return get_or_none(client.service_principals_with_app_id(app_id).get())
+
+
+def find_app(ctx: StepContext, client: Any) -> FoundApp | None:
+    """The app this run works on: the admin's, this run's (recorded), or the one holding the
+    identifier (made by an earlier run of the same setup)."""
+    existing = str(ctx.inputs.get("existing_app_id") or "").strip()
+    if existing:
+        application = _app_by_key(client, existing)
+        if application is None:
+            raise PermanentError(
+                f"No app with the ID “{existing}” exists in the tenant.",
+                code="entra_app_not_found",
+                hint="Copy the Application (client) ID from Entra admin center › Enterprise "
+                "applications › the app › Overview.",
+            )
+        return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
+    for created in ctx.created:
+        if created["resource_type"] == RESOURCE_TYPE:
+            application = _app_by_key(client, created["identifier"])
+            if application is None:
+                raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
+            service_principal = _service_principal(client, application.app_id)
+            return FoundApp(application, service_principal, adopted=False)
+    application = _app_by_identifier(client, wanted_identifier(ctx))
+    if application is None:
+        return None
+    return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
+
+
+def _preferred_certificate(service_principal: Any) -> tuple[str, dt.datetime | None]:
+    """(thumbprint, end) of the preferred signing certificate, ("", None) when there is none."""
+    thumbprint = service_principal.preferred_token_signing_key_thumbprint or ""
+    if not thumbprint:
+        return "", None
+    for key in service_principal.key_credentials or []:
+        identifier = key.custom_key_identifier or b""
+        if key.usage == "Verify" and identifier.hex().upper() == thumbprint.upper():
+            return thumbprint, key.end_date_time
+    return "", None
+
+
+def _certificate_needed(service_principal: Any) -> bool:
+    thumbprint, end = _preferred_certificate(service_principal)
+    if not thumbprint or end is None:
+        return True
+    return end - dt.datetime.now(dt.UTC) < dt.timedelta(days=CERTIFICATE_RENEW_DAYS)
+
+
+def differences(ctx: StepContext, found: FoundApp) -> dict[str, Any]:
+    """What is not yet as wanted on an existing app: {what: (now, wanted)}."""
+    application, service_principal = found.application, found.service_principal
+    wanted: dict[str, Any] = {}
+    identifiers = list(application.identifier_uris or [])
+    # An app the admin named keeps the AWS identifier it already has (other AWS accounts may
+    # federate through it); any other app gets this setup's own.
+    keeps_own = bool(str(ctx.inputs.get("existing_app_id") or "").strip()) and any(
+        uri.startswith(IDENTIFIER_PREFIX) for uri in identifiers
+    )
+    if not keeps_own and identifiers != [wanted_identifier(ctx)]:
+        wanted["identifierUris"] = (identifiers, [wanted_identifier(ctx)])
+    reply_urls = list((application.web.redirect_uris if application.web else None) or [])
+    if sorted(reply_urls) != sorted(wanted_reply_urls(ctx)):
+        wanted["web.redirectUris"] = (reply_urls, wanted_reply_urls(ctx))
+    if service_principal is not None:
+        if service_principal.preferred_single_sign_on_mode != "saml":
+            wanted["preferredSingleSignOnMode"] = (
+                service_principal.preferred_single_sign_on_mode,
+                "saml",
+            )
+        if _certificate_needed(service_principal):
+            wanted["signingCertificate"] = (
+                _preferred_certificate(service_principal)[0] or None,
+                f"{CERTIFICATE_SUBJECT}, {certificate_years(ctx)} years",
+            )
+    return wanted
+
+
+@register
+class EntraApp(Step):
+    key = "entra_app"
+    title = _("Entra ID enterprise app")
+    description = _(
+        "Adds the AWS Single-Account Access app to your tenant (or uses yours), sets it up for "
+        "SAML sign-in with its own signing certificate, and reads its federation metadata."
+    )
+    form_class = EntraAppForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        client = ctx.graph()
+        certificate_years(ctx)
+        found = find_app(ctx, client)
+        if found is None:
+            return Plan(
+                changes=[
+                    Change(
+                        "create",
+                        RESOURCE_TYPE,
+                        wanted_name(ctx),
+                        {
+                            "template": "AWS Single-Account Access",
+                            "identifier": wanted_identifier(ctx),
+                            "reply_urls": wanted_reply_urls(ctx),
+                            "certificate": f"{CERTIFICATE_SUBJECT}, {certificate_years(ctx)} years",
+                        },
+                    )
+                ]
+            )
+        changes = differences(ctx, found)
+        name = str(found.application.display_name)
+        if changes:
+            return Plan(
+                changes=[
+                    Change(
+                        "update",
+                        RESOURCE_TYPE,
+                        name,
+                        {
+                            what: {"now": now, "wanted": want}
+                            for what, (now, want) in changes.items()
+                        },
+                    )
+                ]
+            )
+        return Plan(
+            changes=[Change("adopt" if found.adopted else "nothing", RESOURCE_TYPE, name, {})]
+        )
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        client = ctx.graph()
+        found = find_app(ctx, client)
+        if found is None:
+            found = self._instantiate(ctx, client)
+        if found.service_principal is None:
+            raise WaitForCloud(
+                str(_("Waiting for Entra ID to show the new app's service principal."))
+            )
+        application, service_principal = found.application, found.service_principal
+        changes = differences(ctx, found)
+        app_patch: dict[str, Any] = {}
+        if "identifierUris" in changes:
+            app_patch["identifier_uris"] = [wanted_identifier(ctx)]
+        if "web.redirectUris" in changes:
+            app_patch["web"] = WebApplication(redirect_uris=wanted_reply_urls(ctx))
+        if app_patch:
+            run_graph(
+                client.applications.by_application_id(application.id).patch(
+                    Application(**app_patch)
+                )
+            )
+        sp = client.service_principals.by_service_principal_id(service_principal.id)
+        if "preferredSingleSignOnMode" in changes:
+            run_graph(sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml")))
+        if "signingCertificate" in changes:
+            end = dt.datetime.now(dt.UTC) + dt.timedelta(
+                days=DAYS_PER_YEAR * certificate_years(ctx)
+            )
+            certificate = run_graph(
+                sp.add_token_signing_certificate.post(
+                    AddTokenSigningCertificatePostRequestBody(
+                        display_name=CERTIFICATE_SUBJECT, end_date_time=end
+                    )
+                )
+            )
+            run_graph(
+                sp.patch(
+                    ServicePrincipal(preferred_token_signing_key_thumbprint=certificate.thumbprint)
+                )
+            )
+        service_principal = run_graph(sp.get())
+        application = run_graph(client.applications.by_application_id(application.id).get())
+        return self._outputs(ctx, application, service_principal, adopted=found.adopted)
+
+    def _instantiate(self, ctx: StepContext, client: Any) -> FoundApp:
+        template_id = (
+            ctx.outputs.get("entra_preflight", {}).get("template_id") or FALLBACK_TEMPLATE_ID
+        )
+        created = run_graph(
+            client.application_templates.by_application_template_id(template_id).instantiate.post(
+                InstantiatePostRequestBody(display_name=wanted_name(ctx))
+            )
+        )
+        application = created.application
+        ctx.record_created(
+            RESOURCE_TYPE,
+            str(application.id),
+            app_id=str(application.app_id),
+            display_name=wanted_name(ctx),
+        )
+        # Graph answers before its replicas may have the new objects (PROCEDURE.md section 2
+        # step 2): find_app raises WaitForCloud until they show, and the next attempt finds
+        # them through what was just recorded.
+        found = find_app(ctx, client)
+        if found is None:
+            raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
+        return found
+
+    def _outputs(
+        self, ctx: StepContext, application: Any, service_principal: Any, *, adopted: bool
+    ) -> dict[str, Any]:
+        connection = ctx.idp_connection()
+        tenant = str(connection.config.get("tenant_id", ""))
+        thumbprint, end = _preferred_certificate(service_principal)
+        outputs = {
+            "app_object_id": str(application.id),
+            "app_id": str(application.app_id),
+            "service_principal_id": str(service_principal.id),
+            "display_name": str(application.display_name),
+            "identifier_uri": (application.identifier_uris or [""])[0],
+            "reply_urls": list(application.web.redirect_uris or []) if application.web else [],
+            "certificate_thumbprint": thumbprint,
+            "certificate_not_after": end.isoformat() if end else "",
+            "tenant_id": tenant,
+            "adopted": adopted,
+            "user_access_url": USER_ACCESS_URL.format(app_id=application.app_id, tenant=tenant),
+            "metadata_xml": download_federation_metadata(
+                connection, str(application.app_id), audit=ctx.audit
+            ),
+        }
+        sandbox = sandbox_endpoints(connection)
+        if sandbox:
+            outputs["sandbox_sso_url"] = (
+                f"{sandbox['entra_authority']}/sandbox/sso/{application.app_id}"
+            )
+        return outputs
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        client = ctx.graph()
+        found = find_app(ctx, client)
+        if found is None or found.service_principal is None:
+            return [
+                Finding(
+                    "entra_app",
+                    ok=False,
+                    detail=str(_("The app is gone from the tenant.")),
+                    fix=str(_("Retry the step to create it again.")),
+                )
+            ]
+        left = differences(ctx, found)
+        thumbprint, end = _preferred_certificate(found.service_principal)
+        return [
+            Finding(
+                "entra_app",
+                ok=not left,
+                detail=", ".join(sorted(left)) if left else str(found.application.display_name),
+                fix=str(_("Retry the step: it sets these again.")) if left else "",
+            ),
+            Finding(
+                "entra_signing_certificate",
+                ok=bool(thumbprint),
+                detail=f"{thumbprint} until {end.isoformat() if end else '?'}",
+            ),
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        client = ctx.graph()
+        for created in ctx.created:
+            if created["resource_type"] != RESOURCE_TYPE:
+                continue
+            application = get_or_none(
+                client.applications.by_application_id(created["identifier"]).get()
+            )
+            if application is not None:
+                run_graph(client.applications.by_application_id(created["identifier"]).delete())

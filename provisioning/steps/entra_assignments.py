@@ -1,0 +1,410 @@
+"""The entra_assignments step: the users and groups the admin picks are assigned the app role of
+entra_claims, after every person's RoleSessionName has been checked against Connect's and STS's
+username rules; the people who can sign in become outputs["people"] for connect_users.
+
+Entra lets only DIRECT members of an assigned group sign in (nested group memberships are ignored
+for app assignment; sign-in fails with AADSTS50105). So a picked group that contains other groups
+is handled as the admin chooses (input `nested_groups`): "assign" (default) assigns each nested
+group that directly holds users as well, "skip" leaves their members out (listed in the plan).
+
+Reads outputs["entra_app"]["service_principal_id"], outputs["entra_claims"] (app_role_id,
+session_name_source). Inputs: the picker's (provisioning/directory_picker.py) and `nested_groups`.
+Outputs: people [{username, first_name, last_name, email, login}], assigned [{principal_id,
+principal_type, name}], left_out [{login, reasons}].
+
+Rollback removes only the assignments this run made (recorded before each is made).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.models.app_role_assignment import AppRoleAssignment
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+from provisioning.context import StepContext
+from provisioning.directory_picker import (
+    DIRECTORY_CAP,
+    Choice,
+    PeoplePickerForm,
+    PickerPlan,
+    directory_snapshot,
+    read_choice,
+)
+from provisioning.entra.client import run_graph
+from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.errors import PermanentError
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.usernames import check_username
+
+RESOURCE_TYPE = "entra_app_role_assignment"
+USER_FIELDS = ["id", "userPrincipalName", "displayName", "givenName", "surname", "mail"]
+# Graph's largest page for users and groups ($top 1-999).
+PAGE_SIZE = 999
+# Member counts are read for at most this many groups of the snapshot (one call each).
+COUNTED_GROUPS = 100
+NESTED_CHOICES = [
+    ("assign", _("Also assign the nested groups, so their members can sign in")),
+    ("skip", _("Leave the members of nested groups out")),
+]
+NESTED_EXPLANATION = _(
+    "In Entra ID only direct members of an assigned group can sign in: members of a group "
+    "inside it can't (AADSTS50105). Assign the group that directly holds the users, or the "
+    "users themselves."
+)
+
+
+class EntraAssignmentsForm(PeoplePickerForm):
+    nested_groups = forms.ChoiceField(
+        label=_("Groups inside the groups you pick"),
+        choices=NESTED_CHOICES,
+        initial="assign",
+        widget=forms.RadioSelect,
+        help_text=NESTED_EXPLANATION,
+    )
+
+
+def _user_entry(user: Any) -> dict[str, str]:
+    return {
+        "id": str(user.id),
+        "login": str(user.user_principal_name or ""),
+        "name": str(user.display_name or user.user_principal_name or ""),
+        "email": str(user.mail or ""),
+    }
+
+
+def read_directory(client: Any) -> dict[str, Any]:
+    """The picker's snapshot: users and groups, with each group's direct member count and a
+    note on nested groups."""
+    users_query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        select=USER_FIELDS, top=PAGE_SIZE
+    )
+    users, more_users = all_pages(
+        client.users,
+        client.users.get(request_configuration=RequestConfiguration(query_parameters=users_query)),
+        limit=DIRECTORY_CAP,
+    )
+    groups_query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        select=["id", "displayName"], top=PAGE_SIZE
+    )
+    groups, more_groups = all_pages(
+        client.groups,
+        client.groups.get(
+            request_configuration=RequestConfiguration(query_parameters=groups_query)
+        ),
+        limit=DIRECTORY_CAP,
+    )
+    group_entries = []
+    for index, group in enumerate(groups):
+        entry: dict[str, Any] = {"id": str(group.id), "name": str(group.display_name or "")}
+        if index < COUNTED_GROUPS:
+            direct_users, nested = _direct_members(client, str(group.id))
+            entry["member_count"] = len(direct_users)
+            if nested:
+                entry["note"] = str(
+                    _("contains {count} group(s): their members can't sign in through it")
+                ).format(count=len(nested))
+        group_entries.append(entry)
+    return directory_snapshot(
+        [_user_entry(user) for user in users],
+        group_entries,
+        more_users=more_users,
+        more_groups=more_groups,
+    )
+
+
+def _direct_members(client: Any, group_id: str) -> tuple[list[Any], list[Any]]:
+    """(users, groups) that are direct members of the group."""
+    members = client.groups.by_group_id(group_id).members
+    users, _more = all_pages(members.graph_user, members.graph_user.get(), limit=DIRECTORY_CAP * 50)
+    groups, _more = all_pages(members.graph_group, members.graph_group.get(), limit=DIRECTORY_CAP)
+    return users, groups
+
+
+@dataclass
+class Resolution:
+    """Who gets assigned, who can sign in, and who is left out and why."""
+
+    principals: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (type, name)
+    people: dict[str, Any] = field(default_factory=dict)  # user id -> msgraph User
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    nested_only: dict[str, list[str]] = field(default_factory=dict)  # group -> member logins
+    not_found: list[str] = field(default_factory=list)
+    offenders: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _find_group_by_name(client: Any, name: str) -> Any | None:
+    escaped = name.replace("'", "''")
+    query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        filter=f"displayName eq '{escaped}'"
+    )
+    found = run_graph(
+        client.groups.get(request_configuration=RequestConfiguration(query_parameters=query))
+    )
+    return (found.value or [None])[0]
+
+
+def _add_group(client: Any, group: Any, choice: Choice, nested: str, result: Resolution) -> None:
+    name = str(group.display_name or group.id)
+    result.principals[str(group.id)] = ("Group", name)
+    users, inner_groups = _direct_members(client, str(group.id))
+    for user in users:
+        result.people.setdefault(str(user.id), user)
+    for inner in inner_groups:
+        if str(inner.id) in result.principals:
+            continue
+        if nested == "assign":
+            _add_group(client, inner, choice, nested, result)
+        else:
+            inner_users = run_graph(
+                client.groups.by_group_id(str(inner.id)).transitive_members.graph_user.get()
+            )
+            result.nested_only[str(inner.display_name)] = [
+                str(user.user_principal_name) for user in inner_users.value or []
+            ]
+
+
+def session_name(user: Any, source: str) -> str:
+    return str((user.mail if source == "mail" else user.user_principal_name) or "")
+
+
+def resolve(ctx: StepContext, client: Any, choice: Choice) -> Resolution:
+    source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
+    nested = str(ctx.inputs.get("nested_groups") or "assign")
+    result = Resolution()
+    individual: list[Any] = []
+    for user_id in choice.user_ids:
+        user = get_or_none(client.users.by_user_id(user_id).get())
+        if user is None:
+            result.not_found.append(user_id)
+        else:
+            individual.append(user)
+    for group_id in choice.group_ids:
+        group = get_or_none(client.groups.by_group_id(group_id).get())
+        if group is None:
+            result.not_found.append(group_id)
+        else:
+            _add_group(client, group, choice, nested, result)
+    for name in choice.names:
+        user = get_or_none(client.users.by_user_id(name).get()) if "@" in name else None
+        group = None if user is not None else _find_group_by_name(client, name)
+        if user is not None:
+            individual.append(user)
+        elif group is not None:
+            _add_group(client, group, choice, nested, result)
+        else:
+            result.not_found.append(name)
+    for user in individual:
+        result.people.setdefault(str(user.id), user)
+        result.principals[str(user.id)] = ("User", str(user.user_principal_name))
+    for user_id, user in list(result.people.items()):
+        login = str(user.user_principal_name or "")
+        if login.lower() in choice.excluded_logins:
+            result.left_out.append({"login": login, "reasons": [str(_("You left them out."))]})
+            del result.people[user_id]
+            continue
+        value = session_name(user, source)
+        reasons = (
+            check_username(value)
+            if value
+            else [
+                str(_("The user has no {source}, so Entra sends no RoleSessionName.")).format(
+                    source=source
+                )
+            ]
+        )
+        if reasons:
+            result.offenders.append({"login": login, "sends": value, "reasons": reasons})
+            if choice.exclude_offenders:
+                result.left_out.append({"login": login, "reasons": reasons})
+                del result.people[user_id]
+                # Picked on their own, they aren't assigned; in a group, the group still is.
+                if result.principals.get(user_id, ("",))[0] == "User":
+                    del result.principals[user_id]
+    return result
+
+
+def existing_assignments(client: Any, sp_id: str) -> dict[tuple[str, str], str]:
+    """(principal id, app role id) -> assignment id, for the app's current assignments."""
+    builder = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+    items, _more = all_pages(builder, builder.get(), limit=DIRECTORY_CAP * 50)
+    return {(str(a.principal_id), str(a.app_role_id)): str(a.id) for a in items}
+
+
+def _warnings(result: Resolution) -> list[str]:
+    warnings = []
+    for group, logins in result.nested_only.items():
+        warnings.append(
+            str(
+                _(
+                    "The group “{group}” sits inside a group you picked: its {count} member(s) "
+                    "can't sign in through that group and are left out. {why}"
+                )
+            ).format(group=group, count=len(logins), why=NESTED_EXPLANATION)
+        )
+    for offender in result.offenders:
+        warnings.append(
+            str(_("{login} would sign in as “{sends}”: {reasons}")).format(
+                login=offender["login"],
+                sends=offender["sends"],
+                reasons=" ".join(offender["reasons"]),
+            )
+        )
+    return warnings
+
+
+def _people_outputs(result: Resolution, source: str) -> list[dict[str, str]]:
+    people = []
+    for user in sorted(result.people.values(), key=lambda u: str(u.user_principal_name).lower()):
+        people.append(
+            {
+                "username": session_name(user, source),
+                "first_name": str(user.given_name or ""),
+                "last_name": str(user.surname or ""),
+                "email": str(user.mail or ""),
+                "login": str(user.user_principal_name or ""),
+            }
+        )
+    return people
+
+
+@register
+class EntraAssignments(Step):
+    key = "entra_assignments"
+    title = _("Who may sign in")
+    description = _(
+        "Assigns the users and groups you pick to the app. In Entra ID only direct members of an "
+        "assigned group can sign in, not members of groups inside it."
+    )
+    form_class = EntraAssignmentsForm
+
+    def _context(self, ctx: StepContext) -> tuple[Any, str, str]:
+        app = ctx.outputs.get("entra_app", {})
+        claims = ctx.outputs.get("entra_claims", {})
+        if not app.get("service_principal_id") or not claims.get("app_role_id"):
+            raise PermanentError(
+                "No earlier step set up the Entra app and its role.",
+                code="entra_app_missing",
+                hint="This step follows entra_app and entra_claims in the flow.",
+            )
+        return ctx.graph(), app["service_principal_id"], claims["app_role_id"]
+
+    def plan(self, ctx: StepContext) -> Plan:
+        client, sp_id, role_id = self._context(ctx)
+        choice = read_choice(ctx.inputs)
+        if choice.is_empty:
+            return PickerPlan(
+                needs_input=True,
+                directory=read_directory(client),
+                warnings=[str(NESTED_EXPLANATION)],
+            )
+        result = resolve(ctx, client, choice)
+        warnings = _warnings(result)
+        if result.not_found:
+            warnings.insert(
+                0,
+                str(_("Not found in the tenant: {names}.")).format(
+                    names=", ".join(result.not_found)
+                ),
+            )
+        if (
+            result.not_found
+            or (result.offenders and not choice.exclude_offenders)
+            or not result.people
+        ):
+            if not result.people:
+                warnings.append(
+                    str(_("Nobody who can sign in is left: pick other users or groups."))
+                )
+            return PickerPlan(needs_input=True, directory=read_directory(client), warnings=warnings)
+        existing = existing_assignments(client, sp_id)
+        changes = [
+            Change(
+                "nothing" if (principal_id, role_id) in existing else "create",
+                RESOURCE_TYPE,
+                f"{kind}: {name}",
+                {"principal_id": principal_id},
+            )
+            for principal_id, (kind, name) in result.principals.items()
+        ]
+        return Plan(changes=changes, warnings=warnings)
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        client, sp_id, role_id = self._context(ctx)
+        result = resolve(ctx, client, read_choice(ctx.inputs))
+        existing = existing_assignments(client, sp_id)
+        assigned_to = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+        for principal_id, (kind, name) in result.principals.items():
+            if (principal_id, role_id) in existing:
+                continue
+            # Recorded first: a crash after Graph made it still lets rollback find it.
+            ctx.record_created(
+                RESOURCE_TYPE,
+                f"{principal_id}:{role_id}",
+                service_principal_id=sp_id,
+                principal=f"{kind}: {name}",
+            )
+            run_graph(
+                assigned_to.post(
+                    AppRoleAssignment(
+                        principal_id=uuid.UUID(principal_id),
+                        resource_id=uuid.UUID(sp_id),
+                        app_role_id=uuid.UUID(role_id),
+                    )
+                )
+            )
+        source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
+        return {
+            "people": _people_outputs(result, source),
+            "assigned": [
+                {"principal_id": pid, "principal_type": kind, "name": name}
+                for pid, (kind, name) in result.principals.items()
+            ],
+            "left_out": result.left_out,
+        }
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        client, sp_id, role_id = self._context(ctx)
+        result = resolve(ctx, client, read_choice(ctx.inputs))
+        existing = existing_assignments(client, sp_id)
+        missing = [
+            name for pid, (_k, name) in result.principals.items() if (pid, role_id) not in existing
+        ]
+        return [
+            Finding(
+                "assignments",
+                ok=not missing,
+                detail=", ".join(missing) or str(len(result.principals)),
+                fix=str(_("Retry the step to assign them again.")),
+            )
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        client = ctx.graph()
+        by_app: dict[str, dict[tuple[str, str], str]] = {}
+        for created in ctx.created:
+            if created["resource_type"] != RESOURCE_TYPE:
+                continue
+            sp_id = created["service_principal_id"]
+            if sp_id not in by_app:
+                if (
+                    get_or_none(client.service_principals.by_service_principal_id(sp_id).get())
+                    is None
+                ):
+                    by_app[sp_id] = {}
+                else:
+                    by_app[sp_id] = existing_assignments(client, sp_id)
+            principal_id, _sep, role_id = created["identifier"].partition(":")
+            assignment_id = by_app[sp_id].get((principal_id, role_id))
+            if assignment_id:
+                run_graph(
+                    client.service_principals.by_service_principal_id(sp_id)
+                    .app_role_assigned_to.by_app_role_assignment_id(assignment_id)
+                    .delete()
+                )

@@ -1,0 +1,260 @@
+"""Creates or updates the IAM policy that lets federated users open the Connect instance
+(connect:GetFederationToken).
+
+Input `policy_form`: "instance_condition" (default; on "*" with StringEquals connect:InstanceId,
+as seeds 000 and 004) or "user_resource" (on the instance's `user/${aws:userid}` resource, as seed
+002). Input `policy_name` (default "ConnectSSO-<instance alias or ID>-GetFederationToken").
+
+Outputs: policy_arn, policy_name, policy_document (the JSON text that is the default version).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.aws.client import aws_errors
+from provisioning.aws.iam import (
+    POLICY_NAME,
+    account_id,
+    as_document,
+    checked_name,
+    default_name,
+    instance_id,
+    partition,
+    policy_diff,
+    policy_json,
+    run_tags,
+    same_policy,
+    tagged_run,
+)
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+
+POLICY_FORMS = {
+    "instance_condition": _("On any resource, for this instance only (connect:InstanceId)"),
+    "user_resource": _("On the signed-in user's own resource (user/${aws:userid})"),
+}
+DEFAULT_POLICY_FORM = "instance_condition"
+NAME_SUFFIX = "-GetFederationToken"
+NAME_RULE = _("1 to 128 letters, digits, or the characters + = , . @ _ -")
+# IAM keeps at most 5 versions of a managed policy (IAM User Guide, "Versioning IAM policies").
+MAX_POLICY_VERSIONS = 5
+POLICY_RESOURCE = "iam_policy"
+VERSION_RESOURCE = "iam_policy_version"
+POLICY_DESCRIPTION = "Lets users federated by the Connect SSO wizard open their Connect instance."
+
+
+class FederationPolicyForm(forms.Form):
+    policy_form = forms.ChoiceField(
+        label=_("Policy form"),
+        choices=list(POLICY_FORMS.items()),
+        initial=DEFAULT_POLICY_FORM,
+    )
+    policy_name = forms.CharField(
+        label=_("Policy name"),
+        required=False,
+        max_length=128,
+        help_text=_("Leave empty for ConnectSSO-<instance alias>-GetFederationToken."),
+    )
+
+    def clean_policy_name(self) -> str:
+        name = self.cleaned_data.get("policy_name", "").strip()
+        if name and not POLICY_NAME.fullmatch(name):
+            raise forms.ValidationError(_("Use %(rule)s.") % {"rule": NAME_RULE})
+        return name
+
+
+def policy_name(ctx: StepContext) -> str:
+    name = str(ctx.inputs.get("policy_name") or "").strip() or default_name(ctx, 128, NAME_SUFFIX)
+    return checked_name(name, POLICY_NAME, "IAM policy", str(NAME_RULE))
+
+
+def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
+    """One of the seeds' two forms of the federation policy, for the run's instance."""
+    form = str(ctx.inputs.get("policy_form") or DEFAULT_POLICY_FORM)
+    instance = instance_id(ctx)
+    statement: dict[str, Any] = {
+        "Sid": "ConnectFederation",
+        "Effect": "Allow",
+        "Action": "connect:GetFederationToken",
+    }
+    if form == "instance_condition":
+        statement["Resource"] = "*"
+        statement["Condition"] = {"StringEquals": {"connect:InstanceId": instance}}
+    elif form == "user_resource":
+        statement["Resource"] = (
+            f"arn:{partition(ctx.region)}:connect:{ctx.region}:{account}:instance/{instance}"
+            "/user/${aws:userid}"
+        )
+    else:
+        raise PermanentError(
+            f"Unknown policy form “{form}”.",
+            code="federation_policy_unknown_form",
+            hint="Choose one of: " + ", ".join(POLICY_FORMS) + ".",
+        )
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def find_policy(iam: Any, arn: str) -> dict[str, Any] | None:
+    """The managed policy at `arn` with its default version's document, or None."""
+    with aws_errors():
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        except iam.exceptions.NoSuchEntityException:
+            return None
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    return {**policy, "Document": as_document(version["PolicyVersion"]["Document"])}
+
+
+def _target(ctx: StepContext) -> tuple[Any, str, str, dict[str, Any]]:
+    iam = ctx.aws("iam")
+    account = account_id(ctx)
+    name = policy_name(ctx)
+    arn = f"arn:{partition(ctx.region)}:iam::{account}:policy/{name}"
+    return iam, name, arn, policy_document(ctx, account)
+
+
+@register
+class FederationPolicyStep(Step):
+    key = "federation_policy"
+    title = _("Federation policy")
+    description = _("Allows the federation role to open your Connect instance, and nothing else.")
+    form_class = FederationPolicyForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        iam, name, arn, wanted = _target(ctx)
+        existing = find_policy(iam, arn)
+        details = {"policy_arn": arn, "policy_document": policy_json(wanted)}
+        if existing is None:
+            return Plan(changes=[Change("create", POLICY_RESOURCE, name, details)])
+        if same_policy(existing["Document"], wanted):
+            return Plan(changes=[Change("nothing", POLICY_RESOURCE, name, details)])
+        diff = policy_diff(
+            existing["Document"],
+            wanted,
+            old_label=f"{name} {existing['DefaultVersionId']} (now)",
+            new_label=f"{name} (new default version)",
+        )
+        warnings = []
+        if existing.get("AttachmentCount"):
+            warnings.append(
+                str(
+                    _(
+                        "This policy is attached to %(count)s role(s) or user(s): the new version "
+                        "applies to them too."
+                    )
+                    % {"count": existing["AttachmentCount"]}
+                )
+            )
+        return Plan(
+            changes=[Change("update", POLICY_RESOURCE, name, details, diff)], warnings=warnings
+        )
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        iam, name, arn, wanted = _target(ctx)
+        existing = find_policy(iam, arn)
+        document = json.dumps(wanted)
+        if existing is None:
+            # Recorded before the call, so a worker killed right after it still leaves a trace.
+            ctx.record_created(POLICY_RESOURCE, arn, name=name)
+            with aws_errors():
+                iam.create_policy(
+                    PolicyName=name,
+                    PolicyDocument=document,
+                    Description=POLICY_DESCRIPTION,
+                    Tags=run_tags(ctx),
+                )
+        else:
+            if tagged_run(existing.get("Tags")) == str(ctx.run_id):
+                ctx.record_created(POLICY_RESOURCE, arn, name=name)
+            if not same_policy(existing["Document"], wanted):
+                self._add_default_version(ctx, iam, arn, existing["DefaultVersionId"], document)
+        return {"policy_arn": arn, "policy_name": name, "policy_document": policy_json(wanted)}
+
+    def _add_default_version(
+        self, ctx: StepContext, iam: Any, arn: str, previous_default: str, document: str
+    ) -> None:
+        with aws_errors():
+            versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+            if len(versions) >= MAX_POLICY_VERSIONS:
+                oldest = min(
+                    (version for version in versions if not version["IsDefaultVersion"]),
+                    key=lambda version: version["CreateDate"],
+                )
+                iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+            created = iam.create_policy_version(
+                PolicyArn=arn, PolicyDocument=document, SetAsDefault=True
+            )["PolicyVersion"]
+        ctx.record_created(
+            VERSION_RESOURCE,
+            f"{arn}#{created['VersionId']}",
+            policy_arn=arn,
+            version_id=created["VersionId"],
+            previous_default=previous_default,
+        )
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        iam, name, arn, wanted = _target(ctx)
+        existing = find_policy(iam, arn)
+        holds = existing is not None and same_policy(existing["Document"], wanted)
+        return [
+            Finding(
+                "The federation policy's default version is the expected document",
+                ok=holds,
+                detail=arn if holds else f"{name} is missing or has another default version.",
+                fix="" if holds else "Retry the step.",
+            )
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        iam = ctx.aws("iam")
+        created = ctx.created
+        # Versions first (newest last recorded, undone first), then whole policies.
+        for entry in reversed([e for e in created if e["resource_type"] == VERSION_RESOURCE]):
+            self._remove_version(iam, entry)
+        for entry in created:
+            if entry["resource_type"] == POLICY_RESOURCE:
+                self._delete_policy(ctx, iam, entry["identifier"])
+
+    def _remove_version(self, iam: Any, entry: dict[str, Any]) -> None:
+        arn, version_id = entry["policy_arn"], entry["version_id"]
+        with aws_errors():
+            try:
+                versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+            except iam.exceptions.NoSuchEntityException:
+                return
+            ids = {version["VersionId"]: version for version in versions}
+            if version_id not in ids:
+                return
+            if ids[version_id]["IsDefaultVersion"] and entry["previous_default"] in ids:
+                iam.set_default_policy_version(PolicyArn=arn, VersionId=entry["previous_default"])
+            if version_id != entry["previous_default"]:
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
+
+    def _delete_policy(self, ctx: StepContext, iam: Any, arn: str) -> None:
+        existing = find_policy(iam, arn)
+        if existing is None:
+            return
+        owner = tagged_run(existing.get("Tags"))
+        if owner and owner != str(ctx.run_id):
+            return
+        with aws_errors():
+            try:
+                versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+                for version in versions:
+                    if not version["IsDefaultVersion"]:
+                        iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+                iam.delete_policy(PolicyArn=arn)
+            except iam.exceptions.DeleteConflictException as error:
+                raise PermanentError(
+                    f"The policy {arn} is still attached to a role, user or group, so it can't "
+                    "be deleted.",
+                    code="federation_policy_attached",
+                    hint="Roll back the federation role step first, or detach the policy in the "
+                    "IAM console (Policies › the policy › Entities attached), then retry.",
+                ) from error

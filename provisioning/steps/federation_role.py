@@ -1,0 +1,380 @@
+"""Creates or updates the one IAM role federated users of the Connect instance assume: trusted
+for SAML sign-ins from the IAM identity provider, with the federation policy attached.
+
+Reads outputs["saml_provider"]["provider_arn"] and outputs["federation_policy"]["policy_arn"].
+Inputs: `role_name` (default "ConnectSSO-<instance alias or ID>"), `session_duration_hours`
+(1-12, default 1: the role's MaxSessionDuration).
+
+Outputs: role_arn, role_name, role_id, provider_arn, policy_arn, max_session_duration_s, and
+role_value ("<roleArn>,<providerArn>": the value of the SAML Role attribute the IdP steps send).
+
+Connect binds each user to the role of their first sign-in, so the role is recorded on the
+instance (tag FEDERATION_ROLE_TAG); a plan that would change an existing role's trust, or give the
+instance a different role, waits for the admin's confirmation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.aws.client import aws_errors
+from provisioning.aws.iam import (
+    ROLE_NAME,
+    as_document,
+    checked_name,
+    created_here,
+    default_name,
+    instance_id,
+    policy_diff,
+    policy_json,
+    run_tags,
+    same_policy,
+    signin_audiences,
+    tagged_run,
+)
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+
+# IAM's bounds on MaxSessionDuration: 1 to 12 hours (IAM API reference, CreateRole).
+MIN_SESSION_HOURS = 1
+MAX_SESSION_HOURS = 12
+DEFAULT_SESSION_HOURS = 1
+SECONDS_PER_HOUR = 3600
+NAME_RULE = _("1 to 64 letters, digits, or the characters + = , . @ _ -")
+ROLE_RESOURCE = "iam_role"
+ATTACHMENT_RESOURCE = "iam_role_policy_attachment"
+INSTANCE_TAG_RESOURCE = "connect_instance_tag"
+# The tag on the Connect instance naming its federation role (ARN), set by this step.
+FEDERATION_ROLE_TAG = "connect-sso-wizard:federation-role"
+ROLE_DESCRIPTION = "Assumed by users signing in to Amazon Connect through the SAML IdP."
+BAD_REQUEST_WARNING = _(
+    "Amazon Connect ties each user to the IAM role and identity provider of their first sign-in. "
+    "If anyone has already signed in to this instance, this change makes Connect answer “Bad "
+    "Request” when they sign in next, until they are removed and added again in Connect. If users "
+    "already sign in, keep the role they use instead: type its name as this step's role name. "
+    "Apply only if no one has signed in yet, or you accept that."
+)
+
+
+class FederationRoleForm(forms.Form):
+    role_name = forms.CharField(
+        label=_("Role name"),
+        required=False,
+        max_length=64,
+        help_text=_("Leave empty for ConnectSSO-<instance alias>."),
+    )
+    session_duration_hours = forms.IntegerField(
+        label=_("Longest session (hours)"),
+        min_value=MIN_SESSION_HOURS,
+        max_value=MAX_SESSION_HOURS,
+        initial=DEFAULT_SESSION_HOURS,
+    )
+
+    def clean_role_name(self) -> str:
+        name = self.cleaned_data.get("role_name", "").strip()
+        if name and not ROLE_NAME.fullmatch(name):
+            raise forms.ValidationError(_("Use %(rule)s.") % {"rule": NAME_RULE})
+        return name
+
+
+def role_name(ctx: StepContext) -> str:
+    name = str(ctx.inputs.get("role_name") or "").strip() or default_name(ctx, 64)
+    return checked_name(name, ROLE_NAME, "IAM role", str(NAME_RULE))
+
+
+def session_seconds(ctx: StepContext) -> int:
+    raw = ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS
+    try:
+        hours = int(raw)
+    except (TypeError, ValueError):
+        hours = 0
+    if not MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
+        raise PermanentError(
+            f"The session duration “{raw}” is not a whole number of hours from "
+            f"{MIN_SESSION_HOURS} to {MAX_SESSION_HOURS}.",
+            code="federation_role_session_duration",
+            hint=f"Type a number of hours from {MIN_SESSION_HOURS} to {MAX_SESSION_HOURS}.",
+        )
+    return hours * SECONDS_PER_HOUR
+
+
+def _earlier_output(ctx: StepContext, step_key: str, key: str, what: str) -> str:
+    value = ctx.outputs.get(step_key, {}).get(key) or ctx.inputs.get(key)
+    if not value:
+        raise PermanentError(
+            f"The {what} is not known yet.",
+            code="federation_role_missing_input",
+            hint=f"Run the “{step_key}” step first.",
+        )
+    return str(value)
+
+
+def trust_policy(provider_arn: str, region: str) -> dict[str, Any]:
+    """Trust for SAML sign-ins from the provider, addressed to AWS sign-in (IAM User Guide,
+    "Create a role for SAML 2.0 federation")."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithSAML",
+                "Condition": {"StringEquals": {"SAML:aud": signin_audiences(region)}},
+            }
+        ],
+    }
+
+
+class _Target:
+    """What the run wants and what IAM and Connect hold now."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.iam = ctx.aws("iam")
+        self.name = role_name(ctx)
+        self.provider_arn = _earlier_output(
+            ctx, "saml_provider", "provider_arn", "IAM identity provider"
+        )
+        self.policy_arn = _earlier_output(
+            ctx, "federation_policy", "policy_arn", "federation policy"
+        )
+        self.seconds = session_seconds(ctx)
+        self.trust = trust_policy(self.provider_arn, ctx.region)
+        self.instance_id = instance_id(ctx)
+        self.role = self._role()
+        self.attached = self._attached() if self.role else set()
+
+    def _role(self) -> dict[str, Any] | None:
+        with aws_errors():
+            try:
+                return self.iam.get_role(RoleName=self.name)["Role"]
+            except self.iam.exceptions.NoSuchEntityException:
+                return None
+
+    def _attached(self) -> set[str]:
+        with aws_errors():
+            pages = self.iam.get_paginator("list_attached_role_policies").paginate(
+                RoleName=self.name
+            )
+            return {policy["PolicyArn"] for page in pages for policy in page["AttachedPolicies"]}
+
+    @property
+    def current_trust(self) -> dict[str, Any]:
+        return as_document(self.role["AssumeRolePolicyDocument"]) if self.role else {}
+
+    @property
+    def trust_differs(self) -> bool:
+        return self.role is not None and not same_policy(self.current_trust, self.trust)
+
+    @property
+    def duration_differs(self) -> bool:
+        return self.role is not None and int(self.role.get("MaxSessionDuration", 0)) != self.seconds
+
+
+def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
+    """The instance's ARN and the federation role ARN recorded on it ("" if none)."""
+    connect = ctx.aws("connect")
+    with aws_errors():
+        arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
+        tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
+    return arn, str(tags.get(FEDERATION_ROLE_TAG, ""))
+
+
+@register
+class FederationRoleStep(Step):
+    key = "federation_role"
+    title = _("Federation role")
+    description = _("The role your users assume when they sign in to Connect through the IdP.")
+    form_class = FederationRoleForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        target = _Target(ctx)
+        recorded_role = _instance_arn_and_role(ctx, target.instance_id)[1]
+        details: dict[str, Any] = {
+            "trust_policy": policy_json(target.trust),
+            "policy_arn": target.policy_arn,
+            "max_session_duration_s": target.seconds,
+        }
+        plan = Plan()
+        if target.role is None:
+            plan.changes.append(Change("create", ROLE_RESOURCE, target.name, details))
+        else:
+            changes = []
+            if target.trust_differs:
+                changes.append("trust")
+            if target.duration_differs:
+                changes.append("max_session_duration")
+            if target.policy_arn not in target.attached:
+                changes.append("attach_policy")
+            diff = (
+                policy_diff(
+                    target.current_trust,
+                    target.trust,
+                    old_label=f"{target.name} trust (now)",
+                    new_label=f"{target.name} trust (new)",
+                )
+                if target.trust_differs
+                else ""
+            )
+            plan.changes.append(
+                Change(
+                    "update" if changes else "nothing",
+                    ROLE_RESOURCE,
+                    target.name,
+                    {**details, "role_arn": target.role["Arn"], "changes": changes},
+                    diff,
+                )
+            )
+        replaces_role = bool(recorded_role) and (
+            target.role is None or recorded_role != target.role["Arn"]
+        )
+        changes_trust = target.trust_differs and not created_here(ctx, ROLE_RESOURCE, target.name)
+        if replaces_role or changes_trust:
+            plan.needs_confirmation = True
+            reason = (
+                _("The instance already has the federation role %(role)s.")
+                % {"role": recorded_role}
+                if replaces_role
+                else _("The role %(role)s exists and its trust changes.") % {"role": target.name}
+            )
+            plan.warnings.append(f"{reason} {BAD_REQUEST_WARNING}")
+        return plan
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        target = _Target(ctx)
+        iam = target.iam
+        trust = json.dumps(target.trust)
+        with aws_errors():
+            if target.role is None:
+                # Recorded before the call, so a worker killed right after it leaves a trace.
+                ctx.record_created(ROLE_RESOURCE, target.name)
+                role = iam.create_role(
+                    RoleName=target.name,
+                    AssumeRolePolicyDocument=trust,
+                    Description=ROLE_DESCRIPTION,
+                    MaxSessionDuration=target.seconds,
+                    Tags=run_tags(ctx),
+                )["Role"]
+            else:
+                role = target.role
+                if tagged_run(role.get("Tags")) == str(ctx.run_id):
+                    ctx.record_created(ROLE_RESOURCE, target.name)
+                if target.trust_differs:
+                    iam.update_assume_role_policy(RoleName=target.name, PolicyDocument=trust)
+                if target.duration_differs:
+                    iam.update_role(RoleName=target.name, MaxSessionDuration=target.seconds)
+            if target.policy_arn not in target.attached:
+                ctx.record_created(
+                    ATTACHMENT_RESOURCE,
+                    f"{target.name}|{target.policy_arn}",
+                    role_name=target.name,
+                    policy_arn=target.policy_arn,
+                )
+                iam.attach_role_policy(RoleName=target.name, PolicyArn=target.policy_arn)
+        self._record_on_instance(ctx, target.instance_id, role["Arn"])
+        return {
+            "role_arn": role["Arn"],
+            "role_name": target.name,
+            "role_id": role["RoleId"],
+            "provider_arn": target.provider_arn,
+            "policy_arn": target.policy_arn,
+            "max_session_duration_s": target.seconds,
+            "role_value": f"{role['Arn']},{target.provider_arn}",
+        }
+
+    def _record_on_instance(self, ctx: StepContext, instance: str, role_arn: str) -> None:
+        instance_arn, recorded = _instance_arn_and_role(ctx, instance)
+        if recorded == role_arn:
+            return
+        ctx.record_created(
+            INSTANCE_TAG_RESOURCE,
+            f"{instance_arn}|{FEDERATION_ROLE_TAG}",
+            instance_arn=instance_arn,
+            role_arn=role_arn,
+            previous=recorded,
+        )
+        with aws_errors():
+            ctx.aws("connect").tag_resource(
+                resourceArn=instance_arn, tags={FEDERATION_ROLE_TAG: role_arn}
+            )
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        target = _Target(ctx)
+        if target.role is None:
+            return [
+                Finding(
+                    "The federation role exists",
+                    ok=False,
+                    detail=f"IAM has no role named {target.name}.",
+                    fix="Retry the step.",
+                )
+            ]
+        trust_holds = not target.trust_differs
+        attached = target.policy_arn in target.attached
+        return [
+            Finding("The federation role exists", ok=True, detail=target.role["Arn"]),
+            Finding(
+                "The role trusts SAML sign-ins from the identity provider",
+                ok=trust_holds,
+                detail="" if trust_holds else "The role's trust policy was changed.",
+                fix="" if trust_holds else "Retry the step to restore the trust policy.",
+            ),
+            Finding(
+                "The federation policy is attached to the role",
+                ok=attached,
+                detail="" if attached else f"{target.policy_arn} is not attached.",
+                fix="" if attached else "Retry the step to attach it.",
+            ),
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        iam = ctx.aws("iam")
+        created = ctx.created
+        for entry in created:
+            if entry["resource_type"] == INSTANCE_TAG_RESOURCE:
+                self._restore_instance_tag(ctx, entry)
+        for entry in created:
+            if entry["resource_type"] == ATTACHMENT_RESOURCE:
+                with aws_errors(), contextlib.suppress(iam.exceptions.NoSuchEntityException):
+                    iam.detach_role_policy(
+                        RoleName=entry["role_name"], PolicyArn=entry["policy_arn"]
+                    )
+        for entry in created:
+            if entry["resource_type"] == ROLE_RESOURCE:
+                self._delete_role(ctx, iam, entry["identifier"])
+
+    def _restore_instance_tag(self, ctx: StepContext, entry: dict[str, Any]) -> None:
+        connect = ctx.aws("connect")
+        arn = entry["instance_arn"]
+        with aws_errors():
+            try:
+                tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
+            except connect.exceptions.ResourceNotFoundException:
+                return
+            if tags.get(FEDERATION_ROLE_TAG) != entry["role_arn"]:
+                return
+            if entry.get("previous"):
+                connect.tag_resource(resourceArn=arn, tags={FEDERATION_ROLE_TAG: entry["previous"]})
+            else:
+                connect.untag_resource(resourceArn=arn, tagKeys=[FEDERATION_ROLE_TAG])
+
+    def _delete_role(self, ctx: StepContext, iam: Any, name: str) -> None:
+        with aws_errors():
+            try:
+                role = iam.get_role(RoleName=name)["Role"]
+            except iam.exceptions.NoSuchEntityException:
+                return
+            owner = tagged_run(role.get("Tags"))
+            if owner and owner != str(ctx.run_id):
+                return
+            # A role can't be deleted while policies are attached (DeleteConflict).
+            pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+            for page in pages:
+                for policy in page["AttachedPolicies"]:
+                    iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+            iam.delete_role(RoleName=name)

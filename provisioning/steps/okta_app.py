@@ -1,0 +1,316 @@
+"""Creates (or adopts) the Okta AWS Account Federation app that signs people in to Amazon Connect:
+SAML 2.0, login URL, session duration and the relay state into the instance, and fetches its
+metadata for the IAM identity provider.
+
+Inputs (the form): destination and custom_ccp_url (provisioning/relay_state.py), app_label
+(default "Amazon Connect <instance alias or ID>"), app_id (adopt this existing amazon_aws app
+instead of finding or creating one by label), session_duration_hours (1-12, default 1).
+Outputs: app_id, app_label, created (this run created the app), relay_state_url, metadata_xml,
+user_access_url (the app's tile link), sandbox_sso_url (sandbox only: the sandbox IdP's
+sign-on URL for sign_in_test), entity_id.
+
+The settings this step owns are the label, loginURL, awsEnvironmentType, sessionDuration and the
+relay state; the role settings (identityProviderArn, useGroupMapping, roleValuePattern,
+groupFilter) belong to okta_app_provider and okta_group_mapping and are kept as they are.
+Rollback deactivates and deletes the app only when this run created it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError
+from provisioning.okta import aws_app
+from provisioning.okta.rest import okta_call
+from provisioning.relay_state import (
+    DEFAULT_DESTINATION,
+    RelayStateError,
+    RelayStateFields,
+    build_relay_state_url,
+    relay_state_warnings,
+)
+from provisioning.saml import parse_idp_metadata
+from provisioning.sandbox_endpoints import sandbox_endpoints
+from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
+
+# Okta's AWS app accepts 900-43200 s, the range STS allows for a SAML session; the wizard asks
+# in whole hours like federation_role (1-12 h).
+MIN_SESSION_HOURS = 1
+MAX_SESSION_HOURS = 12
+DEFAULT_SESSION_HOURS = 1
+SECONDS_PER_HOUR = 3600
+# Okta labels are at most 100 characters (Okta API reference, Application.label).
+MAX_LABEL_LENGTH = 100
+LABEL_PREFIX = "Amazon Connect "
+# awsEnvironmentType and the console the app's login URL opens, per AWS partition
+# (PROCEDURE.md section 2, Okta 1; AWS GovCloud (US) console endpoints).
+ENVIRONMENTS = {
+    "aws": ("aws.amazon", "https://console.aws.amazon.com"),
+    "aws-us-gov": ("aws-us-gov", "https://console.amazonaws-us-gov.com"),
+}
+SANDBOX_SSO_PATH = "/sandbox/sso/"
+
+
+class OktaAppForm(RelayStateFields):
+    app_label = forms.CharField(
+        label=_("Name of the app in Okta"),
+        required=False,
+        max_length=MAX_LABEL_LENGTH,
+        help_text=_("Leave empty for “Amazon Connect <instance>”."),
+    )
+    session_duration_hours = forms.IntegerField(
+        label=_("Session duration (hours)"),
+        min_value=MIN_SESSION_HOURS,
+        max_value=MAX_SESSION_HOURS,
+        initial=DEFAULT_SESSION_HOURS,
+        help_text=_("How long a sign-in lasts before Okta is asked again."),
+    )
+    app_id = forms.CharField(
+        label=_("Use an existing AWS app (its Okta app ID)"),
+        required=False,
+        help_text=_("Leave empty: the wizard finds the app by its name or creates it."),
+    )
+
+
+def _label(ctx: StepContext) -> str:
+    given = str(ctx.inputs.get("app_label") or "").strip()
+    return (given or f"{LABEL_PREFIX}{ctx.instance_alias or ctx.instance_id}")[:MAX_LABEL_LENGTH]
+
+
+def _partition(region: str) -> str:
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def _session_seconds(ctx: StepContext) -> int:
+    try:
+        hours = int(ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS)
+    except (TypeError, ValueError):
+        hours = 0
+    if not MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
+        raise PermanentError(
+            f"The session duration must be {MIN_SESSION_HOURS} to {MAX_SESSION_HOURS} hours.",
+            code="okta_app_bad_session_duration",
+            hint="Change session_duration_hours.",
+        )
+    return hours * SECONDS_PER_HOUR
+
+
+def relay_state(ctx: StepContext) -> str:
+    try:
+        return build_relay_state_url(
+            ctx.region,
+            ctx.instance_id,
+            str(ctx.inputs.get("destination") or DEFAULT_DESTINATION),
+            str(ctx.inputs.get("custom_ccp_url") or ""),
+        )
+    except RelayStateError as error:
+        raise PermanentError(
+            str(error), code="okta_app_bad_relay_state", hint="Change where users land."
+        ) from None
+
+
+def wanted_settings(ctx: StepContext) -> dict[str, Any]:
+    """The settings.app values this step owns."""
+    environment, login_url = ENVIRONMENTS[_partition(ctx.region)]
+    return {
+        "awsEnvironmentType": environment,
+        "loginURL": login_url,
+        "sessionDuration": _session_seconds(ctx),
+        "joinAllRoles": False,
+    }
+
+
+def _created_app_ids(ctx: StepContext) -> list[str]:
+    return [r["identifier"] for r in ctx.created if r["resource_type"] == "okta_app"]
+
+
+def find_app(ctx: StepContext, client: Any) -> dict[str, Any] | None:
+    """The app to use: the one named by app_id, else one this run created, else the one
+    labelled as this run wants (several such apps: the admin must pick one)."""
+    app_id = str(ctx.inputs.get("app_id") or "").strip()
+    if app_id:
+        app = aws_app.get_app(client, app_id)
+        if app is None or app.get("name") != aws_app.AWS_APP_NAME:
+            raise PermanentError(
+                f"The Okta org has no AWS Account Federation app with the ID {app_id}.",
+                code="okta_app_not_found",
+                hint="Copy the ID from the app's address in the Okta Admin Console "
+                "(…/admin/app/amazon_aws/instance/<ID>/), or leave it empty.",
+            )
+        return app
+    for created_id in _created_app_ids(ctx):
+        app = aws_app.get_app(client, created_id)
+        if app is not None:
+            return app
+    found = aws_app.find_apps(client, _label(ctx))
+    if len(found) > 1:
+        raise PermanentError(
+            f"The Okta org has {len(found)} AWS apps named “{_label(ctx)}”.",
+            code="okta_app_ambiguous",
+            hint="Enter the ID of the one to use (app_id), or choose another name.",
+        )
+    return found[0] if found else None
+
+
+def _changes(ctx: StepContext, app: dict[str, Any] | None) -> list[Change]:
+    wanted = wanted_settings(ctx)
+    relay = relay_state(ctx)
+    if app is None:
+        return [
+            Change(
+                "create",
+                "okta_app",
+                _label(ctx),
+                details={"settings.app": wanted, "defaultRelayState": relay},
+            )
+        ]
+    changed = aws_app.differences(app, wanted)
+    if aws_app.relay_state_of(app) != relay:
+        changed["defaultRelayState"] = [aws_app.relay_state_of(app), relay]
+    if app.get("label") != _label(ctx) and ctx.inputs.get("app_label"):
+        changed["label"] = [app.get("label"), _label(ctx)]
+    if app.get("status") != "ACTIVE":
+        changed["status"] = [app.get("status"), "ACTIVE"]
+    action: ChangeAction = (
+        "update" if changed else ("nothing" if app["id"] in _created_app_ids(ctx) else "adopt")
+    )
+    return [
+        Change(
+            action,
+            "okta_app",
+            str(app.get("label")),
+            details={"app_id": app["id"]},
+            diff="\n".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in changed.items()),
+        )
+    ]
+
+
+def sandbox_sso_url(ctx: StepContext, app_id: str) -> str:
+    """The sandbox IdP's sign-on URL for the app ("" in live mode): from var/sandbox.json only."""
+    endpoints = sandbox_endpoints(ctx.idp_connection())
+    if endpoints is None:
+        return ""
+    return f"{str(endpoints['okta_org_url']).rstrip('/')}{SANDBOX_SSO_PATH}{app_id}"
+
+
+@register
+class OktaApp(Step):
+    key = "okta_app"
+    title = _("Okta app for Amazon Connect")
+    description = _(
+        "Creates Okta's AWS Account Federation app (SAML 2.0) with the relay state that takes "
+        "people into your Connect instance, and reads its metadata for AWS."
+    )
+    form_class = OktaAppForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        if "destination" not in ctx.inputs:
+            return Plan(needs_input=True)
+        client = ctx.okta()
+        app = find_app(ctx, client)
+        warnings = relay_state_warnings(
+            str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+        )
+        if app is not None and app["id"] not in _created_app_ids(ctx):
+            warnings.append(
+                str(
+                    _(
+                        "The app “%(label)s” already exists: the wizard uses it and changes only "
+                        "its AWS settings. Rolling back leaves it in place."
+                    )
+                )
+                % {"label": app.get("label")}
+            )
+        return Plan(changes=_changes(ctx, app), warnings=warnings)
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        client = ctx.okta()
+        app = find_app(ctx, client)
+        wanted = wanted_settings(ctx)
+        relay = relay_state(ctx)
+        created = False
+        if app is None:
+            app = okta_call(
+                client,
+                "POST",
+                "/api/v1/apps",
+                {
+                    "name": aws_app.AWS_APP_NAME,
+                    "label": _label(ctx),
+                    "signOnMode": aws_app.SAML_2_0,
+                    "settings": {"app": wanted, "signOn": {"defaultRelayState": relay}},
+                },
+            )
+            ctx.record_created("okta_app", app["id"], label=app["label"])
+        else:
+            if (
+                aws_app.differences(app, wanted)
+                or aws_app.relay_state_of(app) != relay
+                or (ctx.inputs.get("app_label") and app.get("label") != _label(ctx))
+            ):
+                app = aws_app.replace_app(
+                    client,
+                    app,
+                    label=_label(ctx) if ctx.inputs.get("app_label") else None,
+                    app_settings_update=wanted,
+                    relay_state=relay,
+                )
+            if app.get("status") != "ACTIVE":
+                okta_call(client, "POST", f"{aws_app.app_path(app['id'])}/lifecycle/activate")
+        created = app["id"] in _created_app_ids(ctx)
+        metadata = aws_app.metadata_xml(client, app)
+        return {
+            "app_id": app["id"],
+            "app_label": app.get("label", ""),
+            "created": created,
+            "relay_state_url": relay,
+            "metadata_xml": metadata,
+            "entity_id": parse_idp_metadata(metadata).entity_id,
+            "user_access_url": aws_app.user_access_url(app),
+            "sandbox_sso_url": sandbox_sso_url(ctx, app["id"]),
+        }
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        created = _created_app_ids(ctx)
+        app_id = created[0] if created else ""
+        client = ctx.okta()
+        app = aws_app.get_app(client, app_id) if app_id else find_app(ctx, client)
+        if app is None:
+            return [
+                Finding(
+                    check="The Okta app exists",
+                    ok=False,
+                    detail=f"no app {app_id or _label(ctx)}",
+                    fix="Retry the step.",
+                )
+            ]
+        relay = relay_state(ctx)
+        return [
+            Finding(check="The Okta app exists", ok=True, detail=app["id"]),
+            Finding(
+                check="The app is active",
+                ok=app.get("status") == "ACTIVE",
+                detail=str(app.get("status")),
+                fix="Activate the app in the Okta Admin Console.",
+            ),
+            Finding(
+                check="The app signs on with SAML 2.0",
+                ok=app.get("signOnMode") == aws_app.SAML_2_0,
+                detail=str(app.get("signOnMode")),
+            ),
+            Finding(
+                check="The app's relay state leads into the instance",
+                ok=aws_app.relay_state_of(app) == relay,
+                detail=aws_app.relay_state_of(app) or "(none)",
+                fix="Retry the step; it sets the relay state again.",
+            ),
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        client = ctx.okta()
+        for app_id in _created_app_ids(ctx):
+            aws_app.delete_app(client, app_id)

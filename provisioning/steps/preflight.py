@@ -1,0 +1,348 @@
+"""The preflight step: who the AWS credentials are, whether Amazon Connect is offered in the region,
+and which permissions the setup needs that the identity lacks.
+
+Inputs: `flow_actions` (optional): the IAM actions to check, e.g. ["connect:CreateInstance"];
+by default the actions of the AWS steps in the run's flow (ACTIONS_BY_STEP).
+Outputs: `account_id`, `caller_arn`, `principal_arn` (the user or role the permissions were
+simulated for, "" when they could not be), `region`, `partition`, `connect_available`,
+`checked_actions` (how many), `missing_actions` (always [] in outputs: a missing action stops the
+step with a PermanentError naming each one).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+from botocore.exceptions import UnknownRegionError
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError
+from provisioning.steps.base import Change, Plan, Step, register
+
+# The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
+# connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
+# Authorization Reference (ds:*, iam:CreateServiceLinkedRole); they change over time and are not
+# simulated here: a refusal still names the missing one (provisioning.aws.client).
+ACTIONS_BY_STEP: dict[str, tuple[str, ...]] = {
+    "preflight": ("sts:GetCallerIdentity", "iam:SimulatePrincipalPolicy", "iam:GetRole"),
+    "connect_instance": (
+        "connect:ListInstances",
+        "connect:DescribeInstance",
+        "connect:CreateInstance",
+        "connect:TagResource",
+        "connect:DeleteInstance",
+    ),
+    "saml_provider": (
+        "iam:ListSAMLProviders",
+        "iam:GetSAMLProvider",
+        "iam:CreateSAMLProvider",
+        "iam:UpdateSAMLProvider",
+        "iam:TagSAMLProvider",
+        "iam:DeleteSAMLProvider",
+    ),
+    "federation_policy": (
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
+        "iam:ListPolicyVersions",
+        "iam:CreatePolicy",
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicyVersion",
+        "iam:TagPolicy",
+        "iam:DeletePolicy",
+    ),
+    "federation_role": (
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:UpdateRole",
+        "iam:TagRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:AttachRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:DeleteRole",
+    ),
+    "connect_users": (
+        "connect:ListSecurityProfiles",
+        "connect:ListRoutingProfiles",
+        "connect:ListUsers",
+        "connect:SearchUsers",
+        "connect:DescribeUser",
+        "connect:CreateUser",
+        "connect:UpdateUserIdentityInfo",
+        "connect:UpdateUserSecurityProfiles",
+        "connect:UpdateUserRoutingProfile",
+        "connect:UpdateUserPhoneConfig",
+        "connect:DeleteUser",
+        "servicequotas:GetServiceQuota",
+    ),
+    "okta_role_listing_user": (
+        "iam:GetUser",
+        "iam:CreateUser",
+        "iam:TagUser",
+        "iam:PutUserPolicy",
+        "iam:ListAccessKeys",
+        "iam:CreateAccessKey",
+        "iam:GetAccessKeyLastUsed",
+        "iam:DeleteAccessKey",
+        "iam:DeleteUserPolicy",
+        "iam:DeleteUser",
+    ),
+    "phone_prerequisites": (
+        "servicequotas:GetServiceQuota",
+        "servicequotas:RequestServiceQuotaIncrease",
+        "servicequotas:ListRequestedServiceQuotaChangeHistoryByQuota",
+        "connect:SearchAvailablePhoneNumbers",
+        "connect:ClaimPhoneNumber",
+        "connect:ListPhoneNumbersV2",
+        "connect:ReleasePhoneNumber",
+    ),
+}
+# "service:Action": IAM's action syntax (service prefixes are lowercase letters, digits, hyphens).
+ACTION_PATTERN = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
+# arn:<partition>:<service>::<account>:<resource>, the shape of every identity STS returns.
+IDENTITY_ARN = re.compile(
+    r"^arn:(?P<partition>[\w-]+):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>.+)$"
+)
+
+
+def flow_actions_for(step_keys: list[str] | tuple[str, ...]) -> list[str]:
+    """The IAM actions the AWS steps among `step_keys` call, sorted, each once."""
+    return sorted({action for key in step_keys for action in ACTIONS_BY_STEP.get(key, ())})
+
+
+def parse_actions(value: Any) -> list[str]:
+    """A list of IAM actions from a list or from text (one per line, or comma-separated)."""
+    items = value if isinstance(value, list | tuple) else re.split(r"[\s,]+", str(value or ""))
+    actions = [str(item).strip() for item in items if str(item).strip()]
+    wrong = [action for action in actions if not ACTION_PATTERN.match(action)]
+    if wrong:
+        raise PermanentError(
+            "These are not IAM actions: " + ", ".join(wrong) + ".",
+            code="preflight_bad_action",
+            hint="Write each as service:Action, e.g. connect:CreateInstance.",
+        )
+    return sorted(set(actions))
+
+
+class PreflightForm(forms.Form):
+    flow_actions = forms.CharField(
+        label=_("IAM actions to check"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_(
+            "One per line, e.g. connect:CreateInstance. Leave empty to check every "
+            "action this setup calls."
+        ),
+    )
+
+    def clean_flow_actions(self) -> list[str]:
+        try:
+            return parse_actions(self.cleaned_data.get("flow_actions", ""))
+        except PermanentError as error:
+            raise forms.ValidationError(f"{error.message} {error.hint}") from None
+
+
+def connect_regions(partition: str) -> list[str]:
+    """The regions botocore's endpoint data lists for Amazon Connect in `partition`."""
+    return boto3.session.Session().get_available_regions("connect", partition_name=partition)
+
+
+def partition_of(region: str) -> str:
+    try:
+        return boto3.session.Session().get_partition_for_region(region)
+    except UnknownRegionError:
+        raise PermanentError(
+            f"“{region}” is not an AWS region the wizard knows.",
+            code="preflight_unknown_region",
+            hint="Choose one of: " + ", ".join(connect_regions("aws")) + ".",
+        ) from None
+
+
+def principal_for(caller_arn: str) -> tuple[str, str]:
+    """(kind, ARN to simulate) for an identity ARN: "user" or "role" with an IAM ARN, or another
+    kind ("root", "federated-user", ...) with "" when no policy simulation applies. An
+    assumed-role session maps to its role by name; the caller resolves the role's path."""
+    match = IDENTITY_ARN.match(caller_arn)
+    if match is None:
+        return "unknown", ""
+    partition, service, account, resource = match.group(
+        "partition", "service", "account", "resource"
+    )
+    kind = resource.split("/", 1)[0]
+    if service == "iam" and kind in ("user", "role"):
+        return kind, caller_arn
+    if service == "sts" and kind == "assumed-role":
+        role_name = resource.split("/")[1]
+        return "assumed-role", f"arn:{partition}:iam::{account}:role/{role_name}"
+    return kind, ""
+
+
+def _run_step_keys(ctx: StepContext) -> list[str]:
+    from provisioning.flows import FLOWS
+    from wizard.models import SetupRun
+
+    flow_key = SetupRun.objects.filter(pk=ctx.run_id).values_list("flow_key", flat=True).first()
+    flow = FLOWS.get(flow_key or "")
+    return list(flow.step_keys) if flow else list(ACTIONS_BY_STEP)
+
+
+class _Checks:
+    """The checks of one plan or apply: the results, and warnings for what could not be checked."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def run(self, ctx: StepContext) -> dict[str, Any]:
+        partition = partition_of(ctx.region)
+        regions = connect_regions(partition)
+        connect_available = ctx.region in regions
+        if not connect_available:
+            raise PermanentError(
+                f"Amazon Connect is not offered in {ctx.region}.",
+                code="preflight_connect_not_in_region",
+                hint="Start a new run in one of: " + ", ".join(regions) + ".",
+            )
+        with aws_errors():
+            identity = ctx.aws("sts").get_caller_identity()
+        caller_arn = identity["Arn"]
+        actions = (
+            parse_actions(ctx.inputs["flow_actions"])
+            if ctx.inputs.get("flow_actions")
+            else flow_actions_for(_run_step_keys(ctx))
+        )
+        principal_arn = self._principal(ctx, caller_arn)
+        missing = self._missing(ctx, principal_arn, actions) if principal_arn else []
+        return {
+            "account_id": identity["Account"],
+            "caller_arn": caller_arn,
+            "principal_arn": principal_arn,
+            "region": ctx.region,
+            "partition": partition,
+            "connect_available": connect_available,
+            "checked_actions": len(actions) if principal_arn else 0,
+            "missing_actions": missing,
+        }
+
+    def _principal(self, ctx: StepContext, caller_arn: str) -> str:
+        kind, principal_arn = principal_for(caller_arn)
+        if kind == "root":
+            self.warnings.append(
+                str(
+                    _(
+                        "These are the account's root user credentials: they may do anything, "
+                        "so permissions were not checked. Use an IAM role or user instead."
+                    )
+                )
+            )
+            return ""
+        if not principal_arn:
+            self.warnings.append(
+                str(_("Permissions can't be simulated for %(arn)s; they were not checked."))
+                % {"arn": caller_arn}
+            )
+            return ""
+        if kind == "assumed-role":
+            # The session ARN drops the role's path (e.g. /aws-reserved/sso.amazonaws.com/);
+            # SimulatePrincipalPolicy needs the role's full ARN.
+            role_name = principal_arn.rsplit("/", 1)[1]
+            try:
+                with aws_errors():
+                    principal_arn = ctx.aws("iam").get_role(RoleName=role_name)["Role"]["Arn"]
+            except PermanentError as error:
+                if error.code not in ACCESS_DENIED_CODES:
+                    raise
+        return principal_arn
+
+    def _missing(self, ctx: StepContext, principal_arn: str, actions: list[str]) -> list[str]:
+        pages = ctx.aws("iam").get_paginator("simulate_principal_policy")
+        decisions: dict[str, str] = {}
+        try:
+            with aws_errors():
+                for page in pages.paginate(PolicySourceArn=principal_arn, ActionNames=actions):
+                    for result in page["EvaluationResults"]:
+                        decisions[result["EvalActionName"]] = result["EvalDecision"]
+        except PermanentError as error:
+            if error.code in ACCESS_DENIED_CODES:
+                self.warnings.append(
+                    str(
+                        _(
+                            "%(arn)s may not call iam:SimulatePrincipalPolicy, so the wizard "
+                            "could not check its permissions in advance; a missing one will "
+                            "stop the step that needs it."
+                        )
+                    )
+                    % {"arn": principal_arn}
+                )
+                return []
+            if error.code in NOT_FOUND_CODES:
+                self.warnings.append(
+                    str(_("IAM did not find %(arn)s to simulate its permissions."))
+                    % {"arn": principal_arn}
+                )
+                return []
+            raise
+        return sorted(action for action in actions if decisions.get(action) != "allowed")
+
+
+def _missing_error(result: dict[str, Any]) -> PermanentError:
+    missing = result["missing_actions"]
+    return PermanentError(
+        f"{result['principal_arn']} lacks {len(missing)} permission(s) this setup needs: "
+        + ", ".join(missing)
+        + ".",
+        code="preflight_missing_permissions",
+        hint="Add them to an IAM policy of that identity (simulated on all resources: a policy "
+        "limited to specific ARNs also shows here), then retry this step.",
+    )
+
+
+@register
+class Preflight(Step):
+    key = "preflight"
+    title = _("Check the AWS connection")
+    description = _(
+        "Who the credentials are, whether Amazon Connect is offered in the region, and which "
+        "permissions the setup needs that they lack."
+    )
+    form_class = PreflightForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        checks = _Checks()
+        result = checks.run(ctx)
+        if result["missing_actions"]:
+            raise _missing_error(result)
+        return Plan(
+            changes=[
+                Change(
+                    "nothing",
+                    "aws_identity",
+                    result["caller_arn"],
+                    {"account_id": result["account_id"]},
+                ),
+                Change(
+                    "nothing",
+                    "connect_region",
+                    ctx.region,
+                    {"partition": result["partition"], "connect_available": True},
+                ),
+                Change(
+                    "nothing",
+                    "iam_permissions",
+                    result["principal_arn"] or result["caller_arn"],
+                    {"checked_actions": result["checked_actions"], "missing_actions": []},
+                ),
+            ],
+            warnings=checks.warnings,
+        )
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        checks = _Checks()
+        result = checks.run(ctx)
+        if result["missing_actions"]:
+            raise _missing_error(result)
+        return {**result, "warnings": checks.warnings}

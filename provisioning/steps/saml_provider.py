@@ -1,0 +1,307 @@
+"""Registers the IdP's SAML metadata in IAM as a SAML identity provider, or updates it.
+
+Where the metadata comes from, first found wins: an earlier step's outputs["metadata_xml"] (the
+IdP steps `entra_app` and `okta_app` first, then any earlier step that outputs that key); the
+input `metadata_xml` (pasted); the input `metadata_url` (live mode only: in sandbox mode nothing
+is fetched from a URL an admin typed). Input `provider_name` (default
+"ConnectSSO-<instance alias or ID>").
+
+Outputs: provider_arn, provider_name, entity_id, certificate_fingerprint (SHA-256, colon hex),
+certificate_not_after (ISO 8601).
+
+The provider is updated when the facts IAM uses from the metadata changed (entityID or the set of
+signing certificates), not when only the text differs: Entra signs its metadata document anew on
+every download, so comparing texts would update on every run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.audit import audited_call
+from provisioning.aws.client import aws_errors
+from provisioning.aws.iam import (
+    SAML_PROVIDER_NAME,
+    checked_name,
+    default_name,
+    run_tags,
+    tagged_run,
+)
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError, ProvisioningError
+from provisioning.saml import (
+    MAX_METADATA_BYTES,
+    IdpMetadata,
+    check_metadata_url,
+    fetch_metadata_url,
+    metadata_lines,
+    metadata_summary,
+    parse_idp_metadata,
+)
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+
+# The IdP steps whose outputs carry the metadata; any other earlier step may too.
+IDP_STEPS = ("entra_app", "okta_app")
+METADATA_OUTPUT = "metadata_xml"
+RESOURCE_TYPE = "saml_provider"
+NAME_RULE = _("1 to 128 letters, digits, or the characters . _ -")
+
+
+def _validation_error(error: ProvisioningError) -> forms.ValidationError:
+    return forms.ValidationError(f"{error.message} {error.hint}".strip())
+
+
+class SamlProviderForm(forms.Form):
+    metadata_xml = forms.CharField(
+        label=_("IdP metadata (XML)"),
+        required=False,
+        max_length=MAX_METADATA_BYTES,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text=_(
+            "Paste the Federation Metadata XML (Entra) or the IdP metadata (Okta) of your app."
+        ),
+    )
+    metadata_url = forms.URLField(
+        label=_("or the metadata URL"),
+        required=False,
+        assume_scheme="https",
+        help_text=_(
+            "Live mode only: an https URL of the IdP, such as Entra's App Federation Metadata Url."
+        ),
+    )
+    provider_name = forms.CharField(
+        label=_("Identity provider name in IAM"),
+        required=False,
+        max_length=128,
+        help_text=_("Leave empty for ConnectSSO-<instance alias>."),
+    )
+
+    def clean_metadata_xml(self) -> str:
+        document = self.cleaned_data.get("metadata_xml", "")
+        if document:
+            try:
+                parse_idp_metadata(document)
+            except PermanentError as error:
+                raise _validation_error(error) from error
+        return document
+
+    def clean_metadata_url(self) -> str:
+        url = self.cleaned_data.get("metadata_url", "")
+        if not url:
+            return url
+        if settings.WIZARD_MODE == "sandbox":
+            raise forms.ValidationError(
+                _("In sandbox mode the wizard fetches nothing from a typed URL: paste the XML.")
+            )
+        try:
+            check_metadata_url(url)
+        except PermanentError as error:
+            raise _validation_error(error) from error
+        return url
+
+    def clean_provider_name(self) -> str:
+        name = self.cleaned_data.get("provider_name", "").strip()
+        if name and not SAML_PROVIDER_NAME.fullmatch(name):
+            raise forms.ValidationError(_("Use %(rule)s.") % {"rule": NAME_RULE})
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors and not cleaned.get("metadata_xml") and not cleaned.get("metadata_url"):
+            raise forms.ValidationError(_("Paste the metadata XML or give its URL."))
+        return cleaned
+
+
+@dataclass(frozen=True)
+class ExistingProvider:
+    arn: str
+    metadata: IdpMetadata | None  # None: IAM holds a document the wizard can't read
+    tags: list[dict[str, str]]
+
+
+def metadata_for(ctx: StepContext) -> IdpMetadata | None:
+    """The IdP metadata this run registers, parsed and checked; None when none was given yet."""
+    candidates = [*IDP_STEPS, *(key for key in ctx.outputs if key not in IDP_STEPS)]
+    for key in candidates:
+        document = ctx.outputs.get(key, {}).get(METADATA_OUTPUT)
+        if document:
+            return parse_idp_metadata(document)
+    if ctx.inputs.get("metadata_xml"):
+        return parse_idp_metadata(ctx.inputs["metadata_xml"])
+    url = str(ctx.inputs.get("metadata_url", "")).strip()
+    if not url:
+        return None
+    if ctx.mode != "live":
+        raise PermanentError(
+            "In sandbox mode the wizard fetches nothing from a URL an admin typed.",
+            code="saml_metadata_url_in_sandbox",
+            hint="Paste the metadata XML instead; in a full setup the IdP step provides it.",
+        )
+    document = audited_call(
+        ctx.audit,
+        cloud="idp",
+        service="saml_metadata",
+        operation="GetMetadata",
+        request={"url": url},
+        call=lambda: fetch_metadata_url(url),
+        summarize=lambda body: {"bytes": len(body)},
+    )
+    return parse_idp_metadata(document)
+
+
+def provider_name(ctx: StepContext) -> str:
+    name = str(ctx.inputs.get("provider_name") or "").strip() or default_name(ctx, 128)
+    return checked_name(name, SAML_PROVIDER_NAME, "SAML identity provider", str(NAME_RULE))
+
+
+def find_provider(iam: Any, name: str) -> ExistingProvider | None:
+    """The IAM SAML provider called `name`, with the metadata it holds."""
+    suffix = f":saml-provider/{name}"
+    with aws_errors():
+        listed = iam.list_saml_providers().get("SAMLProviderList", [])
+        arn = next((p["Arn"] for p in listed if p["Arn"].endswith(suffix)), None)
+        if arn is None:
+            return None
+        got = iam.get_saml_provider(SAMLProviderArn=arn)
+    try:
+        metadata = parse_idp_metadata(got.get("SAMLMetadataDocument", ""), check_dates=False)
+    except PermanentError:
+        metadata = None
+    return ExistingProvider(arn=arn, metadata=metadata, tags=list(got.get("Tags") or []))
+
+
+def needs_update(existing: ExistingProvider, wanted: IdpMetadata) -> bool:
+    return (
+        existing.metadata is None
+        or existing.metadata.entity_id != wanted.entity_id
+        or existing.metadata.fingerprints != wanted.fingerprints
+    )
+
+
+def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
+    old = metadata_lines(existing.metadata) if existing.metadata else ["(unreadable metadata)"]
+    return "\n".join(
+        difflib.unified_diff(
+            old, metadata_lines(wanted), fromfile="in IAM", tofile="new metadata", lineterm=""
+        )
+    )
+
+
+@register
+class SamlProviderStep(Step):
+    key = "saml_provider"
+    title = _("IAM identity provider")
+    description = _("Registers your IdP's SAML metadata in IAM so AWS trusts its sign-ins.")
+    form_class = SamlProviderForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        metadata = metadata_for(ctx)
+        if metadata is None:
+            return Plan(
+                needs_input=True,
+                warnings=[str(_("No earlier step provided the IdP's metadata: paste it here."))],
+            )
+        name = provider_name(ctx)
+        existing = find_provider(ctx.aws("iam"), name)
+        details = metadata_summary(metadata)
+        if existing is None:
+            change = Change("create", RESOURCE_TYPE, name, details)
+        elif needs_update(existing, metadata):
+            change = Change(
+                "update",
+                RESOURCE_TYPE,
+                name,
+                {**details, "provider_arn": existing.arn},
+                diff=_diff(existing, metadata),
+            )
+        else:
+            change = Change(
+                "nothing", RESOURCE_TYPE, name, {**details, "provider_arn": existing.arn}
+            )
+        return Plan(changes=[change], warnings=list(metadata.warnings))
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        metadata = metadata_for(ctx)
+        if metadata is None:
+            raise PermanentError(
+                "No IdP metadata was given.",
+                code="saml_metadata_missing",
+                hint="Paste the IdP's metadata into this step's form.",
+            )
+        name = provider_name(ctx)
+        iam = ctx.aws("iam")
+        existing = find_provider(iam, name)
+        if existing is None:
+            # Recorded before the call: a worker killed right after IAM created the provider
+            # still leaves rollback a note of it (IAM's provider tags are not read back by every
+            # IAM implementation, so they can't be the only trace).
+            ctx.record_created(RESOURCE_TYPE, name)
+            with aws_errors():
+                arn = iam.create_saml_provider(
+                    Name=name, SAMLMetadataDocument=metadata.document, Tags=run_tags(ctx)
+                )["SAMLProviderArn"]
+        else:
+            arn = existing.arn
+            if tagged_run(existing.tags) == str(ctx.run_id):
+                ctx.record_created(RESOURCE_TYPE, name)
+            if needs_update(existing, metadata):
+                with aws_errors():
+                    iam.update_saml_provider(
+                        SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
+                    )
+        certificate = metadata.certificate
+        return {
+            "provider_arn": arn,
+            "provider_name": name,
+            "entity_id": metadata.entity_id,
+            "certificate_fingerprint": certificate.fingerprint_sha256,
+            "certificate_not_after": certificate.not_after.isoformat(),
+        }
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        metadata = metadata_for(ctx)
+        name = provider_name(ctx)
+        existing = find_provider(ctx.aws("iam"), name)
+        if existing is None:
+            return [
+                Finding(
+                    "The IAM identity provider exists",
+                    ok=False,
+                    detail=f"IAM has no SAML provider named {name}.",
+                    fix="Retry the step to create it.",
+                )
+            ]
+        holds = metadata is not None and not needs_update(existing, metadata)
+        return [
+            Finding("The IAM identity provider exists", ok=True, detail=existing.arn),
+            Finding(
+                "IAM holds the IdP's signing certificate",
+                ok=holds,
+                detail=""
+                if holds
+                else "The provider's metadata has another entityID or signing certificate.",
+                fix="" if holds else "Retry the step to update the provider's metadata.",
+            ),
+        ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        iam = ctx.aws("iam")
+        for entry in ctx.created:
+            if entry["resource_type"] != RESOURCE_TYPE:
+                continue
+            existing = find_provider(iam, entry["identifier"])
+            if existing is None:
+                continue
+            owner = tagged_run(existing.tags)
+            if owner and owner != str(ctx.run_id):
+                # Another run made this one after ours was removed: not ours to delete.
+                continue
+            with aws_errors():
+                iam.delete_saml_provider(SAMLProviderArn=existing.arn)

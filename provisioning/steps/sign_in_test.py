@@ -1,0 +1,407 @@
+"""The sign_in_test step: signs a chosen assigned person in the way they will (IdP-initiated), and
+says which link of the chain fails and how to fix it.
+
+Sandbox mode: GET the IdP step's outputs["sandbox_sso_url"] + "?user=<login>" (only the sandbox's
+own sign-on URL is accepted) for the SAML response and relay state, POST them to the sandbox's
+AWS sign-in endpoint, and read its JSON verdict (sandbox/signin/app.py). Live mode: the user
+access URL to open, plus every link the wizard can read: the earlier steps' verify() findings
+(outputs["verify"]) and the IAM provider's certificate against the IdP's current one.
+
+Inputs: the picker's `picked` ("user:<login>") or `test_users` (logins, one a line); empty: the
+first assigned person. Reads outputs["people"] (an assignment step) and the IdP step's outputs.
+Outputs: results [{login, username, ok, link, detail, destination}], user_access_url.
+A failed sign-in fails the step with code "sign_in_<link>".
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.audit import audited_call
+from provisioning.context import StepContext
+from provisioning.directory_picker import PickerPlan, picked_values, read_choice
+from provisioning.errors import PermanentError, RetryableError
+from provisioning.saml import parse_idp_metadata
+from provisioning.sandbox_endpoints import read_sandbox_file
+from provisioning.steps.base import Change, Finding, Plan, Step, register
+
+# The sandbox's sign-on path on an IdP authority (sandbox/entra/app.py, sandbox/okta/app.py).
+SANDBOX_SSO_PATH = "/sandbox/sso/"
+SIGN_IN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link of the sign-in chain, with the admin's name for it and the fix."""
+
+    key: str
+    name: Any
+    fix: Any
+
+
+LINKS = {
+    link.key: link
+    for link in (
+        Link(
+            "idp_app",
+            _("the IdP app (assignment or SAML setup)"),
+            _(
+                "Check that the person is assigned to the app (directly, or as a direct member of "
+                "an assigned group) and that the app's SAML settings are complete."
+            ),
+        ),
+        Link(
+            "claims",
+            _("the claims the IdP sends"),
+            _(
+                "Make the RoleSessionName claim send exactly the Connect username (change the "
+                "claim's source, or the user's attribute), and the Role claim the role and "
+                "provider ARNs."
+            ),
+        ),
+        Link(
+            "relay_state",
+            _("the relay state"),
+            _(
+                "Set the app's relay state to the instance's federation URL (re-run the claims "
+                "step)."
+            ),
+        ),
+        Link(
+            "iam_provider",
+            _("the IAM identity provider"),
+            _(
+                "Upload the IdP's current metadata to the IAM identity provider (re-run the "
+                "saml_provider step): its certificate differs from the one the IdP signs with."
+            ),
+        ),
+        Link(
+            "role_trust",
+            _("the federation role's trust"),
+            _(
+                "Let the role trust the identity provider for sts:AssumeRoleWithSAML with SAML:aud "
+                "set to the sign-in URL (re-run the federation_role step)."
+            ),
+        ),
+        Link(
+            "policy",
+            _("the federation policy"),
+            _(
+                "Attach a policy allowing connect:GetFederationToken on the instance to the role "
+                "(re-run the federation_policy and federation_role steps)."
+            ),
+        ),
+        Link(
+            "connect_user",
+            _("the Connect user"),
+            _(
+                "Create the Connect user whose username equals the RoleSessionName exactly (re-run "
+                "the connect_users step)."
+            ),
+        ),
+        Link(
+            "connect_instance",
+            _("the Connect instance"),
+            _("Check that the instance exists and is active."),
+        ),
+        Link(
+            "user_binding",
+            _("the user's first role"),
+            _(
+                "Connect binds a user to the role of their first sign-in: sign them in with that "
+                "role, or delete and re-create the Connect user."
+            ),
+        ),
+    )
+}
+# The sandbox sign-in's failed checks (sandbox/signin/sign_in.py) -> the link to fix.
+CHECK_LINKS = {
+    "saml_provider": "iam_provider",
+    "role": "claims",
+    "trust_policy": "role_trust",
+    "assume_role": "claims",
+    "relay_state": "relay_state",
+    "connect_instance": "connect_instance",
+    "federation_permission": "policy",
+    "connect_user": "connect_user",
+    "user_binding": "user_binding",
+}
+CAUSE_LINKS = {
+    "relay_state_missing": "relay_state",
+    "relay_state_invalid": "relay_state",
+    "no_federation_permission": "policy",
+    "invalid_saml_response": "claims",
+}
+
+
+class SignInTestForm(forms.Form):
+    test_users = forms.CharField(
+        label=_("Or type sign-in names, one a line"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Leave everything empty to test the first assigned person."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        picked = picked_values(self.data, self.add_prefix("picked"))
+        cleaned["picked"] = list(dict.fromkeys(picked))
+        return cleaned
+
+
+def _idp_outputs(ctx: StepContext) -> dict[str, Any]:
+    for outputs in reversed(list(ctx.outputs.values())):
+        if outputs.get("user_access_url") or outputs.get("sandbox_sso_url"):
+            return outputs
+    raise PermanentError(
+        "No earlier step set up the IdP app.",
+        code="idp_app_missing",
+        hint="This step comes after the IdP app step in the flow.",
+    )
+
+
+def _people(ctx: StepContext) -> list[dict[str, Any]]:
+    for outputs in reversed(list(ctx.outputs.values())):
+        if isinstance(outputs.get("people"), list) and outputs["people"]:
+            return list(outputs["people"])
+    raise PermanentError(
+        "Nobody is assigned to the app yet, so nobody can test the sign-in.",
+        code="sign_in_nobody",
+        hint="Assign users in the assignment step, then retry.",
+    )
+
+
+def chosen_people(ctx: StepContext) -> list[dict[str, Any]]:
+    people = _people(ctx)
+    choice = read_choice(ctx.inputs)
+    wanted = {value.lower() for value in choice.user_ids} | {
+        line.strip().lower()
+        for line in str(ctx.inputs.get("test_users") or "").splitlines()
+        if line.strip()
+    }
+    if not wanted:
+        return people[:1]
+    chosen = [p for p in people if str(p.get("login") or p["username"]).lower() in wanted]
+    if not chosen:
+        raise PermanentError(
+            "None of the people you chose is assigned to the app.",
+            code="sign_in_unknown_user",
+            hint="Choose among: " + ", ".join(str(p.get("login") or p["username"]) for p in people),
+        )
+    return chosen
+
+
+def _picker(people: list[dict[str, Any]]) -> dict[str, Any]:
+    users = [
+        {
+            "id": str(p.get("login") or p["username"]),
+            "login": str(p["username"]),
+            "name": f"{p.get('first_name', '')} {p.get('last_name', '')}".strip() or p["username"],
+            "email": str(p.get("email") or ""),
+        }
+        for p in people
+    ]
+    return {"users": users, "groups": [], "capped": False, "purpose": "sign_in_test"}
+
+
+def _sandbox_urls(idp: dict[str, Any]) -> tuple[str, str]:
+    """(the IdP's sign-on URL, the AWS sign-in URL), both the sandbox's own."""
+    endpoints = read_sandbox_file()
+    sso_url = str(idp.get("sandbox_sso_url") or "")
+    own = [endpoints.get("entra_authority", ""), endpoints.get("okta_org_url", "")]
+    if not any(base and sso_url.startswith(base.rstrip("/") + SANDBOX_SSO_PATH) for base in own):
+        raise PermanentError(
+            "The IdP step's sign-on URL is not the sandbox's own; the wizard fetches no other.",
+            code="sign_in_url_refused",
+        )
+    return sso_url, endpoints["aws_signin_url"]
+
+
+def _fetch(ctx: StepContext, operation: str, request: dict[str, Any], send: Any) -> httpx.Response:
+    def call() -> httpx.Response:
+        try:
+            return send()
+        except httpx.HTTPError as exc:
+            raise RetryableError(
+                f"The sandbox sign-in could not be reached ({type(exc).__name__}).",
+                code="sign_in_unreachable",
+                hint="Check that the sandbox is running; the wizard retries.",
+            ) from exc
+
+    return audited_call(
+        ctx.audit,
+        cloud="aws",
+        service="signin",
+        operation=operation,
+        request=request,
+        call=call,
+        summarize=lambda response: {"http_status": response.status_code},
+    )
+
+
+def sandbox_sign_in(ctx: StepContext, person: dict[str, Any]) -> dict[str, Any]:
+    """One sign-in through the sandbox chain: {login, username, ok, link, detail, destination}."""
+    idp = _idp_outputs(ctx)
+    sso_url, signin_url = _sandbox_urls(idp)
+    login = str(person.get("login") or person["username"])
+    result = {
+        "login": login,
+        "username": person["username"],
+        "ok": False,
+        "link": "",
+        "detail": "",
+        "destination": "",
+    }
+    tls = ssl.create_default_context(cafile=read_sandbox_file()["ca_bundle"])
+    accept = {"Accept": "application/json"}
+    with httpx.Client(verify=tls, timeout=SIGN_IN_TIMEOUT, follow_redirects=False) as http:
+        idp_response = _fetch(
+            ctx,
+            "GET idp sign-on",
+            {"user": login},
+            lambda: http.get(sso_url + "?" + urlencode({"user": login}), headers=accept),
+        )
+        body = idp_response.json()
+        if idp_response.status_code != 200:
+            result.update(link="idp_app", detail=str(body.get("error_description") or body))
+            return result
+        if body.get("action") != signin_url:
+            raise PermanentError(
+                "The IdP posts the sign-in somewhere other than the AWS sign-in endpoint.",
+                code="sign_in_action_refused",
+            )
+        form = {"SAMLResponse": body.get("SAMLResponse", "")}
+        if body.get("RelayState"):
+            form["RelayState"] = body["RelayState"]
+        aws_response = _fetch(
+            ctx,
+            "POST /saml",
+            {"RelayState": form.get("RelayState", "")},
+            lambda: http.post(signin_url, data=form, headers=accept),
+        )
+    verdict = aws_response.json()
+    if verdict.get("ok"):
+        result.update(
+            ok=True,
+            destination=str(verdict.get("destination", "")),
+            detail=str(verdict.get("username", "")),
+        )
+        return result
+    check, cause = str(verdict.get("check", "")), str(verdict.get("cause", ""))
+    link = CHECK_LINKS.get(check) or CAUSE_LINKS.get(cause) or "claims"
+    if link == "connect_user" and _sends_other_name(verdict, person):
+        # The user exists under the expected name, the IdP sends another: a claims problem.
+        link = "claims"
+    result.update(link=link, detail=f"{verdict.get('error', '')} ({verdict.get('detail', '')})")
+    return result
+
+
+def _sends_other_name(verdict: dict[str, Any], person: dict[str, Any]) -> bool:
+    """True when the RoleSessionName AWS received is not the person's Connect username."""
+    return f"{person['username']!r}" not in str(verdict.get("detail", ""))
+
+
+def _failure(results: list[dict[str, Any]]) -> PermanentError:
+    failed = [result for result in results if not result["ok"]]
+    first = failed[0]
+    link = LINKS[first["link"]]
+    return PermanentError(
+        str(_("Sign-in of {login} failed at {link}: {detail}")).format(
+            login=first["login"], link=link.name, detail=first["detail"]
+        ),
+        code=f"sign_in_{link.key}",
+        hint=str(link.fix),
+    )
+
+
+def live_findings(ctx: StepContext) -> list[Finding]:
+    """Every link the wizard can read: earlier verify() findings and the provider's cert."""
+    findings = []
+    for step_key, outputs in ctx.outputs.items():
+        for found in outputs.get("verify", []) or []:
+            findings.append(
+                Finding(
+                    f"{step_key}: {found.get('check')}",
+                    ok=bool(found.get("ok")),
+                    detail=str(found.get("detail", "")),
+                    fix=str(found.get("fix", "")),
+                )
+            )
+    idp = _idp_outputs(ctx)
+    provider_arn = ctx.outputs.get("saml_provider", {}).get("provider_arn", "")
+    if idp.get("metadata_xml") and provider_arn:
+        current = parse_idp_metadata(idp["metadata_xml"], check_dates=False).fingerprints
+        document = ctx.aws("iam").get_saml_provider(SAMLProviderArn=provider_arn)[
+            "SAMLMetadataDocument"
+        ]
+        registered = parse_idp_metadata(document, check_dates=False).fingerprints
+        findings.append(
+            Finding(
+                "iam_provider_certificate",
+                ok=bool(current & registered),
+                detail=", ".join(sorted(registered)),
+                fix=str(LINKS["iam_provider"].fix),
+            )
+        )
+    return findings
+
+
+@register
+class SignInTest(Step):
+    key = "sign_in_test"
+    title = _("Test sign-in")
+    description = _(
+        "Signs an assigned person in the way they will, from the identity provider into Amazon "
+        "Connect, and names the link that fails, if one does."
+    )
+    form_class = SignInTestForm
+
+    def _sandbox(self, ctx: StepContext) -> bool:
+        return bool(_idp_outputs(ctx).get("sandbox_sso_url"))
+
+    def plan(self, ctx: StepContext) -> Plan:
+        people = _people(ctx)
+        if "picked" not in ctx.inputs and "test_users" not in ctx.inputs:
+            return PickerPlan(needs_input=True, directory=_picker(people))
+        names = [str(p.get("login") or p["username"]) for p in chosen_people(ctx)]
+        mode = "sandbox" if self._sandbox(ctx) else "live"
+        return Plan(
+            changes=[Change("nothing", "sign_in_test", name, {"mode": mode}) for name in names]
+        )
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        idp = _idp_outputs(ctx)
+        outputs: dict[str, Any] = {"user_access_url": idp.get("user_access_url", "")}
+        if not self._sandbox(ctx):
+            findings = live_findings(ctx)
+            outputs["results"] = [
+                {"check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix} for f in findings
+            ]
+            failing = [f for f in findings if not f.ok]
+            if failing:
+                raise PermanentError(
+                    f"{failing[0].check}: {failing[0].detail}",
+                    code="sign_in_link_check",
+                    hint=failing[0].fix,
+                )
+            return outputs
+        results = [sandbox_sign_in(ctx, person) for person in chosen_people(ctx)]
+        if not all(result["ok"] for result in results):
+            raise _failure(results)
+        outputs["signed_in"] = "; ".join(
+            str(_("{login} signed in as {username} and lands on {destination}")).format(
+                login=result["login"],
+                username=result["username"],
+                destination=result["destination"],
+            )
+            for result in results
+        )
+        outputs["results"] = results
+        return outputs

@@ -1,0 +1,100 @@
+"""Checks that a username can be both a Connect user's Username and the RoleSessionName the IdP
+sends, and says what to change when it can't.
+
+Sources:
+- STS AssumeRoleWithSAML: RoleSessionName is 2-64 characters matching `[\\w+=,.@-]*` (botocore's
+  sts model, shape roleSessionNameType; AWS's `\\w` is ASCII letters, digits and underscore).
+- Connect CreateUser: Username (shape AgentUsername, 1-100 characters, no pattern in the model);
+  its documentation: "If you are using SAML for identity management, the user name can include up
+  to 64 characters from [a-zA-Z0-9_-.\\@]+. Username can include @ only if used in an email
+  format" (testuser@example.com is correct, testuser@example is not).
+- Sign-in: Connect compares the Username with the RoleSessionName exactly, case included
+  (PROCEDURE.md section 5): changing the case is never a fix, it must match what the IdP sends.
+"""
+
+from __future__ import annotations
+
+import re
+
+# STS roleSessionNameType: min 2, max 64.
+ROLE_SESSION_NAME_MIN_LENGTH = 2
+ROLE_SESSION_NAME_MAX_LENGTH = 64
+# Connect CreateUser documentation: up to 64 characters on SAML instances.
+SAML_USERNAME_MAX_LENGTH = 64
+# Characters both rules allow: Connect's [a-zA-Z0-9_-.@] (STS also allows + = , which Connect
+# does not).
+ALLOWED_CHARACTER = re.compile(r"[A-Za-z0-9_.@-]")
+# "@ only if used in an email format": one @, a non-empty name before it, and a domain of at
+# least two non-empty labels after it.
+EMAIL_FORMAT = re.compile(r"^[^@]+@[^@.]+(\.[^@.]+)+$")
+
+
+def _disallowed_characters(value: str) -> list[str]:
+    return sorted({character for character in value if not ALLOWED_CHARACTER.fullmatch(character)})
+
+
+def _describe(character: str) -> str:
+    if character == " ":
+        return "a space"
+    if character.isspace():
+        return "a line break or tab"
+    return f"“{character}”"
+
+
+def suggest_username(value: str) -> str:
+    """A username close to `value` that passes every rule (disallowed characters removed), or ""
+    when there is no obvious one. Case is kept: it must match what the IdP sends."""
+    stripped = "".join(ALLOWED_CHARACTER.findall(value))
+    if stripped == value or _problems(stripped):
+        return ""
+    return stripped
+
+
+def _problems(value: str) -> list[str]:
+    problems: list[str] = []
+    if not value:
+        return ["The username is empty."]
+    disallowed = _disallowed_characters(value)
+    if disallowed:
+        listed = ", ".join(_describe(character) for character in disallowed)
+        problems.append(
+            f"The username contains {listed}: Connect and STS allow only letters A-Z and "
+            "a-z, digits, and _ - . @ in a username."
+        )
+    if len(value) > SAML_USERNAME_MAX_LENGTH:
+        problems.append(
+            f"The username is {len(value)} characters long; Connect and STS allow at most "
+            f"{SAML_USERNAME_MAX_LENGTH}."
+        )
+    elif len(value) < ROLE_SESSION_NAME_MIN_LENGTH:
+        problems.append(
+            f"The username is {len(value)} character long; STS needs at least "
+            f"{ROLE_SESSION_NAME_MIN_LENGTH} for the RoleSessionName."
+        )
+    if "@" in value and not EMAIL_FORMAT.match(value):
+        problems.append(
+            "The username contains @ but is not an email address (like name@example.com); "
+            "Connect allows @ only in an email format."
+        )
+    return problems
+
+
+def check_username(value: str) -> list[str]:
+    """What stops `value` from being a Connect username that equals the RoleSessionName, one
+    sentence each for an admin ([] when it is fine). The last sentence suggests a fix when there
+    is an obvious one."""
+    problems = _problems(value)
+    if not problems:
+        return []
+    suggestion = suggest_username(value)
+    if suggestion:
+        problems.append(
+            f"Use “{suggestion}” instead, and make the identity provider send exactly that "
+            "(change the user's sign-in name, or the attribute the RoleSessionName claim uses)."
+        )
+    elif len(value) > SAML_USERNAME_MAX_LENGTH:
+        problems.append(
+            "Give the user a shorter sign-in name in the identity provider, or map the "
+            "RoleSessionName claim to a shorter attribute, and use that as the username."
+        )
+    return problems

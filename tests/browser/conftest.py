@@ -1,0 +1,47 @@
+"""The browser page the flow tests drive: a live server, a real worker, the sandbox's clouds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sandbox.server import Sandbox
+from tests.browser.chromium import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    STEP_TIMEOUT_MS,
+    VIEWPORT,
+)
+from tests.worker_process import WorkerProcess
+from wizard.services.connections import register_sandbox_connections
+
+
+@pytest.fixture
+def page(
+    celery_worker: WorkerProcess, live_server: object, sandbox: Sandbox, settings: Any
+) -> Iterator[Page]:
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    register_sandbox_connections(sandbox_file=settings.SANDBOX_FILE)
+    User.objects.create_user("admin", password=PASSWORD)
+    # Playwright's sync API runs an event loop in this thread; the ORM calls around it are sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser: Browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+            context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+            page = context.new_page()
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.base_url = str(live_server)  # type: ignore[attr-defined]
+            yield page
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -1,0 +1,92 @@
+"""Helpers for the Entra flow tests: sandbox mode with its connections, the example plan with a
+fresh instance alias, a whole headless run through `setup_sso`, and the cloud writes of a run."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from sandbox.server import Sandbox
+from wizard.models import AuditEvent, AuditKind, SetupRun
+from wizard.services.connections import register_sandbox_connections
+
+EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "examples" / "entra-sandbox.toml"
+# Operation names (botocore's) and HTTP methods that read without changing anything.
+AWS_READ = re.compile(r"^(Get|List|Describe|Search|Simulate)")
+# Services whose calls change no cloud state: STS identity, the sign-in test, token requests.
+NON_WRITING_SERVICES = {"sts", "signin", "login"}
+
+
+@pytest.fixture
+def entra_sandbox(sandbox: Sandbox, settings: Any, db: None) -> Sandbox:
+    """Sandbox mode with the three sandbox connections registered, as `make run` does."""
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    register_sandbox_connections(sandbox_file=settings.SANDBOX_FILE)
+    return sandbox
+
+
+def plan_file(tmp_path: Path, **replacements: str) -> Path:
+    """The example plan with its own instance alias (the session sandbox is shared)."""
+    text = EXAMPLE_PLAN.read_text()
+    alias = f"entra-{uuid.uuid4().hex[:8]}"
+    text = text.replace('alias = "entra-sandbox"', f'alias = "{alias}"')
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / f"{alias}.toml"
+    path.write_text(text)
+    return path
+
+
+def setup_sso(path: Path) -> tuple[SetupRun, str]:
+    """Run the management command in this process; returns the run and what it printed."""
+    out = io.StringIO()
+    before = set(SetupRun.objects.values_list("pk", flat=True))
+    call_command("setup_sso", str(path), stdout=out)
+    (run,) = SetupRun.objects.exclude(pk__in=before)
+    return run, out.getvalue()
+
+
+def cloud_writes(run: SetupRun) -> list[str]:
+    """The calls of the run that could change a cloud: "cloud service operation"."""
+    writes = []
+    for event in AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED):
+        if event.service in NON_WRITING_SERVICES:
+            continue
+        if event.cloud == "aws" and AWS_READ.match(event.operation):
+            continue
+        if event.cloud != "aws" and event.operation.startswith("GET "):
+            continue
+        writes.append(f"{event.cloud} {event.service} {event.operation}")
+    return writes
+
+
+def step_context(run: SetupRun, step_key: str) -> Any:
+    """What the runner hands `step_key` of `run`: its inputs and every earlier step's outputs."""
+    from provisioning.audit import AuditScope
+    from provisioning.context import StepContext
+
+    step = run.steps.get(key=step_key)
+    earlier = run.steps.filter(position__lt=step.position).order_by("position")
+    return StepContext(
+        run_id=run.pk,
+        step_key=step_key,
+        region=run.region,
+        instance_id=run.instance_id,
+        instance_alias=run.instance_alias,
+        mode=run.mode,
+        inputs={**run.inputs, **step.inputs},
+        outputs={item.key: item.outputs for item in earlier},
+        audit=AuditScope(actor_label="flow tests", run_id=run.pk, step_key=step_key),
+        aws_connection_id=run.aws_connection_id,
+        idp_connection_id=run.idp_connection_id,
+        step_run_id=step.pk,
+        created_resources=list(step.created_resources),
+    )

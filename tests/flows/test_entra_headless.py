@@ -1,0 +1,31 @@
+"""`manage.py setup_sso examples/entra-sandbox.toml` runs the whole Entra flow against the sandbox,
+and running it again changes nothing in any cloud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provisioning.flows import get_flow
+from sandbox.server import Sandbox
+from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
+from wizard.models import RunStatus
+
+
+def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = plan_file(tmp_path)
+
+    first, first_output = setup_sso(path)
+    assert first.status == RunStatus.SUCCEEDED, first_output
+    steps = {step.key: step for step in first.steps.all()}
+    (result,) = steps["sign_in_test"].outputs["results"]
+    assert result["ok"] and result["destination"].endswith("/ccp-v2"), result
+    assert cloud_writes(first), "the first run made the setup"
+
+    second, second_output = setup_sso(path)
+    assert second.status == RunStatus.SUCCEEDED, second_output
+    for key in get_flow("entra").step_keys:
+        assert f"  {key}: nothing to do" in second_output, (key, second_output)
+    assert cloud_writes(second) == []

@@ -1,0 +1,72 @@
+"""Helpers for the IAM step tests: a run of the IAM flow, the context each step gets with the
+outputs of the steps before it, and counts of what IAM holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provisioning.context import StepContext
+from provisioning.steps.base import STEPS
+from tests.steps.aws_step_runs import context, start_run
+from tests.steps.iam_flow import IAM_STEPS
+from wizard.models import Connection, SetupRun
+
+
+def iam_run(
+    connection: Connection,
+    instance: dict[str, Any],
+    *,
+    flow_key: str = "test_iam_federation",
+    **inputs: Any,
+) -> SetupRun:
+    return start_run(
+        IAM_STEPS[0],
+        connection,
+        instance_id=instance["Id"],
+        instance_alias=instance["InstanceAlias"],
+        inputs=inputs,
+        flow_key=flow_key,
+    )
+
+
+def step_context(
+    run: SetupRun, step_key: str, outputs: dict[str, dict[str, Any]] | None = None, **inputs: Any
+) -> StepContext:
+    ctx = context(run, step_key, **inputs)
+    ctx.outputs = dict(outputs or {})
+    return ctx
+
+
+def apply_all(run: SetupRun, **inputs: Any) -> dict[str, dict[str, Any]]:
+    """Plan, apply and verify the three IAM steps in order, as the runner would; returns the
+    outputs by step key and fails on a failing check."""
+    outputs: dict[str, dict[str, Any]] = {}
+    for key in ("saml_provider", "federation_policy", "federation_role"):
+        step = STEPS[key]()
+        step.plan(step_context(run, key, outputs, **inputs))
+        ctx = step_context(run, key, outputs, **inputs)
+        outputs[key] = step.apply(ctx)
+        failing = [finding for finding in step.verify(ctx) if not finding.ok]
+        assert not failing, failing
+    return outputs
+
+
+def roll_back_all(run: SetupRun, outputs: dict[str, dict[str, Any]]) -> None:
+    """Each step's rollback, last step first, as the runner does."""
+    for key in ("federation_role", "federation_policy", "saml_provider"):
+        STEPS[key]().rollback(step_context(run, key, outputs))
+
+
+def providers_named(iam: Any, name: str) -> list[str]:
+    listed = iam.list_saml_providers()["SAMLProviderList"]
+    return [p["Arn"] for p in listed if p["Arn"].endswith(f":saml-provider/{name}")]
+
+
+def policies_named(iam: Any, name: str) -> list[dict[str, Any]]:
+    pages = iam.get_paginator("list_policies").paginate(Scope="Local")
+    return [p for page in pages for p in page["Policies"] if p["PolicyName"] == name]
+
+
+def roles_named(iam: Any, name: str) -> list[dict[str, Any]]:
+    pages = iam.get_paginator("list_roles").paginate()
+    return [r for page in pages for r in page["Roles"] if r["RoleName"] == name]

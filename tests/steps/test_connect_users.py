@@ -1,0 +1,267 @@
+"""connect_users against the sandbox: usernames checked per person before any call, users created
+once however often apply runs (a killed worker included), the quota checked first, and rollback
+deleting only what the run created."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from provisioning.errors import PermanentError
+from provisioning.steps.connect_users import (
+    USERS_PER_INSTANCE_QUOTA,
+    ConnectUsers,
+    parse_people_csv,
+)
+from sandbox.server import Sandbox
+from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
+from tests.engine_doubles import paused_path
+from tests.sandbox.aws_clients import default_profiles
+from tests.steps import aws_step_runs
+from tests.steps.aws_step_doubles import PAUSING_STEP
+from tests.steps.aws_step_runs import context, start_run
+from tests.worker_process import WorkerProcess
+from wizard.models import AuditEvent, RunStatus, StepRun
+from wizard.services import runs as run_services
+
+# The AWS step tests' fixtures (tests/steps/aws_step_runs.py).
+aws_connection = aws_step_runs.aws_connection
+instance = aws_step_runs.instance
+connect = aws_step_runs.connect
+
+STEP = ConnectUsers()
+
+
+def person(username: str, first: str = "Taro", last: str = "Yamada") -> dict[str, str]:
+    return {"username": username, "first_name": first, "last_name": last}
+
+
+GOOD = [
+    person("taro.yamada@example.com"),
+    person("Keiko.McDonald@example.com", "Keiko", "McDonald"),
+]
+BAD = [
+    person("conan.o'brien@example.com", "Conan", "O'Brien"),
+    person("b" * 65 + "@example.com"),
+]
+
+
+def usernames(client: Any, instance_id: str) -> list[str]:
+    users = client.list_users(InstanceId=instance_id, MaxResults=1000)["UserSummaryList"]
+    return sorted(user["Username"] for user in users)
+
+
+def users_run(connection: Any, target: dict[str, Any], people: list[dict], **inputs: Any) -> Any:
+    return start_run(
+        "connect_users",
+        connection,
+        instance_id=target["Id"],
+        inputs={"people": people, **inputs},
+    )
+
+
+def test_it_refuses_bad_usernames_per_person_and_creates_the_rest(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD + BAD)
+    calls_before = AuditEvent.objects.count()
+
+    plan = STEP.plan(context(run, "connect_users"))
+
+    assert AuditEvent.objects.count() > calls_before  # the plan read the instance
+    creates = [c.name for c in plan.changes if c.action == "create"]
+    assert creates == [p["username"] for p in GOOD]
+    refused = {c.name: c.details["refused"] for c in plan.changes if "refused" in c.details}
+    assert any("“'”" in reason for reason in refused[BAD[0]["username"]])
+    assert any("characters long" in reason for reason in refused[BAD[1]["username"]])
+    assert len(plan.warnings) == 2
+
+    outputs = STEP.apply(context(run, "connect_users"))
+
+    assert outputs["created"] == [p["username"] for p in GOOD]
+    assert [r["username"] for r in outputs["refused"]] == [p["username"] for p in BAD]
+    assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
+    findings = STEP.verify(context(run, "connect_users"))
+    assert all(finding.ok for finding in findings), findings
+
+
+def test_it_creates_each_user_once_when_applied_twice(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD, security_profiles=["Agent", "Admin"])
+
+    first = STEP.apply(context(run, "connect_users"))
+    second = STEP.apply(context(run, "connect_users"))
+
+    assert first["created"] == second["created"] == [p["username"] for p in GOOD]
+    assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
+    step = StepRun.objects.get(run=run, key="connect_users")
+    assert len(step.created_resources) == len(GOOD)
+    profiles, _ = default_profiles(connect, instance["Id"])
+    user_id = step.created_resources[0]["identifier"]
+    user = connect.describe_user(InstanceId=instance["Id"], UserId=user_id)["User"]
+    assert sorted(user["SecurityProfileIds"]) == sorted([profiles["Agent"], profiles["Admin"]])
+    # A plan after the apply has nothing left to create.
+    replan = STEP.plan(context(run, "connect_users"))
+    assert {c.action for c in replan.changes} == {"nothing"}
+
+
+def test_it_refuses_a_plan_that_exceeds_the_users_quota_before_creating_anyone(
+    aws_connection: Any, connect: Any, instance: dict[str, Any], sandbox: Sandbox
+) -> None:
+    profiles, routing = default_profiles(connect, instance["Id"])
+    connect.create_user(
+        InstanceId=instance["Id"],
+        Username="already.here@example.com",
+        IdentityInfo={"FirstName": "A", "LastName": "B"},
+        PhoneConfig={"PhoneType": "SOFT_PHONE"},
+        SecurityProfileIds=[profiles["Agent"]],
+        RoutingProfileId=routing,
+    )
+    quotas = sandbox.apps["aws"].service_quotas
+    # The test hook: this instance's quota is 2 (as if approved at that value).
+    quotas._values[("ap-northeast-1", USERS_PER_INSTANCE_QUOTA, instance["Arn"])] = 2
+    run = users_run(aws_connection, instance, GOOD)
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(context(run, "connect_users"))
+
+    assert "1 more fit" in refused.value.message
+    assert "would create 2" in refused.value.message
+    assert USERS_PER_INSTANCE_QUOTA in refused.value.hint
+    with pytest.raises(PermanentError):
+        STEP.apply(context(run, "connect_users"))
+    assert usernames(connect, instance["Id"]) == ["already.here@example.com"]
+
+
+def test_it_names_the_available_profiles_when_one_is_unknown(
+    aws_connection: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD, security_profiles=["Agents"])
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(context(run, "connect_users"))
+
+    assert "'Agents'" in refused.value.message
+    for name in ("Admin", "Agent", "CallCenterManager", "QualityAnalyst"):
+        assert name in refused.value.hint
+
+
+def test_it_fails_when_nobody_is_valid(aws_connection: Any, instance: dict[str, Any]) -> None:
+    run = users_run(aws_connection, instance, BAD)
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(context(run, "connect_users"))
+
+    assert refused.value.code == "no_valid_usernames"
+
+
+def test_it_asks_for_people_when_it_has_none(aws_connection: Any, instance: dict[str, Any]) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+
+    assert STEP.plan(context(run, "connect_users")).needs_input
+
+
+def test_it_reads_people_from_the_forms_csv(aws_connection: Any, instance: dict[str, Any]) -> None:
+    csv_text = (
+        "username,first_name,last_name,email\nsato@example.com,Hanako,Sato,sato@example.com\n"
+    )
+    assert parse_people_csv(csv_text) == [
+        {
+            "username": "sato@example.com",
+            "first_name": "Hanako",
+            "last_name": "Sato",
+            "email": "sato@example.com",
+        }
+    ]
+    with pytest.raises(ValueError, match="header"):
+        parse_people_csv("sato@example.com,Hanako,Sato\n")
+    run = start_run(
+        "connect_users", aws_connection, instance_id=instance["Id"], inputs={"people_csv": csv_text}
+    )
+
+    plan = STEP.plan(context(run, "connect_users"))
+
+    assert [c.name for c in plan.changes if c.action == "create"] == ["sato@example.com"]
+
+
+def test_it_leaves_existing_users_alone_unless_asked_to_update_them(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    profiles, routing = default_profiles(connect, instance["Id"])
+    existing = connect.create_user(
+        InstanceId=instance["Id"],
+        Username=GOOD[0]["username"],
+        IdentityInfo={"FirstName": "Taro", "LastName": "Yamada"},
+        PhoneConfig={"PhoneType": "SOFT_PHONE"},
+        SecurityProfileIds=[profiles["Admin"]],
+        RoutingProfileId=routing,
+    )["UserId"]
+    run = users_run(aws_connection, instance, GOOD[:1])
+
+    left = STEP.apply(context(run, "connect_users"))
+    plan = STEP.plan(context(run, "connect_users", update_existing=True))
+    updated = STEP.apply(context(run, "connect_users", update_existing=True))
+
+    assert left == {"created": [], "updated": [], "unchanged": [GOOD[0]["username"]], "refused": []}
+    assert [c.action for c in plan.changes] == ["update"]
+    assert "SecurityProfileIds" in plan.changes[0].details["changes"]
+    assert updated["updated"] == [GOOD[0]["username"]]
+    user = connect.describe_user(InstanceId=instance["Id"], UserId=existing)["User"]
+    assert user["SecurityProfileIds"] == [profiles["Agent"]]
+
+
+def test_it_rolls_back_only_the_users_it_created(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    profiles, routing = default_profiles(connect, instance["Id"])
+    connect.create_user(
+        InstanceId=instance["Id"],
+        Username=GOOD[0]["username"],
+        IdentityInfo={"FirstName": "Taro", "LastName": "Yamada"},
+        PhoneConfig={"PhoneType": "SOFT_PHONE"},
+        SecurityProfileIds=[profiles["Agent"]],
+        RoutingProfileId=routing,
+    )
+    run = users_run(aws_connection, instance, GOOD)
+    outputs = STEP.apply(context(run, "connect_users"))
+    assert outputs["created"] == [GOOD[1]["username"]]
+
+    STEP.rollback(context(run, "connect_users"))
+    STEP.rollback(context(run, "connect_users"))  # a second rollback finds nothing to do
+
+    assert usernames(connect, instance["Id"]) == [GOOD[0]["username"]]
+
+
+@pytest.mark.worker
+def test_it_creates_every_user_once_after_the_worker_is_killed_mid_create(
+    celery_worker: WorkerProcess, aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    people = [person(f"agent{n}@example.com") for n in range(3)]
+    run = run_services.run_create(
+        user=None,
+        flow_key=f"test_only_{PAUSING_STEP}",
+        region="ap-northeast-1",
+        instance_id=instance["Id"],
+        aws_connection_id=aws_connection.pk,
+        inputs={"people": people, "pause_after_create_s": 60},
+    )
+    paused = paused_path(run.pk, PAUSING_STEP)
+    wait_for(paused.exists, RUN_TIMEOUT_S, "the first CreateUser to have answered")
+    victim = int(paused.read_text())
+    assert victim in celery_worker.pool_pids()
+    # Created in Connect, not yet recorded by the run.
+    assert usernames(connect, instance["Id"]) == ["agent0@example.com"]
+    assert StepRun.objects.get(run=run).created_resources == []
+
+    os.kill(victim, signal.SIGKILL)
+    wait_until_at_rest(run, celery_worker)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert usernames(connect, instance["Id"]) == [p["username"] for p in people]
+    step = StepRun.objects.get(run=run)
+    assert sorted(r["username"] for r in step.created_resources) == [p["username"] for p in people]
+    assert step.outputs["created"] == [p["username"] for p in people]

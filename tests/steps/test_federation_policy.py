@@ -1,0 +1,142 @@
+"""federation_policy against the sandbox: the seeds' two forms, one policy however often apply
+runs, a new default version (with the diff shown) when the form changes, IAM's five-version limit
+respected, and rollback removing only what the run created."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from provisioning.steps.federation_policy import MAX_POLICY_VERSIONS, FederationPolicyStep
+from sandbox.server import AWS_ACCOUNT_ID, Sandbox
+from tests.sandbox.aws_clients import aws_client
+from tests.steps import aws_step_runs
+from tests.steps.aws_step_runs import REGION, unique
+from tests.steps.iam_runs import iam_run, policies_named, step_context
+from wizard.models import Connection
+
+# The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
+aws_connection = aws_step_runs.aws_connection
+instance = aws_step_runs.instance
+connect = aws_step_runs.connect
+
+STEP = FederationPolicyStep()
+KEY = "federation_policy"
+
+
+@pytest.fixture
+def iam(sandbox: Sandbox) -> Any:
+    return aws_client(sandbox, "iam")
+
+
+def _versions(iam: Any, arn: str) -> list[dict[str, Any]]:
+    return iam.list_policy_versions(PolicyArn=arn)["Versions"]
+
+
+def _default_document(iam: Any, arn: str) -> dict[str, Any]:
+    default = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    return iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
+
+
+def test_it_creates_the_instance_condition_policy_once(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    run = iam_run(aws_connection, instance)
+    name = f"ConnectSSO-{instance['InstanceAlias']}-GetFederationToken"
+
+    plan = STEP.plan(step_context(run, KEY))
+    first = STEP.apply(step_context(run, KEY))
+    second = STEP.apply(step_context(run, KEY))
+
+    (change,) = plan.changes
+    assert (change.action, change.name) == ("create", name)
+    assert first == second
+    assert first["policy_arn"] == f"arn:aws:iam::{AWS_ACCOUNT_ID}:policy/{name}"
+    assert json.loads(change.details["policy_document"]) == json.loads(first["policy_document"])
+    (policy,) = policies_named(iam, name)
+    assert len(_versions(iam, policy["Arn"])) == 1
+    (statement,) = _default_document(iam, policy["Arn"])["Statement"]
+    assert statement["Action"] == "connect:GetFederationToken"
+    assert statement["Resource"] == "*"
+    assert statement["Condition"] == {"StringEquals": {"connect:InstanceId": instance["Id"]}}
+    assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
+    assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
+
+
+def test_it_shows_the_diff_and_adds_a_default_version_for_the_other_form(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    run = iam_run(aws_connection, instance, policy_name=unique("FormSwitch"))
+    arn = STEP.apply(step_context(run, KEY))["policy_arn"]
+
+    plan = STEP.plan(step_context(run, KEY, policy_form="user_resource"))
+    STEP.apply(step_context(run, KEY, policy_form="user_resource"))
+
+    (change,) = plan.changes
+    assert change.action == "update"
+    assert '-      "Condition": {' in change.diff
+    user_arn = (
+        f"arn:aws:connect:{REGION}:{AWS_ACCOUNT_ID}:instance/{instance['Id']}/user/${{aws:userid}}"
+    )
+    assert f'+      "Resource": "{user_arn}"' in change.diff
+    assert len(_versions(iam, arn)) == 2
+    assert _default_document(iam, arn)["Statement"][0]["Resource"] == user_arn
+    assert all(f.ok for f in STEP.verify(step_context(run, KEY, policy_form="user_resource")))
+    assert not all(f.ok for f in STEP.verify(step_context(run, KEY)))
+
+
+def test_it_makes_room_when_the_policy_has_five_versions(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    run = iam_run(aws_connection, instance, policy_name=unique("Versions"))
+    arn = STEP.apply(step_context(run, KEY))["policy_arn"]
+    for number in range(MAX_POLICY_VERSIONS - 1):
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": f"Old{number}",
+                    "Effect": "Deny",
+                    "Action": "connect:GetFederationToken",
+                    "Resource": "*",
+                }
+            ],
+        }
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document))
+    before = {version["VersionId"] for version in _versions(iam, arn)}
+
+    STEP.apply(step_context(run, KEY, policy_form="user_resource"))
+
+    after = {version["VersionId"] for version in _versions(iam, arn)}
+    assert len(after) == MAX_POLICY_VERSIONS
+    # The oldest non-default version (v2; v1 was the default) made room for the new one.
+    assert before - after == {"v2"}
+    assert all(f.ok for f in STEP.verify(step_context(run, KEY, policy_form="user_resource")))
+
+
+def test_it_rolls_back_its_policy_and_only_its_versions_of_an_adopted_one(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    adopted_name = unique("AdoptedPolicy")
+    original = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "connect:DescribeInstance", "Resource": "*"}],
+    }
+    adopted_arn = iam.create_policy(PolicyName=adopted_name, PolicyDocument=json.dumps(original))[
+        "Policy"
+    ]["Arn"]
+    adopting = iam_run(aws_connection, instance, policy_name=adopted_name)
+    creating = iam_run(aws_connection, instance, policy_name=unique("CreatedPolicy"))
+    STEP.apply(step_context(adopting, KEY))
+    created_arn = STEP.apply(step_context(creating, KEY))["policy_arn"]
+
+    STEP.rollback(step_context(adopting, KEY))
+    STEP.rollback(step_context(creating, KEY))
+    STEP.rollback(step_context(creating, KEY))
+
+    assert [version["VersionId"] for version in _versions(iam, adopted_arn)] == ["v1"]
+    assert _default_document(iam, adopted_arn) == original
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_policy(PolicyArn=created_arn)

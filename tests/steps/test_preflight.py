@@ -1,0 +1,254 @@
+"""The preflight step against the sandbox: who the credentials are, whether Connect is offered in
+the region, and exactly which of the flow's actions a limited identity lacks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from provisioning.errors import PermanentError
+from provisioning.flows import Flow, register_flow
+from provisioning.steps.preflight import (
+    ACTIONS_BY_STEP,
+    Preflight,
+    PreflightForm,
+    _Checks,
+    flow_actions_for,
+    principal_for,
+)
+from sandbox.server import AWS_ACCOUNT_ID, Sandbox
+from tests.sandbox.aws_clients import aws_client, unique_alias
+from tests.steps.aws_step_runs import context, start_run
+from wizard.models import Cloud, Connection
+from wizard.services.connections import register_sandbox_connections
+
+FLOW = "test_preflight_flow"
+register_flow(Flow(key=FLOW, idp="entra", title="Test setup: preflight", step_keys=("preflight",)))
+
+# What the limited identities may do: enough to run the preflight and read Connect instances.
+ALLOWED = [
+    "sts:GetCallerIdentity",
+    "iam:GetRole",
+    "connect:ListInstances",
+    "connect:DescribeInstance",
+]
+FLOW_ACTIONS = [
+    "connect:CreateInstance",
+    "connect:DescribeInstance",
+    "connect:ListInstances",
+    "iam:CreateSAMLProvider",
+]
+
+
+@pytest.fixture
+def sandbox_mode(sandbox: Sandbox, settings: Any) -> Sandbox:
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    return sandbox
+
+
+@pytest.fixture
+def iam(sandbox: Sandbox) -> Any:
+    return aws_client(sandbox, "iam")
+
+
+def _policy(actions: list[str]) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        }
+    )
+
+
+def _limited_role(iam: Any, actions: list[str], path: str = "/") -> str:
+    """A role the sandbox's keys may assume, allowed `actions` only; returns its ARN."""
+    name = unique_alias("preflight")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{AWS_ACCOUNT_ID}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="limited", PolicyDocument=_policy(actions))
+    return role["Role"]["Arn"]
+
+
+def _assume_role_connection(role_arn: str) -> Connection:
+    """A sandbox connection that signs in as `role_arn` (the base keys are the sandbox's)."""
+    return Connection.objects.create(
+        cloud=Cloud.AWS,
+        name=f"limited {role_arn.rsplit('/', 1)[1]}",
+        is_sandbox=True,
+        config={"method": "assume_role", "role_arn": role_arn},
+    )
+
+
+def _sandbox_connection(sandbox_mode: Sandbox) -> Connection:
+    registered = register_sandbox_connections(sandbox_file=sandbox_mode.state_dir / "sandbox.json")
+    return next(connection for connection in registered if connection.cloud == Cloud.AWS)
+
+
+@pytest.mark.django_db
+def test_it_lists_exactly_the_actions_a_limited_role_lacks(sandbox_mode: Sandbox, iam: Any) -> None:
+    role_arn = _limited_role(iam, [*ALLOWED, "iam:SimulatePrincipalPolicy"], path="/team/")
+    run = start_run("preflight", _assume_role_connection(role_arn), flow_key=FLOW)
+    ctx = context(run, "preflight", flow_actions=FLOW_ACTIONS)
+
+    with pytest.raises(PermanentError) as planned:
+        Preflight().plan(ctx)
+    with pytest.raises(PermanentError) as applied:
+        Preflight().apply(ctx)
+
+    for refusal in (planned.value, applied.value):
+        assert refusal.code == "preflight_missing_permissions"
+        # The session's ARN has no path; the role's full ARN, found by name, is what was checked.
+        assert refusal.message == (
+            f"{role_arn} lacks 2 permission(s) this setup needs: "
+            "connect:CreateInstance, iam:CreateSAMLProvider."
+        )
+
+
+@pytest.mark.django_db
+def test_it_reports_the_identity_region_and_checked_actions_when_nothing_is_missing(
+    sandbox_mode: Sandbox, iam: Any
+) -> None:
+    role_arn = _limited_role(iam, [*ALLOWED, "iam:SimulatePrincipalPolicy", "iam:*", "connect:*"])
+    run = start_run("preflight", _assume_role_connection(role_arn), flow_key=FLOW)
+    ctx = context(run, "preflight", flow_actions="connect:CreateInstance\niam:CreateSAMLProvider")
+
+    plan = Preflight().plan(ctx)
+    outputs = Preflight().apply(ctx)
+
+    role_name = role_arn.rsplit("/", 1)[1]
+    assert outputs["caller_arn"].startswith(
+        f"arn:aws:sts::{AWS_ACCOUNT_ID}:assumed-role/{role_name}/"
+    )
+    assert outputs == {
+        "account_id": AWS_ACCOUNT_ID,
+        "caller_arn": outputs["caller_arn"],
+        "principal_arn": role_arn,
+        "region": "ap-northeast-1",
+        "partition": "aws",
+        "connect_available": True,
+        "checked_actions": 2,
+        "missing_actions": [],
+        "warnings": [],
+    }
+    assert plan.is_noop
+    assert [change.resource_type for change in plan.changes] == [
+        "aws_identity",
+        "connect_region",
+        "iam_permissions",
+    ]
+
+
+@pytest.mark.django_db
+def test_it_warns_and_goes_on_when_it_may_not_simulate_policies(
+    sandbox_mode: Sandbox, iam: Any
+) -> None:
+    role_arn = _limited_role(iam, ALLOWED)
+    run = start_run("preflight", _assume_role_connection(role_arn), flow_key=FLOW)
+    ctx = context(run, "preflight", flow_actions=FLOW_ACTIONS)
+
+    plan = Preflight().plan(ctx)
+    outputs = Preflight().apply(ctx)
+
+    assert outputs["missing_actions"] == []
+    [warning] = outputs["warnings"]
+    assert warning == plan.warnings[0]
+    assert f"{role_arn} may not call iam:SimulatePrincipalPolicy" in warning
+
+
+@pytest.mark.django_db
+def test_it_simulates_an_iam_user_with_its_group_policies(sandbox_mode: Sandbox, iam: Any) -> None:
+    name = unique_alias("preflight-user")
+    user_arn = iam.create_user(UserName=name)["User"]["Arn"]
+    iam.create_group(GroupName=name)
+    iam.add_user_to_group(GroupName=name, UserName=name)
+    iam.put_group_policy(GroupName=name, PolicyName="read", PolicyDocument=_policy(ALLOWED))
+    iam.put_user_policy(
+        UserName=name, PolicyName="saml", PolicyDocument=_policy(["iam:CreateSAMLProvider"])
+    )
+    iam.create_access_key(UserName=name)
+    run = start_run("preflight", _sandbox_connection(sandbox_mode), flow_key=FLOW)
+
+    missing = _Checks()._missing(context(run, "preflight"), user_arn, FLOW_ACTIONS)
+
+    assert principal_for(user_arn) == ("user", user_arn)
+    assert missing == ["connect:CreateInstance"]
+
+
+@pytest.mark.django_db
+def test_it_checks_every_aws_action_of_the_flow_by_default(sandbox_mode: Sandbox) -> None:
+    run = start_run("preflight", _sandbox_connection(sandbox_mode), flow_key=FLOW)
+
+    outputs = Preflight().apply(context(run, "preflight"))
+
+    # The sandbox's own keys are no IAM user or role: nothing to simulate, and it says so.
+    assert outputs["caller_arn"] == f"arn:aws:sts::{AWS_ACCOUNT_ID}:user/moto"
+    assert outputs["principal_arn"] == ""
+    assert "were not checked" in outputs["warnings"][0]
+    assert flow_actions_for(("preflight", "connect_instance", "test_marker_one")) == sorted(
+        {*ACTIONS_BY_STEP["preflight"], *ACTIONS_BY_STEP["connect_instance"]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("region", "words"),
+    [
+        ("eu-north-1", "Amazon Connect is not offered in eu-north-1."),
+        ("mars-east-1", "“mars-east-1” is not an AWS region the wizard knows."),
+    ],
+)
+@pytest.mark.django_db
+def test_it_stops_in_a_region_without_connect_before_any_call(
+    sandbox_mode: Sandbox, region: str, words: str
+) -> None:
+    run = start_run("preflight", _sandbox_connection(sandbox_mode), flow_key=FLOW)
+    ctx = context(run, "preflight")
+    ctx.region = region
+
+    with pytest.raises(PermanentError) as refused:
+        Preflight().plan(ctx)
+
+    assert refused.value.message == words
+    assert "ap-northeast-1" in refused.value.hint
+
+
+@pytest.mark.parametrize(
+    ("arn", "expected"),
+    [
+        (
+            "arn:aws:sts::123456789012:assumed-role/Admin/alice",
+            ("assumed-role", "arn:aws:iam::123456789012:role/Admin"),
+        ),
+        (
+            "arn:aws-cn:iam::123456789012:role/x/y",
+            ("role", "arn:aws-cn:iam::123456789012:role/x/y"),
+        ),
+        ("arn:aws:iam::123456789012:root", ("root", "")),
+        ("arn:aws:sts::123456789012:federated-user/bob", ("federated-user", "")),
+    ],
+)
+def test_it_maps_each_kind_of_caller_to_what_can_be_simulated(
+    arn: str, expected: tuple[str, str]
+) -> None:
+    assert principal_for(arn) == expected
+
+
+def test_it_refuses_text_that_is_not_an_iam_action() -> None:
+    form = PreflightForm(data={"flow_actions": "connect:CreateInstance, CreateRole"})
+
+    assert not form.is_valid()
+    assert "These are not IAM actions: CreateRole." in str(form.errors)
+    valid = PreflightForm(data={"flow_actions": "iam:CreateRole\nconnect:CreateInstance"})
+    assert valid.is_valid()
+    assert valid.cleaned_data["flow_actions"] == ["connect:CreateInstance", "iam:CreateRole"]

@@ -1,0 +1,182 @@
+"""saml_provider against the sandbox: one provider however often apply runs, an update only when
+the entityID or certificate changed (with the change shown), metadata from the IdP step first,
+and rollback removing only a provider the run created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from provisioning.errors import PermanentError, RetryableError
+from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
+from sandbox.knobs import Knobs
+from sandbox.server import Sandbox
+from tests.sandbox.aws_clients import aws_client
+from tests.steps import aws_step_runs
+from tests.steps.aws_step_runs import unique
+from tests.steps.iam_flow import certificate, metadata
+from tests.steps.iam_runs import iam_run, providers_named, step_context
+from wizard.models import Connection
+
+# The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
+aws_connection = aws_step_runs.aws_connection
+instance = aws_step_runs.instance
+connect = aws_step_runs.connect
+
+STEP = SamlProviderStep()
+KEY = "saml_provider"
+ENTITY_ID = "https://sts.windows.net/5a1d2b3c-0000-4000-8000-00000000aaaa/"
+
+
+@pytest.fixture
+def iam(sandbox: Sandbox) -> Any:
+    return aws_client(sandbox, "iam")
+
+
+def test_it_creates_the_provider_once_however_often_apply_runs(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    cert = certificate()
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID, cert))
+    name = f"ConnectSSO-{instance['InstanceAlias']}"
+
+    plan = STEP.plan(step_context(run, KEY))
+    first = STEP.apply(step_context(run, KEY))
+    second = STEP.apply(step_context(run, KEY))
+
+    (change,) = plan.changes
+    assert (change.action, change.resource_type, change.name) == ("create", KEY, name)
+    assert change.details["entity_id"] == ENTITY_ID
+    assert change.details["certificate_subject"] == "CN=Test IdP signing"
+    assert change.details["certificate_thumbprint"] == cert.thumbprint
+    assert change.details["certificate_not_after"] == cert.not_after.isoformat()
+    assert first == second
+    assert providers_named(iam, name) == [first["provider_arn"]]
+    assert first["provider_name"] == name
+    assert first["entity_id"] == ENTITY_ID
+    assert first["certificate_fingerprint"] == change.details["certificate_fingerprint"]
+    assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
+    assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
+    assert step_context(run, KEY).created == [{"resource_type": KEY, "identifier": name}]
+
+
+def test_it_updates_the_provider_only_when_the_certificate_changes(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    old_cert, new_cert = certificate(name="CN=Old signing"), certificate(name="CN=New signing")
+    run = iam_run(aws_connection, instance, provider_name=unique("Rollover"))
+    applied = STEP.apply(step_context(run, KEY, metadata_xml=metadata(ENTITY_ID, old_cert)))
+
+    # The same certificate in a freshly generated document (new ID attribute) changes nothing.
+    same = STEP.plan(step_context(run, KEY, metadata_xml=metadata(ENTITY_ID, old_cert)))
+    rolled = metadata(ENTITY_ID, new_cert)
+    plan = STEP.plan(step_context(run, KEY, metadata_xml=rolled))
+    updated = STEP.apply(step_context(run, KEY, metadata_xml=rolled))
+
+    assert same.changes[0].action == "nothing"
+    (change,) = plan.changes
+    assert change.action == "update"
+    assert change.details["provider_arn"] == applied["provider_arn"]
+    assert "-signing certificate: CN=Old signing" in change.diff
+    assert "+signing certificate: CN=New signing" in change.diff
+    assert updated["provider_arn"] == applied["provider_arn"]
+    assert updated["certificate_fingerprint"] != applied["certificate_fingerprint"]
+    held = iam.get_saml_provider(SAMLProviderArn=applied["provider_arn"])["SAMLMetadataDocument"]
+    assert new_cert.cert_base64 in held
+    assert all(f.ok for f in STEP.verify(step_context(run, KEY, metadata_xml=rolled)))
+    findings = STEP.verify(step_context(run, KEY, metadata_xml=metadata(ENTITY_ID, old_cert)))
+    assert not all(f.ok for f in findings)
+
+
+def test_it_takes_the_metadata_from_the_idp_step_first(
+    aws_connection: Connection, instance: dict[str, Any]
+) -> None:
+    run = iam_run(aws_connection, instance, provider_name=unique("FromIdp"))
+    from_idp = "https://idp.example.test/entra-app"
+    outputs = {"entra_app": {"metadata_xml": metadata(from_idp)}}
+
+    plan = STEP.plan(step_context(run, KEY, outputs, metadata_xml=metadata(ENTITY_ID)))
+    asking = STEP.plan(step_context(run, KEY))
+
+    assert plan.changes[0].details["entity_id"] == from_idp
+    assert asking.needs_input
+    assert not asking.changes
+
+
+def test_it_warns_in_the_plan_about_a_certificate_near_expiry(
+    aws_connection: Connection, instance: dict[str, Any]
+) -> None:
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID, certificate(days=12)))
+
+    plan = STEP.plan(step_context(run, KEY))
+
+    (warning,) = plan.warnings
+    assert "Roll it over" in warning
+
+
+def test_it_fetches_no_url_in_sandbox_mode(
+    aws_connection: Connection, instance: dict[str, Any]
+) -> None:
+    run = iam_run(aws_connection, instance, metadata_url="https://idp.example.com/metadata")
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(step_context(run, KEY))
+
+    assert refused.value.code == "saml_metadata_url_in_sandbox"
+
+
+def test_it_rolls_back_only_a_provider_the_run_created(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    adopted_name, created_name = unique("Adopted"), unique("Created")
+    document = metadata(ENTITY_ID)
+    adopted_arn = iam.create_saml_provider(Name=adopted_name, SAMLMetadataDocument=document)[
+        "SAMLProviderArn"
+    ]
+    adopting = iam_run(aws_connection, instance, metadata_xml=document, provider_name=adopted_name)
+    creating = iam_run(aws_connection, instance, metadata_xml=document, provider_name=created_name)
+    STEP.apply(step_context(adopting, KEY))
+    created_arn = STEP.apply(step_context(creating, KEY))["provider_arn"]
+
+    STEP.rollback(step_context(adopting, KEY))
+    STEP.rollback(step_context(creating, KEY))
+    STEP.rollback(step_context(creating, KEY))
+
+    assert providers_named(iam, adopted_name) == [adopted_arn]
+    assert providers_named(iam, created_name) == []
+    assert created_arn != adopted_arn
+
+
+def test_it_maps_iam_errors_to_the_projects(
+    aws_connection: Connection, instance: dict[str, Any], sandbox_knobs: Knobs
+) -> None:
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID))
+    sandbox_knobs.error_rates = {"iam:ListSAMLProviders": 1.0}
+
+    with pytest.raises(RetryableError) as failed:
+        STEP.plan(step_context(run, KEY))
+
+    assert "ListSAMLProviders" in failed.value.message
+    with pytest.raises(PermanentError) as named:
+        STEP.plan(step_context(run, KEY, provider_name="has spaces"))
+    assert named.value.code == "iam_invalid_name"
+
+
+def test_its_form_checks_the_pasted_metadata_and_refuses_urls_in_sandbox_mode(
+    settings: Any,
+) -> None:
+    settings.WIZARD_MODE = "sandbox"
+    sp_metadata = metadata(ENTITY_ID).replace("IDPSSODescriptor", "SPSSODescriptor")
+
+    sp = SamlProviderForm({"metadata_xml": sp_metadata})
+    url = SamlProviderForm({"metadata_url": "https://idp.example.com/metadata"})
+    name = SamlProviderForm({"metadata_xml": metadata(ENTITY_ID), "provider_name": "a b"})
+    empty = SamlProviderForm({})
+    good = SamlProviderForm({"metadata_xml": metadata(ENTITY_ID), "provider_name": "Okta_1.x"})
+
+    assert "SP metadata" in str(sp.errors["metadata_xml"])
+    assert "sandbox mode" in str(url.errors["metadata_url"])
+    assert "provider_name" in name.errors
+    assert "Paste the metadata" in str(empty.errors)
+    assert good.is_valid(), good.errors
