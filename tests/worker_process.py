@@ -165,6 +165,7 @@ def celery_worker_process(
                 "tests.steps.connect_instance_doubles",
                 "tests.steps.iam_flow",
                 "tests.steps.aws_step_doubles",
+                "tests.steps.crash_points",
             ]
         ),
         # The AWS steps' calls go to this session's sandbox.
