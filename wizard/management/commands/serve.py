@@ -30,7 +30,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        # Ctrl-C and SIGTERM both stop everything, even when started with SIGINT ignored (as a
+        # background job of a non-interactive shell is).
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         try:
             if settings.WIZARD_MODE == "sandbox":
                 self._start_sandbox()
@@ -78,7 +81,7 @@ class Command(BaseCommand):
         finally:
             self._stop_all()
 
-    def _on_sigterm(self, signum: int, frame: object) -> None:
+    def _on_signal(self, signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
