@@ -734,24 +734,8 @@ class ConnectService:
     # Security and routing profiles
 
     def list_security_profiles(self, call: ConnectCall) -> dict[str, Any]:
-        state = self._instance(call)
-        profiles = sorted(state.security_profiles.values(), key=lambda profile: profile.name)
-        page, token = _offset_page(profiles, call.params, LIST_PAGE_MAX, LIST_PAGE_DEFAULT)
-        result: dict[str, Any] = {
-            "SecurityProfileSummaryList": [
-                {
-                    "Id": profile.id,
-                    "Arn": profile.arn,
-                    "Name": profile.name,
-                    "LastModifiedTime": profile.last_modified,
-                    "LastModifiedRegion": call.region,
-                }
-                for profile in page
-            ]
-        }
-        if token:
-            result["NextToken"] = token
-        return result
+        profiles = self._instance(call).security_profiles.values()
+        return _profile_summaries(call, profiles, "SecurityProfileSummaryList")
 
     def _security_profile_wire(self, state: InstanceState, profile: SecurityProfile) -> dict:
         return {
@@ -818,24 +802,8 @@ class ConnectService:
         return result
 
     def list_routing_profiles(self, call: ConnectCall) -> dict[str, Any]:
-        state = self._instance(call)
-        profiles = sorted(state.routing_profiles.values(), key=lambda profile: profile.name)
-        page, token = _offset_page(profiles, call.params, LIST_PAGE_MAX, LIST_PAGE_DEFAULT)
-        result: dict[str, Any] = {
-            "RoutingProfileSummaryList": [
-                {
-                    "Id": profile.id,
-                    "Arn": profile.arn,
-                    "Name": profile.name,
-                    "LastModifiedTime": profile.last_modified,
-                    "LastModifiedRegion": call.region,
-                }
-                for profile in page
-            ]
-        }
-        if token:
-            result["NextToken"] = token
-        return result
+        profiles = self._instance(call).routing_profiles.values()
+        return _profile_summaries(call, profiles, "RoutingProfileSummaryList")
 
     def describe_routing_profile(self, call: ConnectCall) -> dict[str, Any]:
         state = self._instance(call)
@@ -987,3 +955,24 @@ def _string_matches(values: list[str], condition: dict[str, Any]) -> bool:
     if comparison == "CONTAINS":
         return any(wanted.lower() in value.lower() for value in values)
     raise ApiError("InvalidParameterException", f"Unsupported ComparisonType {comparison!r}.")
+
+
+def _profile_summaries(call: ConnectCall, profiles: Any, list_key: str) -> dict[str, Any]:
+    """One page of ListSecurityProfiles/ListRoutingProfiles: both answer with the same summary."""
+    ordered = sorted(profiles, key=lambda profile: profile.name)
+    page, token = _offset_page(ordered, call.params, LIST_PAGE_MAX, LIST_PAGE_DEFAULT)
+    result: dict[str, Any] = {
+        list_key: [
+            {
+                "Id": profile.id,
+                "Arn": profile.arn,
+                "Name": profile.name,
+                "LastModifiedTime": profile.last_modified,
+                "LastModifiedRegion": call.region,
+            }
+            for profile in page
+        ]
+    }
+    if token:
+        result["NextToken"] = token
+    return result

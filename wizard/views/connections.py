@@ -120,17 +120,7 @@ def connection_new(request: HttpRequest, cloud: str, method: str) -> HttpRespons
         else:
             messages.success(request, _("Connection saved. Test it to check the credentials work."))
             return redirect(_connections_url(connection))
-    return render(
-        request,
-        "connection_form.html",
-        {
-            "form": form,
-            "cloud_label": Cloud(cloud).label,
-            "method_label": spec["label"],
-            "method_help": spec.get("help", ""),
-            "connection": None,
-        },
-    )
+    return _render_form(request, form, Cloud(cloud).label, spec, connection=None)
 
 
 @require_http_methods(["GET", "POST"])
@@ -169,17 +159,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         else:
             messages.success(request, _("Connection saved. Test it to check the credentials work."))
             return redirect(_connections_url(connection))
-    return render(
-        request,
-        "connection_form.html",
-        {
-            "form": form,
-            "cloud_label": connection.get_cloud_display(),
-            "method_label": spec["label"],
-            "method_help": spec.get("help", ""),
-            "connection": connection,
-        },
-    )
+    return _render_form(request, form, connection.get_cloud_display(), spec, connection=connection)
 
 
 @require_POST
@@ -232,4 +212,21 @@ def connection_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
         "connection_delete.html",
         {"connection": connection, "runs_using": runs_using},
         status=409 if refused else 200,
+    )
+
+
+def _render_form(
+    request: HttpRequest, form: Any, cloud_label: Any, spec: dict[str, Any], *, connection: Any
+) -> HttpResponse:
+    """The add/edit page: the same form for a new connection and an existing one."""
+    return render(
+        request,
+        "connection_form.html",
+        {
+            "form": form,
+            "cloud_label": cloud_label,
+            "method_label": spec["label"],
+            "method_help": spec.get("help", ""),
+            "connection": connection,
+        },
     )
