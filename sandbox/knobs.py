@@ -7,6 +7,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,9 @@ class Knobs:
     directory_agents: int = 40
     seed: int = 1
     _buckets: dict[str, TokenBucket] = field(default_factory=dict, repr=False)
+    # API name -> calls answered "Rate exceeded" (the AWS endpoint counts its own), so tests and
+    # benchmarks can check that the wizard never went past a quota.
+    _throttled: Counter[str] = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -148,3 +152,16 @@ class Knobs:
     def reset_buckets(self) -> None:
         with self._lock:
             self._buckets.clear()
+
+    def count_throttled(self, api: str) -> None:
+        with self._lock:
+            self._throttled[api] += 1
+
+    def throttled(self, api: str) -> int:
+        """How many calls to `api` were answered "Rate exceeded" since the last reset."""
+        with self._lock:
+            return self._throttled[api]
+
+    def reset_throttled(self) -> None:
+        with self._lock:
+            self._throttled.clear()

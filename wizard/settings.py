@@ -241,6 +241,21 @@ WIZARD_STEP_MAX_RATE_LIMIT_WAITS = int(os.environ.get("WIZARD_STEP_MAX_RATE_LIMI
 # No re-enqueue waits longer than this: Redis redelivers unacked (ETA) tasks after the visibility
 # timeout, so every countdown must stay far below it.
 WIZARD_MAX_COUNTDOWN_S = float(os.environ.get("WIZARD_MAX_COUNTDOWN_S", "300"))
+# Shared rate limits (provisioning/ratelimit.py): one token bucket per AWS API, account and region,
+# shared by every worker on every host (in Redis when REDIS_URL is set, else in a locked file in
+# VAR_DIR), sized from the API's quota (provisioning/aws/api_quotas.py).
+# The buckets spend the API's rate fully but leave this much of its burst to AWS, so the jitter
+# between our clock and AWS's never turns into a throttled request (Connect's burst 5 becomes 1).
+WIZARD_RATE_LIMIT_BURST_RESERVE = int(os.environ.get("WIZARD_RATE_LIMIT_BURST_RESERVE", "4"))
+# A call waits at most this long for its turn; a longer wait fails the call as retryable, so the
+# step is re-enqueued with that countdown instead of a worker sleeping for minutes.
+WIZARD_RATE_LIMIT_MAX_WAIT_S = float(os.environ.get("WIZARD_RATE_LIMIT_MAX_WAIT_S", "60"))
+# While Redis is down or restarting (a restart reloading a small dataset takes seconds), a call
+# keeps asking for its turn this long, then fails as retryable: never unthrottled.
+WIZARD_RATE_LIMIT_UNAVAILABLE_S = float(os.environ.get("WIZARD_RATE_LIMIT_UNAVAILABLE_S", "30"))
+# Each process reads an account's API rates from Service Quotas at most this often: an approved
+# increase takes hours to weeks (Service Quotas user guide), so a quarter of an hour is fresh.
+WIZARD_API_QUOTA_CACHE_S = float(os.environ.get("WIZARD_API_QUOTA_CACHE_S", "900"))
 # Modules that register steps and flows when imported (at startup, in WizardConfig.ready), plus
 # extra ones for this process only, comma-separated (the tests add their doubles this way).
 WIZARD_STEP_MODULES: list[str] = [

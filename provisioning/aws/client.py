@@ -10,6 +10,11 @@ sandbox's endpoint, CA bundle and keys from var/sandbox.json; nowhere else is th
 Auditing is per API call, not per HTTP attempt: botocore's standard retry mode retries inside one
 call, so each call writes one "started" row (before-call) and one "finished" row (after-call, or
 after-call-error when no response came back), and the finished row counts the attempts.
+
+Rate limiting is per HTTP attempt: for a rate-limited service (api_quotas.RATE_LIMITED_SERVICES),
+every attempt, botocore's retries included, first waits for its turn in the shared bucket of its
+API, account and region (provisioning/ratelimit.py), sized from the API's quota (api_quotas). A
+turn further away than WIZARD_RATE_LIMIT_MAX_WAIT_S fails the call with a RetryableError.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ from botocore.exceptions import (
 )
 
 from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
 from provisioning.call_summaries import identifiers, json_safe
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.ratelimit import wait_for_turn
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from wizard.models import Cloud, Connection
 
@@ -92,7 +99,18 @@ def aws_client(
             hint="Choose the region of the Amazon Connect instance.",
         )
     session = _session_for(connection, region=region, sandbox=sandbox, audit=audit)
-    return _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
+    client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
+    if rate_limited(service):
+        limits = ApiLimits(
+            connection,
+            service=service,
+            region=region,
+            sandbox=sandbox,
+            lookup=_lookup(session, region=region, sandbox=sandbox, audit=audit),
+        )
+        limits.attach(client)
+        _ApiTurns(limits).register(client)
+    return client
 
 
 @contextmanager
@@ -126,6 +144,25 @@ def _audited_client(
         client = session.create_client(service, **kwargs)
     _CallAudit(audit).register(client)
     return client
+
+
+def _lookup(
+    session: botocore.session.Session,
+    *,
+    region: str,
+    sandbox: dict[str, Any] | None,
+    audit: AuditScope,
+) -> Lookup:
+    """The quota lookups' calls: audited like the caller's, with its session (so its credentials),
+    region and audit scope, but not rate limited (api_quotas says why)."""
+
+    def lookup(service: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
+        with aws_errors():
+            response: dict[str, Any] = getattr(client, method)(**params)
+        return response
+
+    return lookup
 
 
 def _secret(secrets: dict[str, str], name: str, label: str) -> str:
@@ -303,6 +340,25 @@ class _CallAudit:
             response={"error": type(exception).__name__},
             error_code=error.code,
         )
+
+
+class _ApiTurns:
+    """A botocore handler that makes each HTTP attempt of a rate-limited client wait for its turn
+    in the shared bucket of its operation."""
+
+    def __init__(self, limits: ApiLimits) -> None:
+        self.limits = limits
+
+    def register(self, client: BaseClient) -> None:
+        service_id = client.meta.service_model.service_id.hyphenize()
+        # botocore emits before-send.<service id>.<Operation> once per HTTP attempt, just before
+        # sending (Endpoint._do_get_response in botocore/endpoint.py), so its own retries take a
+        # turn too. What a handler raises there ends the call: botocore does not retry it.
+        client.meta.events.register(f"before-send.{service_id}", self.wait_for_turn)
+
+    def wait_for_turn(self, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        wait_for_turn(self.limits.bucket_key(operation), self.limits.rate(operation))
 
 
 # Error codes, from botocore's standard retry checker (retries/standard.py) and the service

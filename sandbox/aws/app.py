@@ -58,7 +58,7 @@ class AwsApp:
         self.knobs = sandbox.knobs
         self.default_region = sandbox.endpoints.get("aws_region", AWS_REGION)
         self.moto = DomainDispatcherApplication(create_backend_app)
-        self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID)
+        self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID, knobs=sandbox.knobs)
         self.iam_simulation = IamSimulation(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
         self.connect = ConnectService(
             account_id=AWS_ACCOUNT_ID,
@@ -106,6 +106,7 @@ class AwsApp:
         self.knobs.delay(api)
         wait = self.knobs.throttle_wait(api)
         if wait > 0:
+            self.knobs.count_throttled(api)
             code, status = THROTTLING_ERRORS[protocol]
             response = error_reply(
                 protocol, code, "Rate exceeded", status, request_id=request.request_id

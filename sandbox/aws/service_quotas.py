@@ -1,8 +1,11 @@
-"""Service Quotas for Amazon Connect: quota values and increase requests that get approved."""
+"""Service Quotas for Amazon Connect: quota values (the knobs' API rates among them) and increase
+requests that get approved."""
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import os
 import threading
 import time
@@ -11,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.session
+
 from sandbox.aws.wire import ApiError
+from sandbox.knobs import Knobs
 
 SERVICE_CODE = "connect"
 SERVICE_NAME = "Amazon Connect"
@@ -49,6 +55,28 @@ CONNECT_QUOTAS: dict[str, QuotaDefinition] = {
         ),
     )
 }
+
+# Connect's API rates appear in Service Quotas as "Rate of <Operation> API requests", per second.
+RATE_QUOTA_NAME = "Rate of {operation} API requests"
+RATE_QUOTA_PERIOD = {"PeriodValue": 1, "PeriodUnit": "SECOND"}
+# With its rate limits off the sandbox throttles nothing; it reports this rate for every API so
+# the wizard does not hold back for a limit nobody enforces.
+UNTHROTTLED_RATE = 10000.0
+
+
+@functools.cache
+def _connect_operations() -> tuple[str, ...]:
+    """Every operation of botocore's Connect model, sorted."""
+    return tuple(
+        sorted(botocore.session.get_session().get_service_model("connect").operation_names)
+    )
+
+
+def rate_quota_code(operation: str) -> str:
+    """A made-up code, stable per operation, in the shape of the real ones: AWS doesn't publish
+    the codes of these quotas (the wizard finds them by name)."""
+    return "L-" + hashlib.sha256(f"connect rate {operation}".encode()).hexdigest()[:8].upper()
+
 
 OPEN_STATUSES = frozenset({"PENDING", "CASE_OPENED"})
 FINAL_STATUSES = frozenset({"APPROVED", "DENIED", "CASE_CLOSED", "NOT_APPROVED", "INVALID_REQUEST"})
@@ -139,6 +167,8 @@ class ServiceQuotas:
     """The account's Connect quota values and its increase requests (one account, any region)."""
 
     account_id: str
+    # Its rate_limits ("connect:<Operation>") are the rate quotas this account reports.
+    knobs: Knobs
     review: QuotaReview = field(default_factory=QuotaReview.from_env)
     clock: Callable[[], float] = time.time
     _values: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -234,6 +264,30 @@ class ServiceQuotas:
                 f"The quota code {params.get('QuotaCode')} does not exist for {SERVICE_CODE}.",
             )
         return quota
+
+    def _rate_quotas(self) -> dict[str, tuple[QuotaDefinition, float]]:
+        """Code -> (quota, value now) of a rate quota for every Connect operation: the limit the
+        sandbox enforces (a connect:<Operation> knob's rate times rate_scale), or, for what it
+        doesn't throttle, UNTHROTTLED_RATE."""
+        enforced = {
+            api.partition(":")[2]: rate * self.knobs.rate_scale
+            for api, (rate, _burst) in self.knobs.rate_limits.items()
+            if api.partition(":")[0] == SERVICE_CODE and self.knobs.rate_limits_enabled
+        }
+        quotas: dict[str, tuple[QuotaDefinition, float]] = {}
+        for operation in _connect_operations():
+            value = enforced.get(operation, UNTHROTTLED_RATE)
+            quota = QuotaDefinition(
+                rate_quota_code(operation),
+                RATE_QUOTA_NAME.format(operation=operation),
+                value,
+                value,
+            )
+            quotas[quota.code] = (quota, value)
+        return quotas
+
+    def _rate_quota_wire(self, quota: QuotaDefinition, region: str, value: float) -> dict[str, Any]:
+        return {**self._quota_wire(quota, region, value), "Period": RATE_QUOTA_PERIOD}
 
     def _quota_wire(
         self, quota: QuotaDefinition, region: str, value: float, context_id: str | None = None
@@ -334,6 +388,10 @@ class ServiceQuotas:
         return self._history(params, region, self._quota(params).code)
 
     def get_service_quota(self, params: dict[str, Any], region: str) -> dict[str, Any]:
+        rate_quota = self._rate_quotas().get(str(params.get("QuotaCode")))
+        if rate_quota is not None and params.get("ServiceCode") == SERVICE_CODE:
+            quota, value = rate_quota
+            return {"Quota": self._rate_quota_wire(quota, region, value)}
         quota = self._quota(params)
         context_id = params.get("ContextId") or None
         value = self.value(region, quota.code, context_id)
@@ -347,6 +405,11 @@ class ServiceQuotas:
         quotas = [
             self._quota_wire(quota, region, self.value(region, quota.code))
             for quota in CONNECT_QUOTAS.values()
+            if params.get("QuotaCode") in (None, quota.code)
+        ]
+        quotas += [
+            self._rate_quota_wire(quota, region, value)
+            for quota, value in self._rate_quotas().values()
             if params.get("QuotaCode") in (None, quota.code)
         ]
         page, token = _page(quotas, params)

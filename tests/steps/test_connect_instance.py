@@ -37,8 +37,9 @@ from wizard.services.connections import register_sandbox_connections
 FLOW = "test_connect_instance_flow"
 PAUSING_FLOW = "test_connect_instance_pausing_flow"
 STEP = "connect_instance"
-# Read-only calls: adopting a non-SAML instance must make nothing but these.
-READ_OPERATIONS = {"ListInstances", "DescribeInstance"}
+# Read-only calls: adopting a non-SAML instance must make nothing but these (ListServiceQuotas: the
+# shared rate limiter reading Connect's API rates, once per process and cache period).
+READ_OPERATIONS = {"ListInstances", "DescribeInstance", "ListServiceQuotas"}
 
 
 @pytest.fixture(autouse=True)
