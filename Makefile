@@ -57,7 +57,7 @@ lint: setup
 ## Re-extract and compile translations after changing user-facing strings.
 messages: setup
 	WIZARD_TESTING=1 $(MANAGE) makemessages -l ja --no-obsolete
-	WIZARD_TESTING=1 $(MANAGE) compilemessages
+	WIZARD_TESTING=1 $(MANAGE) compilemessages -l ja --ignore=.venv
 
 clean:
 	rm -rf $(VENV) var

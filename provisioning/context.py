@@ -32,6 +32,8 @@ class StepContext:
     # The StepRun row that record_created() writes to (None for a context built outside a run).
     step_run_id: int | None = None
     created_resources: list[dict[str, Any]] = field(default_factory=list)
+    # The plan the admin saw (as saved), for apply(): a users step finds its change set by it.
+    plan: dict[str, Any] = field(default_factory=dict)
 
     def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
         """Note a resource this run created (not adopted), saved at once so rollback finds it even

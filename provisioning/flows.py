@@ -105,3 +105,25 @@ register_flow(
         ),
     )
 )
+
+
+# Connect users from IdP groups (issue 7) -----------------------------------------------------
+# For an instance whose SSO is set up: the AWS preflight, then the users step. A scheduled sync
+# runs the same flow (wizard/services/user_syncs.py).
+USER_FLOWS = {"entra": "entra_users", "okta": "okta_users"}
+register_flow(
+    Flow(
+        key=USER_FLOWS["entra"],
+        idp="entra",
+        title=_("Amazon Connect users from Entra ID groups"),
+        step_keys=("preflight", "group_users"),
+    )
+)
+register_flow(
+    Flow(
+        key=USER_FLOWS["okta"],
+        idp="okta",
+        title=_("Amazon Connect users from Okta groups"),
+        step_keys=("preflight", "group_users"),
+    )
+)

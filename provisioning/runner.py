@@ -198,13 +198,17 @@ def _process_is_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _claim_is_stale(step: StepRun) -> bool:
-    """The claiming process is gone (same host, pid not alive) or its lease ran out."""
-    lease = timedelta(seconds=settings.WIZARD_STEP_CLAIM_LEASE_S)
-    if step.claimed_at is None or step.claimed_at < timezone.now() - lease:
+def claim_is_stale(claimed_by: str, claimed_at: Any, lease_s: float) -> bool:
+    """A claim ("host:pid" since `claimed_at`) whose process is gone (same host, pid not alive)
+    or whose lease ran out."""
+    if claimed_at is None or claimed_at < timezone.now() - timedelta(seconds=lease_s):
         return True
-    host, _, pid = step.claimed_by.rpartition(":")
+    host, _, pid = claimed_by.rpartition(":")
     return host == socket.gethostname() and pid.isdigit() and not _process_is_alive(int(pid))
+
+
+def _claim_is_stale(step: StepRun) -> bool:
+    return claim_is_stale(step.claimed_by, step.claimed_at, settings.WIZARD_STEP_CLAIM_LEASE_S)
 
 
 def _take_over(run: SetupRun, step: StepRun, worker: str) -> StepRun | None:
@@ -275,7 +279,15 @@ def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
         idp_connection_id=run.idp_connection_id,
         step_run_id=step.pk,
         created_resources=list(step.created_resources),
+        plan=dict(step.plan or {}),
     )
+
+
+def step_context(step_run_id: int, worker: str | None = None) -> StepContext:
+    """What a step's helpers see (the workers making a users step's changes): the same context
+    the step itself gets, its calls audited under the run and step as this worker."""
+    step = StepRun.objects.select_related("run").get(pk=step_run_id)
+    return _context(step.run, step, worker or worker_identity())
 
 
 def _step_class(step: StepRun) -> Step | None:

@@ -131,32 +131,35 @@ def _database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
 
 
-def _point_this_process_at(broker_options: dict[str, Any]) -> None:
-    """Send this process's tasks to the worker's broker folder (settings were read at startup)."""
+def point_this_process_at(broker_options: dict[str, Any], broker_url: str | None = None) -> None:
+    """Send this process's tasks to another broker folder or URL (settings were read at
+    startup)."""
     from django.conf import settings
 
     from wizard.celery import app
 
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = broker_options
     app.conf.broker_transport_options = broker_options
-    # Connections made with the old folder would keep publishing there: drop them, the way
-    # Celery itself does after a fork.
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    if broker_url is not None:
+        settings.CELERY_BROKER_URL = broker_url
+        app.conf.broker_url = broker_url
+    # Connections made with the old broker would keep publishing there: drop them, the way
+    # Celery itself does after a fork. kombu keeps pools in registries keyed by the broker URL;
+    # a closed pool left there would be handed out again when that URL comes back.
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
     if "amqp" in app.__dict__:
         app.amqp._producer_pool = None
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(
-    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox
-) -> Iterator[WorkerProcess]:
-    from django.conf import settings
+def worker_env(sandbox: Sandbox, **overrides: str) -> dict[str, str]:
+    """The environment of a test worker: the test database, the session's sandbox, the test
+    steps, short waits; `overrides` on top."""
     from django.db import connection
 
-    folder = tmp_path_factory.mktemp("celery-worker")
-    env = {
+    return {
         **os.environ,
         "WIZARD_TESTING": "1",
         "WIZARD_EXTRA_STEP_MODULES": ",".join(
@@ -176,21 +179,14 @@ def celery_worker_process(
         "WIZARD_RETRY_BACKOFF_S": WORKER_RETRY_BACKOFF_S,
         "WIZARD_WORKER_HEARTBEAT_INTERVAL_S": WORKER_HEARTBEAT_INTERVAL_S,
         "PYTHONUNBUFFERED": "1",
+        **overrides,
     }
-    saved_broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    if not settings.REDIS_URL:
-        broker = folder / "broker"
-        for name in ("queue", "processed"):
-            (broker / name).mkdir(parents=True)
-        env["WIZARD_BROKER_DIR"] = str(broker)
-        _point_this_process_at(
-            {
-                **saved_broker_options,
-                "data_folder_in": str(broker / "queue"),
-                "data_folder_out": str(broker / "queue"),
-                "processed_folder": str(broker / "processed"),
-            }
-        )
+
+
+def spawn_worker(
+    folder: Path, env: dict[str, str], *, name: str, concurrency: int = 1
+) -> WorkerProcess:
+    """Start `celery worker` (prefork) with `env`, logging to folder/worker.log; ready on return."""
     log_path = folder / "worker.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -202,13 +198,13 @@ def celery_worker_process(
                 "--pool",
                 "prefork",
                 "--concurrency",
-                "1",
+                str(concurrency),
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",
-                f"engine-tests-{os.getpid()}@%h",
+                f"{name}-{os.getpid()}@%h",
             ],
             cwd=REPO,
             env=env,
@@ -219,14 +215,44 @@ def celery_worker_process(
     worker = WorkerProcess(process=process, log_path=log_path)
     try:
         worker.wait_for_log(" ready.", WORKER_READY_TIMEOUT_S)
+    except BaseException:
+        stop_worker(process)
+        raise
+    return worker
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox
+) -> Iterator[WorkerProcess]:
+    from django.conf import settings
+
+    folder = tmp_path_factory.mktemp("celery-worker")
+    env = worker_env(sandbox)
+    saved_broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if not settings.REDIS_URL:
+        broker = folder / "broker"
+        for name in ("queue", "processed"):
+            (broker / name).mkdir(parents=True)
+        env["WIZARD_BROKER_DIR"] = str(broker)
+        point_this_process_at(
+            {
+                **saved_broker_options,
+                "data_folder_in": str(broker / "queue"),
+                "data_folder_out": str(broker / "queue"),
+                "processed_folder": str(broker / "processed"),
+            }
+        )
+    worker = spawn_worker(folder, env, name="engine-tests")
+    try:
         yield worker
     finally:
-        _stop(process)
+        stop_worker(worker.process)
         if not settings.REDIS_URL:
-            _point_this_process_at(saved_broker_options)
+            point_this_process_at(saved_broker_options)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
     """Stop the worker we started: a warm shutdown of its main process (which stops its pool),
     then SIGKILL for its whole process group if that takes too long."""
     if process.poll() is None:

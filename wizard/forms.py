@@ -9,11 +9,14 @@ from typing import Any, cast
 import boto3
 import botocore.session
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from wizard.models import AuditOutcome, Cloud, Connection
+from wizard.models import AuditOutcome, Cloud, Connection, Departures
 from wizard.selectors.runs import available_flows
+from wizard.services.user_syncs import EVERY_HOURS_CHOICES
 
 IDP_CHOICES = [(Cloud.ENTRA.value, "Microsoft Entra ID"), (Cloud.OKTA.value, "Okta")]
 
@@ -317,3 +320,37 @@ class AuditLogFilterForm(forms.Form):
         ):
             self.add_error("date_to", _("The end date is before the start date."))
         return cleaned
+
+
+class UserSyncForm(forms.Form):
+    """How often a sync runs, and what it does with people who left the groups."""
+
+    every_hours = forms.TypedChoiceField(
+        label=_("Run every"),
+        coerce=int,
+        initial=24,
+        choices=[],
+        help_text=_("Each run re-reads the groups and applies what changed since the last one."),
+    )
+    departures = forms.ChoiceField(
+        label=_("People who left the groups"),
+        choices=Departures.choices,
+        initial=Departures.REPORT,
+        widget=forms.RadioSelect,
+    )
+    enabled = forms.BooleanField(label=_("Enabled"), required=False, initial=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["departures"].help_text = _(
+            "Only users the wizard made for this setup are ever deleted. A run that would delete "
+            "more than %(over)d of them, and more than %(share)d%% of them, waits for you to "
+            "confirm."
+        ) % {
+            "over": settings.WIZARD_SYNC_CONFIRM_DELETES_OVER,
+            "share": round(100 * settings.WIZARD_SYNC_CONFIRM_DELETES_SHARE),
+        }
+        cast(forms.TypedChoiceField, self.fields["every_hours"]).choices = [
+            (hours, ngettext("%(hours)d hour", "%(hours)d hours", hours) % {"hours": hours})
+            for hours in EVERY_HOURS_CHOICES
+        ]

@@ -115,13 +115,29 @@ class SetupRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The SSO setup a users run works on (its app, claims and instance); None for a setup.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # The schedule that started this run, for a scheduled sync of Connect users.
+    sync = models.ForeignKey(
+        "UserSync", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    # The one live chain of "advance" tasks: each task carries the token it was sent with, and a
+    # task whose token is no longer the run's does nothing (wizard/services/runs.py). When the
+    # next task is due; a run overdue by far lost its message (a broker restart) and is nudged.
+    advance_token = models.UUIDField(null=True, blank=True)
+    next_advance_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "-created_at"], name="run_status_created")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(fields=["status", "next_advance_at"], name="run_status_next_advance"),
+        ]
 
     def __str__(self) -> str:
         return (
@@ -200,6 +216,7 @@ class AuditKind(models.TextChoices):
     CONNECTION = "connection", _("Connection changed")
     LOGIN = "login", _("Signed in")
     SECRET_REVEALED = "secret_revealed", _("Secret shown")
+    USER_SYNC = "user_sync", _("User sync changed")
 
 
 class AuditOutcome(models.TextChoices):
@@ -292,3 +309,142 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.seen_at:%H:%M:%S}"
+
+
+class Departures(models.TextChoices):
+    """What a sync does with Connect users it manages whose people left the groups."""
+
+    REPORT = "report", _("Only report them")
+    DELETE = "delete", _("Delete their Connect users")
+
+
+class UserSync(models.Model):
+    """A schedule that keeps the Connect users of one instance in step with IdP groups: every
+    `every_hours` it starts a run that re-reads the groups and applies what changed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    idp = models.CharField(max_length=8, choices=[(Cloud.ENTRA, "Entra ID"), (Cloud.OKTA, "Okta")])
+    region = models.CharField(max_length=32)
+    instance_id = models.CharField(max_length=64)
+    instance_alias = models.CharField(max_length=64, blank=True, default="")
+    aws_connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    idp_connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="+")
+    # The SSO setup whose app and claims the people sign in through (None: typed by the admin).
+    setup = models.ForeignKey(
+        SetupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The group_users step's answers: groups, their mapping, where usernames come from.
+    inputs = models.JSONField(default=dict, blank=True)
+    departures = models.CharField(
+        max_length=8, choices=Departures.choices, default=Departures.REPORT
+    )
+    every_hours = models.PositiveSmallIntegerField(default=24)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    language = models.CharField(max_length=8, default="en")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["instance_alias", "instance_id", "created_at"]
+
+    def __str__(self) -> str:
+        return f"sync {self.get_idp_display()} → {self.instance_alias or self.instance_id}"
+
+
+class ChangeSetPurpose(models.TextChoices):
+    APPLY = "apply", _("Apply")
+    ROLLBACK = "rollback", _("Roll back")
+
+
+class UserChangeSet(models.Model):
+    """The Connect user changes of one plan of a users step (or of its rollback), one row per
+    person, applied by as many workers as are free, at the API's quota."""
+
+    step_run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="change_sets")
+    purpose = models.CharField(
+        max_length=8, choices=ChangeSetPurpose.choices, default=ChangeSetPurpose.APPLY
+    )
+    instance_id = models.CharField(max_length=64)
+    # Rows per action, written with the rows: {"create": 1985, "refused": 3, ...}.
+    counts = models.JSONField(default=dict, blank=True)
+    # The instance's users and Users per instance quota when planned, for the page.
+    users_in_use = models.PositiveIntegerField(default=0)
+    users_quota = models.PositiveIntegerField(default=0)
+    # The tags the users it creates get: the run's, and the sync's (whose users it manages).
+    tags = models.JSONField(default=dict, blank=True)
+    # The CreateUser rate the work runs at ({"per_second", "burst", "source"}), once dispatched.
+    rate = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # When workers were last asked to help; they are asked again if the work stalls.
+    helpers_sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step_run", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.counts}"
+
+
+class ChangeAction(models.TextChoices):
+    CREATE = "create", _("Create")
+    UPDATE = "update", _("Update")
+    DELETE = "delete", _("Delete")
+    NOTHING = "nothing", _("Left alone")
+    REFUSED = "refused", _("Refused")
+    DEPARTED = "departed", _("Left the groups")
+
+
+# Actions that call Connect; the others are there to be listed.
+ACTIONS_THAT_CHANGE = (ChangeAction.CREATE, ChangeAction.UPDATE, ChangeAction.DELETE)
+
+
+class ChangeStatus(models.TextChoices):
+    LISTED = "listed", _("Listed only")
+    PENDING = "pending", _("Pending")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class UserChange(models.Model):
+    """One person's change in a change set: what to do, and once a worker did it, how it went."""
+
+    change_set = models.ForeignKey(UserChangeSet, on_delete=models.CASCADE, related_name="changes")
+    position = models.PositiveIntegerField()
+    action = models.CharField(max_length=8, choices=ChangeAction.choices)
+    username = models.CharField(max_length=200)
+    # What the page lists (names, profiles, reasons) and what the call needs (ids, attributes).
+    details = models.JSONField(default=dict, blank=True)
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=8, choices=ChangeStatus.choices)
+    # created, updated, deleted; existed (someone else made it first), gone (already deleted).
+    outcome = models.CharField(max_length=16, blank=True, default="")
+    # {"code", "message", "hint"} of the last failure.
+    error = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # A retryable failure waits until then before another worker takes the change again.
+    not_before = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["change_set", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["change_set", "position"], name="user_change_unique_position"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["change_set", "status", "position"], name="user_change_work"),
+            models.Index(fields=["change_set", "action", "position"], name="user_change_action"),
+            models.Index(fields=["change_set", "finished_at"], name="user_change_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.username} ({self.status})"

@@ -278,8 +278,57 @@ WIZARD_STEP_MODULES: list[str] = [
     "provisioning.steps.preflight",
     "provisioning.steps.saml_provider",
     "provisioning.steps.sign_in_test",
+    "provisioning.steps.group_users",
     *_env_list("WIZARD_EXTRA_STEP_MODULES"),
 ]
+
+# Runs whose next task was lost. A task marks its run busy until its time limit; a run overdue
+# by this much with no step held is nudged by the workers' watchdog (wizard/tasks.py): longer
+# than a busy queue delays a task (a users step's helpers hold workers for a minute at a time).
+WIZARD_RUN_STALL_GRACE_S = float(os.environ.get("WIZARD_RUN_STALL_GRACE_S", "90"))
+WIZARD_RUN_NUDGE_BATCH = int(os.environ.get("WIZARD_RUN_NUDGE_BATCH", "50"))
+
+# Connect users at scale (provisioning/user_changes/). A worker holds one change at a time; a
+# holder whose process is gone loses it at once (same host), one that stays silent this long
+# loses it anyway (a dead host): a change takes one call, seconds even at a 2/s quota shared by
+# dozens of workers.
+WIZARD_USER_CHANGE_LEASE_S = float(os.environ.get("WIZARD_USER_CHANGE_LEASE_S", "120"))
+# A change is tried this many times (retryable errors, workers lost while making it).
+WIZARD_USER_CHANGE_MAX_ATTEMPTS = int(os.environ.get("WIZARD_USER_CHANGE_MAX_ATTEMPTS", "6"))
+# Helper tasks asked for a set bigger than WIZARD_USER_CHANGES_INLINE_MAX changes. More than the
+# quota needs is harmless (the shared bucket paces them); four keep a 20/s quota busy with
+# 50-100 ms per call, and more hosts add workers, not speed, at 2/s.
+WIZARD_USER_CHANGE_WORKERS = int(os.environ.get("WIZARD_USER_CHANGE_WORKERS", "4"))
+WIZARD_USER_CHANGES_INLINE_MAX = int(os.environ.get("WIZARD_USER_CHANGES_INLINE_MAX", "25"))
+# Seconds of changes the step's own worker makes per turn, and a helper per task: far below the
+# task time limits, so a helper goes back to the queue and other runs get their turn.
+WIZARD_USER_CHANGES_INLINE_S = float(os.environ.get("WIZARD_USER_CHANGES_INLINE_S", "20"))
+WIZARD_USER_CHANGES_TASK_S = float(os.environ.get("WIZARD_USER_CHANGES_TASK_S", "60"))
+# Changes wait and fewer helpers than wanted made one this long: ask again (lost tasks).
+WIZARD_USER_CHANGES_STALL_S = float(os.environ.get("WIZARD_USER_CHANGES_STALL_S", "30"))
+# The step looks at its change set this often while helpers work (a re-enqueue, not a sleep).
+WIZARD_USER_CHANGES_POLL_S = float(os.environ.get("WIZARD_USER_CHANGES_POLL_S", "2"))
+# "Current rate" on the run page: changes finished over this many seconds.
+WIZARD_PROGRESS_RATE_WINDOW_S = float(os.environ.get("WIZARD_PROGRESS_RATE_WINDOW_S", "15"))
+# A plan deleting more than this many users, and more than this share of the users a sync
+# manages, waits for the admin's confirmation even in a scheduled sync.
+WIZARD_SYNC_CONFIRM_DELETES_OVER = int(os.environ.get("WIZARD_SYNC_CONFIRM_DELETES_OVER", "10"))
+WIZARD_SYNC_CONFIRM_DELETES_SHARE = float(
+    os.environ.get("WIZARD_SYNC_CONFIRM_DELETES_SHARE", "0.1")
+)
+# The mapping form lists at most this many IdP groups (plan files may name any group); a group
+# with more members than this is refused rather than read in part (a sync would take the rest
+# for departures).
+WIZARD_GROUPS_LISTED_CAP = int(os.environ.get("WIZARD_GROUPS_LISTED_CAP", "1000"))
+WIZARD_GROUP_MEMBERS_CAP = int(os.environ.get("WIZARD_GROUP_MEMBERS_CAP", "100000"))
+# Celery beat starts the syncs that are due; it looks this often.
+WIZARD_SYNC_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_SYNC_CHECK_INTERVAL_S", "60"))
+CELERY_BEAT_SCHEDULE = {
+    "start-due-user-syncs": {
+        "task": "wizard.tasks.start_due_user_syncs",
+        "schedule": WIZARD_SYNC_CHECK_INTERVAL_S,
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,8 @@ from django.utils import timezone
 from provisioning.audit import RedactSecretsFilter
 from wizard.services import connections as connection_services
 from wizard.services import runs as run_services
+from wizard.services import user_changes as user_change_services
+from wizard.services import user_syncs as user_sync_services
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,18 @@ logger = logging.getLogger(__name__)
     soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
     time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
 )
-def advance_run(run_id: str) -> None:
-    run_services.run_advance(run_id=run_id)
+def advance_run(run_id: str, token: str | None = None) -> None:
+    run_services.run_advance(run_id=run_id, token=token)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
+    time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+)
+def make_user_changes(change_set_id: int) -> None:
+    user_change_services.change_set_work(change_set_id=change_set_id)
 
 
 def _write_heartbeat(hostname: str) -> None:
@@ -51,6 +63,13 @@ class _Heartbeat:
                 _write_heartbeat(self.hostname)
             except Exception:
                 logger.exception("Could not write the worker heartbeat.")
+            try:
+                # The watchdog: runs whose next task was lost continue.
+                nudged = run_services.runs_nudge_stalled()
+                if nudged:
+                    logger.warning("Nudged %d run(s) whose next task was overdue.", len(nudged))
+            except Exception:
+                logger.exception("Could not look for stalled runs.")
             finally:
                 # This thread's own connection: closed so it holds nothing between beats.
                 connections.close_all()
@@ -73,7 +92,7 @@ def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
         status__in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.ROLLING_BACK]
     ).values_list("pk", flat=True)
     for run_id in in_progress:
-        advance_run.delay(str(run_id))
+        run_services.run_nudge(run_id=run_id)
     connections.close_all()
 
 
@@ -88,6 +107,12 @@ def _redact_worker_logs(logger: logging.Logger, **kwargs: Any) -> None:
     """Celery replaces the root logger's handlers; give its handlers the secret-masking filter."""
     for handler in logger.handlers:
         handler.addFilter(RedactSecretsFilter())
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def start_due_user_syncs() -> None:
+    """Celery beat sends this every WIZARD_SYNC_CHECK_INTERVAL_S."""
+    user_sync_services.syncs_start_due()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

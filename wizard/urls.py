@@ -15,6 +15,7 @@ from wizard.views import (
     health,
     runs,
     step_secrets,
+    user_syncs,
 )
 
 urlpatterns = [
@@ -40,6 +41,17 @@ urlpatterns = [
         directory_picker.directory_results,
         name="directory_picker",
     ),
+    path(
+        "runs/<uuid:run_id>/steps/<slug:step_key>/changes.csv",
+        runs.step_changes_csv,
+        name="step_changes_csv",
+    ),
+    path("runs/<uuid:run_id>/users/", user_syncs.users_from_groups, name="users_from_groups"),
+    path("runs/<uuid:run_id>/sync/", user_syncs.sync_new, name="sync_new"),
+    path("syncs/", user_syncs.syncs, name="syncs"),
+    path("syncs/<uuid:sync_id>/", user_syncs.sync_edit, name="sync_edit"),
+    path("syncs/<uuid:sync_id>/run/", user_syncs.sync_run_now, name="sync_run_now"),
+    path("syncs/<uuid:sync_id>/delete/", user_syncs.sync_delete, name="sync_delete"),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("audit/export.csv", audit_log.audit_log_csv, name="audit_log_csv"),
     path("audit/export.json", audit_log.audit_log_json, name="audit_log_json"),

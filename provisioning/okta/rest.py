@@ -50,6 +50,13 @@ def okta_pages(
         url = next_url
 
 
+def send_page(client: OktaClient, url: str) -> tuple[str, str | None]:
+    """One page of a list endpoint: its JSON text and the next page's URL (None on the last), for
+    readers that must see every page or fail (okta_pages stops quietly after MAX_PAGES)."""
+    text, next_url = _send(client, "GET", url, None, "application/json")
+    return text, next_url or None
+
+
 def _with_query(path: str, params: dict[str, Any] | None) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 

@@ -28,6 +28,24 @@ from provisioning.steps.base import Change, Plan, Step, register
 # connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
 # Authorization Reference (ds:*, iam:CreateServiceLinkedRole); they change over time and are not
 # simulated here: a refusal still names the missing one (provisioning.aws.client).
+# The users steps (provisioning/user_changes/): reads, the changes, the quota of the instance,
+# and the API rates the shared buckets are sized from (provisioning/aws/api_quotas.py).
+USER_ACTIONS = (
+    "connect:DescribeInstance",
+    "connect:ListSecurityProfiles",
+    "connect:ListRoutingProfiles",
+    "connect:ListUsers",
+    "connect:SearchUsers",
+    "connect:DescribeUser",
+    "connect:CreateUser",
+    "connect:UpdateUserIdentityInfo",
+    "connect:UpdateUserSecurityProfiles",
+    "connect:UpdateUserRoutingProfile",
+    "connect:UpdateUserPhoneConfig",
+    "connect:DeleteUser",
+    "servicequotas:GetServiceQuota",
+    "servicequotas:ListServiceQuotas",
+)
 ACTIONS_BY_STEP: dict[str, tuple[str, ...]] = {
     "preflight": ("sts:GetCallerIdentity", "iam:SimulatePrincipalPolicy", "iam:GetRole"),
     "connect_instance": (
@@ -66,20 +84,8 @@ ACTIONS_BY_STEP: dict[str, tuple[str, ...]] = {
         "iam:DetachRolePolicy",
         "iam:DeleteRole",
     ),
-    "connect_users": (
-        "connect:ListSecurityProfiles",
-        "connect:ListRoutingProfiles",
-        "connect:ListUsers",
-        "connect:SearchUsers",
-        "connect:DescribeUser",
-        "connect:CreateUser",
-        "connect:UpdateUserIdentityInfo",
-        "connect:UpdateUserSecurityProfiles",
-        "connect:UpdateUserRoutingProfile",
-        "connect:UpdateUserPhoneConfig",
-        "connect:DeleteUser",
-        "servicequotas:GetServiceQuota",
-    ),
+    "connect_users": USER_ACTIONS,
+    "group_users": USER_ACTIONS,
     "okta_role_listing_user": (
         "iam:GetUser",
         "iam:CreateUser",

@@ -309,6 +309,21 @@ class Tenant:
         for parent, children in self.directory.nested_groups.items():
             self.members[group_ids[parent]].extend(group_ids[child] for child in children)
 
+    def add_group(self, name: str, member_ids: list[str]) -> str:
+        """A test hook: a new security group with these direct members; its id."""
+        with self.lock:
+            group_id = self._stable_id("group", f"{name}/{uuid.uuid4()}")
+            template = next(iter(self.groups.values()))
+            self.groups[group_id] = {
+                **template,
+                "id": group_id,
+                "displayName": name,
+                "description": f"{name} (added by a test)",
+                "mailNickname": re.sub(r"[^A-Za-z0-9]", "", name).lower(),
+            }
+            self.members[group_id] = list(member_ids)
+            return group_id
+
     # Visibility ---------------------------------------------------------------------------
 
     def is_visible(self, object_id: str) -> bool:

@@ -54,6 +54,15 @@ def calls(run: SetupRun, operation: str = "") -> list[AuditEvent]:
     return [event for event in events if not operation or event.operation == operation]
 
 
+def succeeded_calls(run: SetupRun, operation: str) -> list[AuditEvent]:
+    """The finished rows of the run's calls of `operation` that succeeded."""
+    return [
+        event
+        for event in calls(run, operation)
+        if event.kind == AuditKind.CALL_FINISHED and event.outcome == "ok"
+    ]
+
+
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -1,6 +1,6 @@
-"""connect_users against the sandbox: usernames checked per person before any call, users created
-once however often apply runs (a killed worker included), the quota checked first, and rollback
-deleting only what the run created."""
+"""connect_users against the sandbox: usernames checked per person before any call, one stored
+row per person, users created once however often apply runs (a killed worker included), the
+quota checked first, and rollback deleting only what the run created."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from typing import Any
 import pytest
 
 from provisioning.errors import PermanentError
-from provisioning.steps.connect_users import (
-    USERS_PER_INSTANCE_QUOTA,
-    ConnectUsers,
-    parse_people_csv,
-)
+from provisioning.steps.connect_users import ConnectUsers, parse_people_csv
+from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA
 from sandbox.server import Sandbox
-from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
+from tests.engine.runs import (
+    RUN_TIMEOUT_S,
+    calls,
+    succeeded_calls,
+    wait_for,
+    wait_until_at_rest,
+)
 from tests.engine_doubles import paused_path
 from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
-from tests.steps.aws_step_doubles import PAUSING_STEP
 from tests.steps.aws_step_runs import context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.models import AuditEvent, RunStatus, StepRun
+from wizard.models import RunStatus, StepRun, UserChange, UserChangeSet
 from wizard.services import runs as run_services
 
 # The AWS step tests' fixtures (tests/steps/aws_step_runs.py).
@@ -63,27 +65,36 @@ def users_run(connection: Any, target: dict[str, Any], people: list[dict], **inp
     )
 
 
+def rows(run: Any, action: str = "") -> list[UserChange]:
+    found = UserChange.objects.filter(change_set__step_run__run=run, change_set__purpose="apply")
+    if action:
+        found = found.filter(action=action)
+    return list(found.order_by("change_set_id", "position"))
+
+
 def test_it_refuses_bad_usernames_per_person_and_creates_the_rest(
     aws_connection: Any, connect: Any, instance: dict[str, Any]
 ) -> None:
     run = users_run(aws_connection, instance, GOOD + BAD)
-    calls_before = AuditEvent.objects.count()
+    calls_before = len(calls(run))
 
     plan = STEP.plan(context(run, "connect_users"))
 
-    assert AuditEvent.objects.count() > calls_before  # the plan read the instance
-    creates = [c.name for c in plan.changes if c.action == "create"]
-    assert creates == [p["username"] for p in GOOD]
-    refused = {c.name: c.details["refused"] for c in plan.changes if "refused" in c.details}
+    assert len(calls(run)) > calls_before  # the plan read the instance
+    assert plan.counts == {"create": 2, "refused": 2}
+    assert [c.username for c in rows(run, "create")] == [p["username"] for p in GOOD]
+    refused = {c.username: c.details["reasons"] for c in rows(run, "refused")}
     assert any("“'”" in reason for reason in refused[BAD[0]["username"]])
     assert any("characters long" in reason for reason in refused[BAD[1]["username"]])
-    assert len(plan.warnings) == 2
+    assert len(plan.warnings) == 1 and "2 people can't have a Connect user" in plan.warnings[0]
+    assert usernames(connect, instance["Id"]) == []  # planning wrote nothing to Connect
 
     outputs = STEP.apply(context(run, "connect_users"))
 
-    assert outputs["created"] == [p["username"] for p in GOOD]
-    assert [r["username"] for r in outputs["refused"]] == [p["username"] for p in BAD]
+    assert outputs["created"] == 2 and outputs["refused"] == 2 and outputs["failed"] == 0
+    assert [r["username"] for r in outputs["refused_people"]] == [p["username"] for p in BAD]
     assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
+    assert {c.outcome for c in rows(run, "create")} == {"created"}
     findings = STEP.verify(context(run, "connect_users"))
     assert all(finding.ok for finding in findings), findings
 
@@ -96,17 +107,46 @@ def test_it_creates_each_user_once_when_applied_twice(
     first = STEP.apply(context(run, "connect_users"))
     second = STEP.apply(context(run, "connect_users"))
 
-    assert first["created"] == second["created"] == [p["username"] for p in GOOD]
+    assert first == second and first["created"] == len(GOOD)
     assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
-    step = StepRun.objects.get(run=run, key="connect_users")
-    assert len(step.created_resources) == len(GOOD)
+    created = [c for c in rows(run) if c.outcome == "created"]
+    assert len(created) == len(GOOD)
     profiles, _ = default_profiles(connect, instance["Id"])
-    user_id = step.created_resources[0]["identifier"]
-    user = connect.describe_user(InstanceId=instance["Id"], UserId=user_id)["User"]
+    user = connect.describe_user(InstanceId=instance["Id"], UserId=created[0].user_id)["User"]
     assert sorted(user["SecurityProfileIds"]) == sorted([profiles["Agent"], profiles["Admin"]])
+    assert user["Tags"]["connect-sso-wizard:run"] == str(run.pk)
     # A plan after the apply has nothing left to create.
     replan = STEP.plan(context(run, "connect_users"))
-    assert {c.action for c in replan.changes} == {"nothing"}
+    assert replan.counts == {"nothing": len(GOOD)}
+
+
+def test_it_takes_a_user_its_own_crashed_attempt_made_and_leaves_someone_elses_alone(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD)
+    STEP.plan(context(run, "connect_users"))
+    profiles, routing = default_profiles(connect, instance["Id"])
+    # Between plan and apply: a crashed attempt of this run made the first user (tagged), and
+    # someone else made the second (untagged).
+    for person, tags in ((GOOD[0], {"connect-sso-wizard:run": str(run.pk)}), (GOOD[1], {})):
+        connect.create_user(
+            InstanceId=instance["Id"],
+            Username=person["username"],
+            IdentityInfo={"FirstName": "X", "LastName": "Y"},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[profiles["Agent"]],
+            RoutingProfileId=routing,
+            Tags=tags,
+        )
+
+    outputs = STEP.apply(context(run, "connect_users"))
+
+    assert (outputs["created"], outputs["existed"]) == (1, 1)
+    assert [(c.username, c.outcome) for c in rows(run, "create")] == [
+        (GOOD[0]["username"], "created"),
+        (GOOD[1]["username"], "existed"),
+    ]
+    assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
 
 
 def test_it_refuses_a_plan_that_exceeds_the_users_quota_before_creating_anyone(
@@ -135,6 +175,7 @@ def test_it_refuses_a_plan_that_exceeds_the_users_quota_before_creating_anyone(
     with pytest.raises(PermanentError):
         STEP.apply(context(run, "connect_users"))
     assert usernames(connect, instance["Id"]) == ["already.here@example.com"]
+    assert not UserChangeSet.objects.filter(step_run__run=run).exists()
 
 
 def test_it_names_the_available_profiles_when_one_is_unknown(
@@ -183,9 +224,9 @@ def test_it_reads_people_from_the_forms_csv(aws_connection: Any, instance: dict[
         "connect_users", aws_connection, instance_id=instance["Id"], inputs={"people_csv": csv_text}
     )
 
-    plan = STEP.plan(context(run, "connect_users"))
+    STEP.plan(context(run, "connect_users"))
 
-    assert [c.name for c in plan.changes if c.action == "create"] == ["sato@example.com"]
+    assert [c.username for c in rows(run, "create")] == ["sato@example.com"]
 
 
 def test_it_leaves_existing_users_alone_unless_asked_to_update_them(
@@ -206,10 +247,11 @@ def test_it_leaves_existing_users_alone_unless_asked_to_update_them(
     plan = STEP.plan(context(run, "connect_users", update_existing=True))
     updated = STEP.apply(context(run, "connect_users", update_existing=True))
 
-    assert left == {"created": [], "updated": [], "unchanged": [GOOD[0]["username"]], "refused": []}
-    assert [c.action for c in plan.changes] == ["update"]
-    assert "SecurityProfileIds" in plan.changes[0].details["changes"]
-    assert updated["updated"] == [GOOD[0]["username"]]
+    assert (left["created"], left["updated"], left["unchanged"]) == (0, 0, 1)
+    assert plan.counts == {"update": 1}
+    update = rows(run, "update")[0]
+    assert update.details["changes"]["security_profiles"] == {"from": ["Admin"], "to": ["Agent"]}
+    assert updated["updated"] == 1
     user = connect.describe_user(InstanceId=instance["Id"], UserId=existing)["User"]
     assert user["SecurityProfileIds"] == [profiles["Agent"]]
 
@@ -228,7 +270,9 @@ def test_it_rolls_back_only_the_users_it_created(
     )
     run = users_run(aws_connection, instance, GOOD)
     outputs = STEP.apply(context(run, "connect_users"))
-    assert outputs["created"] == [GOOD[1]["username"]]
+    assert outputs["created"] == 1
+    # The step records that it created users, so the runner rolls it back.
+    assert StepRun.objects.get(run=run).created_resources
 
     STEP.rollback(context(run, "connect_users"))
     STEP.rollback(context(run, "connect_users"))  # a second rollback finds nothing to do
@@ -243,25 +287,30 @@ def test_it_creates_every_user_once_after_the_worker_is_killed_mid_create(
     people = [person(f"agent{n}@example.com") for n in range(3)]
     run = run_services.run_create(
         user=None,
-        flow_key=f"test_only_{PAUSING_STEP}",
+        flow_key="test_only_connect_users",
         region="ap-northeast-1",
         instance_id=instance["Id"],
         aws_connection_id=aws_connection.pk,
-        inputs={"people": people, "pause_after_create_s": 60},
+        # Pause right after the first CreateUser answered, before the row records it.
+        inputs={"people": people, "crash_after": {"connect_users": "CreateUser"}},
     )
-    paused = paused_path(run.pk, PAUSING_STEP)
+    paused = paused_path(run.pk, "connect_users")
     wait_for(paused.exists, RUN_TIMEOUT_S, "the first CreateUser to have answered")
     victim = int(paused.read_text())
     assert victim in celery_worker.pool_pids()
     # Created in Connect, not yet recorded by the run.
     assert usernames(connect, instance["Id"]) == ["agent0@example.com"]
-    assert StepRun.objects.get(run=run).created_resources == []
+    assert [c.outcome for c in rows(run, "create")] == ["", "", ""]
 
     os.kill(victim, signal.SIGKILL)
     wait_until_at_rest(run, celery_worker)
 
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert usernames(connect, instance["Id"]) == [p["username"] for p in people]
+    assert [(c.username, c.outcome) for c in rows(run, "create")] == [
+        (p["username"], "created") for p in people
+    ]
+    # The killed attempt's user is taken as this run's (its tag), not created twice.
+    assert len(succeeded_calls(run, "CreateUser")) == len(people)
     step = StepRun.objects.get(run=run)
-    assert sorted(r["username"] for r in step.created_resources) == [p["username"] for p in people]
-    assert step.outputs["created"] == [p["username"] for p in people]
+    assert step.outputs["created"] == len(people)

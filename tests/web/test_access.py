@@ -31,6 +31,11 @@ PAGES = [
     reverse("connection_edit", args=[1]),
     reverse("connection_test_status", args=[1]),
     reverse("connection_delete", args=[1]),
+    reverse("step_changes_csv", args=[RUN_ID, "connect_users"]),
+    reverse("sync_new", args=[RUN_ID]),
+    reverse("syncs"),
+    reverse("sync_edit", args=[RUN_ID]),
+    reverse("sync_delete", args=[RUN_ID]),
 ]
 
 POST_ONLY = [
@@ -40,6 +45,8 @@ POST_ONLY = [
     reverse("step_apply", args=[RUN_ID, "web_create"]),
     reverse("step_inputs", args=[RUN_ID, "web_ask"]),
     reverse("connection_test", args=[1]),
+    reverse("users_from_groups", args=[RUN_ID]),
+    reverse("sync_run_now", args=[RUN_ID]),
     reverse("logout"),
 ]
 

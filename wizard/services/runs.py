@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -44,12 +46,12 @@ class RunError(Exception):
         self.message = message
 
 
-def _scope(user: Any, run: SetupRun, step_key: str = "") -> AuditScope:
+def _scope(user: Any, run: SetupRun, step_key: str = "", actor_label: str = "") -> AuditScope:
     if user is not None and getattr(user, "is_authenticated", False):
         return AuditScope(
             actor_label=user.get_username(), actor_id=user.pk, run_id=run.pk, step_key=step_key
         )
-    return AuditScope(actor_label="command line", run_id=run.pk, step_key=step_key)
+    return AuditScope(actor_label=actor_label or "command line", run_id=run.pk, step_key=step_key)
 
 
 def _json(values: dict[str, Any] | None) -> dict[str, Any]:
@@ -58,11 +60,18 @@ def _json(values: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _enqueue_advance(run_id: uuid.UUID | str, *, countdown: float = 0.0) -> None:
-    """Ask a worker to advance the run once this transaction commits."""
+    """Ask a worker to advance the run once this transaction commits, as the run's one live
+    chain: the task carries a new token, and older tasks of the run, still queued, do nothing."""
     # wizard.tasks imports this module for its thin task bodies.
     from wizard.tasks import advance_run
 
-    transaction.on_commit(lambda: advance_run.apply_async((str(run_id),), countdown=countdown))
+    token = uuid.uuid4()
+    SetupRun.objects.filter(pk=run_id).update(
+        advance_token=token, next_advance_at=timezone.now() + timedelta(seconds=countdown)
+    )
+    transaction.on_commit(
+        lambda: advance_run.apply_async((str(run_id), str(token)), countdown=countdown)
+    )
 
 
 def _locked_run(run_id: uuid.UUID | str) -> SetupRun:
@@ -145,11 +154,16 @@ def run_create(
     review_plans: bool = False,
     step_inputs: dict[str, dict[str, Any]] | None = None,
     enqueue: bool = True,
+    parent_id: uuid.UUID | None = None,
+    sync_id: uuid.UUID | None = None,
+    actor_label: str = "",
 ) -> SetupRun:
     """Save a new run with one pending step per flow step, and start it.
 
     `step_inputs` pre-fills steps' answers by step key (the setup_sso plan file). `enqueue=False`
     leaves driving the run to the caller (setup_sso runs the engine in its own process).
+    `parent_id` names the SSO setup a users run works on, `sync_id` the schedule that started it
+    (and `actor_label` who, in the audit log, when no admin did).
     """
     flow = FLOWS.get(flow_key)
     if flow is None:
@@ -185,13 +199,15 @@ def run_create(
             review_plans=review_plans,
             language=translation.get_language() or settings.LANGUAGE_CODE,
             created_by=user if getattr(user, "is_authenticated", False) else None,
+            parent_id=parent_id,
+            sync_id=sync_id,
         )
         StepRun.objects.bulk_create(
             StepRun(run=run, key=key, position=position, inputs=_json((step_inputs or {}).get(key)))
             for position, key in enumerate(flow.step_keys)
         )
         record_state_change(
-            _scope(user, run),
+            _scope(user, run, actor_label=actor_label),
             kind=AuditKind.RUN_STATE,
             old={},
             new={"status": run.status, "flow": flow.key, "region": region},
@@ -202,11 +218,74 @@ def run_create(
     return run
 
 
-def run_advance(*, run_id: uuid.UUID | str) -> None:
-    """The worker's move: advance the run, and come back after the countdown the runner asks."""
+def run_advance(*, run_id: uuid.UUID | str, token: str | None = None) -> None:
+    """The worker's move: advance the run, and come back after the countdown the runner asks.
+
+    A task whose token is no longer the run's belongs to a chain another one replaced (a nudge
+    after a lost message, an admin's action): it does nothing. While it works, the run is marked
+    busy until the task's time limit, so the watchdog leaves it alone.
+    """
+    if token is not None:
+        busy_until = timezone.now() + timedelta(seconds=settings.WIZARD_STEP_TIME_LIMIT_S)
+        if not SetupRun.objects.filter(pk=run_id, advance_token=token).update(
+            next_advance_at=busy_until
+        ):
+            return
     countdown = runner.advance(run_id)
     if countdown is not None:
         _enqueue_advance(run_id, countdown=countdown)
+    elif token is not None:
+        # Nothing to do now (the run rests, or another worker holds its step): due at once, so
+        # the watchdog looks again if the run is still active and nobody holds it.
+        SetupRun.objects.filter(pk=run_id, advance_token=token).update(
+            next_advance_at=timezone.now()
+        )
+
+
+def run_mark_driven(*, run_id: uuid.UUID | str) -> None:
+    """A process drives the run itself (setup_sso): busy until a step's time limit from now,
+    so the watchdog doesn't start a chain beside it; if the process dies, the run is due then."""
+    SetupRun.objects.filter(pk=run_id).update(
+        next_advance_at=timezone.now() + timedelta(seconds=settings.WIZARD_STEP_TIME_LIMIT_S)
+    )
+
+
+def run_nudge(*, run_id: uuid.UUID | str) -> None:
+    """Advance the run now, replacing its queued task (the work it waited for is done)."""
+    _enqueue_advance(run_id)
+
+
+def _holds_live_claim(run: SetupRun) -> bool:
+    return any(
+        step.claimed_by
+        and not runner.claim_is_stale(
+            step.claimed_by, step.claimed_at, settings.WIZARD_STEP_CLAIM_LEASE_S
+        )
+        for step in run.steps.exclude(claimed_by="")
+    )
+
+
+def runs_nudge_stalled() -> list[uuid.UUID]:
+    """Start a new chain for every active run whose next task is overdue by far and whose steps
+    nobody holds: its task was lost (a broker restart drops queued messages, a killed host drops
+    the ones it held). Guarded on the token read, so two watchdogs nudge a run once."""
+    grace = timedelta(seconds=settings.WIZARD_RUN_STALL_GRACE_S)
+    late = timezone.now() - grace
+    stalled = SetupRun.objects.filter(
+        status__in=runner.ACTIVE_RUN + (RunStatus.ROLLING_BACK,)
+    ).filter(Q(next_advance_at__lt=late) | Q(next_advance_at__isnull=True, updated_at__lt=late))
+    nudged = []
+    for run in stalled.order_by("next_advance_at")[: settings.WIZARD_RUN_NUDGE_BATCH]:
+        if _holds_live_claim(run):
+            continue
+        with transaction.atomic():
+            taken = SetupRun.objects.filter(
+                pk=run.pk, advance_token=run.advance_token, next_advance_at=run.next_advance_at
+            ).update(next_advance_at=timezone.now())
+            if taken:
+                _enqueue_advance(run.pk)
+                nudged.append(run.pk)
+    return nudged
 
 
 def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> SetupRun:

@@ -8,7 +8,9 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from wizard.models import RunStatus, StepStatus
 
@@ -93,3 +95,57 @@ def elapsed(seconds: int | float | dt.timedelta | None) -> str:
 def from_now(delta: dt.timedelta) -> dt.datetime:
     """The moment `delta` from now, e.g. when a sign-in lockout ends."""
     return timezone.now() + delta
+
+
+@register.filter
+def count(value: int | float | None) -> str:
+    """A count with thousands grouped the way the page's language writes it ("1,985")."""
+    if value is None:
+        return ""
+    return number_format(value, force_grouping=True)
+
+
+@register.filter
+def per_second(value: float | None) -> str:
+    """A rate: one decimal ("19.8"), none when it is whole ("2", "10,000")."""
+    if value is None:
+        return ""
+    decimals = 0 if float(value).is_integer() else 1
+    return number_format(value, decimals, force_grouping=True)
+
+
+OUTCOME_LABELS = {
+    "created": gettext_lazy("created"),
+    "updated": gettext_lazy("updated"),
+    "deleted": gettext_lazy("deleted"),
+    "gone": gettext_lazy("already deleted"),
+    "existed": gettext_lazy("already there (left alone)"),
+    "failed": gettext_lazy("failed"),
+}
+ATTRIBUTE_LABELS = {
+    "security_profiles": gettext_lazy("Security profiles"),
+    "routing_profile": gettext_lazy("Routing profile"),
+    "phone": gettext_lazy("Phone"),
+    "name": gettext_lazy("Name"),
+}
+
+
+@register.filter
+def outcome_label(outcome: str) -> str:
+    """How a change ended, in the admin's words."""
+    return str(OUTCOME_LABELS.get(outcome, outcome))
+
+
+@register.filter
+def attribute_label(name: str) -> str:
+    return str(ATTRIBUTE_LABELS.get(name, name))
+
+
+@register.filter
+def listed(value: Any) -> str:
+    """A list as "a, b", a phone setting as its values, anything else as text."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(str(item) for item in value.values())
+    return str(value)

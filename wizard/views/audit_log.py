@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from wizard.selectors.audit_log import (
     audit_events_for_export,
     audit_events_page,
 )
+from wizard.views.csv_export import csv_download
 
 # Filter fields of the form, mapped to the selector's keyword arguments.
 _FILTERS = {
@@ -79,36 +79,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     )
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Echo:
-    """A file-like object whose write() hands the line back, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if value is None:
-        return ""
-    # Names and messages come from the clouds; a cell starting like a formula would run in a
-    # spreadsheet (OWASP "CSV injection"), so it is quoted as text.
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    # The byte order mark makes Excel (as most Japanese admins open CSV) read the file as UTF-8.
-    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        yield writer.writerow([_csv_cell(row[column]) for column in EXPORT_COLUMNS])
-
-
 def _json_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield "["
     for index, row in enumerate(rows):
@@ -133,11 +103,9 @@ def audit_log_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, filters = _filters(request)
     if filters is None:
         return _bad_filters(form)
-    response = StreamingHttpResponse(
-        _csv_lines(audit_events_for_export(filters=filters)), content_type="text/csv; charset=utf-8"
+    return csv_download(
+        EXPORT_COLUMNS, audit_events_for_export(filters=filters), _export_name("csv")
     )
-    response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
-    return response
 
 
 @require_GET

@@ -10,6 +10,9 @@ from provisioning.flows import FLOWS
 from wizard.models import Connection, StepStatus
 from wizard.selectors.runs import runs_for_dashboard
 
+# Steps whose outputs count the Connect users a run created, updated and deleted.
+USER_STEPS = ("group_users", "connect_users")
+
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -23,6 +26,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "flow": FLOWS.get(run.flow_key),
                 "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
                 "steps_total": len(steps),
+                # A users run's summary: what its users step changed.
+                "users": next(
+                    (
+                        step.outputs
+                        for step in steps
+                        if step.key in USER_STEPS and "change_set" in (step.outputs or {})
+                    ),
+                    None,
+                ),
             }
         )
     return render(

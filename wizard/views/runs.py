@@ -8,7 +8,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -20,13 +26,21 @@ from django_htmx.middleware import HtmxDetails
 
 from provisioning import runner
 from provisioning.audit import redact, redact_text
-from provisioning.flows import FLOWS
+from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.steps.base import STEPS, Step
 from wizard.forms import RunCreateForm
 from wizard.models import Cloud, Connection, RunStatus, SetupRun, StepRun, StepStatus
 from wizard.selectors.runs import run_with_steps
+from wizard.selectors.user_changes import (
+    EXPORT_COLUMNS,
+    ChangeSetView,
+    change_set_of_step,
+    change_set_view,
+    rows_for_export,
+)
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
+from wizard.views.csv_export import csv_download
 
 RUN_TEMPLATE = "run_detail.html"
 # The engine keeps why a step waits for the cloud in its outputs under this key (runner.py).
@@ -76,6 +90,8 @@ class StepCard:
     can_apply: bool
     waiting_seconds: int | None
     waiting_reason: str
+    # A users step's change set: its lists, and how far the work is.
+    changes: ChangeSetView | None = None
 
     @property
     def is_active(self) -> bool:
@@ -108,7 +124,7 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
             if bound_form and bound_form[0] == step.key:
                 form = bound_form[1]
             else:
-                form = step_class.form_class(prefix=f"step-{step.key}", initial=step.inputs)
+                form = _step_form(step_class, step, initial=step.inputs)
         waiting = None
         if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
             waiting = max(0, int((now - step.waiting_since).total_seconds()))
@@ -133,19 +149,33 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
                     and not needs_input
                 ),
                 waiting_seconds=waiting,
+                changes=change_set_view(step),
             )
         )
     return cards
+
+
+def _step_form(step_class: type[Step], step: StepRun, data: Any = None, **kwargs: Any) -> Any:
+    """A step's form; one that takes its choices from the plan it waits on gets the plan."""
+    form_class = step_class.form_class
+    assert form_class is not None
+    if getattr(form_class, "takes_plan", False):
+        kwargs["plan"] = step.plan
+    return form_class(data, prefix=f"step-{step.key}", **kwargs)
 
 
 def _run_context(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> dict[str, Any]:
     cards = _step_cards(run, bound_form)
     flow = FLOWS.get(run.flow_key)
     created = [item for card in cards for item in (card.step.created_resources or [])]
+    is_users_run = run.flow_key in USER_FLOWS.values()
+    succeeded = run.status == RunStatus.SUCCEEDED
     return {
         "run": run,
         "flow_title": flow.title if flow else run.flow_key,
         "cards": cards,
+        "can_add_users": succeeded and not is_users_run,
+        "can_sync": succeeded and is_users_run and run.sync_id is None,
         "steps_done": sum(card.step.status == StepStatus.SUCCEEDED for card in cards),
         "can_resume": run.status in RESUMABLE,
         "can_cancel": run.status in CANCELLABLE,
@@ -282,7 +312,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     if step_class is None or step_class.form_class is None or not _step_needs_input(run, step):
         messages.error(request, _("This step is not waiting for input."))
         return redirect(_run_url(run))
-    form = step_class.form_class(request.POST, prefix=f"step-{step.key}")
+    form = _step_form(step_class, step, request.POST)
     if not form.is_valid():
         return render(request, RUN_TEMPLATE, _run_context(run, bound_form=(step.key, form)))
     return _act(
@@ -292,4 +322,30 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
         _("Saved. The step continues with your answers."),
         step_key=step_key,
         inputs=form.cleaned_data,
+    )
+
+
+@require_GET
+def step_changes_csv(
+    request: HttpRequest, run_id: uuid.UUID, step_key: str
+) -> StreamingHttpResponse:
+    """Every person of a users step's change set, or one list of it (?action=refused, or
+    ?status=failed), as CSV."""
+    step = _get_step(_get_run(run_id), step_key)
+    try:
+        change_set_id = int(request.GET.get("change_set") or step.plan.get("change_set") or 0)
+    except ValueError:
+        change_set_id = 0
+    change_set = change_set_of_step(step, change_set_id) if change_set_id else None
+    if change_set is None:
+        raise Http404(_("This step has no list of user changes."))
+    action = request.GET.get("action", "")
+    status = request.GET.get("status", "")
+    name = "-".join(
+        part for part in ("connect-users", action or status, str(change_set.pk)) if part
+    )
+    return csv_download(
+        EXPORT_COLUMNS,
+        rows_for_export(change_set, action=action, status=status),
+        f"{name}.csv",
     )

@@ -1,5 +1,5 @@
-"""`python manage.py serve`: the sandbox (in sandbox mode), a Celery worker and the web server,
-stopped together by Ctrl-C. This is what `make run` ends in."""
+"""`python manage.py serve`: the sandbox (in sandbox mode), a Celery worker, Celery beat and the web
+server, stopped together by Ctrl-C. This is what `make run` ends in."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ STOP_GRACE_S = 10
 
 
 class Command(BaseCommand):
-    help = "Start the sandbox (sandbox mode), a Celery worker and the web server; Ctrl-C stops all."
+    help = "Start the sandbox (sandbox mode), a worker, beat and the web server; Ctrl-C stops all."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -52,6 +52,22 @@ class Command(BaseCommand):
                     str(options["worker_concurrency"]),
                     "--pool",
                     "prefork",
+                ],
+            )
+            # Celery beat starts the user syncs that are due (one beat for the whole site).
+            self._start(
+                "beat",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "wizard",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
                 ],
             )
             self._start(

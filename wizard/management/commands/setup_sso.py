@@ -76,6 +76,9 @@ class Command(BaseCommand):
     def _drive(self, run: SetupRun, *, confirm_plans: bool) -> None:
         seen = 0
         while True:
+            # This process drives the run: the workers' watchdog leaves it alone while it does,
+            # and takes it over if this process dies.
+            run_services.run_mark_driven(run_id=run.pk)
             countdown = runner.advance(run.pk)
             seen = self._print_transitions(run, seen)
             run.refresh_from_db()

@@ -1,0 +1,83 @@
+"""Entra ID groups for the users steps: the groups to pick from, a group by id or name, and every
+user in a group, nested groups included (transitiveMembers), read in pages of 999."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
+    GraphUserRequestBuilder,
+)
+
+from provisioning.entra.client import run_graph
+from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.errors import PermanentError
+from provisioning.user_changes.people import IdpPerson
+
+# Graph's largest page for users and groups ($top 1-999).
+PAGE_SIZE = 999
+USER_FIELDS = ["id", "userPrincipalName", "givenName", "surname", "mail"]
+
+
+def entra_groups(client: Any, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """[{id, name}] of the tenant's groups, at most `limit`; and whether there were more."""
+    query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        select=["id", "displayName"], top=PAGE_SIZE
+    )
+    groups, more = all_pages(
+        client.groups,
+        client.groups.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        limit=limit,
+    )
+    return [{"id": str(g.id), "name": str(g.display_name or g.id)} for g in groups], more
+
+
+def entra_group(client: Any, reference: str) -> dict[str, Any] | None:
+    """{id, name} of the group with this id, or else this display name; None if there is none."""
+    group = get_or_none(client.groups.by_group_id(reference).get())
+    if group is None:
+        escaped = reference.replace("'", "''")
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter=f"displayName eq '{escaped}'", select=["id", "displayName"]
+        )
+        found = run_graph(
+            client.groups.get(request_configuration=RequestConfiguration(query_parameters=query))
+        )
+        group = (found.value or [None])[0]
+    if group is None:
+        return None
+    return {"id": str(group.id), "name": str(group.display_name or group.id)}
+
+
+def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPerson]:
+    """Every user in the group or in a group inside it. A group bigger than `limit` is refused
+    rather than read in part: a sync must never take the missing people for departures."""
+    builder = client.groups.by_group_id(group_id).transitive_members.graph_user
+    query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+        select=USER_FIELDS, top=PAGE_SIZE
+    )
+    users, more = all_pages(
+        builder,
+        builder.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        limit=limit,
+    )
+    if more:
+        raise PermanentError(
+            _("A group holds more than %(limit)d people, more than the wizard reads at once.")
+            % {"limit": limit},
+            code="group_too_large",
+            hint=_("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP."),
+        )
+    return [
+        IdpPerson(
+            id=str(user.id),
+            login=str(user.user_principal_name or ""),
+            email=str(user.mail or ""),
+            first_name=str(user.given_name or ""),
+            last_name=str(user.surname or ""),
+        )
+        for user in users
+    ]

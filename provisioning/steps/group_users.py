@@ -1,0 +1,391 @@
+"""The group_users step: Connect users for everyone in the IdP groups the admin picks, with the
+security profiles, routing profile and phone type the admin maps to each group; run again (a
+scheduled sync), it creates the newcomers, updates who changed and reports or deletes who left.
+
+People: Entra ID groups count their nested groups' members (transitiveMembers); Okta groups don't
+nest. Someone in several mapped groups gets the security profiles of all of them, and the routing
+profile and phone type of the first of those groups in the mapping.
+
+Inputs (the form, a plan file, or a sync):
+- groups: [{"group": id or name, "security_profiles": [names], "routing_profile": name,
+  "phone_type": "SOFT_PHONE" | "DESK_PHONE"}]
+- username_source: what the IdP sends as RoleSessionName: Entra "userprincipalname" | "mail";
+  Okta an app username format ("${source.login}", "${source.email}", ...). Default: the setup's.
+- update_existing (bool), departures ("ignore" | "report" | "delete"), sync_id,
+  managed_run_ids (provisioning/user_changes/planning.py).
+
+Until groups are chosen, the plan reads the IdP's groups and the instance's profiles (in the
+worker) and waits for the mapping form. Then it is a users plan (provisioning/user_changes/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.forms import formset_factory
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.context import StepContext
+from provisioning.entra.group_members import entra_group, entra_group_members, entra_groups
+from provisioning.errors import PermanentError
+from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
+from provisioning.steps.base import Plan, register
+from provisioning.steps.entra_claims import DEFAULT_SESSION_NAME_SOURCE, SESSION_NAME_SOURCES
+from provisioning.steps.okta_assignments import DEFAULT_TEMPLATE, USERNAME_TEMPLATES
+from provisioning.user_changes.instance import saml_instance
+from provisioning.user_changes.people import (
+    DEFAULT_ROUTING_PROFILE,
+    DEFAULT_SECURITY_PROFILES,
+    PHONE_TYPES,
+    SOFT_PHONE,
+    IdpPerson,
+    Person,
+)
+from provisioning.user_changes.steps import UsersStep, plan_user_changes, run_instance
+
+PHONE_TYPE_CHOICES = [("SOFT_PHONE", _("Soft phone")), ("DESK_PHONE", _("Desk phone"))]
+OKTA_USERNAME_SOURCES = [
+    ("${source.login}", _("Okta username")),
+    ("${source.email}", _("Email")),
+    ('${fn:substringBefore(source.login,"@")}', _("Okta username prefix (before @)")),
+    ('${fn:substringBefore(source.email,"@")}', _("Email prefix (before @)")),
+]
+# The mapping form shows this many empty rows after the chosen ones.
+EMPTY_MAPPING_ROWS = 3
+
+
+def username_sources(idp: str) -> list[tuple[str, Any]]:
+    return list(SESSION_NAME_SOURCES) if idp == "entra" else list(OKTA_USERNAME_SOURCES)
+
+
+def default_username_source(idp: str) -> str:
+    return DEFAULT_SESSION_NAME_SOURCE if idp == "entra" else DEFAULT_TEMPLATE
+
+
+@dataclass
+class MappingPlan(Plan):
+    """Waits for the mapping form; carries what its choices are made of."""
+
+    mapping_choices: dict[str, Any] = field(default_factory=dict)
+
+
+class MappingRowForm(forms.Form):
+    """One group and what its people get."""
+
+    group = forms.ChoiceField(label=_("Group"), required=False)
+    security_profiles = forms.MultipleChoiceField(
+        label=_("Security profiles"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    routing_profile = forms.ChoiceField(label=_("Routing profile"), required=False)
+    phone_type = forms.ChoiceField(
+        label=_("Phone type"), choices=PHONE_TYPE_CHOICES, initial=SOFT_PHONE
+    )
+
+    def __init__(self, *args: Any, choices: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        groups = [("", gettext("Choose a group"))] + [
+            (
+                group["id"],
+                gettext("%(name)s (%(count)d people)")
+                % {"name": group["name"], "count": group["member_count"]}
+                if "member_count" in group
+                else group["name"],
+            )
+            for group in choices.get("groups", [])
+        ]
+        cast(forms.ChoiceField, self.fields["group"]).choices = groups
+        cast(forms.MultipleChoiceField, self.fields["security_profiles"]).choices = [
+            (name, name) for name in choices.get("security_profiles", [])
+        ]
+        cast(forms.ChoiceField, self.fields["routing_profile"]).choices = [
+            (name, name) for name in choices.get("routing_profiles", [])
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("group"):
+            return cleaned
+        if not cleaned.get("security_profiles"):
+            self.add_error("security_profiles", _("Tick at least one security profile."))
+        if not cleaned.get("routing_profile"):
+            self.add_error("routing_profile", _("Choose a routing profile."))
+        return cleaned
+
+
+MappingRows = formset_factory(MappingRowForm, extra=0)
+
+
+class GroupUsersForm(forms.Form):
+    """The groups and their mapping (a formset of rows), and where usernames come from."""
+
+    # The run page builds this form with the plan it waits on (the choices come from it).
+    takes_plan = True
+
+    username_source = forms.ChoiceField(
+        label=_("What the identity provider sends as the Connect username"),
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Each Connect username must equal it exactly, case included. The setup's choice is "
+            "preselected."
+        ),
+    )
+    update_existing = forms.BooleanField(
+        label=_("Also update Connect users the wizard did not create"),
+        required=False,
+        help_text=_(
+            "Users that already exist get the mapped profiles too. Left unticked, they are "
+            "listed and left alone."
+        ),
+    )
+
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        plan: dict[str, Any] | None = None,
+        prefix: str | None = None,
+        initial: dict[str, Any] | None = None,
+    ) -> None:
+        initial = dict(initial or {})
+        choices = (plan or {}).get("mapping_choices", {})
+        idp = str(choices.get("idp", "entra"))
+        initial.setdefault("username_source", choices.get("username_source"))
+        super().__init__(data, prefix=prefix, initial=initial)
+        cast(forms.ChoiceField, self.fields["username_source"]).choices = username_sources(idp)
+        self.choices = choices
+        chosen = [row for row in initial.get("groups") or [] if isinstance(row, dict)]
+        by_name = {group["name"]: group["id"] for group in choices.get("groups", [])}
+        rows = [
+            {**row, "group": by_name.get(str(row.get("group")), row.get("group"))} for row in chosen
+        ]
+        blank = {
+            "security_profiles": [
+                name
+                for name in DEFAULT_SECURITY_PROFILES
+                if name in choices.get("security_profiles", [])
+            ],
+            "routing_profile": DEFAULT_ROUTING_PROFILE,
+            "phone_type": SOFT_PHONE,
+        }
+        self.rows = MappingRows(
+            data,
+            prefix=f"{self.prefix or 'form'}-groups",
+            initial=rows + [dict(blank) for _ in range(EMPTY_MAPPING_ROWS)],
+            form_kwargs={"choices": choices},
+        )
+
+    def is_valid(self) -> bool:
+        form_ok = super().is_valid()
+        return self.rows.is_valid() and form_ok
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.rows.is_valid():
+            return cleaned
+        names = {group["id"]: group["name"] for group in self.choices.get("groups", [])}
+        groups: list[dict[str, Any]] = []
+        for row in self.rows:
+            data = row.cleaned_data
+            if not data.get("group"):
+                continue
+            if any(chosen["group"] == data["group"] for chosen in groups):
+                raise forms.ValidationError(
+                    _("“%(group)s” is in the mapping twice; keep one row for it.")
+                    % {"group": names.get(data["group"], data["group"])}
+                )
+            groups.append(
+                {
+                    "group": data["group"],
+                    "group_name": names.get(data["group"], data["group"]),
+                    "security_profiles": list(data["security_profiles"]),
+                    "routing_profile": data["routing_profile"],
+                    "phone_type": data["phone_type"],
+                }
+            )
+        if not groups:
+            raise forms.ValidationError(_("Choose at least one group and what its people get."))
+        cleaned["groups"] = groups
+        return cleaned
+
+
+@dataclass
+class GroupRow:
+    reference: str
+    security_profiles: list[str]
+    routing_profile: str
+    phone_type: str
+
+
+def read_mapping(inputs: dict[str, Any]) -> list[GroupRow]:
+    """The mapping rows of the inputs; PermanentError names a row that can't be used."""
+    rows = []
+    for number, row in enumerate(inputs.get("groups") or [], start=1):
+        if not isinstance(row, dict) or not str(row.get("group") or "").strip():
+            raise PermanentError(
+                gettext("Row %(number)d of the group mapping names no group.") % {"number": number},
+                code="group_mapping_invalid",
+                hint=gettext('Each row needs group = "<id or name>".'),
+            )
+        profiles = row.get("security_profiles") or DEFAULT_SECURITY_PROFILES
+        if isinstance(profiles, str):
+            profiles = [name.strip() for name in profiles.split(",") if name.strip()]
+        phone_type = str(row.get("phone_type") or SOFT_PHONE)
+        if phone_type not in PHONE_TYPES:
+            raise PermanentError(
+                gettext("The phone type of “%(group)s” must be SOFT_PHONE or DESK_PHONE.")
+                % {"group": row["group"]},
+                code="group_mapping_invalid",
+            )
+        rows.append(
+            GroupRow(
+                reference=str(row["group"]).strip(),
+                security_profiles=[str(name) for name in profiles],
+                routing_profile=str(row.get("routing_profile") or DEFAULT_ROUTING_PROFILE),
+                phone_type=phone_type,
+            )
+        )
+    return rows
+
+
+class _Directory:
+    """The run's IdP: its groups, a group by id or name, a group's people, and usernames."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.idp = str(ctx.idp_connection().cloud)
+        self.client = ctx.graph() if self.idp == "entra" else ctx.okta()
+        source = str(ctx.inputs.get("username_source") or default_username_source(self.idp))
+        if source not in dict(username_sources(self.idp)):
+            raise PermanentError(
+                gettext("“%(source)s” is not a username source the wizard can predict.")
+                % {"source": source},
+                code="username_source_invalid",
+                hint=gettext("Use one of: %(choices)s.")
+                % {"choices": ", ".join(dict(username_sources(self.idp)))},
+            )
+        self.source = source
+
+    def groups(self) -> tuple[list[dict[str, Any]], bool]:
+        cap = settings.WIZARD_GROUPS_LISTED_CAP
+        if self.idp == "entra":
+            return entra_groups(self.client, limit=cap)
+        return okta_groups(self.client, limit=cap)
+
+    def group(self, reference: str) -> dict[str, Any] | None:
+        if self.idp == "entra":
+            return entra_group(self.client, reference)
+        return okta_group(self.client, reference)
+
+    def members(self, group_id: str) -> list[IdpPerson]:
+        cap = settings.WIZARD_GROUP_MEMBERS_CAP
+        if self.idp == "entra":
+            return entra_group_members(self.client, group_id, limit=cap)
+        return okta_group_members(self.client, group_id, limit=cap)
+
+    def username(self, person: IdpPerson) -> str:
+        if self.idp == "entra":
+            return person.email if self.source == "mail" else person.login
+        return str(USERNAME_TEMPLATES[self.source](person))
+
+
+def _names(listed: dict[str, str]) -> list[str]:
+    return sorted(listed, key=str.lower)
+
+
+def _choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
+    """What the mapping form offers: the IdP's groups and the instance's profiles."""
+    connect = ctx.aws("connect")
+    instance_id = run_instance(ctx)
+    saml_instance(connect, instance_id)
+    profiles: dict[str, str] = {}
+    routing: dict[str, str] = {}
+    for operation, key, found in (
+        ("list_security_profiles", "SecurityProfileSummaryList", profiles),
+        ("list_routing_profiles", "RoutingProfileSummaryList", routing),
+    ):
+        from provisioning.aws.client import aws_errors
+
+        with aws_errors():
+            for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
+                found.update({summary["Name"]: summary["Id"] for summary in page[key]})
+    groups, capped = directory.groups()
+    return {
+        "idp": directory.idp,
+        "groups": sorted(groups, key=lambda group: group["name"].lower()),
+        "groups_capped": capped,
+        "security_profiles": _names(profiles),
+        "routing_profiles": _names(routing),
+        "username_source": directory.source,
+    }
+
+
+def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) -> list[Person]:
+    """Everyone in the groups, once, with the mapping merged for people in several groups."""
+    people: dict[str, Person] = {}
+    for row, group in rows:
+        for member in directory.members(group["id"]):
+            person = people.get(member.id)
+            if person is None:
+                people[member.id] = Person(
+                    username=directory.username(member),
+                    first_name=member.first_name.strip(),
+                    last_name=member.last_name.strip(),
+                    email=member.email,
+                    security_profiles=list(row.security_profiles),
+                    routing_profile=row.routing_profile,
+                    phone_type=row.phone_type,
+                    login=member.login,
+                    groups=[group["name"]],
+                )
+                continue
+            person.groups.append(group["name"])
+            person.security_profiles.extend(
+                name for name in row.security_profiles if name not in person.security_profiles
+            )
+    return sorted(people.values(), key=lambda person: person.username.lower())
+
+
+@register
+class GroupUsers(UsersStep):
+    key = "group_users"
+    title = _("Amazon Connect users from groups")
+    description = _(
+        "Gives everyone in the identity provider groups you pick a Connect user, with the "
+        "profiles you map to each group. Run again, or on a schedule, it adds newcomers, updates "
+        "who changed and reports or removes who left."
+    )
+    form_class = GroupUsersForm
+
+    def plan(self, ctx: StepContext) -> Plan:
+        directory = _Directory(ctx)
+        mapping = read_mapping(ctx.inputs)
+        if not mapping:
+            return MappingPlan(needs_input=True, mapping_choices=_choices(ctx, directory))
+        rows, missing = [], []
+        for row in mapping:
+            group = directory.group(row.reference)
+            if group is None:
+                missing.append(row.reference)
+            else:
+                rows.append((row, group))
+        if missing:
+            message = gettext("These groups are not in the identity provider: %(names)s.") % {
+                "names": ", ".join(missing)
+            }
+            if ctx.inputs.get("sync_id"):
+                # Nobody is there to answer; never read a missing group as "everyone left".
+                raise PermanentError(
+                    message,
+                    code="group_missing",
+                    hint=gettext(
+                        "Restore the group in the identity provider and retry; or delete this "
+                        "sync and keep a run with the groups you want in sync instead."
+                    ),
+                )
+            return MappingPlan(
+                needs_input=True, warnings=[message], mapping_choices=_choices(ctx, directory)
+            )
+        return plan_user_changes(ctx, _people(directory, rows))

@@ -1,0 +1,356 @@
+"""People against what the instance holds: the change set a users plan stores (one row per
+person: create, update, delete, left alone, refused, left the groups) and the summary it shows.
+
+Who a run may change: users it creates carry the run's tag, and a sync's users carry the sync's
+tag too. A user is *managed* when it carries this sync's tag or the tag of a run named in
+`managed_run_ids` (the SSO setup that made the first ones): managed users are kept in step with
+the groups and, if the admin chose so, deleted when their person leaves the groups. Users the
+wizard did not make are left alone unless `update_existing` is set, and never deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from provisioning.errors import PermanentError
+from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA, ConnectUser, Instance
+from provisioning.user_changes.people import DESK_PHONE, Person
+
+RUN_TAG = "connect-sso-wizard:run"
+SYNC_TAG = "connect-sso-wizard:sync"
+IGNORE, REPORT, DELETE = "ignore", "report", "delete"
+DEPARTURE_CHOICES = (IGNORE, REPORT, DELETE)
+# Rows are written in batches of this size (one INSERT each).
+INSERT_BATCH = 1000
+# The plan names at most this many people per list in its warnings; the CSV has them all.
+NAMED_IN_WARNINGS = 10
+
+
+@dataclass
+class ChangeOptions:
+    run_id: str
+    update_existing: bool = False
+    departures: str = IGNORE
+    sync_id: str = ""
+    managed_run_ids: frozenset[str] = field(default_factory=frozenset)
+    # Deleting more than this many users (and more than `confirm_delete_share` of the managed
+    # ones) waits for the admin: a group emptied by mistake must not empty the instance.
+    confirm_delete_over: int = 10
+    confirm_delete_share: float = 0.1
+
+    def tags(self) -> dict[str, str]:
+        tags = {RUN_TAG: self.run_id}
+        if self.sync_id:
+            tags[SYNC_TAG] = self.sync_id
+        return tags
+
+    def manages(self, user: ConnectUser) -> bool:
+        if self.sync_id and user.tags.get(SYNC_TAG) == self.sync_id:
+            return True
+        return user.tags.get(RUN_TAG, "") in {self.run_id, *self.managed_run_ids}
+
+
+@dataclass
+class PlannedChange:
+    action: str
+    username: str
+    details: dict[str, Any] = field(default_factory=dict)
+    user_id: str = ""
+
+
+@dataclass
+class ChangePlan:
+    changes: list[PlannedChange]
+    in_use: int
+    quota: int
+    warnings: list[str] = field(default_factory=list)
+    needs_confirmation: bool = False
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for change in self.changes:
+            found[change.action] = found.get(change.action, 0) + 1
+        return found
+
+
+def wanted_attributes(person: Person, instance: Instance) -> dict[str, Any]:
+    """The user's attributes as CreateUser and the UpdateUser* calls take them."""
+    phone: dict[str, Any] = {"PhoneType": person.phone_type}
+    if person.phone_type == DESK_PHONE:
+        phone["DeskPhoneNumber"] = person.desk_phone
+    return {
+        "SecurityProfileIds": sorted(
+            instance.security_profiles[n] for n in person.security_profiles
+        ),
+        "RoutingProfileId": instance.routing_profiles[person.routing_profile],
+        "PhoneConfig": phone,
+        "IdentityInfo": {"FirstName": person.first_name, "LastName": person.last_name},
+    }
+
+
+def differences(wanted: dict[str, Any], user: ConnectUser) -> dict[str, Any]:
+    """{attribute: {"from", "to"}} for what an update would change on an existing user."""
+    have = {
+        "SecurityProfileIds": sorted(user.security_profile_ids),
+        "RoutingProfileId": user.routing_profile_id,
+        "PhoneConfig": {k: v for k, v in user.phone_config.items() if k in wanted["PhoneConfig"]},
+        "IdentityInfo": {"FirstName": user.first_name, "LastName": user.last_name},
+    }
+    return {
+        name: {"from": have[name], "to": value}
+        for name, value in wanted.items()
+        if have[name] != value
+    }
+
+
+def _unknown_profiles(people: list[Person], instance: Instance) -> None:
+    """Stop before anything is written if the mapping names a profile the instance lacks."""
+    for kind, available, wanted in (
+        (
+            _("security profile"),
+            instance.security_profiles,
+            {name for p in people for name in p.security_profiles},
+        ),
+        (_("routing profile"), instance.routing_profiles, {p.routing_profile for p in people}),
+    ):
+        unknown = sorted(wanted - set(available))
+        if unknown:
+            raise PermanentError(
+                _("The instance has no %(kind)s named %(names)s.")
+                % {"kind": kind, "names": ", ".join(repr(name) for name in unknown)},
+                code="unknown_"
+                + (
+                    "security_profile"
+                    if available is instance.security_profiles
+                    else "routing_profile"
+                ),
+                hint=_("The instance has: %(names)s.") % {"names": ", ".join(sorted(available))},
+            )
+
+
+def _readable(changes: dict[str, Any], instance: Instance) -> dict[str, Any]:
+    """The differences with profile ids turned back into the names admins know."""
+    profile_names = {v: k for k, v in instance.security_profiles.items()}
+    routing_names = {v: k for k, v in instance.routing_profiles.items()}
+    readable: dict[str, Any] = {}
+    for name, change in changes.items():
+        if name == "SecurityProfileIds":
+            readable["security_profiles"] = {
+                side: sorted(profile_names.get(i, i) for i in change[side]) for side in change
+            }
+        elif name == "RoutingProfileId":
+            readable["routing_profile"] = {
+                side: routing_names.get(change[side], change[side]) for side in change
+            }
+        elif name == "PhoneConfig":
+            readable["phone"] = change
+        else:
+            readable["name"] = {
+                side: f"{change[side].get('FirstName', '')} {change[side].get('LastName', '')}"
+                for side in change
+            }
+    return readable
+
+
+def _described(person: Person) -> dict[str, Any]:
+    return {
+        "first_name": person.first_name,
+        "last_name": person.last_name,
+        "login": person.login,
+        "groups": person.groups,
+        "security_profiles": person.security_profiles,
+        "routing_profile": person.routing_profile,
+        "phone_type": person.phone_type,
+    }
+
+
+def plan_changes(people: list[Person], instance: Instance, options: ChangeOptions) -> ChangePlan:
+    """Every person's change (people already checked), refusals included, and the departures.
+
+    Raises PermanentError, before anything is written, when the mapping names an unknown profile
+    or the creations don't fit in the Users per instance quota."""
+    accepted = [person for person in people if not person.reasons]
+    if not accepted:
+        empty = _("(empty username)")
+        listed = " ".join(
+            f"{p.username or empty}: {' '.join(p.reasons)}" for p in people[:NAMED_IN_WARNINGS]
+        )
+        raise PermanentError(
+            _("None of the people can become a Connect user.") + (f" {listed}" if listed else ""),
+            code="no_valid_usernames",
+            hint=_("Fix the usernames in the identity provider (or the list), then retry."),
+        )
+    _unknown_profiles(accepted, instance)
+    deletes: list[PlannedChange] = []
+    others: list[PlannedChange] = []
+    wanted_usernames = {person.username for person in people}
+    for person in people:
+        if person.reasons:
+            others.append(
+                PlannedChange(
+                    "refused",
+                    person.username,
+                    {"reasons": person.reasons, "login": person.login, "groups": person.groups},
+                )
+            )
+            continue
+        wanted = wanted_attributes(person, instance)
+        user = instance.users.get(person.username)
+        if user is None:
+            others.append(
+                PlannedChange("create", person.username, {**_described(person), "call": wanted})
+            )
+            continue
+        managed = options.manages(user)
+        found = differences(wanted, user)
+        details = {**_described(person), "managed": managed}
+        if found and (managed or options.update_existing):
+            details.update(call=found, changes=_readable(found, instance))
+            others.append(PlannedChange("update", person.username, details, user.id))
+        else:
+            if found:
+                details["differs"] = _readable(found, instance)
+            others.append(PlannedChange("nothing", person.username, details, user.id))
+    if options.departures != IGNORE:
+        for user in sorted(instance.users.values(), key=lambda u: u.username.lower()):
+            if user.username in wanted_usernames or not options.manages(user):
+                continue
+            details = {"first_name": user.first_name, "last_name": user.last_name}
+            action = "delete" if options.departures == DELETE else "departed"
+            (deletes if action == "delete" else others).append(
+                PlannedChange(action, user.username, details, user.id)
+            )
+    # Deletions first: workers take changes in order, so they make room before creations.
+    plan = ChangePlan(changes=deletes + others, in_use=len(instance.users), quota=instance.quota)
+    _check_quota(plan)
+    plan.warnings = _warnings(plan)
+    managed_count = sum(1 for user in instance.users.values() if options.manages(user))
+    deleting = plan.count("delete")
+    if (
+        deleting > options.confirm_delete_over
+        and deleting > managed_count * options.confirm_delete_share
+    ):
+        plan.needs_confirmation = True
+        plan.warnings.insert(
+            0,
+            _(
+                "This would delete %(count)d Connect users, %(share)d%% of the users this sync "
+                "manages. Check that the groups are right before you apply: a group emptied by "
+                "mistake would sign all of them out for good."
+            )
+            % {"count": deleting, "share": round(100 * deleting / max(1, managed_count))},
+        )
+    return plan
+
+
+def _check_quota(plan: ChangePlan) -> None:
+    creating = plan.count("create")
+    after = plan.in_use - plan.count("delete") + creating
+    if after <= plan.quota:
+        return
+    room = max(0, plan.quota - plan.in_use + plan.count("delete"))
+    raise PermanentError(
+        _(
+            "The instance has %(in_use)d users and its Users per instance quota is %(quota)d: "
+            "%(room)d more fit, and this plan would create %(creating)d."
+        )
+        % {"in_use": plan.in_use, "quota": plan.quota, "room": room, "creating": creating},
+        code="users_quota",
+        hint=_(
+            "Request an increase of “Users per instance” (%(code)s) to at least %(needed)d for "
+            "this instance in Service Quotas (AWS console › Service Quotas › Amazon Connect), "
+            "or pick fewer people, then retry."
+        )
+        % {"code": USERS_PER_INSTANCE_QUOTA, "needed": after},
+    )
+
+
+def _named(changes: list[PlannedChange]) -> str:
+    names = ", ".join(
+        change.username or _("(empty username)") for change in changes[:NAMED_IN_WARNINGS]
+    )
+    more = len(changes) - NAMED_IN_WARNINGS
+    if more > 0:
+        names += " " + ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more}
+    return names
+
+
+def _warnings(plan: ChangePlan) -> list[str]:
+    warnings = []
+    refused = [change for change in plan.changes if change.action == "refused"]
+    if refused:
+        warnings.append(
+            ngettext(
+                "%(count)d person can't have a Connect user and is left out (download the list "
+                "for the reasons): %(names)s.",
+                "%(count)d people can't have a Connect user and are left out (download the list "
+                "for the reasons): %(names)s.",
+                len(refused),
+            )
+            % {"count": len(refused), "names": _named(refused)}
+        )
+    departed = [change for change in plan.changes if change.action == "departed"]
+    if departed:
+        warnings.append(
+            ngettext(
+                "%(count)d Connect user this sync manages belongs to someone who left the groups; "
+                "it is kept (the sync only reports departures): %(names)s.",
+                "%(count)d Connect users this sync manages belong to people who left the groups; "
+                "they are kept (the sync only reports departures): %(names)s.",
+                len(departed),
+            )
+            % {"count": len(departed), "names": _named(departed)}
+        )
+    return warnings
+
+
+def save_change_set(
+    *,
+    step_run_id: int,
+    instance: Instance,
+    plan: ChangePlan,
+    tags: dict[str, str],
+    purpose: str = "apply",
+) -> Any:
+    """Store the plan's rows (one per person) as a new change set of the step; return it."""
+    from wizard.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
+
+    with transaction.atomic():
+        change_set = UserChangeSet.objects.create(
+            step_run_id=step_run_id,
+            purpose=purpose,
+            instance_id=instance.id,
+            counts=plan.counts,
+            users_in_use=plan.in_use,
+            users_quota=plan.quota,
+            tags=tags,
+        )
+        UserChange.objects.bulk_create(
+            (
+                UserChange(
+                    change_set=change_set,
+                    position=position,
+                    action=change.action,
+                    username=change.username,
+                    details=change.details,
+                    user_id=change.user_id,
+                    status=(
+                        ChangeStatus.PENDING
+                        if change.action in ACTIONS_THAT_CHANGE
+                        else ChangeStatus.LISTED
+                    ),
+                )
+                for position, change in enumerate(plan.changes)
+            ),
+            batch_size=INSERT_BATCH,
+        )
+    return change_set

@@ -1,0 +1,491 @@
+"""What a users step (connect_users, group_users) does with its people: plan stores a change set
+and shows its summary, apply makes the changes with as many workers as are free and waits for them
+(re-enqueued, never sleeping), verify re-reads the instance, rollback deletes the users the run
+created. The steps themselves only say where their people come from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+
+from provisioning.aws.api_quotas import api_rate
+from provisioning.aws.client import aws_errors
+from provisioning.context import StepContext
+from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.runner import claim_is_stale, worker_identity
+from provisioning.steps.base import Change, Finding, Plan, Step
+from provisioning.user_changes.instance import ConnectUser, all_users, read_instance
+from provisioning.user_changes.people import Person, check_people
+from provisioning.user_changes.planning import (
+    DEPARTURE_CHOICES,
+    IGNORE,
+    RUN_TAG,
+    ChangeOptions,
+    ChangePlan,
+    PlannedChange,
+    plan_changes,
+    save_change_set,
+)
+from provisioning.user_changes.progress import Progress, change_set_progress
+from provisioning.user_changes.work import work_on
+
+# The Connect operation whose quota paces a set, by the set's most common action.
+OPERATION_OF = {
+    "create": "CreateUser",
+    "update": "UpdateUserSecurityProfiles",
+    "delete": "DeleteUser",
+}
+# The step's outputs list at most this many refused people (the CSV has them all).
+REFUSED_IN_OUTPUTS = 20
+RESOURCE_TYPE = "connect_users"
+
+
+@dataclass
+class UserChangesPlan(Plan):
+    """A plan whose per-person rows are a stored change set; the plan itself keeps the counts."""
+
+    change_set: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    users_in_use: int = 0
+    users_quota: int = 0
+
+
+def run_instance(ctx: StepContext) -> str:
+    """The Connect instance id of the run: chosen at the start, made by connect_instance, or
+    found by the alias the run names (a plan file may name an instance by its alias)."""
+    instance_id = ctx.instance_id or str(
+        ctx.outputs.get("connect_instance", {}).get("instance_id", "")
+    )
+    if not instance_id and ctx.instance_alias:
+        instance_id = _instance_by_alias(ctx)
+    if not instance_id:
+        raise PermanentError(
+            _("This run has no Amazon Connect instance yet."),
+            code="instance_missing",
+            hint=_("Run the Connect instance step first, or start a run for an existing instance."),
+        )
+    return instance_id
+
+
+def _instance_by_alias(ctx: StepContext) -> str:
+    """The id of the instance with the run's alias, made the run's instance from now on."""
+    connect = ctx.aws("connect")
+    with aws_errors():
+        for page in connect.get_paginator("list_instances").paginate():
+            for summary in page["InstanceSummaryList"]:
+                if str(summary.get("InstanceAlias", "")).lower() == ctx.instance_alias.lower():
+                    ctx.set_run_instance(
+                        instance_id=summary["Id"], instance_alias=summary["InstanceAlias"]
+                    )
+                    return str(summary["Id"])
+    raise PermanentError(
+        _("There is no Amazon Connect instance named “%(alias)s” in %(region)s.")
+        % {"alias": ctx.instance_alias, "region": ctx.region},
+        code="instance_not_found",
+        hint=_("Check the alias and the region, or give the instance's ID instead."),
+    )
+
+
+def options_from(ctx: StepContext) -> ChangeOptions:
+    """The run's answers about whom it may change (inputs update_existing, departures, sync_id,
+    managed_run_ids)."""
+    departures = str(ctx.inputs.get("departures") or IGNORE)
+    if departures not in DEPARTURE_CHOICES:
+        raise PermanentError(
+            _("“%(value)s” is not a way to handle people who left the groups.")
+            % {"value": departures},
+            code="departures_invalid",
+            hint=_("Use one of: %(choices)s.") % {"choices": ", ".join(DEPARTURE_CHOICES)},
+        )
+    return ChangeOptions(
+        run_id=str(ctx.run_id),
+        update_existing=bool(ctx.inputs.get("update_existing")),
+        departures=departures,
+        sync_id=str(ctx.inputs.get("sync_id") or ""),
+        managed_run_ids=frozenset(str(i) for i in ctx.inputs.get("managed_run_ids") or []),
+        confirm_delete_over=settings.WIZARD_SYNC_CONFIRM_DELETES_OVER,
+        confirm_delete_share=settings.WIZARD_SYNC_CONFIRM_DELETES_SHARE,
+    )
+
+
+# How the plan's summary names each kind of row ("1,985 users to create"), for setup_sso's
+# output and the audit log; the run page shows the rows themselves.
+SUMMARY_NAMES = {
+    "delete": "{count} users to delete",
+    "create": "{count} users to create",
+    "update": "{count} users to update",
+    "departed": "{count} users whose people left the groups (kept)",
+    "nothing": "{count} users already right",
+    "refused": "{count} people who can't have a user",
+}
+
+
+def _summary(plan: ChangePlan) -> list[Change]:
+    """One Change per kind of row; refusals and departures change nothing."""
+    counts = plan.counts
+    return [
+        Change(
+            action if action in OPERATION_OF else "nothing",  # type: ignore[arg-type]
+            RESOURCE_TYPE,
+            SUMMARY_NAMES[action].format(count=counts[action]),
+            details={"action": action, "count": counts[action]},
+        )
+        for action in SUMMARY_NAMES
+        if counts.get(action)
+    ]
+
+
+def plan_user_changes(
+    ctx: StepContext, people: list[Person], *, warnings: list[str] | None = None
+) -> UserChangesPlan:
+    """Check the people, read the instance, store the change set; the plan shows its summary."""
+    if ctx.step_run_id is None:
+        raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
+    check_people(people)
+    instance = read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
+    options = options_from(ctx)
+    plan = plan_changes(people, instance, options)
+    change_set = save_change_set(
+        step_run_id=ctx.step_run_id, instance=instance, plan=plan, tags=options.tags()
+    )
+    return UserChangesPlan(
+        changes=_summary(plan),
+        warnings=[*(warnings or []), *plan.warnings],
+        needs_confirmation=plan.needs_confirmation,
+        change_set=change_set.pk,
+        counts=plan.counts,
+        users_in_use=plan.in_use,
+        users_quota=plan.quota,
+    )
+
+
+def current_change_set(step_run_id: int | None, purpose: str = "apply") -> Any | None:
+    """The step's newest change set for `purpose` (each plan stores a new one)."""
+    from wizard.models import UserChangeSet
+
+    if step_run_id is None:
+        return None
+    return (
+        UserChangeSet.objects.select_related("step_run__run")
+        .filter(step_run_id=step_run_id, purpose=purpose)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _progress_text(progress: Progress) -> str:
+    text = _("%(done)s of %(total)s changes made") % {
+        "done": number_format(progress.finished, force_grouping=True),
+        "total": number_format(progress.total, force_grouping=True),
+    }
+    if progress.rate_now:
+        text += " · " + _("%(rate)s a second") % {"rate": number_format(progress.rate_now, 1)}
+    if progress.eta_s:
+        text += " · " + _("about %(seconds)d s left") % {"seconds": round(progress.eta_s)}
+    return text
+
+
+def _dominant_operation(counts: dict[str, int]) -> str:
+    action = max(OPERATION_OF, key=lambda name: counts.get(name, 0))
+    return OPERATION_OF[action]
+
+
+def _ask_for_helpers(change_set: Any, count: int) -> None:
+    """Ask `count` more workers to take changes of the set (Celery tasks, sent after commit)."""
+    # The service layer sends tasks; this engine module only says when it needs them.
+    from wizard.services.user_changes import change_set_ask_helpers
+
+    change_set_ask_helpers(change_set_id=change_set.pk, count=count)
+
+
+def _start(ctx: StepContext, change_set: Any, connect: Any) -> None:
+    """First apply: note when the work began, at which rate, and that rollback has work; ask
+    helpers for a set too big for this worker's share."""
+    from wizard.models import UserChangeSet
+
+    if change_set.dispatched_at is None:
+        rate = api_rate(connect, _dominant_operation(change_set.counts))
+        started = UserChangeSet.objects.filter(pk=change_set.pk, dispatched_at=None).update(
+            dispatched_at=timezone.now(), rate=asdict(rate)
+        )
+        change_set.refresh_from_db()
+        if started and change_set.counts.get("create"):
+            # Rollback looks for steps that created something; the rows say what exactly.
+            ctx.record_created(
+                RESOURCE_TYPE,
+                _("%(count)s users planned in change set %(id)s")
+                % {"count": change_set.counts["create"], "id": change_set.pk},
+            )
+    changing = sum(change_set.counts.get(action, 0) for action in OPERATION_OF)
+    if change_set.helpers_sent_at is None and changing > settings.WIZARD_USER_CHANGES_INLINE_MAX:
+        _ask_for_helpers(change_set, settings.WIZARD_USER_CHANGE_WORKERS)
+
+
+def _ask_again_if_stalled(change_set: Any, progress: Progress) -> None:
+    """Helpers' tasks can be lost (a broker restart, a killed host): ask again when changes wait
+    and fewer workers than wanted made one lately."""
+    from wizard.models import ChangeStatus, UserChange
+
+    if progress.workers >= settings.WIZARD_USER_CHANGE_WORKERS:
+        return
+    stall = timezone.now() - timedelta(seconds=settings.WIZARD_USER_CHANGES_STALL_S)
+    if change_set.helpers_sent_at is not None and change_set.helpers_sent_at > stall:
+        return
+    waiting = UserChange.objects.filter(
+        change_set=change_set, status=ChangeStatus.PENDING, claimed_by=""
+    ).exists()
+    if waiting:
+        _ask_for_helpers(change_set, settings.WIZARD_USER_CHANGE_WORKERS - progress.workers)
+
+
+def _work(ctx: StepContext, change_set: Any, connect: Any) -> Progress:
+    """This worker's share, then the numbers; WaitForCloud while changes are left."""
+    work_on(
+        change_set,
+        connect=connect,
+        worker=worker_identity(),
+        budget_s=settings.WIZARD_USER_CHANGES_INLINE_S,
+        helper=False,
+    )
+    progress = change_set_progress(change_set)
+    if progress.left:
+        _ask_again_if_stalled(change_set, progress)
+        raise WaitForCloud(
+            _progress_text(progress), countdown_s=settings.WIZARD_USER_CHANGES_POLL_S
+        )
+    from wizard.models import UserChangeSet
+
+    UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
+        finished_at=timezone.now()
+    )
+    return progress
+
+
+def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
+    from wizard.models import ChangeStatus
+
+    failed = change_set.changes.filter(status=ChangeStatus.FAILED).order_by("position")
+    examples = "; ".join(
+        f"{change.username}: {change.error.get('message', '')}" for change in failed[:3]
+    )
+    return PermanentError(
+        _("%(failed)d of %(total)d changes failed, for example %(examples)s")
+        % {"failed": progress.failed, "total": progress.total, "examples": examples},
+        code="user_changes_failed",
+        hint=_(
+            "Download the failed changes (CSV) to see every reason, fix them, then retry the "
+            "step: the new plan holds only what is still to do."
+        ),
+    )
+
+
+def _outputs(change_set: Any, progress: Progress) -> dict[str, Any]:
+    from wizard.models import ChangeAction
+
+    refused = change_set.changes.filter(action=ChangeAction.REFUSED).order_by("position")
+    outcomes = progress.by_outcome
+    return {
+        "change_set": change_set.pk,
+        "created": outcomes.get("created", 0),
+        "updated": outcomes.get("updated", 0),
+        "deleted": outcomes.get("deleted", 0) + outcomes.get("gone", 0),
+        "existed": outcomes.get("existed", 0),
+        "unchanged": change_set.counts.get("nothing", 0),
+        "refused": change_set.counts.get("refused", 0),
+        "departed": change_set.counts.get("departed", 0),
+        "failed": progress.failed,
+        "refused_people": [
+            {"username": change.username, "reasons": change.details.get("reasons", [])}
+            for change in refused[:REFUSED_IN_OUTPUTS]
+        ],
+    }
+
+
+def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[str, Any]:
+    """Make the changes of the step's current plan; without one, plan first (apply called on its
+    own converges to the same users)."""
+    change_set = current_change_set(ctx.step_run_id)
+    if change_set is None:
+        make_plan()
+        change_set = current_change_set(ctx.step_run_id)
+        if change_set is None:
+            raise PermanentError(_("No people were given."), code="people_missing")
+    if change_set.finished_at is None:
+        connect = ctx.aws("connect")
+        _start(ctx, change_set, connect)
+        _work(ctx, change_set, connect)
+    progress = change_set_progress(change_set)
+    if progress.failed:
+        raise _failures_error(change_set, progress)
+    return _outputs(change_set, progress)
+
+
+def _listed_usernames(connect: Any, instance_id: str) -> dict[str, str]:
+    """username -> id from ListUsers, which (unlike the search index) lists a user at once."""
+    users: dict[str, str] = {}
+    with aws_errors():
+        for page in connect.get_paginator("list_users").paginate(
+            InstanceId=instance_id, PaginationConfig={"PageSize": 1000}
+        ):
+            for summary in page["UserSummaryList"]:
+                users[summary["Username"]] = summary["Id"]
+    return users
+
+
+def verify_user_changes(ctx: StepContext) -> list[Finding]:
+    """Every created or updated user is there with the planned attributes; deleted ones are gone."""
+    from wizard.models import ChangeStatus
+
+    change_set = current_change_set(ctx.step_run_id)
+    if change_set is None:
+        return []
+    connect = ctx.aws("connect")
+    listed = _listed_usernames(connect, change_set.instance_id)
+    searched = all_users(connect, change_set.instance_id)
+    missing, wrong, remaining = [], [], []
+    for change in change_set.changes.filter(status=ChangeStatus.DONE).order_by("position"):
+        if change.outcome in ("deleted", "gone"):
+            if change.username in listed:
+                remaining.append(change.username)
+            continue
+        if change.username not in listed:
+            missing.append(change.username)
+            continue
+        if change.outcome not in ("created", "updated"):
+            continue
+        user = searched.get(change.username) or _described(
+            connect, change_set.instance_id, listed[change.username]
+        )
+        wanted = change.details.get("call", {})
+        if change.outcome == "updated":
+            wanted = {name: difference["to"] for name, difference in wanted.items()}
+        if _differs(wanted, user):
+            wrong.append(change.username)
+    return [
+        Finding(
+            check=_("Every person has a Connect user"),
+            ok=not missing,
+            detail=_("missing: %(names)s") % {"names": ", ".join(missing[:20])} if missing else "",
+            fix=_("Retry the step.") if missing else "",
+        ),
+        Finding(
+            check=_("Users have the planned profiles and names"),
+            ok=not wrong,
+            detail=_("different: %(names)s") % {"names": ", ".join(wrong[:20])} if wrong else "",
+            fix=_("Someone changed them meanwhile; retry the step to set them again.")
+            if wrong
+            else "",
+        ),
+        Finding(
+            check=_("Deleted users are gone"),
+            ok=not remaining,
+            detail=", ".join(remaining[:20]),
+            fix=_("Retry the step.") if remaining else "",
+        ),
+    ]
+
+
+def _described(connect: Any, instance_id: str, user_id: str) -> ConnectUser:
+    """One user read directly, for a user the search index doesn't list yet."""
+    with aws_errors():
+        return ConnectUser.from_wire(
+            connect.describe_user(InstanceId=instance_id, UserId=user_id)["User"]
+        )
+
+
+def _differs(wanted: dict[str, Any], user: ConnectUser) -> bool:
+    have = {
+        "SecurityProfileIds": sorted(user.security_profile_ids),
+        "RoutingProfileId": user.routing_profile_id,
+        "IdentityInfo": {"FirstName": user.first_name, "LastName": user.last_name},
+    }
+    for name, value in wanted.items():
+        if name == "PhoneConfig":
+            if any(user.phone_config.get(key) != item for key, item in value.items()):
+                return True
+        elif name == "SecurityProfileIds":
+            if have[name] != sorted(value):
+                return True
+        elif have.get(name) != value:
+            return True
+    return False
+
+
+def _changes_in_flight(ctx: StepContext) -> bool:
+    """Whether a worker still holds one of the step's changes (a cancelled run's last calls)."""
+    from wizard.models import ChangeStatus, UserChange
+
+    held = UserChange.objects.filter(
+        change_set__step_run_id=ctx.step_run_id, status=ChangeStatus.PENDING
+    ).exclude(claimed_by="")
+    return any(
+        not claim_is_stale(
+            change.claimed_by, change.claimed_at, settings.WIZARD_USER_CHANGE_LEASE_S
+        )
+        for change in held[:100]
+    )
+
+
+def roll_back_user_changes(ctx: StepContext) -> None:
+    """Delete every Connect user this run created (they carry its tag), with as many workers as
+    are free; users it only updated or found are left alone."""
+    from wizard.models import ChangeStatus, UserChange
+
+    if _changes_in_flight(ctx):
+        raise WaitForCloud(_("Waiting for the changes in progress to finish before rolling back."))
+    change_set = current_change_set(ctx.step_run_id, purpose="rollback")
+    connect = ctx.aws("connect")
+    if change_set is None:
+        instance_id = run_instance(ctx)
+        ours = {
+            user.id: user
+            for user in all_users(connect, instance_id).values()
+            if user.tags.get(RUN_TAG) == str(ctx.run_id)
+        }
+        # The search index may lag behind a user created a moment ago; the rows don't.
+        made = UserChange.objects.filter(
+            change_set__step_run_id=ctx.step_run_id, outcome="created"
+        ).exclude(Q(user_id="") | Q(user_id__in=list(ours)))
+        deletes = [
+            PlannedChange("delete", user.username, {"first_name": user.first_name}, user.id)
+            for user in ours.values()
+        ] + [PlannedChange("delete", change.username, {}, change.user_id) for change in made]
+        plan = ChangePlan(changes=deletes, in_use=0, quota=0)
+        from provisioning.user_changes.instance import Instance
+
+        change_set = save_change_set(
+            step_run_id=ctx.step_run_id,  # type: ignore[arg-type]
+            instance=Instance(instance_id, "", {}, {}, {}, 0),
+            plan=plan,
+            tags={},
+            purpose="rollback",
+        )
+        change_set = current_change_set(ctx.step_run_id, purpose="rollback")
+    assert change_set is not None  # saved just above
+    if change_set.finished_at is None:
+        _start(ctx, change_set, connect)
+        _work(ctx, change_set, connect)
+    if change_set.changes.filter(status=ChangeStatus.FAILED).exists():
+        raise _failures_error(change_set, change_set_progress(change_set))
+
+
+class UsersStep(Step):
+    """A step whose plan is a users plan: apply, verify and rollback are the same for all of
+    them; a subclass says where its people come from in plan()."""
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        return apply_user_changes(ctx, lambda: self.plan(ctx))
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        return verify_user_changes(ctx)
+
+    def rollback(self, ctx: StepContext) -> None:
+        roll_back_user_changes(ctx)

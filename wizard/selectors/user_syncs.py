@@ -1,0 +1,35 @@
+"""Reads about syncs for the syncs page: each sync with its last run and what that run changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wizard.models import SetupRun, UserSync
+
+
+@dataclass
+class SyncRow:
+    sync: UserSync
+    last_run: SetupRun | None
+    # The users step's outputs of the last finished run: created, updated, deleted, ...
+    summary: dict[str, Any]
+
+    @property
+    def group_names(self) -> list[str]:
+        return [
+            str(row.get("group_name") or row.get("group"))
+            for row in self.sync.inputs.get("groups", [])
+        ]
+
+
+def sync_rows() -> list[SyncRow]:
+    rows = []
+    for sync in UserSync.objects.select_related("aws_connection", "idp_connection", "created_by"):
+        last = sync.runs.order_by("-created_at").first()
+        summary: dict[str, Any] = {}
+        if last is not None:
+            step = last.steps.filter(key="group_users").first()
+            summary = dict(step.outputs) if step is not None and step.outputs else {}
+        rows.append(SyncRow(sync=sync, last_run=last, summary=summary))
+    return rows
