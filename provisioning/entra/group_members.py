@@ -3,6 +3,7 @@ user in a group, nested groups included (transitiveMembers), read in pages of 99
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -13,7 +14,7 @@ from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_requ
 )
 
 from provisioning.entra.client import run_graph
-from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.entra.graph_reads import all_pages_json, get_or_none
 from provisioning.errors import PermanentError
 from provisioning.user_changes.people import IdpPerson
 
@@ -27,17 +28,22 @@ def entra_groups(client: Any, *, limit: int) -> tuple[list[dict[str, Any]], bool
     query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
         select=["id", "displayName"], top=PAGE_SIZE
     )
-    groups, more = all_pages(
+    groups, more = all_pages_json(
         client.groups,
-        client.groups.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        client.groups.to_get_request_information(RequestConfiguration(query_parameters=query)),
         limit=limit,
     )
-    return [{"id": str(g.id), "name": str(g.display_name or g.id)} for g in groups], more
+    return [
+        {"id": str(g["id"]), "name": str(g.get("displayName") or g["id"])} for g in groups
+    ], more
 
 
 def entra_group(client: Any, reference: str) -> dict[str, Any] | None:
-    """{id, name} of the group with this id, or else this display name; None if there is none."""
-    group = get_or_none(client.groups.by_group_id(reference).get())
+    """{id, name} of the group with this id, or else this display name; None if there is none.
+    Only a reference that is a GUID goes into a URL path; a name goes into a quoted filter."""
+    group = None
+    if _is_guid(reference):
+        group = get_or_none(client.groups.by_group_id(reference).get())
     if group is None:
         escaped = reference.replace("'", "''")
         query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
@@ -52,6 +58,14 @@ def entra_group(client: Any, reference: str) -> dict[str, Any] | None:
     return {"id": str(group.id), "name": str(group.display_name or group.id)}
 
 
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPerson]:
     """Every user in the group or in a group inside it. A group bigger than `limit` is refused
     rather than read in part: a sync must never take the missing people for departures."""
@@ -59,9 +73,9 @@ def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPe
     query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
         select=USER_FIELDS, top=PAGE_SIZE
     )
-    users, more = all_pages(
+    users, more = all_pages_json(
         builder,
-        builder.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
         limit=limit,
     )
     if more:
@@ -73,11 +87,11 @@ def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPe
         )
     return [
         IdpPerson(
-            id=str(user.id),
-            login=str(user.user_principal_name or ""),
-            email=str(user.mail or ""),
-            first_name=str(user.given_name or ""),
-            last_name=str(user.surname or ""),
+            id=str(user["id"]),
+            login=str(user.get("userPrincipalName") or ""),
+            email=str(user.get("mail") or ""),
+            first_name=str(user.get("givenName") or ""),
+            last_name=str(user.get("surname") or ""),
         )
         for user in users
     ]

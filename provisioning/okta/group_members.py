@@ -4,6 +4,7 @@ id or name, and every user in a group (Okta groups don't nest), read in pages.""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -13,6 +14,8 @@ from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages, send_page
 from provisioning.user_changes.people import IdpPerson
 
+# An Okta group id: "00g" and 17 letters or digits (Okta object ids are 20 characters).
+GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
 # Okta's page limits: groups up to 10000, group members up to 1000 (Okta API reference).
 GROUPS_PAGE = 10000
 MEMBERS_PAGE = 1000
@@ -39,12 +42,16 @@ def okta_groups(client: Any, *, limit: int) -> tuple[list[dict[str, Any]], bool]
 
 
 def okta_group(client: Any, reference: str) -> dict[str, Any] | None:
-    """{id, name} of the group with this id, or else this name; None if there is none."""
-    try:
-        group = okta_call(client, "GET", f"/api/v1/groups/{reference}")
-    except PermanentError as error:
-        if error.code != aws_app.NOT_FOUND:
-            raise
+    """{id, name} of the group with this id, or else this name; None if there is none. Only a
+    reference shaped like an Okta group id goes into a URL path; a name is a query value."""
+    group = None
+    if GROUP_ID.fullmatch(reference):
+        try:
+            group = okta_call(client, "GET", f"/api/v1/groups/{reference}")
+        except PermanentError as error:
+            if error.code != aws_app.NOT_FOUND:
+                raise
+    if group is None:
         group = next(
             (
                 found

@@ -146,7 +146,8 @@ def test_it_refuses_people_whose_usernames_would_collide_when_usernames_come_fro
 def test_it_asks_again_for_a_missing_group_and_a_sync_stops_on_one(
     aws_connection: Connection, instance: dict[str, Any]
 ) -> None:
-    groups = [{"group": "No Such Group", **AGENT}]
+    # A name shaped like a path is looked up as a name, never put into a Graph URL.
+    groups = [{"group": "No Such Group", **AGENT}, {"group": "../servicePrincipals", **AGENT}]
     interactive = users_run(instance, aws_connection, groups=groups)
     synced = users_run(instance, aws_connection, groups=groups, sync_id=str(uuid.uuid4()))
 
@@ -154,7 +155,7 @@ def test_it_asks_again_for_a_missing_group_and_a_sync_stops_on_one(
     with pytest.raises(PermanentError) as refused:
         STEP.plan(context(synced, "group_users"))
 
-    assert plan.needs_input and "No Such Group" in plan.warnings[0]
+    assert plan.needs_input and "No Such Group, ../servicePrincipals" in plan.warnings[0]
     assert refused.value.code == "group_missing"
 
 
