@@ -75,7 +75,14 @@ def users_run(setup: SetupRun, *, status: str = RunStatus.SUCCEEDED, **fields: A
                 "key": "group_users",
                 "status": "succeeded",
                 "inputs": {"groups": GROUPS, "update_existing": False},
-                "outputs": {"created": 12, "updated": 1, "deleted": 0, "departed": 2, "refused": 3},
+                "outputs": {
+                    "change_set": 1,
+                    "created": 12,
+                    "updated": 1,
+                    "deleted": 0,
+                    "departed": 2,
+                    "refused": 3,
+                },
             },
         ],
         **fields,
@@ -313,3 +320,25 @@ def test_a_list_downloads_as_csv_that_cannot_run_a_formula(admin_client: Client)
     assert "bad name" not in text
     assert "The username has a space." in b"".join(refused.streaming_content).decode()
     assert missing.status_code == 404
+
+
+def test_the_dashboard_shows_only_the_latest_succeeded_run_of_a_sync(admin_client: Client) -> None:
+    sync = _sync()
+    setup = UserSync.objects.get().setup
+    older = users_run(setup, sync=sync)
+    failed = users_run(setup, sync=sync, status=RunStatus.FAILED)
+    latest = users_run(setup, sync=sync)
+    for run, hours in ((older, 3), (failed, 2), (latest, 1)):
+        SetupRun.objects.filter(pk=run.pk).update(
+            created_at=timezone.now() - timedelta(hours=hours)
+        )
+
+    dashboard = admin_client.get(reverse("dashboard")).content.decode()
+    syncs = admin_client.get(reverse("syncs")).content.decode()
+
+    assert reverse("run_detail", args=[latest.pk]) in dashboard
+    assert reverse("run_detail", args=[failed.pk]) in dashboard  # something to look at
+    assert reverse("run_detail", args=[older.pk]) not in dashboard
+    assert "Started" in dashboard and "by the sync schedule" in dashboard
+    assert "Connect users: 12 created, 1 updated, 0 deleted, 3 refused" in dashboard
+    assert reverse("run_detail", args=[older.pk]) in syncs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Case, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
 
 from provisioning.flows import FLOWS, Flow
 from wizard.models import RunStatus, SetupRun, StepRun
@@ -17,7 +17,13 @@ RESUMABLE = [RunStatus.FAILED, RunStatus.CANCELLED]
 
 def runs_for_dashboard(*, user: object) -> list[SetupRun]:
     """Every admin sees every run: runs in progress first, then ones that can be resumed, newest
-    first within each group."""
+    first within each group. Of a sync's succeeded runs only the latest is shown (an hourly sync
+    would push every setup off the page); the syncs page lists the others."""
+    latest_of_sync = (
+        SetupRun.objects.filter(sync_id=OuterRef("sync_id"))
+        .order_by("-created_at")
+        .values("pk")[:1]
+    )
     urgency = Case(
         When(status__in=IN_PROGRESS, then=Value(0)),
         When(status__in=RESUMABLE, then=Value(1)),
@@ -28,6 +34,9 @@ def runs_for_dashboard(*, user: object) -> list[SetupRun]:
         SetupRun.objects.select_related("created_by", "aws_connection", "idp_connection")
         .prefetch_related(Prefetch("steps", queryset=StepRun.objects.order_by("position")))
         .annotate(urgency=urgency)
+        .exclude(
+            Q(sync__isnull=False, status=RunStatus.SUCCEEDED) & ~Q(pk=Subquery(latest_of_sync))
+        )
         .order_by("urgency", "-created_at")
     )
     return list(runs[:DASHBOARD_RUN_LIMIT])
