@@ -1,8 +1,8 @@
 """The baseline an admin would write: a single-threaded boto3 loop creating Connect users.
 
 Against the sandbox with Connect CreateUser limited to R requests/s (default 20, burst 5: the
-real 2/s scaled by 10, as issue 7 asks), with boto3's standard retry mode. The wizard's own bulk
-creation (issue 7) will be recorded beside it under "bulk_users" with the same keys.
+real 2/s scaled by 10, as issue 7 asks), with boto3's standard retry mode. bench/bulk_users.py
+runs it and records it beside the wizard's own bulk creation, with the same keys.
 """
 
 from __future__ import annotations
@@ -52,21 +52,21 @@ def run() -> dict[str, Any]:
             sandbox.stop()
 
 
-def _measure(sandbox: Sandbox, endpoints: dict[str, str]) -> dict[str, Any]:
-    connect = _client(endpoints, "connect")
-    quotas = _client(endpoints, "service-quotas")
+def instance_with_room(sandbox: Sandbox) -> str:
+    """A new SAML instance whose Users per instance quota holds N users: the increase an admin
+    requests, approved at once by the sandbox's hook. Its id."""
+    connect = _client(sandbox.endpoints, "connect")
+    quotas = _client(sandbox.endpoints, "service-quotas")
     instance = connect.create_instance(
         IdentityManagementType="SAML",
         InstanceAlias=f"bench-{uuid.uuid4().hex[:8]}",
         InboundCallsEnabled=True,
         OutboundCallsEnabled=True,
     )
-    instance_id = instance["Id"]
     current = quotas.get_service_quota(
         ServiceCode="connect", QuotaCode=USERS_PER_INSTANCE_QUOTA, ContextId=instance["Arn"]
     )["Quota"]["Value"]
     if current < USERS:
-        # Room for N users: the request an admin files, approved at once by the sandbox's hook.
         request = quotas.request_service_quota_increase(
             ServiceCode="connect",
             QuotaCode=USERS_PER_INSTANCE_QUOTA,
@@ -74,6 +74,12 @@ def _measure(sandbox: Sandbox, endpoints: dict[str, str]) -> dict[str, Any]:
             ContextId=instance["Arn"],
         )
         sandbox.apps["aws"].service_quotas.set_status(request["RequestedQuota"]["Id"], "APPROVED")
+    return str(instance["Id"])
+
+
+def _measure(sandbox: Sandbox, endpoints: dict[str, str]) -> dict[str, Any]:
+    connect = _client(endpoints, "connect")
+    instance_id = instance_with_room(sandbox)
     profiles = connect.list_security_profiles(InstanceId=instance_id)["SecurityProfileSummaryList"]
     agent = next(profile["Id"] for profile in profiles if profile["Name"] == "Agent")
     routing = connect.list_routing_profiles(InstanceId=instance_id)["RoutingProfileSummaryList"]

@@ -293,3 +293,7 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
         verify=tls,
     ).json()
     assert verdict["ok"], verdict
+
+
+if __name__ == "__main__":
+    print(json.dumps({"entra_flow_overhead": run()}))
