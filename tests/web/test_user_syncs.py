@@ -134,7 +134,12 @@ def test_a_succeeded_users_run_becomes_a_sync(admin_client: Client, admin_user: 
     assert response["Location"] == reverse("syncs")
     sync = UserSync.objects.get()
     assert (sync.every_hours, sync.departures, sync.setup_id) == (6, "delete", run.parent_id)
-    assert sync.inputs == {"groups": GROUPS, "update_existing": False, "username_source": "mail"}
+    assert sync.inputs == {
+        "groups": GROUPS,
+        "update_existing": False,
+        "username_source": "mail",
+        "managed_run_ids": sorted([str(run.pk), str(run.parent_id)]),
+    }
     assert timedelta(hours=5, minutes=59) < sync.next_run_at - timezone.now() <= timedelta(hours=6)
     event = AuditEvent.objects.get(kind=AuditKind.USER_SYNC)
     assert event.actor_label == admin_user.username
@@ -204,12 +209,17 @@ def test_run_now_starts_one_run_at_a_time(
     run = sync.runs.get()
     assert first["Location"] == reverse("run_detail", args=[run.pk])
     assert not run.review_plans and run.parent_id == sync.setup_id
+    source = SetupRun.objects.get(parent=sync.setup, sync=None, flow_key="entra_users")
     assert run.inputs == {
-        "managed_run_ids": [str(sync.setup_id)],
+        "managed_run_ids": sorted([str(source.pk), str(sync.setup_id)]),
         "sync_id": str(sync.pk),
         "departures": "report",
     }
-    assert run.steps.get(key="group_users").inputs["groups"] == GROUPS
+    assert run.steps.get(key="group_users").inputs == {
+        "groups": GROUPS,
+        "update_existing": False,
+        "username_source": "mail",
+    }
     assert "The previous run of this sync has not finished" in again.content.decode()
 
 

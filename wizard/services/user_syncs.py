@@ -138,6 +138,9 @@ def sync_create(
                 inputs[key] = run.inputs[key]
         if run.inputs.get("username_source") and "username_source" not in inputs:
             inputs["username_source"] = run.inputs["username_source"]
+        # The sync manages the users this run made, and those the runs it managed made.
+        managed = {str(run.pk), *(str(i) for i in run.inputs.get("managed_run_ids") or [])}
+        inputs["managed_run_ids"] = sorted(managed)
         sync = UserSync.objects.create(
             idp=run.idp,
             region=run.region,
@@ -227,11 +230,15 @@ def sync_start(*, user: Any, sync_id: uuid.UUID | str) -> SetupRun:
                 aws_connection_id=sync.aws_connection_id,
                 idp_connection_id=sync.idp_connection_id,
                 inputs={
-                    "managed_run_ids": [str(sync.setup_id)] if sync.setup_id else [],
+                    "managed_run_ids": list(sync.inputs.get("managed_run_ids") or []),
                     "sync_id": str(sync.pk),
                     "departures": sync.departures,
                 },
-                step_inputs={USERS_STEP: dict(sync.inputs)},
+                step_inputs={
+                    USERS_STEP: {
+                        key: value for key, value in sync.inputs.items() if key != "managed_run_ids"
+                    }
+                },
                 review_plans=False,
                 parent_id=sync.setup_id,
                 sync_id=sync.pk,

@@ -108,6 +108,10 @@ class Command(BaseCommand):
             run=run, kind__in=[AuditKind.STEP_STATE, AuditKind.RUN_STATE], pk__gt=seen
         ).order_by("pk")
         for event in events:
+            if "status" not in event.new_value:
+                # Not a transition (the run's instance was found by its alias): said at its step.
+                seen = event.pk
+                continue
             subject = event.step_key or "run"
             old = event.old_value.get("status", "-")
             new = event.new_value.get("status", "-")
