@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.utils.translation import gettext as _
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
@@ -15,8 +14,7 @@ from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_requ
 
 from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import all_pages_json, get_or_none
-from provisioning.errors import PermanentError
-from provisioning.user_changes.people import IdpPerson
+from provisioning.user_changes.people import IdpPerson, group_too_large
 
 # Graph's largest page for users and groups ($top 1-999).
 PAGE_SIZE = 999
@@ -79,12 +77,7 @@ def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPe
         limit=limit,
     )
     if more:
-        raise PermanentError(
-            _("A group holds more than %(limit)d people, more than the wizard reads at once.")
-            % {"limit": limit},
-            code="group_too_large",
-            hint=_("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP."),
-        )
+        raise group_too_large(limit)
     return [
         IdpPerson(
             id=str(user["id"]),

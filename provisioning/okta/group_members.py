@@ -7,12 +7,10 @@ import json
 import re
 from typing import Any
 
-from django.utils.translation import gettext as _
-
 from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages, send_page
-from provisioning.user_changes.people import IdpPerson
+from provisioning.user_changes.people import IdpPerson, group_too_large
 
 # An Okta group id: "00g" and 17 letters or digits (Okta object ids are 20 characters).
 GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
@@ -86,10 +84,5 @@ def okta_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPer
                 )
             )
         if len(people) > limit:
-            raise PermanentError(
-                _("A group holds more than %(limit)d people, more than the wizard reads at once.")
-                % {"limit": limit},
-                code="group_too_large",
-                hint=_("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP."),
-            )
+            raise group_too_large(limit)
     return people

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from provisioning.errors import PermanentError
 from provisioning.usernames import check_username
 
 DEFAULT_SECURITY_PROFILES = ["Agent"]
@@ -49,6 +50,17 @@ class Person:
     login: str = ""
     groups: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+
+
+def group_too_large(limit: int) -> PermanentError:
+    """A group is refused rather than read in part: a sync must never take the people it didn't
+    read for departures."""
+    return PermanentError(
+        _("A group holds more than %(limit)d people, more than the wizard reads at once.")
+        % {"limit": limit},
+        code="group_too_large",
+        hint=_("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP."),
+    )
 
 
 def names(value: Any, default: list[str]) -> list[str]:

@@ -98,41 +98,45 @@ def wanted_attributes(person: Person, instance: Instance) -> dict[str, Any]:
 
 
 def differences(wanted: dict[str, Any], user: ConnectUser) -> dict[str, Any]:
-    """{attribute: {"from", "to"}} for what an update would change on an existing user."""
+    """{attribute: {"from", "to"}} for the attributes of `wanted` (all four, or some) that
+    differ on an existing user: what an update would change, or what verify finds wrong."""
     have = {
         "SecurityProfileIds": sorted(user.security_profile_ids),
         "RoutingProfileId": user.routing_profile_id,
-        "PhoneConfig": {k: v for k, v in user.phone_config.items() if k in wanted["PhoneConfig"]},
+        "PhoneConfig": {
+            k: v for k, v in user.phone_config.items() if k in wanted.get("PhoneConfig", {})
+        },
         "IdentityInfo": {"FirstName": user.first_name, "LastName": user.last_name},
     }
     return {
         name: {"from": have[name], "to": value}
         for name, value in wanted.items()
-        if have[name] != value
+        if have[name] != (sorted(value) if name == "SecurityProfileIds" else value)
     }
 
 
 def _unknown_profiles(people: list[Person], instance: Instance) -> None:
     """Stop before anything is written if the mapping names a profile the instance lacks."""
-    for kind, available, wanted in (
+    for code, kind, available, wanted in (
         (
+            "unknown_security_profile",
             _("security profile"),
             instance.security_profiles,
             {name for p in people for name in p.security_profiles},
         ),
-        (_("routing profile"), instance.routing_profiles, {p.routing_profile for p in people}),
+        (
+            "unknown_routing_profile",
+            _("routing profile"),
+            instance.routing_profiles,
+            {p.routing_profile for p in people},
+        ),
     ):
         unknown = sorted(wanted - set(available))
         if unknown:
             raise PermanentError(
                 _("The instance has no %(kind)s named %(names)s.")
                 % {"kind": kind, "names": ", ".join(repr(name) for name in unknown)},
-                code="unknown_"
-                + (
-                    "security_profile"
-                    if available is instance.security_profiles
-                    else "routing_profile"
-                ),
+                code=code,
                 hint=_("The instance has: %(names)s.") % {"names": ", ".join(sorted(available))},
             )
 
@@ -316,7 +320,7 @@ def _warnings(plan: ChangePlan) -> list[str]:
 def save_change_set(
     *,
     step_run_id: int,
-    instance: Instance,
+    instance_id: str,
     plan: ChangePlan,
     tags: dict[str, str],
     purpose: str = "apply",
@@ -328,7 +332,7 @@ def save_change_set(
         change_set = UserChangeSet.objects.create(
             step_run_id=step_run_id,
             purpose=purpose,
-            instance_id=instance.id,
+            instance_id=instance_id,
             counts=plan.counts,
             users_in_use=plan.in_use,
             users_quota=plan.quota,

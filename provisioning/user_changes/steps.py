@@ -31,6 +31,7 @@ from provisioning.user_changes.planning import (
     ChangeOptions,
     ChangePlan,
     PlannedChange,
+    differences,
     plan_changes,
     save_change_set,
 )
@@ -154,7 +155,7 @@ def plan_user_changes(
     options = options_from(ctx)
     plan = plan_changes(people, instance, options)
     change_set = save_change_set(
-        step_run_id=ctx.step_run_id, instance=instance, plan=plan, tags=options.tags()
+        step_run_id=ctx.step_run_id, instance_id=instance.id, plan=plan, tags=options.tags()
     )
     return UserChangesPlan(
         changes=_summary(plan),
@@ -321,8 +322,9 @@ def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[
     if change_set.finished_at is None:
         connect = ctx.aws("connect")
         _start(ctx, change_set, connect)
-        _work(ctx, change_set, connect)
-    progress = change_set_progress(change_set)
+        progress = _work(ctx, change_set, connect)
+    else:
+        progress = change_set_progress(change_set)
     if progress.failed:
         raise _failures_error(change_set, progress)
     return _outputs(change_set, progress)
@@ -367,7 +369,7 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
         wanted = change.details.get("call", {})
         if change.outcome == "updated":
             wanted = {name: difference["to"] for name, difference in wanted.items()}
-        if _differs(wanted, user):
+        if differences(wanted, user):
             wrong.append(change.username)
     return [
         Finding(
@@ -399,24 +401,6 @@ def _described(connect: Any, instance_id: str, user_id: str) -> ConnectUser:
         return ConnectUser.from_wire(
             connect.describe_user(InstanceId=instance_id, UserId=user_id)["User"]
         )
-
-
-def _differs(wanted: dict[str, Any], user: ConnectUser) -> bool:
-    have = {
-        "SecurityProfileIds": sorted(user.security_profile_ids),
-        "RoutingProfileId": user.routing_profile_id,
-        "IdentityInfo": {"FirstName": user.first_name, "LastName": user.last_name},
-    }
-    for name, value in wanted.items():
-        if name == "PhoneConfig":
-            if any(user.phone_config.get(key) != item for key, item in value.items()):
-                return True
-        elif name == "SecurityProfileIds":
-            if have[name] != sorted(value):
-                return True
-        elif have.get(name) != value:
-            return True
-    return False
 
 
 def _changes_in_flight(ctx: StepContext) -> bool:
@@ -458,18 +442,13 @@ def roll_back_user_changes(ctx: StepContext) -> None:
             PlannedChange("delete", user.username, {"first_name": user.first_name}, user.id)
             for user in ours.values()
         ] + [PlannedChange("delete", change.username, {}, change.user_id) for change in made]
-        plan = ChangePlan(changes=deletes, in_use=0, quota=0)
-        from provisioning.user_changes.instance import Instance
-
         change_set = save_change_set(
             step_run_id=ctx.step_run_id,  # type: ignore[arg-type]
-            instance=Instance(instance_id, "", {}, {}, {}, 0),
-            plan=plan,
+            instance_id=instance_id,
+            plan=ChangePlan(changes=deletes, in_use=0, quota=0),
             tags={},
             purpose="rollback",
         )
-        change_set = current_change_set(ctx.step_run_id, purpose="rollback")
-    assert change_set is not None  # saved just above
     if change_set.finished_at is None:
         _start(ctx, change_set, connect)
         _work(ctx, change_set, connect)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.chromium import PASSWORD
+from tests.browser.chromium import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -90,15 +90,7 @@ def _walk_the_flow(page: Page, shots: Path, language: str) -> None:
 
 
 def _sign_in_to_the_wizard(page: Page, shots: Path, language: str) -> None:
-    page.goto(f"{page.base_url}/")  # type: ignore[attr-defined]
-    if language == "ja":
-        page.get_by_role("button", name="日本語").click()
-        expect(page.locator("html")).to_have_attribute("lang", "ja")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    _shot(page, shots, f"01-login-{language}")
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url(f"{page.base_url}/")  # type: ignore[attr-defined]
+    sign_in(page, language, before_submit=lambda: _shot(page, shots, f"01-login-{language}"))
 
 
 @pytest.mark.parametrize("language", ["en", "ja"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.chromium import PASSWORD
+from tests.browser.chromium import sign_in
 from wizard.models import Cloud, Connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -49,16 +49,7 @@ class Walk:
 
 
 def sign_in_to_the_wizard(walk: Walk) -> None:
-    page = walk.page
-    page.goto(f"{page.base_url}/")  # type: ignore[attr-defined]
-    if walk.language == "ja":
-        page.get_by_role("button", name="日本語").click()
-        expect(page.locator("html")).to_have_attribute("lang", "ja")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    walk.shot("login")
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url(f"{page.base_url}/")  # type: ignore[attr-defined]
+    sign_in(walk.page, walk.language, before_submit=lambda: walk.shot("login"))
 
 
 def start_run(walk: Walk, flow_key: str) -> None:

@@ -16,7 +16,7 @@ from provisioning.flows import FLOWS
 from sandbox.directory import CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
-from tests.browser.chromium import PASSWORD
+from tests.browser.chromium import sign_in
 from tests.sandbox.aws_clients import active_instance, aws_client
 from wizard.models import Cloud, Connection, RunStatus, SetupRun, StepRun
 
@@ -74,17 +74,6 @@ def _succeeded_setup(sandbox: Sandbox) -> SetupRun:
     return setup
 
 
-def _sign_in(page: Page, language: str) -> None:
-    page.goto(f"{page.base_url}/")  # type: ignore[attr-defined]
-    if language == "ja":
-        page.get_by_role("button", name="日本語").click()
-        expect(page.locator("html")).to_have_attribute("lang", "ja")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url(f"{page.base_url}/")  # type: ignore[attr-defined]
-
-
 def _map_row(card: Any, row: int, group: str, profiles: list[str]) -> None:
     prefix = "#id_step-group_users-groups"
     card.locator(f"{prefix}-{row}-group").select_option(label=group)
@@ -103,7 +92,7 @@ def test_it_adds_users_from_groups_shows_progress_and_keeps_them_in_sync(
     sandbox_knobs.latency_s["connect:CreateUser"] = 0.15
     text = TEXT[language]
     setup = _succeeded_setup(sandbox)
-    _sign_in(page, language)
+    sign_in(page, language)
     base = page.base_url  # type: ignore[attr-defined]
 
     page.goto(f"{base}/runs/{setup.pk}/")

@@ -51,7 +51,8 @@ def planned(connection: Any, target: dict[str, Any], count: int) -> tuple[SetupR
 def test_it_lets_workers_share_a_set_and_makes_each_change_once(
     aws_connection: Any, instance: dict[str, Any], sandbox_knobs: Knobs
 ) -> None:
-    sandbox_knobs.latency_s["connect:CreateUser"] = 0.05
+    # Three seconds of calls in all: every thread is up long before the work runs out.
+    sandbox_knobs.latency_s["connect:CreateUser"] = 0.1
     run, change_set = planned(aws_connection, instance, 30)
     host = socket.gethostname()
     made: dict[str, int] = {}

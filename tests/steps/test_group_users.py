@@ -338,3 +338,16 @@ def _querydict(values: dict[str, Any]) -> Any:
         else:
             query[key] = value
     return query
+
+
+def test_it_refuses_a_group_bigger_than_it_reads_rather_than_read_it_in_part(
+    aws_connection: Connection, instance: dict[str, Any], settings: Any
+) -> None:
+    settings.WIZARD_GROUP_MEMBERS_CAP = 5
+    run = users_run(instance, aws_connection, groups=[{"group": AGENTS_GROUP, **AGENT}])
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(context(run, "group_users"))
+
+    assert refused.value.code == "group_too_large"
+    assert not UserChange.objects.filter(change_set__step_run__run=run).exists()
