@@ -18,10 +18,11 @@ COPY sandbox ./sandbox
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
-RUN pip install --no-cache-dir . \
-    && DJANGO_SECRET_KEY=collectstatic-only WIZARD_ENCRYPTION_KEYS= \
-       python manage.py collectstatic --noinput -v 0
+RUN pip install --no-cache-dir .
 
+# As the user that serves them: the wizard keeps its folder's files private to their owner.
 USER wizard
+RUN DJANGO_SECRET_KEY=collectstatic-only WIZARD_ENCRYPTION_KEYS= \
+    python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
 CMD ["gunicorn", "wizard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

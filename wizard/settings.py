@@ -8,10 +8,13 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
+from wizard.private_files import keep_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WIZARD_VAR_DIR", BASE_DIR / "var"))
-# Runtime files (SQLite, broker folders, sandbox CA): made here so a fresh clone needs no step.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Runtime files (SQLite, broker folders, sandbox CA): made here so a fresh clone needs no step,
+# and readable by their owner only (they hold the database, sessions and keys).
+keep_private(VAR_DIR)
 
 
 def _env_bool(name: str, default: bool) -> bool:

@@ -1,24 +1,33 @@
 """`python manage.py serve`: the sandbox (in sandbox mode), a Celery worker, Celery beat and the web
-server, stopped together by Ctrl-C. This is what `make run` ends in."""
+server, stopped together by Ctrl-C, a closed terminal or the death of serve itself. This is what
+`make run` ends in."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from wizard.ports import busy_port_message
+
 # The sandbox writes its endpoints file once its ports are bound; this is how long we wait.
 SANDBOX_START_TIMEOUT_S = 60
 # How long children get to stop after SIGTERM before they are killed.
 STOP_GRACE_S = 10
+# The sandbox's ports: AWS, AWS sign-in, Entra ID, Okta (as `python manage.py sandbox` has them).
+SANDBOX_PORTS = "8443,8444,8445,8446"
+# prctl(2): PR_SET_PDEATHSIG asks the kernel to signal a process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 class Command(BaseCommand):
@@ -27,16 +36,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
         parser.add_argument("--worker-concurrency", type=int, default=2)
+        parser.add_argument(
+            "--sandbox-ports",
+            default=SANDBOX_PORTS,
+            help="the sandbox's AWS, sign-in, Entra ID and Okta ports, comma separated",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        # Ctrl-C and SIGTERM both stop everything, even when started with SIGINT ignored (as a
-        # background job of a non-interactive shell is).
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all stop everything, even when started
+        # with SIGINT ignored (as a background job of a non-interactive shell is).
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        sandbox_ports = self._ports(options["sandbox_ports"])
+        self._refuse_busy_ports(options["bind"], sandbox_ports)
         try:
             if settings.WIZARD_MODE == "sandbox":
-                self._start_sandbox()
+                self._start_sandbox(sandbox_ports)
             self._start(
                 "worker",
                 [
@@ -100,18 +116,53 @@ class Command(BaseCommand):
     def _on_signal(self, signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    def _ports(self, text: str) -> dict[str, int]:
+        names = ("aws", "signin", "entra", "okta")
+        try:
+            ports = [int(part) for part in text.split(",")]
+        except ValueError:
+            ports = []
+        if len(ports) != len(names):
+            raise CommandError("--sandbox-ports takes four port numbers, e.g. " + SANDBOX_PORTS)
+        return dict(zip(names, ports, strict=True))
+
+    def _refuse_busy_ports(self, bind: str, sandbox_ports: dict[str, int]) -> None:
+        """Stop before starting anything when an earlier run (or anything else) holds a port."""
+        host, _, port = bind.rpartition(":")
+        wanted = [("web", host or "127.0.0.1", int(port))]
+        if settings.WIZARD_MODE == "sandbox":
+            wanted += [(f"sandbox {name}", "127.0.0.1", p) for name, p in sandbox_ports.items()]
+        problems = [
+            message
+            for name, address, number in wanted
+            if (message := busy_port_message(name, address, number)) is not None
+        ]
+        if problems:
+            raise CommandError("\n".join(problems))
+
     def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
-        # Own process group, so Ctrl-C in the terminal reaches us once and we stop them in order.
-        process = subprocess.Popen(command, start_new_session=True)  # noqa: S603
+        # Own process group, so Ctrl-C in the terminal reaches us once and we stop them in order;
+        # and each child dies with us even if we are killed outright (SIGKILL gives us no chance
+        # to stop them).
+        process = subprocess.Popen(  # noqa: S603
+            command, start_new_session=True, preexec_fn=_die_with_parent(os.getpid())
+        )
         self.children.append((name, process))
         return process
 
-    def _start_sandbox(self) -> None:
+    def _start_sandbox(self, ports: dict[str, int]) -> None:
         endpoints_file = Path(settings.SANDBOX_FILE)
         endpoints_file.unlink(missing_ok=True)
         sandbox = self._start(
             "sandbox",
-            [sys.executable, "manage.py", "sandbox", "--endpoints-file", str(endpoints_file)],
+            [
+                sys.executable,
+                "manage.py",
+                "sandbox",
+                "--endpoints-file",
+                str(endpoints_file),
+                *(arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))),
+            ],
         )
         deadline = time.monotonic() + SANDBOX_START_TIMEOUT_S
         while not endpoints_file.exists():
@@ -146,3 +197,19 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A pre-exec hook that makes the kernel send the child SIGTERM when serve dies (Linux's
+    PR_SET_PDEATHSIG, kept across exec); None where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def hook() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # serve may have died between fork and prctl: then no signal would ever come.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return hook
