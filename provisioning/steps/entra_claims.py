@@ -51,6 +51,7 @@ SESSION_NAME_SOURCES = [
 DEFAULT_SESSION_NAME_SOURCE = "userprincipalname"
 # IAM: a role session lasts 900 s to the role's MaxSessionDuration (at most 12 h).
 MIN_SESSION_S = 900
+MAX_SESSION_S = 43_200
 DEFAULT_SESSION_S = 3600
 # Graph's directory reference URL of a policy, as $ref bodies name it.
 POLICY_REF = "https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/{id}"
@@ -67,6 +68,13 @@ class EntraClaimsForm(RelayStateFields):
         initial=DEFAULT_SESSION_NAME_SOURCE,
         widget=forms.RadioSelect,
         help_text=_("Each Connect username must equal it exactly, case included."),
+    )
+    session_duration_s = forms.IntegerField(
+        label=_("Session length in seconds"),
+        required=False,
+        min_value=MIN_SESSION_S,
+        max_value=MAX_SESSION_S,
+        help_text=_("Empty: one hour, or the federation role's maximum if that is shorter."),
     )
 
 

@@ -163,3 +163,55 @@ def test_it_refuses_to_rotate_a_secret_no_key_can_read(settings) -> None:
 
     with pytest.raises(CommandError, match="Put its old key back"):
         call_command("rotate_encryption_keys", stdout=io.StringIO())
+
+
+XXE_METADATA = (
+    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata">&x;</EntityDescriptor>'
+)
+
+
+def test_it_refuses_plan_file_answers_the_steps_forms_refuse(tmp_path) -> None:
+    """A plan file's answers go through the step's form, as the run page's do: the command stops
+    with the form's own messages (exit 1) and starts no run."""
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        textwrap.dedent(
+            f"""
+            flow = "entra"
+            region = "ap-northeast-1"
+            [steps.saml_provider]
+            metadata_xml = '''{XXE_METADATA}'''
+            [steps.entra_claims]
+            session_name_source = "userprincipalname"
+            session_duration_s = "abc"
+            destination = "/connect/home"
+            colour = "blue"
+            """
+        )
+    )
+
+    with pytest.raises(CommandError) as refused:
+        _setup_sso(str(plan))
+    message = str(refused.value)
+
+    assert refused.value.returncode == 1
+    assert "saml_provider: metadata_xml:" in message
+    assert "entra_claims: session_duration_s: Enter a whole number." in message
+    assert "entra_claims: destination: Select a valid choice." in message
+    assert "Valid values: admin_site, ccp, agent_workspace, custom_ccp." in message
+    assert "“colour” is not a field of this step" in message
+    assert SetupRun.objects.count() == 0
+
+
+def test_it_refuses_oversized_metadata_by_length(tmp_path) -> None:
+    plan = tmp_path / "plan.toml"
+    body = "<x>" + "a" * (5 * 1024 * 1024) + "</x>"
+    plan.write_text(
+        'flow = "entra"\nregion = "ap-northeast-1"\n'
+        f'[steps.saml_provider]\nmetadata_xml = "{body}"\n'
+    )
+
+    with pytest.raises(CommandError, match="saml_provider: metadata_xml: Ensure this value has at"):
+        _setup_sso(str(plan))
+    assert SetupRun.objects.count() == 0

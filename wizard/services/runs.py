@@ -23,6 +23,7 @@ from provisioning import runner
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import FLOWS
 from provisioning.steps.base import STEPS
+from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
 from wizard.models import (
     AuditKind,
     Cloud,
@@ -182,6 +183,7 @@ def run_create(
         )
     if not region:
         raise RunError(gettext("Choose the AWS region of the Connect instance."))
+    step_inputs = _checked_step_inputs(step_inputs or {})
     aws_connection = _connection(aws_connection_id, (Cloud.AWS,), "AWS")
     idp_connection = _connection(idp_connection_id, (flow.idp,), Cloud(flow.idp).label)
     with transaction.atomic():
@@ -203,7 +205,7 @@ def run_create(
             sync_id=sync_id,
         )
         StepRun.objects.bulk_create(
-            StepRun(run=run, key=key, position=position, inputs=_json((step_inputs or {}).get(key)))
+            StepRun(run=run, key=key, position=position, inputs=step_inputs.get(key, {}))
             for position, key in enumerate(flow.step_keys)
         )
         record_state_change(
@@ -216,6 +218,35 @@ def run_create(
         if enqueue:
             _enqueue_advance(run.pk)
     return run
+
+
+def _checked_step_inputs(step_inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Pre-filled answers (a setup_sso plan file) as each step's form cleans them; refused with
+    the form's own messages, as the run page would refuse them. A form that takes its choices
+    from the step's plan checks its answers when the step plans."""
+    checked: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for key, answers in step_inputs.items():
+        step_class = STEPS[key]
+        if not isinstance(answers, dict):
+            problems.append(
+                gettext("%(step)s: give the answers as fields (a table).") % {"step": key}
+            )
+            continue
+        if takes_plan(step_class):
+            checked[key] = _json(answers)
+            continue
+        try:
+            checked[key] = clean_step_inputs(step_class, answers)
+        except StepInputError as error:
+            problems += [f"{key}: {problem}" for problem in error.problems]
+    if problems:
+        raise RunError(
+            gettext("Some answers are refused; correct them and start again:")
+            + "\n"
+            + "\n".join(f"- {problem}" for problem in problems)
+        )
+    return checked
 
 
 def run_advance(*, run_id: uuid.UUID | str, token: str | None = None) -> None:

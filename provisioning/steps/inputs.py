@@ -1,0 +1,88 @@
+"""Checks a step's answers with the step's own form, wherever they come from: the run page, or a
+`setup_sso` plan file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.translation import gettext as _
+
+from provisioning.steps.base import Step
+
+
+class StepInputError(ValueError):
+    """Answers the step's form refuses: one readable line per problem, naming the field."""
+
+    def __init__(self, step_key: str, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.step_key = step_key
+        self.problems = problems
+
+
+def takes_plan(step_class: type[Step]) -> bool:
+    """Whether the step's form takes its choices from the plan the step waits on (it can only be
+    checked once that plan exists, on the run page)."""
+    return bool(getattr(step_class.form_class, "takes_plan", False))
+
+
+def clean_step_inputs(step_class: type[Step], answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The answers as the form cleans them (plain JSON), or StepInputError.
+
+    Only the answers given are checked: a field left out is asked for on the run page when the
+    step needs it, as it is for a run started in the browser.
+    """
+    form_class = step_class.form_class
+    if form_class is None or not answers:
+        if answers:
+            raise StepInputError(step_class.key, [_("This step takes no answers.")])
+        return {}
+    form = form_class(data=_form_data(form_class, answers))
+    unknown = sorted(set(answers) - set(form.fields))
+    problems = [
+        _("“%(field)s” is not a field of this step; its fields are: %(fields)s.")
+        % {"field": name, "fields": ", ".join(form.fields)}
+        for name in unknown
+    ]
+    form.is_valid()
+    missing_required = False
+    for name, errors in form.errors.items():
+        if name == forms.forms.NON_FIELD_ERRORS:
+            continue
+        if name not in answers:
+            missing_required = True
+            continue
+        problems += [_field_problem(form, name, str(error)) for error in errors]
+    if not missing_required:
+        problems += [str(error) for error in form.non_field_errors()]
+    if problems:
+        raise StepInputError(step_class.key, problems)
+    cleaned = {name: form.cleaned_data[name] for name in answers if name in form.cleaned_data}
+    return json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
+
+
+def _form_data(form_class: type[forms.Form], answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The answers as a browser would post them: a list given for a one-value text field (a plan
+    file's `security_profiles = ["Admin"]`) is its comma-separated text."""
+    fields = form_class.base_fields
+    return {
+        name: ", ".join(str(item) for item in value)
+        if isinstance(value, list)
+        and name in fields
+        and not isinstance(fields[name], forms.MultipleChoiceField)
+        else value
+        for name, value in answers.items()
+    }
+
+
+def _field_problem(form: forms.Form, name: str, error: str) -> str:
+    field = form.fields[name]
+    message = _("%(field)s: %(error)s") % {"field": name, "error": error}
+    choices = getattr(field, "choices", None)
+    if choices:
+        values = ", ".join(str(value) for value, _label in choices if value != "")
+        message += " " + _("Valid values: %(values)s.") % {"values": values}
+    return message
