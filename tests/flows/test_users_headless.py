@@ -42,6 +42,10 @@ def test_it_adds_the_groups_users_headless_and_a_second_run_changes_nothing(
     # Everyone but the three seeded people Connect can't take (and the admins the setup made).
     assert created == len(members) - 3
     assert re.search(rf"create connect_users {created} users to create", first_output)
+    # The plan says who it refused and why, not only that the run succeeded.
+    refused = [line for line in first_output.splitlines() if line.startswith("  refused ")]
+    assert len(refused) == 3, first_output
+    assert all(len(line.split(": ", 1)[1]) > 10 for line in refused), refused
     listed = aws_client(entra_sandbox, "connect").list_users(
         InstanceId=first.instance_id, MaxResults=1000
     )["UserSummaryList"]

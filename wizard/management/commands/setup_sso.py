@@ -42,6 +42,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from provisioning import runner
 from provisioning.steps.base import Plan
 from wizard.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from wizard.selectors.user_changes import ChangeSetView, change_set_view
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
 
@@ -127,12 +128,33 @@ class Command(BaseCommand):
         if step is None or step.plan.get("needs_input"):
             return
         plan = Plan.from_json(step.plan)
+        for warning in plan.warnings:
+            self.stdout.write(f"  warning: {warning}")
+        people = change_set_view(step)
+        if people is not None:
+            self._print_people(people)
         if plan.is_noop:
             self.stdout.write(f"  {step_key}: nothing to do")
             return
         for change in plan.changes:
             if change.action not in ("nothing", "adopt"):
                 self.stdout.write(f"  {change.action} {change.resource_type} {change.name}")
+
+    def _print_people(self, people: ChangeSetView) -> None:
+        """A users step's plan: how many of each change, and everyone it refused, with why."""
+        counts = ", ".join(f"{entry.count} {entry.action}" for entry in people.lists)
+        self.stdout.write(f"  people: {counts or 'nobody'}")
+        for entry in people.lists:
+            if entry.action != "refused":
+                continue
+            for change in entry.sample:
+                reasons = " ".join((change.details or {}).get("reasons", []))
+                self.stdout.write(f"  refused {change.username}: {reasons}")
+            if entry.count > len(entry.sample):
+                self.stdout.write(
+                    f"  … and {entry.count - len(entry.sample)} more refused: "
+                    "the run page's CSV lists them all."
+                )
 
     def _waiting_step(self, run: SetupRun) -> Any:
         return run.steps.filter(status=StepStatus.PLANNED).order_by("position").first()
