@@ -13,6 +13,8 @@ no web request calls the IdP. The choice comes back as step inputs:
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,15 @@ from provisioning.steps.base import Plan
 DIRECTORY_CAP = 1000
 USER = "user"
 GROUP = "group"
+# An Entra object id (a GUID) or an Okta id (20 letters and digits): nothing else is put into a
+# URL path.
+OBJECT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# Graph caps a group's displayName at 256 characters and a userPrincipalName at 113; Okta a login
+# at 100 (Graph's group and user resource types; Okta's Users API reference). No name a directory
+# can hold is longer.
+MAX_NAME_LENGTH = 256
+# Names typed one a line; more people than this are picked as groups.
+MAX_NAMES = 1000
 
 
 @dataclass
@@ -79,15 +90,43 @@ class Choice:
         return not (self.user_ids or self.group_ids or self.names)
 
 
+def check_names(text: str) -> str:
+    """Sign-in or group names, one a line, each within the directories' length limit and free of
+    control and bidirectional-override characters (which would make a name read as another)."""
+    names = _lines(text)
+    if len(names) > MAX_NAMES:
+        raise forms.ValidationError(
+            _("Give at most %(count)d names; pick groups for more people.") % {"count": MAX_NAMES}
+        )
+    for name in names:
+        if len(name) > MAX_NAME_LENGTH:
+            raise forms.ValidationError(
+                _(
+                    "“%(start)s…” is longer than %(limit)d characters: "
+                    "no directory holds such a name."
+                )
+                % {"start": name[:40], "limit": MAX_NAME_LENGTH}
+            )
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in name):
+            raise forms.ValidationError(
+                _("“%(name)s” holds control or direction characters; type the name again.")
+                % {"name": name.encode("ascii", "backslashreplace").decode()[:80]}
+            )
+    return text
+
+
 def read_choice(inputs: dict[str, Any]) -> Choice:
     """The admin's choice from a step's inputs (form or plan file)."""
     user_ids: list[str] = []
     group_ids: list[str] = []
     for value in _lines(inputs.get("picked")):
         kind, _, object_id = value.partition(":")
-        if kind == USER and object_id:
+        if not OBJECT_ID.fullmatch(object_id):
+            # Ids go into URL paths: only the directories' own id alphabet gets there.
+            continue
+        if kind == USER:
             user_ids.append(object_id)
-        elif kind == GROUP and object_id:
+        elif kind == GROUP:
             group_ids.append(object_id)
     return Choice(
         user_ids=list(dict.fromkeys(user_ids)),
@@ -133,11 +172,20 @@ class PeoplePickerForm(forms.Form):
         initial=True,
     )
 
+    def clean_principals_text(self) -> str:
+        return check_names(str(self.cleaned_data.get("principals_text") or ""))
+
+    def clean_exclude_logins(self) -> str:
+        return check_names(str(self.cleaned_data.get("exclude_logins") or ""))
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         picked = picked_values(self.data, self.add_prefix("picked"))
         cleaned["picked"] = [
-            value for value in dict.fromkeys(picked) if value.partition(":")[0] in (USER, GROUP)
+            value
+            for value in dict.fromkeys(picked)
+            if value.partition(":")[0] in (USER, GROUP)
+            and OBJECT_ID.fullmatch(value.partition(":")[2])
         ]
         if not cleaned["picked"] and not str(cleaned.get("principals_text") or "").strip():
             raise forms.ValidationError(_("Choose at least one user or group."))

@@ -150,6 +150,19 @@ def _find_group_by_name(client: Any, name: str) -> Any | None:
     return (found.value or [None])[0]
 
 
+def _find_user_by_login(client: Any, login: str) -> Any | None:
+    """A typed sign-in name is looked up by a quoted filter (OData doubles a quote inside a
+    string), never put into the URL path, where a "/" in it would name another resource."""
+    escaped = login.replace("'", "''")
+    query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        filter=f"userPrincipalName eq '{escaped}'"
+    )
+    found = run_graph(
+        client.users.get(request_configuration=RequestConfiguration(query_parameters=query))
+    )
+    return (found.value or [None])[0]
+
+
 def _add_group(client: Any, group: Any, choice: Choice, nested: str, result: Resolution) -> None:
     name = str(group.display_name or group.id)
     result.principals[str(group.id)] = ("Group", name)
@@ -192,7 +205,7 @@ def resolve(ctx: StepContext, client: Any, choice: Choice) -> Resolution:
         else:
             _add_group(client, group, choice, nested, result)
     for name in choice.names:
-        user = get_or_none(client.users.by_user_id(name).get()) if "@" in name else None
+        user = _find_user_by_login(client, name) if "@" in name else None
         group = None if user is not None else _find_group_by_name(client, name)
         if user is not None:
             individual.append(user)

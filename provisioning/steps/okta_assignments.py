@@ -21,6 +21,7 @@ Rollback removes the assignments and memberships this run added.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ GROUP_MAPPING = "group_mapping"
 ROLE_DOWNLOAD = "role_download"
 # Page sizes: Okta's maxima for users (200), groups (10000) and app users (500).
 USERS_PAGE = 200
+# An Okta user id: "00u" and 17 letters or digits (Okta object ids are 20 characters).
+OKTA_USER_ID = re.compile(r"00u[A-Za-z0-9]{17}")
 GROUPS_PAGE = 10000
 APP_USERS_PAGE = 500
 # The app username templates Okta's "Application username format" offers for SAML apps, by what
@@ -168,6 +171,14 @@ def _find_group(client: Any, name: str) -> dict[str, Any] | None:
 
 
 def _get_user(client: Any, reference: str) -> dict[str, Any] | None:
+    """A user by id (a path), or by login through a quoted filter: a typed login never becomes
+    part of the URL path (Okta's Users API: `filter=profile.login eq "..."`)."""
+    if not OKTA_USER_ID.fullmatch(reference):
+        escaped = reference.replace("\\", "\\\\").replace('"', '\\"')
+        found = okta_call(
+            client, "GET", "/api/v1/users", params={"filter": f'profile.login eq "{escaped}"'}
+        )
+        return (found or [None])[0]
     try:
         return okta_call(client, "GET", f"/api/v1/users/{reference}")
     except PermanentError as error:
@@ -199,7 +210,7 @@ def _chosen_people(ctx: StepContext, client: Any) -> tuple[list[Person], list[st
             for person in _group_members(client, group["id"]):
                 people.setdefault(person.id, person)
             continue
-        user = _get_user(client, name) if "/" not in name else None
+        user = _get_user(client, name)
         if user is None:
             raise PermanentError(
                 f"The Okta org has no user or group called “{name}”.",
