@@ -352,3 +352,16 @@ def test_the_dashboard_shows_only_the_latest_succeeded_run_of_a_sync(admin_clien
     assert "Started" in dashboard and "by the sync schedule" in dashboard
     assert "Connect users: 12 created, 1 updated, 0 deleted, 3 refused" in dashboard
     assert reverse("run_detail", args=[older.pk]) in syncs
+
+
+def test_a_csv_list_name_takes_only_the_lists_the_page_offers(admin_client: Client) -> None:
+    run = users_run(entra_setup(), status=RunStatus.RUNNING)
+    _change_set(run)
+    url = reverse("step_changes_csv", args=[run.pk, "group_users"])
+
+    nul = admin_client.get(url, {"action": "create\x00"})
+    quote = admin_client.get(url, {"action": 'x"; filename="evil.exe'})
+    status = admin_client.get(url, {"status": "done\r\nSet-Cookie: a=b"})
+
+    assert [nul.status_code, quote.status_code, status.status_code] == [404, 404, 404]
+    assert "evil" not in quote.get("Content-Disposition", "")

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -46,5 +47,6 @@ def csv_download(
     response = StreamingHttpResponse(
         csv_lines(columns, rows), content_type="text/csv; charset=utf-8"
     )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Django quotes and, where needed, RFC 5987-encodes the name: nothing in it can break out.
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     return response

@@ -29,7 +29,16 @@ from provisioning.audit import redact, redact_text
 from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.steps.base import STEPS, Step
 from wizard.forms import RunCreateForm
-from wizard.models import Cloud, Connection, RunStatus, SetupRun, StepRun, StepStatus
+from wizard.models import (
+    ChangeAction,
+    ChangeStatus,
+    Cloud,
+    Connection,
+    RunStatus,
+    SetupRun,
+    StepRun,
+    StepStatus,
+)
 from wizard.selectors.runs import run_with_steps
 from wizard.selectors.user_changes import (
     EXPORT_COLUMNS,
@@ -341,6 +350,9 @@ def step_changes_csv(
         raise Http404(_("This step has no list of user changes."))
     action = request.GET.get("action", "")
     status = request.GET.get("status", "")
+    # Both name the file too: only the lists the page offers are accepted.
+    if action not in ("", *ChangeAction.values) or status not in ("", *ChangeStatus.values):
+        raise Http404(_("This step has no such list of user changes."))
     name = "-".join(
         part for part in ("connect-users", action or status, str(change_set.pk)) if part
     )
