@@ -78,3 +78,6 @@ urlpatterns = [
         name="connection_delete",
     ),
 ]
+
+# A too-large or unreadable form post gets the wizard's own page, not a bare "Bad Request (400)".
+handler400 = "wizard.views.errors.bad_request"
