@@ -397,6 +397,16 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
     """The project's error for a Graph (ODataError/APIError), sign-in or network exception."""
     if isinstance(exc, ProvisioningError):
         return exc
+    if isinstance(exc, ClientAuthenticationError) and _unreachable(exc):
+        # azure-identity wraps every failure of a token request in ClientAuthenticationError,
+        # a refused connection or a timeout too ("Authentication failed: <cause>"): a network
+        # fault is not a wrong credential.
+        return RetryableError(
+            "Entra ID's sign-in endpoint could not be reached.",
+            code="entra_unreachable",
+            hint="The wizard retries. If it keeps failing, check the worker's network access "
+            "and the connection's authority.",
+        )
     if isinstance(exc, ClientAuthenticationError):
         text = str(exc.message or exc)
         for code, (message, hint) in SIGN_IN_ERRORS.items():
@@ -424,6 +434,21 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
     return PermanentError(
         f"Unexpected error calling Microsoft Graph: {type(exc).__name__}", code="graph_unexpected"
     )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a network fault (not an answer from Entra) lies behind the exception."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientAuthenticationError) and seen.response is not None:
+            return False  # Entra answered: the answer says what is wrong
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return False  # reached, but not trusted: said as such
+        if isinstance(seen, ServiceRequestError | httpx.TransportError | ConnectionError):
+            return True
+        inner = getattr(seen, "inner_exception", None)
+        seen = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
 
 
 def _tls_untrusted() -> PermanentError:
