@@ -229,6 +229,15 @@ def _identity_provider_entity(root: Element) -> Element:
                 hint=WHERE_TO_GET_IT,
             )
         entity = identity_providers[0]
+    elif _local_name(root.tag) in ("EntityDescriptor", "EntitiesDescriptor"):
+        namespace = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
+        raise PermanentError(
+            f"The metadata's {_local_name(root.tag)} is in the wrong XML namespace: "
+            f"“{namespace or 'none'}”, where SAML 2.0 metadata uses “{_MD[1:-1]}”.",
+            code="saml_metadata_wrong_namespace",
+            hint="Download the metadata again from the IdP instead of editing it by hand. "
+            + WHERE_TO_GET_IT,
+        )
     else:
         raise PermanentError(
             f"This is not SAML 2.0 metadata: its root element is “{_local_name(root.tag)}”, not "

@@ -79,6 +79,21 @@ def test_it_takes_the_one_idp_out_of_an_entities_descriptor() -> None:
     assert _refusal(two).code == "saml_metadata_not_one_idp"
 
 
+@pytest.mark.parametrize("namespace", ["urn:oasis:names:tc:SAML:1.0:metadata", ""])
+def test_it_says_the_namespace_is_wrong(namespace: str) -> None:
+    document = metadata(ENTITY_ID).replace(
+        'xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"', f'xmlns:md="{namespace}"'
+    )
+    if not namespace:
+        document = document.replace('xmlns:md=""', "").replace("md:", "")
+
+    error = _refusal(document)
+
+    assert error.code == "saml_metadata_wrong_namespace", error.message
+    assert "wrong XML namespace" in error.message
+    assert f"“{namespace or 'none'}”" in error.message
+
+
 def test_it_refuses_sp_metadata_and_says_where_to_get_idp_metadata() -> None:
     document = metadata(ENTITY_ID).replace("IDPSSODescriptor", "SPSSODescriptor")
 
