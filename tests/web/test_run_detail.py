@@ -270,3 +270,37 @@ def test_it_applies_a_confirmed_plan(admin_client: Client, web_flow: Flow) -> No
     run.refresh_from_db()
     assert run.status == "running"
     assert run.steps.get().status == "applying"
+
+
+def test_it_lets_the_admin_correct_a_failed_steps_answer_and_retry_in_the_same_run(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="failed",
+        steps=[
+            {
+                "key": "web_ask",
+                "status": "failed",
+                "inputs": {"agent_count": 5000, "team_name": "Tokyo support"},
+                "error": {"message": "Connect refused 5000 agents."},
+            }
+        ],
+    )
+    url = reverse("step_inputs", args=[run.pk, "web_ask"])
+
+    page = _page(admin_client, run)
+    mistake = admin_client.post(url, {"step-web_ask-agent_count": "0"})
+    response = admin_client.post(
+        url, {"step-web_ask-agent_count": "40", "step-web_ask-team_name": "Tokyo support"}
+    )
+
+    assert "Change your answers and retry" in page and f'action="{url}"' in page
+    assert 'value="5000"' in page  # what was answered before, to edit
+    assert "greater than or equal to 1" in mistake.content.decode()
+    assert '<details class="step-answers" open>' in mistake.content.decode()
+    step = run.steps.get()
+    run.refresh_from_db()
+    assert response["Location"] == reverse("run_detail", args=[run.pk])
+    assert step.inputs == {"agent_count": 40, "team_name": "Tokyo support"}
+    assert (step.status, step.error, run.status) == ("pending", {}, "running")
+    assert run.pk == SetupRun.objects.get().pk  # the same run, not a new one

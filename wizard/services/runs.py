@@ -344,9 +344,15 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
 
 
 def run_retry_step(
-    *, user: Any, run_id: uuid.UUID | str, step_key: str, enqueue: bool = True
+    *,
+    user: Any,
+    run_id: uuid.UUID | str,
+    step_key: str,
+    inputs: dict[str, Any] | None = None,
+    enqueue: bool = True,
 ) -> SetupRun:
-    """Plan and apply a failed step again, then carry on with the run."""
+    """Plan and apply a failed step again, then carry on with the run; with `inputs` (its form's
+    cleaned answers), with the admin's corrected answers."""
     with transaction.atomic():
         run = _locked_run(run_id)
         step = _step(run, step_key)
@@ -355,7 +361,10 @@ def run_retry_step(
         if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             raise RunError(gettext("The run is busy; retry the step once it has stopped."))
         _refuse_changed_flow(run)
-        _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
+        answers = {"inputs": {**step.inputs, **_json(inputs)}} if inputs is not None else {}
+        _move_step(
+            user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None, **answers
+        )
         _move_run(
             user, run, RunStatus.RUNNING, f"Retrying “{step.key}”.", error={}, finished_at=None
         )

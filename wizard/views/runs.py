@@ -122,6 +122,18 @@ def _step_needs_input(run: SetupRun, step: StepRun) -> bool:
     )
 
 
+def _step_answers_editable(run: SetupRun, step: StepRun) -> bool:
+    """A failed step with a form, in a run at rest: its answers may have been what was wrong, so
+    the admin can change them and retry in the same run."""
+    step_class = _step_class(step.key)
+    return bool(
+        step.status == StepStatus.FAILED
+        and run.status in RESUMABLE
+        and step_class is not None
+        and step_class.form_class is not None
+    )
+
+
 def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> list[StepCard]:
     now = timezone.now()
     cards = []
@@ -129,7 +141,11 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
         step_class = _step_class(step.key)
         needs_input = _step_needs_input(run, step)
         form = None
-        if needs_input and step_class is not None and step_class.form_class is not None:
+        if (
+            (needs_input or _step_answers_editable(run, step))
+            and step_class is not None
+            and step_class.form_class is not None
+        ):
             if bound_form and bound_form[0] == step.key:
                 form = bound_form[1]
             else:
@@ -318,12 +334,24 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     run = _get_run(run_id)
     step = _get_step(run, step_key)
     step_class = _step_class(step.key)
-    if step_class is None or step_class.form_class is None or not _step_needs_input(run, step):
+    editable = _step_answers_editable(run, step)
+    if step_class is None or step_class.form_class is None:
+        raise Http404(_("This step takes no answers."))
+    if not (editable or _step_needs_input(run, step)):
         messages.error(request, _("This step is not waiting for input."))
         return redirect(_run_url(run))
     form = _step_form(step_class, step, request.POST)
     if not form.is_valid():
         return render(request, RUN_TEMPLATE, _run_context(run, bound_form=(step.key, form)))
+    if editable:
+        return _act(
+            request,
+            run_id,
+            run_services.run_retry_step,
+            _("Saved. The step runs again with your new answers."),
+            step_key=step_key,
+            inputs=form.cleaned_data,
+        )
     return _act(
         request,
         run_id,
