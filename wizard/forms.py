@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from wizard.models import AuditOutcome, Cloud, Connection, Departures
 from wizard.selectors.runs import available_flows
+from wizard.services.connection_formats import unsafe_characters
 from wizard.services.user_syncs import EVERY_HOURS_CHOICES
 
 IDP_CHOICES = [(Cloud.ENTRA.value, "Microsoft Entra ID"), (Cloud.OKTA.value, "Okta")]
@@ -261,6 +262,10 @@ class ConnectionForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
+        if unsafe_characters(name):
+            raise forms.ValidationError(
+                _("This holds control or invisible direction characters; type it again.")
+            )
         taken = Connection.objects.filter(cloud=self.cloud, name=name)
         if self.editing:
             taken = taken.exclude(pk=self.editing.pk)

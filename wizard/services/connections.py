@@ -43,6 +43,7 @@ from provisioning.errors import PermanentError, ProvisioningError
 from provisioning.okta.org_url import validate_okta_org_url
 from wizard.models import AuditKind, Cloud, Connection, SetupRun
 from wizard.secret_box import SecretUnreadable
+from wizard.services.connection_formats import format_errors
 
 
 def _field(
@@ -235,6 +236,13 @@ def validate_connection(
             clean_secrets[field["name"]] = value
         elif field["required"] and field["name"] not in stored_secret_names:
             errors[field["name"]] = gettext("This field is required.")
+    errors.update(
+        {
+            name: message
+            for name, message in format_errors({**clean_config, **clean_secrets}).items()
+            if name not in errors
+        }
+    )
     errors.update(_check_values(cloud, clean_config))
     if errors:
         raise ValidationError(errors)
