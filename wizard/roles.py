@@ -6,14 +6,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -32,23 +32,24 @@ SESSION_PASSWORD_AT = "wizard_password_entered_at"  # noqa: S105 - a session key
 # The page that asks for the password again, and where it sends the admin afterwards.
 REAUTH_URL_NAME = "reauth"
 REDIRECT_FIELD = "next"
+# A user's role, kept on the user object for the rest of the request (the menu asks it too).
+ROLE_CACHE = "_wizard_role"
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def role_of(user: Any) -> str | None:
     """The user's role: a superuser is an admin; in several groups, the highest one counts."""
     if not user.is_authenticated or not user.is_active:
         return None
-    cached = getattr(user, "_wizard_role", False)
-    if cached is not False:
-        return cached
+    if ROLE_CACHE in user.__dict__:
+        return cast(str | None, user.__dict__[ROLE_CACHE])
     if user.is_superuser:
         role: str | None = ADMIN
     else:
         held = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
         role = next((name for name in reversed(ROLES) if name in held), None)
-    user._wizard_role = role
+    user.__dict__[ROLE_CACHE] = role
     return role
 
 
@@ -130,7 +131,7 @@ def role_required(role: str, *, recent_password: bool = False) -> Callable[[View
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
-        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             held = role_of(request.user)

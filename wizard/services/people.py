@@ -14,7 +14,7 @@ from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, record_state_change
 from wizard.models import AuditKind
-from wizard.roles import ADMIN, ROLES, role_group, role_of
+from wizard.roles import ADMIN, ROLE_CACHE, ROLES, role_group, role_of
 
 
 def _scope(actor: Any) -> AuditScope:
@@ -51,7 +51,7 @@ def _refuse_if_last_admin(person: AbstractUser) -> None:
 def _set_role(person: AbstractUser, role: str) -> None:
     person.groups.remove(*person.groups.filter(name__in=ROLES))
     person.groups.add(role_group(role))
-    person.__dict__.pop("_wizard_role", None)
+    person.__dict__.pop(ROLE_CACHE, None)
 
 
 def person_invite(*, actor: Any, username: str, email: str, role: str) -> AbstractUser:
