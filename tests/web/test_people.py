@@ -12,7 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from provisioning.flows import Flow
 from tests.web.conftest import PASSWORD
+from tests.web.factories import make_run
+from wizard import secret_box
 from wizard.models import AuditEvent, AuditKind
 from wizard.roles import ADMIN, OPERATOR, VIEWER, role_group, role_of
 
@@ -93,6 +96,9 @@ def test_it_changes_a_role_and_audits_old_and_new(admin_client: Client) -> None:
     )
     page = admin_client.get(reverse("people")).content.decode()
     assert "The role is saved." in page
+    audit_page = admin_client.get(reverse("audit_log")).content.decode()
+    assert "Person changed" in audit_page
+    assert "taro&#x27;s role changed from viewer to operator." in audit_page
 
 
 def test_it_deactivates_someone_else_and_audits_it(admin_client: Client) -> None:
@@ -193,3 +199,39 @@ def test_ensure_admin_puts_the_first_login_in_the_admin_group(
     first = User.objects.get(username="first")
     assert first.groups.filter(name=ADMIN).exists()
     assert _role(first) == ADMIN
+
+
+@pytest.mark.parametrize(
+    ("role", "shown", "hidden"),
+    [
+        (VIEWER, [], ["run_resume", "run_rollback", "step_retry", "step_secret"]),
+        (OPERATOR, ["run_resume", "run_rollback", "step_retry"], ["step_secret"]),
+        (ADMIN, ["run_resume", "run_rollback", "step_retry", "step_secret"], []),
+    ],
+)
+def test_the_run_page_shows_only_the_buttons_the_role_may_use(
+    client: Client, web_flow: Flow, role: str, shown: list[str], hidden: list[str]
+) -> None:
+    run = make_run(
+        status="failed",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "failed",
+                "created_resources": [{"type": "instance", "id": "i-1"}],
+                "secret_ciphertext": secret_box.encrypt_json({"AKIAEXAMPLE": "shown-once"}),
+            }
+        ],
+    )
+    client.force_login(_person(f"{role}-person", role))
+
+    page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
+
+    def url(name: str) -> str:
+        return reverse(name, args=[run.pk] if name.startswith("run_") else [run.pk, "web_create"])
+
+    assert [name for name in shown if url(name) in page] == shown
+    assert [name for name in hidden if url(name) in page] == []
+    if role == ADMIN:
+        back = reverse("run_detail", args=[run.pk]) + "#step-web_create"
+        assert f'name="next" value="{back}"' in page
