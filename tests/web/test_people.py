@@ -7,7 +7,7 @@ import html
 import re
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -17,7 +17,7 @@ from tests.web.conftest import PASSWORD
 from tests.web.factories import make_run
 from wizard import secret_box
 from wizard.models import AuditEvent, AuditKind
-from wizard.roles import ADMIN, OPERATOR, VIEWER, role_group, role_of
+from wizard.roles import ADMIN, OPERATOR, ROLES, VIEWER, role_group, role_of
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +235,7 @@ def test_the_run_page_shows_only_the_buttons_the_role_may_use(
     if role == ADMIN:
         back = reverse("run_detail", args=[run.pk]) + "#step-web_create"
         assert f'name="next" value="{back}"' in page
+
+
+def test_the_migration_makes_the_three_role_groups() -> None:
+    assert sorted(Group.objects.values_list("name", flat=True)) == sorted(ROLES)
