@@ -10,6 +10,11 @@ class WizardConfig(AppConfig):
     verbose_name = "Connect SSO wizard"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
         from provisioning.runner import import_step_modules
+        from wizard.roles import note_password_entered
 
         import_step_modules()
+        # Signing in is typing the password: the risky actions don't ask again for a while.
+        user_logged_in.connect(note_password_entered, dispatch_uid="wizard_password_entered")

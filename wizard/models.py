@@ -217,6 +217,7 @@ class AuditKind(models.TextChoices):
     LOGIN = "login", _("Signed in")
     SECRET_REVEALED = "secret_revealed", _("Secret shown")
     USER_SYNC = "user_sync", _("User sync changed")
+    PERSON = "person", _("Person changed")
 
 
 class AuditOutcome(models.TextChoices):

@@ -97,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "wizard.context_processors.wizard_mode",
+                "wizard.roles.role_context",
             ],
         },
     },
@@ -140,6 +141,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Revealing a one-time secret, deleting a connection or a sync and rolling back a run ask for the
+# password again when it was last typed longer ago than this (OWASP ASVS 3.7.1: re-authenticate
+# before sensitive transactions; five minutes keeps a run of such actions to one prompt).
+WIZARD_REAUTH_MAX_AGE_S = int(os.environ.get("WIZARD_REAUTH_MAX_AGE_S", "300"))
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("ja", _("Japanese"))]

@@ -19,6 +19,7 @@ from tests.browser.chromium import (
     VIEWPORT,
 )
 from tests.worker_process import WorkerProcess
+from wizard.roles import ADMIN, role_group
 from wizard.services.connections import register_sandbox_connections
 
 
@@ -29,7 +30,8 @@ def page(
     settings.WIZARD_MODE = "sandbox"
     settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
     register_sandbox_connections(sandbox_file=settings.SANDBOX_FILE)
-    User.objects.create_user("admin", password=PASSWORD)
+    # The browser tests sign in as this admin (chromium.sign_in).
+    User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
     # Playwright's sync API runs an event loop in this thread; the ORM calls around it are sync.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from tests.web.factories import make_connection
 from tests.worker_process import WorkerProcess
+from wizard.roles import ADMIN, role_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -58,7 +59,7 @@ def chromium() -> Iterator[Browser]:
 def session(
     celery_worker: WorkerProcess, live_server: object, chromium: Browser, artifacts_dir: Path
 ) -> Iterator[BrowserSession]:
-    User.objects.create_user("admin", password=PASSWORD)
+    User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
     make_connection("aws", name="Sandbox AWS", is_sandbox=True)
     make_connection(
         "entra", name="Sandbox Entra ID", is_sandbox=True, config={"method": "client_secret"}

@@ -13,6 +13,7 @@ from django.test import Client
 from provisioning.flows import FLOWS, Flow, register_flow
 from provisioning.steps.base import STEPS, Plan, Step, register
 from tests.web.factories import WEB_FLOW
+from wizard.roles import ADMIN, role_group
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test login
 
@@ -55,7 +56,9 @@ def web_flow() -> Iterator[Flow]:
 
 @pytest.fixture
 def admin_user(db: None) -> User:
-    return User.objects.create_user("admin", password=PASSWORD)
+    user = User.objects.create_user("admin", password=PASSWORD)
+    user.groups.add(role_group(ADMIN))
+    return user
 
 
 @pytest.fixture

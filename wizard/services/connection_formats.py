@@ -95,9 +95,7 @@ def unsafe_characters(value: str, *, multiline: bool = False) -> bool:
     """Whether the value holds control characters or invisible format characters, such as the
     bidirectional overrides that make a name read as another (line breaks only in a PEM)."""
     allowed = {"\n", "\r"} if multiline else set()
-    return any(
-        unicodedata.category(char) in ("Cc", "Cf") and char not in allowed for char in value
-    )
+    return any(unicodedata.category(char) in ("Cc", "Cf") and char not in allowed for char in value)
 
 
 def format_errors(values: dict[str, str]) -> dict[str, str]:

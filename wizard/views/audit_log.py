@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from wizard.forms import AuditLogFilterForm
+from wizard.roles import VIEWER, role_required
 from wizard.selectors.audit_log import (
     EXPORT_COLUMNS,
     AuditPage,
@@ -63,6 +64,7 @@ def _cursor(request: HttpRequest, name: str) -> Cursor | None:
         return None
 
 
+@role_required(VIEWER)
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
     form, filters = _filters(request)
@@ -98,6 +100,7 @@ def _export_name(extension: str) -> str:
     return f"audit-log-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
 
 
+@role_required(VIEWER)
 @require_GET
 def audit_log_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, filters = _filters(request)
@@ -108,6 +111,7 @@ def audit_log_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     )
 
 
+@role_required(VIEWER)
 @require_GET
 def audit_log_json(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     form, filters = _filters(request)

@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from wizard.forms import ConnectionForm
 from wizard.models import Cloud, Connection, SetupRun
+from wizard.roles import ADMIN, role_required
 from wizard.services import connections as connection_services
 from wizard.services.connections import CONNECTION_FIELDS
 from wizard.views.runs import HtmxHttpRequest
@@ -79,6 +80,7 @@ def _settings(connection: Connection) -> list[tuple[str, str]]:
     ]
 
 
+@role_required(ADMIN)
 @require_GET
 def connections(request: HttpRequest) -> HttpResponse:
     by_cloud = []
@@ -102,6 +104,7 @@ def connections(request: HttpRequest) -> HttpResponse:
     return render(request, "connections.html", {"by_cloud": by_cloud})
 
 
+@role_required(ADMIN)
 @require_http_methods(["GET", "POST"])
 def connection_new(request: HttpRequest, cloud: str, method: str) -> HttpResponse:
     spec = _spec(cloud, method)
@@ -123,6 +126,7 @@ def connection_new(request: HttpRequest, cloud: str, method: str) -> HttpRespons
     return _render_form(request, form, Cloud(cloud).label, spec, connection=None)
 
 
+@role_required(ADMIN)
 @require_http_methods(["GET", "POST"])
 def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = _get_connection(connection_id)
@@ -162,6 +166,7 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
     return _render_form(request, form, connection.get_cloud_display(), spec, connection=connection)
 
 
+@role_required(ADMIN)
 @require_POST
 def connection_test(request: HttpRequest, connection_id: int) -> HttpResponse:
     connection = _get_connection(connection_id)
@@ -172,6 +177,7 @@ def connection_test(request: HttpRequest, connection_id: int) -> HttpResponse:
     return redirect(_connections_url(connection))
 
 
+@role_required(ADMIN)
 @require_GET
 def connection_test_status(request: HtmxHttpRequest, connection_id: int) -> HttpResponse:
     """One connection's test result; polled by the page until the requested test has run."""
@@ -187,6 +193,7 @@ def connection_test_status(request: HtmxHttpRequest, connection_id: int) -> Http
     return HttpResponse(html)
 
 
+@role_required(ADMIN, recent_password=True)
 @require_http_methods(["GET", "POST"])
 def connection_delete(request: HttpRequest, connection_id: int) -> HttpResponse:
     """GET asks for confirmation (or says why it can't be deleted); POST deletes."""

@@ -8,12 +8,14 @@ from django.views.decorators.http import require_GET
 
 from provisioning.flows import FLOWS
 from wizard.models import Connection, StepStatus
+from wizard.roles import VIEWER, role_required
 from wizard.selectors.runs import runs_for_dashboard
 
 # Steps whose outputs count the Connect users a run created, updated and deleted.
 USER_STEPS = ("group_users", "connect_users")
 
 
+@role_required(VIEWER)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     runs = runs_for_dashboard(user=request.user)

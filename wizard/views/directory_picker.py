@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from provisioning.directory_picker import GROUP, USER, search_directory
 from wizard.models import StepRun
+from wizard.roles import OPERATOR, role_required
 
 # How many users and how many groups one search shows (the rest: "refine the search").
 PICKER_RESULTS = 50
@@ -25,6 +26,7 @@ def _get_step(run_id: uuid.UUID, step_key: str) -> StepRun:
     return step
 
 
+@role_required(OPERATOR)
 @require_GET
 def directory_results(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     """The results fragment for ?q=; the ticked boxes sent along stay ticked, listed first."""

@@ -39,6 +39,7 @@ from wizard.models import (
     StepRun,
     StepStatus,
 )
+from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.runs import run_with_steps
 from wizard.selectors.user_changes import (
     EXPORT_COLUMNS,
@@ -210,6 +211,7 @@ def _run_context(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None
     }
 
 
+@role_required(OPERATOR)
 @require_http_methods(["GET", "POST"])
 def run_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -254,6 +256,7 @@ def _new_run_initial() -> dict[str, Any]:
     return initial
 
 
+@role_required(VIEWER)
 @require_GET
 def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """The run page; for htmx polls just its status section, and 286 (stop polling) at rest."""
@@ -279,6 +282,7 @@ def _act(
     return redirect(_run_url(run_id))
 
 
+@role_required(OPERATOR)
 @require_POST
 def run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     _get_run(run_id)
@@ -287,6 +291,7 @@ def run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@role_required(OPERATOR)
 @require_POST
 def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     _get_run(run_id)
@@ -298,6 +303,7 @@ def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@role_required(OPERATOR, recent_password=True)
 @require_http_methods(["GET", "POST"])
 def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation, listing what will be removed; POST rolls back."""
@@ -312,6 +318,7 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return render(request, "run_rollback.html", _run_context(run))
 
 
+@role_required(OPERATOR)
 @require_POST
 def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
@@ -320,6 +327,7 @@ def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRe
     )
 
 
+@role_required(OPERATOR)
 @require_POST
 def step_apply(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
@@ -328,6 +336,7 @@ def step_apply(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRe
     )
 
 
+@role_required(OPERATOR)
 @require_POST
 def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     """Save a step's answers; on a mistake, show the run page again with what was typed."""
@@ -362,6 +371,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     )
 
 
+@role_required(VIEWER)
 @require_GET
 def step_changes_csv(
     request: HttpRequest, run_id: uuid.UUID, step_key: str

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from provisioning.audit import AuditScope, record_state_change, register_secret_values
 from provisioning.steps.base import STEPS
 from wizard.models import AuditKind, StepRun
+from wizard.roles import ADMIN, role_required
 
 
 def _get_step(run_id: uuid.UUID, step_key: str) -> StepRun:
@@ -25,6 +26,7 @@ def _get_step(run_id: uuid.UUID, step_key: str) -> StepRun:
     return step
 
 
+@role_required(ADMIN, recent_password=True)
 @never_cache
 @require_POST
 def reveal(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from wizard.forms import UserSyncForm
 from wizard.models import SetupRun, UserSync
+from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.user_syncs import sync_rows
 from wizard.services import user_syncs as sync_services
 from wizard.services.runs import RunError
@@ -39,6 +40,7 @@ def _run_url(run_id: Any) -> str:
     return reverse("run_detail", kwargs={"run_id": run_id})
 
 
+@role_required(OPERATOR)
 @require_POST
 def users_from_groups(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """Start "Connect users from groups" for the instance of this SSO setup."""
@@ -51,6 +53,7 @@ def users_from_groups(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return redirect(_run_url(run.pk))
 
 
+@role_required(OPERATOR)
 @require_http_methods(["GET", "POST"])
 def sync_new(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """Keep the users of this (succeeded) users run in step with its groups from now on."""
@@ -87,11 +90,13 @@ def sync_new(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@role_required(VIEWER)
 @require_GET
 def syncs(request: HttpRequest) -> HttpResponse:
     return render(request, "syncs.html", {"rows": sync_rows()})
 
 
+@role_required(OPERATOR)
 @require_http_methods(["GET", "POST"])
 def sync_edit(request: HttpRequest, sync_id: uuid.UUID) -> HttpResponse:
     sync = _get_sync(sync_id)
@@ -122,6 +127,7 @@ def sync_edit(request: HttpRequest, sync_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@role_required(OPERATOR)
 @require_POST
 def sync_run_now(request: HttpRequest, sync_id: uuid.UUID) -> HttpResponse:
     _get_sync(sync_id)
@@ -133,6 +139,7 @@ def sync_run_now(request: HttpRequest, sync_id: uuid.UUID) -> HttpResponse:
     return redirect(_run_url(run.pk))
 
 
+@role_required(OPERATOR, recent_password=True)
 @require_http_methods(["GET", "POST"])
 def sync_delete(request: HttpRequest, sync_id: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation; POST deletes the sync (its runs and users stay)."""
