@@ -344,9 +344,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     step = _get_step(run, step_key)
     step_class = _step_class(step.key)
     editable = _step_answers_editable(run, step)
-    if step_class is None or step_class.form_class is None:
-        raise Http404(_("This step takes no answers."))
-    if not (editable or _step_needs_input(run, step)):
+    if step_class is None or not (editable or _step_needs_input(run, step)):
         messages.error(request, _("This step is not waiting for input."))
         return redirect(_run_url(run))
     form = _step_form(step_class, step, request.POST)
