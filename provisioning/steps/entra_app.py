@@ -63,6 +63,8 @@ CERTIFICATE_SUBJECT = "CN=Amazon Connect SSO"
 # Graph's displayName limit for applications.
 APP_NAME_MAX = 120
 USER_ACCESS_URL = "https://launcher.myapps.microsoft.com/api/signin/{app_id}?tenantId={tenant}"
+# Where Graph's identifier URI policy refusals send admins (identifier-uri-restrictions.md).
+IDENTIFIER_POLICY_LINK = "aka.ms/identifier-uri-addition-error"
 REPLY_CHOICES = [
     ("global", _("Global: https://signin.aws.amazon.com/saml")),
     ("regional", _("Regional: https://<region>.signin.aws.amazon.com/saml")),
@@ -128,6 +130,26 @@ def certificate_years(ctx: StepContext) -> int:
             hint="Choose 1, 2 or 3 years.",
         )
     return years
+
+
+def _identifier_policy_error(refused: PermanentError, identifier: str) -> PermanentError:
+    """Graph's own refusal of the identifier under the tenant's identifier URI policy, with what
+    the admin can do; any other refusal unchanged. Both policies' messages point at
+    IDENTIFIER_POLICY_LINK (identifier-uri-restrictions.md)."""
+    if IDENTIFIER_POLICY_LINK not in refused.message:
+        return refused
+    return PermanentError(
+        refused.message,
+        code="entra_identifier_uri_policy",
+        hint=str(
+            _(
+                "Your tenant's app management policy refuses the identifier {identifier} even "
+                "though the app is set up for SAML. Ask a Global Administrator to exempt this app "
+                "from the identifier URI policy (Entra admin center › Enterprise applications › "
+                "App management policies), or to allow SAML apps again, then retry the step."
+            )
+        ).format(identifier=identifier),
+    )
 
 
 @dataclass
@@ -295,20 +317,26 @@ class EntraApp(Step):
             )
         application, service_principal = found.application, found.service_principal
         changes = differences(ctx, found)
+        sp = client.service_principals.by_service_principal_id(service_principal.id)
+        # SAML mode first: since mid-2025 tenants refuse a new identifier outside their verified
+        # domains unless the service principal is already in SAML mode (entra-docs,
+        # identity-platform/identifier-uri-restrictions.md, "Policy behavior").
+        if "preferredSingleSignOnMode" in changes:
+            run_graph(sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml")))
         app_patch: dict[str, Any] = {}
         if "identifierUris" in changes:
             app_patch["identifier_uris"] = [wanted_identifier(ctx)]
         if "web.redirectUris" in changes:
             app_patch["web"] = WebApplication(redirect_uris=wanted_reply_urls(ctx))
         if app_patch:
-            run_graph(
-                client.applications.by_application_id(application.id).patch(
-                    Application(**app_patch)
+            try:
+                run_graph(
+                    client.applications.by_application_id(application.id).patch(
+                        Application(**app_patch)
+                    )
                 )
-            )
-        sp = client.service_principals.by_service_principal_id(service_principal.id)
-        if "preferredSingleSignOnMode" in changes:
-            run_graph(sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml")))
+            except PermanentError as refused:
+                raise _identifier_policy_error(refused, wanted_identifier(ctx)) from refused
         if "signingCertificate" in changes:
             end = dt.datetime.now(dt.UTC) + dt.timedelta(
                 days=DAYS_PER_YEAR * certificate_years(ctx)
