@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,35 @@ class Crash(BaseException):
     """The worker dying: not an Exception, so nothing on the way up handles it."""
 
 
-def _finished_run(tmp_path: Path) -> SetupRun:
+@dataclass(frozen=True)
+class Finished:
+    """A succeeded Entra run and what entra_claims made in the sandbox tenant."""
+
+    run: SetupRun
+    tenant: Any
+    app_id: str
+    sp_id: str
+    role_value: str
+    policy_id: str
+
+    def context(self) -> Any:
+        return step_context(self.run, "entra_claims")
+
+
+@pytest.fixture
+def finished(entra_sandbox: Sandbox, tmp_path: Path) -> Finished:  # noqa: F811
     run, output = setup_sso(plan_file(tmp_path))
     assert run.status == RunStatus.SUCCEEDED, output
-    return run
-
-
-def _tenant(sandbox: Sandbox) -> Any:
-    return sandbox.apps["entra"].tenant
-
-
-def _ids(run: SetupRun) -> tuple[str, str]:
     app = run.steps.get(key="entra_app").outputs
-    return app["app_object_id"], app["service_principal_id"]
+    claims = run.steps.get(key="entra_claims").outputs
+    return Finished(
+        run=run,
+        tenant=entra_sandbox.apps["entra"].tenant,
+        app_id=app["app_object_id"],
+        sp_id=app["service_principal_id"],
+        role_value=claims["role_value"],
+        policy_id=claims["policy_id"],
+    )
 
 
 def _role(tenant: Any, holder: dict[str, Any], value: str) -> dict[str, Any] | None:
@@ -70,26 +87,26 @@ def _without(ctx: Any, resource_type: str) -> Any:
 
 
 def test_it_puts_the_app_role_on_the_application_and_waits_until_the_service_principal_has_it(
-    entra_sandbox: Sandbox,  # noqa: F811
-    sandbox_knobs: Knobs,
-    tmp_path: Path,
+    finished: Finished, sandbox_knobs: Knobs
 ) -> None:
-    run = _finished_run(tmp_path)
-    tenant = _tenant(entra_sandbox)
-    app_id, sp_id = _ids(run)
-    value = run.steps.get(key="entra_claims").outputs["role_value"]
+    tenant, app_id, sp_id, value = (
+        finished.tenant,
+        finished.app_id,
+        finished.sp_id,
+        finished.role_value,
+    )
     assert _role(tenant, tenant.applications[app_id], value)["isEnabled"]
     step = EntraClaims()
     sandbox_knobs.graph_visibility_delay_s = MIRROR_DELAY_S / 2
-    step.rollback(step_context(run, "entra_claims"))
+    step.rollback(finished.context())
     assert _role(tenant, tenant.applications[app_id], value) is None
     time.sleep(MIRROR_DELAY_S)
 
     with pytest.raises(WaitForCloud):
-        step.apply(step_context(run, "entra_claims"))
+        step.apply(finished.context())
     assert _role(tenant, tenant.service_principals[sp_id], value) is None
     time.sleep(MIRROR_DELAY_S)
-    outputs = step.apply(step_context(run, "entra_claims"))
+    outputs = step.apply(finished.context())
 
     assert _role(tenant, tenant.service_principals[sp_id], value)["id"] == outputs["app_role_id"]
     with tenant.lock:
@@ -98,17 +115,18 @@ def test_it_puts_the_app_role_on_the_application_and_waits_until_the_service_pri
 
 
 def test_it_enables_an_existing_disabled_role_and_leaves_it_on_rollback(
-    entra_sandbox: Sandbox,  # noqa: F811
-    tmp_path: Path,
+    finished: Finished,
 ) -> None:
-    run = _finished_run(tmp_path)
-    tenant = _tenant(entra_sandbox)
-    app_id, sp_id = _ids(run)
-    value = run.steps.get(key="entra_claims").outputs["role_value"]
+    tenant, app_id, sp_id, value = (
+        finished.tenant,
+        finished.app_id,
+        finished.sp_id,
+        finished.role_value,
+    )
     with tenant.lock:
         for holder in (tenant.applications[app_id], tenant.service_principals[sp_id]):
             _role(tenant, holder, value)["isEnabled"] = False
-    adopting = _without(step_context(run, "entra_claims"), APP_ROLE)
+    adopting = _without(finished.context(), APP_ROLE)
     step = EntraClaims()
 
     (role_change,) = [c for c in step.plan(adopting).changes if c.resource_type == APP_ROLE]
@@ -122,13 +140,9 @@ def test_it_enables_an_existing_disabled_role_and_leaves_it_on_rollback(
 
 
 def test_it_links_its_own_policy_and_leaves_a_policy_other_apps_share_untouched(
-    entra_sandbox: Sandbox,  # noqa: F811
-    tmp_path: Path,
+    finished: Finished,
 ) -> None:
-    run = _finished_run(tmp_path)
-    tenant = _tenant(entra_sandbox)
-    _, sp_id = _ids(run)
-    ours = run.steps.get(key="entra_claims").outputs["policy_id"]
+    tenant, sp_id, ours = finished.tenant, finished.sp_id, finished.policy_id
     _, other_app = tenant.instantiate(AWS_TEMPLATE_ID, "Another AWS app")
     while not tenant.is_visible(other_app["id"]):
         time.sleep(0.05)
@@ -141,7 +155,7 @@ def test_it_links_its_own_policy_and_leaves_a_policy_other_apps_share_untouched(
     for target in (other_app["id"], sp_id):
         tenant.link_claims_mapping_policy(target, shared["id"])
     step = EntraClaims()
-    ctx = _without(step_context(run, "entra_claims"), POLICY)
+    ctx = _without(finished.context(), POLICY)
 
     (policy_change,) = [c for c in step.plan(ctx).changes if c.resource_type == POLICY]
     assert policy_change.action == "create"
@@ -169,23 +183,20 @@ def _crash_once_on(ctx: Any, resource_type: str) -> Any:
 
 
 def test_it_makes_one_policy_when_a_crash_comes_between_creating_and_recording_it(
-    entra_sandbox: Sandbox,  # noqa: F811
-    tmp_path: Path,
+    finished: Finished,
 ) -> None:
-    run = _finished_run(tmp_path)
-    tenant = _tenant(entra_sandbox)
-    _, sp_id = _ids(run)
-    claims = run.steps.get(key="entra_claims")
-    name = tenant.find_claims_mapping_policy(claims.outputs["policy_id"])["displayName"]
-    tenant.unlink_claims_mapping_policy(sp_id, claims.outputs["policy_id"])
-    tenant.delete_claims_mapping_policy(claims.outputs["policy_id"])
+    tenant, sp_id = finished.tenant, finished.sp_id
+    claims = finished.run.steps.get(key="entra_claims")
+    name = tenant.find_claims_mapping_policy(finished.policy_id)["displayName"]
+    tenant.unlink_claims_mapping_policy(sp_id, finished.policy_id)
+    tenant.delete_claims_mapping_policy(finished.policy_id)
     claims.created_resources = [e for e in claims.created_resources if e["resource_type"] != POLICY]
     claims.save(update_fields=["created_resources"])
     step = EntraClaims()
 
     with pytest.raises(Crash):
-        step.apply(_crash_once_on(step_context(run, "entra_claims"), POLICY))
-    outputs = _apply_as_the_engine_does(step, step_context(run, "entra_claims"))
+        step.apply(_crash_once_on(finished.context(), POLICY))
+    outputs = _apply_as_the_engine_does(step, finished.context())
 
     with tenant.lock:
         named = [
@@ -193,5 +204,5 @@ def test_it_makes_one_policy_when_a_crash_comes_between_creating_and_recording_i
         ]
     assert named == [outputs["policy_id"]]
     assert [p["id"] for p in tenant.policies_of(sp_id)] == named
-    recorded = run.steps.get(key="entra_claims").created_resources
+    recorded = finished.run.steps.get(key="entra_claims").created_resources
     assert [e["identifier"] for e in recorded if e["resource_type"] == POLICY] == named
