@@ -42,6 +42,7 @@ from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID
@@ -143,10 +144,10 @@ def _identifier_policy_error(refused: PermanentError, identifier: str) -> Perman
         code="entra_identifier_uri_policy",
         hint=str(
             _(
-                "Your tenant's app management policy refuses the identifier {identifier} even "
-                "though the app is set up for SAML. Ask a Global Administrator to exempt this app "
-                "from the identifier URI policy (Entra admin center › Enterprise applications › "
-                "App management policies), or to allow SAML apps again, then retry the step."
+                "Your tenant's identifier URI policy refuses {identifier} even though the app is "
+                "set up for SAML. Ask an administrator to grant this app an exemption from the "
+                "policy (https://aka.ms/identifier-uri-protection-grant-exemptions) or to exempt "
+                "SAML apps again, then retry the step."
             )
         ).format(identifier=identifier),
     )
@@ -218,6 +219,12 @@ def _preferred_certificate(service_principal: Any) -> tuple[str, dt.datetime | N
         if key.usage == "Verify" and identifier.hex().upper() == thumbprint.upper():
             return thumbprint, key.end_date_time
     return "", None
+
+
+def _metadata_shows(metadata_xml: str, thumbprint: str) -> bool:
+    """Whether the federation metadata carries the certificate with this (SHA-1) thumbprint."""
+    metadata = parse_idp_metadata(metadata_xml, check_dates=False)
+    return any(c.thumbprint_sha1 == thumbprint.upper() for c in metadata.signing_certificates)
 
 
 def _certificate_needed(service_principal: Any) -> bool:
@@ -387,6 +394,15 @@ class EntraApp(Step):
         connection = ctx.idp_connection()
         tenant = str(connection.config.get("tenant_id", ""))
         thumbprint, end = _preferred_certificate(service_principal)
+        metadata_xml = download_federation_metadata(
+            connection, str(application.app_id), audit=ctx.audit
+        )
+        if thumbprint and not _metadata_shows(metadata_xml, thumbprint):
+            # The metadata URL can still serve the certificate from before a switch; IAM given
+            # that copy would refuse every sign-in signed with the new one.
+            raise WaitForCloud(
+                str(_("Waiting for Entra ID's federation metadata to show the new certificate."))
+            )
         outputs = {
             "app_object_id": str(application.id),
             "app_id": str(application.app_id),
@@ -399,9 +415,7 @@ class EntraApp(Step):
             "tenant_id": tenant,
             "adopted": adopted,
             "user_access_url": USER_ACCESS_URL.format(app_id=application.app_id, tenant=tenant),
-            "metadata_xml": download_federation_metadata(
-                connection, str(application.app_id), audit=ctx.audit
-            ),
+            "metadata_xml": metadata_xml,
         }
         sandbox = sandbox_endpoints(connection)
         if sandbox:
