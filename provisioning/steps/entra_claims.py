@@ -47,7 +47,7 @@ from provisioning.relay_state import (
     build_relay_state_url,
     relay_state_warnings,
 )
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
 ROLE_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
@@ -223,14 +223,14 @@ def survey(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _role_change(found: dict[str, Any]) -> str:
+def _role_change(found: dict[str, Any]) -> ChangeAction:
     if found["role_ok"]:
         return "nothing"
     # A disabled role with the run's value is enabled and adopted, not made anew.
     return "update" if found["role"] is not None else "create"
 
 
-def _policy_change(found: dict[str, Any]) -> str:
+def _policy_change(found: dict[str, Any]) -> ChangeAction:
     if found["policy_ok"]:
         return "nothing"
     if found["policy"] is None or found["policy_shared"]:
