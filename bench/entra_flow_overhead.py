@@ -164,12 +164,13 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
     ).instantiate.post(InstantiatePostRequestBody(display_name="Amazon Connect bench-bare"))
     app, sp_id = created.application, str(created.service_principal.id)
     sp = client.service_principals.by_service_principal_id(sp_id)
+    # SAML mode before the identifier: the identifier URI policy exempts only SAML apps.
+    await sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml"))
     await client.applications.by_application_id(app.id).patch(
         Application(
             identifier_uris=[f"{SIGNIN}#bench-bare"], web=WebApplication(redirect_uris=[SIGNIN])
         )
     )
-    await sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml"))
     certificate = await sp.add_token_signing_certificate.post(
         AddTokenSigningCertificatePostRequestBody(
             display_name="CN=Amazon Connect SSO",
@@ -220,9 +221,10 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
     iam.attach_role_policy(RoleName="bench-bare", PolicyArn=policy["Policy"]["Arn"])
     role_value = f"{role['Role']['Arn']},{provider_arn}"
     role_id = uuid.uuid4()
-    current = await sp.get()
-    await sp.patch(
-        ServicePrincipal(
+    current = await client.applications.by_application_id(app.id).get()
+    # App roles go on the application; the service principal mirrors them a little later.
+    await client.applications.by_application_id(app.id).patch(
+        Application(
             app_roles=[
                 *current.app_roles,
                 AppRole(
@@ -233,13 +235,19 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
                     is_enabled=True,
                     value=role_value,
                 ),
-            ],
+            ]
+        )
+    )
+    await sp.patch(
+        ServicePrincipal(
             saml_single_sign_on_settings=SamlSingleSignOnSettings(
                 relay_state=f"https://{region}.console.aws.amazon.com/connect/federate/"
                 f"{instance_id}?destination=%2Fccp-v2"
             ),
         )
     )
+    while not any(r.id == role_id for r in (await sp.get()).app_roles or []):
+        await asyncio.sleep(0.1)
     from provisioning.steps.entra_claims import policy_definition
 
     claims = await client.policies.claims_mapping_policies.post(

@@ -42,6 +42,7 @@ from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID
@@ -63,6 +64,8 @@ CERTIFICATE_SUBJECT = "CN=Amazon Connect SSO"
 # Graph's displayName limit for applications.
 APP_NAME_MAX = 120
 USER_ACCESS_URL = "https://launcher.myapps.microsoft.com/api/signin/{app_id}?tenantId={tenant}"
+# Where Graph's identifier URI policy refusals send admins (identifier-uri-restrictions.md).
+IDENTIFIER_POLICY_LINK = "aka.ms/identifier-uri-addition-error"
 REPLY_CHOICES = [
     ("global", _("Global: https://signin.aws.amazon.com/saml")),
     ("regional", _("Regional: https://<region>.signin.aws.amazon.com/saml")),
@@ -128,6 +131,26 @@ def certificate_years(ctx: StepContext) -> int:
             hint="Choose 1, 2 or 3 years.",
         )
     return years
+
+
+def _identifier_policy_error(refused: PermanentError, identifier: str) -> PermanentError:
+    """Graph's own refusal of the identifier under the tenant's identifier URI policy, with what
+    the admin can do; any other refusal unchanged. Both policies' messages point at
+    IDENTIFIER_POLICY_LINK (identifier-uri-restrictions.md)."""
+    if IDENTIFIER_POLICY_LINK not in refused.message:
+        return refused
+    return PermanentError(
+        refused.message,
+        code="entra_identifier_uri_policy",
+        hint=str(
+            _(
+                "Your tenant's identifier URI policy refuses {identifier} even though the app is "
+                "set up for SAML. Ask an administrator to grant this app an exemption from the "
+                "policy (https://aka.ms/identifier-uri-protection-grant-exemptions) or to exempt "
+                "SAML apps again, then retry the step."
+            )
+        ).format(identifier=identifier),
+    )
 
 
 @dataclass
@@ -196,6 +219,12 @@ def _preferred_certificate(service_principal: Any) -> tuple[str, dt.datetime | N
         if key.usage == "Verify" and identifier.hex().upper() == thumbprint.upper():
             return thumbprint, key.end_date_time
     return "", None
+
+
+def _metadata_shows(metadata_xml: str, thumbprint: str) -> bool:
+    """Whether the federation metadata carries the certificate with this (SHA-1) thumbprint."""
+    metadata = parse_idp_metadata(metadata_xml, check_dates=False)
+    return any(c.thumbprint_sha1 == thumbprint.upper() for c in metadata.signing_certificates)
 
 
 def _certificate_needed(service_principal: Any) -> bool:
@@ -295,20 +324,26 @@ class EntraApp(Step):
             )
         application, service_principal = found.application, found.service_principal
         changes = differences(ctx, found)
+        sp = client.service_principals.by_service_principal_id(service_principal.id)
+        # SAML mode first: since mid-2025 tenants refuse a new identifier outside their verified
+        # domains unless the service principal is already in SAML mode (entra-docs,
+        # identity-platform/identifier-uri-restrictions.md, "Policy behavior").
+        if "preferredSingleSignOnMode" in changes:
+            run_graph(sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml")))
         app_patch: dict[str, Any] = {}
         if "identifierUris" in changes:
             app_patch["identifier_uris"] = [wanted_identifier(ctx)]
         if "web.redirectUris" in changes:
             app_patch["web"] = WebApplication(redirect_uris=wanted_reply_urls(ctx))
         if app_patch:
-            run_graph(
-                client.applications.by_application_id(application.id).patch(
-                    Application(**app_patch)
+            try:
+                run_graph(
+                    client.applications.by_application_id(application.id).patch(
+                        Application(**app_patch)
+                    )
                 )
-            )
-        sp = client.service_principals.by_service_principal_id(service_principal.id)
-        if "preferredSingleSignOnMode" in changes:
-            run_graph(sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml")))
+            except PermanentError as refused:
+                raise _identifier_policy_error(refused, wanted_identifier(ctx)) from refused
         if "signingCertificate" in changes:
             end = dt.datetime.now(dt.UTC) + dt.timedelta(
                 days=DAYS_PER_YEAR * certificate_years(ctx)
@@ -359,6 +394,15 @@ class EntraApp(Step):
         connection = ctx.idp_connection()
         tenant = str(connection.config.get("tenant_id", ""))
         thumbprint, end = _preferred_certificate(service_principal)
+        metadata_xml = download_federation_metadata(
+            connection, str(application.app_id), audit=ctx.audit
+        )
+        if thumbprint and not _metadata_shows(metadata_xml, thumbprint):
+            # The metadata URL can still serve the certificate from before a switch; IAM given
+            # that copy would refuse every sign-in signed with the new one.
+            raise WaitForCloud(
+                str(_("Waiting for Entra ID's federation metadata to show the new certificate."))
+            )
         outputs = {
             "app_object_id": str(application.id),
             "app_id": str(application.app_id),
@@ -371,9 +415,7 @@ class EntraApp(Step):
             "tenant_id": tenant,
             "adopted": adopted,
             "user_access_url": USER_ACCESS_URL.format(app_id=application.app_id, tenant=tenant),
-            "metadata_xml": download_federation_metadata(
-                connection, str(application.app_id), audit=ctx.audit
-            ),
+            "metadata_xml": metadata_xml,
         }
         sandbox = sandbox_endpoints(connection)
         if sandbox:

@@ -9,9 +9,16 @@ Reads outputs["entra_app"] (service_principal_id, display_name) and outputs["fed
 (provisioning/relay_state.py).
 Outputs: app_role_id, role_value, session_name_source, policy_id, relay_state.
 
-The default app roles (User, msiam_access) are kept; the role's id is derived from the service
-principal and role value, so a crashed attempt writes the same role again. Rollback deletes the
-claims mapping policy and the app role this run created (after disabling it, as Graph requires).
+The app role goes on the application, whose whole appRoles list is written back with the default
+roles (User, msiam_access) kept; the service principal only mirrors it, some time later, and the
+step waits until it does, so entra_assignments can assign the role. The role's id is derived from
+the service principal and role value, so a crashed attempt writes the same role again. A disabled
+role with the run's value is enabled and adopted, never recorded as created.
+
+A claims mapping policy linked to other apps too is never edited: the step links its own instead,
+marked with the run in its description, and finds that one again after a crash between creating
+and recording it. Rollback deletes the policy and the app role this run created (the role
+disabled first, as Graph requires) and links back a policy it replaced.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from msgraph.generated.models.app_role import AppRole
+from msgraph.generated.models.application import Application
 from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSignOnSettings
@@ -30,8 +38,8 @@ from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import StepContext
 from provisioning.entra.client import run_graph
-from provisioning.entra.graph_reads import get_or_none
-from provisioning.errors import PermanentError
+from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.relay_state import (
     DEFAULT_DESTINATION,
     RelayStateError,
@@ -39,7 +47,7 @@ from provisioning.relay_state import (
     build_relay_state_url,
     relay_state_warnings,
 )
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
 ROLE_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
@@ -59,6 +67,11 @@ APP_ROLE = "entra_app_role"
 POLICY = "entra_claims_mapping_policy"
 # The namespace of the app role ids this wizard derives (uuid5 of service principal + value).
 APP_ROLE_NAMESPACE = uuid.UUID("0d7c8d52-3f5e-4b61-9a3e-6c0d5f1b2a40")
+# The description that marks a claims mapping policy as made by one run of the wizard.
+POLICY_MARKER = "Made by the Connect SSO wizard, run {run_id}"
+# Claims mapping policies read when looking for the one a crashed attempt made. A tenant has a
+# handful (one per app that needs custom claims); past this many the step makes a new one.
+POLICY_SCAN_LIMIT = 1000
 
 
 class EntraClaimsForm(RelayStateFields):
@@ -158,35 +171,79 @@ def _policy_name(ctx: StepContext) -> str:
     return f"Claims for {ctx.outputs['entra_app'].get('display_name', '')}".strip()
 
 
+def _policy_marker(ctx: StepContext) -> str:
+    return POLICY_MARKER.format(run_id=ctx.run_id)
+
+
+def _policy_targets(client: Any, policy_id: str) -> set[str]:
+    """The ids of the service principals (and apps) a claims mapping policy is linked to."""
+    builder = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy_id)
+    targets, _more = all_pages(
+        builder.applies_to, builder.applies_to.get(), limit=POLICY_SCAN_LIMIT
+    )
+    return {str(target.id) for target in targets}
+
+
 def survey(ctx: StepContext) -> dict[str, Any]:
-    """Reads the service principal and its policy; says what differs from what the run wants."""
+    """Reads the application, its service principal and the linked policy; says what differs from
+    what the run wants."""
     client = ctx.graph()
-    sp_id = ctx.outputs["entra_app"]["service_principal_id"]
+    app = ctx.outputs["entra_app"]
+    sp_id = app["service_principal_id"]
     role_value = _role_outputs(ctx)["role_value"]
     definition = policy_definition(_source(ctx), _session_duration(ctx))
     wanted_relay = relay_state(ctx)
+    application = run_graph(client.applications.by_application_id(app["app_object_id"]).get())
     service_principal = run_graph(client.service_principals.by_service_principal_id(sp_id).get())
-    roles = list(service_principal.app_roles or [])
+    # App roles live on the application; the service principal only mirrors them (Graph refuses
+    # appRoles PATCHed on it: microsoft-graph-docs-contrib issue 8801, hamilton PR 42).
+    roles = list(application.app_roles or [])
     role = next((r for r in roles if r.value == role_value), None)
+    mirrored = role is not None and any(
+        r.id == role.id and r.is_enabled for r in service_principal.app_roles or []
+    )
     linked = run_graph(
         client.service_principals.by_service_principal_id(sp_id).claims_mapping_policies.get()
     )
     policy = (linked.value or [None])[0]
+    policy_ok = policy is not None and _same_definition(policy.definition, definition)
+    shared = (
+        policy is not None
+        and not policy_ok
+        and bool(_policy_targets(client, str(policy.id)) - {sp_id})
+    )
     settings = service_principal.saml_single_sign_on_settings
     return {
         "client": client,
         "sp_id": sp_id,
-        "service_principal": service_principal,
+        "application": application,
         "roles": roles,
         "role": role,
         "role_value": role_value,
         "role_ok": role is not None and bool(role.is_enabled),
+        "role_mirrored": mirrored,
         "policy": policy,
+        "policy_shared": shared,
         "definition": definition,
-        "policy_ok": policy is not None and _same_definition(policy.definition, definition),
+        "policy_ok": policy_ok,
         "relay_state": wanted_relay,
         "relay_ok": settings is not None and settings.relay_state == wanted_relay,
     }
+
+
+def _role_change(found: dict[str, Any]) -> ChangeAction:
+    if found["role_ok"]:
+        return "nothing"
+    # A disabled role with the run's value is enabled and adopted, not made anew.
+    return "update" if found["role"] is not None else "create"
+
+
+def _policy_change(found: dict[str, Any]) -> ChangeAction:
+    if found["policy_ok"]:
+        return "nothing"
+    if found["policy"] is None or found["policy_shared"]:
+        return "create"
+    return "update"
 
 
 @register
@@ -203,21 +260,17 @@ class EntraClaims(Step):
         if "session_name_source" not in ctx.inputs or "destination" not in ctx.inputs:
             return Plan(needs_input=True)
         found = survey(ctx)
+        policy_details: dict[str, Any] = {"definition": json.loads(found["definition"])}
+        if found["policy_shared"]:
+            policy_details["replaces_shared_policy"] = str(found["policy"].display_name)
         changes = [
             Change(
-                "nothing" if found["role_ok"] else "create",
+                _role_change(found),
                 APP_ROLE,
                 found["role_value"],
-                {"allowedMemberTypes": ["User"]},
+                {"allowedMemberTypes": ["User"], "on": "application"},
             ),
-            Change(
-                "nothing"
-                if found["policy_ok"]
-                else ("update" if found["policy"] is not None else "create"),
-                POLICY,
-                _policy_name(ctx),
-                {"definition": json.loads(found["definition"])},
-            ),
+            Change(_policy_change(found), POLICY, _policy_name(ctx), policy_details),
             Change(
                 "nothing" if found["relay_ok"] else "update",
                 "relay_state",
@@ -233,46 +286,27 @@ class EntraClaims(Step):
         found = survey(ctx)
         client, sp_id = found["client"], found["sp_id"]
         sp = client.service_principals.by_service_principal_id(sp_id)
-        role_id = (
-            str(found["role"].id)
-            if found["role"] is not None
-            else app_role_id(sp_id, found["role_value"])
-        )
-        patch: dict[str, Any] = {}
-        if not found["role_ok"]:
-            ctx.record_created(APP_ROLE, role_id, service_principal_id=sp_id)
-            others = [r for r in found["roles"] if str(r.id) != role_id]
-            patch["app_roles"] = [
-                *others,
-                AppRole(
-                    id=uuid.UUID(role_id),
-                    allowed_member_types=["User"],
-                    description="Amazon Connect federation role",
-                    display_name=f"Amazon Connect {ctx.instance_alias or ctx.instance_id}"[:120],
-                    is_enabled=True,
-                    value=found["role_value"],
-                ),
-            ]
+        role_id = self._apply_app_role(ctx, found)
         if not found["relay_ok"]:
-            patch["saml_single_sign_on_settings"] = SamlSingleSignOnSettings(
-                relay_state=found["relay_state"]
-            )
-        if patch:
-            run_graph(sp.patch(ServicePrincipal(**patch)))
-        policy = found["policy"]
-        if policy is not None and not found["policy_ok"]:
             run_graph(
-                client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
-                    policy.id
-                ).patch(ClaimsMappingPolicy(definition=[found["definition"]]))
-            )
-        elif policy is None:
-            policy = self._recorded_policy(ctx, client) or self._create_policy(ctx, client, found)
-            run_graph(
-                sp.claims_mapping_policies.ref.post(
-                    ReferenceCreate(odata_id=POLICY_REF.format(id=policy.id))
+                sp.patch(
+                    ServicePrincipal(
+                        saml_single_sign_on_settings=SamlSingleSignOnSettings(
+                            relay_state=found["relay_state"]
+                        )
+                    )
                 )
             )
+        policy = self._apply_policy(ctx, found)
+        if not found["role_mirrored"]:
+            # The service principal shows the application's new role only after Graph syncs it
+            # ("the synchronization isn't immediate": Graph, applications-api-overview); until
+            # then appRoleAssignedTo refuses the role ("Permission being assigned was not found").
+            mirrored = run_graph(sp.get()).app_roles or []
+            if not any(str(r.id) == role_id and r.is_enabled for r in mirrored):
+                raise WaitForCloud(
+                    str(_("Waiting for Entra ID to show the new app role on the enterprise app."))
+                )
         return {
             "app_role_id": role_id,
             "role_value": found["role_value"],
@@ -282,33 +316,104 @@ class EntraClaims(Step):
             "relay_state": found["relay_state"],
         }
 
-    def _recorded_policy(self, ctx: StepContext, client: Any) -> Any | None:
+    def _apply_app_role(self, ctx: StepContext, found: dict[str, Any]) -> str:
+        """PATCH the application with its whole appRoles list, ours added or enabled; the id."""
+        role = found["role"]
+        if found["role_ok"]:
+            return str(role.id)
+        app_id = str(found["application"].id)
+        if role is not None:
+            # Adopted: the admin's (or an earlier run's) disabled role; enabled, never recorded,
+            # so rollback leaves it.
+            role.is_enabled = True
+            roles = found["roles"]
+        else:
+            role_id = app_role_id(found["sp_id"], found["role_value"])
+            ctx.record_created(
+                APP_ROLE, role_id, application_id=app_id, service_principal_id=found["sp_id"]
+            )
+            role = AppRole(
+                id=uuid.UUID(role_id),
+                allowed_member_types=["User"],
+                description="Amazon Connect federation role",
+                display_name=f"Amazon Connect {ctx.instance_alias or ctx.instance_id}"[:120],
+                is_enabled=True,
+                value=found["role_value"],
+            )
+            roles = [*found["roles"], role]
+        client = found["client"]
+        run_graph(client.applications.by_application_id(app_id).patch(Application(app_roles=roles)))
+        return str(role.id)
+
+    def _apply_policy(self, ctx: StepContext, found: dict[str, Any]) -> Any:
+        """The policy linked to the service principal once apply is done."""
+        client, policy = found["client"], found["policy"]
+        sp = client.service_principals.by_service_principal_id(found["sp_id"])
+        if found["policy_ok"]:
+            return policy
+        if policy is not None and not found["policy_shared"]:
+            run_graph(
+                client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
+                    policy.id
+                ).patch(ClaimsMappingPolicy(definition=[found["definition"]]))
+            )
+            return policy
+        replaced = ""
+        if policy is not None:
+            # Shared with other apps: editing it would change their claims too. Entra allows
+            # one claims mapping policy per service principal, so ours takes its place here.
+            replaced = str(policy.id)
+            run_graph(sp.claims_mapping_policies.by_claims_mapping_policy_id(replaced).ref.delete())
+        ours = self._own_policy(ctx, client) or self._create_policy(ctx, client, found)
+        ctx.record_created(
+            POLICY, str(ours.id), service_principal_id=found["sp_id"], replaced_policy_id=replaced
+        )
+        run_graph(
+            sp.claims_mapping_policies.ref.post(
+                ReferenceCreate(odata_id=POLICY_REF.format(id=ours.id))
+            )
+        )
+        return ours
+
+    def _own_policy(self, ctx: StepContext, client: Any) -> Any | None:
+        """This run's policy: recorded, or (after a crash between creating and recording it)
+        found by its name and this run's marker."""
+        policies = client.policies.claims_mapping_policies
         for created in ctx.created:
             if created["resource_type"] == POLICY:
-                return get_or_none(
-                    client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
-                        created["identifier"]
-                    ).get()
+                recorded = get_or_none(
+                    policies.by_claims_mapping_policy_id(created["identifier"]).get()
                 )
-        return None
+                if recorded is not None:
+                    return recorded
+        every, _more = all_pages(policies, policies.get(), limit=POLICY_SCAN_LIMIT)
+        return next(
+            (
+                policy
+                for policy in every
+                if policy.display_name == _policy_name(ctx)
+                and policy.description == _policy_marker(ctx)
+            ),
+            None,
+        )
 
     def _create_policy(self, ctx: StepContext, client: Any, found: dict[str, Any]) -> Any:
-        policy = run_graph(
+        return run_graph(
             client.policies.claims_mapping_policies.post(
                 ClaimsMappingPolicy(
-                    display_name=_policy_name(ctx), definition=[found["definition"]]
+                    display_name=_policy_name(ctx),
+                    description=_policy_marker(ctx),
+                    definition=[found["definition"]],
                 )
             )
         )
-        ctx.record_created(POLICY, str(policy.id), service_principal_id=found["sp_id"])
-        return policy
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         found = survey(ctx)
         return [
             Finding(
                 "app_role",
-                ok=found["role_ok"],
+                ok=found["role_ok"] and found["role_mirrored"],
                 detail=found["role_value"],
                 fix=str(_("Retry the step to add the app role again.")),
             ),
@@ -331,36 +436,63 @@ class EntraClaims(Step):
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.graph()
         for created in reversed(ctx.created):
-            sp_id = created.get("service_principal_id", "")
             if created["resource_type"] == POLICY:
-                policies = client.policies.claims_mapping_policies
-                item = policies.by_claims_mapping_policy_id(created["identifier"])
-                if get_or_none(item.get()) is None:
-                    continue
-                sp = client.service_principals.by_service_principal_id(sp_id)
-                if get_or_none(sp.get()) is not None:
-                    linked = run_graph(sp.claims_mapping_policies.get())
-                    if any(str(p.id) == created["identifier"] for p in linked.value or []):
-                        run_graph(
-                            sp.claims_mapping_policies.by_claims_mapping_policy_id(
-                                created["identifier"]
-                            ).ref.delete()
-                        )
-                run_graph(item.delete())
+                self._remove_policy(client, created)
             elif created["resource_type"] == APP_ROLE:
-                self._remove_app_role(client, sp_id, created["identifier"])
+                self._remove_app_role(client, created)
 
-    def _remove_app_role(self, client: Any, sp_id: str, role_id: str) -> None:
+    def _remove_policy(self, client: Any, created: dict[str, Any]) -> None:
+        policy_id, sp_id = created["identifier"], created.get("service_principal_id", "")
+        item = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy_id)
         sp = client.service_principals.by_service_principal_id(sp_id)
-        service_principal = get_or_none(sp.get())
-        if service_principal is None:
+        if get_or_none(item.get()) is not None:
+            if get_or_none(sp.get()) is not None:
+                linked = run_graph(sp.claims_mapping_policies.get())
+                if any(str(p.id) == policy_id for p in linked.value or []):
+                    run_graph(
+                        sp.claims_mapping_policies.by_claims_mapping_policy_id(
+                            policy_id
+                        ).ref.delete()
+                    )
+            run_graph(item.delete())
+        replaced = created.get("replaced_policy_id") or ""
+        if replaced and get_or_none(sp.get()) is not None:
+            linked = run_graph(sp.claims_mapping_policies.get())
+            still_there = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
+                replaced
+            )
+            if not linked.value and get_or_none(still_there.get()) is not None:
+                run_graph(
+                    sp.claims_mapping_policies.ref.post(
+                        ReferenceCreate(odata_id=POLICY_REF.format(id=replaced))
+                    )
+                )
+
+    def _remove_app_role(self, client: Any, created: dict[str, Any]) -> None:
+        role_id = created["identifier"]
+        app_id = created.get("application_id") or ""
+        if not app_id:
+            # Recorded before roles moved to the application: find it through the service
+            # principal's appId.
+            sp = get_or_none(
+                client.service_principals.by_service_principal_id(
+                    created.get("service_principal_id", "")
+                ).get()
+            )
+            application = sp and get_or_none(client.applications_with_app_id(sp.app_id).get())
+            app_id = str(application.id) if application else ""
+        app = client.applications.by_application_id(app_id)
+        application = get_or_none(app.get()) if app_id else None
+        if application is None:
             return
-        roles = list(service_principal.app_roles or [])
+        roles = list(application.app_roles or [])
         role = next((r for r in roles if str(r.id) == role_id), None)
         if role is None:
             return
-        # Graph refuses to remove an enabled role (CannotDeleteOrUpdateEnabledEntitlement).
+        # Graph refuses to remove an enabled role: "Permission (scope or role) cannot be deleted
+        # or updated unless disabled first" (msgraph-sdk-powershell issue 1211), so disable it in
+        # one PATCH and remove it in the next (microsoft-graph-docs issue 5338).
         if role.is_enabled:
             role.is_enabled = False
-            run_graph(sp.patch(ServicePrincipal(app_roles=roles)))
-        run_graph(sp.patch(ServicePrincipal(app_roles=[r for r in roles if str(r.id) != role_id])))
+            run_graph(app.patch(Application(app_roles=roles)))
+        run_graph(app.patch(Application(app_roles=[r for r in roles if str(r.id) != role_id])))

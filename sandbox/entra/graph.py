@@ -385,6 +385,7 @@ class GraphApi:
         return self._json(request, body)
 
     def _visible(self, store: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        self.tenant.mirror_app_roles()
         with self.tenant.lock:
             return [obj for obj in store.values() if self.tenant.is_visible(obj["id"])]
 

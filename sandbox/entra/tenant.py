@@ -80,6 +80,21 @@ SEEDED_AT = dt.datetime(2024, 4, 1, 9, 0, tzinfo=dt.UTC)
 # Characters Entra accepts in an app role's value (Graph appRole resource docs): no spaces.
 APP_ROLE_VALUE = re.compile(r"^[A-Za-z0-9:!#$%&'()*+,\-./;<=>?@\[\]^_`{|}~]+$")
 DEFAULT_ACCESS_ROLE_ID = "00000000-0000-0000-0000-000000000000"
+# Graph's answer to appRoles PATCHed on a service principal that differ from its application's:
+# a service principal only mirrors them (microsoft-graph-docs-contrib issue 8801; manicminer in
+# hamilton PR 42: "the appRoles for a service principal simply echo the appRoles for the linked
+# application").
+SERVICE_PRINCIPAL_APP_ROLES_REFUSED = (
+    "Property appRoles on the service principal does not match the application object."
+)
+# The default tenant policy on identifierUris that Microsoft enabled in June and July 2025
+# (entra-docs, identity-platform/identifier-uri-restrictions.md, "Policy behavior"): the doc gives
+# the message, not the error code, so the code is Graph's generic one for a refused property.
+IDENTIFIER_URI_REFUSED = (
+    "Failed to add identifier URI {uri}. All newly added URIs must contain a tenant verified "
+    "domain, tenant ID, or app ID, as per the default tenant policy of your organization. See "
+    "https://aka.ms/identifier-uri-addition-error for more information on this error."
+)
 APPLICATION_WRITABLE = {
     "api",
     "appRoles",
@@ -239,6 +254,13 @@ class Tenant:
     # service principal id -> ids of the claims mapping policies linked to it
     policy_links: dict[str, list[str]] = field(default_factory=dict)
     app_role_assignments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # service principal id -> time.monotonic() from which it shows its application's appRoles:
+    # "properties are synchronized from the app registration, but the synchronization isn't
+    # immediate" (Graph, applications-api-overview); the window is knobs.graph_visibility_delay_s.
+    app_roles_mirrored_from: dict[str, float] = field(default_factory=dict)
+    # The identifier URI policy exempts SAML apps by default ("excludeSaml" of Graph's
+    # identifierUriRestriction); an admin may take the exemption away, and a test may too.
+    identifier_uri_policy_excludes_saml: bool = True
     tenant_signing_certificate: SigningCertificate = field(
         default_factory=lambda: issue_signing_certificate("CN=accounts.accesscontrol.windows.net")
     )
@@ -490,7 +512,21 @@ class Tenant:
 
     # Applications and service principals --------------------------------------------------
 
+    def mirror_app_roles(self) -> None:
+        """Service principals whose mirror window has passed show their application's appRoles."""
+        now = time.monotonic()
+        with self.lock:
+            for sp_id, due in list(self.app_roles_mirrored_from.items()):
+                if now < due:
+                    continue
+                del self.app_roles_mirrored_from[sp_id]
+                service_principal = self.service_principals.get(sp_id)
+                application = service_principal and self.application_of(service_principal)
+                if application:
+                    service_principal["appRoles"] = copy.deepcopy(application["appRoles"])
+
     def _find(self, store: dict[str, dict[str, Any]], key: str, by_app_id: bool) -> dict[str, Any]:
+        self.mirror_app_roles()
         with self.lock:
             if by_app_id:
                 found = next(
@@ -635,6 +671,28 @@ class Tenant:
                     )
         return list(uris)
 
+    def _check_identifier_uri_policy(self, application: dict[str, Any], uris: list[str]) -> None:
+        """The default identifierUris policy: a newly added URI names a verified domain, the
+        tenant ID or the app ID, unless the app takes v2.0 tokens or its service principal is in
+        SAML mode (identifier-uri-restrictions.md: both "are exempted by default")."""
+        service_principal = self.service_principal_of(application)
+        saml = (service_principal or {}).get("preferredSingleSignOnMode") or ""
+        if saml.casefold() == "saml" and self.identifier_uri_policy_excludes_saml:
+            return
+        if (application.get("api") or {}).get("requestedAccessTokenVersion") == 2:
+            return
+        existing = {uri.casefold() for uri in application["identifierUris"]}
+        for uri in uris:
+            folded = uri.casefold()
+            if folded in existing:
+                continue
+            if self.tenant_id.casefold() in folded or application["appId"].casefold() in folded:
+                continue
+            host = (urlsplit(uri).hostname or "").casefold()
+            if host == self.domain.casefold() or host.endswith("." + self.domain.casefold()):
+                continue
+            raise bad_request(IDENTIFIER_URI_REFUSED.format(uri=uri))
+
     @staticmethod
     def _validated_redirect_uris(uris: Any) -> list[str]:
         if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
@@ -660,7 +718,10 @@ class Tenant:
         service_principal["replyUrls"] = list(
             (application.get("web") or {}).get("redirectUris") or []
         )
-        service_principal["appRoles"] = copy.deepcopy(application["appRoles"])
+        if service_principal["appRoles"] != application["appRoles"]:
+            self.app_roles_mirrored_from[service_principal["id"]] = (
+                time.monotonic() + self.knobs.graph_visibility_delay_s
+            )
         service_principal["appDisplayName"] = application["displayName"]
 
     def patch_application(self, key: str, body: dict[str, Any], *, by_app_id: bool = False) -> None:
@@ -672,6 +733,7 @@ class Tenant:
                 changes["identifierUris"] = self._validated_identifier_uris(
                     application["id"], changes["identifierUris"]
                 )
+                self._check_identifier_uri_policy(application, changes["identifierUris"])
             if isinstance(changes.get("web"), dict) and "redirectUris" in changes["web"]:
                 changes["web"] = {
                     **changes["web"],
@@ -704,14 +766,22 @@ class Tenant:
                         "Invalid value specified for property 'samlSingleSignOnSettings'."
                     )
             if "appRoles" in changes:
-                changes["appRoles"] = self._validated_app_roles(
-                    service_principal["appRoles"], changes["appRoles"]
-                )
+                self._check_mirrored_app_roles(service_principal, changes.pop("appRoles"))
             self._apply(service_principal, changes)
-            application = self.application_of(service_principal)
-            if "appRoles" in changes and application is not None:
-                # A service principal's roles in its home tenant are its application's roles.
-                application["appRoles"] = copy.deepcopy(service_principal["appRoles"])
+
+    def _check_mirrored_app_roles(self, service_principal: dict[str, Any], roles: Any) -> None:
+        """appRoles on a service principal PATCH pass only when they equal its application's (a
+        no-op); anything else is refused as Graph refuses it."""
+        application = self.application_of(service_principal)
+        wanted = application["appRoles"] if application else service_principal["appRoles"]
+        try:
+            sent = self._validated_app_roles([], roles)
+        except GraphError:
+            sent = None
+        if sent is None or sorted(sent, key=lambda r: r["id"]) != sorted(
+            wanted, key=lambda r: r["id"]
+        ):
+            raise bad_request(SERVICE_PRINCIPAL_APP_ROLES_REFUSED)
 
     def delete_service_principal(self, key: str, *, by_app_id: bool = False) -> None:
         with self.lock:
@@ -723,6 +793,7 @@ class Tenant:
         self.signing_certificates.pop(sp_id, None)
         self.policy_links.pop(sp_id, None)
         self.visible_from.pop(sp_id, None)
+        self.app_roles_mirrored_from.pop(sp_id, None)
         for assignment_id, assignment in list(self.app_role_assignments.items()):
             if sp_id in (assignment["resourceId"], assignment["principalId"]):
                 del self.app_role_assignments[assignment_id]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import ssl
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,7 +25,11 @@ from msgraph.generated.application_templates.application_templates_request_build
 from msgraph.generated.application_templates.item.instantiate.instantiate_post_request_body import (
     InstantiatePostRequestBody,
 )
+from msgraph.generated.models.app_role import AppRole
+from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_request_adapter import options as graph_default_options
 from msgraph_core import GraphClientFactory
 
@@ -122,6 +127,44 @@ async def new_aws_app(client: GraphServiceClient, display_name: str) -> tuple[An
         lambda: client.service_principals.by_service_principal_id(sp_id).get()
     )
     return application, service_principal
+
+
+def federation_role(value: str, *, enabled: bool = True) -> AppRole:
+    """An app role whose value is "<roleArn>,<providerArn>" (PROCEDURE.md section 2 step 8)."""
+    return AppRole(
+        id=uuid.uuid4(),
+        allowed_member_types=["User"],
+        description="Amazon Connect users",
+        display_name="ConnectFederation",
+        is_enabled=enabled,
+        value=value,
+    )
+
+
+async def saml_app_with_role(
+    client: GraphServiceClient,
+    application: Any,
+    service_principal: Any,
+    role: AppRole,
+    *,
+    identifier: str,
+) -> None:
+    """SAML mode first (the identifier URI policy exempts only SAML apps), then the identifier,
+    reply URL and app role on the application, then wait until the service principal mirrors
+    the role, as the Entra steps do."""
+    sp = client.service_principals.by_service_principal_id(service_principal.id)
+    await sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml"))
+    await client.applications.by_application_id(application.id).patch(
+        Application(
+            identifier_uris=[identifier],
+            web=WebApplication(redirect_uris=[AWS_SIGNIN]),
+            app_roles=[*application.app_roles, role],
+        )
+    )
+    deadline = time.monotonic() + VISIBILITY_TIMEOUT_S
+    while not any(r.id == role.id for r in (await sp.get()).app_roles):
+        assert time.monotonic() < deadline, "the service principal never showed the app role"
+        await asyncio.sleep(POLL_INTERVAL_S)
 
 
 def claims_mapping_definition(*, session_name_source: str, session_duration: str) -> str:

@@ -42,6 +42,7 @@ from sandbox.server import Sandbox
 from tests.sandbox.entra_graph import (
     AWS_SIGNIN,
     claims_mapping_definition,
+    federation_role,
     graph_client,
     new_aws_app,
     no_retry,
@@ -53,6 +54,10 @@ ROLE_VALUE = (
     "arn:aws:iam::123456789012:role/ConnectFederation,"
     "arn:aws:iam::123456789012:saml-provider/EntraID"
 )
+
+
+# A little longer than the conftest's replication window (graph_visibility_delay_s = 0.2 s).
+MIRROR_WAIT_S = 0.3
 
 
 def _name(prefix: str) -> str:
@@ -128,31 +133,22 @@ def test_it_patches_saml_settings_and_mirrors_them_on_the_service_principal(
         client = graph_client(sandbox.endpoints)
         application, service_principal = await new_aws_app(client, _name("Connect"))
         identifier = f"https://signin.aws.amazon.com/saml#{uuid.uuid4().hex[:8]}"
-        await client.applications.by_application_id(application.id).patch(
-            Application(
-                identifier_uris=[identifier],
-                web=WebApplication(redirect_uris=[AWS_SIGNIN]),
-            )
-        )
         await client.service_principals.by_service_principal_id(service_principal.id).patch(
             ServicePrincipal(
                 preferred_single_sign_on_mode="saml",
                 saml_single_sign_on_settings=SamlSingleSignOnSettings(
                     relay_state="https://ap-northeast-1.console.aws.amazon.com/connect/federate/i-1"
                 ),
-                app_roles=[
-                    *service_principal.app_roles,
-                    AppRole(
-                        id=uuid.uuid4(),
-                        allowed_member_types=["User"],
-                        description="Connect agents",
-                        display_name="ConnectFederation",
-                        is_enabled=True,
-                        value=ROLE_VALUE,
-                    ),
-                ],
             )
         )
+        await client.applications.by_application_id(application.id).patch(
+            Application(
+                identifier_uris=[identifier],
+                web=WebApplication(redirect_uris=[AWS_SIGNIN]),
+                app_roles=[*application.app_roles, _federation_role()],
+            )
+        )
+        await asyncio.sleep(MIRROR_WAIT_S)
         by_app_id = await client.service_principals_with_app_id(application.app_id).get()
         updated_application = await client.applications.by_application_id(application.id).get()
         return by_app_id, updated_application, identifier
@@ -173,8 +169,12 @@ def test_it_refuses_an_identifier_another_application_holds(sandbox: Sandbox) ->
 
     async def scenario() -> tuple[ODataError, list[str], str]:
         client = graph_client(sandbox.endpoints)
-        first, _ = await new_aws_app(client, _name("Connect"))
-        second, _ = await new_aws_app(client, _name("Connect"))
+        first, first_sp = await new_aws_app(client, _name("Connect"))
+        second, second_sp = await new_aws_app(client, _name("Connect"))
+        for service_principal in (first_sp, second_sp):
+            await client.service_principals.by_service_principal_id(service_principal.id).patch(
+                ServicePrincipal(preferred_single_sign_on_mode="saml")
+            )
         await client.applications.by_application_id(first.id).patch(
             Application(identifier_uris=[identifier])
         )
@@ -213,30 +213,108 @@ def test_it_injects_failures_the_sdk_sees_as_graph_503s(
     assert error.response_headers["Retry-After"] == "1"
 
 
-def test_it_refuses_to_drop_an_enabled_app_role(sandbox: Sandbox) -> None:
-    async def scenario() -> ODataError:
-        client = graph_client(sandbox.endpoints)
-        _, service_principal = await new_aws_app(client, _name("Connect"))
-        with pytest.raises(ODataError) as raised:
-            await client.service_principals.by_service_principal_id(service_principal.id).patch(
-                ServicePrincipal(
-                    app_roles=[
-                        AppRole(
-                            id=uuid.uuid4(),
-                            allowed_member_types=["User"],
-                            display_name="ConnectFederation",
-                            description="only this role",
-                            is_enabled=True,
-                            value=ROLE_VALUE,
-                        )
-                    ]
-                )
-            )
-        return raised.value
+def _federation_role() -> AppRole:
+    return federation_role(ROLE_VALUE)
 
-    error = run(scenario)
+
+def test_it_refuses_to_drop_an_enabled_app_role_until_it_is_disabled(sandbox: Sandbox) -> None:
+    async def scenario() -> tuple[ODataError, list[str | None]]:
+        client = graph_client(sandbox.endpoints)
+        application, _ = await new_aws_app(client, _name("Connect"))
+        app = client.applications.by_application_id(application.id)
+        role = _federation_role()
+        await app.patch(Application(app_roles=[*application.app_roles, role]))
+        with pytest.raises(ODataError) as raised:
+            await app.patch(Application(app_roles=application.app_roles))
+        role.is_enabled = False
+        await app.patch(Application(app_roles=[*application.app_roles, role]))
+        await app.patch(Application(app_roles=application.app_roles))
+        left = await app.get()
+        return raised.value, [r.value for r in left.app_roles]
+
+    error, left = run(scenario)
     assert error.response_status_code == 400
     assert error.error.code == "CannotDeleteOrUpdateEnabledEntitlement"
+    assert left == [None, None]
+
+
+def test_it_refuses_app_roles_patched_on_a_service_principal(sandbox: Sandbox) -> None:
+    async def scenario() -> tuple[ODataError, Any]:
+        client = graph_client(sandbox.endpoints)
+        _, service_principal = await new_aws_app(client, _name("Connect"))
+        sp = client.service_principals.by_service_principal_id(service_principal.id)
+        with pytest.raises(ODataError) as raised:
+            await sp.patch(
+                ServicePrincipal(app_roles=[*service_principal.app_roles, _federation_role()])
+            )
+        # The same list it already mirrors is no change, and passes.
+        await sp.patch(ServicePrincipal(app_roles=service_principal.app_roles))
+        return raised.value, await sp.get()
+
+    error, service_principal = run(scenario)
+    assert error.response_status_code == 400
+    assert error.error.code == "Request_BadRequest"
+    assert "does not match the application object" in error.error.message
+    assert {role.value for role in service_principal.app_roles} == {None}
+
+
+def test_it_mirrors_the_application_app_roles_on_the_service_principal_only_after_a_delay(
+    sandbox: Sandbox, sandbox_knobs: Knobs
+) -> None:
+    sandbox_knobs.graph_visibility_delay_s = 0.6
+
+    async def scenario() -> tuple[set[str | None], set[str | None], ODataError]:
+        client = graph_client(sandbox.endpoints)
+        application, service_principal = await new_aws_app(client, _name("Connect"))
+        role = _federation_role()
+        await client.applications.by_application_id(application.id).patch(
+            Application(app_roles=[*application.app_roles, role])
+        )
+        sp = client.service_principals.by_service_principal_id(service_principal.id)
+        early = {r.value for r in (await sp.get()).app_roles}
+        with pytest.raises(ODataError) as refused:
+            await sp.app_role_assigned_to.post(
+                AppRoleAssignment(
+                    principal_id=uuid.UUID(await _first_user_id(client)),
+                    resource_id=uuid.UUID(str(service_principal.id)),
+                    app_role_id=role.id,
+                )
+            )
+        await asyncio.sleep(0.7)
+        late = {r.value for r in (await sp.get()).app_roles}
+        return early, late, refused.value
+
+    early, late, refused = run(scenario)
+    assert early == {None}
+    assert "Permission being assigned was not found" in refused.error.message
+    assert late == {None, ROLE_VALUE}
+
+
+def test_it_refuses_an_identifier_outside_verified_domains_until_the_app_is_in_saml_mode(
+    sandbox: Sandbox,
+) -> None:
+    identifier = f"https://signin.aws.amazon.com/saml#{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[ODataError, list[str]]:
+        client = graph_client(sandbox.endpoints)
+        application, service_principal = await new_aws_app(client, _name("Connect"))
+        app = client.applications.by_application_id(application.id)
+        with pytest.raises(ODataError) as refused:
+            await app.patch(Application(identifier_uris=[identifier]))
+        # The tenant's own domain and the app ID pass in any mode.
+        own = f"https://connect.contoso-sandbox.onmicrosoft.com/{uuid.uuid4().hex[:8]}"
+        await app.patch(Application(identifier_uris=[own, f"api://{application.app_id}"]))
+        await client.service_principals.by_service_principal_id(service_principal.id).patch(
+            ServicePrincipal(preferred_single_sign_on_mode="saml")
+        )
+        await app.patch(Application(identifier_uris=[identifier]))
+        return refused.value, (await app.get()).identifier_uris
+
+    refused, identifiers = run(scenario)
+    assert refused.response_status_code == 400
+    assert refused.error.message.startswith(f"Failed to add identifier URI {identifier}.")
+    assert "aka.ms/identifier-uri-addition-error" in refused.error.message
+    assert identifiers == [identifier]
 
 
 def test_it_issues_a_token_signing_certificate_and_lists_its_keys(sandbox: Sandbox) -> None:
@@ -322,6 +400,38 @@ def test_it_links_one_claims_mapping_policy_per_service_principal(sandbox: Sandb
     assert second.response_status_code == 409
     assert after_unlink == []
     assert gone_status == 404
+
+
+def test_it_links_one_claims_mapping_policy_to_several_service_principals(
+    sandbox: Sandbox,
+) -> None:
+    async def scenario() -> tuple[list[str], set[str]]:
+        client = graph_client(sandbox.endpoints)
+        service_principals = [(await new_aws_app(client, _name("Connect")))[1] for _ in range(2)]
+        policy = await client.policies.claims_mapping_policies.post(
+            ClaimsMappingPolicy(
+                display_name=_name("Shared claims"),
+                definition=[
+                    claims_mapping_definition(session_name_source="mail", session_duration="3600")
+                ],
+            )
+        )
+        graph_url = "https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/"
+        linked = []
+        for service_principal in service_principals:
+            sp = client.service_principals.by_service_principal_id(service_principal.id)
+            await sp.claims_mapping_policies.ref.post(
+                ReferenceCreate(odata_id=graph_url + policy.id)
+            )
+            linked.extend(p.id for p in (await sp.claims_mapping_policies.get()).value)
+        targets = await client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
+            policy.id
+        ).applies_to.get()
+        return linked, {target.id for target in targets.value}
+
+    linked, targets = run(scenario)
+    assert len(set(linked)) == 1 and len(linked) == 2
+    assert len(targets) == 2
 
 
 def test_it_assigns_lists_and_removes_app_role_assignments(sandbox: Sandbox) -> None:

@@ -14,14 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from defusedxml import ElementTree as SafeElementTree
 from lxml import etree
-from msgraph.generated.models.app_role import AppRole
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
-from msgraph.generated.models.application import Application
 from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
 from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSignOnSettings
 from msgraph.generated.models.service_principal import ServicePrincipal
-from msgraph.generated.models.web_application import WebApplication
 from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501
     AddTokenSigningCertificatePostRequestBody,
 )
@@ -41,9 +38,11 @@ from sandbox.server import ENTRA_DOMAIN, Sandbox
 from tests.sandbox.entra_graph import (
     AWS_SIGNIN,
     claims_mapping_definition,
+    federation_role,
     graph_client,
     new_aws_app,
     run,
+    saml_app_with_role,
 )
 
 ROLE_VALUE = (
@@ -84,10 +83,9 @@ def connect_app(sandbox: Sandbox) -> ConnectApp:
         client = graph_client(sandbox.endpoints)
         application, service_principal = await new_aws_app(client, "Amazon Connect (sign-on)")
         sp = client.service_principals.by_service_principal_id(service_principal.id)
-        await client.applications.by_application_id(application.id).patch(
-            Application(
-                identifier_uris=[identifier], web=WebApplication(redirect_uris=[AWS_SIGNIN])
-            )
+        connect_role = federation_role(ROLE_VALUE)
+        await saml_app_with_role(
+            client, application, service_principal, connect_role, identifier=identifier
         )
         certificate = await sp.add_token_signing_certificate.post(
             AddTokenSigningCertificatePostRequestBody(
@@ -95,20 +93,10 @@ def connect_app(sandbox: Sandbox) -> ConnectApp:
                 end_date_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=365),
             )
         )
-        connect_role = AppRole(
-            id=uuid.uuid4(),
-            allowed_member_types=["User"],
-            description="Amazon Connect users",
-            display_name="ConnectFederation",
-            is_enabled=True,
-            value=ROLE_VALUE,
-        )
         await sp.patch(
             ServicePrincipal(
-                preferred_single_sign_on_mode="saml",
                 preferred_token_signing_key_thumbprint=certificate.thumbprint,
                 saml_single_sign_on_settings=SamlSingleSignOnSettings(relay_state=RELAY_STATE),
-                app_roles=[*service_principal.app_roles, connect_role],
             )
         )
         policy = await client.policies.claims_mapping_policies.post(
@@ -316,25 +304,13 @@ def test_it_sends_the_gallery_apps_default_claims_without_a_policy(sandbox: Sand
         client = graph_client(sandbox.endpoints)
         application, service_principal = await new_aws_app(client, "Amazon Connect (defaults)")
         sp = client.service_principals.by_service_principal_id(service_principal.id)
-        await client.applications.by_application_id(application.id).patch(
-            Application(
-                identifier_uris=[f"https://signin.aws.amazon.com/saml#{uuid.uuid4().hex[:8]}"],
-                web=WebApplication(redirect_uris=[AWS_SIGNIN]),
-            )
-        )
-        role = AppRole(
-            id=uuid.uuid4(),
-            allowed_member_types=["User"],
-            description="Amazon Connect users",
-            display_name="ConnectFederation",
-            is_enabled=True,
-            value=ROLE_VALUE,
-        )
-        await sp.patch(
-            ServicePrincipal(
-                preferred_single_sign_on_mode="saml",
-                app_roles=[*service_principal.app_roles, role],
-            )
+        role = federation_role(ROLE_VALUE)
+        await saml_app_with_role(
+            client,
+            application,
+            service_principal,
+            role,
+            identifier=f"https://signin.aws.amazon.com/saml#{uuid.uuid4().hex[:8]}",
         )
         user = await client.users.by_user_id(person.login).get()
         await sp.app_role_assigned_to.post(

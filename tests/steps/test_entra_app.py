@@ -1,0 +1,74 @@
+"""entra_app against the sandbox's Graph: a tenant whose identifier URI policy still refuses the
+identifier gets Graph's own words and what to do; a switched signing certificate is handed on only
+once the federation metadata shows it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from provisioning.errors import WaitForCloud
+from provisioning.steps import entra_app
+from provisioning.steps.entra_app import EntraApp
+from sandbox.server import Sandbox
+from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
+from wizard.models import RunStatus, SetupRun
+
+
+def test_it_shows_graphs_refusal_and_what_to_do_when_the_identifier_policy_still_refuses(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    tenant = entra_sandbox.apps["entra"].tenant
+    before = set(SetupRun.objects.values_list("pk", flat=True))
+    tenant.identifier_uri_policy_excludes_saml = False
+    try:
+        with pytest.raises(CommandError):
+            call_command("setup_sso", str(plan_file(tmp_path)), stdout=io.StringIO())
+    finally:
+        tenant.identifier_uri_policy_excludes_saml = True
+
+    run = SetupRun.objects.exclude(pk__in=before).get()
+    error = run.steps.get(key="entra_app").error
+    assert error["code"] == "entra_identifier_uri_policy", error
+    assert "Failed to add identifier URI https://signin.aws.amazon.com/saml#" in error["message"]
+    assert "exemption" in error["hint"] and "retry the step" in error["hint"]
+
+
+def test_it_waits_until_the_federation_metadata_shows_the_new_signing_certificate(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run, output = setup_sso(plan_file(tmp_path))
+    assert run.status == RunStatus.SUCCEEDED, output
+    first = run.steps.get(key="entra_app").outputs
+    tenant = entra_sandbox.apps["entra"].tenant
+    with tenant.lock:
+        # No preferred certificate: the step adds one and switches to it.
+        tenant.service_principals[first["service_principal_id"]][
+            "preferredTokenSigningKeyThumbprint"
+        ] = None
+    downloads: list[str] = []
+    download = entra_app.download_federation_metadata
+
+    def metadata_lagging_once(*args: Any, **kwargs: Any) -> str:
+        # Entra's metadata URL still serving the certificate from before the switch.
+        downloads.append("stale" if not downloads else "current")
+        return first["metadata_xml"] if len(downloads) == 1 else download(*args, **kwargs)
+
+    monkeypatch.setattr(entra_app, "download_federation_metadata", metadata_lagging_once)
+    step = EntraApp()
+
+    with pytest.raises(WaitForCloud):
+        step.apply(step_context(run, "entra_app"))
+    outputs = step.apply(step_context(run, "entra_app"))
+
+    assert downloads == ["stale", "current"]
+    assert outputs["certificate_thumbprint"] != first["certificate_thumbprint"]
+    assert outputs["metadata_xml"] != first["metadata_xml"]
