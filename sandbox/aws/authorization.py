@@ -48,8 +48,9 @@ BAD_SIGNATURE_MESSAGE = (
 
 # The IAM resource an operation acts on, by the parameter that names it (Service Authorization
 # Reference for IAM: role, user, group, policy and saml-provider ARNs); the first one present wins,
-# so AttachRolePolicy acts on the role, not on the policy it attaches.
-IAM_NAMED_RESOURCES = (("RoleName", "role"), ("UserName", "user"), ("GroupName", "group"))
+# so AttachRolePolicy acts on the role, not on the policy it attaches, and AddUserToGroup on the
+# group, not on the user.
+IAM_NAMED_RESOURCES = (("RoleName", "role"), ("GroupName", "group"), ("UserName", "user"))
 IAM_ARN_PARAMETERS = ("PolicySourceArn", "PolicyArn", "SAMLProviderArn", "RoleArn")
 
 
