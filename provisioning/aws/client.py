@@ -490,6 +490,10 @@ QUOTA_BY_OPERATION = {
 _NOT_AUTHORIZED = re.compile(
     r"(?P<who>arn:[\w:/+=,.@-]+)?[^:]*?is not authorized to perform:? ?(?P<action>[\w-]+:[\w*]+)"
 )
+# Where AWS says the deny is: "... with an explicit deny in an identity-based policy" (or "a
+# service control policy", "a permissions boundary", "a resource-based policy"; IAM User Guide,
+# "Troubleshoot access denied error messages").
+_DENY_PLACE = re.compile(r"with an explicit deny in (?P<place>an? [\w -]+)")
 
 
 def map_aws_error(exc: BaseException) -> ProvisioningError:
@@ -583,9 +587,15 @@ def _map_client_error(exc: ClientError) -> ProvisioningError:
         action = match.group("action") if match else f"the permission for {operation}"
         who = match.group("who") if match and match.group("who") else "this connection's identity"
         if "explicit deny" in aws_message:
+            place = _DENY_PLACE.search(aws_message)
+            where = (
+                place.group("place")
+                if place
+                else "an SCP, a permission boundary or a resource policy"
+            )
             hint = (
-                f"A policy explicitly denies {action} to {who} (an SCP, a permission boundary "
-                "or a resource policy): remove that deny, then retry."
+                f"A policy explicitly denies {action} to {who} ({where}): remove that deny, "
+                "then retry."
             )
         else:
             hint = f"Add {action} to an IAM policy of {who}, then retry the step."

@@ -209,6 +209,7 @@ def test_it_points_at_the_policy_when_an_explicit_deny_refuses() -> None:
 
     assert "connect:CreateInstance" in error.hint
     assert "explicitly denies" in error.hint
+    assert "(a service control policy)" in error.hint
 
 
 @pytest.mark.parametrize(
