@@ -216,6 +216,9 @@ class ConnectionForm(forms.Form):
     a blank secret keeps the stored one.
     """
 
+    TARGET_SANDBOX = "sandbox"
+    TARGET_AWS = "aws"
+
     name = forms.CharField(label=_("Name"), max_length=100)
 
     def __init__(
@@ -231,6 +234,21 @@ class ConnectionForm(forms.Form):
         self.cloud = cloud
         self.method = method
         self.editing = editing
+        if cloud == Cloud.AWS and editing is None and settings.WIZARD_MODE == "sandbox":
+            # Only in sandbox mode: in live mode every connection goes to real AWS.
+            self.fields["target"] = forms.ChoiceField(
+                label=_("Target"),
+                choices=[
+                    (self.TARGET_SANDBOX, _("The sandbox")),
+                    (self.TARGET_AWS, _("Real AWS")),
+                ],
+                initial=self.TARGET_SANDBOX,
+                widget=forms.RadioSelect,
+                help_text=_(
+                    "The sandbox takes the access key of an IAM user made in the sandbox's IAM, "
+                    "and holds it to that user's policies."
+                ),
+            )
         self.config_names: list[str] = []
         self.secret_names: list[str] = []
         stored_secrets = set(editing.secret_names) if editing else set()
@@ -291,6 +309,10 @@ class ConnectionForm(forms.Form):
     @property
     def secrets(self) -> dict[str, str]:
         return {name: self.cleaned_data[name] for name in self.secret_names}
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.cleaned_data.get("target") == self.TARGET_SANDBOX
 
 
 class AuditLogFilterForm(forms.Form):

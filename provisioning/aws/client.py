@@ -5,7 +5,8 @@ role of the worker's host), "profile" (config "profile"), "access_key" (secrets 
 "secret_access_key"), "assume_role" (config "role_arn", optional "external_id" and
 "role_session_name"; base credentials from the optional secrets "access_key_id" and
 "secret_access_key", else the default chain). In sandbox mode a sandbox connection uses the
-sandbox's endpoint, CA bundle and keys from var/sandbox.json; nowhere else is that CA trusted.
+sandbox's endpoint and CA bundle from var/sandbox.json (nowhere else is that CA trusted), and its
+own access key if it has one (an IAM user made in the sandbox), else the sandbox's keys.
 
 Auditing is per API call, not per HTTP attempt: botocore's standard retry mode retries inside one
 call, so each call writes one "started" row (before-call) and one "finished" row (after-call, or
@@ -188,11 +189,24 @@ def _session_for(
             code="aws_unknown_method",
             hint="Edit the connection and choose one of: " + ", ".join(AUTH_METHODS) + ".",
         )
-    if sandbox is not None:
-        # The sandbox's fixed keys, whatever the method: nothing here may reach a real account.
+    if sandbox is not None and not secrets.get("access_key_id"):
+        # The sandbox's fixed keys for a method without keys of its own: a profile or the default
+        # chain could hold real credentials, and nothing here may use those.
         base = _new_session()
         base.set_credentials(sandbox["aws_access_key_id"], sandbox["aws_secret_access_key"])
         register_secret_values([sandbox["aws_secret_access_key"]])
+    elif (
+        sandbox is not None
+        or method == "access_key"
+        or (method == "assume_role" and secrets.get("access_key_id"))
+    ):
+        # A sandbox connection's own keys (an IAM user made in the sandbox) sign its calls; every
+        # client of a sandbox connection has the sandbox's endpoint, so they reach nothing else.
+        base = _new_session()
+        base.set_credentials(
+            _secret(secrets, "access_key_id", "access key ID"),
+            _secret(secrets, "secret_access_key", "secret access key"),
+        )
     elif method == "profile":
         profile = connection.config.get("profile", "")
         if not profile:
@@ -202,12 +216,6 @@ def _session_for(
                 hint="Edit the connection and enter the profile name.",
             )
         base = _new_session(profile=profile)
-    elif method == "access_key" or (method == "assume_role" and secrets.get("access_key_id")):
-        base = _new_session()
-        base.set_credentials(
-            _secret(secrets, "access_key_id", "access key ID"),
-            _secret(secrets, "secret_access_key", "secret access key"),
-        )
     else:
         base = _new_session()
     if method != "assume_role":
@@ -482,6 +490,10 @@ QUOTA_BY_OPERATION = {
 _NOT_AUTHORIZED = re.compile(
     r"(?P<who>arn:[\w:/+=,.@-]+)?[^:]*?is not authorized to perform:? ?(?P<action>[\w-]+:[\w*]+)"
 )
+# Where AWS says the deny is: "... with an explicit deny in an identity-based policy" (or "a
+# service control policy", "a permissions boundary", "a resource-based policy"; IAM User Guide,
+# "Troubleshoot access denied error messages").
+_DENY_PLACE = re.compile(r"with an explicit deny in (?P<place>an? [\w -]+)")
 
 
 def map_aws_error(exc: BaseException) -> ProvisioningError:
@@ -575,9 +587,15 @@ def _map_client_error(exc: ClientError) -> ProvisioningError:
         action = match.group("action") if match else f"the permission for {operation}"
         who = match.group("who") if match and match.group("who") else "this connection's identity"
         if "explicit deny" in aws_message:
+            place = _DENY_PLACE.search(aws_message)
+            where = (
+                place.group("place")
+                if place
+                else "an SCP, a permission boundary or a resource policy"
+            )
             hint = (
-                f"A policy explicitly denies {action} to {who} (an SCP, a permission boundary "
-                "or a resource policy): remove that deny, then retry."
+                f"A policy explicitly denies {action} to {who} ({where}): remove that deny, "
+                "then retry."
             )
         else:
             hint = f"Add {action} to an IAM policy of {who}, then retry the step."

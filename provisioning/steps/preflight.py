@@ -4,9 +4,11 @@ and which permissions the setup needs that the identity lacks.
 Inputs: `flow_actions` (optional): the IAM actions to check, e.g. ["connect:CreateInstance"];
 by default the actions of the AWS steps in the run's flow (ACTIONS_BY_STEP).
 Outputs: `account_id`, `caller_arn`, `principal_arn` (the user or role the permissions were
-simulated for, "" when they could not be), `region`, `partition`, `connect_available`,
-`checked_actions` (how many), `missing_actions` (always [] in outputs: a missing action stops the
-step with a PermanentError naming each one).
+checked for, "" when they could not be), `region`, `partition`, `connect_available`,
+`permission_check` ("simulated": every action by iam:SimulatePrincipalPolicy; "partial": only the
+actions a harmless read can prove, because the identity may not simulate; "none"),
+`checked_actions` and `unchecked_actions` (how many), `missing_actions` (always [] in outputs: a
+missing action stops the step with a PermanentError naming each one).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import UnknownRegionError
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
@@ -106,6 +109,52 @@ ACTIONS_BY_STEP: dict[str, tuple[str, ...]] = {
         "connect:ClaimPhoneNumber",
         "connect:ListPhoneNumbersV2",
         "connect:ReleasePhoneNumber",
+    ),
+}
+# Actions any identity may call: "No permissions are required to perform this operation" (STS
+# API reference, GetCallerIdentity); the simulator would still call them implicitly denied.
+NO_PERMISSION_ACTIONS = frozenset({"sts:GetCallerIdentity"})
+SIMULATE_ACTION = "iam:SimulatePrincipalPolicy"
+# A name and an instance ID no setup makes, for the reads below.
+PROBE_NAME = "connect-sso-wizard-preflight-probe"
+PROBE_INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
+# Reads that prove an action allowed without iam:SimulatePrincipalPolicy: AWS authorizes a
+# request before it looks for the resource (IAM User Guide, "Understanding how IAM works": the
+# request is authorized, then the actions are performed), so "not found" means allowed and
+# AccessDenied means missing. (service, operation, parameters); {partition} and {account} are
+# the caller's.
+DRY_READS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "connect:ListInstances": ("connect", "list_instances", {"MaxResults": 1}),
+    "connect:DescribeInstance": ("connect", "describe_instance", {"InstanceId": PROBE_INSTANCE_ID}),
+    "connect:ListUsers": ("connect", "list_users", {"InstanceId": PROBE_INSTANCE_ID}),
+    "connect:ListSecurityProfiles": (
+        "connect",
+        "list_security_profiles",
+        {"InstanceId": PROBE_INSTANCE_ID},
+    ),
+    "connect:ListRoutingProfiles": (
+        "connect",
+        "list_routing_profiles",
+        {"InstanceId": PROBE_INSTANCE_ID},
+    ),
+    "iam:GetRole": ("iam", "get_role", {"RoleName": PROBE_NAME}),
+    "iam:ListAttachedRolePolicies": (
+        "iam",
+        "list_attached_role_policies",
+        {"RoleName": PROBE_NAME},
+    ),
+    "iam:GetUser": ("iam", "get_user", {"UserName": PROBE_NAME}),
+    "iam:ListAccessKeys": ("iam", "list_access_keys", {"UserName": PROBE_NAME}),
+    "iam:GetPolicy": (
+        "iam",
+        "get_policy",
+        {"PolicyArn": "arn:{partition}:iam::{account}:policy/" + PROBE_NAME},
+    ),
+    "iam:ListSAMLProviders": ("iam", "list_saml_providers", {}),
+    "iam:GetSAMLProvider": (
+        "iam",
+        "get_saml_provider",
+        {"SAMLProviderArn": "arn:{partition}:iam::{account}:saml-provider/" + PROBE_NAME},
     ),
 }
 # "service:Action": IAM's action syntax (service prefixes are lowercase letters, digits, hyphens).
@@ -221,8 +270,17 @@ class _Checks:
             if ctx.inputs.get("flow_actions")
             else flow_actions_for(_run_step_keys(ctx))
         )
+        actions = [action for action in actions if action not in NO_PERMISSION_ACTIONS]
         principal_arn = self._principal(ctx, caller_arn)
-        missing = self._missing(ctx, principal_arn, actions) if principal_arn else []
+        check, checked, missing = "none", [], []
+        if principal_arn:
+            simulated = self._missing(ctx, principal_arn, actions)
+            if simulated is not None:
+                check, checked, missing = "simulated", actions, simulated
+            else:
+                check = "partial"
+                checked, missing = self._dry_reads(ctx, actions, partition, identity["Account"])
+                self._partial_warning(principal_arn, len(checked), len(actions))
         return {
             "account_id": identity["Account"],
             "caller_arn": caller_arn,
@@ -230,7 +288,9 @@ class _Checks:
             "region": ctx.region,
             "partition": partition,
             "connect_available": connect_available,
-            "checked_actions": len(actions) if principal_arn else 0,
+            "permission_check": check,
+            "checked_actions": len(checked),
+            "unchecked_actions": len(actions) - len(checked),
             "missing_actions": missing,
         }
 
@@ -264,7 +324,12 @@ class _Checks:
                     raise
         return principal_arn
 
-    def _missing(self, ctx: StepContext, principal_arn: str, actions: list[str]) -> list[str]:
+    def _missing(
+        self, ctx: StepContext, principal_arn: str, actions: list[str]
+    ) -> list[str] | None:
+        """The actions the simulator doesn't allow, or None when the identity may not simulate."""
+        if not actions:
+            return []
         pages = ctx.aws("iam").get_paginator("simulate_principal_policy")
         decisions: dict[str, str] = {}
         try:
@@ -274,17 +339,7 @@ class _Checks:
                         decisions[result["EvalActionName"]] = result["EvalDecision"]
         except PermanentError as error:
             if error.code in ACCESS_DENIED_CODES:
-                self.warnings.append(
-                    str(
-                        _(
-                            "%(arn)s may not call iam:SimulatePrincipalPolicy, so the wizard "
-                            "could not check its permissions in advance; a missing one will "
-                            "stop the step that needs it."
-                        )
-                    )
-                    % {"arn": principal_arn}
-                )
-                return []
+                return None
             if error.code in NOT_FOUND_CODES:
                 self.warnings.append(
                     str(_("IAM did not find %(arn)s to simulate its permissions."))
@@ -294,15 +349,69 @@ class _Checks:
             raise
         return sorted(action for action in actions if decisions.get(action) != "allowed")
 
+    def _dry_reads(
+        self, ctx: StepContext, actions: list[str], partition: str, account: str
+    ) -> tuple[list[str], list[str]]:
+        """(the actions checked, those proved missing). iam:SimulatePrincipalPolicy is known to be
+        denied; the partial-check warning names it, and it never stops the step alone."""
+        checked, missing = [], []
+        for action in actions:
+            if action == SIMULATE_ACTION:
+                checked.append(action)
+                continue
+            if action not in DRY_READS:
+                continue
+            service, operation, template = DRY_READS[action]
+            params = {
+                key: value.format(partition=partition, account=account)
+                if isinstance(value, str)
+                else value
+                for key, value in template.items()
+            }
+            checked.append(action)
+            try:
+                with aws_errors():
+                    getattr(ctx.aws(service), operation)(**params)
+            except PermanentError as error:
+                if error.code in ACCESS_DENIED_CODES:
+                    missing.append(action)
+                elif error.code not in NOT_FOUND_CODES:
+                    raise
+        return checked, sorted(missing)
+
+    def _partial_warning(self, principal_arn: str, checked: int, total: int) -> None:
+        self.warnings.append(
+            gettext(
+                "Partial check: %(arn)s may not call iam:SimulatePrincipalPolicy, so the wizard "
+                "could not check all its permissions in advance. %(checked)d of the %(total)d "
+                "actions were proved by harmless reads; the other %(unchecked)d were not "
+                "checked, and a missing one will stop the step that needs it."
+            )
+            % {
+                "arn": principal_arn,
+                "checked": checked,
+                "total": total,
+                "unchecked": total - checked,
+            }
+        )
+
 
 def _missing_error(result: dict[str, Any]) -> PermanentError:
     missing = result["missing_actions"]
-    return PermanentError(
+    message = (
         f"{result['principal_arn']} lacks {len(missing)} permission(s) this setup needs: "
         + ", ".join(missing)
-        + ".",
+        + "."
+    )
+    if result["permission_check"] == "partial":
+        message += " " + gettext(
+            "This is a partial check: %(unchecked)d other action(s) could not be checked without "
+            "iam:SimulatePrincipalPolicy and may be missing too."
+        ) % {"unchecked": result["unchecked_actions"]}
+    return PermanentError(
+        message,
         code="preflight_missing_permissions",
-        hint="Add them to an IAM policy of that identity (simulated on all resources: a policy "
+        hint="Add them to an IAM policy of that identity (checked on all resources: a policy "
         "limited to specific ARNs also shows here), then retry this step.",
     )
 
@@ -340,7 +449,12 @@ class Preflight(Step):
                     "nothing",
                     "iam_permissions",
                     result["principal_arn"] or result["caller_arn"],
-                    {"checked_actions": result["checked_actions"], "missing_actions": []},
+                    {
+                        "permission_check": result["permission_check"],
+                        "checked_actions": result["checked_actions"],
+                        "unchecked_actions": result["unchecked_actions"],
+                        "missing_actions": [],
+                    },
                 ),
             ],
             warnings=checks.warnings,

@@ -13,6 +13,7 @@ from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.wrappers import Response
 
+from sandbox.aws.authorization import Authorizer
 from sandbox.aws.connect import MOTO_OPERATIONS, ConnectCall, ConnectService
 from sandbox.aws.iam_simulation import IamSimulation
 from sandbox.aws.saml_metadata import InvalidMetadata, check_idp_metadata
@@ -60,6 +61,7 @@ class AwsApp:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID, knobs=sandbox.knobs)
         self.iam_simulation = IamSimulation(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
+        self.authorizer = Authorizer(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
         self.connect = ConnectService(
             account_id=AWS_ACCOUNT_ID,
             quotas=self.service_quotas,
@@ -101,6 +103,9 @@ class AwsApp:
             operation = request.operation()
         if not operation:
             return None
+        # AWS authenticates and authorizes a request before the service acts on it, so a refused
+        # call changes nothing, whoever serves it (moto or the sandbox's own services).
+        self.authorizer.check(request, operation, connect_params or self._params(request))
 
         api = f"{request.service}:{operation}"
         self.knobs.delay(api)
@@ -138,6 +143,16 @@ class AwsApp:
             except InvalidMetadata as error:
                 raise ApiError("InvalidInput", str(error), 400) from error
         return None
+
+    @staticmethod
+    def _params(request: AwsRequest) -> dict[str, Any]:
+        """The parameters of a query or json protocol request (what names its resource)."""
+        if request.protocol == "query":
+            return dict(request.form())
+        try:
+            return request.json_body()
+        except ValueError:
+            return {}
 
     def _connect(
         self, request: AwsRequest, operation: str, params: dict[str, Any], region: str

@@ -6,19 +6,13 @@ from __future__ import annotations
 from typing import Any
 from xml.sax.saxutils import escape
 
-from moto.iam.access_control import (
-    CreateAccessKeyFailure,
-    IAMPolicy,
-    PermissionResult,
-    create_access_key,
-)
+from moto.iam.access_control import PermissionResult
 from moto.iam.exceptions import NotFoundException
-from moto.iam.models import IAMBackend, iam_backends
 from werkzeug.wrappers import Response
 
+from sandbox.aws.authorization import IamAccount, decide
 from sandbox.aws.wire import ApiError, AwsRequest
 
-SIMULATE_ACTION = "iam:SimulatePrincipalPolicy"
 # EvaluationResult.EvalDecision in botocore's IAM model.
 DECISIONS = {
     PermissionResult.PERMITTED: "allowed",
@@ -27,21 +21,12 @@ DECISIONS = {
 }
 
 
-class IamSimulation:
+class IamSimulation(IamAccount):
     """Answers SimulatePrincipalPolicy for the users and roles moto keeps.
 
-    Like AWS, it refuses a caller whose own policies don't allow iam:SimulatePrincipalPolicy; the
-    sandbox's fixed keys belong to no IAM user and may simulate anything (they act as the
-    account's administrator everywhere else in the sandbox too).
+    Whether the caller may call iam:SimulatePrincipalPolicy on the source ARN is decided before,
+    like every call (sandbox.aws.authorization).
     """
-
-    def __init__(self, *, account_id: str, partition: str) -> None:
-        self.account_id = account_id
-        self.partition = partition
-
-    @property
-    def backend(self) -> IAMBackend:
-        return iam_backends[self.account_id][self.partition]
 
     def respond(self, request: AwsRequest) -> Response:
         form = request.form()
@@ -50,10 +35,9 @@ class IamSimulation:
         resources = _members(form, "ResourceArns") or ["*"]
         if not source_arn or not actions:
             raise ApiError("InvalidInput", "PolicySourceArn and ActionNames are required.")
-        self._check_caller(request, source_arn)
         policies = self._policies_of(source_arn)
         results = [
-            (action, resource, _decide(policies, action, resource))
+            (action, resource, DECISIONS[decide(policies, action, resource)])
             for action in actions
             for resource in resources
         ]
@@ -78,24 +62,6 @@ class IamSimulation:
             content_type="text/xml",
             headers={"x-amzn-RequestId": request.request_id},
         )
-
-    def _check_caller(self, request: AwsRequest, source_arn: str) -> None:
-        access_key_id = _access_key_id(request)
-        headers = {}
-        if "x-amz-security-token" in request.headers:
-            headers["X-Amz-Security-Token"] = request.headers["x-amz-security-token"]
-        try:
-            caller = create_access_key(self.account_id, self.partition, access_key_id, headers)
-        except CreateAccessKeyFailure:
-            return
-        decision = _decide(caller.collect_policies(), SIMULATE_ACTION, source_arn)
-        if decision != "allowed":
-            raise ApiError(
-                "AccessDenied",
-                f"User: {caller.arn} is not authorized to perform: {SIMULATE_ACTION} on "
-                f"resource: {source_arn}",
-                403,
-            )
 
     def _policies_of(self, source_arn: str) -> list[Any]:
         kind, _, name = source_arn.split(":", 5)[-1].partition("/")
@@ -142,22 +108,3 @@ def _members(form: dict[str, str], name: str) -> list[str]:
         values.append(form[f"{name}.member.{index}"])
         index += 1
     return values
-
-
-def _access_key_id(request: AwsRequest) -> str:
-    authorization = request.headers.get("authorization", "")
-    for part in authorization.replace(",", " ").split():
-        if part.startswith("Credential="):
-            return part.removeprefix("Credential=").split("/", 1)[0]
-    return ""
-
-
-def _decide(policies: list[Any], action: str, resource: str) -> str:
-    """An explicit deny wins, then any allow; otherwise the action is implicitly denied."""
-    permitted = False
-    for policy in policies:
-        result = IAMPolicy(policy).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
-            return DECISIONS[PermissionResult.DENIED]
-        permitted = permitted or result == PermissionResult.PERMITTED
-    return DECISIONS[PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL]

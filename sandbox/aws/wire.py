@@ -91,6 +91,14 @@ class AwsRequest:
         return None, None
 
     @property
+    def access_key_id(self) -> str:
+        """The access key the request is signed with ("" when it is unsigned)."""
+        for part in self.headers.get("authorization", "").replace(",", " ").split():
+            if part.startswith("Credential="):
+                return part.removeprefix("Credential=").split("/", 1)[0]
+        return ""
+
+    @property
     def protocol(self) -> str | None:
         return PROTOCOLS.get(self.service or "")
 

@@ -209,6 +209,7 @@ def test_it_points_at_the_policy_when_an_explicit_deny_refuses() -> None:
 
     assert "connect:CreateInstance" in error.hint
     assert "explicitly denies" in error.hint
+    assert "(a service control policy)" in error.hint
 
 
 @pytest.mark.parametrize(
@@ -273,3 +274,39 @@ def test_it_says_which_profile_is_missing(settings: Any, scope: AuditScope, db: 
 
     assert raised.value.code == "aws_profile_not_found"
     assert "no-such-profile" in raised.value.message
+
+
+def test_it_signs_with_a_sandbox_iam_users_key_and_names_what_it_may_not_do(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    iam = aws_client(_sandbox_aws(), "iam", region="", audit=scope)
+    user = iam.create_user(UserName="limited-connection-user")["User"]
+    document = (
+        '{"Version": "2012-10-17", "Statement": '
+        '[{"Effect": "Allow", "Action": "connect:ListInstances", "Resource": "*"}]}'
+    )
+    iam.put_user_policy(UserName=user["UserName"], PolicyName="read", PolicyDocument=document)
+    key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+    connection = Connection(cloud=Cloud.AWS, name="limited", is_sandbox=True)
+    connection.config = {"method": "access_key"}
+    connection.set_secrets(
+        {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+    )
+    connection.save()
+    connect = aws_client(connection, "connect", region="ap-northeast-1", audit=scope)
+
+    connect.list_instances()
+    with pytest.raises(PermanentError) as raised, aws_errors():
+        connect.create_instance(
+            IdentityManagementType="SAML",
+            InstanceAlias="refused-by-policy",
+            InboundCallsEnabled=True,
+            OutboundCallsEnabled=True,
+        )
+
+    assert raised.value.code == "AccessDeniedException"
+    assert raised.value.message.startswith(
+        f"AWS refused CreateInstance: {user['Arn']} is missing the permission "
+        "connect:CreateInstance."
+    )
+    assert key["SecretAccessKey"] not in all_audit_text()

@@ -260,3 +260,27 @@ def test_it_describes_the_fields_of_every_method_for_the_forms() -> None:
             assert str(spec["label"])
             for field in [*spec["config"], *spec["secrets"]]:
                 assert set(field) == {"name", "label", "required", "help", "multiline"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "cloud"), [("live", Cloud.AWS), ("sandbox", Cloud.ENTRA)], ids=["live", "entra"]
+)
+def test_it_refuses_a_sandbox_target_outside_sandbox_mode_or_aws(
+    admin: Any, settings: Any, mode: str, cloud: Cloud
+) -> None:
+    settings.WIZARD_MODE = mode
+    method = "access_key" if cloud == Cloud.AWS else "client_secret"
+    fields = CONNECTION_FIELDS[cloud][method]
+
+    with pytest.raises(ValidationError) as refused:
+        connection_create(
+            user=admin,
+            cloud=cloud,
+            name="Made up",
+            config={"method": method, **{f["name"]: ENTRA_TENANT_ID for f in fields["config"]}},
+            secrets={f["name"]: SECRET_KEY for f in fields["secrets"]},
+            is_sandbox=True,
+        )
+
+    assert "can target the sandbox" in str(refused.value.message_dict["target"])
+    assert not Connection.objects.filter(name="Made up").exists()

@@ -287,6 +287,24 @@ def role_reader(sandbox: Sandbox) -> RoleReader:
         ),
     )
     iam.create_user(UserName=f"okta-role-reader-{RUN}")
+    # Okta's AWS app reads roles with this user's key: Okta's "Configure SAML 2.0 for Amazon Web
+    # Services" guide gives it a policy allowing iam:ListRoles and iam:ListAccountAliases.
+    iam.put_user_policy(
+        UserName=f"okta-role-reader-{RUN}",
+        PolicyName="OktaListRoles",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["iam:ListRoles", "iam:ListAccountAliases"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName=f"okta-role-reader-{RUN}")["AccessKey"]
     app = set_app_settings(sandbox, app, identityProviderArn=provider_arn)
     return RoleReader(app, provider_arn, role_arns, key["AccessKeyId"], key["SecretAccessKey"])
@@ -338,6 +356,27 @@ def test_it_downloads_saml_roles_with_the_iam_users_key(
     assert "secretAccessKey" not in reply.text
     after = iam.get_access_key_last_used(AccessKeyId=role_reader.access_key_id)
     assert "LastUsedDate" in after["AccessKeyLastUsed"]
+
+
+def test_it_fails_okta_s_verification_for_a_key_whose_user_may_not_list_roles(
+    sandbox: Sandbox, role_reader: RoleReader
+) -> None:
+    iam = iam_client(sandbox.endpoints)
+    name = f"okta-no-policy-{RUN}"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    reader = RoleReader(
+        role_reader.app,
+        role_reader.provider_arn,
+        role_reader.role_arns,
+        key["AccessKeyId"],
+        key["SecretAccessKey"],
+    )
+
+    reply = provision(sandbox, role_reader.app["id"], reader, update=True)
+
+    assert reply.status_code == 400
+    assert "is not authorized to perform: iam:ListRoles" in reply.text
 
 
 def test_it_offers_no_roles_without_update_user_attributes(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from provisioning.errors import PermanentError
 from provisioning.flows import Flow, register_flow
@@ -21,11 +23,28 @@ from provisioning.steps.preflight import (
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client, unique_alias
 from tests.steps.aws_step_runs import context, start_run
-from wizard.models import Cloud, Connection
+from wizard.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from wizard.services.connections import register_sandbox_connections
 
 FLOW = "test_preflight_flow"
 register_flow(Flow(key=FLOW, idp="entra", title="Test setup: preflight", step_keys=("preflight",)))
+# The AWS steps of an SSO setup: what a limited identity is checked against by default.
+SETUP_STEPS = (
+    "preflight",
+    "connect_instance",
+    "saml_provider",
+    "federation_policy",
+    "federation_role",
+)
+SETUP_FLOW = "test_preflight_setup_flow"
+register_flow(
+    Flow(
+        key=SETUP_FLOW, idp="entra", title="Test setup: preflight of a setup", step_keys=SETUP_STEPS
+    )
+)
+# The only calls a preflight may make: the connection's sign-in (AssumeRole) and reads (the
+# policy simulation is one).
+READ_PREFIXES = ("AssumeRole", "Get", "List", "Describe", "Simulate")
 
 # What the limited identities may do: enough to run the preflight and read Connect instances.
 ALLOWED = [
@@ -138,7 +157,9 @@ def test_it_reports_the_identity_region_and_checked_actions_when_nothing_is_miss
         "region": "ap-northeast-1",
         "partition": "aws",
         "connect_available": True,
+        "permission_check": "simulated",
         "checked_actions": 2,
+        "unchecked_actions": 0,
         "missing_actions": [],
         "warnings": [],
     }
@@ -151,7 +172,7 @@ def test_it_reports_the_identity_region_and_checked_actions_when_nothing_is_miss
 
 
 @pytest.mark.django_db
-def test_it_warns_and_goes_on_when_it_may_not_simulate_policies(
+def test_it_proves_what_it_can_by_reads_and_says_the_check_is_partial(
     sandbox_mode: Sandbox, iam: Any
 ) -> None:
     role_arn = _limited_role(iam, ALLOWED)
@@ -161,10 +182,114 @@ def test_it_warns_and_goes_on_when_it_may_not_simulate_policies(
     plan = Preflight().plan(ctx)
     outputs = Preflight().apply(ctx)
 
-    assert outputs["missing_actions"] == []
+    # ListInstances and DescribeInstance answered; CreateInstance and CreateSAMLProvider have no
+    # harmless read: they are counted as unchecked, never as "checked, nothing missing".
+    assert (outputs["permission_check"], outputs["checked_actions"]) == ("partial", 2)
+    assert (outputs["unchecked_actions"], outputs["missing_actions"]) == (2, [])
     [warning] = outputs["warnings"]
     assert warning == plan.warnings[0]
-    assert f"{role_arn} may not call iam:SimulatePrincipalPolicy" in warning
+    assert warning.startswith(f"Partial check: {role_arn} may not call iam:SimulatePrincipalPolicy")
+    assert "2 of the 4 actions were proved by harmless reads; the other 2 were not" in warning
+    _assert_only_reads(run)
+
+
+def _assert_only_reads(run: SetupRun) -> None:
+    operations = set(
+        AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED).values_list(
+            "operation", flat=True
+        )
+    )
+    assert operations, "the preflight made no audited call"
+    assert all(operation.startswith(READ_PREFIXES) for operation in operations), operations
+
+
+def _stopped_preflight(role_arn: str) -> tuple[PermanentError, SetupRun]:
+    """Plan and apply of a setup's preflight as `role_arn`: both must stop with the same error."""
+    run = start_run("preflight", _assume_role_connection(role_arn), flow_key=SETUP_FLOW)
+    ctx = context(run, "preflight")
+    with pytest.raises(PermanentError) as planned:
+        Preflight().plan(ctx)
+    with pytest.raises(PermanentError) as applied:
+        Preflight().apply(ctx)
+    assert planned.value.message == applied.value.message
+    assert planned.value.code == "preflight_missing_permissions"
+    return planned.value, run
+
+
+@pytest.mark.django_db
+def test_it_stops_an_identity_that_may_not_simulate_with_what_reads_proved_missing(
+    sandbox_mode: Sandbox, iam: Any
+) -> None:
+    role_arn = _limited_role(iam, ["connect:DescribeInstance", "iam:GetPolicy"])
+
+    refusal, run = _stopped_preflight(role_arn)
+
+    # sts:GetCallerIdentity needs no permission: never listed, though no policy allows it.
+    assert refusal.message.startswith(
+        f"{role_arn} lacks 5 permission(s) this setup needs: connect:ListInstances, "
+        "iam:GetRole, iam:GetSAMLProvider, iam:ListAttachedRolePolicies, iam:ListSAMLProviders. "
+        "This is a partial check: "
+    )
+    assert "could not be checked without iam:SimulatePrincipalPolicy" in refusal.message
+    _assert_only_reads(run)
+
+
+@pytest.mark.django_db
+def test_it_stops_an_identity_missing_connect_rights_before_any_change(
+    sandbox: Sandbox, sandbox_mode: Sandbox, iam: Any
+) -> None:
+    role_arn = _limited_role(iam, ["iam:*", "connect:ListInstances", "connect:DescribeInstance"])
+
+    refusal, run = _stopped_preflight(role_arn)
+
+    assert refusal.message == (
+        f"{role_arn} lacks 3 permission(s) this setup needs: connect:CreateInstance, "
+        "connect:DeleteInstance, connect:TagResource."
+    )
+    _assert_only_reads(run)
+    # The sandbox agrees: the role's own session is refused what the preflight named.
+    session = aws_client(sandbox, "sts").assume_role(RoleArn=role_arn, RoleSessionName="check")
+    credentials = session["Credentials"]
+    connect = boto3.client(
+        "connect",
+        endpoint_url=sandbox.endpoints["aws_endpoint_url"],
+        region_name=sandbox.endpoints["aws_region"],
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        verify=sandbox.endpoints["ca_bundle"],
+    )
+    with pytest.raises(ClientError) as refused:
+        connect.create_instance(
+            IdentityManagementType="SAML",
+            InstanceAlias=unique_alias("refused"),
+            InboundCallsEnabled=True,
+            OutboundCallsEnabled=True,
+        )
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+@pytest.mark.django_db
+def test_it_stops_an_identity_missing_iam_rights_before_any_change(
+    sandbox_mode: Sandbox, iam: Any
+) -> None:
+    role_arn = _limited_role(
+        iam, ["connect:*", "iam:SimulatePrincipalPolicy", "iam:Get*", "iam:List*"]
+    )
+
+    refusal, run = _stopped_preflight(role_arn)
+
+    writes = sorted(
+        action
+        for action in flow_actions_for(SETUP_STEPS)
+        if action.startswith("iam:")
+        and not action.startswith(("iam:Get", "iam:List", "iam:Simulate"))
+    )
+    assert "iam:CreateRole" in writes
+    assert refusal.message == (
+        f"{role_arn} lacks {len(writes)} permission(s) this setup needs: {', '.join(writes)}."
+    )
+    _assert_only_reads(run)
 
 
 @pytest.mark.django_db

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from sandbox.server import AWS_ACCOUNT_ID, Sandbox
+from tests.sandbox.aws_clients import aws_client, unique_alias
 from tests.web.factories import make_connection, make_run
 from wizard.models import Connection
+from wizard.services.connections import connection_test
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +191,64 @@ def test_it_deletes_an_unused_connection_after_confirmation(admin_client: Client
     assert "Delete “Old AWS”" in page
     assert not Connection.objects.filter(pk=connection.pk).exists()
     assert "Connection “Old AWS” deleted." in response.content.decode()
+
+
+def _sandbox_iam_user(sandbox: Sandbox, *actions: str) -> tuple[str, dict[str, str]]:
+    """An IAM user made through the sandbox's IAM API, allowed `actions`: its ARN and key."""
+    iam = aws_client(sandbox, "iam")
+    name = unique_alias("connection-user")
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=name, PolicyName="limited", PolicyDocument=json.dumps(document))
+    return arn, iam.create_access_key(UserName=name)["AccessKey"]
+
+
+def test_it_makes_a_connection_to_the_sandbox_that_passes_its_test(
+    admin_client: Client, sandbox: Sandbox, settings: Any
+) -> None:
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    user_arn, key = _sandbox_iam_user(sandbox, "connect:ListInstances")
+    url = reverse("connection_new", args=["aws", "access_key"])
+
+    page = admin_client.get(url).content.decode()
+    response = admin_client.post(
+        url,
+        {
+            "name": "Sandbox IAM user",
+            "target": "sandbox",
+            "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"],
+        },
+    )
+    connection = Connection.objects.get(name="Sandbox IAM user")
+    ok, message = connection_test(connection_id=connection.pk)
+
+    assert 'name="target"' in page and "Real AWS" in page
+    assert response.status_code == 302
+    assert connection.is_sandbox
+    assert ok, message
+    # It signed in as the IAM user, not with the sandbox's own keys.
+    assert message == f"Signed in to AWS account {AWS_ACCOUNT_ID} as {user_arn}."
+
+
+def test_it_offers_no_sandbox_target_in_live_mode(admin_client: Client, settings: Any) -> None:
+    settings.WIZARD_MODE = "live"
+    url = reverse("connection_new", args=["aws", "access_key"])
+
+    page = admin_client.get(url).content.decode()
+    admin_client.post(
+        url,
+        {
+            "name": "Live keys",
+            "target": "sandbox",
+            "access_key_id": "AKIAPRODEXAMPLE01",
+            "secret_access_key": SECRET,
+        },
+    )
+
+    assert 'name="target"' not in page
+    assert not Connection.objects.get(name="Live keys").is_sandbox

@@ -281,12 +281,33 @@ def _snapshot(connection: Connection, secret_names: list[str]) -> dict[str, Any]
 
 
 def connection_create(
-    *, user: Any, cloud: str, name: str, config: dict[str, Any], secrets: dict[str, str]
+    *,
+    user: Any,
+    cloud: str,
+    name: str,
+    config: dict[str, Any],
+    secrets: dict[str, str],
+    is_sandbox: bool = False,
 ) -> Connection:
+    """Save a new connection. `is_sandbox` sends its calls to the sandbox (AWS only, and only in
+    sandbox mode: a sandbox connection can never reach a real account)."""
     clean_config, clean_secrets = validate_connection(cloud=cloud, config=config, secrets=secrets)
+    if is_sandbox and (cloud != Cloud.AWS or settings.WIZARD_MODE != "sandbox"):
+        raise ValidationError(
+            {
+                "target": gettext(
+                    "Only an AWS connection made while the wizard runs in sandbox mode can "
+                    "target the sandbox."
+                )
+            }
+        )
     with transaction.atomic():
         connection = Connection(
-            cloud=cloud, name=name.strip(), config=clean_config, created_by=user
+            cloud=cloud,
+            name=name.strip(),
+            config=clean_config,
+            created_by=user,
+            is_sandbox=is_sandbox,
         )
         connection.set_secrets(clean_secrets)
         connection.full_clean(exclude=["secret_ciphertext"])

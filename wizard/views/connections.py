@@ -117,6 +117,7 @@ def connection_new(request: HttpRequest, cloud: str, method: str) -> HttpRespons
                 name=form.cleaned_data["name"],
                 config=form.config,
                 secrets=form.secrets,
+                is_sandbox=form.is_sandbox,
             )
         except ValidationError as error:
             form.add_service_errors(error)
