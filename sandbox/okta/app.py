@@ -19,6 +19,14 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.okta import query
+from sandbox.okta.oauth import (
+    ENDPOINT_SCOPES,
+    TOKEN_PATH,
+    AuthorizationServer,
+    OAuthError,
+    ResourceError,
+    new_service_app_key,
+)
 from sandbox.okta.org import (
     APP_ID_PREFIX,
     APP_KEY_PREFIX,
@@ -71,6 +79,12 @@ APP_USER_PROFILE_KEYS = frozenset({"role", "samlRoles"})
 SIGNING_CERT_CN = "CN=sandbox-okta amazon_aws"
 ERROR_ID_PREFIX = "oae"
 SSWS_SCHEME = "SSWS"
+# OAuth 2.0 access tokens from the org authorization server (sandbox/okta/oauth.py).
+OAUTH_SCHEMES = ("Bearer", "DPoP")
+# The sandbox's own API service app and the Okta scopes granted to it: what both Okta flows do
+# (okta_preflight.SCOPES, plus okta.groups.manage for group mapping's role group).
+SERVICE_APP_LABEL = "Connect SSO wizard (sandbox)"
+SERVICE_APP_SCOPES = ("okta.apps.manage", "okta.users.read", "okta.groups.manage")
 
 
 class OktaError(Exception):
@@ -135,8 +149,10 @@ class OktaSandboxApp:
         self.sandbox = sandbox
         self.knobs = sandbox.knobs
         self.org = org
+        self.authorization_server = AuthorizationServer(org.org_url, org.new_id)
         self.url_map = Map(
             [
+                Rule(TOKEN_PATH, methods=["POST"], endpoint="token"),
                 Rule("/api/v1/apps", methods=["GET"], endpoint="list_apps"),
                 Rule("/api/v1/apps", methods=["POST"], endpoint="create_app"),
                 Rule("/api/v1/apps/<app_id>", methods=["GET"], endpoint="get_app"),
@@ -247,7 +263,7 @@ class OktaSandboxApp:
         limited = api == APPS_API
         wait = 0.0
         try:
-            self._authenticate(request)
+            self._authenticate(request, endpoint)
             self.knobs.delay(api)
             if limited:
                 wait = self.knobs.throttle_wait(api)
@@ -258,6 +274,11 @@ class OktaSandboxApp:
             response = handler(request, **values)
         except OktaError as error:
             response = json_response(error.body(), error.status)
+        except ResourceError as error:
+            response = Response(status=error.status)
+            response.headers["WWW-Authenticate"] = error.www_authenticate(
+                self.org.org_url, request.path
+            )
         if limited:
             response.headers.update(self._rate_limit_headers(wait))
         return response
@@ -270,11 +291,22 @@ class OktaSandboxApp:
             return GROUPS_API
         return USERS_API
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request, endpoint: str) -> None:
+        header = request.headers.get("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme in OAUTH_SCHEMES:
+            self.authorization_server.authorize(
+                scheme=scheme,
+                token=token.strip(),
+                dpop_headers=request.headers.getlist("DPoP"),
+                method=request.method,
+                path=request.path,
+                required_scope=ENDPOINT_SCOPES[endpoint],
+            )
+            return
         # okta 3.4.6's generated methods send "SSWS<token>" with no space (its Configuration
         # concatenates authorizationMode and token), its request executor "SSWS <token>";
         # Okta takes both.
-        header = request.headers.get("Authorization") or ""
         token = header.removeprefix(SSWS_SCHEME).strip()
         expected = self.sandbox.endpoints["okta_token"]
         if not header.startswith(SSWS_SCHEME) or not hmac.compare_digest(
@@ -371,6 +403,18 @@ class OktaSandboxApp:
             documents, key=lambda d: d["id"], limit=limit, after=request.args.get("after")
         )
         return json_response(chunk, headers=self._link_headers(request, next_cursor, limit))
+
+    # -- the org authorization server ------------------------------------------------------
+
+    def token(self, request: Request) -> Response:
+        """POST /oauth2/v1/token for API service apps (sandbox/okta/oauth.py)."""
+        try:
+            body, headers = self.authorization_server.issue_token(
+                dict(request.form.items()), request.headers.getlist("DPoP"), request.method
+            )
+        except OAuthError as error:
+            return json_response(error.body(), error.status, error.headers)
+        return json_response(body, headers=headers)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -925,11 +969,24 @@ class OktaSandboxApp:
 
 
 def build_okta_app(sandbox: Sandbox) -> OktaSandboxApp:
-    """The sandbox's Okta org, seeded with the shared directory (sandbox.directory)."""
+    """The sandbox's Okta org, seeded with the shared directory (sandbox.directory), and an API
+    service app for the wizard's OAuth connection (its key and client ID go into the endpoints
+    file, as an admin copies them from the Admin Console)."""
     org = OktaOrg(
         org_url=sandbox.endpoints["okta_org_url"],
         domain=OKTA_DOMAIN,
         agents=sandbox.knobs.directory_agents,
         seed=sandbox.knobs.seed,
     )
-    return OktaSandboxApp(sandbox, org)
+    app = OktaSandboxApp(sandbox, org)
+    key = new_service_app_key()
+    service_app = app.authorization_server.add_service_app(
+        SERVICE_APP_LABEL, public_jwks=[key.public_jwk], scopes=list(SERVICE_APP_SCOPES)
+    )
+    sandbox.endpoints.update(
+        okta_client_id=service_app.client_id,
+        okta_key_id=key.kid,
+        okta_private_key=key.private_pem,
+        okta_scopes=" ".join(SERVICE_APP_SCOPES),
+    )
+    return app
