@@ -55,7 +55,7 @@ def _aws_key_connection(admin: Any) -> Connection:
     )
 
 
-def test_it_registers_the_three_sandbox_connections_once(sandbox_mode: Sandbox) -> None:
+def test_it_registers_the_sandbox_connections_once(sandbox_mode: Sandbox) -> None:
     endpoints = sandbox_mode.state_dir / "sandbox.json"
 
     first = register_sandbox_connections(sandbox_file=endpoints)
@@ -66,9 +66,10 @@ def test_it_registers_the_three_sandbox_connections_once(sandbox_mode: Sandbox) 
         ("aws", "Sandbox AWS", True),
         ("entra", "Sandbox Entra ID", True),
         ("okta", "Sandbox Okta", True),
+        ("okta", "Sandbox Okta (OAuth service app)", True),
     ]
-    assert Connection.objects.count() == 3
-    assert len(_connection_rows()) == 3
+    assert Connection.objects.count() == 4
+    assert len(_connection_rows()) == 4
 
 
 @pytest.mark.parametrize(
@@ -259,4 +260,4 @@ def test_it_describes_the_fields_of_every_method_for_the_forms() -> None:
         for spec in methods.values():
             assert str(spec["label"])
             for field in [*spec["config"], *spec["secrets"]]:
-                assert set(field) == {"name", "label", "required", "help", "multiline"}
+                assert set(field) == {"name", "label", "required", "help", "multiline", "choices"}
