@@ -92,6 +92,35 @@ def test_it_tests_each_sandbox_connection(
     assert saved.last_tested_at is not None
 
 
+def test_it_tests_the_service_app_connection_through_the_dpop_token_flow(
+    sandbox_okta_service_app: Connection,
+) -> None:
+    ok, message = connection_test(connection_id=sandbox_okta_service_app.pk)
+
+    assert ok, message
+    assert message.endswith("with a DPoP-bound token.")
+    calls = AuditEvent.objects.filter(kind=AuditKind.CALL_FINISHED, cloud=Cloud.OKTA).order_by("id")
+    assert list(calls.values_list("operation", "error_code")) == [
+        ("POST /oauth2/v1/token", "use_dpop_nonce"),
+        ("POST /oauth2/v1/token", ""),
+        ("GET /api/v1/apps", ""),
+    ]
+
+
+def test_it_names_the_dpop_setting_to_change_when_a_service_app_test_fails(
+    sandbox_okta_service_app: Connection,
+) -> None:
+    Connection.objects.filter(pk=sandbox_okta_service_app.pk).update(
+        config={**sandbox_okta_service_app.config, "dpop": "off"}
+    )
+
+    ok, message = connection_test(connection_id=sandbox_okta_service_app.pk)
+
+    assert not ok
+    assert "requires DPoP-bound tokens" in message
+    assert "Edit the connection and turn on DPoP." in message
+
+
 def test_it_saves_an_actionable_message_when_a_test_fails(sandbox_mode: Sandbox) -> None:
     connection = Connection(
         cloud=Cloud.OKTA,
