@@ -258,16 +258,14 @@ class _AuditedOktaHTTP(HTTPClient):
             error_code=error_code,
         )
         mismatch = (
-            _dpop_mismatch(self.dpop_expected, "DPoP" in headers, response.status, payload)
+            _dpop_mismatch(self.dpop_expected, response.status, payload)
             if is_token_request
             else None
         )
         return response.request_info, response, text, mismatch
 
 
-def _dpop_mismatch(
-    expected: bool | None, sent_proof: bool, status: int, payload: Any
-) -> ProvisioningError | None:
+def _dpop_mismatch(expected: bool | None, status: int, payload: Any) -> ProvisioningError | None:
     """The error to raise when a token response shows that the service app and the connection
     disagree about DPoP, else None.
 
@@ -279,7 +277,7 @@ def _dpop_mismatch(
     """
     if expected is None or not isinstance(payload, dict):
         return None
-    if status == 400 and payload.get("error") == "invalid_dpop_proof" and not sent_proof:
+    if status == 400 and payload.get("error") == "invalid_dpop_proof" and not expected:
         return PermanentError(
             gettext(
                 "The Okta service app requires DPoP-bound tokens, and this connection has "
