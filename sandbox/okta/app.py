@@ -33,6 +33,7 @@ from sandbox.okta.org import (
     AWS_APP_NAME,
     DEFAULT_USERNAME_TEMPLATE,
     AppGroup,
+    AppKey,
     AppUser,
     AwsApp,
     OktaOrg,
@@ -77,6 +78,8 @@ SECONDS_PER_LIMIT_WINDOW = 60
 APP_SETTINGS_KEYS = frozenset(default_app_settings()["app"])
 APP_USER_PROFILE_KEYS = frozenset({"role", "samlRoles"})
 SIGNING_CERT_CN = "CN=sandbox-okta amazon_aws"
+# generateApplicationKey's validityYears (Okta Apps API reference: 2 to 10).
+KEY_VALIDITY_YEARS = (2, 10)
 ERROR_ID_PREFIX = "oae"
 SSWS_SCHEME = "SSWS"
 # OAuth 2.0 access tokens from the org authorization server (sandbox/okta/oauth.py).
@@ -167,6 +170,21 @@ class OktaSandboxApp:
                     "/api/v1/apps/<app_id>/sso/saml/metadata",
                     methods=["GET"],
                     endpoint="app_metadata",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys",
+                    methods=["GET"],
+                    endpoint="list_app_keys",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys/generate",
+                    methods=["POST"],
+                    endpoint="generate_app_key",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys/<kid>",
+                    methods=["GET"],
+                    endpoint="get_app_key",
                 ),
                 Rule("/api/v1/apps/<app_id>/users", methods=["GET"], endpoint="list_app_users"),
                 Rule("/api/v1/apps/<app_id>/users", methods=["POST"], endpoint="assign_user"),
@@ -534,13 +552,15 @@ class OktaSandboxApp:
         certificate = issue_signing_certificate(SIGNING_CERT_CN)
         moment = now()
         with self.org.lock:
+            kid = secrets.token_urlsafe(32)
             app = AwsApp(
                 id=self.org.new_id(APP_ID_PREFIX),
                 label=label,
                 status="ACTIVE" if activate else "INACTIVE",
                 external_key=self.org.new_id(APP_KEY_PREFIX),
-                kid=secrets.token_urlsafe(32),
+                kid=kid,
                 certificate=certificate,
+                keys={kid: AppKey(certificate, moment)},
                 created=moment,
                 last_updated=moment,
                 settings=settings,
@@ -569,9 +589,19 @@ class OktaSandboxApp:
     def replace_app(self, request: Request, app_id: str) -> Response:
         body = self._body(request)
         label, settings, template = self._app_fields(body)
+        kid = ((body.get("credentials") or {}).get("signing") or {}).get("kid")
         with self.org.lock:
             app = self._app(app_id)
+            if kid is not None and kid not in app.keys:
+                raise validation_failed(
+                    "credentials.signing.kid",
+                    "kid: The key ID does not match a key credential of this app",
+                )
             app.label, app.settings, app.username_template = label, settings, template
+            if kid is not None and kid != app.kid:
+                # Okta, "Update SAML certificates" (guides/updating-saml-cert): replacing the
+                # app with a new credentials.signing.kid makes it sign with that key.
+                app.switch_signing_key(kid)
             if isinstance(body.get("visibility"), dict):
                 app.visibility = merge(app.visibility, body["visibility"])
             if isinstance(body.get("accessibility"), dict):
@@ -602,15 +632,52 @@ class OktaSandboxApp:
     def app_metadata(self, request: Request, app_id: str) -> Response:
         with self.org.lock:
             app = self._app(app_id)
-            kid = request.args.get("kid")
-            if kid is not None and kid != app.kid:
+            # ?kid= names any of the app's key credentials (the metadata an admin hands the
+            # service provider before switching to it); without it, the signing key's.
+            kid = request.args.get("kid", app.kid)
+            if kid not in app.keys:
                 raise not_found(kid, "AppInstanceKey")
             document = idp_metadata(
                 entity_id=issuer_of(app),
-                certificate=app.certificate,
+                certificate=app.keys[kid].certificate,
                 sso_url=sso_url_of(self.org, app),
             )
         return Response(document, status=200, content_type="application/xml")
+
+    def list_app_keys(self, request: Request, app_id: str) -> Response:
+        with self.org.lock:
+            app = self._app(app_id)
+            return json_response([self.org.key_json(kid, key) for kid, key in app.keys.items()])
+
+    def get_app_key(self, request: Request, app_id: str, kid: str) -> Response:
+        with self.org.lock:
+            key = self._app(app_id).keys.get(kid)
+            if key is None:
+                raise not_found(kid, "AppInstanceKey")
+            return json_response(self.org.key_json(kid, key))
+
+    def generate_app_key(self, request: Request, app_id: str) -> Response:
+        """POST .../credentials/keys/generate?validityYears=N: a new key credential the app does
+        not sign with until credentials.signing.kid names it (Okta Apps API reference, "Generate
+        new Application Key Credential": validityYears required; "out of range (2 - 10 years)"
+        is an error; 201 Created)."""
+        try:
+            years = int(request.args.get("validityYears", ""))
+        except ValueError:
+            years = 0
+        low, high = KEY_VALIDITY_YEARS
+        if not low <= years <= high:
+            raise validation_failed(
+                "validityYears", f"validityYears: must be a whole number from {low} to {high}"
+            )
+        certificate = issue_signing_certificate(
+            SIGNING_CERT_CN, not_after=now() + dt.timedelta(days=365 * years)
+        )
+        with self.org.lock:
+            app = self._app(app_id)
+            kid = secrets.token_urlsafe(32)
+            app.keys[kid] = AppKey(certificate, now())
+            return json_response(self.org.key_json(kid, app.keys[kid]), 201)
 
     # -- app assignments -------------------------------------------------------------------
 

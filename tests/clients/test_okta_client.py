@@ -3,6 +3,8 @@ audit rows, redaction, errors, trust."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import pytest
@@ -10,8 +12,10 @@ from okta.jwt import JWT
 
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client, run_okta
 from provisioning.okta.rest import okta_call
+from provisioning.saml import parse_idp_metadata
 from sandbox.knobs import Knobs
 from sandbox.okta.oauth import ServiceAppKey, new_service_app_key
 from sandbox.server import OKTA_TOKEN, Sandbox
@@ -272,3 +276,32 @@ def test_it_names_the_scope_a_call_lacks(sandbox_mode: Sandbox, scope: AuditScop
     assert raised.value.code == "okta_insufficient_scope"
     assert "okta.groups.read" in raised.value.message
     assert "Okta API Scopes tab" in raised.value.hint
+
+
+def test_it_hands_on_the_metadata_of_the_key_the_app_signs_with_now(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = okta_client(sandbox_connections[Cloud.OKTA], audit=scope)
+    app = okta_call(
+        client,
+        "POST",
+        "/api/v1/apps",
+        {"name": aws_app.AWS_APP_NAME, "label": "metadata kid", "signOnMode": aws_app.SAML_2_0},
+    )
+    path = aws_app.app_path(app["id"])
+    new_key = okta_call(client, "POST", f"{path}/credentials/keys/generate?validityYears=2")
+    # The signing key is switched after the step read the app (an admin's rotation, or a run
+    # resumed later): the metadata must follow the app as it is now.
+    okta_call(client, "PUT", path, {**app, "credentials": {"signing": {"kid": new_key["kid"]}}})
+
+    metadata = parse_idp_metadata(aws_app.metadata_xml(client, app["id"]))
+
+    certificate = base64.b64decode(new_key["x5c"][0])
+    digest = hashlib.sha256(certificate).hexdigest().upper()
+    assert metadata.fingerprints == {":".join(digest[i : i + 2] for i in range(0, 64, 2))}
+    reads = (
+        call_rows(Cloud.OKTA)
+        .filter(kind=AuditKind.CALL_STARTED)
+        .values_list("operation", flat=True)
+    )
+    assert f"GET {path}/credentials/keys/{new_key['kid']}" in list(reads)
