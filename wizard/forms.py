@@ -254,6 +254,14 @@ class ConnectionForm(forms.Form):
         stored_secrets = set(editing.secret_names) if editing else set()
         for field in spec["config"]:
             self.config_names.append(field["name"])
+            if field.get("choices"):
+                self.fields[field["name"]] = forms.ChoiceField(
+                    label=field["label"],
+                    choices=field["choices"],
+                    initial=field["choices"][0][0],
+                    help_text=field.get("help", ""),
+                )
+                continue
             self.fields[field["name"]] = forms.CharField(
                 label=field["label"],
                 required=field.get("required", True),

@@ -1,15 +1,20 @@
 """Reads and changes the Okta org's AWS Account Federation app (`amazon_aws`): find it, change
-its settings without losing the ones other steps own, fetch its SAML metadata, remove it."""
+its settings without losing the ones other steps own, fetch the SAML metadata of the key it signs
+with, remove it."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 from typing import Any
 
+from django.utils.translation import gettext
 from okta.client import Client as OktaClient
 
-from provisioning.errors import PermanentError
+from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.okta.rest import okta_call, okta_pages
+from provisioning.saml import parse_idp_metadata
 
 # The catalog name of Okta's "AWS Account Federation" app (PROCEDURE.md section 2, Okta 1).
 AWS_APP_NAME = "amazon_aws"
@@ -87,19 +92,56 @@ def replace_app(
     return okta_call(client, "PUT", app_path(app["id"]), body)
 
 
-def metadata_xml(client: OktaClient, app: dict[str, Any]) -> str:
-    """The app's IdP metadata, signed with its current signing key (credentials.signing.kid)."""
-    kid = ((app.get("credentials") or {}).get("signing") or {}).get("kid")
-    params = {"kid": kid} if kid else None
-    return str(
+def signing_kid(app: dict[str, Any]) -> str:
+    return str(((app.get("credentials") or {}).get("signing") or {}).get("kid") or "")
+
+
+def metadata_xml(client: OktaClient, app_id: str) -> str:
+    """The app's IdP metadata for the key it signs with now, checked against that key.
+
+    The app is read again here, not taken from an earlier read: an app whose signing key was
+    switched (credentials.signing.kid, Okta "Update SAML certificates") since would otherwise
+    hand IAM the metadata of the old key, which `?kid=` still serves, and every sign-in would
+    then fail AWS's signature check. The downloaded certificate is compared with the key
+    credential's own (GET /api/v1/apps/{id}/credentials/keys/{kid}); while they differ the
+    step waits for Okta instead of giving IAM the wrong certificate.
+    """
+    app = get_app(client, app_id)
+    if app is None:
+        raise PermanentError(
+            f"The Okta app {app_id} no longer exists.",
+            code="okta_app_gone",
+            hint="Retry the step; it creates the app again.",
+        )
+    kid = signing_kid(app)
+    metadata = str(
         okta_call(
             client,
             "GET",
-            f"{app_path(app['id'])}/sso/saml/metadata",
-            params=params,
+            f"{app_path(app_id)}/sso/saml/metadata",
+            params={"kid": kid} if kid else None,
             accept="application/xml",
         )
     )
+    if not kid:
+        return metadata
+    key = okta_call(client, "GET", f"{app_path(app_id)}/credentials/keys/{kid}")
+    wanted = {_fingerprint(certificate) for certificate in key.get("x5c") or []}
+    if wanted and not wanted & parse_idp_metadata(metadata).fingerprints:
+        raise WaitForCloud(
+            gettext(
+                "Okta's metadata for the app does not carry the certificate of its signing key "
+                "%(kid)s yet; the wizard downloads it again shortly."
+            )
+            % {"kid": kid}
+        )
+    return metadata
+
+
+def _fingerprint(x5c: str) -> str:
+    """A key credential's x5c certificate (base64 DER) as CertificateInfo.fingerprint_sha256."""
+    digest = hashlib.sha256(base64.b64decode(x5c)).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def user_access_url(app: dict[str, Any]) -> str:

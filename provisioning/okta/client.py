@@ -3,7 +3,10 @@ turns Okta errors into the project's errors.
 
 Auth methods (Connection.config["method"]): "api_token" (config "org_url"; secret "api_token",
 sent as `SSWS <token>`) and "private_key" (OAuth 2.0 service app: config "org_url",
-"client_id", "scopes" (space separated), optional "key_id"; secret "private_key", a PEM).
+"client_id", "scopes" (space separated), optional "key_id", "dpop" ("on", the default, or
+"off"); secret "private_key", a PEM). With DPoP on, the SDK binds the token to a key of its own
+and signs a proof for every call (dpopEnabled); when the service app and the connection disagree
+about DPoP, the token request says so and the error names the setting to change.
 The org URL is checked first (provisioning/okta/org_url.py); in sandbox mode a sandbox
 connection goes only to the sandbox's Okta URL and trusts the sandbox CA.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import ssl
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -27,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import certifi
 from asgiref.sync import async_to_sync, sync_to_async
+from django.utils.translation import gettext
 from okta.client import Client as OktaClient
 from okta.errors.error import Error as OktaError
 from okta.errors.http_error import HTTPError as OktaHTTPError
@@ -50,6 +55,21 @@ REQUEST_TIMEOUT_S = 60
 # When Okta throttles without X-Rate-Limit-Reset, wait this long (its limits are per minute).
 DEFAULT_RESET_WAIT_S = 60.0
 MAX_OPERATION_CHARS = 128
+# The org authorization server's token endpoint (Okta, "Implement OAuth for Okta with a service
+# app"), which the SDK calls before the first API call of a private_key connection.
+TOKEN_PATH = "/oauth2/v1/token"  # noqa: S105 - a URL path
+DPOP_ON = "on"
+DPOP_OFF = "off"
+# Where an Okta admin turns DPoP on or off for a service app (Okta Support, "The DPoP Proof JWT
+# Header Is Missing": Applications > Applications > General Settings; the checkbox's label as in
+# Okta's DPoP guide, developer.okta.com/docs/guides/dpop/oktaresourceserver/main/).
+DPOP_CONSOLE_SETTING = (
+    "Applications › Applications › (the service app) › General › General Settings: "
+    "“Require Demonstrating Proof of Possession (DPoP) header in token requests”"
+)
+# The WWW-Authenticate parameters Okta puts the reason of an OAuth refusal in (okta-sdk-golang
+# issue 145: error="insufficient_scope", scope="okta.groups.read"; okta-sdk-python issue 541).
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
@@ -98,6 +118,7 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
             clientId=config["client_id"],
             scopes=(config.get("scopes") or DEFAULT_SCOPES).split(),
             privateKey=private_key,
+            dpopEnabled=uses_dpop(connection),
         )
         if config.get("key_id"):
             settings["kid"] = config["key_id"]
@@ -109,7 +130,13 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
         )
     ca_bundle = sandbox["ca_bundle"] if sandbox else certifi.where()
     settings["httpClient"] = type(
-        "AuditedOktaHTTP", (_AuditedOktaHTTP,), {"scope": audit, "ca_bundle": ca_bundle}
+        "AuditedOktaHTTP",
+        (_AuditedOktaHTTP,),
+        {
+            "scope": audit,
+            "ca_bundle": ca_bundle,
+            "dpop_expected": uses_dpop(connection) if method == "private_key" else None,
+        },
     )
     try:
         return OktaClient(settings)
@@ -117,6 +144,12 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
         raise PermanentError(
             f"The Okta settings are not valid: {exc}", code="okta_bad_settings"
         ) from exc
+
+
+def uses_dpop(connection: Connection) -> bool:
+    """Whether a service-app connection asks for DPoP-bound tokens (on unless turned off, as
+    new Okta API service apps require DPoP)."""
+    return connection.config.get("dpop", DPOP_ON) != DPOP_OFF
 
 
 def run_okta(call: Awaitable[Any]) -> Any:
@@ -144,6 +177,8 @@ class _AuditedOktaHTTP(HTTPClient):
 
     scope: AuditScope
     ca_bundle: str
+    # For a service-app connection, whether it asked for DPoP; None for an API token.
+    dpop_expected: bool | None
 
     def __init__(self, http_config: dict[str, Any]) -> None:
         super().__init__(http_config)
@@ -204,17 +239,77 @@ class _AuditedOktaHTTP(HTTPClient):
             if header in response.headers:
                 result[header.lower()] = response.headers[header]
         failed = response.status >= 400
-        if not failed and isinstance(payload, dict):
+        is_token_request = url.path == TOKEN_PATH
+        if is_token_request and isinstance(payload, dict):
+            # Never the token itself: only its type, lifetime and scopes.
+            kept = ("token_type", "expires_in", "scope", "error", "error_description")
+            result.update({key: payload[key] for key in kept if key in payload})
+        elif not failed and isinstance(payload, dict):
             result.update(identifiers(payload))
+        error_code = ""
+        if failed and isinstance(payload, dict):
+            error_code = str(payload.get("errorCode") or payload.get("error") or "")
+        elif failed:
+            error_code = _challenge(response.headers).get("error") or f"http_{response.status}"
         await sync_to_async(finish_call)(
             record,
             outcome="error" if failed else "ok",
             response=result,
-            error_code=str(payload.get("errorCode", ""))
-            if failed and isinstance(payload, dict)
-            else (f"http_{response.status}" if failed else ""),
+            error_code=error_code,
         )
-        return response.request_info, response, text, None
+        mismatch = (
+            _dpop_mismatch(self.dpop_expected, response.status, payload)
+            if is_token_request
+            else None
+        )
+        return response.request_info, response, text, mismatch
+
+
+def _dpop_mismatch(expected: bool | None, status: int, payload: Any) -> ProvisioningError | None:
+    """The error to raise when a token response shows that the service app and the connection
+    disagree about DPoP, else None.
+
+    - App requires DPoP, connection has it off: Okta answers 400 invalid_dpop_proof "The DPoP
+      proof JWT header is missing." (Okta Support, "The DPoP Proof JWT Header Is Missing").
+    - App does not require DPoP, connection has it on: Okta ignores the proof and answers with a
+      plain Bearer token (okta-sdk-python okta/oauth.py: "DPoP was enabled but server returned
+      Bearer token"), so the connection would run without the binding its admin asked for.
+    """
+    if expected is None or not isinstance(payload, dict):
+        return None
+    if status == 400 and payload.get("error") == "invalid_dpop_proof" and not expected:
+        return PermanentError(
+            gettext(
+                "The Okta service app requires DPoP-bound tokens, and this connection has "
+                "DPoP turned off."
+            ),
+            code="okta_dpop_required_by_app",
+            hint=gettext(
+                "Edit the connection and turn on DPoP. (Or, in the Okta Admin Console, untick "
+                "%(setting)s; Okta recommends keeping it on.)"
+            )
+            % {"setting": DPOP_CONSOLE_SETTING},
+        )
+    if status == 200 and expected and payload.get("token_type") == "Bearer":
+        return PermanentError(
+            gettext(
+                "This connection has DPoP turned on, but the Okta service app does not require "
+                "it: Okta issued a plain Bearer token."
+            ),
+            code="okta_dpop_not_required_by_app",
+            hint=gettext(
+                "In the Okta Admin Console, tick %(setting)s and save. (Or edit the connection "
+                "and turn off DPoP.)"
+            )
+            % {"setting": DPOP_CONSOLE_SETTING},
+        )
+    return None
+
+
+def _challenge(headers: Any) -> dict[str, str]:
+    """The parameters of a WWW-Authenticate header ({} without one)."""
+    value = headers.get("WWW-Authenticate", "") if headers else ""
+    return dict(_CHALLENGE_PARAM.findall(value))
 
 
 def map_okta_error(exc: BaseException) -> ProvisioningError:
@@ -230,6 +325,9 @@ def map_okta_error(exc: BaseException) -> ProvisioningError:
             exc.headers or {},
         )
     if isinstance(exc, OktaHTTPError):
+        challenge = _challenge(exc.response_headers)
+        if challenge.get("error"):
+            return _map_oauth_refusal(exc.status or 0, challenge)
         return _map_api_error(exc.status or 0, "", "", [], exc.response_headers or {})
     if isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError) or "CERTIFICATE_VERIFY_FAILED" in str(
         exc
@@ -253,9 +351,94 @@ def map_okta_error(exc: BaseException) -> ProvisioningError:
     )
 
 
+def _map_oauth_refusal(status: int, challenge: dict[str, str]) -> ProvisioningError:
+    """A management API call refused for the OAuth token it carried (the reason is in
+    WWW-Authenticate, the body empty)."""
+    error = challenge.get("error", "")
+    said = challenge.get("error_description", "")
+    if error == "insufficient_scope":
+        return PermanentError(
+            gettext("The Okta service app's token lacks the scope %(scope)s.")
+            % {"scope": challenge.get("scope", "")},
+            code="okta_insufficient_scope",
+            hint=gettext(
+                "Grant %(scope)s to the service app (its Okta API Scopes tab) and add it to the "
+                "connection's scopes."
+            )
+            % {"scope": challenge.get("scope", "")},
+        )
+    return PermanentError(
+        gettext("Okta refused the service app's token (%(error)s): %(said)s")
+        % {"error": error, "said": said},
+        code=error or f"http_{status}",
+        hint=gettext(
+            "Test the connection again; if it keeps failing, check the worker's clock and "
+            "whether DPoP is on in both the connection and the service app."
+        ),
+    )
+
+
+# Token endpoint refusals of the client assertion whose cause is the worker's clock, not the key
+# (Okta's OAuth 2.0 error catalogue, invalid_client).
+_CLOCK_CAUSES = (
+    "The client_assertion token is expired.",
+    "The client_assertion token must be issued before the current time.",
+    "The client_assertion token has an expiration too far into the future.",
+)
+
+
+def _map_token_error(code: str, summary: str) -> ProvisioningError | None:
+    """The org authorization server's OAuth errors (RFC 6749 section 5.2 codes), or None."""
+    said = summary.split("\n\nServer error: ")[-1].strip()
+    if code == "invalid_client" and said in _CLOCK_CAUSES:
+        return PermanentError(
+            gettext("Okta refused the service app's signed client assertion: %(said)s")
+            % {"said": said},
+            code="okta_assertion_time",
+            hint=gettext(
+                "The worker's clock is wrong: the assertion is valid for 50 minutes from the "
+                "moment it is signed. Set the worker host's clock (NTP), then test again."
+            ),
+        )
+    if code == "invalid_client":
+        return PermanentError(
+            gettext("Okta refused the service app's signed client assertion: %(said)s")
+            % {"said": said},
+            code="okta_invalid_client",
+            hint=gettext(
+                "Edit the connection: the client ID must be the service app's, and the private "
+                "key must match a public key on its General tab (Client Credentials); give the "
+                "key ID (kid) when the app has several keys."
+            ),
+        )
+    if code in ("invalid_scope", "consent_required"):
+        return PermanentError(
+            gettext("Okta granted none of the scopes the connection asks for: %(said)s")
+            % {"said": said},
+            code="okta_scopes_not_granted",
+            hint=gettext(
+                "Grant the scopes to the service app (its Okta API Scopes tab), or fix the "
+                "connection's scopes."
+            ),
+        )
+    if code.startswith(("invalid_dpop", "use_dpop", "dpop_")):
+        return PermanentError(
+            gettext("Okta refused the DPoP proof: %(said)s") % {"said": said},
+            code=code,
+            hint=gettext(
+                "Check the worker's clock (proofs older than five minutes are refused), then "
+                "test the connection again."
+            ),
+        )
+    return None
+
+
 def _map_api_error(
     status: int, code: str, summary: str, causes: list[str], headers: Any
 ) -> ProvisioningError:
+    token_error = _map_token_error(code, summary)
+    if token_error is not None:
+        return token_error
     detail = "; ".join(c for c in causes if c)
     said = f" Okta said: “{summary}{' — ' + detail if detail else ''}”" if summary else ""
     code = code or f"http_{status}"

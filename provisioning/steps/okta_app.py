@@ -262,7 +262,7 @@ class OktaApp(Step):
             if app.get("status") != "ACTIVE":
                 okta_call(client, "POST", f"{aws_app.app_path(app['id'])}/lifecycle/activate")
         created = app["id"] in _created_app_ids(ctx)
-        metadata = aws_app.metadata_xml(client, app)
+        metadata = aws_app.metadata_xml(client, app["id"])
         return {
             "app_id": app["id"],
             "app_label": app.get("label", ""),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.okta.client import DEFAULT_SCOPES
 from provisioning.okta.rest import okta_call
 from provisioning.steps.base import Change, Plan, Step, register
 
@@ -41,6 +42,8 @@ GROUP_ROLES = ("SUPER_ADMIN", "ORG_ADMIN", "USER_ADMIN", "GROUP_MEMBERSHIP_ADMIN
 # scopes for Okta management APIs").
 SCOPES = ("okta.apps.manage", "okta.users.read", "okta.groups.read")
 GROUP_SCOPE = "okta.groups.manage"
+READ_SUFFIX = ".read"
+MANAGE_SUFFIX = ".manage"
 GROUP_MAPPING_STEP = "okta_group_mapping"
 
 
@@ -89,10 +92,18 @@ def _check_token(ctx: StepContext, client: Any) -> dict[str, Any]:
     return {"admin_login": login, "admin_roles": held, "checked": checked}
 
 
+def _scope_covered(scope: str, granted: set[str]) -> bool:
+    """Okta's scopes form a hierarchy: "the manage scopes can do everything that the read scopes
+    do" (Okta, "Implement OAuth for Okta", Scopes and supported endpoints)."""
+    return scope in granted or (
+        scope.endswith(READ_SUFFIX) and scope.removesuffix(READ_SUFFIX) + MANAGE_SUFFIX in granted
+    )
+
+
 def _check_scopes(ctx: StepContext, connection: Any) -> dict[str, Any]:
-    granted = set(str(connection.config.get("scopes") or "").split())
+    granted = set(str(connection.config.get("scopes") or DEFAULT_SCOPES).split())
     wanted = list(SCOPES) + ([GROUP_SCOPE] if GROUP_MAPPING_STEP in _flow_step_keys(ctx) else [])
-    missing = [scope for scope in wanted if scope not in granted]
+    missing = [scope for scope in wanted if not _scope_covered(scope, granted)]
     if missing:
         raise PermanentError(
             "The Okta service app's connection lacks the scopes " + ", ".join(missing) + ".",

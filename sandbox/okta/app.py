@@ -19,12 +19,21 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.okta import query
+from sandbox.okta.oauth import (
+    ENDPOINT_SCOPES,
+    TOKEN_PATH,
+    AuthorizationServer,
+    OAuthError,
+    ResourceError,
+    new_service_app_key,
+)
 from sandbox.okta.org import (
     APP_ID_PREFIX,
     APP_KEY_PREFIX,
     AWS_APP_NAME,
     DEFAULT_USERNAME_TEMPLATE,
     AppGroup,
+    AppKey,
     AppUser,
     AwsApp,
     OktaOrg,
@@ -69,8 +78,16 @@ SECONDS_PER_LIMIT_WINDOW = 60
 APP_SETTINGS_KEYS = frozenset(default_app_settings()["app"])
 APP_USER_PROFILE_KEYS = frozenset({"role", "samlRoles"})
 SIGNING_CERT_CN = "CN=sandbox-okta amazon_aws"
+# generateApplicationKey's validityYears (Okta Apps API reference: 2 to 10).
+KEY_VALIDITY_YEARS = (2, 10)
 ERROR_ID_PREFIX = "oae"
 SSWS_SCHEME = "SSWS"
+# OAuth 2.0 access tokens from the org authorization server (sandbox/okta/oauth.py).
+OAUTH_SCHEMES = ("Bearer", "DPoP")
+# The sandbox's own API service app and the Okta scopes granted to it: what both Okta flows do
+# (okta_preflight.SCOPES, plus okta.groups.manage for group mapping's role group).
+SERVICE_APP_LABEL = "Connect SSO wizard (sandbox)"
+SERVICE_APP_SCOPES = ("okta.apps.manage", "okta.users.read", "okta.groups.manage")
 
 
 class OktaError(Exception):
@@ -135,8 +152,10 @@ class OktaSandboxApp:
         self.sandbox = sandbox
         self.knobs = sandbox.knobs
         self.org = org
+        self.authorization_server = AuthorizationServer(org.org_url, org.new_id)
         self.url_map = Map(
             [
+                Rule(TOKEN_PATH, methods=["POST"], endpoint="token"),
                 Rule("/api/v1/apps", methods=["GET"], endpoint="list_apps"),
                 Rule("/api/v1/apps", methods=["POST"], endpoint="create_app"),
                 Rule("/api/v1/apps/<app_id>", methods=["GET"], endpoint="get_app"),
@@ -151,6 +170,21 @@ class OktaSandboxApp:
                     "/api/v1/apps/<app_id>/sso/saml/metadata",
                     methods=["GET"],
                     endpoint="app_metadata",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys",
+                    methods=["GET"],
+                    endpoint="list_app_keys",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys/generate",
+                    methods=["POST"],
+                    endpoint="generate_app_key",
+                ),
+                Rule(
+                    "/api/v1/apps/<app_id>/credentials/keys/<kid>",
+                    methods=["GET"],
+                    endpoint="get_app_key",
                 ),
                 Rule("/api/v1/apps/<app_id>/users", methods=["GET"], endpoint="list_app_users"),
                 Rule("/api/v1/apps/<app_id>/users", methods=["POST"], endpoint="assign_user"),
@@ -247,7 +281,7 @@ class OktaSandboxApp:
         limited = api == APPS_API
         wait = 0.0
         try:
-            self._authenticate(request)
+            self._authenticate(request, endpoint)
             self.knobs.delay(api)
             if limited:
                 wait = self.knobs.throttle_wait(api)
@@ -258,6 +292,11 @@ class OktaSandboxApp:
             response = handler(request, **values)
         except OktaError as error:
             response = json_response(error.body(), error.status)
+        except ResourceError as error:
+            response = Response(status=error.status)
+            response.headers["WWW-Authenticate"] = error.www_authenticate(
+                self.org.org_url, request.path
+            )
         if limited:
             response.headers.update(self._rate_limit_headers(wait))
         return response
@@ -270,11 +309,22 @@ class OktaSandboxApp:
             return GROUPS_API
         return USERS_API
 
-    def _authenticate(self, request: Request) -> None:
+    def _authenticate(self, request: Request, endpoint: str) -> None:
+        header = request.headers.get("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme in OAUTH_SCHEMES:
+            self.authorization_server.authorize(
+                scheme=scheme,
+                token=token.strip(),
+                dpop_headers=request.headers.getlist("DPoP"),
+                method=request.method,
+                path=request.path,
+                required_scope=ENDPOINT_SCOPES[endpoint],
+            )
+            return
         # okta 3.4.6's generated methods send "SSWS<token>" with no space (its Configuration
         # concatenates authorizationMode and token), its request executor "SSWS <token>";
         # Okta takes both.
-        header = request.headers.get("Authorization") or ""
         token = header.removeprefix(SSWS_SCHEME).strip()
         expected = self.sandbox.endpoints["okta_token"]
         if not header.startswith(SSWS_SCHEME) or not hmac.compare_digest(
@@ -371,6 +421,18 @@ class OktaSandboxApp:
             documents, key=lambda d: d["id"], limit=limit, after=request.args.get("after")
         )
         return json_response(chunk, headers=self._link_headers(request, next_cursor, limit))
+
+    # -- the org authorization server ------------------------------------------------------
+
+    def token(self, request: Request) -> Response:
+        """POST /oauth2/v1/token for API service apps (sandbox/okta/oauth.py)."""
+        try:
+            body, headers = self.authorization_server.issue_token(
+                dict(request.form.items()), request.headers.getlist("DPoP"), request.method
+            )
+        except OAuthError as error:
+            return json_response(error.body(), error.status, error.headers)
+        return json_response(body, headers=headers)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -490,13 +552,15 @@ class OktaSandboxApp:
         certificate = issue_signing_certificate(SIGNING_CERT_CN)
         moment = now()
         with self.org.lock:
+            kid = secrets.token_urlsafe(32)
             app = AwsApp(
                 id=self.org.new_id(APP_ID_PREFIX),
                 label=label,
                 status="ACTIVE" if activate else "INACTIVE",
                 external_key=self.org.new_id(APP_KEY_PREFIX),
-                kid=secrets.token_urlsafe(32),
+                kid=kid,
                 certificate=certificate,
+                keys={kid: AppKey(certificate, moment)},
                 created=moment,
                 last_updated=moment,
                 settings=settings,
@@ -525,9 +589,19 @@ class OktaSandboxApp:
     def replace_app(self, request: Request, app_id: str) -> Response:
         body = self._body(request)
         label, settings, template = self._app_fields(body)
+        kid = ((body.get("credentials") or {}).get("signing") or {}).get("kid")
         with self.org.lock:
             app = self._app(app_id)
+            if kid is not None and kid not in app.keys:
+                raise validation_failed(
+                    "credentials.signing.kid",
+                    "kid: The key ID does not match a key credential of this app",
+                )
             app.label, app.settings, app.username_template = label, settings, template
+            if kid is not None and kid != app.kid:
+                # Okta, "Update SAML certificates" (guides/updating-saml-cert): replacing the
+                # app with a new credentials.signing.kid makes it sign with that key.
+                app.switch_signing_key(kid)
             if isinstance(body.get("visibility"), dict):
                 app.visibility = merge(app.visibility, body["visibility"])
             if isinstance(body.get("accessibility"), dict):
@@ -558,15 +632,52 @@ class OktaSandboxApp:
     def app_metadata(self, request: Request, app_id: str) -> Response:
         with self.org.lock:
             app = self._app(app_id)
-            kid = request.args.get("kid")
-            if kid is not None and kid != app.kid:
+            # ?kid= names any of the app's key credentials (the metadata an admin hands the
+            # service provider before switching to it); without it, the signing key's.
+            kid = request.args.get("kid", app.kid)
+            if kid not in app.keys:
                 raise not_found(kid, "AppInstanceKey")
             document = idp_metadata(
                 entity_id=issuer_of(app),
-                certificate=app.certificate,
+                certificate=app.keys[kid].certificate,
                 sso_url=sso_url_of(self.org, app),
             )
         return Response(document, status=200, content_type="application/xml")
+
+    def list_app_keys(self, request: Request, app_id: str) -> Response:
+        with self.org.lock:
+            app = self._app(app_id)
+            return json_response([self.org.key_json(kid, key) for kid, key in app.keys.items()])
+
+    def get_app_key(self, request: Request, app_id: str, kid: str) -> Response:
+        with self.org.lock:
+            key = self._app(app_id).keys.get(kid)
+            if key is None:
+                raise not_found(kid, "AppInstanceKey")
+            return json_response(self.org.key_json(kid, key))
+
+    def generate_app_key(self, request: Request, app_id: str) -> Response:
+        """POST .../credentials/keys/generate?validityYears=N: a new key credential the app does
+        not sign with until credentials.signing.kid names it (Okta Apps API reference, "Generate
+        new Application Key Credential": validityYears required; "out of range (2 - 10 years)"
+        is an error; 201 Created)."""
+        try:
+            years = int(request.args.get("validityYears", ""))
+        except ValueError:
+            years = 0
+        low, high = KEY_VALIDITY_YEARS
+        if not low <= years <= high:
+            raise validation_failed(
+                "validityYears", f"validityYears: must be a whole number from {low} to {high}"
+            )
+        certificate = issue_signing_certificate(
+            SIGNING_CERT_CN, not_after=now() + dt.timedelta(days=365 * years)
+        )
+        with self.org.lock:
+            app = self._app(app_id)
+            kid = secrets.token_urlsafe(32)
+            app.keys[kid] = AppKey(certificate, now())
+            return json_response(self.org.key_json(kid, app.keys[kid]), 201)
 
     # -- app assignments -------------------------------------------------------------------
 
@@ -925,11 +1036,24 @@ class OktaSandboxApp:
 
 
 def build_okta_app(sandbox: Sandbox) -> OktaSandboxApp:
-    """The sandbox's Okta org, seeded with the shared directory (sandbox.directory)."""
+    """The sandbox's Okta org, seeded with the shared directory (sandbox.directory), and an API
+    service app for the wizard's OAuth connection (its key and client ID go into the endpoints
+    file, as an admin copies them from the Admin Console)."""
     org = OktaOrg(
         org_url=sandbox.endpoints["okta_org_url"],
         domain=OKTA_DOMAIN,
         agents=sandbox.knobs.directory_agents,
         seed=sandbox.knobs.seed,
     )
-    return OktaSandboxApp(sandbox, org)
+    app = OktaSandboxApp(sandbox, org)
+    key = new_service_app_key()
+    service_app = app.authorization_server.add_service_app(
+        SERVICE_APP_LABEL, public_jwks=[key.public_jwk], scopes=list(SERVICE_APP_SCOPES)
+    )
+    sandbox.endpoints.update(
+        okta_client_id=service_app.client_id,
+        okta_key_id=key.kid,
+        okta_private_key=key.private_pem,
+        okta_scopes=" ".join(SERVICE_APP_SCOPES),
+    )
+    return app

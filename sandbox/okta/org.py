@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
+import hashlib
 import random
 import string
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sandbox.directory import Directory, seed_directory
 from sandbox.saml_idp import SigningCertificate
@@ -38,6 +43,14 @@ _USERNAME_TEMPLATES = {
     '${fn:substringBefore(source.login,"@")}': lambda user: user.login.split("@")[0],
     '${fn:substringBefore(source.email,"@")}': lambda user: user.email.split("@")[0],
 }
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unsigned(number: int) -> bytes:
+    return number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 
 def timestamp(moment: dt.datetime) -> str:
@@ -118,6 +131,14 @@ class RoleDownload:
 
 
 @dataclass
+class AppKey:
+    """One of an app's SAML signing key credentials (GET /api/v1/apps/{id}/credentials/keys)."""
+
+    certificate: SigningCertificate = field(repr=False)
+    created: dt.datetime
+
+
+@dataclass
 class AwsApp:
     id: str
     label: str
@@ -134,6 +155,12 @@ class AwsApp:
     users: dict[str, AppUser] = field(default_factory=dict)
     groups: dict[str, AppGroup] = field(default_factory=dict)
     provisioning: RoleDownload | None = None
+    # Every key credential of the app by kid; `kid`/`certificate` is the one it signs with
+    # (credentials.signing.kid).
+    keys: dict[str, AppKey] = field(default_factory=dict)
+
+    def switch_signing_key(self, kid: str) -> None:
+        self.kid, self.certificate = kid, self.keys[kid].certificate
 
     @property
     def app_settings(self) -> dict[str, Any]:
@@ -421,6 +448,27 @@ class OktaOrg:
                 "app": {"href": f"{self.org_url}/api/v1/apps/{app.id}"},
                 "group": {"href": f"{self.org_url}/api/v1/groups/{assignment.group_id}"},
             },
+        }
+
+    @staticmethod
+    def key_json(kid: str, key: AppKey) -> dict[str, Any]:
+        """An application key credential as Okta serves it (the management API's JsonWebKey:
+        kid, kty, use, x5c, x5t#S256, e, n, created, lastUpdated, expiresAt)."""
+        certificate = x509.load_pem_x509_certificate(key.certificate.cert_pem.encode())
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        numbers = certificate.public_key().public_numbers()  # type: ignore[union-attr]
+        return {
+            "kid": kid,
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "x5c": [key.certificate.cert_base64],
+            "x5t#S256": _b64url(hashlib.sha256(der).digest()),
+            "e": _b64url(_unsigned(numbers.e)),
+            "n": _b64url(_unsigned(numbers.n)),
+            "created": timestamp(key.created),
+            "lastUpdated": timestamp(key.created),
+            "expiresAt": timestamp(key.certificate.not_after),
         }
 
     def roles_json(self, user: OrgUser) -> list[dict[str, Any]]:

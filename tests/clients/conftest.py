@@ -12,7 +12,11 @@ from django.db.models import QuerySet
 from provisioning.audit import AuditScope
 from sandbox.server import Sandbox
 from wizard.models import AuditEvent, AuditKind, Cloud, Connection
-from wizard.services.connections import register_sandbox_connections
+from wizard.services.connections import (
+    SANDBOX_NAMES,
+    SANDBOX_OKTA_SERVICE_APP,
+    register_sandbox_connections,
+)
 
 
 @pytest.fixture
@@ -25,9 +29,16 @@ def sandbox_mode(sandbox: Sandbox, settings: Any) -> Sandbox:
 
 @pytest.fixture
 def sandbox_connections(sandbox_mode: Sandbox, db: None) -> dict[str, Connection]:
-    """The three sandbox connections, by cloud."""
+    """The sandbox connection of each cloud (Okta's with its API token), by cloud."""
     registered = register_sandbox_connections(sandbox_file=sandbox_mode.state_dir / "sandbox.json")
-    return {connection.cloud: connection for connection in registered}
+    names = set(SANDBOX_NAMES.values())
+    return {connection.cloud: connection for connection in registered if connection.name in names}
+
+
+@pytest.fixture
+def sandbox_okta_service_app(sandbox_connections: dict[str, Connection]) -> Connection:
+    """The sandbox Okta's API service app connection: private key, DPoP on."""
+    return Connection.objects.get(cloud=Cloud.OKTA, name=SANDBOX_OKTA_SERVICE_APP)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def _aws_key_connection(admin: Any) -> Connection:
     )
 
 
-def test_it_registers_the_three_sandbox_connections_once(sandbox_mode: Sandbox) -> None:
+def test_it_registers_the_sandbox_connections_once(sandbox_mode: Sandbox) -> None:
     endpoints = sandbox_mode.state_dir / "sandbox.json"
 
     first = register_sandbox_connections(sandbox_file=endpoints)
@@ -66,9 +66,10 @@ def test_it_registers_the_three_sandbox_connections_once(sandbox_mode: Sandbox) 
         ("aws", "Sandbox AWS", True),
         ("entra", "Sandbox Entra ID", True),
         ("okta", "Sandbox Okta", True),
+        ("okta", "Sandbox Okta (OAuth service app)", True),
     ]
-    assert Connection.objects.count() == 3
-    assert len(_connection_rows()) == 3
+    assert Connection.objects.count() == 4
+    assert len(_connection_rows()) == 4
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,35 @@ def test_it_tests_each_sandbox_connection(
     saved = Connection.objects.get(pk=sandbox_connections[cloud].pk)
     assert (saved.last_test_ok, saved.last_test_message) == (True, message)
     assert saved.last_tested_at is not None
+
+
+def test_it_tests_the_service_app_connection_through_the_dpop_token_flow(
+    sandbox_okta_service_app: Connection,
+) -> None:
+    ok, message = connection_test(connection_id=sandbox_okta_service_app.pk)
+
+    assert ok, message
+    assert message.endswith("with a DPoP-bound token.")
+    calls = AuditEvent.objects.filter(kind=AuditKind.CALL_FINISHED, cloud=Cloud.OKTA).order_by("id")
+    assert list(calls.values_list("operation", "error_code")) == [
+        ("POST /oauth2/v1/token", "use_dpop_nonce"),
+        ("POST /oauth2/v1/token", ""),
+        ("GET /api/v1/apps", ""),
+    ]
+
+
+def test_it_names_the_dpop_setting_to_change_when_a_service_app_test_fails(
+    sandbox_okta_service_app: Connection,
+) -> None:
+    Connection.objects.filter(pk=sandbox_okta_service_app.pk).update(
+        config={**sandbox_okta_service_app.config, "dpop": "off"}
+    )
+
+    ok, message = connection_test(connection_id=sandbox_okta_service_app.pk)
+
+    assert not ok
+    assert "requires DPoP-bound tokens" in message
+    assert "Edit the connection and turn on DPoP." in message
 
 
 def test_it_saves_an_actionable_message_when_a_test_fails(sandbox_mode: Sandbox) -> None:
@@ -259,7 +289,7 @@ def test_it_describes_the_fields_of_every_method_for_the_forms() -> None:
         for spec in methods.values():
             assert str(spec["label"])
             for field in [*spec["config"], *spec["secrets"]]:
-                assert set(field) == {"name", "label", "required", "help", "multiline"}
+                assert set(field) == {"name", "label", "required", "help", "multiline", "choices"}
 
 
 @pytest.mark.parametrize(

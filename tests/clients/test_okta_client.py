@@ -1,15 +1,23 @@
-"""The Okta client against the sandbox org: token auth, audit rows, redaction, errors, trust."""
+"""The Okta client against the sandbox org: API token and OAuth service app (private key, DPoP),
+audit rows, redaction, errors, trust."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import pytest
+from okta.jwt import JWT
 
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client, run_okta
+from provisioning.okta.rest import okta_call
+from provisioning.saml import parse_idp_metadata
 from sandbox.knobs import Knobs
+from sandbox.okta.oauth import ServiceAppKey, new_service_app_key
 from sandbox.server import OKTA_TOKEN, Sandbox
 from tests.clients.conftest import (
     all_audit_text,
@@ -19,6 +27,9 @@ from tests.clients.conftest import (
 from wizard.models import AuditKind, Cloud, Connection
 
 pytestmark = pytest.mark.django_db
+
+# An hour is more than the 50 minutes the SDK's assertions last (okta/jwt.py JWT.EXPIRATION).
+WORKER_CLOCK_BEHIND_S = 3600
 
 
 def _sandbox_okta(sandbox: Sandbox, token: str) -> Connection:
@@ -126,3 +137,171 @@ def test_it_refuses_a_sandbox_connection_in_live_mode(
         okta_client(sandbox_connections[Cloud.OKTA], audit=scope)
 
     assert raised.value.code == "sandbox_connection_in_live_mode"
+
+
+def _service_app_connection(
+    sandbox: Sandbox,
+    *,
+    app_dpop: bool,
+    connection_dpop: str,
+    scopes: tuple[str, ...] = ("okta.apps.manage",),
+    signing_key: ServiceAppKey | None = None,
+) -> Connection:
+    """A new API service app in the sandbox org and a connection to it; the connection signs
+    with `signing_key` when given (a key the app doesn't know), else with the app's own key."""
+    key = new_service_app_key()
+    app = sandbox.apps["okta"].authorization_server.add_service_app(
+        "client test", public_jwks=[key.public_jwk], scopes=list(scopes), dpop_bound=app_dpop
+    )
+    connection = Connection(
+        cloud=Cloud.OKTA,
+        name=f"service app {app.client_id}",
+        is_sandbox=True,
+        config={
+            "method": "private_key",
+            "org_url": sandbox.endpoints["okta_org_url"],
+            "client_id": app.client_id,
+            "scopes": " ".join(scopes),
+            "dpop": connection_dpop,
+        },
+    )
+    connection.set_secrets({"private_key": (signing_key or key).private_pem})
+    connection.save()
+    return connection
+
+
+def test_it_calls_okta_with_a_dpop_bound_token_and_keeps_the_token_out_of_the_audit_log(
+    sandbox_okta_service_app: Connection, scope: AuditScope
+) -> None:
+    client = okta_client(sandbox_okta_service_app, audit=scope)
+
+    apps = okta_call(client, "GET", "/api/v1/apps", params={"limit": 1})
+
+    assert isinstance(apps, list)
+    rows = assert_every_call_started_and_finished(Cloud.OKTA)
+    finished = [row for row in rows if row.kind == AuditKind.CALL_FINISHED]
+    # Okta's documented flow: a nonce challenge, the token, then the call.
+    assert [(row.operation, row.error_code) for row in finished] == [
+        ("POST /oauth2/v1/token", "use_dpop_nonce"),
+        ("POST /oauth2/v1/token", ""),
+        ("GET /api/v1/apps", ""),
+    ]
+    assert finished[1].response["token_type"] == "DPoP"
+    token = client.get_request_executor()._oauth.get_current_token()[0]
+    text = all_audit_text()
+    assert token and token not in text
+    assert sandbox_okta_service_app.secrets["private_key"].splitlines()[1] not in text
+
+
+def test_it_says_to_turn_on_dpop_when_the_app_requires_it(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _service_app_connection(sandbox_mode, app_dpop=True, connection_dpop="off")
+    client = okta_client(connection, audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        okta_call(client, "GET", "/api/v1/apps")
+
+    assert raised.value.code == "okta_dpop_required_by_app"
+    assert "turn on DPoP" in raised.value.hint
+
+
+def test_it_says_the_app_does_not_require_dpop_when_okta_issues_a_bearer_token(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _service_app_connection(sandbox_mode, app_dpop=False, connection_dpop="on")
+    client = okta_client(connection, audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        okta_call(client, "GET", "/api/v1/apps")
+
+    assert raised.value.code == "okta_dpop_not_required_by_app"
+    assert (
+        "Require Demonstrating Proof of Possession (DPoP) header in token requests"
+        in raised.value.hint
+    )
+    assert "turn off DPoP" in raised.value.hint
+
+
+def test_it_uses_a_bearer_token_when_both_have_dpop_off(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _service_app_connection(sandbox_mode, app_dpop=False, connection_dpop="off")
+
+    apps = okta_call(okta_client(connection, audit=scope), "GET", "/api/v1/apps")
+
+    assert isinstance(apps, list)
+    token = call_rows(Cloud.OKTA).filter(
+        kind=AuditKind.CALL_FINISHED, operation="POST /oauth2/v1/token"
+    )
+    assert [row.response["token_type"] for row in token] == ["Bearer"]
+
+
+def test_it_says_the_key_does_not_match_the_service_app(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    connection = _service_app_connection(
+        sandbox_mode, app_dpop=True, connection_dpop="on", signing_key=new_service_app_key()
+    )
+
+    with pytest.raises(PermanentError) as raised:
+        okta_call(okta_client(connection, audit=scope), "GET", "/api/v1/apps")
+
+    assert raised.value.code == "okta_invalid_client"
+    assert "The client_assertion signature is invalid." in raised.value.message
+    assert "must match a public key" in raised.value.hint
+
+
+def test_it_blames_the_workers_clock_for_an_expired_assertion(
+    sandbox_mode: Sandbox, scope: AuditScope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = _service_app_connection(sandbox_mode, app_dpop=True, connection_dpop="on")
+    # As if the worker's clock ran an hour behind: the SDK signs an assertion already expired.
+    monkeypatch.setattr(JWT, "EXPIRATION", -WORKER_CLOCK_BEHIND_S)
+
+    with pytest.raises(PermanentError) as raised:
+        okta_call(okta_client(connection, audit=scope), "GET", "/api/v1/apps")
+
+    assert raised.value.code == "okta_assertion_time"
+    assert "The client_assertion token is expired." in raised.value.message
+    assert "clock" in raised.value.hint
+
+
+def test_it_names_the_scope_a_call_lacks(sandbox_mode: Sandbox, scope: AuditScope) -> None:
+    connection = _service_app_connection(sandbox_mode, app_dpop=True, connection_dpop="on")
+
+    with pytest.raises(PermanentError) as raised:
+        okta_call(okta_client(connection, audit=scope), "GET", "/api/v1/groups")
+
+    assert raised.value.code == "okta_insufficient_scope"
+    assert "okta.groups.read" in raised.value.message
+    assert "Okta API Scopes tab" in raised.value.hint
+
+
+def test_it_hands_on_the_metadata_of_the_key_the_app_signs_with_now(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = okta_client(sandbox_connections[Cloud.OKTA], audit=scope)
+    app = okta_call(
+        client,
+        "POST",
+        "/api/v1/apps",
+        {"name": aws_app.AWS_APP_NAME, "label": "metadata kid", "signOnMode": aws_app.SAML_2_0},
+    )
+    path = aws_app.app_path(app["id"])
+    new_key = okta_call(client, "POST", f"{path}/credentials/keys/generate?validityYears=2")
+    # The signing key is switched after the step read the app (an admin's rotation, or a run
+    # resumed later): the metadata must follow the app as it is now.
+    okta_call(client, "PUT", path, {**app, "credentials": {"signing": {"kid": new_key["kid"]}}})
+
+    metadata = parse_idp_metadata(aws_app.metadata_xml(client, app["id"]))
+
+    certificate = base64.b64decode(new_key["x5c"][0])
+    digest = hashlib.sha256(certificate).hexdigest().upper()
+    assert metadata.fingerprints == {":".join(digest[i : i + 2] for i in range(0, 64, 2))}
+    reads = (
+        call_rows(Cloud.OKTA)
+        .filter(kind=AuditKind.CALL_STARTED)
+        .values_list("operation", flat=True)
+    )
+    assert f"GET {path}/credentials/keys/{new_key['kid']}" in list(reads)

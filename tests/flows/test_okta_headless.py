@@ -16,7 +16,7 @@ from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
 from sandbox.server import Sandbox
 from wizard.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
-from wizard.services.connections import register_sandbox_connections
+from wizard.services.connections import SANDBOX_OKTA_SERVICE_APP, register_sandbox_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +25,9 @@ GROUP_MAPPING = EXAMPLES / "okta-sandbox-group-mapping.toml"
 ROLE_DOWNLOAD = EXAMPLES / "okta-sandbox-role-download.toml"
 OKTA_APPS = "okta:apps"
 AGENTS = "Connect Agents"
+TOKEN_CALL = "POST /oauth2/v1/token"
+# How the management API refuses an OAuth token: a bad proof or scheme, a bad token, a scope.
+OAUTH_REFUSALS = (400, 401, 403)
 # 12x the Free edition's 20 calls a minute (4 a second): the run finishes in seconds, and its
 # burst of /api/v1/apps calls still outruns the 20-call bucket, so Okta answers 429.
 FAST_RATE_SCALE = 12.0
@@ -103,6 +106,23 @@ def test_it_runs_the_example_and_a_second_run_changes_nothing(
     ]
     assert not_noop == []
     assert cloud_writes(second) == []
+
+
+def test_it_runs_group_mapping_with_the_oauth_service_app_and_dpop(
+    okta_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    plan = variant(GROUP_MAPPING, tmp_path, alias="okta-oauth-dpop", idp=SANDBOX_OKTA_SERVICE_APP)
+
+    run = run_plan(plan)
+
+    assert_signed_in(run)
+    okta_calls = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_FINISHED, cloud=Cloud.OKTA)
+    tokens = [row.response.get("token_type") for row in okta_calls.filter(operation=TOKEN_CALL)]
+    assert tokens and set(tokens) == {"DPoP", None}
+    refused = okta_calls.exclude(operation=TOKEN_CALL).filter(
+        response__http_status__in=OAUTH_REFUSALS
+    )
+    assert list(refused.values_list("operation", "error_code")) == []
 
 
 def test_it_finishes_at_the_free_edition_app_limit_by_waiting_for_the_reset(

@@ -53,3 +53,33 @@ async def send(
     if error is not None:
         return None, error
     return (json.loads(text) if text else None), None
+
+
+@contextlib.asynccontextmanager
+async def oauth_client(
+    endpoints: dict[str, str],
+    *,
+    client_id: str,
+    private_key: str,
+    key_id: str,
+    scopes: list[str],
+    dpop: bool,
+) -> AsyncIterator[Client]:
+    """A private_key_jwt client of an API service app, with or without DPoP, trusting the
+    sandbox CA the same way as okta_client()."""
+    client = Client(
+        {
+            "orgUrl": endpoints["okta_org_url"],
+            "authorizationMode": "PrivateKey",
+            "clientId": client_id,
+            "privateKey": private_key,
+            "kid": key_id,
+            "scopes": scopes,
+            "dpopEnabled": dpop,
+            "rateLimit": {"maxRetries": 0},
+        }
+    )
+    trust = ssl.create_default_context(cafile=endpoints["ca_bundle"])
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
+        client.get_request_executor().set_session(session)
+        yield client

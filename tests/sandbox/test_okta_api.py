@@ -317,3 +317,37 @@ def test_it_reports_the_token_owner_as_super_admin(sandbox: Sandbox) -> None:
             assert (await client.list_assigned_roles_for_user(agent.id))[0] == []
 
     asyncio.run(scenario())
+
+
+def test_it_switches_the_signing_key_to_a_generated_key_credential(sandbox: Sandbox) -> None:
+    async def scenario() -> None:
+        async with okta_client(sandbox.endpoints) as client:
+            created, _ = await send(
+                client, "POST", "/api/v1/apps", aws_app_body(f"keys {uuid.uuid4().hex}")
+            )
+            path = f"/api/v1/apps/{created['id']}"
+            old_kid = created["credentials"]["signing"]["kid"]
+            too_short, error = await send(
+                client, "POST", f"{path}/credentials/keys/generate?validityYears=1"
+            )
+            assert error is not None and error.status == 400
+            new_key, error = await send(
+                client, "POST", f"{path}/credentials/keys/generate?validityYears=2"
+            )
+            assert error is None
+            # The SDK's JsonWebKey model reads the key credential Okta serves.
+            key, _, error = await client.get_application_key(created["id"], new_key["kid"])
+            assert error is None and key.x5c == new_key["x5c"]
+            unknown = {**created, "credentials": {"signing": {"kid": "not-a-key"}}}
+            _, error = await send(client, "PUT", path, unknown)
+            assert error is not None and error.status == 400
+            body = {**created, "credentials": {"signing": {"kid": new_key["kid"]}}}
+            replaced, error = await send(client, "PUT", path, body)
+            assert error is None
+            assert replaced["credentials"]["signing"]["kid"] == new_key["kid"]
+            keys, _ = await send(client, "GET", f"{path}/credentials/keys")
+            assert {k["kid"] for k in keys} == {old_kid, new_key["kid"]}
+
+    asyncio.run(scenario())
+    app = next(a for a in sandbox.apps["okta"].org.apps.values() if a.label.startswith("keys "))
+    assert app.certificate.cert_base64 == app.keys[app.kid].certificate.cert_base64

@@ -252,3 +252,50 @@ def test_it_offers_no_sandbox_target_in_live_mode(admin_client: Client, settings
 
     assert 'name="target"' not in page
     assert not Connection.objects.get(name="Live keys").is_sandbox
+
+
+def test_it_adds_an_okta_service_app_connection_with_dpop_on_by_default(
+    admin_client: Client,
+) -> None:
+    url = reverse("connection_new", args=["okta", "private_key"])
+    form = admin_client.get(url).content.decode()
+    private_key = (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    )
+
+    response = admin_client.post(
+        url,
+        {
+            "name": "Okta service app",
+            "org_url": "https://example.okta.com",
+            "client_id": "0oa1serviceapp00000",
+            "dpop": "on",
+            "private_key": private_key,
+        },
+    )
+
+    assert re.search(r'<option value="on" selected>', form)
+    assert "Require Demonstrating Proof of Possession (DPoP) header in token requests" in form
+    assert response.status_code == 302
+    connection = Connection.objects.get(name="Okta service app")
+    assert connection.config["dpop"] == "on"
+    assert connection.secrets["private_key"] == private_key
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in connection.secret_ciphertext
+    edit = admin_client.get(reverse("connection_edit", args=[connection.pk])).content.decode()
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in edit
+
+
+def test_it_refuses_a_dpop_value_that_is_not_offered(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("connection_new", args=["okta", "private_key"]),
+        {
+            "name": "Okta service app",
+            "org_url": "https://example.okta.com",
+            "client_id": "0oa1serviceapp00000",
+            "dpop": "maybe",
+            "private_key": "-----BEGIN PRIVATE KEY-----",
+        },
+    )
+
+    assert response.status_code == 200
+    assert not Connection.objects.filter(name="Okta service app").exists()

@@ -16,8 +16,8 @@ shown back):
     "certificate_password".
 - Okta: config "org_url" (https://<org>.okta.com and Okta's other domains) and
   - "api_token": secret "api_token".
-  - "private_key": config "client_id", optional "scopes" (space separated) and "key_id";
-    secret "private_key" (PEM).
+  - "private_key": config "client_id", optional "scopes" (space separated) and "key_id",
+    "dpop" ("on" by default, or "off"); secret "private_key" (PEM).
 
 Invalid input raises django.core.exceptions.ValidationError with a message per field name.
 """
@@ -53,13 +53,16 @@ def _field(
     required: bool = True,
     help_text: Any = "",
     multiline: bool = False,
+    choices: list[tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A connection field; one with `choices` is a menu whose first choice is the default."""
     return {
         "name": name,
         "label": label,
         "required": required,
         "help": help_text,
         "multiline": multiline,
+        "choices": choices or [],
     }
 
 
@@ -181,6 +184,20 @@ CONNECTION_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
                     ),
                 ),
                 _field("key_id", _("Key ID (kid)"), required=False),
+                _field(
+                    "dpop",
+                    _("DPoP"),
+                    help_text=_(
+                        "On: tokens are bound to the wizard with DPoP, as new Okta API service "
+                        "apps require (General tab: “Require Demonstrating Proof of Possession "
+                        "(DPoP) header in token requests”). Choose off only for an app with "
+                        "that box unticked."
+                    ),
+                    choices=[
+                        ("on", _("On (the app requires DPoP)")),
+                        ("off", _("Off (the app accepts plain Bearer tokens)")),
+                    ],
+                ),
             ],
             "secrets": [_field("private_key", _("Private key (PEM)"), multiline=True)],
         },
@@ -198,6 +215,8 @@ SANDBOX_NAMES = {
     Cloud.ENTRA.value: "Sandbox Entra ID",
     Cloud.OKTA.value: "Sandbox Okta",
 }
+# The sandbox Okta's API service app, signed in with its private key and DPoP.
+SANDBOX_OKTA_SERVICE_APP = "Sandbox Okta (OAuth service app)"
 
 
 def _user_scope(user: Any) -> AuditScope:
@@ -225,7 +244,10 @@ def validate_connection(
     clean_config = {"method": method}
     for field in spec["config"]:
         value = str(config.get(field["name"], "") or "").strip()
-        if value:
+        allowed = [choice for choice, _label in field["choices"]]
+        if allowed and value not in allowed:
+            errors[field["name"]] = gettext("Choose one of the options.")
+        elif value:
             clean_config[field["name"]] = value
         elif field["required"]:
             errors[field["name"]] = gettext("This field is required.")
@@ -456,9 +478,23 @@ def _test_entra(connection: Connection, scope: AuditScope) -> str:
 
 
 def _test_okta(connection: Connection, scope: AuditScope) -> str:
-    from provisioning.okta.client import okta_client, run_okta
+    from provisioning.okta.client import okta_client, run_okta, uses_dpop
+    from provisioning.okta.rest import okta_call
 
     client = okta_client(connection, audit=scope)
+    if connection.config.get("method") == "private_key":
+        # A service app has no user of its own ("me"); one app read needs a real token, from
+        # the token endpoint, with okta.apps.read (or .manage).
+        okta_call(client, "GET", "/api/v1/apps", params={"limit": 1})
+        message = (
+            gettext("Signed in to %(org)s as service app %(client)s with a DPoP-bound token.")
+            if uses_dpop(connection)
+            else gettext("Signed in to %(org)s as service app %(client)s with a Bearer token.")
+        )
+        return message % {
+            "org": client.get_base_url(),
+            "client": connection.config.get("client_id", ""),
+        }
     user = run_okta(client.get_user("me"))
     login = getattr(getattr(user, "profile", None), "login", "") or getattr(user, "id", "")
     return gettext("Signed in to %(org)s as %(login)s.") % {
@@ -468,8 +504,9 @@ def _test_okta(connection: Connection, scope: AuditScope) -> str:
 
 
 def register_sandbox_connections(*, sandbox_file: Path | None = None) -> list[Connection]:
-    """Create or refresh the three sandbox connections from the sandbox's endpoints file, so a
-    new user can start a setup at once. Running it again changes (and audits) nothing unless the
+    """Create or refresh the sandbox connections from the sandbox's endpoints file (one per
+    cloud, and the Okta API service app's with its private key and DPoP), so a new user can start
+    a setup at once. Running it again changes (and audits) nothing unless the
     sandbox's endpoints changed."""
     path = Path(sandbox_file or settings.SANDBOX_FILE)
     endpoints = json.loads(path.read_text())
@@ -494,11 +531,30 @@ def register_sandbox_connections(*, sandbox_file: Path | None = None) -> list[Co
             {"api_token": endpoints["okta_token"]},
         ),
     }
+    wanted_connections = [
+        (cloud, SANDBOX_NAMES[cloud], config, secrets)
+        for cloud, (config, secrets) in wanted.items()
+    ]
+    wanted_connections.append(
+        (
+            Cloud.OKTA.value,
+            SANDBOX_OKTA_SERVICE_APP,
+            {
+                "method": "private_key",
+                "org_url": endpoints["okta_org_url"],
+                "client_id": endpoints["okta_client_id"],
+                "scopes": endpoints["okta_scopes"],
+                "key_id": endpoints["okta_key_id"],
+                "dpop": "on",
+            },
+            {"private_key": endpoints["okta_private_key"]},
+        )
+    )
     scope = AuditScope(actor_label="sandbox")
     registered = []
     with transaction.atomic():
-        for cloud, (config, secrets) in wanted.items():
-            connection = Connection.objects.filter(cloud=cloud, name=SANDBOX_NAMES[cloud]).first()
+        for cloud, name, config, secrets in wanted_connections:
+            connection = Connection.objects.filter(cloud=cloud, name=name).first()
             old = (
                 {
                     **_snapshot(connection, connection.secret_names),
@@ -508,7 +564,7 @@ def register_sandbox_connections(*, sandbox_file: Path | None = None) -> list[Co
                 else {}
             )
             if connection is None:
-                connection = Connection(cloud=cloud, name=SANDBOX_NAMES[cloud])
+                connection = Connection(cloud=cloud, name=name)
             unchanged = (
                 connection.pk is not None
                 and connection.is_sandbox
