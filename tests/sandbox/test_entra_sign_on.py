@@ -217,6 +217,22 @@ def test_it_publishes_federation_metadata_with_the_preferred_certificate(
     assert _metadata_certificate(metadata) == connect_app.certificate_b64
 
 
+def test_it_serves_federation_metadata_with_a_utf8_byte_order_mark(
+    sandbox: Sandbox, connect_app: ConnectApp
+) -> None:
+    endpoints = sandbox.endpoints
+    response = requests.get(
+        f"{endpoints['entra_authority']}/{endpoints['entra_tenant_id']}"
+        f"/federationmetadata/2007-06/federationmetadata.xml",
+        params={"appid": connect_app.app_id},
+        verify=endpoints["ca_bundle"],
+        timeout=10,
+    )
+
+    # As Entra does (MicrosoftDocs/azure-docs issue 65434): EF BB BF, then the XML declaration.
+    assert response.content.startswith(b"\xef\xbb\xbf<?xml")
+
+
 def test_it_signs_with_the_tenant_certificate_until_a_preferred_one_is_set(
     sandbox: Sandbox,
 ) -> None:
