@@ -14,9 +14,18 @@ there, on the caller's database connection. Each HTTP request opens its own conn
 connection outlives the event loop that made it.
 
 Auditing is per Graph request: one "started" row before it is sent and one "finished" row after
-its response (or failure). The SDK's own retries are off: Graph's Retry-After can be minutes, and
-a worker must not sleep through it; a throttled call raises RetryableError with the wait in it.
-Token requests to the sign-in endpoint are audited per HTTP attempt (service "login").
+its response (or failure). Token requests to the sign-in endpoint are audited per HTTP attempt
+(service "login").
+
+Throttling: Graph's 429 and 503 carry Retry-After in seconds (Microsoft Graph throttling guidance,
+learn.microsoft.com/graph/throttling: wait that long, then retry). The wizard's engine does the
+waiting: a throttled call raises RetryableError whose retry_after_s is the header's value, and
+the runner re-enqueues the step after it (as it does with Okta's X-Rate-Limit-Reset). kiota's own
+RetryHandler (kiota_http.middleware.retry_handler) would otherwise retry first: up to 3 times, for
+every method including POST, sleeping in the worker for as long as Retry-After says (below 180 s,
+uncapped otherwise) or a backoff of up to 120 s, and all its attempts inside one audit row, since
+it sits below the audit middleware. So it is switched off (RetryHandlerOption max_retries=0) and
+only one layer retries: one request, one audit row, one retry decision, taken by the engine.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import CertificateCredential, ClientSecretCredential
+from django.utils.translation import gettext as _
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -73,9 +83,6 @@ REQUIRED_GRAPH_PERMISSIONS = (
 GRAPH_TIMEOUT = httpx.Timeout(100.0, connect=30.0)
 # Longest operation name the audit log stores (AuditEvent.operation max_length).
 MAX_OPERATION_CHARS = 128
-# When Graph throttles without a Retry-After header, wait this long (Graph throttling guidance
-# suggests backing off a few seconds).
-DEFAULT_RETRY_AFTER_S = 5.0
 
 
 def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceClient:
@@ -443,10 +450,18 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     said = f" Graph said: “{graph_message}”" if graph_message else ""
     if status in (429, 503, 504):
         retry_after = _retry_after_seconds(headers.get("retry-after"))
+        if retry_after is None:
+            # No header: the guidance's exponential backoff, which is the engine's own.
+            hint = _("The wizard retries with a growing wait.")
+        else:
+            hint = _("Graph asked to wait %(seconds)s s; the wizard retries after that.") % {
+                "seconds": f"{retry_after:g}"
+            }
         return RetryableError(
-            f"Microsoft Graph is throttling or busy (HTTP {status}).",
+            _("Microsoft Graph is throttling or busy (HTTP %(status)s).") % {"status": status},
             code=code,
-            hint=f"Graph asked to wait {retry_after:g} s; the wizard retries after that.",
+            hint=hint,
+            retry_after_s=retry_after,
         )
     if status >= 500:
         return RetryableError(
@@ -485,8 +500,9 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     return PermanentError(f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)
 
 
-def _retry_after_seconds(value: str | None) -> float:
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After's seconds (Graph sends a number of seconds), None when absent or unreadable."""
     try:
         return max(float(value or ""), 0.0)
     except ValueError:
-        return DEFAULT_RETRY_AFTER_S
+        return None

@@ -29,7 +29,12 @@ from sandbox.knobs import Knobs
 
 READ_API = "graph:read"
 WRITE_API = "graph:write"
-# Seconds a client is told to wait after an injected failure (Graph sends Retry-After on 503).
+# Throttled and unavailable answers carry Retry-After in whole seconds, as Graph's do: the Microsoft
+# Graph throttling guidance (learn.microsoft.com/graph/throttling: "A suggested wait time is
+# returned in the response header of the failed request"; 429 TooManyRequests, and 503 for an
+# overloaded service) and real answers quoted on Microsoft Q&A (question 1138873: 429,
+# "TooManyRequests", "... Please try again later.", Retry-After: 5).
+# Seconds a client is told to wait after an injected failure.
 INJECTED_FAILURE_RETRY_AFTER_S = 1
 
 # Application permissions that satisfy each kind of call (Graph permissions reference; a
@@ -259,7 +264,7 @@ class GraphApi:
                 raise GraphError(
                     429,
                     "TooManyRequests",
-                    "Too many requests. Retry after the number of seconds in Retry-After.",
+                    "Too many requests from this application. Please try again later.",
                     {"Retry-After": str(max(1, math.ceil(wait)))},
                 )
             groups = {key: value for key, value in match.groupdict().items() if value is not None}

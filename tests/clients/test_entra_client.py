@@ -10,6 +10,7 @@ import pytest
 from provisioning.audit import AuditScope
 from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
 from provisioning.errors import PermanentError, RetryableError
+from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
 from sandbox.knobs import Knobs
 from sandbox.server import ENTRA_CLIENT_SECRET, Sandbox
 from tests.clients.conftest import (
@@ -129,9 +130,14 @@ def test_it_raises_a_retryable_error_with_graphs_retry_after(
         run_graph(client.service_principals.get())
 
     assert raised.value.code == "TooManyRequests"
+    # The header is the engine's retry delay, not just words in the hint.
+    assert raised.value.retry_after_s == 100
     assert "Graph asked to wait 100 s" in raised.value.hint
     finished = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="graph").last()
     assert finished.response["retry_after"] == "100"
+    # kiota's RetryHandler did not retry (and sleep) first: one request, one pair of audit rows.
+    started = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_STARTED, service="graph")
+    assert started.filter(operation="GET /servicePrincipals").count() == 2
 
 
 def test_it_raises_a_retryable_error_when_graph_is_unavailable(
@@ -144,6 +150,7 @@ def test_it_raises_a_retryable_error_when_graph_is_unavailable(
         run_graph(client.service_principals.get())
 
     assert raised.value.code == "serviceNotAvailable"
+    assert raised.value.retry_after_s == INJECTED_FAILURE_RETRY_AFTER_S
 
 
 def test_it_neither_trusts_the_sandbox_ca_nor_sends_a_token_off_graph_in_live_mode(
