@@ -616,7 +616,18 @@ class GraphApi:
             request, self._directory_objects(ids, groups.get("cast")), "directoryObjects"
         )
 
+    @staticmethod
+    def _check_transitive_cast(request: Request, groups: dict[str, str]) -> None:
+        if groups.get("cast"):
+            Query.require_advanced_query(
+                groups["cast"],
+                dict(request.args),
+                eventual_consistency=request.headers.get("ConsistencyLevel", "").lower()
+                == "eventual",
+            )
+
     def list_user_groups_transitive(self, request: Request, groups: dict[str, str]) -> Response:
+        self._check_transitive_cast(request, groups)
         user = self._user(groups)
         ids = self.tenant.transitive_groups_of(user["id"])
         return self._collection(
@@ -640,6 +651,7 @@ class GraphApi:
         )
 
     def list_transitive_members(self, request: Request, groups: dict[str, str]) -> Response:
+        self._check_transitive_cast(request, groups)
         group = self.tenant.find_group(groups["id"])
         ids = self.tenant.transitive_members(group["id"])
         return self._collection(

@@ -6,10 +6,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
+    GraphUserRequestBuilder,
+)
 
 from provisioning.audit import AuditScope
 from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
+from provisioning.entra.graph_reads import all_pages_json
 from provisioning.errors import PermanentError, RetryableError
+from sandbox.directory import CONTACT_CENTRE_GROUP
 from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
 from sandbox.knobs import Knobs
 from sandbox.server import ENTRA_CLIENT_SECRET, Sandbox
@@ -192,3 +198,28 @@ def test_it_says_how_to_fix_a_certificate_it_cannot_read(
 
     assert raised.value.code == "entra_bad_certificate"
     assert "private key and the certificate" in raised.value.hint
+
+
+def test_it_sends_an_advanced_querys_header_with_every_page(
+    sandbox: Sandbox, sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+    tenant = sandbox.apps["entra"].tenant
+    group_id = next(
+        g["id"] for g in tenant.groups.values() if g["displayName"] == CONTACT_CENTRE_GROUP
+    )
+    builder = client.groups.by_group_id(group_id).transitive_members.graph_user
+    configuration = RequestConfiguration(
+        query_parameters=GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            top=5, count=True
+        )
+    )
+    configuration.headers.add("ConsistencyLevel", "eventual")
+
+    users, more = all_pages_json(
+        builder, builder.to_get_request_information(configuration), limit=1000
+    )
+
+    expected = [i for i in tenant.transitive_members(group_id) if i in tenant.users]
+    assert sorted(user["id"] for user in users) == sorted(expected)
+    assert not more and len(expected) > 5
