@@ -26,12 +26,22 @@ every method including POST, sleeping in the worker for as long as Retry-After s
 uncapped otherwise) or a backoff of up to 120 s, and all its attempts inside one audit row, since
 it sits below the audit middleware. So it is switched off (RetryHandlerOption max_retries=0) and
 only one layer retries: one request, one audit row, one retry decision, taken by the engine.
+
+Replication: an object Graph has just created can answer 404 Request_ResourceNotFound for a while,
+to writes as well as reads, and so can a write that references it (Terraform's azuread provider
+retries these 404s after creating: hashicorp/terraform-provider-azuread PR 656, issue 1811). A
+write (POST, PATCH, PUT) whose 404 names an object this run's own Graph POST answered with less
+than WIZARD_GRAPH_REPLICATION_WINDOW_S ago raises WaitForCloud, and the engine re-enqueues the
+step; after the window the same 404 is a PermanentError that says so. "This run created it" is
+read from the run's audit rows, so it holds across workers and re-enqueues.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 import ssl
 from collections.abc import Awaitable
 from types import TracebackType
@@ -46,6 +56,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import CertificateCredential, ClientSecretCredential
+from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -60,9 +72,9 @@ from msgraph_core import GraphClientFactory
 
 from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
-from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.errors import PermanentError, ProvisioningError, RetryableError, WaitForCloud
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import Cloud, Connection
+from wizard.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 
 T = TypeVar("T")
 
@@ -83,6 +95,11 @@ REQUIRED_GRAPH_PERMISSIONS = (
 GRAPH_TIMEOUT = httpx.Timeout(100.0, connect=30.0)
 # Longest operation name the audit log stores (AuditEvent.operation max_length).
 MAX_OPERATION_CHARS = 128
+# Graph's 404 for an object it can't find names it: "Resource '<id>' does not exist or one of its
+# queried reference-property objects are not present." (Request_ResourceNotFound, as quoted in
+# hashicorp/terraform-provider-azuread issues 1802 and 1811).
+NOT_FOUND_OBJECT = re.compile(r"Resource '([^']+)' does not exist")
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
 
 def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceClient:
@@ -107,6 +124,7 @@ def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceCl
         transport=_OneConnectionPerRequest(tls), timeout=GRAPH_TIMEOUT, follow_redirects=False
     )
     middleware = [
+        _NewObjectReplication(audit),
         _GraphCallAudit(audit, base_url),
         *KiotaClientFactory.get_default_middleware(_MIDDLEWARE_OPTIONS),
     ]
@@ -304,8 +322,8 @@ class _OneConnectionPerRequest(httpx.AsyncBaseTransport):
 
 
 class _GraphCallAudit(BaseMiddleware):
-    """The outermost kiota middleware: a started row before each Graph request, a finished row
-    after its response or failure."""
+    """The kiota middleware inside _NewObjectReplication: a started row before each Graph
+    request, a finished row after its response or failure."""
 
     def __init__(self, scope: AuditScope, base_url: str) -> None:
         super().__init__()
@@ -361,6 +379,88 @@ class _GraphCallAudit(BaseMiddleware):
             response=result,
             error_code=error_code,
         )
+        return response
+
+
+def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
+    """When one of this run's Graph POSTs answered with `object_id` (its audit rows keep the ids
+    of every answer), or None when the run did not create it."""
+    if scope.run_id is None or not object_id:
+        return None
+    wanted = object_id.casefold()
+    answers = AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+        operation__startswith="POST ",
+    ).values_list("at", "response")
+    for at, response in answers:
+        values = response.values() if isinstance(response, dict) else ()
+        if any(isinstance(value, str) and value.casefold() == wanted for value in values):
+            return at
+    return None
+
+
+def is_replicating(scope: AuditScope, object_id: str) -> bool:
+    """Whether this run created `object_id` less than WIZARD_GRAPH_REPLICATION_WINDOW_S ago, so a
+    404 on it means "not replicated yet" rather than "gone"."""
+    created = created_by_run_at(scope, object_id)
+    return created is not None and _age_s(created) < settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+
+
+def _age_s(moment: dt.datetime) -> float:
+    return (timezone.now() - moment).total_seconds()
+
+
+def _wait_for_replication(scope: AuditScope, body: bytes) -> None:
+    """Raise WaitForCloud when a write's 404 names an object this run created within the
+    replication window, PermanentError when the window has passed; else return."""
+    payload = parse_json_body(body)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict) or error.get("code") != "Request_ResourceNotFound":
+        return
+    for object_id in NOT_FOUND_OBJECT.findall(str(error.get("message") or "")):
+        created = created_by_run_at(scope, object_id)
+        if created is None:
+            continue
+        age = _age_s(created)
+        window = settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+        if age < window:
+            raise WaitForCloud(
+                _("Waiting for Entra ID to replicate %(object)s, created %(age)d s ago.")
+                % {"object": object_id, "age": age}
+            )
+        raise PermanentError(
+            _(
+                "Microsoft Graph still can't find %(object)s, which this run created "
+                "%(minutes)d minutes ago."
+            )
+            % {"object": object_id, "minutes": age // 60},
+            code="graph_not_replicated",
+            hint=_(
+                "Entra ID did not make it visible within %(window)d minutes. Check it in the "
+                "Entra admin center, then retry the step: the wizard finds what it created."
+            )
+            % {"window": window // 60},
+        )
+
+
+class _NewObjectReplication(BaseMiddleware):
+    """The outermost kiota middleware: turns a write's 404 on an object this run has just created
+    into a wait (see the module docstring). The 404 itself is audited like any answer."""
+
+    def __init__(self, scope: AuditScope) -> None:
+        super().__init__()
+        self.scope = scope
+
+    async def send(
+        self, request: httpx.Request, transport: httpx.AsyncBaseTransport
+    ) -> httpx.Response:
+        response = await super().send(request, transport)
+        if response.status_code == 404 and request.method in WRITE_METHODS:
+            await sync_to_async(_wait_for_replication)(self.scope, await response.aread())
         return response
 
 

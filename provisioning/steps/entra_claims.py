@@ -29,9 +29,9 @@ from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSign
 from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import StepContext
-from provisioning.entra.client import run_graph
+from provisioning.entra.client import is_replicating, run_graph
 from provisioning.entra.graph_reads import get_or_none
-from provisioning.errors import PermanentError
+from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.relay_state import (
     DEFAULT_DESTINATION,
     RelayStateError,
@@ -277,11 +277,15 @@ class EntraClaims(Step):
     def _recorded_policy(self, ctx: StepContext, client: Any) -> Any | None:
         for created in ctx.created:
             if created["resource_type"] == POLICY:
-                return get_or_none(
+                policy = get_or_none(
                     client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
                         created["identifier"]
                     ).get()
                 )
+                if policy is None and is_replicating(ctx.audit, created["identifier"]):
+                    # Not visible yet, not gone: a second policy now would be a duplicate.
+                    raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
+                return policy
         return None
 
     def _create_policy(self, ctx: StepContext, client: Any, found: dict[str, Any]) -> Any:

@@ -537,8 +537,7 @@ class GraphApi:
     # Claims mapping policies --------------------------------------------------------------
 
     def list_policies(self, request: Request, groups: dict[str, str]) -> Response:
-        with self.tenant.lock:
-            policies = list(self.tenant.claims_mapping_policies.values())
+        policies = self._visible(self.tenant.claims_mapping_policies)
         return self._collection(request, policies, "policies/claimsMappingPolicies")
 
     def create_policy(self, request: Request, groups: dict[str, str]) -> Response:

@@ -44,6 +44,7 @@ from tests.sandbox.entra_graph import (
     graph_client,
     new_aws_app,
     run,
+    until_visible,
 )
 
 ROLE_VALUE = (
@@ -120,6 +121,12 @@ def connect_app(sandbox: Sandbox) -> ConnectApp:
                     )
                 ],
             )
+        )
+        # A new policy replicates before it can be linked (404 until then).
+        await until_visible(
+            lambda: client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
+                policy.id
+            ).get()
         )
         await sp.claims_mapping_policies.ref.post(
             ReferenceCreate(
