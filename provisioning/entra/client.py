@@ -383,8 +383,8 @@ class _GraphCallAudit(BaseMiddleware):
 
 
 def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
-    """When one of this run's Graph POSTs answered with `object_id` (its audit rows keep the ids
-    of every answer), or None when the run did not create it."""
+    """When one of this run's Graph POSTs answered with `object_id` as the id of what it made (the
+    audit rows keep the ids of every answer), or None when the run did not create it."""
     if scope.run_id is None or not object_id:
         return None
     wanted = object_id.casefold()
@@ -397,8 +397,14 @@ def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
         operation__startswith="POST ",
     ).values_list("at", "response")
     for at, response in answers:
-        values = response.values() if isinstance(response, dict) else ()
-        if any(isinstance(value, str) and value.casefold() == wanted for value in values):
+        # The object ids of the answer ("id", or "application.id" in instantiate's), not the ids
+        # it merely mentions (an assignment's principalId is a user the run did not create).
+        created = [
+            value
+            for key, value in (response.items() if isinstance(response, dict) else ())
+            if key == "id" or key.endswith(".id")
+        ]
+        if any(isinstance(value, str) and value.casefold() == wanted for value in created):
             return at
     return None
 
