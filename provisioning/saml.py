@@ -46,6 +46,11 @@ LOCAL_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".ho
 LOCAL_HOST_NAMES = frozenset({"localhost", "localhost.localdomain"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _READ_CHUNK_BYTES = 64 * 1024
+# Entra serves app federation metadata with a UTF-8 byte-order mark, and IAM's CreateSAMLProvider
+# and UpdateSAMLProvider fail to parse a document that starts with one (MicrosoftDocs/azure-docs
+# issue 65434; Microsoft's answer there: applications should cope with the BOM). The wizard drops
+# it wherever metadata comes in: Entra's download, a paste, a plan file, a metadata URL.
+UTF8_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 WHERE_TO_GET_IT = (
     "Download the IdP metadata again: in Entra, the “Federation Metadata XML” on the app's "
@@ -105,7 +110,9 @@ def parse_idp_metadata(
     `check_dates`, refuses metadata whose every signing certificate has expired and warns about
     one that expires within CERTIFICATE_WARNING_DAYS.
     """
-    raw = document.encode("utf-8") if isinstance(document, str) else bytes(document)
+    raw = without_byte_order_mark(
+        document.encode("utf-8") if isinstance(document, str) else bytes(document)
+    )
     if len(raw) > MAX_METADATA_BYTES:
         raise PermanentError(
             f"The metadata is {len(raw):,} bytes; IdP metadata is a few KB, and the wizard "
@@ -141,6 +148,11 @@ def parse_idp_metadata(
         document=raw.decode("utf-8", errors="replace"),
         warnings=tuple(warnings),
     )
+
+
+def without_byte_order_mark(raw: bytes) -> bytes:
+    """`raw` without the UTF-8 byte-order mark it may start with; everything else untouched."""
+    return raw.removeprefix(UTF8_BYTE_ORDER_MARK)
 
 
 def certificate_warnings(

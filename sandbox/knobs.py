@@ -75,7 +75,10 @@ class Knobs:
     latency_s: dict[str, float] = field(default_factory=dict)
     # Seconds a new Connect instance stays CREATION_IN_PROGRESS.
     instance_creation_delay_s: float = 5.0
-    # Seconds before objects made by Graph's instantiate are visible to GET.
+    # Seconds a new Graph object (instantiate's application and service principal, a claims-mapping
+    # policy) answers 404 Request_ResourceNotFound to reads, writes and references, as Graph's
+    # replicas catch up (hashicorp/terraform-provider-azuread PR 656 retries exactly these 404s;
+    # issue 1811 shows the error). On by default; a test may shorten it, never switch it off.
     graph_visibility_delay_s: float = 2.0
     # How many agents each IdP's directory is seeded with (admins and awkward cases come on top).
     directory_agents: int = 40

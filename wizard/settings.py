@@ -229,6 +229,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_LOST_WAIT = float(os.environ.get("CELERY_WORKER_LOST_WAIT", "1"))
 # A wait (instance becoming ACTIVE, Graph objects appearing) re-enqueues after this many seconds.
 WIZARD_WAIT_COUNTDOWN_S = float(os.environ.get("WIZARD_WAIT_COUNTDOWN_S", "2"))
+# How long a Graph object this run created may still answer 404 while Entra replicates it: a write
+# that 404s on it within this window waits for the cloud, after it fails. Ten minutes is the
+# create timeout within which Terraform's azuread provider retries such 404s for applications and
+# service principals (hashicorp/terraform-provider-azuread PR 656; application_resource.go).
+WIZARD_GRAPH_REPLICATION_WINDOW_S = float(
+    os.environ.get("WIZARD_GRAPH_REPLICATION_WINDOW_S", "600")
+)
 # A worker that has not written its heartbeat for this long is reported down by /healthz.
 WIZARD_WORKER_HEARTBEAT_STALE_S = int(os.environ.get("WIZARD_WORKER_HEARTBEAT_STALE_S", "30"))
 # How often a worker writes its heartbeat (well under the stale limit above).

@@ -14,15 +14,34 @@ there, on the caller's database connection. Each HTTP request opens its own conn
 connection outlives the event loop that made it.
 
 Auditing is per Graph request: one "started" row before it is sent and one "finished" row after
-its response (or failure). The SDK's own retries are off: Graph's Retry-After can be minutes, and
-a worker must not sleep through it; a throttled call raises RetryableError with the wait in it.
-Token requests to the sign-in endpoint are audited per HTTP attempt (service "login").
+its response (or failure). Token requests to the sign-in endpoint are audited per HTTP attempt
+(service "login").
+
+Throttling: Graph's 429 and 503 carry Retry-After in seconds (Microsoft Graph throttling guidance,
+learn.microsoft.com/graph/throttling: wait that long, then retry). The wizard's engine does the
+waiting: a throttled call raises RetryableError whose retry_after_s is the header's value, and
+the runner re-enqueues the step after it (as it does with Okta's X-Rate-Limit-Reset). kiota's own
+RetryHandler (kiota_http.middleware.retry_handler) would otherwise retry first: up to 3 times, for
+every method including POST, sleeping in the worker for as long as Retry-After says (below 180 s,
+uncapped otherwise) or a backoff of up to 120 s, and all its attempts inside one audit row, since
+it sits below the audit middleware. So it is switched off (RetryHandlerOption max_retries=0) and
+only one layer retries: one request, one audit row, one retry decision, taken by the engine.
+
+Replication: an object Graph has just created can answer 404 Request_ResourceNotFound for a while,
+to writes as well as reads, and so can a write that references it (Terraform's azuread provider
+retries these 404s after creating: hashicorp/terraform-provider-azuread PR 656, issue 1811). A
+write (POST, PATCH, PUT) whose 404 names an object this run's own Graph POST answered with less
+than WIZARD_GRAPH_REPLICATION_WINDOW_S ago raises WaitForCloud, and the engine re-enqueues the
+step; after the window the same 404 is a PermanentError that says so. "This run created it" is
+read from the run's audit rows, so it holds across workers and re-enqueues.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 import ssl
 from collections.abc import Awaitable
 from types import TracebackType
@@ -37,6 +56,9 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import CertificateCredential, ClientSecretCredential
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -50,9 +72,9 @@ from msgraph_core import GraphClientFactory
 
 from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
-from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.errors import PermanentError, ProvisioningError, RetryableError, WaitForCloud
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import Cloud, Connection
+from wizard.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 
 T = TypeVar("T")
 
@@ -73,9 +95,11 @@ REQUIRED_GRAPH_PERMISSIONS = (
 GRAPH_TIMEOUT = httpx.Timeout(100.0, connect=30.0)
 # Longest operation name the audit log stores (AuditEvent.operation max_length).
 MAX_OPERATION_CHARS = 128
-# When Graph throttles without a Retry-After header, wait this long (Graph throttling guidance
-# suggests backing off a few seconds).
-DEFAULT_RETRY_AFTER_S = 5.0
+# Graph's 404 for an object it can't find names it: "Resource '<id>' does not exist or one of its
+# queried reference-property objects are not present." (Request_ResourceNotFound, as quoted in
+# hashicorp/terraform-provider-azuread issues 1802 and 1811).
+NOT_FOUND_OBJECT = re.compile(r"Resource '([^']+)' does not exist")
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
 
 def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceClient:
@@ -100,6 +124,7 @@ def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceCl
         transport=_OneConnectionPerRequest(tls), timeout=GRAPH_TIMEOUT, follow_redirects=False
     )
     middleware = [
+        _NewObjectReplication(audit),
         _GraphCallAudit(audit, base_url),
         *KiotaClientFactory.get_default_middleware(_MIDDLEWARE_OPTIONS),
     ]
@@ -297,8 +322,8 @@ class _OneConnectionPerRequest(httpx.AsyncBaseTransport):
 
 
 class _GraphCallAudit(BaseMiddleware):
-    """The outermost kiota middleware: a started row before each Graph request, a finished row
-    after its response or failure."""
+    """The kiota middleware inside _NewObjectReplication: a started row before each Graph
+    request, a finished row after its response or failure."""
 
     def __init__(self, scope: AuditScope, base_url: str) -> None:
         super().__init__()
@@ -354,6 +379,114 @@ class _GraphCallAudit(BaseMiddleware):
             response=result,
             error_code=error_code,
         )
+        return response
+
+
+def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
+    """When one of this run's Graph POSTs answered with `object_id` as the id of what it made (the
+    audit rows keep the ids of every answer), or None when the run did not create it."""
+    if scope.run_id is None or not object_id:
+        return None
+    wanted = object_id.casefold()
+    answers = AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+        operation__startswith="POST ",
+    ).values_list("at", "response")
+    for at, response in answers:
+        # The object ids of the answer ("id", or "application.id" in instantiate's), not the ids
+        # it merely mentions (an assignment's principalId is a user the run did not create).
+        created = [
+            value
+            for key, value in (response.items() if isinstance(response, dict) else ())
+            if key == "id" or key.endswith(".id")
+        ]
+        if any(isinstance(value, str) and value.casefold() == wanted for value in created):
+            return at
+    return None
+
+
+def ids_made_by_run(scope: AuditScope, operation: str) -> list[str]:
+    """The ids this run's successful `operation` calls (e.g. "POST /policies/claimsMappingPolicies")
+    answered with, oldest first: what the run made, even if it crashed before recording it."""
+    if scope.run_id is None:
+        return []
+    answers = AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+        operation=operation,
+    ).order_by("at", "pk")
+    return [
+        str(response["id"])
+        for response in answers.values_list("response", flat=True)
+        if isinstance(response, dict) and isinstance(response.get("id"), str)
+    ]
+
+
+def is_replicating(scope: AuditScope, object_id: str) -> bool:
+    """Whether this run created `object_id` less than WIZARD_GRAPH_REPLICATION_WINDOW_S ago, so a
+    404 on it means "not replicated yet" rather than "gone"."""
+    created = created_by_run_at(scope, object_id)
+    return created is not None and _age_s(created) < settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+
+
+def _age_s(moment: dt.datetime) -> float:
+    return (timezone.now() - moment).total_seconds()
+
+
+def _wait_for_replication(scope: AuditScope, body: bytes) -> None:
+    """Raise WaitForCloud when a write's 404 names an object this run created within the
+    replication window, PermanentError when the window has passed; else return."""
+    payload = parse_json_body(body)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict) or error.get("code") != "Request_ResourceNotFound":
+        return
+    for object_id in NOT_FOUND_OBJECT.findall(str(error.get("message") or "")):
+        created = created_by_run_at(scope, object_id)
+        if created is None:
+            continue
+        age = _age_s(created)
+        window = settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+        if age < window:
+            raise WaitForCloud(
+                _("Waiting for Entra ID to replicate %(object)s, created %(age)d s ago.")
+                % {"object": object_id, "age": age}
+            )
+        raise PermanentError(
+            _(
+                "Microsoft Graph still can't find %(object)s, which this run created "
+                "%(minutes)d minutes ago."
+            )
+            % {"object": object_id, "minutes": age // 60},
+            code="graph_not_replicated",
+            hint=_(
+                "Entra ID did not make it visible within %(window)d minutes. Check it in the "
+                "Entra admin center, then retry the step: the wizard finds what it created."
+            )
+            % {"window": window // 60},
+        )
+
+
+class _NewObjectReplication(BaseMiddleware):
+    """The outermost kiota middleware: turns a write's 404 on an object this run has just created
+    into a wait (see the module docstring). The 404 itself is audited like any answer."""
+
+    def __init__(self, scope: AuditScope) -> None:
+        super().__init__()
+        self.scope = scope
+
+    async def send(
+        self, request: httpx.Request, transport: httpx.AsyncBaseTransport
+    ) -> httpx.Response:
+        response = await super().send(request, transport)
+        if response.status_code == 404 and request.method in WRITE_METHODS:
+            await sync_to_async(_wait_for_replication)(self.scope, await response.aread())
         return response
 
 
@@ -468,10 +601,18 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     said = f" Graph said: “{graph_message}”" if graph_message else ""
     if status in (429, 503, 504):
         retry_after = _retry_after_seconds(headers.get("retry-after"))
+        if retry_after is None:
+            # No header: the guidance's exponential backoff, which is the engine's own.
+            hint = _("The wizard retries with a growing wait.")
+        else:
+            hint = _("Graph asked to wait %(seconds)s s; the wizard retries after that.") % {
+                "seconds": f"{retry_after:g}"
+            }
         return RetryableError(
-            f"Microsoft Graph is throttling or busy (HTTP {status}).",
+            _("Microsoft Graph is throttling or busy (HTTP %(status)s).") % {"status": status},
             code=code,
-            hint=f"Graph asked to wait {retry_after:g} s; the wizard retries after that.",
+            hint=hint,
+            retry_after_s=retry_after,
         )
     if status >= 500:
         return RetryableError(
@@ -510,8 +651,9 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     return PermanentError(f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)
 
 
-def _retry_after_seconds(value: str | None) -> float:
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After's seconds (Graph sends a number of seconds), None when absent or unreadable."""
     try:
         return max(float(value or ""), 0.0)
     except ValueError:
-        return DEFAULT_RETRY_AFTER_S
+        return None

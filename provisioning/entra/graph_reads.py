@@ -52,7 +52,11 @@ def all_pages_json(builder: Any, request: Any, *, limit: int) -> tuple[list[dict
                 _("Graph sent a next page on another host; the wizard does not follow it."),
                 code="graph_next_link_elsewhere",
             )
-        request = builder.with_url(next_link).to_get_request_information()
+        following = builder.with_url(next_link).to_get_request_information()
+        # A next page needs the first request's headers too (ConsistencyLevel on an advanced
+        # query: Graph refuses the page without it).
+        following.headers.add_all(request.headers)
+        request = following
 
 
 def all_pages(builder: Any, first_page: Awaitable[Any], *, limit: int) -> tuple[list[Any], bool]:

@@ -64,18 +64,27 @@ def _is_guid(value: str) -> bool:
     return True
 
 
+def transitive_user_members(
+    client: Any, group_id: str, *, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The users in the group or in a group inside it, as Graph's JSON, at most `limit`; and
+    whether there were more. GET /groups/{id}/transitiveMembers/microsoft.graph.user is an OData
+    cast on a transitive membership list, which Graph serves only as an advanced query: with the
+    ConsistencyLevel: eventual header and $count=true (group-list-transitivemembers, "Optional
+    query parameters"; learn.microsoft.com/graph/aad-advanced-queries)."""
+    builder = client.groups.by_group_id(group_id).transitive_members.graph_user
+    query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+        select=USER_FIELDS, top=PAGE_SIZE, count=True
+    )
+    configuration = RequestConfiguration(query_parameters=query)
+    configuration.headers.add("ConsistencyLevel", "eventual")
+    return all_pages_json(builder, builder.to_get_request_information(configuration), limit=limit)
+
+
 def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPerson]:
     """Every user in the group or in a group inside it. A group bigger than `limit` is refused
     rather than read in part: a sync must never take the missing people for departures."""
-    builder = client.groups.by_group_id(group_id).transitive_members.graph_user
-    query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
-        select=USER_FIELDS, top=PAGE_SIZE
-    )
-    users, more = all_pages_json(
-        builder,
-        builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
-        limit=limit,
-    )
+    users, more = transitive_user_members(client, group_id, limit=limit)
     if more:
         raise group_too_large(limit)
     return [

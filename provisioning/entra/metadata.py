@@ -18,7 +18,7 @@ import httpx
 
 from provisioning.audit import AuditScope, audited_call
 from provisioning.errors import PermanentError, RetryableError
-from provisioning.saml import MAX_METADATA_BYTES
+from provisioning.saml import MAX_METADATA_BYTES, without_byte_order_mark
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from wizard.models import Cloud, Connection
 
@@ -89,7 +89,8 @@ def download_federation_metadata(connection: Connection, app_id: str, *, audit: 
                 code="entra_metadata_refused",
                 hint="Check that the app exists in the connection's tenant.",
             )
-        return body.decode("utf-8")
+        # Entra starts this document with a byte-order mark that IAM can't parse (saml.py).
+        return without_byte_order_mark(body).decode("utf-8")
 
     return audited_call(
         audit,

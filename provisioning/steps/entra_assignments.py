@@ -39,6 +39,7 @@ from provisioning.directory_picker import (
 )
 from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.entra.group_members import transitive_user_members
 from provisioning.errors import PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.usernames import check_username
@@ -175,11 +176,11 @@ def _add_group(client: Any, group: Any, choice: Choice, nested: str, result: Res
         if nested == "assign":
             _add_group(client, inner, choice, nested, result)
         else:
-            inner_users = run_graph(
-                client.groups.by_group_id(str(inner.id)).transitive_members.graph_user.get()
+            inner_users, _more = transitive_user_members(
+                client, str(inner.id), limit=DIRECTORY_CAP * 50
             )
             result.nested_only[str(inner.display_name)] = [
-                str(user.user_principal_name) for user in inner_users.value or []
+                str(user.get("userPrincipalName") or "") for user in inner_users
             ]
 
 

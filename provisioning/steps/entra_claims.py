@@ -37,7 +37,7 @@ from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSign
 from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import StepContext
-from provisioning.entra.client import run_graph
+from provisioning.entra.client import ids_made_by_run, is_replicating, run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.relay_state import (
@@ -72,6 +72,8 @@ POLICY_MARKER = "Made by the Connect SSO wizard, run {run_id}"
 # Claims mapping policies read when looking for the one a crashed attempt made. A tenant has a
 # handful (one per app that needs custom claims); past this many the step makes a new one.
 POLICY_SCAN_LIMIT = 1000
+# The audit operation of the call that makes a claims mapping policy (provisioning/entra/client.py).
+POLICY_CREATE_OPERATION = "POST /policies/claimsMappingPolicies"
 
 
 class EntraClaimsForm(RelayStateFields):
@@ -386,6 +388,17 @@ class EntraClaims(Step):
                 )
                 if recorded is not None:
                     return recorded
+                if is_replicating(ctx.audit, created["identifier"]):
+                    # Not visible yet, not gone: a second policy now would be a duplicate.
+                    raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
+        for made in ids_made_by_run(ctx.audit, POLICY_CREATE_OPERATION):
+            # Made by this run, then a crash before it was recorded: the list may not show it
+            # until it replicates, so look it up by the id Graph answered with.
+            found = get_or_none(policies.by_claims_mapping_policy_id(made).get())
+            if found is not None:
+                return found
+            if is_replicating(ctx.audit, made):
+                raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
         every, _more = all_pages(policies, policies.get(), limit=POLICY_SCAN_LIMIT)
         return next(
             (

@@ -16,6 +16,10 @@ IAM_MESSAGE = "Could not parse metadata"
 # IAM's documented bounds on SAMLMetadataDocument (CreateSAMLProvider: 1000 to 10000000 chars).
 MIN_DOCUMENT_LENGTH = 1000
 MAX_DOCUMENT_LENGTH = 10_000_000
+# IAM fails to parse metadata that starts with a byte-order mark, as Entra serves it
+# (MicrosoftDocs/azure-docs issue 65434: "AWS was unable to parse the XML data due to a
+# nonprintable ASCII character ... EF BB BF").
+BYTE_ORDER_MARK = "\ufeff"
 
 
 class InvalidMetadata(ValueError):
@@ -29,6 +33,10 @@ def check_idp_metadata(document: str) -> None:
         raise InvalidMetadata(
             f"{IAM_MESSAGE}: the document must be {MIN_DOCUMENT_LENGTH} to "
             f"{MAX_DOCUMENT_LENGTH} characters long"
+        )
+    if document.startswith(BYTE_ORDER_MARK):
+        raise InvalidMetadata(
+            f"{IAM_MESSAGE}: the document starts with a byte-order mark (U+FEFF), not with XML"
         )
     try:
         # defusedxml refuses DTDs, entity expansion and external references.

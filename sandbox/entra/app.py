@@ -33,6 +33,10 @@ FEDERATION_METADATA = re.compile(
 )
 INSTANCE_DISCOVERY = re.compile(r"/common/discovery/instance")
 SIGN_ON = re.compile(r"/sandbox/sso/(?P<app_id>[^/]+)")
+# Entra serves app federation metadata with a UTF-8 byte-order mark before the XML declaration
+# (MicrosoftDocs/azure-docs issue 65434: "EF BB BF" in the hex view; microsoft-graph-docs PR 10562
+# added the note that applications must cope with it).
+METADATA_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 SIGN_ON_FORM = """<!DOCTYPE html>
 <html lang="en">
@@ -119,7 +123,10 @@ class EntraApp:
             )
         except SignOnError as error:
             return self._sign_on_error(request, error)
-        return Response(document, content_type="application/xml; charset=utf-8")
+        return Response(
+            METADATA_BYTE_ORDER_MARK + document.encode("utf-8"),
+            content_type="application/xml; charset=utf-8",
+        )
 
     def sign_on(self, request: Request, app_id: str) -> Response:
         """The sandbox's "open the app from My Apps": GET /sandbox/sso/{appId}?user=UPN-or-id.

@@ -29,7 +29,12 @@ from sandbox.knobs import Knobs
 
 READ_API = "graph:read"
 WRITE_API = "graph:write"
-# Seconds a client is told to wait after an injected failure (Graph sends Retry-After on 503).
+# Throttled and unavailable answers carry Retry-After in whole seconds, as Graph's do: the Microsoft
+# Graph throttling guidance (learn.microsoft.com/graph/throttling: "A suggested wait time is
+# returned in the response header of the failed request"; 429 TooManyRequests, and 503 for an
+# overloaded service) and real answers quoted on Microsoft Q&A (question 1138873: 429,
+# "TooManyRequests", "... Please try again later.", Retry-After: 5).
+# Seconds a client is told to wait after an injected failure.
 INJECTED_FAILURE_RETRY_AFTER_S = 1
 
 # Application permissions that satisfy each kind of call (Graph permissions reference; a
@@ -259,7 +264,7 @@ class GraphApi:
                 raise GraphError(
                     429,
                     "TooManyRequests",
-                    "Too many requests. Retry after the number of seconds in Retry-After.",
+                    "Too many requests from this application. Please try again later.",
                     {"Retry-After": str(max(1, math.ceil(wait)))},
                 )
             groups = {key: value for key, value in match.groupdict().items() if value is not None}
@@ -533,8 +538,7 @@ class GraphApi:
     # Claims mapping policies --------------------------------------------------------------
 
     def list_policies(self, request: Request, groups: dict[str, str]) -> Response:
-        with self.tenant.lock:
-            policies = list(self.tenant.claims_mapping_policies.values())
+        policies = self._visible(self.tenant.claims_mapping_policies)
         return self._collection(request, policies, "policies/claimsMappingPolicies")
 
     def create_policy(self, request: Request, groups: dict[str, str]) -> Response:
@@ -612,7 +616,18 @@ class GraphApi:
             request, self._directory_objects(ids, groups.get("cast")), "directoryObjects"
         )
 
+    @staticmethod
+    def _check_transitive_cast(request: Request, groups: dict[str, str]) -> None:
+        if groups.get("cast"):
+            Query.require_advanced_query(
+                groups["cast"],
+                dict(request.args),
+                eventual_consistency=request.headers.get("ConsistencyLevel", "").lower()
+                == "eventual",
+            )
+
     def list_user_groups_transitive(self, request: Request, groups: dict[str, str]) -> Response:
+        self._check_transitive_cast(request, groups)
         user = self._user(groups)
         ids = self.tenant.transitive_groups_of(user["id"])
         return self._collection(
@@ -636,6 +651,7 @@ class GraphApi:
         )
 
     def list_transitive_members(self, request: Request, groups: dict[str, str]) -> Response:
+        self._check_transitive_cast(request, groups)
         group = self.tenant.find_group(groups["id"])
         ids = self.tenant.transitive_members(group["id"])
         return self._collection(

@@ -344,6 +344,26 @@ class Query:
             )
         return query
 
+    @staticmethod
+    def require_advanced_query(
+        cast: str, args: dict[str, str], *, eventual_consistency: bool
+    ) -> None:
+        """Refuse an OData cast on a transitive membership list without the advanced query
+        parameters: "Use of OData cast with transitive members list" is among the queries
+        supported only with the ConsistencyLevel: eventual header and $count=true
+        (learn.microsoft.com/graph/aad-advanced-queries; group-list-transitivemembers: "To filter
+        the results on the OData type ... you must use the advanced query parameters"). The
+        message is the one that page documents for an operator used without them, naming the
+        cast instead of the operator."""
+        if eventual_consistency and args.get("$count", "").lower() == "true":
+            return
+        raise QueryError(
+            f"OData cast 'microsoft.graph.{cast}' is not supported because the required "
+            "parameters might be missing. Try adding $count=true query parameter and "
+            "ConsistencyLevel:eventual header. Refer to "
+            "https://aka.ms/graph-docs/advanced-queries for more information"
+        )
+
     def matching(self, objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         found = [
             obj

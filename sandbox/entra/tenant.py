@@ -928,11 +928,15 @@ class Tenant:
         }
         with self.lock:
             self.claims_mapping_policies[policy["id"]] = policy
+            # A new policy replicates like any directory object: until then reads, writes and
+            # references to it ($ref) answer 404 (the azuread provider retries 404s after
+            # creating: hashicorp/terraform-provider-azuread PR 656).
+            self.visible_from[policy["id"]] = time.monotonic() + self.knobs.graph_visibility_delay_s
         return copy.deepcopy(policy)
 
     def find_claims_mapping_policy(self, policy_id: str) -> dict[str, Any]:
         with self.lock:
-            if policy_id in self.claims_mapping_policies:
+            if policy_id in self.claims_mapping_policies and self.is_visible(policy_id):
                 return self.claims_mapping_policies[policy_id]
         raise not_found(policy_id)
 
@@ -951,6 +955,7 @@ class Tenant:
         with self.lock:
             self.find_claims_mapping_policy(policy_id)
             del self.claims_mapping_policies[policy_id]
+            self.visible_from.pop(policy_id, None)
             for linked in self.policy_links.values():
                 if policy_id in linked:
                     linked.remove(policy_id)

@@ -6,10 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
+    GraphUserRequestBuilder,
+)
+from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
 
 from provisioning.audit import AuditScope
 from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
-from provisioning.errors import PermanentError, RetryableError
+from provisioning.entra.graph_reads import all_pages_json
+from provisioning.errors import PermanentError, RetryableError, WaitForCloud
+from sandbox.directory import CONTACT_CENTRE_GROUP
+from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
 from sandbox.knobs import Knobs
 from sandbox.server import ENTRA_CLIENT_SECRET, Sandbox
 from tests.clients.conftest import (
@@ -17,7 +25,7 @@ from tests.clients.conftest import (
     assert_every_call_started_and_finished,
     call_rows,
 )
-from wizard.models import AuditKind, Cloud, Connection
+from wizard.models import AuditKind, Cloud, Connection, SetupRun
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +137,14 @@ def test_it_raises_a_retryable_error_with_graphs_retry_after(
         run_graph(client.service_principals.get())
 
     assert raised.value.code == "TooManyRequests"
+    # The header is the engine's retry delay, not just words in the hint.
+    assert raised.value.retry_after_s == 100
     assert "Graph asked to wait 100 s" in raised.value.hint
     finished = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="graph").last()
     assert finished.response["retry_after"] == "100"
+    # kiota's RetryHandler did not retry (and sleep) first: one request, one pair of audit rows.
+    started = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_STARTED, service="graph")
+    assert started.filter(operation="GET /servicePrincipals").count() == 2
 
 
 def test_it_raises_a_retryable_error_when_graph_is_unavailable(
@@ -144,6 +157,7 @@ def test_it_raises_a_retryable_error_when_graph_is_unavailable(
         run_graph(client.service_principals.get())
 
     assert raised.value.code == "serviceNotAvailable"
+    assert raised.value.retry_after_s == INJECTED_FAILURE_RETRY_AFTER_S
 
 
 def test_it_neither_trusts_the_sandbox_ca_nor_sends_a_token_off_graph_in_live_mode(
@@ -185,3 +199,84 @@ def test_it_says_how_to_fix_a_certificate_it_cannot_read(
 
     assert raised.value.code == "entra_bad_certificate"
     assert "private key and the certificate" in raised.value.hint
+
+
+def test_it_sends_an_advanced_querys_header_with_every_page(
+    sandbox: Sandbox, sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+    tenant = sandbox.apps["entra"].tenant
+    group_id = next(
+        g["id"] for g in tenant.groups.values() if g["displayName"] == CONTACT_CENTRE_GROUP
+    )
+    builder = client.groups.by_group_id(group_id).transitive_members.graph_user
+    configuration = RequestConfiguration(
+        query_parameters=GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            top=5, count=True
+        )
+    )
+    configuration.headers.add("ConsistencyLevel", "eventual")
+
+    users, more = all_pages_json(
+        builder, builder.to_get_request_information(configuration), limit=1000
+    )
+
+    expected = [i for i in tenant.transitive_members(group_id) if i in tenant.users]
+    assert sorted(user["id"] for user in users) == sorted(expected)
+    assert not more and len(expected) > 5
+
+
+def _new_policy_patch(client: Any) -> tuple[Any, Any]:
+    """Create a claims-mapping policy and PATCH it at once (before it has replicated)."""
+    policy = run_graph(
+        client.policies.claims_mapping_policies.post(
+            ClaimsMappingPolicy(
+                display_name="Replication test",
+                definition=['{"ClaimsMappingPolicy":{"Version":1,"ClaimsSchema":[]}}'],
+            )
+        )
+    )
+    item = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy.id)
+    return policy, item.patch(ClaimsMappingPolicy(description="changed"))
+
+
+def test_it_waits_for_the_cloud_when_a_write_404s_on_an_object_this_run_just_created(
+    sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, settings: Any
+) -> None:
+    # hashicorp/terraform-provider-azuread PR 656: Graph 404s writes to a new object for a while.
+    sandbox_knobs.graph_visibility_delay_s = 30
+    run = SetupRun.objects.create(idp="entra", flow_key="entra", region="ap-northeast-1")
+    ours = AuditScope(actor_label="client tests", run_id=run.pk)
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=ours)
+
+    policy, write = _new_policy_patch(client)
+    with pytest.raises(WaitForCloud) as waiting:
+        run_graph(write)
+    settings.WIZARD_GRAPH_REPLICATION_WINDOW_S = 0
+    with pytest.raises(PermanentError) as gone:
+        run_graph(
+            client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy.id).patch(
+                ClaimsMappingPolicy(description="changed")
+            )
+        )
+    # Another run's new object is not this run's to wait for: a plain "not found".
+    other = graph_client(
+        sandbox_connections[Cloud.ENTRA], audit=AuditScope(actor_label="another run")
+    )
+    settings.WIZARD_GRAPH_REPLICATION_WINDOW_S = 600
+    with pytest.raises(PermanentError) as not_ours:
+        run_graph(
+            other.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy.id).patch(
+                ClaimsMappingPolicy(description="changed")
+            )
+        )
+
+    assert policy.id in waiting.value.reason
+    assert gone.value.code == "graph_not_replicated"
+    assert policy.id in gone.value.message and "0 minutes" in gone.value.hint
+    assert not_ours.value.code == "Request_ResourceNotFound"
+    # Each 404 is audited like any answer.
+    finished = call_rows(Cloud.ENTRA).filter(
+        kind=AuditKind.CALL_FINISHED, operation__startswith="PATCH /policies/"
+    )
+    assert [row.response["http_status"] for row in finished] == [404, 404, 404]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
+
 from provisioning.flows import get_flow
+from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
 from wizard.models import RunStatus
@@ -13,8 +16,12 @@ from wizard.models import RunStatus
 
 def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
     entra_sandbox: Sandbox,  # noqa: F811
+    sandbox_knobs: Knobs,
     tmp_path: Path,
 ) -> None:
+    # New Graph objects stay invisible longer than the engine's re-enqueue countdown, so a step
+    # comes back while what it created still answers 404 (sandbox/BEHAVIOURS.md, replication).
+    sandbox_knobs.graph_visibility_delay_s = 1.5 * settings.WIZARD_WAIT_COUNTDOWN_S
     path = plan_file(tmp_path)
 
     first, first_output = setup_sso(path)
@@ -22,6 +29,13 @@ def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
     steps = {step.key: step for step in first.steps.all()}
     (result,) = steps["sign_in_test"].outputs["results"]
     assert result["ok"] and result["destination"].endswith("/ccp-v2"), result
+    # The sandbox serves Entra's metadata with a byte-order mark; what the wizard keeps has none.
+    assert steps["entra_app"].outputs["metadata_xml"].startswith("<?xml")
+    # The new claims policy 404s until it replicates; waiting for it made no second one.
+    name = f"Claims for {steps['entra_app'].outputs['display_name']}"
+    tenant = entra_sandbox.apps["entra"].tenant
+    policies = [p for p in tenant.claims_mapping_policies.values() if p["displayName"] == name]
+    assert len(policies) == 1, policies
     assert cloud_writes(first), "the first run made the setup"
 
     second, second_output = setup_sso(path)

@@ -234,3 +234,14 @@ def test_it_refuses_a_fetch_whose_name_resolves_to_loopback() -> None:
     assert "not a public address" in refused.value.message
 
     assert saml.public_addresses("idp.example.com", 443, resolver=lambda h, p: ["93.184.215.14"])
+
+
+def test_it_drops_the_byte_order_mark_entra_serves_metadata_with() -> None:
+    document = metadata(ENTITY_ID)
+
+    from_bytes = saml.parse_idp_metadata(b"\xef\xbb\xbf" + document.encode())
+    from_text = saml.parse_idp_metadata("\ufeff" + document)
+
+    assert from_bytes.document == document
+    assert from_text.document == document
+    assert from_text.entity_id == ENTITY_ID

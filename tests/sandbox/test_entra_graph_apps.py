@@ -47,6 +47,7 @@ from tests.sandbox.entra_graph import (
     new_aws_app,
     no_retry,
     run,
+    until_visible,
 )
 
 AWS_TEMPLATE_ID = "8b1025e4-1dd2-430b-a150-2ef79cd700f5"
@@ -124,6 +125,55 @@ def test_it_shows_instantiated_objects_only_after_the_replication_delay(
     assert service_principal.app_role_assignment_required is True
     assert {role.display_name for role in service_principal.app_roles} == {"User", "msiam_access"}
     assert time.monotonic() - started >= 0.4
+
+
+def test_it_answers_404_to_reads_writes_and_links_of_a_new_policy_until_it_replicates(
+    sandbox: Sandbox, sandbox_knobs: Knobs
+) -> None:
+    # hashicorp/terraform-provider-azuread PR 656: a write to a new object 404s until replicated.
+    sandbox_knobs.graph_visibility_delay_s = 0.6
+
+    async def scenario() -> tuple[list[ODataError], float]:
+        client = graph_client(sandbox.endpoints)
+        _, service_principal = await new_aws_app(client, _name("Connect"))
+        policy = await client.policies.claims_mapping_policies.post(
+            ClaimsMappingPolicy(
+                display_name=_name("Amazon Connect claims"),
+                definition=[
+                    claims_mapping_definition(session_name_source="mail", session_duration="3600")
+                ],
+            )
+        )
+        started = time.monotonic()
+        item = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy.id)
+        link = client.service_principals.by_service_principal_id(
+            service_principal.id
+        ).claims_mapping_policies.ref
+        reference = ReferenceCreate(
+            odata_id=f"https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/{policy.id}"
+        )
+        refused = []
+        for early in (
+            item.get(),
+            item.patch(ClaimsMappingPolicy(display_name="renamed")),
+            link.post(reference),
+        ):
+            with pytest.raises(ODataError) as not_yet:
+                await early
+            refused.append(not_yet.value)
+        await until_visible(item.get)
+        await link.post(reference)
+        return refused, time.monotonic() - started
+
+    refused, waited = run(scenario)
+    for error in refused:
+        assert error.response_status_code == 404
+        assert error.error.code == "Request_ResourceNotFound"
+        assert error.error.message.startswith("Resource '")
+        assert "' does not exist or one of its queried reference-property objects" in (
+            error.error.message
+        )
+    assert waited >= 0.4
 
 
 def test_it_patches_saml_settings_and_mirrors_them_on_the_service_principal(
@@ -368,6 +418,14 @@ def test_it_links_one_claims_mapping_policy_per_service_principal(sandbox: Sandb
                             )
                         ],
                     )
+                )
+            )
+        for policy in policies:
+            await until_visible(
+                lambda policy=policy: (
+                    client.policies.claims_mapping_policies.by_claims_mapping_policy_id(  # noqa: E501
+                        policy.id
+                    ).get()
                 )
             )
         graph_url = "https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/"

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
+    GraphUserRequestBuilder,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
@@ -107,13 +110,26 @@ def test_it_searches_users_only_with_eventual_consistency(sandbox: Sandbox) -> N
     assert count == 2
 
 
+def _transitive_users_query(*, count: bool, eventual: bool) -> RequestConfiguration[Any]:
+    configuration = RequestConfiguration(
+        query_parameters=GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            count=count
+        )
+    )
+    if eventual:
+        configuration.headers.add("ConsistencyLevel", "eventual")
+    return configuration
+
+
 def test_it_lists_direct_and_transitive_members_of_nested_groups(sandbox: Sandbox) -> None:
     async def scenario() -> tuple[list[str], list[str], int, int]:
         client = graph_client(sandbox.endpoints)
         contact_centre = client.groups.by_group_id(await _group_id(client, CONTACT_CENTRE_GROUP))
         direct = await contact_centre.members.get()
         transitive = await contact_centre.transitive_members.get()
-        only_users = await contact_centre.transitive_members.graph_user.get()
+        only_users = await contact_centre.transitive_members.graph_user.get(
+            request_configuration=_transitive_users_query(count=True, eventual=True)
+        )
         agents = await client.groups.by_group_id(
             await _group_id(client, AGENTS_GROUP)
         ).members.get()
@@ -134,3 +150,28 @@ def test_it_lists_direct_and_transitive_members_of_nested_groups(sandbox: Sandbo
     assert transitive_types.count("User") == len(in_contact_centre)
     assert transitive_users == len(in_contact_centre)
     assert agents == len([person for person in people if AGENTS_GROUP in person.groups])
+
+
+@pytest.mark.parametrize(("count", "eventual"), [(False, False), (True, False), (False, True)])
+def test_it_serves_a_cast_of_transitive_members_only_as_an_advanced_query(
+    sandbox: Sandbox, count: bool, eventual: bool
+) -> None:
+    # group-list-transitivemembers: an OData cast needs ConsistencyLevel: eventual and $count=true.
+    async def scenario() -> ODataError:
+        client = graph_client(sandbox.endpoints)
+        group = client.groups.by_group_id(await _group_id(client, CONTACT_CENTRE_GROUP))
+        with pytest.raises(ODataError) as refused:
+            await group.transitive_members.graph_user.get(
+                request_configuration=_transitive_users_query(count=count, eventual=eventual)
+            )
+        return refused.value
+
+    refused = run(scenario)
+
+    assert refused.response_status_code == 400
+    assert refused.error.code == "Request_UnsupportedQuery"
+    assert refused.error.message.startswith(
+        "OData cast 'microsoft.graph.user' is not supported because the required parameters "
+        "might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual "
+        "header."
+    )

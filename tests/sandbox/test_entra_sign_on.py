@@ -43,6 +43,7 @@ from tests.sandbox.entra_graph import (
     new_aws_app,
     run,
     saml_app_with_role,
+    until_visible,
 )
 
 ROLE_VALUE = (
@@ -108,6 +109,12 @@ def connect_app(sandbox: Sandbox) -> ConnectApp:
                     )
                 ],
             )
+        )
+        # A new policy replicates before it can be linked (404 until then).
+        await until_visible(
+            lambda: client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
+                policy.id
+            ).get()
         )
         await sp.claims_mapping_policies.ref.post(
             ReferenceCreate(
@@ -203,6 +210,22 @@ def test_it_publishes_federation_metadata_with_the_preferred_certificate(
     tenant_id = sandbox.endpoints["entra_tenant_id"]
     assert metadata.get("entityID") == f"https://sts.windows.net/{tenant_id}/"
     assert _metadata_certificate(metadata) == connect_app.certificate_b64
+
+
+def test_it_serves_federation_metadata_with_a_utf8_byte_order_mark(
+    sandbox: Sandbox, connect_app: ConnectApp
+) -> None:
+    endpoints = sandbox.endpoints
+    response = requests.get(
+        f"{endpoints['entra_authority']}/{endpoints['entra_tenant_id']}"
+        f"/federationmetadata/2007-06/federationmetadata.xml",
+        params={"appid": connect_app.app_id},
+        verify=endpoints["ca_bundle"],
+        timeout=10,
+    )
+
+    # As Entra does (MicrosoftDocs/azure-docs issue 65434): EF BB BF, then the XML declaration.
+    assert response.content.startswith(b"\xef\xbb\xbf<?xml")
 
 
 def test_it_signs_with_the_tenant_certificate_until_a_preferred_one_is_set(

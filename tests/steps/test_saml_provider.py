@@ -148,6 +148,27 @@ def test_it_rolls_back_only_a_provider_the_run_created(
     assert created_arn != adopted_arn
 
 
+def test_it_gives_iam_the_metadata_without_the_byte_order_mark_iam_cannot_parse(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    # Entra serves its metadata with a BOM (MicrosoftDocs/azure-docs issue 65434), and admins
+    # paste or upload it as downloaded.
+    with_bom = "\ufeff" + metadata(ENTITY_ID)
+    pasted = iam_run(aws_connection, instance, metadata_xml=with_bom)
+    from_idp = iam_run(aws_connection, instance, provider_name=unique("FromEntra"))
+    outputs = {"entra_app": {"metadata_xml": with_bom}}
+
+    made = STEP.apply(step_context(pasted, KEY))
+    adopted_from_idp = STEP.apply(step_context(from_idp, KEY, outputs))
+
+    for applied in (made, adopted_from_idp):
+        held = iam.get_saml_provider(SAMLProviderArn=applied["provider_arn"])
+        assert held["SAMLMetadataDocument"].startswith("<?xml")
+    with pytest.raises(iam.exceptions.InvalidInputException) as refused:
+        iam.create_saml_provider(Name=unique("Bom"), SAMLMetadataDocument=with_bom)
+    assert "Could not parse metadata" in str(refused.value)
+
+
 def test_it_maps_iam_errors_to_the_projects(
     aws_connection: Connection, instance: dict[str, Any], sandbox_knobs: Knobs
 ) -> None:
