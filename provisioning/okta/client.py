@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import re
 import ssl
+import threading
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -32,6 +33,7 @@ import aiohttp
 import certifi
 from asgiref.sync import async_to_sync, sync_to_async
 from django.utils.translation import gettext
+from okta import oauth as okta_oauth
 from okta.client import Client as OktaClient
 from okta.errors.error import Error as OktaError
 from okta.errors.http_error import HTTPError as OktaHTTPError
@@ -70,6 +72,29 @@ DPOP_CONSOLE_SETTING = (
 # The WWW-Authenticate parameters Okta puts the reason of an OAuth refusal in (okta-sdk-golang
 # issue 145: error="insufficient_scope", scope="okta.groups.read"; okta-sdk-python issue 541).
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _reused_dpop_generator(client_config: dict[str, Any]) -> Any:
+    """Stands in for the SDK's DPoPProofGenerator(config): one generator, and so one DPoP key
+    pair, per service app per worker process. The SDK makes a fresh 3072-bit RSA key for every
+    client (seconds of CPU each) and the wizard makes a client per step; the key stays in memory
+    and the SDK still rotates it every dpopKeyRotationInterval."""
+    key = (str(client_config.get("orgUrl", "")), str(client_config.get("clientId", "")))
+    with _DPOP_GENERATORS_LOCK:
+        generator = _DPOP_GENERATORS.get(key)
+        if generator is None:
+            if len(_DPOP_GENERATORS) >= DPOP_GENERATORS_KEPT:
+                _DPOP_GENERATORS.pop(next(iter(_DPOP_GENERATORS)))
+            generator = _DPOP_GENERATORS[key] = _SDK_DPOP_GENERATOR(client_config)
+        return generator
+
+
+# Service apps whose DPoP key a worker process keeps (a site has a handful of Okta connections).
+DPOP_GENERATORS_KEPT = 32
+_DPOP_GENERATORS: dict[tuple[str, str], Any] = {}
+_DPOP_GENERATORS_LOCK = threading.Lock()
+_SDK_DPOP_GENERATOR = okta_oauth.DPoPProofGenerator
+okta_oauth.DPoPProofGenerator = _reused_dpop_generator
 
 
 def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:

@@ -312,7 +312,8 @@ def test_it_names_the_quota_create_instance_ran_into(
 def test_it_waits_instead_of_failing_while_an_adopted_instance_is_still_creating(
     aws: Connection, connect: Any, sandbox_knobs: Knobs
 ) -> None:
-    sandbox_knobs.instance_creation_delay_s = 5.0
+    # Long enough to outlast the setup on a loaded machine; nothing waits for it to end.
+    sandbox_knobs.instance_creation_delay_s = 120.0
     created = connect.create_instance(
         IdentityManagementType="SAML",
         InstanceAlias=unique_alias("young"),

@@ -20,8 +20,9 @@ from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
 from wizard.models import RunStatus, SetupRun
 
-# Longer than the window the test sets for the service principal to mirror its app's roles.
-MIRROR_DELAY_S = 0.8
+# Longer than the window the test sets for the service principal to mirror its app's roles; the
+# window (half of it) must outlast one apply on a loaded CI machine.
+MIRROR_DELAY_S = 3.0
 # How long and how often a test re-runs an apply that waits for the cloud.
 WAIT_TIMEOUT_S = 10
 WAIT_PAUSE_S = 0.1
