@@ -56,6 +56,7 @@ class AwsApp:
                 "unset MOTO_ACCOUNT_ID"
             )
         self.knobs = sandbox.knobs
+        self.wire_log = sandbox.wire_log
         self.default_region = sandbox.endpoints.get("aws_region", AWS_REGION)
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID, knobs=sandbox.knobs)
@@ -71,6 +72,13 @@ class AwsApp:
         response = self.respond(request)
         if response is None:
             return self.moto(environ, start_response)
+        if request.operation_name:
+            self.wire_log.record_aws_answer(
+                f"{request.service}:{request.operation_name}",
+                response.status_code,
+                response.get_data(),
+                response.content_type or "",
+            )
         return response(environ, start_response)
 
     def respond(self, request: AwsRequest) -> Response | None:
@@ -101,6 +109,7 @@ class AwsApp:
             operation = request.operation()
         if not operation:
             return None
+        request.operation_name = operation
 
         api = f"{request.service}:{operation}"
         self.knobs.delay(api)
