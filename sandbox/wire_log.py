@@ -75,7 +75,12 @@ class WireLog:
                 headers={},
                 request_body=None,
                 status=status,
-                response_body=parse_json(body, content_type),
+                # The query protocol (IAM, STS) answers XML: kept as text for the check to read.
+                response_body=(
+                    body.decode("utf-8", "replace")
+                    if "xml" in content_type
+                    else parse_json(body, content_type)
+                ),
                 response_type=content_type,
                 operation=operation,
             )

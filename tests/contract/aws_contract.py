@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
+from defusedxml import ElementTree
 
 from sandbox.wire_log import Exchange
 from tests.contract.violations import Violation, json_kind, where_of
@@ -47,8 +49,7 @@ def service_model(service: str) -> ServiceModel:
 
 
 def check_aws(exchange: Exchange) -> tuple[list[Violation], bool]:
-    """The answer's violations, and whether it was a JSON answer (XML answers of the query
-    protocol are parsed by botocore, which drops what its model lacks, so they are not checked)."""
+    """The answer's violations, and whether there was an answer body to check."""
     where = where_of(exchange)
     service, _, name = exchange.operation.partition(":")
     if service not in SERVICE_MODELS:
@@ -61,6 +62,8 @@ def check_aws(exchange: Exchange) -> tuple[list[Violation], bool]:
     if exchange.response_body is None:
         return [], False
     operation = model.operation_model(name)
+    if isinstance(exchange.response_body, str):
+        return check_xml_answer(exchange.response_body, operation, exchange.status, where), True
     if exchange.status >= 400:
         return _check_error(exchange, operation, where), True
     if operation.output_shape is None:
@@ -80,9 +83,107 @@ def _check_error(exchange: Exchange, operation: OperationModel, where: str) -> l
     if code in declared:
         members = {k: v for k, v in body.items() if k not in {"__type", "code"}}
         return check_shape(members, declared[code], where, "answer")
-    if code in COMMON_ERRORS:
+    return _undeclared_error(code, operation, where, "answer.__type")
+
+
+def _undeclared_error(code: str, operation: OperationModel, where: str, at: str) -> list[Violation]:
+    declared = {shape.name for shape in operation.error_shapes} | {
+        shape.error_code for shape in operation.error_shapes
+    }
+    if code in declared or code in COMMON_ERRORS:
         return []
-    return [Violation(where, "answer.__type", f"{code!r} is not an error of {operation.name}")]
+    return [Violation(where, at, f"{code!r} is not an error of {operation.name}")]
+
+
+def check_xml_answer(
+    text: str, operation: OperationModel, status: int, where: str
+) -> list[Violation]:
+    """A query-protocol answer: <OpResponse><OpResult>members</OpResult><ResponseMetadata>,
+    or <ErrorResponse><Error><Code>; botocore's parser silently drops undeclared elements, so
+    they are looked for here."""
+    root = ElementTree.fromstring(text)
+    if status >= 400:
+        code = root.findtext("{*}Error/{*}Code") or ""
+        return _undeclared_error(code, operation, where, "answer.Error.Code")
+    if _local(root.tag) != f"{operation.name}Response":
+        return [Violation(where, "answer", f"root element {_local(root.tag)} is not the response")]
+    output = operation.output_shape
+    wrapper = output.serialization.get("resultWrapper") if output is not None else None
+    violations = []
+    for child in root:
+        if _local(child.tag) == "ResponseMetadata":
+            continue
+        if output is None or _local(child.tag) != wrapper:
+            violations.append(Violation(where, f"answer.{_local(child.tag)}", "not in the model"))
+            continue
+        violations += _check_element(child, output, where, f"answer.{wrapper}")
+    return violations
+
+
+def _check_element(element: Any, shape: Shape, where: str, at: str) -> list[Violation]:
+    kind = shape.type_name
+    if kind == "structure":
+        members = {
+            member.serialization.get("name", name): member for name, member in shape.members.items()
+        }
+        violations = []
+        for child in element:
+            name = _local(child.tag)
+            path = f"{at}.{name}"
+            if name not in members:
+                violations.append(Violation(where, path, f"{shape.name} has no member"))
+            else:
+                violations += _check_element(child, members[name], where, path)
+        return violations
+    if kind == "list":
+        item_name = shape.member.serialization.get("name", "member")
+        violations = []
+        for index, child in enumerate(element):
+            path = f"{at}[{index}]"
+            if _local(child.tag) != item_name:
+                violations.append(Violation(where, path, f"list items are <{item_name}>"))
+            else:
+                violations += _check_element(child, shape.member, where, path)
+        return violations
+    if kind == "map":
+        return [
+            violation
+            for index, entry in enumerate(element)
+            for violation in _check_element(
+                entry.find("{*}value") if entry.find("{*}value") is not None else entry,
+                shape.value,
+                where,
+                f"{at}[{index}]",
+            )
+        ]
+    if kind == "timestamp":
+        # The query protocol sends timestamps as ISO 8601 text.
+        try:
+            dt.datetime.fromisoformat((element.text or "").replace("Z", "+00:00"))
+        except ValueError:
+            return [Violation(where, at, f"{element.text!r} is not an ISO 8601 timestamp")]
+        return []
+    why = _scalar_mismatch(_xml_scalar(element.text or "", shape), shape)
+    return [Violation(where, at, why)] if why else []
+
+
+def _xml_scalar(text: str, shape: Shape) -> Any:
+    """The XML text as the JSON value botocore's parser would make of it, for the same checks."""
+    kind = shape.type_name
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text, text)
+    if kind in {"integer", "long"}:
+        return int(text) if text.lstrip("-").isdigit() else text
+    if kind in {"double", "float"}:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 def check_shape(value: Any, shape: Shape, where: str, at: str) -> list[Violation]:

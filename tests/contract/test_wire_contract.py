@@ -237,3 +237,39 @@ def test_it_counts_requests_and_answers_and_leaves_allow_listed_ones_unchecked()
     assert [str(v) for v in report.violations] == [
         "GET /api/v1/apps/0oa1 -> 200  answer.bogus: Application has no such property"
     ]
+
+
+SIMULATION = (
+    '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+    "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults>"
+    "<member><EvalActionName>connect:GetFederationToken</EvalActionName>"
+    "<EvalResourceName>*</EvalResourceName><EvalDecision>{decision}</EvalDecision>"
+    "<MatchedStatements/>{extra}</member>"
+    "</EvaluationResults></SimulatePrincipalPolicyResult>"
+    "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>"
+    "</SimulatePrincipalPolicyResponse>"
+)
+
+
+def test_it_checks_an_xml_answer_of_the_query_protocol_too() -> None:
+    def simulation(decision: str, extra: str = "") -> Exchange:
+        return Exchange(
+            "aws",
+            "",
+            "",
+            {},
+            {},
+            None,
+            200,
+            SIMULATION.format(decision=decision, extra=extra),
+            "text/xml",
+            "iam:SimulatePrincipalPolicy",
+        )
+
+    assert whys(simulation("allowed"), check_aws) == []
+    assert whys(simulation("maybe", "<Reason>x</Reason>"), check_aws) == [
+        "answer.SimulatePrincipalPolicyResult.EvaluationResults[0].EvalDecision: "
+        "'maybe' is not one of PolicyEvaluationDecisionType's values",
+        "answer.SimulatePrincipalPolicyResult.EvaluationResults[0].Reason: "
+        "EvaluationResult has no member",
+    ]
