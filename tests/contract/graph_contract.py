@@ -115,6 +115,8 @@ def check_graph(exchange: Exchange) -> tuple[list[Violation], bool]:
         for name in exchange.query
         if name not in builder.query_options
     ]
+    if "$select" in exchange.query:
+        violations += _check_select(exchange, builder.model(operation.answer), where)
     if exchange.request_body is not None:
         body = builder.model(operation.body)
         if body is None:
@@ -131,6 +133,21 @@ def check_graph(exchange: Exchange) -> tuple[list[Violation], bool]:
         else:
             violations += check_value(exchange.response_body, answer, where, "answer")
     return violations, True
+
+
+def _check_select(exchange: Exchange, answer: type | None, where: str) -> list[Violation]:
+    """Each $select name is a property of what the call answers (a collection's items)."""
+    if answer is None:
+        return []
+    value = model_fields(answer).get("value")
+    item = value.target if value is not None and value.many and value.kind == "object" else answer
+    properties = model_fields(item)
+    return [
+        Violation(where, f"query $select {name}", f"{item.__name__} has no such property")
+        for selected in exchange.query["$select"]
+        for name in selected.split(",")
+        if name.strip() not in properties
+    ]
 
 
 # -- the request builders -------------------------------------------------------------------
