@@ -153,11 +153,7 @@ class AwsApp:
 
 
 def default_app_settings() -> dict[str, Any]:
-    """settings of a new amazon_aws instance before the request's own values are merged in.
-
-    Only properties Okta's management API describes (okta SDK model SamlApplicationSettings,
-    generated from okta-management-openapi-spec 5.1.0), plus the OIN app's own `app` block.
-    """
+    """settings of a new amazon_aws instance before the request's own values are merged in."""
     return {
         "app": {
             "awsEnvironmentType": "aws.amazon",
@@ -171,6 +167,7 @@ def default_app_settings() -> dict[str, Any]:
             "appFilter": None,
         },
         "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None}},
+        "manualProvisioning": False,
         "implicitAssignment": False,
         "notes": {"admin": None, "enduser": None},
         "signOn": {"defaultRelayState": None},
