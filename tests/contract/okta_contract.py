@@ -38,6 +38,10 @@ OPEN_PROPERTIES = {
     # name (key app definition) and signOnMode options. See the OIN schemas"; amazon_aws has no
     # schema there: its settings.app keys are the app's own (its setup guide in the OIN catalog).
     ("SamlApplicationSettings", "app"): "OIN app instance settings",
+    # Okta answers it on every app (the management OpenAPI's own example settingsResponseBaseEx
+    # has it) though ApplicationSettings leaves it out; a PUT, which replaces the whole app,
+    # carries back what GET gave.
+    ("SamlApplicationSettings", "manualProvisioning"): "in Okta's own example answers",
 }
 SERIALIZE_METHOD = re.compile(r'method="(\w+)",\s*resource_path="([^"]+)"')
 QUERY_PARAMETER = re.compile(r'_query_params\.append\(\("(\w+)"')

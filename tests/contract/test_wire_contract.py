@@ -186,12 +186,12 @@ def test_it_fails_an_invented_or_mistyped_field_in_an_okta_answer() -> None:
             "id": "0oa1",
             "signOnMode": "SAML_2_0",
             "status": "RUNNING",
-            "settings": {"manualProvisioning": False},
+            "settings": {"manualProvisioning": False, "provisioning": {"enabled": True}},
         },
     )
 
     assert sorted(whys(app, check_okta)) == [
-        "answer.settings.manualProvisioning: SamlApplicationSettings has no such property",
+        "answer.settings.provisioning: SamlApplicationSettings has no such property",
         "answer.status: 'RUNNING' is not a member of ApplicationLifecycleStatus",
     ]
 
