@@ -62,6 +62,13 @@ PARAMETER = re.compile(r"\{[^}]+\}")
 # /users('{upn}') addresses the same user as /users/{upn}: the key in parentheses is how Graph
 # takes a userPrincipalName that starts with $ (Graph reference, "Get user", HTTP request).
 KEY_IN_PARENTHESES = re.compile(r"/(users|groups)\('((?:[^']|'')+)'\)")
+# In a $filter: string literals (skipped), lambda variables, and the first segment of each
+# property path (OData URL conventions 5.1.1: `prop op value`, `prop/any(v:...)`,
+# `startswith(prop,'x')`).
+QUOTED = re.compile(r"'(?:[^']|'')*'")
+LAMBDA_VARIABLE = re.compile(r"\b(\w+):")
+FILTERED_PROPERTY = re.compile(r"(?:^|[\s(,])([A-Za-z]\w*)(?=/|\s+(?:eq|ne|gt|ge|lt|le|in)\b|,)")
+FILTER_WORDS = frozenset({"and", "or", "not", "true", "false", "null"})
 ERROR_MODEL = ("models.o_data_errors.o_data_error", "ODataError")
 
 
@@ -115,8 +122,8 @@ def check_graph(exchange: Exchange) -> tuple[list[Violation], bool]:
         for name in exchange.query
         if name not in builder.query_options
     ]
-    if "$select" in exchange.query:
-        violations += _check_select(exchange, builder.model(operation.answer), where)
+    if "$select" in exchange.query or "$filter" in exchange.query:
+        violations += _check_named_properties(exchange, builder.model(operation.answer), where)
     if exchange.request_body is not None:
         body = builder.model(operation.body)
         if body is None:
@@ -135,18 +142,31 @@ def check_graph(exchange: Exchange) -> tuple[list[Violation], bool]:
     return violations, True
 
 
-def _check_select(exchange: Exchange, answer: type | None, where: str) -> list[Violation]:
-    """Each $select name is a property of what the call answers (a collection's items)."""
+def _check_named_properties(exchange: Exchange, answer: type | None, where: str) -> list[Violation]:
+    """Each property $select or $filter names is one of what the call answers (a collection's
+    items); $filter's lambda variables (`uri` in `identifierUris/any(uri:uri eq 'x')`) are not."""
     if answer is None:
         return []
     value = model_fields(answer).get("value")
     item = value.target if value is not None and value.many and value.kind == "object" else answer
     properties = model_fields(item)
-    return [
-        Violation(where, f"query $select {name}", f"{item.__name__} has no such property")
-        for selected in exchange.query["$select"]
+    named = [
+        ("$select", name.strip())
+        for selected in exchange.query.get("$select", [])
         for name in selected.split(",")
-        if name.strip() not in properties
+    ]
+    for expression in exchange.query.get("$filter", []):
+        unquoted = QUOTED.sub("''", expression)
+        variables = set(LAMBDA_VARIABLE.findall(unquoted))
+        named += [
+            ("$filter", name)
+            for name in FILTERED_PROPERTY.findall(unquoted)
+            if name not in variables and name not in FILTER_WORDS
+        ]
+    return [
+        Violation(where, f"query {option} {name}", f"{item.__name__} has no such property")
+        for option, name in named
+        if name not in properties
     ]
 
 

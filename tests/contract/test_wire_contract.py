@@ -85,7 +85,7 @@ def test_it_fails_an_invented_graph_path() -> None:
     assert whys(invented, check_graph) == ["path: no msgraph-sdk request builder has this URL"]
 
 
-def test_it_fails_a_method_a_query_option_or_a_selected_property_graph_does_not_declare() -> None:
+def test_it_fails_a_method_a_query_option_or_a_queried_property_graph_does_not_declare() -> None:
     put = graph("PUT", f"/v1.0/applications/{APP_ID}", request={}, status=204)
     count = graph("GET", f"/v1.0/applications/{APP_ID}", query={"$count": ["true"]}, answer={})
 
@@ -93,7 +93,15 @@ def test_it_fails_a_method_a_query_option_or_a_selected_property_graph_does_not_
         "GET", "/v1.0/users", query={"$select": ["id,userPrincipalName,role"]}, answer={"value": []}
     )
 
+    lookup = graph(
+        "GET",
+        "/v1.0/applications",
+        query={"$filter": ["identifierUris/any(uri:uri eq 'x') and samlUrl eq 'y'"]},
+        answer={"value": []},
+    )
+
     assert whys(select, check_graph) == ["query $select role: User has no such property"]
+    assert whys(lookup, check_graph) == ["query $filter samlUrl: Application has no such property"]
     assert whys(put, check_graph)[0].startswith("method: ")
     assert whys(count, check_graph) == [
         "query $count: not an option of "
