@@ -19,8 +19,8 @@ SUMMARY = TESTS_DIR / "artifacts" / "contract.json"
 
 
 def _checked_sandbox(item: pytest.Item) -> Sandbox | None:
-    relative = Path(str(item.path)).resolve().relative_to(TESTS_DIR)
-    if relative.parts[0] not in CHECKED_AREAS:
+    path = Path(str(item.path)).resolve()
+    if not any(path.is_relative_to(TESTS_DIR / area) for area in CHECKED_AREAS):
         return None
     sandbox = getattr(item, "funcargs", {}).get("sandbox")
     return sandbox if isinstance(sandbox, Sandbox) else None
