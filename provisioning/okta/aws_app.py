@@ -97,7 +97,9 @@ def metadata_xml(client: OktaClient, app: dict[str, Any]) -> str:
             "GET",
             f"{app_path(app['id'])}/sso/saml/metadata",
             params=params,
-            accept="application/xml",
+            # The one media type Okta's management API describes for this document (OpenAPI:
+            # previewSAMLmetadataForApplication answers text/xml).
+            accept="text/xml",
         )
     )
 

@@ -49,7 +49,11 @@ BODY_PARAMETER = re.compile(r"_body_params = (\w+)")
 RESPONSE_TYPES = re.compile(r'"(\d{3})": (?:"([^"]+)"|None)')
 PARAMETER = re.compile(r"\{[^}]+\}")
 LIST_OF = re.compile(r"List\[(\w+)\]")
+# The media types an operation answers in: the Accept values its serializer may send.
+ACCEPTED = re.compile(r"select_header_accept\(\s*\[([^\]]*)\]")
+MEDIA_TYPE = re.compile(r'"([^"]+)"')
 OKTA_ERROR = "Error"
+NO_CONTENT = 204
 # How openapi-generator names the alternatives of a oneOf/anyOf schema's wrapper model.
 ALTERNATIVE = re.compile(r"^(?:one|any)of_schema_\d+_validator$")
 
@@ -64,6 +68,7 @@ class Operation:
     query: set[str] = field(default_factory=set)
     bodies: set[type] = field(default_factory=set)
     answers: dict[str, set[str]] = field(default_factory=dict)
+    media_types: set[str] = field(default_factory=set)
 
 
 def check_okta(exchange: Exchange) -> tuple[list[Violation], bool]:
@@ -85,6 +90,7 @@ def check_okta(exchange: Exchange) -> tuple[list[Violation], bool]:
         for name in exchange.query
         if name not in operation.query
     ]
+    violations += _check_media_types(exchange, operation, where)
     if exchange.request_body is not None:
         if not operation.bodies:
             violations.append(Violation(where, "request", "this operation takes no body"))
@@ -96,6 +102,29 @@ def check_okta(exchange: Exchange) -> tuple[list[Violation], bool]:
             names = names or {OKTA_ERROR}
         violations += _check_answer(exchange, names, where)
     return violations, True
+
+
+def _check_media_types(exchange: Exchange, operation: Operation, where: str) -> list[Violation]:
+    """The request accepts, and a success answers in, a media type the operation declares."""
+    if not operation.media_types:
+        return []
+    declared = ", ".join(sorted(operation.media_types))
+    violations = []
+    accepted = [
+        part.split(";")[0].strip() for part in exchange.headers.get("accept", "").split(",")
+    ]
+    if accepted != [""] and not any(
+        kind == "*/*" or kind in operation.media_types for kind in accepted
+    ):
+        violations.append(
+            Violation(where, "header Accept", f"{', '.join(accepted)} is none of {declared}")
+        )
+    answered = exchange.response_type.split(";")[0].strip()
+    # 204 No Content has no body, so no media type to check.
+    has_body = exchange.status < 300 and exchange.status != NO_CONTENT
+    if has_body and answered and answered not in operation.media_types:
+        violations.append(Violation(where, "answer Content-Type", f"{answered} is not {declared}"))
+    return violations
 
 
 def _check_answer(exchange: Exchange, names: set[str], where: str) -> list[Violation]:
@@ -158,6 +187,8 @@ def _merge(merged: dict[tuple[str, str], Operation], function: Any, serialize: A
         (method, template), Operation(method, template, re.compile(regex))
     )
     operation.query.update(QUERY_PARAMETER.findall(serialize_source))
+    for accepted in ACCEPTED.findall(serialize_source):
+        operation.media_types.update(MEDIA_TYPE.findall(accepted))
     body = BODY_PARAMETER.search(serialize_source)
     parameters = inspect.signature(function).parameters
     # A body that is no parameter (a file upload's bytes) is not JSON.

@@ -286,3 +286,24 @@ def test_it_checks_an_xml_answer_of_the_query_protocol_too() -> None:
         "answer.SimulatePrincipalPolicyResult.EvaluationResults[0].Reason: "
         "EvaluationResult has no member",
     ]
+
+
+def test_it_fails_an_okta_media_type_the_operation_does_not_declare() -> None:
+    def metadata(accept: str, answered: str) -> Exchange:
+        return Exchange(
+            "okta",
+            "GET",
+            "/api/v1/apps/0oa1/sso/saml/metadata",
+            {"kid": ["k1"]},
+            {"accept": accept},
+            None,
+            200,
+            None,
+            answered,
+        )
+
+    assert whys(metadata("text/xml", "text/xml"), check_okta) == []
+    assert whys(metadata("application/xml", "application/xml"), check_okta) == [
+        "header Accept: application/xml is none of application/json, text/xml",
+        "answer Content-Type: application/xml is not application/json, text/xml",
+    ]
