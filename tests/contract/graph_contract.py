@@ -3,13 +3,12 @@ which Microsoft generates from Graph's own API description (msgraph-metadata's O
 
 from __future__ import annotations
 
-import enum
 import functools
 import importlib
 import importlib.util
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,15 +196,15 @@ def _canonical(segment: str) -> str:
 
 def _child_for(directory: Path, segment: str) -> Path | None:
     """The child builder whose last URL segment matches: named segments before {id} ones."""
-    candidates = _children(directory)
-    for pattern, child in sorted(candidates, key=lambda item: "{" in item[0].pattern):
+    for _, pattern, child in _children(directory):
         if pattern.fullmatch(segment):
             return child
     return None
 
 
 @functools.cache
-def _children(directory: Path) -> list[tuple[re.Pattern[str], Path]]:
+def _children(directory: Path) -> list[tuple[bool, re.Pattern[str], Path]]:
+    """(takes a parameter, segment pattern, directory) of each child builder, literal first."""
     children = []
     for child in sorted(directory.iterdir()):
         if not child.is_dir() or child.name.startswith("__"):
@@ -214,17 +213,11 @@ def _children(directory: Path) -> list[tuple[re.Pattern[str], Path]]:
         if builder is None:
             continue
         last = _path_of(builder.template).rsplit("/", 1)[-1]
-        children.append((_segment_pattern(last), child))
-    return children
-
-
-def _segment_pattern(segment: str) -> re.Pattern[str]:
-    # Graph resolves segment names case-insensitively; a {parameter} is any non-empty text.
-    parts = PARAMETER.split(segment)
-    regex = "[^/]+".join(re.escape(part) for part in parts)
-    pattern = re.compile(regex, re.IGNORECASE)
-    # Keep the braces visible in .pattern so literal segments sort first.
-    return pattern if len(parts) == 1 else re.compile(regex + "(?#{param})", re.IGNORECASE)
+        parts = PARAMETER.split(last)
+        # Graph resolves segment names case-insensitively; a {parameter} is any non-empty text.
+        pattern = re.compile("[^/]+".join(re.escape(part) for part in parts), re.IGNORECASE)
+        children.append((len(parts) > 1, pattern, child))
+    return sorted(children, key=lambda item: item[0])
 
 
 def _path_of(template: str) -> str:
@@ -436,7 +429,7 @@ def _primitive_mismatch(value: Any, field: FieldType) -> str | None:
         except ValueError:
             return f"{value!r} is not a GUID"
     if kind == "enum":
-        allowed = {member.value for member in _members(field.target)}
+        allowed = {member.value for member in field.target}
         # Flag enums are sent as comma-separated members.
         unknown = [part for part in value.split(",") if part.strip() not in allowed]
         if unknown:
@@ -448,7 +441,3 @@ def _primitive_mismatch(value: Any, field: FieldType) -> str | None:
     if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
         return f"expected a number, got {json_kind(value)}"
     return None
-
-
-def _members(enum_class: type[enum.Enum]) -> Iterator[enum.Enum]:
-    return iter(enum_class)
