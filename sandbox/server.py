@@ -12,6 +12,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.ca import TlsFiles, ensure_tls_files
 from sandbox.knobs import Knobs
+from sandbox.wire_log import WireLog
 
 LOOPBACK = "127.0.0.1"
 # Fixed credentials of the sandbox's accounts: they open nothing but the stand-ins on loopback.
@@ -25,6 +26,9 @@ ENTRA_CLIENT_SECRET = "sandbox-entra-client-secret"  # noqa: S105
 ENTRA_DOMAIN = "contoso-sandbox.onmicrosoft.com"
 OKTA_TOKEN = "00sandbox-okta-api-token"  # noqa: S105
 OKTA_DOMAIN = "example-sandbox.okta.test"
+# The clouds whose whole exchanges the wire log records; AWS records its own answers (see
+# sandbox.aws.app), since botocore builds its requests from the same model they are checked with.
+RECORDED_CLOUDS = frozenset({"entra", "okta"})
 
 
 class KeepAliveRequestHandler(WSGIRequestHandler):
@@ -57,6 +61,7 @@ class Sandbox:
     )
     endpoints: dict[str, str] = field(default_factory=dict)
     apps: dict[str, Any] = field(default_factory=dict)
+    wire_log: WireLog = field(default_factory=WireLog)
     _servers: dict[str, BaseWSGIServer] = field(default_factory=dict, repr=False)
     _threads: list[threading.Thread] = field(default_factory=list, repr=False)
     tls: TlsFiles | None = None
@@ -112,7 +117,11 @@ class Sandbox:
         self.apps["okta"] = build_okta_app(self)
 
     def _dispatch_to(self, name: str) -> WsgiApp:
+        recorded = name in RECORDED_CLOUDS
+
         def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if recorded:
+                return self.wire_log.serve(name, self.apps[name], environ, start_response)
             return self.apps[name](environ, start_response)
 
         return app

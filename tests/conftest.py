@@ -16,7 +16,7 @@ from sandbox.server import Sandbox
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 
 # A real Celery worker process and the engine's test steps/flows (tests/worker_process.py).
-pytest_plugins = ["tests.worker_process"]
+pytest_plugins = ["tests.worker_process", "tests.contract.plugin"]
 
 
 def services_required() -> bool:

@@ -120,7 +120,9 @@ def metadata_xml(client: OktaClient, app_id: str) -> str:
             "GET",
             f"{app_path(app_id)}/sso/saml/metadata",
             params={"kid": kid} if kid else None,
-            accept="application/xml",
+            # The one media type Okta's management API describes for this document (OpenAPI:
+            # previewSAMLmetadataForApplication answers text/xml).
+            accept="text/xml",
         )
     )
     if not kid:

@@ -57,6 +57,7 @@ class AwsApp:
                 "unset MOTO_ACCOUNT_ID"
             )
         self.knobs = sandbox.knobs
+        self.wire_log = sandbox.wire_log
         self.default_region = sandbox.endpoints.get("aws_region", AWS_REGION)
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID, knobs=sandbox.knobs)
@@ -73,6 +74,13 @@ class AwsApp:
         response = self.respond(request)
         if response is None:
             return self.moto(environ, start_response)
+        if request.operation_name:
+            self.wire_log.record_aws_answer(
+                f"{request.service}:{request.operation_name}",
+                response.status_code,
+                response.get_data(),
+                response.content_type or "",
+            )
         return response(environ, start_response)
 
     def respond(self, request: AwsRequest) -> Response | None:
@@ -103,6 +111,7 @@ class AwsApp:
             operation = request.operation()
         if not operation:
             return None
+        request.operation_name = operation
         # AWS authenticates and authorizes a request before the service acts on it, so a refused
         # call changes nothing, whoever serves it (moto or the sandbox's own services).
         self.authorizer.check(request, operation, connect_params or self._params(request))

@@ -47,6 +47,8 @@ class AwsRequest:
     service: str | None
     region: str | None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The botocore operation name, once the sandbox has read it off the request.
+    operation_name: str | None = None
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], default_region: str) -> AwsRequest:

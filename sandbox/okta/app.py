@@ -642,7 +642,8 @@ class OktaSandboxApp:
                 certificate=app.keys[kid].certificate,
                 sso_url=sso_url_of(self.org, app),
             )
-        return Response(document, status=200, content_type="application/xml")
+        # Okta's management OpenAPI: previewSAMLmetadataForApplication answers 200 in text/xml.
+        return Response(document, status=200, content_type="text/xml")
 
     def list_app_keys(self, request: Request, app_id: str) -> Response:
         with self.org.lock:

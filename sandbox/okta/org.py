@@ -194,6 +194,9 @@ def default_app_settings() -> dict[str, Any]:
             "appFilter": None,
         },
         "notifications": {"vpn": {"network": {"connection": "DISABLED"}, "message": None}},
+        # Undeclared in Okta's ApplicationSettings schema, yet in Okta's own answers: the
+        # management OpenAPI's example settingsResponseBaseEx (okta-management-openapi-spec,
+        # dist/current/management-minimal.yaml) carries it.
         "manualProvisioning": False,
         "implicitAssignment": False,
         "notes": {"admin": None, "enduser": None},
