@@ -17,7 +17,12 @@ pytestmark = pytest.mark.django_db
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n"
 CERT = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
 ASSUME = {"method": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/Wizard"}
-OKTA_APP = {"method": "private_key", "org_url": "https://example.okta.com", "client_id": "0oa1"}
+OKTA_APP = {
+    "method": "private_key",
+    "org_url": "https://example.okta.com",
+    "client_id": "0oa1",
+    "dpop": "on",
+}
 ENTRA = {
     "method": "certificate",
     "tenant_id": "0a1b2c3d-0000-4000-8000-000000000001",
