@@ -11,8 +11,10 @@ Inputs (the form, a plan file, or a sync):
   "phone_type": "SOFT_PHONE" | "DESK_PHONE"}]
 - username_source: what the IdP sends as RoleSessionName: Entra "userprincipalname" | "mail";
   Okta an app username format ("${source.login}", "${source.email}", ...). Default: the setup's.
-- update_existing (bool), departures ("ignore" | "report" | "delete"), sync_id,
-  managed_run_ids (provisioning/user_changes/planning.py).
+- update_existing (bool), departures ("ignore" | "report" | "delete"), sync_id
+  (provisioning/user_changes/planning.py).
+- assign_groups (bool): assign to the IdP app the groups that would let in the people who can't
+  sign in yet (Entra: the group each is a direct member of; Okta: their picked group).
 
 Until groups are chosen, the plan reads the IdP's groups and the instance's profiles (in the
 worker) and waits for the mapping form. Then it is a users plan (provisioning/user_changes/).
@@ -30,7 +32,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
-from provisioning.entra.group_members import entra_group, entra_group_members, entra_groups
+from provisioning.entra.group_members import (
+    entra_group,
+    entra_group_members,
+    entra_groups,
+    graph_person,
+)
 from provisioning.errors import PermanentError
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
 from provisioning.steps.base import Plan, register
@@ -44,6 +51,15 @@ from provisioning.user_changes.people import (
     SOFT_PHONE,
     IdpPerson,
     Person,
+)
+from provisioning.user_changes.sources import (
+    AppAccess,
+    Grant,
+    entra_app_access,
+    entra_direct_groups,
+    okta_app_access,
+    setup_outputs,
+    sso_setup_of,
 )
 from provisioning.user_changes.steps import UsersStep, plan_user_changes, run_instance
 
@@ -285,6 +301,37 @@ class _Directory:
             return entra_group_members(self.client, group_id, limit=cap)
         return okta_group_members(self.client, group_id, limit=cap)
 
+    def app_access(self, instance_id: str) -> AppAccess:
+        """Who the SSO setup's app lets in (nobody known when no setup of the instance is found)."""
+        setup = sso_setup_of(instance_id, self.idp)
+        if setup is None:
+            return AppAccess()
+        if self.idp == "entra":
+            return entra_app_access(
+                self.client, setup_outputs(setup), lambda user: self.username(graph_person(user))
+            )
+        return okta_app_access(self.client, setup)
+
+    def offer_groups(
+        self, people: list[Person], rows: list[tuple[GroupRow, dict[str, Any]]]
+    ) -> None:
+        """Give each person who can't sign in the group whose app assignment would let them in:
+        in Entra the group of the picked tree they are a direct member of, in Okta the first
+        picked group that holds them."""
+        if self.idp != "entra":
+            for person in people:
+                person.assign_group = {"id": person.group_ids[0], "name": person.groups[0]}
+            return
+        direct: dict[str, Grant] = {}
+        for _row, group in rows:
+            tree = entra_direct_groups(self.client, group["id"], group["name"])
+            for user_id, grant in tree.items():
+                direct.setdefault(user_id, grant)
+        for person in people:
+            grant = direct.get(person.idp_id)
+            if grant is not None:
+                person.assign_group = {"id": grant.group_id, "name": grant.group_name}
+
     def username(self, person: IdpPerson) -> str:
         if self.idp == "entra":
             return person.email if self.source == "mail" else person.login
@@ -339,9 +386,12 @@ def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) 
                     phone_type=row.phone_type,
                     login=member.login,
                     groups=[group["name"]],
+                    idp_id=member.id,
+                    group_ids=[group["id"]],
                 )
                 continue
             person.groups.append(group["name"])
+            person.group_ids.append(group["id"])
             person.security_profiles.extend(
                 name for name in row.security_profiles if name not in person.security_profiles
             )
@@ -388,4 +438,10 @@ class GroupUsers(UsersStep):
             return MappingPlan(
                 needs_input=True, warnings=[message], mapping_choices=_choices(ctx, directory)
             )
-        return plan_user_changes(ctx, _people(directory, rows))
+        people = _people(directory, rows)
+        access = directory.app_access(run_instance(ctx))
+        if access.setup_found:
+            directory.offer_groups([p for p in people if not access.of(p.username)], rows)
+        return plan_user_changes(
+            ctx, people, group_ids=[group["id"] for _row, group in rows], access=access
+        )

@@ -36,6 +36,7 @@ from provisioning.user_changes.planning import (
     save_change_set,
 )
 from provisioning.user_changes.progress import Progress, change_set_progress
+from provisioning.user_changes.sources import AppAccess, managed_usernames
 from provisioning.user_changes.work import work_on
 
 # The Connect operation whose quota paces a set, by the set's most common action.
@@ -95,9 +96,14 @@ def _instance_by_alias(ctx: StepContext) -> str:
     )
 
 
-def options_from(ctx: StepContext) -> ChangeOptions:
-    """The run's answers about whom it may change (inputs update_existing, departures, sync_id,
-    managed_run_ids)."""
+def options_from(
+    ctx: StepContext,
+    *,
+    managed: dict[str, list[str]] | None = None,
+    access: AppAccess | None = None,
+) -> ChangeOptions:
+    """The run's answers about whom it may change (inputs update_existing, departures, sync_id),
+    with the users its groups held before (`managed`) and who the IdP app lets in (`access`)."""
     departures = str(ctx.inputs.get("departures") or IGNORE)
     if departures not in DEPARTURE_CHOICES:
         raise PermanentError(
@@ -111,7 +117,8 @@ def options_from(ctx: StepContext) -> ChangeOptions:
         update_existing=bool(ctx.inputs.get("update_existing")),
         departures=departures,
         sync_id=str(ctx.inputs.get("sync_id") or ""),
-        managed_run_ids=frozenset(str(i) for i in ctx.inputs.get("managed_run_ids") or []),
+        managed=managed or {},
+        access=access,
         confirm_delete_over=settings.WIZARD_SYNC_CONFIRM_DELETES_OVER,
         confirm_delete_share=settings.WIZARD_SYNC_CONFIRM_DELETES_SHARE,
     )
@@ -145,17 +152,31 @@ def _summary(plan: ChangePlan) -> list[Change]:
 
 
 def plan_user_changes(
-    ctx: StepContext, people: list[Person], *, warnings: list[str] | None = None
+    ctx: StepContext,
+    people: list[Person],
+    *,
+    warnings: list[str] | None = None,
+    group_ids: list[str] | None = None,
+    access: AppAccess | None = None,
 ) -> UserChangesPlan:
-    """Check the people, read the instance, store the change set; the plan shows its summary."""
+    """Check the people, read the instance, store the change set; the plan shows its summary.
+    People from IdP groups (`group_ids`) are planned against the users those groups held before
+    and who the IdP app lets in (`access`)."""
     if ctx.step_run_id is None:
         raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
     check_people(people)
     instance = read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
-    options = options_from(ctx)
+    managed = managed_usernames(
+        instance_id=instance.id, group_ids=group_ids or [], exclude_step_run_id=ctx.step_run_id
+    )
+    options = options_from(ctx, managed=managed, access=access)
     plan = plan_changes(people, instance, options)
     change_set = save_change_set(
-        step_run_id=ctx.step_run_id, instance_id=instance.id, plan=plan, tags=options.tags()
+        step_run_id=ctx.step_run_id,
+        instance_id=instance.id,
+        plan=plan,
+        tags=options.tags(),
+        group_ids=group_ids,
     )
     return UserChangesPlan(
         changes=_summary(plan),

@@ -4,14 +4,26 @@ gets a Connect user with the mapped profiles, and a second run changes nothing i
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
+from typing import Any
 
-from sandbox.directory import CONTACT_CENTRE_GROUP
+from django.contrib.auth import get_user_model
+
+from provisioning.user_changes.sources import managed_usernames
+from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP
 from sandbox.server import Sandbox
+from tests.flows import user_runs
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
-from wizard.models import RunStatus, UserChange
+from tests.sandbox.entra_graph import add_member, remove_member, run
+from wizard.models import AuditEvent, RunStatus, SetupRun, UserChange
+from wizard.services.runs import step_submit_inputs
+from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 
+directory_admin = user_runs.directory_admin
+AGENT = {"security_profiles": ["Agent"], "routing_profile": "Basic Routing Profile"}
 USERS_PLAN = Path(__file__).resolve().parents[2] / "examples" / "entra-sandbox-users.toml"
 
 
@@ -49,3 +61,83 @@ def test_it_adds_the_groups_users_headless_and_a_second_run_changes_nothing(
     assert second.status == RunStatus.SUCCEEDED, second_output
     assert "group_users: nothing to do" in second_output
     assert cloud_writes(second) == []
+
+
+def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
+    entra_sandbox: Sandbox,  # noqa: F811
+    directory_admin: Any,
+    tmp_path: Path,
+) -> None:
+    admin = get_user_model().objects.create_user("sync-admin")
+    setup, output = setup_sso(plan_file(tmp_path))
+    assert setup.status == RunStatus.SUCCEEDED, output
+    tenant = entra_sandbox.apps["entra"].tenant
+    admins = sorted(upn for upn in _upns(tenant, ADMINS_GROUP) if ".admin" in upn)
+    agents = sorted(upn for upn in _upns(tenant, AGENTS_GROUP) if ".agent0" in upn)[:3]
+    by_upn = {user["userPrincipalName"]: user["id"] for user in tenant.users.values()}
+    # A new group, filled the way an admin fills one: through Graph.
+    group_id = tenant.add_group(f"Sync {uuid.uuid4().hex[:6]}", [])
+    for upn in [*agents, admins[0]]:
+        run(lambda upn=upn: add_member(directory_admin, group_id, by_upn[upn]))
+    connect = aws_client(entra_sandbox, "connect")
+
+    # "Add Connect users from groups" in the browser, then a sync that deletes who left.
+    users = users_run_create(user=admin, setup_id=setup.pk)
+    assert drive(users).status == RunStatus.WAITING
+    step_submit_inputs(
+        user=admin,
+        run_id=users.pk,
+        step_key="group_users",
+        inputs={"groups": [{"group": group_id, **AGENT}], "username_source": "userprincipalname"},
+        enqueue=False,
+    )
+    assert drive(users).status == RunStatus.SUCCEEDED
+    sync = sync_create(user=admin, run_id=users.pk, every_hours=24, departures="delete")
+    first = drive(sync_start(user=admin, sync_id=sync.pk))
+
+    # Run now deletes nobody: the admins came from the SSO setup, never from the sync's group.
+    assert first.status == RunStatus.SUCCEEDED
+    assert plan_rows(first, "delete") == []
+    assert set(admins) <= set(_connect_usernames(connect, setup.instance_id))
+
+    # One agent leaves every source; the admin leaves the sync's group but not "Connect Admins".
+    for upn in (agents[0], admins[0]):
+        run(lambda upn=upn: remove_member(directory_admin, group_id, by_upn[upn]))
+    second = sync_start(user=admin, sync_id=sync.pk)
+    step = second.steps.get(key="group_users")
+    second = drive(second)
+
+    assert second.status == RunStatus.SUCCEEDED
+    # The one definition of "managed", as the web path's plan used it.
+    managed = managed_usernames(
+        instance_id=setup.instance_id, group_ids=[group_id], exclude_step_run_id=step.pk
+    )
+    assert set(managed) == {*agents, admins[0]}
+    assert [row.username for row in plan_rows(second, "delete")] == [agents[0]]
+    (kept,) = plan_rows(second, "departed")
+    assert kept.username == admins[0]
+    assert kept.details["kept_because"] == (
+        f"assigned to the app through the group “{ADMINS_GROUP}”"
+    )
+    assert any(admins[0] in warning for warning in step_plan(second)["warnings"])
+    remaining = set(_connect_usernames(connect, setup.instance_id))
+    assert agents[0] not in remaining and set(admins) <= remaining
+    assert AuditEvent.objects.filter(run=second, actor_label="sync-admin").exists()
+
+
+def _upns(tenant: Any, group: str) -> list[str]:
+    group_id = next(g["id"] for g in tenant.groups.values() if g["displayName"] == group)
+    return [
+        tenant.users[i]["userPrincipalName"]
+        for i in tenant.transitive_members(group_id)
+        if i in tenant.users
+    ]
+
+
+def _connect_usernames(connect: Any, instance_id: str) -> list[str]:
+    found = connect.list_users(InstanceId=instance_id, MaxResults=1000)["UserSummaryList"]
+    return [user["Username"] for user in found]
+
+
+def step_plan(run_: SetupRun) -> dict[str, Any]:
+    return run_.steps.get(key="group_users").plan

@@ -20,8 +20,8 @@ from sandbox.directory import (
     seed_directory,
 )
 from sandbox.server import ENTRA_DOMAIN, Sandbox
+from tests.flows import user_runs
 from tests.sandbox.entra_graph import (
-    DIRECTORY_WRITE_PERMISSIONS,
     add_member,
     create_user,
     graph_client,
@@ -30,6 +30,7 @@ from tests.sandbox.entra_graph import (
 )
 
 PAGE_SIZE = 10
+directory_admin = user_runs.directory_admin
 
 
 def _users_query(**parameters: Any) -> RequestConfiguration[Any]:
@@ -143,17 +144,6 @@ def test_it_lists_direct_and_transitive_members_of_nested_groups(sandbox: Sandbo
     assert transitive_types.count("User") == len(in_contact_centre)
     assert transitive_users == len(in_contact_centre)
     assert agents == len([person for person in people if AGENTS_GROUP in person.groups])
-
-
-@pytest.fixture
-def directory_admin(sandbox: Sandbox) -> Any:
-    """The sandbox client with the write permissions an admin's tool holds (consented as an
-    admin would in the portal), given back after the test."""
-    tenant = sandbox.apps["entra"].tenant
-    before = set(tenant.granted_permissions)
-    tenant.granted_permissions |= DIRECTORY_WRITE_PERMISSIONS
-    yield graph_client(sandbox.endpoints)
-    tenant.granted_permissions = before
 
 
 def test_it_creates_updates_and_deletes_users_as_graph_documents(

@@ -193,7 +193,6 @@ def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
             }
         ],
         "sync_id": sync_id,
-        "managed_run_ids": [str(first.pk)],
     }
     second = users_run(instance, aws_connection, departures="report", **changed)
 

@@ -68,7 +68,7 @@ def users_run(setup: SetupRun, *, status: str = RunStatus.SUCCEEDED, **fields: A
         aws_connection=setup.aws_connection,
         idp_connection=setup.idp_connection,
         parent=setup,
-        inputs={"username_source": "mail", "managed_run_ids": [str(setup.pk)]},
+        inputs={"username_source": "mail"},
         steps=[
             {"key": "preflight", "status": "succeeded"},
             {
@@ -106,7 +106,7 @@ def test_a_succeeded_setup_offers_users_from_groups(
         setup.pk,
         setup.instance_id,
     )
-    assert run.inputs == {"managed_run_ids": [str(setup.pk)], "username_source": "mail"}
+    assert run.inputs == {"username_source": "mail"}
     assert run.review_plans
     assert list(run.steps.values_list("key", flat=True)) == ["preflight", "group_users"]
 
@@ -138,7 +138,6 @@ def test_a_succeeded_users_run_becomes_a_sync(admin_client: Client, admin_user: 
         "groups": GROUPS,
         "update_existing": False,
         "username_source": "mail",
-        "managed_run_ids": sorted([str(run.pk), str(run.parent_id)]),
     }
     assert timedelta(hours=5, minutes=59) < sync.next_run_at - timezone.now() <= timedelta(hours=6)
     event = AuditEvent.objects.get(kind=AuditKind.USER_SYNC)
@@ -209,9 +208,7 @@ def test_run_now_starts_one_run_at_a_time(
     run = sync.runs.get()
     assert first["Location"] == reverse("run_detail", args=[run.pk])
     assert not run.review_plans and run.parent_id == sync.setup_id
-    source = SetupRun.objects.get(parent=sync.setup, sync=None, flow_key="entra_users")
     assert run.inputs == {
-        "managed_run_ids": sorted([str(source.pk), str(sync.setup_id)]),
         "sync_id": str(sync.pk),
         "departures": "report",
     }

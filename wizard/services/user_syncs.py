@@ -60,10 +60,11 @@ def _sync_record(sync: UserSync) -> dict[str, Any]:
 
 
 def setup_inputs(setup: SetupRun) -> dict[str, Any]:
-    """What a users run takes from the SSO setup it works on: where usernames come from, which
-    run's users count as managed, the IdP app people sign in through."""
+    """What a users run takes from the SSO setup it works on: where usernames come from and the
+    IdP app people sign in through. (Which users it manages, the step works out from the groups
+    themselves, the same for every path: provisioning/user_changes/sources.py.)"""
     outputs = {step.key: step.outputs for step in setup.steps.all()}
-    inputs: dict[str, Any] = {"managed_run_ids": [str(setup.pk)]}
+    inputs: dict[str, Any] = {}
     source = outputs.get("entra_claims", {}).get("session_name_source")
     if source:
         inputs["username_source"] = source
@@ -138,9 +139,6 @@ def sync_create(
                 inputs[key] = run.inputs[key]
         if run.inputs.get("username_source") and "username_source" not in inputs:
             inputs["username_source"] = run.inputs["username_source"]
-        # The sync manages the users this run made, and those the runs it managed made.
-        managed = {str(run.pk), *(str(i) for i in run.inputs.get("managed_run_ids") or [])}
-        inputs["managed_run_ids"] = sorted(managed)
         sync = UserSync.objects.create(
             idp=run.idp,
             region=run.region,
@@ -229,16 +227,8 @@ def sync_start(*, user: Any, sync_id: uuid.UUID | str) -> SetupRun:
                 instance_id=sync.instance_id,
                 aws_connection_id=sync.aws_connection_id,
                 idp_connection_id=sync.idp_connection_id,
-                inputs={
-                    "managed_run_ids": list(sync.inputs.get("managed_run_ids") or []),
-                    "sync_id": str(sync.pk),
-                    "departures": sync.departures,
-                },
-                step_inputs={
-                    USERS_STEP: {
-                        key: value for key, value in sync.inputs.items() if key != "managed_run_ids"
-                    }
-                },
+                inputs={"sync_id": str(sync.pk), "departures": sync.departures},
+                step_inputs={USERS_STEP: dict(sync.inputs)},
                 review_plans=False,
                 parent_id=sync.setup_id,
                 sync_id=sync.pk,
