@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
 from provisioning.user_changes.sources import managed_usernames
 from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP
@@ -17,7 +18,7 @@ from tests.flows import user_runs
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
 from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
-from tests.sandbox.entra_graph import add_member, remove_member, run
+from tests.sandbox.entra_graph import add_member, graph_client, remove_member, run
 from wizard.models import AuditEvent, RunStatus, SetupRun, UserChange
 from wizard.services.runs import step_submit_inputs
 from wizard.services.user_syncs import sync_create, sync_start, users_run_create
@@ -60,6 +61,23 @@ def test_it_adds_the_groups_users_headless_and_a_second_run_changes_nothing(
     assert len(listed) >= created
     assert second.status == RunStatus.SUCCEEDED, second_output
     assert "group_users: nothing to do" in second_output
+    # The one definition of "managed", as the headless path's plan used it: everyone the first
+    # run made, and nobody the SSO setup made.
+    change_set = UserChange.objects.filter(change_set__step_run__run=second).first().change_set
+    managed = managed_usernames(
+        instance_id=second.instance_id,
+        group_ids=change_set.group_ids,
+        exclude_step_run_id=change_set.step_run_id,
+    )
+    made = UserChange.objects.filter(change_set__step_run__run=first, outcome="created")
+    assert set(managed) >= set(made.values_list("username", flat=True))
+    rows = list(UserChange.objects.filter(change_set=change_set))
+    assert {row.username for row in rows if row.details.get("managed")} == set(managed) & {
+        row.username for row in rows
+    }
+    setup_made = UserChange.objects.filter(change_set__step_run__run=setup, outcome="created")
+    assert setup_made.exists()
+    assert not set(managed) & set(setup_made.values_list("username", flat=True))
     assert cloud_writes(second) == []
 
 
@@ -123,6 +141,37 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     remaining = set(_connect_usernames(connect, setup.instance_id))
     assert agents[0] not in remaining and set(admins) <= remaining
     assert AuditEvent.objects.filter(run=second, actor_label="sync-admin").exists()
+
+    # Someone assigned to the app outside the setup (directly) leaves the group: the delete waits.
+    outputs = {step.key: step.outputs for step in setup.steps.all()}
+    run(
+        lambda: assign_directly(
+            graph_client(entra_sandbox.endpoints),
+            outputs["entra_app"]["service_principal_id"],
+            outputs["entra_claims"]["app_role_id"],
+            by_upn[agents[1]],
+        )
+    )
+    run(lambda: remove_member(directory_admin, group_id, by_upn[agents[1]]))
+    third = drive(sync_start(user=admin, sync_id=sync.pk), confirm=False)
+
+    assert third.status == RunStatus.WAITING
+    assert [row.username for row in plan_rows(third, "delete")] == [agents[1]]
+    (warning, *_rest) = step_plan(third)["warnings"]
+    assert "can still sign in through the identity provider app" in warning
+    assert f"{agents[1]} (assigned to the app directly)" in warning
+    assert agents[1] in _connect_usernames(connect, setup.instance_id)
+
+
+async def assign_directly(client: Any, sp_id: str, role_id: str, user_id: str) -> None:
+    """An app role assignment made outside the wizard (an admin in the portal)."""
+    await client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to.post(
+        AppRoleAssignment(
+            principal_id=uuid.UUID(user_id),
+            resource_id=uuid.UUID(sp_id),
+            app_role_id=uuid.UUID(role_id),
+        )
+    )
 
 
 def _upns(tenant: Any, group: str) -> list[str]:
