@@ -28,7 +28,7 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
@@ -52,12 +52,14 @@ from provisioning.user_changes.people import (
     IdpPerson,
     Person,
 )
+from provisioning.user_changes.planning import NAMED_IN_WARNINGS
 from provisioning.user_changes.sources import (
     AppAccess,
     Grant,
     entra_app_access,
     entra_direct_groups,
     okta_app_access,
+    other_syncs_people,
     setup_outputs,
     sso_setup_of,
 )
@@ -398,6 +400,25 @@ def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) 
     return sorted(people.values(), key=lambda person: person.username.lower())
 
 
+def _shared_with_other_syncs(ctx: StepContext, instance_id: str, people: list[Person]) -> list[str]:
+    shared = sorted(
+        {p.username for p in people}
+        & other_syncs_people(instance_id, str(ctx.inputs.get("sync_id") or ""))
+    )
+    if not shared:
+        return []
+    return [
+        ngettext(
+            "%(count)d person is also in the groups of another sync of this instance: %(names)s. "
+            "Each sync changes their user; keep each person in one sync's groups.",
+            "%(count)d people are also in the groups of another sync of this instance: "
+            "%(names)s. Each sync changes their users; keep each person in one sync's groups.",
+            len(shared),
+        )
+        % {"count": len(shared), "names": ", ".join(shared[:NAMED_IN_WARNINGS])}
+    ]
+
+
 @register
 class GroupUsers(UsersStep):
     key = "group_users"
@@ -439,9 +460,14 @@ class GroupUsers(UsersStep):
                 needs_input=True, warnings=[message], mapping_choices=_choices(ctx, directory)
             )
         people = _people(directory, rows)
-        access = directory.app_access(run_instance(ctx))
+        instance_id = run_instance(ctx)
+        access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
         return plan_user_changes(
-            ctx, people, group_ids=[group["id"] for _row, group in rows], access=access
+            ctx,
+            people,
+            group_ids=[group["id"] for _row, group in rows],
+            access=access,
+            warnings=_shared_with_other_syncs(ctx, instance_id, people),
         )

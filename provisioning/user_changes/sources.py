@@ -67,6 +67,22 @@ def managed_usernames(
     return found
 
 
+def other_syncs_people(instance_id: str, sync_id: str) -> set[str]:
+    """The usernames the instance's other syncs manage (their groups' people at their last run):
+    people in two syncs would be changed, or deleted, by one while the other keeps them."""
+    from wizard.models import UserSync
+
+    group_ids = {
+        str(row.get("group"))
+        for other in UserSync.objects.filter(instance_id=instance_id).exclude(pk=sync_id or None)
+        for row in other.inputs.get("groups") or []
+        if isinstance(row, dict) and row.get("group")
+    }
+    if not group_ids:
+        return set()
+    return set(managed_usernames(instance_id=instance_id, group_ids=group_ids))
+
+
 @dataclass(frozen=True)
 class Grant:
     """One way a person reaches the IdP app: directly, or through a group (by id and name)."""

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -48,6 +49,8 @@ OPERATION_OF = {
 # The step's outputs list at most this many refused people (the CSV has them all).
 REFUSED_IN_OUTPUTS = 20
 RESOURCE_TYPE = "connect_users"
+# Who the audit log names for a sync run nobody pressed Run now for.
+SYNC_ACTOR = "sync schedule"
 
 
 @dataclass
@@ -285,10 +288,43 @@ def _work(ctx: StepContext, change_set: Any, connect: Any) -> Progress:
         )
     from wizard.models import UserChangeSet
 
-    UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
-        finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
+            finished_at=timezone.now()
+        )
+        if finished and change_set.purpose == "apply" and ctx.inputs.get("sync_id"):
+            _record_sync_summary(ctx, change_set, progress)
     return progress
+
+
+def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) -> None:
+    """One audit event per sync run, with what it did, in the name of whoever started it (the
+    admin who pressed Run now, or the schedule)."""
+    from provisioning.audit import AuditScope, record_state_change
+    from wizard.models import AuditKind, SetupRun
+
+    run = SetupRun.objects.select_related("created_by").get(pk=ctx.run_id)
+    outcomes = progress.by_outcome
+    summary = {
+        "sync": str(ctx.inputs["sync_id"]),
+        "created": outcomes.get("created", 0),
+        "updated": outcomes.get("updated", 0),
+        "deleted": outcomes.get("deleted", 0) + outcomes.get("gone", 0),
+        "refused": change_set.counts.get("refused", 0),
+        "kept_after_leaving": change_set.counts.get("departed", 0),
+        "failed": progress.failed,
+    }
+    who = run.created_by.get_username() if run.created_by else SYNC_ACTOR
+    record_state_change(
+        AuditScope(actor_label=who, actor_id=run.created_by_id, run_id=run.pk),
+        kind=AuditKind.USER_SYNC,
+        old={},
+        new=summary,
+        message=(
+            f"Sync run: {summary['created']} created, {summary['updated']} updated, "
+            f"{summary['deleted']} deleted, {summary['refused']} refused."
+        ),
+    )
 
 
 def _failures_error(change_set: Any, progress: Progress) -> PermanentError:

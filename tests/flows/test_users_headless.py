@@ -19,7 +19,7 @@ from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup
 from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, graph_client, remove_member, run
-from wizard.models import AuditEvent, RunStatus, SetupRun, UserChange
+from wizard.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
 from wizard.services.runs import step_submit_inputs
 from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 
@@ -140,7 +140,15 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     assert any(admins[0] in warning for warning in step_plan(second)["warnings"])
     remaining = set(_connect_usernames(connect, setup.instance_id))
     assert agents[0] not in remaining and set(admins) <= remaining
-    assert AuditEvent.objects.filter(run=second, actor_label="sync-admin").exists()
+    # One summary event per sync run, in the name of the admin who pressed Run now.
+    (summary,) = AuditEvent.objects.filter(run=second, kind=AuditKind.USER_SYNC)
+    assert summary.actor_label == "sync-admin"
+    assert {key: summary.new_value[key] for key in ("created", "deleted", "refused")} == {
+        "created": 0,
+        "deleted": 1,
+        "refused": 0,
+    }
+    assert summary.new_value["kept_after_leaving"] == 1
 
     # Someone assigned to the app outside the setup (directly) leaves the group: the delete waits.
     outputs = {step.key: step.outputs for step in setup.steps.all()}

@@ -218,6 +218,25 @@ def test_run_now_starts_one_run_at_a_time(
         "username_source": "mail",
     }
     assert "The previous run of this sync has not finished" in again.content.decode()
+    page = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "admin, with “Run now” of the sync" in page and "by the sync schedule" not in page
+    dashboard = admin_client.get(reverse("dashboard")).content.decode()
+    assert "by admin" in dashboard and "by the sync schedule" not in dashboard
+
+
+def test_a_second_sync_of_a_group_on_the_same_instance_is_refused() -> None:
+    setup = entra_setup()
+    sync_services.sync_create(
+        user=None, run_id=users_run(setup).pk, every_hours=24, departures="delete"
+    )
+
+    with pytest.raises(RunError) as refused:
+        sync_services.sync_create(
+            user=None, run_id=users_run(setup).pk, every_hours=6, departures="report"
+        )
+
+    assert "already keeps “Connect Agents” in step" in refused.value.message
+    assert UserSync.objects.count() == 1
 
 
 def test_beat_starts_each_due_sync_once(django_capture_on_commit_callbacks) -> None:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
 from provisioning.user_changes.planning import DEPARTURE_CHOICES
+from provisioning.user_changes.steps import SYNC_ACTOR
 from wizard.models import (
     AuditKind,
     RunStatus,
@@ -35,7 +36,6 @@ USERS_STEP = "group_users"
 # 2/s Connect quota lets a sync of thousands keep up; a week is the longest an admin asked for.
 EVERY_HOURS_CHOICES = (1, 2, 4, 6, 12, 24, 48, 168)
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ROLLING_BACK)
-SYNC_ACTOR = "sync schedule"
 # The group_users answers a sync repeats on every run.
 SYNCED_INPUTS = ("groups", "username_source", "update_existing")
 
@@ -134,6 +134,7 @@ def sync_create(
         if aws_connection_id is None or idp_connection_id is None:
             raise RunError(gettext("The run's connections no longer exist; start a new run."))
         inputs = {key: step.inputs[key] for key in SYNCED_INPUTS if key in step.inputs}
+        _refuse_overlap(run.instance_id, inputs.get("groups") or [])
         for key in ("okta_app_id",):
             if key in run.inputs:
                 inputs[key] = run.inputs[key]
@@ -162,6 +163,31 @@ def sync_create(
             message=f"Created the sync of {sync.instance_alias or sync.instance_id}.",
         )
     return sync
+
+
+def _group_refs(rows: list[Any]) -> set[str]:
+    return {str(row.get("group")) for row in rows if isinstance(row, dict) and row.get("group")}
+
+
+def _refuse_overlap(instance_id: str, groups: list[Any]) -> None:
+    """Two syncs of one group on one instance would each take the other's people for theirs:
+    one would delete whom the other keeps. (Overlapping people through different groups are
+    warned about in each sync run's plan.)"""
+    wanted = _group_refs(groups)
+    for other in UserSync.objects.filter(instance_id=instance_id):
+        shared = wanted & _group_refs(other.inputs.get("groups") or [])
+        if shared:
+            names = {
+                str(row.get("group")): str(row.get("group_name") or row.get("group"))
+                for row in other.inputs.get("groups") or []
+            }
+            raise RunError(
+                gettext(
+                    "Another sync of this instance already keeps %(groups)s in step; two syncs "
+                    "of one group would undo each other. Change or delete that sync instead."
+                )
+                % {"groups": ", ".join(f"“{names[ref]}”" for ref in sorted(shared))}
+            )
 
 
 def _locked_sync(sync_id: uuid.UUID | str) -> UserSync:
