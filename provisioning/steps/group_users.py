@@ -39,10 +39,18 @@ from provisioning.entra.group_members import (
     graph_person,
 )
 from provisioning.errors import PermanentError
+from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
-from provisioning.steps.base import Plan, register
+from provisioning.okta.rest import okta_call
+from provisioning.steps.base import Change, Plan, register
+from provisioning.steps.entra_assignments import EntraAssignments, assign_to_app
 from provisioning.steps.entra_claims import DEFAULT_SESSION_NAME_SOURCE, SESSION_NAME_SOURCES
-from provisioning.steps.okta_assignments import DEFAULT_TEMPLATE, USERNAME_TEMPLATES
+from provisioning.steps.okta_assignments import (
+    DEFAULT_TEMPLATE,
+    USERNAME_TEMPLATES,
+    OktaAssignments,
+    app_group_assigned,
+)
 from provisioning.user_changes.instance import saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
@@ -74,6 +82,7 @@ OKTA_USERNAME_SOURCES = [
 ]
 # The mapping form shows this many empty rows after the chosen ones.
 EMPTY_MAPPING_ROWS = 3
+APP_ASSIGNMENT = "idp_app_assignment"
 
 
 def username_sources(idp: str) -> list[tuple[str, Any]]:
@@ -149,6 +158,15 @@ class GroupUsersForm(forms.Form):
         help_text=_(
             "Each Connect username must equal it exactly, case included. The setup's choice is "
             "preselected."
+        ),
+    )
+    assign_groups = forms.BooleanField(
+        label=_("Assign their groups to the app for people who can't sign in yet"),
+        required=False,
+        help_text=_(
+            "The plan lists everyone the identity provider app won't let in. Ticked, the run "
+            "assigns the group that would let each of them in (in Entra ID, the group they are "
+            "a direct member of: groups inside an assigned group don't count)."
         ),
     )
     update_existing = forms.BooleanField(
@@ -400,6 +418,47 @@ def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) 
     return sorted(people.values(), key=lambda person: person.username.lower())
 
 
+def _offered_groups(people: list[Person]) -> list[dict[str, str]]:
+    """The groups whose app assignment would let in the people who can't sign in (and can have
+    a user), each once."""
+    found: dict[str, dict[str, str]] = {}
+    for person in people:
+        if person.assign_group and not person.reasons:
+            found.setdefault(person.assign_group["id"], person.assign_group)
+    return list(found.values())
+
+
+def _assign_groups(ctx: StepContext, groups: list[dict[str, str]]) -> None:
+    """Assign the groups to the SSO setup's app, as the plan said; each assignment is recorded
+    for rollback before it is made, and one already there is left alone."""
+    idp = str(ctx.idp_connection().cloud)
+    outputs = setup_outputs(sso_setup_of(run_instance(ctx), idp))
+    if idp == "entra":
+        sp_id = str(outputs.get("entra_app", {}).get("service_principal_id") or "")
+        role_id = str(outputs.get("entra_claims", {}).get("app_role_id") or "")
+        if not sp_id or not role_id:
+            raise _no_app()
+        principals = {group["id"]: ("Group", group["name"]) for group in groups}
+        assign_to_app(ctx, ctx.graph(), sp_id, role_id, principals)
+        return
+    app_id = str(outputs.get("okta_app", {}).get("app_id") or "")
+    if not app_id:
+        raise _no_app()
+    client = ctx.okta()
+    for group in groups:
+        if not app_group_assigned(client, app_id, group["id"]):
+            ctx.record_created("okta_app_group", group["id"], app_id=app_id)
+            okta_call(client, "PUT", f"{aws_app.app_path(app_id)}/groups/{group['id']}", {})
+
+
+def _no_app() -> PermanentError:
+    return PermanentError(
+        gettext("The SSO setup of this instance has no identity provider app to assign groups to."),
+        code="idp_app_missing",
+        hint=gettext("Run the SSO setup again, or untick “Assign their groups to the app”."),
+    )
+
+
 def _shared_with_other_syncs(ctx: StepContext, instance_id: str, people: list[Person]) -> list[str]:
     shared = sorted(
         {p.username for p in people}
@@ -464,10 +523,41 @@ class GroupUsers(UsersStep):
         access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
-        return plan_user_changes(
+        plan = plan_user_changes(
             ctx,
             people,
             group_ids=[group["id"] for _row, group in rows],
             access=access,
             warnings=_shared_with_other_syncs(ctx, instance_id, people),
         )
+        offered = _offered_groups(people)
+        if offered and ctx.inputs.get("assign_groups"):
+            plan.assign_groups = offered
+            plan.changes.extend(
+                Change("create", APP_ASSIGNMENT, group["name"], details={"group_id": group["id"]})
+                for group in offered
+            )
+        elif offered:
+            plan.warnings.append(
+                gettext(
+                    "Assigning these groups to the app would let them in: %(groups)s. Tick "
+                    "“Assign their groups to the app” in the mapping to do it in this run."
+                )
+                % {"groups": ", ".join(f"“{group['name']}”" for group in offered)}
+            )
+        return plan
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        groups = list(ctx.plan.get("assign_groups") or [])
+        if groups:
+            _assign_groups(ctx, groups)
+        outputs = super().apply(ctx)
+        return {**outputs, "assigned_groups": [group["name"] for group in groups]}
+
+    def rollback(self, ctx: StepContext) -> None:
+        super().rollback(ctx)
+        # The app assignments this run made (recorded as it made them), and only those.
+        if str(ctx.idp_connection().cloud) == "entra":
+            EntraAssignments().rollback(ctx)
+        else:
+            OktaAssignments().rollback(ctx)

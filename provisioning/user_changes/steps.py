@@ -59,6 +59,8 @@ class UserChangesPlan(Plan):
 
     change_set: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    # IdP groups the run assigns to the app so their people can sign in ([{"id", "name"}]).
+    assign_groups: list[dict[str, str]] = field(default_factory=list)
     users_in_use: int = 0
     users_quota: int = 0
 

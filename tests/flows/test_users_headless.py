@@ -11,16 +11,23 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
+from provisioning.steps.sign_in_test import sandbox_sign_in
 from provisioning.user_changes.sources import managed_usernames
-from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP
+from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.server import Sandbox
 from tests.flows import user_runs
-from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.flows.entra_runs import (  # noqa: F401
+    cloud_writes,
+    entra_sandbox,
+    plan_file,
+    setup_sso,
+    step_context,
+)
 from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, graph_client, remove_member, run
 from wizard.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
-from wizard.services.runs import step_submit_inputs
+from wizard.services.runs import run_rollback, step_submit_inputs
 from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 
 directory_admin = user_runs.directory_admin
@@ -198,3 +205,56 @@ def _connect_usernames(connect: Any, instance_id: str) -> list[str]:
 
 def step_plan(run_: SetupRun) -> dict[str, Any]:
     return run_.steps.get(key="group_users").plan
+
+
+def test_a_users_plan_lists_who_cannot_sign_in_and_assigns_their_direct_groups(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    admin = get_user_model().objects.create_user("groups-admin")
+    setup, output = setup_sso(plan_file(tmp_path))
+    assert setup.status == RunStatus.SUCCEEDED, output
+    tenant = entra_sandbox.apps["entra"].tenant
+    agent = sorted(upn for upn in _upns(tenant, AGENTS_GROUP) if ".agent0" in upn)[0]
+    sign_in = step_context(setup, "sign_in_test")
+    # Only "Connect Admins" is assigned: Entra refuses an agent (nested groups don't count).
+    refused = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
+    assert not refused["ok"] and "AADSTS50105" in refused["detail"]
+
+    users = users_run_create(user=admin, setup_id=setup.pk)
+    drive(users)
+    step_submit_inputs(
+        user=admin,
+        run_id=users.pk,
+        step_key="group_users",
+        inputs={
+            "groups": [{"group": CONTACT_CENTRE_GROUP, **AGENT}],
+            "username_source": "userprincipalname",
+            "assign_groups": True,
+        },
+        enqueue=False,
+    )
+    users = drive(users, confirm=False)
+
+    # The plan names each person the app won't let in, why, and the direct group it assigns.
+    assert users.status == RunStatus.WAITING
+    plan = step_plan(users)
+    (row,) = [r for r in plan_rows(users, "create") if r.username == agent]
+    assert "a group inside an assigned group doesn't count" in row.details["cannot_sign_in"]
+    assert row.details["assign_group"]["name"] == AGENTS_GROUP
+    assigned = sorted(
+        c["name"] for c in plan["changes"] if c["resource_type"] == "idp_app_assignment"
+    )
+    assert assigned == [AGENTS_GROUP, SUPERVISORS_GROUP]
+    assert any("can't sign in yet" in warning for warning in plan["warnings"])
+
+    users = drive(users)
+    assert users.status == RunStatus.SUCCEEDED
+    signed_in = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
+    assert signed_in["ok"], signed_in["detail"]
+
+    # Rolled back, the run takes back the assignments it made (and the users).
+    run_rollback(user=admin, run_id=users.pk, enqueue=False)
+    drive(users)
+    refused_again = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
+    assert not refused_again["ok"] and "AADSTS50105" in refused_again["detail"]
