@@ -161,7 +161,7 @@ class GroupUsersForm(forms.Form):
         ),
     )
     assign_groups = forms.BooleanField(
-        label=_("Assign their groups to the app for people who can't sign in yet"),
+        label=_("Assign their groups to the app"),
         required=False,
         help_text=_(
             "The plan lists everyone the identity provider app won't let in. Ticked, the run "

@@ -93,9 +93,7 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     directory_admin: Any,
     tmp_path: Path,
 ) -> None:
-    admin = get_user_model().objects.create_user("sync-admin")
-    setup, output = setup_sso(plan_file(tmp_path))
-    assert setup.status == RunStatus.SUCCEEDED, output
+    admin, setup = _admin_and_setup("sync-admin", tmp_path)
     tenant = entra_sandbox.apps["entra"].tenant
     admins = sorted(upn for upn in _upns(tenant, ADMINS_GROUP) if ".admin" in upn)
     agents = sorted(upn for upn in _upns(tenant, AGENTS_GROUP) if ".agent0" in upn)[:3]
@@ -178,6 +176,13 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     assert agents[1] in _connect_usernames(connect, setup.instance_id)
 
 
+def _admin_and_setup(username: str, tmp_path: Path) -> tuple[Any, SetupRun]:
+    """An admin, and a succeeded Entra setup (it assigns "Connect Admins" and makes their users)."""
+    setup, output = setup_sso(plan_file(tmp_path))
+    assert setup.status == RunStatus.SUCCEEDED, output
+    return get_user_model().objects.create_user(username), setup
+
+
 async def assign_directly(client: Any, sp_id: str, role_id: str, user_id: str) -> None:
     """An app role assignment made outside the wizard (an admin in the portal)."""
     await client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to.post(
@@ -211,9 +216,7 @@ def test_a_users_plan_lists_who_cannot_sign_in_and_assigns_their_direct_groups(
     entra_sandbox: Sandbox,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    admin = get_user_model().objects.create_user("groups-admin")
-    setup, output = setup_sso(plan_file(tmp_path))
-    assert setup.status == RunStatus.SUCCEEDED, output
+    admin, setup = _admin_and_setup("groups-admin", tmp_path)
     tenant = entra_sandbox.apps["entra"].tenant
     agent = sorted(upn for upn in _upns(tenant, AGENTS_GROUP) if ".agent0" in upn)[0]
     sign_in = step_context(setup, "sign_in_test")
