@@ -538,12 +538,13 @@ class GroupUsers(UsersStep):
                 for group in offered
             )
         elif offered:
-            plan.warnings.append(
-                gettext(
-                    "Assigning these groups to the app would let them in: %(groups)s. Tick "
-                    "“Assign their groups to the app” in the mapping to do it in this run."
+            warning = gettext("Assigning these groups to the app would let them in: %(groups)s.")
+            if not ctx.inputs.get("sync_id"):
+                warning += " " + gettext(
+                    "Tick “Assign their groups to the app” in the mapping to do it in this run."
                 )
-                % {"groups": ", ".join(f"“{group['name']}”" for group in offered)}
+            plan.warnings.append(
+                warning % {"groups": ", ".join(f"“{group['name']}”" for group in offered)}
             )
         return plan
 

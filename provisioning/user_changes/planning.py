@@ -368,8 +368,8 @@ def _warnings(plan: ChangePlan) -> list[str]:
     if blocked:
         warnings.append(
             ngettext(
-                "%(count)d person gets a Connect user but can't sign in yet: %(names)s.",
-                "%(count)d people get a Connect user but can't sign in yet: %(names)s.",
+                "%(count)d person with a Connect user in this plan can't sign in yet: %(names)s.",
+                "%(count)d people with a Connect user in this plan can't sign in yet: %(names)s.",
                 len(blocked),
             )
             % {"count": len(blocked), "names": _named_with(blocked, "cannot_sign_in")}

@@ -141,7 +141,7 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
         setup_found=bool(sp_id),
         refusal=_(
             "not assigned to the Entra ID app, directly or through a group they are a direct "
-            "member of (a group inside an assigned group doesn't count)"
+            "member of; a group inside an assigned group doesn't count"
         ),
     )
     if not sp_id:
