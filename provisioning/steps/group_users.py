@@ -444,11 +444,20 @@ def _assign_groups(ctx: StepContext, groups: list[dict[str, str]]) -> None:
     app_id = str(outputs.get("okta_app", {}).get("app_id") or "")
     if not app_id:
         raise _no_app()
+    # The AWS app's assignment profile carries the role people sign in with (samlRoles), as the
+    # SSO setup gives it to the people it assigns; with group mapping the role comes from the
+    # role group instead, and the assignment carries none.
+    role = str(outputs.get("federation_role", {}).get("role_name") or "")
+    body = (
+        {}
+        if "okta_group_mapping" in outputs or not role
+        else {"profile": {"role": role, "samlRoles": [role]}}
+    )
     client = ctx.okta()
     for group in groups:
         if not app_group_assigned(client, app_id, group["id"]):
             ctx.record_created("okta_app_group", group["id"], app_id=app_id)
-            okta_call(client, "PUT", f"{aws_app.app_path(app_id)}/groups/{group['id']}", {})
+            okta_call(client, "PUT", f"{aws_app.app_path(app_id)}/groups/{group['id']}", body)
 
 
 def _no_app() -> PermanentError:
