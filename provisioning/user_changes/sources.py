@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 from provisioning.entra.graph_reads import all_pages_json
@@ -19,6 +20,7 @@ from provisioning.entra.group_members import graph_users
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group
 from provisioning.okta.rest import okta_pages
+from provisioning.user_changes.people import group_too_large
 
 # A change set row whose person its groups held (a later run of the groups may change or delete
 # their user): made, changed, left alone, or kept although they left (reported).
@@ -26,9 +28,6 @@ HELD_ACTIONS = ("create", "update", "nothing", "departed")
 USERS_STEP = "group_users"
 # Okta's largest page for app users and group members (Okta API reference).
 OKTA_PAGE = 500
-# The wizard reads at most this many app assignments; an app assigned to more principals is
-# read in part, and the people it didn't read are taken as unable to sign in (never as deletable).
-ASSIGNMENTS_CAP = 5000
 
 
 def managed_usernames(
@@ -41,6 +40,8 @@ def managed_usernames(
 
     pending = set(group_ids)
     found: dict[str, list[str]] = {}
+    if not pending:
+        return found
     change_sets = (
         UserChangeSet.objects.filter(
             purpose="apply",
@@ -151,8 +152,8 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
         for entry in outputs.get("entra_assignments", {}).get("assigned", [])
     }
     builder = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-    assignments, _more = all_pages_json(
-        builder, builder.to_get_request_information(), limit=ASSIGNMENTS_CAP
+    assignments = _in_full(
+        all_pages_json(builder, builder.to_get_request_information(), limit=_cap())
     )
     for assignment in assignments:
         principal = str(assignment.get("principalId"))
@@ -167,21 +168,30 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
     return access
 
 
+def _cap() -> int:
+    return int(settings.WIZARD_GROUP_MEMBERS_CAP)
+
+
+def _in_full(read: tuple[list[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The items of a read, refused when there were more than the wizard reads: a person the
+    wizard didn't read would look unassigned, and a sync could delete someone still let in."""
+    items, more = read
+    if more:
+        raise group_too_large(_cap())
+    return items
+
+
 def group_direct_users(client: Any, group_id: str) -> list[dict[str, Any]]:
     """The users who are direct members of the group (Graph JSON)."""
-    users, _more = graph_users(
-        client.groups.by_group_id(group_id).members.graph_user, limit=ASSIGNMENTS_CAP
+    return _in_full(
+        graph_users(client.groups.by_group_id(group_id).members.graph_user, limit=_cap())
     )
-    return users
 
 
 def group_direct_groups(client: Any, group_id: str) -> list[dict[str, Any]]:
     """The groups that are direct members of the group (Graph JSON: id, displayName)."""
     builder = client.groups.by_group_id(group_id).members.graph_group
-    groups, _more = all_pages_json(
-        builder, builder.to_get_request_information(), limit=ASSIGNMENTS_CAP
-    )
-    return groups
+    return _in_full(all_pages_json(builder, builder.to_get_request_information(), limit=_cap()))
 
 
 def _users_by_id(client: Any, user_ids: list[str]) -> list[dict[str, Any]]:
