@@ -418,6 +418,11 @@ def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) 
     return sorted(people.values(), key=lambda person: person.username.lower())
 
 
+def quoted(name: str) -> str:
+    """A group's name in the quotation marks of the admin's language."""
+    return gettext("“%(name)s”") % {"name": name}
+
+
 def _offered_groups(people: list[Person]) -> list[dict[str, str]]:
     """The groups whose app assignment would let in the people who can't sign in (and can have
     a user), each once."""
@@ -553,7 +558,7 @@ class GroupUsers(UsersStep):
                     "Tick “Assign their groups to the app” in the mapping to do it in this run."
                 )
             plan.warnings.append(
-                warning % {"groups": ", ".join(f"“{group['name']}”" for group in offered)}
+                warning % {"groups": ", ".join(quoted(group["name"]) for group in offered)}
             )
         return plan
 

@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
+from provisioning.steps.group_users import quoted
 from provisioning.user_changes.planning import DEPARTURE_CHOICES
 from provisioning.user_changes.steps import SYNC_ACTOR
 from wizard.models import (
@@ -186,7 +187,7 @@ def _refuse_overlap(instance_id: str, groups: list[Any]) -> None:
                     "Another sync of this instance already keeps %(groups)s in step; two syncs "
                     "of one group would undo each other. Change or delete that sync instead."
                 )
-                % {"groups": ", ".join(f"“{names[ref]}”" for ref in sorted(shared))}
+                % {"groups": ", ".join(quoted(names[ref]) for ref in sorted(shared))}
             )
 
 
