@@ -122,6 +122,7 @@ def test_a_sync_keeps_the_admins_and_deletes_only_who_left_every_source(
     card = page.locator("#step-group_users")
     card.locator("form.step-form").wait_for()
     card.locator("#id_step-group_users-groups-0-group").select_option(label=group_name)
+    _shot(page, artifacts_dir, f"00-mapping-{language}")
     card.get_by_role("button", name=text["save"]).click()
     card.locator("form[action$='/apply/']").wait_for()
     expect(card).to_contain_text(text["cannot"])  # the agents' group isn't assigned to the app
