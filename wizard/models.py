@@ -379,6 +379,9 @@ class UserChangeSet(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     # The CreateUser rate the work runs at ({"per_second", "burst", "source"}), once dispatched.
     rate = models.JSONField(default=dict, blank=True)
+    # The IdP group ids the plan read its people from (group_users): a later run of any of these
+    # groups manages the people this set held (provisioning/user_changes/sources.py).
+    group_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     # When workers were last asked to help; they are asked again if the work stalls.

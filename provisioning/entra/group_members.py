@@ -87,13 +87,28 @@ def entra_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPe
     users, more = transitive_user_members(client, group_id, limit=limit)
     if more:
         raise group_too_large(limit)
-    return [
-        IdpPerson(
-            id=str(user["id"]),
-            login=str(user.get("userPrincipalName") or ""),
-            email=str(user.get("mail") or ""),
-            first_name=str(user.get("givenName") or ""),
-            last_name=str(user.get("surname") or ""),
-        )
-        for user in users
-    ]
+    return [graph_person(user) for user in users]
+
+
+def graph_users(builder: Any, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The users a `.../graph_user` builder lists (as JSON, USER_FIELDS), at most `limit`; and
+    whether there were more."""
+    query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+        select=USER_FIELDS, top=PAGE_SIZE
+    )
+    return all_pages_json(
+        builder,
+        builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
+        limit=limit,
+    )
+
+
+def graph_person(user: dict[str, Any]) -> IdpPerson:
+    """A Graph user (JSON) as the users steps see people."""
+    return IdpPerson(
+        id=str(user["id"]),
+        login=str(user.get("userPrincipalName") or ""),
+        email=str(user.get("mail") or ""),
+        first_name=str(user.get("givenName") or ""),
+        last_name=str(user.get("surname") or ""),
+    )

@@ -251,6 +251,37 @@ def existing_assignments(client: Any, sp_id: str) -> dict[tuple[str, str], str]:
     return {(str(a.principal_id), str(a.app_role_id)): str(a.id) for a in items}
 
 
+def assign_to_app(
+    ctx: StepContext, client: Any, sp_id: str, role_id: str, principals: dict[str, tuple[str, str]]
+) -> list[str]:
+    """Assign each principal (id -> (kind "User"/"Group", name)) the app role, unless it has
+    it; the ids of those assigned now. Each is recorded for rollback before it is made."""
+    existing = existing_assignments(client, sp_id)
+    assigned_to = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+    made = []
+    for principal_id, (kind, name) in principals.items():
+        if (principal_id, role_id) in existing:
+            continue
+        # Recorded first: a crash after Graph made it still lets rollback find it.
+        ctx.record_created(
+            RESOURCE_TYPE,
+            f"{principal_id}:{role_id}",
+            service_principal_id=sp_id,
+            principal=f"{kind}: {name}",
+        )
+        run_graph(
+            assigned_to.post(
+                AppRoleAssignment(
+                    principal_id=uuid.UUID(principal_id),
+                    resource_id=uuid.UUID(sp_id),
+                    app_role_id=uuid.UUID(role_id),
+                )
+            )
+        )
+        made.append(principal_id)
+    return made
+
+
 def _warnings(result: Resolution) -> list[str]:
     warnings = []
     for group, logins in result.nested_only.items():
@@ -352,27 +383,7 @@ class EntraAssignments(Step):
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         client, sp_id, role_id = self._context(ctx)
         result = resolve(ctx, client, read_choice(ctx.inputs))
-        existing = existing_assignments(client, sp_id)
-        assigned_to = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-        for principal_id, (kind, name) in result.principals.items():
-            if (principal_id, role_id) in existing:
-                continue
-            # Recorded first: a crash after Graph made it still lets rollback find it.
-            ctx.record_created(
-                RESOURCE_TYPE,
-                f"{principal_id}:{role_id}",
-                service_principal_id=sp_id,
-                principal=f"{kind}: {name}",
-            )
-            run_graph(
-                assigned_to.post(
-                    AppRoleAssignment(
-                        principal_id=uuid.UUID(principal_id),
-                        resource_id=uuid.UUID(sp_id),
-                        app_role_id=uuid.UUID(role_id),
-                    )
-                )
-            )
+        assign_to_app(ctx, client, sp_id, role_id, result.principals)
         source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
         return {
             "people": _people_outputs(result, source),

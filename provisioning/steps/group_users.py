@@ -11,8 +11,10 @@ Inputs (the form, a plan file, or a sync):
   "phone_type": "SOFT_PHONE" | "DESK_PHONE"}]
 - username_source: what the IdP sends as RoleSessionName: Entra "userprincipalname" | "mail";
   Okta an app username format ("${source.login}", "${source.email}", ...). Default: the setup's.
-- update_existing (bool), departures ("ignore" | "report" | "delete"), sync_id,
-  managed_run_ids (provisioning/user_changes/planning.py).
+- update_existing (bool), departures ("ignore" | "report" | "delete"), sync_id
+  (provisioning/user_changes/planning.py).
+- assign_groups (bool): assign to the IdP app the groups that would let in the people who can't
+  sign in yet (Entra: the group each is a direct member of; Okta: their picked group).
 
 Until groups are chosen, the plan reads the IdP's groups and the instance's profiles (in the
 worker) and waits for the mapping form. Then it is a users plan (provisioning/user_changes/).
@@ -26,16 +28,29 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
-from provisioning.entra.group_members import entra_group, entra_group_members, entra_groups
+from provisioning.entra.group_members import (
+    entra_group,
+    entra_group_members,
+    entra_groups,
+    graph_person,
+)
 from provisioning.errors import PermanentError
+from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
-from provisioning.steps.base import Plan, register
+from provisioning.okta.rest import okta_call
+from provisioning.steps.base import Change, Plan, register
+from provisioning.steps.entra_assignments import EntraAssignments, assign_to_app
 from provisioning.steps.entra_claims import DEFAULT_SESSION_NAME_SOURCE, SESSION_NAME_SOURCES
-from provisioning.steps.okta_assignments import DEFAULT_TEMPLATE, USERNAME_TEMPLATES
+from provisioning.steps.okta_assignments import (
+    DEFAULT_TEMPLATE,
+    USERNAME_TEMPLATES,
+    OktaAssignments,
+    app_group_assigned,
+)
 from provisioning.user_changes.instance import saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
@@ -44,6 +59,17 @@ from provisioning.user_changes.people import (
     SOFT_PHONE,
     IdpPerson,
     Person,
+)
+from provisioning.user_changes.planning import NAMED_IN_WARNINGS
+from provisioning.user_changes.sources import (
+    AppAccess,
+    Grant,
+    entra_app_access,
+    entra_direct_groups,
+    okta_app_access,
+    other_syncs_people,
+    setup_outputs,
+    sso_setup_of,
 )
 from provisioning.user_changes.steps import UsersStep, plan_user_changes, run_instance
 
@@ -56,6 +82,7 @@ OKTA_USERNAME_SOURCES = [
 ]
 # The mapping form shows this many empty rows after the chosen ones.
 EMPTY_MAPPING_ROWS = 3
+APP_ASSIGNMENT = "idp_app_assignment"
 
 
 def username_sources(idp: str) -> list[tuple[str, Any]]:
@@ -131,6 +158,15 @@ class GroupUsersForm(forms.Form):
         help_text=_(
             "Each Connect username must equal it exactly, case included. The setup's choice is "
             "preselected."
+        ),
+    )
+    assign_groups = forms.BooleanField(
+        label=_("Assign their groups to the app"),
+        required=False,
+        help_text=_(
+            "The plan lists everyone the identity provider app won't let in. Ticked, the run "
+            "assigns the group that would let each of them in (in Entra ID, the group they are "
+            "a direct member of: groups inside an assigned group don't count)."
         ),
     )
     update_existing = forms.BooleanField(
@@ -285,6 +321,37 @@ class _Directory:
             return entra_group_members(self.client, group_id, limit=cap)
         return okta_group_members(self.client, group_id, limit=cap)
 
+    def app_access(self, instance_id: str) -> AppAccess:
+        """Who the SSO setup's app lets in (nobody known when no setup of the instance is found)."""
+        setup = sso_setup_of(instance_id, self.idp)
+        if setup is None:
+            return AppAccess()
+        if self.idp == "entra":
+            return entra_app_access(
+                self.client, setup_outputs(setup), lambda user: self.username(graph_person(user))
+            )
+        return okta_app_access(self.client, setup)
+
+    def offer_groups(
+        self, people: list[Person], rows: list[tuple[GroupRow, dict[str, Any]]]
+    ) -> None:
+        """Give each person who can't sign in the group whose app assignment would let them in:
+        in Entra the group of the picked tree they are a direct member of, in Okta the first
+        picked group that holds them."""
+        if self.idp != "entra":
+            for person in people:
+                person.assign_group = {"id": person.group_ids[0], "name": person.groups[0]}
+            return
+        direct: dict[str, Grant] = {}
+        for _row, group in rows:
+            tree = entra_direct_groups(self.client, group["id"], group["name"])
+            for user_id, grant in tree.items():
+                direct.setdefault(user_id, grant)
+        for person in people:
+            grant = direct.get(person.idp_id)
+            if grant is not None:
+                person.assign_group = {"id": grant.group_id, "name": grant.group_name}
+
     def username(self, person: IdpPerson) -> str:
         if self.idp == "entra":
             return person.email if self.source == "mail" else person.login
@@ -339,13 +406,90 @@ def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) 
                     phone_type=row.phone_type,
                     login=member.login,
                     groups=[group["name"]],
+                    idp_id=member.id,
+                    group_ids=[group["id"]],
                 )
                 continue
             person.groups.append(group["name"])
+            person.group_ids.append(group["id"])
             person.security_profiles.extend(
                 name for name in row.security_profiles if name not in person.security_profiles
             )
     return sorted(people.values(), key=lambda person: person.username.lower())
+
+
+def quoted(name: str) -> str:
+    """A group's name in the quotation marks of the admin's language."""
+    return gettext("“%(name)s”") % {"name": name}
+
+
+def _offered_groups(people: list[Person]) -> list[dict[str, str]]:
+    """The groups whose app assignment would let in the people who can't sign in (and can have
+    a user), each once."""
+    found: dict[str, dict[str, str]] = {}
+    for person in people:
+        if person.assign_group and not person.reasons:
+            found.setdefault(person.assign_group["id"], person.assign_group)
+    return list(found.values())
+
+
+def _assign_groups(ctx: StepContext, groups: list[dict[str, str]]) -> None:
+    """Assign the groups to the SSO setup's app, as the plan said; each assignment is recorded
+    for rollback before it is made, and one already there is left alone."""
+    idp = str(ctx.idp_connection().cloud)
+    outputs = setup_outputs(sso_setup_of(run_instance(ctx), idp))
+    if idp == "entra":
+        sp_id = str(outputs.get("entra_app", {}).get("service_principal_id") or "")
+        role_id = str(outputs.get("entra_claims", {}).get("app_role_id") or "")
+        if not sp_id or not role_id:
+            raise _no_app()
+        principals = {group["id"]: ("Group", group["name"]) for group in groups}
+        assign_to_app(ctx, ctx.graph(), sp_id, role_id, principals)
+        return
+    app_id = str(outputs.get("okta_app", {}).get("app_id") or "")
+    if not app_id:
+        raise _no_app()
+    # The AWS app's assignment profile carries the role people sign in with (samlRoles), as the
+    # SSO setup gives it to the people it assigns; with group mapping the role comes from the
+    # role group instead, and the assignment carries none.
+    role = str(outputs.get("federation_role", {}).get("role_name") or "")
+    body = (
+        {}
+        if "okta_group_mapping" in outputs or not role
+        else {"profile": {"role": role, "samlRoles": [role]}}
+    )
+    client = ctx.okta()
+    for group in groups:
+        if not app_group_assigned(client, app_id, group["id"]):
+            ctx.record_created("okta_app_group", group["id"], app_id=app_id)
+            okta_call(client, "PUT", f"{aws_app.app_path(app_id)}/groups/{group['id']}", body)
+
+
+def _no_app() -> PermanentError:
+    return PermanentError(
+        gettext("The SSO setup of this instance has no identity provider app to assign groups to."),
+        code="idp_app_missing",
+        hint=gettext("Run the SSO setup again, or untick “Assign their groups to the app”."),
+    )
+
+
+def _shared_with_other_syncs(ctx: StepContext, instance_id: str, people: list[Person]) -> list[str]:
+    shared = sorted(
+        {p.username for p in people}
+        & other_syncs_people(instance_id, str(ctx.inputs.get("sync_id") or ""))
+    )
+    if not shared:
+        return []
+    return [
+        ngettext(
+            "%(count)d person is also in the groups of another sync of this instance: %(names)s. "
+            "Each sync changes their user; keep each person in one sync's groups.",
+            "%(count)d people are also in the groups of another sync of this instance: "
+            "%(names)s. Each sync changes their users; keep each person in one sync's groups.",
+            len(shared),
+        )
+        % {"count": len(shared), "names": ", ".join(shared[:NAMED_IN_WARNINGS])}
+    ]
 
 
 @register
@@ -388,4 +532,47 @@ class GroupUsers(UsersStep):
             return MappingPlan(
                 needs_input=True, warnings=[message], mapping_choices=_choices(ctx, directory)
             )
-        return plan_user_changes(ctx, _people(directory, rows))
+        people = _people(directory, rows)
+        instance_id = run_instance(ctx)
+        access = directory.app_access(instance_id)
+        if access.setup_found:
+            directory.offer_groups([p for p in people if not access.of(p.username)], rows)
+        plan = plan_user_changes(
+            ctx,
+            people,
+            group_ids=[group["id"] for _row, group in rows],
+            access=access,
+            warnings=_shared_with_other_syncs(ctx, instance_id, people),
+        )
+        offered = _offered_groups(people)
+        if offered and ctx.inputs.get("assign_groups"):
+            plan.assign_groups = offered
+            plan.changes.extend(
+                Change("create", APP_ASSIGNMENT, group["name"], details={"group_id": group["id"]})
+                for group in offered
+            )
+        elif offered:
+            warning = gettext("Assigning these groups to the app would let them in: %(groups)s.")
+            if not ctx.inputs.get("sync_id"):
+                warning += " " + gettext(
+                    "Tick “Assign their groups to the app” in the mapping to do it in this run."
+                )
+            plan.warnings.append(
+                warning % {"groups": ", ".join(quoted(group["name"]) for group in offered)}
+            )
+        return plan
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        groups = list(ctx.plan.get("assign_groups") or [])
+        if groups:
+            _assign_groups(ctx, groups)
+        outputs = super().apply(ctx)
+        return {**outputs, "assigned_groups": [group["name"] for group in groups]}
+
+    def rollback(self, ctx: StepContext) -> None:
+        super().rollback(ctx)
+        # The app assignments this run made (recorded as it made them), and only those.
+        if str(ctx.idp_connection().cloud) == "entra":
+            EntraAssignments().rollback(ctx)
+        else:
+            OktaAssignments().rollback(ctx)

@@ -289,7 +289,7 @@ def _app_users(client: Any, app_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def _app_group_assigned(client: Any, app_id: str, group_id: str) -> bool:
+def app_group_assigned(client: Any, app_id: str, group_id: str) -> bool:
     try:
         okta_call(client, "GET", f"{aws_app.app_path(app_id)}/groups/{group_id}")
     except PermanentError as error:
@@ -324,7 +324,7 @@ def _work(ctx: StepContext, client: Any, found: Survey) -> Work:
         group_id = _role_group_id(ctx)
         members = {person.id for person in _group_members(client, group_id)}
         work.members_to_add = [p for p in found.accepted if p.id not in members]
-        work.assign_group = not _app_group_assigned(client, app_id, group_id)
+        work.assign_group = not app_group_assigned(client, app_id, group_id)
     else:
         role = _role_name(ctx)
         work.app_users = _app_users(client, app_id)

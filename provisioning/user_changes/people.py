@@ -50,6 +50,11 @@ class Person:
     login: str = ""
     groups: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    # Where an IdP group brought them from: their IdP id, the picked groups' ids, and the group
+    # whose app assignment would let them sign in ({"id", "name"}; empty when none is needed).
+    idp_id: str = ""
+    group_ids: list[str] = field(default_factory=list)
+    assign_group: dict[str, str] = field(default_factory=dict)
 
 
 def group_too_large(limit: int) -> PermanentError:

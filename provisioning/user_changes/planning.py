@@ -1,11 +1,13 @@
 """People against what the instance holds: the change set a users plan stores (one row per
 person: create, update, delete, left alone, refused, left the groups) and the summary it shows.
 
-Who a run may change: users it creates carry the run's tag, and a sync's users carry the sync's
-tag too. A user is *managed* when it carries this sync's tag or the tag of a run named in
-`managed_run_ids` (the SSO setup that made the first ones): managed users are kept in step with
-the groups and, if the admin chose so, deleted when their person leaves the groups. Users the
-wizard did not make are left alone unless `update_existing` is set, and never deleted.
+Who a run may change: users it creates carry the run's tag (and a sync's, the sync's tag too). A
+user is *managed* when the wizard made it (it carries a run tag) and the run's groups held its
+person at their last applied run (`managed` usernames, sources.managed_usernames): managed users
+are kept in step with the groups and, if the admin chose so, deleted when their person leaves the
+groups and every other way in the SSO setup gave them (its app assignments). Users the groups
+never held (the SSO setup's admins, another sync's people, users made by hand) are left alone
+unless `update_existing` is set, and never deleted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.translation import ngettext
 from provisioning.errors import PermanentError
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA, ConnectUser, Instance
 from provisioning.user_changes.people import DESK_PHONE, Person
+from provisioning.user_changes.sources import AppAccess, Grant
 
 RUN_TAG = "connect-sso-wizard:run"
 SYNC_TAG = "connect-sso-wizard:sync"
@@ -37,7 +40,10 @@ class ChangeOptions:
     update_existing: bool = False
     departures: str = IGNORE
     sync_id: str = ""
-    managed_run_ids: frozenset[str] = field(default_factory=frozenset)
+    # username -> the run's groups that held the person before (sources.managed_usernames).
+    managed: dict[str, list[str]] = field(default_factory=dict)
+    # Who the IdP app lets in (None: not checked, as for a list of people without an IdP app).
+    access: AppAccess | None = None
     # Deleting more than this many users (and more than `confirm_delete_share` of the managed
     # ones) waits for the admin: a group emptied by mistake must not empty the instance.
     confirm_delete_over: int = 10
@@ -50,9 +56,8 @@ class ChangeOptions:
         return tags
 
     def manages(self, user: ConnectUser) -> bool:
-        if self.sync_id and user.tags.get(SYNC_TAG) == self.sync_id:
-            return True
-        return user.tags.get(RUN_TAG, "") in {self.run_id, *self.managed_run_ids}
+        made_by = user.tags.get(RUN_TAG, "")
+        return made_by == self.run_id or (bool(made_by) and user.username in self.managed)
 
 
 @dataclass
@@ -174,7 +179,25 @@ def _described(person: Person) -> dict[str, Any]:
         "security_profiles": person.security_profiles,
         "routing_profile": person.routing_profile,
         "phone_type": person.phone_type,
+        "group_ids": person.group_ids,
     }
+
+
+def grant_text(grant: Grant) -> str:
+    """How a person reaches the IdP app, in the admin's words."""
+    if grant.direct:
+        return _("assigned to the app directly")
+    return _("assigned to the app through the group “%(group)s”") % {"group": grant.group_name}
+
+
+def _cannot_sign_in(person: Person, access: AppAccess | None) -> dict[str, Any]:
+    """Why the IdP won't let the person in (empty when it will, or when nobody can tell)."""
+    if access is None or not access.setup_found or access.of(person.username):
+        return {}
+    found: dict[str, Any] = {"cannot_sign_in": access.refusal}
+    if person.assign_group:
+        found["assign_group"] = person.assign_group
+    return found
 
 
 def plan_changes(people: list[Person], instance: Instance, options: ChangeOptions) -> ChangePlan:
@@ -209,14 +232,13 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
             continue
         wanted = wanted_attributes(person, instance)
         user = instance.users.get(person.username)
+        described = {**_described(person), **_cannot_sign_in(person, options.access)}
         if user is None:
-            others.append(
-                PlannedChange("create", person.username, {**_described(person), "call": wanted})
-            )
+            others.append(PlannedChange("create", person.username, {**described, "call": wanted}))
             continue
         managed = options.manages(user)
         found = differences(wanted, user)
-        details = {**_described(person), "managed": managed}
+        details = {**described, "managed": managed}
         if found and (managed or options.update_existing):
             details.update(call=found, changes=_readable(found, instance))
             others.append(PlannedChange("update", person.username, details, user.id))
@@ -228,7 +250,20 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
         for user in sorted(instance.users.values(), key=lambda u: u.username.lower()):
             if user.username in wanted_usernames or not options.manages(user):
                 continue
-            details = {"first_name": user.first_name, "last_name": user.last_name}
+            details: dict[str, Any] = {
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "group_ids": options.managed.get(user.username, []),
+            }
+            grants = options.access.of(user.username) if options.access else []
+            kept = [grant for grant in grants if grant.by_setup]
+            if kept:
+                # Another source of this wizard still gives them access: not a departure.
+                details["kept_because"] = grant_text(kept[0])
+                others.append(PlannedChange("departed", user.username, details, user.id))
+                continue
+            if grants:
+                details["can_sign_in"] = grant_text(grants[0])
             action = "delete" if options.departures == DELETE else "departed"
             (deletes if action == "delete" else others).append(
                 PlannedChange(action, user.username, details, user.id)
@@ -237,6 +272,22 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
     plan = ChangePlan(changes=deletes + others, in_use=len(instance.users), quota=instance.quota)
     _check_quota(plan)
     plan.warnings = _warnings(plan)
+    signing_in = [c for c in plan.changes if c.action == "delete" and "can_sign_in" in c.details]
+    if signing_in:
+        # Whatever the thresholds: deleting the user of someone the IdP still lets in breaks
+        # their next sign-in ("not been onboarded"), so an admin decides.
+        plan.needs_confirmation = True
+        plan.warnings.insert(
+            0,
+            ngettext(
+                "%(count)d person whose Connect user this would delete can still sign in through "
+                "the identity provider app; check before you confirm: %(names)s.",
+                "%(count)d people whose Connect users this would delete can still sign in through "
+                "the identity provider app; check before you confirm: %(names)s.",
+                len(signing_in),
+            )
+            % {"count": len(signing_in), "names": _named_with(signing_in, "can_sign_in")},
+        )
     managed_count = sum(1 for user in instance.users.values() if options.manages(user))
     deleting = plan.count("delete")
     if (
@@ -288,8 +339,41 @@ def _named(changes: list[PlannedChange]) -> str:
     return names
 
 
+def _named_with(changes: list[PlannedChange], reason: str) -> str:
+    """Names with why: "alice (assigned to the app through the group “Admins”), ..."."""
+    shown = ", ".join(
+        f"{change.username} ({change.details[reason]})" for change in changes[:NAMED_IN_WARNINGS]
+    )
+    more = len(changes) - NAMED_IN_WARNINGS
+    if more > 0:
+        shown += " " + ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more}
+    return shown
+
+
 def _warnings(plan: ChangePlan) -> list[str]:
     warnings = []
+    kept = [change for change in plan.changes if "kept_because" in change.details]
+    if kept:
+        warnings.append(
+            ngettext(
+                "%(count)d person left the groups but the SSO setup still gives them access, so "
+                "their Connect user is kept: %(names)s.",
+                "%(count)d people left the groups but the SSO setup still gives them access, so "
+                "their Connect users are kept: %(names)s.",
+                len(kept),
+            )
+            % {"count": len(kept), "names": _named_with(kept, "kept_because")}
+        )
+    blocked = [change for change in plan.changes if "cannot_sign_in" in change.details]
+    if blocked:
+        warnings.append(
+            ngettext(
+                "%(count)d person with a Connect user in this plan can't sign in yet: %(names)s.",
+                "%(count)d people with a Connect user in this plan can't sign in yet: %(names)s.",
+                len(blocked),
+            )
+            % {"count": len(blocked), "names": _named_with(blocked, "cannot_sign_in")}
+        )
     refused = [change for change in plan.changes if change.action == "refused"]
     if refused:
         warnings.append(
@@ -302,7 +386,11 @@ def _warnings(plan: ChangePlan) -> list[str]:
             )
             % {"count": len(refused), "names": _named(refused)}
         )
-    departed = [change for change in plan.changes if change.action == "departed"]
+    departed = [
+        change
+        for change in plan.changes
+        if change.action == "departed" and "kept_because" not in change.details
+    ]
     if departed:
         warnings.append(
             ngettext(
@@ -324,6 +412,7 @@ def save_change_set(
     plan: ChangePlan,
     tags: dict[str, str],
     purpose: str = "apply",
+    group_ids: list[str] | None = None,
 ) -> Any:
     """Store the plan's rows (one per person) as a new change set of the step; return it."""
     from wizard.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
@@ -337,6 +426,7 @@ def save_change_set(
             users_in_use=plan.in_use,
             users_quota=plan.quota,
             tags=tags,
+            group_ids=list(group_ids or []),
         )
         UserChange.objects.bulk_create(
             (

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -36,6 +37,7 @@ from provisioning.user_changes.planning import (
     save_change_set,
 )
 from provisioning.user_changes.progress import Progress, change_set_progress
+from provisioning.user_changes.sources import AppAccess, managed_usernames
 from provisioning.user_changes.work import work_on
 
 # The Connect operation whose quota paces a set, by the set's most common action.
@@ -47,6 +49,8 @@ OPERATION_OF = {
 # The step's outputs list at most this many refused people (the CSV has them all).
 REFUSED_IN_OUTPUTS = 20
 RESOURCE_TYPE = "connect_users"
+# Who the audit log names for a sync run nobody pressed Run now for.
+SYNC_ACTOR = "sync schedule"
 
 
 @dataclass
@@ -55,6 +59,8 @@ class UserChangesPlan(Plan):
 
     change_set: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    # IdP groups the run assigns to the app so their people can sign in ([{"id", "name"}]).
+    assign_groups: list[dict[str, str]] = field(default_factory=list)
     users_in_use: int = 0
     users_quota: int = 0
 
@@ -95,9 +101,14 @@ def _instance_by_alias(ctx: StepContext) -> str:
     )
 
 
-def options_from(ctx: StepContext) -> ChangeOptions:
-    """The run's answers about whom it may change (inputs update_existing, departures, sync_id,
-    managed_run_ids)."""
+def options_from(
+    ctx: StepContext,
+    *,
+    managed: dict[str, list[str]] | None = None,
+    access: AppAccess | None = None,
+) -> ChangeOptions:
+    """The run's answers about whom it may change (inputs update_existing, departures, sync_id),
+    with the users its groups held before (`managed`) and who the IdP app lets in (`access`)."""
     departures = str(ctx.inputs.get("departures") or IGNORE)
     if departures not in DEPARTURE_CHOICES:
         raise PermanentError(
@@ -111,7 +122,8 @@ def options_from(ctx: StepContext) -> ChangeOptions:
         update_existing=bool(ctx.inputs.get("update_existing")),
         departures=departures,
         sync_id=str(ctx.inputs.get("sync_id") or ""),
-        managed_run_ids=frozenset(str(i) for i in ctx.inputs.get("managed_run_ids") or []),
+        managed=managed or {},
+        access=access,
         confirm_delete_over=settings.WIZARD_SYNC_CONFIRM_DELETES_OVER,
         confirm_delete_share=settings.WIZARD_SYNC_CONFIRM_DELETES_SHARE,
     )
@@ -145,17 +157,31 @@ def _summary(plan: ChangePlan) -> list[Change]:
 
 
 def plan_user_changes(
-    ctx: StepContext, people: list[Person], *, warnings: list[str] | None = None
+    ctx: StepContext,
+    people: list[Person],
+    *,
+    warnings: list[str] | None = None,
+    group_ids: list[str] | None = None,
+    access: AppAccess | None = None,
 ) -> UserChangesPlan:
-    """Check the people, read the instance, store the change set; the plan shows its summary."""
+    """Check the people, read the instance, store the change set; the plan shows its summary.
+    People from IdP groups (`group_ids`) are planned against the users those groups held before
+    and who the IdP app lets in (`access`)."""
     if ctx.step_run_id is None:
         raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
     check_people(people)
     instance = read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
-    options = options_from(ctx)
+    managed = managed_usernames(
+        instance_id=instance.id, group_ids=group_ids or [], exclude_step_run_id=ctx.step_run_id
+    )
+    options = options_from(ctx, managed=managed, access=access)
     plan = plan_changes(people, instance, options)
     change_set = save_change_set(
-        step_run_id=ctx.step_run_id, instance_id=instance.id, plan=plan, tags=options.tags()
+        step_run_id=ctx.step_run_id,
+        instance_id=instance.id,
+        plan=plan,
+        tags=options.tags(),
+        group_ids=group_ids,
     )
     return UserChangesPlan(
         changes=_summary(plan),
@@ -264,10 +290,43 @@ def _work(ctx: StepContext, change_set: Any, connect: Any) -> Progress:
         )
     from wizard.models import UserChangeSet
 
-    UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
-        finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
+            finished_at=timezone.now()
+        )
+        if finished and change_set.purpose == "apply" and ctx.inputs.get("sync_id"):
+            _record_sync_summary(ctx, change_set, progress)
     return progress
+
+
+def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) -> None:
+    """One audit event per sync run, with what it did, in the name of whoever started it (the
+    admin who pressed Run now, or the schedule)."""
+    from provisioning.audit import AuditScope, record_state_change
+    from wizard.models import AuditKind, SetupRun
+
+    run = SetupRun.objects.select_related("created_by").get(pk=ctx.run_id)
+    outcomes = progress.by_outcome
+    summary = {
+        "sync": str(ctx.inputs["sync_id"]),
+        "created": outcomes.get("created", 0),
+        "updated": outcomes.get("updated", 0),
+        "deleted": outcomes.get("deleted", 0) + outcomes.get("gone", 0),
+        "refused": change_set.counts.get("refused", 0),
+        "kept_after_leaving": change_set.counts.get("departed", 0),
+        "failed": progress.failed,
+    }
+    who = run.created_by.get_username() if run.created_by else SYNC_ACTOR
+    record_state_change(
+        AuditScope(actor_label=who, actor_id=run.created_by_id, run_id=run.pk),
+        kind=AuditKind.USER_SYNC,
+        old={},
+        new=summary,
+        message=(
+            f"Sync run: {summary['created']} created, {summary['updated']} updated, "
+            f"{summary['deleted']} deleted, {summary['refused']} refused."
+        ),
+    )
 
 
 def _failures_error(change_set: Any, progress: Progress) -> PermanentError:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from sandbox.entra import directory_writes
 from sandbox.entra.access_tokens import InvalidToken, TokenSigner
 from sandbox.entra.odata import Query, QueryError, encode_skiptoken, project
 from sandbox.entra.tenant import (
@@ -64,6 +65,11 @@ GROUP_READ = frozenset(
         "Directory.Read.All",
         "Directory.ReadWrite.All",
     }
+)
+# Graph permissions reference: creating and updating users, and changing group members.
+USER_WRITE = frozenset({"User.ReadWrite.All", "Directory.ReadWrite.All"})
+GROUP_MEMBER_WRITE = frozenset(
+    {"GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"}
 )
 
 Handler = Callable[[Request, dict[str, str]], Response]
@@ -195,6 +201,17 @@ ROUTES: list[tuple[str, str, str, tuple[frozenset[str], ...]]] = [
         r"/groups/(?P<id>[^/]+)/transitiveMembers" + CAST,
         "list_transitive_members",
         (GROUP_READ,),
+    ),
+    # Directory writes (sandbox/entra/directory_writes.py).
+    ("POST", r"/users", "create_user", (USER_WRITE,)),
+    ("PATCH", _user_key(), "update_user", (USER_WRITE,)),
+    ("DELETE", _user_key(), "delete_user", (USER_WRITE,)),
+    ("POST", r"/groups/(?P<id>[^/]+)/members/\$ref", "add_member", (GROUP_MEMBER_WRITE,)),
+    (
+        "DELETE",
+        r"/groups/(?P<id>[^/]+)/members/(?P<member>[^/]+)/\$ref",
+        "remove_member",
+        (GROUP_MEMBER_WRITE,),
     ),
 ]
 
@@ -657,3 +674,28 @@ class GraphApi:
         return self._collection(
             request, self._directory_objects(ids, groups.get("cast")), "directoryObjects"
         )
+
+    # Directory writes ---------------------------------------------------------------------
+
+    def create_user(self, request: Request, groups: dict[str, str]) -> Response:
+        user = directory_writes.create_user(self.tenant, self._body(request))
+        body = {key: user.get(key) for key in ("id", *USER_DEFAULT_PROPERTIES)}
+        body["@odata.context"] = self._context(request, "users/$entity")
+        return self._json(request, body, status=201)
+
+    def update_user(self, request: Request, groups: dict[str, str]) -> Response:
+        key = groups.get("id") or groups.get("quoted", "").replace("''", "'")
+        directory_writes.update_user(self.tenant, key, self._body(request))
+        return self._no_content()
+
+    def delete_user(self, request: Request, groups: dict[str, str]) -> Response:
+        directory_writes.delete_user(self.tenant, self._user(groups)["id"])
+        return self._no_content()
+
+    def add_member(self, request: Request, groups: dict[str, str]) -> Response:
+        directory_writes.add_member(self.tenant, groups["id"], self._body(request))
+        return self._no_content()
+
+    def remove_member(self, request: Request, groups: dict[str, str]) -> Response:
+        directory_writes.remove_member(self.tenant, groups["id"], groups["member"])
+        return self._no_content()

@@ -19,6 +19,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.okta import query
+from sandbox.okta import users as okta_users
 from sandbox.okta.oauth import (
     ENDPOINT_SCOPES,
     TOKEN_PATH,
@@ -221,6 +222,10 @@ class OktaSandboxApp:
                 ),
                 Rule("/api/v1/users", methods=["GET"], endpoint="list_users"),
                 Rule("/api/v1/users/<user_ref>", methods=["GET"], endpoint="get_user"),
+                # User writes (sandbox/okta/users.py).
+                Rule("/api/v1/users", methods=["POST"], endpoint="create_user"),
+                Rule("/api/v1/users/<user_ref>", methods=["POST"], endpoint="update_user"),
+                Rule("/api/v1/users/<user_ref>", methods=["DELETE"], endpoint="delete_user"),
                 Rule("/api/v1/users/<user_ref>/roles", methods=["GET"], endpoint="user_roles"),
                 Rule("/api/v1/users/<user_ref>/groups", methods=["GET"], endpoint="user_groups"),
                 Rule("/api/v1/groups", methods=["GET"], endpoint="list_groups"),
@@ -852,6 +857,30 @@ class OktaSandboxApp:
     def get_user(self, request: Request, user_ref: str) -> Response:
         with self.org.lock:
             return json_response(self.org.user_json(self._user(user_ref)))
+
+    def create_user(self, request: Request) -> Response:
+        activate = request.args.get("activate", "true").lower() != "false"
+        try:
+            user = okta_users.create_user(self.org, self._body(request), activate=activate)
+        except okta_users.ProfileError as error:
+            raise validation_failed(error.field, *error.causes) from error
+        with self.org.lock:
+            return json_response(self.org.user_json(user))
+
+    def update_user(self, request: Request, user_ref: str) -> Response:
+        with self.org.lock:
+            user = self._user(user_ref)
+        try:
+            okta_users.update_profile(self.org, user, self._body(request))
+        except okta_users.ProfileError as error:
+            raise validation_failed(error.field, *error.causes) from error
+        with self.org.lock:
+            return json_response(self.org.user_json(user))
+
+    def delete_user(self, request: Request, user_ref: str) -> Response:
+        with self.org.lock:
+            okta_users.delete_user(self.org, self._user(user_ref))
+        return Response(status=204)
 
     def user_roles(self, request: Request, user_ref: str) -> Response:
         with self.org.lock:

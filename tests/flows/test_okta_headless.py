@@ -12,11 +12,15 @@ import pytest
 from django.core.management import call_command
 
 from provisioning import runner
+from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
 from sandbox.server import Sandbox
+from tests.flows.entra_runs import step_context
+from tests.flows.user_runs import drive, plan_rows
 from wizard.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
 from wizard.services.connections import SANDBOX_OKTA_SERVICE_APP, register_sandbox_connections
+from wizard.services.user_syncs import users_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -170,3 +174,44 @@ def test_it_rolls_back_the_app_group_and_assignments_it_created(
     assert group_id not in org.groups
     admins = next(g for g in org.groups.values() if g.name == "Connect Admins")
     assert admins.member_ids, "a group the run only read keeps its members"
+
+
+def test_a_users_plan_lists_okta_people_who_cannot_sign_in_and_assigns_their_group(
+    okta_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    setup = run_plan(variant(ROLE_DOWNLOAD, tmp_path, alias="okta-groups-sign-in"))
+    assert setup.status == RunStatus.SUCCEEDED, setup.error
+    agent = sorted(
+        user.login
+        for user in okta_sandbox.apps["okta"].org.users.values()
+        if ".agent00" in user.login
+    )[0]
+    sign_in = step_context(setup, "sign_in_test")
+    # The setup assigned "Connect Supervisors" people only: an agent isn't let in.
+    assert not sandbox_sign_in(sign_in, {"login": agent, "username": agent})["ok"]
+
+    users = users_run_create(user=None, setup_id=setup.pk)
+    drive(users)
+    run_services.step_submit_inputs(
+        user=None,
+        run_id=users.pk,
+        step_key="group_users",
+        inputs={
+            "groups": [{"group": AGENTS, "security_profiles": ["Agent"]}],
+            "username_source": "${source.login}",
+            "assign_groups": True,
+        },
+        enqueue=False,
+    )
+    users = drive(users, confirm=False)
+
+    assert users.status == RunStatus.WAITING
+    (row,) = [r for r in plan_rows(users, "create") if r.username == agent]
+    assert row.details["cannot_sign_in"] == (
+        "not assigned to the Okta app, directly or through a group"
+    )
+    assert row.details["assign_group"]["name"] == AGENTS
+    users = drive(users)
+    assert users.status == RunStatus.SUCCEEDED, users.error
+    signed_in = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
+    assert signed_in["ok"], signed_in["detail"]

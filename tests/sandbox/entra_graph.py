@@ -28,7 +28,10 @@ from msgraph.generated.application_templates.item.instantiate.instantiate_post_r
 from msgraph.generated.models.app_role import AppRole
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.password_profile import PasswordProfile
+from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.user import User
 from msgraph.generated.models.web_application import WebApplication
 from msgraph.graph_request_adapter import options as graph_default_options
 from msgraph_core import GraphClientFactory
@@ -186,3 +189,36 @@ def claims_mapping_definition(*, session_name_source: str, session_duration: str
             }
         }
     )
+
+
+# What an admin's tool holds to change the directory (Graph permissions reference).
+DIRECTORY_WRITE_PERMISSIONS = frozenset({"User.ReadWrite.All", "GroupMember.ReadWrite.All"})
+
+
+async def create_user(client: Any, upn: str, given: str, surname: str) -> str:
+    """A new member user through POST /users, as an admin's tool makes one; its id."""
+    user = await client.users.post(
+        User(
+            account_enabled=True,
+            display_name=f"{given} {surname}",
+            given_name=given,
+            surname=surname,
+            mail=upn,
+            mail_nickname=upn.split("@")[0].replace(".", ""),
+            user_principal_name=upn,
+            password_profile=PasswordProfile(password="Sandbox-Passw0rd!"),  # noqa: S106
+        )
+    )
+    return str(user.id)
+
+
+async def add_member(client: Any, group_id: str, member_id: str) -> None:
+    """POST /groups/{id}/members/$ref with the member's directoryObjects reference."""
+    await client.groups.by_group_id(group_id).members.ref.post(
+        ReferenceCreate(odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{member_id}")
+    )
+
+
+async def remove_member(client: Any, group_id: str, member_id: str) -> None:
+    """DELETE /groups/{id}/members/{id}/$ref."""
+    await client.groups.by_group_id(group_id).members.by_directory_object_id(member_id).ref.delete()

@@ -3,6 +3,7 @@ nested group membership."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_requ
     GraphUserRequestBuilder,
 )
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.user import User
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from sandbox.directory import (
@@ -21,9 +23,17 @@ from sandbox.directory import (
     seed_directory,
 )
 from sandbox.server import ENTRA_DOMAIN, Sandbox
-from tests.sandbox.entra_graph import graph_client, run
+from tests.flows import user_runs
+from tests.sandbox.entra_graph import (
+    add_member,
+    create_user,
+    graph_client,
+    remove_member,
+    run,
+)
 
 PAGE_SIZE = 10
+directory_admin = user_runs.directory_admin
 
 
 def _users_query(**parameters: Any) -> RequestConfiguration[Any]:
@@ -175,3 +185,87 @@ def test_it_serves_a_cast_of_transitive_members_only_as_an_advanced_query(
         "might be missing. Try adding $count=true query parameter and ConsistencyLevel:eventual "
         "header."
     )
+
+
+def test_it_creates_updates_and_deletes_users_as_graph_documents(
+    sandbox: Sandbox, directory_admin: Any
+) -> None:
+    upn = f"new.hire.{uuid.uuid4().hex[:6]}@{ENTRA_DOMAIN}"
+
+    async def scenario() -> tuple[str, str | None, int, str | None, int]:
+        user_id = await create_user(directory_admin, upn, "New", "Hire")
+        try:
+            await create_user(directory_admin, upn.upper(), "Same", "Upn")
+        except ODataError as error:
+            duplicate = str(error.error.message if error.error else "")
+        await directory_admin.users.by_user_id(user_id).patch(User(surname="Hired"))
+        changed = await directory_admin.users.by_user_id(user_id).get()
+        await directory_admin.users.by_user_id(user_id).delete()
+        try:
+            await directory_admin.users.by_user_id(user_id).get()
+        except ODataError as error:
+            gone = error.response_status_code
+        try:
+            await graph_client(sandbox.endpoints).users.by_user_id(user_id).patch(User(surname="X"))
+        except ODataError as error:
+            missing = error.response_status_code
+        return duplicate, changed.surname, gone, changed.user_principal_name, missing
+
+    duplicate, surname, gone, found_upn, missing = run(scenario)
+
+    assert "same value for property userPrincipalName already exists" in duplicate
+    assert (surname, found_upn) == ("Hired", upn)
+    assert gone == 404 and missing == 404
+
+
+def test_it_refuses_directory_writes_without_write_permissions(sandbox: Sandbox) -> None:
+    async def scenario() -> int:
+        try:
+            await create_user(graph_client(sandbox.endpoints), f"x@{ENTRA_DOMAIN}", "X", "Y")
+        except ODataError as error:
+            return int(error.response_status_code or 0)
+        return 201
+
+    assert run(scenario) == 403
+
+
+def test_it_adds_and_removes_group_members_by_reference(
+    sandbox: Sandbox, directory_admin: Any
+) -> None:
+    tenant = sandbox.apps["entra"].tenant
+    group_id = tenant.add_group(f"Refs {uuid.uuid4().hex[:6]}", [])
+
+    async def scenario() -> tuple[list[str], str, list[str], int, int]:
+        user_id = await create_user(
+            directory_admin, f"ref.{uuid.uuid4().hex[:6]}@{ENTRA_DOMAIN}", "Ref", "Member"
+        )
+        await add_member(directory_admin, group_id, user_id)
+        members = await directory_admin.groups.by_group_id(group_id).members.get()
+        try:
+            await add_member(directory_admin, group_id, user_id)
+        except ODataError as error:
+            duplicate = f"{error.response_status_code} {error.error.message if error.error else ''}"
+        await remove_member(directory_admin, group_id, user_id)
+        after = await directory_admin.groups.by_group_id(group_id).members.get()
+        codes = []
+        for unknown_group, member in ((group_id, user_id), (str(uuid.uuid4()), user_id)):
+            try:
+                await remove_member(directory_admin, unknown_group, member)
+            except ODataError as error:
+                codes.append(int(error.response_status_code or 0))
+        await directory_admin.users.by_user_id(user_id).delete()
+        return (
+            [m.id for m in members.value],
+            duplicate,
+            [m.id for m in after.value],
+            *codes,
+        )
+
+    listed, duplicate, after, not_member, no_group = run(scenario)
+
+    assert len(listed) == 1 and after == []
+    assert duplicate == (
+        "400 One or more added object references already exist for the following modified "
+        "properties: 'members'."
+    )
+    assert (not_member, no_group) == (404, 404)

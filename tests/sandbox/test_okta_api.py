@@ -351,3 +351,53 @@ def test_it_switches_the_signing_key_to_a_generated_key_credential(sandbox: Sand
     asyncio.run(scenario())
     app = next(a for a in sandbox.apps["okta"].org.apps.values() if a.label.startswith("keys "))
     assert app.certificate.cert_base64 == app.keys[app.kid].certificate.cert_base64
+
+
+def test_it_creates_updates_groups_and_deletes_a_user_as_the_users_api_documents(
+    sandbox: Sandbox,
+) -> None:
+    login = f"new.hire.{uuid.uuid4().hex[:6]}@{OKTA_DOMAIN}"
+    profile = {"firstName": "New", "lastName": "Hire", "email": login, "login": login}
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with okta_client(sandbox.endpoints) as client:
+            made, error = await send(
+                client, "POST", "/api/v1/users?activate=true", {"profile": profile}
+            )
+            assert error is None, error
+            seen["status"] = made["status"]
+            _, error = await send(
+                client, "POST", "/api/v1/users?activate=true", {"profile": profile}
+            )
+            seen["duplicate"] = (error.error_code, error.error_causes)
+            changed, error = await send(
+                client, "POST", f"/api/v1/users/{made['id']}", {"profile": {"lastName": "Hired"}}
+            )
+            assert error is None, error
+            seen["profile"] = changed["profile"]
+            groups, _, _ = await client.list_groups(q=AGENTS_GROUP)
+            group_id = groups[0].id
+            _, error = await send(client, "PUT", f"/api/v1/groups/{group_id}/users/{made['id']}")
+            members, _ = await send(client, "GET", f"/api/v1/groups/{group_id}/users?limit=200")
+            seen["member"] = made["id"] in {member["id"] for member in members}
+            await send(client, "DELETE", f"/api/v1/groups/{group_id}/users/{made['id']}")
+            members, _ = await send(client, "GET", f"/api/v1/groups/{group_id}/users?limit=200")
+            seen["left"] = made["id"] not in {member["id"] for member in members}
+            for _time in range(2):  # deactivate, then delete
+                _, error = await send(client, "DELETE", f"/api/v1/users/{made['id']}")
+                assert error is None, error
+            _, error = await send(client, "GET", f"/api/v1/users/{made['id']}")
+            seen["gone"] = error.error_code
+            _, error = await send(client, "POST", "/api/v1/users/00uunknown", {"profile": {}})
+            seen["unknown"] = error.error_code
+        return seen
+
+    seen = asyncio.run(scenario())
+
+    assert seen["status"] == "ACTIVE"
+    assert seen["duplicate"][0] == "E0000001"
+    assert "already exists in the current organization" in str(seen["duplicate"][1])
+    assert (seen["profile"]["lastName"], seen["profile"]["firstName"]) == ("Hired", "New")
+    assert seen["member"] and seen["left"]
+    assert (seen["gone"], seen["unknown"]) == ("E0000007", "E0000007")

@@ -17,7 +17,7 @@ from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context
-from wizard.models import Cloud, Connection, SetupRun, UserChange
+from wizard.models import Cloud, Connection, SetupRun, UserChange, UserSync
 from wizard.services import runs as run_services
 
 aws_connection = aws_step_runs.aws_connection
@@ -193,7 +193,6 @@ def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
             }
         ],
         "sync_id": sync_id,
-        "managed_run_ids": [str(first.pk)],
     }
     second = users_run(instance, aws_connection, departures="report", **changed)
 
@@ -351,3 +350,38 @@ def test_it_refuses_a_group_bigger_than_it_reads_rather_than_read_it_in_part(
 
     assert refused.value.code == "group_too_large"
     assert not UserChange.objects.filter(change_set__step_run__run=run).exists()
+
+
+def test_it_warns_about_people_another_sync_of_the_instance_keeps(
+    aws_connection: Connection, instance: dict[str, Any], sandbox: Sandbox
+) -> None:
+    tenant = sandbox.apps["entra"].tenant
+    agents = [u for u in members(sandbox, AGENTS_GROUP) if ".agent" in u["userPrincipalName"]][:4]
+    first_group = tenant.add_group(f"Sync A {uuid.uuid4().hex[:6]}", [a["id"] for a in agents[:3]])
+    second_group = tenant.add_group(f"Sync B {uuid.uuid4().hex[:6]}", [a["id"] for a in agents[2:]])
+    other = UserSync.objects.create(
+        idp=Cloud.ENTRA,
+        region="ap-northeast-1",
+        instance_id=instance["Id"],
+        aws_connection=aws_connection,
+        idp_connection=idp(Cloud.ENTRA),
+        inputs={"groups": [{"group": first_group, **AGENT}]},
+    )
+    first = users_run(instance, aws_connection, groups=[{"group": first_group, **AGENT}])
+    STEP.apply(context(first, "group_users"))
+
+    second = users_run(
+        instance,
+        aws_connection,
+        groups=[{"group": second_group, **AGENT}],
+        sync_id=str(uuid.uuid4()),
+    )
+    plan = STEP.plan(context(second, "group_users"))
+
+    (warning,) = [w for w in plan.warnings if "another sync of this instance" in w]
+    assert agents[2]["userPrincipalName"] in warning
+    assert agents[3]["userPrincipalName"] not in warning
+    own = users_run(
+        instance, aws_connection, groups=[{"group": first_group, **AGENT}], sync_id=str(other.pk)
+    )
+    assert not [w for w in STEP.plan(context(own, "group_users")).warnings if "another sync" in w]

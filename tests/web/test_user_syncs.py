@@ -68,7 +68,7 @@ def users_run(setup: SetupRun, *, status: str = RunStatus.SUCCEEDED, **fields: A
         aws_connection=setup.aws_connection,
         idp_connection=setup.idp_connection,
         parent=setup,
-        inputs={"username_source": "mail", "managed_run_ids": [str(setup.pk)]},
+        inputs={"username_source": "mail"},
         steps=[
             {"key": "preflight", "status": "succeeded"},
             {
@@ -106,7 +106,7 @@ def test_a_succeeded_setup_offers_users_from_groups(
         setup.pk,
         setup.instance_id,
     )
-    assert run.inputs == {"managed_run_ids": [str(setup.pk)], "username_source": "mail"}
+    assert run.inputs == {"username_source": "mail"}
     assert run.review_plans
     assert list(run.steps.values_list("key", flat=True)) == ["preflight", "group_users"]
 
@@ -138,7 +138,6 @@ def test_a_succeeded_users_run_becomes_a_sync(admin_client: Client, admin_user: 
         "groups": GROUPS,
         "update_existing": False,
         "username_source": "mail",
-        "managed_run_ids": sorted([str(run.pk), str(run.parent_id)]),
     }
     assert timedelta(hours=5, minutes=59) < sync.next_run_at - timezone.now() <= timedelta(hours=6)
     event = AuditEvent.objects.get(kind=AuditKind.USER_SYNC)
@@ -209,9 +208,7 @@ def test_run_now_starts_one_run_at_a_time(
     run = sync.runs.get()
     assert first["Location"] == reverse("run_detail", args=[run.pk])
     assert not run.review_plans and run.parent_id == sync.setup_id
-    source = SetupRun.objects.get(parent=sync.setup, sync=None, flow_key="entra_users")
     assert run.inputs == {
-        "managed_run_ids": sorted([str(source.pk), str(sync.setup_id)]),
         "sync_id": str(sync.pk),
         "departures": "report",
     }
@@ -221,6 +218,25 @@ def test_run_now_starts_one_run_at_a_time(
         "username_source": "mail",
     }
     assert "The previous run of this sync has not finished" in again.content.decode()
+    page = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "admin, with “Run now” of the sync" in page and "by the sync schedule" not in page
+    dashboard = admin_client.get(reverse("dashboard")).content.decode()
+    assert "by admin" in dashboard and "by the sync schedule" not in dashboard
+
+
+def test_a_second_sync_of_a_group_on_the_same_instance_is_refused() -> None:
+    setup = entra_setup()
+    sync_services.sync_create(
+        user=None, run_id=users_run(setup).pk, every_hours=24, departures="delete"
+    )
+
+    with pytest.raises(RunError) as refused:
+        sync_services.sync_create(
+            user=None, run_id=users_run(setup).pk, every_hours=6, departures="report"
+        )
+
+    assert "already keeps “Connect Agents” in step" in refused.value.message
+    assert UserSync.objects.count() == 1
 
 
 def test_beat_starts_each_due_sync_once(django_capture_on_commit_callbacks) -> None:

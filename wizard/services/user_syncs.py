@@ -19,7 +19,9 @@ from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
+from provisioning.steps.group_users import quoted
 from provisioning.user_changes.planning import DEPARTURE_CHOICES
+from provisioning.user_changes.steps import SYNC_ACTOR
 from wizard.models import (
     AuditKind,
     RunStatus,
@@ -35,7 +37,6 @@ USERS_STEP = "group_users"
 # 2/s Connect quota lets a sync of thousands keep up; a week is the longest an admin asked for.
 EVERY_HOURS_CHOICES = (1, 2, 4, 6, 12, 24, 48, 168)
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ROLLING_BACK)
-SYNC_ACTOR = "sync schedule"
 # The group_users answers a sync repeats on every run.
 SYNCED_INPUTS = ("groups", "username_source", "update_existing")
 
@@ -60,10 +61,11 @@ def _sync_record(sync: UserSync) -> dict[str, Any]:
 
 
 def setup_inputs(setup: SetupRun) -> dict[str, Any]:
-    """What a users run takes from the SSO setup it works on: where usernames come from, which
-    run's users count as managed, the IdP app people sign in through."""
+    """What a users run takes from the SSO setup it works on: where usernames come from and the
+    IdP app people sign in through. (Which users it manages, the step works out from the groups
+    themselves, the same for every path: provisioning/user_changes/sources.py.)"""
     outputs = {step.key: step.outputs for step in setup.steps.all()}
-    inputs: dict[str, Any] = {"managed_run_ids": [str(setup.pk)]}
+    inputs: dict[str, Any] = {}
     source = outputs.get("entra_claims", {}).get("session_name_source")
     if source:
         inputs["username_source"] = source
@@ -133,14 +135,12 @@ def sync_create(
         if aws_connection_id is None or idp_connection_id is None:
             raise RunError(gettext("The run's connections no longer exist; start a new run."))
         inputs = {key: step.inputs[key] for key in SYNCED_INPUTS if key in step.inputs}
+        _refuse_overlap(run.instance_id, inputs.get("groups") or [])
         for key in ("okta_app_id",):
             if key in run.inputs:
                 inputs[key] = run.inputs[key]
         if run.inputs.get("username_source") and "username_source" not in inputs:
             inputs["username_source"] = run.inputs["username_source"]
-        # The sync manages the users this run made, and those the runs it managed made.
-        managed = {str(run.pk), *(str(i) for i in run.inputs.get("managed_run_ids") or [])}
-        inputs["managed_run_ids"] = sorted(managed)
         sync = UserSync.objects.create(
             idp=run.idp,
             region=run.region,
@@ -164,6 +164,31 @@ def sync_create(
             message=f"Created the sync of {sync.instance_alias or sync.instance_id}.",
         )
     return sync
+
+
+def _group_refs(rows: list[Any]) -> set[str]:
+    return {str(row.get("group")) for row in rows if isinstance(row, dict) and row.get("group")}
+
+
+def _refuse_overlap(instance_id: str, groups: list[Any]) -> None:
+    """Two syncs of one group on one instance would each take the other's people for theirs:
+    one would delete whom the other keeps. (Overlapping people through different groups are
+    warned about in each sync run's plan.)"""
+    wanted = _group_refs(groups)
+    for other in UserSync.objects.filter(instance_id=instance_id):
+        shared = wanted & _group_refs(other.inputs.get("groups") or [])
+        if shared:
+            names = {
+                str(row.get("group")): str(row.get("group_name") or row.get("group"))
+                for row in other.inputs.get("groups") or []
+            }
+            raise RunError(
+                gettext(
+                    "Another sync of this instance already keeps %(groups)s in step; two syncs "
+                    "of one group would undo each other. Change or delete that sync instead."
+                )
+                % {"groups": ", ".join(quoted(names[ref]) for ref in sorted(shared))}
+            )
 
 
 def _locked_sync(sync_id: uuid.UUID | str) -> UserSync:
@@ -229,16 +254,8 @@ def sync_start(*, user: Any, sync_id: uuid.UUID | str) -> SetupRun:
                 instance_id=sync.instance_id,
                 aws_connection_id=sync.aws_connection_id,
                 idp_connection_id=sync.idp_connection_id,
-                inputs={
-                    "managed_run_ids": list(sync.inputs.get("managed_run_ids") or []),
-                    "sync_id": str(sync.pk),
-                    "departures": sync.departures,
-                },
-                step_inputs={
-                    USERS_STEP: {
-                        key: value for key, value in sync.inputs.items() if key != "managed_run_ids"
-                    }
-                },
+                inputs={"sync_id": str(sync.pk), "departures": sync.departures},
+                step_inputs={USERS_STEP: dict(sync.inputs)},
                 review_plans=False,
                 parent_id=sync.setup_id,
                 sync_id=sync.pk,
