@@ -32,7 +32,13 @@ instance = aws_step_runs.instance
 connect = aws_step_runs.connect
 
 ENTITY_ID = "https://idp.example.test/crash-convergence"
-PHONE_INPUTS = {"did_numbers": 1, "toll_free_numbers": 0, "concurrent_calls": 20}
+# More numbers than Connect's default quota (5 per instance), so the step files a request.
+PHONE_INPUTS = {
+    "did_numbers": 6,
+    "toll_free_numbers": 0,
+    "concurrent_calls": 20,
+    "documents_confirmed": True,
+}
 
 
 @dataclass(frozen=True)
