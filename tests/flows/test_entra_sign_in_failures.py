@@ -17,6 +17,7 @@ from provisioning.steps.federation_role import trust_policy
 from provisioning.steps.sign_in_test import SignInTest
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
+from tests.flows.sign_in_live import live_context, live_failure, provider_document, replaced
 from tests.sandbox.aws_clients import aws_client
 from tests.steps.iam_flow import metadata
 from wizard.models import RunStatus, SetupRun
@@ -111,44 +112,13 @@ def _user_deleted(connect: Any, instance_id: str, username: str) -> Iterator[Non
     yield
 
 
-def _live_context(run: SetupRun) -> Any:
-    """The sign-in test's context with the IdP step's outputs as a live IdP leaves them (no
-    sandbox sign-on URL: that is what selects the live branch); every call still goes to the
-    sandbox's endpoints, which speak the clouds' APIs."""
-    ctx = step_context(run, "sign_in_test")
-    ctx.outputs["entra_app"] = {
-        key: value for key, value in ctx.outputs["entra_app"].items() if key != "sandbox_sso_url"
-    }
-    return ctx
-
-
-def _live_failure(run: SetupRun, **outputs: dict[str, Any]) -> PermanentError:
-    ctx = _live_context(run)
-    for key, changed in outputs.items():
-        ctx.outputs[key] = {**ctx.outputs[key], **changed}
-    with pytest.raises(PermanentError) as failed:
-        SignInTest().apply(ctx)
-    return failed.value
-
-
-@contextmanager
-def _replaced(read: Callable[[], Any], write: Callable[[Any], Any], value: Any) -> Iterator[None]:
-    """`value` written in place of what `read` gives, and that put back afterwards."""
-    saved = read()
-    write(value)
-    try:
-        yield
-    finally:
-        write(saved)
-
-
 def test_it_checks_each_link_from_the_clouds_in_live_mode(
     entra_sandbox: Sandbox,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     run, output = setup_sso(plan_file(tmp_path))
     assert run.status == RunStatus.SUCCEEDED, output
-    checked = SignInTest().apply(_live_context(run))
+    checked = SignInTest().apply(live_context(run, "entra_app"))
     assert {r["check"]: r["ok"] for r in checked["results"]}.items() >= {
         "iam_provider": True,
         "role_trust": True,
@@ -168,12 +138,6 @@ def test_it_checks_each_link_from_the_clouds_in_live_mode(
     untrusting["Statement"][0]["Condition"] = {
         "StringEquals": {"SAML:aud": "https://example.test/saml"}
     }
-    provider_document = (
-        lambda: iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"],
-        lambda document: iam.update_saml_provider(
-            SAMLProviderArn=provider_arn, SAMLMetadataDocument=document
-        ),
-    )
     role_trust = (
         lambda: iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"],
         lambda document: iam.update_assume_role_policy(
@@ -183,10 +147,10 @@ def test_it_checks_each_link_from_the_clouds_in_live_mode(
 
     breakages: dict[str, tuple[Callable[[], Any], dict[str, dict[str, Any]]]] = {
         "iam_provider": (
-            lambda: _replaced(*provider_document, stale),
+            lambda: replaced(*provider_document(iam, provider_arn), stale),
             {"entra_app": {"metadata_xml": stale}},
         ),
-        "role_trust": (lambda: _replaced(*role_trust, untrusting), {}),
+        "role_trust": (lambda: replaced(*role_trust, untrusting), {}),
         "policy": (lambda: _detached(iam, role["role_name"], role["policy_arn"]), {}),
         "connect_user": (
             lambda: _user_deleted(connect, run.instance_id, person["username"]),
@@ -195,7 +159,7 @@ def test_it_checks_each_link_from_the_clouds_in_live_mode(
     }
     for link, (breakage, outputs) in breakages.items():
         with breakage():
-            failure = _live_failure(run, **outputs)
+            failure = live_failure(run, "entra_app", **outputs)
         assert failure.code == f"sign_in_{link}", (link, failure.message)
         assert failure.hint, link
     # connect_user goes last: the deleted user stays deleted.
