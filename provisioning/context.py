@@ -51,6 +51,17 @@ class StepContext:
                 created_resources=self.created_resources
             )
 
+    def step_started_at(self) -> Any:
+        """When this step's first attempt started (None outside a run): anything the step made
+        since then and has not recorded was made by an attempt whose worker died."""
+        if self.step_run_id is None:
+            return None
+        from wizard.models import StepRun
+
+        return (
+            StepRun.objects.filter(pk=self.step_run_id).values_list("started_at", flat=True).first()
+        )
+
     def set_run_instance(self, *, instance_id: str, instance_alias: str) -> None:
         """Make this the run's Connect instance, so later steps of the run read it from
         ctx.instance_id and ctx.instance_alias. Guarded on the values read, audited as a run

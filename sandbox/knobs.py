@@ -75,6 +75,10 @@ class Knobs:
     latency_s: dict[str, float] = field(default_factory=dict)
     # Seconds a new Connect instance stays CREATION_IN_PROGRESS.
     instance_creation_delay_s: float = 5.0
+    # Seconds a claimed phone number stays IN_PROGRESS before it is CLAIMED: ClaimPhoneNumber is
+    # asynchronous (botocore's Connect model, ClaimPhoneNumber and ClaimedPhoneNumberSummary.
+    # PhoneNumberStatus: call DescribePhoneNumber to verify the status of a previous claim).
+    phone_number_claim_delay_s: float = 3.0
     # Seconds a new Graph object (instantiate's application and service principal, a claims-mapping
     # policy) answers 404 Request_ResourceNotFound to reads, writes and references, as Graph's
     # replicas catch up (hashicorp/terraform-provider-azuread PR 656 retries exactly these 404s;
@@ -97,7 +101,8 @@ class Knobs:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Knobs:
         """SANDBOX_RATE_SCALE, SANDBOX_RATE_LIMITS (JSON {"api": [rate, burst]}),
         SANDBOX_ERROR_RATES and SANDBOX_LATENCY (JSON {"api": value}), SANDBOX_INSTANCE_DELAY,
-        SANDBOX_GRAPH_DELAY, SANDBOX_DIRECTORY_AGENTS, SANDBOX_NO_RATE_LIMITS=1."""
+        SANDBOX_GRAPH_DELAY, SANDBOX_CLAIM_DELAY, SANDBOX_DIRECTORY_AGENTS,
+        SANDBOX_NO_RATE_LIMITS=1."""
         env = os.environ if environ is None else environ
         knobs = cls()
         if "SANDBOX_RATE_SCALE" in env:
@@ -113,6 +118,8 @@ class Knobs:
             knobs.latency_s.update(json.loads(env["SANDBOX_LATENCY"]))
         if "SANDBOX_INSTANCE_DELAY" in env:
             knobs.instance_creation_delay_s = float(env["SANDBOX_INSTANCE_DELAY"])
+        if "SANDBOX_CLAIM_DELAY" in env:
+            knobs.phone_number_claim_delay_s = float(env["SANDBOX_CLAIM_DELAY"])
         if "SANDBOX_GRAPH_DELAY" in env:
             knobs.graph_visibility_delay_s = float(env["SANDBOX_GRAPH_DELAY"])
         if "SANDBOX_DIRECTORY_AGENTS" in env:

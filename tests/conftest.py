@@ -32,6 +32,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     knobs = Knobs(
         rate_limits_enabled=False,
         instance_creation_delay_s=0.5,
+        phone_number_claim_delay_s=0.3,
         graph_visibility_delay_s=0.2,
         directory_agents=40,
     )
@@ -54,6 +55,7 @@ def sandbox_knobs(sandbox: Sandbox) -> Iterator[Knobs]:
                 "error_rates": sandbox.knobs.error_rates,
                 "latency_s": sandbox.knobs.latency_s,
                 "instance_creation_delay_s": sandbox.knobs.instance_creation_delay_s,
+                "phone_number_claim_delay_s": sandbox.knobs.phone_number_claim_delay_s,
                 "graph_visibility_delay_s": sandbox.knobs.graph_visibility_delay_s,
             }
         )

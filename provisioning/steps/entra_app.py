@@ -61,6 +61,9 @@ DAYS_PER_YEAR = 365
 # A preferred certificate expiring sooner than this is replaced (saml_provider warns at 30 days).
 CERTIFICATE_RENEW_DAYS = 30
 CERTIFICATE_SUBJECT = "CN=Amazon Connect SSO"
+# How far Graph's createdDateTime may run behind our database's clock and still count as made
+# since this step started (clocks on different hosts drift by seconds, rarely more).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 # Graph's displayName limit for applications.
 APP_NAME_MAX = 120
 USER_ACCESS_URL = "https://launcher.myapps.microsoft.com/api/signin/{app_id}?tenantId={tenant}"
@@ -158,6 +161,8 @@ class FoundApp:
     application: Any  # msgraph Application
     service_principal: Any | None  # None while not replicated yet
     adopted: bool
+    # Made by an attempt of this step whose worker died before recording it.
+    unrecorded: bool = False
 
 
 def _app_by_identifier(client: Any, identifier: str) -> Any | None:
@@ -204,9 +209,47 @@ def find_app(ctx: StepContext, client: Any) -> FoundApp | None:
             service_principal = _service_principal(client, application.app_id)
             return FoundApp(application, service_principal, adopted=False)
     application = _app_by_identifier(client, wanted_identifier(ctx))
+    if application is not None:
+        return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
+    application = _app_of_lost_attempt(ctx, client)
     if application is None:
         return None
-    return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
+    return FoundApp(
+        application,
+        _service_principal(client, application.app_id),
+        adopted=False,
+        unrecorded=True,
+    )
+
+
+def _record_app(ctx: StepContext, application: Any) -> None:
+    ctx.record_created(
+        RESOURCE_TYPE,
+        str(application.id),
+        app_id=str(application.app_id),
+        display_name=wanted_name(ctx),
+    )
+
+
+def _app_of_lost_attempt(ctx: StepContext, client: Any) -> Any | None:
+    """The app an attempt of this step instantiated before its worker died: instantiate takes
+    only a display name, so the app has ours, no identifier yet, and was made since the step
+    started. Without this, the retry would instantiate a second app."""
+    since = ctx.step_started_at()
+    if since is None:
+        return None
+    name = wanted_name(ctx).replace("'", "''")
+    query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+        filter=f"displayName eq '{name}'"
+    )
+    found = run_graph(
+        client.applications.get(request_configuration=RequestConfiguration(query_parameters=query))
+    )
+    for application in found.value or []:
+        created = application.created_date_time
+        if not application.identifier_uris and created and created >= since - CLOCK_SKEW:
+            return application
+    return None
 
 
 def _preferred_certificate(service_principal: Any) -> tuple[str, dt.datetime | None]:
@@ -225,6 +268,26 @@ def _metadata_shows(metadata_xml: str, thumbprint: str) -> bool:
     """Whether the federation metadata carries the certificate with this (SHA-1) thumbprint."""
     metadata = parse_idp_metadata(metadata_xml, check_dates=False)
     return any(c.thumbprint_sha1 == thumbprint.upper() for c in metadata.signing_certificates)
+
+
+def _unused_certificate(service_principal: Any) -> str:
+    """The thumbprint of a fresh signing certificate of ours that is not the preferred one: an
+    attempt whose worker died between adding it and preferring it made it. Using it keeps a
+    retry from adding a second one. "" when there is none."""
+    preferred = (service_principal.preferred_token_signing_key_thumbprint or "").upper()
+    renew_before = dt.datetime.now(dt.UTC) + dt.timedelta(days=CERTIFICATE_RENEW_DAYS)
+    for key in service_principal.key_credentials or []:
+        thumbprint = (key.custom_key_identifier or b"").hex().upper()
+        if (
+            key.usage == "Verify"
+            and key.display_name == CERTIFICATE_SUBJECT
+            and thumbprint
+            and thumbprint != preferred
+            and key.end_date_time is not None
+            and key.end_date_time > renew_before
+        ):
+            return thumbprint
+    return ""
 
 
 def _certificate_needed(service_principal: Any) -> bool:
@@ -318,6 +381,8 @@ class EntraApp(Step):
         found = find_app(ctx, client)
         if found is None:
             found = self._instantiate(ctx, client)
+        elif found.unrecorded:
+            _record_app(ctx, found.application)
         if found.service_principal is None:
             raise WaitForCloud(
                 str(_("Waiting for Entra ID to show the new app's service principal."))
@@ -345,21 +410,19 @@ class EntraApp(Step):
             except PermanentError as refused:
                 raise _identifier_policy_error(refused, wanted_identifier(ctx)) from refused
         if "signingCertificate" in changes:
-            end = dt.datetime.now(dt.UTC) + dt.timedelta(
-                days=DAYS_PER_YEAR * certificate_years(ctx)
-            )
-            certificate = run_graph(
-                sp.add_token_signing_certificate.post(
-                    AddTokenSigningCertificatePostRequestBody(
-                        display_name=CERTIFICATE_SUBJECT, end_date_time=end
+            thumbprint = _unused_certificate(service_principal)
+            if not thumbprint:
+                end = dt.datetime.now(dt.UTC) + dt.timedelta(
+                    days=DAYS_PER_YEAR * certificate_years(ctx)
+                )
+                thumbprint = run_graph(
+                    sp.add_token_signing_certificate.post(
+                        AddTokenSigningCertificatePostRequestBody(
+                            display_name=CERTIFICATE_SUBJECT, end_date_time=end
+                        )
                     )
-                )
-            )
-            run_graph(
-                sp.patch(
-                    ServicePrincipal(preferred_token_signing_key_thumbprint=certificate.thumbprint)
-                )
-            )
+                ).thumbprint
+            run_graph(sp.patch(ServicePrincipal(preferred_token_signing_key_thumbprint=thumbprint)))
         service_principal = run_graph(sp.get())
         application = run_graph(client.applications.by_application_id(application.id).get())
         return self._outputs(ctx, application, service_principal, adopted=found.adopted)
@@ -373,13 +436,7 @@ class EntraApp(Step):
                 InstantiatePostRequestBody(display_name=wanted_name(ctx))
             )
         )
-        application = created.application
-        ctx.record_created(
-            RESOURCE_TYPE,
-            str(application.id),
-            app_id=str(application.app_id),
-            display_name=wanted_name(ctx),
-        )
+        _record_app(ctx, created.application)
         # Graph answers before its replicas may have the new objects (PROCEDURE.md section 2
         # step 2): find_app raises WaitForCloud until they show, and the next attempt finds
         # them through what was just recorded.

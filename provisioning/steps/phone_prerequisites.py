@@ -5,8 +5,14 @@ AWS Support reviews documents for days, so the step never waits for it: it files
 and finishes, saying what it waits for; run it again once the request is approved to claim the
 numbers. Quota requests can't be withdrawn, so rollback releases only the numbers it claimed.
 
+Japanese numbers always need the documents, whatever the quotas allow: the plan shows the
+checklist and the step goes no further until the admin confirms the documents are ready.
+ClaimPhoneNumber only starts a claim: the step waits (re-enqueued) until DescribePhoneNumber says
+CLAIMED, and fails with AWS's message if it says FAILED.
+
 Inputs: did_numbers (Tokyo 03 numbers wanted), toll_free_numbers (0120 numbers wanted),
-concurrent_calls (concurrent active calls wanted for the instance; 0 leaves the quota alone).
+concurrent_calls (concurrent active calls wanted for the instance; 0 leaves the quota alone),
+documents_confirmed (the admin has the documents ready; required when numbers are wanted).
 Outputs: quota_requests ([{quota_code, quota_name, desired_value, request_id, status, case_id}]),
 waiting_for_aws_support (bool), phone_numbers ([{phone_number_id, phone_number, type}]).
 """
@@ -22,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
-from provisioning.errors import PermanentError
+from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.connect_users import run_instance
 
@@ -31,6 +37,11 @@ SERVICE_CODE = "connect"
 # Service Quotas codes of Amazon Connect (admin guide, "Amazon Connect service quotas").
 PHONE_NUMBERS_QUOTA = "L-8F812903"
 CONCURRENT_CALLS_QUOTA = "L-12AB7C57"
+# A new account's values, used when Service Quotas reports none ("If the applied quota value is
+# not available for a quota, the quota is not retrieved": GetServiceQuota in botocore's model).
+# Source: "Connect Customer service quotas",
+# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html.
+DOCUMENTED_DEFAULTS = {PHONE_NUMBERS_QUOTA: 5.0, CONCURRENT_CALLS_QUOTA: 10.0}
 OPEN_STATUSES = ("PENDING", "CASE_OPENED")
 # Number types and the E.164 prefixes of Tokyo geographic numbers (03) and free dial (0120).
 NUMBER_PREFIXES = {"DID": "+813", "TOLL_FREE": "+81120"}
@@ -77,6 +88,24 @@ class PhonePrerequisitesForm(forms.Form):
         initial=0,
         help_text=_("0 leaves the concurrent calls quota as it is."),
     )
+    documents_confirmed = forms.BooleanField(
+        label=_("The documents AWS Support asks for Japanese numbers are ready"),
+        required=False,
+        help_text=_(
+            "The plan lists them. AWS asks for them for every Japanese number, even when the "
+            "quotas already allow it."
+        ),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        wanted = (cleaned.get("did_numbers") or 0) + (cleaned.get("toll_free_numbers") or 0)
+        if wanted and not cleaned.get("documents_confirmed"):
+            self.add_error(
+                "documents_confirmed",
+                _("Japanese numbers need these documents: confirm they are ready."),
+            )
+        return cleaned
 
 
 @dataclass
@@ -132,12 +161,29 @@ def _wanted(ctx: StepContext, number_type: str) -> int:
     return int(ctx.inputs.get(INPUT_FOR_TYPE[number_type]) or 0)
 
 
+def _quota_value(ctx: StepContext, code: str, arn: str) -> tuple[str, float]:
+    """(name, value) Service Quotas reports for the instance: the applied value, else AWS's
+    default, else the documented default."""
+    quotas = ctx.aws("service-quotas")
+    reads = (
+        lambda: quotas.get_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=code, ContextId=arn),
+        lambda: quotas.get_aws_default_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=code),
+    )
+    for read in reads:
+        try:
+            with aws_errors():
+                quota = read()["Quota"]
+            return str(quota.get("QuotaName", code)), float(quota["Value"])
+        except PermanentError as error:
+            if error.code != "NoSuchResourceException":
+                raise
+    return code, DOCUMENTED_DEFAULTS[code]
+
+
 def _quota(ctx: StepContext, code: str, arn: str, desired: float) -> QuotaState:
     quotas = ctx.aws("service-quotas")
+    name, value = _quota_value(ctx, code, arn)
     with aws_errors():
-        quota = quotas.get_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=code, ContextId=arn)[
-            "Quota"
-        ]
         history = [
             request
             for page in quotas.get_paginator(
@@ -156,8 +202,8 @@ def _quota(ctx: StepContext, code: str, arn: str, desired: float) -> QuotaState:
     relevant.sort(key=lambda request: request["Status"] not in (*OPEN_STATUSES, "APPROVED"))
     return QuotaState(
         code=code,
-        name=str(quota.get("QuotaName", code)),
-        value=float(quota["Value"]),
+        name=name,
+        value=value,
         desired=desired,
         request=relevant[0] if relevant else None,
     )
@@ -199,6 +245,25 @@ def _has_inputs(ctx: StepContext) -> bool:
     return any(name in ctx.inputs for name in (*INPUT_FOR_TYPE.values(), "concurrent_calls"))
 
 
+def _numbers_wanted(ctx: StepContext) -> int:
+    return sum(_wanted(ctx, number_type) for number_type in NUMBER_PREFIXES)
+
+
+def _documents_missing(ctx: StepContext) -> bool:
+    """Numbers are wanted and the admin has not confirmed the documents (seed 004: AWS asks for
+    them for every Japanese number, whatever the quotas allow)."""
+    return bool(_numbers_wanted(ctx)) and not ctx.inputs.get("documents_confirmed")
+
+
+def _checklist() -> Change:
+    return Change(
+        "nothing",
+        "document_checklist",
+        "Documents for AWS Support / AWS サポートに提出する書類",
+        details={"items": DOCUMENT_CHECKLIST},
+    )
+
+
 def _request(ctx: StepContext, found: PhoneSurvey, quota: QuotaState) -> None:
     quotas = ctx.aws("service-quotas")
     try:
@@ -228,6 +293,33 @@ def _request(ctx: StepContext, found: PhoneSurvey, quota: QuotaState) -> None:
         quota.request = open_requests[0]
 
 
+def _claim_in_progress(ctx: StepContext, summary: dict[str, Any]) -> list[str]:
+    """[the number] while AWS is still claiming it, [] once CLAIMED; FAILED fails the step with
+    AWS's message. ClaimPhoneNumber is asynchronous: "Call the DescribePhoneNumber API to verify
+    the status of a previous ClaimPhoneNumber operation" (botocore's Connect model)."""
+    connect = ctx.aws("connect")
+    with aws_errors():
+        described = connect.describe_phone_number(PhoneNumberId=summary["PhoneNumberId"])
+    status = described["ClaimedPhoneNumberSummary"].get("PhoneNumberStatus") or {}
+    if status.get("Status") == "IN_PROGRESS":
+        return [summary["PhoneNumber"]]
+    if status.get("Status") == "FAILED":
+        raise PermanentError(
+            str(_("Amazon Connect could not claim {number}: {reason}")).format(
+                number=summary["PhoneNumber"], reason=status.get("Message") or "-"
+            ),
+            code="phone_number_claim_failed",
+            hint=str(
+                _(
+                    "Fix what AWS names (often the instance's phone-number quota), then roll "
+                    "back this step to release the failed number and run it again. AWS keeps a "
+                    "failed number for you for one day."
+                )
+            ),
+        )
+    return []
+
+
 @register
 class PhonePrerequisites(Step):
     key = "phone_prerequisites"
@@ -241,15 +333,10 @@ class PhonePrerequisites(Step):
     def plan(self, ctx: StepContext) -> Plan:
         if not _has_inputs(ctx):
             return Plan(needs_input=True)
+        if _documents_missing(ctx):
+            return Plan(changes=[_checklist()], needs_input=True)
         found = survey(ctx)
-        changes = [
-            Change(
-                "nothing",
-                "document_checklist",
-                "Documents for AWS Support / AWS サポートに提出する書類",
-                details={"items": DOCUMENT_CHECKLIST},
-            )
-        ]
+        changes = [_checklist()]
         for quota in found.quotas:
             changes.append(
                 Change(
@@ -284,11 +371,23 @@ class PhonePrerequisites(Step):
         )
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
+        if _documents_missing(ctx):
+            raise PermanentError(
+                str(_("Japanese numbers need the documents AWS Support asks for.")),
+                code="phone_documents_unconfirmed",
+                hint=str(
+                    _(
+                        "Prepare the documents in the plan's checklist, then confirm they are "
+                        "ready in the step's form (documents_confirmed in a plan file)."
+                    )
+                ),
+            )
         found = survey(ctx)
         for quota in found.quotas:
             if quota.needs_request:
                 _request(ctx, found, quota)
         numbers: list[dict[str, Any]] = []
+        claiming: list[str] = []
         phone_quota_ready = found.phone_quota_ready
         for number_type in NUMBER_PREFIXES:
             for index in range(_wanted(ctx, number_type)):
@@ -301,6 +400,7 @@ class PhonePrerequisites(Step):
                         summary["PhoneNumberId"],
                         phone_number=summary["PhoneNumber"],
                     )
+                    claiming += _claim_in_progress(ctx, summary)
                     numbers.append(
                         {
                             "phone_number_id": summary["PhoneNumberId"],
@@ -308,6 +408,12 @@ class PhonePrerequisites(Step):
                             "type": number_type,
                         }
                     )
+        if claiming:
+            raise WaitForCloud(
+                str(_("Amazon Connect is still claiming {numbers}.")).format(
+                    numbers=", ".join(claiming)
+                )
+            )
         return {
             "quota_requests": [quota.as_output() for quota in found.quotas],
             "waiting_for_aws_support": any(not quota.enough for quota in found.quotas),
@@ -346,6 +452,8 @@ class PhonePrerequisites(Step):
         return {"PhoneNumberId": claimed["PhoneNumberId"], "PhoneNumber": number}
 
     def verify(self, ctx: StepContext) -> list[Finding]:
+        if not _has_inputs(ctx) or _documents_missing(ctx):
+            return []
         found = survey(ctx)
         findings = [
             Finding(

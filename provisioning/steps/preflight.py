@@ -103,12 +103,24 @@ ACTIONS_BY_STEP: dict[str, tuple[str, ...]] = {
     ),
     "phone_prerequisites": (
         "servicequotas:GetServiceQuota",
+        "servicequotas:GetAWSDefaultServiceQuota",
         "servicequotas:RequestServiceQuotaIncrease",
         "servicequotas:ListRequestedServiceQuotaChangeHistoryByQuota",
         "connect:SearchAvailablePhoneNumbers",
         "connect:ClaimPhoneNumber",
+        "connect:DescribePhoneNumber",
         "connect:ListPhoneNumbersV2",
         "connect:ReleasePhoneNumber",
+    ),
+    # The live sign-in test's reads (sign_in_test.live_findings).
+    "sign_in_test": (
+        "iam:GetSAMLProvider",
+        "iam:GetRole",
+        "iam:SimulatePrincipalPolicy",
+        "connect:DescribeInstance",
+        "connect:SearchUsers",
+        "connect:ListUsers",
+        "connect:DescribeUser",
     ),
 }
 # Actions any identity may call: "No permissions are required to perform this operation" (STS

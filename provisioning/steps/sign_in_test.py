@@ -4,8 +4,13 @@ says which link of the chain fails and how to fix it.
 Sandbox mode: GET the IdP step's outputs["sandbox_sso_url"] + "?user=<login>" (only the sandbox's
 own sign-on URL is accepted) for the SAML response and relay state, POST them to the sandbox's
 AWS sign-in endpoint, and read its JSON verdict (sandbox/signin/app.py). Live mode: the user
-access URL to open, plus every link the wizard can read: the earlier steps' verify() findings
-(outputs["verify"]) and the IAM provider's certificate against the IdP's current one.
+access URL to open, plus every link the wizard can read from the clouds themselves: the IdP's
+metadata downloaded again, its signing certificate against the one IAM's SAML provider holds
+(iam.get_saml_provider, not the copy IAM was made from); the federation role's trust policy;
+connect:GetFederationToken on the instance simulated for the role
+(iam.simulate_principal_policy); each test user looked up in Connect by username; and the
+earlier steps' verify() findings (outputs["verify"]). The mode follows the IdP step's outputs:
+sandbox_sso_url is there only when the IdP is the sandbox's.
 
 Inputs: the picker's `picked` ("user:<login>") or `test_users` (logins, one a line); empty: the
 first assigned person. Reads outputs["people"] (an assignment step) and the IdP step's outputs.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,16 +31,26 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import audited_call
+from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
+from provisioning.aws.iam import as_document, signin_audiences
 from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
+from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import read_sandbox_file
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.user_changes.instance import find_user
+from wizard.models import Cloud
 
 # The sandbox's sign-on path on an IdP authority (sandbox/entra/app.py, sandbox/okta/app.py).
 SANDBOX_SSO_PATH = "/sandbox/sso/"
 SIGN_IN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# What AWS checks at sign-in (PROCEDURE.md sections 3 and 6): the role trusts the provider for
+# this action, and the console federates into Connect with this one.
+ASSUME_ROLE_ACTION = "sts:AssumeRoleWithSAML"
+FEDERATION_ACTION = "connect:GetFederationToken"
 
 
 @dataclass(frozen=True)
@@ -321,9 +337,225 @@ def _failure(results: list[dict[str, Any]]) -> PermanentError:
     )
 
 
+@dataclass(frozen=True)
+class LiveChain:
+    """The chain the earlier steps built, as their outputs name it."""
+
+    provider_arn: str
+    role_name: str
+    instance_id: str
+
+
+def _live_chain(ctx: StepContext) -> LiveChain:
+    provider_arn = str(ctx.outputs.get("saml_provider", {}).get("provider_arn", ""))
+    role_name = str(ctx.outputs.get("federation_role", {}).get("role_name", ""))
+    if not (provider_arn and role_name and ctx.instance_id):
+        raise PermanentError(
+            str(_("The sign-in test needs the identity provider, the role and the instance.")),
+            code="sign_in_chain_incomplete",
+            hint=str(_("Run the saml_provider, federation_role and instance steps first.")),
+        )
+    return LiveChain(provider_arn=provider_arn, role_name=role_name, instance_id=ctx.instance_id)
+
+
+def _failed(link: str, detail: Any, *, blocking: bool = True) -> Finding:
+    return Finding(link, ok=False, detail=str(detail), fix=str(LINKS[link].fix), blocking=blocking)
+
+
+def _current_metadata(ctx: StepContext) -> str:
+    """The IdP's metadata as it serves it now (its current signing certificate in it)."""
+    app_id = str(_idp_outputs(ctx).get("app_id", ""))
+    connection = ctx.idp_connection()
+    if connection.cloud == Cloud.OKTA:
+        client = ctx.okta()
+        app = aws_app.get_app(client, app_id)
+        if app is None:
+            raise PermanentError(
+                str(_("The Okta app {app} is gone.")).format(app=app_id),
+                code="sign_in_idp_app",
+                hint=str(LINKS["idp_app"].fix),
+            )
+        return aws_app.metadata_xml(client, app)
+    return download_federation_metadata(connection, app_id, audit=ctx.audit)
+
+
+def _certificate_finding(ctx: StepContext, chain: LiveChain) -> Finding:
+    current = parse_idp_metadata(_current_metadata(ctx), check_dates=False).fingerprints
+    try:
+        with aws_errors():
+            document = ctx.aws("iam").get_saml_provider(SAMLProviderArn=chain.provider_arn)[
+                "SAMLMetadataDocument"
+            ]
+    except PermanentError as error:
+        if error.code not in NOT_FOUND_CODES:
+            raise
+        return _failed(
+            "iam_provider",
+            _("The IAM identity provider {provider} is gone.").format(provider=chain.provider_arn),
+        )
+    registered = parse_idp_metadata(document, check_dates=False).fingerprints
+    if current & registered:
+        return Finding("iam_provider", ok=True, detail=", ".join(sorted(registered)))
+    return _failed(
+        "iam_provider",
+        _(
+            "The IdP signs with the certificate {current}; the IAM identity provider trusts "
+            "{registered}."
+        ).format(current=", ".join(sorted(current)), registered=", ".join(sorted(registered))),
+    )
+
+
+def _values(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else [str(value or "")]
+
+
+def _condition_values(statement: dict[str, Any], operator: str, key: str) -> list[str]:
+    """A condition's values; IAM's condition keys are case-insensitive (IAM JSON policy
+    reference, "Condition element")."""
+    block = (statement.get("Condition") or {}).get(operator) or {}
+    return [
+        v for name, value in block.items() if name.lower() == key.lower() for v in _values(value)
+    ]
+
+
+def _trusts(statement: dict[str, Any], chain: LiveChain, audiences: set[str]) -> bool:
+    principal = statement.get("Principal")
+    federated = _values(principal.get("Federated")) if isinstance(principal, dict) else []
+    actions = _values(statement.get("Action"))
+    return (
+        statement.get("Effect") == "Allow"
+        and chain.provider_arn in federated
+        and any(fnmatchcase(ASSUME_ROLE_ACTION.lower(), a.lower()) for a in actions)
+        and bool(audiences & set(_condition_values(statement, "StringEquals", "SAML:aud")))
+    )
+
+
+def _role(ctx: StepContext, chain: LiveChain) -> dict[str, Any] | None:
+    try:
+        with aws_errors():
+            return dict(ctx.aws("iam").get_role(RoleName=chain.role_name)["Role"])
+    except PermanentError as error:
+        if error.code not in NOT_FOUND_CODES:
+            raise
+        return None
+
+
+def _trust_finding(ctx: StepContext, chain: LiveChain, role: dict[str, Any] | None) -> Finding:
+    audiences = set(signin_audiences(ctx.region))
+    if role is None:
+        return _failed("role_trust", _("The role {role} is gone.").format(role=chain.role_name))
+    document = as_document(role.get("AssumeRolePolicyDocument") or {})
+    statements = document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    if any(_trusts(statement, chain, audiences) for statement in statements):
+        return Finding("role_trust", ok=True, detail=role["Arn"])
+    return _failed(
+        "role_trust",
+        _(
+            "The role {role} does not trust {provider} for {action} with SAML:aud {audience}."
+        ).format(
+            role=role["Arn"],
+            provider=chain.provider_arn,
+            action=ASSUME_ROLE_ACTION,
+            audience=" / ".join(sorted(audiences)),
+        ),
+    )
+
+
+def _instance_arn(ctx: StepContext, chain: LiveChain) -> str:
+    try:
+        with aws_errors():
+            instance = ctx.aws("connect").describe_instance(InstanceId=chain.instance_id)
+    except PermanentError as error:
+        if error.code not in NOT_FOUND_CODES:
+            raise
+        return ""
+    return str(instance["Instance"]["Arn"])
+
+
+def _permission_finding(
+    ctx: StepContext, chain: LiveChain, role: dict[str, Any], instance_arn: str, username: str
+) -> Finding:
+    """connect:GetFederationToken simulated for the role on the instance, with the context the
+    console's call carries: aws:userid is "<role id>:<RoleSessionName>" for an assumed role."""
+    user_id = f"{role['RoleId']}:{username}"
+    resource = f"{instance_arn}/user/{user_id}"
+    try:
+        with aws_errors():
+            results = ctx.aws("iam").simulate_principal_policy(
+                PolicySourceArn=role["Arn"],
+                ActionNames=[FEDERATION_ACTION],
+                ResourceArns=[resource],
+                ContextEntries=[
+                    {
+                        "ContextKeyName": "aws:userid",
+                        "ContextKeyValues": [user_id],
+                        "ContextKeyType": "string",
+                    },
+                    {
+                        "ContextKeyName": "connect:InstanceId",
+                        "ContextKeyValues": [chain.instance_id],
+                        "ContextKeyType": "string",
+                    },
+                ],
+            )["EvaluationResults"]
+    except PermanentError as error:
+        if error.code not in ACCESS_DENIED_CODES:
+            raise
+        # Not a broken link: the wizard's own connection may not simulate. Shown, not failed.
+        return _failed(
+            "policy",
+            _("The connection may not call iam:SimulatePrincipalPolicy: not checked."),
+            blocking=False,
+        )
+    decisions = {result["EvalDecision"] for result in results}
+    if decisions == {"allowed"}:
+        return Finding("policy", ok=True, detail=resource)
+    return _failed(
+        "policy",
+        _("The role {role} may not do {action} on {resource} ({decision}).").format(
+            role=role["Arn"],
+            action=FEDERATION_ACTION,
+            resource=resource,
+            decision=", ".join(sorted(decisions)) or "-",
+        ),
+    )
+
+
+def _connect_user_finding(ctx: StepContext, chain: LiveChain, username: str) -> Finding:
+    if find_user(ctx.aws("connect"), chain.instance_id, username) is not None:
+        return Finding("connect_user", ok=True, detail=username)
+    return _failed(
+        "connect_user",
+        _("No user of the instance {instance} has the username {username}.").format(
+            instance=chain.instance_id, username=username
+        ),
+    )
+
+
 def live_findings(ctx: StepContext) -> list[Finding]:
-    """Every link the wizard can read: earlier verify() findings and the provider's cert."""
-    findings = []
+    """Every link the wizard can read from the clouds, then the earlier steps' verify findings."""
+    chain = _live_chain(ctx)
+    people = chosen_people(ctx)
+    role = _role(ctx, chain)
+    findings = [_certificate_finding(ctx, chain), _trust_finding(ctx, chain, role)]
+    instance_arn = _instance_arn(ctx, chain)
+    if not instance_arn:
+        findings.append(
+            _failed(
+                "connect_instance",
+                _("The instance {instance} is gone.").format(instance=chain.instance_id),
+            )
+        )
+    elif role is not None:
+        findings.append(
+            _permission_finding(ctx, chain, role, instance_arn, str(people[0]["username"]))
+        )
+    if instance_arn:
+        findings += [
+            _connect_user_finding(ctx, chain, str(person["username"])) for person in people
+        ]
     for step_key, outputs in ctx.outputs.items():
         for found in outputs.get("verify", []) or []:
             findings.append(
@@ -334,23 +566,18 @@ def live_findings(ctx: StepContext) -> list[Finding]:
                     fix=str(found.get("fix", "")),
                 )
             )
-    idp = _idp_outputs(ctx)
-    provider_arn = ctx.outputs.get("saml_provider", {}).get("provider_arn", "")
-    if idp.get("metadata_xml") and provider_arn:
-        current = parse_idp_metadata(idp["metadata_xml"], check_dates=False).fingerprints
-        document = ctx.aws("iam").get_saml_provider(SAMLProviderArn=provider_arn)[
-            "SAMLMetadataDocument"
-        ]
-        registered = parse_idp_metadata(document, check_dates=False).fingerprints
-        findings.append(
-            Finding(
-                "iam_provider_certificate",
-                ok=bool(current & registered),
-                detail=", ".join(sorted(registered)),
-                fix=str(LINKS["iam_provider"].fix),
-            )
-        )
     return findings
+
+
+def _live_failure(finding: Finding) -> PermanentError:
+    link = LINKS.get(finding.check)
+    return PermanentError(
+        str(_("The sign-in would fail at {link}: {detail}")).format(
+            link=link.name if link else finding.check, detail=finding.detail
+        ),
+        code=f"sign_in_{link.key}" if link else "sign_in_link_check",
+        hint=finding.fix,
+    )
 
 
 @register
@@ -384,13 +611,9 @@ class SignInTest(Step):
             outputs["results"] = [
                 {"check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix} for f in findings
             ]
-            failing = [f for f in findings if not f.ok]
+            failing = [f for f in findings if not f.ok and f.blocking]
             if failing:
-                raise PermanentError(
-                    f"{failing[0].check}: {failing[0].detail}",
-                    code="sign_in_link_check",
-                    hint=failing[0].fix,
-                )
+                raise _live_failure(failing[0])
             return outputs
         results = [sandbox_sign_in(ctx, person) for person in chosen_people(ctx)]
         if not all(result["ok"] for result in results):

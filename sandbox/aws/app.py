@@ -67,6 +67,7 @@ class AwsApp:
             account_id=AWS_ACCOUNT_ID,
             quotas=self.service_quotas,
             creation_delay_s=lambda: sandbox.knobs.instance_creation_delay_s,
+            claim_delay_s=lambda: sandbox.knobs.phone_number_claim_delay_s,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -248,6 +248,18 @@ class ClaimedNumber:
     instance: InstanceState
     description: str
     tags: dict[str, str]
+    # ClaimPhoneNumber only starts the claim: the number is IN_PROGRESS until this time, then
+    # CLAIMED, or FAILED with `failure` as its message (ClaimedPhoneNumberSummary.
+    # PhoneNumberStatus in botocore's Connect model).
+    settles_at: float
+    failure: str = ""
+
+    def status(self, now: float) -> dict[str, str]:
+        if now < self.settles_at:
+            return {"Status": "IN_PROGRESS", "Message": "The phone number claim is in progress."}
+        if self.failure:
+            return {"Status": "FAILED", "Message": self.failure}
+        return {"Status": "CLAIMED"}
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -301,11 +313,15 @@ class ConnectService:
         account_id: str,
         quotas: ServiceQuotas,
         creation_delay_s: Callable[[], float],
+        claim_delay_s: Callable[[], float],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.account_id = account_id
         self.quotas = quotas
         self.creation_delay_s = creation_delay_s
+        self.claim_delay_s = claim_delay_s
+        # Set by a test hook (fail_next_claim): the next claim ends FAILED with this message.
+        self.next_claim_failure = ""
         self.clock = clock
         self.model = ConnectModel()
         self._instances: dict[str, InstanceState] = {}
@@ -898,7 +914,10 @@ class ConnectService:
             instance=state,
             description=str(call.params.get("PhoneNumberDescription") or ""),
             tags=dict(call.params.get("Tags") or {}),
+            settles_at=self.clock() + self.claim_delay_s(),
+            failure=self.next_claim_failure,
         )
+        self.next_claim_failure = ""
         self._numbers[number_id] = claimed
         if token:
             self._number_tokens[token] = number_id
@@ -934,8 +953,15 @@ class ConnectService:
         claimed = self._claimed(call)
         summary = claimed.summary()
         summary["Tags"] = dict(claimed.tags)
-        summary["PhoneNumberStatus"] = {"Status": "CLAIMED"}
+        summary["PhoneNumberStatus"] = claimed.status(self.clock())
         return {"ClaimedPhoneNumberSummary": summary}
+
+    def fail_next_claim(self, message: str) -> None:
+        """The test hook: the next ClaimPhoneNumber is accepted, then ends FAILED with `message`
+        (the model's PhoneNumberStatus documentation names the commonest cause: the target has
+        reached its limit of claimed numbers)."""
+        with self._lock:
+            self.next_claim_failure = message
 
     def release_phone_number(self, call: ConnectCall) -> dict[str, Any]:
         claimed = self._claimed(call)

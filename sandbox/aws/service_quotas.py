@@ -26,6 +26,12 @@ SERVICE_NAME = "Amazon Connect"
 PHONE_NUMBERS_PER_INSTANCE = "L-8F812903"
 CONCURRENT_ACTIVE_CALLS_PER_INSTANCE = "L-12AB7C57"
 USERS_PER_INSTANCE = "L-9A46857E"
+# The defaults a new account starts with, from "Connect Customer service quotas"
+# (https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html):
+# phone numbers per instance 5 (the guide's older editions, awsdocs/amazon-connect-administrator-
+# guide, said 10), concurrent active calls per instance 10, users per instance 500.
+DEFAULT_PHONE_NUMBERS_PER_INSTANCE = 5
+DEFAULT_CONCURRENT_ACTIVE_CALLS_PER_INSTANCE = 10
 DEFAULT_USERS_PER_INSTANCE = 500
 
 
@@ -33,26 +39,25 @@ DEFAULT_USERS_PER_INSTANCE = 500
 class QuotaDefinition:
     code: str
     name: str
+    # What a new account starts with (GetAWSDefaultServiceQuota, and GetServiceQuota until an
+    # increase is approved).
     aws_default: float
-    # What this sandbox account starts with, when it differs from the AWS default.
-    initial_value: float
 
 
 CONNECT_QUOTAS: dict[str, QuotaDefinition] = {
     quota.code: quota
     for quota in (
-        # Japanese numbers (03, 0120) are only granted through a request backed by documents
-        # (PROCEDURE.md section 0), so the sandbox account starts with none it can claim.
-        QuotaDefinition(PHONE_NUMBERS_PER_INSTANCE, "Phone numbers per instance", 5, 0),
         QuotaDefinition(
-            CONCURRENT_ACTIVE_CALLS_PER_INSTANCE, "Concurrent active calls per instance", 10, 10
+            PHONE_NUMBERS_PER_INSTANCE,
+            "Phone numbers per instance",
+            DEFAULT_PHONE_NUMBERS_PER_INSTANCE,
         ),
         QuotaDefinition(
-            USERS_PER_INSTANCE,
-            "Users per instance",
-            DEFAULT_USERS_PER_INSTANCE,
-            DEFAULT_USERS_PER_INSTANCE,
+            CONCURRENT_ACTIVE_CALLS_PER_INSTANCE,
+            "Concurrent active calls per instance",
+            DEFAULT_CONCURRENT_ACTIVE_CALLS_PER_INSTANCE,
         ),
+        QuotaDefinition(USERS_PER_INSTANCE, "Users per instance", DEFAULT_USERS_PER_INSTANCE),
     )
 }
 
@@ -220,7 +225,7 @@ class ServiceQuotas:
             self._settle()
             if context_id and (region, code, context_id) in self._values:
                 return self._values[(region, code, context_id)]
-            return self._values.get((region, code, ""), CONNECT_QUOTAS[code].initial_value)
+            return self._values.get((region, code, ""), CONNECT_QUOTAS[code].aws_default)
 
     # The test hook: move a request on now instead of waiting for its review.
 
@@ -280,7 +285,6 @@ class ServiceQuotas:
             quota = QuotaDefinition(
                 rate_quota_code(operation),
                 RATE_QUOTA_NAME.format(operation=operation),
-                value,
                 value,
             )
             quotas[quota.code] = (quota, value)

@@ -1,7 +1,9 @@
-"""A good Entra setup broken on purpose in one place at a time: sign_in_test names that link."""
+"""A good Entra setup broken on purpose in one place at a time: sign_in_test names that link, in
+sandbox mode (a real sign-in) and in live mode (each link read from the clouds)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,11 +13,16 @@ import pytest
 
 from provisioning.errors import PermanentError
 from provisioning.steps.entra_claims import policy_definition
+from provisioning.steps.federation_role import trust_policy
 from provisioning.steps.sign_in_test import SignInTest
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
+from tests.flows.sign_in_live import live_context, live_failure, provider_document, replaced
 from tests.sandbox.aws_clients import aws_client
+from tests.steps.iam_flow import metadata
 from wizard.models import RunStatus, SetupRun
+
+STALE_ENTITY_ID = "https://idp.example.test/stale-copy"
 
 
 def _sign_in_failure(run: SetupRun) -> PermanentError:
@@ -103,3 +110,56 @@ def _user_deleted(connect: Any, instance_id: str, username: str) -> Iterator[Non
     ]
     connect.delete_user(InstanceId=instance_id, UserId=summary["Id"])
     yield
+
+
+def test_it_checks_each_link_from_the_clouds_in_live_mode(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run, output = setup_sso(plan_file(tmp_path))
+    assert run.status == RunStatus.SUCCEEDED, output
+    checked = SignInTest().apply(live_context(run, "entra_app"))
+    assert {r["check"]: r["ok"] for r in checked["results"]}.items() >= {
+        "iam_provider": True,
+        "role_trust": True,
+        "policy": True,
+        "connect_user": True,
+    }.items()
+    role = _outputs(run, "federation_role")
+    provider_arn = _outputs(run, "saml_provider")["provider_arn"]
+    person = _outputs(run, "entra_assignments")["people"][0]
+    iam = aws_client(entra_sandbox, "iam")
+    connect = aws_client(entra_sandbox, "connect")
+    # IAM made from a copy that is not what the IdP signs with now: the copy agrees with IAM, the
+    # IdP's current metadata does not.
+    stale = metadata(STALE_ENTITY_ID)
+    # The wizard's own trust policy, but for an audience that is not AWS's sign-in.
+    untrusting = trust_policy(provider_arn, run.region)
+    untrusting["Statement"][0]["Condition"] = {
+        "StringEquals": {"SAML:aud": "https://example.test/saml"}
+    }
+    role_trust = (
+        lambda: iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"],
+        lambda document: iam.update_assume_role_policy(
+            RoleName=role["role_name"], PolicyDocument=json.dumps(document)
+        ),
+    )
+
+    breakages: dict[str, tuple[Callable[[], Any], dict[str, dict[str, Any]]]] = {
+        "iam_provider": (
+            lambda: replaced(*provider_document(iam, provider_arn), stale),
+            {"entra_app": {"metadata_xml": stale}},
+        ),
+        "role_trust": (lambda: replaced(*role_trust, untrusting), {}),
+        "policy": (lambda: _detached(iam, role["role_name"], role["policy_arn"]), {}),
+        "connect_user": (
+            lambda: _user_deleted(connect, run.instance_id, person["username"]),
+            {},
+        ),
+    }
+    for link, (breakage, outputs) in breakages.items():
+        with breakage():
+            failure = live_failure(run, "entra_app", **outputs)
+        assert failure.code == f"sign_in_{link}", (link, failure.message)
+        assert failure.hint, link
+    # connect_user goes last: the deleted user stays deleted.
