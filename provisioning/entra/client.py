@@ -409,24 +409,33 @@ def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
     return None
 
 
-def ids_made_by_run(scope: AuditScope, operation: str) -> list[str]:
-    """The ids this run's successful `operation` calls (e.g. "POST /policies/claimsMappingPolicies")
-    answered with, oldest first: what the run made, even if it crashed before recording it."""
+def ids_made_by_run(scope: AuditScope, collection: str) -> list[str]:
+    """The ids of what this run's successful POSTs to `collection` (e.g.
+    "/policies/claimsMappingPolicies") made and its DELETEs did not remove, oldest first: what the
+    run made, even if it crashed before recording it."""
     if scope.run_id is None:
         return []
-    answers = AuditEvent.objects.filter(
+    calls = AuditEvent.objects.filter(
         run_id=scope.run_id,
         cloud=Cloud.ENTRA.value,
         service="graph",
         kind=AuditKind.CALL_FINISHED,
         outcome=AuditOutcome.OK,
-        operation=operation,
     ).order_by("at", "pk")
-    return [
+    made = [
         str(response["id"])
-        for response in answers.values_list("response", flat=True)
+        for response in calls.filter(operation=f"POST {collection}").values_list(
+            "response", flat=True
+        )
         if isinstance(response, dict) and isinstance(response.get("id"), str)
     ]
+    deleted = {
+        operation.rpartition("/")[2].casefold()
+        for operation in calls.filter(operation__startswith=f"DELETE {collection}/").values_list(
+            "operation", flat=True
+        )
+    }
+    return [made_id for made_id in made if made_id.casefold() not in deleted]
 
 
 def is_replicating(scope: AuditScope, object_id: str) -> bool:

@@ -89,6 +89,13 @@ def _reused_dpop_generator(client_config: dict[str, Any]) -> Any:
         return generator
 
 
+def forget_dpop_keys() -> None:
+    """Drop the DPoP keys (and Okta's nonces) this process keeps: the next client starts afresh,
+    as a new worker process does."""
+    with _DPOP_GENERATORS_LOCK:
+        _DPOP_GENERATORS.clear()
+
+
 # Service apps whose DPoP key a worker process keeps (a site has a handful of Okta connections).
 DPOP_GENERATORS_KEPT = 32
 _DPOP_GENERATORS: dict[tuple[str, str], Any] = {}

@@ -72,8 +72,8 @@ POLICY_MARKER = "Made by the Connect SSO wizard, run {run_id}"
 # Claims mapping policies read when looking for the one a crashed attempt made. A tenant has a
 # handful (one per app that needs custom claims); past this many the step makes a new one.
 POLICY_SCAN_LIMIT = 1000
-# The audit operation of the call that makes a claims mapping policy (provisioning/entra/client.py).
-POLICY_CREATE_OPERATION = "POST /policies/claimsMappingPolicies"
+# Where Graph makes claims mapping policies (POST) and deletes them (DELETE .../{id}).
+POLICY_COLLECTION = "/policies/claimsMappingPolicies"
 
 
 class EntraClaimsForm(RelayStateFields):
@@ -391,7 +391,7 @@ class EntraClaims(Step):
                 if is_replicating(ctx.audit, created["identifier"]):
                     # Not visible yet, not gone: a second policy now would be a duplicate.
                     raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
-        for made in ids_made_by_run(ctx.audit, POLICY_CREATE_OPERATION):
+        for made in ids_made_by_run(ctx.audit, POLICY_COLLECTION):
             # Made by this run, then a crash before it was recorded: the list may not show it
             # until it replicates, so look it up by the id Graph answered with.
             found = get_or_none(policies.by_claims_mapping_policy_id(made).get())

@@ -464,7 +464,6 @@ class OktaOrg:
             "kid": kid,
             "kty": "RSA",
             "use": "sig",
-            "alg": "RS256",
             "x5c": [key.certificate.cert_base64],
             "x5t#S256": _b64url(hashlib.sha256(der).digest()),
             "e": _b64url(_unsigned(numbers.e)),

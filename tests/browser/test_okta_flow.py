@@ -13,6 +13,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.chromium import sign_in
 from wizard.models import Cloud, Connection
+from wizard.services.connections import SANDBOX_NAMES
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -57,7 +58,7 @@ def start_run(walk: Walk, flow_key: str) -> None:
     page.goto(f"{page.base_url}/runs/new/")  # type: ignore[attr-defined]
     page.check("input[name=idp][value=okta]")
     page.select_option("#id_flow_key", flow_key)
-    okta = Connection.objects.get(cloud=Cloud.OKTA, is_sandbox=True)
+    okta = Connection.objects.get(cloud=Cloud.OKTA, name=SANDBOX_NAMES[Cloud.OKTA])
     page.select_option("#id_idp_connection", str(okta.pk))
     page.fill("#id_instance_alias", f"okta-{walk.language}-{uuid.uuid4().hex[:6]}")
     page.uncheck("#id_review_plans")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from provisioning.okta.client import forget_dpop_keys
 from sandbox.server import AWS_ACCOUNT_ID, ENTRA_TENANT_ID, Sandbox
 from tests.clients.conftest import all_audit_text
 from wizard.celery import app as celery_app
@@ -95,6 +96,8 @@ def test_it_tests_each_sandbox_connection(
 def test_it_tests_the_service_app_connection_through_the_dpop_token_flow(
     sandbox_okta_service_app: Connection,
 ) -> None:
+    forget_dpop_keys()  # the test runs as a fresh worker process would: Okta's nonce unknown
+
     ok, message = connection_test(connection_id=sandbox_okta_service_app.pk)
 
     assert ok, message

@@ -13,7 +13,7 @@ from okta.jwt import JWT
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.okta import aws_app
-from provisioning.okta.client import okta_client, run_okta
+from provisioning.okta.client import forget_dpop_keys, okta_client, run_okta
 from provisioning.okta.rest import okta_call
 from provisioning.saml import parse_idp_metadata
 from sandbox.knobs import Knobs
@@ -173,6 +173,7 @@ def _service_app_connection(
 def test_it_calls_okta_with_a_dpop_bound_token_and_keeps_the_token_out_of_the_audit_log(
     sandbox_okta_service_app: Connection, scope: AuditScope
 ) -> None:
+    forget_dpop_keys()  # as a new worker process
     client = okta_client(sandbox_okta_service_app, audit=scope)
 
     apps = okta_call(client, "GET", "/api/v1/apps", params={"limit": 1})
@@ -191,6 +192,27 @@ def test_it_calls_okta_with_a_dpop_bound_token_and_keeps_the_token_out_of_the_au
     text = all_audit_text()
     assert token and token not in text
     assert sandbox_okta_service_app.secrets["private_key"].splitlines()[1] not in text
+
+
+def test_it_keeps_one_dpop_key_and_its_nonce_for_the_next_client(
+    sandbox_okta_service_app: Connection, scope: AuditScope
+) -> None:
+    forget_dpop_keys()
+    first = okta_client(sandbox_okta_service_app, audit=scope)
+    okta_call(first, "GET", "/api/v1/apps", params={"limit": 1})
+    second = okta_client(sandbox_okta_service_app, audit=scope)
+    okta_call(second, "GET", "/api/v1/apps", params={"limit": 1})
+
+    generators = [c.get_request_executor()._oauth.get_dpop_generator() for c in (first, second)]
+    assert generators[0] is generators[1]
+    finished = [
+        (row.operation, row.error_code)
+        for row in assert_every_call_started_and_finished(Cloud.OKTA)
+        if row.kind == AuditKind.CALL_FINISHED
+    ]
+    # The second client's token request already carries Okta's nonce: no second challenge.
+    assert finished.count(("POST /oauth2/v1/token", "use_dpop_nonce")) == 1
+    assert finished.count(("POST /oauth2/v1/token", "")) == 2
 
 
 def test_it_says_to_turn_on_dpop_when_the_app_requires_it(

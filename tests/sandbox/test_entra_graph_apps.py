@@ -474,6 +474,9 @@ def test_it_links_one_claims_mapping_policy_to_several_service_principals(
                 ],
             )
         )
+        # A new policy replicates before it can be linked (see BEHAVIOURS.md).
+        policies = client.policies.claims_mapping_policies
+        await until_visible(lambda: policies.by_claims_mapping_policy_id(policy.id).get())
         graph_url = "https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/"
         linked = []
         for service_principal in service_principals:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from provisioning.entra.client import run_graph
 from provisioning.errors import WaitForCloud
 from provisioning.steps.entra_claims import APP_ROLE, POLICY, EntraClaims, policy_definition
 from sandbox.entra.tenant import AWS_SINGLE_ACCOUNT_TEMPLATE_ID as AWS_TEMPLATE_ID
@@ -107,7 +108,8 @@ def test_it_puts_the_app_role_on_the_application_and_waits_until_the_service_pri
         step.apply(finished.context())
     assert _role(tenant, tenant.service_principals[sp_id], value) is None
     time.sleep(MIRROR_DELAY_S)
-    outputs = step.apply(finished.context())
+    # The new claims policy replicates too: apply as the engine would, until nothing waits.
+    outputs = _apply_as_the_engine_does(step, finished.context())
 
     assert _role(tenant, tenant.service_principals[sp_id], value)["id"] == outputs["app_role_id"]
     with tenant.lock:
@@ -151,8 +153,10 @@ def test_it_links_its_own_policy_and_leaves_a_policy_other_apps_share_untouched(
     shared = tenant.create_claims_mapping_policy(
         {"displayName": "Claims for every AWS app", "definition": shared_definition}
     )
+    while not tenant.is_visible(shared["id"]):  # a new policy replicates before it can be linked
+        time.sleep(0.05)
     tenant.unlink_claims_mapping_policy(sp_id, ours)
-    tenant.delete_claims_mapping_policy(ours)
+    _delete_as_the_run(finished, ours)
     for target in (other_app["id"], sp_id):
         tenant.link_claims_mapping_policy(target, shared["id"])
     step = EntraClaims()
@@ -168,6 +172,13 @@ def test_it_links_its_own_policy_and_leaves_a_policy_other_apps_share_untouched(
     assert [p["id"] for p in tenant.policies_of(sp_id)] == [outputs["policy_id"]]
     step.rollback(ctx)
     assert [p["id"] for p in tenant.policies_of(sp_id)] == [shared["id"]]
+
+
+def _delete_as_the_run(finished: Finished, policy_id: str) -> None:
+    """Delete a policy the run made through Graph as the run's own call, as its rollback would:
+    the run then knows it is gone, rather than waiting for it to replicate."""
+    policies = finished.context().graph().policies.claims_mapping_policies
+    run_graph(policies.by_claims_mapping_policy_id(policy_id).delete())
 
 
 def _crash_once_on(ctx: Any, resource_type: str) -> Any:
@@ -190,7 +201,7 @@ def test_it_makes_one_policy_when_a_crash_comes_between_creating_and_recording_i
     claims = finished.run.steps.get(key="entra_claims")
     name = tenant.find_claims_mapping_policy(finished.policy_id)["displayName"]
     tenant.unlink_claims_mapping_policy(sp_id, finished.policy_id)
-    tenant.delete_claims_mapping_policy(finished.policy_id)
+    _delete_as_the_run(finished, finished.policy_id)
     claims.created_resources = [e for e in claims.created_resources if e["resource_type"] != POLICY]
     claims.save(update_fields=["created_resources"])
     step = EntraClaims()

@@ -19,6 +19,7 @@ from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context
 from wizard.models import Cloud, Connection, SetupRun, UserChange, UserSync
 from wizard.services import runs as run_services
+from wizard.services.connections import SANDBOX_NAMES
 
 aws_connection = aws_step_runs.aws_connection
 instance = aws_step_runs.instance
@@ -29,7 +30,7 @@ AGENT = {"security_profiles": ["Agent"], "routing_profile": "Basic Routing Profi
 
 
 def idp(cloud: str) -> Connection:
-    return Connection.objects.get(cloud=cloud, is_sandbox=True)
+    return Connection.objects.get(cloud=cloud, is_sandbox=True, name=SANDBOX_NAMES[cloud])
 
 
 def users_run(
