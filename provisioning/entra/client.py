@@ -438,11 +438,49 @@ def ids_made_by_run(scope: AuditScope, collection: str) -> list[str]:
     return [made_id for made_id in made if made_id.casefold() not in deleted]
 
 
+def instantiated_application_ids(scope: AuditScope) -> list[str]:
+    """The ids of the applications this run's instantiate calls made (the audit rows keep the
+    answer's application.id), oldest first: the apps it made, even if it crashed before recording
+    one."""
+    if scope.run_id is None:
+        return []
+    answers = AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+        operation__startswith="POST /applicationTemplates/",
+        operation__endswith="/instantiate",
+    ).order_by("at", "pk")
+    return [
+        str(response["application.id"])
+        for response in answers.values_list("response", flat=True)
+        if isinstance(response, dict) and isinstance(response.get("application.id"), str)
+    ]
+
+
 def is_replicating(scope: AuditScope, object_id: str) -> bool:
-    """Whether this run created `object_id` less than WIZARD_GRAPH_REPLICATION_WINDOW_S ago, so a
-    404 on it means "not replicated yet" rather than "gone"."""
+    """Whether this run created `object_id` less than WIZARD_GRAPH_REPLICATION_WINDOW_S ago and
+    has not deleted it since, so a 404 on it means "not replicated yet" rather than "gone"."""
     created = created_by_run_at(scope, object_id)
-    return created is not None and _age_s(created) < settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+    return (
+        created is not None
+        and _age_s(created) < settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
+        and not _deleted_by_run(scope, object_id)
+    )
+
+
+def _deleted_by_run(scope: AuditScope, object_id: str) -> bool:
+    return AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+        operation__startswith="DELETE ",
+        operation__iendswith=f"/{object_id}",
+    ).exists()
 
 
 def _age_s(moment: dt.datetime) -> float:

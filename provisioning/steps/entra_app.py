@@ -38,7 +38,7 @@ from msgraph.generated.service_principals.item.add_token_signing_certificate.add
 )
 
 from provisioning.context import StepContext
-from provisioning.entra.client import run_graph
+from provisioning.entra.client import instantiated_application_ids, is_replicating, run_graph
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
@@ -235,6 +235,13 @@ def _app_of_lost_attempt(ctx: StepContext, client: Any) -> Any | None:
     """The app an attempt of this step instantiated before its worker died: instantiate takes
     only a display name, so the app has ours, no identifier yet, and was made since the step
     started. Without this, the retry would instantiate a second app."""
+    for application_id in instantiated_application_ids(ctx.audit):
+        # Found by the id Graph answered with: a name query may not show it until it replicates.
+        made = get_or_none(client.applications.by_application_id(application_id).get())
+        if made is not None:
+            return made
+        if is_replicating(ctx.audit, application_id):
+            raise WaitForCloud(str(_("Waiting for Entra ID to show the new application.")))
     since = ctx.step_started_at()
     if since is None:
         return None

@@ -375,7 +375,7 @@ def _current_metadata(ctx: StepContext) -> str:
                 code="sign_in_idp_app",
                 hint=str(LINKS["idp_app"].fix),
             )
-        return aws_app.metadata_xml(client, app)
+        return aws_app.metadata_xml(client, app_id)
     return download_federation_metadata(connection, app_id, audit=ctx.audit)
 
 

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client, aws_errors, map_aws_error
 from provisioning.errors import PermanentError, RetryableError
+from sandbox.aws.service_quotas import DEFAULT_PHONE_NUMBERS_PER_INSTANCE
 from sandbox.knobs import Knobs
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.clients.conftest import (
@@ -140,12 +141,19 @@ def test_it_names_the_quota_to_raise_when_one_is_used_up(
 ) -> None:
     connect = aws_client(sandbox_connections[Cloud.AWS], "connect", region="", audit=scope)
     instance = active_instance(connect, "quota")
-    number = connect.search_available_phone_numbers(
-        TargetArn=instance["Arn"],
-        PhoneNumberCountryCode="JP",
-        PhoneNumberType="DID",
-        MaxResults=1,
-    )["AvailableNumbersList"][0]["PhoneNumber"]
+    # A new instance may claim DEFAULT_PHONE_NUMBERS_PER_INSTANCE numbers (Connect's default
+    # quota); the next claim is refused.
+    *allowed, number = [
+        available["PhoneNumber"]
+        for available in connect.search_available_phone_numbers(
+            TargetArn=instance["Arn"],
+            PhoneNumberCountryCode="JP",
+            PhoneNumberType="DID",
+            MaxResults=DEFAULT_PHONE_NUMBERS_PER_INSTANCE + 1,
+        )["AvailableNumbersList"]
+    ]
+    for phone_number in allowed:
+        connect.claim_phone_number(TargetArn=instance["Arn"], PhoneNumber=phone_number)
 
     with pytest.raises(PermanentError) as raised, aws_errors():
         connect.claim_phone_number(TargetArn=instance["Arn"], PhoneNumber=number)

@@ -4,6 +4,7 @@ once the federation metadata shows it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,13 @@ def test_it_waits_until_the_federation_metadata_shows_the_new_signing_certificat
     first = run.steps.get(key="entra_app").outputs
     tenant = entra_sandbox.apps["entra"].tenant
     with tenant.lock:
-        # No preferred certificate: the step adds one and switches to it.
-        tenant.service_principals[first["service_principal_id"]][
-            "preferredTokenSigningKeyThumbprint"
-        ] = None
+        # No preferred certificate, and ours about to expire (so not one to reuse): the step adds
+        # a new one and switches to it.
+        service_principal = tenant.service_principals[first["service_principal_id"]]
+        service_principal["preferredTokenSigningKeyThumbprint"] = None
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        for key in service_principal["keyCredentials"]:
+            key["endDateTime"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
     downloads: list[str] = []
     download = entra_app.download_federation_metadata
 
