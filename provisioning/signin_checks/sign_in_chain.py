@@ -511,3 +511,48 @@ def check_sign_in(
     session = assertion.role_session_name
     chain.run("connect_user", lambda: _connect_user(instance, session))
     return chain.skip_rest("")
+
+
+def what_aws_knows(
+    facts: dict[str, Any] | None,
+    *,
+    now: dt.datetime,
+    pasted_metadata: str = "",
+    instance_id: str = "",
+    region: str = "",
+) -> WhatAwsKnows:
+    """The checks' view of AWS from provisioning/aws/signin_facts.py's data (None: AWS was not
+    read, the pasted metadata stands in for IAM)."""
+    if facts is None:
+        return WhatAwsKnows(
+            now=now, pasted_metadata=pasted_metadata, instance_id=instance_id, region=region
+        )
+    instance = facts.get("instance")
+    return WhatAwsKnows(
+        now=now,
+        provider_metadata=dict(facts["provider_metadata"]),
+        roles={
+            arn: KnownRole(
+                arn=role["arn"],
+                role_id=role["role_id"],
+                trust_policy=role["trust_policy"],
+                max_session_duration=role["max_session_duration"],
+                policies=tuple(
+                    NamedPolicy(name=p["name"], document=p["document"]) for p in role["policies"]
+                ),
+            )
+            for arn, role in facts["roles"].items()
+        },
+        instance=None
+        if instance is None
+        else KnownInstance(
+            instance_id=instance["instance_id"],
+            region=instance["region"],
+            arn=instance["arn"],
+            status=instance["status"],
+            identity_management_type=instance["identity_management_type"],
+            usernames=frozenset(instance["usernames"]),
+        ),
+        instance_id=instance_id,
+        region=region,
+    )
