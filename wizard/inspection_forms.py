@@ -13,6 +13,7 @@ from provisioning.saml import MAX_METADATA_BYTES
 from provisioning.signin_checks.posted_sign_in import (
     MAX_HAR_BYTES,
     UnreadableSignIn,
+    assertion_facts,
     read_posted_sign_in,
 )
 from wizard.models import Cloud, Connection
@@ -90,6 +91,7 @@ class SignInInspectionForm(forms.Form):
         raw = upload.read() if upload is not None else pasted.encode()
         try:
             cleaned["posted"] = read_posted_sign_in(raw, extra_signin_urls=self.sandbox_signin_urls)
+            assertion_facts(cleaned["posted"].xml)
         except UnreadableSignIn as error:
             raise forms.ValidationError(
                 _("No SAML response could be read from it: %(reason)s"),

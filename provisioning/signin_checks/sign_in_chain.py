@@ -433,18 +433,20 @@ def check_sign_in(
         lambda: assertion_role_session_name(assertion_element),
         "RoleSessionName {!r}".format,
     )
+    # The later checks need the recipient (SAML:aud) and the RoleSessionName; one failed check
+    # before them (an audience, a time window) doesn't hide what they would say.
     assertion = (
         CheckedAssertion(
             issuer=found.get("issuer", ""),
-            audience=found["audience"],
+            audience=found.get("audience", ""),
             recipient=found["recipient"],
             role_pair=claimed,
             role_session_name=found["role_session_name"],
         )
-        if {"audience", "recipient", "role_session_name"} <= found.keys()
+        if {"recipient", "role_session_name"} <= found.keys()
         else None
     )
-    chain.result.assertion = assertion if signed else None
+    chain.result.assertion = assertion if signed and chain.result.first_failure is None else None
     if knows.roles is None:
         chain.skip("role", "IAM was not read: give an AWS connection to check the role")
         chain.skip("trust_policy", "IAM was not read")
