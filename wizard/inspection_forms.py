@@ -102,3 +102,7 @@ class SignInInspectionForm(forms.Form):
     def __init__(self, *args: Any, sandbox_signin_urls: tuple[str, ...] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.sandbox_signin_urls = sandbox_signin_urls
+        # Only AWS connections are listed: their names say enough.
+        connection_field = self.fields["connection"]
+        assert isinstance(connection_field, forms.ModelChoiceField)
+        connection_field.label_from_instance = lambda connection: connection.name

@@ -17,6 +17,7 @@ from django.utils import translation
 from django.utils.html import escape
 
 from sandbox.server import Sandbox
+from tests.web.factories import make_run
 from tests.web.sign_in_cases import CASES, InspectedFederation, build_federation, minted_response
 from wizard.models import Cloud, Connection, SignInReading
 from wizard.roles import VIEWER, role_group
@@ -145,3 +146,15 @@ def test_it_refuses_another_users_reading(federation, viewer_client, db) -> None
     page = viewer_client.post(reverse("inspect_sign_in_result", args=[reading.pk]), {"posted": ""})
 
     assert page.status_code == 404
+
+
+def test_it_is_linked_from_a_run_with_the_runs_instance_filled_in(web_flow, viewer_client) -> None:
+    run = make_run(instance_id="11111111-2222-4333-8444-555555555555", region="ap-northeast-1")
+
+    run_page = viewer_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    link = run_page.split('id="inspect-sign-in"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    form_page = viewer_client.get(link.replace("&amp;", "&")).content.decode()
+
+    assert link.startswith(reverse("inspect_sign_in"))
+    assert 'value="11111111-2222-4333-8444-555555555555"' in form_page
+    assert 'value="ap-northeast-1"' in form_page

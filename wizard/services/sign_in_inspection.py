@@ -151,6 +151,12 @@ LINKS = {
         ),
     ),
 }
+FOUND_IN_LABELS = {
+    "har": _("a HAR file: the POST to"),
+    "form": _("the form body"),
+    "base64": _("the base64 SAMLResponse"),
+    "xml": _("the decoded XML"),
+}
 OUTCOME_LABELS = {
     "passed": _("passed"),
     "failed": _("failed"),

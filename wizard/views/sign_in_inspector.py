@@ -23,6 +23,7 @@ from wizard.inspection_forms import SignInInspectionForm
 from wizard.models import SignInReading, SignInReadingStatus
 from wizard.roles import VIEWER, role_required
 from wizard.services.sign_in_inspection import (
+    FOUND_IN_LABELS,
     sandbox_signin_urls,
     sign_in_inspect,
     sign_in_reading_request,
@@ -74,6 +75,7 @@ def _result_context(
         "now": timezone.now(),
         "reading": reading,
         "posted_body": _posted_form_body(posted),
+        "found_in": FOUND_IN_LABELS[posted.found_in],
         "metadata": metadata,
         "instance_id": instance_id,
         "region": region,
@@ -83,8 +85,14 @@ def _result_context(
 @role_required(VIEWER)
 @require_http_methods(["GET", "POST"])
 def inspect_sign_in(request: HttpRequest) -> HttpResponse:
+    # A link from a run fills in its instance, region and AWS connection; the form checks them
+    # again when it is posted.
+    initial = {key: request.GET.get(key, "") for key in ("instance_id", "region", "connection")}
     form = SignInInspectionForm(
-        request.POST or None, request.FILES or None, sandbox_signin_urls=sandbox_signin_urls()
+        request.POST or None,
+        request.FILES or None,
+        initial=initial,
+        sandbox_signin_urls=sandbox_signin_urls(),
     )
     context: dict[str, Any] = {"form": form}
     if request.method == "POST" and form.is_valid():
