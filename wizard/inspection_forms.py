@@ -23,6 +23,13 @@ INSTANCE_ID_RULE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-
 REGION_RULE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 
 
+class ConnectionChoiceField(forms.ModelChoiceField[Connection]):
+    """Only AWS connections are listed: their names say enough."""
+
+    def label_from_instance(self, obj: Connection) -> str:
+        return obj.name
+
+
 class SignInInspectionForm(forms.Form):
     pasted = forms.CharField(
         label=_("What the browser posted"),
@@ -41,7 +48,7 @@ class SignInInspectionForm(forms.Form):
             "or any of the forms above. At most 16 MB."
         ),
     )
-    connection = forms.ModelChoiceField(
+    connection = ConnectionChoiceField(
         label=_("AWS connection to read IAM and Connect with"),
         queryset=Connection.objects.filter(cloud=Cloud.AWS),
         required=False,
@@ -102,7 +109,3 @@ class SignInInspectionForm(forms.Form):
     def __init__(self, *args: Any, sandbox_signin_urls: tuple[str, ...] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.sandbox_signin_urls = sandbox_signin_urls
-        # Only AWS connections are listed: their names say enough.
-        connection_field = self.fields["connection"]
-        assert isinstance(connection_field, forms.ModelChoiceField)
-        connection_field.label_from_instance = lambda connection: connection.name

@@ -80,7 +80,7 @@ def _instance(connect: Any, instance_id: str, region: str, username: str) -> dic
     # Only the users whose name matches the RoleSessionName ignoring case are kept: enough to
     # say "exists" or "differs only in case", without copying the instance's user list.
     wanted = username.lower()
-    usernames = []
+    usernames: list[str] = []
     if instance.get("InstanceStatus") == "ACTIVE":
         for page in connect.get_paginator("list_users").paginate(InstanceId=instance_id):
             usernames.extend(

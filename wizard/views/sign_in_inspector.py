@@ -36,7 +36,7 @@ TEMPLATE = "sign_in_inspector.html"
 
 def _get_reading(request: HttpRequest, reading_id: str) -> SignInReading:
     """A reading, only for the admin who asked for it (it shows their pasted sign-in's role)."""
-    reading = SignInReading.objects.filter(pk=reading_id, requested_by=request.user).first()
+    reading = SignInReading.objects.filter(pk=reading_id, requested_by_id=request.user.pk).first()
     if reading is None:
         raise Http404
     return reading
