@@ -16,18 +16,12 @@ from provisioning.signin_checks.posted_sign_in import (
     assertion_facts,
     read_posted_sign_in,
 )
+from wizard.forms import ConnectionChoiceField
 from wizard.models import Cloud, Connection
 
 # Connect instance IDs are UUIDs; regions look like ap-northeast-1 or us-gov-west-1.
 INSTANCE_ID_RULE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REGION_RULE = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
-
-
-class ConnectionChoiceField(forms.ModelChoiceField[Connection]):
-    """Only AWS connections are listed: their names say enough."""
-
-    def label_from_instance(self, obj: Connection) -> str:
-        return obj.name
 
 
 class SignInInspectionForm(forms.Form):

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from sandbox.server import Sandbox
 from tests.browser.chromium import VIEWPORT, sign_in
 from tests.web.sign_in_cases import build_federation, minted_response
+from wizard.models import Cloud, Connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -55,7 +56,8 @@ def test_an_admin_inspects_a_har_recorded_from_a_failed_sign_in(
     expect(page.locator("#nothing-stored")).to_be_visible()
     page.screenshot(path=str(artifacts_dir / f"inspector-01-form-{language}.png"), full_page=True)
     page.set_input_files("#id_upload", str(har))
-    page.select_option("#id_connection", label="Sandbox AWS")
+    sandbox_aws = Connection.objects.get(cloud=Cloud.AWS, is_sandbox=True)
+    page.select_option("#id_connection", value=str(sandbox_aws.pk))
     page.locator("form button[type=submit]").last.click()
 
     verdict = page.locator("#verdict")
