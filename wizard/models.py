@@ -452,3 +452,35 @@ class UserChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.username} ({self.status})"
+
+
+class SignInReadingStatus(models.TextChoices):
+    PENDING = "pending", _("reading AWS")
+    DONE = "done", _("read")
+    FAILED = "failed", _("could not read AWS")
+
+
+class SignInReading(models.Model):
+    """What a worker read from IAM and Connect for one inspected sign-in: the provider's metadata,
+    the role with its trust and policies, the instance and the matching user. The SAML response
+    itself is never saved; it stays in the inspecting admin's page."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    provider_arn = models.CharField(max_length=2048, blank=True)
+    role_arn = models.CharField(max_length=2048, blank=True)
+    instance_id = models.CharField(max_length=100, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    status = models.CharField(
+        max_length=16, choices=SignInReadingStatus.choices, default=SignInReadingStatus.PENDING
+    )
+    facts = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.role_arn} @ {self.instance_id or '-'}: {self.status}"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from provisioning.audit import RedactSecretsFilter
 from wizard.services import connections as connection_services
 from wizard.services import runs as run_services
+from wizard.services import sign_in_inspection
 from wizard.services import user_changes as user_change_services
 from wizard.services import user_syncs as user_sync_services
 
@@ -118,3 +119,15 @@ def start_due_user_syncs() -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def test_connection(connection_id: int) -> None:
     connection_services.connection_test(connection_id=connection_id)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
+    time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+)
+def read_sign_in_facts(reading_id: str, role_session_name: str) -> None:
+    sign_in_inspection.sign_in_reading_run(
+        reading_id=reading_id, role_session_name=role_session_name
+    )

@@ -16,6 +16,7 @@ from wizard.views import (
     people,
     reauth,
     runs,
+    sign_in_inspector,
     step_secrets,
     user_syncs,
 )
@@ -60,6 +61,12 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/", user_syncs.sync_edit, name="sync_edit"),
     path("syncs/<uuid:sync_id>/run/", user_syncs.sync_run_now, name="sync_run_now"),
     path("syncs/<uuid:sync_id>/delete/", user_syncs.sync_delete, name="sync_delete"),
+    path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
+    path(
+        "inspect/readings/<uuid:reading_id>/",
+        sign_in_inspector.inspect_sign_in_result,
+        name="inspect_sign_in_result",
+    ),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("audit/export.csv", audit_log.audit_log_csv, name="audit_log_csv"),
     path("audit/export.json", audit_log.audit_log_json, name="audit_log_json"),

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from sandbox.signin.refusals import SignInRefused
-from sandbox.signin.saml_response import MAX_SAML_RESPONSE_BYTES
+from provisioning.signin_checks.refusals import SignInRefused
+from provisioning.signin_checks.saml_response import MAX_SAML_RESPONSE_BYTES
 from sandbox.signin.sign_in import AwsAccess, AwsSignIn, SignedIn
 
 if TYPE_CHECKING:

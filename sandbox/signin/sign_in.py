@@ -14,30 +14,37 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sandbox.signin.policy import NamedPolicy, PolicyRequest, evaluate_policies
-from sandbox.signin.refusals import (
+from provisioning.signin_checks.iam_policy import NamedPolicy
+from provisioning.signin_checks.refusals import (
     BAD_REQUEST,
     INVALID_SAML_RESPONSE,
-    NO_FEDERATION_PERMISSION,
     NOT_AUTHORIZED_TO_ASSUME_ROLE,
-    NOT_ONBOARDED,
     SERVICE_UNAVAILABLE,
     Cause,
     SignInRefused,
 )
-from sandbox.signin.relay_state import ConnectRelayState, parse_relay_state
-from sandbox.signin.saml_response import (
-    CheckedAssertion,
-    IdpMetadata,
+from provisioning.signin_checks.relay_state import SIGNED_IN_TO_CONSOLE, parse_relay_state
+from provisioning.signin_checks.saml_response import (
     RolePair,
-    check_saml_response,
     claimed_role_pair,
     decode_saml_response,
-    parse_idp_metadata,
+)
+from provisioning.signin_checks.sign_in_chain import (
+    KnownInstance,
+    KnownRole,
+    WhatAwsKnows,
+    check_sign_in,
 )
 
-FEDERATION_ACTION = "connect:GetFederationToken"
-ASSUME_ROLE_ACTION = "sts:AssumeRoleWithSAML"
+# What AWS answers each refusal with: STS's 403 for an assumption it denies, Connect's 403 for
+# a user or permission it refuses, the console's 200 when the relay state leaves the user there.
+_STATUSES = {
+    Cause.ASSUME_ROLE_DENIED: HTTPStatus.FORBIDDEN,
+    Cause.NOT_ONBOARDED: HTTPStatus.FORBIDDEN,
+    Cause.NO_FEDERATION_PERMISSION: HTTPStatus.FORBIDDEN,
+    Cause.RELAY_STATE_MISSING: SIGNED_IN_TO_CONSOLE,
+    Cause.RELAY_STATE_INVALID: SIGNED_IN_TO_CONSOLE,
+}
 # The sandbox's own quotas apply to these calls too; botocore's standard retry mode rides out a
 # throttled call the way the console would.
 _BOTO_CONFIG = Config(
@@ -133,7 +140,12 @@ def _error_code(exc: ClientError) -> str:
 
 
 class AwsSignIn:
-    """signin.aws.amazon.com/saml followed by the console's federation into Amazon Connect."""
+    """signin.aws.amazon.com/saml followed by the console's federation into Amazon Connect.
+
+    It reads what AWS holds (the provider's metadata, the role, its policies, the instance and its
+    users) through boto3, then lets the product's own sign-in checks
+    (provisioning/signin_checks, the same code the wizard's inspector runs) decide, so the sandbox
+    and the inspector can never disagree about what AWS accepts."""
 
     def __init__(
         self,
@@ -151,17 +163,35 @@ class AwsSignIn:
         # Which provider's keys check the signature comes from the response's own claim, as at
         # AWS; every check after the signature reads only the signed assertion.
         claimed = claimed_role_pair(xml, chosen_role)
-        metadata = self._provider_metadata(claimed.provider_arn)
-        assertion = check_saml_response(
-            xml, metadata, claimed=claimed, chosen_role_arn=chosen_role, now=self._clock()
+        instance, instance_alias = self._connect_instance(relay_state)
+        knows = WhatAwsKnows(
+            now=self._clock(),
+            provider_metadata=self._provider_metadata(claimed.provider_arn),
+            roles=self._roles(claimed.role_arn),
+            instance=instance,
         )
+        chain = check_sign_in(xml, relay_state, knows, chosen_role_arn=chosen_role)
+        failed = chain.first_failure
+        if failed is not None:
+            raise SignInRefused(
+                cause=Cause(failed.cause),
+                check=failed.key,
+                detail=failed.detail,
+                error=failed.error,
+                status=_STATUSES.get(Cause(failed.cause), HTTPStatus.BAD_REQUEST),
+            )
+        assertion = chain.assertion
+        if assertion is None or knows.instance is None:
+            raise SignInRefused(
+                cause=Cause.INVALID_SAML_RESPONSE,
+                check="response",
+                detail="the response could not be checked",
+                error=INVALID_SAML_RESPONSE,
+            )
         pair = assertion.role_pair
-        role = self._trusting_role(assertion)
-        assumed_role_id, assumed_role_arn = self._assume_role(pair, saml_response)
+        assumed_role_arn = self._assume_role(pair, saml_response)
         relay = parse_relay_state(relay_state)
-        instance = self._connect_instance(relay)
-        self._check_federation_permission(role, relay, instance["Arn"], assumed_role_id)
-        username = self._connect_username(relay, assertion.role_session_name)
+        username = assertion.role_session_name
         bound_role = self._first_sign_in_roles.bind(
             instance_id=relay.instance_id, username=username, role_arn=pair.role_arn
         )
@@ -176,7 +206,7 @@ class AwsSignIn:
                 error=BAD_REQUEST,
             )
         return SignedIn(
-            destination=relay.connect_url(instance["InstanceAlias"]),
+            destination=relay.connect_url(instance_alias),
             username=username,
             role_arn=pair.role_arn,
             provider_arn=pair.provider_arn,
@@ -184,85 +214,47 @@ class AwsSignIn:
             assumed_role_arn=assumed_role_arn,
         )
 
-    def _provider_metadata(self, provider_arn: str) -> IdpMetadata:
+    def _provider_metadata(self, provider_arn: str) -> dict[str, str]:
         iam = self._clients.client("iam")
         try:
             document = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
         except ClientError as exc:
             if _error_code(exc) not in {"NoSuchEntity", "InvalidInput"}:
                 raise _aws_unavailable("iam.get_saml_provider", exc) from exc
-            raise SignInRefused(
-                cause=Cause.INVALID_SAML_RESPONSE,
-                check="saml_provider",
-                detail=f"IAM SAML provider {provider_arn} of the Role attribute does not exist",
-                error=INVALID_SAML_RESPONSE,
-            ) from exc
+            return {}
         except BotoCoreError as exc:
             raise _aws_unavailable("iam.get_saml_provider", exc) from exc
-        try:
-            return parse_idp_metadata(document)
-        except ValueError as exc:
-            raise SignInRefused(
-                cause=Cause.INVALID_SAML_RESPONSE,
-                check="saml_provider",
-                detail=f"IAM SAML provider {provider_arn} holds unreadable metadata: {exc}",
-                error=INVALID_SAML_RESPONSE,
-            ) from exc
+        return {provider_arn: document}
 
-    def _trusting_role(self, assertion: CheckedAssertion) -> dict[str, Any]:
-        """The role, if its trust policy lets this provider's users assume it from this
-        endpoint (SAML:aud is the Recipient the assertion was posted to)."""
-        role_arn = assertion.role_pair.role_arn
+    def _roles(self, role_arn: str) -> dict[str, KnownRole]:
+        """The role named in the Role attribute, with its policies; empty if there is none."""
         iam = self._clients.client("iam")
         try:
             role = iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
         except ClientError as exc:
             if _error_code(exc) != "NoSuchEntity":
                 raise _aws_unavailable("iam.get_role", exc) from exc
-            role = None
+            return {}
         except BotoCoreError as exc:
             raise _aws_unavailable("iam.get_role", exc) from exc
-        if role is None or role["Arn"] != role_arn:
-            raise SignInRefused(
-                cause=Cause.ASSUME_ROLE_DENIED,
-                check="role",
-                detail=f"role {role_arn} of the Role attribute does not exist (case-sensitive)",
-                error=NOT_AUTHORIZED_TO_ASSUME_ROLE,
-                status=HTTPStatus.FORBIDDEN,
+        if role["Arn"] != role_arn:
+            return {}
+        try:
+            policies = tuple(self._role_policies(role["RoleName"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_unavailable("reading the role's policies", exc) from exc
+        return {
+            role_arn: KnownRole(
+                arn=role["Arn"],
+                role_id=role["RoleId"],
+                trust_policy=role["AssumeRolePolicyDocument"],
+                max_session_duration=int(role.get("MaxSessionDuration", 3600)),
+                policies=policies,
             )
-        decision = evaluate_policies(
-            [
-                NamedPolicy(
-                    name=f"trust policy of {role['RoleName']}",
-                    document=role["AssumeRolePolicyDocument"],
-                )
-            ],
-            PolicyRequest(
-                action=ASSUME_ROLE_ACTION,
-                principal=("Federated", assertion.role_pair.provider_arn),
-                context={
-                    "SAML:aud": assertion.recipient,
-                    "SAML:iss": assertion.issuer,
-                    "SAML:sub": assertion.role_session_name,
-                },
-            ),
-        )
-        if not decision.allowed:
-            raise SignInRefused(
-                cause=Cause.ASSUME_ROLE_DENIED,
-                check="trust_policy",
-                detail=(
-                    f"the trust policy of {role_arn} does not let Federated "
-                    f"{assertion.role_pair.provider_arn} do {ASSUME_ROLE_ACTION} with SAML:aud "
-                    f"{assertion.recipient}: {decision.explanation}"
-                ),
-                error=NOT_AUTHORIZED_TO_ASSUME_ROLE,
-                status=HTTPStatus.FORBIDDEN,
-            )
-        return role
+        }
 
-    def _assume_role(self, pair: RolePair, saml_response: str) -> tuple[str, str]:
-        """STS AssumeRoleWithSAML; returns (AssumedRoleId, assumed-role ARN)."""
+    def _assume_role(self, pair: RolePair, saml_response: str) -> str:
+        """STS AssumeRoleWithSAML; returns the assumed-role ARN."""
         sts = self._clients.client("sts")
         try:
             result = sts.assume_role_with_saml(
@@ -288,37 +280,51 @@ class AwsSignIn:
             raise _aws_unavailable("sts.assume_role_with_saml", exc) from exc
         except BotoCoreError as exc:
             raise _aws_unavailable("sts.assume_role_with_saml", exc) from exc
-        user = result["AssumedRoleUser"]
-        return user["AssumedRoleId"], user["Arn"]
+        return str(result["AssumedRoleUser"]["Arn"])
 
-    def _connect_instance(self, relay: ConnectRelayState) -> dict[str, Any]:
+    def _connect_instance(self, relay_state: str) -> tuple[KnownInstance | None, str]:
+        """The instance the relay state names, with its users, and its alias; None if the relay
+        state names none (the shared checks then refuse the relay state)."""
+        try:
+            relay = parse_relay_state(relay_state)
+        except SignInRefused:
+            return None, ""
         connect = self._clients.client("connect", relay.region)
         try:
             instance = connect.describe_instance(InstanceId=relay.instance_id)["Instance"]
         except ClientError as exc:
             if _error_code(exc) not in {"ResourceNotFoundException", "InvalidParameterException"}:
                 raise _aws_unavailable("connect.describe_instance", exc) from exc
-            instance = None
+            return (
+                KnownInstance(
+                    instance_id=relay.instance_id,
+                    region=relay.region,
+                    arn="",
+                    status="",
+                    identity_management_type="",
+                ),
+                "",
+            )
         except BotoCoreError as exc:
             raise _aws_unavailable("connect.describe_instance", exc) from exc
-        if instance is None:
-            problem = f"no Connect instance {relay.instance_id} in {relay.region}"
-        elif instance.get("InstanceStatus") != "ACTIVE":
-            status = instance.get("InstanceStatus")
-            problem = f"Connect instance {relay.instance_id} is {status}, not ACTIVE"
-        elif instance.get("IdentityManagementType") != "SAML":
-            problem = (
-                f"Connect instance {relay.instance_id} manages identities as "
-                f"{instance.get('IdentityManagementType')}, not SAML"
-            )
-        else:
-            return instance
-        raise SignInRefused(
-            cause=Cause.INSTANCE_UNAVAILABLE,
-            check="connect_instance",
-            detail=f"{problem}; check the instance id and region in the relay state",
-            error=BAD_REQUEST,
+        usernames: set[str] = set()
+        if instance.get("InstanceStatus") == "ACTIVE":
+            try:
+                for page in connect.get_paginator("list_users").paginate(
+                    InstanceId=relay.instance_id
+                ):
+                    usernames.update(user["Username"] for user in page["UserSummaryList"])
+            except (ClientError, BotoCoreError) as exc:
+                raise _aws_unavailable("connect.list_users", exc) from exc
+        known = KnownInstance(
+            instance_id=relay.instance_id,
+            region=relay.region,
+            arn=instance["Arn"],
+            status=str(instance.get("InstanceStatus", "")),
+            identity_management_type=str(instance.get("IdentityManagementType", "")),
+            usernames=frozenset(usernames),
         )
+        return known, str(instance.get("InstanceAlias", ""))
 
     def _role_policies(self, role_name: str) -> Iterator[NamedPolicy]:
         """The role's attached managed policies (default version) and inline policies."""
@@ -334,73 +340,3 @@ class AwsSignIn:
             for name in page["PolicyNames"]:
                 inline = iam.get_role_policy(RoleName=role_name, PolicyName=name)
                 yield NamedPolicy(name=f"inline policy {name}", document=inline["PolicyDocument"])
-
-    def _check_federation_permission(
-        self,
-        role: dict[str, Any],
-        relay: ConnectRelayState,
-        instance_arn: str,
-        assumed_role_id: str,
-    ) -> None:
-        try:
-            policies = list(self._role_policies(role["RoleName"]))
-        except (ClientError, BotoCoreError) as exc:
-            raise _aws_unavailable("reading the role's policies", exc) from exc
-        resource = f"{instance_arn}/user/{assumed_role_id}"
-        decision = evaluate_policies(
-            policies,
-            PolicyRequest(
-                action=FEDERATION_ACTION,
-                resource=resource,
-                context={
-                    "aws:userid": assumed_role_id,
-                    "aws:PrincipalArn": role["Arn"],
-                    "aws:PrincipalType": "AssumedRole",
-                    "aws:RequestedRegion": relay.region,
-                    "connect:InstanceId": relay.instance_id,
-                },
-            ),
-        )
-        if decision.allowed:
-            return
-        skipped = f" (ignored: {'; '.join(decision.skipped)})" if decision.skipped else ""
-        raise SignInRefused(
-            cause=Cause.NO_FEDERATION_PERMISSION,
-            check="federation_permission",
-            detail=(
-                f"role {role['Arn']} may not do {FEDERATION_ACTION} on {resource}: "
-                f'{decision.explanation}{skipped}. Attach a policy allowing it on "*" with '
-                f"StringEquals connect:InstanceId = {relay.instance_id}, or on "
-                f"{instance_arn}/user/${{aws:userid}}"
-            ),
-            error=NO_FEDERATION_PERMISSION,
-            status=HTTPStatus.FORBIDDEN,
-        )
-
-    def _connect_username(self, relay: ConnectRelayState, role_session_name: str) -> str:
-        """The Connect user whose Username is the RoleSessionName, compared case-sensitively."""
-        connect = self._clients.client("connect", relay.region)
-        usernames: list[str] = []
-        try:
-            for page in connect.get_paginator("list_users").paginate(InstanceId=relay.instance_id):
-                usernames.extend(user["Username"] for user in page["UserSummaryList"])
-        except (ClientError, BotoCoreError) as exc:
-            raise _aws_unavailable("connect.list_users", exc) from exc
-        if role_session_name in usernames:
-            return role_session_name
-        near = [name for name in usernames if name.lower() == role_session_name.lower()]
-        hint = (
-            f"; user {near[0]!r} differs only in case (usernames are case-sensitive)"
-            if near
-            else ""
-        )
-        raise SignInRefused(
-            cause=Cause.NOT_ONBOARDED,
-            check="connect_user",
-            detail=(
-                f"no user in Connect instance {relay.instance_id} has the username "
-                f"{role_session_name!r} (the RoleSessionName){hint}"
-            ),
-            error=NOT_ONBOARDED,
-            status=HTTPStatus.FORBIDDEN,
-        )

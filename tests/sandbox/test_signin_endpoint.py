@@ -15,6 +15,16 @@ import boto3
 import pytest
 import requests
 
+from provisioning.signin_checks.refusals import (
+    BAD_REQUEST,
+    INVALID_SAML_RESPONSE,
+    NO_FEDERATION_PERMISSION,
+    NOT_AUTHORIZED_TO_ASSUME_ROLE,
+    NOT_ONBOARDED,
+    RELAY_STATE_MISSING,
+    SESSION_DURATION_TOO_LONG,
+)
+from provisioning.signin_checks.sign_in_chain import SESSION_DURATION_ATTRIBUTE
 from sandbox.saml_idp import (
     ROLE_ATTRIBUTE,
     ROLE_SESSION_NAME_ATTRIBUTE,
@@ -25,14 +35,6 @@ from sandbox.saml_idp import (
 )
 from sandbox.server import Sandbox
 from sandbox.signin.app import MAX_FORM_BYTES
-from sandbox.signin.refusals import (
-    BAD_REQUEST,
-    INVALID_SAML_RESPONSE,
-    NO_FEDERATION_PERMISSION,
-    NOT_AUTHORIZED_TO_ASSUME_ROLE,
-    NOT_ONBOARDED,
-    RELAY_STATE_MISSING,
-)
 
 GLOBAL_SIGNIN = "https://signin.aws.amazon.com/saml"
 REGIONAL_SIGNIN = "https://ap-northeast-1.signin.aws.amazon.com/saml"
@@ -227,6 +229,7 @@ def _saml_response(
     session_name: str,
     role: str = "instance_id_form",
     role_attribute: str = ROLE_ATTRIBUTE,
+    extra: dict[str, list[str]] | None = None,
 ) -> str:
     return signed_saml_response(
         issuer=IDP_ENTITY_ID,
@@ -236,6 +239,7 @@ def _saml_response(
         attributes={
             role_attribute: [f"{federation.role_arns[role]},{federation.provider_arn}"],
             ROLE_SESSION_NAME_ATTRIBUTE: [session_name],
+            **(extra or {}),
         },
         certificate=certificate,
     )
@@ -448,6 +452,29 @@ def test_it_refuses_a_relay_state_for_an_unknown_instance(
     body = _post(sandbox, saml_response, unknown).json()
 
     assert (body["cause"], body["check"]) == ("instance_unavailable", "connect_instance")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "error"),
+    [("43201", INVALID_SAML_RESPONSE), ("7200", SESSION_DURATION_TOO_LONG)],
+)
+def test_it_refuses_a_session_duration_past_the_range_or_the_roles_maximum(
+    sandbox, federation, idp_certificate, seconds, error
+) -> None:
+    # The roles here keep IAM's default maximum session duration, one hour.
+    username = _agent(sandbox, federation, _new_username())
+    saml_response = _saml_response(
+        federation,
+        idp_certificate,
+        session_name=username,
+        extra={SESSION_DURATION_ATTRIBUTE: [seconds]},
+    )
+
+    body = _post(sandbox, saml_response, _relay_state(federation)).json()
+
+    assert body["ok"] is False
+    assert body["check"] == "session_duration"
+    assert body["error"] == error
 
 
 def test_it_accepts_only_post(sandbox) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.signin.policy import (
+from provisioning.signin_checks.iam_policy import (
     NamedPolicy,
     PolicyRequest,
     evaluate_policies,

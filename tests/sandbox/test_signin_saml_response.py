@@ -8,15 +8,7 @@ import datetime as dt
 
 import pytest
 
-from sandbox.saml_idp import (
-    ROLE_ATTRIBUTE,
-    ROLE_SESSION_NAME_ATTRIBUTE,
-    SigningCertificate,
-    idp_metadata,
-    issue_signing_certificate,
-    signed_saml_response,
-)
-from sandbox.signin.refusals import (
+from provisioning.signin_checks.refusals import (
     INVALID_SAML_RESPONSE,
     ISSUER_NOT_IN_PROVIDER,
     RELAY_STATE_MISSING,
@@ -25,8 +17,8 @@ from sandbox.signin.refusals import (
     Cause,
     SignInRefused,
 )
-from sandbox.signin.relay_state import parse_relay_state
-from sandbox.signin.saml_response import (
+from provisioning.signin_checks.relay_state import parse_relay_state
+from provisioning.signin_checks.saml_response import (
     CLOCK_SKEW,
     CheckedAssertion,
     RolePair,
@@ -35,6 +27,14 @@ from sandbox.signin.saml_response import (
     decode_saml_response,
     parse_idp_metadata,
     parse_role_pair,
+)
+from sandbox.saml_idp import (
+    ROLE_ATTRIBUTE,
+    ROLE_SESSION_NAME_ATTRIBUTE,
+    SigningCertificate,
+    idp_metadata,
+    issue_signing_certificate,
+    signed_saml_response,
 )
 
 ISSUER = "https://sts.windows.net/5a1d2b3c-0000-4000-8000-00000000aaaa/"

@@ -90,6 +90,9 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "sync_edit": gated(OPERATOR, get=200, post=200),
     "sync_run_now": gated(OPERATOR, get=405, post=302),
     "sync_delete": gated(OPERATOR, get=200, post=302),
+    "inspect_sign_in": gated(VIEWER, get=200, post=200),
+    # Another admin's reading (or none) is not found; the page posts the response back.
+    "inspect_sign_in_result": gated(VIEWER, get=405, post=404),
     "audit_log": gated(VIEWER, get=200, post=405),
     "audit_log_csv": gated(VIEWER, get=200, post=405),
     "audit_log_json": gated(VIEWER, get=200, post=405),
@@ -108,6 +111,7 @@ NO_ROLE_CHECK = {"healthz", "login", "logout", "set_language", "set_password"}
 URL_ARGUMENTS: dict[str, Any] = {
     "run_id": RUN_ID,
     "sync_id": SYNC_ID,
+    "reading_id": uuid.UUID("00000000-0000-4000-8000-0000000000c3"),
     "connection_id": CONNECTION_ID,
     "person_id": PERSON_ID,
     "step_key": "web_create",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.signin.refusals import (
+from provisioning.signin_checks.refusals import (
     RELAY_STATE_MISSING,
     RELAY_STATE_NOT_CONNECT,
     Cause,

@@ -25,6 +25,13 @@ NOT_AUTHORIZED_TO_ASSUME_ROLE = (
     "Not authorized to perform sts:AssumeRoleWithSAML (service: AWSSecurityTokenService; "
     "status code: 403; error code: AccessDenied)"
 )
+# STS's ValidationError when the asked-for session outlasts the role's MaxSessionDuration (STS API
+# reference, AssumeRoleWithSAML, DurationSeconds: "If you specify a value higher than this
+# setting, the operation fails").
+SESSION_DURATION_TOO_LONG = (
+    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role. (service: "
+    "AWSSecurityTokenService; status code: 400; error code: ValidationError)"
+)
 NOT_ONBOARDED = (
     "Access Denied. Your account has been authenticated, but has not been onboarded to this "
     "application."

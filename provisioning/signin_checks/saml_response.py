@@ -9,12 +9,15 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from xml.etree.ElementTree import ParseError
 
+from defusedxml.common import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from lxml import etree
 from signxml import InvalidInput, InvalidSignature, SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidCertificate, InvalidDigest
 
-from sandbox.signin.refusals import (
+from provisioning.signin_checks.refusals import (
     INVALID_SAML_RESPONSE,
     ISSUER_NOT_IN_PROVIDER,
     ROLE_SESSION_NAME_PATTERN,
@@ -90,7 +93,15 @@ def _hardened_parser() -> etree.XMLParser:
 
 
 def parse_untrusted_xml(xml: bytes) -> etree._Element:
-    """Parses XML from outside: no DTD, no entities, no network, no huge trees."""
+    """Parses XML from outside: no DTD, no entities, no network, no huge trees. defusedxml reads it
+    first and refuses the known XML attacks; lxml then parses it for the signature check."""
+    try:
+        defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        refused = type(exc).__name__
+        raise ValueError(f"XML with a DOCTYPE or entities is refused ({refused})") from exc
+    except ParseError as exc:
+        raise ValueError(f"not well-formed XML: {exc}") from exc
     try:
         root = etree.fromstring(xml, parser=_hardened_parser())
     except etree.XMLSyntaxError as exc:
@@ -139,7 +150,8 @@ def parse_saml_response(xml: bytes) -> etree._Element:
     return response
 
 
-def _attribute_values(assertion: etree._Element, name: str) -> list[str] | None:
+def attribute_values(assertion: etree._Element, name: str) -> list[str] | None:
+    """The values of the attribute named exactly `name`, None when it is absent."""
     attributes = assertion.findall(f"saml:AttributeStatement/saml:Attribute[@Name='{name}']", _NS)
     if not attributes:
         return None
@@ -181,7 +193,7 @@ def parse_role_pair(value: str) -> RolePair | None:
 
 def role_pairs(assertion: etree._Element) -> list[RolePair]:
     """The Role attribute's well-formed pairs, in order; refuses if there are none."""
-    values = _attribute_values(assertion, ROLE_ATTRIBUTE)
+    values = attribute_values(assertion, ROLE_ATTRIBUTE)
     if values is None:
         raise _invalid("role_attribute", _missing_claim_detail(assertion, ROLE_ATTRIBUTE))
     pairs = [pair for value in values if (pair := parse_role_pair(value)) is not None]
@@ -301,6 +313,20 @@ def check_assertion(
     now: dt.datetime,
 ) -> CheckedAssertion:
     """Issuer, audience, recipient, validity window and RoleSessionName of a verified assertion."""
+    issuer = assertion_issuer(assertion, metadata)
+    audience = assertion_audience(assertion)
+    recipient = assertion_recipient(assertion, response_destination)
+    check_validity_window(assertion, now)
+    return CheckedAssertion(
+        issuer=issuer,
+        audience=audience,
+        recipient=recipient,
+        role_pair=role_pair,
+        role_session_name=assertion_role_session_name(assertion),
+    )
+
+
+def assertion_issuer(assertion: etree._Element, metadata: IdpMetadata) -> str:
     issuer = (assertion.findtext("saml:Issuer", default="", namespaces=_NS) or "").strip()
     if issuer != metadata.entity_id:
         raise _invalid(
@@ -309,6 +335,10 @@ def check_assertion(
             f"{metadata.entity_id!r}: the provider holds another app's metadata",
             error=ISSUER_NOT_IN_PROVIDER,
         )
+    return issuer
+
+
+def assertion_audience(assertion: etree._Element) -> str:
     audiences = [
         (a.text or "").strip()
         for a in assertion.findall("saml:Conditions/saml:AudienceRestriction/saml:Audience", _NS)
@@ -321,11 +351,19 @@ def check_assertion(
             f"regional https://<region>.signin.aws.amazon.com/saml, or {AWS_SIGNIN_URN}); "
             "set the IdP app's identifier (entity ID) to it",
         )
-    confirmation = assertion.find(
+    return audience
+
+
+def _bearer_confirmation(assertion: etree._Element) -> etree._Element | None:
+    return assertion.find(
         "saml:Subject/saml:SubjectConfirmation[@Method='urn:oasis:names:tc:SAML:2.0:cm:bearer']"
         "/saml:SubjectConfirmationData",
         _NS,
     )
+
+
+def assertion_recipient(assertion: etree._Element, response_destination: str | None) -> str:
+    confirmation = _bearer_confirmation(assertion)
     recipient = "" if confirmation is None else confirmation.get("Recipient", "")
     if not is_aws_signin_url(recipient):
         raise _invalid(
@@ -338,8 +376,11 @@ def check_assertion(
             "recipient",
             f"the response's Destination {response_destination!r} is not an AWS sign-in URL",
         )
-    _check_validity_window(assertion, confirmation, now)
-    names = _attribute_values(assertion, ROLE_SESSION_NAME_ATTRIBUTE)
+    return recipient
+
+
+def assertion_role_session_name(assertion: etree._Element) -> str:
+    names = attribute_values(assertion, ROLE_SESSION_NAME_ATTRIBUTE)
     if not names:
         raise _invalid(
             "role_session_name",
@@ -352,18 +393,12 @@ def check_assertion(
             f"RoleSessionName {names[0]!r} breaks STS's rule [a-zA-Z_0-9+=,.@-]{{2,64}}",
             error=ROLE_SESSION_NAME_PATTERN,
         )
-    return CheckedAssertion(
-        issuer=issuer,
-        audience=audience,
-        recipient=recipient,
-        role_pair=role_pair,
-        role_session_name=names[0],
-    )
+    return names[0]
 
 
-def _check_validity_window(
-    assertion: etree._Element, confirmation: etree._Element | None, now: dt.datetime
-) -> None:
+def check_validity_window(assertion: etree._Element, now: dt.datetime) -> str:
+    """The NotBefore/NotOnOrAfter window, with AWS's clock skew; says when it ends."""
+    confirmation = _bearer_confirmation(assertion)
     conditions = assertion.find("saml:Conditions", _NS)
     try:
         not_before = _instant(None if conditions is None else conditions.get("NotBefore"))
@@ -392,6 +427,7 @@ def _check_validity_window(
             f"the assertion expired at {expiry.isoformat()} (now {now.isoformat()}); sign in "
             "again from the IdP",
         )
+    return expiry.isoformat()
 
 
 def claimed_role_pair(xml: bytes, chosen_role_arn: str = "") -> RolePair:
