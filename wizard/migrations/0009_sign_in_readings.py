@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("wizard", "0006_roles"),
+        ("wizard", "0008_userchange_status_choices"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
