@@ -285,8 +285,15 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        # The log page reads newest first by (at, id), alone or under one filter: each of these
+        # hands it the rows already in that order (the operation's trigram index is PostgreSQL's
+        # own, in migration 0007).
         indexes = [
-            models.Index(fields=["run", "-at"], name="audit_run_at"),
+            models.Index(fields=["at", "id"], name="audit_at_id"),
+            models.Index(fields=["run", "at", "id"], name="audit_run_at_id"),
+            models.Index(fields=["actor_label", "at", "id"], name="audit_actor_at_id"),
+            models.Index(fields=["cloud", "at", "id"], name="audit_cloud_at_id"),
+            models.Index(fields=["outcome", "at", "id"], name="audit_outcome_at_id"),
             models.Index(fields=["cloud", "operation"], name="audit_cloud_operation"),
         ]
 
