@@ -137,6 +137,14 @@ class SetupRun(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
             models.Index(fields=["status", "next_advance_at"], name="run_status_next_advance"),
+            # The dashboard: each sync's latest run, and succeeded setups apart from the many
+            # succeeded runs of syncs.
+            models.Index(fields=["sync", "-created_at"], name="run_sync_created"),
+            models.Index(
+                fields=["status", "-created_at"],
+                name="run_setup_status_created",
+                condition=models.Q(sync__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

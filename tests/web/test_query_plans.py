@@ -1,5 +1,6 @@
 """On PostgreSQL, every filter combination the audit log page offers, on its first page and
-deeper pages, reads the audit table through an index, never by scanning it whole."""
+deeper pages, reads the audit table through an index, never by scanning it whole; and so does
+each of the dashboard's groups of runs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import datetime as dt
 import itertools
 import os
 import uuid
+from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import QuerySet
 
 from tests.conftest import services_required
+from tests.web.factories import make_connection, make_run
+from wizard.models import UserSync
 from wizard.selectors.audit_log import Cursor, audit_page_queryset
+from wizard.selectors.runs import DASHBOARD_RUN_LIMIT, dashboard_groups
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +45,10 @@ def on_postgresql() -> None:
 
 
 def _plan(filters: dict[str, object], older_than: Cursor | None) -> str:
-    queryset = audit_page_queryset(filters=filters, older_than=older_than)
+    return _explain(audit_page_queryset(filters=filters, older_than=older_than))
+
+
+def _explain(queryset: QuerySet[Any]) -> str:
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
         # An empty test table is cheapest to scan whole; what matters is that an index path
@@ -73,9 +82,7 @@ def test_it_reads_every_filter_combination_through_an_index(on_postgresql: None)
         ("date_from", "audit_at_id"),
     ],
 )
-def test_it_finds_each_filter_by_its_own_index(
-    on_postgresql: None, name: str, index: str
-) -> None:
+def test_it_finds_each_filter_by_its_own_index(on_postgresql: None, name: str, index: str) -> None:
     plan = _plan({name: FILTER_VALUES[name]}, None)
 
     assert index in plan, plan
@@ -86,3 +93,21 @@ def test_it_pages_deep_by_a_row_comparison_in_the_index_condition(on_postgresql:
 
     assert "audit_at_id" in plan, plan
     assert "Index Cond: (ROW(at, id) < ROW(" in plan, plan
+
+
+def test_it_reads_each_dashboard_group_through_an_index_with_a_limit(on_postgresql: None) -> None:
+    aws, idp = make_connection("aws"), make_connection("entra")
+    sync = UserSync.objects.create(
+        idp="entra",
+        region="ap-northeast-1",
+        instance_id="i-1",
+        aws_connection=aws,
+        idp_connection=idp,
+    )
+    make_run(flow_key="entra_users", status="succeeded", sync=sync)
+
+    plans = [_explain(group[:DASHBOARD_RUN_LIMIT]) for group in dashboard_groups()]
+
+    for plan in plans:
+        assert "Seq Scan" not in plan and "Limit" in plan, plan
+    assert "run_setup_status_created" in plans[3], plans[3]

@@ -1,6 +1,7 @@
-"""Indexes that keep the audit log page's cost flat at a million rows: (at, id) for the keyset,
-and one per filter that keeps its rows in that order; on PostgreSQL a trigram index answers the
-operation filter (a match anywhere in the name) without reading every row.
+"""Indexes that keep the pages' cost flat as rows grow. The audit log at a million rows: (at, id)
+for the keyset, and one per filter that keeps its rows in that order; on PostgreSQL a trigram
+index answers the operation filter (a match anywhere in the name) without reading every row. The
+dashboard: each sync's latest run, and succeeded setups apart from syncs' runs.
 
 Only indexes are added: the table is not rebuilt, so the append-only triggers of migration 0002
 stay in place on SQLite too.
@@ -59,4 +60,16 @@ class Migration(migrations.Migration):
             index=models.Index(fields=["outcome", "at", "id"], name="audit_outcome_at_id"),
         ),
         migrations.RunPython(_run(POSTGRESQL_CREATE), _run(POSTGRESQL_DROP)),
+        migrations.AddIndex(
+            model_name="setuprun",
+            index=models.Index(fields=["sync", "-created_at"], name="run_sync_created"),
+        ),
+        migrations.AddIndex(
+            model_name="setuprun",
+            index=models.Index(
+                condition=models.Q(sync__isnull=True),
+                fields=["status", "-created_at"],
+                name="run_setup_status_created",
+            ),
+        ),
     ]
