@@ -25,4 +25,4 @@ USER wizard
 RUN DJANGO_SECRET_KEY=collectstatic-only WIZARD_ENCRYPTION_KEYS= \
     python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
-CMD ["gunicorn", "wizard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "wizard.wsgi:application", "--config", "python:wizard.gunicorn_conf", "--bind", "0.0.0.0:8000"]

@@ -106,10 +106,17 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'wizard.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        # A server database's connection is kept for this many seconds and reused by the next
+        # requests (a status poll would otherwise pay a TCP and sign-in handshake each time);
+        # Django checks it still works before reusing it.
+        # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file opens in no time: nothing to keep.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not :memory:, so worker processes started by tests see the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     # WAL lets the web server and a worker read while the other writes.
