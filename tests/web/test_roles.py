@@ -75,6 +75,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "person_deactivate": gated(ADMIN, get=405, post=302),
     "run_new": gated(OPERATOR, get=200, post=200),
     "run_detail": gated(VIEWER, get=200, post=405),
+    # The run page's poll: a page that shows no step cards yet is told to reload (204).
+    "run_status": gated(VIEWER, get=204, post=405),
     "run_resume": gated(OPERATOR, get=405, post=302),
     "run_cancel": gated(OPERATOR, get=405, post=302),
     "run_rollback": gated(OPERATOR, get=200, post=302),
