@@ -338,10 +338,21 @@ WIZARD_GROUPS_LISTED_CAP = int(os.environ.get("WIZARD_GROUPS_LISTED_CAP", "1000"
 WIZARD_GROUP_MEMBERS_CAP = int(os.environ.get("WIZARD_GROUP_MEMBERS_CAP", "100000"))
 # Celery beat starts the syncs that are due; it looks this often.
 WIZARD_SYNC_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_SYNC_CHECK_INTERVAL_S", "60"))
+# Audit log exports: written by a worker into this private folder (shared by the web server and
+# the workers), offered to whoever asked for this long, then deleted; beat looks this often.
+WIZARD_EXPORT_DIR = Path(os.environ.get("WIZARD_EXPORT_DIR", VAR_DIR / "exports"))
+WIZARD_EXPORT_KEEP_S = float(os.environ.get("WIZARD_EXPORT_KEEP_S", str(24 * 3600)))
+WIZARD_EXPORT_EXPIRY_CHECK_S = float(os.environ.get("WIZARD_EXPORT_EXPIRY_CHECK_S", "3600"))
+# The export page's progress moves every this many rows (one small UPDATE each).
+WIZARD_EXPORT_PROGRESS_ROWS = int(os.environ.get("WIZARD_EXPORT_PROGRESS_ROWS", "10000"))
 CELERY_BEAT_SCHEDULE = {
     "start-due-user-syncs": {
         "task": "wizard.tasks.start_due_user_syncs",
         "schedule": WIZARD_SYNC_CHECK_INTERVAL_S,
+    },
+    "expire-audit-exports": {
+        "task": "wizard.tasks.expire_audit_exports",
+        "schedule": WIZARD_EXPORT_EXPIRY_CHECK_S,
     },
 }
 

@@ -13,6 +13,7 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning.audit import RedactSecretsFilter
+from wizard.services import audit_exports as audit_export_services
 from wizard.services import connections as connection_services
 from wizard.services import runs as run_services
 from wizard.services import user_changes as user_change_services
@@ -118,3 +119,14 @@ def start_due_user_syncs() -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def test_connection(connection_id: int) -> None:
     connection_services.connection_test(connection_id=connection_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def write_audit_export(export_id: str) -> None:
+    audit_export_services.export_write(export_id=export_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_audit_exports() -> None:
+    """Celery beat sends this every WIZARD_EXPORT_EXPIRY_CHECK_S."""
+    audit_export_services.exports_expire()

@@ -94,3 +94,12 @@ def test_it_runs_gunicorn_with_the_same_settings_as_serve_and_the_dockerfile() -
     # Nothing on the command line overrides the shared settings.
     for flag in ("--workers", "--threads", "--timeout", "--worker-class", "-k "):
         assert flag not in web and flag not in " ".join(dockerfile_cmd)
+
+
+def test_it_shares_the_export_folder_between_the_web_server_and_the_workers() -> None:
+    compose = load_compose(PRODUCTION_ENV)
+    folder = "/var/lib/wizard/exports"  # WIZARD_EXPORT_DIR under the Dockerfile's var folder
+
+    for name in ("web", "worker"):
+        assert f"exports:{folder}" in compose["services"][name]["volumes"], name
+    assert "exports" in compose["volumes"]

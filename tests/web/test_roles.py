@@ -93,8 +93,11 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "sync_run_now": gated(OPERATOR, get=405, post=302),
     "sync_delete": gated(OPERATOR, get=200, post=302),
     "audit_log": gated(VIEWER, get=200, post=405),
-    "audit_log_csv": gated(VIEWER, get=200, post=405),
-    "audit_log_json": gated(VIEWER, get=200, post=405),
+    # Without a format the export is refused, back to the log.
+    "audit_export_new": gated(VIEWER, get=405, post=302),
+    # Someone else's (or no) export: none to see.
+    "audit_export": gated(VIEWER, get=404, post=405),
+    "audit_export_download": gated(VIEWER, get=404, post=405),
     "connections": gated(ADMIN, get=200, post=405),
     "connection_new": gated(ADMIN, get=200, post=200),
     "connection_edit": gated(ADMIN, get=200, post=200),
@@ -109,6 +112,7 @@ NO_ROLE_CHECK = {"healthz", "login", "logout", "set_language", "set_password"}
 # Values for the URL parameters, by name.
 URL_ARGUMENTS: dict[str, Any] = {
     "run_id": RUN_ID,
+    "export_id": RUN_ID,
     "sync_id": SYNC_ID,
     "connection_id": CONNECTION_ID,
     "person_id": PERSON_ID,

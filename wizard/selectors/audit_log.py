@@ -45,6 +45,30 @@ EXPORT_COLUMNS = [
 ]
 
 
+# Filter fields of the page's form, mapped to audit_events_filtered's keyword arguments.
+FILTER_FIELDS = {
+    "run": "run_id",
+    "user": "user",
+    "cloud": "cloud",
+    "operation": "operation",
+    "outcome": "outcome",
+    "date_from": "date_from",
+    "date_to": "date_to",
+}
+
+
+def audit_filters(form: Any) -> dict[str, Any] | None:
+    """The filters of a bound filter form; None when one is invalid, so a mistyped filter shows
+    an error instead of silently showing (or exporting) every row."""
+    if not form.is_valid():
+        return None
+    return {
+        selector_name: form.cleaned_data[field]
+        for field, selector_name in FILTER_FIELDS.items()
+        if form.cleaned_data.get(field)
+    }
+
+
 class BadCursor(ValueError):
     """A page cursor from the URL that doesn't parse (edited or truncated link)."""
 
