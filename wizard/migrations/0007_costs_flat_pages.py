@@ -91,11 +91,11 @@ COUNTS_DROP = {
     ],
 }
 # Change sets made before this migration: their counters from their rows, once.
-COUNTS_FILL = [
+COUNTS_FILL = tuple(
     f"""UPDATE wizard_userchangeset SET {name}_count = (SELECT COUNT(*) FROM wizard_userchange
     WHERE change_set_id = wizard_userchangeset.id AND outcome = '{name}')"""  # noqa: S608
     for name in OUTCOMES
-]
+)
 
 
 def _run(statements: dict[str, list[str]], *, everywhere: bool = False):

@@ -76,7 +76,7 @@ def audit_export_new(request: HttpRequest) -> HttpResponse:
 
 def _own_export(request: HttpRequest, export_id: uuid.UUID) -> AuditExport | None:
     """The export, only for whoever asked for it: to anyone else it does not exist."""
-    export = AuditExport.objects.filter(pk=export_id, requested_by=request.user).first()
+    export = AuditExport.objects.filter(pk=export_id, requested_by_id=request.user.pk).first()
     if export is not None and audit_exports.export_expired(export):
         audit_exports.export_delete(export)
         return None

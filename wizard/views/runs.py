@@ -316,7 +316,7 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
         response["HX-Refresh"] = "true"
         return response
     changed = [step.key for step in steps if seen[step.key] != step_stamp(step)]
-    parts = [
+    parts: list[str] = [
         render_to_string(
             f"{RUN_TEMPLATE}#run_status", _summary_context(run, steps), request=request
         )
