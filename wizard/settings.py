@@ -343,6 +343,9 @@ WIZARD_SYNC_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_SYNC_CHECK_INTERVAL_
 WIZARD_EXPORT_DIR = Path(os.environ.get("WIZARD_EXPORT_DIR", VAR_DIR / "exports"))
 WIZARD_EXPORT_KEEP_S = float(os.environ.get("WIZARD_EXPORT_KEEP_S", str(24 * 3600)))
 WIZARD_EXPORT_EXPIRY_CHECK_S = float(os.environ.get("WIZARD_EXPORT_EXPIRY_CHECK_S", "3600"))
+# The nice value the export's writing thread runs at: on a host it shares with the web server it
+# takes the CPU the pages leave (19 is the lowest priority; setpriority(2)).
+WIZARD_EXPORT_NICENESS = int(os.environ.get("WIZARD_EXPORT_NICENESS", "10"))
 # The export page's progress moves every this many rows (one small UPDATE each).
 WIZARD_EXPORT_PROGRESS_ROWS = int(os.environ.get("WIZARD_EXPORT_PROGRESS_ROWS", "10000"))
 CELERY_BEAT_SCHEDULE = {

@@ -26,6 +26,9 @@ from wizard.tasks import expire_audit_exports, write_audit_export
 pytestmark = pytest.mark.django_db
 
 MOMENT = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.UTC)
+# The worker writes an export in a thread of its own, with its own connection: it reads and
+# updates committed rows only.
+writes_in_a_thread = pytest.mark.django_db(transaction=True)
 
 
 def _events_at(moment: dt.datetime, count: int, **fields: object) -> list[AuditEvent]:
@@ -137,6 +140,7 @@ def _export(client: Client, file_format: str, query: str) -> tuple[AuditExport, 
     return export, b"".join(download.streaming_content)
 
 
+@writes_in_a_thread
 def test_it_exports_the_filtered_rows_as_csv_written_by_a_worker(
     admin_client: Client, export_dir: Path
 ) -> None:
@@ -157,6 +161,7 @@ def test_it_exports_the_filtered_rows_as_csv_written_by_a_worker(
     assert export_dir.stat().st_mode & 0o077 == 0
 
 
+@writes_in_a_thread
 def test_it_exports_the_filtered_rows_as_json(admin_client: Client, export_dir: Path) -> None:
     run = make_run()
     make_event(run=run, cloud="aws", operation="CreateInstance", outcome="ok", duration_ms=12)
@@ -172,6 +177,7 @@ def test_it_exports_the_filtered_rows_as_json(admin_client: Client, export_dir: 
     assert "actor_id" not in rows[0]
 
 
+@writes_in_a_thread
 def test_only_whoever_asked_downloads_an_export_until_it_expires(
     admin_client: Client, client: Client, export_dir: Path, settings: Any
 ) -> None:
@@ -193,6 +199,7 @@ def test_only_whoever_asked_downloads_an_export_until_it_expires(
     assert list(export_dir.iterdir()) == []
 
 
+@writes_in_a_thread
 def test_beat_deletes_expired_exports_and_their_files(
     admin_client: Client, export_dir: Path, settings: Any
 ) -> None:
