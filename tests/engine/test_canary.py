@@ -97,5 +97,6 @@ def test_it_never_shows_logs_or_audits_a_connection_secret(
         export = AuditExport.objects.create(requested_by=admin_user, file_format=file_format)
         audit_exports.export_write(export_id=str(export.pk))
         written = audit_exports.export_path(export).read_text()
+        audit_exports.export_delete(export)
         assert "GetToken" in written and canary not in written, file_format
     assert canary not in caplog.text
