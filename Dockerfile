@@ -6,9 +6,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WIZARD_VAR_DIR=/var/lib/wizard
 
+# The exports folder exists in the image, owned by wizard, so the volume docker-compose mounts
+# there starts with that owner (Docker copies a new volume's mount point from the image).
 RUN useradd --system --create-home --home-dir /app wizard \
-    && mkdir -p /var/lib/wizard \
-    && chown wizard /var/lib/wizard
+    && mkdir -p /var/lib/wizard/exports \
+    && chown wizard /var/lib/wizard /var/lib/wizard/exports \
+    && chmod 700 /var/lib/wizard/exports
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -25,4 +28,4 @@ USER wizard
 RUN DJANGO_SECRET_KEY=collectstatic-only WIZARD_ENCRYPTION_KEYS= \
     python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
-CMD ["gunicorn", "wizard.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "wizard.wsgi:application", "--config", "python:wizard.gunicorn_conf", "--bind", "0.0.0.0:8000"]

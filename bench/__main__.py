@@ -16,6 +16,10 @@ RESULTS = Path(__file__).parent / "results.json"
 BENCHMARKS = {
     "bulk_users": "bench.bulk_users",
     "entra_flow_overhead": "bench.entra_flow_overhead",
+    "audit_log": "bench.audit_log",
+    "dashboard": "bench.dashboard",
+    "status_fragment": "bench.status_fragment",
+    "audit_export": "bench.audit_export",
 }
 
 

@@ -137,6 +137,14 @@ class SetupRun(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
             models.Index(fields=["status", "next_advance_at"], name="run_status_next_advance"),
+            # The dashboard: each sync's latest run, and succeeded setups apart from the many
+            # succeeded runs of syncs.
+            models.Index(fields=["sync", "-created_at"], name="run_sync_created"),
+            models.Index(
+                fields=["status", "-created_at"],
+                name="run_setup_status_created",
+                condition=models.Q(sync__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -285,8 +293,15 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        # The log page reads newest first by (at, id), alone or under one filter: each of these
+        # hands it the rows already in that order (the operation's trigram index is PostgreSQL's
+        # own, in migration 0007).
         indexes = [
-            models.Index(fields=["run", "-at"], name="audit_run_at"),
+            models.Index(fields=["at", "id"], name="audit_at_id"),
+            models.Index(fields=["run", "at", "id"], name="audit_run_at_id"),
+            models.Index(fields=["actor_label", "at", "id"], name="audit_actor_at_id"),
+            models.Index(fields=["cloud", "at", "id"], name="audit_cloud_at_id"),
+            models.Index(fields=["outcome", "at", "id"], name="audit_outcome_at_id"),
             models.Index(fields=["cloud", "operation"], name="audit_cloud_operation"),
         ]
 
@@ -300,6 +315,41 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditLogIsAppendOnly("audit rows cannot be deleted")
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for a worker")
+    WRITING = "writing", _("Writing")
+    READY = "ready", _("Ready to download")
+    FAILED = "failed", _("Failed")
+
+
+class AuditExport(models.Model):
+    """An export of the audit log (the filters applied) that a worker writes into a private
+    folder, for the person who asked to download until it expires."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    file_format = models.CharField(max_length=4, choices=[("csv", "CSV"), ("json", "JSON")])
+    # The audit log page's query string (its filters), checked again by the worker.
+    query = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING
+    )
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"], name="audit_export_created")]
+
+    def __str__(self) -> str:
+        return f"audit export {self.pk} ({self.status})"
 
 
 class WorkerHeartbeat(models.Model):
@@ -387,6 +437,14 @@ class UserChangeSet(models.Model):
     # When workers were last asked to help; they are asked again if the work stalls.
     helpers_sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # How many changes ended with each outcome, kept by a trigger in the statement that records
+    # the outcome (migration 0007), so the run page reads its progress without counting rows.
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    deleted_count = models.PositiveIntegerField(default=0)
+    existed_count = models.PositiveIntegerField(default=0)
+    gone_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["step_run", "-created_at"]
@@ -413,6 +471,10 @@ class ChangeStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+
+
+# What a change can end as, each counted on its change set: all but "failed" mean done.
+CHANGE_OUTCOMES = ("created", "updated", "deleted", "existed", "gone", "failed")
 
 
 class UserChange(models.Model):

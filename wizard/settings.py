@@ -106,10 +106,17 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'wizard.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        # A server database's connection is kept for this many seconds and reused by the next
+        # requests (a status poll would otherwise pay a TCP and sign-in handshake each time);
+        # Django checks it still works before reusing it.
+        # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file opens in no time: nothing to keep.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not :memory:, so worker processes started by tests see the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     # WAL lets the web server and a worker read while the other writes.
@@ -338,10 +345,26 @@ WIZARD_GROUPS_LISTED_CAP = int(os.environ.get("WIZARD_GROUPS_LISTED_CAP", "1000"
 WIZARD_GROUP_MEMBERS_CAP = int(os.environ.get("WIZARD_GROUP_MEMBERS_CAP", "100000"))
 # Celery beat starts the syncs that are due; it looks this often.
 WIZARD_SYNC_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_SYNC_CHECK_INTERVAL_S", "60"))
+# Audit log exports: written by a worker into this private folder (shared by the web server and
+# the workers), offered to whoever asked for this long, then deleted; beat looks this often.
+WIZARD_EXPORT_DIR = Path(os.environ.get("WIZARD_EXPORT_DIR", VAR_DIR / "exports"))
+WIZARD_EXPORT_KEEP_S = float(os.environ.get("WIZARD_EXPORT_KEEP_S", str(24 * 3600)))
+WIZARD_EXPORT_EXPIRY_CHECK_S = float(os.environ.get("WIZARD_EXPORT_EXPIRY_CHECK_S", "3600"))
+# The nice value the export's writing thread runs at: on a host it shares with the web server it
+# takes only the CPU the pages leave (19, the lowest priority, weighs 15 against a page's 1024:
+# sched_prio_to_weight in Linux's kernel/sched/core.c); at 10 an export of a million rows still
+# tripled the run page pollers' p99 in bench/audit_export.py.
+WIZARD_EXPORT_NICENESS = int(os.environ.get("WIZARD_EXPORT_NICENESS", "19"))
+# The export page's progress moves every this many rows (one small UPDATE each).
+WIZARD_EXPORT_PROGRESS_ROWS = int(os.environ.get("WIZARD_EXPORT_PROGRESS_ROWS", "10000"))
 CELERY_BEAT_SCHEDULE = {
     "start-due-user-syncs": {
         "task": "wizard.tasks.start_due_user_syncs",
         "schedule": WIZARD_SYNC_CHECK_INTERVAL_S,
+    },
+    "expire-audit-exports": {
+        "task": "wizard.tasks.expire_audit_exports",
+        "schedule": WIZARD_EXPORT_EXPIRY_CHECK_S,
     },
 }
 

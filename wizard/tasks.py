@@ -13,6 +13,7 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning.audit import RedactSecretsFilter
+from wizard.services import audit_exports as audit_export_services
 from wizard.services import connections as connection_services
 from wizard.services import runs as run_services
 from wizard.services import sign_in_inspection
@@ -131,3 +132,14 @@ def read_sign_in_facts(reading_id: str, role_session_name: str) -> None:
     sign_in_inspection.sign_in_reading_run(
         reading_id=reading_id, role_session_name=role_session_name
     )
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def write_audit_export(export_id: str) -> None:
+    audit_export_services.export_write(export_id=export_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_audit_exports() -> None:
+    """Celery beat sends this every WIZARD_EXPORT_EXPIRY_CHECK_S."""
+    audit_export_services.exports_expire()

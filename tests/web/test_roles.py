@@ -75,6 +75,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "person_deactivate": gated(ADMIN, get=405, post=302),
     "run_new": gated(OPERATOR, get=200, post=200),
     "run_detail": gated(VIEWER, get=200, post=405),
+    # The run page's poll: a page that shows no step cards yet is told to reload (204).
+    "run_status": gated(VIEWER, get=204, post=405),
     "run_resume": gated(OPERATOR, get=405, post=302),
     "run_cancel": gated(OPERATOR, get=405, post=302),
     "run_rollback": gated(OPERATOR, get=200, post=302),
@@ -94,8 +96,11 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # Another admin's reading (or none) is not found; the page posts the response back.
     "inspect_sign_in_result": gated(VIEWER, get=405, post=404),
     "audit_log": gated(VIEWER, get=200, post=405),
-    "audit_log_csv": gated(VIEWER, get=200, post=405),
-    "audit_log_json": gated(VIEWER, get=200, post=405),
+    # Without a format the export is refused, back to the log.
+    "audit_export_new": gated(VIEWER, get=405, post=302),
+    # Someone else's (or no) export: none to see.
+    "audit_export": gated(VIEWER, get=404, post=405),
+    "audit_export_download": gated(VIEWER, get=404, post=405),
     "connections": gated(ADMIN, get=200, post=405),
     "connection_new": gated(ADMIN, get=200, post=200),
     "connection_edit": gated(ADMIN, get=200, post=200),
@@ -110,6 +115,7 @@ NO_ROLE_CHECK = {"healthz", "login", "logout", "set_language", "set_password"}
 # Values for the URL parameters, by name.
 URL_ARGUMENTS: dict[str, Any] = {
     "run_id": RUN_ID,
+    "export_id": RUN_ID,
     "sync_id": SYNC_ID,
     "reading_id": uuid.UUID("00000000-0000-4000-8000-0000000000c3"),
     "connection_id": CONNECTION_ID,

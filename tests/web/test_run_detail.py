@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -101,31 +103,86 @@ def test_it_polls_while_the_run_moves(admin_client: Client, web_flow: Flow) -> N
 
     html = _page(admin_client, run)
 
-    assert f'hx-get="{reverse("run_detail", args=[run.pk])}"' in html
+    assert f'hx-get="{reverse("run_status", args=[run.pk])}"' in html
     assert 'hx-trigger="every 1.5s"' in html
+    assert 'hx-include=".step-seen"' in html
     assert "Refresh</a>" in html
 
 
-def test_it_answers_htmx_with_the_status_fragment_only(
+def _seen(html: str) -> list[str]:
+    return re.findall(r'class="step-seen" name="seen" value="([^"]+)"', html)
+
+
+def _poll(client: Client, run: SetupRun, seen: list[str]) -> Any:
+    return client.get(reverse("run_status", args=[run.pk]), {"seen": seen}, HTTP_HX_REQUEST="true")
+
+
+def test_it_answers_the_poll_with_the_status_section_and_no_unchanged_card(
     admin_client: Client, web_flow: Flow
 ) -> None:
-    run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
+    run = make_run(
+        status="running",
+        steps=[
+            {"key": "web_ask", "status": "succeeded"},
+            {"key": "web_create", "status": "applying", "plan": PLAN},
+        ],
+    )
 
-    response = admin_client.get(reverse("run_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    response = _poll(admin_client, run, _seen(_page(admin_client, run)))
     html = response.content.decode()
 
     assert response.status_code == 200
     assert html.lstrip().startswith('<section id="run-status"')
     assert "<html" not in html
     assert 'hx-trigger="every 1.5s"' in html
+    assert "1 of 2 steps done" in html
+    assert 'id="step-web_ask"' not in html and 'id="step-web_create"' not in html
+    # The applying step's clock comes each time; its card (and its plan) only when it changes.
+    assert 'id="waiting-web_create" hx-swap-oob="outerHTML"' in html
+    assert "EntraID-demo" not in html
+
+
+def test_it_sends_a_changed_card_out_of_band(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(
+        status="running",
+        steps=[
+            {"key": "web_ask", "status": "succeeded"},
+            {"key": "web_create", "status": "applying"},
+        ],
+    )
+    seen = _seen(_page(admin_client, run))
+    step = run.steps.get(key="web_create")
+    step.status = "failed"
+    step.error = {"message": "The instance alias is taken."}
+    step.save()
+
+    html = _poll(admin_client, run, seen).content.decode()
+
+    assert '<li class="step-card step-card--failed" id="step-web_create" hx-swap-oob' in html
+    assert "The instance alias is taken." in html
+    assert 'id="step-web_ask"' not in html
+
+
+def test_it_asks_a_page_without_the_steps_to_reload(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
+
+    response = _poll(admin_client, run, [])
+
+    assert response.status_code == 204
+    assert response["HX-Refresh"] == "true"
 
 
 def test_it_stops_polling_with_286_when_the_run_is_at_rest(
     admin_client: Client, web_flow: Flow
 ) -> None:
-    run = make_run(status="succeeded", steps=[{"key": "web_create", "status": "succeeded"}])
+    run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
+    seen = _seen(_page(admin_client, run))
+    SetupRun.objects.filter(pk=run.pk).update(status="succeeded")
+    step = run.steps.get()
+    step.status = "succeeded"
+    step.save()
 
-    response = admin_client.get(reverse("run_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    response = _poll(admin_client, run, seen)
     html = response.content.decode()
 
     assert response.status_code == 286

@@ -313,9 +313,7 @@ def test_the_run_page_shows_the_plan_lists_and_live_progress(admin_client: Clien
         rate={"per_second": 2.0, "burst": 5, "source": "service_quotas"},
     )
 
-    html = admin_client.get(
-        reverse("run_detail", args=[run.pk]), HTTP_HX_REQUEST="true"
-    ).content.decode()
+    html = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
 
     assert 'max="2" value="1"' in html
     assert "1 of 2 changes made (50%)" in html

@@ -84,6 +84,20 @@ def change_set_view(step: StepRun) -> ChangeSetView | None:
     return ChangeSetView(change_set, lists, change_set_progress(change_set), failed)
 
 
+def change_set_progress_view(step: StepRun) -> ChangeSetView | None:
+    """Just the progress of a users step's change set (the latest: the rollback's once there is
+    one), for the status poll: its counters, not its lists."""
+    change_set = (
+        UserChangeSet.objects.filter(step_run=step)
+        .only("pk", "step_run_id", "purpose", "dispatched_at")
+        .order_by("-pk")
+        .first()
+    )
+    if change_set is None:
+        return None
+    return ChangeSetView(change_set, [], change_set_progress(change_set), [])
+
+
 def change_set_of_step(step: StepRun, change_set_id: int) -> UserChangeSet | None:
     return UserChangeSet.objects.filter(pk=change_set_id, step_run=step).first()
 

@@ -1,57 +1,36 @@
-"""The audit log page: filter, page by keyset, and export the filtered rows as CSV or JSON."""
+"""The audit log page: filter and page by keyset; exports of the filtered rows as CSV or JSON,
+written by a worker and downloaded by whoever asked."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    StreamingHttpResponse,
-)
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from wizard.forms import AuditLogFilterForm
+from wizard.models import AuditExport, ExportStatus
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.audit_log import (
-    EXPORT_COLUMNS,
+    FILTER_FIELDS,
     AuditPage,
     BadCursor,
     Cursor,
-    audit_events_for_export,
     audit_events_page,
+    audit_filters,
 )
-from wizard.views.csv_export import csv_download
+from wizard.services import audit_exports
 
-# Filter fields of the form, mapped to the selector's keyword arguments.
-_FILTERS = {
-    "run": "run_id",
-    "user": "user",
-    "cloud": "cloud",
-    "operation": "operation",
-    "outcome": "outcome",
-    "date_from": "date_from",
-    "date_to": "date_to",
-}
-
-
-def _filters(request: HttpRequest) -> tuple[AuditLogFilterForm, dict[str, Any] | None]:
-    """The filter form from the query string, and the selector's filters; None when a filter is
-    invalid, so a mistyped filter shows an error instead of silently showing every row."""
-    form = AuditLogFilterForm(request.GET)
-    if not form.is_valid():
-        return form, None
-    return form, {
-        selector_name: form.cleaned_data[field]
-        for field, selector_name in _FILTERS.items()
-        if form.cleaned_data.get(field)
-    }
+EXPORT_TEMPLATE = "audit_export.html"
+EXPORT_FORMATS = ("csv", "json")
 
 
 def _cursor(request: HttpRequest, name: str) -> Cursor | None:
@@ -67,7 +46,8 @@ def _cursor(request: HttpRequest, name: str) -> Cursor | None:
 @role_required(VIEWER)
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    form, filters = _filters(request)
+    form = AuditLogFilterForm(request.GET)
+    filters = audit_filters(form)
     if filters is None:
         page = AuditPage(rows=[], older=None, newer=None)
     else:
@@ -81,44 +61,59 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _json_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    yield "["
-    for index, row in enumerate(rows):
-        yield (
-            ("," if index else "")
-            + "\n"
-            + json.dumps(row, cls=DjangoJSONEncoder, ensure_ascii=False)
-        )
-    yield "\n]\n"
+@role_required(VIEWER)
+@require_POST
+def audit_export_new(request: HttpRequest) -> HttpResponse:
+    """Ask a worker for an export of the rows the page's filters (its query string) select."""
+    file_format = request.POST.get("format", "")
+    query = {field: request.GET[field] for field in FILTER_FIELDS if request.GET.get(field)}
+    if file_format not in EXPORT_FORMATS or audit_filters(AuditLogFilterForm(query)) is None:
+        messages.error(request, _("Fix the filters before exporting."))
+        return redirect(f"{reverse('audit_log')}?{request.GET.urlencode()}")
+    export = audit_exports.export_request(user=request.user, file_format=file_format, query=query)
+    return redirect("audit_export", export_id=export.pk)
 
 
-def _bad_filters(form: AuditLogFilterForm) -> HttpResponse:
-    return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain; charset=utf-8")
+def _own_export(request: HttpRequest, export_id: uuid.UUID) -> AuditExport | None:
+    """The export, only for whoever asked for it: to anyone else it does not exist."""
+    export = AuditExport.objects.filter(pk=export_id, requested_by_id=request.user.pk).first()
+    if export is not None and audit_exports.export_expired(export):
+        audit_exports.export_delete(export)
+        return None
+    return export
 
 
-def _export_name(extension: str) -> str:
-    return f"audit-log-{timezone.now():%Y%m%d-%H%M%S}.{extension}"
+def _gone(request: HttpRequest) -> HttpResponse:
+    """A link to an export that expired (or was never this person's): say what to do."""
+    return render(request, EXPORT_TEMPLATE, {"export": None}, status=404)
 
 
 @role_required(VIEWER)
 @require_GET
-def audit_log_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    form, filters = _filters(request)
-    if filters is None:
-        return _bad_filters(form)
-    return csv_download(
-        EXPORT_COLUMNS, audit_events_for_export(filters=filters), _export_name("csv")
-    )
+def audit_export(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+    """How far the export is (htmx polls its status, 286 once it is done), then its download."""
+    export = _own_export(request, export_id)
+    if export is None:
+        return _gone(request)
+    context = {"export": export, "filters": export.query}
+    at_rest = export.status in {ExportStatus.READY, ExportStatus.FAILED}
+    if getattr(request, "htmx", False):
+        html = render_to_string(f"{EXPORT_TEMPLATE}#export_status", context, request=request)
+        return HttpResponseStopPolling(html) if at_rest else HttpResponse(html)
+    return render(request, EXPORT_TEMPLATE, context)
 
 
 @role_required(VIEWER)
 @require_GET
-def audit_log_json(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    form, filters = _filters(request)
-    if filters is None:
-        return _bad_filters(form)
-    response = StreamingHttpResponse(
-        _json_chunks(audit_events_for_export(filters=filters)), content_type="application/json"
+def audit_export_download(request: HttpRequest, export_id: uuid.UUID) -> Any:
+    export = _own_export(request, export_id)
+    if export is None:
+        return _gone(request)
+    path = audit_exports.export_path(export)
+    if export.status != ExportStatus.READY or not path.exists():
+        return redirect("audit_export", export_id=export.pk)
+    name = f"audit-log-{timezone.localtime(export.created_at):%Y%m%d-%H%M%S}.{export.file_format}"
+    content_type = "text/csv; charset=utf-8" if export.file_format == "csv" else "application/json"
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=name, content_type=content_type
     )
-    response["Content-Disposition"] = f'attachment; filename="{_export_name("json")}"'
-    return response

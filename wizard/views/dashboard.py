@@ -7,38 +7,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from provisioning.flows import FLOWS
-from wizard.models import Connection, StepStatus
+from wizard.models import Connection
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.runs import runs_for_dashboard
-
-# Steps whose outputs count the Connect users a run created, updated and deleted.
-USER_STEPS = ("group_users", "connect_users")
 
 
 @role_required(VIEWER)
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    runs = runs_for_dashboard(user=request.user)
-    rows = []
-    for run in runs:
-        steps = list(run.steps.all())
-        rows.append(
-            {
-                "run": run,
-                "flow": FLOWS.get(run.flow_key),
-                "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
-                "steps_total": len(steps),
-                # A users run's summary: what its users step changed.
-                "users": next(
-                    (
-                        step.outputs
-                        for step in steps
-                        if step.key in USER_STEPS and "change_set" in (step.outputs or {})
-                    ),
-                    None,
-                ),
-            }
-        )
+    rows = runs_for_dashboard(user=request.user)
+    for row in rows:
+        row.flow = FLOWS.get(row.run.flow_key)
     return render(
         request,
         "dashboard.html",

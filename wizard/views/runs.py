@@ -45,6 +45,7 @@ from wizard.selectors.user_changes import (
     EXPORT_COLUMNS,
     ChangeSetView,
     change_set_of_step,
+    change_set_progress_view,
     change_set_view,
     rows_for_export,
 )
@@ -53,6 +54,10 @@ from wizard.services.runs import RunError
 from wizard.views.csv_export import csv_download
 
 RUN_TEMPLATE = "run_detail.html"
+# A users step's lists and progress, included in its card.
+CHANGES = "user_changes.html"
+# Steps whose waiting clock and progress the status poll sends each time.
+ACTIVE_STEP = {StepStatus.PLANNING, StepStatus.APPLYING}
 # The engine keeps why a step waits for the cloud in its outputs under this key (runner.py).
 WAITING_REASON = "waiting_for"
 # A run in one of these can be resumed from where it stopped.
@@ -107,6 +112,25 @@ class StepCard:
     def is_active(self) -> bool:
         return self.step.status in {StepStatus.PLANNING, StepStatus.APPLYING}
 
+    @property
+    def stamp(self) -> str:
+        return step_stamp(self.step)
+
+
+def step_stamp(step: StepRun) -> str:
+    """What the page shows of a step changes only with these: the runner stamps updated_at on
+    every move of a step (provisioning/runner.py), and a retry counts an attempt."""
+    return f"{step.status}-{int(step.updated_at.timestamp() * 1_000_000)}-{step.attempts}"
+
+
+def _waiting(step: StepRun, now: Any) -> dict[str, Any]:
+    """How long a step has waited for the cloud, and why (seconds None: not waiting)."""
+    seconds = None
+    if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
+        seconds = max(0, int((now - step.waiting_since).total_seconds()))
+    reason = redact_text(str((step.outputs or {}).get(WAITING_REASON, "")))
+    return {"waiting_seconds": seconds, "waiting_reason": reason}
+
 
 def _step_class(key: str) -> type[Step] | None:
     return STEPS.get(key)
@@ -135,10 +159,15 @@ def _step_answers_editable(run: SetupRun, step: StepRun) -> bool:
     )
 
 
-def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> list[StepCard]:
+def _step_cards(
+    run: SetupRun,
+    bound_form: tuple[str, forms.Form] | None = None,
+    steps: list[StepRun] | None = None,
+) -> list[StepCard]:
+    """The cards of the run's steps (or of `steps`, some of them)."""
     now = timezone.now()
     cards = []
-    for step in run.steps.all():
+    for step in run.steps.all() if steps is None else steps:
         step_class = _step_class(step.key)
         needs_input = _step_needs_input(run, step)
         form = None
@@ -151,9 +180,7 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
                 form = bound_form[1]
             else:
                 form = _step_form(step_class, step, initial=step.inputs)
-        waiting = None
-        if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
-            waiting = max(0, int((now - step.waiting_since).total_seconds()))
+        waiting = _waiting(step, now)
         cards.append(
             StepCard(
                 step=step,
@@ -165,7 +192,7 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
                 outputs=redact(
                     {k: v for k, v in (step.outputs or {}).items() if k != WAITING_REASON}
                 ),
-                waiting_reason=redact_text(str(step.outputs.get(WAITING_REASON, ""))),
+                waiting_reason=waiting["waiting_reason"],
                 form=form,
                 can_retry=step.status == StepStatus.FAILED and run.status in RESUMABLE,
                 can_apply=(
@@ -174,7 +201,7 @@ def _step_cards(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None)
                     and bool(step.plan.get("needs_confirmation"))
                     and not needs_input
                 ),
-                waiting_seconds=waiting,
+                waiting_seconds=waiting["waiting_seconds"],
                 changes=change_set_view(step),
             )
         )
@@ -192,17 +219,22 @@ def _step_form(step_class: type[Step], step: StepRun, data: Any = None, **kwargs
 
 def _run_context(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> dict[str, Any]:
     cards = _step_cards(run, bound_form)
+    return {**_summary_context(run, [card.step for card in cards]), "cards": cards}
+
+
+def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
+    """What the run's status section shows: its state, how many steps are done, what to do."""
     flow = FLOWS.get(run.flow_key)
-    created = [item for card in cards for item in (card.step.created_resources or [])]
+    created = [item for step in steps for item in (step.created_resources or [])]
     is_users_run = run.flow_key in USER_FLOWS.values()
     succeeded = run.status == RunStatus.SUCCEEDED
     return {
         "run": run,
         "flow_title": flow.title if flow else run.flow_key,
-        "cards": cards,
         "can_add_users": succeeded and not is_users_run,
         "can_sync": succeeded and is_users_run and run.sync_id is None,
-        "steps_done": sum(card.step.status == StepStatus.SUCCEEDED for card in cards),
+        "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
+        "steps_total": len(steps),
         "can_resume": run.status in RESUMABLE,
         "can_cancel": run.status in CANCELLABLE,
         "can_rollback": run.status in ROLLBACKABLE and bool(created),
@@ -259,15 +291,66 @@ def _new_run_initial() -> dict[str, Any]:
 @role_required(VIEWER)
 @require_GET
 def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
-    """The run page; for htmx polls just its status section, and 286 (stop polling) at rest."""
-    run = _get_run(run_id)
-    context = _run_context(run)
-    if request.htmx:
-        html = render_to_string(f"{RUN_TEMPLATE}#run_status", context, request=request)
-        if run.is_at_rest:
-            return HttpResponseStopPolling(html)
-        return HttpResponse(html)
-    return render(request, RUN_TEMPLATE, context)
+    """The whole run page: it works without JavaScript (its Refresh link reloads it); with htmx
+    its status section polls run_status."""
+    return render(request, RUN_TEMPLATE, _run_context(_get_run(run_id)))
+
+
+@role_required(VIEWER)
+@require_GET
+def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """The run page's poll: its status section, and out of band only the step cards that changed
+    since the page showed them (the `seen` stamps it sends), a waiting step's clock and a users
+    step's progress. The cost and size stay flat however many changes a users step makes; 286
+    (stop polling) once the run is at rest."""
+    try:
+        run = SetupRun.objects.select_related("aws_connection", "idp_connection").get(pk=run_id)
+    except SetupRun.DoesNotExist:
+        raise Http404(_("No setup run has this ID.")) from None
+    # Plans and answers can be large; a card that changed is read whole below.
+    steps = list(run.steps.order_by("position").defer("plan", "inputs", "secret_ciphertext"))
+    seen = dict(value.partition(":")[::2] for value in request.GET.getlist("seen"))
+    if any(step.key not in seen for step in steps):
+        # A page from before its steps existed: the whole page, once.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    changed = [step.key for step in steps if seen[step.key] != step_stamp(step)]
+    parts: list[str] = [
+        render_to_string(
+            f"{RUN_TEMPLATE}#run_status", _summary_context(run, steps), request=request
+        )
+    ]
+    if changed:
+        whole = list(run.steps.filter(key__in=changed).order_by("position"))
+        for card in _step_cards(run, steps=whole):
+            parts.append(_out_of_band("step_card", request, run, card=card, step=card.step))
+    now = timezone.now()
+    for step in steps:
+        if step.key in changed or step.status not in ACTIVE_STEP:
+            continue
+        waiting = _waiting(step, now)
+        parts.append(_out_of_band("step_waiting", request, run, card=waiting, step=step))
+        progress = change_set_progress_view(step)
+        if progress is not None:
+            parts.append(
+                _out_of_band(
+                    "change_progress", request, run, view=progress, step=step, template=CHANGES
+                )
+            )
+    html = "".join(parts)
+    if run.is_at_rest:
+        return HttpResponseStopPolling(html)
+    return HttpResponse(html)
+
+
+def _out_of_band(
+    partial: str, request: HttpRequest, run: SetupRun, template: str = RUN_TEMPLATE, **context: Any
+) -> str:
+    """One part of the run page, marked for htmx to swap into its place by id."""
+    return render_to_string(
+        f"{template}#{partial}", {"run": run, "out_of_band": True, **context}, request=request
+    )
 
 
 def _act(

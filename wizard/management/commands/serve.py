@@ -26,6 +26,8 @@ SANDBOX_START_TIMEOUT_S = 60
 STOP_GRACE_S = 10
 # The sandbox's ports: AWS, AWS sign-in, Entra ID, Okta (as `python manage.py sandbox` has them).
 SANDBOX_PORTS = "8443,8444,8445,8446"
+# The web server's workers, threads and timeout (wizard/gunicorn_conf.py).
+GUNICORN_CONFIG = "python:wizard.gunicorn_conf"
 # prctl(2): PR_SET_PDEATHSIG asks the kernel to signal a process when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -93,12 +95,7 @@ class Command(BaseCommand):
                     "-m",
                     "gunicorn",
                     "wizard.wsgi:application",
-                    "--bind",
-                    options["bind"],
-                    "--workers",
-                    "2",
-                    "--access-logfile",
-                    "-",
+                    *gunicorn_arguments(options["bind"]),
                 ],
             )
             self.stdout.write(
@@ -197,6 +194,11 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def gunicorn_arguments(bind: str) -> list[str]:
+    """How the web server runs: its address, and the settings docker-compose.yml's uses too."""
+    return ["--config", GUNICORN_CONFIG, "--bind", bind]
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
