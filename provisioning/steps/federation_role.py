@@ -89,7 +89,14 @@ def role_name(ctx: StepContext) -> str:
 
 
 def session_seconds(ctx: StepContext) -> int:
-    raw = ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS
+    """The role's MaxSessionDuration: the admin's choice, else at least what an earlier IdP step
+    asserts as SessionDuration. STS refuses a SessionDuration above the role's maximum ("The
+    requested DurationSeconds exceeds the MaxSessionDuration set for this role"), so a two-hour
+    Okta session needs a role of two hours or more."""
+    asserted = int(ctx.outputs.get("okta_app", {}).get("session_duration_s") or 0)
+    raw = ctx.inputs.get("session_duration_hours") or max(
+        DEFAULT_SESSION_HOURS, -(-asserted // SECONDS_PER_HOUR)
+    )
     try:
         hours = int(raw)
     except (TypeError, ValueError):

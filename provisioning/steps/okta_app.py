@@ -272,6 +272,8 @@ class OktaApp(Step):
             "entity_id": parse_idp_metadata(metadata).entity_id,
             "user_access_url": aws_app.user_access_url(app),
             "sandbox_sso_url": sandbox_sso_url(ctx, app["id"]),
+            # The SessionDuration the app asserts: the federation role must allow at least this.
+            "session_duration_s": _session_seconds(ctx),
         }
 
     def verify(self, ctx: StepContext) -> list[Finding]:
