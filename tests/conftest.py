@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.utils import translation
 
 from provisioning.aws.api_quotas import forget_api_quotas
 from sandbox.knobs import Knobs
@@ -70,6 +72,14 @@ def sandbox_knobs(sandbox: Sandbox) -> Iterator[Knobs]:
             value = {api: tuple(limit) for api, limit in value.items()}
         setattr(sandbox.knobs, name, value)
     sandbox.knobs.reset_buckets()
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test() -> Iterator[None]:
+    """A test that switches the active language (a Japanese page, a command run for a Japanese
+    admin) must not leave the next test reading Japanese messages."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,8 @@ def test_it_finds_only_the_exact_gallery_template_by_display_name(sandbox: Sandb
 def test_it_shows_instantiated_objects_only_after_the_replication_delay(
     sandbox: Sandbox, sandbox_knobs: Knobs
 ) -> None:
-    sandbox_knobs.graph_visibility_delay_s = 0.6
+    # Long enough for the three early calls on a loaded machine.
+    sandbox_knobs.graph_visibility_delay_s = 3.0
 
     async def scenario() -> tuple[int, Any, Any, float]:
         client = graph_client(sandbox.endpoints)
@@ -131,7 +132,8 @@ def test_it_answers_404_to_reads_writes_and_links_of_a_new_policy_until_it_repli
     sandbox: Sandbox, sandbox_knobs: Knobs
 ) -> None:
     # hashicorp/terraform-provider-azuread PR 656: a write to a new object 404s until replicated.
-    sandbox_knobs.graph_visibility_delay_s = 0.6
+    # Long enough for the three early calls on a loaded machine.
+    sandbox_knobs.graph_visibility_delay_s = 3.0
 
     async def scenario() -> tuple[list[ODataError], float]:
         client = graph_client(sandbox.endpoints)
@@ -311,7 +313,8 @@ def test_it_refuses_app_roles_patched_on_a_service_principal(sandbox: Sandbox) -
 def test_it_mirrors_the_application_app_roles_on_the_service_principal_only_after_a_delay(
     sandbox: Sandbox, sandbox_knobs: Knobs
 ) -> None:
-    sandbox_knobs.graph_visibility_delay_s = 0.6
+    # Long enough for the three early calls on a loaded machine.
+    sandbox_knobs.graph_visibility_delay_s = 3.0
 
     async def scenario() -> tuple[set[str | None], set[str | None], ODataError]:
         client = graph_client(sandbox.endpoints)
