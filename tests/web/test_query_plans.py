@@ -44,18 +44,20 @@ def on_postgresql() -> None:
         pytest.skip(message)
 
 
-def _plan(filters: dict[str, object], older_than: Cursor | None) -> str:
-    return _explain(audit_page_queryset(filters=filters, older_than=older_than))
+def _plan(filters: dict[str, object], older_than: Cursor | None, *, ordered: bool = False) -> str:
+    return _explain(audit_page_queryset(filters=filters, older_than=older_than), ordered=ordered)
 
 
-def _explain(queryset: QuerySet[Any]) -> str:
+def _explain(queryset: QuerySet[Any], *, ordered: bool = False) -> str:
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
-        # A small test table (empty, or holding other tests' rows) is cheapest to scan whole and
-        # sort; what matters is that an index path exists for each combination, giving the
-        # page's order, so scanning the table and sorting it are priced out.
+        # A small test table (empty, or holding other tests' rows) is cheapest to scan whole;
+        # what matters is that an index path exists for each combination, so scanning the table
+        # is priced out (and, for the paging checks, sorting it: the page's order must come from
+        # the index).
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
+        if ordered:
+            cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute(f"EXPLAIN {sql}", params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
@@ -85,13 +87,14 @@ def test_it_reads_every_filter_combination_through_an_index(on_postgresql: None)
     ],
 )
 def test_it_finds_each_filter_by_its_own_index(on_postgresql: None, name: str, index: str) -> None:
-    plan = _plan({name: FILTER_VALUES[name]}, None)
+    # A date range is answered by the (at, id) index in the page's order.
+    plan = _plan({name: FILTER_VALUES[name]}, None, ordered=name.startswith("date"))
 
     assert index in plan, plan
 
 
 def test_it_pages_deep_by_a_row_comparison_in_the_index_condition(on_postgresql: None) -> None:
-    plan = _plan({}, CURSOR)
+    plan = _plan({}, CURSOR, ordered=True)
 
     assert "audit_at_id" in plan, plan
     assert "Index Cond: (ROW(at, id) < ROW(" in plan, plan
