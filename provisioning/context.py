@@ -144,11 +144,16 @@ class StepContext:
         connection = self._connection(self.aws_connection_id, "AWS")
         return aws_client(connection, service, region=self.region, audit=self.audit)
 
-    def graph(self) -> Any:
-        """A Microsoft Graph client for the run's Entra connection, every call audited."""
+    def graph(self, *, fresh_sign_in: bool = False) -> Any:
+        """A Microsoft Graph client for the run's Entra connection, every call audited; it reuses
+        the worker's token for the connection unless `fresh_sign_in`."""
         from provisioning.entra.client import graph_client
 
-        return graph_client(self._connection(self.idp_connection_id, "Entra ID"), audit=self.audit)
+        return graph_client(
+            self._connection(self.idp_connection_id, "Entra ID"),
+            audit=self.audit,
+            fresh_sign_in=fresh_sign_in,
+        )
 
     def okta(self) -> Any:
         """An Okta client for the run's Okta connection, every call audited."""
