@@ -13,6 +13,7 @@ missing action stops the step with a PermanentError naming each one).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -207,6 +208,9 @@ def connect_regions(partition: str) -> list[str]:
     return boto3.session.Session().get_available_regions("connect", partition_name=partition)
 
 
+# botocore's endpoint data ships with it and can't change in a running process, but each new
+# Session reads and parses it again (endpoints.json, ~0.4 s on a busy worker): read once per region.
+@functools.cache
 def partition_of(region: str) -> str:
     try:
         return boto3.session.Session().get_partition_for_region(region)
