@@ -34,6 +34,9 @@ class StepContext:
     created_resources: list[dict[str, Any]] = field(default_factory=list)
     # The plan the admin saw (as saved), for apply(): a users step finds its change set by it.
     plan: dict[str, Any] = field(default_factory=dict)
+    # What apply() read that its own writes can't change, for the verify() the runner calls right
+    # after it with this context (empty when verify runs without apply before it).
+    read_by_apply: dict[str, Any] = field(default_factory=dict)
 
     def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
         """Note a resource this run created (not adopted), saved at once so rollback finds it even
