@@ -37,6 +37,9 @@ class StepContext:
     # What apply() read that its own writes can't change, for the verify() the runner calls right
     # after it with this context (empty when verify runs without apply before it).
     read_by_apply: dict[str, Any] = field(default_factory=dict)
+    # The connections this context has loaded, by id: a step asks for a client per call site, and
+    # one plan, or one apply and its verify, runs with the connection as it was when it started.
+    _connections: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
         """Note a resource this run created (not adopted), saved at once so rollback finds it even
@@ -129,12 +132,15 @@ class StepContext:
                 code="connection_missing",
                 hint="Start a new run and choose a connection on the first page.",
             )
-        try:
-            return Connection.objects.get(pk=connection_id)
-        except Connection.DoesNotExist:
-            raise PermanentError(
-                f"The {role} connection of this run no longer exists.", code="connection_missing"
-            ) from None
+        if connection_id not in self._connections:
+            try:
+                self._connections[connection_id] = Connection.objects.get(pk=connection_id)
+            except Connection.DoesNotExist:
+                raise PermanentError(
+                    f"The {role} connection of this run no longer exists.",
+                    code="connection_missing",
+                ) from None
+        return self._connections[connection_id]
 
     def idp_connection(self) -> Any:
         """The run's IdP Connection (its non-secret config: tenant, org URL, sandbox or not)."""
