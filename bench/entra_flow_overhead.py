@@ -1,11 +1,19 @@
-"""The Entra flow's wall time through the wizard's engine against the same setup done by a bare
-script (boto3 + msgraph-sdk called directly), in the sandbox with no instance or Graph delay.
+"""The Entra flow's wall time and HTTP requests through the wizard's engine against the same setup
+done by a bare script (boto3 + msgraph-sdk called directly), in the sandbox with no instance or
+Graph delay, both sides warm.
 
-The wizard runs in this process like `manage.py setup_sso` (same runner, audit rows, plans and
-verifications) on a throwaway SQLite database; the bare script makes the calls an admin's own
-script would: create the instance, instantiate and set up the app, register the metadata, create
-the policy and role, set claims and relay state, assign a group, create its users, sign one in.
-Record: {"wizard_s", "bare_s", "ratio"} (ratio = wizard_s / bare_s: the wizard's own overhead).
+The wizard runs in this process like `manage.py setup_sso` in a worker (same runner, audit rows,
+plans and verifications), on PostgreSQL and Redis when they answer (BENCH_DATABASE_URL, an empty
+database of your own, and BENCH_REDIS_URL; else a throwaway SQLite database and no Redis); the
+bare script makes the calls an admin's own script would: create the instance, instantiate and set
+up the app, register the metadata, create the policy and role, set claims and relay state, assign
+a group, create its users, sign one in. Each side runs once untimed first (imports, SDK models,
+the worker's first sign-in), then RUNS times timed, each run a new instance and app; every
+request the sandbox's clouds receive during a timed run is counted (AWS, Entra and its sign-in,
+the AWS sign-in check).
+Record: {"wizard_s", "bare_s" (medians), "ratio" (wizard_s / bare_s: the wizard's own overhead),
+"wizard_requests", "bare_requests", "wizard_token_requests", "bare_token_requests" (per run),
+"runs", "database", "load_average"}.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import ssl
+import statistics
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +67,10 @@ TEMPLATE_ID = "8b1025e4-1dd2-430b-a150-2ef79cd700f5"
 GROUP = "Connect Admins"
 SIGNIN = "https://signin.aws.amazon.com/saml"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Timed runs per side, after the untimed warm-up run; the median is recorded.
+RUNS = int(os.environ.get("BENCH_ENTRA_RUNS", "3"))
+# The Entra token endpoint's path (sandbox/entra/app.py TOKEN, as login.microsoftonline.com).
+TOKEN_PATH = re.compile(r"/oauth2/v2\.0/token$")
 
 
 def run() -> dict[str, Any]:
@@ -67,46 +83,110 @@ def run() -> dict[str, Any]:
         sandbox_file = Path(state_dir) / "sandbox.json"
         sandbox.write_endpoints(sandbox_file)
         try:
-            wizard_s = _wizard(sandbox_file, Path(state_dir))
-            bare_s = _bare(endpoints)
+            database = _setup_wizard(sandbox_file, Path(state_dir))
+            requests = _Requests(sandbox)
+            wizard = _timed(requests, lambda name: _wizard(Path(state_dir), name), "bench-wizard")
+            bare = _timed(requests, lambda name: _bare(endpoints, name), "bench-bare")
         finally:
             sandbox.stop()
+    wizard_s, bare_s = statistics.median(wizard["seconds"]), statistics.median(bare["seconds"])
     return {
         "wizard_s": round(wizard_s, 2),
         "bare_s": round(bare_s, 2),
         "ratio": round(wizard_s / bare_s, 2),
+        "wizard_requests": wizard["requests"],
+        "bare_requests": bare["requests"],
+        "wizard_token_requests": wizard["token_requests"],
+        "bare_token_requests": bare["token_requests"],
+        "runs": RUNS,
+        "database": database,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 
-def _wizard(sandbox_file: Path, state_dir: Path) -> float:
+class _Requests:
+    """Counts every request the sandbox's clouds receive (its wire log keeps only some of AWS's:
+    not the ones moto answers), by wrapping each cloud's WSGI app."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._paths: list[str] = []
+        self._lock = threading.Lock()
+        for name, app in list(sandbox.apps.items()):
+            sandbox.apps[name] = self._counting(app)
+
+    def _counting(self, app: Any) -> Any:
+        def counted(environ: dict[str, Any], start_response: Any) -> Any:
+            with self._lock:
+                self._paths.append(environ.get("PATH_INFO", ""))
+            return app(environ, start_response)
+
+        return counted
+
+    def take(self) -> list[str]:
+        """The paths requested since the last take()."""
+        with self._lock:
+            paths, self._paths = self._paths, []
+        return paths
+
+
+def _timed(requests: _Requests, side: Callable[[str], None], name: str) -> dict[str, Any]:
+    """One untimed run, then RUNS timed ones, each under a name of its own; the requests the
+    sandbox received per timed run (the same every run, or the record says which differ)."""
+    side(f"{name}-warm")
+    requests.take()
+    seconds, counts, tokens = [], set(), set()
+    for number in range(RUNS):
+        started = time.perf_counter()
+        side(f"{name}-{number}")
+        seconds.append(time.perf_counter() - started)
+        paths = requests.take()
+        counts.add(len(paths))
+        tokens.add(sum(1 for path in paths if TOKEN_PATH.search(path)))
+    return {
+        "seconds": seconds,
+        "requests": counts.pop() if len(counts) == 1 else sorted(counts),
+        "token_requests": tokens.pop() if len(tokens) == 1 else sorted(tokens),
+    }
+
+
+def _setup_wizard(sandbox_file: Path, state_dir: Path) -> str:
+    database_url = os.environ.get("BENCH_DATABASE_URL", "")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "")
     os.environ.update(
         {
             "WIZARD_TESTING": "1",
             "WIZARD_MODE": "sandbox",
             "WIZARD_SANDBOX_FILE": str(sandbox_file),
             "WIZARD_VAR_DIR": str(state_dir / "var"),
-            "DATABASE_URL": f"sqlite:///{state_dir / 'bench.sqlite3'}",
+            "DATABASE_URL": database_url or f"sqlite:///{state_dir / 'bench.sqlite3'}",
             "DJANGO_SETTINGS_MODULE": "wizard.settings",
         }
     )
+    os.environ.pop("REDIS_URL", None)
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from wizard.models import RunStatus, SetupRun
     from wizard.services.connections import register_sandbox_connections
 
     register_sandbox_connections(sandbox_file=sandbox_file)
-    plan = state_dir / "entra.toml"
+    return ("postgresql" if database_url else "sqlite") + (" + redis" if redis_url else "")
+
+
+def _wizard(state_dir: Path, alias: str) -> None:
+    from django.core.management import call_command
+
+    from wizard.models import RunStatus, SetupRun
+
+    plan = state_dir / f"{alias}.toml"
     plan.write_text(
-        EXAMPLE_PLAN.read_text().replace('alias = "entra-sandbox"', 'alias = "bench-wizard"')
+        EXAMPLE_PLAN.read_text().replace('alias = "entra-sandbox"', f'alias = "{alias}"')
     )
-    started = time.perf_counter()
     call_command("setup_sso", str(plan), stdout=io.StringIO())
-    elapsed = time.perf_counter() - started
-    assert SetupRun.objects.get().status == RunStatus.SUCCEEDED
-    return elapsed
+    assert SetupRun.objects.get(instance_alias=alias).status == RunStatus.SUCCEEDED
 
 
 def _aws(endpoints: dict[str, str], service: str) -> Any:
@@ -138,18 +218,16 @@ def _graph(endpoints: dict[str, str]) -> GraphServiceClient:
     return GraphServiceClient(request_adapter=adapter)
 
 
-def _bare(endpoints: dict[str, str]) -> float:
-    started = time.perf_counter()
-    asyncio.run(_bare_script(endpoints))
-    return time.perf_counter() - started
+def _bare(endpoints: dict[str, str], name: str) -> None:
+    asyncio.run(_bare_script(endpoints, name))
 
 
-async def _bare_script(endpoints: dict[str, str]) -> None:
+async def _bare_script(endpoints: dict[str, str], name: str) -> None:
     region = endpoints["aws_region"]
     connect, iam = _aws(endpoints, "connect"), _aws(endpoints, "iam")
     instance = connect.create_instance(
         IdentityManagementType="SAML",
-        InstanceAlias="bench-bare",
+        InstanceAlias=name,
         InboundCallsEnabled=True,
         OutboundCallsEnabled=True,
     )
@@ -161,14 +239,14 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
     client = _graph(endpoints)
     created = await client.application_templates.by_application_template_id(
         TEMPLATE_ID
-    ).instantiate.post(InstantiatePostRequestBody(display_name="Amazon Connect bench-bare"))
+    ).instantiate.post(InstantiatePostRequestBody(display_name=f"Amazon Connect {name}"))
     app, sp_id = created.application, str(created.service_principal.id)
     sp = client.service_principals.by_service_principal_id(sp_id)
     # SAML mode before the identifier: the identifier URI policy exempts only SAML apps.
     await sp.patch(ServicePrincipal(preferred_single_sign_on_mode="saml"))
     await client.applications.by_application_id(app.id).patch(
         Application(
-            identifier_uris=[f"{SIGNIN}#bench-bare"], web=WebApplication(redirect_uris=[SIGNIN])
+            identifier_uris=[f"{SIGNIN}#{name}"], web=WebApplication(redirect_uris=[SIGNIN])
         )
     )
     certificate = await sp.add_token_signing_certificate.post(
@@ -179,15 +257,17 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
     )
     await sp.patch(ServicePrincipal(preferred_token_signing_key_thumbprint=certificate.thumbprint))
     tls = ssl.create_default_context(cafile=endpoints["ca_bundle"])
+    # Entra serves the metadata with a UTF-8 byte-order mark, which IAM refuses (azure-docs
+    # issue 65434): any script has to strip it.
     metadata = httpx.get(
         f"{endpoints['entra_authority']}/{endpoints['entra_tenant_id']}/federationmetadata/"
         f"2007-06/federationmetadata.xml?appid={app.app_id}",
         verify=tls,
-    ).text
-    provider = iam.create_saml_provider(Name="bench-bare", SAMLMetadataDocument=metadata)
+    ).content.decode("utf-8-sig")
+    provider = iam.create_saml_provider(Name=name, SAMLMetadataDocument=metadata)
     provider_arn = provider["SAMLProviderArn"]
     policy = iam.create_policy(
-        PolicyName="bench-bare",
+        PolicyName=name,
         PolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
@@ -203,7 +283,7 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
         ),
     )
     role = iam.create_role(
-        RoleName="bench-bare",
+        RoleName=name,
         AssumeRolePolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
@@ -218,7 +298,7 @@ async def _bare_script(endpoints: dict[str, str]) -> None:
             }
         ),
     )
-    iam.attach_role_policy(RoleName="bench-bare", PolicyArn=policy["Policy"]["Arn"])
+    iam.attach_role_policy(RoleName=name, PolicyArn=policy["Policy"]["Arn"])
     role_value = f"{role['Role']['Arn']},{provider_arn}"
     role_id = uuid.uuid4()
     current = await client.applications.by_application_id(app.id).get()

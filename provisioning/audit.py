@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from django.db import transaction
-
 T = TypeVar("T")
 
 REDACTED = "***"
@@ -186,23 +184,24 @@ def _write(scope: AuditScope, **fields: Any) -> Any:
 def start_call(
     scope: AuditScope, *, cloud: str, service: str, operation: str, request: dict[str, Any]
 ) -> CallRecord:
-    """Write the "call_started" row, committed at once (callers hold no transaction open)."""
+    """Write the "call_started" row, committed at once: callers hold no transaction open, so the
+    row's one INSERT commits on its own (Django's autocommit); a transaction block around it
+    would only add a BEGIN and a COMMIT round trip."""
     from wizard.models import AuditKind, AuditOutcome
 
     record = CallRecord(
         scope=scope, call_id=uuid.uuid4(), cloud=cloud, service=service, operation=operation
     )
-    with transaction.atomic():
-        _write(
-            scope,
-            kind=AuditKind.CALL_STARTED,
-            cloud=cloud,
-            service=service,
-            operation=operation,
-            call_id=record.call_id,
-            outcome=AuditOutcome.STARTED,
-            request=redact(request),
-        )
+    _write(
+        scope,
+        kind=AuditKind.CALL_STARTED,
+        cloud=cloud,
+        service=service,
+        operation=operation,
+        call_id=record.call_id,
+        outcome=AuditOutcome.STARTED,
+        request=redact(request),
+    )
     return record
 
 
@@ -213,23 +212,23 @@ def finish_call(
     response: dict[str, Any] | None = None,
     error_code: str = "",
 ) -> None:
-    """Write the "call_finished" row of a started call: outcome, redacted response, duration."""
+    """Write the "call_finished" row of a started call: outcome, redacted response, duration (one
+    INSERT, committed on its own like the started row)."""
     from wizard.models import AuditKind
 
     duration_ms = int((time.monotonic() - record.started) * 1000)
-    with transaction.atomic():
-        _write(
-            record.scope,
-            kind=AuditKind.CALL_FINISHED,
-            cloud=record.cloud,
-            service=record.service,
-            operation=record.operation,
-            call_id=record.call_id,
-            outcome=outcome,
-            error_code=error_code[:128],
-            duration_ms=duration_ms,
-            response=redact(response or {}),
-        )
+    _write(
+        record.scope,
+        kind=AuditKind.CALL_FINISHED,
+        cloud=record.cloud,
+        service=record.service,
+        operation=record.operation,
+        call_id=record.call_id,
+        outcome=outcome,
+        error_code=error_code[:128],
+        duration_ms=duration_ms,
+        response=redact(response or {}),
+    )
 
 
 def audited_call(

@@ -34,6 +34,12 @@ class StepContext:
     created_resources: list[dict[str, Any]] = field(default_factory=list)
     # The plan the admin saw (as saved), for apply(): a users step finds its change set by it.
     plan: dict[str, Any] = field(default_factory=dict)
+    # What apply() read that its own writes can't change, for the verify() the runner calls right
+    # after it with this context (empty when verify runs without apply before it).
+    read_by_apply: dict[str, Any] = field(default_factory=dict)
+    # The connections this context has loaded, by id: a step asks for a client per call site, and
+    # one plan, or one apply and its verify, runs with the connection as it was when it started.
+    _connections: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
         """Note a resource this run created (not adopted), saved at once so rollback finds it even
@@ -137,12 +143,15 @@ class StepContext:
                 code="connection_missing",
                 hint="Start a new run and choose a connection on the first page.",
             )
-        try:
-            return Connection.objects.get(pk=connection_id)
-        except Connection.DoesNotExist:
-            raise PermanentError(
-                f"The {role} connection of this run no longer exists.", code="connection_missing"
-            ) from None
+        if connection_id not in self._connections:
+            try:
+                self._connections[connection_id] = Connection.objects.get(pk=connection_id)
+            except Connection.DoesNotExist:
+                raise PermanentError(
+                    f"The {role} connection of this run no longer exists.",
+                    code="connection_missing",
+                ) from None
+        return self._connections[connection_id]
 
     def idp_connection(self) -> Any:
         """The run's IdP Connection (its non-secret config: tenant, org URL, sandbox or not)."""
@@ -155,11 +164,16 @@ class StepContext:
         connection = self._connection(self.aws_connection_id, "AWS")
         return aws_client(connection, service, region=self.region, audit=self.audit)
 
-    def graph(self) -> Any:
-        """A Microsoft Graph client for the run's Entra connection, every call audited."""
+    def graph(self, *, fresh_sign_in: bool = False) -> Any:
+        """A Microsoft Graph client for the run's Entra connection, every call audited; it reuses
+        the worker's token for the connection unless `fresh_sign_in`."""
         from provisioning.entra.client import graph_client
 
-        return graph_client(self._connection(self.idp_connection_id, "Entra ID"), audit=self.audit)
+        return graph_client(
+            self._connection(self.idp_connection_id, "Entra ID"),
+            audit=self.audit,
+            fresh_sign_in=fresh_sign_in,
+        )
 
     def okta(self) -> Any:
         """An Okta client for the run's Okta connection, every call audited."""

@@ -12,6 +12,15 @@ Auditing is per API call, not per HTTP attempt: botocore's standard retry mode r
 call, so each call writes one "started" row (before-call) and one "finished" row (after-call, or
 after-call-error when no response came back), and the finished row counts the attempts.
 
+Sessions: a worker process keeps one botocore Session per connection and region (made again
+when the connection's config, secret or sandbox changes), so credentials are resolved once, not
+per client: an assumed role's credentials are refreshed by botocore before they expire
+(RefreshableCredentials, botocore/credentials.py) and never used past that. A botocore Session
+is not thread-safe (boto3 docs, "Multithreading or multiprocessing with resources"; clients
+are), so clients are made from it under a lock. Clients are made per step, each with its own
+audit handlers; the AssumeRole calls that refresh the shared credentials are audited under the
+call that needed them.
+
 Rate limiting is per HTTP attempt: for a rate-limited service (api_quotas.RATE_LIMITED_SERVICES),
 every attempt, botocore's retries included, first waits for its turn in the shared bucket of its
 API, account and region (provisioning/ratelimit.py), sized from the API's quota (api_quotas). A
@@ -20,7 +29,10 @@ turn further away than WIZARD_RATE_LIMIT_MAX_WAIT_S fails the call with a Retrya
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -99,7 +111,7 @@ def aws_client(
             code="aws_no_region",
             hint="Choose the region of the Amazon Connect instance.",
         )
-    session = _session_for(connection, region=region, sandbox=sandbox, audit=audit)
+    session = _shared_session(connection, region=region, sandbox=sandbox)
     client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
     if rate_limited(service):
         limits = ApiLimits(
@@ -129,19 +141,52 @@ def _new_session(**kwargs: Any) -> botocore.session.Session:
     return session
 
 
+def _shared_session(
+    connection: Connection, *, region: str, sandbox: dict[str, Any] | None
+) -> botocore.session.Session:
+    """This process's session of `connection` in `region`: made again when its config, stored
+    secret or sandbox changed since."""
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [connection.config, connection.secret_ciphertext, sandbox], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
+    with _sessions_lock:
+        kept = _sessions.get((connection.pk, region))
+        if kept is not None and kept[0] == fingerprint:
+            # Its secrets are masked in this process already: _session_for registered them.
+            return kept[1]
+        session = _session_for(connection, region=region, sandbox=sandbox)
+        if connection.pk is not None:
+            _sessions[(connection.pk, region)] = (fingerprint, session)
+        return session
+
+
+# (connection id, region) -> (fingerprint of what the session was made from, the session).
+_sessions: dict[tuple[int, str], tuple[str, botocore.session.Session]] = {}
+# Guards _sessions and every create_client on a kept session (re-entered: making an assume-role
+# session makes its STS client).
+_sessions_lock = threading.RLock()
+# The audit scope of the API call running in this thread, for the AssumeRole call that refreshes
+# a shared session's credentials while signing it.
+_calling = threading.local()
+
+
 def _audited_client(
     session: botocore.session.Session,
     service: str,
     *,
     region: str,
     sandbox: dict[str, Any] | None,
-    audit: AuditScope,
+    audit: AuditScope | None,
 ) -> BaseClient:
+    """A client of `session` whose calls are audited under `audit` (None: under the scope of the
+    API call running in this thread, for the calls that refresh credentials)."""
     kwargs: dict[str, Any] = {"region_name": region, "config": CLIENT_CONFIG}
     if sandbox is not None:
         kwargs["endpoint_url"] = sandbox["aws_endpoint_url"]
         kwargs["verify"] = sandbox["ca_bundle"]
-    with aws_errors():
+    with aws_errors(), _sessions_lock:
         client = session.create_client(service, **kwargs)
     _CallAudit(audit).register(client)
     return client
@@ -178,7 +223,7 @@ def _secret(secrets: dict[str, str], name: str, label: str) -> str:
 
 
 def _session_for(
-    connection: Connection, *, region: str, sandbox: dict[str, Any] | None, audit: AuditScope
+    connection: Connection, *, region: str, sandbox: dict[str, Any] | None
 ) -> botocore.session.Session:
     method = connection.config.get("method", "")
     secrets = connection.secrets
@@ -220,7 +265,7 @@ def _session_for(
         base = _new_session()
     if method != "assume_role":
         return base
-    refresh = _assume_role_refresher(connection, base, region=region, sandbox=sandbox, audit=audit)
+    refresh = _assume_role_refresher(connection, base, region=region, sandbox=sandbox)
     session = _new_session()
     session.register_component(
         "credential_provider",
@@ -249,7 +294,6 @@ def _assume_role_refresher(
     *,
     region: str,
     sandbox: dict[str, Any] | None,
-    audit: AuditScope,
 ) -> Callable[[], dict[str, str]]:
     role_arn = connection.config.get("role_arn", "")
     if not role_arn:
@@ -265,7 +309,7 @@ def _assume_role_refresher(
     }
     if connection.config.get("external_id"):
         params["ExternalId"] = connection.config["external_id"]
-    sts = _audited_client(base, "sts", region=region, sandbox=sandbox, audit=audit)
+    sts = _audited_client(base, "sts", region=region, sandbox=sandbox, audit=None)
 
     def refresh() -> dict[str, str]:
         try:
@@ -291,9 +335,10 @@ def _assume_role_refresher(
 
 
 class _CallAudit:
-    """botocore event handlers that write a started row before each call and a finished after."""
+    """botocore event handlers that write a started row before each call and a finished after,
+    under `scope`, or (None) under the scope of the call running in this thread."""
 
-    def __init__(self, scope: AuditScope) -> None:
+    def __init__(self, scope: AuditScope | None) -> None:
         self.scope = scope
 
     def register(self, client: BaseClient) -> None:
@@ -308,8 +353,13 @@ class _CallAudit:
         context[_PARAMS] = json_safe(params)
 
     def started(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self.scope is not None:
+            _calling.scope = self.scope
+        scope = self.scope or getattr(_calling, "scope", None)
+        if scope is None:
+            raise RuntimeError("An AWS call that refreshes credentials went out on its own.")
         context[_RECORD] = start_call(
-            self.scope,
+            scope,
             cloud=Cloud.AWS.value,
             service=model.service_model.service_name,
             operation=model.name,

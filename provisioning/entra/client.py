@@ -15,7 +15,15 @@ connection outlives the event loop that made it.
 
 Auditing is per Graph request: one "started" row before it is sent and one "finished" row after
 its response (or failure). Token requests to the sign-in endpoint are audited per HTTP attempt
-(service "login").
+(service "login"), under the run and step whose call needed the token.
+
+Sign-in: a worker process keeps one azure-identity credential per connection (replaced when the
+connection's config, secret or sandbox changes), so the token it caches serves every step of
+every run until it nears expiry (azure-identity refreshes it then, MSAL's token cache), and the
+authority's OpenID configuration is read once: one sign-in per hour, not one per step. The
+Graph client (its audit middleware is bound to a step) is still built per step. A connection
+test and the tenant preflight sign in afresh (fresh_sign_in), so a permission the admin has just
+granted shows in the token's roles at once; the fresh credential then serves the later steps.
 
 Throttling: Graph's 429 and 503 carry Retry-After in seconds (Microsoft Graph throttling guidance,
 learn.microsoft.com/graph/throttling: wait that long, then retry). The wizard's engine does the
@@ -40,9 +48,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import ssl
+import threading
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -102,9 +112,12 @@ NOT_FOUND_OBJECT = re.compile(r"Resource '([^']+)' does not exist")
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
 
-def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceClient:
+def graph_client(
+    connection: Connection, *, audit: AuditScope, fresh_sign_in: bool = False
+) -> GraphServiceClient:
     """A GraphServiceClient whose every request (and token request) is written to the audit log.
-    Run its calls with run_graph()."""
+    Run its calls with run_graph(). It signs in with this process's credential of the connection
+    (a token still valid is reused), or with a new one when `fresh_sign_in`."""
     if connection.cloud != Cloud.ENTRA:
         raise PermanentError(
             f"“{connection.name}” is not an Entra ID connection.", code="wrong_connection_cloud"
@@ -112,9 +125,11 @@ def graph_client(connection: Connection, *, audit: AuditScope) -> GraphServiceCl
     sandbox = sandbox_endpoints(connection)
     ca_bundle = sandbox["ca_bundle"] if sandbox else certifi.where()
     base_url = sandbox["graph_base_url"] if sandbox else GRAPH_BASE_URL
-    credential = _credential(connection, sandbox=sandbox, ca_bundle=ca_bundle, audit=audit)
+    credential = _shared_credential(
+        connection, sandbox=sandbox, ca_bundle=ca_bundle, fresh=fresh_sign_in
+    )
     auth = AzureIdentityAuthenticationProvider(
-        _TokenFromCallerThread(credential),
+        _TokenFromCallerThread(credential, audit),
         scopes=[GRAPH_SCOPE],
         # The token goes only to the Graph host, never to a host named in a nextLink or redirect.
         allowed_hosts=[urlsplit(base_url).hostname or ""],
@@ -175,8 +190,39 @@ _MIDDLEWARE_OPTIONS: dict[str, Any] = {
 }
 
 
+def _shared_credential(
+    connection: Connection, *, sandbox: dict[str, Any] | None, ca_bundle: str, fresh: bool
+) -> TokenCredential:
+    """This process's credential of `connection`: made again when its config, stored secret or
+    sandbox changed since, or when `fresh`."""
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [connection.config, connection.secret_ciphertext, sandbox, ca_bundle],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
+    with _credentials_lock:
+        kept = _credentials.get(connection.pk)
+        if kept is not None and kept[0] == fingerprint and not fresh:
+            # Its secrets are masked in this process already: _credential registered them.
+            return kept[1]
+        credential = _credential(connection, sandbox=sandbox, ca_bundle=ca_bundle)
+        if connection.pk is not None:
+            _credentials[connection.pk] = (fingerprint, credential)
+        return credential
+
+
+# Connection id -> (fingerprint of what the credential was made from, the credential).
+_credentials: dict[int, tuple[str, TokenCredential]] = {}
+_credentials_lock = threading.Lock()
+# The audit scope of the Graph call that is asking the shared credential for a token, per thread:
+# the credential's transport writes the token request's rows under it.
+_signing_in = threading.local()
+
+
 def _credential(
-    connection: Connection, *, sandbox: dict[str, Any] | None, ca_bundle: str, audit: AuditScope
+    connection: Connection, *, sandbox: dict[str, Any] | None, ca_bundle: str
 ) -> TokenCredential:
     config = connection.config
     method = config.get("method", "")
@@ -190,9 +236,7 @@ def _credential(
             code="entra_missing_ids",
             hint="Edit the connection: both are on the app registration's Overview page.",
         )
-    options: dict[str, Any] = {
-        "transport": _AuditedTokenTransport(audit, connection_verify=ca_bundle)
-    }
+    options: dict[str, Any] = {"transport": _AuditedTokenTransport(connection_verify=ca_bundle)}
     if sandbox is not None:
         options["authority"] = sandbox["entra_authority"]
         options["disable_instance_discovery"] = True
@@ -232,10 +276,11 @@ def _credential(
 
 class _TokenFromCallerThread(AsyncTokenCredential):
     """Lets kiota await a sync azure-identity credential: get_token runs in the thread that called
-    run_graph(), where the token request's audit rows can be written."""
+    run_graph(), where the token request's audit rows can be written, under `scope`."""
 
-    def __init__(self, credential: TokenCredential) -> None:
+    def __init__(self, credential: TokenCredential, scope: AuditScope) -> None:
         self._credential = credential
+        self._scope = scope
 
     async def get_token(
         self,
@@ -245,9 +290,16 @@ class _TokenFromCallerThread(AsyncTokenCredential):
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
-        return await sync_to_async(self._credential.get_token)(
-            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-        )
+        def get_token() -> AccessToken:
+            _signing_in.scope = self._scope
+            try:
+                return self._credential.get_token(
+                    *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+                )
+            finally:
+                _signing_in.scope = None
+
+        return await sync_to_async(get_token)()
 
     async def close(self) -> None:
         """The sync credential holds no loop-bound resources; nothing to close here."""
@@ -262,16 +314,16 @@ class _TokenFromCallerThread(AsyncTokenCredential):
 
 
 class _AuditedTokenTransport(RequestsTransport):
-    """azure-core transport of the sign-in requests (discovery and token), each one audited."""
-
-    def __init__(self, scope: AuditScope, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.scope = scope
+    """azure-core transport of the sign-in requests (discovery and token), each one audited under
+    the scope of the Graph call that asked for the token."""
 
     def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         path = urlsplit(request.url).path
+        scope = getattr(_signing_in, "scope", None)
+        if scope is None:
+            raise RuntimeError("A sign-in request went out without a Graph call asking for it.")
         record = start_call(
-            self.scope,
+            scope,
             cloud=Cloud.ENTRA.value,
             service="login",
             operation=f"{request.method} {path}"[:MAX_OPERATION_CHARS],

@@ -45,6 +45,8 @@ from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.usernames import check_username
 
 RESOURCE_TYPE = "entra_app_role_assignment"
+# The key under which apply() hands verify() the people it resolved (StepContext.read_by_apply).
+RESOLUTION = "resolution"
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "givenName", "surname", "mail"]
 # Graph's largest page for users and groups ($top 1-999).
 PAGE_SIZE = 999
@@ -383,6 +385,9 @@ class EntraAssignments(Step):
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         client, sp_id, role_id = self._context(ctx)
         result = resolve(ctx, client, read_choice(ctx.inputs))
+        # Assigning changes no group or user, so verify checks the assignments of the people
+        # resolved here instead of reading the directory again.
+        ctx.read_by_apply[RESOLUTION] = result
         assign_to_app(ctx, client, sp_id, role_id, result.principals)
         source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
         return {
@@ -396,7 +401,7 @@ class EntraAssignments(Step):
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         client, sp_id, role_id = self._context(ctx)
-        result = resolve(ctx, client, read_choice(ctx.inputs))
+        result = ctx.read_by_apply.get(RESOLUTION) or resolve(ctx, client, read_choice(ctx.inputs))
         existing = existing_assignments(client, sp_id)
         missing = [
             name for pid, (_k, name) in result.principals.items() if (pid, role_id) not in existing

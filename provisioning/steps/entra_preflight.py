@@ -85,9 +85,10 @@ def find_template(client: Any) -> tuple[str, str]:
     )
 
 
-def check_tenant(ctx: StepContext) -> dict[str, Any]:
-    """Every check of the step; raises on the first that fails, returns the outputs."""
-    client = ctx.graph()
+def check_tenant(ctx: StepContext, *, fresh_sign_in: bool = False) -> dict[str, Any]:
+    """Every check of the step; raises on the first that fails, returns the outputs. With
+    `fresh_sign_in` it reads the permissions from a new token, not the worker's kept one."""
+    client = ctx.graph(fresh_sign_in=fresh_sign_in)
     granted = token_permissions(client)
     missing = missing_permissions(granted)
     if missing:
@@ -120,7 +121,9 @@ class EntraPreflight(Step):
     )
 
     def plan(self, ctx: StepContext) -> Plan:
-        outputs = check_tenant(ctx)
+        # Permissions the admin has just granted appear only in a new token's roles, and a plan
+        # is what the admin retries after granting them.
+        outputs = check_tenant(ctx, fresh_sign_in=True)
         return Plan(
             changes=[
                 Change(

@@ -13,6 +13,7 @@ missing action stops the step with a PermanentError naming each one).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -214,11 +215,15 @@ class PreflightForm(forms.Form):
             raise forms.ValidationError(f"{error.message} {error.hint}") from None
 
 
-def connect_regions(partition: str) -> list[str]:
+# botocore's endpoint data ships with it and can't change in a running process, but each new
+# Session reads and parses it again (endpoints.json, ~0.3 s on a busy worker): read it once.
+@functools.cache
+def connect_regions(partition: str) -> tuple[str, ...]:
     """The regions botocore's endpoint data lists for Amazon Connect in `partition`."""
-    return boto3.session.Session().get_available_regions("connect", partition_name=partition)
+    return tuple(boto3.session.Session().get_available_regions("connect", partition_name=partition))
 
 
+@functools.cache
 def partition_of(region: str) -> str:
     try:
         return boto3.session.Session().get_partition_for_region(region)

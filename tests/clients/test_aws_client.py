@@ -105,6 +105,30 @@ def test_it_assumes_the_connections_role_with_its_external_id(
     }
 
 
+def test_it_assumes_the_role_once_for_every_step_until_the_connection_changes(
+    sandbox_mode: Sandbox,
+) -> None:
+    connection = _sandbox_aws("assume_role", role_arn=f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/wizard")
+    steps = [AuditScope(actor_label="client tests", step_key=key) for key in ("a", "b", "c")]
+
+    for step in steps[:2]:
+        aws_client(connection, "sts", region="", audit=step).get_caller_identity()
+    connection.config["role_session_name"] = "renamed"
+    connection.save()
+    identity = aws_client(connection, "sts", region="", audit=steps[2]).get_caller_identity()
+
+    # b's client used the role session a's call opened; the changed connection opened another.
+    finished = call_rows(Cloud.AWS).filter(kind=AuditKind.CALL_FINISHED)
+    assert list(finished.values_list("step_key", "operation")) == [
+        ("a", "AssumeRole"),
+        ("a", "GetCallerIdentity"),
+        ("b", "GetCallerIdentity"),
+        ("c", "AssumeRole"),
+        ("c", "GetCallerIdentity"),
+    ]
+    assert identity["Arn"].endswith(":assumed-role/wizard/renamed")
+
+
 def test_it_retries_throttling_then_raises_a_retryable_error(
     sandbox_connections: dict[str, Connection], sandbox_knobs: Knobs, scope: AuditScope
 ) -> None:

@@ -81,6 +81,49 @@ def test_it_signs_in_and_reads_graph_with_every_request_audited(
     ]
 
 
+def _sign_ins(scope: AuditScope) -> int:
+    return (
+        call_rows(Cloud.ENTRA)
+        .filter(kind=AuditKind.CALL_FINISHED, service="login", step_key=scope.step_key)
+        .filter(operation__endswith="/token")
+        .count()
+    )
+
+
+def test_it_signs_in_once_for_every_step_until_told_to_sign_in_afresh(
+    sandbox_connections: dict[str, Connection],
+) -> None:
+    connection = sandbox_connections[Cloud.ENTRA]
+    steps = [AuditScope(actor_label="client tests", step_key=key) for key in ("a", "b", "c")]
+
+    for step in steps[:2]:
+        run_graph(graph_client(connection, audit=step).users.get())
+    run_graph(graph_client(connection, audit=steps[2], fresh_sign_in=True).users.get())
+    run_graph(graph_client(connection, audit=steps[0]).users.get())
+
+    # Step b's client reused step a's token; c signed in afresh, and a's next client used c's
+    # token. Every Graph call is still audited under the step that made it.
+    assert [_sign_ins(step) for step in steps] == [1, 0, 1]
+    graph = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="graph")
+    assert list(graph.values_list("step_key", flat=True)) == ["a", "b", "c", "a"]
+
+
+def test_it_signs_in_again_once_the_connection_has_a_new_secret(
+    sandbox_connections: dict[str, Connection],
+) -> None:
+    connection = sandbox_connections[Cloud.ENTRA]
+    first, second = (AuditScope(actor_label="client tests", step_key=key) for key in "ab")
+    run_graph(graph_client(connection, audit=first).users.get())
+
+    connection.set_secrets({"client_secret": "a-new-secret-value"})
+    connection.save()
+    with pytest.raises(PermanentError) as raised:
+        run_graph(graph_client(connection, audit=second).users.get())
+
+    assert raised.value.code == "AADSTS7000215"
+    assert _sign_ins(second) == 1
+
+
 def test_it_writes_neither_the_secret_nor_the_token_to_the_audit_log(
     sandbox_connections: dict[str, Connection], scope: AuditScope
 ) -> None:

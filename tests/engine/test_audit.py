@@ -8,6 +8,8 @@ import logging
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from provisioning import audit
 from provisioning.audit import AuditScope
@@ -77,6 +79,21 @@ def test_it_commits_the_started_row_at_once_so_a_crash_leaves_it() -> None:
     started = AuditEvent.objects.get(call_id=record.call_id)
     assert started.kind == AuditKind.CALL_STARTED
     assert not AuditEvent.objects.filter(kind=AuditKind.CALL_FINISHED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_a_calls_two_rows_with_one_statement_each() -> None:
+    with CaptureQueriesContext(connection) as statements:
+        audit.audited_call(
+            SCOPE, cloud="aws", service="sts", operation="GetCallerIdentity", request={}, call=dict
+        )
+
+    # Each INSERT commits on its own (autocommit): no BEGIN/COMMIT round trips around it.
+    assert [query["sql"].split(" ", 2)[:2] for query in statements.captured_queries] == [
+        ["INSERT", "INTO"],
+        ["INSERT", "INTO"],
+    ]
+    assert connection.get_autocommit()
 
 
 @pytest.mark.django_db

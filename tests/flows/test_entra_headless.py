@@ -11,7 +11,7 @@ from provisioning.flows import get_flow
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
-from wizard.models import RunStatus
+from wizard.models import AuditEvent, AuditKind, RunStatus
 
 
 def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
@@ -43,3 +43,19 @@ def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
     for key in get_flow("entra").step_keys:
         assert f"  {key}: nothing to do" in second_output, (key, second_output)
     assert cloud_writes(second) == []
+
+
+def test_it_signs_in_once_per_run_and_verifies_assignments_without_rereading_the_directory(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run, output = setup_sso(plan_file(tmp_path))
+
+    assert run.status == RunStatus.SUCCEEDED, output
+    finished = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_FINISHED)
+    # The preflight's plan signs in afresh; every later step of the run reuses that token.
+    sign_ins = finished.filter(service="login", operation__endswith="/token")
+    assert list(sign_ins.values_list("step_key", flat=True)) == ["entra_preflight"]
+    # entra_assignments reads the group in plan and apply; verify checks what apply resolved.
+    group_reads = finished.filter(step_key="entra_assignments", operation="GET /groups")
+    assert group_reads.count() == 2

@@ -463,7 +463,8 @@ def _test_entra(connection: Connection, scope: AuditScope) -> str:
 
     from provisioning.entra.client import graph_client, run_graph
 
-    client = graph_client(connection, audit=scope)
+    # A test signs in, whatever token this process holds: that is what it proves.
+    client = graph_client(connection, audit=scope, fresh_sign_in=True)
     # One service principal is enough to prove the token works and Application.Read is granted.
     query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
         top=1, select=["id"]
