@@ -434,20 +434,26 @@ class _GraphCallAudit(BaseMiddleware):
         return response
 
 
+def _succeeded_calls(scope: AuditScope) -> Any:
+    """This run's Graph calls that answered successfully (their "finished" audit rows)."""
+    return AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_FINISHED,
+        outcome=AuditOutcome.OK,
+    )
+
+
 def created_by_run_at(scope: AuditScope, object_id: str) -> dt.datetime | None:
     """When one of this run's Graph POSTs answered with `object_id` as the id of what it made (the
     audit rows keep the ids of every answer), or None when the run did not create it."""
     if scope.run_id is None or not object_id:
         return None
     wanted = object_id.casefold()
-    answers = AuditEvent.objects.filter(
-        run_id=scope.run_id,
-        cloud=Cloud.ENTRA.value,
-        service="graph",
-        kind=AuditKind.CALL_FINISHED,
-        outcome=AuditOutcome.OK,
-        operation__startswith="POST ",
-    ).values_list("at", "response")
+    answers = (
+        _succeeded_calls(scope).filter(operation__startswith="POST ").values_list("at", "response")
+    )
     for at, response in answers:
         # The object ids of the answer ("id", or "application.id" in instantiate's), not the ids
         # it merely mentions (an assignment's principalId is a user the run did not create).
@@ -467,13 +473,7 @@ def ids_made_by_run(scope: AuditScope, collection: str) -> list[str]:
     run made, even if it crashed before recording it."""
     if scope.run_id is None:
         return []
-    calls = AuditEvent.objects.filter(
-        run_id=scope.run_id,
-        cloud=Cloud.ENTRA.value,
-        service="graph",
-        kind=AuditKind.CALL_FINISHED,
-        outcome=AuditOutcome.OK,
-    ).order_by("at", "pk")
+    calls = _succeeded_calls(scope).order_by("at", "pk")
     made = [
         str(response["id"])
         for response in calls.filter(operation=f"POST {collection}").values_list(
@@ -496,15 +496,13 @@ def instantiated_application_ids(scope: AuditScope) -> list[str]:
     one."""
     if scope.run_id is None:
         return []
-    answers = AuditEvent.objects.filter(
-        run_id=scope.run_id,
-        cloud=Cloud.ENTRA.value,
-        service="graph",
-        kind=AuditKind.CALL_FINISHED,
-        outcome=AuditOutcome.OK,
-        operation__startswith="POST /applicationTemplates/",
-        operation__endswith="/instantiate",
-    ).order_by("at", "pk")
+    answers = (
+        _succeeded_calls(scope)
+        .filter(
+            operation__startswith="POST /applicationTemplates/", operation__endswith="/instantiate"
+        )
+        .order_by("at", "pk")
+    )
     return [
         str(response["application.id"])
         for response in answers.values_list("response", flat=True)
@@ -524,15 +522,11 @@ def is_replicating(scope: AuditScope, object_id: str) -> bool:
 
 
 def _deleted_by_run(scope: AuditScope, object_id: str) -> bool:
-    return AuditEvent.objects.filter(
-        run_id=scope.run_id,
-        cloud=Cloud.ENTRA.value,
-        service="graph",
-        kind=AuditKind.CALL_FINISHED,
-        outcome=AuditOutcome.OK,
-        operation__startswith="DELETE ",
-        operation__iendswith=f"/{object_id}",
-    ).exists()
+    return (
+        _succeeded_calls(scope)
+        .filter(operation__startswith="DELETE ", operation__iendswith=f"/{object_id}")
+        .exists()
+    )
 
 
 def _age_s(moment: dt.datetime) -> float:
