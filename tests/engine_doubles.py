@@ -58,6 +58,14 @@ def paused_path(run_id: Any, step_key: str) -> Path:
     return effects_dir() / f"{run_id}-{step_key}.paused"
 
 
+def mark_paused(path: Path) -> None:
+    """Write this process's pid into the pause file in one step (a rename), so a test that sees
+    the file always reads a whole pid."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(str(os.getpid()))
+    partial.replace(path)
+
+
 def creations(run_id: Any) -> list[str]:
     """The step keys whose marker this run really created, one entry per creation."""
     log = effects_dir() / "creations.log"
@@ -114,7 +122,7 @@ class MarkerStep(Step):
                 log.write(f"{ctx.run_id} {self.key} {os.getpid()}\n")
             paused = paused_path(ctx.run_id, self.key)
             if pause_s and not paused.exists():
-                paused.write_text(str(os.getpid()))
+                mark_paused(paused)
                 time.sleep(pause_s)
 
         audited_call(

@@ -9,7 +9,6 @@ test effects folder and sleep that long, the first time only: the moment to SIGK
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from provisioning.context import StepContext
 from provisioning.flows import Flow, register_flow
 from provisioning.steps.base import Change, Plan, Step, register
 from provisioning.steps.connect_instance import ConnectInstance, Wanted
-from tests.engine_doubles import paused_path
+from tests.engine_doubles import mark_paused, paused_path
 
 
 @register
@@ -32,7 +31,7 @@ class PausingConnectInstance(ConnectInstance):
         def pause_then_record(resource_type: str, identifier: str, **details: Any) -> None:
             paused = paused_path(ctx.run_id, self.key)
             if pause_s and not paused.exists():
-                paused.write_text(str(os.getpid()))
+                mark_paused(paused)
                 time.sleep(pause_s)
             record(resource_type, identifier, **details)
 

@@ -14,7 +14,6 @@ Nothing else changes.
 
 from __future__ import annotations
 
-import os
 import time
 from fnmatch import fnmatchcase
 from typing import Any
@@ -23,7 +22,7 @@ from provisioning import audit
 from provisioning.context import StepContext
 from provisioning.entra import client as entra_client
 from provisioning.okta import client as okta_client
-from tests.engine_doubles import paused_path
+from tests.engine_doubles import mark_paused, paused_path
 
 # Long enough for the test to see the pause and kill the process.
 DEFAULT_PAUSE_S = 60.0
@@ -34,7 +33,7 @@ _unpatched_finish_call = audit.finish_call
 def _pause_once(run_id: Any, step_key: str, pause_s: float) -> None:
     paused = paused_path(run_id, step_key)
     if not paused.exists():
-        paused.write_text(str(os.getpid()))
+        mark_paused(paused)
         time.sleep(pause_s)
 
 

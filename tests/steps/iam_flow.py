@@ -8,7 +8,6 @@ processes know the flows and the pausing step.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from provisioning.flows import Flow, register_flow
 from provisioning.steps.base import register
 from provisioning.steps.federation_role import FederationRoleStep
 from sandbox.saml_idp import SigningCertificate, idp_metadata, issue_signing_certificate
-from tests.engine_doubles import paused_path
+from tests.engine_doubles import mark_paused, paused_path
 
 IAM_STEPS = ("saml_provider", "federation_policy", "federation_role")
 PAUSING_ROLE_STEP = "test_federation_role_pausing"
@@ -39,7 +38,7 @@ class PausingFederationRole(FederationRoleStep):
         def pause(**_: Any) -> None:
             paused = paused_path(ctx.run_id, self.key)
             if pause_s and not paused.exists():
-                paused.write_text(str(os.getpid()))
+                mark_paused(paused)
                 time.sleep(pause_s)
 
         def aws(service: str) -> Any:
