@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
+from django.utils.translation import gettext
 
 from provisioning.errors import PermanentError, RetryableError
 
@@ -244,10 +245,18 @@ def _identity_provider_entity(root: Element) -> Element:
     elif _local_name(root.tag) in ("EntityDescriptor", "EntitiesDescriptor"):
         namespace = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
         raise PermanentError(
-            f"The metadata's {_local_name(root.tag)} is in the wrong XML namespace: "
-            f"“{namespace or 'none'}”, where SAML 2.0 metadata uses “{_MD[1:-1]}”.",
+            gettext(
+                "The metadata's %(element)s is in the wrong XML namespace: “%(namespace)s”, "
+                "where SAML 2.0 metadata uses “%(expected)s”."
+            )
+            % {
+                "element": _local_name(root.tag),
+                "namespace": namespace or gettext("none"),
+                "expected": _MD[1:-1],
+            },
             code="saml_metadata_wrong_namespace",
-            hint="Download the metadata again from the IdP instead of editing it by hand. "
+            hint=gettext("Download the metadata again from the IdP instead of editing it by hand.")
+            + " "
             + WHERE_TO_GET_IT,
         )
     else:

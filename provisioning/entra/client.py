@@ -628,10 +628,12 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
         # a refused connection or a timeout too ("Authentication failed: <cause>"): a network
         # fault is not a wrong credential.
         return RetryableError(
-            "Entra ID's sign-in endpoint could not be reached.",
+            _("Entra ID's sign-in endpoint could not be reached."),
             code="entra_unreachable",
-            hint="The wizard retries. If it keeps failing, check the worker's network access "
-            "and the connection's authority.",
+            hint=_(
+                "The wizard retries. If it keeps failing, check the worker's network access "
+                "and the connection's authority."
+            ),
         )
     if isinstance(exc, ClientAuthenticationError):
         text = str(exc.message or exc)
