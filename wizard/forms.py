@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from wizard.models import AuditOutcome, Cloud, Connection, Departures
+from wizard.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
 from wizard.selectors.runs import available_flows
 from wizard.services.connection_formats import unsafe_characters
 from wizard.services.user_syncs import EVERY_HOURS_CHOICES
@@ -326,7 +326,12 @@ class ConnectionForm(forms.Form):
 class AuditLogFilterForm(forms.Form):
     """The audit log's filters; every field optional, so an empty form shows everything."""
 
-    run = forms.UUIDField(label=_("Run"), required=False)
+    run = forms.CharField(
+        label=_("Run"),
+        required=False,
+        max_length=36,
+        help_text=_("The run ID, or its first 8 characters as the table shows them."),
+    )
     user = forms.CharField(label=_("User"), required=False, max_length=200)
     cloud = forms.ChoiceField(
         label=_("Cloud"), required=False, choices=[("", _("Any")), *Cloud.choices]
@@ -345,6 +350,39 @@ class AuditLogFilterForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DATE),
     )
+
+    def clean_run(self) -> uuid.UUID | None:
+        """A whole run ID, or the short one the table shows: its first characters, at least 8."""
+        text = self.cleaned_data["run"].strip().lower()
+        if not text:
+            return None
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            pass
+        digits = text.replace("-", "")
+        if not re.fullmatch(r"[0-9a-f]{8,31}", digits):
+            raise ValidationError(
+                _("Type the run ID, or at least its first 8 characters (0-9 and a-f).")
+            )
+        # In the hyphenated form, so it matches PostgreSQL's text of a uuid as well (Django
+        # drops the hyphens itself on databases that store a UUID as 32 characters).
+        prefix = "-".join(
+            part
+            for part in (digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:])
+            if part
+        )
+        matches = list(
+            SetupRun.objects.filter(pk__startswith=prefix).values_list("pk", flat=True)[:2]
+        )
+        if not matches:
+            raise ValidationError(_("No run has an ID that starts with “%(id)s”.") % {"id": prefix})
+        if len(matches) > 1:
+            raise ValidationError(
+                _("More than one run has an ID that starts with “%(id)s”: type more of it.")
+                % {"id": prefix}
+            )
+        return matches[0]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
