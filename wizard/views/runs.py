@@ -430,7 +430,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     if step_class is None or not (editable or _step_needs_input(run, step)):
         messages.error(request, _("This step is not waiting for input."))
         return redirect(_run_url(run))
-    form = _step_form(step_class, step, request.POST)
+    form = _step_form(step_class, step, request.POST, files=request.FILES)
     if not form.is_valid():
         return render(request, RUN_TEMPLATE, _run_context(run, bound_form=(step.key, form)))
     if editable:
