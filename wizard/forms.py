@@ -60,6 +60,12 @@ class RunCreateForm(forms.Form):
     idp = forms.ChoiceField(label=_("Provider"), choices=IDP_CHOICES, widget=forms.RadioSelect)
     flow_key = forms.ChoiceField(
         label=_("Setup flow"),
+        error_messages={
+            "invalid_choice": _(
+                "This flow is for the other identity provider. Choose one for the provider "
+                "you picked."
+            )
+        },
         help_text=_(
             "The steps the wizard will take. Choose one that matches the identity provider."
         ),
@@ -94,6 +100,12 @@ class RunCreateForm(forms.Form):
     )
     idp_connection = ConnectionChoiceField(
         label=_("Identity provider connection"),
+        error_messages={
+            "invalid_choice": _(
+                "This connection is to the other identity provider. Choose a connection to the "
+                "provider you picked."
+            )
+        },
         queryset=Connection.objects.filter(cloud__in=[Cloud.ENTRA, Cloud.OKTA]).order_by(
             "cloud", "name"
         ),
@@ -108,18 +120,24 @@ class RunCreateForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        flow_groups = []
-        for idp, idp_label in IDP_CHOICES:
-            flows = available_flows(idp=idp)
-            if flows:
-                flow_groups.append((idp_label, [(flow.key, flow.title) for flow in flows]))
+        # The flows and connections offered follow the provider chosen (the page swaps them in
+        # when the choice changes; without JavaScript, submitting shows the right ones).
+        self.chosen_idp = self.idp_of(self.data if self.is_bound else self.initial)
         cast(forms.ChoiceField, self.fields["flow_key"]).choices = [
             ("", _("Choose a flow")),
-            *flow_groups,
+            *[(flow.key, flow.title) for flow in available_flows(idp=self.chosen_idp)],
         ]
+        connections = cast(forms.ModelChoiceField, self.fields["idp_connection"])
+        connections.queryset = Connection.objects.filter(cloud=self.chosen_idp).order_by("name")
         cast(forms.ChoiceField, self.fields["region"]).choices = [
             (region, region) for region in connect_regions()
         ]
+
+    @staticmethod
+    def idp_of(values: Any) -> str:
+        """The provider named in form values, Entra when they name none we know."""
+        idp = values.get("idp", "")
+        return idp if idp in dict(IDP_CHOICES) else Cloud.ENTRA.value
 
     def clean_instance_alias(self) -> str:
         alias = self.cleaned_data["instance_alias"].strip()
