@@ -25,7 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES, aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.flows import FLOWS
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from wizard.models import SetupRun
 
 RESOURCE_TYPE = "connect_instance"
 # The tag every instance this wizard creates carries (issue 4's convention): a run that crashed
@@ -267,6 +269,47 @@ def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
     return Found(instance, created_by_run=False)
 
 
+def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> list[str]:
+    """What the admin should know before using an instance that exists: that it does, that it
+    signs in with SAML, and which earlier runs of this wizard federate it, with which IdP."""
+    name = instance.get("InstanceAlias") or instance["Id"]
+    warnings = [
+        str(
+            _(
+                "An Amazon Connect instance named “{name}” already exists in {region} (created "
+                "{created}, SAML sign-in). The wizard will use it and create no instance. If you "
+                "meant a new instance, go back and type another alias."
+            )
+        ).format(name=name, region=ctx.region, created=_created_on(instance))
+    ]
+    others = (
+        SetupRun.objects.filter(instance_id=instance["Id"], region=ctx.region)
+        .exclude(pk=ctx.run_id)
+        .order_by("-created_at")
+        .values_list("pk", "flow_key", "status")[:5]
+    )
+    for run_id, flow_key, status in others:
+        warnings.append(
+            str(
+                _(
+                    "Run {run} ({idp}, {status}) already set up sign-in for this instance. A "
+                    "second identity provider app adds a second way to sign in to it."
+                )
+            ).format(run=str(run_id)[:8], idp=_idp_of(flow_key), status=status)
+        )
+    return warnings
+
+
+def _created_on(instance: dict[str, Any]) -> str:
+    created = instance.get("CreatedTime")
+    return created.date().isoformat() if isinstance(created, datetime) else "?"
+
+
+def _idp_of(flow_key: str) -> str:
+    flow = FLOWS.get(flow_key)
+    return {"entra": "Microsoft Entra ID", "okta": "Okta"}.get(flow.idp, flow.idp) if flow else "?"
+
+
 def explain_create_error(error: PermanentError, alias: str) -> PermanentError:
     """CreateInstance's refusals in the admin's terms: a taken alias, one of the two quotas."""
     if error.code in QUOTA_CODES:
@@ -339,6 +382,7 @@ class ConnectInstance(Step):
                 ]
             )
         instance = found.instance
+        adopting_by_alias = not found.created_by_run and not want.instance_id
         return Plan(
             changes=[
                 Change(
@@ -351,7 +395,12 @@ class ConnectInstance(Step):
                         "identity_management_type": instance.get("IdentityManagementType", ""),
                     },
                 )
-            ]
+            ],
+            # An alias typed for a new instance that names an existing one is never adopted
+            # silently: the admin may have meant a new instance, and this one may already be
+            # federated with another IdP (a second app would add a second sign-in path to it).
+            warnings=_existing_instance_warnings(ctx, instance) if adopting_by_alias else [],
+            needs_confirmation=adopting_by_alias,
         )
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:

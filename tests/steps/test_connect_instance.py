@@ -194,6 +194,15 @@ def test_it_adopts_a_saml_instance_by_alias_and_by_id(aws: Connection, connect: 
 
     drive(by_alias)
     drive(by_id)
+    # A typed alias that names an existing instance waits for the admin, saying so; an ID is
+    # the admin's explicit choice of an instance and goes ahead.
+    asking = by_alias.steps.get(key=STEP)
+    assert by_alias.status == RunStatus.WAITING
+    assert asking.plan["needs_confirmation"] is True
+    assert "already exists" in asking.plan["warnings"][0]
+    assert by_id.steps.get(key=STEP).plan["needs_confirmation"] is False
+    run_services.step_confirm(user=None, run_id=by_alias.pk, step_key=STEP, enqueue=False)
+    drive(by_alias)
 
     for run in (by_alias, by_id):
         assert run.status == RunStatus.SUCCEEDED, run.error
@@ -250,6 +259,8 @@ def test_it_rolls_back_only_the_instance_the_run_created(aws: Connection, connec
     creating = _run(aws, instance_alias=unique_alias("gone"))
     adopting = _run(aws, instance_alias=adopted["InstanceAlias"])
     drive(creating)
+    drive(adopting)
+    run_services.step_confirm(user=None, run_id=adopting.pk, step_key=STEP, enqueue=False)
     drive(adopting)
     created_id = creating.steps.get(key=STEP).outputs["instance_id"]
 
