@@ -49,7 +49,7 @@ GROUP_MAPPING_STEP = "okta_group_mapping"
 
 def _flow_step_keys(ctx: StepContext) -> list[str]:
     from provisioning.flows import FLOWS
-    from wizard.models import SetupRun
+    from provisioning.models import SetupRun
 
     flow_key = SetupRun.objects.filter(pk=ctx.run_id).values_list("flow_key", flat=True).first()
     flow = FLOWS.get(flow_key or "")

@@ -136,7 +136,7 @@ def _guide(ctx: StepContext) -> dict[str, Any]:
 
 
 def _listing_secret(ctx: StepContext, access_key_id: str) -> str:
-    from wizard.models import StepRun
+    from provisioning.models import StepRun
 
     step = StepRun.objects.filter(run_id=ctx.run_id, key=LISTING_STEP).first()
     secret = (step.secrets if step is not None else {}).get(access_key_id, "")

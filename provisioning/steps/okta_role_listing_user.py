@@ -100,7 +100,7 @@ def _wants_rotation(ctx: StepContext, stored: str, keys: list[str]) -> bool:
         return True
     if ctx.step_run_id is None:
         return False
-    from wizard.models import StepRun
+    from provisioning.models import StepRun
 
     step = StepRun.objects.filter(pk=ctx.step_run_id).only("secret_revealed_at").first()
     return step is not None and step.secret_revealed_at is not None

@@ -256,7 +256,7 @@ def principal_for(caller_arn: str) -> tuple[str, str]:
 
 def _run_step_keys(ctx: StepContext) -> list[str]:
     from provisioning.flows import FLOWS
-    from wizard.models import SetupRun
+    from provisioning.models import SetupRun
 
     flow_key = SetupRun.objects.filter(pk=ctx.run_id).values_list("flow_key", flat=True).first()
     flow = FLOWS.get(flow_key or "")

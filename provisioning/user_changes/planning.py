@@ -415,7 +415,7 @@ def save_change_set(
     group_ids: list[str] | None = None,
 ) -> Any:
     """Store the plan's rows (one per person) as a new change set of the step; return it."""
-    from wizard.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
+    from provisioning.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
 
     with transaction.atomic():
         change_set = UserChangeSet.objects.create(

@@ -60,7 +60,7 @@ class Progress:
 def change_set_progress(change_set: Any) -> Progress:
     """The numbers for one change set: its counters as they are now (workers move them while
     the caller holds the set), and two reads of its latest changes."""
-    from wizard.models import ACTIONS_THAT_CHANGE, CHANGE_OUTCOMES, UserChange, UserChangeSet
+    from provisioning.models import ACTIONS_THAT_CHANGE, CHANGE_OUTCOMES, UserChange, UserChangeSet
 
     counters = [f"{name}_count" for name in CHANGE_OUTCOMES]
     current = UserChangeSet.objects.values(*counters, "counts", "dispatched_at", "rate").get(

@@ -36,7 +36,7 @@ def managed_usernames(
     """username -> the ids of these groups that held the person at each group's last applied run
     on this instance: the Connect users a run of these groups answers for. A user the groups
     never held (made by the SSO setup, another sync, by hand) is never one of them."""
-    from wizard.models import UserChangeSet
+    from provisioning.models import UserChangeSet
 
     pending = set(group_ids)
     found: dict[str, list[str]] = {}
@@ -71,7 +71,7 @@ def managed_usernames(
 def other_syncs_people(instance_id: str, sync_id: str) -> set[str]:
     """The usernames the instance's other syncs manage (their groups' people at their last run):
     people in two syncs would be changed, or deleted, by one while the other keeps them."""
-    from wizard.models import UserSync
+    from provisioning.models import UserSync
 
     group_ids = {
         str(row.get("group"))
@@ -118,7 +118,7 @@ class AppAccess:
 def sso_setup_of(instance_id: str, idp: str) -> Any | None:
     """The newest succeeded SSO setup (not a users run) of this instance and IdP."""
     from provisioning.flows import USER_FLOWS
-    from wizard.models import RunStatus, SetupRun
+    from provisioning.models import RunStatus, SetupRun
 
     return (
         SetupRun.objects.filter(instance_id=instance_id, idp=idp, status=RunStatus.SUCCEEDED)

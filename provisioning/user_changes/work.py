@@ -56,7 +56,7 @@ class WorkDone:
 
 
 def _required_run_status(change_set: Any) -> str:
-    from wizard.models import ChangeSetPurpose, RunStatus
+    from provisioning.models import ChangeSetPurpose, RunStatus
 
     return (
         RunStatus.ROLLING_BACK
@@ -68,7 +68,7 @@ def _required_run_status(change_set: Any) -> str:
 def _run_wants(change_set: Any) -> bool:
     """Work on a set only while its run is in the state that set belongs to: a cancelled run's
     creations stop, and its rollback doesn't race them."""
-    from wizard.models import SetupRun
+    from provisioning.models import SetupRun
 
     return SetupRun.objects.filter(
         pk=change_set.step_run.run_id, status=_required_run_status(change_set)
@@ -77,7 +77,7 @@ def _run_wants(change_set: Any) -> bool:
 
 def _claim_next(change_set: Any, worker: str) -> Any | None:
     """The first pending change nobody holds (or whose holder is gone), now held by `worker`."""
-    from wizard.models import ChangeStatus, UserChange
+    from provisioning.models import ChangeStatus, UserChange
 
     now = timezone.now()
     with transaction.atomic():
@@ -119,7 +119,7 @@ def _claim_next(change_set: Any, worker: str) -> Any | None:
 
 
 def _waiting(change_set: Any, done: WorkDone) -> None:
-    from wizard.models import ChangeStatus, UserChange
+    from provisioning.models import ChangeStatus, UserChange
 
     waiting = UserChange.objects.filter(
         change_set=change_set, status=ChangeStatus.PENDING, claimed_by=""
@@ -269,7 +269,7 @@ def _create(connect: Any, instance_id: str, change: Any, tags: dict[str, str]) -
 
 
 def _finish(change: Any, worker: str, *, outcome: str, user_id: str) -> None:
-    from wizard.models import ChangeStatus, UserChange
+    from provisioning.models import ChangeStatus, UserChange
 
     # claimed_by stays: it says which worker made the change (the page counts live workers).
     updated = UserChange.objects.filter(pk=change.pk, claimed_by=worker).update(
@@ -285,7 +285,7 @@ def _finish(change: Any, worker: str, *, outcome: str, user_id: str) -> None:
 
 
 def _fail(change: Any, worker: str, error: dict[str, Any]) -> None:
-    from wizard.models import ChangeStatus, UserChange
+    from provisioning.models import ChangeStatus, UserChange
 
     UserChange.objects.filter(pk=change.pk, claimed_by=worker).update(
         status=ChangeStatus.FAILED, outcome="failed", error=error, finished_at=timezone.now()
@@ -293,7 +293,7 @@ def _fail(change: Any, worker: str, error: dict[str, Any]) -> None:
 
 
 def _retry_later(change: Any, worker: str, error: RetryableError) -> None:
-    from wizard.models import ChangeStatus, UserChange
+    from provisioning.models import ChangeStatus, UserChange
 
     if change.attempts >= settings.WIZARD_USER_CHANGE_MAX_ATTEMPTS:
         message = _("%(message)s (still failing after %(count)d attempts)") % {

@@ -27,9 +27,7 @@ from django_htmx.middleware import HtmxDetails
 from provisioning import runner
 from provisioning.audit import redact, redact_text
 from provisioning.flows import FLOWS, USER_FLOWS
-from provisioning.steps.base import STEPS, Step
-from wizard.forms import RunCreateForm
-from wizard.models import (
+from provisioning.models import (
     ChangeAction,
     ChangeStatus,
     Cloud,
@@ -39,6 +37,8 @@ from wizard.models import (
     StepRun,
     StepStatus,
 )
+from provisioning.steps.base import STEPS, Step
+from wizard.forms import RunCreateForm
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.runs import run_with_steps
 from wizard.selectors.user_changes import (

@@ -14,13 +14,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from provisioning.models import SignInReading, SignInReadingStatus
 from provisioning.signin_checks.posted_sign_in import (
     PostedSignIn,
     UnreadableSignIn,
     read_posted_sign_in,
 )
 from wizard.inspection_forms import SignInInspectionForm
-from wizard.models import SignInReading, SignInReadingStatus
 from wizard.roles import VIEWER, role_required
 from wizard.services.sign_in_inspection import (
     FOUND_IN_LABELS,
