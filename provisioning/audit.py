@@ -170,6 +170,8 @@ def redact(value: Any, *, truncate: bool = True) -> Any:
 
 
 def _write(scope: AuditScope, **fields: Any) -> Any:
+    # The models are imported inside the functions of this module: settings' LOGGING loads it
+    # (RedactSecretsFilter) while Django configures logging, before any model can be defined.
     from provisioning.models import AuditEvent
 
     return AuditEvent.objects.create(
