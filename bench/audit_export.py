@@ -52,7 +52,7 @@ def _redis() -> str | None:
 
 
 def start_worker(log: Path) -> subprocess.Popen[bytes]:
-    from wizard.models import WorkerHeartbeat
+    from provisioning.models import WorkerHeartbeat
 
     worker = subprocess.Popen(  # noqa: S603 - our own interpreter and app
         [
@@ -89,7 +89,7 @@ def main() -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
-    from wizard.models import AuditEvent, AuditExport
+    from provisioning.models import AuditEvent, AuditExport
     from wizard.services import audit_exports
 
     fill_audit_log(ROWS)

@@ -66,7 +66,7 @@ def fill_audit_log(rows: int) -> None:
 
 
 def deep_cursor(depth: int) -> str:
-    from wizard.models import AuditEvent
+    from provisioning.models import AuditEvent
     from wizard.selectors.audit_log import Cursor
 
     row = AuditEvent.objects.order_by("-at", "-id").only("at", "id")[depth]

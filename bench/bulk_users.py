@@ -165,7 +165,7 @@ def _start_workers(state_dir: Path, env: dict[str, str], tag: str) -> list[subpr
                 start_new_session=True,
             )
         )
-    from wizard.models import WorkerHeartbeat
+    from provisioning.models import WorkerHeartbeat
 
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     while WorkerHeartbeat.objects.filter(hostname__startswith=f"bench-{tag}-").count() < WORKERS:
@@ -190,7 +190,7 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 def _measure(
     sandbox: Sandbox, state_dir: Path, env: dict[str, str], *, kill: bool
 ) -> dict[str, Any]:
-    from wizard.models import Cloud, Connection, RunStatus, UserChange, UserChangeSet
+    from provisioning.models import Cloud, Connection, RunStatus, UserChange, UserChangeSet
     from wizard.services import runs as run_services
     from wizard.services.connections import register_sandbox_connections
 
@@ -265,7 +265,7 @@ def _measure(
 
 def _duplicates(run: Any, instance_id: str, n: int) -> int:
     """Successful CreateUser calls beyond one per username, plus users in Connect beyond n."""
-    from wizard.models import AuditEvent, AuditKind
+    from provisioning.models import AuditEvent, AuditKind
 
     finished = AuditEvent.objects.filter(
         run=run, kind=AuditKind.CALL_FINISHED, operation="CreateUser", outcome="ok"
@@ -280,7 +280,7 @@ def _duplicates(run: Any, instance_id: str, n: int) -> int:
 def _connect_users(instance_id: str) -> int:
     from provisioning.audit import AuditScope
     from provisioning.aws.client import aws_client
-    from wizard.models import Connection
+    from provisioning.models import Connection
 
     connection = Connection.objects.get(cloud="aws", is_sandbox=True)
     connect = aws_client(connection, "connect", region="", audit=AuditScope(actor_label="bench"))

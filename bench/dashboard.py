@@ -72,7 +72,7 @@ def main() -> dict[str, Any]:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from wizard.models import UserSync
+    from provisioning.models import UserSync
 
     aws, idp = bench_connections()
     syncs = [

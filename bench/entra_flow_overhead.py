@@ -179,7 +179,7 @@ def _setup_wizard(sandbox_file: Path, state_dir: Path) -> str:
 def _wizard(state_dir: Path, alias: str) -> None:
     from django.core.management import call_command
 
-    from wizard.models import RunStatus, SetupRun
+    from provisioning.models import RunStatus, SetupRun
 
     plan = state_dir / f"{alias}.toml"
     plan.write_text(

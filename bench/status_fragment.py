@@ -41,7 +41,7 @@ def make_users_run(changes: int, aws: Any, idp: Any) -> Any:
     the first half done."""
     from django.utils import timezone
 
-    from wizard.models import SetupRun, StepRun, UserChangeSet
+    from provisioning.models import SetupRun, StepRun, UserChangeSet
 
     run = SetupRun.objects.create(
         idp="entra",

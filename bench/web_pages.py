@@ -63,7 +63,7 @@ def admin_client() -> Any:
 
 def bench_connections() -> tuple[Any, Any]:
     """An AWS and an Entra connection for the runs (never called: the pages only list them)."""
-    from wizard.models import Connection
+    from provisioning.models import Connection
 
     return (
         Connection.objects.create(cloud="aws", name="bench aws"),

@@ -170,7 +170,9 @@ def redact(value: Any, *, truncate: bool = True) -> Any:
 
 
 def _write(scope: AuditScope, **fields: Any) -> Any:
-    from wizard.models import AuditEvent
+    # The models are imported inside the functions of this module: settings' LOGGING loads it
+    # (RedactSecretsFilter) while Django configures logging, before any model can be defined.
+    from provisioning.models import AuditEvent
 
     return AuditEvent.objects.create(
         actor_id=scope.actor_id,
@@ -187,7 +189,7 @@ def start_call(
     """Write the "call_started" row, committed at once: callers hold no transaction open, so the
     row's one INSERT commits on its own (Django's autocommit); a transaction block around it
     would only add a BEGIN and a COMMIT round trip."""
-    from wizard.models import AuditKind, AuditOutcome
+    from provisioning.models import AuditKind, AuditOutcome
 
     record = CallRecord(
         scope=scope, call_id=uuid.uuid4(), cloud=cloud, service=service, operation=operation
@@ -214,7 +216,7 @@ def finish_call(
 ) -> None:
     """Write the "call_finished" row of a started call: outcome, redacted response, duration (one
     INSERT, committed on its own like the started row)."""
-    from wizard.models import AuditKind
+    from provisioning.models import AuditKind
 
     duration_ms = int((time.monotonic() - record.started) * 1000)
     _write(

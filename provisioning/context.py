@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning import secret_box
 from provisioning.audit import AuditScope
+from provisioning.models import AuditKind, Connection, SetupRun, StepRun
 
 
 @dataclass
@@ -51,8 +53,6 @@ class StepContext:
             {"resource_type": resource_type, "identifier": identifier, **details}
         )
         if self.step_run_id is not None:
-            from wizard.models import StepRun
-
             StepRun.objects.filter(pk=self.step_run_id).update(
                 created_resources=self.created_resources
             )
@@ -62,7 +62,6 @@ class StepContext:
         since then and has not recorded was made by an attempt whose worker died."""
         if self.step_run_id is None:
             return None
-        from wizard.models import StepRun
 
         return (
             StepRun.objects.filter(pk=self.step_run_id).values_list("started_at", flat=True).first()
@@ -76,7 +75,6 @@ class StepContext:
         from django.utils import timezone
 
         from provisioning.audit import record_state_change
-        from wizard.models import AuditKind, SetupRun
 
         new = {"instance_id": instance_id, "instance_alias": instance_alias}
         with transaction.atomic():
@@ -112,8 +110,6 @@ class StepContext:
         id) encrypted on the step, never in plan or outputs, masked in every audit row and log
         line. A step keeps one: a new one replaces the old and can be shown once again."""
         from provisioning.audit import register_secret_values
-        from wizard import secret_box
-        from wizard.models import StepRun
 
         if self.step_run_id is None:
             raise RuntimeError("Only a step of a run can keep a secret.")
@@ -125,7 +121,6 @@ class StepContext:
     def stored_secrets(self) -> dict[str, str]:
         """{name: secret} as store_secret() kept it for this step (registered for redaction)."""
         from provisioning.audit import register_secret_values
-        from wizard.models import StepRun
 
         if self.step_run_id is None:
             return {}
@@ -135,7 +130,6 @@ class StepContext:
 
     def _connection(self, connection_id: int | None, role: str) -> Any:
         from provisioning.errors import PermanentError
-        from wizard.models import Connection
 
         if connection_id is None:
             raise PermanentError(

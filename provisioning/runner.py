@@ -38,8 +38,8 @@ from provisioning.audit import AuditScope, record_state_change, redact, redact_t
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
 from provisioning.flows import FLOWS
+from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.steps.base import STEPS, Finding, Plan, Step
-from wizard.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 
 logger = logging.getLogger(__name__)
 

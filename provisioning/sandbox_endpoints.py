@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from provisioning.errors import PermanentError
-from wizard.models import Connection
+from provisioning.models import Connection
 
 
 def uses_sandbox(connection: Connection) -> bool:

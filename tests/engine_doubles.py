@@ -245,7 +245,7 @@ class CanaryCall(Step):
         return Plan(changes=[Change("create", "test_token", "canary")])
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        from wizard.models import Connection
+        from provisioning.models import Connection
 
         connection = Connection.objects.get(pk=ctx.idp_connection_id)
         secrets = connection.secrets

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from wizard.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
+from provisioning.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
 from wizard.selectors.runs import available_flows
 from wizard.services.connection_formats import unsafe_characters
 from wizard.services.user_syncs import EVERY_HOURS_CHOICES

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from provisioning.models import Cloud, Connection
 from provisioning.saml import MAX_METADATA_BYTES
 from provisioning.signin_checks.posted_sign_in import (
     MAX_HAR_BYTES,
@@ -17,7 +18,6 @@ from provisioning.signin_checks.posted_sign_in import (
     read_posted_sign_in,
 )
 from wizard.forms import ConnectionChoiceField
-from wizard.models import Cloud, Connection
 
 # Connect instance IDs are UUIDs; regions look like ap-northeast-1 or us-gov-west-1.
 INSTANCE_ID_RULE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    "provisioning",
     "wizard",
     "sandbox",
 ]

@@ -44,7 +44,7 @@ def make_user_changes(change_set_id: int) -> None:
 
 
 def _write_heartbeat(hostname: str) -> None:
-    from wizard.models import WorkerHeartbeat
+    from provisioning.models import WorkerHeartbeat
 
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"seen_at": timezone.now()}
@@ -85,7 +85,7 @@ _heartbeat: _Heartbeat | None = None
 def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     """Start the heartbeat, and nudge every run in progress: a run whose worker died while no
     message was left for it (a hard time limit, a lost broker) continues now."""
-    from wizard.models import RunStatus, SetupRun
+    from provisioning.models import RunStatus, SetupRun
 
     global _heartbeat
     _heartbeat = _Heartbeat(getattr(sender, "hostname", "") or "celery")

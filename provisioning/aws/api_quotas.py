@@ -26,8 +26,8 @@ from botocore.client import BaseClient
 from django.conf import settings
 
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import Connection
 from provisioning.ratelimit import Rate
-from wizard.models import Connection
 
 logger = logging.getLogger(__name__)
 

@@ -67,9 +67,9 @@ from provisioning.audit import AuditScope, finish_call, register_secret_values, 
 from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
 from provisioning.call_summaries import identifiers, json_safe
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.models import Cloud, Connection
 from provisioning.ratelimit import wait_for_turn
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import Cloud, Connection
 
 AUTH_METHODS = ("default_chain", "profile", "access_key", "assume_role")
 USER_AGENT_EXTRA = "connect-sso-wizard/0.1"

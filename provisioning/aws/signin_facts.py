@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client, aws_errors
-from wizard.models import Connection
+from provisioning.models import Connection
 
 # IAM's default MaxSessionDuration (IAM API reference, CreateRole: "the default value of one hour
 # is applied"), for a role description that leaves it out.

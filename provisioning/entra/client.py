@@ -83,8 +83,8 @@ from msgraph_core import GraphClientFactory
 from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError, WaitForCloud
+from provisioning.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 
 T = TypeVar("T")
 

@@ -18,9 +18,9 @@ import httpx
 
 from provisioning.audit import AuditScope, audited_call
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import Cloud, Connection
 from provisioning.saml import MAX_METADATA_BYTES, without_byte_order_mark
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import Cloud, Connection
 
 LOGIN_AUTHORITY = "https://login.microsoftonline.com"
 # A tenant is a GUID or a domain name (Entra's tenant ID formats).

@@ -43,9 +43,9 @@ from okta.http_client import HTTPClient
 from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.models import Cloud, Connection
 from provisioning.okta.org_url import validate_okta_org_url
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from wizard.models import Cloud, Connection
 
 T = TypeVar("T")
 

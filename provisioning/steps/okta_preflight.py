@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.models import SetupRun
 from provisioning.okta.client import DEFAULT_SCOPES
 from provisioning.okta.rest import okta_call
 from provisioning.steps.base import Change, Plan, Step, register
@@ -49,7 +50,6 @@ GROUP_MAPPING_STEP = "okta_group_mapping"
 
 def _flow_step_keys(ctx: StepContext) -> list[str]:
     from provisioning.flows import FLOWS
-    from wizard.models import SetupRun
 
     flow_key = SetupRun.objects.filter(pk=ctx.run_id).values_list("flow_key", flat=True).first()
     flow = FLOWS.get(flow_key or "")

@@ -30,6 +30,7 @@ from provisioning.audit import register_secret_values
 from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.models import StepRun
 from provisioning.okta.rest import okta_call
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
@@ -136,8 +137,6 @@ def _guide(ctx: StepContext) -> dict[str, Any]:
 
 
 def _listing_secret(ctx: StepContext, access_key_id: str) -> str:
-    from wizard.models import StepRun
-
     step = StepRun.objects.filter(run_id=ctx.run_id, key=LISTING_STEP).first()
     secret = (step.secrets if step is not None else {}).get(access_key_id, "")
     if not secret:

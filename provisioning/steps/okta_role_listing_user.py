@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.models import StepRun
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 RUN_TAG = "connect-sso-wizard:run"
@@ -100,7 +101,6 @@ def _wants_rotation(ctx: StepContext, stored: str, keys: list[str]) -> bool:
         return True
     if ctx.step_run_id is None:
         return False
-    from wizard.models import StepRun
 
     step = StepRun.objects.filter(pk=ctx.step_run_id).only("secret_revealed_at").first()
     return step is not None and step.secret_revealed_at is not None

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.models import SetupRun
 from provisioning.steps.base import Change, Plan, Step, register
 
 # The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
@@ -256,7 +257,6 @@ def principal_for(caller_arn: str) -> tuple[str, str]:
 
 def _run_step_keys(ctx: StepContext) -> list[str]:
     from provisioning.flows import FLOWS
-    from wizard.models import SetupRun
 
     flow_key = SetupRun.objects.filter(pk=ctx.run_id).values_list("flow_key", flat=True).first()
     flow = FLOWS.get(flow_key or "")

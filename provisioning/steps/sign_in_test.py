@@ -37,12 +37,12 @@ from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import Cloud
 from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import read_sandbox_file
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.user_changes.instance import find_user
-from wizard.models import Cloud
 
 # The sandbox's sign-on path on an IdP authority (sandbox/entra/app.py, sandbox/okta/app.py).
 SANDBOX_SSO_PATH = "/sandbox/sso/"

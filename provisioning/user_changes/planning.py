@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from provisioning.errors import PermanentError
+from provisioning.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA, ConnectUser, Instance
 from provisioning.user_changes.people import DESK_PHONE, Person
 from provisioning.user_changes.sources import AppAccess, Grant
@@ -415,8 +416,6 @@ def save_change_set(
     group_ids: list[str] | None = None,
 ) -> Any:
     """Store the plan's rows (one per person) as a new change set of the step; return it."""
-    from wizard.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
-
     with transaction.atomic():
         change_set = UserChangeSet.objects.create(
             step_run_id=step_run_id,

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from provisioning.models import ACTIONS_THAT_CHANGE, CHANGE_OUTCOMES, UserChange, UserChangeSet
+
 
 @dataclass
 class Progress:
@@ -60,8 +62,6 @@ class Progress:
 def change_set_progress(change_set: Any) -> Progress:
     """The numbers for one change set: its counters as they are now (workers move them while
     the caller holds the set), and two reads of its latest changes."""
-    from wizard.models import ACTIONS_THAT_CHANGE, CHANGE_OUTCOMES, UserChange, UserChangeSet
-
     counters = [f"{name}_count" for name in CHANGE_OUTCOMES]
     current = UserChangeSet.objects.values(*counters, "counts", "dispatched_at", "rate").get(
         pk=change_set.pk

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.entra.group_members import graph_users
+from provisioning.models import RunStatus, SetupRun, UserChangeSet, UserSync
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group
 from provisioning.okta.rest import okta_pages
@@ -36,8 +37,6 @@ def managed_usernames(
     """username -> the ids of these groups that held the person at each group's last applied run
     on this instance: the Connect users a run of these groups answers for. A user the groups
     never held (made by the SSO setup, another sync, by hand) is never one of them."""
-    from wizard.models import UserChangeSet
-
     pending = set(group_ids)
     found: dict[str, list[str]] = {}
     if not pending:
@@ -71,8 +70,6 @@ def managed_usernames(
 def other_syncs_people(instance_id: str, sync_id: str) -> set[str]:
     """The usernames the instance's other syncs manage (their groups' people at their last run):
     people in two syncs would be changed, or deleted, by one while the other keeps them."""
-    from wizard.models import UserSync
-
     group_ids = {
         str(row.get("group"))
         for other in UserSync.objects.filter(instance_id=instance_id).exclude(pk=sync_id or None)
@@ -118,7 +115,6 @@ class AppAccess:
 def sso_setup_of(instance_id: str, idp: str) -> Any | None:
     """The newest succeeded SSO setup (not a users run) of this instance and IdP."""
     from provisioning.flows import USER_FLOWS
-    from wizard.models import RunStatus, SetupRun
 
     return (
         SetupRun.objects.filter(instance_id=instance_id, idp=idp, status=RunStatus.SUCCEEDED)

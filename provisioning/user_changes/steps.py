@@ -21,6 +21,14 @@ from provisioning.aws.api_quotas import api_rate
 from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.models import (
+    AuditKind,
+    ChangeAction,
+    ChangeStatus,
+    SetupRun,
+    UserChange,
+    UserChangeSet,
+)
 from provisioning.runner import claim_is_stale, worker_identity
 from provisioning.steps.base import Change, Finding, Plan, Step
 from provisioning.user_changes.instance import ConnectUser, all_users, read_instance
@@ -196,8 +204,6 @@ def plan_user_changes(
 
 def current_change_set(step_run_id: int | None, purpose: str = "apply") -> Any | None:
     """The step's newest change set for `purpose` (each plan stores a new one)."""
-    from wizard.models import UserChangeSet
-
     if step_run_id is None:
         return None
     return (
@@ -236,8 +242,6 @@ def _ask_for_helpers(change_set: Any, count: int) -> None:
 def _start(ctx: StepContext, change_set: Any, connect: Any) -> None:
     """First apply: note when the work began, at which rate, and that rollback has work; ask
     helpers for a set too big for this worker's share."""
-    from wizard.models import UserChangeSet
-
     if change_set.dispatched_at is None:
         rate = api_rate(connect, _dominant_operation(change_set.counts))
         started = UserChangeSet.objects.filter(pk=change_set.pk, dispatched_at=None).update(
@@ -259,8 +263,6 @@ def _start(ctx: StepContext, change_set: Any, connect: Any) -> None:
 def _ask_again_if_stalled(change_set: Any, progress: Progress) -> None:
     """Helpers' tasks can be lost (a broker restart, a killed host): ask again when changes wait
     and fewer workers than wanted made one lately."""
-    from wizard.models import ChangeStatus, UserChange
-
     if progress.workers >= settings.WIZARD_USER_CHANGE_WORKERS:
         return
     stall = timezone.now() - timedelta(seconds=settings.WIZARD_USER_CHANGES_STALL_S)
@@ -288,7 +290,6 @@ def _work(ctx: StepContext, change_set: Any, connect: Any) -> Progress:
         raise WaitForCloud(
             _progress_text(progress), countdown_s=settings.WIZARD_USER_CHANGES_POLL_S
         )
-    from wizard.models import UserChangeSet
 
     with transaction.atomic():
         finished = UserChangeSet.objects.filter(pk=change_set.pk, finished_at=None).update(
@@ -303,7 +304,6 @@ def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) 
     """One audit event per sync run, with what it did, in the name of whoever started it (the
     admin who pressed Run now, or the schedule)."""
     from provisioning.audit import AuditScope, record_state_change
-    from wizard.models import AuditKind, SetupRun
 
     run = SetupRun.objects.select_related("created_by").get(pk=ctx.run_id)
     outcomes = progress.by_outcome
@@ -330,8 +330,6 @@ def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) 
 
 
 def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
-    from wizard.models import ChangeStatus
-
     failed = change_set.changes.filter(status=ChangeStatus.FAILED).order_by("position")
     examples = "; ".join(
         f"{change.username}: {change.error.get('message', '')}" for change in failed[:3]
@@ -348,8 +346,6 @@ def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
 
 
 def _outputs(change_set: Any, progress: Progress) -> dict[str, Any]:
-    from wizard.models import ChangeAction
-
     refused = change_set.changes.filter(action=ChangeAction.REFUSED).order_by("position")
     outcomes = progress.by_outcome
     return {
@@ -403,8 +399,6 @@ def _listed_usernames(connect: Any, instance_id: str) -> dict[str, str]:
 
 def verify_user_changes(ctx: StepContext) -> list[Finding]:
     """Every created or updated user is there with the planned attributes; deleted ones are gone."""
-    from wizard.models import ChangeStatus
-
     change_set = current_change_set(ctx.step_run_id)
     if change_set is None:
         return []
@@ -464,8 +458,6 @@ def _described(connect: Any, instance_id: str, user_id: str) -> ConnectUser:
 
 def _changes_in_flight(ctx: StepContext) -> bool:
     """Whether a worker still holds one of the step's changes (a cancelled run's last calls)."""
-    from wizard.models import ChangeStatus, UserChange
-
     held = UserChange.objects.filter(
         change_set__step_run_id=ctx.step_run_id, status=ChangeStatus.PENDING
     ).exclude(claimed_by="")
@@ -480,8 +472,6 @@ def _changes_in_flight(ctx: StepContext) -> bool:
 def roll_back_user_changes(ctx: StepContext) -> None:
     """Delete every Connect user this run created (they carry its tag), with as many workers as
     are free; users it only updated or found are left alone."""
-    from wizard.models import ChangeStatus, UserChange
-
     if _changes_in_flight(ctx):
         raise WaitForCloud(_("Waiting for the changes in progress to finish before rolling back."))
     change_set = current_change_set(ctx.step_run_id, purpose="rollback")

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from provisioning.aws.client import aws_errors
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.models import ChangeSetPurpose, ChangeStatus, RunStatus, SetupRun, UserChange
 from provisioning.runner import claim_is_stale
 from provisioning.user_changes.instance import find_user
 from provisioning.user_changes.planning import RUN_TAG
@@ -56,8 +57,6 @@ class WorkDone:
 
 
 def _required_run_status(change_set: Any) -> str:
-    from wizard.models import ChangeSetPurpose, RunStatus
-
     return (
         RunStatus.ROLLING_BACK
         if change_set.purpose == ChangeSetPurpose.ROLLBACK
@@ -68,8 +67,6 @@ def _required_run_status(change_set: Any) -> str:
 def _run_wants(change_set: Any) -> bool:
     """Work on a set only while its run is in the state that set belongs to: a cancelled run's
     creations stop, and its rollback doesn't race them."""
-    from wizard.models import SetupRun
-
     return SetupRun.objects.filter(
         pk=change_set.step_run.run_id, status=_required_run_status(change_set)
     ).exists()
@@ -77,8 +74,6 @@ def _run_wants(change_set: Any) -> bool:
 
 def _claim_next(change_set: Any, worker: str) -> Any | None:
     """The first pending change nobody holds (or whose holder is gone), now held by `worker`."""
-    from wizard.models import ChangeStatus, UserChange
-
     now = timezone.now()
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL; SQLite serialises write transactions instead.
@@ -119,8 +114,6 @@ def _claim_next(change_set: Any, worker: str) -> Any | None:
 
 
 def _waiting(change_set: Any, done: WorkDone) -> None:
-    from wizard.models import ChangeStatus, UserChange
-
     waiting = UserChange.objects.filter(
         change_set=change_set, status=ChangeStatus.PENDING, claimed_by=""
     )
@@ -269,8 +262,6 @@ def _create(connect: Any, instance_id: str, change: Any, tags: dict[str, str]) -
 
 
 def _finish(change: Any, worker: str, *, outcome: str, user_id: str) -> None:
-    from wizard.models import ChangeStatus, UserChange
-
     # claimed_by stays: it says which worker made the change (the page counts live workers).
     updated = UserChange.objects.filter(pk=change.pk, claimed_by=worker).update(
         status=ChangeStatus.DONE,
@@ -285,16 +276,12 @@ def _finish(change: Any, worker: str, *, outcome: str, user_id: str) -> None:
 
 
 def _fail(change: Any, worker: str, error: dict[str, Any]) -> None:
-    from wizard.models import ChangeStatus, UserChange
-
     UserChange.objects.filter(pk=change.pk, claimed_by=worker).update(
         status=ChangeStatus.FAILED, outcome="failed", error=error, finished_at=timezone.now()
     )
 
 
 def _retry_later(change: Any, worker: str, error: RetryableError) -> None:
-    from wizard.models import ChangeStatus, UserChange
-
     if change.attempts >= settings.WIZARD_USER_CHANGE_MAX_ATTEMPTS:
         message = _("%(message)s (still failing after %(count)d attempts)") % {
             "message": error.message,

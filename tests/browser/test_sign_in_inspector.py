@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from provisioning.models import Cloud, Connection
 from sandbox.server import Sandbox
 from tests.browser.chromium import VIEWPORT, sign_in
 from tests.web.sign_in_cases import build_federation, minted_response
-from wizard.models import Cloud, Connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -18,6 +18,7 @@ import pytest
 from django.db import connections
 from playwright.sync_api import Page, expect
 
+from provisioning.models import RunStatus
 from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP
 from sandbox.server import Sandbox
 from tests.browser.chromium import sign_in
@@ -25,7 +26,6 @@ from tests.flows import user_runs
 from tests.flows.entra_runs import plan_file, setup_sso
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, remove_member, run
-from wizard.models import RunStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 T = TypeVar("T")

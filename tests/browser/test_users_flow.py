@@ -13,12 +13,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from provisioning.flows import FLOWS
+from provisioning.models import Cloud, Connection, RunStatus, SetupRun, StepRun
 from sandbox.directory import CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.browser.chromium import sign_in
 from tests.sandbox.aws_clients import active_instance, aws_client
-from wizard.models import Cloud, Connection, RunStatus, SetupRun, StepRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

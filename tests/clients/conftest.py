@@ -10,8 +10,8 @@ import pytest
 from django.db.models import QuerySet
 
 from provisioning.audit import AuditScope
+from provisioning.models import AuditEvent, AuditKind, Cloud, Connection
 from sandbox.server import Sandbox
-from wizard.models import AuditEvent, AuditKind, Cloud, Connection
 from wizard.services.connections import (
     SANDBOX_NAMES,
     SANDBOX_OKTA_SERVICE_APP,

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client, aws_errors, map_aws_error
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import AuditKind, Cloud, Connection
 from sandbox.aws.service_quotas import DEFAULT_PHONE_NUMBERS_PER_INSTANCE
 from sandbox.knobs import Knobs
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
@@ -19,7 +20,6 @@ from tests.clients.conftest import (
     call_rows,
 )
 from tests.sandbox.aws_clients import active_instance
-from wizard.models import AuditKind, Cloud, Connection
 
 pytestmark = pytest.mark.django_db
 

@@ -19,12 +19,12 @@ from provisioning.audit import AuditScope
 from provisioning.aws.api_quotas import api_rate, forget_api_quotas
 from provisioning.aws.client import aws_client
 from provisioning.errors import RetryableError
+from provisioning.models import AuditEvent, AuditKind, Connection
 from provisioning.ratelimit import Rate
 from sandbox.knobs import Knobs
 from tests.sandbox.aws_clients import default_profiles, unique_alias
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import REGION
-from wizard.models import AuditEvent, AuditKind, Connection
 
 # The AWS step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

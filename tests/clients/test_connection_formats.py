@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from provisioning.models import Cloud, Connection
 from wizard.forms import ConnectionForm
-from wizard.models import Cloud, Connection
 from wizard.services.connections import CONNECTION_FIELDS, connection_create
 
 pytestmark = pytest.mark.django_db

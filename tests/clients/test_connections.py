@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from provisioning.okta.client import forget_dpop_keys
 from sandbox.server import AWS_ACCOUNT_ID, ENTRA_TENANT_ID, Sandbox
 from tests.clients.conftest import all_audit_text
 from wizard.celery import app as celery_app
-from wizard.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from wizard.services.connections import (
     CONNECTION_FIELDS,
     connection_create,

@@ -16,6 +16,7 @@ from provisioning.audit import AuditScope
 from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.errors import PermanentError, RetryableError, WaitForCloud
+from provisioning.models import AuditKind, Cloud, Connection, SetupRun
 from sandbox.directory import CONTACT_CENTRE_GROUP
 from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
 from sandbox.knobs import Knobs
@@ -25,7 +26,6 @@ from tests.clients.conftest import (
     assert_every_call_started_and_finished,
     call_rows,
 )
-from wizard.models import AuditKind, Cloud, Connection, SetupRun
 
 pytestmark = pytest.mark.django_db
 

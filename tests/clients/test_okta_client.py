@@ -12,6 +12,7 @@ from okta.jwt import JWT
 
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import AuditKind, Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import forget_dpop_keys, okta_client, run_okta
 from provisioning.okta.rest import okta_call
@@ -24,7 +25,6 @@ from tests.clients.conftest import (
     assert_every_call_started_and_finished,
     call_rows,
 )
-from wizard.models import AuditKind, Cloud, Connection
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from provisioning import runner
+from provisioning.models import AuditEvent, AuditKind, SetupRun
 from tests.worker_process import WorkerProcess
-from wizard.models import AuditEvent, AuditKind, SetupRun
 from wizard.services import runs as run_services
 
 # Inputs that make the test steps instant and skip the default waits of test_marker_two.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, models, transaction
 
-from wizard.models import AuditEvent, AuditKind, AuditLogIsAppendOnly
+from provisioning.models import AuditEvent, AuditKind, AuditLogIsAppendOnly
 
 pytestmark = pytest.mark.django_db
 

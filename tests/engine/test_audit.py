@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from provisioning import audit
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError
+from provisioning.models import AuditEvent, AuditKind
 from tests.engine.runs import calls, drive, start_run
-from wizard.models import AuditEvent, AuditKind
 
 SCOPE = AuditScope(actor_label="tester", step_key="a_step")
 

@@ -10,9 +10,7 @@ import uuid
 import pytest
 from django.urls import NoReverseMatch, reverse
 
-from tests.engine.runs import wait_until_at_rest
-from tests.worker_process import WorkerProcess
-from wizard.models import (
+from provisioning.models import (
     AuditEvent,
     AuditExport,
     AuditKind,
@@ -22,6 +20,8 @@ from wizard.models import (
     SetupRun,
     StepRun,
 )
+from tests.engine.runs import wait_until_at_rest
+from tests.worker_process import WorkerProcess
 from wizard.services import audit_exports
 from wizard.services import runs as run_services
 

@@ -14,9 +14,9 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning import runner
+from provisioning.models import RunStatus, StepRun, StepStatus
 from tests import engine_doubles
 from tests.engine.runs import drive, start_run
-from wizard.models import RunStatus, StepRun, StepStatus
 
 FLOW_STEPS = ["test_marker_one", "test_marker_two", "test_marker_three"]
 

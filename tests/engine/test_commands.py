@@ -11,9 +11,9 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from provisioning import secret_box
+from provisioning.models import Cloud, Connection, RunStatus, SetupRun
 from tests import engine_doubles
-from wizard import secret_box
-from wizard.models import Cloud, Connection, RunStatus, SetupRun
 
 pytestmark = pytest.mark.django_db
 

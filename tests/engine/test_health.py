@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from wizard.models import WorkerHeartbeat
+from provisioning.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ from django.utils.translation import gettext
 
 from provisioning import runner
 from provisioning.errors import WaitForCloud
+from provisioning.models import RunStatus, StepStatus
 from provisioning.steps.base import Plan, Step, register
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
-from wizard.models import RunStatus, StepStatus
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from provisioning.models import RunStatus, SetupRun, StepStatus
 from tests.engine.runs import start_run
-from wizard.models import RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from provisioning.models import AuditEvent, AuditKind, RunStatus, WorkerHeartbeat
 from tests import engine_doubles
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
 from tests.worker_process import WorkerProcess
-from wizard.models import AuditEvent, AuditKind, RunStatus, WorkerHeartbeat
 from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.worker

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from provisioning.models import AuditEvent, AuditKind, SetupRun
 from sandbox.server import Sandbox
-from wizard.models import AuditEvent, AuditKind, SetupRun
 from wizard.services.connections import register_sandbox_connections
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "examples" / "entra-sandbox.toml"

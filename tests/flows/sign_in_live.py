@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from provisioning.errors import PermanentError
+from provisioning.models import SetupRun
 from provisioning.steps.sign_in_test import SignInTest
 from tests.flows.entra_runs import step_context
-from wizard.models import SetupRun
 
 
 def live_context(run: SetupRun, idp_step: str, **outputs: dict[str, Any]) -> Any:

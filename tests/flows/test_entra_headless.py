@@ -8,10 +8,10 @@ from pathlib import Path
 from django.conf import settings
 
 from provisioning.flows import get_flow
+from provisioning.models import AuditEvent, AuditKind, RunStatus
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
-from wizard.models import AuditEvent, AuditKind, RunStatus
 
 
 def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from provisioning.errors import PermanentError
+from provisioning.models import RunStatus, SetupRun
 from provisioning.steps.entra_claims import policy_definition
 from provisioning.steps.federation_role import trust_policy
 from provisioning.steps.sign_in_test import SignInTest
@@ -20,7 +21,6 @@ from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_con
 from tests.flows.sign_in_live import live_context, live_failure, provider_document, replaced
 from tests.sandbox.aws_clients import aws_client
 from tests.steps.iam_flow import metadata
-from wizard.models import RunStatus, SetupRun
 
 STALE_ENTITY_ID = "https://idp.example.test/stale-copy"
 

@@ -9,13 +9,13 @@ from typing import Any
 
 from django.core.management import call_command
 
+from provisioning.models import RunStatus, SetupRun
 from provisioning.steps.sign_in_test import SignInTest
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox  # noqa: F401 - a fixture
 from tests.flows.sign_in_live import live_context, live_failure, provider_document, replaced
 from tests.sandbox.aws_clients import aws_client
 from tests.steps.iam_flow import metadata
-from wizard.models import RunStatus, SetupRun
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "okta-sandbox-group-mapping.toml"
 

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
+from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from provisioning.user_changes.sources import managed_usernames
 from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
@@ -26,7 +27,6 @@ from tests.flows.entra_runs import (  # noqa: F401
 from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, graph_client, remove_member, run
-from wizard.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
 from wizard.services.runs import run_rollback, step_submit_inputs
 from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 

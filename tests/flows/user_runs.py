@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from provisioning import runner
+from provisioning.models import RunStatus, SetupRun, StepStatus, UserChange
 from sandbox.server import Sandbox
 from tests.sandbox.entra_graph import DIRECTORY_WRITE_PERMISSIONS, graph_client
-from wizard.models import RunStatus, SetupRun, StepStatus, UserChange
 from wizard.services import runs as run_services
 
 # How long a test lets a run go before it calls the run stuck.

@@ -15,13 +15,13 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from provisioning.models import RunStatus, SetupRun, UserChange, UserChangeSet
 from provisioning.steps.connect_users import ConnectUsers
 from provisioning.user_changes.work import work_on
 from sandbox.knobs import Knobs
 from tests.engine.runs import succeeded_calls
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context, start_run
-from wizard.models import RunStatus, SetupRun, UserChange, UserChangeSet
 
 aws_connection = aws_step_runs.aws_connection
 instance = aws_step_runs.instance

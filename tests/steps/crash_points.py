@@ -58,7 +58,7 @@ def _finish_call_with_crash_point(record: audit.CallRecord, **kwargs: Any) -> No
     scope = record.scope
     if kwargs.get("outcome") != "ok" or scope.run_id is None or not scope.step_key:
         return
-    from wizard.models import SetupRun
+    from provisioning.models import SetupRun
 
     inputs = SetupRun.objects.filter(pk=scope.run_id).values_list("inputs", flat=True).first()
     pattern = ((inputs or {}).get("crash_after_call") or {}).get(scope.step_key)

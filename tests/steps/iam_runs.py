@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning.context import StepContext
+from provisioning.models import Connection, SetupRun
 from provisioning.steps.base import STEPS
 from tests.steps.aws_step_runs import context, start_run
 from tests.steps.iam_flow import IAM_STEPS
-from wizard.models import Connection, SetupRun
 
 
 def iam_run(

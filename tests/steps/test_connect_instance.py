@@ -14,6 +14,15 @@ from botocore.exceptions import ClientError
 from provisioning import runner
 from provisioning.aws.client import map_aws_error
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.models import (
+    AuditEvent,
+    AuditKind,
+    Cloud,
+    Connection,
+    RunStatus,
+    SetupRun,
+    StepStatus,
+)
 from provisioning.steps.connect_instance import (
     RUN_TAG,
     ConnectInstance,
@@ -30,7 +39,6 @@ from tests.sandbox.aws_clients import active_instance, aws_client, unique_alias
 from tests.steps import connect_instance_doubles
 from tests.steps.aws_step_runs import REGION, context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.models import AuditEvent, AuditKind, Cloud, Connection, RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
 from wizard.services.connections import register_sandbox_connections
 

@@ -14,11 +14,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from provisioning.errors import WaitForCloud
+from provisioning.models import RunStatus, SetupRun
 from provisioning.steps import entra_app
 from provisioning.steps.entra_app import EntraApp
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
-from wizard.models import RunStatus, SetupRun
 
 
 def test_it_shows_graphs_refusal_and_what_to_do_when_the_identifier_policy_still_refuses(

@@ -7,11 +7,11 @@ import uuid
 from provisioning.audit import AuditScope
 from provisioning.context import StepContext
 from provisioning.directory_picker import read_choice
+from provisioning.models import Cloud, Connection
 from provisioning.steps.entra_assignments import resolve
 from sandbox.directory import AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.server import Sandbox
 from tests.steps import aws_step_runs
-from wizard.models import Cloud, Connection
 
 aws_connection = aws_step_runs.aws_connection
 

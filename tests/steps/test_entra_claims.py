@@ -14,12 +14,12 @@ import pytest
 
 from provisioning.entra.client import run_graph
 from provisioning.errors import WaitForCloud
+from provisioning.models import RunStatus, SetupRun
 from provisioning.steps.entra_claims import APP_ROLE, POLICY, EntraClaims, policy_definition
 from sandbox.entra.tenant import AWS_SINGLE_ACCOUNT_TEMPLATE_ID as AWS_TEMPLATE_ID
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
-from wizard.models import RunStatus, SetupRun
 
 # Longer than the window the test sets for the service principal to mirror its app's roles; the
 # window (half of it) must outlast one apply on a loaded CI machine.

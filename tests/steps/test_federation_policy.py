@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from provisioning.models import Connection
 from provisioning.steps.federation_policy import MAX_POLICY_VERSIONS, FederationPolicyStep
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import REGION, unique
 from tests.steps.iam_runs import iam_run, policies_named, step_context
-from wizard.models import Connection
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from provisioning.models import Cloud, Connection, RunStatus, StepRun
 from provisioning.steps.federation_role import (
     BAD_REQUEST_WARNING,
     FEDERATION_ROLE_TAG,
@@ -38,7 +39,6 @@ from tests.steps.iam_runs import (
     step_context,
 )
 from tests.worker_process import WorkerProcess
-from wizard.models import Cloud, Connection, RunStatus, StepRun
 from wizard.services import runs as run_services
 from wizard.services.connections import register_sandbox_connections
 

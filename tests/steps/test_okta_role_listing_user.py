@@ -12,6 +12,7 @@ import boto3
 import pytest
 from django.urls import reverse
 
+from provisioning.models import AuditEvent, AuditKind, RunStatus, StepRun
 from provisioning.steps.okta_role_listing_user import (
     POLICY_NAME,
     USER_PATH,
@@ -23,7 +24,6 @@ from tests.engine.runs import drive
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs, test_federation_role
 from tests.steps.aws_step_runs import context, start_run, unique
-from wizard.models import AuditEvent, AuditKind, RunStatus, StepRun
 
 aws_connection = aws_step_runs.aws_connection
 # moto's own server with no sandbox layer (tests/steps/test_federation_role.py).

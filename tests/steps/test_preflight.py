@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from provisioning.errors import PermanentError
 from provisioning.flows import Flow, register_flow
+from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from provisioning.steps.preflight import (
     ACTIONS_BY_STEP,
     Preflight,
@@ -23,7 +24,6 @@ from provisioning.steps.preflight import (
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client, unique_alias
 from tests.steps.aws_step_runs import context, start_run
-from wizard.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from wizard.services.connections import register_sandbox_connections
 
 FLOW = "test_preflight_flow"

@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.models import Connection
 from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
@@ -18,7 +19,6 @@ from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import unique
 from tests.steps.iam_flow import certificate, metadata
 from tests.steps.iam_runs import iam_run, providers_named, step_context
-from wizard.models import Connection
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from provisioning.flows import FLOWS
-from wizard.models import AuditEvent, Connection, SetupRun, StepRun
+from provisioning.models import AuditEvent, Connection, SetupRun, StepRun
 
 WEB_FLOW = "web_test_flow"
 _names = itertools.count(1)

@@ -18,8 +18,8 @@ from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.models import AuditEvent, AuditExport
 from tests.web.factories import make_event, make_run
-from wizard.models import AuditEvent, AuditExport
 from wizard.roles import VIEWER, role_group
 from wizard.selectors.audit_log import AUDIT_PAGE_SIZE, Cursor, audit_events_page
 from wizard.tasks import expire_audit_exports, write_audit_export

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from provisioning.directory_picker import PeoplePickerForm, directory_snapshot, read_choice
-from wizard.models import SetupRun, StepRun
+from provisioning.models import SetupRun, StepRun
 
 pytestmark = pytest.mark.django_db
 

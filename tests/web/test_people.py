@@ -12,11 +12,11 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from provisioning import secret_box
 from provisioning.flows import Flow
+from provisioning.models import AuditEvent, AuditKind
 from tests.web.conftest import PASSWORD
 from tests.web.factories import make_run
-from wizard import secret_box
-from wizard.models import AuditEvent, AuditKind
 from wizard.roles import ADMIN, OPERATOR, ROLES, VIEWER, role_group, role_of
 
 pytestmark = pytest.mark.django_db

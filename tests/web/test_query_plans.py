@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 from django.db.models import QuerySet
 
+from provisioning.models import UserSync
 from tests.conftest import services_required
 from tests.web.factories import make_connection, make_run
-from wizard.models import UserSync
 from wizard.selectors.audit_log import Cursor, audit_page_queryset
 from wizard.selectors.runs import DASHBOARD_RUN_LIMIT, dashboard_groups
 

@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from provisioning.models import Connection
 from tests.web.factories import make_connection
-from wizard.models import Connection
 from wizard.roles import SESSION_PASSWORD_AT
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from provisioning import secret_box
 from provisioning.flows import Flow
+from provisioning.models import UserSync
 from tests.web.factories import make_connection, make_run
-from wizard import roles, secret_box
-from wizard.models import UserSync
+from wizard import roles
 from wizard.roles import ADMIN, OPERATOR, VIEWER, role_group
 
 pytestmark = pytest.mark.django_db

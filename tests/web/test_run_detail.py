@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.flows import Flow
+from provisioning.models import SetupRun
 from tests.web.factories import make_run
-from wizard.models import SetupRun
 
 pytestmark = pytest.mark.django_db
 

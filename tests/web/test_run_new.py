@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.flows import Flow
+from provisioning.models import Connection, SetupRun
 from tests.web.factories import make_connection
-from wizard.models import Connection, SetupRun
 
 pytestmark = pytest.mark.django_db
 

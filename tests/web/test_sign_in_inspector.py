@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
+from provisioning.models import Cloud, Connection, SignInReading
 from sandbox.server import Sandbox
 from tests.web.factories import make_run
 from tests.web.sign_in_cases import CASES, InspectedFederation, build_federation, minted_response
-from wizard.models import Cloud, Connection, SignInReading
 from wizard.roles import VIEWER, role_group
 from wizard.services.connections import register_sandbox_connections
 from wizard.services.sign_in_inspection import LINKS

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.models import RunStatus, SetupRun, UserChange, UserChangeSet
 from tests.web.test_user_syncs import entra_setup, users_run
-from wizard.models import RunStatus, SetupRun, UserChange, UserChangeSet
 
 pytestmark = pytest.mark.django_db
 

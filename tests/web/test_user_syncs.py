@@ -15,8 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.flows import USER_FLOWS
-from tests.web.factories import make_connection, make_run
-from wizard.models import (
+from provisioning.models import (
     AuditEvent,
     AuditKind,
     RunStatus,
@@ -25,6 +24,7 @@ from wizard.models import (
     UserChangeSet,
     UserSync,
 )
+from tests.web.factories import make_connection, make_run
 from wizard.services import user_syncs as sync_services
 from wizard.services.runs import RunError
 

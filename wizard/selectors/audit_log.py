@@ -12,7 +12,7 @@ from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils import timezone
 
-from wizard.models import AuditEvent
+from provisioning.models import AuditEvent
 
 # Rows per page of the audit log page; a screenful of a busy run.
 AUDIT_PAGE_SIZE = 50

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from provisioning.flows import FLOWS, Flow
-from wizard.models import RunStatus, SetupRun, StepRun, StepStatus, UserSync
+from provisioning.models import RunStatus, SetupRun, StepRun, StepStatus, UserSync
 
 # The dashboard shows this many runs; older ones stay in the audit log.
 DASHBOARD_RUN_LIMIT = 50

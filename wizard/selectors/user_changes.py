@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning.models import ChangeAction, StepRun, UserChange, UserChangeSet
 from provisioning.user_changes.progress import Progress, change_set_progress
-from wizard.models import ChangeAction, StepRun, UserChange, UserChangeSet
 
 # The run page lists this many people per kind of change; the CSV has them all.
 SAMPLE_SIZE = 25

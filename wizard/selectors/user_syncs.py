@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.models import SetupRun, UserSync
+from provisioning.models import SetupRun, UserSync
 
 # The syncs page lists this many of each sync's latest runs.
 RECENT_RUNS = 8

@@ -18,8 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from provisioning.models import AuditExport, ExportStatus
 from wizard.forms import AuditLogFilterForm
-from wizard.models import AuditExport, ExportStatus
 from wizard.private_files import PRIVATE_DIR_MODE
 from wizard.selectors.audit_log import (
     EXPORT_COLUMNS,

@@ -40,9 +40,9 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.errors import PermanentError, ProvisioningError
+from provisioning.models import AuditKind, Cloud, Connection, SetupRun
 from provisioning.okta.org_url import validate_okta_org_url
-from wizard.models import AuditKind, Cloud, Connection, SetupRun
-from wizard.secret_box import SecretUnreadable
+from provisioning.secret_box import SecretUnreadable
 from wizard.services.connection_formats import format_errors
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, record_state_change
-from wizard.models import AuditKind
+from provisioning.models import AuditKind
 from wizard.roles import ADMIN, ROLE_CACHE, ROLES, role_group, role_of
 
 

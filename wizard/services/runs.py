@@ -22,9 +22,7 @@ from django.utils.translation import gettext
 from provisioning import runner
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import FLOWS
-from provisioning.steps.base import STEPS
-from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
-from wizard.models import (
+from provisioning.models import (
     AuditKind,
     Cloud,
     Connection,
@@ -33,6 +31,8 @@ from wizard.models import (
     StepRun,
     StepStatus,
 )
+from provisioning.steps.base import STEPS
+from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
 
 RESUMABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PENDING, RunStatus.RUNNING)
 CANCELLABLE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import AuditScope
 from provisioning.errors import ProvisioningError
+from provisioning.models import Connection, SignInReading, SignInReadingStatus
 from provisioning.sandbox_endpoints import read_sandbox_file
 from provisioning.signin_checks.posted_sign_in import (
     AssertionFacts,
@@ -35,7 +36,6 @@ from provisioning.signin_checks.sign_in_chain import (
     check_sign_in,
     what_aws_knows,
 )
-from wizard.models import Connection, SignInReading, SignInReadingStatus
 
 
 @dataclass(frozen=True)

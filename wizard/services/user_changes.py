@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone, translation
 
 from provisioning import runner
+from provisioning.models import UserChangeSet
 from provisioning.user_changes.work import work_on
-from wizard.models import UserChangeSet
 from wizard.services import runs as run_services
 
 logger = logging.getLogger(__name__)

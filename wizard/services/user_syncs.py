@@ -19,16 +19,16 @@ from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
-from provisioning.steps.group_users import quoted
-from provisioning.user_changes.planning import DEPARTURE_CHOICES
-from provisioning.user_changes.steps import SYNC_ACTOR
-from wizard.models import (
+from provisioning.models import (
     AuditKind,
     RunStatus,
     SetupRun,
     StepStatus,
     UserSync,
 )
+from provisioning.steps.group_users import quoted
+from provisioning.user_changes.planning import DEPARTURE_CHOICES
+from provisioning.user_changes.steps import SYNC_ACTOR
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
 

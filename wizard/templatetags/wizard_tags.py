@@ -12,7 +12,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from wizard.models import RunStatus, StepStatus
+from provisioning.models import RunStatus, StepStatus
 
 register = template.Library()
 

@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from provisioning.models import AuditExport, ExportStatus
 from wizard.forms import AuditLogFilterForm
 from wizard.middleware import wants_fragment
-from wizard.models import AuditExport, ExportStatus
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.audit_log import (
     FILTER_FIELDS,

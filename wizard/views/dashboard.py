@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from provisioning.flows import FLOWS
-from wizard.models import Connection
+from provisioning.models import Connection
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.runs import runs_for_dashboard
 

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from provisioning.directory_picker import GROUP, USER, search_directory
-from wizard.models import StepRun
+from provisioning.models import StepRun
 from wizard.roles import OPERATOR, role_required
 
 # How many users and how many groups one search shows (the rest: "refine the search").

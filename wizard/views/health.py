@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from kombu import Connection as BrokerConnection
 
-from wizard.models import WorkerHeartbeat
+from provisioning.models import WorkerHeartbeat
 
 # A load balancer probes often: the broker check gives up after this, not after kombu's default.
 BROKER_TIMEOUT_S = 3

@@ -27,10 +27,7 @@ from django_htmx.middleware import HtmxDetails
 from provisioning import runner
 from provisioning.audit import redact, redact_text
 from provisioning.flows import FLOWS, USER_FLOWS
-from provisioning.steps.base import STEPS, Step
-from wizard.forms import RunCreateForm
-from wizard.middleware import wants_fragment
-from wizard.models import (
+from provisioning.models import (
     ChangeAction,
     ChangeStatus,
     Cloud,
@@ -40,6 +37,9 @@ from wizard.models import (
     StepRun,
     StepStatus,
 )
+from provisioning.steps.base import STEPS, Step
+from wizard.forms import RunCreateForm
+from wizard.middleware import wants_fragment
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.runs import run_with_steps
 from wizard.selectors.user_changes import (

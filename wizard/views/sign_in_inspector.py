@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from provisioning.models import SignInReading, SignInReadingStatus
 from provisioning.signin_checks.posted_sign_in import (
     PostedSignIn,
     UnreadableSignIn,
@@ -21,7 +22,6 @@ from provisioning.signin_checks.posted_sign_in import (
 )
 from wizard.inspection_forms import SignInInspectionForm
 from wizard.middleware import wants_fragment
-from wizard.models import SignInReading, SignInReadingStatus
 from wizard.roles import VIEWER, role_required
 from wizard.services.sign_in_inspection import (
     FOUND_IN_LABELS,

@@ -14,8 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from provisioning.audit import AuditScope, record_state_change, register_secret_values
+from provisioning.models import AuditKind, StepRun
 from provisioning.steps.base import STEPS
-from wizard.models import AuditKind, StepRun
 from wizard.roles import ADMIN, role_required
 
 

@@ -14,8 +14,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from provisioning.models import SetupRun, UserSync
 from wizard.forms import UserSyncForm
-from wizard.models import SetupRun, UserSync
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.user_syncs import sync_rows
 from wizard.services import user_syncs as sync_services

@@ -12,8 +12,8 @@ from cryptography.fernet import InvalidToken
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from wizard import secret_box
-from wizard.models import Connection
+from provisioning import secret_box
+from provisioning.models import Connection
 
 
 class Command(BaseCommand):

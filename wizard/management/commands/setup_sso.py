@@ -40,8 +40,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning import runner
+from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
 from provisioning.steps.base import Plan
-from wizard.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
 from wizard.selectors.user_changes import ChangeSetView, change_set_view
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError

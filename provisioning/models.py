@@ -1,4 +1,8 @@
-"""The wizard's records: connections, setup runs and their steps, and the append-only audit log."""
+"""The wizard's records: connections, setup runs and their steps, the append-only audit log, and
+Connect users at scale (change sets, changes, syncs).
+
+They moved here from the `wizard` app; each keeps its table (`db_table = "wizard_..."`), and the
+migrations that made those tables, their indexes and triggers are wizard's 0001-0010."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from wizard import secret_box
+from provisioning import secret_box
 
 
 class Cloud(models.TextChoices):
@@ -39,6 +43,7 @@ class Connection(models.Model):
     last_test_message = models.TextField(blank=True, default="")
 
     class Meta:
+        db_table = "wizard_connection"
         ordering = ["cloud", "name"]
         constraints = [
             models.UniqueConstraint(
@@ -133,6 +138,7 @@ class SetupRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "wizard_setuprun"
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
@@ -197,6 +203,7 @@ class StepRun(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "wizard_steprun"
         ordering = ["run", "position"]
         constraints = [
             models.UniqueConstraint(fields=["run", "key"], name="step_unique_key_per_run"),
@@ -249,8 +256,8 @@ class AuditLogIsAppendOnly(Exception):
 class AuditEvent(models.Model):
     """Append-only: one row per cloud call start, per call end, and per state change.
 
-    The database refuses UPDATE and DELETE too (triggers in migration 0002), so even raw SQL from
-    the app can't rewrite history.
+    The database refuses UPDATE and DELETE too (triggers in wizard's migration 0002), so even raw
+    SQL from the app can't rewrite history.
     """
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -292,10 +299,11 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
+        db_table = "wizard_auditevent"
         ordering = ["-at", "-id"]
         # The log page reads newest first by (at, id), alone or under one filter: each of these
         # hands it the rows already in that order (the operation's trigram index is PostgreSQL's
-        # own, in migration 0007).
+        # own, in wizard's migration 0010).
         indexes = [
             models.Index(fields=["at", "id"], name="audit_at_id"),
             models.Index(fields=["run", "at", "id"], name="audit_run_at_id"),
@@ -345,6 +353,7 @@ class AuditExport(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "wizard_auditexport"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["created_at"], name="audit_export_created")]
 
@@ -357,6 +366,9 @@ class WorkerHeartbeat(models.Model):
 
     hostname = models.CharField(max_length=200, unique=True)
     seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "wizard_workerheartbeat"
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.seen_at:%H:%M:%S}"
@@ -400,6 +412,7 @@ class UserSync(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "wizard_usersync"
         ordering = ["instance_alias", "instance_id", "created_at"]
 
     def __str__(self) -> str:
@@ -438,7 +451,8 @@ class UserChangeSet(models.Model):
     helpers_sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # How many changes ended with each outcome, kept by a trigger in the statement that records
-    # the outcome (migration 0007), so the run page reads its progress without counting rows.
+    # the outcome (wizard's migration 0010), so the run page reads its progress without counting
+    # rows.
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     deleted_count = models.PositiveIntegerField(default=0)
@@ -447,6 +461,7 @@ class UserChangeSet(models.Model):
     failed_count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        db_table = "wizard_userchangeset"
         ordering = ["step_run", "-created_at"]
 
     def __str__(self) -> str:
@@ -500,6 +515,7 @@ class UserChange(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "wizard_userchange"
         ordering = ["change_set", "position"]
         constraints = [
             models.UniqueConstraint(
@@ -543,6 +559,9 @@ class SignInReading(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "wizard_signinreading"
 
     def __str__(self) -> str:
         return f"{self.role_arn} @ {self.instance_id or '-'}: {self.status}"
