@@ -26,8 +26,8 @@ from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES, aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.flows import FLOWS
+from provisioning.models import SetupRun
 from provisioning.steps.base import Change, Finding, Plan, Step, register
-from wizard.models import SetupRun
 
 RESOURCE_TYPE = "connect_instance"
 # The tag every instance this wizard creates carries (issue 4's convention): a run that crashed

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from wizard.models import AuditExport
+from provisioning.models import AuditExport
 
 pytestmark = pytest.mark.django_db
 
