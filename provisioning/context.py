@@ -111,7 +111,7 @@ class StepContext:
         """Keep the secret the admin must copy once (an access key for Okta, named by its key
         id) encrypted on the step, never in plan or outputs, masked in every audit row and log
         line. A step keeps one: a new one replaces the old and can be shown once again."""
-        from provisioning.audit import register_secret_values
+        from provisioning.redaction import register_secret_values
         from wizard import secret_box
         from wizard.models import StepRun
 
@@ -124,7 +124,7 @@ class StepContext:
 
     def stored_secrets(self) -> dict[str, str]:
         """{name: secret} as store_secret() kept it for this step (registered for redaction)."""
-        from provisioning.audit import register_secret_values
+        from provisioning.redaction import register_secret_values
         from wizard.models import StepRun
 
         if self.step_run_id is None:

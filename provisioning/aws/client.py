@@ -63,11 +63,12 @@ from botocore.exceptions import (
     UnknownServiceError,
 )
 
-from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
 from provisioning.call_summaries import identifiers, json_safe
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
 from provisioning.ratelimit import wait_for_turn
+from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from wizard.models import Cloud, Connection
 
