@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.forms import ConnectionForm
 from wizard.models import Cloud, Connection
-from wizard.services.connections import CONNECTION_FIELDS, connection_create
+from wizard.services.connections import connection_create
 
 pytestmark = pytest.mark.django_db
 

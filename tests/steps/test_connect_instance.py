@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from provisioning import runner
 from provisioning.aws.client import map_aws_error
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.steps.connect_instance import (
     RUN_TAG,
@@ -32,7 +33,6 @@ from tests.steps.aws_step_runs import REGION, context, start_run
 from tests.worker_process import WorkerProcess
 from wizard.models import AuditEvent, AuditKind, Cloud, Connection, RunStatus, SetupRun, StepStatus
 from wizard.services import runs as run_services
-from wizard.services.connections import register_sandbox_connections
 
 FLOW = "test_connect_instance_flow"
 PAUSING_FLOW = "test_connect_instance_pausing_flow"

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import translation
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from sandbox.server import Sandbox
 from tests.web.sign_in_cases import (
     CASES,
@@ -19,7 +20,6 @@ from tests.web.sign_in_cases import (
     minted_response,
 )
 from wizard.models import Cloud, Connection
-from wizard.services.connections import register_sandbox_connections
 from wizard.services.sign_in_inspection import LINKS
 
 

@@ -16,11 +16,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.forms import ConnectionForm
 from wizard.models import Cloud, Connection, SetupRun
 from wizard.roles import ADMIN, role_required
 from wizard.services import connections as connection_services
-from wizard.services.connections import CONNECTION_FIELDS
 from wizard.views.runs import HtmxHttpRequest
 
 # The session remembers when the admin asked for each test, so the page knows a result is new.
