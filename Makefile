@@ -51,8 +51,9 @@ system-packages:
 	  fi; \
 	fi
 
+## make lint: ruff (lint and format) and mypy on the three apps; .ci/run runs it before the tests.
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && WIZARD_TESTING=1 $(BIN)/mypy wizard provisioning
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && WIZARD_TESTING=1 $(BIN)/mypy wizard provisioning sandbox
 
 ## Re-extract and compile translations after changing user-facing strings.
 messages: setup

@@ -190,9 +190,9 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 def _measure(
     sandbox: Sandbox, state_dir: Path, env: dict[str, str], *, kill: bool
 ) -> dict[str, Any]:
+    from provisioning.connections.sandbox_registration import register_sandbox_connections
     from provisioning.models import Cloud, Connection, RunStatus, UserChange, UserChangeSet
     from wizard.services import runs as run_services
-    from wizard.services.connections import register_sandbox_connections
 
     register_sandbox_connections(sandbox_file=state_dir / "sandbox.json")
     instance_id = bulk_users_baseline.instance_with_room(sandbox)

@@ -1,7 +1,7 @@
 """The baseline an admin would write: a single-threaded boto3 loop creating Connect users.
 
 Against the sandbox with Connect CreateUser limited to R requests/s (default 20, burst 5: the
-real 2/s scaled by 10, as issue 7 asks), with boto3's standard retry mode. bench/bulk_users.py
+real 2/s scaled by 10), with boto3's standard retry mode. bench/bulk_users.py
 runs it and records it beside the wizard's own bulk creation, with the same keys.
 """
 

@@ -170,7 +170,7 @@ def _setup_wizard(sandbox_file: Path, state_dir: Path) -> str:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from wizard.services.connections import register_sandbox_connections
+    from provisioning.connections.sandbox_registration import register_sandbox_connections
 
     register_sandbox_connections(sandbox_file=sandbox_file)
     return ("postgresql" if database_url else "sqlite") + (" + redis" if redis_url else "")

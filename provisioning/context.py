@@ -9,6 +9,7 @@ from typing import Any
 from provisioning import secret_box
 from provisioning.audit import AuditScope
 from provisioning.models import AuditKind, Connection, SetupRun, StepRun
+from provisioning.redaction import register_secret_values
 
 
 @dataclass
@@ -109,8 +110,6 @@ class StepContext:
         """Keep the secret the admin must copy once (an access key for Okta, named by its key
         id) encrypted on the step, never in plan or outputs, masked in every audit row and log
         line. A step keeps one: a new one replaces the old and can be shown once again."""
-        from provisioning.audit import register_secret_values
-
         if self.step_run_id is None:
             raise RuntimeError("Only a step of a run can keep a secret.")
         register_secret_values([value])
@@ -120,8 +119,6 @@ class StepContext:
 
     def stored_secrets(self) -> dict[str, str]:
         """{name: secret} as store_secret() kept it for this step (registered for redaction)."""
-        from provisioning.audit import register_secret_values
-
         if self.step_run_id is None:
             return {}
         secrets = StepRun.objects.get(pk=self.step_run_id).secrets

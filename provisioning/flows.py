@@ -44,7 +44,7 @@ def get_flow(key: str) -> Flow:
         raise LookupError(f"no flow is registered under {key!r}") from None
 
 
-# Entra ID (issue 5) ---------------------------------------------------------------------------
+# Entra ID -------------------------------------------------------------------------------------
 # The Entra preflight comes first: a missing Graph permission stops the run before any AWS call.
 register_flow(
     Flow(
@@ -68,7 +68,7 @@ register_flow(
 )
 
 
-# Okta (issue 6) -------------------------------------------------------------------------------
+# Okta -----------------------------------------------------------------------------------------
 # Two ways for the role to reach Okta, the admin's choice when starting a run. Group mapping is
 # fully automatic (membership of one Okta group gives the role); role download is the seed's way
 # (Okta lists the roles with an IAM user's key, typed into the app by hand, because Okta has no
@@ -107,7 +107,7 @@ register_flow(
 )
 
 
-# Connect users from IdP groups (issue 7) -----------------------------------------------------
+# Connect users from IdP groups ---------------------------------------------------------------
 # For an instance whose SSO is set up: the AWS preflight, then the users step. A scheduled sync
 # runs the same flow (wizard/services/user_syncs.py).
 USER_FLOWS = {"entra": "entra_users", "okta": "okta_users"}

@@ -34,11 +34,12 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
-from provisioning.audit import AuditScope, record_state_change, redact, redact_text
+from provisioning.audit import AuditScope, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
 from provisioning.flows import FLOWS
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
+from provisioning.redaction import redact, redact_text
 from provisioning.steps.base import STEPS, Finding, Plan, Step
 
 logger = logging.getLogger(__name__)

@@ -30,10 +30,11 @@ from typing import Any, ClassVar
 
 from django import forms
 
-from provisioning.audit import audited_call, register_secret_values
+from provisioning.audit import audited_call
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, RetryableError, WaitForCloud
 from provisioning.flows import Flow, register_flow
+from provisioning.redaction import register_secret_values
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from provisioning.connections.formats import unsafe_characters
 from provisioning.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
 from wizard.selectors.runs import available_flows
-from wizard.services.connection_formats import unsafe_characters
 from wizard.services.user_syncs import EVERY_HOURS_CHOICES
 
 IDP_CHOICES = [(Cloud.ENTRA.value, "Microsoft Entra ID"), (Cloud.OKTA.value, "Okta")]

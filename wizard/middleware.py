@@ -13,7 +13,7 @@ def wants_fragment(request: HttpRequest) -> bool:
     restores history after a cache miss (it sends `HX-History-Restore-Request` and swaps the
     whole body, https://htmx.org/docs/#history)."""
     details = getattr(request, "htmx", None)
-    return bool(details) and not details.history_restore_request
+    return details is not None and bool(details) and not details.history_restore_request
 
 
 class HtmxCacheMiddleware:

@@ -375,7 +375,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Connection secrets a process has decrypted are masked in every line it logs.
-    "filters": {"redact_secrets": {"()": "provisioning.audit.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "provisioning.redaction.RedactSecretsFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from provisioning.audit import RedactSecretsFilter
+from provisioning.connections.sign_in_tests import connection_test
+from provisioning.redaction import RedactSecretsFilter
 from wizard.services import audit_exports as audit_export_services
-from wizard.services import connections as connection_services
 from wizard.services import runs as run_services
 from wizard.services import sign_in_inspection
 from wizard.services import user_changes as user_change_services
@@ -119,7 +119,7 @@ def start_due_user_syncs() -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def test_connection(connection_id: int) -> None:
-    connection_services.connection_test(connection_id=connection_id)
+    connection_test(connection_id=connection_id)
 
 
 @shared_task(

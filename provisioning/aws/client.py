@@ -63,12 +63,13 @@ from botocore.exceptions import (
     UnknownServiceError,
 )
 
-from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
 from provisioning.call_summaries import identifiers, json_safe
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
 from provisioning.models import Cloud, Connection
 from provisioning.ratelimit import wait_for_turn
+from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 
 AUTH_METHODS = ("default_chain", "profile", "access_key", "assume_role")

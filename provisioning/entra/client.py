@@ -80,10 +80,11 @@ from msgraph import GraphServiceClient
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
-from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError, WaitForCloud
 from provisioning.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
+from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 
 T = TypeVar("T")

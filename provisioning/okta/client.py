@@ -35,16 +35,18 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.utils.translation import gettext
 from okta import oauth as okta_oauth
 from okta.client import Client as OktaClient
+from okta.dpop import DPoPProofGenerator as SdkDPoPProofGenerator
 from okta.errors.error import Error as OktaError
 from okta.errors.http_error import HTTPError as OktaHTTPError
 from okta.errors.okta_api_error import OktaAPIError
 from okta.http_client import HTTPClient
 
-from provisioning.audit import AuditScope, finish_call, register_secret_values, start_call
+from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
 from provisioning.models import Cloud, Connection
 from provisioning.okta.org_url import validate_okta_org_url
+from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 
 T = TypeVar("T")
@@ -100,8 +102,10 @@ def forget_dpop_keys() -> None:
 DPOP_GENERATORS_KEPT = 32
 _DPOP_GENERATORS: dict[tuple[str, str], Any] = {}
 _DPOP_GENERATORS_LOCK = threading.Lock()
-_SDK_DPOP_GENERATOR = okta_oauth.DPoPProofGenerator
-okta_oauth.DPoPProofGenerator = _reused_dpop_generator
+_SDK_DPOP_GENERATOR = SdkDPoPProofGenerator
+# okta/oauth.py sets `DPoPProofGenerator = None` before its guarded import, so its declared type
+# is None; the SDK looks the name up on the module at call time, which is what this replaces.
+okta_oauth.DPoPProofGenerator = _reused_dpop_generator  # type: ignore[assignment]
 
 
 def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:

@@ -30,7 +30,7 @@ from provisioning.models import SetupRun
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 RESOURCE_TYPE = "connect_instance"
-# The tag every instance this wizard creates carries (issue 4's convention): a run that crashed
+# The tag every instance this wizard creates carries (docs/step-contract.md): a run that crashed
 # after CreateInstance recognises its own instance by it.
 RUN_TAG = "connect-sso-wizard:run"
 SAML = "SAML"

@@ -348,9 +348,9 @@ class _Directory:
             for user_id, grant in tree.items():
                 direct.setdefault(user_id, grant)
         for person in people:
-            grant = direct.get(person.idp_id)
-            if grant is not None:
-                person.assign_group = {"id": grant.group_id, "name": grant.group_name}
+            picked = direct.get(person.idp_id)
+            if picked is not None:
+                person.assign_group = {"id": picked.group_id, "name": picked.group_name}
 
     def username(self, person: IdpPerson) -> str:
         if self.idp == "entra":

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.translation import gettext as _
 
@@ -50,7 +51,7 @@ def clean_step_inputs(step_class: type[Step], answers: Mapping[str, Any]) -> dic
     form.is_valid()
     missing_required = False
     for name, errors in form.errors.items():
-        if name == forms.forms.NON_FIELD_ERRORS:
+        if name == NON_FIELD_ERRORS:
             continue
         if name not in answers:
             missing_required = True

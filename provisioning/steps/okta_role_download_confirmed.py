@@ -26,12 +26,12 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.audit import register_secret_values
 from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.models import StepRun
 from provisioning.okta.rest import okta_call
+from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 

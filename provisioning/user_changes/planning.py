@@ -251,7 +251,7 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
         for user in sorted(instance.users.values(), key=lambda u: u.username.lower()):
             if user.username in wanted_usernames or not options.manages(user):
                 continue
-            details: dict[str, Any] = {
+            departure: dict[str, Any] = {
                 "first_name": user.first_name,
                 "last_name": user.last_name,
                 "group_ids": options.managed.get(user.username, []),
@@ -260,14 +260,14 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
             kept = [grant for grant in grants if grant.by_setup]
             if kept:
                 # Another source of this wizard still gives them access: not a departure.
-                details["kept_because"] = grant_text(kept[0])
-                others.append(PlannedChange("departed", user.username, details, user.id))
+                departure["kept_because"] = grant_text(kept[0])
+                others.append(PlannedChange("departed", user.username, departure, user.id))
                 continue
             if grants:
-                details["can_sign_in"] = grant_text(grants[0])
+                departure["can_sign_in"] = grant_text(grants[0])
             action = "delete" if options.departures == DELETE else "departed"
             (deletes if action == "delete" else others).append(
-                PlannedChange(action, user.username, details, user.id)
+                PlannedChange(action, user.username, departure, user.id)
             )
     # Deletions first: workers take changes in order, so they make room before creations.
     plan = ChangePlan(changes=deletes + others, in_use=len(instance.users), quota=instance.quota)

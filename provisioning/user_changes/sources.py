@@ -70,9 +70,12 @@ def managed_usernames(
 def other_syncs_people(instance_id: str, sync_id: str) -> set[str]:
     """The usernames the instance's other syncs manage (their groups' people at their last run):
     people in two syncs would be changed, or deleted, by one while the other keeps them."""
+    others = UserSync.objects.filter(instance_id=instance_id)
+    if sync_id:
+        others = others.exclude(pk=sync_id)
     group_ids = {
         str(row.get("group"))
-        for other in UserSync.objects.filter(instance_id=instance_id).exclude(pk=sync_id or None)
+        for other in others
         for row in other.inputs.get("groups") or []
         if isinstance(row, dict) and row.get("group")
     }

@@ -98,6 +98,7 @@ class AwsApp:
 
     def _respond(self, request: AwsRequest, protocol: str, region: str) -> Response | None:
         connect_params: dict[str, Any] = {}
+        operation: str | None
         if request.service == "connect":
             parsed = self.connect.model.parse(
                 request.method, request.raw_path, request.query, request.body

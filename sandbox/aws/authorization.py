@@ -3,6 +3,7 @@ access control: the SigV4 signature checked with the key's secret, then the iden
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.exceptions import AccessDeniedError, SignatureDoesNotMatchError
@@ -14,7 +15,7 @@ from moto.iam.access_control import (
     create_access_key,
 )
 from moto.iam.exceptions import NoSuchEntity, NotFoundException
-from moto.iam.models import IAMBackend, iam_backends
+from moto.iam.models import Group, IAMBackend, Role, User, iam_backends
 from werkzeug.datastructures import EnvironHeaders
 
 from sandbox.aws.wire import ApiError, AwsRequest
@@ -109,7 +110,7 @@ class Authorizer(IamAccount):
             path=f"{request.raw_path}?{query}" if query else request.raw_path,
             data=request.form() if protocol == "query" else {},
             body=request.body,
-            headers=headers,
+            headers=dict(headers),
             action=operation,
         )
         try:
@@ -169,13 +170,13 @@ class Authorizer(IamAccount):
     def _existing_arn(self, kind: str, name: str) -> str:
         """An existing role's, user's or group's ARN, path included (AWS evaluates the resource
         as it is, and a request names it only by name)."""
-        lookup = {
+        lookups: dict[str, Callable[[str], Role | User | Group]] = {
             "role": self.backend.get_role,
             "user": self.backend.get_user,
             "group": self.backend.get_group,
-        }[kind]
+        }
         try:
-            return str(lookup(name).arn)
+            return str(lookups[kind](name).arn)
         except (NotFoundException, NoSuchEntity):
             return ""
 

@@ -521,7 +521,9 @@ class Tenant:
                     continue
                 del self.app_roles_mirrored_from[sp_id]
                 service_principal = self.service_principals.get(sp_id)
-                application = service_principal and self.application_of(service_principal)
+                if service_principal is None:
+                    continue
+                application = self.application_of(service_principal)
                 if application:
                     service_principal["appRoles"] = copy.deepcopy(application["appRoles"])
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.directory import Directory, seed_directory
 from sandbox.saml_idp import SigningCertificate
@@ -459,7 +460,11 @@ class OktaOrg:
         kid, kty, use, x5c, x5t#S256, e, n, created, lastUpdated, expiresAt)."""
         certificate = x509.load_pem_x509_certificate(key.certificate.cert_pem.encode())
         der = certificate.public_bytes(serialization.Encoding.DER)
-        numbers = certificate.public_key().public_numbers()  # type: ignore[union-attr]
+        public_key = certificate.public_key()
+        # The sandbox signs with the RSA keys sandbox/saml_idp.py makes; a JWK of kty RSA
+        # carries that key's modulus and exponent.
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        numbers = public_key.public_numbers()
         return {
             "kid": kid,
             "kty": "RSA",

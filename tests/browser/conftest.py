@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from sandbox.server import Sandbox
 from tests.browser.chromium import (
     CHROMIUM,
@@ -20,7 +21,6 @@ from tests.browser.chromium import (
 )
 from tests.worker_process import WorkerProcess
 from wizard.roles import ADMIN, role_group
-from wizard.services.connections import register_sandbox_connections
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.models import Cloud, Connection
 from tests.browser.chromium import sign_in
-from wizard.services.connections import SANDBOX_NAMES
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

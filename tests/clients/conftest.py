@@ -10,13 +10,13 @@ import pytest
 from django.db.models import QuerySet
 
 from provisioning.audit import AuditScope
-from provisioning.models import AuditEvent, AuditKind, Cloud, Connection
-from sandbox.server import Sandbox
-from wizard.services.connections import (
+from provisioning.connections.sandbox_registration import (
     SANDBOX_NAMES,
     SANDBOX_OKTA_SERVICE_APP,
     register_sandbox_connections,
 )
+from provisioning.models import AuditEvent, AuditKind, Cloud, Connection
+from sandbox.server import Sandbox
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from provisioning.models import Cloud, Connection
+from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.forms import ConnectionForm
-from wizard.services.connections import CONNECTION_FIELDS, connection_create
+from wizard.services.connections import connection_create
 
 pytestmark = pytest.mark.django_db
 

@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
+from provisioning.connections.sign_in_tests import connection_test
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from provisioning.okta.client import forget_dpop_keys
 from sandbox.server import AWS_ACCOUNT_ID, ENTRA_TENANT_ID, Sandbox
 from tests.clients.conftest import all_audit_text
 from wizard.celery import app as celery_app
+from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.services.connections import (
-    CONNECTION_FIELDS,
     connection_create,
     connection_delete,
     connection_request_test,
-    connection_test,
     connection_update,
-    register_sandbox_connections,
 )
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import AuditEvent, AuditKind, SetupRun
 from sandbox.server import Sandbox
-from wizard.services.connections import register_sandbox_connections
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "examples" / "entra-sandbox.toml"
 # Operation names (botocore's) and HTTP methods that read without changing anything.

@@ -12,6 +12,10 @@ import pytest
 from django.core.management import call_command
 
 from provisioning import runner
+from provisioning.connections.sandbox_registration import (
+    SANDBOX_OKTA_SERVICE_APP,
+    register_sandbox_connections,
+)
 from provisioning.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
@@ -19,7 +23,6 @@ from sandbox.server import Sandbox
 from tests.flows.entra_runs import step_context
 from tests.flows.user_runs import drive, plan_rows
 from wizard.services import runs as run_services
-from wizard.services.connections import SANDBOX_OKTA_SERVICE_APP, register_sandbox_connections
 from wizard.services.user_syncs import users_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)

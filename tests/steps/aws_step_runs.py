@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from provisioning.audit import AuditScope
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.context import StepContext
 from provisioning.models import Cloud, Connection, SetupRun, StepRun
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import active_instance, aws_client
 from tests.steps import aws_step_doubles  # noqa: F401 - registers the test flows
 from wizard.services import runs as run_services
-from wizard.services.connections import register_sandbox_connections
 
 REGION = "ap-northeast-1"
 

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from provisioning import runner
 from provisioning.aws.client import map_aws_error
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.models import (
     AuditEvent,
@@ -40,7 +41,6 @@ from tests.steps import connect_instance_doubles
 from tests.steps.aws_step_runs import REGION, context, start_run
 from tests.worker_process import WorkerProcess
 from wizard.services import runs as run_services
-from wizard.services.connections import register_sandbox_connections
 
 FLOW = "test_connect_instance_flow"
 PAUSING_FLOW = "test_connect_instance_pausing_flow"

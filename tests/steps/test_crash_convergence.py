@@ -1,9 +1,9 @@
 """Crash convergence: a process SIGKILLed right after a step's write answered (the cloud changed;
 the run has not recorded it), then the same run resumed, ends succeeded with one of each object.
 
-AWS (issue 4): a real worker killed after a create call; connect_instance, connect_users and
+AWS: a real worker killed after a create call; connect_instance, connect_users and
 federation_role have their own such tests beside their other tests; preflight changes nothing.
-Graph and Okta (issue 11): every IdP step that writes, killed after each kind of write it makes."""
+Graph and Okta: every IdP step that writes, killed after each kind of write it makes."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection, RunStatus, StepRun
 from provisioning.steps.federation_role import (
     BAD_REQUEST_WARNING,
@@ -40,7 +41,6 @@ from tests.steps.iam_runs import (
 )
 from tests.worker_process import WorkerProcess
 from wizard.services import runs as run_services
-from wizard.services.connections import register_sandbox_connections
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

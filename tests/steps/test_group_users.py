@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
 from provisioning.models import Cloud, Connection, SetupRun, UserChange, UserSync
 from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
@@ -19,7 +20,6 @@ from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context
 from wizard.services import runs as run_services
-from wizard.services.connections import SANDBOX_NAMES
 
 aws_connection = aws_step_runs.aws_connection
 instance = aws_step_runs.instance

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.errors import PermanentError
 from provisioning.flows import Flow, register_flow
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
@@ -24,7 +25,6 @@ from provisioning.steps.preflight import (
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client, unique_alias
 from tests.steps.aws_step_runs import context, start_run
-from wizard.services.connections import register_sandbox_connections
 
 FLOW = "test_preflight_flow"
 register_flow(Flow(key=FLOW, idp="entra", title="Test setup: preflight", step_keys=("preflight",)))

@@ -11,11 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.connections.sign_in_tests import connection_test
 from provisioning.models import Connection
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client, unique_alias
 from tests.web.factories import make_connection, make_run
-from wizard.services.connections import connection_test
 
 pytestmark = pytest.mark.django_db
 

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import translation
 
+from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection
 from sandbox.server import Sandbox
 from tests.web.sign_in_cases import (
@@ -19,7 +20,6 @@ from tests.web.sign_in_cases import (
     build_federation,
     minted_response,
 )
-from wizard.services.connections import register_sandbox_connections
 from wizard.services.sign_in_inspection import LINKS
 
 

@@ -25,7 +25,6 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from provisioning import runner
-from provisioning.audit import redact, redact_text
 from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.models import (
     ChangeAction,
@@ -37,6 +36,7 @@ from provisioning.models import (
     StepRun,
     StepStatus,
 )
+from provisioning.redaction import redact, redact_text
 from provisioning.steps.base import STEPS, Step
 from wizard.forms import RunCreateForm
 from wizard.middleware import wants_fragment

@@ -13,8 +13,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from provisioning.audit import AuditScope, record_state_change, register_secret_values
+from provisioning.audit import AuditScope, record_state_change
 from provisioning.models import AuditKind, StepRun
+from provisioning.redaction import register_secret_values
 from provisioning.steps.base import STEPS
 from wizard.roles import ADMIN, role_required
 

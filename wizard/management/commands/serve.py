@@ -170,7 +170,7 @@ class Command(BaseCommand):
             time.sleep(0.2)
         json.loads(endpoints_file.read_text())  # a half-written file fails here, loudly
 
-        from wizard.services.connections import register_sandbox_connections
+        from provisioning.connections.sandbox_registration import register_sandbox_connections
 
         connections = register_sandbox_connections(sandbox_file=endpoints_file)
         names = ", ".join(connection.name for connection in connections)
