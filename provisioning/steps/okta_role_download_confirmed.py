@@ -27,7 +27,6 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import register_secret_values
-from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.okta.rest import okta_call
@@ -88,10 +87,9 @@ def _earlier(ctx: StepContext, key: str, name: str) -> str:
 
 
 def key_last_used(ctx: StepContext, access_key_id: str) -> dict[str, Any]:
-    with aws_errors():
-        return dict(
-            ctx.aws("iam").get_access_key_last_used(AccessKeyId=access_key_id)["AccessKeyLastUsed"]
-        )
+    return dict(
+        ctx.aws("iam").get_access_key_last_used(AccessKeyId=access_key_id)["AccessKeyLastUsed"]
+    )
 
 
 def _connection(ctx: StepContext) -> Any:
