@@ -53,3 +53,46 @@ class WaitForCloud(Exception):  # noqa: N818 - a signal, not an error
         super().__init__(reason)
         self.reason = reason
         self.countdown_s = countdown_s
+
+
+# Typed errors: what kind of refusal it was, whichever cloud said it. Client modules raise these
+# (provisioning/aws/client.py from AWS error codes, provisioning/http_errors.py from HTTP
+# statuses); callers that treat a refusal as an answer ("absent", "exists already") catch the
+# type, and `code` keeps the cloud's own error code (NoSuchEntity, E0000007, ...).
+
+
+class InvalidRequest(PermanentError):
+    """The cloud refused a value (HTTP 400/422, ValidationException, ParamValidationError)."""
+
+
+class Unauthenticated(PermanentError):
+    """The cloud did not accept the connection's credentials (HTTP 401, InvalidClientTokenId)."""
+
+
+class AccessDenied(PermanentError):
+    """The credentials are good but lack a permission (HTTP 403, AccessDenied)."""
+
+
+class NotFound(PermanentError):
+    """The object asked for does not exist (HTTP 404, NoSuchEntity, ResourceNotFoundException)."""
+
+
+class Conflict(PermanentError):
+    """Something in the way already exists or is in use (HTTP 409, EntityAlreadyExists,
+    DeleteConflict)."""
+
+
+class PreconditionFailed(PermanentError):
+    """The object changed since it was read (HTTP 412, an If-Match that no longer matches)."""
+
+
+class QuotaExceeded(PermanentError):
+    """A quota is used up; waiting does not help (ServiceQuotaExceededException)."""
+
+
+class Throttled(RetryableError):
+    """The cloud's rate limit for the API is used up for now (HTTP 429, ThrottlingException)."""
+
+
+class Unavailable(RetryableError):
+    """The cloud could not answer now: a 5xx, a timeout, a connection that failed."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from botocore.client import BaseClient
 from django.conf import settings
 
 from provisioning.errors import PermanentError, RetryableError
@@ -95,14 +94,15 @@ _quota_rates: dict[tuple[str, str, str], _QuotaRates] = {}
 # One lookup at a time per process: threads of a bulk job that start together wait for the first
 # one's answer instead of all asking Service Quotas at once.
 _lookup_lock = threading.Lock()
-_limits_by_client: weakref.WeakKeyDictionary[BaseClient, ApiLimits] = weakref.WeakKeyDictionary()
+# Keyed by the AwsSdkProxy aws_client() returns.
+_limits_by_client: weakref.WeakKeyDictionary[Any, ApiLimits] = weakref.WeakKeyDictionary()
 
 
 def rate_limited(service: str) -> bool:
     return service in RATE_LIMITED_SERVICES
 
 
-def api_rate(client: BaseClient, operation: str) -> Rate:
+def api_rate(client: Any, operation: str) -> Rate:
     """The rate `operation` runs at through `client` (one aws_client() made for a rate-limited
     service), e.g. to show "quota 2/s" and estimate the time left."""
     limits = _limits_by_client.get(client)
@@ -139,7 +139,7 @@ class ApiLimits:
         self.sandbox = sandbox
         self.lookup = lookup
 
-    def attach(self, client: BaseClient) -> None:
+    def attach(self, client: Any) -> None:
         """Make these the limits `api_rate` reports for `client`."""
         _limits_by_client[client] = self
 

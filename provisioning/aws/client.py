@@ -29,6 +29,7 @@ turn further away than WIZARD_RATE_LIMIT_MAX_WAIT_S fails the call with a Retrya
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -61,12 +62,27 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
     UnknownServiceError,
+    WaiterError,
 )
+from botocore.paginate import PageIterator, Paginator
+from botocore.waiter import Waiter
 
 from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
 from provisioning.call_summaries import identifiers, json_safe
-from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermanentError,
+    ProvisioningError,
+    QuotaExceeded,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
+from provisioning.http_errors import error_class, http_error, retry_after_s
 from provisioning.models import Cloud, Connection
 from provisioning.ratelimit import wait_for_turn
 from provisioning.redaction import register_secret_values
@@ -97,9 +113,9 @@ _RECORD = "wizard_audit_record"
 
 def aws_client(
     connection: Connection, service: str, *, region: str, audit: AuditScope
-) -> BaseClient:
+) -> AwsSdkProxy:
     """A botocore client (what boto3's Session.client returns) for `service` in `region`, whose
-    every call is written to the audit log."""
+    every call is written to the audit log and raises only the project's errors (AwsSdkProxy)."""
     if connection.cloud != Cloud.AWS:
         raise PermanentError(
             f"“{connection.name}” is not an AWS connection.", code="wrong_connection_cloud"
@@ -122,18 +138,72 @@ def aws_client(
             sandbox=sandbox,
             lookup=_lookup(session, region=region, sandbox=sandbox, audit=audit),
         )
-        limits.attach(client)
         _ApiTurns(limits).register(client)
-    return client
+        mapped = AwsSdkProxy(client)
+        limits.attach(mapped)
+        return mapped
+    return AwsSdkProxy(client)
 
 
 @contextmanager
-def aws_errors() -> Iterator[None]:
+def _sdk_errors() -> Iterator[None]:
     """Re-raise any botocore error inside the block as the project's error (map_aws_error)."""
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise map_aws_error(exc) from exc
+
+
+class AwsSdkProxy:
+    """A botocore client, paginator, page iterator or waiter whose every call (and every page
+    fetched while iterating) raises the project's errors instead of botocore's: the one place
+    where SDK errors stop (boto3 guide, "Error handling": ClientError for the service's answers,
+    BotoCoreError subclasses for the client's own, https://docs.aws.amazon.com/boto3/latest/
+    guide/error-handling.html). A proxy rather than a botocore event handler because not every
+    error passes an event: ParamValidationError is raised while building the request, before
+    "before-call" (BaseClient._make_api_call), and a paginator's PaginationError or a waiter's
+    WaiterError outside any call (botocore "Events" topic lists what each event carries,
+    https://docs.aws.amazon.com/botocore/latest/topics/events.html). `exceptions` is withheld: a
+    step catches the project's typed errors (NotFound, Conflict, ...), whose `code` is AWS's."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "exceptions":
+            raise AttributeError(
+                "Calls through aws_client() raise provisioning.errors types; catch those "
+                "(NotFound, Conflict, AccessDenied, ...) and compare .code with AWS's error code."
+            )
+        attribute = getattr(self.wrapped, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _sdk_errors():
+                result = attribute(*args, **kwargs)
+            if isinstance(result, Paginator | PageIterator | Waiter):
+                return AwsSdkProxy(result)
+            if isinstance(result, Iterator):
+                return _mapped_iteration(result)
+            return result
+
+        return call
+
+    def __iter__(self) -> Iterator[Any]:
+        # A page iterator fetches each page as it is iterated: every fetch can fail.
+        return _mapped_iteration(iter(self.wrapped))
+
+
+def _mapped_iteration(items: Iterator[Any]) -> Iterator[Any]:
+    while True:
+        with _sdk_errors():
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
 
 
 def _new_session(**kwargs: Any) -> botocore.session.Session:
@@ -187,7 +257,7 @@ def _audited_client(
     if sandbox is not None:
         kwargs["endpoint_url"] = sandbox["aws_endpoint_url"]
         kwargs["verify"] = sandbox["ca_bundle"]
-    with aws_errors(), _sessions_lock:
+    with _sdk_errors(), _sessions_lock:
         client = session.create_client(service, **kwargs)
     _CallAudit(audit).register(client)
     return client
@@ -205,8 +275,7 @@ def _lookup(
 
     def lookup(service: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
         client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
-        with aws_errors():
-            response: dict[str, Any] = getattr(client, method)(**params)
+        response: dict[str, Any] = getattr(AwsSdkProxy(client), method)(**params)
         return response
 
     return lookup
@@ -564,7 +633,7 @@ def map_aws_error(exc: BaseException) -> ProvisioningError:
         exc,
         EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
     ):
-        return RetryableError(
+        return Unavailable(
             f"AWS could not be reached: {exc}",
             code="aws_unreachable",
             hint="The wizard retries. If it keeps failing, check the worker's network access "
@@ -592,15 +661,38 @@ def map_aws_error(exc: BaseException) -> ProvisioningError:
             hint="Choose the region of the Amazon Connect instance.",
         )
     if isinstance(exc, ParamValidationError | UnknownServiceError):
-        return PermanentError(
+        return InvalidRequest(
             f"The AWS request was not valid: {exc}",
             code="aws_invalid_request",
             hint="Check the values you typed for this step.",
         )
+    if isinstance(exc, WaiterError):
+        return _map_waiter_error(exc)
     if isinstance(exc, BotoCoreError):
         return PermanentError(f"The AWS SDK failed: {exc}", code="aws_sdk_error")
     return PermanentError(
         f"Unexpected error calling AWS: {type(exc).__name__}", code="aws_unexpected"
+    )
+
+
+def _map_waiter_error(exc: WaiterError) -> ProvisioningError:
+    """A waiter stops on an error answer (mapped like the call's own), a failure state, or after
+    its last attempt (botocore/waiter.py, Waiter.wait)."""
+    name = exc.kwargs.get("name", "")
+    reason = str(exc.kwargs.get("reason", ""))
+    if reason.startswith("Max attempts exceeded"):
+        return Unavailable(
+            f"AWS did not reach the state {name} waits for in time.",
+            code="aws_wait_timed_out",
+            hint="The wizard retries; if it keeps waiting, look at the resource in the console.",
+        )
+    if reason.startswith("An error occurred") and "Error" in (exc.last_response or {}):
+        # An error answer no acceptor expected: the call's own error.
+        return _map_client_error(ClientError(exc.last_response, name))
+    return PermanentError(
+        f"AWS reached a state {name} cannot go on from: {reason}",
+        code="aws_wait_failed",
+        hint="Look at the resource in the AWS console, fix it, then retry the step.",
     )
 
 
@@ -615,20 +707,23 @@ def _map_client_error(exc: ClientError) -> ProvisioningError:
     # HTTP 429, which is not throttling and won't pass by waiting.
     if code in QUOTA_CODES:
         quota = QUOTA_BY_OPERATION.get(operation, f"the quota that limits {operation}")
-        return PermanentError(
+        return QuotaExceeded(
             f"An AWS quota is used up: {quota}.{said}",
             code=code,
             hint=f"Request an increase in Service Quotas (AWS console › Service Quotas › {quota}),"
             " or remove resources you no longer need, then retry.",
         )
     if code in THROTTLING_CODES or status == 429:
-        return RetryableError(
+        return Throttled(
             f"AWS is throttling {operation} ({code}).",
             code=code,
             hint="The wizard waits and retries at the API's rate; nothing to do.",
+            retry_after_s=retry_after_s(
+                exc.response.get("ResponseMetadata", {}).get("HTTPHeaders")
+            ),
         )
     if code in TRANSIENT_CODES or status >= 500:
-        return RetryableError(
+        return Unavailable(
             f"AWS had a temporary problem with {operation} ({code}).{said}",
             code=code,
             hint="The wizard retries; if it keeps failing, check the AWS Health Dashboard.",
@@ -650,41 +745,42 @@ def _map_client_error(exc: ClientError) -> ProvisioningError:
             )
         else:
             hint = f"Add {action} to an IAM policy of {who}, then retry the step."
-        return PermanentError(
+        return AccessDenied(
             f"AWS refused {operation}: {who} is missing the permission {action}.{said}",
             code=code,
             hint=hint,
         )
     if code in BAD_CREDENTIAL_CODES:
-        return PermanentError(
+        return Unauthenticated(
             f"AWS did not accept the connection's credentials ({code}).{said}",
             code=code,
             hint="Edit the connection: check the access key ID and secret access key (a deleted "
             "or deactivated key gives this error), or the profile/role it uses.",
         )
     if code in EXPIRED_CODES:
-        return PermanentError(
+        return Unauthenticated(
             f"The connection's AWS credentials have expired ({code}).",
             code=code,
             hint="Refresh them (e.g. `aws sso login` for a profile) or switch the connection to "
             "a role or a long-lived key.",
         )
     if code in DUPLICATE_CODES:
-        return PermanentError(
+        return Conflict(
             f"{operation} conflicts with something that already exists.{said}",
             code=code,
             hint="Type a different name, or adopt the existing resource instead of creating it.",
         )
     if code in NOT_FOUND_CODES:
-        return PermanentError(
+        return NotFound(
             f"{operation} did not find what it needs.{said}",
             code=code,
             hint="Check the ID, ARN or name you typed, and that it is in the chosen region.",
         )
     if code in INVALID_INPUT_CODES or status == 400:
-        return PermanentError(
+        return InvalidRequest(
             f"AWS refused a value in {operation}.{said}",
             code=code,
             hint="Change the value AWS names in its message, then retry the step.",
         )
-    return PermanentError(f"{operation} failed ({code}).{said}", code=code)
+    # An unknown code: its HTTP status still says what kind of refusal it was.
+    return http_error(error_class(status), f"{operation} failed ({code}).{said}", code=code)

@@ -11,7 +11,6 @@ from urllib.parse import unquote
 
 import botocore.session
 
-from provisioning.aws.client import aws_errors
 from provisioning.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -107,8 +106,7 @@ def account_id(ctx: StepContext) -> str:
     known = str(ctx.outputs.get("preflight", {}).get("account_id", ""))
     if known:
         return known
-    with aws_errors():
-        return str(ctx.aws("sts").get_caller_identity()["Account"])
+    return str(ctx.aws("sts").get_caller_identity()["Account"])
 
 
 def as_document(value: str | dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from provisioning.audit import AuditScope
-from provisioning.aws.client import aws_client, aws_errors
+from provisioning.aws.client import aws_client
+from provisioning.errors import PermanentError
 from provisioning.models import Connection
 
 # IAM's default MaxSessionDuration (IAM API reference, CreateRole: "the default value of one hour
@@ -20,15 +19,11 @@ DEFAULT_MAX_SESSION_DURATION_S = 3600
 IAM_REGION = "us-east-1"
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _provider(iam: Any, provider_arn: str) -> dict[str, str]:
     try:
         document = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    except ClientError as exc:
-        if _code(exc) in {"NoSuchEntity", "InvalidInput"}:
+    except PermanentError as error:
+        if error.code in {"NoSuchEntity", "InvalidInput"}:
             return {}
         raise
     return {provider_arn: str(document)}
@@ -51,8 +46,8 @@ def _policies(iam: Any, role_name: str) -> Iterator[dict[str, Any]]:
 def _role(iam: Any, role_arn: str) -> dict[str, Any]:
     try:
         role = iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
-    except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
+    except PermanentError as error:
+        if error.code == "NoSuchEntity":
             return {}
         raise
     if role["Arn"] != role_arn:
@@ -73,8 +68,8 @@ def _role(iam: Any, role_arn: str) -> dict[str, Any]:
 def _instance(connect: Any, instance_id: str, region: str, username: str) -> dict[str, Any]:
     try:
         instance = connect.describe_instance(InstanceId=instance_id)["Instance"]
-    except ClientError as exc:
-        if _code(exc) not in {"ResourceNotFoundException", "InvalidParameterException"}:
+    except PermanentError as error:
+        if error.code not in {"ResourceNotFoundException", "InvalidParameterException"}:
             raise
         instance = {}
     # Only the users whose name matches the RoleSessionName ignoring case are kept: enough to
@@ -111,13 +106,12 @@ def read_signin_facts(
     """What IAM and Connect hold for this sign-in, as JSON-ready data (`what_aws_knows` in
     provisioning/signin_checks/sign_in_chain.py reads it back). Read-only calls, all audited."""
     iam = aws_client(connection, "iam", region=region or IAM_REGION, audit=audit)
-    with aws_errors():
-        facts: dict[str, Any] = {
-            "provider_metadata": _provider(iam, provider_arn),
-            "roles": _role(iam, role_arn),
-            "instance": None,
-        }
-        if instance_id and region:
-            connect = aws_client(connection, "connect", region=region, audit=audit)
-            facts["instance"] = _instance(connect, instance_id, region, role_session_name)
+    facts: dict[str, Any] = {
+        "provider_metadata": _provider(iam, provider_arn),
+        "roles": _role(iam, role_arn),
+        "instance": None,
+    }
+    if instance_id and region:
+        connect = aws_client(connection, "connect", region=region, audit=audit)
+        facts["instance"] = _instance(connect, instance_id, region, role_session_name)
     return facts

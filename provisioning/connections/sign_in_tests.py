@@ -44,11 +44,10 @@ def connection_test(*, connection_id: int) -> tuple[bool, str]:
 
 
 def _test_aws(connection: Connection, scope: AuditScope) -> str:
-    from provisioning.aws.client import aws_client, aws_errors
+    from provisioning.aws.client import aws_client
 
     sts = aws_client(connection, "sts", region=STS_TEST_REGION, audit=scope)
-    with aws_errors():
-        identity = sts.get_caller_identity()
+    identity = sts.get_caller_identity()
     return gettext("Signed in to AWS account %(account)s as %(arn)s.") % {
         "account": identity["Account"],
         "arn": identity["Arn"],

@@ -82,7 +82,20 @@ from msgraph_core import GraphClientFactory
 
 from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
-from provisioning.errors import PermanentError, ProvisioningError, RetryableError, WaitForCloud
+from provisioning.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermanentError,
+    ProvisioningError,
+    RetryableError,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+    WaitForCloud,
+)
+from provisioning.http_errors import error_class, http_error, retry_after_s
 from provisioning.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
@@ -688,15 +701,21 @@ def _tls_untrusted() -> PermanentError:
     )
 
 
+# Graph's own error codes that say what kind of refusal it was, whatever the status.
+_GRAPH_CODE_ERRORS: dict[str, type[ProvisioningError]] = {
+    "Authorization_RequestDenied": AccessDenied,
+}
+
+
 def _map_api_error(exc: APIError) -> ProvisioningError:
     status = exc.response_status_code or 0
-    headers = exc.response_headers or {}
     main = getattr(exc, "error", None)
     code = str(getattr(main, "code", "") or "") or f"http_{status}"
     graph_message = str(getattr(main, "message", "") or "").strip()
     said = f" Graph said: “{graph_message}”" if graph_message else ""
-    if status in (429, 503, 504):
-        retry_after = _retry_after_seconds(headers.get("retry-after"))
+    kind = error_class(status, code=code, by_code=_GRAPH_CODE_ERRORS)
+    if kind is Throttled or status in (503, 504):
+        retry_after = retry_after_s(exc.response_headers)
         if retry_after is None:
             # No header: the guidance's exponential backoff, which is the engine's own.
             hint = _("The wizard retries with a growing wait.")
@@ -704,20 +723,24 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
             hint = _("Graph asked to wait %(seconds)s s; the wizard retries after that.") % {
                 "seconds": f"{retry_after:g}"
             }
-        return RetryableError(
+        return http_error(
+            kind,
             _("Microsoft Graph is throttling or busy (HTTP %(status)s).") % {"status": status},
             code=code,
             hint=hint,
             retry_after_s=retry_after,
         )
-    if status >= 500:
-        return RetryableError(
+    if kind is Unavailable:
+        return http_error(
+            kind,
             f"Microsoft Graph had a temporary problem (HTTP {status}).{said}",
             code=code,
             hint="The wizard retries.",
+            retry_after_s=retry_after_s(exc.response_headers),
         )
-    if status == 403 or code == "Authorization_RequestDenied":
-        return PermanentError(
+    if kind is AccessDenied:
+        return http_error(
+            kind,
             f"The wizard's app lacks a Microsoft Graph permission.{said}",
             code=code,
             hint="In the app registration › API permissions, add these Microsoft Graph "
@@ -725,31 +748,26 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
             + ", ".join(REQUIRED_GRAPH_PERMISSIONS)
             + ".",
         )
-    if status == 401:
-        return PermanentError(
+    if kind is Unauthenticated:
+        return http_error(
+            kind,
             f"Microsoft Graph did not accept the wizard's token.{said}",
             code=code,
             hint="Check the connection's tenant ID and client ID, and that admin consent was "
             "granted.",
         )
-    if status == 404:
-        return PermanentError(
+    if kind is NotFound:
+        return http_error(
+            kind,
             f"Microsoft Graph did not find the object.{said}",
             code=code,
             hint="Check the ID or name you typed; new objects can take a few seconds to appear.",
         )
-    if status in (400, 409, 422):
-        return PermanentError(
+    if kind in (InvalidRequest, Conflict):
+        return http_error(
+            kind,
             f"Microsoft Graph refused a value.{said}",
             code=code,
             hint="Change the value Graph names in its message, then retry.",
         )
-    return PermanentError(f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After's seconds (Graph sends a number of seconds), None when absent or unreadable."""
-    try:
-        return max(float(value or ""), 0.0)
-    except ValueError:
-        return None
+    return http_error(kind, f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)

@@ -43,7 +43,19 @@ from okta.http_client import HTTPClient
 
 from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.call_summaries import identifiers, json_safe, parse_json_body
-from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermanentError,
+    ProvisioningError,
+    RetryableError,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
+from provisioning.http_errors import error_class, http_error, retry_after_s
 from provisioning.models import Cloud, Connection
 from provisioning.okta.org_url import validate_okta_org_url
 from provisioning.redaction import register_secret_values
@@ -469,6 +481,18 @@ def _map_token_error(code: str, summary: str) -> ProvisioningError | None:
     return None
 
 
+# Okta's error codes that say what kind of refusal it was, whatever the status (Okta error
+# codes reference: E0000047 API rate limit exceeded, E0000011 invalid token, E0000006 and
+# E0000015 no permission, E0000007 not found).
+_OKTA_CODE_ERRORS: dict[str, type[ProvisioningError]] = {
+    "E0000047": Throttled,
+    "E0000011": Unauthenticated,
+    "E0000006": AccessDenied,
+    "E0000015": AccessDenied,
+    "E0000007": NotFound,
+}
+
+
 def _map_api_error(
     status: int, code: str, summary: str, causes: list[str], headers: Any
 ) -> ProvisioningError:
@@ -478,48 +502,56 @@ def _map_api_error(
     detail = "; ".join(c for c in causes if c)
     said = f" Okta said: “{summary}{' — ' + detail if detail else ''}”" if summary else ""
     code = code or f"http_{status}"
-    if code == "E0000047" or status == 429:
+    kind = error_class(status, code=code, by_code=_OKTA_CODE_ERRORS)
+    if kind is Throttled:
         wait_s, reset_at = _reset_wait(headers.get("X-Rate-Limit-Reset"))
-        return RetryableError(
+        return http_error(
+            kind,
             "Okta's rate limit for this API is used up.",
             code=code,
             hint=f"It resets at {reset_at} (in {wait_s:.0f} s); the wizard retries then.",
             retry_after_s=wait_s,
         )
-    if status >= 500:
-        return RetryableError(
+    if kind is Unavailable:
+        return http_error(
+            kind,
             f"Okta had a temporary problem (HTTP {status}).{said}",
             code=code,
             hint="The wizard retries.",
+            retry_after_s=retry_after_s(headers),
         )
-    if code == "E0000011" or status == 401:
-        return PermanentError(
+    if kind is Unauthenticated:
+        return http_error(
+            kind,
             f"Okta did not accept the connection's credentials.{said}",
             code=code,
             hint="Edit the connection: paste a current API token (Security › API › Tokens; "
             "unused tokens expire after 30 days), or fix the service app's client ID and key.",
         )
-    if code in ("E0000006", "E0000015") or status == 403:
-        return PermanentError(
+    if kind is AccessDenied:
+        return http_error(
+            kind,
             f"The Okta admin behind the connection lacks a permission.{said}",
             code=code,
             hint="Create the API token as a Super Administrator (or an admin with the "
             "Application Administrator role and access to the users and groups), or grant the "
             f"service app the scopes {DEFAULT_SCOPES} and an admin role.",
         )
-    if code == "E0000007" or status == 404:
-        return PermanentError(
+    if kind is NotFound:
+        return http_error(
+            kind,
             f"Okta did not find the object.{said}",
             code=code,
             hint="Check the ID, login or name you typed.",
         )
-    if status in (400, 409, 422):
-        return PermanentError(
+    if kind in (InvalidRequest, Conflict):
+        return http_error(
+            kind,
             f"Okta refused a value.{said}",
             code=code,
             hint="Change the value Okta names in its message, then retry.",
         )
-    return PermanentError(f"The Okta call failed (HTTP {status}).{said}", code=code)
+    return http_error(kind, f"The Okta call failed (HTTP {status}).{said}", code=code)
 
 
 def _reset_wait(reset_header: str | None) -> tuple[float, str]:

@@ -22,7 +22,7 @@ import botocore.session
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES, aws_errors
+from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.flows import FLOWS
@@ -201,19 +201,17 @@ def _created_id(ctx: StepContext) -> str:
 
 def _find_by_alias(connect: Any, alias: str) -> dict[str, Any] | None:
     # Aliases are host names (https://<alias>.my.connect.aws): they compare without case.
-    with aws_errors():
-        for page in connect.get_paginator("list_instances").paginate(
-            PaginationConfig={"PageSize": LIST_PAGE_SIZE}
-        ):
-            for summary in page["InstanceSummaryList"]:
-                if (summary.get("InstanceAlias") or "").lower() == alias.lower():
-                    return summary
+    for page in connect.get_paginator("list_instances").paginate(
+        PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+    ):
+        for summary in page["InstanceSummaryList"]:
+            if (summary.get("InstanceAlias") or "").lower() == alias.lower():
+                return summary
     return None
 
 
 def _describe(connect: Any, instance_id: str) -> dict[str, Any]:
-    with aws_errors():
-        return connect.describe_instance(InstanceId=instance_id)["Instance"]
+    return connect.describe_instance(InstanceId=instance_id)["Instance"]
 
 
 def _require_saml(instance: dict[str, Any]) -> None:
@@ -452,15 +450,14 @@ class ConnectInstance(Step):
     def _create(self, ctx: StepContext, connect: Any, want: Wanted) -> str:
         """CreateInstance with this run's token, recorded at once for rollback."""
         try:
-            with aws_errors():
-                created = connect.create_instance(
-                    ClientToken=client_token(ctx, want.alias),
-                    IdentityManagementType=SAML,
-                    InstanceAlias=want.alias,
-                    InboundCallsEnabled=want.inbound,
-                    OutboundCallsEnabled=want.outbound,
-                    Tags={RUN_TAG: str(ctx.run_id)},
-                )
+            created = connect.create_instance(
+                ClientToken=client_token(ctx, want.alias),
+                IdentityManagementType=SAML,
+                InstanceAlias=want.alias,
+                InboundCallsEnabled=want.inbound,
+                OutboundCallsEnabled=want.outbound,
+                Tags={RUN_TAG: str(ctx.run_id)},
+            )
         except PermanentError as error:
             raise explain_create_error(error, want.alias) from error
         ctx.record_created(RESOURCE_TYPE, created["Id"], alias=want.alias)
@@ -492,8 +489,7 @@ class ConnectInstance(Step):
         connect = ctx.aws("connect")
         for entry in created:
             try:
-                with aws_errors():
-                    connect.delete_instance(InstanceId=entry["identifier"])
+                connect.delete_instance(InstanceId=entry["identifier"])
             except PermanentError as error:
                 if error.code not in NOT_FOUND_CODES:
                     raise

@@ -16,7 +16,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.aws.iam import (
     POLICY_NAME,
     account_id,
@@ -32,7 +31,7 @@ from provisioning.aws.iam import (
     tagged_run,
 )
 from provisioning.context import StepContext
-from provisioning.errors import PermanentError
+from provisioning.errors import Conflict, NotFound, PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 POLICY_FORMS = {
@@ -102,12 +101,11 @@ def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
 
 def find_policy(iam: Any, arn: str) -> dict[str, Any] | None:
     """The managed policy at `arn` with its default version's document, or None."""
-    with aws_errors():
-        try:
-            policy = iam.get_policy(PolicyArn=arn)["Policy"]
-        except iam.exceptions.NoSuchEntityException:
-            return None
-        version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    try:
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    except NotFound:
+        return None
+    version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
     return {**policy, "Document": as_document(version["PolicyVersion"]["Document"])}
 
 
@@ -162,13 +160,12 @@ class FederationPolicyStep(Step):
         if existing is None:
             # Recorded before the call, so a worker killed right after it still leaves a trace.
             ctx.record_created(POLICY_RESOURCE, arn, name=name)
-            with aws_errors():
-                iam.create_policy(
-                    PolicyName=name,
-                    PolicyDocument=document,
-                    Description=POLICY_DESCRIPTION,
-                    Tags=run_tags(ctx),
-                )
+            iam.create_policy(
+                PolicyName=name,
+                PolicyDocument=document,
+                Description=POLICY_DESCRIPTION,
+                Tags=run_tags(ctx),
+            )
         else:
             if tagged_run(existing.get("Tags")) == str(ctx.run_id):
                 ctx.record_created(POLICY_RESOURCE, arn, name=name)
@@ -179,17 +176,16 @@ class FederationPolicyStep(Step):
     def _add_default_version(
         self, ctx: StepContext, iam: Any, arn: str, previous_default: str, document: str
     ) -> None:
-        with aws_errors():
-            versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-            if len(versions) >= MAX_POLICY_VERSIONS:
-                oldest = min(
-                    (version for version in versions if not version["IsDefaultVersion"]),
-                    key=lambda version: version["CreateDate"],
-                )
-                iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
-            created = iam.create_policy_version(
-                PolicyArn=arn, PolicyDocument=document, SetAsDefault=True
-            )["PolicyVersion"]
+        versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        if len(versions) >= MAX_POLICY_VERSIONS:
+            oldest = min(
+                (version for version in versions if not version["IsDefaultVersion"]),
+                key=lambda version: version["CreateDate"],
+            )
+            iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+        created = iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=document, SetAsDefault=True
+        )["PolicyVersion"]
         ctx.record_created(
             VERSION_RESOURCE,
             f"{arn}#{created['VersionId']}",
@@ -223,18 +219,17 @@ class FederationPolicyStep(Step):
 
     def _remove_version(self, iam: Any, entry: dict[str, Any]) -> None:
         arn, version_id = entry["policy_arn"], entry["version_id"]
-        with aws_errors():
-            try:
-                versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-            except iam.exceptions.NoSuchEntityException:
-                return
-            ids = {version["VersionId"]: version for version in versions}
-            if version_id not in ids:
-                return
-            if ids[version_id]["IsDefaultVersion"] and entry["previous_default"] in ids:
-                iam.set_default_policy_version(PolicyArn=arn, VersionId=entry["previous_default"])
-            if version_id != entry["previous_default"]:
-                iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
+        try:
+            versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        except NotFound:
+            return
+        ids = {version["VersionId"]: version for version in versions}
+        if version_id not in ids:
+            return
+        if ids[version_id]["IsDefaultVersion"] and entry["previous_default"] in ids:
+            iam.set_default_policy_version(PolicyArn=arn, VersionId=entry["previous_default"])
+        if version_id != entry["previous_default"]:
+            iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
 
     def _delete_policy(self, ctx: StepContext, iam: Any, arn: str) -> None:
         existing = find_policy(iam, arn)
@@ -243,18 +238,19 @@ class FederationPolicyStep(Step):
         owner = tagged_run(existing.get("Tags"))
         if owner and owner != str(ctx.run_id):
             return
-        with aws_errors():
-            try:
-                versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-                for version in versions:
-                    if not version["IsDefaultVersion"]:
-                        iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
-                iam.delete_policy(PolicyArn=arn)
-            except iam.exceptions.DeleteConflictException as error:
-                raise PermanentError(
-                    f"The policy {arn} is still attached to a role, user or group, so it can't "
-                    "be deleted.",
-                    code="federation_policy_attached",
-                    hint="Roll back the federation role step first, or detach the policy in the "
-                    "IAM console (Policies › the policy › Entities attached), then retry.",
-                ) from error
+        try:
+            versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+            for version in versions:
+                if not version["IsDefaultVersion"]:
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+            iam.delete_policy(PolicyArn=arn)
+        except Conflict as error:
+            if error.code != "DeleteConflict":
+                raise
+            raise PermanentError(
+                f"The policy {arn} is still attached to a role, user or group, so it can't "
+                "be deleted.",
+                code="federation_policy_attached",
+                hint="Roll back the federation role step first, or detach the policy in the "
+                "IAM console (Policies › the policy › Entities attached), then retry.",
+            ) from error

@@ -22,7 +22,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.aws.iam import (
     ROLE_NAME,
     as_document,
@@ -38,7 +37,7 @@ from provisioning.aws.iam import (
     tagged_run,
 )
 from provisioning.context import StepContext
-from provisioning.errors import PermanentError
+from provisioning.errors import NotFound, PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 # IAM's bounds on MaxSessionDuration: 1 to 12 hours (IAM API reference, CreateRole).
@@ -157,18 +156,14 @@ class _Target:
         self.attached = self._attached() if self.role else set()
 
     def _role(self) -> dict[str, Any] | None:
-        with aws_errors():
-            try:
-                return self.iam.get_role(RoleName=self.name)["Role"]
-            except self.iam.exceptions.NoSuchEntityException:
-                return None
+        try:
+            return self.iam.get_role(RoleName=self.name)["Role"]
+        except NotFound:
+            return None
 
     def _attached(self) -> set[str]:
-        with aws_errors():
-            pages = self.iam.get_paginator("list_attached_role_policies").paginate(
-                RoleName=self.name
-            )
-            return {policy["PolicyArn"] for page in pages for policy in page["AttachedPolicies"]}
+        pages = self.iam.get_paginator("list_attached_role_policies").paginate(RoleName=self.name)
+        return {policy["PolicyArn"] for page in pages for policy in page["AttachedPolicies"]}
 
     @property
     def current_trust(self) -> dict[str, Any]:
@@ -186,9 +181,8 @@ class _Target:
 def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
     """The instance's ARN and the federation role ARN recorded on it ("" if none)."""
     connect = ctx.aws("connect")
-    with aws_errors():
-        arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
-        tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
+    arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
+    tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
     return arn, str(tags.get(FEDERATION_ROLE_TAG, ""))
 
 
@@ -256,33 +250,32 @@ class FederationRoleStep(Step):
         target = _Target(ctx)
         iam = target.iam
         trust = json.dumps(target.trust)
-        with aws_errors():
-            if target.role is None:
-                # Recorded before the call, so a worker killed right after it leaves a trace.
+        if target.role is None:
+            # Recorded before the call, so a worker killed right after it leaves a trace.
+            ctx.record_created(ROLE_RESOURCE, target.name)
+            role = iam.create_role(
+                RoleName=target.name,
+                AssumeRolePolicyDocument=trust,
+                Description=ROLE_DESCRIPTION,
+                MaxSessionDuration=target.seconds,
+                Tags=run_tags(ctx),
+            )["Role"]
+        else:
+            role = target.role
+            if tagged_run(role.get("Tags")) == str(ctx.run_id):
                 ctx.record_created(ROLE_RESOURCE, target.name)
-                role = iam.create_role(
-                    RoleName=target.name,
-                    AssumeRolePolicyDocument=trust,
-                    Description=ROLE_DESCRIPTION,
-                    MaxSessionDuration=target.seconds,
-                    Tags=run_tags(ctx),
-                )["Role"]
-            else:
-                role = target.role
-                if tagged_run(role.get("Tags")) == str(ctx.run_id):
-                    ctx.record_created(ROLE_RESOURCE, target.name)
-                if target.trust_differs:
-                    iam.update_assume_role_policy(RoleName=target.name, PolicyDocument=trust)
-                if target.duration_differs:
-                    iam.update_role(RoleName=target.name, MaxSessionDuration=target.seconds)
-            if target.policy_arn not in target.attached:
-                ctx.record_created(
-                    ATTACHMENT_RESOURCE,
-                    f"{target.name}|{target.policy_arn}",
-                    role_name=target.name,
-                    policy_arn=target.policy_arn,
-                )
-                iam.attach_role_policy(RoleName=target.name, PolicyArn=target.policy_arn)
+            if target.trust_differs:
+                iam.update_assume_role_policy(RoleName=target.name, PolicyDocument=trust)
+            if target.duration_differs:
+                iam.update_role(RoleName=target.name, MaxSessionDuration=target.seconds)
+        if target.policy_arn not in target.attached:
+            ctx.record_created(
+                ATTACHMENT_RESOURCE,
+                f"{target.name}|{target.policy_arn}",
+                role_name=target.name,
+                policy_arn=target.policy_arn,
+            )
+            iam.attach_role_policy(RoleName=target.name, PolicyArn=target.policy_arn)
         self._record_on_instance(ctx, target.instance_id, role["Arn"])
         return {
             "role_arn": role["Arn"],
@@ -305,10 +298,9 @@ class FederationRoleStep(Step):
             role_arn=role_arn,
             previous=recorded,
         )
-        with aws_errors():
-            ctx.aws("connect").tag_resource(
-                resourceArn=instance_arn, tags={FEDERATION_ROLE_TAG: role_arn}
-            )
+        ctx.aws("connect").tag_resource(
+            resourceArn=instance_arn, tags={FEDERATION_ROLE_TAG: role_arn}
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         target = _Target(ctx)
@@ -347,7 +339,7 @@ class FederationRoleStep(Step):
                 self._restore_instance_tag(ctx, entry)
         for entry in created:
             if entry["resource_type"] == ATTACHMENT_RESOURCE:
-                with aws_errors(), contextlib.suppress(iam.exceptions.NoSuchEntityException):
+                with contextlib.suppress(NotFound):
                     iam.detach_role_policy(
                         RoleName=entry["role_name"], PolicyArn=entry["policy_arn"]
                     )
@@ -358,30 +350,28 @@ class FederationRoleStep(Step):
     def _restore_instance_tag(self, ctx: StepContext, entry: dict[str, Any]) -> None:
         connect = ctx.aws("connect")
         arn = entry["instance_arn"]
-        with aws_errors():
-            try:
-                tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
-            except connect.exceptions.ResourceNotFoundException:
-                return
-            if tags.get(FEDERATION_ROLE_TAG) != entry["role_arn"]:
-                return
-            if entry.get("previous"):
-                connect.tag_resource(resourceArn=arn, tags={FEDERATION_ROLE_TAG: entry["previous"]})
-            else:
-                connect.untag_resource(resourceArn=arn, tagKeys=[FEDERATION_ROLE_TAG])
+        try:
+            tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
+        except NotFound:
+            return
+        if tags.get(FEDERATION_ROLE_TAG) != entry["role_arn"]:
+            return
+        if entry.get("previous"):
+            connect.tag_resource(resourceArn=arn, tags={FEDERATION_ROLE_TAG: entry["previous"]})
+        else:
+            connect.untag_resource(resourceArn=arn, tagKeys=[FEDERATION_ROLE_TAG])
 
     def _delete_role(self, ctx: StepContext, iam: Any, name: str) -> None:
-        with aws_errors():
-            try:
-                role = iam.get_role(RoleName=name)["Role"]
-            except iam.exceptions.NoSuchEntityException:
-                return
-            owner = tagged_run(role.get("Tags"))
-            if owner and owner != str(ctx.run_id):
-                return
-            # A role can't be deleted while policies are attached (DeleteConflict).
-            pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-            for page in pages:
-                for policy in page["AttachedPolicies"]:
-                    iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-            iam.delete_role(RoleName=name)
+        try:
+            role = iam.get_role(RoleName=name)["Role"]
+        except NotFound:
+            return
+        owner = tagged_run(role.get("Tags"))
+        if owner and owner != str(ctx.run_id):
+            return
+        # A role can't be deleted while policies are attached (DeleteConflict).
+        pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+        for page in pages:
+            for policy in page["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        iam.delete_role(RoleName=name)

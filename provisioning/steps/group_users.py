@@ -373,11 +373,8 @@ def _choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
         ("list_security_profiles", "SecurityProfileSummaryList", profiles),
         ("list_routing_profiles", "RoutingProfileSummaryList", routing),
     ):
-        from provisioning.aws.client import aws_errors
-
-        with aws_errors():
-            for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
-                found.update({summary["Name"]: summary["Id"] for summary in page[key]})
+        for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
+            found.update({summary["Name"]: summary["Id"] for summary in page[key]})
     groups, capped = directory.groups()
     return {
         "idp": directory.idp,

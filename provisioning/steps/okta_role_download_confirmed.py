@@ -26,7 +26,6 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.models import StepRun
@@ -89,10 +88,9 @@ def _earlier(ctx: StepContext, key: str, name: str) -> str:
 
 
 def key_last_used(ctx: StepContext, access_key_id: str) -> dict[str, Any]:
-    with aws_errors():
-        return dict(
-            ctx.aws("iam").get_access_key_last_used(AccessKeyId=access_key_id)["AccessKeyLastUsed"]
-        )
+    return dict(
+        ctx.aws("iam").get_access_key_last_used(AccessKeyId=access_key_id)["AccessKeyLastUsed"]
+    )
 
 
 def _connection(ctx: StepContext) -> Any:

@@ -17,7 +17,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.models import StepRun
@@ -59,8 +58,7 @@ def user_name(ctx: StepContext) -> str:
 
 def _find_user(iam: Any, name: str) -> dict[str, Any] | None:
     try:
-        with aws_errors():
-            return iam.get_user(UserName=name)["User"]
+        return iam.get_user(UserName=name)["User"]
     except PermanentError as error:
         if error.code == "NoSuchEntity":
             return None
@@ -69,8 +67,7 @@ def _find_user(iam: Any, name: str) -> dict[str, Any] | None:
 
 def _has_policy(iam: Any, name: str) -> bool:
     try:
-        with aws_errors():
-            iam.get_user_policy(UserName=name, PolicyName=POLICY_NAME)
+        iam.get_user_policy(UserName=name, PolicyName=POLICY_NAME)
     except PermanentError as error:
         if error.code == "NoSuchEntity":
             return False
@@ -79,12 +76,11 @@ def _has_policy(iam: Any, name: str) -> bool:
 
 
 def _key_ids(iam: Any, name: str) -> list[str]:
-    with aws_errors():
-        return [
-            key["AccessKeyId"]
-            for page in iam.get_paginator("list_access_keys").paginate(UserName=name)
-            for key in page["AccessKeyMetadata"]
-        ]
+    return [
+        key["AccessKeyId"]
+        for page in iam.get_paginator("list_access_keys").paginate(UserName=name)
+        for key in page["AccessKeyMetadata"]
+    ]
 
 
 def _stored_key_id(ctx: StepContext) -> str:
@@ -162,23 +158,21 @@ class OktaRoleListingUser(Step):
         name = user_name(ctx)
         user = _find_user(iam, name)
         if user is None:
-            with aws_errors():
-                user = iam.create_user(
-                    UserName=name,
-                    Path=USER_PATH,
-                    Tags=[{"Key": RUN_TAG, "Value": str(ctx.run_id)}],
-                )["User"]
+            user = iam.create_user(
+                UserName=name,
+                Path=USER_PATH,
+                Tags=[{"Key": RUN_TAG, "Value": str(ctx.run_id)}],
+            )["User"]
             ctx.record_created("iam_user", name)
         elif {"Key": RUN_TAG, "Value": str(ctx.run_id)} in user.get("Tags", []):
             # A crashed attempt of this run created it.
             ctx.record_created("iam_user", name)
         if not _has_policy(iam, name):
-            with aws_errors():
-                iam.put_user_policy(
-                    UserName=name,
-                    PolicyName=POLICY_NAME,
-                    PolicyDocument=json.dumps(POLICY_DOCUMENT),
-                )
+            iam.put_user_policy(
+                UserName=name,
+                PolicyName=POLICY_NAME,
+                PolicyDocument=json.dumps(POLICY_DOCUMENT),
+            )
             ctx.record_created("iam_user_policy", POLICY_NAME, user_name=name)
         access_key_id = self._access_key(ctx, iam, name)
         return {"user_name": name, "user_arn": user["Arn"], "access_key_id": access_key_id}
@@ -195,10 +189,9 @@ class OktaRoleListingUser(Step):
         # Replace keys whose secret this run doesn't hold (an orphan of a crashed attempt, its
         # secret lost with it) or that the admin asked to rotate. Deleting first keeps within
         # IAM's two keys per user; a crash in between leaves no key, and the re-run makes one.
-        with aws_errors():
-            for old in keys:
-                iam.delete_access_key(UserName=name, AccessKeyId=old)
-            created = iam.create_access_key(UserName=name)["AccessKey"]
+        for old in keys:
+            iam.delete_access_key(UserName=name, AccessKeyId=old)
+        created = iam.create_access_key(UserName=name)["AccessKey"]
         ctx.store_secret(created["AccessKeyId"], created["SecretAccessKey"])
         ctx.record_created("iam_access_key", created["AccessKeyId"], user_name=name)
         return str(created["AccessKeyId"])
@@ -218,8 +211,7 @@ class OktaRoleListingUser(Step):
                     fix="Retry the step.",
                 )
             ]
-        with aws_errors():
-            used = iam.get_access_key_last_used(AccessKeyId=key)["AccessKeyLastUsed"]
+        used = iam.get_access_key_last_used(AccessKeyId=key)["AccessKeyLastUsed"]
         last_used = used.get("LastUsedDate")
         return [
             Finding(check="The IAM user has an access key", ok=True, detail=key),
@@ -253,11 +245,10 @@ class OktaRoleListingUser(Step):
                 continue
             keys = _key_ids(iam, name)
             ours = {r["identifier"] for r in _created(ctx, "iam_access_key")}
-            with aws_errors():
-                for key in keys:
-                    if created_user or key in ours:
-                        iam.delete_access_key(UserName=name, AccessKeyId=key)
-                if _created(ctx, "iam_user_policy") and _has_policy(iam, name):
-                    iam.delete_user_policy(UserName=name, PolicyName=POLICY_NAME)
-                if created_user:
-                    iam.delete_user(UserName=name)
+            for key in keys:
+                if created_user or key in ours:
+                    iam.delete_access_key(UserName=name, AccessKeyId=key)
+            if _created(ctx, "iam_user_policy") and _has_policy(iam, name):
+                iam.delete_user_policy(UserName=name, PolicyName=POLICY_NAME)
+            if created_user:
+                iam.delete_user(UserName=name)

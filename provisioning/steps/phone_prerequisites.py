@@ -26,7 +26,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.steps.base import Change, Finding, Plan, Step, register
@@ -171,8 +170,7 @@ def _quota_value(ctx: StepContext, code: str, arn: str) -> tuple[str, float]:
     )
     for read in reads:
         try:
-            with aws_errors():
-                quota = read()["Quota"]
+            quota = read()["Quota"]
             return str(quota.get("QuotaName", code)), float(quota["Value"])
         except PermanentError as error:
             if error.code != "NoSuchResourceException":
@@ -183,14 +181,13 @@ def _quota_value(ctx: StepContext, code: str, arn: str) -> tuple[str, float]:
 def _quota(ctx: StepContext, code: str, arn: str, desired: float) -> QuotaState:
     quotas = ctx.aws("service-quotas")
     name, value = _quota_value(ctx, code, arn)
-    with aws_errors():
-        history = [
-            request
-            for page in quotas.get_paginator(
-                "list_requested_service_quota_change_history_by_quota"
-            ).paginate(ServiceCode=SERVICE_CODE, QuotaCode=code)
-            for request in page["RequestedQuotas"]
-        ]
+    history = [
+        request
+        for page in quotas.get_paginator(
+            "list_requested_service_quota_change_history_by_quota"
+        ).paginate(ServiceCode=SERVICE_CODE, QuotaCode=code)
+        for request in page["RequestedQuotas"]
+    ]
     relevant = [
         request
         for request in history
@@ -212,13 +209,12 @@ def _quota(ctx: StepContext, code: str, arn: str, desired: float) -> QuotaState:
 def survey(ctx: StepContext) -> PhoneSurvey:
     instance_id = run_instance(ctx)
     connect = ctx.aws("connect")
-    with aws_errors():
-        arn = connect.describe_instance(InstanceId=instance_id)["Instance"]["Arn"]
-        held = [
-            summary
-            for page in connect.get_paginator("list_phone_numbers_v2").paginate(TargetArn=arn)
-            for summary in page["ListPhoneNumbersSummaryList"]
-        ]
+    arn = connect.describe_instance(InstanceId=instance_id)["Instance"]["Arn"]
+    held = [
+        summary
+        for page in connect.get_paginator("list_phone_numbers_v2").paginate(TargetArn=arn)
+        for summary in page["ListPhoneNumbersSummaryList"]
+    ]
     ours: dict[str, dict[int, dict[str, Any]]] = {
         number_type: {} for number_type in NUMBER_PREFIXES
     }
@@ -267,27 +263,25 @@ def _checklist() -> Change:
 def _request(ctx: StepContext, found: PhoneSurvey, quota: QuotaState) -> None:
     quotas = ctx.aws("service-quotas")
     try:
-        with aws_errors():
-            quota.request = quotas.request_service_quota_increase(
-                ServiceCode=SERVICE_CODE,
-                QuotaCode=quota.code,
-                DesiredValue=quota.desired,
-                ContextId=found.instance_arn,
-            )["RequestedQuota"]
+        quota.request = quotas.request_service_quota_increase(
+            ServiceCode=SERVICE_CODE,
+            QuotaCode=quota.code,
+            DesiredValue=quota.desired,
+            ContextId=found.instance_arn,
+        )["RequestedQuota"]
     except PermanentError as error:
         # Another request for this quota and instance is open (filed since the survey, or for a
         # smaller value): track that one rather than fail.
         if error.code != "ResourceAlreadyExistsException":
             raise
-        with aws_errors():
-            open_requests = [
-                request
-                for status in OPEN_STATUSES
-                for request in quotas.list_requested_service_quota_change_history_by_quota(
-                    ServiceCode=SERVICE_CODE, QuotaCode=quota.code, Status=status
-                )["RequestedQuotas"]
-                if (request.get("QuotaContext") or {}).get("ContextId") == found.instance_arn
-            ]
+        open_requests = [
+            request
+            for status in OPEN_STATUSES
+            for request in quotas.list_requested_service_quota_change_history_by_quota(
+                ServiceCode=SERVICE_CODE, QuotaCode=quota.code, Status=status
+            )["RequestedQuotas"]
+            if (request.get("QuotaContext") or {}).get("ContextId") == found.instance_arn
+        ]
         if not open_requests:
             raise
         quota.request = open_requests[0]
@@ -298,8 +292,7 @@ def _claim_in_progress(ctx: StepContext, summary: dict[str, Any]) -> list[str]:
     AWS's message. ClaimPhoneNumber is asynchronous: "Call the DescribePhoneNumber API to verify
     the status of a previous ClaimPhoneNumber operation" (botocore's Connect model)."""
     connect = ctx.aws("connect")
-    with aws_errors():
-        described = connect.describe_phone_number(PhoneNumberId=summary["PhoneNumberId"])
+    described = connect.describe_phone_number(PhoneNumberId=summary["PhoneNumberId"])
     status = described["ClaimedPhoneNumberSummary"].get("PhoneNumberStatus") or {}
     if status.get("Status") == "IN_PROGRESS":
         return [summary["PhoneNumber"]]
@@ -424,14 +417,13 @@ class PhonePrerequisites(Step):
         self, ctx: StepContext, found: PhoneSurvey, number_type: str, index: int
     ) -> dict[str, Any]:
         connect = ctx.aws("connect")
-        with aws_errors():
-            available = connect.search_available_phone_numbers(
-                TargetArn=found.instance_arn,
-                PhoneNumberCountryCode=COUNTRY,
-                PhoneNumberType=number_type,
-                PhoneNumberPrefix=NUMBER_PREFIXES[number_type],
-                MaxResults=1,
-            )["AvailableNumbersList"]
+        available = connect.search_available_phone_numbers(
+            TargetArn=found.instance_arn,
+            PhoneNumberCountryCode=COUNTRY,
+            PhoneNumberType=number_type,
+            PhoneNumberPrefix=NUMBER_PREFIXES[number_type],
+            MaxResults=1,
+        )["AvailableNumbersList"]
         if not available:
             raise PermanentError(
                 f"AWS has no {number_type} number starting {NUMBER_PREFIXES[number_type]} "
@@ -440,15 +432,14 @@ class PhonePrerequisites(Step):
                 hint="Retry the step later, or ask AWS Support for numbers of that type.",
             )
         number = available[0]["PhoneNumber"]
-        with aws_errors():
-            claimed = connect.claim_phone_number(
-                TargetArn=found.instance_arn,
-                PhoneNumber=number,
-                PhoneNumberDescription=_description(ctx, number_type, index),
-                Tags={RUN_TAG: str(ctx.run_id)},
-                # Same run, type and index: the same token, so a retried call claims once.
-                ClientToken=str(uuid.uuid5(ctx.run_id, f"{number_type}-{index}")),
-            )
+        claimed = connect.claim_phone_number(
+            TargetArn=found.instance_arn,
+            PhoneNumber=number,
+            PhoneNumberDescription=_description(ctx, number_type, index),
+            Tags={RUN_TAG: str(ctx.run_id)},
+            # Same run, type and index: the same token, so a retried call claims once.
+            ClientToken=str(uuid.uuid5(ctx.run_id, f"{number_type}-{index}")),
+        )
         return {"PhoneNumberId": claimed["PhoneNumberId"], "PhoneNumber": number}
 
     def verify(self, ctx: StepContext) -> list[Finding]:
@@ -491,8 +482,7 @@ class PhonePrerequisites(Step):
             if resource["resource_type"] != "phone_number":
                 continue
             try:
-                with aws_errors():
-                    connect.release_phone_number(PhoneNumberId=resource["identifier"])
+                connect.release_phone_number(PhoneNumberId=resource["identifier"])
             except PermanentError as error:
                 if error.code != "ResourceNotFoundException":
                     raise

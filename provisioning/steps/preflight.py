@@ -23,7 +23,7 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
+from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.models import SetupRun
@@ -279,8 +279,7 @@ class _Checks:
                 code="preflight_connect_not_in_region",
                 hint="Start a new run in one of: " + ", ".join(regions) + ".",
             )
-        with aws_errors():
-            identity = ctx.aws("sts").get_caller_identity()
+        identity = ctx.aws("sts").get_caller_identity()
         caller_arn = identity["Arn"]
         actions = (
             parse_actions(ctx.inputs["flow_actions"])
@@ -334,8 +333,7 @@ class _Checks:
             # SimulatePrincipalPolicy needs the role's full ARN.
             role_name = principal_arn.rsplit("/", 1)[1]
             try:
-                with aws_errors():
-                    principal_arn = ctx.aws("iam").get_role(RoleName=role_name)["Role"]["Arn"]
+                principal_arn = ctx.aws("iam").get_role(RoleName=role_name)["Role"]["Arn"]
             except PermanentError as error:
                 if error.code not in ACCESS_DENIED_CODES:
                     raise
@@ -350,10 +348,9 @@ class _Checks:
         pages = ctx.aws("iam").get_paginator("simulate_principal_policy")
         decisions: dict[str, str] = {}
         try:
-            with aws_errors():
-                for page in pages.paginate(PolicySourceArn=principal_arn, ActionNames=actions):
-                    for result in page["EvaluationResults"]:
-                        decisions[result["EvalActionName"]] = result["EvalDecision"]
+            for page in pages.paginate(PolicySourceArn=principal_arn, ActionNames=actions):
+                for result in page["EvaluationResults"]:
+                    decisions[result["EvalActionName"]] = result["EvalDecision"]
         except PermanentError as error:
             if error.code in ACCESS_DENIED_CODES:
                 return None
@@ -387,8 +384,7 @@ class _Checks:
             }
             checked.append(action)
             try:
-                with aws_errors():
-                    getattr(ctx.aws(service), operation)(**params)
+                getattr(ctx.aws(service), operation)(**params)
             except PermanentError as error:
                 if error.code in ACCESS_DENIED_CODES:
                     missing.append(action)

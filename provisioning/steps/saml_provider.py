@@ -25,7 +25,6 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import audited_call
-from provisioning.aws.client import aws_errors
 from provisioning.aws.iam import (
     SAML_PROVIDER_NAME,
     checked_name,
@@ -202,12 +201,11 @@ def provider_name(ctx: StepContext) -> str:
 def find_provider(iam: Any, name: str) -> ExistingProvider | None:
     """The IAM SAML provider called `name`, with the metadata it holds."""
     suffix = f":saml-provider/{name}"
-    with aws_errors():
-        listed = iam.list_saml_providers().get("SAMLProviderList", [])
-        arn = next((p["Arn"] for p in listed if p["Arn"].endswith(suffix)), None)
-        if arn is None:
-            return None
-        got = iam.get_saml_provider(SAMLProviderArn=arn)
+    listed = iam.list_saml_providers().get("SAMLProviderList", [])
+    arn = next((p["Arn"] for p in listed if p["Arn"].endswith(suffix)), None)
+    if arn is None:
+        return None
+    got = iam.get_saml_provider(SAMLProviderArn=arn)
     try:
         metadata = parse_idp_metadata(got.get("SAMLMetadataDocument", ""), check_dates=False)
     except PermanentError:
@@ -281,19 +279,17 @@ class SamlProviderStep(Step):
             # still leaves rollback a note of it (IAM's provider tags are not read back by every
             # IAM implementation, so they can't be the only trace).
             ctx.record_created(RESOURCE_TYPE, name)
-            with aws_errors():
-                arn = iam.create_saml_provider(
-                    Name=name, SAMLMetadataDocument=metadata.document, Tags=run_tags(ctx)
-                )["SAMLProviderArn"]
+            arn = iam.create_saml_provider(
+                Name=name, SAMLMetadataDocument=metadata.document, Tags=run_tags(ctx)
+            )["SAMLProviderArn"]
         else:
             arn = existing.arn
             if tagged_run(existing.tags) == str(ctx.run_id):
                 ctx.record_created(RESOURCE_TYPE, name)
             if needs_update(existing, metadata):
-                with aws_errors():
-                    iam.update_saml_provider(
-                        SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
-                    )
+                iam.update_saml_provider(
+                    SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
+                )
         certificate = metadata.certificate
         return {
             "provider_arn": arn,
@@ -341,5 +337,4 @@ class SamlProviderStep(Step):
             if owner and owner != str(ctx.run_id):
                 # Another run made this one after ours was removed: not ours to delete.
                 continue
-            with aws_errors():
-                iam.delete_saml_provider(SAMLProviderArn=existing.arn)
+            iam.delete_saml_provider(SAMLProviderArn=existing.arn)

@@ -31,7 +31,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import audited_call
-from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
+from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.aws.iam import as_document, signin_audiences
 from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
@@ -382,10 +382,9 @@ def _current_metadata(ctx: StepContext) -> str:
 def _certificate_finding(ctx: StepContext, chain: LiveChain) -> Finding:
     current = parse_idp_metadata(_current_metadata(ctx), check_dates=False).fingerprints
     try:
-        with aws_errors():
-            document = ctx.aws("iam").get_saml_provider(SAMLProviderArn=chain.provider_arn)[
-                "SAMLMetadataDocument"
-            ]
+        document = ctx.aws("iam").get_saml_provider(SAMLProviderArn=chain.provider_arn)[
+            "SAMLMetadataDocument"
+        ]
     except PermanentError as error:
         if error.code not in NOT_FOUND_CODES:
             raise
@@ -432,8 +431,7 @@ def _trusts(statement: dict[str, Any], chain: LiveChain, audiences: set[str]) ->
 
 def _role(ctx: StepContext, chain: LiveChain) -> dict[str, Any] | None:
     try:
-        with aws_errors():
-            return dict(ctx.aws("iam").get_role(RoleName=chain.role_name)["Role"])
+        return dict(ctx.aws("iam").get_role(RoleName=chain.role_name)["Role"])
     except PermanentError as error:
         if error.code not in NOT_FOUND_CODES:
             raise
@@ -465,8 +463,7 @@ def _trust_finding(ctx: StepContext, chain: LiveChain, role: dict[str, Any] | No
 
 def _instance_arn(ctx: StepContext, chain: LiveChain) -> str:
     try:
-        with aws_errors():
-            instance = ctx.aws("connect").describe_instance(InstanceId=chain.instance_id)
+        instance = ctx.aws("connect").describe_instance(InstanceId=chain.instance_id)
     except PermanentError as error:
         if error.code not in NOT_FOUND_CODES:
             raise
@@ -482,24 +479,23 @@ def _permission_finding(
     user_id = f"{role['RoleId']}:{username}"
     resource = f"{instance_arn}/user/{user_id}"
     try:
-        with aws_errors():
-            results = ctx.aws("iam").simulate_principal_policy(
-                PolicySourceArn=role["Arn"],
-                ActionNames=[FEDERATION_ACTION],
-                ResourceArns=[resource],
-                ContextEntries=[
-                    {
-                        "ContextKeyName": "aws:userid",
-                        "ContextKeyValues": [user_id],
-                        "ContextKeyType": "string",
-                    },
-                    {
-                        "ContextKeyName": "connect:InstanceId",
-                        "ContextKeyValues": [chain.instance_id],
-                        "ContextKeyType": "string",
-                    },
-                ],
-            )["EvaluationResults"]
+        results = ctx.aws("iam").simulate_principal_policy(
+            PolicySourceArn=role["Arn"],
+            ActionNames=[FEDERATION_ACTION],
+            ResourceArns=[resource],
+            ContextEntries=[
+                {
+                    "ContextKeyName": "aws:userid",
+                    "ContextKeyValues": [user_id],
+                    "ContextKeyType": "string",
+                },
+                {
+                    "ContextKeyName": "connect:InstanceId",
+                    "ContextKeyValues": [chain.instance_id],
+                    "ContextKeyType": "string",
+                },
+            ],
+        )["EvaluationResults"]
     except PermanentError as error:
         if error.code not in ACCESS_DENIED_CODES:
             raise

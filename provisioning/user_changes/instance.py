@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.utils.translation import gettext as _
 
-from provisioning.aws.client import aws_errors, map_aws_error
 from provisioning.errors import PermanentError
 
 # Service Quotas code of "Users per instance" and its documented default (Amazon Connect
@@ -69,52 +67,49 @@ class Instance:
 
 def _names_to_ids(connect: Any, operation: str, list_key: str, instance_id: str) -> dict[str, str]:
     found: dict[str, str] = {}
-    with aws_errors():
-        for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
-            for summary in page[list_key]:
-                found[summary["Name"]] = summary["Id"]
+    for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
+        for summary in page[list_key]:
+            found[summary["Name"]] = summary["Id"]
     return found
 
 
 def all_users(connect: Any, instance_id: str) -> dict[str, ConnectUser]:
     """Every user of the instance, with profiles, phone and tags: one SearchUsers call per 500."""
     users: dict[str, ConnectUser] = {}
-    with aws_errors():
-        paginator = connect.get_paginator("search_users")
-        for page in paginator.paginate(
-            InstanceId=instance_id, PaginationConfig={"PageSize": SEARCH_USERS_PAGE_SIZE}
-        ):
-            for summary in page.get("Users", []):
-                user = ConnectUser.from_wire(summary)
-                users[user.username] = user
+    paginator = connect.get_paginator("search_users")
+    for page in paginator.paginate(
+        InstanceId=instance_id, PaginationConfig={"PageSize": SEARCH_USERS_PAGE_SIZE}
+    ):
+        for summary in page.get("Users", []):
+            user = ConnectUser.from_wire(summary)
+            users[user.username] = user
     return users
 
 
 def find_user(connect: Any, instance_id: str, username: str) -> ConnectUser | None:
     """The user with exactly this username, tags included, or None. SearchUsers first; search is
     an index that may lag behind a CreateUser of a moment ago, so ListUsers settles a miss."""
-    with aws_errors():
-        found = connect.search_users(
-            InstanceId=instance_id,
-            SearchCriteria={
-                "StringCondition": {
-                    "FieldName": "Username",
-                    "Value": username,
-                    "ComparisonType": "EXACT",
-                }
-            },
-            MaxResults=1,
-        ).get("Users", [])
-        if found and found[0].get("Username") == username:
-            return ConnectUser.from_wire(found[0])
-        paginator = connect.get_paginator("list_users")
-        for page in paginator.paginate(
-            InstanceId=instance_id, PaginationConfig={"PageSize": LIST_USERS_PAGE_SIZE}
-        ):
-            for summary in page["UserSummaryList"]:
-                if summary["Username"] == username:
-                    user = connect.describe_user(InstanceId=instance_id, UserId=summary["Id"])
-                    return ConnectUser.from_wire(user["User"])
+    found = connect.search_users(
+        InstanceId=instance_id,
+        SearchCriteria={
+            "StringCondition": {
+                "FieldName": "Username",
+                "Value": username,
+                "ComparisonType": "EXACT",
+            }
+        },
+        MaxResults=1,
+    ).get("Users", [])
+    if found and found[0].get("Username") == username:
+        return ConnectUser.from_wire(found[0])
+    paginator = connect.get_paginator("list_users")
+    for page in paginator.paginate(
+        InstanceId=instance_id, PaginationConfig={"PageSize": LIST_USERS_PAGE_SIZE}
+    ):
+        for summary in page["UserSummaryList"]:
+            if summary["Username"] == username:
+                user = connect.describe_user(InstanceId=instance_id, UserId=summary["Id"])
+                return ConnectUser.from_wire(user["User"])
     return None
 
 
@@ -125,18 +120,14 @@ def users_quota(quotas: Any, instance_arn: str) -> int:
         found = quotas.get_service_quota(
             ServiceCode="connect", QuotaCode=USERS_PER_INSTANCE_QUOTA, ContextId=instance_arn
         )
-    except (ClientError, BotoCoreError) as error:
-        mapped = map_aws_error(error)
-        if mapped.retryable:
-            raise mapped from error
+    except PermanentError:
         return DEFAULT_USERS_PER_INSTANCE
     return int(found["Quota"]["Value"])
 
 
 def saml_instance(connect: Any, instance_id: str) -> dict[str, Any]:
     """DescribeInstance's Instance; refused when its users can't sign in through an IdP."""
-    with aws_errors():
-        instance: dict[str, Any] = connect.describe_instance(InstanceId=instance_id)["Instance"]
+    instance: dict[str, Any] = connect.describe_instance(InstanceId=instance_id)["Instance"]
     if instance.get("IdentityManagementType") != "SAML":
         raise PermanentError(
             _(

@@ -18,7 +18,6 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from provisioning.aws.api_quotas import api_rate
-from provisioning.aws.client import aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.models import (
@@ -93,14 +92,13 @@ def run_instance(ctx: StepContext) -> str:
 def _instance_by_alias(ctx: StepContext) -> str:
     """The id of the instance with the run's alias, made the run's instance from now on."""
     connect = ctx.aws("connect")
-    with aws_errors():
-        for page in connect.get_paginator("list_instances").paginate():
-            for summary in page["InstanceSummaryList"]:
-                if str(summary.get("InstanceAlias", "")).lower() == ctx.instance_alias.lower():
-                    ctx.set_run_instance(
-                        instance_id=summary["Id"], instance_alias=summary["InstanceAlias"]
-                    )
-                    return str(summary["Id"])
+    for page in connect.get_paginator("list_instances").paginate():
+        for summary in page["InstanceSummaryList"]:
+            if str(summary.get("InstanceAlias", "")).lower() == ctx.instance_alias.lower():
+                ctx.set_run_instance(
+                    instance_id=summary["Id"], instance_alias=summary["InstanceAlias"]
+                )
+                return str(summary["Id"])
     raise PermanentError(
         _("There is no Amazon Connect instance named “%(alias)s” in %(region)s.")
         % {"alias": ctx.instance_alias, "region": ctx.region},
@@ -388,12 +386,11 @@ def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[
 def _listed_usernames(connect: Any, instance_id: str) -> dict[str, str]:
     """username -> id from ListUsers, which (unlike the search index) lists a user at once."""
     users: dict[str, str] = {}
-    with aws_errors():
-        for page in connect.get_paginator("list_users").paginate(
-            InstanceId=instance_id, PaginationConfig={"PageSize": 1000}
-        ):
-            for summary in page["UserSummaryList"]:
-                users[summary["Username"]] = summary["Id"]
+    for page in connect.get_paginator("list_users").paginate(
+        InstanceId=instance_id, PaginationConfig={"PageSize": 1000}
+    ):
+        for summary in page["UserSummaryList"]:
+            users[summary["Username"]] = summary["Id"]
     return users
 
 
@@ -450,10 +447,9 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
 
 def _described(connect: Any, instance_id: str, user_id: str) -> ConnectUser:
     """One user read directly, for a user the search index doesn't list yet."""
-    with aws_errors():
-        return ConnectUser.from_wire(
-            connect.describe_user(InstanceId=instance_id, UserId=user_id)["User"]
-        )
+    return ConnectUser.from_wire(
+        connect.describe_user(InstanceId=instance_id, UserId=user_id)["User"]
+    )
 
 
 def _changes_in_flight(ctx: StepContext) -> bool:

@@ -23,7 +23,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from provisioning.aws.client import aws_errors
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
 from provisioning.models import ChangeSetPurpose, ChangeStatus, RunStatus, SetupRun, UserChange
 from provisioning.runner import claim_is_stale
@@ -198,14 +197,13 @@ def _call(change_set: Any, change: Any, *, connect: Any, tags: dict[str, str]) -
         return _create(connect, instance_id, change, tags)
     if change.action == "update":
         try:
-            with aws_errors():
-                for name, difference in change.details["call"].items():
-                    operation, parameter = UPDATE_CALLS[name]
-                    getattr(connect, operation)(
-                        InstanceId=instance_id,
-                        UserId=change.user_id,
-                        **{parameter: difference["to"]},
-                    )
+            for name, difference in change.details["call"].items():
+                operation, parameter = UPDATE_CALLS[name]
+                getattr(connect, operation)(
+                    InstanceId=instance_id,
+                    UserId=change.user_id,
+                    **{parameter: difference["to"]},
+                )
         except PermanentError as error:
             if error.code == NOT_FOUND:
                 raise PermanentError(
@@ -218,8 +216,7 @@ def _call(change_set: Any, change: Any, *, connect: Any, tags: dict[str, str]) -
         return "updated", change.user_id
     if change.action == "delete":
         try:
-            with aws_errors():
-                connect.delete_user(InstanceId=instance_id, UserId=change.user_id)
+            connect.delete_user(InstanceId=instance_id, UserId=change.user_id)
         except PermanentError as error:
             if error.code != NOT_FOUND:
                 raise
@@ -231,17 +228,16 @@ def _call(change_set: Any, change: Any, *, connect: Any, tags: dict[str, str]) -
 def _create(connect: Any, instance_id: str, change: Any, tags: dict[str, str]) -> tuple[str, str]:
     call = change.details["call"]
     try:
-        with aws_errors():
-            created = connect.create_user(
-                InstanceId=instance_id,
-                Username=change.username,
-                # Email is left out: the model says SAML instances refuse it.
-                IdentityInfo=call["IdentityInfo"],
-                PhoneConfig=call["PhoneConfig"],
-                SecurityProfileIds=call["SecurityProfileIds"],
-                RoutingProfileId=call["RoutingProfileId"],
-                Tags=tags,
-            )
+        created = connect.create_user(
+            InstanceId=instance_id,
+            Username=change.username,
+            # Email is left out: the model says SAML instances refuse it.
+            IdentityInfo=call["IdentityInfo"],
+            PhoneConfig=call["PhoneConfig"],
+            SecurityProfileIds=call["SecurityProfileIds"],
+            RoutingProfileId=call["RoutingProfileId"],
+            Tags=tags,
+        )
     except PermanentError as error:
         if error.code != DUPLICATE:
             raise

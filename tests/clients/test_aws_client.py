@@ -8,8 +8,19 @@ import pytest
 from botocore.exceptions import ClientError
 
 from provisioning.audit import AuditScope
-from provisioning.aws.client import aws_client, aws_errors, map_aws_error
-from provisioning.errors import PermanentError, RetryableError
+from provisioning.aws.client import aws_client, map_aws_error
+from provisioning.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermanentError,
+    QuotaExceeded,
+    RetryableError,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
 from provisioning.models import AuditKind, Cloud, Connection
 from sandbox.aws.service_quotas import DEFAULT_PHONE_NUMBERS_PER_INSTANCE
 from sandbox.knobs import Knobs
@@ -138,16 +149,15 @@ def test_it_retries_throttling_then_raises_a_retryable_error(
     sts = aws_client(sandbox_connections[Cloud.AWS], "sts", region="", audit=scope)
     sts.get_caller_identity()
 
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(Throttled) as raised:
         sts.get_caller_identity()
-    error = map_aws_error(raised.value)
 
-    assert isinstance(error, RetryableError)
-    assert "throttling GetCallerIdentity" in error.message
+    assert "throttling GetCallerIdentity" in raised.value.message
+    assert isinstance(raised.value.__cause__, ClientError)
     finished = call_rows(Cloud.AWS).filter(kind=AuditKind.CALL_FINISHED).last()
     assert finished.outcome == "error"
     assert finished.response["attempts"] == 3
-    assert finished.error_code == raised.value.response["Error"]["Code"]
+    assert finished.error_code == raised.value.code
 
 
 def test_it_raises_a_retryable_error_for_server_errors(
@@ -156,7 +166,7 @@ def test_it_raises_a_retryable_error_for_server_errors(
     sandbox_knobs.error_rates["sts:GetCallerIdentity"] = 1.0
     sts = aws_client(sandbox_connections[Cloud.AWS], "sts", region="", audit=scope)
 
-    with pytest.raises(RetryableError), aws_errors():
+    with pytest.raises(RetryableError):
         sts.get_caller_identity()
 
 
@@ -179,7 +189,7 @@ def test_it_names_the_quota_to_raise_when_one_is_used_up(
     for phone_number in allowed:
         connect.claim_phone_number(TargetArn=instance["Arn"], PhoneNumber=phone_number)
 
-    with pytest.raises(PermanentError) as raised, aws_errors():
+    with pytest.raises(PermanentError) as raised:
         connect.claim_phone_number(TargetArn=instance["Arn"], PhoneNumber=number)
 
     assert "Phone numbers per instance" in raised.value.message
@@ -192,7 +202,7 @@ def test_it_tells_what_to_type_differently_for_a_duplicate(
     iam = aws_client(sandbox_connections[Cloud.AWS], "iam", region="", audit=scope)
     iam.create_role(RoleName="twice", AssumeRolePolicyDocument="{}")
 
-    with pytest.raises(PermanentError) as raised, aws_errors():
+    with pytest.raises(PermanentError) as raised:
         iam.create_role(RoleName="twice", AssumeRolePolicyDocument="{}")
 
     assert raised.value.code == "EntityAlreadyExists"
@@ -247,14 +257,21 @@ def test_it_points_at_the_policy_when_an_explicit_deny_refuses() -> None:
 @pytest.mark.parametrize(
     ("code", "status", "kind", "words"),
     [
-        ("InvalidClientTokenId", 403, PermanentError, "access key ID and secret access key"),
-        ("SignatureDoesNotMatch", 403, PermanentError, "access key ID and secret access key"),
-        ("ExpiredToken", 400, PermanentError, "Refresh them"),
-        ("ServiceQuotaExceededException", 402, PermanentError, "Amazon Connect instances"),
-        ("ThrottlingException", 429, RetryableError, "retries at the API's rate"),
-        ("InternalServerError", 500, RetryableError, "retries"),
-        ("InvalidParameterException", 400, PermanentError, "Change the value"),
-        ("ResourceNotFoundException", 404, PermanentError, "Check the ID"),
+        ("InvalidClientTokenId", 403, Unauthenticated, "access key ID and secret access key"),
+        ("SignatureDoesNotMatch", 403, Unauthenticated, "access key ID and secret access key"),
+        ("ExpiredToken", 400, Unauthenticated, "Refresh them"),
+        ("ServiceQuotaExceededException", 402, QuotaExceeded, "Amazon Connect instances"),
+        ("ThrottlingException", 429, Throttled, "retries at the API's rate"),
+        ("InternalServerError", 500, Unavailable, "retries"),
+        ("InvalidParameterException", 400, InvalidRequest, "Change the value"),
+        ("ResourceNotFoundException", 404, NotFound, "Check the ID"),
+        ("NoSuchEntity", 404, NotFound, "Check the ID"),
+        ("EntityAlreadyExists", 409, Conflict, "different name"),
+        ("AccessDenied", 403, AccessDenied, "IAM policy"),
+        # A code the wizard has no list for: its HTTP status says which kind.
+        ("SomeNewGoneException", 404, NotFound, "SomeNewGoneException"),
+        ("SomeNewBusyException", 503, Unavailable, "retries"),
+        ("SomeNewException", 418, PermanentError, "SomeNewException"),
     ],
 )
 def test_it_maps_each_kind_of_aws_error(code: str, status: int, kind: type, words: str) -> None:
@@ -276,7 +293,7 @@ def test_it_does_not_trust_the_sandbox_ca_in_live_mode(
     live.set_secrets({"access_key_id": "AKIALIVE00000000", "secret_access_key": "live-secret"})
     sts = aws_client(live, "sts", region="ap-northeast-1", audit=scope)
 
-    with pytest.raises(PermanentError) as raised, aws_errors():
+    with pytest.raises(PermanentError) as raised:
         sts.get_caller_identity()
 
     assert raised.value.code == "aws_tls_untrusted"
@@ -328,7 +345,7 @@ def test_it_signs_with_a_sandbox_iam_users_key_and_names_what_it_may_not_do(
     connect = aws_client(connection, "connect", region="ap-northeast-1", audit=scope)
 
     connect.list_instances()
-    with pytest.raises(PermanentError) as raised, aws_errors():
+    with pytest.raises(PermanentError) as raised:
         connect.create_instance(
             IdentityManagementType="SAML",
             InstanceAlias="refused-by-policy",
