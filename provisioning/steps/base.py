@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -139,8 +141,9 @@ class Finding:
     blocking: bool = True
 
 
-class Step:
-    """One step of a flow. Subclasses set key/title and implement the four methods.
+class Step(ABC):
+    """One step of a flow. Subclasses set key/title and implement the four methods (each one,
+    even if it has nothing to do: a step that creates nothing says so in its rollback).
 
     apply() must be idempotent: look resources up by a deterministic name/tag/client token first,
     and record what this run created with ctx.record_created(), so a re-run or a crash at any line
@@ -158,17 +161,21 @@ class Step:
     # list that apply runs row by row, each row checking the cloud as it goes.
     checks_confirmed_plan: ClassVar[bool] = True
 
+    @abstractmethod
     def plan(self, ctx: StepContext) -> Plan:
-        raise NotImplementedError
+        """Read-only: what apply() would change."""
 
+    @abstractmethod
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        raise NotImplementedError
+        """Make the planned changes, idempotently; return the outputs later steps read."""
 
+    @abstractmethod
     def verify(self, ctx: StepContext) -> list[Finding]:
-        return []
+        """Re-read the cloud: does the step's result still hold?"""
 
+    @abstractmethod
     def rollback(self, ctx: StepContext) -> None:
-        return None
+        """Remove what this run created (ctx.created_of), never what it adopted."""
 
 
 STEPS: dict[str, type[Step]] = {}
@@ -176,6 +183,9 @@ STEPS: dict[str, type[Step]] = {}
 
 def register(step_class: type[Step]) -> type[Step]:
     """Class decorator: make a step available to flows by its key."""
+    if inspect.isabstract(step_class):
+        missing = ", ".join(sorted(step_class.__abstractmethods__))
+        raise TypeError(f"the step {step_class.key!r} does not implement {missing}")
     existing = STEPS.get(step_class.key)
     if existing is not None and existing is not step_class:
         raise ValueError(f"two steps share the key {step_class.key!r}")

@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES, aws_errors
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
-from provisioning.steps.base import Change, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 # The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
 # connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
@@ -483,3 +483,11 @@ class Preflight(Step):
         if result["missing_actions"]:
             raise _missing_error(result)
         return {**result, "warnings": checks.warnings}
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        # Its plan and apply are the checks; nothing it leaves behind can drift.
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # Reads only: it created nothing to remove.
+        return None
