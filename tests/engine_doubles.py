@@ -195,8 +195,8 @@ class MarkerStep(Step):
         ]
 
     def rollback(self, ctx: StepContext) -> None:
-        for resource in ctx.created:
-            path = effects_dir() / resource["identifier"]
+        for resource in ctx.created_of("test_marker"):
+            path = effects_dir() / resource.identifier
             audited_call(
                 ctx.audit,
                 cloud=TEST_CLOUD,
