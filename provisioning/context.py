@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,29 @@ from provisioning import secret_box
 from provisioning.audit import AuditScope
 from provisioning.models import AuditKind, Connection, SetupRun, StepRun
 from provisioning.redaction import register_secret_values
+
+
+@dataclass(frozen=True)
+class CreatedResource:
+    """One resource a run's step created (never one it adopted), as record_created() noted it:
+    its kind ("iam_role"), the identifier the cloud knows it by, and what rollback needs besides
+    (the role a policy is attached to, the value a setting had before)."""
+
+    kind: str
+    identifier: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CreatedResource:
+        """From a StepRun.created_resources entry: {"resource_type", "identifier", **details}."""
+        details = {k: v for k, v in record.items() if k not in ("resource_type", "identifier")}
+        return cls(str(record["resource_type"]), str(record["identifier"]), details)
+
+
+def created_of(records: Iterable[Mapping[str, Any]], *kinds: str) -> list[CreatedResource]:
+    """The entries of a StepRun's created_resources of these kinds, in the order recorded."""
+    resources = (CreatedResource.from_record(record) for record in records)
+    return [resource for resource in resources if resource.kind in kinds]
 
 
 @dataclass
@@ -101,10 +125,13 @@ class StepContext:
         self.instance_id = instance_id
         self.instance_alias = instance_alias
 
-    @property
-    def created(self) -> list[dict[str, Any]]:
-        """What this run's step created, each {"resource_type", "identifier", **details}."""
-        return list(self.created_resources)
+    def created_of(self, kind: str, *kinds: str) -> list[CreatedResource]:
+        """What this run's step created of these kinds, in the order it recorded them."""
+        return created_of(self.created_resources, kind, *kinds)
+
+    def created_here(self, kind: str, identifier: str) -> bool:
+        """Whether this run's step created the resource (so it may change or remove it)."""
+        return any(record.identifier == identifier for record in self.created_of(kind))
 
     def store_secret(self, name: str, value: str) -> None:
         """Keep the secret the admin must copy once (an access key for Okta, named by its key

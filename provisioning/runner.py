@@ -14,6 +14,12 @@ here sleeps while a cloud is busy, and every state change is guarded on the curr
   run the same step.
 - A plan whose changes are all "nothing"/"adopt" still runs apply(): apply returns the outputs
   later steps read (ARNs, ids of adopted resources), and must change nothing.
+- A confirmed plan is the plan that runs (as Terraform refuses a stale saved plan): before a
+  step whose plan the admin confirmed first applies, the engine plans again and compares
+  (Plan.differences). If the cloud changed, the step goes back to waiting for confirmation with
+  the new plan. The check runs once, before apply starts: the stored plan then says apply began
+  (APPLY_STARTED), so a retry, a wait or a worker taking over after a crash converges by apply
+  alone, never blocked by what its own first attempt changed.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
 from provisioning.flows import FLOWS
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.redaction import redact, redact_text
-from provisioning.steps.base import STEPS, Finding, Plan, Step
+from provisioning.steps.base import STEPS, Finding, Plan, PlanDifference, Step
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ NOW = 0.0
 # Statuses in which a run's steps are being worked on.
 ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
 DONE_STEP = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+# Keys of a stored plan the engine writes: when apply began under the confirmed plan (the check
+# against a fresh plan is behind it), and how the plan the admin confirmed before this one
+# differs from it (shown on the run page).
+APPLY_STARTED = "apply_started_at"
+CHANGED_SINCE_CONFIRMATION = "changed_since_confirmation"
 
 
 def import_step_modules() -> None:
@@ -317,19 +328,25 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     return _save_plan(run, step, worker, plan)
 
 
-def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
+def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
+    """The plan as the step keeps it (and the admin sees it)."""
     stored = plan.to_json()
     # The page asks the admin to confirm when the step says so, or when the admin asked to review
     # every plan that changes something.
     stored["needs_confirmation"] = not plan.needs_input and (
         plan.needs_confirmation or (run.review_plans and not plan.is_noop)
     )
+    return redact(stored, truncate=False)
+
+
+def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
+    stored = _stored_plan(run, plan)
     moved = _move_step(
         run,
         step,
         worker,
         StepStatus.PLANNED,
-        plan=redact(stored, truncate=False),
+        plan=stored,
         error={},
         outputs={},
         waiting_since=None,
@@ -348,6 +365,17 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
+    if _confirmed_plan_unchecked(implementation, step):
+        try:
+            fresh = _stored_plan(run, implementation.plan(_context(run, step, worker)))
+        except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
+            return _handle_step_exception(run, step, worker, exc)
+        differences = Plan.from_json(step.plan).differences(Plan.from_json(fresh))
+        if differences:
+            _plan_changed(run, step, worker, fresh, differences)
+            return None
+        if not _mark_apply_started(step, worker):
+            return None
     ctx = _context(run, step, worker)
     try:
         outputs = dict(implementation.apply(ctx) or {})
@@ -372,6 +400,58 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         finished_at=timezone.now(),
     )
     return StepStatus.SUCCEEDED if moved else None
+
+
+def _confirmed_plan_unchecked(implementation: Step, step: StepRun) -> bool:
+    """Whether apply is about to start under a plan the admin confirmed, not yet compared with
+    the cloud as it is now. An auto-applied plan was made a moment ago: it is the fresh one."""
+    return bool(
+        implementation.checks_confirmed_plan
+        and step.plan.get("needs_confirmation")
+        and not step.plan.get(APPLY_STARTED)
+    )
+
+
+def _mark_apply_started(step: StepRun, worker: str) -> bool:
+    """Note, before apply's first call, that apply began under the confirmed plan (False: another
+    worker took the step over)."""
+    step.plan = {**step.plan, APPLY_STARTED: timezone.now().isoformat()}
+    return bool(
+        StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker).update(
+            plan=step.plan, updated_at=timezone.now()
+        )
+    )
+
+
+def _plan_changed(
+    run: SetupRun,
+    step: StepRun,
+    worker: str,
+    fresh: dict[str, Any],
+    differences: list[PlanDifference],
+) -> None:
+    """The cloud changed since the admin confirmed: keep the new plan, applied only once they
+    confirm it (or answer its form, if it now needs input)."""
+    plan = {
+        **fresh,
+        "needs_confirmation": not fresh.get("needs_input"),
+        CHANGED_SINCE_CONFIRMATION: [asdict(difference) for difference in differences],
+    }
+    summary = "; ".join(difference.summary() for difference in differences)
+    moved = _move_step(
+        run,
+        step,
+        worker,
+        StepStatus.PLANNED,
+        message=f"Plan changed since confirmation: {summary}",
+        plan=plan,
+        error={},
+        outputs={},
+        waiting_since=None,
+    )
+    if moved:
+        step.refresh_from_db()
+        _wait_for_admin(run, step, worker)
 
 
 def _verify_error(failing: list[Finding]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ count that every step was applied exactly once. Inputs of the run tune their beh
     retryable_failures      {step_key: n}  raise RetryableError n times first
     rate_limited            {step_key: n}  raise RetryableError(retry_after_s=0.01) n times first
     fail_steps              [step_key]     raise PermanentError in apply
+    fail_after_create       {step_key: n}  raise RetryableError n times right after creating
     pause                   {step_key: s}  inside the create call, after creating, write a
                                            "<run>-<step>.paused" file holding the pid, then sleep
                                            s seconds (only the first time): the moment to SIGKILL
@@ -169,6 +170,9 @@ class MarkerStep(Step):
         found = self._lookup(ctx)
         if found is None:
             self._create(ctx)
+            broken = int(ctx.inputs.get("fail_after_create", {}).get(self.key, 0))
+            if broken and _bump(ctx.run_id, self.key, "broke_after_create") <= broken:
+                raise RetryableError("The test cloud stopped answering.", code="Timeout")
         elif found == str(ctx.run_id):
             # Created by this run in a call whose worker died before it could record it.
             ctx.record_created("test_marker", marker_path(ctx.run_id, self.key).name)
@@ -192,8 +196,8 @@ class MarkerStep(Step):
         ]
 
     def rollback(self, ctx: StepContext) -> None:
-        for resource in ctx.created:
-            path = effects_dir() / resource["identifier"]
+        for resource in ctx.created_of("test_marker"):
+            path = effects_dir() / resource.identifier
             audited_call(
                 ctx.audit,
                 cloud=TEST_CLOUD,
@@ -270,6 +274,13 @@ class CanaryCall(Step):
         if ctx.inputs.get("fail_with_secret"):
             raise PermanentError(f"The IdP refused the secret {secret}.", code="invalid_client")
         return {"echo": response["issued_for"]}
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # The token it asked for expires on its own.
+        return None
 
 
 register_flow(

@@ -80,10 +80,7 @@ def tagged_run(tags: list[dict[str, str]] | None) -> str:
 
 
 def created_here(ctx: StepContext, resource_type: str, identifier: str) -> bool:
-    return any(
-        entry["resource_type"] == resource_type and entry["identifier"] == identifier
-        for entry in ctx.created
-    )
+    return ctx.created_here(resource_type, identifier)
 
 
 def partition(region: str) -> str:

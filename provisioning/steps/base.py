@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -13,6 +16,8 @@ if TYPE_CHECKING:
     from provisioning.context import StepContext
 
 ChangeAction = Literal["create", "update", "adopt", "delete", "nothing"]
+# Actions that write to a cloud: what they write (details, diff) is part of what the admin confirms.
+WRITING_ACTIONS = ("create", "update", "delete")
 
 
 @dataclass
@@ -25,6 +30,40 @@ class Change:
     details: dict[str, Any] = field(default_factory=dict)
     # A unified diff or a before/after pair, for updates.
     diff: str = ""
+
+    @property
+    def resource(self) -> tuple[str, str]:
+        return (self.resource_type, self.name)
+
+    def confirmed_part(self) -> tuple[str, str]:
+        """What the admin agrees to when confirming this change: the action, and for a change
+        that writes, the values it writes and what they replace (details and diff; an update
+        confirmed over one value is not confirmed over another). What a "nothing" or "adopt"
+        change read (an instance's status, an ARN) is a fact of the moment, left out."""
+        if self.action not in WRITING_ACTIONS:
+            return (self.action, "")
+        written = json.dumps([self.details, self.diff], sort_keys=True, default=str)
+        return (self.action, written)
+
+
+@dataclass
+class PlanDifference:
+    """One resource whose change differs between a confirmed plan and a fresh one. `confirmed`
+    and `now` are the actions ("" when that plan has no change for the resource); `values`
+    says the action is the same but what it writes is not."""
+
+    resource_type: str
+    name: str
+    confirmed: str
+    now: str
+    values: bool = False
+
+    def summary(self) -> str:
+        """One line for the audit log (English, like its other messages)."""
+        if self.values:
+            return f"{self.resource_type} {self.name}: {self.now} with other values"
+        confirmed, now = self.confirmed or "absent", self.now or "absent"
+        return f"{self.resource_type} {self.name}: {confirmed} → {now}"
 
 
 @dataclass
@@ -42,6 +81,32 @@ class Plan:
     def is_noop(self) -> bool:
         return all(change.action in ("nothing", "adopt") for change in self.changes)
 
+    def differences(self, fresh: Plan) -> list[PlanDifference]:
+        """Where `fresh` (planned again just before apply) would do something other than this
+        plan, the one the admin confirmed: per resource, the confirmed part of its changes
+        (Change.confirmed_part). Warnings, flags and read-only facts are not compared: a plan
+        read a second later is the same plan when it makes the same changes."""
+        confirmed, now = _by_resource(self.changes), _by_resource(fresh.changes)
+        found = []
+        for resource in [*confirmed, *(r for r in now if r not in confirmed)]:
+            before, after = confirmed.get(resource, []), now.get(resource, [])
+            if sorted(c.confirmed_part() for c in before) == sorted(
+                c.confirmed_part() for c in after
+            ):
+                continue
+            before_actions = ", ".join(sorted({c.action for c in before}))
+            after_actions = ", ".join(sorted({c.action for c in after}))
+            found.append(
+                PlanDifference(
+                    resource_type=resource[0],
+                    name=resource[1],
+                    confirmed=before_actions,
+                    now=after_actions,
+                    values=before_actions == after_actions,
+                )
+            )
+        return found
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -54,6 +119,13 @@ class Plan:
             needs_confirmation=bool(data.get("needs_confirmation", False)),
             needs_input=bool(data.get("needs_input", False)),
         )
+
+
+def _by_resource(changes: list[Change]) -> dict[tuple[str, str], list[Change]]:
+    grouped: dict[tuple[str, str], list[Change]] = {}
+    for change in changes:
+        grouped.setdefault(change.resource, []).append(change)
+    return grouped
 
 
 @dataclass
@@ -69,8 +141,9 @@ class Finding:
     blocking: bool = True
 
 
-class Step:
-    """One step of a flow. Subclasses set key/title and implement the four methods.
+class Step(ABC):
+    """One step of a flow. Subclasses set key/title and implement the four methods (each one,
+    even if it has nothing to do: a step that creates nothing says so in its rollback).
 
     apply() must be idempotent: look resources up by a deterministic name/tag/client token first,
     and record what this run created with ctx.record_created(), so a re-run or a crash at any line
@@ -83,18 +156,26 @@ class Step:
     description: ClassVar[str | StrPromise] = ""
     # The form that collects this step's inputs, if it has any.
     form_class: ClassVar[type[forms.Form] | None] = None
+    # Before applying a plan the admin confirmed, the engine plans again and asks again if the
+    # plan changed (provisioning/runner.py). False only for a step whose plan is a stored work
+    # list that apply runs row by row, each row checking the cloud as it goes.
+    checks_confirmed_plan: ClassVar[bool] = True
 
+    @abstractmethod
     def plan(self, ctx: StepContext) -> Plan:
-        raise NotImplementedError
+        """Read-only: what apply() would change."""
 
+    @abstractmethod
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        raise NotImplementedError
+        """Make the planned changes, idempotently; return the outputs later steps read."""
 
+    @abstractmethod
     def verify(self, ctx: StepContext) -> list[Finding]:
-        return []
+        """Re-read the cloud: does the step's result still hold?"""
 
+    @abstractmethod
     def rollback(self, ctx: StepContext) -> None:
-        return None
+        """Remove what this run created (ctx.created_of), never what it adopted."""
 
 
 STEPS: dict[str, type[Step]] = {}
@@ -102,6 +183,9 @@ STEPS: dict[str, type[Step]] = {}
 
 def register(step_class: type[Step]) -> type[Step]:
     """Class decorator: make a step available to flows by its key."""
+    if inspect.isabstract(step_class):
+        missing = ", ".join(sorted(step_class.__abstractmethods__))
+        raise TypeError(f"the step {step_class.key!r} does not implement {missing}")
     existing = STEPS.get(step_class.key)
     if existing is not None and existing is not step_class:
         raise ValueError(f"two steps share the key {step_class.key!r}")

@@ -193,10 +193,7 @@ def client_token(ctx: StepContext, alias: str) -> str:
 
 
 def _created_id(ctx: StepContext) -> str:
-    return next(
-        (entry["identifier"] for entry in ctx.created if entry["resource_type"] == RESOURCE_TYPE),
-        "",
-    )
+    return next((entry.identifier for entry in ctx.created_of(RESOURCE_TYPE)), "")
 
 
 def _find_by_alias(connect: Any, alias: str) -> dict[str, Any] | None:
@@ -444,7 +441,7 @@ class ConnectInstance(Step):
             "instance_alias": alias,
             "access_url": instance.get("InstanceAccessUrl", ""),
             "identity_management_type": instance.get("IdentityManagementType", ""),
-            "adopted": not any(entry["identifier"] == instance_id for entry in ctx.created),
+            "adopted": not ctx.created_here(RESOURCE_TYPE, instance_id),
         }
 
     def _create(self, ctx: StepContext, connect: Any, want: Wanted) -> str:
@@ -483,15 +480,15 @@ class ConnectInstance(Step):
         ]
 
     def rollback(self, ctx: StepContext) -> None:
-        created = [entry for entry in ctx.created if entry["resource_type"] == RESOURCE_TYPE]
+        created = ctx.created_of(RESOURCE_TYPE)
         if not created:
             return
         connect = ctx.aws("connect")
         for entry in created:
             try:
-                connect.delete_instance(InstanceId=entry["identifier"])
+                connect.delete_instance(InstanceId=entry.identifier)
             except PermanentError as error:
                 if error.code not in NOT_FOUND_CODES:
                     raise
-        if ctx.instance_id in {entry["identifier"] for entry in created}:
+        if ctx.instance_id in {entry.identifier for entry in created}:
             ctx.set_run_instance(instance_id="", instance_alias=ctx.instance_alias)

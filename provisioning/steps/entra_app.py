@@ -201,13 +201,12 @@ def find_app(ctx: StepContext, client: Any) -> FoundApp | None:
                 "applications › the app › Overview.",
             )
         return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
-    for created in ctx.created:
-        if created["resource_type"] == RESOURCE_TYPE:
-            application = _app_by_key(client, created["identifier"])
-            if application is None:
-                raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
-            service_principal = _service_principal(client, application.app_id)
-            return FoundApp(application, service_principal, adopted=False)
+    for created in ctx.created_of(RESOURCE_TYPE):
+        application = _app_by_key(client, created.identifier)
+        if application is None:
+            raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
+        service_principal = _service_principal(client, application.app_id)
+        return FoundApp(application, service_principal, adopted=False)
     application = _app_by_identifier(client, wanted_identifier(ctx))
     if application is not None:
         return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
@@ -518,11 +517,9 @@ class EntraApp(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.graph()
-        for created in ctx.created:
-            if created["resource_type"] != RESOURCE_TYPE:
-                continue
+        for created in ctx.created_of(RESOURCE_TYPE):
             application = get_or_none(
-                client.applications.by_application_id(created["identifier"]).get()
+                client.applications.by_application_id(created.identifier).get()
             )
             if application is not None:
-                run_graph(client.applications.by_application_id(created["identifier"]).delete())
+                run_graph(client.applications.by_application_id(created.identifier).delete())

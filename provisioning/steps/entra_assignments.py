@@ -418,10 +418,8 @@ class EntraAssignments(Step):
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.graph()
         by_app: dict[str, dict[tuple[str, str], str]] = {}
-        for created in ctx.created:
-            if created["resource_type"] != RESOURCE_TYPE:
-                continue
-            sp_id = created["service_principal_id"]
+        for created in ctx.created_of(RESOURCE_TYPE):
+            sp_id = created.details["service_principal_id"]
             if sp_id not in by_app:
                 if (
                     get_or_none(client.service_principals.by_service_principal_id(sp_id).get())
@@ -430,7 +428,7 @@ class EntraAssignments(Step):
                     by_app[sp_id] = {}
                 else:
                     by_app[sp_id] = existing_assignments(client, sp_id)
-            principal_id, _sep, role_id = created["identifier"].partition(":")
+            principal_id, _sep, role_id = created.identifier.partition(":")
             assignment_id = by_app[sp_id].get((principal_id, role_id))
             if assignment_id:
                 run_graph(

@@ -36,7 +36,7 @@ from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSignOnSettings
 from msgraph.generated.models.service_principal import ServicePrincipal
 
-from provisioning.context import StepContext
+from provisioning.context import CreatedResource, StepContext
 from provisioning.entra.client import ids_made_by_run, is_replicating, run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
@@ -381,16 +381,13 @@ class EntraClaims(Step):
         """This run's policy: recorded, or (after a crash between creating and recording it)
         found by its name and this run's marker."""
         policies = client.policies.claims_mapping_policies
-        for created in ctx.created:
-            if created["resource_type"] == POLICY:
-                recorded = get_or_none(
-                    policies.by_claims_mapping_policy_id(created["identifier"]).get()
-                )
-                if recorded is not None:
-                    return recorded
-                if is_replicating(ctx.audit, created["identifier"]):
-                    # Not visible yet, not gone: a second policy now would be a duplicate.
-                    raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
+        for created in ctx.created_of(POLICY):
+            recorded = get_or_none(policies.by_claims_mapping_policy_id(created.identifier).get())
+            if recorded is not None:
+                return recorded
+            if is_replicating(ctx.audit, created.identifier):
+                # Not visible yet, not gone: a second policy now would be a duplicate.
+                raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
         for made in ids_made_by_run(ctx.audit, POLICY_COLLECTION):
             # Made by this run, then a crash before it was recorded: the list may not show it
             # until it replicates, so look it up by the id Graph answered with.
@@ -448,14 +445,15 @@ class EntraClaims(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.graph()
-        for created in reversed(ctx.created):
-            if created["resource_type"] == POLICY:
+        for created in reversed(ctx.created_of(POLICY, APP_ROLE)):
+            if created.kind == POLICY:
                 self._remove_policy(client, created)
-            elif created["resource_type"] == APP_ROLE:
+            else:
                 self._remove_app_role(client, created)
 
-    def _remove_policy(self, client: Any, created: dict[str, Any]) -> None:
-        policy_id, sp_id = created["identifier"], created.get("service_principal_id", "")
+    def _remove_policy(self, client: Any, created: CreatedResource) -> None:
+        policy_id = created.identifier
+        sp_id = created.details.get("service_principal_id", "")
         item = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(policy_id)
         sp = client.service_principals.by_service_principal_id(sp_id)
         if get_or_none(item.get()) is not None:
@@ -468,7 +466,7 @@ class EntraClaims(Step):
                         ).ref.delete()
                     )
             run_graph(item.delete())
-        replaced = created.get("replaced_policy_id") or ""
+        replaced = created.details.get("replaced_policy_id") or ""
         if replaced and get_or_none(sp.get()) is not None:
             linked = run_graph(sp.claims_mapping_policies.get())
             still_there = client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
@@ -481,15 +479,15 @@ class EntraClaims(Step):
                     )
                 )
 
-    def _remove_app_role(self, client: Any, created: dict[str, Any]) -> None:
-        role_id = created["identifier"]
-        app_id = created.get("application_id") or ""
+    def _remove_app_role(self, client: Any, created: CreatedResource) -> None:
+        role_id = created.identifier
+        app_id = created.details.get("application_id") or ""
         if not app_id:
             # Recorded before roles moved to the application: find it through the service
             # principal's appId.
             sp = get_or_none(
                 client.service_principals.by_service_principal_id(
-                    created.get("service_principal_id", "")
+                    created.details.get("service_principal_id", "")
                 ).get()
             )
             application = sp and get_or_none(client.applications_with_app_id(sp.app_id).get())

@@ -20,7 +20,7 @@ from provisioning.context import StepContext
 from provisioning.entra.client import run_graph, token_permissions
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.errors import PermanentError
-from provisioning.steps.base import Change, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 TEMPLATE_NAME = "AWS Single-Account Access"
 # The template's id as seen in Entra (PROCEDURE.md section 2 step 1): used when the lookup by
@@ -137,3 +137,11 @@ class EntraPreflight(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         return check_tenant(ctx)
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        # Its plan and apply are the checks; nothing it leaves behind can drift.
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # Reads only: it created nothing to remove.
+        return None

@@ -30,7 +30,7 @@ from provisioning.aws.iam import (
     same_policy,
     tagged_run,
 )
-from provisioning.context import StepContext
+from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import Conflict, NotFound, PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
@@ -209,16 +209,15 @@ class FederationPolicyStep(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         iam = ctx.aws("iam")
-        created = ctx.created
         # Versions first (newest last recorded, undone first), then whole policies.
-        for entry in reversed([e for e in created if e["resource_type"] == VERSION_RESOURCE]):
+        for entry in reversed(ctx.created_of(VERSION_RESOURCE)):
             self._remove_version(iam, entry)
-        for entry in created:
-            if entry["resource_type"] == POLICY_RESOURCE:
-                self._delete_policy(ctx, iam, entry["identifier"])
+        for entry in ctx.created_of(POLICY_RESOURCE):
+            self._delete_policy(ctx, iam, entry.identifier)
 
-    def _remove_version(self, iam: Any, entry: dict[str, Any]) -> None:
-        arn, version_id = entry["policy_arn"], entry["version_id"]
+    def _remove_version(self, iam: Any, entry: CreatedResource) -> None:
+        arn, version_id = entry.details["policy_arn"], entry.details["version_id"]
+        previous_default = entry.details["previous_default"]
         try:
             versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
         except NotFound:
@@ -226,9 +225,9 @@ class FederationPolicyStep(Step):
         ids = {version["VersionId"]: version for version in versions}
         if version_id not in ids:
             return
-        if ids[version_id]["IsDefaultVersion"] and entry["previous_default"] in ids:
-            iam.set_default_policy_version(PolicyArn=arn, VersionId=entry["previous_default"])
-        if version_id != entry["previous_default"]:
+        if ids[version_id]["IsDefaultVersion"] and previous_default in ids:
+            iam.set_default_policy_version(PolicyArn=arn, VersionId=previous_default)
+        if version_id != previous_default:
             iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
 
     def _delete_policy(self, ctx: StepContext, iam: Any, arn: str) -> None:

@@ -36,7 +36,7 @@ from provisioning.aws.iam import (
     signin_audiences,
     tagged_run,
 )
-from provisioning.context import StepContext
+from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import NotFound, PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
@@ -333,31 +333,29 @@ class FederationRoleStep(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         iam = ctx.aws("iam")
-        created = ctx.created
-        for entry in created:
-            if entry["resource_type"] == INSTANCE_TAG_RESOURCE:
-                self._restore_instance_tag(ctx, entry)
-        for entry in created:
-            if entry["resource_type"] == ATTACHMENT_RESOURCE:
-                with contextlib.suppress(NotFound):
-                    iam.detach_role_policy(
-                        RoleName=entry["role_name"], PolicyArn=entry["policy_arn"]
-                    )
-        for entry in created:
-            if entry["resource_type"] == ROLE_RESOURCE:
-                self._delete_role(ctx, iam, entry["identifier"])
+        for entry in ctx.created_of(INSTANCE_TAG_RESOURCE):
+            self._restore_instance_tag(ctx, entry)
+        for entry in ctx.created_of(ATTACHMENT_RESOURCE):
+            with contextlib.suppress(NotFound):
+                iam.detach_role_policy(
+                    RoleName=entry.details["role_name"], PolicyArn=entry.details["policy_arn"]
+                )
+        for entry in ctx.created_of(ROLE_RESOURCE):
+            self._delete_role(ctx, iam, entry.identifier)
 
-    def _restore_instance_tag(self, ctx: StepContext, entry: dict[str, Any]) -> None:
+    def _restore_instance_tag(self, ctx: StepContext, entry: CreatedResource) -> None:
         connect = ctx.aws("connect")
-        arn = entry["instance_arn"]
+        arn = entry.details["instance_arn"]
         try:
             tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
         except NotFound:
             return
-        if tags.get(FEDERATION_ROLE_TAG) != entry["role_arn"]:
+        if tags.get(FEDERATION_ROLE_TAG) != entry.details["role_arn"]:
             return
-        if entry.get("previous"):
-            connect.tag_resource(resourceArn=arn, tags={FEDERATION_ROLE_TAG: entry["previous"]})
+        if entry.details.get("previous"):
+            connect.tag_resource(
+                resourceArn=arn, tags={FEDERATION_ROLE_TAG: entry.details["previous"]}
+            )
         else:
             connect.untag_resource(resourceArn=arn, tagKeys=[FEDERATION_ROLE_TAG])
 

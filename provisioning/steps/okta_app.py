@@ -125,7 +125,7 @@ def wanted_settings(ctx: StepContext) -> dict[str, Any]:
 
 
 def _created_app_ids(ctx: StepContext) -> list[str]:
-    return [r["identifier"] for r in ctx.created if r["resource_type"] == "okta_app"]
+    return [record.identifier for record in ctx.created_of("okta_app")]
 
 
 def find_app(ctx: StepContext, client: Any) -> dict[str, Any] | None:

@@ -107,11 +107,9 @@ class OktaAppProvider(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.okta()
-        for record in ctx.created:
-            if record["resource_type"] != "okta_app_setting":
-                continue
-            app = aws_app.get_app(client, record["app_id"])
+        for record in ctx.created_of("okta_app_setting"):
+            app = aws_app.get_app(client, record.details["app_id"])
             if app is not None:
                 aws_app.replace_app(
-                    client, app, app_settings_update={SETTING: record.get("previous")}
+                    client, app, app_settings_update={SETTING: record.details.get("previous")}
                 )

@@ -434,13 +434,13 @@ class OktaAssignments(Step):
         app_users = _app_users(client, app_id)
         expected = ctx.outputs.get("okta_app", {})
         findings = []
-        for record in ctx.created:
-            if record["resource_type"] == "okta_app_user" and record["identifier"] not in app_users:
+        for record in ctx.created_of("okta_app_user"):
+            if record.identifier not in app_users:
                 findings.append(
                     Finding(
                         check="A person is assigned to the Okta app",
                         ok=False,
-                        detail=record["identifier"],
+                        detail=record.identifier,
                         fix="Retry the step.",
                     )
                 )
@@ -456,16 +456,15 @@ class OktaAssignments(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.okta()
-        for record in reversed(ctx.created):
-            kind, identifier = record["resource_type"], record["identifier"]
+        made = ctx.created_of("okta_app_user", "okta_app_group", "okta_group_member")
+        for record in reversed(made):
+            kind, identifier, details = record.kind, record.identifier, record.details
             if kind == "okta_app_user":
-                path = f"{aws_app.app_path(record['app_id'])}/users/{identifier}"
+                path = f"{aws_app.app_path(details['app_id'])}/users/{identifier}"
             elif kind == "okta_app_group":
-                path = f"{aws_app.app_path(record['app_id'])}/groups/{identifier}"
-            elif kind == "okta_group_member":
-                path = f"/api/v1/groups/{record['group_id']}/users/{identifier}"
+                path = f"{aws_app.app_path(details['app_id'])}/groups/{identifier}"
             else:
-                continue
+                path = f"/api/v1/groups/{details['group_id']}/users/{identifier}"
             try:
                 okta_call(client, "DELETE", path)
             except PermanentError as error:

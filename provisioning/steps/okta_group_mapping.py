@@ -92,10 +92,6 @@ def find_group(client: Any, name: str) -> dict[str, Any] | None:
     return None
 
 
-def _created(ctx: StepContext, resource_type: str) -> list[dict[str, Any]]:
-    return [r for r in ctx.created if r["resource_type"] == resource_type]
-
-
 @register
 class OktaGroupMapping(Step):
     key = "okta_group_mapping"
@@ -191,13 +187,13 @@ class OktaGroupMapping(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         client = ctx.okta()
-        for record in _created(ctx, "okta_app_setting"):
-            app = aws_app.get_app(client, record["app_id"])
+        for record in ctx.created_of("okta_app_setting"):
+            app = aws_app.get_app(client, record.details["app_id"])
             if app is not None:
-                aws_app.replace_app(client, app, app_settings_update=record["previous"])
-        for record in _created(ctx, "okta_group"):
+                aws_app.replace_app(client, app, app_settings_update=record.details["previous"])
+        for record in ctx.created_of("okta_group"):
             try:
-                okta_call(client, "DELETE", f"/api/v1/groups/{record['identifier']}")
+                okta_call(client, "DELETE", f"/api/v1/groups/{record.identifier}")
             except PermanentError as error:
                 if error.code != aws_app.NOT_FOUND:
                     raise

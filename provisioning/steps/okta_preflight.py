@@ -19,7 +19,7 @@ from provisioning.errors import PermanentError
 from provisioning.models import SetupRun
 from provisioning.okta.client import DEFAULT_SCOPES
 from provisioning.okta.rest import okta_call
-from provisioning.steps.base import Change, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 # What the flow does in Okta, and the standard admin roles that may do it (Okta Help, "Standard
 # administrator roles and permissions": Super and Org Administrators may do all of it, the
@@ -153,3 +153,11 @@ class OktaPreflight(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         return self._checks(ctx)
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        # Its plan and apply are the checks; nothing it leaves behind can drift.
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # Reads only: it created nothing to remove.
+        return None

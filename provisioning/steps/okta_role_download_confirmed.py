@@ -232,3 +232,7 @@ class OktaRoleDownloadConfirmed(Step):
                 "the keys, Test API Credentials, Save.",
             )
         ]
+
+    def rollback(self, ctx: StepContext) -> None:
+        # It waits for Okta to use the key; the key itself is the listing user step's to remove.
+        return None

@@ -102,10 +102,6 @@ def _wants_rotation(ctx: StepContext, stored: str, keys: list[str]) -> bool:
     return step is not None and step.secret_revealed_at is not None
 
 
-def _created(ctx: StepContext, resource_type: str) -> list[dict[str, Any]]:
-    return [r for r in ctx.created if r["resource_type"] == resource_type]
-
-
 @register
 class OktaRoleListingUser(Step):
     key = "okta_role_listing_user"
@@ -183,7 +179,7 @@ class OktaRoleListingUser(Step):
         rotate = _wants_rotation(ctx, stored, keys)
         if stored in keys and not rotate:
             return stored
-        if keys and not rotate and not _created(ctx, "iam_user"):
+        if keys and not rotate and not ctx.created_of("iam_user"):
             # An earlier run's key, which Okta may already use: left alone (the plan says so).
             return keys[0]
         # Replace keys whose secret this run doesn't hold (an orphan of a crashed attempt, its
@@ -236,19 +232,23 @@ class OktaRoleListingUser(Step):
         ]
 
     def rollback(self, ctx: StepContext) -> None:
-        created_user = _created(ctx, "iam_user")
+        created_user = ctx.created_of("iam_user")
         iam = ctx.aws("iam")
-        names = {r.get("user_name", "") for r in ctx.created if r.get("user_name")}
-        names |= {r["identifier"] for r in created_user}
+        names = {
+            str(r.details["user_name"])
+            for r in ctx.created_of("iam_user_policy", "iam_access_key")
+            if r.details.get("user_name")
+        }
+        names |= {r.identifier for r in created_user}
         for name in names:
             if _find_user(iam, name) is None:
                 continue
             keys = _key_ids(iam, name)
-            ours = {r["identifier"] for r in _created(ctx, "iam_access_key")}
+            ours = {r.identifier for r in ctx.created_of("iam_access_key")}
             for key in keys:
                 if created_user or key in ours:
                     iam.delete_access_key(UserName=name, AccessKeyId=key)
-            if _created(ctx, "iam_user_policy") and _has_policy(iam, name):
+            if ctx.created_of("iam_user_policy") and _has_policy(iam, name):
                 iam.delete_user_policy(UserName=name, PolicyName=POLICY_NAME)
             if created_user:
                 iam.delete_user(UserName=name)

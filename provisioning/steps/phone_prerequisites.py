@@ -478,11 +478,9 @@ class PhonePrerequisites(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         connect = ctx.aws("connect")
-        for resource in ctx.created:
-            if resource["resource_type"] != "phone_number":
-                continue
+        for resource in ctx.created_of("phone_number"):
             try:
-                connect.release_phone_number(PhoneNumberId=resource["identifier"])
+                connect.release_phone_number(PhoneNumberId=resource.identifier)
             except PermanentError as error:
                 if error.code != "ResourceNotFoundException":
                     raise

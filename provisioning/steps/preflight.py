@@ -27,7 +27,7 @@ from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.models import SetupRun
-from provisioning.steps.base import Change, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 # The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
 # connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
@@ -479,3 +479,11 @@ class Preflight(Step):
         if result["missing_actions"]:
             raise _missing_error(result)
         return {**result, "warnings": checks.warnings}
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        # Its plan and apply are the checks; nothing it leaves behind can drift.
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # Reads only: it created nothing to remove.
+        return None

@@ -327,10 +327,8 @@ class SamlProviderStep(Step):
 
     def rollback(self, ctx: StepContext) -> None:
         iam = ctx.aws("iam")
-        for entry in ctx.created:
-            if entry["resource_type"] != RESOURCE_TYPE:
-                continue
-            existing = find_provider(iam, entry["identifier"])
+        for entry in ctx.created_of(RESOURCE_TYPE):
+            existing = find_provider(iam, entry.identifier)
             if existing is None:
                 continue
             owner = tagged_run(existing.tags)

@@ -624,3 +624,11 @@ class SignInTest(Step):
         )
         outputs["results"] = results
         return outputs
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        # Its apply is the check (a real sign-in, or every link read from the clouds).
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        # A sign-in creates nothing in any cloud.
+        return None

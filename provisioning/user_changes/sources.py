@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from provisioning.context import created_of
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.entra.group_members import graph_users
 from provisioning.models import RunStatus, SetupRun, UserChangeSet, UserSync
@@ -245,9 +246,10 @@ def okta_app_access(client: Any, setup: Any) -> AppAccess:
         for person in (assignments.outputs.get("people", []) if assignments else [])
     }
     setup_groups = {
-        str(made["identifier"])
-        for made in (assignments.created_resources if assignments else [])
-        if made.get("resource_type") == "okta_app_group"
+        made.identifier
+        for made in created_of(
+            assignments.created_resources if assignments else [], "okta_app_group"
+        )
     }
     member_of: dict[str, list[Grant]] = {}
     for group in okta_pages(

@@ -505,6 +505,11 @@ class UsersStep(Step):
     """A step whose plan is a users plan: apply, verify and rollback are the same for all of
     them; a subclass says where its people come from in plan()."""
 
+    # The confirmed plan is its stored change set, which apply makes row by row: planning again
+    # would store a new one in its place. A person changed meanwhile is met by their row (a user
+    # someone else created since is left alone, one gone since fails with "no longer exists").
+    checks_confirmed_plan = False
+
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         return apply_user_changes(ctx, lambda: self.plan(ctx))
 

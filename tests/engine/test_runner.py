@@ -103,6 +103,15 @@ class WaitsLong(Step):
     def plan(self, ctx):
         raise WaitForCloud("the cloud is slow", countdown_s=24 * 3600)
 
+    def apply(self, ctx):
+        raise AssertionError("its plan never finishes")
+
+    def verify(self, ctx):
+        return []
+
+    def rollback(self, ctx):
+        return None
+
 
 def test_it_never_asks_for_a_countdown_longer_than_the_limit(settings) -> None:
     settings.WIZARD_MAX_COUNTDOWN_S = 1.5
@@ -289,6 +298,12 @@ class WarnsInTheRunsLanguage(Step):
 
     def apply(self, ctx):
         return {}
+
+    def verify(self, ctx):
+        return []
+
+    def rollback(self, ctx):
+        return None
 
 
 def test_it_writes_plans_in_the_language_of_the_admin_who_started_the_run() -> None:

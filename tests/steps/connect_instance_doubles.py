@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioning.context import StepContext
 from provisioning.flows import Flow, register_flow
-from provisioning.steps.base import Change, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.connect_instance import ConnectInstance, Wanted
 from tests.engine_doubles import mark_paused, paused_path
 
@@ -51,6 +51,12 @@ class ReadsRunInstance(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         return {"instance_id": ctx.instance_id, "instance_alias": ctx.instance_alias}
+
+    def verify(self, ctx: StepContext) -> list[Finding]:
+        return []
+
+    def rollback(self, ctx: StepContext) -> None:
+        return None
 
 
 register_flow(

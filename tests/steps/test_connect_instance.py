@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from provisioning import runner
 from provisioning.aws.client import map_aws_error
 from provisioning.connections.sandbox_registration import register_sandbox_connections
+from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.models import (
     AuditEvent,
@@ -188,8 +189,8 @@ def test_it_converges_on_one_instance_when_applied_again_or_after_losing_its_rec
 
     assert again["instance_id"] == after_crash["instance_id"] == first
     assert after_crash["adopted"] is False
-    assert forgetful.created == [
-        {"resource_type": "connect_instance", "identifier": first, "alias": alias}
+    assert forgetful.created_of("connect_instance") == [
+        CreatedResource("connect_instance", first, {"alias": alias})
     ]
     assert len(_instances_with_alias(connect, alias)) == 1
     assert len(calls(run, "CreateInstance")) == 2
@@ -297,7 +298,7 @@ def test_it_explains_a_taken_alias(aws: Connection, connect: Any) -> None:
     assert f"https://{taken}.my.connect.aws" in refused.value.message
     assert "must be unique across AWS" in refused.value.message
     assert "Type another alias" in refused.value.hint
-    assert ctx.created == []
+    assert ctx.created_resources == []
 
 
 @pytest.mark.parametrize(

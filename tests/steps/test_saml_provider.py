@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.models import Connection
 from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
@@ -59,7 +60,7 @@ def test_it_creates_the_provider_once_however_often_apply_runs(
     assert first["certificate_fingerprint"] == change.details["certificate_fingerprint"]
     assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
     assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
-    assert step_context(run, KEY).created == [{"resource_type": KEY, "identifier": name}]
+    assert step_context(run, KEY).created_of(KEY) == [CreatedResource(KEY, name)]
 
 
 def test_it_updates_the_provider_only_when_the_certificate_changes(

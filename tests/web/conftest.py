@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from provisioning.flows import FLOWS, Flow, register_flow
-from provisioning.steps.base import STEPS, Plan, Step, register
+from provisioning.steps.base import STEPS, Finding, Plan, Step, register
 from tests.web.factories import WEB_FLOW
 from wizard.roles import ADMIN, role_group
 
@@ -23,7 +23,23 @@ class AnswerForm(forms.Form):
     team_name = forms.CharField(label="Team")
 
 
-class AskStep(Step):
+class PageOnlyStep(Step):
+    """A step only the pages show; no worker runs it here."""
+
+    def plan(self, ctx: Any) -> Plan:
+        raise AssertionError("only the pages use this step")
+
+    def apply(self, ctx: Any) -> dict[str, Any]:
+        raise AssertionError("only the pages use this step")
+
+    def verify(self, ctx: Any) -> list[Finding]:
+        return []
+
+    def rollback(self, ctx: Any) -> None:
+        return None
+
+
+class AskStep(PageOnlyStep):
     """A step that asks the admin a question before it plans; only the pages use it here."""
 
     key = "web_ask"
@@ -35,7 +51,7 @@ class AskStep(Step):
         return Plan(needs_input=True)
 
 
-class CreateStep(Step):
+class CreateStep(PageOnlyStep):
     key = "web_create"
     title = "Create the instance"
 

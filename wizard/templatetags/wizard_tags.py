@@ -53,6 +53,24 @@ def status_label(status: str) -> str:
     return status
 
 
+# The admin's word for a planned change's action (the plan list on the run page says the same).
+CHANGE_ACTIONS = {
+    "create": gettext_lazy("Create"),
+    "update": gettext_lazy("Update"),
+    "adopt": gettext_lazy("Use existing"),
+    "delete": gettext_lazy("Delete"),
+    "nothing": gettext_lazy("No change"),
+}
+
+
+@register.filter
+def change_action_label(actions: str) -> str:
+    """ "create" -> "Create"; several ("create, nothing") each; none ("") -> "not in the plan"."""
+    if not actions:
+        return _("not in the plan")
+    return ", ".join(str(CHANGE_ACTIONS.get(action, action)) for action in actions.split(", "))
+
+
 @register.filter
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
