@@ -34,7 +34,13 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
-from provisioning.audit import AuditScope, record_state_change, redact, redact_text
+from provisioning.audit import (
+    AuditScope,
+    batched_finishes,
+    record_state_change,
+    redact,
+    redact_text,
+)
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
 from provisioning.flows import FLOWS
@@ -83,7 +89,12 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
     """Do the run's next piece of work: at most one step (its plan, apply and verify), or one
     step's rollback. Returns the seconds after which to call again, or None when there is nothing
     to do now (the run is at rest, waits for the admin, or another worker holds its step)."""
-    worker = worker or worker_identity()
+    # The reads' finished audit rows ride along with the next row written (audit's docstring).
+    with batched_finishes():
+        return _advance(run_id, worker or worker_identity())
+
+
+def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
     finished_a_step = False
     while True:
         try:
