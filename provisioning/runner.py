@@ -191,7 +191,11 @@ def _claim_where(
             )
     if not updated:
         return None
-    return StepRun.objects.get(pk=step.pk)
+    # The row as the UPDATE left it, without reading it again (attempts is counted in the
+    # database; nothing here reads it).
+    step.status, step.claimed_by, step.claimed_at, step.updated_at = to_status, worker, now, now
+    step.started_at = step.started_at or now
+    return step
 
 
 def _process_is_alive(pid: int) -> bool:
