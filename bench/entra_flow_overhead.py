@@ -12,8 +12,10 @@ the worker's first sign-in), then RUNS times timed, each run a new instance and 
 request the sandbox's clouds receive during a timed run is counted (AWS, Entra and its sign-in,
 the AWS sign-in check).
 Record: {"wizard_s", "bare_s" (medians), "ratio" (wizard_s / bare_s: the wizard's own overhead),
-"wizard_requests", "bare_requests", "wizard_token_requests", "bare_token_requests" (per run),
-"runs", "database", "load_average"}.
+"wizard_requests", "bare_requests", "wizard_token_requests", "bare_token_requests",
+"wizard_queries" (database statements but BEGIN and COMMIT), "wizard_audit_rows" (per run),
+"runs", "database", "load_average"}. On a busy machine every database round trip waits for the
+scheduler, so the ratio grows with the load average: compare figures taken at a similar load.
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ def run() -> dict[str, Any]:
         try:
             database = _setup_wizard(sandbox_file, Path(state_dir))
             requests = _Requests(sandbox)
-            wizard = _timed(requests, lambda name: _wizard(Path(state_dir), name), "bench-wizard")
+            queries = _Queries()
+            wizard = _timed(
+                requests,
+                lambda name: _wizard(Path(state_dir), name),
+                "bench-wizard",
+                counts=queries.per_run,
+            )
             bare = _timed(requests, lambda name: _bare(endpoints, name), "bench-bare")
         finally:
             sandbox.stop()
@@ -98,6 +106,8 @@ def run() -> dict[str, Any]:
         "bare_requests": bare["requests"],
         "wizard_token_requests": wizard["token_requests"],
         "bare_token_requests": bare["token_requests"],
+        "wizard_queries": wizard["queries"],
+        "wizard_audit_rows": wizard["audit_rows"],
         "runs": RUNS,
         "database": database,
         "load_average": [round(load, 2) for load in os.getloadavg()],
@@ -129,23 +139,64 @@ class _Requests:
         return paths
 
 
-def _timed(requests: _Requests, side: Callable[[str], None], name: str) -> dict[str, Any]:
+class _Queries:
+    """Counts the statements this process sends to the database (a wrapper on every new
+    connection's execute, cheaper than Django's query log)."""
+
+    def __init__(self) -> None:
+        from django.db import connection
+        from django.db.backends.signals import connection_created
+
+        self._count = 0
+        connection.execute_wrappers.append(self._counted)
+        connection_created.connect(self._on_connection, weak=False)
+
+    def _on_connection(self, connection: Any, **_: Any) -> None:
+        if self._counted not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self._counted)
+
+    def _counted(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self._count += 1
+        return execute(sql, params, many, context)
+
+    def per_run(self, alias: str) -> dict[str, int]:
+        """The statements sent since the last call (BEGIN and COMMIT not included: the backend
+        sends those itself), and the audit rows of the run `alias` (not counted)."""
+        from provisioning.models import AuditEvent
+
+        count = self._count
+        rows = AuditEvent.objects.filter(run__instance_alias=alias).count()
+        self._count = 0
+        return {"queries": count, "audit_rows": rows}
+
+
+def _timed(
+    requests: _Requests,
+    side: Callable[[str], None],
+    name: str,
+    counts: Callable[[str], dict[str, int]] | None = None,
+) -> dict[str, Any]:
     """One untimed run, then RUNS timed ones, each under a name of its own; the requests the
-    sandbox received per timed run (the same every run, or the record says which differ)."""
+    sandbox received per timed run (the same every run, or the record says which differ), and
+    what `counts` counts after each timed run."""
     side(f"{name}-warm")
     requests.take()
-    seconds, counts, tokens = [], set(), set()
+    if counts:
+        counts(f"{name}-warm")
+    seconds: list[float] = []
+    seen: dict[str, set[int]] = {"requests": set(), "token_requests": set()}
     for number in range(RUNS):
         started = time.perf_counter()
         side(f"{name}-{number}")
         seconds.append(time.perf_counter() - started)
         paths = requests.take()
-        counts.add(len(paths))
-        tokens.add(sum(1 for path in paths if TOKEN_PATH.search(path)))
+        seen["requests"].add(len(paths))
+        seen["token_requests"].add(sum(1 for path in paths if TOKEN_PATH.search(path)))
+        for key, value in (counts(f"{name}-{number}") if counts else {}).items():
+            seen.setdefault(key, set()).add(value)
     return {
         "seconds": seconds,
-        "requests": counts.pop() if len(counts) == 1 else sorted(counts),
-        "token_requests": tokens.pop() if len(tokens) == 1 else sorted(tokens),
+        **{key: value.pop() if len(value) == 1 else sorted(value) for key, value in seen.items()},
     }
 
 

@@ -1,21 +1,40 @@
 """The one choke point that writes every cloud call and state change to the audit log, redacted.
 
 A call gets a "call_started" row, committed before the call goes out (so a crash mid-call still
-leaves a trace), and a "call_finished" row with the outcome and duration after it. Nothing reaches
-a row before `provisioning.redaction` has masked its secrets.
+leaves a trace), and a "call_finished" row with the outcome and duration after it. Inside
+`batched_finishes()` (the runner opens it around each phase of a step) the finished row of a
+read (a GET, or an AWS Describe/Get/List/Search) waits for the next row this thread writes and
+goes into the same INSERT, or is written when the block ends: a read changes nothing in the
+cloud, so its finished row witnesses nothing a crash could hide (the started row is still
+there), and each read costs one commit instead of two. The finished row of every other call is
+written at once: it is what a crashed run reads to find what it made. Nothing reaches a row
+before `provisioning.redaction` has masked its secrets.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from django.db import router, transaction
+
+from provisioning.models import AuditEvent, AuditKind, AuditOutcome
 from provisioning.redaction import redact, redact_text, truncate_text
 
 T = TypeVar("T")
+
+# AWS operations that only read (the API reference's naming: Describe*, Get*, List*, Search*);
+# Graph and Okta operations are "<HTTP method> <path>", and only GET and HEAD read.
+READ_OPERATION = re.compile(r"^(Describe|Get|List|Search)[A-Z]|^(GET|HEAD) ")
+# Per thread: whether batched_finishes() is open, and the finished rows of reads waiting for the
+# next write.
+_batch = threading.local()
 
 
 @dataclass(frozen=True)
@@ -40,12 +59,8 @@ class CallRecord:
     started: float = field(default_factory=time.monotonic)
 
 
-def _write(scope: AuditScope, **fields: Any) -> Any:
-    # The models are imported inside the functions of this module: settings' LOGGING loads it
-    # (RedactSecretsFilter) while Django configures logging, before any model can be defined.
-    from provisioning.models import AuditEvent
-
-    return AuditEvent.objects.create(
+def _row(scope: AuditScope, **fields: Any) -> AuditEvent:
+    return AuditEvent(
         actor_id=scope.actor_id,
         actor_label=scope.actor_label[:200],
         run_id=scope.run_id,
@@ -54,13 +69,56 @@ def _write(scope: AuditScope, **fields: Any) -> Any:
     )
 
 
+def _insert(rows: list[AuditEvent]) -> None:
+    """INSERT the rows with one statement. Outside a transaction it commits on its own
+    (autocommit): bulk_create would add a BEGIN and a COMMIT round trip around it."""
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    AuditEvent.objects._insert(rows, fields=fields, using=router.db_for_write(AuditEvent))
+
+
+def _write(scope: AuditScope, **fields: Any) -> None:
+    """Write one row; outside a transaction, the reads' finished rows waiting in this thread go
+    into the same INSERT (inside one they wait on: a rollback would take them with it)."""
+    rows = [_row(scope, **fields)]
+    pending = getattr(_batch, "pending", None)
+    if pending and not transaction.get_connection(router.db_for_write(AuditEvent)).in_atomic_block:
+        rows = [*pending, *rows]
+        pending.clear()
+    _insert(rows)
+
+
+def flush_finishes() -> None:
+    """Write the reads' finished rows waiting in this thread (one INSERT)."""
+    pending = getattr(_batch, "pending", None)
+    if pending:
+        rows = list(pending)
+        pending.clear()
+        _insert(rows)
+
+
+@contextmanager
+def batched_finishes() -> Iterator[None]:
+    """Within the block, a read's finished row waits for the next row this thread writes (see the
+    module's docstring); every waiting row is written when the block ends, however it ends."""
+    if getattr(_batch, "pending", None) is not None:
+        yield  # already open further up this thread
+        return
+    _batch.pending = []
+    try:
+        yield
+    finally:
+        try:
+            flush_finishes()
+        finally:
+            _batch.pending = None
+
+
 def start_call(
     scope: AuditScope, *, cloud: str, service: str, operation: str, request: dict[str, Any]
 ) -> CallRecord:
     """Write the "call_started" row, committed at once: callers hold no transaction open, so the
     row's one INSERT commits on its own (Django's autocommit); a transaction block around it
     would only add a BEGIN and a COMMIT round trip."""
-    from provisioning.models import AuditKind, AuditOutcome
 
     record = CallRecord(
         scope=scope, call_id=uuid.uuid4(), cloud=cloud, service=service, operation=operation
@@ -86,22 +144,24 @@ def finish_call(
     error_code: str = "",
 ) -> None:
     """Write the "call_finished" row of a started call: outcome, redacted response, duration (one
-    INSERT, committed on its own like the started row)."""
-    from provisioning.models import AuditKind
-
+    INSERT, committed on its own like the started row; a read's waits inside batched_finishes)."""
     duration_ms = int((time.monotonic() - record.started) * 1000)
-    _write(
-        record.scope,
-        kind=AuditKind.CALL_FINISHED,
-        cloud=record.cloud,
-        service=record.service,
-        operation=record.operation,
-        call_id=record.call_id,
-        outcome=outcome,
-        error_code=error_code[:128],
-        duration_ms=duration_ms,
-        response=redact(response or {}),
-    )
+    fields = {
+        "kind": AuditKind.CALL_FINISHED,
+        "cloud": record.cloud,
+        "service": record.service,
+        "operation": record.operation,
+        "call_id": record.call_id,
+        "outcome": outcome,
+        "error_code": error_code[:128],
+        "duration_ms": duration_ms,
+        "response": redact(response or {}),
+    }
+    pending = getattr(_batch, "pending", None)
+    if pending is not None and READ_OPERATION.match(record.operation):
+        pending.append(_row(record.scope, **fields))
+        return
+    _write(record.scope, **fields)
 
 
 def audited_call(

@@ -40,7 +40,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 
-from provisioning.audit import AuditScope, record_state_change
+from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
 from provisioning.flows import FLOWS
@@ -95,7 +95,12 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
     """Do the run's next piece of work: at most one step (its plan, apply and verify), or one
     step's rollback. Returns the seconds after which to call again, or None when there is nothing
     to do now (the run is at rest, waits for the admin, or another worker holds its step)."""
-    worker = worker or worker_identity()
+    # The reads' finished audit rows ride along with the next row written (audit's docstring).
+    with batched_finishes():
+        return _advance(run_id, worker or worker_identity())
+
+
+def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
     finished_a_step = False
     while True:
         try:
@@ -192,7 +197,11 @@ def _claim_where(
             )
     if not updated:
         return None
-    return StepRun.objects.get(pk=step.pk)
+    # The row as the UPDATE left it, without reading it again (attempts is counted in the
+    # database; nothing here reads it).
+    step.status, step.claimed_by, step.claimed_at, step.updated_at = to_status, worker, now, now
+    step.started_at = step.started_at or now
+    return step
 
 
 def _process_is_alive(pid: int) -> bool:

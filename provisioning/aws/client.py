@@ -17,9 +17,10 @@ when the connection's config, secret or sandbox changes), so credentials are res
 per client: an assumed role's credentials are refreshed by botocore before they expire
 (RefreshableCredentials, botocore/credentials.py) and never used past that. A botocore Session
 is not thread-safe (boto3 docs, "Multithreading or multiprocessing with resources"; clients
-are), so clients are made from it under a lock. Clients are made per step, each with its own
-audit handlers; the AssumeRole calls that refresh the shared credentials are audited under the
-call that needed them.
+are), so clients are made from it under a lock. A client has audit handlers bound to one audit
+scope (run, step, actor), so the worker keeps clients per session, service and scope: a step's
+plan, apply and verify share them; the AssumeRole calls that refresh the shared credentials are
+audited under the call that needed them.
 
 Rate limiting is per HTTP attempt: for a rate-limited service (api_quotas.RATE_LIMITED_SERVICES),
 every attempt, botocore's retries included, first waits for its turn in the shared bucket of its
@@ -34,6 +35,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -103,6 +105,8 @@ CLIENT_CONFIG = Config(
 ASSUME_ROLE_SECONDS = 3600
 DEFAULT_ROLE_SESSION_NAME = "connect-sso-wizard"
 
+# Clients kept per worker process (least recently used dropped first): a few steps' worth.
+CLIENTS_KEPT = 64
 # botocore parses every service's JSON model once per loader; one loader for the process saves
 # ~130 ms per client (a new session per client would otherwise re-read the models).
 _LOADER = loaders.create_loader()
@@ -129,6 +133,12 @@ def aws_client(
             hint="Choose the region of the Amazon Connect instance.",
         )
     session = _shared_session(connection, region=region, sandbox=sandbox)
+    key = (session, service, audit)
+    with _sessions_lock:
+        client = _clients.get(key)
+        if client is not None:
+            _clients.move_to_end(key)
+            return client
     client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
     if rate_limited(service):
         limits = ApiLimits(
@@ -141,8 +151,14 @@ def aws_client(
         _ApiTurns(limits).register(client)
         mapped = AwsSdkProxy(client)
         limits.attach(mapped)
-        return mapped
-    return AwsSdkProxy(client)
+    else:
+        mapped = AwsSdkProxy(client)
+    if connection.pk is not None:
+        with _sessions_lock:
+            _clients[key] = mapped
+            while len(_clients) > CLIENTS_KEPT:
+                _clients.popitem(last=False)
+    return mapped
 
 
 @contextmanager
@@ -235,8 +251,13 @@ def _shared_session(
 
 # (connection id, region) -> (fingerprint of what the session was made from, the session).
 _sessions: dict[tuple[int, str], tuple[str, botocore.session.Session]] = {}
-# Guards _sessions and every create_client on a kept session (re-entered: making an assume-role
-# session makes its STS client).
+# (session, service, audit scope) -> a client made for them, newest use last: a step's plan, apply
+# and verify ask for the same clients under the same scope, and making one costs ~45 ms of CPU.
+# botocore clients are thread-safe; the scope is part of the key because the client's audit
+# handlers write under it.
+_clients: OrderedDict[tuple[botocore.session.Session, str, AuditScope], BaseClient] = OrderedDict()
+# Guards _sessions, _clients and every create_client on a kept session (re-entered: making an
+# assume-role session makes its STS client).
 _sessions_lock = threading.RLock()
 # The audit scope of the API call running in this thread, for the AssumeRole call that refreshes
 # a shared session's credentials while signing it.

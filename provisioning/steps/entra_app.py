@@ -48,6 +48,9 @@ from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID
 
 RESOURCE_TYPE = "entra_application"
+# The key under which apply() hands verify() the app and service principal it read after its last
+# write (StepContext.read_by_apply).
+READ_AFTER_WRITES = "app_after_writes"
 SIGNIN_GLOBAL = "https://signin.aws.amazon.com/saml"
 IDENTIFIER_PREFIX = SIGNIN_GLOBAL + "#"
 # Characters kept in a derived "#suffix" (an identifier URI fragment without escaping).
@@ -431,6 +434,12 @@ class EntraApp(Step):
             run_graph(sp.patch(ServicePrincipal(preferred_token_signing_key_thumbprint=thumbprint)))
         service_principal = run_graph(sp.get())
         application = run_graph(client.applications.by_application_id(application.id).get())
+        # Read after apply's last write, in the same task as the verify the runner calls next:
+        # nothing of this run writes the app in between, so verify checks these instead of
+        # reading the same two objects again.
+        ctx.read_by_apply[READ_AFTER_WRITES] = FoundApp(
+            application, service_principal, adopted=found.adopted
+        )
         return self._outputs(ctx, application, service_principal, adopted=found.adopted)
 
     def _instantiate(self, ctx: StepContext, client: Any) -> FoundApp:
@@ -488,8 +497,7 @@ class EntraApp(Step):
         return outputs
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        client = ctx.graph()
-        found = find_app(ctx, client)
+        found = ctx.read_by_apply.get(READ_AFTER_WRITES) or find_app(ctx, ctx.graph())
         if found is None or found.service_principal is None:
             return [
                 Finding(

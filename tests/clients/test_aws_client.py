@@ -359,3 +359,26 @@ def test_it_signs_with_a_sandbox_iam_users_key_and_names_what_it_may_not_do(
         "connect:CreateInstance."
     )
     assert key["SecretAccessKey"] not in all_audit_text()
+
+
+def test_it_keeps_a_client_per_service_and_audit_scope_until_the_connection_changes(
+    sandbox_mode: Sandbox,
+) -> None:
+    connection = _sandbox_aws()
+    plan, apply = (
+        AuditScope(actor_label="w", step_key="a"),
+        AuditScope(actor_label="w", step_key="a"),
+    )
+    other_step = AuditScope(actor_label="w", step_key="b")
+
+    sts = aws_client(connection, "sts", region="", audit=plan)
+
+    # A step's plan and apply (the same scope) share it; another step or service gets its own.
+    assert aws_client(connection, "sts", region="", audit=apply) is sts
+    assert aws_client(connection, "sts", region="", audit=other_step) is not sts
+    assert aws_client(connection, "iam", region="", audit=plan) is not sts
+    aws_client(connection, "sts", region="", audit=other_step).get_caller_identity()
+    assert list(call_rows(Cloud.AWS).values_list("step_key", flat=True)) == ["b", "b"]
+    connection.config["note"] = "edited"
+    connection.save()
+    assert aws_client(connection, "sts", region="", audit=plan) is not sts

@@ -4,7 +4,7 @@ changes written only when something changed."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from provisioning import audit
@@ -123,3 +123,71 @@ def test_it_pairs_every_call_of_a_run_with_its_finished_row() -> None:
         "CreateMarker",
     ] * 3
     assert {row.run_id for row in rows} == {run.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_a_reads_finished_row_with_the_next_row_inside_a_batch() -> None:
+    def kinds() -> list[tuple[str, str]]:
+        return list(AuditEvent.objects.order_by("pk").values_list("operation", "kind"))
+
+    with audit.batched_finishes():
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
+        )
+        # The read's finished row waits; its started row committed before the call.
+        assert kinds() == [("GetRole", AuditKind.CALL_STARTED)]
+        with CaptureQueriesContext(connection) as statements:
+            audit.audited_call(
+                SCOPE, cloud="aws", service="iam", operation="CreateRole", request={}, call=dict
+            )
+        # One INSERT each: the read's finished row with the write's started row, then the
+        # write's finished row at once (a crashed run reads it to find what it made).
+        assert [query["sql"].split(" ", 1)[0] for query in statements.captured_queries] == [
+            "INSERT",
+            "INSERT",
+        ]
+        assert kinds()[1:] == [
+            ("GetRole", AuditKind.CALL_FINISHED),
+            ("CreateRole", AuditKind.CALL_STARTED),
+            ("CreateRole", AuditKind.CALL_FINISHED),
+        ]
+        audit.audited_call(
+            SCOPE, cloud="entra", service="graph", operation="GET /groups", request={}, call=dict
+        )
+    # The block's end writes what still waits.
+    assert kinds()[-2:] == [
+        ("GET /groups", AuditKind.CALL_STARTED),
+        ("GET /groups", AuditKind.CALL_FINISHED),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_the_waiting_finished_rows_when_a_batch_ends_in_an_error() -> None:
+    with pytest.raises(PermanentError), audit.batched_finishes():
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="ListRoles", request={}, call=dict
+        )
+        raise PermanentError("the step failed", code="x")
+
+    assert list(AuditEvent.objects.order_by("pk").values_list("kind", flat=True)) == [
+        AuditKind.CALL_STARTED,
+        AuditKind.CALL_FINISHED,
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_waiting_rows_out_of_a_transaction_that_could_roll_back() -> None:
+    with audit.batched_finishes():
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
+        )
+        with pytest.raises(RuntimeError), transaction.atomic():
+            audit.record_state_change(
+                SCOPE, kind=AuditKind.STEP_STATE, old={"status": "a"}, new={"status": "b"}
+            )
+            raise RuntimeError("rolled back")
+
+    assert list(AuditEvent.objects.order_by("pk").values_list("operation", "kind")) == [
+        ("GetRole", AuditKind.CALL_STARTED),
+        ("GetRole", AuditKind.CALL_FINISHED),
+    ]
