@@ -79,6 +79,14 @@ RATE_LIMITED_SERVICES: dict[str, ServiceRates] = {
         ),
         other_operations=Rate(2, 5, DOCUMENTED),
     ),
+    # CloudTrail API reference, LookupEvents: "The rate of lookup requests is limited to two per
+    # second, per account, per Region." No burst is published, so none beyond the rate. The
+    # wizard calls no other CloudTrail operation; they get the same.
+    "cloudtrail": ServiceRates(
+        quota_service_code="cloudtrail",
+        operations=(("LookupEvents", Rate(2, 2, DOCUMENTED)),),
+        other_operations=Rate(2, 2, DOCUMENTED),
+    ),
 }
 
 
