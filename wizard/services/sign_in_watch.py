@@ -42,9 +42,12 @@ def _outputs(run: SetupRun) -> list[dict[str, Any]]:
 
 
 def _idp_outputs(outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    for found in reversed(outputs):
-        if found.get("user_access_url") or found.get("sandbox_sso_url"):
-            return found
+    """The IdP app step's outputs: the sandbox's sign-on URL is there only when the IdP is the
+    sandbox's (the sign-in test copies user_access_url into its own outputs, without it)."""
+    for key in ("sandbox_sso_url", "user_access_url"):
+        for found in reversed(outputs):
+            if found.get(key):
+                return found
     return {}
 
 
