@@ -72,6 +72,9 @@ class WatchedSignIn:
     instance_region: str
     role_session_name: str
     since: dt.datetime
+    # The person's sign-in name at the IdP, which is usually the assertion's NameID: a refused
+    # AssumeRoleWithSAML may carry no session name, only the subject (userIdentity.userName).
+    login: str = ""
 
     @property
     def sts_regions(self) -> tuple[str, ...]:
@@ -178,14 +181,19 @@ def assume_role_link(code: str, message: str) -> str:
 
 def _assume_role(client: BaseClient, watched: WatchedSignIn, region: str) -> SeenEvent | None:
     """The newest AssumeRoleWithSAML on the role for this session name. A refused call may carry
-    no session name (STS refused the response that holds it): it counts when it names the role."""
+    no session name (STS refused the response that holds it): it counts when its subject is the
+    person's session name or sign-in name."""
     for event in _pages(client, ASSUME_ROLE_EVENT, watched.since):
         record = _record(event)
         parameters = record.get("requestParameters") or {}
         if parameters.get("roleArn") != watched.role_arn:
             continue
         session = parameters.get("roleSessionName")
-        if session not in (None, watched.role_session_name):
+        subject = (record.get("userIdentity") or {}).get("userName")
+        if session is None:
+            if subject not in {watched.role_session_name, watched.login or None}:
+                continue
+        elif session != watched.role_session_name:
             continue
         code = str(record.get("errorCode") or "")
         link = assume_role_link(code, str(record.get("errorMessage") or "")) if code else ""

@@ -138,6 +138,7 @@ def sign_in_watch_look(*, reading_id: str) -> None:
         instance_region=reading.region,
         role_session_name=watch["username"],
         since=since,
+        login=watch["login"],
     )
     scope = AuditScope(
         actor_label=f"sign-in watch@{socket.gethostname()}",
