@@ -29,6 +29,9 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "connect:ListRoutingProfiles": (10, 15),
     "graph:write": (20, 20),
     "okta:apps": (20 / 60, 20),
+    # CloudTrail API reference, LookupEvents: "The rate of lookup requests is limited to two per
+    # second, per account, per Region." No burst is published: none beyond the rate.
+    "cloudtrail:LookupEvents": (2, 2),
 }
 
 
@@ -84,6 +87,12 @@ class Knobs:
     # replicas catch up (hashicorp/terraform-provider-azuread PR 656 retries exactly these 404s;
     # issue 1811 shows the error). On by default; a test may shorten it, never switch it off.
     graph_visibility_delay_s: float = 2.0
+    # Seconds a CloudTrail event stays out of LookupEvents' answers after its call. AWS: "CloudTrail
+    # typically delivers logs within an average of about 5 minutes of an API call. This time is
+    # not guaranteed." (CloudTrail user guide, "Getting and viewing your CloudTrail log files").
+    # The sandbox's default is shorter so a demonstration does not wait five minutes; the wizard's
+    # page states AWS's figure whatever this is.
+    cloudtrail_delivery_delay_s: float = 3.0
     # How many agents each IdP's directory is seeded with (admins and awkward cases come on top).
     directory_agents: int = 40
     seed: int = 1
@@ -101,8 +110,8 @@ class Knobs:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Knobs:
         """SANDBOX_RATE_SCALE, SANDBOX_RATE_LIMITS (JSON {"api": [rate, burst]}),
         SANDBOX_ERROR_RATES and SANDBOX_LATENCY (JSON {"api": value}), SANDBOX_INSTANCE_DELAY,
-        SANDBOX_GRAPH_DELAY, SANDBOX_CLAIM_DELAY, SANDBOX_DIRECTORY_AGENTS,
-        SANDBOX_NO_RATE_LIMITS=1."""
+        SANDBOX_GRAPH_DELAY, SANDBOX_CLAIM_DELAY, SANDBOX_CLOUDTRAIL_DELAY,
+        SANDBOX_DIRECTORY_AGENTS, SANDBOX_NO_RATE_LIMITS=1."""
         env = os.environ if environ is None else environ
         knobs = cls()
         if "SANDBOX_RATE_SCALE" in env:
@@ -122,6 +131,8 @@ class Knobs:
             knobs.phone_number_claim_delay_s = float(env["SANDBOX_CLAIM_DELAY"])
         if "SANDBOX_GRAPH_DELAY" in env:
             knobs.graph_visibility_delay_s = float(env["SANDBOX_GRAPH_DELAY"])
+        if "SANDBOX_CLOUDTRAIL_DELAY" in env:
+            knobs.cloudtrail_delivery_delay_s = float(env["SANDBOX_CLOUDTRAIL_DELAY"])
         if "SANDBOX_DIRECTORY_AGENTS" in env:
             knobs.directory_agents = int(env["SANDBOX_DIRECTORY_AGENTS"])
         for name, value in overrides.items():

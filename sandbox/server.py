@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from sandbox.aws.cloudtrail import CloudTrail
 from sandbox.ca import TlsFiles, ensure_tls_files
 from sandbox.knobs import Knobs
 from sandbox.wire_log import WireLog
@@ -65,6 +66,13 @@ class Sandbox:
     _servers: dict[str, BaseWSGIServer] = field(default_factory=dict, repr=False)
     _threads: list[threading.Thread] = field(default_factory=list, repr=False)
     tls: TlsFiles | None = None
+    # The account's CloudTrail event history: the sign-in endpoint records, LookupEvents reads.
+    cloudtrail: CloudTrail = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cloudtrail = CloudTrail(
+            delivery_delay_s=lambda: self.knobs.cloudtrail_delivery_delay_s
+        )
 
     def start(self) -> dict[str, str]:
         self.tls = ensure_tls_files(self.state_dir / "ca")

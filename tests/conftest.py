@@ -36,6 +36,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         instance_creation_delay_s=0.5,
         phone_number_claim_delay_s=0.3,
         graph_visibility_delay_s=0.2,
+        cloudtrail_delivery_delay_s=0.0,
         directory_agents=40,
     )
     server = Sandbox(state_dir=state_dir, knobs=knobs)
@@ -59,6 +60,7 @@ def sandbox_knobs(sandbox: Sandbox) -> Iterator[Knobs]:
                 "instance_creation_delay_s": sandbox.knobs.instance_creation_delay_s,
                 "phone_number_claim_delay_s": sandbox.knobs.phone_number_claim_delay_s,
                 "graph_visibility_delay_s": sandbox.knobs.graph_visibility_delay_s,
+                "cloudtrail_delivery_delay_s": sandbox.knobs.cloudtrail_delivery_delay_s,
             }
         )
     )

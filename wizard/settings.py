@@ -359,6 +359,18 @@ WIZARD_EXPORT_EXPIRY_CHECK_S = float(os.environ.get("WIZARD_EXPORT_EXPIRY_CHECK_
 WIZARD_EXPORT_NICENESS = int(os.environ.get("WIZARD_EXPORT_NICENESS", "19"))
 # The export page's progress moves every this many rows (one small UPDATE each).
 WIZARD_EXPORT_PROGRESS_ROWS = int(os.environ.get("WIZARD_EXPORT_PROGRESS_ROWS", "10000"))
+# The live sign-in watch (wizard/services/sign_in_watch.py). CloudTrail "typically delivers logs
+# within an average of about 5 minutes of an API call. This time is not guaranteed." (CloudTrail
+# user guide, "Getting and viewing your CloudTrail log files"), so a watch lasts three times that.
+WIZARD_SIGN_IN_WATCH_S = float(os.environ.get("WIZARD_SIGN_IN_WATCH_S", str(15 * 60)))
+# Seconds between two looks: each look is 3 LookupEvents calls (us-east-1 and the instance's
+# region for STS, the instance's for Connect) against a quota of 2 per second per region.
+WIZARD_SIGN_IN_WATCH_POLL_S = float(os.environ.get("WIZARD_SIGN_IN_WATCH_POLL_S", "10"))
+# Events this much older than the watch's start still count (clock skew, a quick admin).
+WIZARD_SIGN_IN_WATCH_CLOCK_MARGIN_S = 60
+# Sign-in readings (inspections and watches) are deleted after this many days, checked hourly.
+WIZARD_SIGN_IN_READING_KEEP_DAYS = int(os.environ.get("WIZARD_SIGN_IN_READING_KEEP_DAYS", "30"))
+WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S = 3600.0
 CELERY_BEAT_SCHEDULE = {
     "start-due-user-syncs": {
         "task": "wizard.tasks.start_due_user_syncs",
@@ -367,6 +379,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-audit-exports": {
         "task": "wizard.tasks.expire_audit_exports",
         "schedule": WIZARD_EXPORT_EXPIRY_CHECK_S,
+    },
+    "expire-sign-in-readings": {
+        "task": "wizard.tasks.expire_sign_in_readings",
+        "schedule": WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S,
     },
 }
 

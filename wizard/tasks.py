@@ -16,7 +16,7 @@ from provisioning.connections.sign_in_tests import connection_test
 from provisioning.redaction import RedactSecretsFilter
 from wizard.services import audit_exports as audit_export_services
 from wizard.services import runs as run_services
-from wizard.services import sign_in_inspection
+from wizard.services import sign_in_inspection, sign_in_watch
 from wizard.services import user_changes as user_change_services
 from wizard.services import user_syncs as user_sync_services
 
@@ -143,3 +143,15 @@ def write_audit_export(export_id: str) -> None:
 def expire_audit_exports() -> None:
     """Celery beat sends this every WIZARD_EXPORT_EXPIRY_CHECK_S."""
     audit_export_services.exports_expire()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def watch_sign_in(reading_id: str) -> None:
+    """One look at CloudTrail for a watched sign-in; the service enqueues the next."""
+    sign_in_watch.sign_in_watch_look(reading_id=reading_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_sign_in_readings() -> None:
+    """Celery beat sends this every WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S."""
+    sign_in_watch.sign_in_readings_expire()

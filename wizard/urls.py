@@ -17,6 +17,7 @@ from wizard.views import (
     reauth,
     runs,
     sign_in_inspector,
+    sign_in_watch,
     step_secrets,
     user_syncs,
 )
@@ -55,6 +56,16 @@ urlpatterns = [
         "runs/<uuid:run_id>/steps/<slug:step_key>/changes.csv",
         runs.step_changes_csv,
         name="step_changes_csv",
+    ),
+    path(
+        "runs/<uuid:run_id>/sign-in-watch/",
+        sign_in_watch.sign_in_watch_new,
+        name="sign_in_watch_new",
+    ),
+    path(
+        "runs/<uuid:run_id>/sign-in-watch/<uuid:reading_id>/",
+        sign_in_watch.sign_in_watch,
+        name="sign_in_watch",
     ),
     path("runs/<uuid:run_id>/users/", user_syncs.users_from_groups, name="users_from_groups"),
     path("runs/<uuid:run_id>/sync/", user_syncs.sync_new, name="sync_new"),

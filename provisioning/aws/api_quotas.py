@@ -44,7 +44,8 @@ Lookup = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 @dataclass(frozen=True)
 class ServiceRates:
     """A service's documented API rates: the first matching operation pattern's, else the rate of
-    "all other operations"; and the service's code in Service Quotas."""
+    "all other operations"; and the service's code in Service Quotas ("" when its rates are fixed
+    and Service Quotas has nothing to say)."""
 
     quota_service_code: str
     operations: tuple[tuple[str, Rate], ...]
@@ -77,6 +78,15 @@ RATE_LIMITED_SERVICES: dict[str, ServiceRates] = {
             ("CreateInstance", Rate(0.1, 1, DOCUMENTED)),
         ),
         other_operations=Rate(2, 5, DOCUMENTED),
+    ),
+    # CloudTrail API reference, LookupEvents: "The rate of lookup requests is limited to two per
+    # second, per account, per Region": a fixed limit, not a quota to raise, so Service Quotas is
+    # not asked. No burst is published, so none beyond the rate. The wizard calls no other
+    # CloudTrail operation; they get the same.
+    "cloudtrail": ServiceRates(
+        quota_service_code="",
+        operations=(("LookupEvents", Rate(2, 2, DOCUMENTED)),),
+        other_operations=Rate(2, 2, DOCUMENTED),
     ),
 }
 
@@ -148,6 +158,8 @@ class ApiLimits:
 
     def rate(self, operation: str) -> Rate:
         documented = self.service_rates.documented(operation)
+        if not self.service_rates.quota_service_code:
+            return documented
         per_second = self._quota_rates().get(operation.lower())
         if per_second is None:
             return documented

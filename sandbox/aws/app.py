@@ -21,6 +21,8 @@ from sandbox.aws.service_quotas import ServiceQuotas
 from sandbox.aws.sts_saml import assertion_for_moto, check_saml_assertion
 from sandbox.aws.wire import (
     SERVER_ERRORS,
+    SERVICE_SERVER_ERRORS,
+    SERVICE_THROTTLING_ERRORS,
     THROTTLING_ERRORS,
     ApiError,
     AwsRequest,
@@ -63,6 +65,7 @@ class AwsApp:
         self.service_quotas = ServiceQuotas(account_id=AWS_ACCOUNT_ID, knobs=sandbox.knobs)
         self.iam_simulation = IamSimulation(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
         self.authorizer = Authorizer(account_id=AWS_ACCOUNT_ID, partition=IAM_PARTITION)
+        self.cloudtrail = sandbox.cloudtrail
         self.connect = ConnectService(
             account_id=AWS_ACCOUNT_ID,
             quotas=self.service_quotas,
@@ -123,14 +126,16 @@ class AwsApp:
         wait = self.knobs.throttle_wait(api)
         if wait > 0:
             self.knobs.count_throttled(api)
-            code, status = THROTTLING_ERRORS[protocol]
+            code, status = SERVICE_THROTTLING_ERRORS.get(
+                request.service or "", THROTTLING_ERRORS[protocol]
+            )
             response = error_reply(
                 protocol, code, "Rate exceeded", status, request_id=request.request_id
             )
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
         if self.knobs.should_fail(api):
-            code, status = SERVER_ERRORS[protocol]
+            code, status = SERVICE_SERVER_ERRORS.get(request.service or "", SERVER_ERRORS[protocol])
             return error_reply(
                 protocol,
                 code,
@@ -143,6 +148,8 @@ class AwsApp:
             return self._connect(request, operation, connect_params, region)
         if request.service == "servicequotas":
             return self._service_quotas(request, operation, region)
+        if request.service == "cloudtrail" and operation == "LookupEvents":
+            return self._lookup_events(request, region)
         if request.service == "sts" and operation == "AssumeRoleWithSAML":
             self._check_saml_sign_in(request)
             return None
@@ -212,6 +219,26 @@ class AwsApp:
         )
         form["SAMLAssertion"] = assertion_for_moto(claims)
         request.replace_form(form)
+
+    def _lookup_events(self, request: AwsRequest, region: str) -> Response:
+        """moto has no LookupEvents; the sandbox answers from the events its sign-in endpoint
+        recorded (sandbox/aws/cloudtrail.py)."""
+        try:
+            params = request.json_body()
+        except ValueError as error:
+            raise ApiError("InvalidParameterException", "The body is not a JSON object.") from error
+        try:
+            result = self.cloudtrail.lookup_events(params, region)
+        except ApiError as error:
+            # botocore's cloudtrail model gives LookupEvents' errors no members, not even a
+            # message: the code alone.
+            return json_reply(
+                {"__type": error.code},
+                status=error.status,
+                protocol="json",
+                request_id=request.request_id,
+            )
+        return json_reply(result, protocol="json", request_id=request.request_id)
 
     def _service_quotas(self, request: AwsRequest, operation: str, region: str) -> Response | None:
         try:

@@ -17,7 +17,13 @@ from werkzeug.wrappers import Response
 UNSIGNED_ACTIONS = {"AssumeRoleWithSAML": "sts", "AssumeRoleWithWebIdentity": "sts"}
 
 # The wire protocol of each service the sandbox shapes itself (botocore's `metadata.protocol`).
-PROTOCOLS = {"connect": "rest-json", "servicequotas": "json", "iam": "query", "sts": "query"}
+PROTOCOLS = {
+    "connect": "rest-json",
+    "servicequotas": "json",
+    "iam": "query",
+    "sts": "query",
+    "cloudtrail": "json",
+}
 
 # Each protocol's throttling and retryable server errors, as botocore's models name them:
 # Connect's ThrottlingException (429) and InternalServiceException (500), Service Quotas'
@@ -32,6 +38,11 @@ SERVER_ERRORS = {
     "json": ("ServiceException", 500),
     "query": ("ServiceFailure", 500),
 }
+# Services whose json errors are named otherwise: CloudTrail answers the common errors
+# ThrottlingException (400) and InternalFailure (500) (CloudTrail API reference, "Common Errors";
+# LookupEvents: "If this limit is exceeded, a throttling error occurs").
+SERVICE_THROTTLING_ERRORS = {"cloudtrail": ("ThrottlingException", 400)}
+SERVICE_SERVER_ERRORS = {"cloudtrail": ("InternalFailure", 500)}
 
 
 @dataclass
@@ -133,7 +144,7 @@ class AwsRequest:
             return self.form().get("Action")
         if self.protocol == "json":
             target = self.headers.get("x-amz-target", "")
-            return target.split(".", 1)[1] if "." in target else None
+            return target.rsplit(".", 1)[1] if "." in target else None
         return rest_operation
 
 

@@ -96,7 +96,7 @@ def _refused(request: Request, refusal: SignInRefused) -> Response:
 
 def build_signin_app(sandbox: Sandbox) -> Any:
     """The endpoint, checking against the sandbox's AWS at `sandbox.endpoints`."""
-    sign_in = AwsSignIn(AwsAccess.from_endpoints(sandbox.endpoints))
+    sign_in = AwsSignIn(AwsAccess.from_endpoints(sandbox.endpoints), cloudtrail=sandbox.cloudtrail)
     return signin_app(sign_in)
 
 

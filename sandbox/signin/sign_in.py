@@ -4,6 +4,7 @@ federation checks, talking to the sandbox's AWS only through boto3."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioning.signin_checks.iam_policy import NamedPolicy
+from provisioning.signin_checks.posted_sign_in import assertion_facts
 from provisioning.signin_checks.refusals import (
     BAD_REQUEST,
     INVALID_SAML_RESPONSE,
@@ -30,11 +32,13 @@ from provisioning.signin_checks.saml_response import (
     decode_saml_response,
 )
 from provisioning.signin_checks.sign_in_chain import (
+    CHECK_ORDER,
     KnownInstance,
     KnownRole,
     WhatAwsKnows,
     check_sign_in,
 )
+from sandbox.aws.cloudtrail import CloudTrail, SignInAttempt
 
 # What AWS answers each refusal with: STS's 403 for an assumption it denies, Connect's 403 for
 # a user or permission it refuses, the console's 200 when the relay state leaves the user there.
@@ -47,6 +51,41 @@ _STATUSES = {
 }
 # The sandbox's own quotas apply to these calls too; botocore's standard retry mode rides out a
 # throttled call the way the console would.
+# The checks STS makes in AssumeRoleWithSAML; a later one is the console's federation into Connect.
+_STS_CHECKS = frozenset(CHECK_ORDER[: CHECK_ORDER.index("relay_state")]) | {"assume_role"}
+# What STS answers each refusal with, where the refusal's text does not carry the code (the
+# messages are the sandbox STS's own, sandbox/aws/sts_saml.py).
+_STS_ERRORS = {
+    "saml_provider": ("InvalidIdentityToken", "Specified provider doesn't exist"),
+    "signature": ("InvalidIdentityToken", "Response signature invalid"),
+    "time_window": ("ExpiredTokenException", "Token expired"),
+    "role": ("AccessDenied", "Not authorized to perform sts:AssumeRoleWithSAML"),
+    "trust_policy": ("AccessDenied", "Not authorized to perform sts:AssumeRoleWithSAML"),
+}
+_ERROR_CODE = re.compile(r"^(?P<message>.*?) \(service: .*error code: (?P<code>\w+)\)$")
+# Connect's GetFederationToken errors (botocore's connect model, each error shape's own text);
+# Connect shows the agent "Bad Request" for a user bound to another role and publishes no code,
+# so the sandbox answers it with the model's InvalidRequestException.
+_CONNECT_ERRORS = {
+    "connect_instance": (
+        "ResourceNotFoundException",
+        "The specified resource was not found.",
+    ),
+    "federation_permission": (
+        "AccessDeniedException",
+        "You do not have sufficient permissions to perform this action.",
+    ),
+    "connect_user": (
+        "UserNotFoundException",
+        "No user with the specified credentials was found in the Amazon Connect instance.",
+    ),
+    "user_binding": ("InvalidRequestException", "The request is not valid."),
+}
+# Where STS's events go: a regional sign-in endpoint's region, else us-east-1 (IAM user guide,
+# "Logging IAM and AWS STS API calls with AWS CloudTrail": requests to the global endpoint are
+# logged to US East (N. Virginia)).
+_REGIONAL_SIGNIN = re.compile(r"^https://(?P<region>[a-z0-9-]+)\.signin\.aws\.amazon\.com/")
+GLOBAL_EVENTS_REGION = "us-east-1"
 _BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
 )
@@ -125,6 +164,23 @@ class FirstSignInRoles:
         return None if bound == role_arn else bound
 
 
+def _attempt(xml: bytes, claimed: RolePair) -> SignInAttempt:
+    """Who is signing in and through what, as the events will name them (read from the response
+    before any check: a refused sign-in is logged too)."""
+    facts = assertion_facts(xml)
+    names = [values for name, values in facts.attributes if name.endswith("/RoleSessionName")]
+    matched = _REGIONAL_SIGNIN.match(facts.recipient)
+    return SignInAttempt(
+        region=matched["region"] if matched else GLOBAL_EVENTS_REGION,
+        account_id=claimed.role_arn.split(":")[4] if claimed.role_arn.count(":") >= 5 else "",
+        role_arn=claimed.role_arn,
+        provider_arn=claimed.provider_arn,
+        subject=facts.name_id,
+        issuer=facts.issuer,
+        role_session_name=names[0][0] if names and names[0] else "",
+    )
+
+
 def _aws_unavailable(operation: str, exc: Exception) -> SignInRefused:
     return SignInRefused(
         cause=Cause.AWS_UNAVAILABLE,
@@ -153,16 +209,82 @@ class AwsSignIn:
         *,
         first_sign_in_roles: FirstSignInRoles | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        cloudtrail: CloudTrail | None = None,
     ) -> None:
         self._clients = AwsClients(access)
         self._first_sign_in_roles = first_sign_in_roles or FirstSignInRoles()
         self._clock = clock
+        self._cloudtrail = cloudtrail
 
     def sign_in(self, *, saml_response: str, relay_state: str, chosen_role: str = "") -> SignedIn:
         xml = decode_saml_response(saml_response)
         # Which provider's keys check the signature comes from the response's own claim, as at
         # AWS; every check after the signature reads only the signed assertion.
         claimed = claimed_role_pair(xml, chosen_role)
+        attempt = _attempt(xml, claimed)
+        try:
+            signed_in = self._sign_in(xml, claimed, saml_response, relay_state, chosen_role)
+        except SignInRefused as refusal:
+            self._record_refusal(attempt, refusal, relay_state)
+            raise
+        self._record_events(attempt, relay_state, assumed_role_arn=signed_in.assumed_role_arn)
+        return signed_in
+
+    def _record_refusal(self, attempt: SignInAttempt, refusal: SignInRefused, relay: str) -> None:
+        """The events AWS would have logged for this refusal: STS's failed call, or STS's
+        success and Connect's failed GetFederationToken. A relay state that leaves the user in
+        the console makes no Connect call at all; the sandbox being unreachable, no event."""
+        if self._cloudtrail is None or refusal.check == "aws":
+            return
+        if refusal.check in _STS_CHECKS:
+            error = _STS_ERRORS.get(refusal.check)
+            matched = _ERROR_CODE.match(refusal.error)
+            if error is None:
+                error = (
+                    (matched["code"], matched["message"])
+                    if matched
+                    else ("InvalidIdentityToken", refusal.error)
+                )
+            self._cloudtrail.assume_role_with_saml(attempt, error=error)
+            return
+        self._record_events(attempt, relay, connect_error=_CONNECT_ERRORS.get(refusal.check))
+
+    def _record_events(
+        self,
+        attempt: SignInAttempt,
+        relay_state: str,
+        *,
+        assumed_role_arn: str = "",
+        connect_error: tuple[str, str] | None = None,
+    ) -> None:
+        if self._cloudtrail is None:
+            return
+        role_name = attempt.role_arn.rsplit("/", 1)[-1]
+        assumed_role_arn = assumed_role_arn or (
+            f"arn:aws:sts::{attempt.account_id}:assumed-role/{role_name}/"
+            f"{attempt.role_session_name}"
+        )
+        self._cloudtrail.assume_role_with_saml(attempt, assumed_role_arn=assumed_role_arn)
+        try:
+            relay = parse_relay_state(relay_state)
+        except SignInRefused:
+            return
+        self._cloudtrail.get_federation_token(
+            attempt,
+            instance_id=relay.instance_id,
+            region=relay.region,
+            assumed_role_arn=assumed_role_arn,
+            error=connect_error,
+        )
+
+    def _sign_in(
+        self,
+        xml: bytes,
+        claimed: RolePair,
+        saml_response: str,
+        relay_state: str,
+        chosen_role: str,
+    ) -> SignedIn:
         instance, instance_alias = self._connect_instance(relay_state)
         knows = WhatAwsKnows(
             now=self._clock(),

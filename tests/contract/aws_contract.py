@@ -20,6 +20,7 @@ SERVICE_MODELS = {
     "servicequotas": "service-quotas",
     "iam": "iam",
     "sts": "sts",
+    "cloudtrail": "cloudtrail",
 }
 # Members that travel in HTTP headers or the status line, not in the JSON body (rest-json).
 NOT_IN_BODY = frozenset({"header", "headers", "statusCode"})

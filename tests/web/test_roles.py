@@ -96,6 +96,9 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "inspect_sign_in": gated(VIEWER, get=200, post=200),
     # Another admin's reading (or none) is not found; the page posts the response back.
     "inspect_sign_in_result": gated(VIEWER, get=405, post=404),
+    # The run has no federation role nor assigned people: nothing to watch (400); no such watch.
+    "sign_in_watch_new": gated(OPERATOR, get=200, post=400),
+    "sign_in_watch": gated(VIEWER, get=404, post=405),
     "audit_log": gated(VIEWER, get=200, post=405),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
