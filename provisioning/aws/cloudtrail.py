@@ -19,9 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from botocore.client import BaseClient
-
-from provisioning.aws.client import aws_errors
+from provisioning.aws.client import AwsSdkProxy
 
 # "CloudTrail typically delivers logs within an average of about 5 minutes of an API call. This
 # time is not guaranteed." (CloudTrail user guide, "Getting and viewing your CloudTrail log
@@ -135,15 +133,14 @@ class SignInTrail:
         return None
 
 
-def _pages(client: BaseClient, event_name: str, since: dt.datetime) -> Iterator[dict[str, Any]]:
+def _pages(client: AwsSdkProxy, event_name: str, since: dt.datetime) -> Iterator[dict[str, Any]]:
     params: dict[str, Any] = {
         "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": event_name}],
         "StartTime": since,
         "MaxResults": MAX_RESULTS,
     }
     for _ in range(MAX_PAGES_PER_LOOK):
-        with aws_errors():
-            page = client.lookup_events(**params)
+        page = client.lookup_events(**params)
         yield from page.get("Events", [])
         if not page.get("NextToken"):
             return
@@ -179,7 +176,7 @@ def assume_role_link(code: str, message: str) -> str:
     return link
 
 
-def _assume_role(client: BaseClient, watched: WatchedSignIn, region: str) -> SeenEvent | None:
+def _assume_role(client: AwsSdkProxy, watched: WatchedSignIn, region: str) -> SeenEvent | None:
     """The newest AssumeRoleWithSAML on the role for this session name. A refused call may carry
     no session name (STS refused the response that holds it): it counts when its subject is the
     person's session name or sign-in name."""
@@ -201,7 +198,7 @@ def _assume_role(client: BaseClient, watched: WatchedSignIn, region: str) -> See
     return None
 
 
-def _federation(client: BaseClient, watched: WatchedSignIn) -> SeenEvent | None:
+def _federation(client: AwsSdkProxy, watched: WatchedSignIn) -> SeenEvent | None:
     """The newest GetFederationToken on the instance by this role session."""
     caller = f"assumed-role/{watched.role_name}/{watched.role_session_name}"
     for event in _pages(client, FEDERATION_EVENT, watched.since):
@@ -218,7 +215,7 @@ def _federation(client: BaseClient, watched: WatchedSignIn) -> SeenEvent | None:
 
 
 def look_for_sign_in(
-    cloudtrail: Callable[[str], BaseClient], watched: WatchedSignIn
+    cloudtrail: Callable[[str], AwsSdkProxy], watched: WatchedSignIn
 ) -> SignInTrail:
     """One look: STS's event in each region it may be logged in, and Connect's, newest first.
     `cloudtrail(region)` gives an audited, rate-limited CloudTrail client for the region."""

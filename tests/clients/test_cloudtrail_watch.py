@@ -19,6 +19,7 @@ from provisioning.aws.cloudtrail import (
     assume_role_link,
     look_for_sign_in,
 )
+from provisioning.models import Connection, SignInReading
 from sandbox.saml_idp import issue_signing_certificate
 from tests.clients.conftest import assert_every_call_started_and_finished
 from tests.sandbox import test_signin_endpoint as signin
@@ -32,7 +33,6 @@ from tests.sandbox.test_signin_endpoint import (
 )
 from tests.web.factories import make_run
 from wizard import tasks
-from wizard.models import Connection, SignInReading
 from wizard.services import sign_in_watch
 
 idp_certificate = signin.idp_certificate

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning.models import SignInReading
 from tests.web.factories import make_connection, make_run
 from wizard import tasks
-from wizard.models import SignInReading
 from wizard.services.sign_in_watch import sign_in_readings_expire
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/ConnectFederation"

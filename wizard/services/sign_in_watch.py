@@ -20,7 +20,7 @@ from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client
 from provisioning.aws.cloudtrail import SeenEvent, WatchedSignIn, look_for_sign_in
 from provisioning.errors import PermanentError, RetryableError
-from wizard.models import SetupRun, SignInReading, SignInReadingStatus
+from provisioning.models import SetupRun, SignInReading, SignInReadingStatus
 
 WATCH = "watch"
 STEP_KEY = "sign_in_test"

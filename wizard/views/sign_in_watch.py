@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.aws.cloudtrail import TYPICAL_DELIVERY_MINUTES
+from provisioning.models import SetupRun, SignInReading, SignInReadingStatus
 from provisioning.steps.sign_in_test import LINKS
-from wizard.models import SetupRun, SignInReading, SignInReadingStatus
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.services.sign_in_watch import (
     WATCH,
