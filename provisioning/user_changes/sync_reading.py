@@ -72,7 +72,10 @@ def sync_reading(
     found them just now)."""
     from wizard.models import UserSync
 
-    sync = UserSync.objects.get(pk=sync_id)
+    sync = UserSync.objects.filter(pk=sync_id).first()
+    if sync is None:
+        # A run that names a sync no longer there (deleted meanwhile): read in full, keep nothing.
+        return SyncReading(FULL, "first")
     group_ids = [str(group["id"]) for group in groups]
     stored = dict(sync.delta_state or {})
     fingerprint = basis(inputs)
