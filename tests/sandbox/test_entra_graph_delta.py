@@ -35,7 +35,9 @@ def _groups_from_now(client: Any, group_ids: list[str]) -> Any:
 
 
 def _users_from_now(client: Any) -> Any:
-    query = UsersDelta.DeltaRequestBuilderGetQueryParameters(select=["userPrincipalName", "surname"])
+    query = UsersDelta.DeltaRequestBuilderGetQueryParameters(
+        select=["userPrincipalName", "surname"]
+    )
     request = client.users.delta.to_get_request_information(
         RequestConfiguration(query_parameters=query)
     )
@@ -91,13 +93,9 @@ def test_a_first_round_lists_every_member_in_pages_then_gives_a_delta_link(
     try:
 
         async def scenario() -> list[Any]:
-            pages = [
-                await client.groups.delta.get(RequestConfiguration(query_parameters=query))
-            ]
+            pages = [await client.groups.delta.get(RequestConfiguration(query_parameters=query))]
             while pages[-1].odata_next_link:
-                pages.append(
-                    await client.groups.delta.with_url(pages[-1].odata_next_link).get()
-                )
+                pages.append(await client.groups.delta.with_url(pages[-1].odata_next_link).get())
             return pages
 
         pages = run(scenario)
