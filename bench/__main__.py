@@ -20,6 +20,7 @@ BENCHMARKS = {
     "dashboard": "bench.dashboard",
     "status_fragment": "bench.status_fragment",
     "audit_export": "bench.audit_export",
+    "sync_noop": "bench.sync_noop",
 }
 
 

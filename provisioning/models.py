@@ -404,6 +404,12 @@ class UserSync(models.Model):
     every_hours = models.PositiveSmallIntegerField(default=24)
     enabled = models.BooleanField(default=True)
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A sync reads only what changed in the IdP since its last successful run (Entra delta
+    # links, Okta groups' lastMembershipUpdated: provisioning/user_changes/sync_reading.py), and
+    # reads everything, comparing with every Connect user, at least every `full_every_hours`.
+    delta_state = models.JSONField(default=dict, blank=True)
+    full_every_hours = models.PositiveSmallIntegerField(default=168)
+    last_full_at = models.DateTimeField(null=True, blank=True)
     language = models.CharField(max_length=8, default="en")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -345,6 +345,14 @@ WIZARD_SYNC_CONFIRM_DELETES_SHARE = float(
 # for departures).
 WIZARD_GROUPS_LISTED_CAP = int(os.environ.get("WIZARD_GROUPS_LISTED_CAP", "1000"))
 WIZARD_GROUP_MEMBERS_CAP = int(os.environ.get("WIZARD_GROUP_MEMBERS_CAP", "100000"))
+# A sync reads only what changed since its last run, and everything at least this often (hours;
+# a new sync's `full_every_hours`): the full read is what catches changes made in Connect itself.
+# A week, the longest an Entra delta link lives (provisioning/entra/directory_changes.py).
+WIZARD_SYNC_FULL_EVERY_HOURS = int(os.environ.get("WIZARD_SYNC_FULL_EVERY_HOURS", "168"))
+# An Entra sync tracks its groups and the groups inside them by a delta $filter on their ids,
+# which travels in the URL (Graph's delta filter takes ids only: delta-query-overview); a tree of
+# more groups than this is read in full every run.
+WIZARD_SYNC_DELTA_GROUPS_MAX = int(os.environ.get("WIZARD_SYNC_DELTA_GROUPS_MAX", "50"))
 # Celery beat starts the syncs that are due; it looks this often.
 WIZARD_SYNC_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_SYNC_CHECK_INTERVAL_S", "60"))
 # Audit log exports: written by a worker into this private folder (shared by the web server and

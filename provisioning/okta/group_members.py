@@ -40,8 +40,9 @@ def okta_groups(client: Any, *, limit: int) -> tuple[list[dict[str, Any]], bool]
 
 
 def okta_group(client: Any, reference: str) -> dict[str, Any] | None:
-    """{id, name} of the group with this id, or else this name; None if there is none. Only a
-    reference shaped like an Okta group id goes into a URL path; a name is a query value."""
+    """{id, name, last_membership_updated} of the group with this id, or else this name; None if
+    there is none. Only a reference shaped like an Okta group id goes into a URL path; a name is
+    a query value."""
     group = None
     if GROUP_ID.fullmatch(reference):
         try:
@@ -62,7 +63,13 @@ def okta_group(client: Any, reference: str) -> dict[str, Any] | None:
         )
     if group is None:
         return None
-    return {"id": str(group["id"]), "name": str((group.get("profile") or {}).get("name") or "")}
+    return {
+        "id": str(group["id"]),
+        "name": str((group.get("profile") or {}).get("name") or ""),
+        # "Timestamp when the group's memberships were last updated" (Okta Groups API, the
+        # Group object): a sync whose groups all still show the time it read them skips reading.
+        "last_membership_updated": str(group.get("lastMembershipUpdated") or ""),
+    }
 
 
 def okta_group_members(client: Any, group_id: str, *, limit: int) -> list[IdpPerson]:

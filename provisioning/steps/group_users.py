@@ -71,7 +71,14 @@ from provisioning.user_changes.sources import (
     setup_outputs,
     sso_setup_of,
 )
-from provisioning.user_changes.steps import UsersStep, plan_user_changes, run_instance
+from provisioning.user_changes.steps import (
+    RESOURCE_TYPE,
+    UsersStep,
+    plan_user_changes,
+    record_unchanged_sync,
+    run_instance,
+)
+from provisioning.user_changes.sync_reading import store_reading, sync_reading
 
 PHONE_TYPE_CHOICES = [("SOFT_PHONE", _("Soft phone")), ("DESK_PHONE", _("Desk phone"))]
 OKTA_USERNAME_SOURCES = [
@@ -91,6 +98,14 @@ def username_sources(idp: str) -> list[tuple[str, Any]]:
 
 def default_username_source(idp: str) -> str:
     return DEFAULT_SESSION_NAME_SOURCE if idp == "entra" else DEFAULT_TEMPLATE
+
+
+@dataclass
+class UnchangedPlan(Plan):
+    """A sync run whose groups and people didn't change since its last run: nothing to do."""
+
+    unchanged: bool = True
+    sync_reading: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -529,8 +544,29 @@ class GroupUsers(UsersStep):
             return MappingPlan(
                 needs_input=True, warnings=[message], mapping_choices=_choices(ctx, directory)
             )
-        people = _people(directory, rows)
         instance_id = run_instance(ctx)
+        reading = None
+        if ctx.inputs.get("sync_id"):
+            reading = sync_reading(
+                sync_id=str(ctx.inputs["sync_id"]),
+                idp=directory.idp,
+                client=directory.client,
+                inputs=ctx.inputs,
+                groups=[group for _row, group in rows],
+                instance_id=instance_id,
+            )
+            if reading.unchanged:
+                return UnchangedPlan(
+                    changes=[
+                        Change(
+                            "nothing",
+                            RESOURCE_TYPE,
+                            gettext("Nothing changed in the groups since the last sync run."),
+                        )
+                    ],
+                    sync_reading=reading.to_json(),
+                )
+        people = _people(directory, rows)
         access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
@@ -541,6 +577,8 @@ class GroupUsers(UsersStep):
             access=access,
             warnings=_shared_with_other_syncs(ctx, instance_id, people),
         )
+        if reading is not None:
+            plan.sync_reading = reading.to_json()
         offered = _offered_groups(people)
         if offered and ctx.inputs.get("assign_groups"):
             plan.assign_groups = offered
@@ -560,10 +598,20 @@ class GroupUsers(UsersStep):
         return plan
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
+        reading = dict(ctx.plan.get("sync_reading") or {})
+        if ctx.plan.get("unchanged"):
+            # Nothing changed in the groups: no Connect call, the sync's delta state moves on.
+            record_unchanged_sync(ctx)
+            store_reading(sync_id=str(ctx.inputs["sync_id"]), reading=reading)
+            read = {"mode": reading.get("mode"), "reason": reading.get("reason")}
+            return {"unchanged": True, "created": 0, "updated": 0, "deleted": 0, "read": read}
         groups = list(ctx.plan.get("assign_groups") or [])
         if groups:
             _assign_groups(ctx, groups)
         outputs = super().apply(ctx)
+        if reading and ctx.inputs.get("sync_id"):
+            store_reading(sync_id=str(ctx.inputs["sync_id"]), reading=reading)
+            outputs["read"] = {"mode": reading.get("mode"), "reason": reading.get("reason")}
         return {**outputs, "assigned_groups": [group["name"] for group in groups]}
 
     def rollback(self, ctx: StepContext) -> None:

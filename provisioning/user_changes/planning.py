@@ -181,6 +181,8 @@ def _described(person: Person) -> dict[str, Any]:
         "routing_profile": person.routing_profile,
         "phone_type": person.phone_type,
         "group_ids": person.group_ids,
+        # Who the person is in the IdP: a sync reading only what changed finds their row by it.
+        "idp_id": person.idp_id,
     }
 
 
@@ -227,7 +229,12 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
                 PlannedChange(
                     "refused",
                     person.username,
-                    {"reasons": person.reasons, "login": person.login, "groups": person.groups},
+                    {
+                        "reasons": person.reasons,
+                        "login": person.login,
+                        "groups": person.groups,
+                        "idp_id": person.idp_id,
+                    },
                 )
             )
             continue

@@ -68,6 +68,44 @@ def managed_usernames(
     return found
 
 
+# Ids per query when looking rows up by IdP id (SQLite's default limit is 999 variables).
+IDS_PER_QUERY = 500
+
+
+def people_among(*, instance_id: str, group_ids: list[str], idp_ids: set[str]) -> bool:
+    """Whether any of these IdP users was one of the people (made, kept, refused or reported)
+    of the last applied run of exactly these groups on this instance. True when nothing says
+    otherwise: no such run, or rows that don't carry IdP ids."""
+    from wizard.models import UserChangeSet
+
+    if not idp_ids:
+        return False
+    wanted = set(group_ids)
+    change_set = next(
+        (
+            found
+            for found in UserChangeSet.objects.filter(
+                purpose="apply",
+                instance_id=instance_id,
+                step_run__key=USERS_STEP,
+                finished_at__isnull=False,
+            )
+            .order_by("-finished_at", "-pk")
+            .only("pk", "group_ids")
+            .iterator()
+            if set(found.group_ids) == wanted
+        ),
+        None,
+    )
+    if change_set is None or not change_set.changes.filter(details__has_key="idp_id").exists():
+        return True
+    ids = sorted(idp_ids)
+    return any(
+        change_set.changes.filter(details__idp_id__in=ids[start : start + IDS_PER_QUERY]).exists()
+        for start in range(0, len(ids), IDS_PER_QUERY)
+    )
+
+
 def other_syncs_people(instance_id: str, sync_id: str) -> set[str]:
     """The usernames the instance's other syncs manage (their groups' people at their last run):
     people in two syncs would be changed, or deleted, by one while the other keeps them."""

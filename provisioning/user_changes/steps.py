@@ -70,6 +70,8 @@ class UserChangesPlan(Plan):
     assign_groups: list[dict[str, str]] = field(default_factory=list)
     users_in_use: int = 0
     users_quota: int = 0
+    # A sync run's reading of its groups (provisioning/user_changes/sync_reading.py).
+    sync_reading: dict[str, Any] = field(default_factory=dict)
 
 
 def run_instance(ctx: StepContext) -> str:
@@ -313,6 +315,7 @@ def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) 
         "refused": change_set.counts.get("refused", 0),
         "kept_after_leaving": change_set.counts.get("departed", 0),
         "failed": progress.failed,
+        "read": _read_summary(ctx.plan),
     }
     who = run.created_by.get_username() if run.created_by else SYNC_ACTOR
     record_state_change(
@@ -324,6 +327,36 @@ def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) 
             f"Sync run: {summary['created']} created, {summary['updated']} updated, "
             f"{summary['deleted']} deleted, {summary['refused']} refused."
         ),
+    )
+
+
+def _read_summary(plan: dict[str, Any]) -> dict[str, str]:
+    """How the run read its groups (full or only what changed) and why, for the audit log."""
+    reading = plan.get("sync_reading") or {}
+    return {"mode": str(reading.get("mode") or "full"), "reason": str(reading.get("reason") or "")}
+
+
+def record_unchanged_sync(ctx: StepContext) -> None:
+    """The audit event of a sync run that found nothing changed in its groups and so made no
+    change and no Connect call."""
+    from provisioning.audit import AuditScope, record_state_change
+    from wizard.models import AuditKind, SetupRun
+
+    run = SetupRun.objects.select_related("created_by").get(pk=ctx.run_id)
+    who = run.created_by.get_username() if run.created_by else SYNC_ACTOR
+    summary = {
+        "sync": str(ctx.inputs["sync_id"]),
+        "created": 0,
+        "updated": 0,
+        "deleted": 0,
+        "read": _read_summary(ctx.plan),
+    }
+    record_state_change(
+        AuditScope(actor_label=who, actor_id=run.created_by_id, run_id=run.pk),
+        kind=AuditKind.USER_SYNC,
+        old={},
+        new=summary,
+        message="Sync run: nothing changed in the groups since the last run; no changes made.",
     )
 
 

@@ -109,6 +109,7 @@ def create_user(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
             **{key: value for key, value in body.items() if key in WRITABLE_USER_PROPERTIES},
         }
         tenant.users[user_id] = user
+        tenant.delta_log.user_changed(user_id)
         return user
 
 
@@ -126,6 +127,7 @@ def update_user(tenant: Tenant, key: str, body: dict[str, Any]) -> None:
         if upn is not None and _upn_in_use(tenant, str(upn), except_id=user["id"]):
             raise _upn_taken()
         user.update({k: v for k, v in body.items() if k in WRITABLE_USER_PROPERTIES})
+        tenant.delta_log.user_changed(user["id"])
 
 
 def add_member(tenant: Tenant, group_id: str, body: dict[str, Any]) -> None:
@@ -148,6 +150,9 @@ def add_member(tenant: Tenant, group_id: str, body: dict[str, Any]) -> None:
                 "properties: 'members'."
             )
         members.append(member_id)
+        tenant.delta_log.member_changed(
+            group["id"], tenant.directory_object(member_id) or {"id": member_id}, removed=False
+        )
 
 
 def remove_member(tenant: Tenant, group_id: str, member_id: str) -> None:
@@ -158,6 +163,9 @@ def remove_member(tenant: Tenant, group_id: str, member_id: str) -> None:
         if member_id not in members:
             raise not_found(member_id)
         members.remove(member_id)
+        tenant.delta_log.member_changed(
+            group["id"], tenant.directory_object(member_id) or {"id": member_id}, removed=True
+        )
 
 
 def delete_user(tenant: Tenant, key: str) -> None:
@@ -165,6 +173,8 @@ def delete_user(tenant: Tenant, key: str) -> None:
     user = tenant.find_user(key)
     with tenant.lock:
         del tenant.users[user["id"]]
-        for members in tenant.members.values():
+        for group_id, members in tenant.members.items():
             if user["id"] in members:
                 members.remove(user["id"])
+                tenant.delta_log.member_changed(group_id, user, removed=True)
+        tenant.delta_log.user_changed(user["id"], removed=True)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.entra import directory_writes
+from sandbox.entra import delta, directory_writes
 from sandbox.entra.access_tokens import InvalidToken, TokenSigner
 from sandbox.entra.odata import Query, QueryError, encode_skiptoken, project
 from sandbox.entra.tenant import (
@@ -178,6 +179,10 @@ ROUTES: list[tuple[str, str, str, tuple[frozenset[str], ...]]] = [
         "list_policy_targets",
         (POLICY_READ, APPLICATION_READ),
     ),
+    # Delta queries (sandbox/entra/delta.py); before /users/{id} and /groups/{id}, which the
+    # segment "delta()" would otherwise match. msgraph-sdk sends "/groups/delta()".
+    ("GET", r"/users/(?:microsoft\.graph\.)?delta(?:\(\))?", "users_delta", (USER_READ,)),
+    ("GET", r"/groups/(?:microsoft\.graph\.)?delta(?:\(\))?", "groups_delta", (GROUP_READ,)),
     ("GET", r"/users", "list_users", (USER_READ,)),
     ("GET", _user_key(), "get_user", (USER_READ,)),
     ("GET", _user_key() + r"/memberOf" + CAST, "list_user_groups", (USER_READ, GROUP_READ)),
@@ -674,6 +679,127 @@ class GraphApi:
         return self._collection(
             request, self._directory_objects(ids, groups.get("cast")), "directoryObjects"
         )
+
+    # Delta queries ------------------------------------------------------------------------
+
+    def users_delta(self, request: Request, groups: dict[str, str]) -> Response:
+        return self._delta(request, "users")
+
+    def groups_delta(self, request: Request, groups: dict[str, str]) -> Response:
+        return self._delta(request, "groups")
+
+    def _delta(self, request: Request, kind: str) -> Response:
+        """One page of a delta round (sandbox/entra/delta.py has the sources)."""
+        args = request.args
+        log = self.tenant.delta_log
+        with self.tenant.lock:
+            try:
+                state_token = args.get("$skiptoken") or args.get("$deltatoken")
+                from_now = state_token == delta.FROM_NOW
+                if state_token and not from_now:
+                    state = delta.decode_state(state_token, log)
+                else:
+                    select = [name for name in args.get("$select", "").split(",") if name]
+                    state = delta.new_state(
+                        log, ids=delta.parse_id_filter(args.get("$filter")), select=select
+                    )
+                    if from_now:
+                        return self._delta_page(request, kind, [], state)
+                    state["initial"] = True
+            except delta.DeltaTokenExpired:
+                raise GraphError(
+                    400,
+                    "syncStateNotFound",
+                    "The sync state generation is not found. The delta token is expired and "
+                    "data must be synchronized again.",
+                ) from None
+            until = int(state.get("until", len(log.entries)))
+            found = (
+                self._delta_groups(state, until)
+                if kind == "groups"
+                else self._delta_users(state, until)
+            )
+            offset = int(state.get("offset", 0))
+            page = copy.deepcopy(found[offset : offset + delta.DELTA_PAGE])
+            if offset + delta.DELTA_PAGE < len(found):
+                following = {**state, "until": until, "offset": offset + delta.DELTA_PAGE}
+                return self._delta_page(request, kind, page, following, next_page=True)
+            finished = {**state, "position": until, "issued": time.time()}
+            for name in ("until", "offset", "initial"):
+                finished.pop(name, None)
+            return self._delta_page(request, kind, page, finished)
+
+    def _delta_groups(self, state: dict[str, Any], until: int) -> list[dict[str, Any]]:
+        ids, select = state.get("ids"), list(state.get("select") or [])
+        with_members = not select or "members" in select
+        if state.get("initial"):
+            chosen = [g for g in self.tenant.groups.values() if ids is None or g["id"] in ids]
+            return [
+                {
+                    "id": group["id"],
+                    **(
+                        {
+                            "members@delta": [
+                                {
+                                    "@odata.type": str(
+                                        (self.tenant.directory_object(member) or {}).get(
+                                            "@odata.type", "#microsoft.graph.user"
+                                        )
+                                    ),
+                                    "id": member,
+                                }
+                                for member in self.tenant.members.get(group["id"], [])
+                            ]
+                        }
+                        if with_members
+                        else {}
+                    ),
+                }
+                for group in chosen
+            ]
+        changed = delta.changed_groups(self.tenant.delta_log, int(state["position"]), until, ids)
+        if not with_members:
+            return []
+        return [
+            {"id": group_id, "members@delta": list(members.values())}
+            for group_id, members in changed.items()
+        ]
+
+    def _delta_users(self, state: dict[str, Any], until: int) -> list[dict[str, Any]]:
+        ids, select = state.get("ids"), list(state.get("select") or [])
+        names = [name for name in select if name != "id"]
+
+        def shown(user: dict[str, Any]) -> dict[str, Any]:
+            return {"id": user["id"], **project(user, names, USER_DEFAULT_PROPERTIES)}
+
+        if state.get("initial"):
+            return [
+                shown(user)
+                for user in self.tenant.users.values()
+                if ids is None or user["id"] in ids
+            ]
+        changed = delta.changed_users(self.tenant.delta_log, int(state["position"]), until, ids)
+        return [
+            {"id": user_id, "@removed": {"reason": "changed"}}
+            if removed or user_id not in self.tenant.users
+            else shown(self.tenant.users[user_id])
+            for user_id, removed in changed.items()
+        ]
+
+    def _delta_page(
+        self,
+        request: Request,
+        kind: str,
+        page: list[dict[str, Any]],
+        state: dict[str, Any],
+        *,
+        next_page: bool = False,
+    ) -> Response:
+        name = "@odata.nextLink" if next_page else "@odata.deltaLink"
+        parameter = "$skiptoken" if next_page else "$deltatoken"
+        link = f"{request.base_url}?{parameter}={delta.encode_state(state)}"
+        body = {"@odata.context": self._context(request, kind), "value": page, name: link}
+        return self._json(request, body)
 
     # Directory writes ---------------------------------------------------------------------
 

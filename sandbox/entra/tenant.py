@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.directory import Directory
+from sandbox.entra.delta import DeltaLog
 from sandbox.knobs import Knobs
 from sandbox.saml_idp import SigningCertificate, issue_signing_certificate
 
@@ -261,6 +262,8 @@ class Tenant:
     # The identifier URI policy exempts SAML apps by default ("excludeSaml" of Graph's
     # identifierUriRestriction); an admin may take the exemption away, and a test may too.
     identifier_uri_policy_excludes_saml: bool = True
+    # The directory's changes, for delta queries (sandbox/entra/delta.py).
+    delta_log: DeltaLog = field(default_factory=DeltaLog)
     tenant_signing_certificate: SigningCertificate = field(
         default_factory=lambda: issue_signing_certificate("CN=accounts.accesscontrol.windows.net")
     )

@@ -954,11 +954,15 @@ class OktaSandboxApp:
                     "You do not have permission to perform the requested action",
                     [f"{group.name} membership is managed by Okta"],
                 )
+            # lastMembershipUpdated: "Timestamp when the Group's memberships were last updated"
+            # (Okta Groups API, the Group object): it moves when a member comes or goes, and
+            # not for a PUT of someone already in the group (nothing was updated).
             if add and user.id not in group.member_ids:
                 group.member_ids.append(user.id)
+                group.last_membership_updated = now()
             elif not add and user.id in group.member_ids:
                 group.member_ids.remove(user.id)
-            group.last_membership_updated = now()
+                group.last_membership_updated = now()
         return Response(status=204)
 
     def add_group_member(self, request: Request, group_id: str, user_id: str) -> Response:

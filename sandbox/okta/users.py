@@ -78,6 +78,7 @@ def create_user(org: OktaOrg, body: dict[str, Any], *, activate: bool) -> OrgUse
         org.users[user.id] = user
         everyone = next(g for g in org.groups.values() if g.name == EVERYONE_GROUP)
         everyone.member_ids.append(user.id)
+        everyone.last_membership_updated = user.created
         return user
 
 
@@ -103,3 +104,5 @@ def delete_user(org: OktaOrg, user: OrgUser) -> None:
         for group in org.groups.values():
             if user.id in group.member_ids:
                 group.member_ids.remove(user.id)
+                # A deleted user leaves their groups: their memberships were updated.
+                group.last_membership_updated = now()

@@ -51,6 +51,13 @@ NOT_GRAPH = (
 ODATA_ANNOTATION = re.compile(
     r"^(?:[A-Za-z]\w*)?@odata\.(?:context|type|id|etag|count|nextLink|deltaLink|editLink|readLink)$"
 )
+# Delta payloads (OData JSON Format v4.01, "Delta Payload"; Graph: delta-query-overview,
+# group-delta): a removed object's `@removed`, a navigation property's changes `<name>@delta`.
+DELTA_ANNOTATION = re.compile(r"^(?:[A-Za-z]\w*@delta|@removed)$")
+# State tokens Graph writes into the @odata.nextLink / @odata.deltaLink it hands out (Graph
+# "Paging", delta-query-overview); clients follow those links as given (the SDK's with_url), so
+# no builder's URL template names them.
+STATE_TOKENS = frozenset({"$skiptoken", "$deltatoken"})
 BUILDER_TEMPLATE = re.compile(r'super\(\)\.__init__\(request_adapter, "([^"]+)"')
 BUILDER_METHOD = re.compile(
     r"async def (get|post|patch|put|delete)\(self,(?:body: (\w+), )?request_configuration.*?\)"
@@ -119,7 +126,7 @@ def check_graph(exchange: Exchange) -> tuple[list[Violation], bool]:
     violations = [
         Violation(where, f"query {name}", f"not an option of {builder.template}")
         for name in exchange.query
-        if name not in builder.query_options
+        if name not in builder.query_options and name not in STATE_TOKENS
     ]
     if "$select" in exchange.query or "$filter" in exchange.query:
         violations += _check_named_properties(exchange, builder.model(operation.answer), where)
@@ -387,7 +394,7 @@ def check_value(value: Any, model: type, where: str, at: str) -> list[Violation]
         path = f"{at}.{name}"
         field = fields.get(name)
         if field is None:
-            if ODATA_ANNOTATION.match(name):
+            if ODATA_ANNOTATION.match(name) or DELTA_ANNOTATION.match(name):
                 continue
             violations.append(Violation(where, path, f"{concrete.__name__} has no such property"))
             continue

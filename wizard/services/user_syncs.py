@@ -55,6 +55,7 @@ def _sync_record(sync: UserSync) -> dict[str, Any]:
             row.get("group_name") or row.get("group") for row in sync.inputs.get("groups", [])
         ],
         "every_hours": sync.every_hours,
+        "full_every_hours": sync.full_every_hours,
         "departures": sync.departures,
         "enabled": sync.enabled,
     }
@@ -152,6 +153,7 @@ def sync_create(
             inputs=inputs,
             departures=departures,
             every_hours=every_hours,
+            full_every_hours=max(every_hours, settings.WIZARD_SYNC_FULL_EVERY_HOURS),
             next_run_at=timezone.now() + timedelta(hours=every_hours),
             language=translation.get_language() or settings.LANGUAGE_CODE,
             created_by=user if getattr(user, "is_authenticated", False) else None,
