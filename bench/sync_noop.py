@@ -82,7 +82,7 @@ def run() -> dict[str, dict[str, Any]]:
 
 
 def _measure(sandbox: Sandbox, idp: str, group: str) -> dict[str, Any]:
-    from wizard.models import Cloud, Connection, RunStatus
+    from provisioning.models import Cloud, Connection, RunStatus
     from wizard.services import runs as run_services
     from wizard.services.connections import SANDBOX_OKTA_SERVICE_APP
     from wizard.services.user_syncs import sync_create, sync_start
@@ -137,7 +137,7 @@ def _measure(sandbox: Sandbox, idp: str, group: str) -> dict[str, Any]:
 
 
 def _timed(run: Any) -> dict[str, Any]:
-    from wizard.models import AuditEvent, AuditKind, RunStatus, UserChange
+    from provisioning.models import AuditEvent, AuditKind, RunStatus, UserChange
 
     started = time.monotonic()
     run = _drive(run)

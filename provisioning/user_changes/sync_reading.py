@@ -70,7 +70,7 @@ def sync_reading(
 ) -> SyncReading:
     """Decide how this run of the sync reads its `groups` ([{id, name, ...}] as the directory
     found them just now)."""
-    from wizard.models import UserSync
+    from provisioning.models import UserSync
 
     sync = UserSync.objects.filter(pk=sync_id).first()
     if sync is None:
@@ -142,7 +142,7 @@ def _from_now(idp: str, client: Any, groups: list[dict[str, Any]]) -> dict[str, 
 def store_reading(*, sync_id: str, reading: dict[str, Any]) -> None:
     """After a successful apply: keep the run's delta state; a full run also moves the time of
     the last full reconciliation on."""
-    from wizard.models import UserSync
+    from provisioning.models import UserSync
 
     changes: dict[str, Any] = {"delta_state": reading.get("state") or {}}
     if reading.get("mode") == FULL:
