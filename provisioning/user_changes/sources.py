@@ -76,8 +76,6 @@ def people_among(*, instance_id: str, group_ids: list[str], idp_ids: set[str]) -
     """Whether any of these IdP users was one of the people (made, kept, refused or reported)
     of the last applied run of exactly these groups on this instance. True when nothing says
     otherwise: no such run, or rows that don't carry IdP ids."""
-    from provisioning.models import UserChangeSet
-
     if not idp_ids:
         return False
     wanted = set(group_ids)

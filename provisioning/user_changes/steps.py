@@ -340,7 +340,6 @@ def record_unchanged_sync(ctx: StepContext) -> None:
     """The audit event of a sync run that found nothing changed in its groups and so made no
     change and no Connect call."""
     from provisioning.audit import AuditScope, record_state_change
-    from provisioning.models import AuditKind, SetupRun
 
     run = SetupRun.objects.select_related("created_by").get(pk=ctx.run_id)
     who = run.created_by.get_username() if run.created_by else SYNC_ACTOR

@@ -27,6 +27,7 @@ from provisioning.entra.directory_changes import (
     entra_changes,
     tracked_groups,
 )
+from provisioning.models import UserSync
 from provisioning.user_changes.sources import people_among
 
 # The run inputs a stored delta state was made for: another mapping, username source or
@@ -70,8 +71,6 @@ def sync_reading(
 ) -> SyncReading:
     """Decide how this run of the sync reads its `groups` ([{id, name, ...}] as the directory
     found them just now)."""
-    from provisioning.models import UserSync
-
     sync = UserSync.objects.filter(pk=sync_id).first()
     if sync is None:
         # A run that names a sync no longer there (deleted meanwhile): read in full, keep nothing.
@@ -142,8 +141,6 @@ def _from_now(idp: str, client: Any, groups: list[dict[str, Any]]) -> dict[str, 
 def store_reading(*, sync_id: str, reading: dict[str, Any]) -> None:
     """After a successful apply: keep the run's delta state; a full run also moves the time of
     the last full reconciliation on."""
-    from provisioning.models import UserSync
-
     changes: dict[str, Any] = {"delta_state": reading.get("state") or {}}
     if reading.get("mode") == FULL:
         changes["last_full_at"] = timezone.now()
