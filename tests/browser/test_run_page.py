@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from sandbox.server import Sandbox
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD, sign_in
-from wizard.models import RunStatus, SetupRun, StepRun, StepStatus
+from wizard.models import RunStatus, SetupRun, StepStatus
 from wizard.roles import ADMIN, role_group
 from wizard.services.connections import register_sandbox_connections
 

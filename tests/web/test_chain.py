@@ -7,6 +7,7 @@ import re
 
 import pytest
 from defusedxml import ElementTree
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -147,8 +148,6 @@ def test_a_users_run_draws_the_chain_of_its_setup_with_its_own_users_link() -> N
 def test_the_svg_has_a_title_a_description_and_a_state_word_and_link_per_box() -> None:
     run = _entra_run(run="failed", saml_provider="failed")
     html = chain_diagram(chain_links(run))
-    from django.template.loader import render_to_string
-
     svg_text = render_to_string("chain.html", html)
     svg_text = svg_text[svg_text.index("<svg") : svg_text.index("</svg>") + len("</svg>")]
 
