@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from wizard.models import AuditOutcome, Cloud, Connection, Departures
+from wizard.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
 from wizard.selectors.runs import available_flows
 from wizard.services.connection_formats import unsafe_characters
 from wizard.services.user_syncs import EVERY_HOURS_CHOICES
@@ -60,6 +60,12 @@ class RunCreateForm(forms.Form):
     idp = forms.ChoiceField(label=_("Provider"), choices=IDP_CHOICES, widget=forms.RadioSelect)
     flow_key = forms.ChoiceField(
         label=_("Setup flow"),
+        error_messages={
+            "invalid_choice": _(
+                "This flow is for the other identity provider. Choose one for the provider "
+                "you picked."
+            )
+        },
         help_text=_(
             "The steps the wizard will take. Choose one that matches the identity provider."
         ),
@@ -94,6 +100,12 @@ class RunCreateForm(forms.Form):
     )
     idp_connection = ConnectionChoiceField(
         label=_("Identity provider connection"),
+        error_messages={
+            "invalid_choice": _(
+                "This connection is to the other identity provider. Choose a connection to the "
+                "provider you picked."
+            )
+        },
         queryset=Connection.objects.filter(cloud__in=[Cloud.ENTRA, Cloud.OKTA]).order_by(
             "cloud", "name"
         ),
@@ -108,18 +120,24 @@ class RunCreateForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        flow_groups = []
-        for idp, idp_label in IDP_CHOICES:
-            flows = available_flows(idp=idp)
-            if flows:
-                flow_groups.append((idp_label, [(flow.key, flow.title) for flow in flows]))
+        # The flows and connections offered follow the provider chosen (the page swaps them in
+        # when the choice changes; without JavaScript, submitting shows the right ones).
+        self.chosen_idp = self.idp_of(self.data if self.is_bound else self.initial)
         cast(forms.ChoiceField, self.fields["flow_key"]).choices = [
             ("", _("Choose a flow")),
-            *flow_groups,
+            *[(flow.key, flow.title) for flow in available_flows(idp=self.chosen_idp)],
         ]
+        connections = cast(forms.ModelChoiceField, self.fields["idp_connection"])
+        connections.queryset = Connection.objects.filter(cloud=self.chosen_idp).order_by("name")
         cast(forms.ChoiceField, self.fields["region"]).choices = [
             (region, region) for region in connect_regions()
         ]
+
+    @staticmethod
+    def idp_of(values: Any) -> str:
+        """The provider named in form values, Entra when they name none we know."""
+        idp = values.get("idp", "")
+        return idp if idp in dict(IDP_CHOICES) else Cloud.ENTRA.value
 
     def clean_instance_alias(self) -> str:
         alias = self.cleaned_data["instance_alias"].strip()
@@ -326,7 +344,12 @@ class ConnectionForm(forms.Form):
 class AuditLogFilterForm(forms.Form):
     """The audit log's filters; every field optional, so an empty form shows everything."""
 
-    run = forms.UUIDField(label=_("Run"), required=False)
+    run = forms.CharField(
+        label=_("Run"),
+        required=False,
+        max_length=36,
+        help_text=_("The run ID, or its first 8 characters as the table shows them."),
+    )
     user = forms.CharField(label=_("User"), required=False, max_length=200)
     cloud = forms.ChoiceField(
         label=_("Cloud"), required=False, choices=[("", _("Any")), *Cloud.choices]
@@ -345,6 +368,39 @@ class AuditLogFilterForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DATE),
     )
+
+    def clean_run(self) -> uuid.UUID | None:
+        """A whole run ID, or the short one the table shows: its first characters, at least 8."""
+        text = self.cleaned_data["run"].strip().lower()
+        if not text:
+            return None
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            pass
+        digits = text.replace("-", "")
+        if not re.fullmatch(r"[0-9a-f]{8,31}", digits):
+            raise ValidationError(
+                _("Type the run ID, or at least its first 8 characters (0-9 and a-f).")
+            )
+        # In the hyphenated form, so it matches PostgreSQL's text of a uuid as well (Django
+        # drops the hyphens itself on databases that store a UUID as 32 characters).
+        prefix = "-".join(
+            part
+            for part in (digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:])
+            if part
+        )
+        matches = list(
+            SetupRun.objects.filter(pk__startswith=prefix).values_list("pk", flat=True)[:2]
+        )
+        if not matches:
+            raise ValidationError(_("No run has an ID that starts with “%(id)s”.") % {"id": prefix})
+        if len(matches) > 1:
+            raise ValidationError(
+                _("More than one run has an ID that starts with “%(id)s”: type more of it.")
+                % {"id": prefix}
+            )
+        return matches[0]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -43,6 +43,7 @@ from provisioning.saml import (
     metadata_lines,
     metadata_summary,
     parse_idp_metadata,
+    without_byte_order_mark,
 )
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
@@ -68,6 +69,11 @@ class SamlProviderForm(forms.Form):
             "Paste the Federation Metadata XML (Entra) or the IdP metadata (Okta) of your app."
         ),
     )
+    metadata_file = forms.FileField(
+        label=_("or upload the metadata file"),
+        required=False,
+        help_text=_("The .xml file the IdP lets you download; it is read into the box above."),
+    )
     metadata_url = forms.URLField(
         label=_("or the metadata URL"),
         required=False,
@@ -92,6 +98,29 @@ class SamlProviderForm(forms.Form):
                 raise _validation_error(error) from error
         return document
 
+    def clean_metadata_file(self) -> str:
+        """The uploaded file as text, checked like a paste; the answer keeps the text only."""
+        upload = self.cleaned_data.get("metadata_file")
+        if not upload:
+            return ""
+        if upload.size > MAX_METADATA_BYTES:
+            raise forms.ValidationError(
+                _("The file is %(size)s bytes; IdP metadata is a few KB. Choose the metadata file.")
+                % {"size": f"{upload.size:,}"}
+            )
+        raw = without_byte_order_mark(upload.read(MAX_METADATA_BYTES + 1))
+        try:
+            document = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(
+                _("This file is not text (UTF-8 XML). Choose the metadata .xml file.")
+            ) from None
+        try:
+            parse_idp_metadata(document)
+        except PermanentError as error:
+            raise _validation_error(error) from error
+        return document.strip()
+
     def clean_metadata_url(self) -> str:
         url = self.cleaned_data.get("metadata_url", "")
         if not url:
@@ -114,8 +143,17 @@ class SamlProviderForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        uploaded = cleaned.pop("metadata_file", "")
+        if uploaded and cleaned.get("metadata_xml") and uploaded != cleaned["metadata_xml"]:
+            self.add_error(
+                "metadata_file", _("Paste the metadata or upload it as a file, not both.")
+            )
+        elif uploaded:
+            cleaned["metadata_xml"] = uploaded
         if not self.errors and not cleaned.get("metadata_xml") and not cleaned.get("metadata_url"):
-            raise forms.ValidationError(_("Paste the metadata XML or give its URL."))
+            raise forms.ValidationError(
+                _("Paste the metadata XML, upload its file, or give its URL.")
+            )
         return cleaned
 
 

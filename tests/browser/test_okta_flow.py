@@ -56,9 +56,11 @@ def sign_in_to_the_wizard(walk: Walk) -> None:
 def start_run(walk: Walk, flow_key: str) -> None:
     page = walk.page
     page.goto(f"{page.base_url}/runs/new/")  # type: ignore[attr-defined]
-    page.check("input[name=idp][value=okta]")
-    page.select_option("#id_flow_key", flow_key)
     okta = Connection.objects.get(cloud=Cloud.OKTA, name=SANDBOX_NAMES[Cloud.OKTA])
+    page.check("input[name=idp][value=okta]")
+    # The page swaps in Okta's flows and connections in place of Entra's.
+    page.wait_for_selector(f"#id_idp_connection option[value='{okta.pk}']", state="attached")
+    page.select_option("#id_flow_key", flow_key)
     page.select_option("#id_idp_connection", str(okta.pk))
     page.fill("#id_instance_alias", f"okta-{walk.language}-{uuid.uuid4().hex[:6]}")
     page.uncheck("#id_review_plans")

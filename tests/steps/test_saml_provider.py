@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
@@ -201,3 +202,27 @@ def test_its_form_checks_the_pasted_metadata_and_refuses_urls_in_sandbox_mode(
     assert "provider_name" in name.errors
     assert "Paste the metadata" in str(empty.errors)
     assert good.is_valid(), good.errors
+
+
+def test_its_form_takes_the_metadata_as_an_uploaded_file() -> None:
+    document = metadata(ENTITY_ID)
+
+    def upload(content: bytes) -> SamlProviderForm:
+        return SamlProviderForm(
+            {}, files={"metadata_file": SimpleUploadedFile("federation.xml", content)}
+        )
+
+    good = upload(b"\xef\xbb\xbf" + document.encode())  # as Entra serves it, with a BOM
+    binary = upload(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    sp = upload(document.replace("IDPSSODescriptor", "SPSSODescriptor").encode())
+    both = SamlProviderForm(
+        {"metadata_xml": metadata(ENTITY_ID, certificate())},
+        files={"metadata_file": SimpleUploadedFile("federation.xml", document.encode())},
+    )
+
+    assert good.is_valid(), good.errors
+    assert good.cleaned_data["metadata_xml"] == document.strip()
+    assert "metadata_file" not in good.cleaned_data  # answers are stored as JSON: text only
+    assert "not text" in str(binary.errors["metadata_file"])
+    assert "SP metadata" in str(sp.errors["metadata_file"])
+    assert "not both" in str(both.errors["metadata_file"])

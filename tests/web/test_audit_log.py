@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -106,7 +107,7 @@ def test_it_shows_a_bad_filter_instead_of_every_row(admin_client: Client) -> Non
         reverse("audit_export_new") + "?run=not-a-run-id", {"format": "csv"}, follow=True
     )
 
-    assert "Enter a valid UUID." in page.content.decode()
+    assert "at least its first 8 characters" in page.content.decode()
     assert "CreateInstance" not in page.content.decode()
     assert "Fix the filters before exporting." in export.content.decode()
     assert not AuditExport.objects.exists()
@@ -220,3 +221,44 @@ def test_it_links_each_row_to_its_run(admin_client: Client) -> None:
     html = admin_client.get(reverse("audit_log")).content.decode()
 
     assert f'href="{reverse("run_detail", args=[run.pk])}"' in html
+
+
+def _run_with_id(text: str) -> Any:
+    return make_run(id=uuid.UUID(text))
+
+
+@pytest.mark.parametrize("typed", ["1a2b3c4d", "1A2B3C4D", " 1a2b3c4d-9 ", "1a2b3c4d9"])
+def test_the_run_filter_takes_the_short_id_the_table_shows(
+    admin_client: Client, typed: str
+) -> None:
+    mine = _run_with_id("1a2b3c4d-9e8f-4a5b-8c7d-000000000001")
+    other = _run_with_id("99999999-9e8f-4a5b-8c7d-000000000002")
+    make_event(operation="MineOp", run=mine)
+    make_event(operation="OtherOp", run=other)
+
+    html = admin_client.get(reverse("audit_log"), {"run": typed}).content.decode()
+
+    assert "MineOp" in html
+    assert "OtherOp" not in html
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("1a2b", "at least its first 8 characters"),
+        ("zzzzzzzz", "at least its first 8 characters"),
+        ("77777777", "No run has an ID that starts with"),
+        ("1a2b3c4d", "More than one run has an ID that starts with"),
+    ],
+)
+def test_a_short_run_id_that_names_no_single_run_says_what_to_type(
+    admin_client: Client, typed: str, error: str
+) -> None:
+    _run_with_id("1a2b3c4d-9e8f-4a5b-8c7d-000000000001")
+    _run_with_id("1a2b3c4d-0000-4a5b-8c7d-000000000003")
+    make_event(operation="SomeOp")
+
+    html = admin_client.get(reverse("audit_log"), {"run": typed}).content.decode()
+
+    assert error in html
+    assert "SomeOp" not in html

@@ -106,7 +106,7 @@ def test_it_refuses_a_connection_to_the_other_identity_provider(
         reverse("run_new"), _form(connections, idp_connection=connections["okta"].pk)
     ).content.decode()
 
-    assert "This connection is for Okta" in html
+    assert "This connection is to the other identity provider" in html
     assert SetupRun.objects.count() == 0
 
 
@@ -148,3 +148,35 @@ def test_it_refuses_an_instance_arn_from_another_region(
 
     assert "This instance is in us-east-1, but you chose ap-northeast-1." in html
     assert SetupRun.objects.count() == 0
+
+
+def test_it_offers_only_the_chosen_providers_flows_and_connections(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    entra_page = admin_client.get(reverse("run_new")).content.decode()
+    okta_fields = admin_client.get(
+        reverse("run_new"), {"idp": "okta"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    okta_page = admin_client.get(reverse("run_new"), {"idp": "okta"}).content.decode()
+
+    assert "Contoso tenant" in entra_page and "Okta org" not in entra_page
+    assert "Web test flow" in entra_page  # the test flow is an Entra flow
+    assert okta_fields.lstrip().startswith('<div id="idp-fields">')
+    assert "Okta org" in okta_fields and "Contoso tenant" not in okta_fields
+    assert "Web test flow" not in okta_fields
+    assert 'value="okta" checked' in okta_page.replace(" required", "").replace(
+        ' id="id_idp_1"', ""
+    )
+
+
+def test_switching_provider_without_javascript_shows_its_choices_and_keeps_the_rest(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    html = admin_client.post(
+        reverse("run_new"), _form(connections, idp="okta", instance_alias="osaka-support")
+    ).content.decode()
+
+    assert SetupRun.objects.count() == 0
+    assert "This flow is for the other identity provider" in html
+    assert "Okta org" in html and "Contoso tenant" not in html
+    assert 'value="osaka-support"' in html

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from wizard.forms import AuditLogFilterForm
+from wizard.middleware import wants_fragment
 from wizard.models import AuditExport, ExportStatus
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.audit_log import (
@@ -97,7 +98,7 @@ def audit_export(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
         return _gone(request)
     context = {"export": export, "filters": export.query}
     at_rest = export.status in {ExportStatus.READY, ExportStatus.FAILED}
-    if getattr(request, "htmx", False):
+    if wants_fragment(request):
         html = render_to_string(f"{EXPORT_TEMPLATE}#export_status", context, request=request)
         return HttpResponseStopPolling(html) if at_rest else HttpResponse(html)
     return render(request, EXPORT_TEMPLATE, context)

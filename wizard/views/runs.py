@@ -36,6 +36,7 @@ from wizard.change_sentences import (
     readable_changes,
 )
 from wizard.forms import RunCreateForm
+from wizard.middleware import wants_fragment
 from wizard.models import (
     ChangeAction,
     ChangeStatus,
@@ -354,7 +355,10 @@ def run_new(request: HttpRequest) -> HttpResponse:
             else:
                 return redirect(_run_url(run))
     else:
-        form = RunCreateForm(initial=_new_run_initial())
+        form = RunCreateForm(initial=_new_run_initial(request.GET))
+        if wants_fragment(request):
+            # The provider changed: its flows and connections, in place of the other's.
+            return render(request, "run_new.html#idp_fields", {"form": form})
     connections_missing = not Connection.objects.filter(cloud=Cloud.AWS).exists() or not (
         Connection.objects.filter(cloud__in=[Cloud.ENTRA, Cloud.OKTA]).exists()
     )
@@ -365,14 +369,16 @@ def run_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _new_run_initial() -> dict[str, Any]:
-    """Preselect the sandbox connections, so a first run needs no typing in sandbox mode."""
-    initial: dict[str, Any] = {"idp": Cloud.ENTRA.value}
+def _new_run_initial(query: Any) -> dict[str, Any]:
+    """The provider the page was asked for (`?idp=okta`), Entra by default; preselect the
+    sandbox connections, so a first run needs no typing in sandbox mode."""
+    idp = RunCreateForm.idp_of(query)
+    initial: dict[str, Any] = {"idp": idp}
     sandbox = {c.cloud: c.pk for c in Connection.objects.filter(is_sandbox=True).order_by("-pk")}
     if Cloud.AWS in sandbox:
         initial["aws_connection"] = sandbox[Cloud.AWS]
-    if Cloud.ENTRA in sandbox:
-        initial["idp_connection"] = sandbox[Cloud.ENTRA]
+    if idp in sandbox:
+        initial["idp_connection"] = sandbox[idp]
     return initial
 
 
@@ -525,7 +531,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     if step_class is None or not (editable or _step_needs_input(run, step)):
         messages.error(request, _("This step is not waiting for input."))
         return redirect(_run_url(run))
-    form = _step_form(step_class, step, request.POST)
+    form = _step_form(step_class, step, request.POST, files=request.FILES)
     if not form.is_valid():
         return render(request, RUN_TEMPLATE, _run_context(run, bound_form=(step.key, form)))
     if editable:

@@ -20,6 +20,7 @@ from provisioning.signin_checks.posted_sign_in import (
     read_posted_sign_in,
 )
 from wizard.inspection_forms import SignInInspectionForm
+from wizard.middleware import wants_fragment
 from wizard.models import SignInReading, SignInReadingStatus
 from wizard.roles import VIEWER, role_required
 from wizard.services.sign_in_inspection import (
@@ -137,7 +138,7 @@ def inspect_sign_in_result(request: HtmxHttpRequest, reading_id: str) -> HttpRes
         instance_id=reading.instance_id,
         region=reading.region,
     )
-    if request.htmx:
+    if wants_fragment(request):
         html = render_to_string(f"{TEMPLATE}#result", context, request=request)
         if reading.status != SignInReadingStatus.PENDING:
             return HttpResponseStopPolling(html)
