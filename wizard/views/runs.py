@@ -81,7 +81,6 @@ HEADLINE_OUTPUTS = (
     "instance_alias",
     "display_name",
     "app_label",
-    "relay_state",
 )
 # Outputs the card shows in their own way, not as labelled values.
 HIDDEN_OUTPUTS = {WAITING_REASON, VERIFY_FINDINGS}
