@@ -68,7 +68,7 @@ def run() -> dict[str, dict[str, Any]]:
 
             django.setup()
             call_command("migrate", verbosity=0)
-            from wizard.services.connections import register_sandbox_connections
+            from provisioning.connections.sandbox_registration import register_sandbox_connections
 
             register_sandbox_connections(sandbox_file=state_dir / "sandbox.json")
             records = {}
@@ -82,9 +82,9 @@ def run() -> dict[str, dict[str, Any]]:
 
 
 def _measure(sandbox: Sandbox, idp: str, group: str) -> dict[str, Any]:
+    from provisioning.connections.sandbox_registration import SANDBOX_OKTA_SERVICE_APP
     from provisioning.models import Cloud, Connection, RunStatus
     from wizard.services import runs as run_services
-    from wizard.services.connections import SANDBOX_OKTA_SERVICE_APP
     from wizard.services.user_syncs import sync_create, sync_start
 
     instance_id = _instance_with_room(sandbox, 2 * MEMBERS)

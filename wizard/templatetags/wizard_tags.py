@@ -24,6 +24,7 @@ STATUS_SYMBOLS = {
     "applying": "◕",
     "running": "◕",
     "waiting": "‖",
+    "needs_you": "!",
     "succeeded": "✓",
     "ok": "✓",
     "failed": "✕",
@@ -167,3 +168,43 @@ def listed(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(str(item) for item in value.values())
     return str(value)
+
+
+# The chain diagram's drawing: a row of boxes in a viewBox this wide, joined by arrows.
+CHAIN_WIDTH = 1200
+CHAIN_BOX_HEIGHT = 92
+CHAIN_GAP = 28
+# A fact longer than this is cut with an ellipsis in its box (its link's tooltip has it whole).
+CHAIN_FACT_CHARS = 24
+
+
+@register.inclusion_tag("chain.html")
+def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
+    """The federation chain as a server-rendered SVG: one box per link, coloured by its state,
+    with its state's word and symbol and its key fact, each box a link to its step."""
+    count = max(len(links), 1)
+    width = (CHAIN_WIDTH - CHAIN_GAP * (count - 1)) / count
+    boxes = []
+    for index, link in enumerate(links):
+        x = index * (width + CHAIN_GAP)
+        fact = link.fact
+        short = fact if len(fact) <= CHAIN_FACT_CHARS else fact[: CHAIN_FACT_CHARS - 1] + "…"
+        boxes.append(
+            {
+                "link": link,
+                "x": round(x, 1),
+                "middle": round(x + width / 2, 1),
+                "arrow_from": round(x + width, 1),
+                "arrow_to": round(x + width + CHAIN_GAP - 4, 1),
+                "short_fact": short,
+                "last": index == len(links) - 1,
+            }
+        )
+    return {
+        "boxes": boxes,
+        "box_width": round(width, 1),
+        "box_height": CHAIN_BOX_HEIGHT,
+        "view_width": CHAIN_WIDTH,
+        "arrow_y": CHAIN_BOX_HEIGHT / 2,
+        "caption": caption,
+    }

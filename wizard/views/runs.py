@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
@@ -38,9 +38,17 @@ from provisioning.models import (
 )
 from provisioning.redaction import redact, redact_text
 from provisioning.steps.base import STEPS, Step
+from wizard.change_sentences import (
+    LabelledValue,
+    ReadableChange,
+    deletion_sentence,
+    labelled_values,
+    readable_changes,
+)
 from wizard.forms import RunCreateForm
 from wizard.middleware import wants_fragment
 from wizard.roles import OPERATOR, VIEWER, role_required
+from wizard.selectors.chain import chain_links
 from wizard.selectors.runs import run_with_steps
 from wizard.selectors.user_changes import (
     EXPORT_COLUMNS,
@@ -61,6 +69,21 @@ CHANGES = "user_changes.html"
 ACTIVE_STEP = {StepStatus.PLANNING, StepStatus.APPLYING}
 # The engine keeps why a step waits for the cloud in its outputs under this key (runner.py).
 WAITING_REASON = "waiting_for"
+# The engine keeps the checks verify() made in a step's outputs under this key (runner.py).
+VERIFY_FINDINGS = "verify"
+# A finished step's card folds to one line; these are finished.
+FOLDED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.ROLLED_BACK}
+# The output a folded card shows on its one line: the first of these a step has.
+HEADLINE_OUTPUTS = (
+    "role_name",
+    "provider_name",
+    "policy_name",
+    "instance_alias",
+    "display_name",
+    "app_label",
+)
+# Outputs the card shows in their own way, not as labelled values.
+HIDDEN_OUTPUTS = {WAITING_REASON, VERIFY_FINDINGS}
 # A run in one of these can be resumed from where it stopped.
 RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED}
 # A run in one of these can be cancelled.
@@ -108,10 +131,48 @@ class StepCard:
     waiting_reason: str
     # A users step's change set: its lists, and how far the work is.
     changes: ChangeSetView | None = None
+    # The plan's changes as sentences, the outputs as labelled values, verify()'s checks.
+    readable_changes: list[ReadableChange] = field(default_factory=list)
+    output_values: list[LabelledValue] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_active(self) -> bool:
         return self.step.status in {StepStatus.PLANNING, StepStatus.APPLYING}
+
+    @property
+    def needs_admin(self) -> bool:
+        return bool(self.can_apply or (self.form is not None and self.step.status != "failed"))
+
+    @property
+    def badge(self) -> tuple[str, str]:
+        """The status and the word of the card's badge: a step that waits for the admin says so
+        instead of "Planned"."""
+        if self.form is not None and self.step.status == StepStatus.PLANNED:
+            return "needs_you", _("Needs your answer")
+        if self.can_apply:
+            return "needs_you", _("Needs your confirmation")
+        return self.step.status, str(self.step.get_status_display())
+
+    @property
+    def is_open(self) -> bool:
+        """Finished steps fold to one line; one that needs the admin, failed or works is open."""
+        return self.step.status not in FOLDED or self.needs_admin
+
+    @property
+    def headline(self) -> str:
+        """A folded card's key fact: the name of what the step made or found."""
+        for name in HEADLINE_OUTPUTS:
+            value = self.outputs.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    @property
+    def waiting_elsewhere(self) -> list[dict[str, Any]]:
+        """Checks not yet true that wait on the admin elsewhere (Okta using the key): a calm
+        note, not a failure."""
+        return [f for f in self.findings if not f.get("ok") and not f.get("blocking", True)]
 
     @property
     def stamp(self) -> str:
@@ -135,6 +196,11 @@ def _waiting(step: StepRun, now: Any) -> dict[str, Any]:
 
 def _step_class(key: str) -> type[Step] | None:
     return STEPS.get(key)
+
+
+def _step_title(step: StepRun) -> str:
+    step_class = _step_class(step.key)
+    return str(step_class.title) if step_class else step.key
 
 
 def _step_needs_input(run: SetupRun, step: StepRun) -> bool:
@@ -182,6 +248,12 @@ def _step_cards(
             else:
                 form = _step_form(step_class, step, initial=step.inputs)
         waiting = _waiting(step, now)
+        plan = redact(step.plan or {})
+        every_output = redact(
+            {k: v for k, v in (step.outputs or {}).items() if k != WAITING_REASON}
+        )
+        outputs = {k: v for k, v in every_output.items() if k not in HIDDEN_OUTPUTS}
+        findings = every_output.get(VERIFY_FINDINGS)
         cards.append(
             StepCard(
                 step=step,
@@ -189,10 +261,11 @@ def _step_cards(
                 description=str(step_class.description) if step_class else "",
                 # Steps are written to keep secrets out of plans and outputs; redacting here
                 # too means a slip in one step still never reaches a page.
-                plan=redact(step.plan or {}),
-                outputs=redact(
-                    {k: v for k, v in (step.outputs or {}).items() if k != WAITING_REASON}
-                ),
+                plan=plan,
+                outputs=outputs,
+                readable_changes=readable_changes(plan),
+                output_values=labelled_values(outputs),
+                findings=findings if isinstance(findings, list) else [],
                 waiting_reason=waiting["waiting_reason"],
                 form=form,
                 can_retry=step.status == StepStatus.FAILED and run.status in RESUMABLE,
@@ -220,7 +293,18 @@ def _step_form(step_class: type[Step], step: StepRun, data: Any = None, **kwargs
 
 def _run_context(run: SetupRun, bound_form: tuple[str, forms.Form] | None = None) -> dict[str, Any]:
     cards = _step_cards(run, bound_form)
-    return {**_summary_context(run, [card.step for card in cards]), "cards": cards}
+    steps = [card.step for card in cards]
+    return {**_summary_context(run, steps), "cards": cards, "links": chain_links(run, steps)}
+
+
+def _attention(run: SetupRun, steps: list[StepRun]) -> StepRun | None:
+    """The step the admin should look at: the one waiting for them, or the one that failed."""
+    for step in steps:
+        if run.status == RunStatus.WAITING and step.status == StepStatus.PLANNED:
+            return step
+        if step.status == StepStatus.FAILED and run.status in RESUMABLE:
+            return step
+    return None
 
 
 def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
@@ -229,6 +313,7 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
     created = [item for step in steps for item in (step.created_resources or [])]
     is_users_run = run.flow_key in USER_FLOWS.values()
     succeeded = run.status == RunStatus.SUCCEEDED
+    attention = _attention(run, steps)
     return {
         "run": run,
         "flow_title": flow.title if flow else run.flow_key,
@@ -240,6 +325,8 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "can_cancel": run.status in CANCELLABLE,
         "can_rollback": run.status in ROLLBACKABLE and bool(created),
         "created_resources": created,
+        "attention": attention,
+        "attention_title": _step_title(attention) if attention else "",
         "flow_problem": "" if run.status == RunStatus.SUCCEEDED else runner.flow_problem(run),
     }
 
@@ -331,6 +418,8 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
         whole = list(run.steps.filter(key__in=changed).order_by("position"))
         for card in _step_cards(run, steps=whole):
             parts.append(_out_of_band("step_card", request, run, card=card, step=card.step))
+        # The chain's links follow their steps: drawn again only when a step changed.
+        parts.append(_out_of_band("run_chain", request, run, links=chain_links(run, steps)))
     now = timezone.now()
     for step in steps:
         if step.key in changed or step.status not in ACTIVE_STEP:
@@ -404,7 +493,12 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
             run_services.run_rollback,
             _("Rolling back: the wizard is removing what this run created."),
         )
-    return render(request, "run_rollback.html", _run_context(run))
+    context = _run_context(run)
+    # Last created, first deleted: the order rollback works in.
+    context["deletions"] = [
+        deletion_sentence(resource) for resource in reversed(context["created_resources"])
+    ]
+    return render(request, "run_rollback.html", context)
 
 
 @role_required(OPERATOR)

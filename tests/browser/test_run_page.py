@@ -1,0 +1,161 @@
+"""In headless Chromium against a live server: the run page an admin reads at a glance, for an
+Entra, an Okta and a users run, at each phase (needs an answer, applying, finished, failed, rolled
+back), in English and in Japanese, with a screenshot of each in tests/artifacts/. The runs are
+real ones made headless against the sandbox; the other phases are copies of them moved back."""
+
+from __future__ import annotations
+
+import copy
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from provisioning.connections.sandbox_registration import register_sandbox_connections
+from provisioning.models import RunStatus, SetupRun, StepStatus
+from sandbox.server import Sandbox
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD, sign_in
+from wizard.roles import ADMIN, role_group
+
+pytestmark = [pytest.mark.browser]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# "About two screens" at a laptop's 1280x1000: a finished Entra run must not grow past this.
+SCREEN = {"width": 1280, "height": 1000}
+TWO_SCREENS_PX = 2200
+# The step of each flow that stops for the admin's answer, where the other phases stop too.
+STOP_STEP = {"entra": "entra_claims", "okta": "okta_assignments", "users": "group_users"}
+PHASES = ("needs-answer", "applying", "finished", "failed", "rolled-back")
+
+
+def _example(name: str, tmp_path: Path, alias: str) -> Path:
+    text = (EXAMPLES / name).read_text()
+    lines = [
+        f'alias = "{alias}"' if line.startswith("alias = ") else line for line in text.splitlines()
+    ]
+    path = tmp_path / f"{alias}-{name}"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _setup_sso(path: Path) -> SetupRun:
+    before = set(SetupRun.objects.values_list("pk", flat=True))
+    call_command("setup_sso", str(path))
+    (run,) = SetupRun.objects.exclude(pk__in=before)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run
+
+
+def _copy_at(run: SetupRun, phase: str, stop_key: str) -> SetupRun:
+    """A copy of a finished run, moved back to `phase` at its step `stop_key`."""
+    if phase == "finished":
+        return run
+    steps = list(run.steps.order_by("position"))
+    stop = next(step.position for step in steps if step.key == stop_key)
+    clone = copy.copy(run)
+    clone.pk = uuid.uuid4()
+    clone.error = {}
+    clone.finished_at = None
+    clone.status = {
+        "needs-answer": RunStatus.WAITING,
+        "applying": RunStatus.RUNNING,
+        "failed": RunStatus.FAILED,
+        "rolled-back": RunStatus.ROLLED_BACK,
+    }[phase]
+    if phase in ("failed", "rolled-back"):
+        clone.finished_at = timezone.now()
+    clone.save(force_insert=True)
+    for step in steps:
+        step.pk = None
+        step.run = clone
+        if phase == "rolled-back":
+            step.status = StepStatus.ROLLED_BACK
+        elif step.position > stop:
+            step.status, step.plan, step.outputs = StepStatus.PENDING, {}, {}
+            step.created_resources = []
+        elif step.position == stop:
+            step.outputs, step.created_resources = {}, []
+            if phase == "needs-answer":
+                step.status = StepStatus.PLANNED
+                step.plan = {**step.plan, "needs_input": True}
+            elif phase == "applying":
+                step.status = StepStatus.APPLYING
+                step.waiting_since = timezone.now()
+            else:
+                step.status = StepStatus.FAILED
+                step.attempts = 2
+                step.error = {
+                    "message": "The cloud refused the change: AccessDenied.",
+                    "hint": "Give the connection the permission named above, then retry.",
+                    "code": "AccessDenied",
+                }
+        step.save(force_insert=True)
+    return clone
+
+
+@pytest.fixture
+def runs(sandbox: Sandbox, settings: Any, tmp_path: Path) -> dict[str, SetupRun]:
+    """A finished run of each kind, made headless against the sandbox."""
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    register_sandbox_connections(sandbox_file=settings.SANDBOX_FILE)
+    alias = f"page-{uuid.uuid4().hex[:8]}"
+    entra = _setup_sso(_example("entra-sandbox.toml", tmp_path, alias))
+    users = _setup_sso(_example("entra-sandbox-users.toml", tmp_path, alias))
+    okta = _setup_sso(_example("okta-sandbox-group-mapping.toml", tmp_path, f"okta-{alias}"))
+    return {"entra": entra, "okta": okta, "users": users}
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _page(browser: Browser, live_server: Any, language: str) -> Page:
+    page = browser.new_context(viewport=SCREEN, locale="en-US").new_page()
+    page.base_url = str(live_server)  # type: ignore[attr-defined]
+    sign_in(page, language)
+    return page
+
+
+def _height(page: Page) -> int:
+    return int(page.evaluate("document.documentElement.scrollHeight"))
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_it_shows_each_phase_of_each_kind_of_run(
+    runs: dict[str, SetupRun],
+    browser: Browser,
+    live_server: Any,
+    artifacts_dir: Path,
+    language: str,
+) -> None:
+    page = _page(browser, live_server, language)
+    heights = {}
+    for kind, run in runs.items():
+        for phase in PHASES:
+            shown = _copy_at(run, phase, STOP_STEP[kind])
+            page.goto(f"{page.base_url}/runs/{shown.pk}/")  # type: ignore[attr-defined]
+            expect(page.locator("#run-status")).to_be_visible()
+            page.screenshot(
+                path=str(artifacts_dir / f"run-page-{kind}-{phase}-{language}.png"),
+                full_page=True,
+            )
+            heights[f"{kind}-{phase}"] = _height(page)
+    print(f"run page heights ({language}): {heights}")  # noqa: T201 - the report's figures
+    assert heights["entra-finished"] <= TWO_SCREENS_PX, heights

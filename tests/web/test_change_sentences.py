@@ -1,0 +1,85 @@
+"""Plans and outputs in the admin's words: a sentence per change kind, documents as JSON,
+booleans and empty values as words, what rollback deletes by its name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wizard.change_sentences import (
+    change_sentence,
+    deletion_sentence,
+    labelled_values,
+    value_words,
+)
+
+TRUST = json.dumps(
+    {
+        "Statement": [
+            {
+                "Principal": {"Federated": "arn:aws:iam::1:saml-provider/ConnectSSO-sales"},
+                "Action": "sts:AssumeRoleWithSAML",
+            }
+        ]
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("action", "sentence"),
+    [
+        ("create", "Create IAM SAML provider EntraID-demo."),
+        ("update", "Update IAM SAML provider EntraID-demo."),
+        ("adopt", "Use the existing IAM SAML provider EntraID-demo, as it is."),
+        ("delete", "Delete IAM SAML provider EntraID-demo."),
+        ("nothing", "IAM SAML provider EntraID-demo: nothing to change."),
+    ],
+)
+def test_it_reads_each_change_kind_as_a_sentence(action: str, sentence: str) -> None:
+    change = {"action": action, "resource_type": "saml_provider", "name": "EntraID-demo"}
+    assert change_sentence(change) == sentence
+
+
+def test_a_new_role_names_the_provider_that_it_trusts() -> None:
+    change = {
+        "action": "create",
+        "resource_type": "iam_role",
+        "name": "ConnectSSO-sales",
+        "details": {"trust_policy": TRUST},
+    }
+    assert change_sentence(change) == (
+        "Create IAM role ConnectSSO-sales, trusted by the SAML provider ConnectSSO-sales."
+    )
+
+
+def test_values_are_labelled_documents_pretty_and_booleans_words() -> None:
+    values = {
+        v.key: v
+        for v in labelled_values(
+            {
+                "trust_policy": TRUST,
+                "adopted": False,
+                "role_arn": "arn:aws:iam::1:role/R",
+                "x": None,
+            }
+        )
+    }
+
+    assert values["trust_policy"].block and values["trust_policy"].copyable
+    assert values["trust_policy"].text.startswith('{\n  "Statement"')
+    assert values["adopted"].text == "No" and not values["adopted"].copyable
+    assert values["role_arn"].label == "Role ARN" and values["role_arn"].copyable
+    assert values["x"].text == "None"
+    assert value_words(True) == "Yes"
+    assert value_words(["a", "b"]) == "a, b"
+
+
+def test_rollback_names_what_it_deletes_by_alias_or_name() -> None:
+    instance = {"resource_type": "connect_instance", "identifier": "0f3a-uuid", "alias": "sales"}
+    role = {"resource_type": "iam_role", "identifier": "ConnectSSO-sales"}
+    policy = {"resource_type": "iam_policy", "identifier": "arn:aws:iam::1:policy/P-Get"}
+
+    assert deletion_sentence(instance) == "Delete Amazon Connect instance sales."
+    assert deletion_sentence(role) == "Delete IAM role ConnectSSO-sales."
+    assert deletion_sentence(policy) == "Delete IAM policy P-Get."
