@@ -73,7 +73,10 @@ def _insert(rows: list[AuditEvent]) -> None:
     """INSERT the rows with one statement. Outside a transaction it commits on its own
     (autocommit): bulk_create would add a BEGIN and a COMMIT round trip around it."""
     fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
-    AuditEvent.objects._insert(rows, fields=fields, using=router.db_for_write(AuditEvent))
+    # QuerySet._insert is what bulk_create calls inside its transaction; called alone, the INSERT
+    # is its own autocommitted statement. Private to Django, so its stubs leave it out.
+    manager: Any = AuditEvent.objects
+    manager._insert(rows, fields=fields, using=router.db_for_write(AuditEvent))
 
 
 def _write(scope: AuditScope, **fields: Any) -> None:

@@ -55,7 +55,7 @@ def _event_context(event: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _watch_context(run: SetupRun, reading: SignInReading) -> dict[str, Any]:
-    watch = reading.facts[WATCH]
+    watch = (reading.facts or {})[WATCH]
     until = dt.datetime.fromisoformat(watch["until"])
     left = max(0, int((until - timezone.now()).total_seconds()))
     assume_role = _event_context(watch.get("assume_role"))
