@@ -88,6 +88,17 @@ RUN_AT_REST = {
     RunStatus.CANCELLED,
     RunStatus.ROLLED_BACK,
 }
+# What an admin may do with a run in each status, defined once: the pages offer these actions,
+# and the services that do them (provisioning's state machine) check the same sets.
+RUN_RESUMABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+# A run still marked pending or running whose worker is gone (a killed `setup_sso`) can be
+# resumed too, by whoever knows it stopped; pages don't offer it, a worker is normally on it.
+RUN_RESUMABLE_IF_INTERRUPTED = RUN_RESUMABLE | {RunStatus.PENDING, RunStatus.RUNNING}
+RUN_CANCELLABLE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
+# Rollback removes what the run created; it needs the run to be at rest, or waiting for the admin.
+RUN_ROLLBACKABLE = frozenset(
+    {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING}
+)
 
 
 class SetupRun(models.Model):

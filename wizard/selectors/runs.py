@@ -9,12 +9,11 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from provisioning.flows import FLOWS, Flow
-from provisioning.models import RunStatus, SetupRun, StepRun, StepStatus, UserSync
+from provisioning.models import RUN_RESUMABLE, RunStatus, SetupRun, StepRun, StepStatus, UserSync
 
 # The dashboard shows this many runs; older ones stay in the audit log.
 DASHBOARD_RUN_LIMIT = 50
 IN_PROGRESS = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ROLLING_BACK]
-RESUMABLE = [RunStatus.FAILED, RunStatus.CANCELLED]
 # Rolled back and succeeded runs sort together, after the resumable ones.
 DONE_URGENCY = 2
 # Steps whose outputs count the Connect users a run created, updated and deleted.
@@ -51,7 +50,7 @@ def dashboard_groups() -> list[QuerySet[SetupRun]]:
     newest = ("-created_at",)
     return [
         runs.filter(status__in=IN_PROGRESS).order_by(*newest),
-        runs.filter(status__in=RESUMABLE).order_by(*newest),
+        runs.filter(status__in=RUN_RESUMABLE).order_by(*newest),
         runs.filter(status=RunStatus.ROLLED_BACK).order_by(*newest),
         # Succeeded setups: the partial index of runs without a sync keeps them apart.
         runs.filter(sync__isnull=True, status=RunStatus.SUCCEEDED).order_by(*newest),

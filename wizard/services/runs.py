@@ -23,6 +23,9 @@ from provisioning import runner
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import FLOWS
 from provisioning.models import (
+    RUN_CANCELLABLE,
+    RUN_RESUMABLE_IF_INTERRUPTED,
+    RUN_ROLLBACKABLE,
     AuditKind,
     Cloud,
     Connection,
@@ -33,10 +36,6 @@ from provisioning.models import (
 )
 from provisioning.steps.base import STEPS
 from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
-
-RESUMABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PENDING, RunStatus.RUNNING)
-CANCELLABLE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
-ROLLBACKABLE = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING)
 
 
 class RunError(Exception):
@@ -328,7 +327,7 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
             raise RunError(
                 gettext("This run waits for you: confirm the plan or answer the step's form.")
             )
-        if run.status not in RESUMABLE:
+        if run.status not in RUN_RESUMABLE_IF_INTERRUPTED:
             raise RunError(
                 gettext("A run that is %(status)s can't be resumed.")
                 % {"status": run.get_status_display().lower()}
@@ -377,7 +376,7 @@ def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
     """Stop the run after the call in progress; it can be resumed or rolled back later."""
     with transaction.atomic():
         run = _locked_run(run_id)
-        if run.status not in CANCELLABLE:
+        if run.status not in RUN_CANCELLABLE:
             raise RunError(
                 gettext("A run that is %(status)s can't be cancelled.")
                 % {"status": run.get_status_display().lower()}
@@ -390,7 +389,7 @@ def run_rollback(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) ->
     """Remove what this run created (never what it adopted), last step first."""
     with transaction.atomic():
         run = _locked_run(run_id)
-        if run.status not in ROLLBACKABLE:
+        if run.status not in RUN_ROLLBACKABLE:
             raise RunError(
                 gettext("A run that is %(status)s can't be rolled back; cancel it first.")
                 % {"status": run.get_status_display().lower()}

@@ -27,6 +27,9 @@ from django_htmx.middleware import HtmxDetails
 from provisioning import runner
 from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.models import (
+    RUN_CANCELLABLE,
+    RUN_RESUMABLE,
+    RUN_ROLLBACKABLE,
     ChangeAction,
     ChangeStatus,
     Cloud,
@@ -84,12 +87,6 @@ HEADLINE_OUTPUTS = (
 )
 # Outputs the card shows in their own way, not as labelled values.
 HIDDEN_OUTPUTS = {WAITING_REASON, VERIFY_FINDINGS}
-# A run in one of these can be resumed from where it stopped.
-RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED}
-# A run in one of these can be cancelled.
-CANCELLABLE = {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING}
-# A run in one of these can have what it created removed.
-ROLLBACKABLE = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING}
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -220,7 +217,7 @@ def _step_answers_editable(run: SetupRun, step: StepRun) -> bool:
     step_class = _step_class(step.key)
     return bool(
         step.status == StepStatus.FAILED
-        and run.status in RESUMABLE
+        and run.status in RUN_RESUMABLE
         and step_class is not None
         and step_class.form_class is not None
     )
@@ -268,7 +265,7 @@ def _step_cards(
                 findings=findings if isinstance(findings, list) else [],
                 waiting_reason=waiting["waiting_reason"],
                 form=form,
-                can_retry=step.status == StepStatus.FAILED and run.status in RESUMABLE,
+                can_retry=step.status == StepStatus.FAILED and run.status in RUN_RESUMABLE,
                 can_apply=(
                     run.status == RunStatus.WAITING
                     and step.status == StepStatus.PLANNED
@@ -302,7 +299,7 @@ def _attention(run: SetupRun, steps: list[StepRun]) -> StepRun | None:
     for step in steps:
         if run.status == RunStatus.WAITING and step.status == StepStatus.PLANNED:
             return step
-        if step.status == StepStatus.FAILED and run.status in RESUMABLE:
+        if step.status == StepStatus.FAILED and run.status in RUN_RESUMABLE:
             return step
     return None
 
@@ -321,9 +318,9 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "can_sync": succeeded and is_users_run and run.sync_id is None,
         "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
         "steps_total": len(steps),
-        "can_resume": run.status in RESUMABLE,
-        "can_cancel": run.status in CANCELLABLE,
-        "can_rollback": run.status in ROLLBACKABLE and bool(created),
+        "can_resume": run.status in RUN_RESUMABLE,
+        "can_cancel": run.status in RUN_CANCELLABLE,
+        "can_rollback": run.status in RUN_ROLLBACKABLE and bool(created),
         "created_resources": created,
         "attention": attention,
         "attention_title": _step_title(attention) if attention else "",
