@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from provisioning.connections.sign_in_tests import connection_test
 from provisioning.redaction import RedactSecretsFilter
+from provisioning.user_changes.helpers import MAKE_USER_CHANGES_TASK
 from wizard.services import audit_exports as audit_export_services
 from wizard.services import runs as run_services
 from wizard.services import sign_in_inspection, sign_in_watch
@@ -38,6 +39,7 @@ def advance_run(run_id: str, token: str | None = None) -> None:
     reject_on_worker_lost=True,
     soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
     time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+    name=MAKE_USER_CHANGES_TASK,
 )
 def make_user_changes(change_set_id: int) -> None:
     user_change_services.change_set_work(change_set_id=change_set_id)

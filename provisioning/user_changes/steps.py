@@ -30,6 +30,7 @@ from provisioning.models import (
 )
 from provisioning.runner import claim_is_stale, worker_identity
 from provisioning.steps.base import Change, Finding, Plan, Step
+from provisioning.user_changes.helpers import change_set_ask_helpers
 from provisioning.user_changes.instance import ConnectUser, all_users, read_instance
 from provisioning.user_changes.people import Person, check_people
 from provisioning.user_changes.planning import (
@@ -233,9 +234,6 @@ def _dominant_operation(counts: dict[str, int]) -> str:
 
 def _ask_for_helpers(change_set: Any, count: int) -> None:
     """Ask `count` more workers to take changes of the set (Celery tasks, sent after commit)."""
-    # The service layer sends tasks; this engine module only says when it needs them.
-    from wizard.services.user_changes import change_set_ask_helpers
-
     change_set_ask_helpers(change_set_id=change_set.pk, count=count)
 
 

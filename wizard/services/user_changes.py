@@ -6,34 +6,15 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import translation
 
 from provisioning import runner
 from provisioning.models import UserChangeSet
+from provisioning.user_changes.helpers import send_helpers
 from provisioning.user_changes.work import work_on
 from wizard.services import runs as run_services
 
 logger = logging.getLogger(__name__)
-
-
-def _send(change_set_id: int, count: int, countdown: float = 0.0) -> None:
-    # wizard.tasks imports this module for its thin task bodies.
-    from wizard.tasks import make_user_changes
-
-    def send() -> None:
-        for _ in range(count):
-            make_user_changes.apply_async((change_set_id,), countdown=countdown)
-
-    transaction.on_commit(send)
-
-
-def change_set_ask_helpers(*, change_set_id: int, count: int) -> None:
-    """Send `count` helper tasks for the change set (after the current transaction commits)."""
-    if count <= 0:
-        return
-    UserChangeSet.objects.filter(pk=change_set_id).update(helpers_sent_at=timezone.now())
-    _send(change_set_id, count)
 
 
 def change_set_work(*, change_set_id: int) -> None:
@@ -59,6 +40,6 @@ def change_set_work(*, change_set_id: int) -> None:
     if done.run_stopped:
         return
     if done.waiting:
-        _send(change_set_id, 1, countdown=min(done.wait_s, settings.WIZARD_MAX_COUNTDOWN_S))
+        send_helpers(change_set_id, 1, countdown=min(done.wait_s, settings.WIZARD_MAX_COUNTDOWN_S))
     elif done.made:
         run_services.run_nudge(run_id=run.pk)
