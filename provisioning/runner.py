@@ -42,7 +42,7 @@ from django.utils import timezone, translation
 
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
-from provisioning.errors import ProvisioningError, RetryableError, WaitForCloud
+from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
 from provisioning.flows import FLOWS
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.redaction import redact, redact_text
@@ -553,7 +553,15 @@ def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableErro
         redact_text(error.message),
     )
     kept = {key: step.error[key] for key in ("retries", "rate_limit_waits") if key in step.error}
-    released = _release(step, worker, error=redact({**error.as_dict(), **kept, counter: count}))
+    # When the next try is, and whether the cloud is pacing us: the run page shows a rate limit
+    # as a calm waiting counter, not as an error.
+    pacing = {
+        "retry_at": (timezone.now() + timedelta(seconds=delay)).isoformat(),
+        "rate_limited": paced or isinstance(error, Throttled),
+    }
+    released = _release(
+        step, worker, error=redact({**error.as_dict(), **kept, counter: count, **pacing})
+    )
     return delay if released else None
 
 

@@ -3,8 +3,11 @@ retries what can be retried and stops for the admin when a plan asks."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from provisioning import runner
@@ -149,6 +152,31 @@ def test_it_waits_out_rate_limits_without_using_up_the_retries(settings) -> None
 
     assert run.status == RunStatus.SUCCEEDED
     assert engine_doubles.creations(run.pk) == FLOW_STEPS
+
+
+def test_it_notes_a_rate_limit_and_when_the_step_tries_next(settings) -> None:
+    """The run page shows a rate limit as a calm counter: the runner says it is one, and when."""
+    run = start_run(inputs={**QUICK, "rate_limited": {"test_marker_one": 2}})
+    before = timezone.now()
+
+    delay = runner.advance(run.pk)
+
+    step = run.steps.get(key="test_marker_one")
+    assert step.status in {StepStatus.PLANNING, StepStatus.APPLYING}
+    assert step.error["rate_limited"] is True
+    assert step.error["rate_limit_waits"] == 1
+    retry_at = parse_datetime(step.error["retry_at"])
+    assert retry_at is not None and delay is not None
+    assert before <= retry_at <= timezone.now() + dt.timedelta(seconds=delay)
+
+
+def test_a_plain_retry_is_no_rate_limit(settings) -> None:
+    settings.WIZARD_RETRY_BACKOFF_S = 0.02
+    run = start_run(inputs={**QUICK, "retryable_failures": {"test_marker_one": 1}})
+
+    runner.advance(run.pk)
+
+    assert run.steps.get(key="test_marker_one").error["rate_limited"] is False
 
 
 def test_it_fails_the_step_once_rate_limit_waits_run_out(settings) -> None:

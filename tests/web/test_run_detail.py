@@ -361,3 +361,61 @@ def test_it_lets_the_admin_correct_a_failed_steps_answer_and_retry_in_the_same_r
     assert step.inputs == {"agent_count": 40, "team_name": "Tokyo support"}
     assert (step.status, step.error, run.status) == ("pending", {}, "running")
     assert run.pk == SetupRun.objects.get().pk  # the same run, not a new one
+
+
+def test_a_step_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    next_try = timezone.now() + dt.timedelta(seconds=42)
+    run = make_run(
+        status="running",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "applying",
+                "error": {
+                    "code": "ThrottlingException",
+                    "message": "Rate exceeded",
+                    "hint": "",
+                    "retryable": True,
+                    "rate_limit_waits": 3,
+                    "rate_limited": True,
+                    "retry_at": next_try.isoformat(),
+                },
+            }
+        ],
+    )
+    at = timezone.localtime(next_try).strftime("%H:%M:%S")
+
+    html = _page(admin_client, run)
+
+    assert f"Waiting for the API's rate limit: try 3 of 100, next try at {at}." in html
+    assert "Rate exceeded" not in html
+    assert 'class="problem"' not in html
+    # The poll brings the counter each time, calm too.
+    polled = _poll(admin_client, run, _seen(html)).content.decode()
+    assert f"try 3 of 100, next try at {at}." in polled
+    assert 'class="problem"' not in polled
+    japanese = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
+    assert f"API のレート制限のため待機中: 試行 3 / 100 回、次の試行は {at}。" in japanese
+
+
+def test_a_failed_step_still_shows_its_error(admin_client: Client, web_flow: Flow) -> None:
+    run = make_run(
+        status="failed",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "failed",
+                "error": {
+                    "message": "Rate exceeded (still failing after 100 retries)",
+                    "rate_limited": True,
+                },
+            }
+        ],
+    )
+
+    html = _page(admin_client, run)
+
+    assert 'class="problem"' in html and "still failing after 100 retries" in html
+    assert "rate limit:" not in html

@@ -3,6 +3,7 @@ comes from counters the database keeps on the change set, not from counting the 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -85,3 +86,29 @@ def test_it_answers_the_poll_of_600_changes_as_of_20(admin_client: Client) -> No
     assert abs(len(large_html) - len(small_html)) < 10
     page = admin_client.get(reverse("run_detail", args=[large.pk])).content
     assert len(large_html) < 0.2 * len(page)
+
+
+def test_a_users_step_waiting_for_a_rate_limit_counts_its_changes(admin_client: Client) -> None:
+    run, _change_set = _applying(20)
+    step = run.steps.get(key="group_users")
+    next_try = timezone.now() + dt.timedelta(seconds=30)
+    step.error = {
+        "code": "E0000047",
+        "message": "API call exceeded rate limit due to too many requests.",
+        "retryable": True,
+        "rate_limit_waits": 1,
+        "rate_limited": True,
+        "retry_at": next_try.isoformat(),
+    }
+    step.save()
+    counter = (
+        "Waiting for the API's rate limit: 10 of 20 done, next try at "
+        f"{timezone.localtime(next_try):%H:%M:%S}."
+    )
+
+    page = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    response, _queries = _poll(admin_client, run)
+    html = response.content.decode()
+
+    assert counter in page and counter in html
+    assert "exceeded rate limit" not in page and 'class="problem"' not in page

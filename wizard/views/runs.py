@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import (
     Http404,
@@ -19,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -128,6 +130,8 @@ class StepCard:
     waiting_reason: str
     # A users step's change set: its lists, and how far the work is.
     changes: ChangeSetView | None = None
+    # Waiting for the API's rate limit: done, total and the next try (None: not throttled).
+    rate_limit: dict[str, Any] | None = None
     # The plan's changes as sentences, the outputs as labelled values, verify()'s checks.
     readable_changes: list[ReadableChange] = field(default_factory=list)
     output_values: list[LabelledValue] = field(default_factory=list)
@@ -183,12 +187,38 @@ def step_stamp(step: StepRun) -> str:
 
 
 def _waiting(step: StepRun, now: Any) -> dict[str, Any]:
-    """How long a step has waited for the cloud, and why (seconds None: not waiting)."""
+    """How long a step has waited for the cloud, and why (seconds None: not waiting); and, when
+    it waits for a rate limit, its counter."""
     seconds = None
     if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
         seconds = max(0, int((now - step.waiting_since).total_seconds()))
     reason = redact_text(str((step.outputs or {}).get(WAITING_REASON, "")))
-    return {"waiting_seconds": seconds, "waiting_reason": reason}
+    return {"waiting_seconds": seconds, "waiting_reason": reason, "rate_limit": _rate_limit(step)}
+
+
+def _rate_limit(step: StepRun) -> dict[str, Any] | None:
+    """A working step the engine retries because the cloud throttled it (the runner marks the
+    error `rate_limited`): how far it is (a users step's changes, else its tries) and when it
+    tries next. None when the step is not waiting for a rate limit."""
+    error = step.error or {}
+    if step.status not in ACTIVE_STEP or not error.get("rate_limited"):
+        return None
+    next_try = parse_datetime(str(error.get("retry_at", "")))
+    progress = change_set_progress_view(step)
+    if progress is not None:
+        done, total = progress.progress.finished, progress.progress.total
+    else:
+        paced = "rate_limit_waits" in error
+        done = int(error.get("rate_limit_waits" if paced else "retries", 0))
+        total = (
+            settings.WIZARD_STEP_MAX_RATE_LIMIT_WAITS if paced else settings.WIZARD_STEP_MAX_RETRIES
+        )
+    return {
+        "done": done,
+        "total": total,
+        "tries": progress is None,
+        "next_try": timezone.localtime(next_try) if next_try else None,
+    }
 
 
 def _step_class(key: str) -> type[Step] | None:
@@ -273,6 +303,7 @@ def _step_cards(
                     and not needs_input
                 ),
                 waiting_seconds=waiting["waiting_seconds"],
+                rate_limit=waiting["rate_limit"],
                 changes=change_set_view(step),
             )
         )
