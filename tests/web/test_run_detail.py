@@ -105,7 +105,7 @@ def test_it_polls_while_the_run_moves(admin_client: Client, web_flow: Flow) -> N
 
     assert f'hx-get="{reverse("run_status", args=[run.pk])}"' in html
     assert 'hx-trigger="every 1.5s"' in html
-    assert 'hx-include=".step-seen"' in html
+    assert 'hx-include=".step-seen, .phase-seen"' in html
     assert "Refresh</a>" in html
 
 
@@ -361,6 +361,69 @@ def test_it_lets_the_admin_correct_a_failed_steps_answer_and_retry_in_the_same_r
     assert step.inputs == {"agent_count": 40, "team_name": "Tokyo support"}
     assert (step.status, step.error, run.status) == ("pending", {}, "running")
     assert run.pk == SetupRun.objects.get().pk  # the same run, not a new one
+
+
+def _phase(html: str) -> list[str]:
+    return re.findall(r'class="phase-seen" name="phase" value="([^"]*)"', html)
+
+
+def test_a_message_of_a_phase_shows_while_the_phase_lasts(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(status="failed", steps=[{"key": "web_create", "status": "failed"}])
+
+    response = admin_client.post(reverse("run_resume", args=[run.pk]), follow=True)
+    html = response.content.decode()
+    run.refresh_from_db()
+
+    # Shown once, in the container the status poll can clear, tagged with the phase it started.
+    assert html.count("The run continues from where it stopped.") == 1
+    assert '<div id="phase-messages">' in html
+    assert _phase(html) == [run.status] and run.status != "failed"
+    # While the run is in that phase, the poll leaves the message alone.
+    still = _poll_with_phase(admin_client, run, _seen(html), run.status).content.decode()
+    assert 'id="phase-messages"' not in still
+    # Without JavaScript a reload no longer shows it: a flash message shows once.
+    assert "The run continues" not in _page(admin_client, run)
+
+
+def test_the_poll_clears_a_message_once_the_run_moved_on(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(
+        status="waiting", steps=[{"key": "web_create", "status": "planned", "plan": PLAN}]
+    )
+    html = admin_client.post(
+        reverse("step_apply", args=[run.pk, "web_create"]), follow=True
+    ).content.decode()
+    assert "Applying the plan." in html and _phase(html) == ["running"]
+    SetupRun.objects.filter(pk=run.pk).update(status="succeeded")
+    run.steps.update(status="succeeded")
+
+    polled = _poll_with_phase(admin_client, run, _seen(html), "running").content.decode()
+
+    assert '<div id="phase-messages" hx-swap-oob="outerHTML"></div>' in polled
+    assert "Applying the plan." not in polled
+
+
+def test_a_message_of_another_page_stays_in_the_usual_list(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    run = make_run(status="succeeded", steps=[{"key": "web_create", "status": "succeeded"}])
+
+    html = admin_client.post(reverse("run_cancel", args=[run.pk]), follow=True).content.decode()
+
+    # A refusal is no phase: the page's usual list shows it, the phase container stays empty.
+    assert 'class="message message--error"' in html
+    assert '<div id="phase-messages"></div>' in html
+
+
+def _poll_with_phase(client: Client, run: SetupRun, seen: list[str], phase: str) -> Any:
+    return client.get(
+        reverse("run_status", args=[run.pk]),
+        {"seen": seen, "phase": phase},
+        HTTP_HX_REQUEST="true",
+    )
 
 
 def test_a_step_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(

@@ -87,6 +87,8 @@ HEADLINE_OUTPUTS = (
     "display_name",
     "app_label",
 )
+# The tag of a flash message that belongs to a phase of a run (see _act).
+PHASE_TAG = "run-phase"
 # Outputs the card shows in their own way, not as labelled values.
 HIDDEN_OUTPUTS = {WAITING_REASON, VERIFY_FINDINGS}
 
@@ -128,10 +130,10 @@ class StepCard:
     can_apply: bool
     waiting_seconds: int | None
     waiting_reason: str
-    # A users step's change set: its lists, and how far the work is.
-    changes: ChangeSetView | None = None
     # Waiting for the API's rate limit: done, total and the next try (None: not throttled).
     rate_limit: dict[str, Any] | None = None
+    # A users step's change set: its lists, and how far the work is.
+    changes: ChangeSetView | None = None
     # The plan's changes as sentences, the outputs as labelled values, verify()'s checks.
     readable_changes: list[ReadableChange] = field(default_factory=list)
     output_values: list[LabelledValue] = field(default_factory=list)
@@ -414,7 +416,8 @@ def _new_run_initial(query: Any) -> dict[str, Any]:
 def run_detail(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """The whole run page: it works without JavaScript (its Refresh link reloads it); with htmx
     its status section polls run_status."""
-    return render(request, RUN_TEMPLATE, _run_context(_get_run(run_id)))
+    run = _get_run(run_id)
+    return render(request, RUN_TEMPLATE, {**_run_context(run), **_phase_messages(request, run)})
 
 
 @role_required(VIEWER)
@@ -461,6 +464,10 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
                     "change_progress", request, run, view=progress, step=step, template=CHANGES
                 )
             )
+    phase = request.GET.get("phase")
+    if phase and phase != run.status:
+        # The page shows a message of a phase that has ended: gone.
+        parts.append(_out_of_band("phase_messages", request, run))
     html = "".join(parts)
     if run.is_at_rest:
         return HttpResponseStopPolling(html)
@@ -484,8 +491,25 @@ def _act(
     except RunError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, done)
+        # The message belongs to the phase the action started: the run page shows it while the
+        # run keeps the status it has now, and its status poll drops it once the run moved on.
+        status = SetupRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        messages.success(request, done, extra_tags=f"{PHASE_TAG} run-{run_id} phase-{status}")
     return redirect(_run_url(run_id))
+
+
+def _phase_messages(request: HttpRequest, run: SetupRun) -> dict[str, Any]:
+    """The flash messages of the page, split: those of this run's phase go in the container the
+    status poll clears (with the phase they belong to), the others in the page's usual list."""
+    mine, others, phase = [], [], ""
+    for message in messages.get_messages(request):
+        tags = message.extra_tags.split() if message.extra_tags else []
+        if PHASE_TAG in tags and f"run-{run.pk}" in tags:
+            mine.append(message)
+            phase = next((t.removeprefix("phase-") for t in tags if t.startswith("phase-")), "")
+        else:
+            others.append(message)
+    return {"messages_split": True, "page_messages": others, "phase_messages": mine, "phase": phase}
 
 
 @role_required(OPERATOR)
