@@ -1,5 +1,6 @@
 """Files the Service Quotas requests Japanese phone numbers need, tracks them, and claims the
-numbers once AWS Support has approved (seed 004, PROCEDURE.md section 0).
+numbers once AWS Support has approved (as admins do it by hand; Amazon Connect Administrator
+Guide, "Region requirements for ordering and porting phone numbers").
 
 AWS Support reviews documents for days, so the step never waits for it: it files what is missing
 and finishes, saying what it waits for; run it again once the request is approved to claim the
