@@ -115,6 +115,14 @@ def change_sentence(change: dict[str, Any]) -> str:
         "name": change.get("name", ""),
     }
     details = change.get("details") or {}
+    if change.get("resource_type") == "okta_group_member":
+        # A person joining a group reads as that, not as creating a "member".
+        values["group"] = details.get("group") or "—"
+        if action == "create":
+            return _("Add %(name)s to the Okta group %(group)s.") % values
+        if action == "delete":
+            return _("Remove %(name)s from the Okta group %(group)s.") % values
+        return _("%(name)s is already in the Okta group %(group)s.") % values
     provider = _trusted_provider(details) if change.get("resource_type") == "iam_role" else ""
     if provider and action in ("create", "update"):
         values["provider"] = provider

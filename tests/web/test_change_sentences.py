@@ -41,6 +41,24 @@ def test_it_reads_each_change_kind_as_a_sentence(action: str, sentence: str) -> 
     assert change_sentence(change) == sentence
 
 
+@pytest.mark.parametrize(
+    ("action", "sentence"),
+    [
+        ("create", "Add keiko@example.com to the Okta group Connect Agents."),
+        ("nothing", "keiko@example.com is already in the Okta group Connect Agents."),
+        ("delete", "Remove keiko@example.com from the Okta group Connect Agents."),
+    ],
+)
+def test_a_person_joining_a_group_reads_as_joining(action: str, sentence: str) -> None:
+    change = {
+        "action": action,
+        "resource_type": "okta_group_member",
+        "name": "keiko@example.com",
+        "details": {"group": "Connect Agents"},
+    }
+    assert change_sentence(change) == sentence
+
+
 def test_a_new_role_names_the_provider_that_it_trusts() -> None:
     change = {
         "action": "create",
