@@ -188,17 +188,18 @@ def step_stamp(step: StepRun) -> str:
     return f"{step.status}-{int(step.updated_at.timestamp() * 1_000_000)}-{step.attempts}"
 
 
-def _waiting(step: StepRun, now: Any) -> dict[str, Any]:
+def _waiting(step: StepRun, now: Any, progress: ChangeSetView | None = None) -> dict[str, Any]:
     """How long a step has waited for the cloud, and why (seconds None: not waiting); and, when
     it waits for a rate limit, its counter."""
     seconds = None
     if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
         seconds = max(0, int((now - step.waiting_since).total_seconds()))
     reason = redact_text(str((step.outputs or {}).get(WAITING_REASON, "")))
-    return {"waiting_seconds": seconds, "waiting_reason": reason, "rate_limit": _rate_limit(step)}
+    rate_limit = _rate_limit(step, progress)
+    return {"waiting_seconds": seconds, "waiting_reason": reason, "rate_limit": rate_limit}
 
 
-def _rate_limit(step: StepRun) -> dict[str, Any] | None:
+def _rate_limit(step: StepRun, progress: ChangeSetView | None = None) -> dict[str, Any] | None:
     """A working step the engine retries because the cloud throttled it (the runner marks the
     error `rate_limited`): how far it is (a users step's changes, else its tries) and when it
     tries next. None when the step is not waiting for a rate limit."""
@@ -206,7 +207,7 @@ def _rate_limit(step: StepRun) -> dict[str, Any] | None:
     if step.status not in ACTIVE_STEP or not error.get("rate_limited"):
         return None
     next_try = parse_datetime(str(error.get("retry_at", "")))
-    progress = change_set_progress_view(step)
+    progress = progress or change_set_progress_view(step)
     if progress is not None:
         done, total = progress.progress.finished, progress.progress.total
     else:
@@ -455,9 +456,10 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
     for step in steps:
         if step.key in changed or step.status not in ACTIVE_STEP:
             continue
-        waiting = _waiting(step, now)
-        parts.append(_out_of_band("step_waiting", request, run, card=waiting, step=step))
+        # Read once: the progress bar and a rate limit's counter both show it.
         progress = change_set_progress_view(step)
+        waiting = _waiting(step, now, progress)
+        parts.append(_out_of_band("step_waiting", request, run, card=waiting, step=step))
         if progress is not None:
             parts.append(
                 _out_of_band(
