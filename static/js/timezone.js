@@ -8,13 +8,14 @@
   } catch (e) {
     return;
   }
+  // An IANA name holds only these characters, all safe in a cookie value unencoded.
   if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
     return;
   }
   var current = document.cookie.split("; ").find(function (c) { return c.indexOf("tz=") === 0; });
-  if (current === "tz=" + encodeURIComponent(zone)) {
+  if (current === "tz=" + zone) {
     return;
   }
   var secure = window.location.protocol === "https:" ? "; Secure" : "";
-  document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax" + secure;
+  document.cookie = "tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax" + secure;
 })();
