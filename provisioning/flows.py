@@ -70,9 +70,9 @@ register_flow(
 
 # Okta -----------------------------------------------------------------------------------------
 # Two ways for the role to reach Okta, the admin's choice when starting a run. Group mapping is
-# fully automatic (membership of one Okta group gives the role); role download is the seed's way
-# (Okta lists the roles with an IAM user's key, typed into the app by hand, because Okta has no
-# API for it) and lets the role be picked per person in Okta.
+# fully automatic (membership of one Okta group gives the role); role download is the way Okta's
+# AWS deployment guide sets it up (Okta lists the roles with an IAM user's key, typed into the app
+# by hand, because Okta has no API for it) and lets the role be picked per person in Okta.
 _OKTA_BEFORE_ROLES = (
     "okta_preflight",
     "preflight",

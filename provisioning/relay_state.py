@@ -3,7 +3,7 @@ the IdP steps use to ask where they should land.
 
 The URL is `https://<region>.console.aws.amazon.com/connect/federate/<instanceId>` with an optional
 `?destination=<url-encoded path or URL>` (Amazon Connect Administrator Guide, "Configure SAML
-with IAM for Amazon Connect"; PROCEDURE.md section 4). Without it users land in the AWS console,
+with IAM for Amazon Connect"). Without it users land in the AWS console,
 not in Connect. AWS GovCloud (US) has its own console host, without the region in it.
 """
 

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -57,6 +58,8 @@ NOW = 0.0
 # Statuses in which a run's steps are being worked on.
 ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
 DONE_STEP = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+# A step in one of these is being worked on: a stopped run must not leave one there unheld.
+STEP_IN_PROGRESS = (StepStatus.PLANNING, StepStatus.APPLYING)
 # Keys of a stored plan the engine writes: when apply began under the confirmed plan (the check
 # against a fresh plan is behind it), and how the plan the admin confirmed before this one
 # differs from it (shown on the run page).
@@ -111,6 +114,10 @@ def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
         if run.status == RunStatus.ROLLING_BACK:
             with translation.override(run.language):
                 return _roll_back_next(run, worker)
+        if run.status == RunStatus.CANCELLED:
+            # A step that waited for the cloud when the run was cancelled comes here next.
+            settle_cancelled_steps(run, lambda key, run=run: _worker_scope(run, worker, key))
+            return None
         if run.status not in ACTIVE_RUN:
             return None
         problem = flow_problem(run)
@@ -270,6 +277,30 @@ def _take_over(run: SetupRun, step: StepRun, worker: str) -> StepRun | None:
     )
     claimed.refresh_from_db()
     return claimed
+
+
+def settle_cancelled_steps(run: SetupRun, scope_of: Callable[[str], AuditScope]) -> int:
+    """A cancelled run leaves no step "Planning" or "Applying" that no worker holds (confirmed
+    but not yet picked up, or waiting for the cloud): each goes back to pending, and is planned
+    again, against the cloud as it is then, when the run resumes (apply is idempotent; what the
+    step created stays recorded). A step a worker holds is settled by that worker's result, or
+    here on the run's next advance if it ends in a wait."""
+    settled = 0
+    for step in run.steps.filter(status__in=STEP_IN_PROGRESS, claimed_by="").only("pk", "status"):
+        with transaction.atomic():
+            moved = StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by="").update(
+                status=StepStatus.PENDING, plan={}, waiting_since=None, updated_at=timezone.now()
+            )
+            if moved:
+                record_state_change(
+                    scope_of(step.key),
+                    kind=AuditKind.STEP_STATE,
+                    old={"status": step.status},
+                    new={"status": StepStatus.PENDING},
+                    message="Run cancelled: the step is planned again when the run resumes.",
+                )
+        settled += moved
+    return settled
 
 
 def _release(step: StepRun, worker: str, **fields: Any) -> bool:

@@ -9,7 +9,8 @@ Sources:
   to 64 characters from [a-zA-Z0-9_-.\\@]+. Username can include @ only if used in an email
   format" (testuser@example.com is correct, testuser@example is not).
 - Sign-in: Connect compares the Username with the RoleSessionName exactly, case included
-  (PROCEDURE.md section 5): changing the case is never a fix, it must match what the IdP sends.
+  (what admins find when they set it up by hand): changing the case is never a fix, it must match
+  what the IdP sends.
 """
 
 from __future__ import annotations

@@ -58,8 +58,9 @@ class ServiceRates:
         return self.other_operations
 
 
-# Amazon Connect admin guide, "Amazon Connect API throttling quotas" (per account and region; also
-# in PROCEDURE.md, "API rate limits"). Requests per second, burst.
+# Amazon Connect admin guide, "Amazon Connect API throttling quotas" (per account and region;
+# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html).
+# Requests per second, burst.
 _CONNECT_USER_WRITES = Rate(2, 5, DOCUMENTED)
 _CONNECT_READS = Rate(10, 15, DOCUMENTED)
 # Services whose calls take turns in a shared bucket; the others rely on botocore's retries only.

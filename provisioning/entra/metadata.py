@@ -1,9 +1,10 @@
 """Downloads an Entra app's SAML federation metadata from the tenant's own metadata URL, audited.
 
 Live: `https://login.microsoftonline.com/{tenant}/federationmetadata/2007-06/federationmetadata.xml
-?appid={appId}` (PROCEDURE.md section 2 step 6); sandbox: the same path on the sandbox's
-authority. The URL is built here from the connection's tenant and the app's appId, never taken
-from an admin or a response, so the wizard can't be pointed at another host.
+?appid={appId}` (the app's "App Federation Metadata Url" in the Entra admin center); sandbox: the
+same path on the sandbox's authority. The URL is built here from the connection's tenant and the
+app's appId, never taken from an admin or a response, so the wizard can't be pointed at another
+host.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.saml import parse_idp_metadata
 
-# The catalog name of Okta's "AWS Account Federation" app (PROCEDURE.md section 2, Okta 1).
+# The catalog name of Okta's "AWS Account Federation" app (the name in the app's Okta links,
+# /home/amazon_aws/..., when an admin adds it by hand).
 AWS_APP_NAME = "amazon_aws"
 SAML_2_0 = "SAML_2_0"
 # Okta's "not found" error code (Okta API reference, "Error codes").

@@ -7,7 +7,8 @@ from enum import StrEnum
 from http import HTTPStatus
 
 # The texts AWS shows. Sources: IAM User Guide, "Troubleshoot SAML federation with IAM"; Amazon
-# Connect Administrator Guide, "Troubleshoot SAML with Amazon Connect"; PROCEDURE.md section 6.
+# Connect Administrator Guide, "Troubleshoot SAML with Amazon Connect"; what admins see when they
+# set it up by hand.
 INVALID_SAML_RESPONSE = "Your request included an invalid SAML response. To logout, click here."
 ROLE_SESSION_NAME_REQUIRED = (
     "RoleSessionName is required in AuthnResponse (service: AWSSecurityTokenService; "

@@ -36,9 +36,11 @@ RUN_TAG = "connect-sso-wizard:run"
 SAML = "SAML"
 # ListInstances' MaxResults upper bound in botocore's Connect model.
 LIST_PAGE_SIZE = 10
-# Connect's default quota, "Amazon Connect instances per account" (PROCEDURE.md section 1).
+# Connect's default quota, "Amazon Connect instances per account" (Amazon Connect service quotas,
+# https://docs.aws.amazon.com/connect/latest/adminguide/amazon-connect-service-limits.html).
 DEFAULT_INSTANCES_PER_ACCOUNT = 2
-# "100 creations+deletions per 30 days" (PROCEDURE.md section 1; CreateInstance API reference:
+# "100 creations+deletions per 30 days" (Terraform AWS provider, aws_connect_instance: "a limit
+# of 100 combined instance creation and deletions every 30 days"; CreateInstance API reference:
 # "You must wait 30 days before you can restart creating and deleting instances").
 CREATIONS_AND_DELETIONS_PER_30_DAYS = 100
 # Words of the CreateInstance error that is about the 30-day limit rather than the instance count.

@@ -452,9 +452,10 @@ class EntraApp(Step):
             )
         )
         _record_app(ctx, created.application)
-        # Graph answers before its replicas may have the new objects (PROCEDURE.md section 2
-        # step 2): find_app raises WaitForCloud until they show, and the next attempt finds
-        # them through what was just recorded.
+        # Graph answers before its replicas may have the new objects (hashicorp/terraform-
+        # provider-azuread PR 656 retries these 404s; issue 1811 shows the error): find_app
+        # raises WaitForCloud until they show, and the next attempt finds them through what was
+        # just recorded.
         found = find_app(ctx, client)
         if found is None:
             raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))

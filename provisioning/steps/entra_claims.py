@@ -129,7 +129,8 @@ def _session_duration(ctx: StepContext) -> int:
 
 
 def policy_definition(source: str, duration_s: int) -> str:
-    """The ClaimsMappingPolicy document (PROCEDURE.md section 2 step 8)."""
+    """The ClaimsMappingPolicy document (Microsoft Graph, "Create claimsMappingPolicy":
+    https://learn.microsoft.com/en-us/graph/api/claimsmappingpolicy-post-claimsmappingpolicies)."""
     return json.dumps(
         {
             "ClaimsMappingPolicy": {

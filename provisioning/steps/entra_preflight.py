@@ -23,8 +23,8 @@ from provisioning.errors import PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
 TEMPLATE_NAME = "AWS Single-Account Access"
-# The template's id as seen in Entra (PROCEDURE.md section 2 step 1): used when the lookup by
-# name finds nothing (a renamed gallery entry), never instead of it.
+# The template's id as seen in Entra's gallery by an admin adding the app by hand: used when the
+# lookup by name finds nothing (a renamed gallery entry), never instead of it.
 FALLBACK_TEMPLATE_ID = "8b1025e4-1dd2-430b-a150-2ef79cd700f5"
 # What the flow's Graph calls need, each with the permissions that satisfy it (Microsoft Graph
 # permissions reference: a ReadWrite permission covers the matching Read; Directory.* cover users

@@ -2,8 +2,9 @@
 (connect:GetFederationToken).
 
 Input `policy_form`: "instance_condition" (default; on "*" with StringEquals connect:InstanceId,
-as seeds 000 and 004) or "user_resource" (on the instance's `user/${aws:userid}` resource, as seed
-002). Input `policy_name` (default "ConnectSSO-<instance alias or ID>-GetFederationToken").
+the form many admins write by hand) or "user_resource" (on the instance's `user/${aws:userid}`
+resource, as in the Amazon Connect Administrator Guide, "Configure SAML with IAM for Amazon
+Connect"). Input `policy_name` (default "ConnectSSO-<instance alias or ID>-GetFederationToken").
 
 Outputs: policy_arn, policy_name, policy_document (the JSON text that is the default version).
 """
@@ -74,7 +75,8 @@ def policy_name(ctx: StepContext) -> str:
 
 
 def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
-    """One of the seeds' two forms of the federation policy, for the run's instance."""
+    """One of the two forms of the federation policy admins write by hand, for the run's
+    instance."""
     form = str(ctx.inputs.get("policy_form") or DEFAULT_POLICY_FORM)
     instance = instance_id(ctx)
     statement: dict[str, Any] = {

@@ -47,7 +47,7 @@ SECONDS_PER_HOUR = 3600
 MAX_LABEL_LENGTH = 100
 LABEL_PREFIX = "Amazon Connect "
 # awsEnvironmentType and the console the app's login URL opens, per AWS partition
-# (PROCEDURE.md section 2, Okta 1; AWS GovCloud (US) console endpoints).
+# (the app's settings as an admin fills them in by hand; AWS GovCloud (US) console endpoints).
 ENVIRONMENTS = {
     "aws": ("aws.amazon", "https://console.aws.amazon.com"),
     "aws-us-gov": ("aws-us-gov", "https://console.amazonaws-us-gov.com"),

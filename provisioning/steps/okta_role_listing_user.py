@@ -28,7 +28,8 @@ USER_NAME_PREFIX = "OktaRoleListing-"
 # IAM user names: at most 64 characters from [\w+=,.@-] (botocore's iam model, userNameType).
 MAX_USER_NAME_LENGTH = 64
 POLICY_NAME = "OktaListRoles"
-# What Okta's AWS app calls with the key (its documentation and PROCEDURE.md section 2, Okta 3a).
+# What Okta's AWS app calls with the key (Okta's AWS deployment guide, "Generate an AWS API access
+# key": https://help.okta.com/ja-jp/content/Topics/deploymentguides/aws/aws-generate-api-key.htm).
 POLICY_DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [

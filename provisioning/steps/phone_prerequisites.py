@@ -1,5 +1,6 @@
 """Files the Service Quotas requests Japanese phone numbers need, tracks them, and claims the
-numbers once AWS Support has approved (seed 004, PROCEDURE.md section 0).
+numbers once AWS Support has approved (as admins do it by hand; Amazon Connect Administrator
+Guide, "Region requirements for ordering and porting phone numbers").
 
 AWS Support reviews documents for days, so the step never waits for it: it files what is missing
 and finishes, saying what it waits for; run it again once the request is approved to claim the
@@ -46,8 +47,9 @@ OPEN_STATUSES = ("PENDING", "CASE_OPENED")
 NUMBER_PREFIXES = {"DID": "+813", "TOLL_FREE": "+81120"}
 COUNTRY = "JP"
 INPUT_FOR_TYPE = {"DID": "did_numbers", "TOLL_FREE": "toll_free_numbers"}
-# What AWS Support asks for before it grants Japanese numbers (seed 004), in both languages: the
-# documents themselves are Japanese.
+# What AWS Support asks for before it grants Japanese numbers (Amazon Connect
+# Administrator Guide, "Region requirements for ordering and porting phone numbers"; what admins
+# go through by hand), in both languages: the documents themselves are Japanese.
 DOCUMENT_CHECKLIST = [
     {
         "en": "Government-issued ID of the company's representative.",
@@ -246,7 +248,7 @@ def _numbers_wanted(ctx: StepContext) -> int:
 
 
 def _documents_missing(ctx: StepContext) -> bool:
-    """Numbers are wanted and the admin has not confirmed the documents (seed 004: AWS asks for
+    """Numbers are wanted and the admin has not confirmed the documents (AWS asks for
     them for every Japanese number, whatever the quotas allow)."""
     return bool(_numbers_wanted(ctx)) and not ctx.inputs.get("documents_confirmed")
 

@@ -47,8 +47,10 @@ from provisioning.user_changes.instance import find_user
 # The sandbox's sign-on path on an IdP authority (sandbox/entra/app.py, sandbox/okta/app.py).
 SANDBOX_SSO_PATH = "/sandbox/sso/"
 SIGN_IN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-# What AWS checks at sign-in (PROCEDURE.md sections 3 and 6): the role trusts the provider for
-# this action, and the console federates into Connect with this one.
+# What AWS checks at sign-in (IAM User Guide, "Configure SAML assertions for the authentication
+# response"; Amazon Connect Administrator Guide, "Configure SAML with IAM for Amazon Connect"):
+# the role trusts the provider for this action, and the console federates into Connect with this
+# one.
 ASSUME_ROLE_ACTION = "sts:AssumeRoleWithSAML"
 FEDERATION_ACTION = "connect:GetFederationToken"
 

@@ -20,7 +20,8 @@ from sandbox.entra.delta import DeltaLog
 from sandbox.knobs import Knobs
 from sandbox.saml_idp import SigningCertificate, issue_signing_certificate
 
-# The application permissions the wizard asks an admin to grant (PROCEDURE.md section 2).
+# The application permissions the wizard asks an admin to grant (the least privileged ones the
+# Microsoft Graph API reference lists for each call the flow makes).
 DEFAULT_GRANTED_PERMISSIONS = frozenset(
     {
         "Application.ReadWrite.All",

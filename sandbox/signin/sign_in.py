@@ -150,7 +150,8 @@ class SignedIn:
 
 
 class FirstSignInRoles:
-    """Connect binds a user to the role of their first sign-in (PROCEDURE.md section 3); a later
+    """Connect binds a user to the role of their first sign-in (what admins see when they set it up
+    by hand; no public AWS page found that states it); a later
     sign-in through another role gets "Bad Request"."""
 
     def __init__(self) -> None:

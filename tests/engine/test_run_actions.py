@@ -107,6 +107,42 @@ def test_it_finishes_the_call_in_progress_after_a_cancel(admin_user) -> None:
     assert run.steps.get(key="test_marker_two").status == StepStatus.PENDING
 
 
+def test_a_cancel_leaves_no_step_frozen_in_applying(admin_user) -> None:
+    # Step one waits for the cloud (released, still "applying") when the admin cancels.
+    run = start_run(admin_user, inputs={**QUICK, "waits": {"test_marker_one": 1}})
+    runner.advance(run.pk)
+    assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
+
+    run_services.run_cancel(user=admin_user, run_id=run.pk)
+
+    one = run.steps.get(key="test_marker_one")
+    assert one.status == StepStatus.PENDING
+    assert one.plan == {}
+    assert ("applying", "pending") in transitions(run, "test_marker_one")
+    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    drive(run)
+    assert run.status == RunStatus.SUCCEEDED
+    assert engine_doubles.creations(run.pk) == FLOW_STEPS
+
+
+def test_a_step_whose_worker_waits_after_a_cancel_is_settled_on_the_next_advance(
+    admin_user,
+) -> None:
+    run = start_run(admin_user, inputs={**QUICK, "waits": {"test_marker_one": 2}})
+    runner.advance(run.pk)  # applying, waits for the cloud
+    step = run.steps.get(key="test_marker_one")
+    claimed = runner._claim(run, step, "host:1", to_status=StepStatus.APPLYING)
+    assert claimed is not None
+
+    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    # The worker holding the step is not disturbed by the cancel; its call ends in a wait.
+    assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
+    runner._apply(run, claimed, "host:1")
+    assert runner.advance(run.pk) is None
+
+    assert run.steps.get(key="test_marker_one").status == StepStatus.PENDING
+
+
 def test_it_rolls_back_what_the_run_created_last_step_first(admin_user) -> None:
     run = start_run(admin_user)
     adopted = engine_doubles.marker_path(run.pk, "test_marker_two")

@@ -110,8 +110,8 @@ AWS_SIGNIN = "https://signin.aws.amazon.com/saml"
 
 
 async def new_aws_app(client: GraphServiceClient, display_name: str) -> tuple[Any, Any]:
-    """Steps 1-2 of PROCEDURE.md section 2 (Entra): find the gallery template, instantiate it
-    and wait until the application and service principal have replicated."""
+    """The first two things an admin does by hand in Entra: find the gallery template,
+    instantiate it and wait until the application and service principal have replicated."""
     query = ApplicationTemplatesRequestBuilder.ApplicationTemplatesRequestBuilderGetQueryParameters(
         filter=f"displayName eq '{AWS_TEMPLATE_NAME}'"
     )
@@ -133,7 +133,9 @@ async def new_aws_app(client: GraphServiceClient, display_name: str) -> tuple[An
 
 
 def federation_role(value: str, *, enabled: bool = True) -> AppRole:
-    """An app role whose value is "<roleArn>,<providerArn>" (PROCEDURE.md section 2 step 8)."""
+    """An app role whose value is "<roleArn>,<providerArn>" (IAM User Guide, "Configure SAML
+    assertions for the authentication response": a comma-delimited pair of role and provider
+    ARNs)."""
     return AppRole(
         id=uuid.uuid4(),
         allowed_member_types=["User"],
@@ -171,7 +173,8 @@ async def saml_app_with_role(
 
 
 def claims_mapping_definition(*, session_name_source: str, session_duration: str) -> str:
-    """The ClaimsSchema of PROCEDURE.md section 2 step 8, as Graph stores it in `definition`."""
+    """The ClaimsSchema an admin configures by hand for AWS, as Graph stores it in `definition`
+    (Microsoft Graph, "Create claimsMappingPolicy")."""
     return json.dumps(
         {
             "ClaimsMappingPolicy": {

@@ -1,5 +1,5 @@
 """The sandbox Entra's SAML side: per-app federation metadata and IdP-initiated sign-on for an app
-set up through msgraph-sdk as PROCEDURE.md section 2 describes."""
+set up through msgraph-sdk the way an admin sets it up by hand."""
 
 from __future__ import annotations
 

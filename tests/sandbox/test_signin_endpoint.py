@@ -1,6 +1,7 @@
 """The sandbox's AWS sign-in endpoint end to end: boto3 builds the IAM and Connect side in the
 sandbox's AWS, the sandbox IdP helpers sign the responses, and each misconfiguration admins hit
-(PROCEDURE.md section 6) gives AWS's own error."""
+(Amazon Connect Administrator Guide, "Troubleshoot SAML with Amazon Connect") gives AWS's own
+error."""
 
 from __future__ import annotations
 
@@ -123,7 +124,9 @@ def federation(sandbox: Sandbox, idp_certificate: SigningCertificate) -> Federat
     assert instance["InstanceStatus"] == "ACTIVE"
     instance_arn = instance["Arn"]
 
-    # The seeds' two policy forms (PROCEDURE.md section 3).
+    # The two forms of the policy admins write by hand: a connect:InstanceId condition, and the
+    # user ARN with ${aws:userid} (Amazon Connect Administrator Guide, "Configure SAML with IAM
+    # for Amazon Connect").
     instance_id_form = iam.create_policy(
         PolicyName=f"SigninTestInstanceIdForm-{tag}",
         PolicyDocument=json.dumps(

@@ -1,4 +1,4 @@
-"""federation_policy against the sandbox: the seeds' two forms, one policy however often apply
+"""federation_policy against the sandbox: its two policy forms, one policy however often apply
 runs, a new default version (with the diff shown) when the form changes, IAM's five-version limit
 respected, and rollback removing only what the run created."""
 

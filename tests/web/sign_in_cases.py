@@ -89,7 +89,7 @@ def _role(iam: Any, name: str, provider_arn: str) -> str:
 
 
 def build_federation(sandbox: Sandbox) -> InspectedFederation:
-    """The chain as the wizard builds it: provider, role trusting it with the seeds' policy, an
+    """The chain as the wizard builds it: provider, role trusting it with the usual policy, an
     ACTIVE SAML instance with one agent; and a second role without the policy."""
     iam, connect = aws(sandbox, "iam"), aws(sandbox, "connect")
     tag = uuid.uuid4().hex[:8]

@@ -382,6 +382,7 @@ def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
                 % {"status": run.get_status_display().lower()}
             )
         _move_run(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
+        runner.settle_cancelled_steps(run, lambda key: _scope(user, run, key))
     return run
 
 
