@@ -1,10 +1,14 @@
-"""Middleware of our own: a page and its htmx fragment never stand in for each other in a cache."""
+"""Middleware of our own: a page and its htmx fragment never stand in for each other in a cache,
+and times show in the viewer's own time zone."""
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
 
@@ -35,3 +39,46 @@ class HtmxCacheMiddleware:
             if getattr(request, "htmx", None):
                 add_never_cache_headers(response)
         return response
+
+
+# The cookie static/js/timezone.js sets to the browser's IANA zone name (e.g. "Asia/Tokyo").
+TIME_ZONE_COOKIE = "tz"
+
+
+def viewer_time_zone(request: HttpRequest) -> zoneinfo.ZoneInfo | None:
+    """The zone named by the viewer's `tz` cookie, or None when it is absent or names no zone.
+
+    The cookie is the browser's to write, so it is never trusted: only a name in the IANA
+    database on this machine is accepted (no paths, no files read outside it)."""
+    name = request.COOKIES.get(TIME_ZONE_COOKIE, "")
+    if not name or len(name) > 64 or name not in _available_time_zones():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@functools.cache
+def _available_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+class TimeZoneMiddleware:
+    """Shows every time in the viewer's own zone: activates the zone from the `tz` cookie for
+    the request, else settings.TIME_ZONE (Django's documented recipe,
+    https://docs.djangoproject.com/en/5.2/topics/i18n/timezones/#selecting-the-current-time-zone)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = viewer_time_zone(request)
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -8,7 +8,9 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.formats import number_format
+from django.utils.html import conditional_escape, format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -208,3 +210,41 @@ def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
         "arrow_y": CHAIN_BOX_HEIGHT / 2,
         "caption": caption,
     }
+
+
+@register.filter
+def when(value: Any) -> str:
+    """One format for every absolute time: `2026-12-04 21:05:09 JST` in the viewer's zone (the
+    one TimeZoneMiddleware activated), inside `<time datetime="…">` carrying the ISO instant.
+    The zone shows as its abbreviation, or as an offset (`+03`) where the zone has none."""
+    value = _as_datetime(value) if isinstance(value, str) else value
+    if not isinstance(value, dt.datetime):
+        return "" if value in (None, "") else conditional_escape(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}">{}</time>',
+        local.isoformat(timespec="seconds"),
+        date_format(local, "Y-m-d H:i:s T"),
+    )
+
+
+@register.filter
+def when_title(value: Any) -> str:
+    """The plain text of `when`, for a `title` attribute beside a relative time ("2 min ago")."""
+    value = _as_datetime(value) if isinstance(value, str) else value
+    if not isinstance(value, dt.datetime):
+        return ""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return date_format(timezone.localtime(value), "Y-m-d H:i:s T")
+
+
+def _as_datetime(text: str) -> dt.datetime | str:
+    """An ISO 8601 string (CloudTrail's `eventTime`, `2026-12-04T12:00:00Z`) as a datetime;
+    anything else unchanged."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
