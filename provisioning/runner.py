@@ -24,6 +24,7 @@ here sleeps while a cloud is busy, and every state change is guarded on the curr
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -116,7 +117,7 @@ def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
                 return _roll_back_next(run, worker)
         if run.status == RunStatus.CANCELLED:
             # A step that waited for the cloud when the run was cancelled comes here next.
-            settle_cancelled_steps(run, lambda key, run=run: _worker_scope(run, worker, key))
+            settle_cancelled_steps(run, functools.partial(_worker_scope, run, worker))
             return None
         if run.status not in ACTIVE_RUN:
             return None

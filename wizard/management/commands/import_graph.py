@@ -43,6 +43,8 @@ def imports_between_folders(root: Path = ROOT) -> list[Import]:
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
             for node in ast.walk(tree):
                 modules: list[str] = []
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
                 if isinstance(node, ast.Import):
                     modules = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
