@@ -196,6 +196,7 @@ class GroupUsersForm(forms.Form):
     def __init__(
         self,
         data: Any = None,
+        files: Any = None,
         *,
         plan: dict[str, Any] | None = None,
         prefix: str | None = None,
@@ -205,7 +206,7 @@ class GroupUsersForm(forms.Form):
         choices = (plan or {}).get("mapping_choices", {})
         idp = str(choices.get("idp", "entra"))
         initial.setdefault("username_source", choices.get("username_source"))
-        super().__init__(data, prefix=prefix, initial=initial)
+        super().__init__(data, files, prefix=prefix, initial=initial)
         cast(forms.ChoiceField, self.fields["username_source"]).choices = username_sources(idp)
         self.choices = choices
         chosen = [row for row in initial.get("groups") or [] if isinstance(row, dict)]
