@@ -217,7 +217,11 @@ def test_an_okta_sync_compares_last_membership_updated_and_reads_only_when_it_mo
     setup = run_plan(variant(ROLE_DOWNLOAD, tmp_path, alias=f"okta-delta-{uuid.uuid4().hex[:4]}"))
     assert setup.status == RunStatus.SUCCEEDED, setup.error
     org = okta_sandbox.apps["okta"].org
-    group = next(g for g in org.groups.values() if g.name == AGENTS)
+    # A group of its own: the newcomer below must not join the seeded Agents group other tests
+    # count.
+    seeded = next(g for g in org.groups.values() if g.name == AGENTS)
+    group = org.add_group(f"Okta delta {uuid.uuid4().hex[:6]}", "test group")
+    group.member_ids = list(seeded.member_ids[:3])
     users = users_run_create(user=None, setup_id=setup.pk)
     drive(users)
     step_submit_inputs(
@@ -225,7 +229,7 @@ def test_an_okta_sync_compares_last_membership_updated_and_reads_only_when_it_mo
         run_id=users.pk,
         step_key="group_users",
         inputs={
-            "groups": [{"group": AGENTS, "security_profiles": ["Agent"]}],
+            "groups": [{"group": group.name, "security_profiles": ["Agent"]}],
             "username_source": "${source.login}",
         },
         enqueue=False,
