@@ -199,14 +199,15 @@ class GroupUsersForm(forms.Form):
         files: Any = None,
         *,
         plan: dict[str, Any] | None = None,
-        prefix: str | None = None,
         initial: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        # What else Django's Form takes (prefix, auto_id, …) passes through untouched.
         initial = dict(initial or {})
         choices = (plan or {}).get("mapping_choices", {})
         idp = str(choices.get("idp", "entra"))
         initial.setdefault("username_source", choices.get("username_source"))
-        super().__init__(data, files, prefix=prefix, initial=initial)
+        super().__init__(data, files, initial=initial, **kwargs)
         cast(forms.ChoiceField, self.fields["username_source"]).choices = username_sources(idp)
         self.choices = choices
         chosen = [row for row in initial.get("groups") or [] if isinstance(row, dict)]

@@ -43,24 +43,3 @@ def test_a_step_without_rollback_is_refused_when_registered() -> None:
     assert "test_forgets_rollback" not in STEPS
     with pytest.raises(TypeError):
         ForgetsRollback()  # type: ignore[abstract]
-
-
-def test_every_step_form_takes_what_the_step_page_posts() -> None:
-    """The step page posts `request.POST` and `request.FILES`; a form whose `__init__` drops
-    `files` fails there with a 500, not in a headless run."""
-    from types import SimpleNamespace
-
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.utils.datastructures import MultiValueDict
-
-    from wizard.views.runs import _step_form
-
-    import_step_modules()
-    files = MultiValueDict({"unused": [SimpleUploadedFile("unused.xml", b"<x/>")]})
-    with_forms = [(key, cls) for key, cls in STEPS.items() if cls.form_class is not None]
-    assert len(with_forms) >= 5, [key for key, _ in with_forms]
-    for key, step_class in with_forms:
-        step = SimpleNamespace(key=key, plan={})
-        form = _step_form(step_class, step, {}, files=files)  # type: ignore[arg-type]
-        assert form.prefix == f"step-{key}", key
-        assert form.files is files, key

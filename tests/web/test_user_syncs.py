@@ -379,3 +379,50 @@ def test_a_csv_list_name_takes_only_the_lists_the_page_offers(admin_client: Clie
 
     assert [nul.status_code, quote.status_code, status.status_code] == [404, 404, 404]
     assert "evil" not in quote.get("Content-Disposition", "")
+
+
+def test_the_users_step_takes_its_answers_from_the_run_page(
+    admin_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    """The page posts a multipart form (request.FILES too, for the steps that upload a file); the
+    users step's form with its formset of group rows takes it and the step keeps the answers."""
+    choices = {
+        "idp": "entra",
+        "groups": [{"id": "g-agents", "name": "Connect Agents", "member_count": 3}],
+        "security_profiles": ["Agent", "Admin"],
+        "routing_profiles": ["Basic Routing Profile"],
+        "username_source": "mail",
+    }
+    run = make_run(
+        flow_key=USER_FLOWS["entra"],
+        status="waiting",
+        steps=[
+            {"key": "preflight", "status": "succeeded"},
+            {
+                "key": "group_users",
+                "status": "planned",
+                "plan": {"needs_input": True, "mapping_choices": choices},
+            },
+        ],
+    )
+    rows = "step-group_users-groups"
+    answers = {
+        "step-group_users-username_source": "mail",
+        f"{rows}-TOTAL_FORMS": "1",
+        f"{rows}-INITIAL_FORMS": "0",
+        f"{rows}-0-group": "g-agents",
+        f"{rows}-0-security_profiles": ["Agent"],
+        f"{rows}-0-routing_profile": "Basic Routing Profile",
+        f"{rows}-0-phone_type": "SOFT_PHONE",
+    }
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(reverse("step_inputs", args=[run.pk, "group_users"]), answers)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert run.steps.get(key="group_users").inputs == {
+        "groups": [{**GROUPS[0]}],
+        "username_source": "mail",
+        "assign_groups": False,
+        "update_existing": False,
+    }
