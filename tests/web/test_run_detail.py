@@ -163,6 +163,27 @@ def test_it_sends_a_changed_card_out_of_band(admin_client: Client, web_flow: Flo
     assert 'id="step-web_ask"' not in html
 
 
+def test_the_last_poll_brings_the_form_of_a_step_that_was_planned_before_the_run_waited(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    """The runner plans a step, then (a moment later, in its own commit) sets the run waiting. A
+    poll between the two shows the planned card without its form; the next poll, the last one
+    (the run is at rest), must bring the form although the step itself did not change."""
+    run = make_run(
+        status="running",
+        steps=[{"key": "web_ask", "status": "planned", "plan": {"needs_input": True}}],
+    )
+    seen = _seen(_page(admin_client, run))
+    SetupRun.objects.filter(pk=run.pk).update(status="waiting")
+
+    response = _poll(admin_client, run, seen)
+    html = response.content.decode()
+
+    assert response.status_code == 286
+    assert 'id="step-web_ask" hx-swap-oob="outerHTML"' in html
+    assert reverse("step_inputs", args=[run.pk, "web_ask"]) in html
+
+
 def test_it_asks_a_page_without_the_steps_to_reload(admin_client: Client, web_flow: Flow) -> None:
     run = make_run(status="running", steps=[{"key": "web_create", "status": "applying"}])
 

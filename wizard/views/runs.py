@@ -138,6 +138,8 @@ class StepCard:
     readable_changes: list[ReadableChange] = field(default_factory=list)
     output_values: list[LabelledValue] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # The run's status when the card was drawn: part of the card's stamp.
+    run_status: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -179,13 +181,17 @@ class StepCard:
 
     @property
     def stamp(self) -> str:
-        return step_stamp(self.step)
+        return step_stamp(self.step, self.run_status)
 
 
-def step_stamp(step: StepRun) -> str:
+def step_stamp(step: StepRun, run_status: str) -> str:
     """What the page shows of a step changes only with these: the runner stamps updated_at on
-    every move of a step (provisioning/runner.py), and a retry counts an attempt."""
-    return f"{step.status}-{int(step.updated_at.timestamp() * 1_000_000)}-{step.attempts}"
+    every move of a step (provisioning/runner.py), a retry counts an attempt, and the run's status
+    decides what the card offers (a form and Apply only while the run waits, Retry once it is at
+    rest). The runner plans a step and sets the run waiting in two commits: a poll between them
+    must not leave the card without its form."""
+    moved = int(step.updated_at.timestamp() * 1_000_000)
+    return f"{run_status}-{step.status}-{moved}-{step.attempts}"
 
 
 def _waiting(step: StepRun, now: Any, progress: ChangeSetView | None = None) -> dict[str, Any]:
@@ -287,6 +293,7 @@ def _step_cards(
         cards.append(
             StepCard(
                 step=step,
+                run_status=run.status,
                 title=str(step_class.title) if step_class else step.key,
                 description=str(step_class.description) if step_class else "",
                 # Steps are written to keep secrets out of plans and outputs; redacting here
@@ -440,7 +447,7 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Refresh"] = "true"
         return response
-    changed = [step.key for step in steps if seen[step.key] != step_stamp(step)]
+    changed = [step.key for step in steps if seen[step.key] != step_stamp(step, run.status)]
     parts: list[str] = [
         render_to_string(
             f"{RUN_TEMPLATE}#run_status", _summary_context(run, steps), request=request
