@@ -69,12 +69,6 @@ def start_run(walk: Walk, flow_key: str) -> None:
     page.wait_for_url("**/runs/*/")
 
 
-# Once in CI (full suite), the next form took longer than Playwright's default 60 s after the app
-# step was answered; the cause is not known yet (a rate-limit wait in the shared sandbox is one
-# candidate), so the walk allows more time rather than fail on a slow machine.
-NEXT_FORM_TIMEOUT_MS = 150_000
-
-
 def confirm_role_and_answer_app(walk: Walk, destination: str) -> None:
     app = walk.wait_for_form("okta_app")
     app.locator(f"input[value={destination}]").check()
@@ -86,7 +80,7 @@ def confirm_role_and_answer_app(walk: Walk, destination: str) -> None:
     walk.page.locator(
         "#step-federation_role form[action$='/apply/'], #step-okta_assignments form.step-form, "
         "#step-okta_role_download_confirmed form.step-form"
-    ).first.wait_for(timeout=NEXT_FORM_TIMEOUT_MS)
+    ).first.wait_for()
     if apply.count():
         walk.shot("confirm-role", walk.step("federation_role"))
         apply.click()
