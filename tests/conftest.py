@@ -76,6 +76,45 @@ def sandbox_knobs(sandbox: Sandbox) -> Iterator[Knobs]:
     sandbox.knobs.reset_buckets()
 
 
+def directory_state(sandbox: Sandbox) -> dict[str, set[str]]:
+    """Who is in both sandbox IdPs and in each of their groups, as "entra users",
+    "entra group <id>", "okta users", "okta group <id>"."""
+    tenant = sandbox.apps["entra"].tenant
+    org = sandbox.apps["okta"].org
+    with tenant.lock, org.lock:
+        return {
+            "entra users": set(tenant.users),
+            **{f"entra group {group}": set(ids) for group, ids in tenant.members.items()},
+            "okta users": set(org.users),
+            **{f"okta group {group.id}": set(group.member_ids) for group in org.groups.values()},
+        }
+
+
+@pytest.fixture(scope="session")
+def seeded_directory(sandbox: Sandbox) -> dict[str, set[str]]:
+    """The sandbox directory as seeded: tests share its people and groups and count them."""
+    return directory_state(sandbox)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_directory_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test that changes the seeded people or groups, not a later test that counts them:
+    a test that adds someone takes them away again or uses a group of its own."""
+    if "sandbox" not in request.fixturenames:
+        yield
+        return
+    seeded: dict[str, set[str]] = request.getfixturevalue("seeded_directory")
+    before = directory_state(request.getfixturevalue("sandbox"))
+    yield
+    after = directory_state(request.getfixturevalue("sandbox"))
+    changed = {
+        part: {"added": sorted(now - ids), "gone": sorted(ids - now)}
+        for part, ids in before.items()
+        if part in seeded and (now := after.get(part, set())) != ids
+    }
+    assert not changed, f"The test left the seeded sandbox directory changed: {changed}"
+
+
 @pytest.fixture(autouse=True)
 def _english_after_each_test() -> Iterator[None]:
     """A test that switches the active language (a Japanese page, a command run for a Japanese
