@@ -165,6 +165,22 @@ def test_the_svg_has_a_title_a_description_and_a_state_word_and_link_per_box() -
     assert [a.get("data-link") for a in broken] == ["saml_provider"]
 
 
+def test_a_label_too_long_for_its_box_is_squeezed_into_it_and_a_short_one_is_not() -> None:
+    html = chain_diagram(chain_links(_entra_run()))
+    svg_text = render_to_string("chain.html", html)
+    svg = ElementTree.fromstring(svg_text[svg_text.index("<svg") : svg_text.index("</svg>") + 6])
+
+    labels = {
+        anchor.get("data-link"): anchor.findall(f"{SVG}text")[0]
+        for anchor in svg.findall(f"{SVG}a")
+    }
+    role_label = labels["federation_role"]
+    assert role_label.text == "Federation role and policy"
+    assert float(role_label.get("textLength")) < html["box_width"]
+    assert role_label.get("lengthAdjust") == "spacingAndGlyphs"
+    assert labels["connect_users"].get("textLength") is None
+
+
 def test_the_run_page_draws_the_chain_in_its_html_without_javascript(
     admin_client: Client,
 ) -> None:

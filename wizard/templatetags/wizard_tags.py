@@ -178,6 +178,14 @@ CHAIN_BOX_HEIGHT = 92
 CHAIN_GAP = 28
 # A fact longer than this is cut with an ellipsis in its box (its link's tooltip has it whole).
 CHAIN_FACT_CHARS = 24
+# A label's room in its box; a label estimated wider is squeezed to fit (SVG's textLength).
+CHAIN_LABEL_PADDING = 16
+
+
+def _bold_label_width(text: str) -> float:
+    """An estimate of a 14 px bold label's width: a CJK character is about one em, a Latin
+    character about 0.58 em. SVG cannot wrap text, so an estimate is all the server has."""
+    return sum(14.0 if ord(char) >= 0x2E80 else 8.1 for char in text)
 
 
 @register.inclusion_tag("chain.html")
@@ -191,6 +199,7 @@ def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
         x = index * (width + CHAIN_GAP)
         fact = link.fact
         short = fact if len(fact) <= CHAIN_FACT_CHARS else fact[: CHAIN_FACT_CHARS - 1] + "…"
+        room = width - CHAIN_LABEL_PADDING
         boxes.append(
             {
                 "link": link,
@@ -199,6 +208,9 @@ def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
                 "arrow_from": round(x + width, 1),
                 "arrow_to": round(x + width + CHAIN_GAP - 4, 1),
                 "short_fact": short,
+                "label_length": round(room, 1)
+                if _bold_label_width(str(link.label)) > room
+                else None,
                 "last": index == len(links) - 1,
             }
         )
