@@ -11,7 +11,8 @@ from playwright.sync_api import Page, expect
 
 from provisioning.models import Cloud, Connection, RunStatus
 from sandbox.server import Sandbox
-from tests.browser.chromium import sign_in
+from tests.browser.chromium import STEP_TIMEOUT_MS, sign_in
+from tests.browser.test_sync_safety import _off_loop
 from tests.flows.entra_runs import plan_file, setup_sso
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -23,7 +24,7 @@ OTHER_INSTANCE = "00000000-0000-4000-8000-000000000000"
 def test_an_admin_checks_a_federation_whose_relay_state_was_edited(
     page: Page, sandbox: Sandbox, artifacts_dir: Path, tmp_path: Path, language: str
 ) -> None:
-    run, output = setup_sso(plan_file(tmp_path))
+    run, output = _off_loop(lambda: setup_sso(plan_file(tmp_path)))
     assert run.status == RunStatus.SUCCEEDED, output
     app_id = run.steps.get(key="entra_app").outputs["app_id"]
     sandbox.apps["entra"].tenant.patch_service_principal(
@@ -52,7 +53,10 @@ def test_an_admin_checks_a_federation_whose_relay_state_was_edited(
     page.screenshot(path=str(artifacts_dir / f"federation-check-01-form-{language}.png"))
     page.locator("form button[type=submit]").last.click()
 
-    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "broken")
+    # The worker reads three clouds; the page polls every second until it has.
+    expect(page.locator("#verdict")).to_have_attribute(
+        "data-verdict", "broken", timeout=STEP_TIMEOUT_MS
+    )
     expect(page.locator("#check-result")).to_have_attribute("data-status", "done")
     chain = page.locator("#chain")
     expect(chain.locator("[data-link=claims]")).to_have_attribute("data-state", "broken")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from provisioning.federation_check.messages import LINK_LABELS, finding_text
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
@@ -14,7 +15,8 @@ from provisioning.models import FederationCheckRecord
 from wizard.selectors.chain import LinkState as ChainState
 
 LINK_STATE_LABELS = {
-    LinkState.OK: _("OK"),
+    # "OK" alone is the run page's "succeeded"; a checked link holds rather than succeeded.
+    LinkState.OK: pgettext_lazy("checked link", "OK"),
     LinkState.WARNING: _("Warning"),
     LinkState.BROKEN: _("Broken"),
     LinkState.UNREAD: _("Not read"),
