@@ -6,6 +6,7 @@ Read-only calls through the audited clients; a refused read names the permission
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,7 @@ ENTRA_READ_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 # Okta API token scopes are an admin role's: a read-only administrator may make these reads
 # (Okta, "Administrator roles": Read-only Administrator views apps and users).
-OKTA_READ_PERMISSIONS = ("okta.apps.read", "okta.users.read")
+OKTA_READ_PERMISSIONS = ("okta.apps.read", "okta.users.read", "okta.groups.read")
 # Without a claims mapping policy, the gallery app "AWS Single-Account Access" sends Role from
 # user.assignedroles and RoleSessionName from user.userprincipalname (Microsoft Learn, "Configure
 # AWS Single-Account Access for single sign-on", default attributes).
@@ -59,6 +60,12 @@ DEFAULT_ENTRA_SESSION_NAME_SOURCE = "userprincipalname"
 # assigned people are read: a tenant has far fewer AWS apps; past the cap the check says so.
 APP_SCAN_LIMIT = 5000
 ASSIGNED_PEOPLE_LIMIT = 5000
+# Okta's AWS app with "Use Group Mapping": each group whose whole name matches groupFilter gives a
+# Role value, roleValuePattern with ${accountid}, ${role} (its named groups) filled in; Okta
+# writes a named group (?{{name}}...) (Okta, "Connect Okta to multiple AWS instances by using
+# user groups"; the sandbox's sign_on.py does the same from the same page).
+_OKTA_NAMED_GROUP = re.compile(r"\(\?\{\{(\w+)\}\}")
+_ROLE_PATTERN_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
 def _certificate(metadata_xml: str) -> dict[str, Any]:
@@ -209,6 +216,29 @@ def read_entra(
     return apps
 
 
+def _fill_role_pattern(pattern: str, captured: dict[str, str | None]) -> str:
+    return _ROLE_PATTERN_VARIABLE.sub(lambda m: captured.get(m[1]) or m[0], pattern)
+
+
+def _group_mapped_roles(client: Any, settings: dict[str, Any]) -> list[str]:
+    """The Role values the app's group mapping makes of the org's groups."""
+    group_filter, pattern = settings.get("groupFilter"), settings.get("roleValuePattern")
+    if not settings.get("useGroupMapping") or not group_filter or not pattern:
+        return []
+    try:
+        regex = re.compile(_OKTA_NAMED_GROUP.sub(r"(?P<\1>", str(group_filter)))
+    except re.error:
+        return []
+    with refused_as("claims", "the Okta groups", "okta.groups.read"):
+        groups = list(okta_pages(client, "/api/v1/groups", params={"limit": 200}))
+    values = []
+    for group in groups:
+        match = regex.fullmatch(str((group.get("profile") or {}).get("name") or ""))
+        if match:
+            values.append(_fill_role_pattern(str(pattern), match.groupdict()))
+    return values
+
+
 def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     app_id = str(app["id"])
     settings = aws_app.app_settings(app)
@@ -248,10 +278,14 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
         "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
         "metadata": metadata,
         "role_values": sorted(
-            f"arn:{partition}:iam::{account}:role/{name},{provider_arn}" for name in roles
-        )
-        if account
-        else [],
+            {
+                *_group_mapped_roles(client, settings),
+                *(
+                    f"arn:{partition}:iam::{account}:role/{name},{provider_arn}"
+                    for name in (roles if account else ())
+                ),
+            }
+        ),
         "claims": {
             "policy": False,
             "role": "samlRoles",
