@@ -52,5 +52,6 @@ def missing_aws_actions(connection: Connection, *, audit: AuditScope, region: st
 
 
 def missing_entra_permissions(connection: Connection, *, audit: AuditScope) -> list[str]:
-    granted = set(token_permissions(graph_client(connection, audit=audit)))
+    # A new token: one kept from before would still carry permissions revoked since.
+    granted = set(token_permissions(graph_client(connection, audit=audit, fresh_sign_in=True)))
     return [name for name, covering in ENTRA_READ_PERMISSIONS.items() if not granted & covering]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from provisioning.audit import AuditScope
+from provisioning.entra.client import graph_client
 from provisioning.federation_check.aws_reads import AWS_READ_ACTIONS
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, RunStatus, SetupRun
 from provisioning.saml import parse_idp_metadata
@@ -176,3 +178,29 @@ def test_it_stops_with_exit_2_naming_the_permission_it_lacks(
 
     assert code == 2, output
     assert "missing permission iam:ListRoles" in output
+
+
+def test_it_stops_with_exit_2_naming_the_graph_permission_it_lacks(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    tenant = entra_sandbox.apps["entra"].tenant
+    saved = set(tenant.granted_permissions)
+    tenant.granted_permissions -= {"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
+    try:
+        code, output = check(
+            "--aws", "Sandbox AWS", "--region", REGION, "--instance", "any-instance",
+            "--idp", "Sandbox Entra ID",
+        )  # fmt: skip
+    finally:
+        tenant.granted_permissions = saved
+        # The check signed in afresh without the permissions; the next Graph call of this
+        # process signs in again, with them.
+        graph_client(
+            Connection.objects.get(name="Sandbox Entra ID"),
+            audit=AuditScope(actor_label="test"),
+            fresh_sign_in=True,
+        )
+
+    assert code == 2, output
+    assert "missing permission Policy.Read.All." in output
+    assert "Not read" in output
