@@ -10,9 +10,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.service_principals.service_principals_request_builder import (
+    ServicePrincipalsRequestBuilder,
+)
+
 from provisioning.audit import AuditScope
 from provisioning.entra.client import graph_client, run_graph
-from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.entra.graph_reads import all_pages, all_pages_json, get_or_none
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
@@ -60,6 +65,8 @@ DEFAULT_ENTRA_SESSION_NAME_SOURCE = "userprincipalname"
 # assigned people are read: a tenant has far fewer AWS apps; past the cap the check says so.
 APP_SCAN_LIMIT = 5000
 ASSIGNED_PEOPLE_LIMIT = 5000
+# Graph's largest page of service principals ($top 1-999, "List servicePrincipals").
+SERVICE_PRINCIPAL_PAGE = 999
 # Okta's AWS app with "Use Group Mapping": each group whose whole name matches groupFilter gives a
 # Role value, roleValuePattern with ${accountid}, ${role} (its named groups) filled in; Okta
 # writes a named group (?{{name}}...) (Okta, "Connect Okta to multiple AWS instances by using
@@ -180,18 +187,25 @@ def _entra_app(
     }
 
 
-def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[Any]:
-    """The SAML apps whose relay state or role values point at the instance."""
+def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
+    """The appIds of the apps whose relay state or role values point at the instance. Read as
+    plain JSON with only these fields: a tenant has thousands of service principals, and the
+    SDK's models cost ~18 ms each (provisioning/entra/graph_reads.py, all_pages_json)."""
     builder = client.service_principals
+    query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+        select=["appId", "samlSingleSignOnSettings", "appRoles"], top=SERVICE_PRINCIPAL_PAGE
+    )
+    request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
     with refused_as("idp_app", "the enterprise apps", "Application.Read.All"):
-        found, _more = all_pages(builder, builder.get(), limit=APP_SCAN_LIMIT)
+        found, _more = all_pages_json(builder, request, limit=APP_SCAN_LIMIT)
     matching = []
     for service_principal in found:
-        settings = service_principal.saml_single_sign_on_settings
-        relay = str((settings.relay_state if settings else "") or "")
-        values = [str(role.value or "") for role in service_principal.app_roles or []]
+        relay = str(
+            (service_principal.get("samlSingleSignOnSettings") or {}).get("relayState") or ""
+        )
+        values = [str(role.get("value") or "") for role in service_principal.get("appRoles") or []]
         if points_at(relay, values):
-            matching.append(service_principal)
+            matching.append(str(service_principal["appId"]))
     return matching
 
 
@@ -209,8 +223,8 @@ def read_entra(
             application = _app_by_key(client, app_id)
         return [] if application is None else [_entra_app(connection, client, application, audit)]
     apps = []
-    for service_principal in _entra_candidates(client, points_at):
-        application = _app_by_key(client, str(service_principal.app_id))
+    for candidate in _entra_candidates(client, points_at):
+        application = _app_by_key(client, candidate)
         if application is not None:
             apps.append(_entra_app(connection, client, application, audit))
     return apps
