@@ -582,3 +582,41 @@ class SignInReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role_arn} @ {self.instance_id or '-'}: {self.status}"
+
+
+class FederationCheckStatus(models.TextChoices):
+    PENDING = "pending", _("checking")
+    DONE = "done", _("checked")
+    FAILED = "failed", _("could not check")
+
+
+class FederationCheckRecord(models.Model):
+    """One "Check a federation": what to check (connections, region, instance, the IdP app if
+    given), and once a worker has read it, the result as JSON
+    (provisioning/federation_check/result.py FederationCheck.to_json)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    aws_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    idp_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    region = models.CharField(max_length=32)
+    instance = models.CharField(max_length=100)
+    app_id = models.CharField(max_length=100, blank=True)
+    # The language of the admin who asked: what the worker writes (an error) is in it.
+    language = models.CharField(max_length=8, default="en")
+    status = models.CharField(
+        max_length=16, choices=FederationCheckStatus.choices, default=FederationCheckStatus.PENDING
+    )
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "wizard_federationcheck"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.instance} ({self.region}): {self.status}"

@@ -16,8 +16,8 @@ from provisioning.connections.sign_in_tests import connection_test
 from provisioning.redaction import RedactSecretsFilter
 from provisioning.user_changes.helpers import MAKE_USER_CHANGES_TASK
 from wizard.services import audit_exports as audit_export_services
+from wizard.services import federation_checks, sign_in_inspection, sign_in_watch
 from wizard.services import runs as run_services
-from wizard.services import sign_in_inspection, sign_in_watch
 from wizard.services import user_changes as user_change_services
 from wizard.services import user_syncs as user_sync_services
 
@@ -157,3 +157,14 @@ def watch_sign_in(reading_id: str) -> None:
 def expire_sign_in_readings() -> None:
     """Celery beat sends this every WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S."""
     sign_in_watch.sign_in_readings_expire()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
+    time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+)
+def run_federation_check(check_id: str) -> None:
+    """Reads and judges one federation (read-only)."""
+    federation_checks.federation_check_run(check_id=check_id)

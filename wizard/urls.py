@@ -12,6 +12,7 @@ from wizard.views import (
     connections,
     dashboard,
     directory_picker,
+    federation_checks,
     health,
     people,
     reauth,
@@ -73,6 +74,8 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/", user_syncs.sync_edit, name="sync_edit"),
     path("syncs/<uuid:sync_id>/run/", user_syncs.sync_run_now, name="sync_run_now"),
     path("syncs/<uuid:sync_id>/delete/", user_syncs.sync_delete, name="sync_delete"),
+    path("check/", federation_checks.federation_check_new, name="federation_check_new"),
+    path("check/<uuid:check_id>/", federation_checks.federation_check, name="federation_check"),
     path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
     path(
         "inspect/readings/<uuid:reading_id>/",

@@ -29,7 +29,9 @@ def _provider(iam: Any, provider_arn: str) -> dict[str, str]:
     return {provider_arn: str(document)}
 
 
-def _policies(iam: Any, role_name: str) -> Iterator[dict[str, Any]]:
+def role_policies(iam: Any, role_name: str) -> Iterator[dict[str, Any]]:
+    """Every policy of a role, attached and inline, as {name, document} (the federation check
+    reads them too: provisioning/federation_check/aws_reads.py)."""
     for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
         for attached in page["AttachedPolicies"]:
             policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
@@ -60,7 +62,7 @@ def _role(iam: Any, role_arn: str) -> dict[str, Any]:
             "max_session_duration": int(
                 role.get("MaxSessionDuration", DEFAULT_MAX_SESSION_DURATION_S)
             ),
-            "policies": list(_policies(iam, role["RoleName"])),
+            "policies": list(role_policies(iam, role["RoleName"])),
         }
     }
 

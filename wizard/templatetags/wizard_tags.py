@@ -189,9 +189,10 @@ def _bold_label_width(text: str) -> float:
 
 
 @register.inclusion_tag("chain.html")
-def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
+def chain_diagram(links: list[Any], caption: str = "", title: str = "") -> dict[str, Any]:
     """The federation chain as a server-rendered SVG: one box per link, coloured by its state,
-    with its state's word and symbol and its key fact, each box a link to its step."""
+    with its state's word and symbol and its key fact, each box a link to its step. `title`
+    replaces the run page's ("The federation chain this run builds"), for a checked chain."""
     count = max(len(links), 1)
     width = (CHAIN_WIDTH - CHAIN_GAP * (count - 1)) / count
     boxes = []
@@ -221,6 +222,7 @@ def chain_diagram(links: list[Any], caption: str = "") -> dict[str, Any]:
         "view_width": CHAIN_WIDTH,
         "arrow_y": CHAIN_BOX_HEIGHT / 2,
         "caption": caption,
+        "title": title,
     }
 
 

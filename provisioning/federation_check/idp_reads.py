@@ -1,0 +1,346 @@
+"""Reads the IdP half of a federation, whoever made it: the Entra enterprise app or the Okta AWS
+Account Federation app (sign-on mode, identifier, reply URL, signing certificate, claims, relay
+state, role values, the people assigned), or finds the apps that point at a Connect instance.
+Read-only calls through the audited clients; a refused read names the permission it needs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.service_principals.service_principals_request_builder import (
+    ServicePrincipalsRequestBuilder,
+)
+
+from provisioning.audit import AuditScope
+from provisioning.entra.client import graph_client, run_graph
+from provisioning.entra.graph_reads import all_pages, all_pages_json, get_or_none
+from provisioning.entra.group_members import transitive_user_members
+from provisioning.entra.metadata import download_federation_metadata
+from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.federation_check.result import refused_as
+from provisioning.models import Cloud, Connection
+from provisioning.okta import aws_app
+from provisioning.okta.client import okta_client
+from provisioning.okta.rest import okta_pages
+from provisioning.saml import parse_idp_metadata
+from provisioning.steps.entra_app import _app_by_key, _preferred_certificate, _service_principal
+from provisioning.steps.entra_claims import (
+    ROLE_ATTRIBUTE,
+    ROLE_SESSION_NAME_ATTRIBUTE,
+    SESSION_DURATION_ATTRIBUTE,
+)
+
+# The Graph application permissions these reads need (Microsoft Graph permissions reference),
+# each with the permissions that cover it, as in provisioning/steps/entra_preflight.py.
+ENTRA_READ_PERMISSIONS: dict[str, frozenset[str]] = {
+    "Application.Read.All": frozenset(
+        {"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"}
+    ),
+    "Policy.Read.All": frozenset({"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}),
+    "User.Read.All": frozenset(
+        {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+    ),
+    "GroupMember.Read.All": frozenset(
+        {
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        }
+    ),
+}
+# Okta API token scopes are an admin role's: a read-only administrator may make these reads
+# (Okta, "Administrator roles": Read-only Administrator views apps and users).
+OKTA_READ_PERMISSIONS = ("okta.apps.read", "okta.users.read", "okta.groups.read")
+# Without a claims mapping policy, the gallery app "AWS Single-Account Access" sends Role from
+# user.assignedroles and RoleSessionName from user.userprincipalname (Microsoft Learn, "Configure
+# AWS Single-Account Access for single sign-on", default attributes).
+DEFAULT_ENTRA_SESSION_NAME_SOURCE = "userprincipalname"
+# How many enterprise apps are looked through to find those pointing at an instance, and how many
+# assigned people are read: a tenant has far fewer AWS apps; past the cap the check says so.
+APP_SCAN_LIMIT = 5000
+ASSIGNED_PEOPLE_LIMIT = 5000
+# Graph's largest page of service principals ($top 1-999, "List servicePrincipals").
+SERVICE_PRINCIPAL_PAGE = 999
+# Okta's AWS app with "Use Group Mapping": each group whose whole name matches groupFilter gives a
+# Role value, roleValuePattern with ${accountid}, ${role} (its named groups) filled in; Okta
+# writes a named group (?{{name}}...) (Okta, "Connect Okta to multiple AWS instances by using
+# user groups"; the sandbox's sign_on.py does the same from the same page).
+_OKTA_NAMED_GROUP = re.compile(r"\(\?\{\{(\w+)\}\}")
+_ROLE_PATTERN_VARIABLE = re.compile(r"\$\{(\w+)\}")
+
+
+def _certificate(metadata_xml: str) -> dict[str, Any]:
+    """The signing certificates the IdP's metadata publishes now (fingerprints, expiry)."""
+    try:
+        metadata = parse_idp_metadata(metadata_xml, check_dates=False)
+    except PermanentError as error:
+        return {"error": error.message}
+    return {
+        "entity_id": metadata.entity_id,
+        "fingerprints": sorted(metadata.fingerprints),
+        "not_after": metadata.certificate.not_after.isoformat(),
+        "subject": metadata.certificate.subject,
+    }
+
+
+def _claims(policies: list[Any]) -> dict[str, Any]:
+    """Where the Role, RoleSessionName and SessionDuration claims come from."""
+    if not policies:
+        return {
+            "policy": False,
+            "role": "assignedroles",
+            "session_name": DEFAULT_ENTRA_SESSION_NAME_SOURCE,
+            "session_duration": "",
+        }
+    try:
+        schema = json.loads((policies[0].definition or [""])[0])["ClaimsMappingPolicy"][
+            "ClaimsSchema"
+        ]
+    except (ValueError, KeyError, TypeError):
+        schema = []
+    by_type = {str(entry.get("SamlClaimType")): entry for entry in schema}
+    return {
+        "policy": True,
+        "role": str(by_type.get(ROLE_ATTRIBUTE, {}).get("ID", "")),
+        "session_name": str(by_type.get(ROLE_SESSION_NAME_ATTRIBUTE, {}).get("ID", "")),
+        "session_duration": str(by_type.get(SESSION_DURATION_ATTRIBUTE, {}).get("Value", "")),
+    }
+
+
+def _entra_people(client: Any, sp_id: str, source: str) -> list[dict[str, str]]:
+    """The people assigned to the app, directly or through a group (nested groups too), with
+    the RoleSessionName Entra sends for each."""
+    builder = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
+    with refused_as("connect_users", "the app's assignments", "Application.Read.All"):
+        assignments, _more = all_pages(builder, builder.get(), limit=ASSIGNED_PEOPLE_LIMIT)
+    people: dict[str, dict[str, str]] = {}
+
+    def add(user: dict[str, Any], via: str) -> None:
+        login = str(user.get("userPrincipalName") or "")
+        sent = str((user.get("mail") if source == "mail" else login) or "")
+        people.setdefault(str(user["id"]), {"login": login, "session_name": sent, "via": via})
+
+    for assignment in assignments:
+        principal = str(assignment.principal_id)
+        if assignment.principal_type == "User":
+            with refused_as("connect_users", "an assigned user", "User.Read.All"):
+                user = get_or_none(client.users.by_user_id(principal).get())
+            if user is not None:
+                add(
+                    {
+                        "id": user.id,
+                        "userPrincipalName": user.user_principal_name,
+                        "mail": user.mail,
+                    },
+                    "",
+                )
+        elif assignment.principal_type == "Group":
+            with refused_as("connect_users", "an assigned group's members", "GroupMember.Read.All"):
+                members, _more = transitive_user_members(
+                    client, principal, limit=ASSIGNED_PEOPLE_LIMIT
+                )
+            for member in members:
+                add(member, str(assignment.principal_display_name or principal))
+    return sorted(people.values(), key=lambda person: person["login"].lower())
+
+
+def _entra_app(
+    connection: Connection, client: Any, application: Any, audit: AuditScope
+) -> dict[str, Any]:
+    service_principal = _service_principal(client, str(application.app_id))
+    if service_principal is None:
+        return {"app_id": str(application.app_id), "name": str(application.display_name)}
+    thumbprint, end = _preferred_certificate(service_principal)
+    sp_id = str(service_principal.id)
+    builder = client.service_principals.by_service_principal_id(sp_id).claims_mapping_policies
+    with refused_as("claims", "the app's claims mapping policy", "Policy.Read.All"):
+        policies = run_graph(builder.get()).value or []
+    claims = _claims(list(policies))
+    metadata_xml = download_federation_metadata(connection, str(application.app_id), audit=audit)
+    settings = service_principal.saml_single_sign_on_settings
+    return {
+        "app_id": str(application.app_id),
+        "name": str(application.display_name or ""),
+        "enabled": bool(service_principal.account_enabled),
+        "sso_mode": str(service_principal.preferred_single_sign_on_mode or ""),
+        "identifiers": list(application.identifier_uris or []),
+        "reply_urls": list((application.web.redirect_uris if application.web else None) or []),
+        "relay_state": str((settings.relay_state if settings else "") or ""),
+        "signing": {
+            "thumbprint": thumbprint,
+            "not_after": end.isoformat() if end else "",
+        },
+        "metadata": _certificate(metadata_xml),
+        "role_values": sorted(
+            str(role.value)
+            for role in application.app_roles or []
+            if role.is_enabled and role.value and "," in str(role.value)
+        ),
+        "claims": claims,
+        "people": _entra_people(client, sp_id, claims["session_name"]),
+    }
+
+
+def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
+    """The appIds of the apps whose relay state or role values point at the instance. Read as
+    plain JSON with only these fields: a tenant has thousands of service principals, and the
+    SDK's models cost ~18 ms each (provisioning/entra/graph_reads.py, all_pages_json)."""
+    builder = client.service_principals
+    query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+        select=["appId", "samlSingleSignOnSettings", "appRoles"], top=SERVICE_PRINCIPAL_PAGE
+    )
+    request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+    with refused_as("idp_app", "the enterprise apps", "Application.Read.All"):
+        found, _more = all_pages_json(builder, request, limit=APP_SCAN_LIMIT)
+    matching = []
+    for service_principal in found:
+        relay = str(
+            (service_principal.get("samlSingleSignOnSettings") or {}).get("relayState") or ""
+        )
+        values = [str(role.get("value") or "") for role in service_principal.get("appRoles") or []]
+        if points_at(relay, values):
+            matching.append(str(service_principal["appId"]))
+    return matching
+
+
+def read_entra(
+    connection: Connection,
+    *,
+    audit: AuditScope,
+    app_id: str,
+    points_at: Callable[[str, list[str]], bool],
+) -> list[dict[str, Any]]:
+    """The app `app_id` (appId or object id), or else every app that points at the instance."""
+    client = graph_client(connection, audit=audit)
+    if app_id:
+        with refused_as("idp_app", app_id, "Application.Read.All"):
+            application = _app_by_key(client, app_id)
+        return [] if application is None else [_entra_app(connection, client, application, audit)]
+    apps = []
+    for candidate in _entra_candidates(client, points_at):
+        application = _app_by_key(client, candidate)
+        if application is not None:
+            apps.append(_entra_app(connection, client, application, audit))
+    return apps
+
+
+def _fill_role_pattern(pattern: str, captured: dict[str, str | None]) -> str:
+    return _ROLE_PATTERN_VARIABLE.sub(lambda m: captured.get(m[1]) or m[0], pattern)
+
+
+def _group_mapped_roles(client: Any, settings: dict[str, Any]) -> list[str]:
+    """The Role values the app's group mapping makes of the org's groups."""
+    group_filter, pattern = settings.get("groupFilter"), settings.get("roleValuePattern")
+    if not settings.get("useGroupMapping") or not group_filter or not pattern:
+        return []
+    try:
+        regex = re.compile(_OKTA_NAMED_GROUP.sub(r"(?P<\1>", str(group_filter)))
+    except re.error:
+        return []
+    with refused_as("claims", "the Okta groups", "okta.groups.read"):
+        groups = list(okta_pages(client, "/api/v1/groups", params={"limit": 200}))
+    values = []
+    for group in groups:
+        match = regex.fullmatch(str((group.get("profile") or {}).get("name") or ""))
+        if match:
+            values.append(_fill_role_pattern(str(pattern), match.groupdict()))
+    return values
+
+
+def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    app_id = str(app["id"])
+    settings = aws_app.app_settings(app)
+    try:
+        metadata = _certificate(aws_app.metadata_xml(client, app_id))
+    except WaitForCloud as waiting:
+        metadata = {"error": waiting.reason}
+    provider_arn = str(settings.get("identityProviderArn") or "")
+    account = provider_arn.split(":")[4] if provider_arn.count(":") >= 5 else ""
+    people = []
+    roles: set[str] = set()
+    with refused_as("connect_users", "the app's users", "okta.apps.read"):
+        app_users = list(
+            okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
+        )
+    for user in app_users:
+        profile = user.get("profile") or {}
+        names = profile.get("samlRoles") or ([profile["role"]] if profile.get("role") else [])
+        roles.update(str(name) for name in names)
+        people.append(
+            {
+                "login": str((user.get("credentials") or {}).get("userName") or ""),
+                "session_name": str((user.get("credentials") or {}).get("userName") or ""),
+                "via": "",
+            }
+        )
+    partition = provider_arn.split(":")[1] if provider_arn.count(":") >= 5 else "aws"
+    template = ((app.get("credentials") or {}).get("userNameTemplate") or {}).get("template", "")
+    return {
+        "app_id": app_id,
+        "name": str(app.get("label") or ""),
+        "enabled": app.get("status") == "ACTIVE",
+        "sso_mode": str(app.get("signOnMode") or ""),
+        "identifiers": [],
+        "reply_urls": [str(settings.get("loginURL") or "")] if settings.get("loginURL") else [],
+        "relay_state": aws_app.relay_state_of(app),
+        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
+        "metadata": metadata,
+        "role_values": sorted(
+            {
+                *_group_mapped_roles(client, settings),
+                *(
+                    f"arn:{partition}:iam::{account}:role/{name},{provider_arn}"
+                    for name in (roles if account else ())
+                ),
+            }
+        ),
+        "claims": {
+            "policy": False,
+            "role": "samlRoles",
+            "session_name": str(template),
+            "session_duration": str(settings.get("sessionDuration") or ""),
+        },
+        "people": sorted(people, key=lambda person: person["login"].lower()),
+    }
+
+
+def read_okta(
+    connection: Connection,
+    *,
+    audit: AuditScope,
+    app_id: str,
+    points_at: Callable[[str, list[str]], bool],
+) -> list[dict[str, Any]]:
+    """The AWS app `app_id`, or else every AWS Account Federation app pointing at the instance."""
+    client = okta_client(connection, audit=audit)
+    if app_id:
+        with refused_as("idp_app", app_id, "okta.apps.read"):
+            app = aws_app.get_app(client, app_id)
+        return [] if app is None else [_okta_app(client, app)]
+    with refused_as("idp_app", "the Okta apps", "okta.apps.read"):
+        listed = list(okta_pages(client, "/api/v1/apps", params={"limit": 200}))
+    apps = []
+    for app in listed:
+        if app.get("name") != aws_app.AWS_APP_NAME:
+            continue
+        read = _okta_app(client, app)
+        if points_at(read["relay_state"], read["role_values"]):
+            apps.append(read)
+    return apps
+
+
+def read_idp(
+    connection: Connection,
+    *,
+    audit: AuditScope,
+    app_id: str,
+    points_at: Callable[[str, list[str]], bool],
+) -> list[dict[str, Any]]:
+    reader = read_entra if connection.cloud == Cloud.ENTRA else read_okta
+    return reader(connection, audit=audit, app_id=app_id, points_at=points_at)

@@ -1,0 +1,49 @@
+"""`manage.py check_federation` on a federation the Okta flow (role by group mapping) built."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioning.connections.sandbox_registration import register_sandbox_connections
+from provisioning.models import RunStatus
+from sandbox.server import Sandbox
+from tests.federation_check.test_check_federation import check
+from tests.flows.entra_runs import setup_sso
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "okta-sandbox-group-mapping.toml"
+
+
+@pytest.fixture
+def okta_sandbox(sandbox: Sandbox, settings: Any, db: None) -> Sandbox:
+    settings.WIZARD_MODE = "sandbox"
+    settings.SANDBOX_FILE = sandbox.state_dir / "sandbox.json"
+    register_sandbox_connections(sandbox_file=settings.SANDBOX_FILE)
+    return sandbox
+
+
+def test_it_checks_an_okta_federation_the_wizard_built(
+    okta_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    alias = f"okta-{uuid.uuid4().hex[:8]}"
+    plan = tmp_path / "okta.toml"
+    plan.write_text(
+        EXAMPLE.read_text().replace('alias = "okta-sandbox-group-mapping"', f'alias = "{alias}"')
+    )
+    run, output = setup_sso(plan)
+    assert run.status == RunStatus.SUCCEEDED, output
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", run.region, "--instance", alias,
+        "--idp", "Sandbox Okta", "--json",
+    )  # fmt: skip
+
+    assert code == 0, output
+    result = json.loads(output)
+    assert [link["state"] for link in result["links"]] == ["ok"] * 6
+    role_arn = run.steps.get(key="federation_role").outputs["role_arn"]
+    assert result["links"][3]["fact"] == role_arn.rsplit("/", 1)[-1]

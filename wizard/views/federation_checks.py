@@ -1,0 +1,62 @@
+"""The "Check a federation" page: the form, and a check's result (the chain with each link's
+state, and the findings), polled with htmx while a worker reads the clouds. It reads only."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseStopPolling
+
+from provisioning.models import FederationCheckRecord, FederationCheckStatus
+from wizard.federation_check_forms import FederationCheckForm
+from wizard.middleware import wants_fragment
+from wizard.roles import VIEWER, role_required
+from wizard.selectors.federation_checks import check_page
+from wizard.services.federation_checks import federation_check_request
+
+TEMPLATE = "federation_check.html"
+
+
+def _get_check(check_id: uuid.UUID) -> FederationCheckRecord:
+    record = (
+        FederationCheckRecord.objects.select_related("aws_connection", "idp_connection")
+        .filter(pk=check_id)
+        .first()
+    )
+    if record is None:
+        raise Http404
+    return record
+
+
+# Any signed-in role may check: it only reads, through connections the admins set up.
+@role_required(VIEWER)
+@require_http_methods(["GET", "POST"])
+def federation_check_new(request: HttpRequest) -> HttpResponse:
+    form = FederationCheckForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        record = federation_check_request(
+            user=request.user,
+            aws_connection=form.cleaned_data["aws_connection"],
+            idp_connection=form.cleaned_data["idp_connection"],
+            region=form.cleaned_data["region"],
+            instance=form.cleaned_data["instance"],
+            app_id=form.cleaned_data["app_id"],
+        )
+        return redirect("federation_check", check_id=record.pk)
+    return render(request, TEMPLATE, {"form": form})
+
+
+@role_required(VIEWER)
+@require_GET
+def federation_check(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
+    context = check_page(_get_check(check_id))
+    if wants_fragment(request):
+        html = render_to_string(f"{TEMPLATE}#result", context, request=request)
+        if context["record"].status != FederationCheckStatus.PENDING:
+            return HttpResponseStopPolling(html)
+        return HttpResponse(html)
+    return render(request, TEMPLATE, context)
