@@ -765,8 +765,17 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
         if isinstance(exc, RetryableError):
             retries = int(claimed.error.get("retries", 0)) + 1
             if retries <= settings.WIZARD_STEP_MAX_RETRIES:
-                _release(claimed, worker, error=redact({**exc.as_dict(), "retries": retries}))
-                return _retry_delay(exc, retries)
+                delay = _retry_delay(exc, retries)
+                # As for apply (_retry_later): when the next try is and whether the cloud paces
+                # us, so the run page shows a throttled rollback as a counter, not an error.
+                pacing = {
+                    "retry_at": (timezone.now() + timedelta(seconds=delay)).isoformat(),
+                    "rate_limited": exc.retry_after_s is not None or isinstance(exc, Throttled),
+                }
+                _release(
+                    claimed, worker, error=redact({**exc.as_dict(), "retries": retries, **pacing})
+                )
+                return delay
         if not isinstance(exc, Exception):
             raise
         error = (

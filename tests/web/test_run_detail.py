@@ -485,6 +485,47 @@ def test_a_step_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
     assert f"API のレート制限のため待機中: 試行 3 / 100 回、次の試行は {at}。" in japanese
 
 
+def test_a_rollback_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
+    admin_client: Client, web_flow: Flow, settings: Any
+) -> None:
+    """Rolling back keeps the step's status (succeeded) while it retries: the runner marks the
+    throttled rollback's error as it does apply's, and the card shows the counter."""
+    next_try = timezone.now() + dt.timedelta(seconds=30)
+    run = make_run(
+        status="rolling_back",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "succeeded",
+                "created_resources": [{"type": "saml_provider", "id": "EntraID-demo"}],
+                "error": {
+                    "code": "ThrottlingException",
+                    "message": "Rate exceeded",
+                    "hint": "",
+                    "retryable": True,
+                    "retries": 2,
+                    "rate_limited": True,
+                    "retry_at": next_try.isoformat(),
+                },
+            }
+        ],
+    )
+    at = timezone.localtime(next_try).strftime("%Y-%m-%d %H:%M:%S %Z")
+    total = settings.WIZARD_STEP_MAX_RETRIES
+
+    html = _text(_page(admin_client, run))
+
+    assert f"Waiting for the API's rate limit: try 2 of {total}, next try at {at}." in html
+    assert "Rate exceeded" not in html
+    assert 'class="problem"' not in html
+    polled = _text(_poll(admin_client, run, _seen(_page(admin_client, run))).content.decode())
+    assert f"try 2 of {total}, next try at {at}." in polled
+    assert 'class="problem"' not in polled
+    # Once rolled back, the step's old error is no rate limit any more.
+    run.steps.update(status="rolled_back")
+    assert "rate limit:" not in _page(admin_client, run)
+
+
 def test_a_failed_step_still_shows_its_error(admin_client: Client, web_flow: Flow) -> None:
     run = make_run(
         status="failed",
