@@ -27,7 +27,7 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from provisioning import runner
-from provisioning.flows import FLOWS, USER_FLOWS
+from provisioning.flows import CLAIM_PHONE_NUMBERS, FLOWS, USER_FLOWS
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
@@ -370,7 +370,7 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "flow_title": flow.title if flow else run.flow_key,
         "can_add_users": succeeded and not is_users_run,
         "can_sync": succeeded and is_users_run and run.sync_id is None,
-        "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
+        "steps_done": sum(step.status in runner.DONE_STEP for step in steps),
         "steps_total": len(steps),
         "can_resume": run.status in RUN_RESUMABLE,
         "can_cancel": run.status in RUN_CANCELLABLE,
@@ -399,6 +399,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                     aws_connection_id=data["aws_connection"].pk,
                     idp_connection_id=data["idp_connection"].pk,
                     review_plans=data["review_plans"],
+                    inputs={CLAIM_PHONE_NUMBERS: data["claim_phone_numbers"]},
                 )
             except RunError as error:
                 form.add_error(None, str(error))
