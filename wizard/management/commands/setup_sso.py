@@ -119,6 +119,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{event.at:%H:%M:%S} {subject}: {old} → {new}")
             if new == StepStatus.PLANNED:
                 self._print_plan(run, event.step_key)
+            elif new == StepStatus.SKIPPED:
+                self.stdout.write(f"  {event.step_key}: skipped: {event.message}")
             seen = event.pk
         return seen
 
