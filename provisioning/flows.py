@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
 
@@ -13,16 +13,43 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class OptionalStep:
+    """A step of a flow that runs only when the run's input `input` is true (New setup asks);
+    otherwise the runner marks it skipped, with `skipped` as its plan's sentence."""
+
+    input: str
+    skipped: str | StrPromise
+
+
+@dataclass(frozen=True)
 class Flow:
     key: str
     idp: str  # "entra" or "okta"
     title: str | StrPromise  # lazy translations: the flow's name on the new-setup page
     step_keys: tuple[str, ...]
+    # Step lists this flow had before, whose runs may still resume: each is today's without
+    # steps added since, which such a run doesn't have and so never runs (a run follows its own
+    # step rows).
+    earlier_step_keys: tuple[tuple[str, ...], ...] = ()
+    optional_steps: dict[str, OptionalStep] = field(default_factory=dict)
 
     @property
     def signature(self) -> str:
         """Changes whenever the step list changes; a run refuses to resume under another one."""
         return flow_signature(self.step_keys)
+
+    def skip_reason(self, step_key: str, inputs: dict[str, Any]) -> str:
+        """Why the run skips this step ("" when it runs it)."""
+        optional = self.optional_steps.get(step_key)
+        if optional is None or inputs.get(optional.input) is True:
+            return ""
+        return str(optional.skipped)
+
+    def accepts(self, signature: str) -> bool:
+        """Whether a run started with this signature can continue under this flow."""
+        return signature == self.signature or any(
+            signature == flow_signature(keys) for keys in self.earlier_step_keys
+        )
 
 
 def flow_signature(step_keys: tuple[str, ...] | list[str]) -> str:
@@ -44,26 +71,47 @@ def get_flow(key: str) -> Flow:
         raise LookupError(f"no flow is registered under {key!r}") from None
 
 
+# Japanese phone numbers come last in the SSO setups, after the sign-in test (the setup never
+# waits for AWS Support). The step skips itself unless the run's input claim_phone_numbers is
+# true (New setup's "Claim Japanese phone numbers"); runs started before it was in the flows
+# resume without it.
+PHONE_STEP = "phone_prerequisites"
+# The resource type of the one change in a skipped step's plan, whose name says why it skipped.
+SKIPPED_STEP = "skipped_step"
+CLAIM_PHONE_NUMBERS = "claim_phone_numbers"
+_OPTIONAL_PHONE_STEP = {
+    PHONE_STEP: OptionalStep(
+        input=CLAIM_PHONE_NUMBERS,
+        skipped=_(
+            "Skipped: this setup claims no phone numbers (“Claim Japanese phone numbers” was "
+            "not ticked on New setup)."
+        ),
+    )
+}
+
 # Entra ID -------------------------------------------------------------------------------------
 # The Entra preflight comes first: a missing Graph permission stops the run before any AWS call.
+_ENTRA = (
+    "entra_preflight",
+    "preflight",
+    "connect_instance",
+    "entra_app",
+    "saml_provider",
+    "federation_policy",
+    "federation_role",
+    "entra_claims",
+    "entra_assignments",
+    "connect_users",
+    "sign_in_test",
+)
 register_flow(
     Flow(
         key="entra",
         idp="entra",
         title=_("Microsoft Entra ID"),
-        step_keys=(
-            "entra_preflight",
-            "preflight",
-            "connect_instance",
-            "entra_app",
-            "saml_provider",
-            "federation_policy",
-            "federation_role",
-            "entra_claims",
-            "entra_assignments",
-            "connect_users",
-            "sign_in_test",
-        ),
+        step_keys=(*_ENTRA, PHONE_STEP),
+        earlier_step_keys=(_ENTRA,),
+        optional_steps=_OPTIONAL_PHONE_STEP,
     )
 )
 
@@ -84,25 +132,31 @@ _OKTA_BEFORE_ROLES = (
     "okta_app_provider",
 )
 _OKTA_AFTER_ROLES = ("okta_assignments", "connect_users", "sign_in_test")
+_OKTA_GROUP_MAPPING = (*_OKTA_BEFORE_ROLES, "okta_group_mapping", *_OKTA_AFTER_ROLES)
 register_flow(
     Flow(
         key="okta_group_mapping",
         idp="okta",
         title=_("Okta: role by group mapping (fully automatic)"),
-        step_keys=(*_OKTA_BEFORE_ROLES, "okta_group_mapping", *_OKTA_AFTER_ROLES),
+        step_keys=(*_OKTA_GROUP_MAPPING, PHONE_STEP),
+        earlier_step_keys=(_OKTA_GROUP_MAPPING,),
+        optional_steps=_OPTIONAL_PHONE_STEP,
     )
+)
+_OKTA_ROLE_DOWNLOAD = (
+    *_OKTA_BEFORE_ROLES,
+    "okta_role_listing_user",
+    "okta_role_download_confirmed",
+    *_OKTA_AFTER_ROLES,
 )
 register_flow(
     Flow(
         key="okta_role_download",
         idp="okta",
         title=_("Okta: roles downloaded from AWS (one manual step in Okta)"),
-        step_keys=(
-            *_OKTA_BEFORE_ROLES,
-            "okta_role_listing_user",
-            "okta_role_download_confirmed",
-            *_OKTA_AFTER_ROLES,
-        ),
+        step_keys=(*_OKTA_ROLE_DOWNLOAD, PHONE_STEP),
+        earlier_step_keys=(_OKTA_ROLE_DOWNLOAD,),
+        optional_steps=_OPTIONAL_PHONE_STEP,
     )
 )
 

@@ -45,10 +45,10 @@ from django.utils import timezone, translation
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
-from provisioning.flows import FLOWS
+from provisioning.flows import FLOWS, SKIPPED_STEP
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.redaction import redact, redact_text
-from provisioning.steps.base import STEPS, Finding, Plan, PlanDifference, Step
+from provisioning.steps.base import STEPS, Change, Finding, Plan, PlanDifference, Step
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def flow_problem(run: SetupRun) -> str:
             f"This run follows the setup “{run.flow_key}”, which this version of the wizard no "
             "longer has. Roll the run back or start a new one."
         )
-    if flow.signature != run.flow_signature:
+    if not flow.accepts(run.flow_signature):
         return (
             f"The steps of “{flow.title}” changed since this run started, so it can't continue "
             "safely. Roll the run back or start a new one."
@@ -158,7 +158,7 @@ def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | No
         return _apply(run, claimed, worker) if claimed else None
     if status == StepStatus.PENDING:
         claimed = _claim(run, step, worker, to_status=StepStatus.PLANNING)
-        return _plan(run, claimed, worker) if claimed else None
+        return _plan_or_skip(run, claimed, worker) if claimed else None
     if status in (StepStatus.PLANNING, StepStatus.APPLYING):
         if step.claimed_by:
             if not _claim_is_stale(step):
@@ -169,7 +169,7 @@ def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | No
         if claimed is None:
             return None
         if status == StepStatus.PLANNING:
-            return _plan(run, claimed, worker)
+            return _plan_or_skip(run, claimed, worker)
         return _apply(run, claimed, worker)
     logger.warning("Run %s: step %s is %s; nothing to do.", run.pk, step.key, status)
     return None
@@ -367,6 +367,29 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
     return _save_plan(run, step, worker, plan)
+
+
+def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+    flow = FLOWS.get(run.flow_key)
+    reason = flow.skip_reason(step.key, run.inputs) if flow else ""
+    return _skip(run, step, worker, reason) if reason else _plan(run, step, worker)
+
+
+def _skip(run: SetupRun, step: StepRun, worker: str, reason: str) -> str | None:
+    """An optional step the run's inputs leave out: skipped, its plan saying why."""
+    plan = Plan(changes=[Change("nothing", SKIPPED_STEP, reason)]).to_json()
+    moved = _move_step(
+        run,
+        step,
+        worker,
+        StepStatus.SKIPPED,
+        message=reason,
+        plan={**plan, "skipped": True},
+        error={},
+        outputs={},
+        finished_at=timezone.now(),
+    )
+    return _CONTINUE if moved else None
 
 
 def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
@@ -765,8 +788,17 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
         if isinstance(exc, RetryableError):
             retries = int(claimed.error.get("retries", 0)) + 1
             if retries <= settings.WIZARD_STEP_MAX_RETRIES:
-                _release(claimed, worker, error=redact({**exc.as_dict(), "retries": retries}))
-                return _retry_delay(exc, retries)
+                delay = _retry_delay(exc, retries)
+                # As for apply (_retry_later): when the next try is and whether the cloud paces
+                # us, so the run page shows a throttled rollback as a counter, not an error.
+                pacing = {
+                    "retry_at": (timezone.now() + timedelta(seconds=delay)).isoformat(),
+                    "rate_limited": exc.retry_after_s is not None or isinstance(exc, Throttled),
+                }
+                _release(
+                    claimed, worker, error=redact({**exc.as_dict(), "retries": retries, **pacing})
+                )
+                return delay
         if not isinstance(exc, Exception):
             raise
         error = (

@@ -10,6 +10,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from provisioning.flows import SKIPPED_STEP
+
 # The admin's name for each kind of cloud resource a step plans or creates.
 RESOURCE_NAMES = {
     "connect_instance": gettext_lazy("Amazon Connect instance"),
@@ -115,6 +117,8 @@ def change_sentence(change: dict[str, Any]) -> str:
         "name": change.get("name", ""),
     }
     details = change.get("details") or {}
+    if change.get("resource_type") == SKIPPED_STEP:
+        return str(values["name"])  # why the run skipped the step, said whole
     if change.get("resource_type") == "okta_group_member":
         # A person joining a group reads as that, not as creating a "member".
         values["group"] = details.get("group") or "—"

@@ -117,6 +117,15 @@ class RunCreateForm(forms.Form):
         initial=True,
         help_text=_("The wizard stops before each change and waits for you to press Apply."),
     )
+    claim_phone_numbers = forms.BooleanField(
+        label=_("Claim Japanese phone numbers"),
+        required=False,
+        initial=False,
+        help_text=_(
+            "After the sign-in test, the setup asks AWS for the quotas Japanese numbers need and "
+            "claims the numbers once AWS Support approves. Left unticked, that step is skipped."
+        ),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

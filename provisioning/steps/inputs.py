@@ -25,9 +25,13 @@ class StepInputError(ValueError):
 
 
 def takes_plan(step_class: type[Step]) -> bool:
-    """Whether the step's form takes its choices from the plan the step waits on (it can only be
-    checked once that plan exists, on the run page)."""
-    return bool(getattr(step_class.form_class, "takes_plan", False))
+    """Whether the step's form takes its choices from the plan the step waits on and so can
+    only be checked once that plan exists, on the run page (a form that also checks answers
+    without its plan, `checks_without_plan`, is checked at once like any other)."""
+    form_class = step_class.form_class
+    return bool(getattr(form_class, "takes_plan", False)) and not getattr(
+        form_class, "checks_without_plan", False
+    )
 
 
 def clean_step_inputs(step_class: type[Step], answers: Mapping[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,20 @@ def _names_to_ids(connect: Any, operation: str, list_key: str, instance_id: str)
     return found
 
 
+def profile_names(connect: Any, instance_id: str) -> tuple[list[str], list[str]]:
+    """The names of the instance's security profiles and routing profiles, each sorted as an
+    admin reads a list (what a users form offers)."""
+    lists = [
+        _names_to_ids(connect, operation, list_key, instance_id)
+        for operation, list_key in (
+            ("list_security_profiles", "SecurityProfileSummaryList"),
+            ("list_routing_profiles", "RoutingProfileSummaryList"),
+        )
+    ]
+    profiles, routing = (sorted(found, key=str.lower) for found in lists)
+    return profiles, routing
+
+
 def all_users(connect: Any, instance_id: str) -> dict[str, ConnectUser]:
     """Every user of the instance, with profiles, phone and tags: one SearchUsers call per 500."""
     users: dict[str, ConnectUser] = {}

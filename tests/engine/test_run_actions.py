@@ -3,10 +3,24 @@ continue a run whose flow changed."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from provisioning import runner
-from provisioning.flows import FLOWS, Flow, register_flow
+from provisioning.errors import Throttled
+from provisioning.flows import (
+    CLAIM_PHONE_NUMBERS,
+    FLOWS,
+    PHONE_STEP,
+    Flow,
+    OptionalStep,
+    flow_signature,
+    register_flow,
+)
 from provisioning.models import AuditKind, RunStatus, StepStatus
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
@@ -168,6 +182,37 @@ def test_it_rolls_back_what_the_run_created_last_step_first(admin_user) -> None:
     ]
 
 
+def test_a_throttled_rollback_waits_with_its_next_try_and_then_finishes(
+    admin_user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollback's retry carries what the run page shows as a calm counter (rate_limited,
+    retry_at), as apply's does; the next advance rolls the step back."""
+    run = start_run(admin_user)
+    drive(run)
+    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    undo = engine_doubles.MarkerThree.rollback
+    throttled = []
+
+    def throttled_once(self: Any, ctx: Any) -> None:
+        if not throttled:
+            throttled.append(ctx.step_key)
+            raise Throttled("Rate exceeded", code="ThrottlingException", retry_after_s=0.01)
+        undo(self, ctx)
+
+    monkeypatch.setattr(engine_doubles.MarkerThree, "rollback", throttled_once)
+
+    countdown = runner.advance(run.pk)
+
+    three = run.steps.get(key="test_marker_three")
+    assert countdown == pytest.approx(0.01, abs=0.05)
+    assert three.status == StepStatus.SUCCEEDED and not three.claimed_by
+    assert three.error["rate_limited"] is True and three.error["retries"] == 1
+    assert parse_datetime(three.error["retry_at"]) > timezone.now() - timedelta(seconds=5)
+    drive(run)
+    assert run.status == RunStatus.ROLLED_BACK
+    assert run.steps.get(key="test_marker_three").status == StepStatus.ROLLED_BACK
+
+
 def test_it_rolls_back_a_failed_run_including_the_failed_steps_creations(admin_user) -> None:
     run = start_run(admin_user, inputs={**QUICK, "verify_fail_steps": ["test_marker_two"]})
     drive(run)
@@ -226,3 +271,95 @@ def test_it_stops_a_running_run_whose_flow_changed_under_it(admin_user) -> None:
     assert run.status == RunStatus.FAILED
     assert run.error["code"] == "flow_changed"
     assert "Roll the run back or start a new one." in run.error["message"]
+
+
+# Optional steps (a flow's phone numbers) -------------------------------------------------------
+
+OPTIONAL_FLOW = Flow(
+    key="test_flow_optional_three",
+    idp="entra",
+    title="Test setup: the third marker on request",
+    step_keys=("test_marker_one", "test_marker_two", "test_marker_three"),
+    earlier_step_keys=(("test_marker_one", "test_marker_two"),),
+    optional_steps={
+        "test_marker_three": OptionalStep(input="want_three", skipped="Skipped: no third marker.")
+    },
+)
+
+
+@pytest.fixture
+def optional_flow() -> Any:
+    register_flow(OPTIONAL_FLOW)
+    yield OPTIONAL_FLOW
+    FLOWS.pop(OPTIONAL_FLOW.key, None)
+
+
+def test_an_optional_step_left_out_is_skipped_with_its_reason_in_the_plan(
+    admin_user, optional_flow: Flow
+) -> None:
+    run = start_run(admin_user, optional_flow.key)
+
+    drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED
+    three = run.steps.get(key="test_marker_three")
+    assert three.status == StepStatus.SKIPPED
+    assert three.plan["skipped"] is True
+    assert [change["name"] for change in three.plan["changes"]] == ["Skipped: no third marker."]
+    assert engine_doubles.creations(run.pk) == ["test_marker_one", "test_marker_two"]
+    assert transitions(run, "test_marker_three") == [
+        ("pending", "planning"),
+        ("planning", "skipped"),
+    ]
+    # Nothing to undo for it: rollback passes over it.
+    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    drive(run)
+    assert run.steps.get(key="test_marker_three").status == StepStatus.SKIPPED
+
+
+def test_an_optional_step_asked_for_runs(admin_user, optional_flow: Flow) -> None:
+    run = start_run(admin_user, optional_flow.key, inputs={**QUICK, "want_three": True})
+
+    drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.steps.get(key="test_marker_three").status == StepStatus.SUCCEEDED
+    assert engine_doubles.creations(run.pk) == [
+        "test_marker_one",
+        "test_marker_two",
+        "test_marker_three",
+    ]
+
+
+def test_a_run_started_before_an_optional_step_was_added_resumes_without_it(
+    admin_user, optional_flow: Flow
+) -> None:
+    earlier = Flow(
+        optional_flow.key,
+        optional_flow.idp,
+        optional_flow.title,
+        ("test_marker_one", "test_marker_two"),
+    )
+    register_flow(earlier)
+    run = start_run(admin_user, optional_flow.key)
+    runner.advance(run.pk)
+    register_flow(optional_flow)  # the new version of the wizard
+
+    assert runner.flow_problem(run) == ""
+    drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert list(run.steps.values_list("key", flat=True)) == ["test_marker_one", "test_marker_two"]
+
+
+def test_the_sso_setups_end_with_phone_numbers_skipped_unless_asked() -> None:
+    for key in ("entra", "okta_group_mapping", "okta_role_download"):
+        flow = FLOWS[key]
+        assert flow.step_keys[-1] == PHONE_STEP, key
+        assert flow.skip_reason(PHONE_STEP, {}).startswith("Skipped"), key
+        assert flow.skip_reason(PHONE_STEP, {CLAIM_PHONE_NUMBERS: False}), key
+        assert flow.skip_reason(PHONE_STEP, {CLAIM_PHONE_NUMBERS: True}) == "", key
+        assert flow.skip_reason("connect_users", {}) == "", key
+        # A run started before the step was added resumes.
+        assert flow.accepts(flow_signature(flow.step_keys[:-1])), key
+        assert not flow.accepts(flow_signature(flow.step_keys[:-2])), key

@@ -155,7 +155,10 @@ def test_it_finishes_at_the_free_edition_app_limit_by_waiting_for_the_reset(
     ).count()
     assert throttled > 0
     assert not run.steps.filter(status=StepStatus.FAILED).exists()
-    assert not run.steps.exclude(status=StepStatus.SUCCEEDED).exists()
+    assert set(run.steps.values_list("status", flat=True)) == {
+        StepStatus.SUCCEEDED,
+        StepStatus.SKIPPED,  # no phone numbers asked for
+    }
     assert time.monotonic() - started < 120
 
 

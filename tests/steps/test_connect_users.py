@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -314,3 +315,110 @@ def test_it_creates_every_user_once_after_the_worker_is_killed_mid_create(
     assert len(succeeded_calls(run, "CreateUser")) == len(people)
     step = StepRun.objects.get(run=run)
     assert step.outputs["created"] == len(people)
+
+
+# The SSO setup: the people come from the assignments step, the choices from the admin. ---------
+
+SANDBOX_PROFILES = ["Admin", "Agent", "CallCenterManager", "QualityAnalyst"]
+
+
+def assigned(run: Any, **inputs: Any) -> Any:
+    """The step's context in an SSO setup: the assignments step brought the people."""
+    return replace(
+        context(run, "connect_users", **inputs),
+        outputs={"entra_assignments": {"people": GOOD}},
+    )
+
+
+def test_in_an_sso_setup_it_offers_the_instances_profiles_before_planning(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+
+    plan = STEP.plan(assigned(run))
+
+    assert plan.needs_input
+    choices = plan.to_json()["user_choices"]
+    assert choices["security_profiles"] == SANDBOX_PROFILES
+    assert choices["routing_profiles"] == ["Basic Routing Profile"]
+    assert choices["people_count"] == len(GOOD)
+    assert choices["usernames"] == [p["username"] for p in GOOD]
+    assert not UserChangeSet.objects.filter(step_run__run=run).exists()
+    assert usernames(connect, instance["Id"]) == []
+
+
+def test_in_an_sso_setup_it_gives_everyone_the_chosen_profiles_and_desk_phones(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+    chosen = {
+        "security_profiles": ["Agent", "CallCenterManager"],
+        "routing_profile": "Basic Routing Profile",
+        "phone_type": "DESK_PHONE",
+        "desk_phones": f"{GOOD[0]['username']},+81312345678\n{GOOD[1]['username']},+81312345679",
+    }
+
+    plan = STEP.plan(assigned(run, **chosen))
+    outputs = STEP.apply(assigned(run, **chosen))
+
+    assert plan.chosen == (
+        "Every user gets the security profiles “Agent”, “CallCenterManager”, the routing "
+        "profile “Basic Routing Profile” and a desk phone."
+    )
+    assert outputs["created"] == len(GOOD)
+    profiles, routing = default_profiles(connect, instance["Id"])
+    users = {
+        user["Username"]: connect.describe_user(InstanceId=instance["Id"], UserId=user["Id"])[
+            "User"
+        ]
+        for user in connect.list_users(InstanceId=instance["Id"])["UserSummaryList"]
+    }
+    first = users[GOOD[0]["username"]]
+    assert sorted(first["SecurityProfileIds"]) == sorted(
+        [profiles["Agent"], profiles["CallCenterManager"]]
+    )
+    assert first["RoutingProfileId"] == routing
+    assert first["PhoneConfig"]["PhoneType"] == "DESK_PHONE"
+    assert first["PhoneConfig"]["DeskPhoneNumber"] == "+81312345678"
+    assert users[GOOD[1]["username"]]["PhoneConfig"]["DeskPhoneNumber"] == "+81312345679"
+
+
+def test_in_an_sso_setup_a_profile_the_instance_lacks_is_named_with_the_ones_it_has(
+    aws_connection: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(assigned(run, security_profiles=["Supervisor"]))
+
+    assert refused.value.code == "unknown_security_profile"
+    assert "'Supervisor'" in refused.value.message
+    assert refused.value.hint == "The instance has: " + ", ".join(SANDBOX_PROFILES) + "."
+
+
+def test_a_phone_type_connect_does_not_know_is_refused_before_any_call(
+    aws_connection: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+    calls_before = len(calls(run))
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.plan(assigned(run, phone_type="VOIP"))
+
+    assert refused.value.code == "phone_type_invalid"
+    assert "SOFT_PHONE, DESK_PHONE" in refused.value.hint
+    assert len(calls(run)) == calls_before
+
+
+def test_a_desk_phone_without_each_persons_number_is_refused_per_person(
+    aws_connection: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+    only_first = f"{GOOD[0]['username']},+81312345678"
+
+    plan = STEP.plan(assigned(run, phone_type="DESK_PHONE", desk_phones=only_first))
+
+    assert plan.counts == {"create": 1, "refused": 1}
+    refused = rows(run, "refused")[0]
+    assert refused.username == GOOD[1]["username"]
+    assert any("E.164" in reason for reason in refused.details["reasons"])

@@ -318,7 +318,11 @@ def _crash_plan(case: IdpCrashCase, tmp_path: Path) -> Path:
     lines = case.plan.read_text().splitlines()
     alias = f"crash-{uuid.uuid4().hex[:8]}"
     lines = [f'alias = "{alias}"' if line.startswith("alias = ") else line for line in lines]
-    lines += ["", "[inputs]", f"crash_after_call = {{ {case.step_key} = {json.dumps(case.call)} }}"]
+    crash = f"crash_after_call = {{ {case.step_key} = {json.dumps(case.call)} }}"
+    if "[inputs]" in lines:  # the example's run inputs (claim_phone_numbers), with the crash
+        lines.insert(lines.index("[inputs]") + 1, crash)
+    else:
+        lines += ["", "[inputs]", crash]
     path = tmp_path / f"{alias}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from provisioning.flows import Flow
+from provisioning.flows import FLOWS, PHONE_STEP, SKIPPED_STEP, Flow
 from provisioning.models import SetupRun
 from tests.web.factories import make_run
 
@@ -483,6 +483,76 @@ def test_a_step_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
     assert 'class="problem"' not in polled
     japanese = _text(_page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja"))
     assert f"API のレート制限のため待機中: 試行 3 / 100 回、次の試行は {at}。" in japanese
+
+
+def test_a_rollback_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
+    admin_client: Client, web_flow: Flow, settings: Any
+) -> None:
+    """Rolling back keeps the step's status (succeeded) while it retries: the runner marks the
+    throttled rollback's error as it does apply's, and the card shows the counter."""
+    next_try = timezone.now() + dt.timedelta(seconds=30)
+    run = make_run(
+        status="rolling_back",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "succeeded",
+                "created_resources": [{"type": "saml_provider", "id": "EntraID-demo"}],
+                "error": {
+                    "code": "ThrottlingException",
+                    "message": "Rate exceeded",
+                    "hint": "",
+                    "retryable": True,
+                    "retries": 2,
+                    "rate_limited": True,
+                    "retry_at": next_try.isoformat(),
+                },
+            }
+        ],
+    )
+    at = timezone.localtime(next_try).strftime("%Y-%m-%d %H:%M:%S %Z")
+    total = settings.WIZARD_STEP_MAX_RETRIES
+
+    html = _text(_page(admin_client, run))
+
+    assert f"Waiting for the API's rate limit: try 2 of {total}, next try at {at}." in html
+    assert "Rate exceeded" not in html
+    assert 'class="problem"' not in html
+    polled = _text(_poll(admin_client, run, _seen(_page(admin_client, run))).content.decode())
+    assert f"try 2 of {total}, next try at {at}." in polled
+    assert 'class="problem"' not in polled
+    # Once rolled back, the step's old error is no rate limit any more.
+    run.steps.update(status="rolled_back")
+    assert "rate limit:" not in _page(admin_client, run)
+
+
+def test_a_skipped_phone_step_says_why_in_its_plan(admin_client: Client) -> None:
+    reason = str(FLOWS["entra"].skip_reason(PHONE_STEP, {}))
+    run = make_run(
+        flow_key="entra",
+        status="succeeded",
+        steps=[
+            {"key": "sign_in_test", "status": "succeeded"},
+            {
+                "key": PHONE_STEP,
+                "status": "skipped",
+                "plan": {
+                    "changes": [
+                        {"action": "nothing", "resource_type": SKIPPED_STEP, "name": reason}
+                    ],
+                    "skipped": True,
+                },
+            },
+        ],
+    )
+
+    html = _text(_page(admin_client, run))
+    japanese = _text(_page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja"))
+
+    assert f"{reason}" in html and "nothing to change" not in html
+    assert "Skipped" in html and "2 of 2 steps done" in html
+    assert "Japanese phone numbers" in html
+    assert "日本の電話番号" in japanese and "スキップ" in japanese
 
 
 def test_a_failed_step_still_shows_its_error(admin_client: Client, web_flow: Flow) -> None:

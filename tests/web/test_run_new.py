@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import boto3
@@ -71,6 +72,26 @@ def test_it_creates_a_run_and_opens_its_page(
     assert run.aws_connection == connections["aws"]
     assert run.idp_connection == connections["entra"]
     assert run.created_by is not None and run.created_by.username == "admin"
+
+
+@pytest.mark.parametrize(("ticked", "claims"), [({}, False), ({"claim_phone_numbers": "on"}, True)])
+def test_it_asks_whether_to_claim_phone_numbers_unticked_by_default(
+    admin_client: Client,
+    web_flow: Flow,
+    connections: dict[str, Connection],
+    ticked: dict[str, str],
+    claims: bool,
+) -> None:
+    html = admin_client.get(reverse("run_new")).content.decode()
+    assert "Claim Japanese phone numbers" in html
+    assert 'name="claim_phone_numbers"' in html
+    assert not re.search(r'<input[^>]*name="claim_phone_numbers"[^>]*checked', html)
+    japanese = admin_client.get(reverse("run_new"), HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "日本の電話番号を取得する" in japanese
+
+    admin_client.post(reverse("run_new"), _form(connections, **ticked))
+
+    assert SetupRun.objects.get().inputs == {"claim_phone_numbers": claims}
 
 
 def test_it_explains_a_bad_alias_and_keeps_what_was_typed(

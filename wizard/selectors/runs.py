@@ -74,7 +74,10 @@ def runs_for_dashboard(*, user: object) -> list[DashboardRow]:
     steps = (
         StepRun.objects.filter(run_id__in=rows)
         .values("run_id")
-        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=StepStatus.SUCCEEDED)))
+        .annotate(
+            total=Count("pk"),
+            done=Count("pk", filter=Q(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])),
+        )
         .order_by()
     )
     for counted in steps:

@@ -27,7 +27,7 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from provisioning import runner
-from provisioning.flows import FLOWS, USER_FLOWS
+from provisioning.flows import CLAIM_PHONE_NUMBERS, FLOWS, USER_FLOWS
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
@@ -210,7 +210,9 @@ def _rate_limit(step: StepRun, progress: ChangeSetView | None = None) -> dict[st
     error `rate_limited`): how far it is (a users step's changes, else its tries) and when it
     tries next. None when the step is not waiting for a rate limit."""
     error = step.error or {}
-    if step.status not in ACTIVE_STEP or not error.get("rate_limited"):
+    if not error.get("rate_limited") or not (
+        step.status in ACTIVE_STEP or _being_rolled_back(step)
+    ):
         return None
     next_try = parse_datetime(str(error.get("retry_at", "")))
     progress = progress or change_set_progress_view(step)
@@ -228,6 +230,17 @@ def _rate_limit(step: StepRun, progress: ChangeSetView | None = None) -> dict[st
         "tries": progress is None,
         "next_try": timezone.localtime(next_try) if next_try else None,
     }
+
+
+def _being_rolled_back(step: StepRun) -> bool:
+    """The run rolls back and this step is still to undo (rollback keeps the step's status: a
+    retry of its rollback leaves the error on a succeeded step)."""
+    return step.run.status == RunStatus.ROLLING_BACK and step.status != StepStatus.ROLLED_BACK
+
+
+def _throttled_rollback(step: StepRun) -> bool:
+    """A step whose rollback waits for a rate limit: the poll brings its counter too."""
+    return bool((step.error or {}).get("rate_limited")) and _being_rolled_back(step)
 
 
 def _step_class(key: str) -> type[Step] | None:
@@ -357,7 +370,7 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "flow_title": flow.title if flow else run.flow_key,
         "can_add_users": succeeded and not is_users_run,
         "can_sync": succeeded and is_users_run and run.sync_id is None,
-        "steps_done": sum(step.status == StepStatus.SUCCEEDED for step in steps),
+        "steps_done": sum(step.status in runner.DONE_STEP for step in steps),
         "steps_total": len(steps),
         "can_resume": run.status in RUN_RESUMABLE,
         "can_cancel": run.status in RUN_CANCELLABLE,
@@ -386,6 +399,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                     aws_connection_id=data["aws_connection"].pk,
                     idp_connection_id=data["idp_connection"].pk,
                     review_plans=data["review_plans"],
+                    inputs={CLAIM_PHONE_NUMBERS: data["claim_phone_numbers"]},
                 )
             except RunError as error:
                 form.add_error(None, str(error))
@@ -461,7 +475,7 @@ def run_status(request: HtmxHttpRequest, run_id: uuid.UUID) -> HttpResponse:
         parts.append(_out_of_band("run_chain", request, run, links=chain_links(run, steps)))
     now = timezone.now()
     for step in steps:
-        if step.key in changed or step.status not in ACTIVE_STEP:
+        if step.key in changed or not (step.status in ACTIVE_STEP or _throttled_rollback(step)):
             continue
         # Read once: the progress bar and a rate limit's counter both show it.
         progress = change_set_progress_view(step)

@@ -40,8 +40,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning import runner
+from provisioning.flows import FLOWS
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
-from provisioning.steps.base import Plan
+from provisioning.steps.base import STEPS, Plan
 from wizard.selectors.user_changes import ChangeSetView, change_set_view
 from wizard.services import runs as run_services
 from wizard.services.runs import RunError
@@ -119,6 +120,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{event.at:%H:%M:%S} {subject}: {old} → {new}")
             if new == StepStatus.PLANNED:
                 self._print_plan(run, event.step_key)
+            elif new == StepStatus.SKIPPED:
+                self.stdout.write(f"  {event.step_key}: skipped: {event.message}")
             seen = event.pk
         return seen
 
@@ -130,6 +133,8 @@ class Command(BaseCommand):
         plan = Plan.from_json(step.plan)
         for warning in plan.warnings:
             self.stdout.write(f"  warning: {warning}")
+        if step.plan.get("chosen"):
+            self.stdout.write(f"  {step.plan['chosen']}")
         people = change_set_view(step)
         if people is not None:
             self._print_people(people)
@@ -218,6 +223,23 @@ def _create_run(plan: dict[str, Any]) -> SetupRun:
         aws_connection_id=_connection_id(connections.get("aws"), "AWS"),
         idp_connection_id=_connection_id(connections.get("idp"), "the IdP"),
         inputs=plan.get("inputs", {}),
-        step_inputs=plan.get("steps", {}),
+        step_inputs=_with_headless_defaults(plan),
         enqueue=False,
     )
+
+
+def _with_headless_defaults(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan file's step answers, with the defaults of the steps that would otherwise stop to
+    ask what the browser offers (a step's `headless_defaults`) where the file gives nothing."""
+    steps = dict(plan.get("steps", {}))
+    flow = FLOWS.get(str(plan.get("flow")))
+    run_inputs = plan.get("inputs", {})
+    for key in flow.step_keys if flow else ():
+        defaults = getattr(STEPS.get(key), "headless_defaults", None)
+        given = steps.get(key, {})
+        if not defaults or not isinstance(given, dict) or not isinstance(run_inputs, dict):
+            continue
+        # What the file answers, for the step or for the whole run, stands.
+        unanswered = {name: value for name, value in defaults.items() if name not in run_inputs}
+        steps[key] = {**unanswered, **given}
+    return steps
