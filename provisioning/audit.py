@@ -2,13 +2,14 @@
 
 A call gets a "call_started" row, committed before the call goes out (so a crash mid-call still
 leaves a trace), and a "call_finished" row with the outcome and duration after it. Inside
-`batched_finishes()` (the runner opens it around each phase of a step) the finished row of a
-read (a GET, or an AWS Describe/Get/List/Search) waits for the next row this thread writes and
-goes into the same INSERT, or is written when the block ends: a read changes nothing in the
-cloud, so its finished row witnesses nothing a crash could hide (the started row is still
-there), and each read costs one commit instead of two. The finished row of every other call is
-written at once: it is what a crashed run reads to find what it made. Nothing reaches a row
-before `provisioning.redaction` has masked its secrets.
+`batched_finishes()` (the runner opens it around each phase of a step) both rows of a read (a
+GET, or an AWS Describe/Get/List/Search) wait for the next row this thread writes and go into
+the same INSERT, or are written when the block ends, however it ends: a read changes nothing in
+the cloud, so its rows witness nothing a crashed run needs to find what it made, and a phase's
+reads cost no commit of their own. The rows of every other call are written at once, the
+started row before the call goes out and the finished row after it: they are what a crashed run
+reads to find what it made. Nothing reaches a row before `provisioning.redaction` has masked its
+secrets.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ T = TypeVar("T")
 # AWS operations that only read (the API reference's naming: Describe*, Get*, List*, Search*);
 # Graph and Okta operations are "<HTTP method> <path>", and only GET and HEAD read.
 READ_OPERATION = re.compile(r"^(Describe|Get|List|Search)[A-Z]|^(GET|HEAD) ")
-# Per thread: whether batched_finishes() is open, and the finished rows of reads waiting for the
+# Per thread: whether batched_finishes() is open, and the rows of reads waiting for the
 # next write.
 _batch = threading.local()
 
@@ -80,7 +81,7 @@ def _insert(rows: list[AuditEvent]) -> None:
 
 
 def _write(scope: AuditScope, **fields: Any) -> None:
-    """Write one row; outside a transaction, the reads' finished rows waiting in this thread go
+    """Write one row; outside a transaction, the reads' rows waiting in this thread go
     into the same INSERT (inside one they wait on: a rollback would take them with it)."""
     rows = [_row(scope, **fields)]
     pending = getattr(_batch, "pending", None)
@@ -91,7 +92,7 @@ def _write(scope: AuditScope, **fields: Any) -> None:
 
 
 def flush_finishes() -> None:
-    """Write the reads' finished rows waiting in this thread (one INSERT)."""
+    """Write the reads' rows waiting in this thread (one INSERT)."""
     pending = getattr(_batch, "pending", None)
     if pending:
         rows = list(pending)
@@ -101,7 +102,7 @@ def flush_finishes() -> None:
 
 @contextmanager
 def batched_finishes() -> Iterator[None]:
-    """Within the block, a read's finished row waits for the next row this thread writes (see the
+    """Within the block, a read's rows wait for the next row this thread writes (see the
     module's docstring); every waiting row is written when the block ends, however it ends."""
     if getattr(_batch, "pending", None) is not None:
         yield  # already open further up this thread
@@ -119,23 +120,28 @@ def batched_finishes() -> Iterator[None]:
 def start_call(
     scope: AuditScope, *, cloud: str, service: str, operation: str, request: dict[str, Any]
 ) -> CallRecord:
-    """Write the "call_started" row, committed at once: callers hold no transaction open, so the
-    row's one INSERT commits on its own (Django's autocommit); a transaction block around it
-    would only add a BEGIN and a COMMIT round trip."""
+    """Write the "call_started" row, committed at once (a read's waits inside batched_finishes):
+    callers hold no transaction open, so the row's one INSERT commits on its own (Django's
+    autocommit); a transaction block around it would only add a BEGIN and a COMMIT round trip."""
 
     record = CallRecord(
         scope=scope, call_id=uuid.uuid4(), cloud=cloud, service=service, operation=operation
     )
-    _write(
-        scope,
-        kind=AuditKind.CALL_STARTED,
-        cloud=cloud,
-        service=service,
-        operation=operation,
-        call_id=record.call_id,
-        outcome=AuditOutcome.STARTED,
-        request=redact(request),
-    )
+    fields = {
+        "kind": AuditKind.CALL_STARTED,
+        "cloud": cloud,
+        "service": service,
+        "operation": operation,
+        "call_id": record.call_id,
+        "outcome": AuditOutcome.STARTED,
+        "request": redact(request),
+    }
+    pending = getattr(_batch, "pending", None)
+    if pending is not None and READ_OPERATION.match(operation):
+        # A read inside a batch: written with its finished row (the module's docstring).
+        pending.append(_row(scope, **fields))
+        return record
+    _write(scope, **fields)
     return record
 
 

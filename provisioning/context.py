@@ -64,6 +64,10 @@ class StepContext:
     # What apply() read that its own writes can't change, for the verify() the runner calls right
     # after it with this context (empty when verify runs without apply before it).
     read_by_apply: dict[str, Any] = field(default_factory=dict)
+    # What plan() read, for the apply() the runner calls right after it in the same worker, with
+    # no admin confirmation in between (empty otherwise: then apply reads afresh). Only for what
+    # apply would otherwise read again a moment later to decide the same thing.
+    read_by_plan: dict[str, Any] = field(default_factory=dict)
     # The connections this context has loaded, by id: a step asks for a client per call site, and
     # one plan, or one apply and its verify, runs with the connection as it was when it started.
     _connections: dict[int, Any] = field(default_factory=dict, repr=False)

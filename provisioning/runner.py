@@ -29,6 +29,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -99,9 +100,18 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
     """Do the run's next piece of work: at most one step (its plan, apply and verify), or one
     step's rollback. Returns the seconds after which to call again, or None when there is nothing
     to do now (the run is at rest, waits for the admin, or another worker holds its step)."""
-    # The reads' finished audit rows ride along with the next row written (audit's docstring).
+    # The reads' audit rows ride along with the next row written (audit's docstring).
     with batched_finishes():
-        return _advance(run_id, worker or worker_identity())
+        try:
+            return _advance(run_id, worker or worker_identity())
+        finally:
+            # A plan's reads serve only the apply that follows it within this call.
+            _plan_reads.__dict__.clear()
+
+
+# Per thread, within one advance(): the step whose plan this call has just made, and what that
+# plan() read (StepContext.read_by_plan) for the apply() that follows without a wait.
+_plan_reads = threading.local()
 
 
 def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
@@ -362,11 +372,16 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
+    ctx = _context(run, step, worker)
     try:
-        plan = implementation.plan(_context(run, step, worker))
+        plan = implementation.plan(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
-    return _save_plan(run, step, worker, plan)
+    outcome = _save_plan(run, step, worker, plan)
+    if outcome == _CONTINUE:
+        # Applied right away (no admin in between): apply may use what the plan just read.
+        _plan_reads.step_run_id, _plan_reads.reads = step.pk, ctx.read_by_plan
+    return outcome
 
 
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
@@ -441,6 +456,11 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         if not _mark_apply_started(step, worker):
             return None
     ctx = _context(run, step, worker)
+    if getattr(_plan_reads, "step_run_id", None) == step.pk and not step.plan.get(
+        "needs_confirmation"
+    ):
+        ctx.read_by_plan = _plan_reads.reads
+    _plan_reads.__dict__.clear()
     try:
         outputs = dict(implementation.apply(ctx) or {})
         findings = implementation.verify(ctx)

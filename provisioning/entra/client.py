@@ -7,11 +7,14 @@ private key and the certificate, optional secret "certificate_password"). In san
 sandbox connection signs in at the sandbox's authority and calls its Graph, trusting the
 sandbox CA; nowhere else is that CA trusted.
 
-Threads and loops: the SDK is async and Celery workers are sync. run_graph() runs a call with
-asgiref's async_to_sync, whose event loop lives in another thread while the calling thread
-serves sync_to_async calls; the audit rows and the (sync) azure-identity token requests run
-there, on the caller's database connection. Each HTTP request opens its own connection, so no
-connection outlives the event loop that made it.
+Threads and loops: the SDK is async and Celery workers are sync. A worker process runs one
+event loop for its whole life, in a thread of its own ("graph-loop", made again after a fork);
+run_graph() hands a call to that loop and, while it runs, the calling thread serves the
+call's sync work (asgiref's CurrentThreadExecutor, as async_to_sync does): the audit rows and
+the (sync) azure-identity token requests run there, on the caller's database connection. As
+the loop outlives every call, its HTTP connections are pooled: one httpx transport per trust
+(CA bundle) in the process keeps Graph's TLS connection open from call to call and step to
+step, where a loop per call (async_to_sync's) had to open and close a connection per request.
 
 Auditing is per Graph request: one "started" row before it is sent and one "finished" row after
 its response (or failure). Token requests to the sign-in endpoint are audited per HTTP attempt
@@ -46,21 +49,27 @@ read from the run's audit rows, so it holds across workers and re-enqueues.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import ssl
 import threading
-from collections.abc import Awaitable
+import time
+import weakref
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import certifi
 import httpx
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.current_thread_executor import CurrentThreadExecutor
+from asgiref.sync import sync_to_async
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
@@ -148,9 +157,8 @@ def graph_client(
         # The token goes only to the Graph host, never to a host named in a nextLink or redirect.
         allowed_hosts=[urlsplit(base_url).hostname or ""],
     )
-    tls = ssl.create_default_context(cafile=ca_bundle)
     http = httpx.AsyncClient(
-        transport=_OneConnectionPerRequest(tls), timeout=GRAPH_TIMEOUT, follow_redirects=False
+        transport=_shared_transport(ca_bundle), timeout=GRAPH_TIMEOUT, follow_redirects=False
     )
     middleware = [
         _NewObjectReplication(audit),
@@ -165,15 +173,89 @@ def graph_client(
 
 def run_graph(call: Awaitable[T]) -> T:
     """Run one Graph SDK call (a coroutine such as `client.organization.get()`) from sync code and
-    return its result; Graph, sign-in and network errors come out as the project's errors."""
+    return its result; Graph, sign-in and network errors come out as the project's errors. The
+    call runs on the process's Graph loop while this thread serves its sync work (audit rows,
+    token requests), so both happen on this thread's database connection."""
+    caller = CurrentThreadExecutor(None)
 
     async def wait() -> T:
+        _caller.set(caller)
         return await call
 
+    future = asyncio.run_coroutine_threadsafe(wait(), _graph_loop())
+    caller.run_until_future(future)
     try:
-        return async_to_sync(wait)()
+        return future.result()
     except (APIError, AzureError, httpx.HTTPError, ssl.SSLError) as exc:
         raise map_graph_error(exc) from exc
+
+
+# The thread that called run_graph(), as an executor: the sync work of its call runs there.
+_caller: contextvars.ContextVar[CurrentThreadExecutor | None] = contextvars.ContextVar(
+    "graph_caller", default=None
+)
+
+
+async def _in_caller(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run sync `function` in the thread that called run_graph() (database work stays on its
+    connection); outside run_graph(), in asgiref's thread for sync code."""
+    caller = _caller.get()
+    if caller is None:
+        return await sync_to_async(function)(*args, **kwargs)
+    return await asyncio.wrap_future(caller.submit(function, *args, **kwargs))
+
+
+class _GraphLoop:
+    """This process's event loop for Graph calls, running in a daemon thread of its own, and the
+    pooled HTTP transports of the calls it runs (they belong to this loop and live as long)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.transports: dict[str, httpx.AsyncHTTPTransport] = {}
+        threading.Thread(target=self.loop.run_forever, name="graph-loop", daemon=True).start()
+
+
+_loop: _GraphLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _graph_loop() -> asyncio.AbstractEventLoop:
+    """The process's Graph loop, started on first use and again in a forked child (a fork keeps
+    no thread but the forking one, so the parent's loop does not run there)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.pid != os.getpid():
+            _loop = _GraphLoop()
+        return _loop.loop
+
+
+def _shared_transport(ca_bundle: str) -> httpx.AsyncBaseTransport:
+    """The Graph loop's pooled transport that trusts `ca_bundle` (the sandbox CA or certifi's
+    public roots, never both), made on first use: its connections stay open between calls."""
+    _graph_loop()
+    assert _loop is not None
+    with _loop_lock:
+        transport = _loop.transports.get(ca_bundle)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(
+                verify=ssl.create_default_context(cafile=ca_bundle)
+            )
+            _loop.transports[ca_bundle] = transport
+    return _KeptOpen(transport)
+
+
+class _KeptOpen(httpx.AsyncBaseTransport):
+    """A shared transport as one Graph client's: closing the client leaves the pool open."""
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """The pool is the process's; it stays open for the next client."""
 
 
 def token_permissions(client: GraphServiceClient) -> list[str]:
@@ -230,6 +312,19 @@ def _shared_credential(
 # Connection id -> (fingerprint of what the credential was made from, the credential).
 _credentials: dict[int, tuple[str, TokenCredential]] = {}
 _credentials_lock = threading.Lock()
+# Per credential: the access token it last gave per (scopes, tenant, CAE), reused until
+# TOKEN_REFRESH_S before it expires, the point where azure-identity asks for a new one itself
+# (azure.identity._constants.DEFAULT_REFRESH_OFFSET, 300 s).
+_tokens: weakref.WeakKeyDictionary[TokenCredential, dict[Any, AccessToken]] = (
+    weakref.WeakKeyDictionary()
+)
+TOKEN_REFRESH_S = 300
+
+
+def _fresh_enough(token: AccessToken) -> bool:
+    return token.expires_on - TOKEN_REFRESH_S > time.time()
+
+
 # The audit scope of the Graph call that is asking the shared credential for a token, per thread:
 # the credential's transport writes the token request's rows under it.
 _signing_in = threading.local()
@@ -304,6 +399,13 @@ class _TokenFromCallerThread(AsyncTokenCredential):
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:
+        key = (scopes, tenant_id, enable_cae)
+        kept = _tokens.get(self._credential, {}).get(key)
+        if kept is not None and not claims and not kwargs and _fresh_enough(kept):
+            # What the credential would answer from its own cache, without the hop to the
+            # caller's thread that asking it costs.
+            return kept
+
         def get_token() -> AccessToken:
             _signing_in.scope = self._scope
             try:
@@ -313,7 +415,11 @@ class _TokenFromCallerThread(AsyncTokenCredential):
             finally:
                 _signing_in.scope = None
 
-        return await sync_to_async(get_token)()
+        token = await _in_caller(get_token)
+        if not claims and not kwargs:
+            with _credentials_lock:
+                _tokens.setdefault(self._credential, {})[key] = token
+        return token
 
     async def close(self) -> None:
         """The sync credential holds no loop-bound resources; nothing to close here."""
@@ -367,26 +473,6 @@ class _AuditedTokenTransport(RequestsTransport):
         return response
 
 
-class _OneConnectionPerRequest(httpx.AsyncBaseTransport):
-    """Opens a connection per request and reads the whole response before closing it, so nothing
-    pooled outlives the event loop of one run_graph() call."""
-
-    def __init__(self, tls: ssl.SSLContext) -> None:
-        self._tls = tls
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        async with httpx.AsyncHTTPTransport(verify=self._tls) as transport:
-            response = await transport.handle_async_request(request)
-            content = await response.aread()
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            content=content,
-            request=request,
-            extensions=response.extensions,
-        )
-
-
 class _GraphCallAudit(BaseMiddleware):
     """The kiota middleware inside _NewObjectReplication: a started row before each Graph
     request, a finished row after its response or failure."""
@@ -409,7 +495,8 @@ class _GraphCallAudit(BaseMiddleware):
         body = parse_json_body(request.content)
         if body is not None:
             summary["body"] = json_safe(body)
-        record = await sync_to_async(start_call)(
+        record = await _in_caller(
+            start_call,
             self.scope,
             cloud=Cloud.ENTRA.value,
             service="graph",
@@ -419,7 +506,8 @@ class _GraphCallAudit(BaseMiddleware):
         try:
             response = await super().send(request, transport)
         except Exception as exc:
-            await sync_to_async(finish_call)(
+            await _in_caller(
+                finish_call,
                 record,
                 outcome="error",
                 response={"error": type(exc).__name__},
@@ -439,7 +527,8 @@ class _GraphCallAudit(BaseMiddleware):
                 result["retry_after"] = response.headers["retry-after"]
         else:
             result.update(identifiers(payload))
-        await sync_to_async(finish_call)(
+        await _in_caller(
+            finish_call,
             record,
             outcome="error" if response.status_code >= 400 else "ok",
             response=result,
@@ -593,7 +682,7 @@ class _NewObjectReplication(BaseMiddleware):
     ) -> httpx.Response:
         response = await super().send(request, transport)
         if response.status_code == 404 and request.method in WRITE_METHODS:
-            await sync_to_async(_wait_for_replication)(self.scope, await response.aread())
+            await _in_caller(_wait_for_replication, self.scope, await response.aread())
         return response
 
 

@@ -10,8 +10,9 @@ about DPoP, the token request says so and the error names the setting to change.
 The org URL is checked first (provisioning/okta/org_url.py); in sandbox mode a sandbox
 connection goes only to the sandbox's Okta URL and trusts the sandbox CA.
 
-Threads and loops: like the Graph client, run_okta() runs a call with asgiref's async_to_sync,
-so audit rows are written in the calling thread; each request opens its own aiohttp session.
+Threads and loops: run_okta() runs a call with asgiref's async_to_sync (a loop per call; the Graph
+client keeps one loop per process instead), so audit rows are written in the calling thread; each
+request opens its own aiohttp session.
 Auditing is per HTTP request, which here is per API call: the SDK's retries are off (maxRetries
 0), because Okta's rate-limit reset can be a minute away and a worker must not sleep through it;
 a throttled call raises RetryableError with the reset time.

@@ -51,6 +51,9 @@ RESOURCE_TYPE = "entra_application"
 # The key under which apply() hands verify() the app and service principal it read after its last
 # write (StepContext.read_by_apply).
 READ_AFTER_WRITES = "app_after_writes"
+# The key under which plan() hands apply() what its search found, None included
+# (StepContext.read_by_plan).
+FOUND_BY_PLAN = "app_found_by_plan"
 SIGNIN_GLOBAL = "https://signin.aws.amazon.com/saml"
 IDENTIFIER_PREFIX = SIGNIN_GLOBAL + "#"
 # Characters kept in a derived "#suffix" (an identifier URI fragment without escaping).
@@ -349,6 +352,7 @@ class EntraApp(Step):
         client = ctx.graph()
         certificate_years(ctx)
         found = find_app(ctx, client)
+        ctx.read_by_plan[FOUND_BY_PLAN] = found
         if found is None:
             return Plan(
                 changes=[
@@ -387,7 +391,12 @@ class EntraApp(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         client = ctx.graph()
-        found = find_app(ctx, client)
+        # The plan's search, made a moment ago, when apply follows it at once.
+        found = (
+            ctx.read_by_plan[FOUND_BY_PLAN]
+            if FOUND_BY_PLAN in ctx.read_by_plan
+            else find_app(ctx, client)
+        )
         if found is None:
             found = self._instantiate(ctx, client)
         elif found.unrecorded:

@@ -45,7 +45,8 @@ from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.usernames import check_username
 
 RESOURCE_TYPE = "entra_app_role_assignment"
-# The key under which apply() hands verify() the people it resolved (StepContext.read_by_apply).
+# The key under which plan() hands apply(), and apply() verify(), the people it resolved
+# (StepContext.read_by_plan, read_by_apply).
 RESOLUTION = "resolution"
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "givenName", "surname", "mail"]
 # Graph's largest page for users and groups ($top 1-999).
@@ -352,6 +353,7 @@ class EntraAssignments(Step):
                 warnings=[str(NESTED_EXPLANATION)],
             )
         result = resolve(ctx, client, choice)
+        ctx.read_by_plan[RESOLUTION] = result
         warnings = _warnings(result)
         if result.not_found:
             warnings.insert(
@@ -384,7 +386,8 @@ class EntraAssignments(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         client, sp_id, role_id = self._context(ctx)
-        result = resolve(ctx, client, read_choice(ctx.inputs))
+        # The people the plan resolved a moment ago, when apply follows it at once.
+        result = ctx.read_by_plan.get(RESOLUTION) or resolve(ctx, client, read_choice(ctx.inputs))
         # Assigning changes no group or user, so verify checks the assignments of the people
         # resolved here instead of reading the directory again.
         ctx.read_by_apply[RESOLUTION] = result

@@ -53,6 +53,10 @@ REQUIRED_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+# The key under which plan() hands apply() its checks' outputs (StepContext.read_by_plan).
+CHECKED = "checked_tenant"
+
+
 def missing_permissions(granted: list[str]) -> list[str]:
     """The required permissions none of whose equivalents was granted."""
     have = set(granted)
@@ -124,6 +128,7 @@ class EntraPreflight(Step):
         # Permissions the admin has just granted appear only in a new token's roles, and a plan
         # is what the admin retries after granting them.
         outputs = check_tenant(ctx, fresh_sign_in=True)
+        ctx.read_by_plan[CHECKED] = outputs
         return Plan(
             changes=[
                 Change(
@@ -136,7 +141,8 @@ class EntraPreflight(Step):
         )
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        return check_tenant(ctx)
+        # The plan's checks, made a moment ago with a fresh token, when apply follows it at once.
+        return ctx.read_by_plan.get(CHECKED) or check_tenant(ctx)
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         # Its plan and apply are the checks; nothing it leaves behind can drift.

@@ -106,7 +106,9 @@ def test_it_writes_nothing_for_a_change_that_changes_nothing() -> None:
     assert (event.old_value, event.new_value) == ({"status": "a"}, {"status": "b"})
 
 
-@pytest.mark.django_db
+# Transactional: inside a test's transaction a read's rows would wait until the end of the
+# runner's batch, and the rows would not be in the order of the calls.
+@pytest.mark.django_db(transaction=True)
 def test_it_pairs_every_call_of_a_run_with_its_finished_row() -> None:
     run = start_run(inputs={"step_seconds": 0, "waits": {}})
 
@@ -126,31 +128,42 @@ def test_it_pairs_every_call_of_a_run_with_its_finished_row() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_writes_a_reads_finished_row_with_the_next_row_inside_a_batch() -> None:
+def test_it_writes_a_reads_rows_with_the_next_row_inside_a_batch() -> None:
     def kinds() -> list[tuple[str, str]]:
         return list(AuditEvent.objects.order_by("pk").values_list("operation", "kind"))
 
     with audit.batched_finishes():
-        audit.audited_call(
-            SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
-        )
-        # The read's finished row waits; its started row committed before the call.
-        assert kinds() == [("GetRole", AuditKind.CALL_STARTED)]
         with CaptureQueriesContext(connection) as statements:
             audit.audited_call(
-                SCOPE, cloud="aws", service="iam", operation="CreateRole", request={}, call=dict
+                SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
             )
-        # One INSERT each: the read's finished row with the write's started row, then the
-        # write's finished row at once (a crashed run reads it to find what it made).
+        # Both rows of the read wait: it costs no statement of its own.
+        assert statements.captured_queries == []
+        assert kinds() == []
+        seen_during_write: list[tuple[str, str]] = []
+        with CaptureQueriesContext(connection) as statements:
+            audit.audited_call(
+                SCOPE,
+                cloud="aws",
+                service="iam",
+                operation="CreateRole",
+                request={},
+                call=lambda: seen_during_write.extend(kinds()),
+            )
+        # One INSERT each: the read's rows with the write's started row, committed before the
+        # write goes out, then the write's finished row at once (a crashed run reads it to find
+        # what it made).
         assert [query["sql"].split(" ", 1)[0] for query in statements.captured_queries] == [
             "INSERT",
+            "SELECT",
             "INSERT",
         ]
-        assert kinds()[1:] == [
+        assert seen_during_write == [
+            ("GetRole", AuditKind.CALL_STARTED),
             ("GetRole", AuditKind.CALL_FINISHED),
             ("CreateRole", AuditKind.CALL_STARTED),
-            ("CreateRole", AuditKind.CALL_FINISHED),
         ]
+        assert kinds()[3:] == [("CreateRole", AuditKind.CALL_FINISHED)]
         audit.audited_call(
             SCOPE, cloud="entra", service="graph", operation="GET /groups", request={}, call=dict
         )

@@ -61,6 +61,7 @@ def test_it_signs_in_once_per_run_and_verifies_assignments_without_rereading_the
     # The preflight's plan signs in afresh; every later step of the run reuses that token.
     sign_ins = finished.filter(service="login", operation__endswith="/token")
     assert list(sign_ins.values_list("step_key", flat=True)) == ["entra_preflight"]
-    # entra_assignments reads the group in plan and apply; verify checks what apply resolved.
+    # entra_assignments reads the group in plan only: the apply that follows at once uses what
+    # the plan resolved, and verify checks what apply was handed.
     group_reads = finished.filter(step_key="entra_assignments", operation="GET /groups")
-    assert group_reads.count() == 2
+    assert group_reads.count() == 1
