@@ -192,7 +192,7 @@ def _measure(
 ) -> dict[str, Any]:
     from provisioning.connections.sandbox_registration import register_sandbox_connections
     from provisioning.models import Cloud, Connection, RunStatus, UserChange, UserChangeSet
-    from wizard.services import runs as run_services
+    from provisioning.services import runs as run_services
 
     register_sandbox_connections(sandbox_file=state_dir / "sandbox.json")
     instance_id = bulk_users_baseline.instance_with_room(sandbox)

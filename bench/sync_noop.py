@@ -84,8 +84,8 @@ def run() -> dict[str, dict[str, Any]]:
 def _measure(sandbox: Sandbox, idp: str, group: str) -> dict[str, Any]:
     from provisioning.connections.sandbox_registration import SANDBOX_OKTA_SERVICE_APP
     from provisioning.models import Cloud, Connection, RunStatus
-    from wizard.services import runs as run_services
-    from wizard.services.user_syncs import sync_create, sync_start
+    from provisioning.services import runs as run_services
+    from provisioning.services.user_syncs import sync_create, sync_start
 
     instance_id = _instance_with_room(sandbox, 2 * MEMBERS)
     _seed_connect_users(sandbox, instance_id, _people(sandbox, idp, group))

@@ -140,7 +140,7 @@ class SetupRun(models.Model):
         "UserSync", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     # The one live chain of "advance" tasks: each task carries the token it was sent with, and a
-    # task whose token is no longer the run's does nothing (wizard/services/runs.py). When the
+    # task whose token is no longer the run's does nothing (provisioning/services/runs.py). When the
     # next task is due; a run overdue by far lost its message (a broker restart) and is nudged.
     advance_token = models.UUIDField(null=True, blank=True)
     next_advance_at = models.DateTimeField(null=True, blank=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from provisioning import runner
 from provisioning.models import AuditEvent, AuditKind, SetupRun
+from provisioning.services import runs as run_services
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # Inputs that make the test steps instant and skip the default waits of test_marker_two.
 QUICK = {"step_seconds": 0, "waits": {"test_marker_two": 0}}

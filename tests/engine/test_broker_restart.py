@@ -19,13 +19,13 @@ import pytest
 import redis
 
 from provisioning.models import RunStatus, SetupRun, UserChange
+from provisioning.services import runs as run_services
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.conftest import services_required
 from tests.engine.runs import succeeded_calls, wait_for
 from tests.steps import aws_step_runs
 from tests.worker_process import point_this_process_at, spawn_worker, stop_worker, worker_env
-from wizard.services import runs as run_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -20,10 +20,10 @@ from provisioning.models import (
     SetupRun,
     StepRun,
 )
+from provisioning.services import audit_exports
+from provisioning.services import runs as run_services
 from tests.engine.runs import wait_until_at_rest
 from tests.worker_process import WorkerProcess
-from wizard.services import audit_exports
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.worker
 

@@ -8,10 +8,10 @@ import pytest
 
 from provisioning import runner
 from provisioning.models import AuditEvent, AuditKind, RunStatus, StepStatus
+from provisioning.services import runs as run_services
 from provisioning.steps.base import Change, Plan
 from tests import engine_doubles
 from tests.engine.runs import QUICK, drive, start_run, transitions
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ import pytest
 from provisioning import runner
 from provisioning.flows import FLOWS, Flow, register_flow
 from provisioning.models import AuditKind, RunStatus, StepStatus
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 

@@ -13,11 +13,11 @@ from django.utils.translation import gettext
 from provisioning import runner
 from provisioning.errors import WaitForCloud
 from provisioning.models import RunStatus, StepStatus
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from provisioning.steps.base import Plan, Step, register
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from provisioning.models import RunStatus, SetupRun, StepStatus
+from provisioning.services import runs as run_services
 from tests.engine.runs import start_run
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 

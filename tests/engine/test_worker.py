@@ -11,10 +11,10 @@ import pytest
 from django.utils import timezone
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, WorkerHeartbeat
+from provisioning.services import runs as run_services
 from tests import engine_doubles
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.worker
 

@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from provisioning.services import runs as run_services
 from sandbox.server import Sandbox
 from tests.engine.runs import drive, transitions
 from tests.sandbox.aws_clients import aws_client
@@ -18,7 +19,6 @@ from tests.steps import aws_step_runs
 from tests.steps.iam_flow import certificate, metadata
 from tests.steps.iam_runs import iam_run, roles_named
 from wizard.roles import ADMIN, role_group
-from wizard.services import runs as run_services
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

@@ -17,13 +17,13 @@ from provisioning.connections.sandbox_registration import (
     register_sandbox_connections,
 )
 from provisioning.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
+from provisioning.services import runs as run_services
+from provisioning.services.user_syncs import users_run_create
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import step_context
 from tests.flows.user_runs import drive, plan_rows
-from wizard.services import runs as run_services
-from wizard.services.user_syncs import users_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,9 +12,9 @@ import pytest
 
 from provisioning import runner
 from provisioning.models import RunStatus, SetupRun, StepStatus, UserChange
+from provisioning.services import runs as run_services
 from sandbox.server import Sandbox
 from tests.sandbox.entra_graph import DIRECTORY_WRITE_PERMISSIONS, graph_client
-from wizard.services import runs as run_services
 
 # How long a test lets a run go before it calls the run stuck.
 RUN_TIMEOUT_S = 120

@@ -25,6 +25,7 @@ from provisioning.models import (
     SetupRun,
     StepStatus,
 )
+from provisioning.services import runs as run_services
 from provisioning.steps.connect_instance import (
     RUN_TAG,
     ConnectInstance,
@@ -41,7 +42,6 @@ from tests.sandbox.aws_clients import active_instance, aws_client, unique_alias
 from tests.steps import connect_instance_doubles
 from tests.steps.aws_step_runs import REGION, context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 FLOW = "test_connect_instance_flow"
 PAUSING_FLOW = "test_connect_instance_pausing_flow"

@@ -12,6 +12,7 @@ import pytest
 
 from provisioning.errors import PermanentError
 from provisioning.models import RunStatus, StepRun, UserChange, UserChangeSet
+from provisioning.services import runs as run_services
 from provisioning.steps.connect_users import ConnectUsers, parse_people_csv
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA
 from sandbox.server import Sandbox
@@ -27,7 +28,6 @@ from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # The AWS step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

@@ -25,6 +25,7 @@ import pytest
 from django.core.management import call_command
 
 from provisioning.models import Connection, RunStatus, SetupRun, StepRun, StepStatus
+from provisioning.services import runs as run_services
 from provisioning.steps.entra_claims import POLICY_MARKER
 from sandbox.server import Sandbox
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
@@ -36,7 +37,6 @@ from tests.steps.aws_step_runs import REGION
 from tests.steps.iam_flow import metadata
 from tests.steps.iam_runs import policies_named, providers_named
 from tests.worker_process import WorkerProcess, worker_env
-from wizard.services import runs as run_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection, RunStatus, StepRun
+from provisioning.services import runs as run_services
 from provisioning.steps.federation_role import (
     BAD_REQUEST_WARNING,
     FEDERATION_ROLE_TAG,
@@ -40,7 +41,6 @@ from tests.steps.iam_runs import (
     step_context,
 )
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection

@@ -13,13 +13,13 @@ import pytest
 from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
 from provisioning.models import Cloud, Connection, SetupRun, UserChange, UserSync
+from provisioning.services import runs as run_services
 from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
 from sandbox.directory import AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context
-from wizard.services import runs as run_services
 
 aws_connection = aws_step_runs.aws_connection
 instance = aws_step_runs.instance

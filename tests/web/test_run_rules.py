@@ -14,9 +14,9 @@ from provisioning.models import (
     RUN_RESUMABLE_IF_INTERRUPTED,
     RunStatus,
 )
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from tests.web.factories import make_run
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 

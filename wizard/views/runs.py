@@ -42,6 +42,8 @@ from provisioning.models import (
     StepStatus,
 )
 from provisioning.redaction import redact, redact_text
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from provisioning.steps.base import STEPS, Step
 from wizard.change_sentences import (
     LabelledValue,
@@ -63,8 +65,6 @@ from wizard.selectors.user_changes import (
     change_set_view,
     rows_for_export,
 )
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 from wizard.views.csv_export import csv_download
 
 RUN_TEMPLATE = "run_detail.html"

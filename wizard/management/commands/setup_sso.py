@@ -41,10 +41,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning import runner
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from provisioning.steps.base import Plan
 from wizard.selectors.user_changes import ChangeSetView, change_set_view
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 # While another process holds the run's step, look again this often.
 POLL_S = 1.0

@@ -10,9 +10,9 @@ from django.utils import translation
 
 from provisioning import runner
 from provisioning.models import UserChangeSet
+from provisioning.services import runs as run_services
 from provisioning.user_changes.helpers import send_helpers
 from provisioning.user_changes.work import work_on
-from wizard.services import runs as run_services
 
 logger = logging.getLogger(__name__)
 

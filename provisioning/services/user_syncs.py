@@ -26,11 +26,11 @@ from provisioning.models import (
     StepStatus,
     UserSync,
 )
+from provisioning.services import runs as run_services
+from provisioning.services.runs import RunError
 from provisioning.steps.group_users import quoted
 from provisioning.user_changes.planning import DEPARTURE_CHOICES
 from provisioning.user_changes.steps import SYNC_ACTOR
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 USERS_STEP = "group_users"
 # A sync runs at least this often and at most this rarely (hours): hourly is as close as the

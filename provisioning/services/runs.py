@@ -62,8 +62,8 @@ def _json(values: dict[str, Any] | None) -> dict[str, Any]:
 def _enqueue_advance(run_id: uuid.UUID | str, *, countdown: float = 0.0) -> None:
     """Ask a worker to advance the run once this transaction commits, as the run's one live
     chain: the task carries a new token, and older tasks of the run, still queued, do nothing."""
-    # wizard.tasks imports this module for its thin task bodies.
-    from wizard.tasks import advance_run
+    # provisioning.tasks imports this module for its thin task bodies.
+    from provisioning.tasks import advance_run
 
     token = uuid.uuid4()
     SetupRun.objects.filter(pk=run_id).update(
