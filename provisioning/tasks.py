@@ -16,9 +16,10 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning.connections.sign_in_tests import connection_test
+from provisioning.models import RUN_WORKED_ON, SetupRun, WorkerHeartbeat
 from provisioning.redaction import RedactSecretsFilter
+from provisioning.runs import chain as run_chain
 from provisioning.services import audit_exports as audit_export_services
-from provisioning.services import runs as run_services
 from provisioning.services import sign_in_inspection, sign_in_watch
 from provisioning.services import user_changes as user_change_services
 from provisioning.services import user_syncs as user_sync_services
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
     name="wizard.tasks.advance_run",
 )
 def advance_run(run_id: str, token: str | None = None) -> None:
-    run_services.run_advance(run_id=run_id, token=token)
+    run_chain.run_advance(run_id=run_id, token=token)
 
 
 @shared_task(
@@ -50,8 +51,6 @@ def make_user_changes(change_set_id: int) -> None:
 
 
 def _write_heartbeat(hostname: str) -> None:
-    from provisioning.models import WorkerHeartbeat
-
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
@@ -73,7 +72,7 @@ class _Heartbeat:
                 logger.exception("Could not write the worker heartbeat.")
             try:
                 # The watchdog: runs whose next task was lost continue.
-                nudged = run_services.runs_nudge_stalled()
+                nudged = run_chain.runs_nudge_stalled()
                 if nudged:
                     logger.warning("Nudged %d run(s) whose next task was overdue.", len(nudged))
             except Exception:
@@ -91,16 +90,12 @@ _heartbeat: _Heartbeat | None = None
 def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     """Start the heartbeat, and nudge every run in progress: a run whose worker died while no
     message was left for it (a hard time limit, a lost broker) continues now."""
-    from provisioning.models import RunStatus, SetupRun
-
     global _heartbeat
     _heartbeat = _Heartbeat(getattr(sender, "hostname", "") or "celery")
     _heartbeat.thread.start()
-    in_progress = SetupRun.objects.filter(
-        status__in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.ROLLING_BACK]
-    ).values_list("pk", flat=True)
+    in_progress = SetupRun.objects.filter(status__in=RUN_WORKED_ON).values_list("pk", flat=True)
     for run_id in in_progress:
-        run_services.run_nudge(run_id=run_id)
+        run_chain.run_nudge(run_id=run_id)
     connections.close_all()
 
 

@@ -157,7 +157,7 @@ class Step(ABC):
     # The form that collects this step's inputs, if it has any.
     form_class: ClassVar[type[forms.Form] | None] = None
     # Before applying a plan the admin confirmed, the engine plans again and asks again if the
-    # plan changed (provisioning/runner.py). False only for a step whose plan is a stored work
+    # plan changed (provisioning/runs/runner.py). False only for a step whose plan is a stored work
     # list that apply runs row by row, each row checking the cloud as it goes.
     checks_confirmed_plan: ClassVar[bool] = True
 

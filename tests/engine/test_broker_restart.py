@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from provisioning.models import RunStatus, SetupRun, UserChange
-from provisioning.services import runs as run_services
+from provisioning.runs import admin_moves
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.conftest import services_required
@@ -143,7 +143,7 @@ def test_a_redis_restart_in_the_middle_loses_nothing_and_creates_no_duplicate(
             }
             for n in range(PEOPLE)
         ]
-        run = run_services.run_create(
+        run = admin_moves.run_create(
             user=None,
             flow_key="test_only_connect_users",
             region="ap-northeast-1",

@@ -20,8 +20,8 @@ from provisioning.models import (
     SetupRun,
     StepRun,
 )
+from provisioning.runs import admin_moves
 from provisioning.services import audit_exports
-from provisioning.services import runs as run_services
 from tests.engine.runs import wait_until_at_rest
 from tests.worker_process import WorkerProcess
 
@@ -47,7 +47,7 @@ def test_it_never_shows_logs_or_audits_a_connection_secret(
     connection.set_secrets({"client_secret": canary})
     connection.save()
     runs = [
-        run_services.run_create(
+        admin_moves.run_create(
             user=admin_user,
             flow_key="test_canary_flow",
             region="ap-northeast-1",

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from provisioning import runner
 from provisioning.flows import FLOWS, Flow, register_flow
 from provisioning.models import AuditKind, RunStatus, StepStatus
-from provisioning.services import runs as run_services
-from provisioning.services.runs import RunError
+from provisioning.runs import admin_moves, runner
+from provisioning.runs.admin_moves import RunError
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
 
@@ -25,7 +24,7 @@ def test_it_retries_a_failed_step_and_finishes_the_run(admin_user) -> None:
     assert run.status == RunStatus.FAILED
     assert run.error["message"] == "This step fails the first time; retry it."
 
-    run_services.run_retry_step(
+    admin_moves.run_retry_step(
         user=admin_user, run_id=run.pk, step_key="test_marker_fails_once", enqueue=False
     )
     drive(run)
@@ -47,7 +46,7 @@ def test_it_refuses_to_retry_a_step_that_did_not_fail(admin_user) -> None:
     run = start_run(admin_user)
 
     with pytest.raises(RunError, match="Only a failed step"):
-        run_services.run_retry_step(user=admin_user, run_id=run.pk, step_key="test_marker_one")
+        admin_moves.run_retry_step(user=admin_user, run_id=run.pk, step_key="test_marker_one")
 
 
 def test_it_resumes_a_failed_run_from_the_failed_step(admin_user) -> None:
@@ -55,7 +54,7 @@ def test_it_resumes_a_failed_run_from_the_failed_step(admin_user) -> None:
     drive(run)
     one = run.steps.get(key="test_marker_one")
 
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -68,14 +67,14 @@ def test_it_stops_a_cancelled_run_and_resumes_it_later(admin_user) -> None:
     run = start_run(admin_user)
     assert runner.advance(run.pk) == runner.NOW  # step one done
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
 
     assert runner.advance(run.pk) is None
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
     assert engine_doubles.creations(run.pk) == ["test_marker_one"]
 
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -96,7 +95,7 @@ def test_it_finishes_the_call_in_progress_after_a_cancel(admin_user) -> None:
     step_claim = runner._claim(run, step, "host:1", to_status=StepStatus.APPLYING)
     assert step_claim is not None
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
     # The worker holding the step finishes its call and records the result, then stops.
     assert runner._apply(run, step_claim, "host:1") == StepStatus.SUCCEEDED
     assert runner.advance(run.pk) is None
@@ -113,13 +112,13 @@ def test_a_cancel_leaves_no_step_frozen_in_applying(admin_user) -> None:
     runner.advance(run.pk)
     assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
 
     one = run.steps.get(key="test_marker_one")
     assert one.status == StepStatus.PENDING
     assert one.plan == {}
     assert ("applying", "pending") in transitions(run, "test_marker_one")
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
     assert run.status == RunStatus.SUCCEEDED
     assert engine_doubles.creations(run.pk) == FLOW_STEPS
@@ -134,7 +133,7 @@ def test_a_step_whose_worker_waits_after_a_cancel_is_settled_on_the_next_advance
     claimed = runner._claim(run, step, "host:1", to_status=StepStatus.APPLYING)
     assert claimed is not None
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
     # The worker holding the step is not disturbed by the cancel; its call ends in a wait.
     assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
     runner._apply(run, claimed, "host:1")
@@ -149,7 +148,7 @@ def test_it_rolls_back_what_the_run_created_last_step_first(admin_user) -> None:
     adopted.write_text("made by someone else")
     drive(run)
 
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.ROLLED_BACK
@@ -173,7 +172,7 @@ def test_it_rolls_back_a_failed_run_including_the_failed_steps_creations(admin_u
     drive(run)
     assert run.steps.get(key="test_marker_two").created_resources  # created, then verify failed
 
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.ROLLED_BACK
@@ -191,7 +190,7 @@ def test_it_refuses_to_roll_back_a_run_in_progress(admin_user) -> None:
     runner.advance(run.pk)
 
     with pytest.raises(RunError, match="cancel it first"):
-        run_services.run_rollback(user=admin_user, run_id=run.pk)
+        admin_moves.run_rollback(user=admin_user, run_id=run.pk)
 
 
 def test_it_refuses_to_resume_a_run_whose_flow_changed(admin_user) -> None:
@@ -201,9 +200,9 @@ def test_it_refuses_to_resume_a_run_whose_flow_changed(admin_user) -> None:
     register_flow(Flow(original.key, original.idp, original.title, original.step_keys[:2]))
     try:
         with pytest.raises(RunError, match="changed since this run started"):
-            run_services.run_resume(user=admin_user, run_id=run.pk)
+            admin_moves.run_resume(user=admin_user, run_id=run.pk)
         with pytest.raises(RunError, match="changed since this run started"):
-            run_services.run_retry_step(
+            admin_moves.run_retry_step(
                 user=admin_user, run_id=run.pk, step_key="test_marker_fails_once"
             )
     finally:

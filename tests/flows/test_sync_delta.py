@@ -16,7 +16,7 @@ from django.utils import timezone
 from msgraph.generated.models.user import User
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserSync
-from provisioning.services.runs import step_submit_inputs
+from provisioning.runs.admin_moves import step_submit_inputs
 from provisioning.services.user_syncs import sync_create, sync_start, users_run_create
 from sandbox.directory import AGENTS_GROUP
 from sandbox.server import Sandbox

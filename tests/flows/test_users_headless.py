@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
-from provisioning.services.runs import run_rollback, step_submit_inputs
+from provisioning.runs.admin_moves import run_rollback, step_submit_inputs
 from provisioning.services.user_syncs import sync_create, sync_start, users_run_create
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from provisioning.user_changes.sources import managed_usernames

@@ -25,7 +25,7 @@ import pytest
 from django.core.management import call_command
 
 from provisioning.models import Connection, RunStatus, SetupRun, StepRun, StepStatus
-from provisioning.services import runs as run_services
+from provisioning.runs import admin_moves
 from provisioning.steps.entra_claims import POLICY_MARKER
 from sandbox.server import Sandbox
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
@@ -130,7 +130,7 @@ def test_it_converges_after_the_worker_dies_right_after_the_create_call(
     aws_connection: Connection,
     instance: dict[str, Any],
 ) -> None:
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=None,
         flow_key=case.flow_key,
         region=REGION,

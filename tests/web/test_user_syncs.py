@@ -24,8 +24,8 @@ from provisioning.models import (
     UserChangeSet,
     UserSync,
 )
+from provisioning.runs.admin_moves import RunError
 from provisioning.services import user_syncs as sync_services
-from provisioning.services.runs import RunError
 from tests.web.factories import make_connection, make_run
 
 pytestmark = pytest.mark.django_db

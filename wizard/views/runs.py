@@ -26,7 +26,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from provisioning import runner
 from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.models import (
     RUN_CANCELLABLE,
@@ -42,8 +41,8 @@ from provisioning.models import (
     StepStatus,
 )
 from provisioning.redaction import redact, redact_text
-from provisioning.services import runs as run_services
-from provisioning.services.runs import RunError
+from provisioning.runs import admin_moves, runner
+from provisioning.runs.admin_moves import RunError
 from provisioning.steps.base import STEPS, Step
 from wizard.change_sentences import (
     LabelledValue,
@@ -185,8 +184,8 @@ class StepCard:
 
 
 def step_stamp(step: StepRun, run_status: str) -> str:
-    """What the page shows of a step changes only with these: the runner stamps updated_at on
-    every move of a step (provisioning/runner.py), a retry counts an attempt, and the run's status
+    """What the page shows of a step changes only with these: each move of a step stamps
+    updated_at (provisioning/runs/moves.py), a retry counts an attempt, and the run's status
     decides what the card offers (a form and Apply only while the run waits, Retry once it is at
     rest). The runner plans a step and sets the run waiting in two commits: a poll between them
     must not leave the card without its form."""
@@ -377,7 +376,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                run = run_services.run_create(
+                run = admin_moves.run_create(
                     user=request.user,
                     flow_key=data["flow_key"],
                     region=data["region"],
@@ -526,7 +525,7 @@ def _phase_messages(request: HttpRequest, run: SetupRun) -> dict[str, Any]:
 def run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     _get_run(run_id)
     return _act(
-        request, run_id, run_services.run_resume, _("The run continues from where it stopped.")
+        request, run_id, admin_moves.run_resume, _("The run continues from where it stopped.")
     )
 
 
@@ -537,7 +536,7 @@ def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return _act(
         request,
         run_id,
-        run_services.run_cancel,
+        admin_moves.run_cancel,
         _("The run is cancelled. You can resume it later."),
     )
 
@@ -551,7 +550,7 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         return _act(
             request,
             run_id,
-            run_services.run_rollback,
+            admin_moves.run_rollback,
             _("Rolling back: the wizard is removing what this run created."),
         )
     context = _run_context(run)
@@ -567,7 +566,7 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
     return _act(
-        request, run_id, run_services.run_retry_step, _("Retrying the step."), step_key=step_key
+        request, run_id, admin_moves.run_retry_step, _("Retrying the step."), step_key=step_key
     )
 
 
@@ -576,7 +575,7 @@ def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRe
 def step_apply(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
     return _act(
-        request, run_id, run_services.step_confirm, _("Applying the plan."), step_key=step_key
+        request, run_id, admin_moves.step_confirm, _("Applying the plan."), step_key=step_key
     )
 
 
@@ -598,7 +597,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
         return _act(
             request,
             run_id,
-            run_services.run_retry_step,
+            admin_moves.run_retry_step,
             _("Saved. The step runs again with your new answers."),
             step_key=step_key,
             inputs=form.cleaned_data,
@@ -606,7 +605,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     return _act(
         request,
         run_id,
-        run_services.step_submit_inputs,
+        admin_moves.step_submit_inputs,
         _("Saved. The step continues with your answers."),
         step_key=step_key,
         inputs=form.cleaned_data,

@@ -15,8 +15,8 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.models import SetupRun, UserSync
+from provisioning.runs.admin_moves import RunError
 from provisioning.services import user_syncs as sync_services
-from provisioning.services.runs import RunError
 from wizard.forms import UserSyncForm
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.user_syncs import sync_rows
