@@ -99,6 +99,8 @@ RUN_CANCELLABLE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAI
 RUN_ROLLBACKABLE = frozenset(
     {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING}
 )
+# A succeeded step that can run again (Step.rerunnable) may, inside a run in one of these.
+RUN_STEP_RERUNNABLE = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.WAITING})
 # The worker works through a run's steps in these (a pending run becomes running on its first).
 RUN_ADVANCING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 # A chain of worker tasks drives the run: the watchdog and a starting worker nudge these along.

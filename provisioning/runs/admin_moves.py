@@ -25,6 +25,7 @@ from provisioning.models import (
     RUN_RESUMABLE,
     RUN_RESUMABLE_IF_INTERRUPTED,
     RUN_ROLLBACKABLE,
+    RUN_STEP_RERUNNABLE,
     AuditKind,
     Cloud,
     Connection,
@@ -342,6 +343,43 @@ def step_submit_inputs(
             user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}
         )
         _run_to(user, run, RunStatus.RUNNING, f"Answers for “{step.key}” saved.")
+        if enqueue:
+            enqueue_advance(run.pk)
+    return run
+
+
+def step_rerun(
+    *, user: Any, run_id: uuid.UUID | str, step_key: str, enqueue: bool = True
+) -> SetupRun:
+    """Run a succeeded step again inside its run, where the step allows it (Step.rerunnable): it
+    plans afresh, with the answers a re-run changes, and waits for the admin to confirm the new
+    plan (or to answer its form, if the re-run forgot an answer: answering is confirming). The
+    steps after it stay as they are; a run that had failed fails again at its failed step."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = _step(run, step_key)
+        step_class = STEPS.get(step.key)
+        if step_class is None or not step_class.rerunnable:
+            raise RunError(gettext("This step can't be run again inside its run."))
+        if step.status != StepStatus.SUCCEEDED:
+            raise RunError(gettext("Only a succeeded step can be run again."))
+        if run.status not in RUN_STEP_RERUNNABLE:
+            raise RunError(gettext("The run is busy; run the step again once it has stopped."))
+        _refuse_changed_flow(run)
+        answers = {**step.inputs, **step_class.rerun_inputs}
+        _step_to(
+            user,
+            run,
+            step,
+            StepStatus.PENDING,
+            inputs={key: value for key, value in answers.items() if value is not None},
+            plan={runner.RERUN_ASKED: True},
+            error={},
+            finished_at=None,
+        )
+        _run_to(
+            user, run, RunStatus.RUNNING, f"Running “{step.key}” again.", error={}, finished_at=None
+        )
         if enqueue:
             enqueue_advance(run.pk)
     return run

@@ -71,6 +71,8 @@ NOW = 0.0
 # against a fresh plan is behind it), and how the plan the admin confirmed before this one
 # differs from it (shown on the run page).
 APPLY_STARTED = "apply_started_at"
+# Set on a step the admin runs again (admin_moves.step_rerun): its fresh plan waits for them.
+RERUN_ASKED = "rerun_asked"
 CHANGED_SINCE_CONFIRMATION = "changed_since_confirmation"
 
 
@@ -372,19 +374,19 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     return _save_plan(run, step, worker, plan)
 
 
-def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
+def _stored_plan(run: SetupRun, plan: Plan, *, rerun: bool = False) -> dict[str, Any]:
     """The plan as the step keeps it (and the admin sees it)."""
     stored = plan.to_json()
-    # The page asks the admin to confirm when the step says so, or when the admin asked to review
-    # every plan that changes something.
+    # The page asks the admin to confirm when the step says so, when the admin asked to review
+    # every plan that changes something, or when they asked to run a succeeded step again.
     stored["needs_confirmation"] = not plan.needs_input and (
-        plan.needs_confirmation or (run.review_plans and not plan.is_noop)
+        plan.needs_confirmation or rerun or (run.review_plans and not plan.is_noop)
     )
     return redact(stored, truncate=False)
 
 
 def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
-    stored = _stored_plan(run, plan)
+    stored = _stored_plan(run, plan, rerun=bool(step.plan.get(RERUN_ASKED)))
     moved = move_step(
         step,
         StepStatus.PLANNED,

@@ -9,6 +9,7 @@ from provisioning.flows import FLOWS, Flow, register_flow
 from provisioning.models import AuditKind, RunStatus, StepStatus
 from provisioning.runs import admin_moves, runner
 from provisioning.runs.admin_moves import RunError
+from provisioning.steps.base import STEPS
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
 
@@ -225,3 +226,49 @@ def test_it_stops_a_running_run_whose_flow_changed_under_it(admin_user) -> None:
     assert run.status == RunStatus.FAILED
     assert run.error["code"] == "flow_changed"
     assert "Roll the run back or start a new one." in run.error["message"]
+
+
+def test_it_runs_a_succeeded_step_again_after_the_admin_confirms_its_fresh_plan(
+    admin_user, monkeypatch
+) -> None:
+    monkeypatch.setattr(STEPS["test_marker_two"], "rerunnable", True)
+    run = start_run(admin_user)
+    drive(run)
+    assert run.status == RunStatus.SUCCEEDED
+
+    admin_moves.step_rerun(
+        user=admin_user, run_id=run.pk, step_key="test_marker_two", enqueue=False
+    )
+    drive(run)
+
+    step = run.steps.get(key="test_marker_two")
+    assert run.status == RunStatus.WAITING
+    assert step.status == StepStatus.PLANNED and step.plan["needs_confirmation"]
+    admin_moves.step_confirm(
+        user=admin_user, run_id=run.pk, step_key="test_marker_two", enqueue=False
+    )
+    drive(run)
+    assert run.status == RunStatus.SUCCEEDED
+    assert transitions(run, "test_marker_two")[-5:] == [
+        ("succeeded", "pending"),
+        ("pending", "planning"),
+        ("planning", "planned"),
+        ("planned", "applying"),
+        ("applying", "succeeded"),
+    ]
+    # (The worker's "running -> waiting" is recorded under the step it waits on.)
+    assert transitions(run)[-3:] == [
+        ("succeeded", "running"),
+        ("waiting", "running"),
+        ("running", "succeeded"),
+    ]
+
+
+def test_it_refuses_to_run_a_step_again_that_does_not_allow_it(admin_user) -> None:
+    run = start_run(admin_user)
+    drive(run)
+
+    with pytest.raises(RunError, match="can't be run again"):
+        admin_moves.step_rerun(user=admin_user, run_id=run.pk, step_key="test_marker_two")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED

@@ -31,6 +31,7 @@ from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
     RUN_ROLLBACKABLE,
+    RUN_STEP_RERUNNABLE,
     ChangeAction,
     ChangeStatus,
     Cloud,
@@ -137,6 +138,8 @@ class StepCard:
     readable_changes: list[ReadableChange] = field(default_factory=list)
     output_values: list[LabelledValue] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # A succeeded step the admin may run again inside the run (Step.rerunnable).
+    can_rerun: bool = False
     # The run's status when the card was drawn: part of the card's stamp.
     run_status: str = ""
 
@@ -305,6 +308,12 @@ def _step_cards(
                 waiting_reason=waiting["waiting_reason"],
                 form=form,
                 can_retry=step.status == StepStatus.FAILED and run.status in RUN_RESUMABLE,
+                can_rerun=bool(
+                    step_class
+                    and step_class.rerunnable
+                    and step.status == StepStatus.SUCCEEDED
+                    and run.status in RUN_STEP_RERUNNABLE
+                ),
                 can_apply=(
                     run.status == RunStatus.WAITING
                     and step.status == StepStatus.PLANNED
@@ -567,6 +576,19 @@ def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRe
     _get_step(_get_run(run_id), step_key)
     return _act(
         request, run_id, admin_moves.run_retry_step, _("Retrying the step."), step_key=step_key
+    )
+
+
+@role_required(OPERATOR)
+@require_POST
+def step_rerun(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
+    _get_step(_get_run(run_id), step_key)
+    return _act(
+        request,
+        run_id,
+        admin_moves.step_rerun,
+        _("The step runs again: confirm its new plan when it is ready."),
+        step_key=step_key,
     )
 
 
