@@ -90,7 +90,7 @@ def main() -> dict[str, Any]:
     from django.db import connection, transaction
 
     from provisioning.models import AuditEvent, AuditExport
-    from wizard.services import audit_exports
+    from provisioning.services import audit_exports
 
     fill_audit_log(ROWS)
     aws, idp = bench_connections()

@@ -84,13 +84,13 @@ def run() -> dict[str, dict[str, Any]]:
 def _measure(sandbox: Sandbox, idp: str, group: str) -> dict[str, Any]:
     from provisioning.connections.sandbox_registration import SANDBOX_OKTA_SERVICE_APP
     from provisioning.models import Cloud, Connection, RunStatus
-    from wizard.services import runs as run_services
-    from wizard.services.user_syncs import sync_create, sync_start
+    from provisioning.runs import admin_moves
+    from provisioning.services.user_syncs import sync_create, sync_start
 
     instance_id = _instance_with_room(sandbox, 2 * MEMBERS)
     _seed_connect_users(sandbox, instance_id, _people(sandbox, idp, group))
     started = time.monotonic()
-    users = run_services.run_create(
+    users = admin_moves.run_create(
         user=None,
         flow_key=f"{idp}_users",
         region=sandbox.endpoints["aws_region"],
@@ -160,7 +160,7 @@ def _timed(run: Any) -> dict[str, Any]:
 
 def _drive(run: Any) -> Any:
     """Advance the run here until it is at rest (plans are applied without review)."""
-    from provisioning import runner
+    from provisioning.runs import runner
 
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:

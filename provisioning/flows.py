@@ -163,7 +163,7 @@ register_flow(
 
 # Connect users from IdP groups ---------------------------------------------------------------
 # For an instance whose SSO is set up: the AWS preflight, then the users step. A scheduled sync
-# runs the same flow (wizard/services/user_syncs.py).
+# runs the same flow (provisioning/services/user_syncs.py).
 USER_FLOWS = {"entra": "entra_users", "okta": "okta_users"}
 register_flow(
     Flow(

@@ -99,6 +99,14 @@ RUN_CANCELLABLE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAI
 RUN_ROLLBACKABLE = frozenset(
     {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUCCEEDED, RunStatus.WAITING}
 )
+# A succeeded step that can run again (Step.rerunnable) may, inside a run in one of these.
+RUN_STEP_RERUNNABLE = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.WAITING})
+# The worker works through a run's steps in these (a pending run becomes running on its first).
+RUN_ADVANCING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+# A chain of worker tasks drives the run: the watchdog and a starting worker nudge these along.
+RUN_WORKED_ON = RUN_ADVANCING | {RunStatus.ROLLING_BACK}
+# Not finished: worked on, or waiting for the admin (a sync starts no second run beside one).
+RUN_IN_PROGRESS = RUN_WORKED_ON | {RunStatus.WAITING}
 
 
 class SetupRun(models.Model):
@@ -140,7 +148,7 @@ class SetupRun(models.Model):
         "UserSync", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     # The one live chain of "advance" tasks: each task carries the token it was sent with, and a
-    # task whose token is no longer the run's does nothing (wizard/services/runs.py). When the
+    # task whose token is no longer the run's does nothing (provisioning/runs/chain.py). When the
     # next task is due; a run overdue by far lost its message (a broker restart) and is nudged.
     advance_token = models.UUIDField(null=True, blank=True)
     next_advance_at = models.DateTimeField(null=True, blank=True)
@@ -183,6 +191,12 @@ class StepStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
     ROLLED_BACK = "rolled_back", _("Rolled back")
     SKIPPED = "skipped", _("Skipped")
+
+
+# A step in one of these is done: the run goes on with the next.
+STEP_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
+# A step in one of these is being worked on: a stopped run must not leave one there unheld.
+STEP_IN_PROGRESS = frozenset({StepStatus.PLANNING, StepStatus.APPLYING})
 
 
 class StepRun(models.Model):

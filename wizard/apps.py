@@ -12,7 +12,7 @@ class WizardConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from provisioning.runner import import_step_modules
+        from provisioning.runs.runner import import_step_modules
         from wizard.roles import note_password_entered
 
         import_step_modules()

@@ -1,4 +1,4 @@
-"""The Celery app: settings come from Django's (CELERY_*), tasks from wizard/tasks.py."""
+"""The Celery app: settings come from Django's (CELERY_*), tasks from provisioning/tasks.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wizard.settings")
 
 app = Celery("wizard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["wizard"])
+app.autodiscover_tasks(["provisioning"])
 
 
 @app.on_after_configure.connect

@@ -1,4 +1,4 @@
-"""The wizard's forms: a new setup, a connection per cloud and method, and the audit log filters."""
+"""The wizard's forms: a new setup, a connection per cloud and method, and a users sync."""
 
 from __future__ import annotations
 
@@ -15,17 +15,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from provisioning.connections.formats import unsafe_characters
-from provisioning.models import AuditOutcome, Cloud, Connection, Departures, SetupRun
+from provisioning.models import Cloud, Connection, Departures
+from provisioning.services.user_syncs import EVERY_HOURS_CHOICES
 from wizard.selectors.runs import available_flows
-from wizard.services.user_syncs import EVERY_HOURS_CHOICES
 
 IDP_CHOICES = [(Cloud.ENTRA.value, "Microsoft Entra ID"), (Cloud.OKTA.value, "Okta")]
 
 # Most of the wizard's admins run their contact centre in Tokyo; any Connect region can be chosen.
 DEFAULT_REGION = "ap-northeast-1"
-
-# <input type="date"> sends and shows ISO dates whatever the page language.
-ISO_DATE = "%Y-%m-%d"
 
 # An instance ARN as the Connect console shows it: arn:aws:connect:<region>:<acct>:instance/<id>.
 INSTANCE_ARN = re.compile(
@@ -348,78 +345,6 @@ class ConnectionForm(forms.Form):
     @property
     def is_sandbox(self) -> bool:
         return self.cleaned_data.get("target") == self.TARGET_SANDBOX
-
-
-class AuditLogFilterForm(forms.Form):
-    """The audit log's filters; every field optional, so an empty form shows everything."""
-
-    run = forms.CharField(
-        label=_("Run"),
-        required=False,
-        max_length=36,
-        help_text=_("The run ID, or its first 8 characters as the table shows them."),
-    )
-    user = forms.CharField(label=_("User"), required=False, max_length=200)
-    cloud = forms.ChoiceField(
-        label=_("Cloud"), required=False, choices=[("", _("Any")), *Cloud.choices]
-    )
-    operation = forms.CharField(label=_("Operation"), required=False, max_length=128)
-    outcome = forms.ChoiceField(
-        label=_("Outcome"), required=False, choices=[("", _("Any")), *AuditOutcome.choices]
-    )
-    date_from = forms.DateField(
-        label=_("From"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DATE),
-    )
-    date_to = forms.DateField(
-        label=_("To"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DATE),
-    )
-
-    def clean_run(self) -> uuid.UUID | None:
-        """A whole run ID, or the short one the table shows: its first characters, at least 8."""
-        text = self.cleaned_data["run"].strip().lower()
-        if not text:
-            return None
-        try:
-            return uuid.UUID(text)
-        except ValueError:
-            pass
-        digits = text.replace("-", "")
-        if not re.fullmatch(r"[0-9a-f]{8,31}", digits):
-            raise ValidationError(
-                _("Type the run ID, or at least its first 8 characters (0-9 and a-f).")
-            )
-        # In the hyphenated form, so it matches PostgreSQL's text of a uuid as well (Django
-        # drops the hyphens itself on databases that store a UUID as 32 characters).
-        prefix = "-".join(
-            part
-            for part in (digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:])
-            if part
-        )
-        matches = list(
-            SetupRun.objects.filter(pk__startswith=prefix).values_list("pk", flat=True)[:2]
-        )
-        if not matches:
-            raise ValidationError(_("No run has an ID that starts with “%(id)s”.") % {"id": prefix})
-        if len(matches) > 1:
-            raise ValidationError(
-                _("More than one run has an ID that starts with “%(id)s”: type more of it.")
-                % {"id": prefix}
-            )
-        return matches[0]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if (
-            cleaned.get("date_from")
-            and cleaned.get("date_to")
-            and cleaned["date_from"] > cleaned["date_to"]
-        ):
-            self.add_error("date_to", _("The end date is before the start date."))
-        return cleaned
 
 
 class UserSyncForm(forms.Form):

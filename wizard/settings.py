@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
-from wizard.private_files import keep_private
+from provisioning.private_files import keep_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WIZARD_VAR_DIR", BASE_DIR / "var"))
@@ -308,8 +308,9 @@ WIZARD_STEP_MODULES: list[str] = [
 ]
 
 # Runs whose next task was lost. A task marks its run busy until its time limit; a run overdue
-# by this much with no step held is nudged by the workers' watchdog (wizard/tasks.py): longer
-# than a busy queue delays a task (a users step's helpers hold workers for a minute at a time).
+# by this much with no step held is nudged by the workers' watchdog (provisioning/tasks.py):
+# longer than a busy queue delays a task (a users step's helpers hold workers for a minute at a
+# time).
 WIZARD_RUN_STALL_GRACE_S = float(os.environ.get("WIZARD_RUN_STALL_GRACE_S", "90"))
 WIZARD_RUN_NUDGE_BATCH = int(os.environ.get("WIZARD_RUN_NUDGE_BATCH", "50"))
 
@@ -368,9 +369,10 @@ WIZARD_EXPORT_EXPIRY_CHECK_S = float(os.environ.get("WIZARD_EXPORT_EXPIRY_CHECK_
 WIZARD_EXPORT_NICENESS = int(os.environ.get("WIZARD_EXPORT_NICENESS", "19"))
 # The export page's progress moves every this many rows (one small UPDATE each).
 WIZARD_EXPORT_PROGRESS_ROWS = int(os.environ.get("WIZARD_EXPORT_PROGRESS_ROWS", "10000"))
-# The live sign-in watch (wizard/services/sign_in_watch.py). CloudTrail "typically delivers logs
-# within an average of about 5 minutes of an API call. This time is not guaranteed." (CloudTrail
-# user guide, "Getting and viewing your CloudTrail log files"), so a watch lasts three times that.
+# The live sign-in watch (provisioning/services/sign_in_watch.py). CloudTrail "typically delivers
+# logs within an average of about 5 minutes of an API call. This time is not guaranteed."
+# (CloudTrail user guide, "Getting and viewing your CloudTrail log files"), so a watch lasts three
+# times that.
 WIZARD_SIGN_IN_WATCH_S = float(os.environ.get("WIZARD_SIGN_IN_WATCH_S", str(15 * 60)))
 # Seconds between two looks: each look is 3 LookupEvents calls (us-east-1 and the instance's
 # region for STS, the instance's for Connect) against a quota of 2 per second per region.

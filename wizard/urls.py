@@ -43,6 +43,7 @@ urlpatterns = [
     path("runs/<uuid:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<uuid:run_id>/rollback/", runs.run_rollback, name="run_rollback"),
     path("runs/<uuid:run_id>/steps/<slug:step_key>/retry/", runs.step_retry, name="step_retry"),
+    path("runs/<uuid:run_id>/steps/<slug:step_key>/rerun/", runs.step_rerun, name="step_rerun"),
     path("runs/<uuid:run_id>/steps/<slug:step_key>/apply/", runs.step_apply, name="step_apply"),
     path("runs/<uuid:run_id>/steps/<slug:step_key>/inputs/", runs.step_inputs, name="step_inputs"),
     path(

@@ -157,9 +157,15 @@ class Step(ABC):
     # The form that collects this step's inputs, if it has any.
     form_class: ClassVar[type[forms.Form] | None] = None
     # Before applying a plan the admin confirmed, the engine plans again and asks again if the
-    # plan changed (provisioning/runner.py). False only for a step whose plan is a stored work
+    # plan changed (provisioning/runs/runner.py). False only for a step whose plan is a stored work
     # list that apply runs row by row, each row checking the cloud as it goes.
     checks_confirmed_plan: ClassVar[bool] = True
+    # A succeeded step the admin may run again inside its run (claim phone numbers once AWS
+    # Support approved, rotate a key, sign in with another person): it plans afresh and waits for
+    # the admin to confirm. rerun_inputs are the answers a re-run changes; one set to None is
+    # forgotten, so the step's form asks for it again.
+    rerunnable: ClassVar[bool] = False
+    rerun_inputs: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def plan(self, ctx: StepContext) -> Plan:

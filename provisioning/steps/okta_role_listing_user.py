@@ -106,6 +106,9 @@ def _wants_rotation(ctx: StepContext, stored: str, keys: list[str]) -> bool:
 @register
 class OktaRoleListingUser(Step):
     key = "okta_role_listing_user"
+    # Run again to rotate the key (a new one, the old ones deleted).
+    rerunnable = True
+    rerun_inputs = {"rotate_key": True}
     title = _("IAM user for Okta's role list")
     description = _(
         "Creates an IAM user allowed only to list roles and account aliases, and an access key "

@@ -318,6 +318,8 @@ def _claim_in_progress(ctx: StepContext, summary: dict[str, Any]) -> list[str]:
 @register
 class PhonePrerequisites(Step):
     key = "phone_prerequisites"
+    # Run again once AWS Support approved the requests: the plan then claims the numbers.
+    rerunnable = True
     title = _("Japanese phone numbers")
     description = _(
         "Asks AWS for the phone-number and concurrent-call quotas Japanese numbers need, and "

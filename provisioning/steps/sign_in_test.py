@@ -581,6 +581,9 @@ def _live_failure(finding: Finding) -> PermanentError:
 @register
 class SignInTest(Step):
     key = "sign_in_test"
+    # Run again to sign in with another person: the picker asks again.
+    rerunnable = True
+    rerun_inputs = {"picked": None, "test_users": None}
     title = _("Test sign-in")
     description = _(
         "Signs an assigned person in the way they will, from the identity provider into Amazon "

@@ -1,8 +1,8 @@
 """Asking helper workers to take a change set's changes.
 
-The engine sends the task by its registered name through Celery's current app, so it needs
-nothing from the web app, which defines the task's body (wizard/tasks.py registers it under this
-same name, and a test checks that it does)."""
+The engine sends the task by its registered name through Celery's current app: the task's body
+(provisioning/tasks.py registers it under this same name, and a test checks that it does) imports
+the services that import this module."""
 
 from __future__ import annotations
 

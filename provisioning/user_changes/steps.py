@@ -28,7 +28,7 @@ from provisioning.models import (
     UserChange,
     UserChangeSet,
 )
-from provisioning.runner import claim_is_stale, worker_identity
+from provisioning.runs.runner import claim_is_stale, worker_identity
 from provisioning.steps.base import Change, Finding, Plan, Step
 from provisioning.user_changes.helpers import change_set_ask_helpers
 from provisioning.user_changes.instance import ConnectUser, all_users, read_instance

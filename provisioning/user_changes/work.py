@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
 from provisioning.models import ChangeSetPurpose, ChangeStatus, RunStatus, SetupRun, UserChange
-from provisioning.runner import claim_is_stale
+from provisioning.runs.runner import claim_is_stale
 from provisioning.user_changes.instance import find_user
 from provisioning.user_changes.planning import RUN_TAG
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from provisioning import tasks
 from provisioning.audit import AuditScope
 from provisioning.aws.api_quotas import api_rate
 from provisioning.aws.client import aws_client
@@ -20,6 +21,7 @@ from provisioning.aws.cloudtrail import (
     look_for_sign_in,
 )
 from provisioning.models import Connection, SignInReading
+from provisioning.services import sign_in_watch
 from sandbox.saml_idp import issue_signing_certificate
 from tests.clients.conftest import assert_every_call_started_and_finished
 from tests.sandbox import test_signin_endpoint as signin
@@ -32,8 +34,6 @@ from tests.sandbox.test_signin_endpoint import (
     _saml_response,
 )
 from tests.web.factories import make_run
-from wizard import tasks
-from wizard.services import sign_in_watch
 
 idp_certificate = signin.idp_certificate
 federation = signin.federation

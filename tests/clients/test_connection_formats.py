@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from provisioning.models import Cloud, Connection
+from provisioning.services.connections import connection_create
 from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.forms import ConnectionForm
-from wizard.services.connections import connection_create
 
 pytestmark = pytest.mark.django_db
 

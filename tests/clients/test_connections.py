@@ -12,16 +12,16 @@ from provisioning.connections.sandbox_registration import register_sandbox_conne
 from provisioning.connections.sign_in_tests import connection_test
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from provisioning.okta.client import forget_dpop_keys
-from sandbox.server import AWS_ACCOUNT_ID, ENTRA_TENANT_ID, Sandbox
-from tests.clients.conftest import all_audit_text
-from wizard.celery import app as celery_app
-from wizard.connection_labels import CONNECTION_FIELDS
-from wizard.services.connections import (
+from provisioning.services.connections import (
     connection_create,
     connection_delete,
     connection_request_test,
     connection_update,
 )
+from sandbox.server import AWS_ACCOUNT_ID, ENTRA_TENANT_ID, Sandbox
+from tests.clients.conftest import all_audit_text
+from wizard.celery import app as celery_app
+from wizard.connection_labels import CONNECTION_FIELDS
 
 pytestmark = pytest.mark.django_db
 

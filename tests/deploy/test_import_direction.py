@@ -39,7 +39,7 @@ def test_the_check_sees_an_import_hidden_in_a_function(tmp_path: Path) -> None:
     ]
 
 
-def test_the_engine_sends_helper_tasks_by_a_name_the_web_app_registers() -> None:
-    import wizard.tasks  # noqa: F401  (registers the tasks)
+def test_the_engine_sends_helper_tasks_by_a_name_the_tasks_module_registers() -> None:
+    import provisioning.tasks  # noqa: F401  (registers the tasks)
 
     assert MAKE_USER_CHANGES_TASK in current_app.tasks

@@ -6,10 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from provisioning import runner
 from provisioning.models import AuditEvent, AuditKind, SetupRun
+from provisioning.runs import admin_moves, runner
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # Inputs that make the test steps instant and skip the default waits of test_marker_two.
 QUICK = {"step_seconds": 0, "waits": {"test_marker_two": 0}}
@@ -21,7 +20,7 @@ RUN_TIMEOUT_S = 90
 
 def start_run(user: Any = None, flow_key: str = "test_flow", **kwargs: Any) -> SetupRun:
     kwargs.setdefault("inputs", QUICK)
-    return run_services.run_create(
+    return admin_moves.run_create(
         user=user, flow_key=flow_key, region="ap-northeast-1", enqueue=False, **kwargs
     )
 

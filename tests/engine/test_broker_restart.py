@@ -19,13 +19,13 @@ import pytest
 import redis
 
 from provisioning.models import RunStatus, SetupRun, UserChange
+from provisioning.runs import admin_moves
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.conftest import services_required
 from tests.engine.runs import succeeded_calls, wait_for
 from tests.steps import aws_step_runs
 from tests.worker_process import point_this_process_at, spawn_worker, stop_worker, worker_env
-from wizard.services import runs as run_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -143,7 +143,7 @@ def test_a_redis_restart_in_the_middle_loses_nothing_and_creates_no_duplicate(
             }
             for n in range(PEOPLE)
         ]
-        run = run_services.run_create(
+        run = admin_moves.run_create(
             user=None,
             flow_key="test_only_connect_users",
             region="ap-northeast-1",

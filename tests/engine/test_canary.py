@@ -20,10 +20,10 @@ from provisioning.models import (
     SetupRun,
     StepRun,
 )
+from provisioning.runs import admin_moves
+from provisioning.services import audit_exports
 from tests.engine.runs import wait_until_at_rest
 from tests.worker_process import WorkerProcess
-from wizard.services import audit_exports
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.worker
 
@@ -47,7 +47,7 @@ def test_it_never_shows_logs_or_audits_a_connection_secret(
     connection.set_secrets({"client_secret": canary})
     connection.save()
     runs = [
-        run_services.run_create(
+        admin_moves.run_create(
             user=admin_user,
             flow_key="test_canary_flow",
             region="ap-northeast-1",

@@ -13,8 +13,8 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from provisioning import runner
 from provisioning.models import RunStatus, StepRun, StepStatus
+from provisioning.runs import runner
 from tests import engine_doubles
 from tests.engine.runs import drive, start_run
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from provisioning import runner
 from provisioning.models import AuditEvent, AuditKind, RunStatus, StepStatus
+from provisioning.runs import admin_moves, runner
 from provisioning.steps.base import Change, Plan
 from tests import engine_doubles
 from tests.engine.runs import QUICK, drive, start_run, transitions
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +18,7 @@ KEY = "test_marker_two"
 
 
 def _confirm(admin_user, run) -> None:
-    run_services.step_confirm(user=admin_user, run_id=run.pk, step_key=KEY)
+    admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key=KEY)
     drive(run)
 
 

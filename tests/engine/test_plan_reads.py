@@ -9,9 +9,9 @@ import pytest
 
 from provisioning.context import StepContext
 from provisioning.models import RunStatus
+from provisioning.runs import admin_moves
 from tests import engine_doubles
 from tests.engine.runs import QUICK, drive, start_run
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_an_apply_after_the_admin_confirmed_or_after_a_wait_reads_afresh(
 ) -> None:
     run = start_run(admin_user, inputs={**QUICK, "confirm_steps": [KEY], "waits": {KEY: 1}})
     drive(run)
-    run_services.step_confirm(user=admin_user, run_id=run.pk, step_key=KEY)
+    admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key=KEY)
 
     drive(run)
 

@@ -10,7 +10,6 @@ import pytest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from provisioning import runner
 from provisioning.errors import Throttled
 from provisioning.flows import (
     CLAIM_PHONE_NUMBERS,
@@ -22,10 +21,10 @@ from provisioning.flows import (
     register_flow,
 )
 from provisioning.models import AuditKind, RunStatus, StepStatus
+from provisioning.runs import admin_moves, runner
+from provisioning.runs.admin_moves import RunError
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +38,7 @@ def test_it_retries_a_failed_step_and_finishes_the_run(admin_user) -> None:
     assert run.status == RunStatus.FAILED
     assert run.error["message"] == "This step fails the first time; retry it."
 
-    run_services.run_retry_step(
+    admin_moves.run_retry_step(
         user=admin_user, run_id=run.pk, step_key="test_marker_fails_once", enqueue=False
     )
     drive(run)
@@ -61,7 +60,7 @@ def test_it_refuses_to_retry_a_step_that_did_not_fail(admin_user) -> None:
     run = start_run(admin_user)
 
     with pytest.raises(RunError, match="Only a failed step"):
-        run_services.run_retry_step(user=admin_user, run_id=run.pk, step_key="test_marker_one")
+        admin_moves.run_retry_step(user=admin_user, run_id=run.pk, step_key="test_marker_one")
 
 
 def test_it_resumes_a_failed_run_from_the_failed_step(admin_user) -> None:
@@ -69,7 +68,7 @@ def test_it_resumes_a_failed_run_from_the_failed_step(admin_user) -> None:
     drive(run)
     one = run.steps.get(key="test_marker_one")
 
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -82,14 +81,14 @@ def test_it_stops_a_cancelled_run_and_resumes_it_later(admin_user) -> None:
     run = start_run(admin_user)
     assert runner.advance(run.pk) == runner.NOW  # step one done
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
 
     assert runner.advance(run.pk) is None
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
     assert engine_doubles.creations(run.pk) == ["test_marker_one"]
 
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -110,7 +109,7 @@ def test_it_finishes_the_call_in_progress_after_a_cancel(admin_user) -> None:
     step_claim = runner._claim(run, step, "host:1", to_status=StepStatus.APPLYING)
     assert step_claim is not None
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
     # The worker holding the step finishes its call and records the result, then stops.
     assert runner._apply(run, step_claim, "host:1") == StepStatus.SUCCEEDED
     assert runner.advance(run.pk) is None
@@ -127,13 +126,13 @@ def test_a_cancel_leaves_no_step_frozen_in_applying(admin_user) -> None:
     runner.advance(run.pk)
     assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
 
     one = run.steps.get(key="test_marker_one")
     assert one.status == StepStatus.PENDING
     assert one.plan == {}
     assert ("applying", "pending") in transitions(run, "test_marker_one")
-    run_services.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_resume(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
     assert run.status == RunStatus.SUCCEEDED
     assert engine_doubles.creations(run.pk) == FLOW_STEPS
@@ -148,7 +147,7 @@ def test_a_step_whose_worker_waits_after_a_cancel_is_settled_on_the_next_advance
     claimed = runner._claim(run, step, "host:1", to_status=StepStatus.APPLYING)
     assert claimed is not None
 
-    run_services.run_cancel(user=admin_user, run_id=run.pk)
+    admin_moves.run_cancel(user=admin_user, run_id=run.pk)
     # The worker holding the step is not disturbed by the cancel; its call ends in a wait.
     assert run.steps.get(key="test_marker_one").status == StepStatus.APPLYING
     runner._apply(run, claimed, "host:1")
@@ -163,7 +162,7 @@ def test_it_rolls_back_what_the_run_created_last_step_first(admin_user) -> None:
     adopted.write_text("made by someone else")
     drive(run)
 
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.ROLLED_BACK
@@ -189,7 +188,7 @@ def test_a_throttled_rollback_waits_with_its_next_try_and_then_finishes(
     retry_at), as apply's does; the next advance rolls the step back."""
     run = start_run(admin_user)
     drive(run)
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     undo = engine_doubles.MarkerThree.rollback
     throttled = []
 
@@ -218,7 +217,7 @@ def test_it_rolls_back_a_failed_run_including_the_failed_steps_creations(admin_u
     drive(run)
     assert run.steps.get(key="test_marker_two").created_resources  # created, then verify failed
 
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
 
     assert run.status == RunStatus.ROLLED_BACK
@@ -236,7 +235,7 @@ def test_it_refuses_to_roll_back_a_run_in_progress(admin_user) -> None:
     runner.advance(run.pk)
 
     with pytest.raises(RunError, match="cancel it first"):
-        run_services.run_rollback(user=admin_user, run_id=run.pk)
+        admin_moves.run_rollback(user=admin_user, run_id=run.pk)
 
 
 def test_it_refuses_to_resume_a_run_whose_flow_changed(admin_user) -> None:
@@ -246,9 +245,9 @@ def test_it_refuses_to_resume_a_run_whose_flow_changed(admin_user) -> None:
     register_flow(Flow(original.key, original.idp, original.title, original.step_keys[:2]))
     try:
         with pytest.raises(RunError, match="changed since this run started"):
-            run_services.run_resume(user=admin_user, run_id=run.pk)
+            admin_moves.run_resume(user=admin_user, run_id=run.pk)
         with pytest.raises(RunError, match="changed since this run started"):
-            run_services.run_retry_step(
+            admin_moves.run_retry_step(
                 user=admin_user, run_id=run.pk, step_key="test_marker_fails_once"
             )
     finally:
@@ -312,7 +311,7 @@ def test_an_optional_step_left_out_is_skipped_with_its_reason_in_the_plan(
         ("planning", "skipped"),
     ]
     # Nothing to undo for it: rollback passes over it.
-    run_services.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=admin_user, run_id=run.pk, enqueue=False)
     drive(run)
     assert run.steps.get(key="test_marker_three").status == StepStatus.SKIPPED
 

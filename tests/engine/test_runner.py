@@ -10,14 +10,13 @@ from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
-from provisioning import runner
 from provisioning.errors import WaitForCloud
 from provisioning.models import RunStatus, StepStatus
+from provisioning.runs import admin_moves, runner
+from provisioning.runs.admin_moves import RunError
 from provisioning.steps.base import Plan, Step, register
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 
@@ -251,7 +250,7 @@ def test_it_waits_for_the_admin_to_confirm_a_plan_that_asks(admin_user) -> None:
     assert engine_doubles.creations(run.pk) == ["test_marker_one"]
     assert runner.advance(run.pk) is None  # nothing happens until the admin confirms
 
-    run_services.step_confirm(user=admin_user, run_id=run.pk, step_key="test_marker_two")
+    admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key="test_marker_two")
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -266,7 +265,7 @@ def test_it_asks_to_confirm_every_plan_that_changes_something_when_reviewing(adm
         drive(run)
         assert run.status == RunStatus.WAITING
         assert run.steps.get(key=key).plan["needs_confirmation"] is True
-        run_services.step_confirm(user=admin_user, run_id=run.pk, step_key=key)
+        admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key=key)
     drive(run)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -284,7 +283,7 @@ def test_it_waits_for_input_and_plans_again_with_the_answer(admin_user) -> None:
     assert step.plan["needs_confirmation"] is False
     assert calls(run) == []  # the plan asked for input before calling anything
 
-    run_services.step_submit_inputs(
+    admin_moves.step_submit_inputs(
         user=admin_user, run_id=run.pk, step_key="test_marker_one", inputs={"answer": "42"}
     )
     drive(run)
@@ -299,20 +298,20 @@ def test_it_refuses_to_confirm_or_answer_a_step_that_does_not_wait(admin_user) -
     run = start_run(admin_user)
 
     with pytest.raises(RunError, match="not waiting for confirmation"):
-        run_services.step_confirm(user=admin_user, run_id=run.pk, step_key="test_marker_one")
+        admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key="test_marker_one")
     with pytest.raises(RunError, match="not waiting for input"):
-        run_services.step_submit_inputs(
+        admin_moves.step_submit_inputs(
             user=admin_user, run_id=run.pk, step_key="test_marker_one", inputs={"answer": "1"}
         )
     with pytest.raises(RunError, match="no step"):
-        run_services.step_confirm(user=admin_user, run_id=run.pk, step_key="nope")
+        admin_moves.step_confirm(user=admin_user, run_id=run.pk, step_key="nope")
 
 
 def test_it_enqueues_the_worker_only_after_the_transaction_commits(
     admin_user, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks() as callbacks:
-        run_services.run_create(user=admin_user, flow_key="test_flow", region="ap-northeast-1")
+        admin_moves.run_create(user=admin_user, flow_key="test_flow", region="ap-northeast-1")
 
     assert len(callbacks) == 1
 

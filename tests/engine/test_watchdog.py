@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from provisioning.models import RunStatus, SetupRun, StepStatus
+from provisioning.runs import chain as run_chain
 from tests.engine.runs import start_run
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +32,11 @@ def test_a_task_of_a_replaced_chain_does_nothing(
 ) -> None:
     run = start_run(admin_user)
     with django_capture_on_commit_callbacks(execute=False):
-        run_services.run_nudge(run_id=run.pk)
+        run_chain.run_nudge(run_id=run.pk)
     run.refresh_from_db()
     current = str(run.advance_token)
 
-    run_services.run_advance(run_id=run.pk, token="00000000-0000-0000-0000-000000000000")
+    run_chain.run_advance(run_id=run.pk, token="00000000-0000-0000-0000-000000000000")
 
     run.refresh_from_db()
     assert run.status == RunStatus.PENDING
@@ -49,11 +49,11 @@ def test_a_task_of_the_live_chain_advances_and_schedules_the_next(
 ) -> None:
     run = start_run(admin_user)
     with django_capture_on_commit_callbacks(execute=False):
-        run_services.run_nudge(run_id=run.pk)
+        run_chain.run_nudge(run_id=run.pk)
     run.refresh_from_db()
 
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        run_services.run_advance(run_id=run.pk, token=str(run.advance_token))
+        run_chain.run_advance(run_id=run.pk, token=str(run.advance_token))
 
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
@@ -79,8 +79,8 @@ def test_the_watchdog_nudges_an_overdue_run_once_and_leaves_the_others(
     )
 
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        first = run_services.runs_nudge_stalled()
-        second = run_services.runs_nudge_stalled()
+        first = run_chain.runs_nudge_stalled()
+        second = run_chain.runs_nudge_stalled()
 
     assert first == [lost.pk] and second == []
     assert len(sent) == 1
@@ -100,4 +100,4 @@ def test_the_watchdog_takes_a_run_whose_holder_is_gone(
     )
 
     with django_capture_on_commit_callbacks(execute=False):
-        assert run_services.runs_nudge_stalled() == [run.pk]
+        assert run_chain.runs_nudge_stalled() == [run.pk]

@@ -11,10 +11,10 @@ import pytest
 from django.utils import timezone
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, WorkerHeartbeat
+from provisioning.runs import admin_moves
 from tests import engine_doubles
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.worker
 
@@ -24,7 +24,7 @@ FLOW_STEPS = ["test_marker_one", "test_marker_two", "test_marker_three"]
 def test_it_runs_a_flow_to_the_end_in_a_real_worker(
     celery_worker: WorkerProcess, admin_user, client
 ) -> None:
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=admin_user,
         flow_key="test_flow",
         region="ap-northeast-1",
@@ -64,7 +64,7 @@ def test_it_runs_a_flow_to_the_end_in_a_real_worker(
 def test_it_finishes_every_step_exactly_once_after_the_worker_is_killed_mid_step(
     celery_worker: WorkerProcess, admin_user
 ) -> None:
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=admin_user,
         flow_key="test_flow",
         region="ap-northeast-1",

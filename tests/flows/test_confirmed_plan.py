@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from provisioning.runs import admin_moves
 from sandbox.server import Sandbox
 from tests.engine.runs import drive, transitions
 from tests.sandbox.aws_clients import aws_client
@@ -18,7 +19,6 @@ from tests.steps import aws_step_runs
 from tests.steps.iam_flow import certificate, metadata
 from tests.steps.iam_runs import iam_run, roles_named
 from wizard.roles import ADMIN, role_group
-from wizard.services import runs as run_services
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -53,7 +53,7 @@ def _waiting_on(run: SetupRun, key: str) -> dict[str, Any]:
 
 
 def _confirm(admin: User, run: SetupRun, key: str) -> None:
-    run_services.step_confirm(user=admin, run_id=run.pk, step_key=key, enqueue=False)
+    admin_moves.step_confirm(user=admin, run_id=run.pk, step_key=key, enqueue=False)
 
 
 def test_it_asks_again_when_iam_changed_after_the_admin_confirmed_and_applies_the_new_plan(

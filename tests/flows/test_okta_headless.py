@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from provisioning import runner
 from provisioning.connections.sandbox_registration import (
     SANDBOX_OKTA_SERVICE_APP,
     register_sandbox_connections,
 )
 from provisioning.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
+from provisioning.runs import admin_moves, runner
+from provisioning.services.user_syncs import users_run_create
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import step_context
 from tests.flows.user_runs import drive, plan_rows
-from wizard.services import runs as run_services
-from wizard.services.user_syncs import users_run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -172,7 +171,7 @@ def test_it_rolls_back_the_app_group_and_assignments_it_created(
     group_id = run.steps.get(key="okta_group_mapping").outputs["group_id"]
     assert app_id in org.apps and group_id in org.groups
 
-    run_services.run_rollback(user=None, run_id=run.pk, enqueue=False)
+    admin_moves.run_rollback(user=None, run_id=run.pk, enqueue=False)
     while (countdown := runner.advance(run.pk)) is not None:
         time.sleep(countdown)
 
@@ -200,7 +199,7 @@ def test_a_users_plan_lists_okta_people_who_cannot_sign_in_and_assigns_their_gro
 
     users = users_run_create(user=None, setup_id=setup.pk)
     drive(users)
-    run_services.step_submit_inputs(
+    admin_moves.step_submit_inputs(
         user=None,
         run_id=users.pk,
         step_key="group_users",

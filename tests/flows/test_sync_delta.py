@@ -16,6 +16,8 @@ from django.utils import timezone
 from msgraph.generated.models.user import User
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserSync
+from provisioning.runs.admin_moves import step_submit_inputs
+from provisioning.services.user_syncs import sync_create, sync_start, users_run_create
 from sandbox.directory import AGENTS_GROUP
 from sandbox.server import Sandbox
 from tests.flows import user_runs
@@ -31,8 +33,6 @@ from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, remove_member, run
 from tests.sandbox.okta_sdk import okta_client, send
-from wizard.services.runs import step_submit_inputs
-from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 
 directory_admin = user_runs.directory_admin
 AGENT = {"security_profiles": ["Agent"], "routing_profile": "Basic Routing Profile"}

@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
+from provisioning.runs.admin_moves import run_rollback, step_submit_inputs
+from provisioning.services.user_syncs import sync_create, sync_start, users_run_create
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from provisioning.user_changes.sources import managed_usernames
 from sandbox.directory import ADMINS_GROUP, AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
@@ -27,8 +29,6 @@ from tests.flows.entra_runs import (  # noqa: F401
 from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, graph_client, remove_member, run
-from wizard.services.runs import run_rollback, step_submit_inputs
-from wizard.services.user_syncs import sync_create, sync_start, users_run_create
 
 directory_admin = user_runs.directory_admin
 AGENT = {"security_profiles": ["Agent"], "routing_profile": "Basic Routing Profile"}

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from provisioning import runner
 from provisioning.models import RunStatus, SetupRun, StepStatus, UserChange
+from provisioning.runs import admin_moves, runner
 from sandbox.server import Sandbox
 from tests.sandbox.entra_graph import DIRECTORY_WRITE_PERMISSIONS, graph_client
-from wizard.services import runs as run_services
 
 # How long a test lets a run go before it calls the run stuck.
 RUN_TIMEOUT_S = 120
@@ -34,9 +33,7 @@ def drive(run: SetupRun, *, confirm: bool = True) -> SetupRun:
         if run.status == RunStatus.WAITING:
             step = run.steps.filter(status=StepStatus.PLANNED).order_by("position").first()
             if confirm and step is not None and step.plan.get("needs_confirmation"):
-                run_services.step_confirm(
-                    user=None, run_id=run.pk, step_key=step.key, enqueue=False
-                )
+                admin_moves.step_confirm(user=None, run_id=run.pk, step_key=step.key, enqueue=False)
                 continue
             return run
         if run.status in (RunStatus.RUNNING, RunStatus.PENDING):

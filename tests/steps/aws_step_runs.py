@@ -12,10 +12,10 @@ from provisioning.audit import AuditScope
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.context import StepContext
 from provisioning.models import Cloud, Connection, SetupRun, StepRun
+from provisioning.runs import admin_moves
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import active_instance, aws_client
 from tests.steps import aws_step_doubles  # noqa: F401 - registers the test flows
-from wizard.services import runs as run_services
 
 REGION = "ap-northeast-1"
 
@@ -49,7 +49,7 @@ def start_run(
     inputs: dict[str, Any] | None = None,
     flow_key: str = "",
 ) -> SetupRun:
-    return run_services.run_create(
+    return admin_moves.run_create(
         user=None,
         flow_key=flow_key or f"test_only_{step_key}",
         region=REGION,

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from provisioning import runner
 from provisioning.aws.client import map_aws_error
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.context import CreatedResource
@@ -25,6 +24,7 @@ from provisioning.models import (
     SetupRun,
     StepStatus,
 )
+from provisioning.runs import admin_moves, runner
 from provisioning.steps.connect_instance import (
     RUN_TAG,
     ConnectInstance,
@@ -41,7 +41,6 @@ from tests.sandbox.aws_clients import active_instance, aws_client, unique_alias
 from tests.steps import connect_instance_doubles
 from tests.steps.aws_step_runs import REGION, context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 FLOW = "test_connect_instance_flow"
 PAUSING_FLOW = "test_connect_instance_pausing_flow"
@@ -210,7 +209,7 @@ def test_it_adopts_a_saml_instance_by_alias_and_by_id(aws: Connection, connect: 
     assert asking.plan["needs_confirmation"] is True
     assert "already exists" in asking.plan["warnings"][0]
     assert by_id.steps.get(key=STEP).plan["needs_confirmation"] is False
-    run_services.step_confirm(user=None, run_id=by_alias.pk, step_key=STEP, enqueue=False)
+    admin_moves.step_confirm(user=None, run_id=by_alias.pk, step_key=STEP, enqueue=False)
     drive(by_alias)
 
     for run in (by_alias, by_id):
@@ -269,12 +268,12 @@ def test_it_rolls_back_only_the_instance_the_run_created(aws: Connection, connec
     adopting = _run(aws, instance_alias=adopted["InstanceAlias"])
     drive(creating)
     drive(adopting)
-    run_services.step_confirm(user=None, run_id=adopting.pk, step_key=STEP, enqueue=False)
+    admin_moves.step_confirm(user=None, run_id=adopting.pk, step_key=STEP, enqueue=False)
     drive(adopting)
     created_id = creating.steps.get(key=STEP).outputs["instance_id"]
 
     for run in (creating, adopting):
-        run_services.run_rollback(user=None, run_id=run.pk, enqueue=False)
+        admin_moves.run_rollback(user=None, run_id=run.pk, enqueue=False)
         drive(run)
         assert run.status == RunStatus.ROLLED_BACK, run.error
 
@@ -353,7 +352,7 @@ def test_it_converges_on_one_instance_after_the_worker_is_killed_between_create_
     celery_worker: WorkerProcess, aws: Connection, connect: Any
 ) -> None:
     alias = unique_alias("killed")
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=None,
         flow_key=PAUSING_FLOW,
         region=REGION,

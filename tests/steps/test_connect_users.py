@@ -13,6 +13,7 @@ import pytest
 
 from provisioning.errors import PermanentError
 from provisioning.models import RunStatus, StepRun, UserChange, UserChangeSet
+from provisioning.runs import admin_moves
 from provisioning.steps.connect_users import ConnectUsers, parse_people_csv
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA
 from sandbox.server import Sandbox
@@ -28,7 +29,6 @@ from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context, start_run
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # The AWS step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -286,7 +286,7 @@ def test_it_creates_every_user_once_after_the_worker_is_killed_mid_create(
     celery_worker: WorkerProcess, aws_connection: Any, connect: Any, instance: dict[str, Any]
 ) -> None:
     people = [person(f"agent{n}@example.com") for n in range(3)]
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=None,
         flow_key="test_only_connect_users",
         region="ap-northeast-1",

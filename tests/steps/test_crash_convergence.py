@@ -25,6 +25,7 @@ import pytest
 from django.core.management import call_command
 
 from provisioning.models import Connection, RunStatus, SetupRun, StepRun, StepStatus
+from provisioning.runs import admin_moves
 from provisioning.steps.entra_claims import POLICY_MARKER
 from sandbox.server import Sandbox
 from tests.engine.runs import RUN_TIMEOUT_S, wait_for, wait_until_at_rest
@@ -36,7 +37,6 @@ from tests.steps.aws_step_runs import REGION
 from tests.steps.iam_flow import metadata
 from tests.steps.iam_runs import policies_named, providers_named
 from tests.worker_process import WorkerProcess, worker_env
-from wizard.services import runs as run_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -130,7 +130,7 @@ def test_it_converges_after_the_worker_dies_right_after_the_create_call(
     aws_connection: Connection,
     instance: dict[str, Any],
 ) -> None:
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=None,
         flow_key=case.flow_key,
         region=REGION,

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection, RunStatus, StepRun
+from provisioning.runs import admin_moves
 from provisioning.steps.federation_role import (
     BAD_REQUEST_WARNING,
     FEDERATION_ROLE_TAG,
@@ -40,7 +41,6 @@ from tests.steps.iam_runs import (
     step_context,
 )
 from tests.worker_process import WorkerProcess
-from wizard.services import runs as run_services
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -199,7 +199,7 @@ def test_it_converges_after_its_worker_is_killed_right_after_creating_the_role(
     iam: Any,
     connect: Any,
 ) -> None:
-    run = run_services.run_create(
+    run = admin_moves.run_create(
         user=None,
         flow_key="test_iam_federation_pausing",
         region=REGION,
@@ -231,7 +231,7 @@ def test_it_converges_after_its_worker_is_killed_right_after_creating_the_role(
     }
     assert step.outputs["role_arn"] == _instance_role_tag(connect, instance)
 
-    run_services.run_rollback(user=None, run_id=run.pk)
+    admin_moves.run_rollback(user=None, run_id=run.pk)
     wait_until_at_rest(run, celery_worker)
 
     assert run.status == RunStatus.ROLLED_BACK, run.error

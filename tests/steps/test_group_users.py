@@ -13,13 +13,13 @@ import pytest
 from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
 from provisioning.models import Cloud, Connection, SetupRun, UserChange, UserSync
+from provisioning.runs import admin_moves
 from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
 from sandbox.directory import AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import default_profiles
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import context
-from wizard.services import runs as run_services
 
 aws_connection = aws_step_runs.aws_connection
 instance = aws_step_runs.instance
@@ -36,7 +36,7 @@ def idp(cloud: str) -> Connection:
 def users_run(
     target: dict[str, Any], aws: Connection, *, cloud: str = Cloud.ENTRA, **inputs: Any
 ) -> SetupRun:
-    return run_services.run_create(
+    return admin_moves.run_create(
         user=None,
         flow_key="test_only_group_users" if cloud == Cloud.ENTRA else "test_only_okta_group_users",
         region="ap-northeast-1",

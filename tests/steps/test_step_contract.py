@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from provisioning.runner import import_step_modules
+from provisioning.runs.runner import import_step_modules
 from provisioning.steps.base import STEPS, Plan, Step, register
 
 CONTRACT = ("plan", "apply", "verify", "rollback")

@@ -42,6 +42,7 @@ POST_ONLY = [
     reverse("run_resume", args=[RUN_ID]),
     reverse("run_cancel", args=[RUN_ID]),
     reverse("step_retry", args=[RUN_ID, "web_create"]),
+    reverse("step_rerun", args=[RUN_ID, "web_create"]),
     reverse("step_apply", args=[RUN_ID, "web_create"]),
     reverse("step_inputs", args=[RUN_ID, "web_ask"]),
     reverse("connection_test", args=[1]),

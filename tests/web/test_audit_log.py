@@ -19,10 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from provisioning.models import AuditEvent, AuditExport
+from provisioning.tasks import expire_audit_exports, write_audit_export
 from tests.web.factories import make_event, make_run
 from wizard.roles import VIEWER, role_group
 from wizard.selectors.audit_log import AUDIT_PAGE_SIZE, Cursor, audit_events_page
-from wizard.tasks import expire_audit_exports, write_audit_export
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +122,7 @@ def export_dir(settings: Any, tmp_path: Path) -> Path:
 def _export(client: Client, file_format: str, query: str) -> tuple[AuditExport, bytes]:
     """Ask for an export as the page's buttons do, let the worker's task write it, download it."""
     send_after_commit = TestCase.captureOnCommitCallbacks(execute=True)
-    with mock.patch("wizard.tasks.write_audit_export.delay") as send, send_after_commit:
+    with mock.patch("provisioning.tasks.write_audit_export.delay") as send, send_after_commit:
         asked = client.post(
             reverse("audit_export_new") + query, {"format": file_format}, follow=False
         )

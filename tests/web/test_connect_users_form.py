@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import translation
 
 from provisioning.models import SetupRun
+from provisioning.runs.admin_moves import RunError, _checked_step_inputs
 from provisioning.steps.connect_users import ConnectUsers, chosen_sentence
 from tests.web.factories import make_run
 from wizard.management.commands.setup_sso import _with_headless_defaults
-from wizard.services.runs import RunError, _checked_step_inputs
 
 pytestmark = pytest.mark.django_db
 

@@ -52,7 +52,7 @@ def test_a_viewer_asks_for_a_check_and_a_worker_gets_it(
 ) -> None:
     client.force_login(viewer)
     with (
-        mock.patch("wizard.tasks.run_federation_check.delay") as enqueued,
+        mock.patch("provisioning.tasks.run_federation_check.delay") as enqueued,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(reverse("federation_check_new"), form_data())

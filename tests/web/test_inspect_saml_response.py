@@ -13,6 +13,7 @@ from django.utils import translation
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection
+from provisioning.services.sign_in_inspection import LINKS
 from sandbox.server import Sandbox
 from tests.web.sign_in_cases import (
     CASES,
@@ -20,7 +21,6 @@ from tests.web.sign_in_cases import (
     build_federation,
     minted_response,
 )
-from wizard.services.sign_in_inspection import LINKS
 
 
 @pytest.fixture(scope="module")

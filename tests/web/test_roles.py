@@ -84,6 +84,7 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "run_cancel": gated(OPERATOR, get=405, post=302),
     "run_rollback": gated(OPERATOR, get=200, post=302),
     "step_retry": gated(OPERATOR, get=405, post=302),
+    "step_rerun": gated(OPERATOR, get=405, post=302),
     "step_apply": gated(OPERATOR, get=405, post=302),
     "step_inputs": gated(OPERATOR, get=405, post=302),
     "step_secret": gated(ADMIN, get=405, post=200),

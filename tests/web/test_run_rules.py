@@ -14,9 +14,9 @@ from provisioning.models import (
     RUN_RESUMABLE_IF_INTERRUPTED,
     RunStatus,
 )
+from provisioning.runs import admin_moves
+from provisioning.runs.admin_moves import RunError
 from tests.web.factories import make_run
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def test_the_resume_service_accepts_the_statuses_the_rules_name(
     run = make_run(status=status, steps=[{"key": "web_create", "status": "failed"}])
 
     try:
-        run_services.run_resume(user=None, run_id=run.pk, enqueue=False)
+        admin_moves.run_resume(user=None, run_id=run.pk, enqueue=False)
     except RunError:
         accepted = False
     else:

@@ -18,11 +18,11 @@ from django.utils.html import escape
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection, SignInReading
+from provisioning.services.sign_in_inspection import LINKS
 from sandbox.server import Sandbox
 from tests.web.factories import make_run
 from tests.web.sign_in_cases import CASES, InspectedFederation, build_federation, minted_response
 from wizard.roles import VIEWER, role_group
-from wizard.services.sign_in_inspection import LINKS
 
 LANGUAGES = {"en": "en-US,en;q=0.9", "ja": "ja-JP,ja;q=0.9"}
 # How long the worker may take to read IAM and Connect for one inspection.

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from provisioning import tasks
 from provisioning.models import SignInReading
+from provisioning.services.sign_in_watch import sign_in_readings_expire
 from tests.web.factories import make_connection, make_run
-from wizard import tasks
-from wizard.services.sign_in_watch import sign_in_readings_expire
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/ConnectFederation"
 PERSON = {"login": "agent1@contoso.example", "username": "agent1@contoso.example"}

@@ -24,9 +24,9 @@ from provisioning.models import (
     UserChangeSet,
     UserSync,
 )
+from provisioning.runs.admin_moves import RunError
+from provisioning.services import user_syncs as sync_services
 from tests.web.factories import make_connection, make_run
-from wizard.services import user_syncs as sync_services
-from wizard.services.runs import RunError
 
 pytestmark = pytest.mark.django_db
 

@@ -1,72 +1,22 @@
-"""Reads the audit log: filtered, newest first, one keyset page at a time or all rows for export."""
+"""Reads the audit log for its page: filtered (provisioning/audit_log.py), newest first, one keyset
+page at a time."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
-from django.utils import timezone
 
+from provisioning.audit_log import audit_events_filtered
 from provisioning.models import AuditEvent
 
 # Rows per page of the audit log page; a screenful of a busy run.
 AUDIT_PAGE_SIZE = 50
-# Rows fetched per database round trip while streaming an export.
-EXPORT_CHUNK_SIZE = 500
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-
-# The columns an export carries. The request/response/old/new values were redacted before they
-# were written (provisioning/audit.py); actor ids are left out, the label says who.
-EXPORT_COLUMNS = [
-    "id",
-    "at",
-    "kind",
-    "actor_label",
-    "run_id",
-    "step_key",
-    "cloud",
-    "service",
-    "operation",
-    "call_id",
-    "outcome",
-    "error_code",
-    "duration_ms",
-    "message",
-    "request",
-    "response",
-    "old_value",
-    "new_value",
-]
-
-
-# Filter fields of the page's form, mapped to audit_events_filtered's keyword arguments.
-FILTER_FIELDS = {
-    "run": "run_id",
-    "user": "user",
-    "cloud": "cloud",
-    "operation": "operation",
-    "outcome": "outcome",
-    "date_from": "date_from",
-    "date_to": "date_to",
-}
-
-
-def audit_filters(form: Any) -> dict[str, Any] | None:
-    """The filters of a bound filter form; None when one is invalid, so a mistyped filter shows
-    an error instead of silently showing (or exporting) every row."""
-    if not form.is_valid():
-        return None
-    return {
-        selector_name: form.cleaned_data[field]
-        for field, selector_name in FILTER_FIELDS.items()
-        if form.cleaned_data.get(field)
-    }
 
 
 class BadCursor(ValueError):
@@ -102,41 +52,6 @@ class AuditPage:
     # Cursors for the "Older" and "Newer" links; None when there is nothing that way.
     older: Cursor | None
     newer: Cursor | None
-
-
-def audit_events_filtered(
-    *,
-    run_id: uuid.UUID | None = None,
-    user: str = "",
-    cloud: str = "",
-    operation: str = "",
-    outcome: str = "",
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-) -> QuerySet[AuditEvent]:
-    """The rows matching the filters; dates are whole days in the site's time zone, inclusive.
-
-    Each filter has an index that also keeps the rows in (at, id) order (migration 0007), so a
-    page reads only its own rows however many the log holds. The operation is matched anywhere in
-    the name, case-insensitively, through a trigram index on PostgreSQL."""
-    events = AuditEvent.objects.all()
-    if run_id:
-        events = events.filter(run_id=run_id)
-    if user:
-        # The label is the username the row was written with (provisioning/audit.py), so it
-        # still finds the rows of someone who has since been removed.
-        events = events.filter(actor_label=user)
-    if cloud:
-        events = events.filter(cloud=cloud)
-    if operation:
-        events = events.filter(operation__icontains=operation)
-    if outcome:
-        events = events.filter(outcome=outcome)
-    if date_from:
-        events = events.filter(at__gte=_start_of_day(date_from))
-    if date_to:
-        events = events.filter(at__lt=_start_of_day(date_to + dt.timedelta(days=1)))
-    return events
 
 
 def _position() -> Tuple:
@@ -192,13 +107,3 @@ def audit_events_page(
         older=Cursor.of(rows[-1]) if has_more_older else None,
         newer=Cursor.of(rows[0]) if has_more_newer else None,
     )
-
-
-def audit_events_for_export(*, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every matching row as a dict of EXPORT_COLUMNS, newest first, read in chunks."""
-    events = audit_events_filtered(**filters).order_by("-at", "-id").values(*EXPORT_COLUMNS)
-    yield from events.iterator(chunk_size=EXPORT_CHUNK_SIZE)
-
-
-def _start_of_day(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))

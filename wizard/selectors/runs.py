@@ -9,11 +9,18 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from provisioning.flows import FLOWS, Flow
-from provisioning.models import RUN_RESUMABLE, RunStatus, SetupRun, StepRun, StepStatus, UserSync
+from provisioning.models import (
+    RUN_IN_PROGRESS,
+    RUN_RESUMABLE,
+    RunStatus,
+    SetupRun,
+    StepRun,
+    StepStatus,
+    UserSync,
+)
 
 # The dashboard shows this many runs; older ones stay in the audit log.
 DASHBOARD_RUN_LIMIT = 50
-IN_PROGRESS = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ROLLING_BACK]
 # Rolled back and succeeded runs sort together, after the resumable ones.
 DONE_URGENCY = 2
 # Steps whose outputs count the Connect users a run created, updated and deleted.
@@ -49,7 +56,7 @@ def dashboard_groups() -> list[QuerySet[SetupRun]]:
     runs = SetupRun.objects.select_related("created_by", "aws_connection", "idp_connection")
     newest = ("-created_at",)
     return [
-        runs.filter(status__in=IN_PROGRESS).order_by(*newest),
+        runs.filter(status__in=RUN_IN_PROGRESS).order_by(*newest),
         runs.filter(status__in=RUN_RESUMABLE).order_by(*newest),
         runs.filter(status=RunStatus.ROLLED_BACK).order_by(*newest),
         # Succeeded setups: the partial index of runs without a sync keeps them apart.

@@ -16,19 +16,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from provisioning.audit_log import FILTER_FIELDS, AuditLogFilterForm, audit_filters
 from provisioning.models import AuditExport, ExportStatus
-from wizard.forms import AuditLogFilterForm
+from provisioning.services import audit_exports
 from wizard.middleware import wants_fragment
 from wizard.roles import VIEWER, role_required
-from wizard.selectors.audit_log import (
-    FILTER_FIELDS,
-    AuditPage,
-    BadCursor,
-    Cursor,
-    audit_events_page,
-    audit_filters,
-)
-from wizard.services import audit_exports
+from wizard.selectors.audit_log import AuditPage, BadCursor, Cursor, audit_events_page
 
 EXPORT_TEMPLATE = "audit_export.html"
 EXPORT_FORMATS = ("csv", "json")

@@ -17,10 +17,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.models import Cloud, Connection, SetupRun
+from provisioning.services import connections as connection_services
 from wizard.connection_labels import CONNECTION_FIELDS
 from wizard.forms import ConnectionForm
 from wizard.roles import ADMIN, role_required
-from wizard.services import connections as connection_services
 from wizard.views.runs import HtmxHttpRequest
 
 # The session remembers when the admin asked for each test, so the page knows a result is new.

@@ -12,11 +12,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.models import FederationCheckRecord, FederationCheckStatus
+from provisioning.services.federation_checks import federation_check_request
 from wizard.federation_check_forms import FederationCheckForm
 from wizard.middleware import wants_fragment
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.federation_checks import check_page
-from wizard.services.federation_checks import federation_check_request
 
 TEMPLATE = "federation_check.html"
 

@@ -26,12 +26,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from provisioning import runner
 from provisioning.flows import CLAIM_PHONE_NUMBERS, FLOWS, USER_FLOWS
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
     RUN_ROLLBACKABLE,
+    RUN_STEP_RERUNNABLE,
+    STEP_DONE,
     ChangeAction,
     ChangeStatus,
     Cloud,
@@ -42,6 +43,8 @@ from provisioning.models import (
     StepStatus,
 )
 from provisioning.redaction import redact, redact_text
+from provisioning.runs import admin_moves, runner
+from provisioning.runs.admin_moves import RunError
 from provisioning.steps.base import STEPS, Step
 from wizard.change_sentences import (
     LabelledValue,
@@ -63,8 +66,6 @@ from wizard.selectors.user_changes import (
     change_set_view,
     rows_for_export,
 )
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 from wizard.views.csv_export import csv_download
 
 RUN_TEMPLATE = "run_detail.html"
@@ -138,6 +139,8 @@ class StepCard:
     readable_changes: list[ReadableChange] = field(default_factory=list)
     output_values: list[LabelledValue] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # A succeeded step the admin may run again inside the run (Step.rerunnable).
+    can_rerun: bool = False
     # The run's status when the card was drawn: part of the card's stamp.
     run_status: str = ""
 
@@ -185,8 +188,8 @@ class StepCard:
 
 
 def step_stamp(step: StepRun, run_status: str) -> str:
-    """What the page shows of a step changes only with these: the runner stamps updated_at on
-    every move of a step (provisioning/runner.py), a retry counts an attempt, and the run's status
+    """What the page shows of a step changes only with these: each move of a step stamps
+    updated_at (provisioning/runs/moves.py), a retry counts an attempt, and the run's status
     decides what the card offers (a form and Apply only while the run waits, Retry once it is at
     rest). The runner plans a step and sets the run waiting in two commits: a poll between them
     must not leave the card without its form."""
@@ -319,6 +322,12 @@ def _step_cards(
                 waiting_reason=waiting["waiting_reason"],
                 form=form,
                 can_retry=step.status == StepStatus.FAILED and run.status in RUN_RESUMABLE,
+                can_rerun=bool(
+                    step_class
+                    and step_class.rerunnable
+                    and step.status == StepStatus.SUCCEEDED
+                    and run.status in RUN_STEP_RERUNNABLE
+                ),
                 can_apply=(
                     run.status == RunStatus.WAITING
                     and step.status == StepStatus.PLANNED
@@ -370,7 +379,7 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "flow_title": flow.title if flow else run.flow_key,
         "can_add_users": succeeded and not is_users_run,
         "can_sync": succeeded and is_users_run and run.sync_id is None,
-        "steps_done": sum(step.status in runner.DONE_STEP for step in steps),
+        "steps_done": sum(step.status in STEP_DONE for step in steps),
         "steps_total": len(steps),
         "can_resume": run.status in RUN_RESUMABLE,
         "can_cancel": run.status in RUN_CANCELLABLE,
@@ -390,7 +399,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                run = run_services.run_create(
+                run = admin_moves.run_create(
                     user=request.user,
                     flow_key=data["flow_key"],
                     region=data["region"],
@@ -540,7 +549,7 @@ def _phase_messages(request: HttpRequest, run: SetupRun) -> dict[str, Any]:
 def run_resume(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     _get_run(run_id)
     return _act(
-        request, run_id, run_services.run_resume, _("The run continues from where it stopped.")
+        request, run_id, admin_moves.run_resume, _("The run continues from where it stopped.")
     )
 
 
@@ -551,7 +560,7 @@ def run_cancel(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return _act(
         request,
         run_id,
-        run_services.run_cancel,
+        admin_moves.run_cancel,
         _("The run is cancelled. You can resume it later."),
     )
 
@@ -565,7 +574,7 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         return _act(
             request,
             run_id,
-            run_services.run_rollback,
+            admin_moves.run_rollback,
             _("Rolling back: the wizard is removing what this run created."),
         )
     context = _run_context(run)
@@ -581,7 +590,20 @@ def run_rollback(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
     return _act(
-        request, run_id, run_services.run_retry_step, _("Retrying the step."), step_key=step_key
+        request, run_id, admin_moves.run_retry_step, _("Retrying the step."), step_key=step_key
+    )
+
+
+@role_required(OPERATOR)
+@require_POST
+def step_rerun(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
+    _get_step(_get_run(run_id), step_key)
+    return _act(
+        request,
+        run_id,
+        admin_moves.step_rerun,
+        _("The step runs again: confirm its new plan when it is ready."),
+        step_key=step_key,
     )
 
 
@@ -590,7 +612,7 @@ def step_retry(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRe
 def step_apply(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpResponse:
     _get_step(_get_run(run_id), step_key)
     return _act(
-        request, run_id, run_services.step_confirm, _("Applying the plan."), step_key=step_key
+        request, run_id, admin_moves.step_confirm, _("Applying the plan."), step_key=step_key
     )
 
 
@@ -612,7 +634,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
         return _act(
             request,
             run_id,
-            run_services.run_retry_step,
+            admin_moves.run_retry_step,
             _("Saved. The step runs again with your new answers."),
             step_key=step_key,
             inputs=form.cleaned_data,
@@ -620,7 +642,7 @@ def step_inputs(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpR
     return _act(
         request,
         run_id,
-        run_services.step_submit_inputs,
+        admin_moves.step_submit_inputs,
         _("Saved. The step continues with your answers."),
         step_key=step_key,
         inputs=form.cleaned_data,

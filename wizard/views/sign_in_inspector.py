@@ -11,10 +11,17 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.models import SignInReading, SignInReadingStatus
+from provisioning.services.sign_in_inspection import (
+    sandbox_signin_urls,
+    sign_in_inspect,
+    sign_in_reading_request,
+    sign_in_targets,
+)
 from provisioning.signin_checks.posted_sign_in import (
     PostedSignIn,
     UnreadableSignIn,
@@ -23,16 +30,16 @@ from provisioning.signin_checks.posted_sign_in import (
 from wizard.inspection_forms import SignInInspectionForm
 from wizard.middleware import wants_fragment
 from wizard.roles import VIEWER, role_required
-from wizard.services.sign_in_inspection import (
-    FOUND_IN_LABELS,
-    sandbox_signin_urls,
-    sign_in_inspect,
-    sign_in_reading_request,
-    sign_in_targets,
-)
 from wizard.views.runs import HtmxHttpRequest
 
 TEMPLATE = "sign_in_inspector.html"
+# Where the response was found in what the admin pasted (PostedSignIn.found_in).
+FOUND_IN_LABELS = {
+    "har": _("a HAR file: the POST to"),
+    "form": _("the form body"),
+    "base64": _("the base64 SAMLResponse"),
+    "xml": _("the decoded XML"),
+}
 
 
 def _get_reading(request: HttpRequest, reading_id: str) -> SignInReading:

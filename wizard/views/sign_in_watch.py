@@ -18,14 +18,14 @@ from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.aws.cloudtrail import TYPICAL_DELIVERY_MINUTES
 from provisioning.models import SetupRun, SignInReading, SignInReadingStatus
-from provisioning.steps.sign_in_test import LINKS
-from wizard.roles import OPERATOR, VIEWER, role_required
-from wizard.services.sign_in_watch import (
+from provisioning.services.sign_in_watch import (
     WATCH,
     WatchRefused,
     sign_in_watch_start,
     watch_people,
 )
+from provisioning.steps.sign_in_test import LINKS
+from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.views.runs import HtmxHttpRequest
 
 TEMPLATE = "sign_in_watch.html"

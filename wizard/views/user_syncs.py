@@ -15,11 +15,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.models import SetupRun, UserSync
+from provisioning.runs.admin_moves import RunError
+from provisioning.services import user_syncs as sync_services
 from wizard.forms import UserSyncForm
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.user_syncs import sync_rows
-from wizard.services import user_syncs as sync_services
-from wizard.services.runs import RunError
 
 
 def _get_sync(sync_id: uuid.UUID) -> UserSync:

@@ -20,16 +20,16 @@ from django.utils.translation import gettext as _
 from provisioning.audit import AuditScope
 from provisioning.errors import ProvisioningError
 from provisioning.models import Cloud, Connection
-from provisioning.signin_checks.posted_sign_in import (
-    MAX_HAR_BYTES,
-    UnreadableSignIn,
-    read_posted_sign_in,
-)
-from wizard.services.sign_in_inspection import (
+from provisioning.services.sign_in_inspection import (
     Inspection,
     sandbox_signin_urls,
     sign_in_inspect,
     sign_in_targets,
+)
+from provisioning.signin_checks.posted_sign_in import (
+    MAX_HAR_BYTES,
+    UnreadableSignIn,
+    read_posted_sign_in,
 )
 
 EXIT_BROKEN = 1

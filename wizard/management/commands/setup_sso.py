@@ -39,13 +39,21 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning import runner
 from provisioning.flows import FLOWS
-from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
+from provisioning.models import (
+    RUN_WORKED_ON,
+    AuditEvent,
+    AuditKind,
+    Connection,
+    RunStatus,
+    SetupRun,
+    StepStatus,
+)
+from provisioning.runs import admin_moves, runner
+from provisioning.runs import chain as run_chain
+from provisioning.runs.admin_moves import RunError
 from provisioning.steps.base import STEPS, Plan
 from wizard.selectors.user_changes import ChangeSetView, change_set_view
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 # While another process holds the run's step, look again this often.
 POLL_S = 1.0
@@ -67,7 +75,7 @@ class Command(BaseCommand):
         plan = _read_plan(Path(plan_file)) if plan_file else {}
         try:
             if resume:
-                run = run_services.run_resume(user=None, run_id=resume, enqueue=False)
+                run = admin_moves.run_resume(user=None, run_id=resume, enqueue=False)
             else:
                 run = _create_run(plan)
         except RunError as error:
@@ -80,7 +88,7 @@ class Command(BaseCommand):
         while True:
             # This process drives the run: the workers' watchdog leaves it alone while it does,
             # and takes it over if this process dies.
-            run_services.run_mark_driven(run_id=run.pk)
+            run_chain.run_mark_driven(run_id=run.pk)
             countdown = runner.advance(run.pk)
             seen = self._print_transitions(run, seen)
             run.refresh_from_db()
@@ -91,7 +99,7 @@ class Command(BaseCommand):
                 if confirm_plans and self._confirm_waiting_step(run):
                     continue
                 raise CommandError(self._waiting_message(run), returncode=EXIT_WAITING)
-            if run.status in (RunStatus.RUNNING, RunStatus.PENDING, RunStatus.ROLLING_BACK):
+            if run.status in RUN_WORKED_ON:
                 # Another process holds the current step; it moves on when that finishes.
                 time.sleep(POLL_S)
                 continue
@@ -170,7 +178,7 @@ class Command(BaseCommand):
             return False
         for change in step.plan.get("changes", []):
             self.stdout.write(f"  {change['action']} {change['resource_type']} {change['name']}")
-        run_services.step_confirm(user=None, run_id=run.pk, step_key=step.key, enqueue=False)
+        admin_moves.step_confirm(user=None, run_id=run.pk, step_key=step.key, enqueue=False)
         return True
 
     def _waiting_message(self, run: SetupRun) -> str:
@@ -214,7 +222,7 @@ def _connection_id(name: str | None, role: str) -> int | None:
 def _create_run(plan: dict[str, Any]) -> SetupRun:
     instance = plan.get("instance", {})
     connections = plan.get("connections", {})
-    return run_services.run_create(
+    return admin_moves.run_create(
         user=None,
         flow_key=plan["flow"],
         region=plan["region"],

@@ -26,7 +26,7 @@ def federation_check_request(
     instance: str,
     app_id: str,
 ) -> FederationCheckRecord:
-    from wizard.tasks import run_federation_check
+    from provisioning.tasks import run_federation_check
 
     record = FederationCheckRecord.objects.create(
         requested_by=user,

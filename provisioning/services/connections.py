@@ -135,7 +135,7 @@ def connection_delete(*, user: Any, connection_id: int) -> None:
 
 def connection_request_test(*, user: Any, connection_id: int) -> None:
     """Queue a test of the connection; a worker runs it (web requests never call a cloud)."""
-    from wizard.tasks import test_connection
+    from provisioning.tasks import test_connection
 
     Connection.objects.filter(pk=connection_id).get()
     transaction.on_commit(lambda: test_connection.delay(connection_id))

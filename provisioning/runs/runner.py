@@ -1,5 +1,6 @@
-"""Advances a setup run one step at a time (plan, wait for the admin if asked, apply, verify) and
-rolls back what a run created.
+"""The worker's moves of a setup run: advances it one step at a time (plan, wait for the admin if
+asked, apply, verify) and rolls back what a run created. The admin's moves are in admin_moves.py;
+both change a status only through moves.py.
 
 `advance(run_id)` does the next piece of work and says when to be called again: the Celery task
 re-enqueues itself with that countdown, the `setup_sso` command sleeps and calls again. Nothing
@@ -47,8 +48,18 @@ from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
 from provisioning.flows import FLOWS, SKIPPED_STEP
-from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
+from provisioning.models import (
+    RUN_ADVANCING,
+    STEP_DONE,
+    STEP_IN_PROGRESS,
+    AuditKind,
+    RunStatus,
+    SetupRun,
+    StepRun,
+    StepStatus,
+)
 from provisioning.redaction import redact, redact_text
+from provisioning.runs.moves import move_run, move_step, worker_scope
 from provisioning.steps.base import STEPS, Change, Finding, Plan, PlanDifference, Step
 
 logger = logging.getLogger(__name__)
@@ -57,15 +68,12 @@ logger = logging.getLogger(__name__)
 _CONTINUE = "continue"
 # Seconds to wait before the next piece of work when there is more to do right away.
 NOW = 0.0
-# Statuses in which a run's steps are being worked on.
-ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
-DONE_STEP = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
-# A step in one of these is being worked on: a stopped run must not leave one there unheld.
-STEP_IN_PROGRESS = (StepStatus.PLANNING, StepStatus.APPLYING)
 # Keys of a stored plan the engine writes: when apply began under the confirmed plan (the check
 # against a fresh plan is behind it), and how the plan the admin confirmed before this one
 # differs from it (shown on the run page).
 APPLY_STARTED = "apply_started_at"
+# Set on a step the admin runs again (admin_moves.step_rerun): its fresh plan waits for them.
+RERUN_ASKED = "rerun_asked"
 CHANGED_SINCE_CONFIRMATION = "changed_since_confirmation"
 
 
@@ -127,17 +135,19 @@ def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
                 return _roll_back_next(run, worker)
         if run.status == RunStatus.CANCELLED:
             # A step that waited for the cloud when the run was cancelled comes here next.
-            settle_cancelled_steps(run, functools.partial(_worker_scope, run, worker))
+            settle_cancelled_steps(run, functools.partial(worker_scope, run, worker))
             return None
-        if run.status not in ACTIVE_RUN:
+        if run.status not in RUN_ADVANCING:
             return None
         problem = flow_problem(run)
         if problem:
             _fail_run(run, {"code": "flow_changed", "message": problem, "retryable": False})
             return None
         if run.status == RunStatus.PENDING:
-            _set_run_status(run, RunStatus.PENDING, RunStatus.RUNNING, _worker_scope(run, worker))
-        step = run.steps.exclude(status__in=DONE_STEP).order_by("position").first()
+            move_run(
+                run, RunStatus.RUNNING, worker_scope(run, worker), from_status=RunStatus.PENDING
+            )
+        step = run.steps.exclude(status__in=STEP_DONE).order_by("position").first()
         if step is None:
             _finish_run(run, worker)
             return None
@@ -208,7 +218,7 @@ def _claim_where(
         )
         if updated:
             record_state_change(
-                _worker_scope(run, worker, step.key),
+                worker_scope(run, worker, step.key),
                 kind=AuditKind.STEP_STATE,
                 old={"status": step.status},
                 new={"status": to_status},
@@ -298,19 +308,14 @@ def settle_cancelled_steps(run: SetupRun, scope_of: Callable[[str], AuditScope])
     here on the run's next advance if it ends in a wait."""
     settled = 0
     for step in run.steps.filter(status__in=STEP_IN_PROGRESS, claimed_by="").only("pk", "status"):
-        with transaction.atomic():
-            moved = StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by="").update(
-                status=StepStatus.PENDING, plan={}, waiting_since=None, updated_at=timezone.now()
-            )
-            if moved:
-                record_state_change(
-                    scope_of(step.key),
-                    kind=AuditKind.STEP_STATE,
-                    old={"status": step.status},
-                    new={"status": StepStatus.PENDING},
-                    message="Run cancelled: the step is planned again when the run resumes.",
-                )
-        settled += moved
+        settled += move_step(
+            step,
+            StepStatus.PENDING,
+            scope_of(step.key),
+            message="Run cancelled: the step is planned again when the run resumes.",
+            plan={},
+            waiting_since=None,
+        )
     return settled
 
 
@@ -337,7 +342,7 @@ def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
         mode=run.mode,
         inputs={**run.inputs, **step.inputs},
         outputs={earlier_step.key: earlier_step.outputs for earlier_step in earlier},
-        audit=_worker_scope(run, worker, step.key),
+        audit=worker_scope(run, worker, step.key),
         aws_connection_id=run.aws_connection_id,
         idp_connection_id=run.idp_connection_id,
         step_run_id=step.pk,
@@ -393,11 +398,11 @@ def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | No
 def _skip(run: SetupRun, step: StepRun, worker: str, reason: str) -> str | None:
     """An optional step the run's inputs leave out: skipped, its plan saying why."""
     plan = Plan(changes=[Change("nothing", SKIPPED_STEP, reason)]).to_json()
-    moved = _move_step(
-        run,
+    moved = move_step(
         step,
-        worker,
         StepStatus.SKIPPED,
+        worker_scope(run, worker, step.key),
+        held_by=worker,
         message=reason,
         plan={**plan, "skipped": True},
         error={},
@@ -407,24 +412,24 @@ def _skip(run: SetupRun, step: StepRun, worker: str, reason: str) -> str | None:
     return _CONTINUE if moved else None
 
 
-def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
+def _stored_plan(run: SetupRun, plan: Plan, *, rerun: bool = False) -> dict[str, Any]:
     """The plan as the step keeps it (and the admin sees it)."""
     stored = plan.to_json()
-    # The page asks the admin to confirm when the step says so, or when the admin asked to review
-    # every plan that changes something.
+    # The page asks the admin to confirm when the step says so, when the admin asked to review
+    # every plan that changes something, or when they asked to run a succeeded step again.
     stored["needs_confirmation"] = not plan.needs_input and (
-        plan.needs_confirmation or (run.review_plans and not plan.is_noop)
+        plan.needs_confirmation or rerun or (run.review_plans and not plan.is_noop)
     )
     return redact(stored, truncate=False)
 
 
 def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
-    stored = _stored_plan(run, plan)
-    moved = _move_step(
-        run,
+    stored = _stored_plan(run, plan, rerun=bool(step.plan.get(RERUN_ASKED)))
+    moved = move_step(
         step,
-        worker,
         StepStatus.PLANNED,
+        worker_scope(run, worker, step.key),
+        held_by=worker,
         plan=stored,
         error={},
         outputs={},
@@ -473,11 +478,11 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
             run, step, worker, _verify_error(failing), outputs=redact(outputs, truncate=False)
         )
         return None
-    moved = _move_step(
-        run,
+    moved = move_step(
         step,
-        worker,
         StepStatus.SUCCEEDED,
+        worker_scope(run, worker, step.key),
+        held_by=worker,
         outputs=redact(outputs, truncate=False),
         error={},
         waiting_since=None,
@@ -522,11 +527,11 @@ def _plan_changed(
         CHANGED_SINCE_CONFIRMATION: [asdict(difference) for difference in differences],
     }
     summary = "; ".join(difference.summary() for difference in differences)
-    moved = _move_step(
-        run,
+    moved = move_step(
         step,
-        worker,
         StepStatus.PLANNED,
+        worker_scope(run, worker, step.key),
+        held_by=worker,
         message=f"Plan changed since confirmation: {summary}",
         plan=plan,
         error={},
@@ -643,37 +648,6 @@ def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableErro
 # State changes ------------------------------------------------------------------------------
 
 
-def _worker_scope(run: SetupRun, worker: str, step_key: str = "") -> AuditScope:
-    return AuditScope(
-        actor_label=f"worker {worker}",
-        actor_id=run.created_by_id,
-        run_id=run.pk,
-        step_key=step_key,
-    )
-
-
-def _move_step(
-    run: SetupRun, step: StepRun, worker: str, to_status: str, message: str = "", **fields: Any
-) -> bool:
-    """Finish a phase: new status, claim released, in one guarded UPDATE with its audit row."""
-    now = timezone.now()
-    with transaction.atomic():
-        moved = StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker).update(
-            status=to_status, claimed_by="", claimed_at=None, updated_at=now, **fields
-        )
-        if moved:
-            record_state_change(
-                _worker_scope(run, worker, step.key),
-                kind=AuditKind.STEP_STATE,
-                old={"status": step.status},
-                new={"status": to_status},
-                message=message,
-            )
-    if not moved:
-        logger.warning("Run %s: step %s was taken over by another worker.", run.pk, step.key)
-    return bool(moved)
-
-
 def _fail_step(
     run: SetupRun,
     step: StepRun,
@@ -682,11 +656,11 @@ def _fail_step(
     outputs: dict[str, Any] | None = None,
 ) -> None:
     error = redact(error)
-    moved = _move_step(
-        run,
+    moved = move_step(
         step,
-        worker,
         StepStatus.FAILED,
+        worker_scope(run, worker, step.key),
+        held_by=worker,
         message=str(error.get("message", "")),
         error=error,
         outputs=outputs or {},
@@ -697,37 +671,15 @@ def _fail_step(
         _fail_run(run, {**error, "step": step.key})
 
 
-def _set_run_status(
-    run: SetupRun, old: str, new: str, scope: AuditScope, message: str = "", **fields: Any
-) -> bool:
-    """Move a run from `old` to `new` (guarded), with its audit row, in the caller's transaction
-    or its own."""
-    with transaction.atomic():
-        moved = SetupRun.objects.filter(pk=run.pk, status=old).update(
-            status=new, updated_at=timezone.now(), **fields
-        )
-        if moved:
-            record_state_change(
-                scope,
-                kind=AuditKind.RUN_STATE,
-                old={"status": old},
-                new={"status": new},
-                message=message,
-            )
-    if moved:
-        run.status = new
-    return bool(moved)
-
-
 def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
     error = redact(error)
     scope = AuditScope(actor_label="wizard", actor_id=run.created_by_id, run_id=run.pk)
     for status in (RunStatus.RUNNING, RunStatus.PENDING):
-        if _set_run_status(
+        if move_run(
             run,
-            status,
             RunStatus.FAILED,
             scope,
+            from_status=status,
             message=str(error.get("message", "")),
             error=error,
             finished_at=timezone.now(),
@@ -736,11 +688,11 @@ def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
 
 
 def _finish_run(run: SetupRun, worker: str) -> None:
-    _set_run_status(
+    move_run(
         run,
-        RunStatus.RUNNING,
         RunStatus.SUCCEEDED,
-        _worker_scope(run, worker),
+        worker_scope(run, worker),
+        from_status=RunStatus.RUNNING,
         error={},
         finished_at=timezone.now(),
     )
@@ -753,11 +705,11 @@ def _wait_for_admin(run: SetupRun, step: StepRun, worker: str) -> None:
         SetupRun.objects.select_for_update().filter(pk=run.pk).first()
         if StepRun.objects.filter(pk=step.pk, status=StepStatus.PLANNED).exists():
             reason = "its input" if step.plan.get("needs_input") else "confirmation of its plan"
-            _set_run_status(
+            move_run(
                 run,
-                RunStatus.RUNNING,
                 RunStatus.WAITING,
-                _worker_scope(run, worker, step.key),
+                worker_scope(run, worker, step.key),
+                from_status=RunStatus.RUNNING,
                 message=f"Step “{step.key}” waits for {reason}.",
             )
 
@@ -779,11 +731,11 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
         return _countdown(settings.WIZARD_WAIT_COUNTDOWN_S)
     step = next((step for step in steps if _needs_rollback(step)), None)
     if step is None:
-        _set_run_status(
+        move_run(
             run,
-            RunStatus.ROLLING_BACK,
             RunStatus.ROLLED_BACK,
-            _worker_scope(run, worker),
+            worker_scope(run, worker),
+            from_status=RunStatus.ROLLING_BACK,
             error={},
             finished_at=timezone.now(),
         )
@@ -828,11 +780,11 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
         )
         _fail_rollback(run, claimed, worker, error)
         return None
-    _move_step(
-        run,
+    move_step(
         claimed,
-        worker,
         StepStatus.ROLLED_BACK,
+        worker_scope(run, worker, claimed.key),
+        held_by=worker,
         error={},
         waiting_since=None,
         finished_at=timezone.now(),
@@ -844,11 +796,11 @@ def _fail_rollback(run: SetupRun, step: StepRun, worker: str, error: dict[str, A
     error = redact({**error, "step": step.key})
     message = f"Rolling back step “{step.key}” failed: {error.get('message', '')}"
     _release(step, worker, error=error)
-    _set_run_status(
+    move_run(
         run,
-        RunStatus.ROLLING_BACK,
         RunStatus.FAILED,
-        _worker_scope(run, worker, step.key),
+        worker_scope(run, worker, step.key),
+        from_status=RunStatus.ROLLING_BACK,
         message=message,
         error={**error, "message": message},
         finished_at=timezone.now(),

@@ -79,7 +79,7 @@ def watch_people(run: SetupRun) -> list[WatchPerson]:
 
 def sign_in_watch_start(*, user: Any, run_id: uuid.UUID, login: str) -> SignInReading:
     """Saves what to watch and enqueues the first look (web requests never call AWS)."""
-    from wizard.tasks import watch_sign_in
+    from provisioning.tasks import watch_sign_in
 
     run = SetupRun.objects.select_related("aws_connection").get(pk=run_id)
     person = next((p for p in watch_people(run) if p.login == login), None)
@@ -113,7 +113,7 @@ def sign_in_watch_start(*, user: Any, run_id: uuid.UUID, login: str) -> SignInRe
 
 
 def _again(reading_id: str, seconds: float) -> None:
-    from wizard.tasks import watch_sign_in
+    from provisioning.tasks import watch_sign_in
 
     watch_sign_in.apply_async((reading_id,), countdown=max(0.0, seconds))
 

@@ -151,12 +151,6 @@ LINKS = {
         ),
     ),
 }
-FOUND_IN_LABELS = {
-    "har": _("a HAR file: the POST to"),
-    "form": _("the form body"),
-    "base64": _("the base64 SAMLResponse"),
-    "xml": _("the decoded XML"),
-}
 OUTCOME_LABELS = {
     "passed": _("passed"),
     "failed": _("failed"),
@@ -283,7 +277,7 @@ def sign_in_reading_request(
 ) -> SignInReading:
     """Saves what to read and enqueues the worker that reads it (web requests never call AWS).
     Only the targets are saved, never the response."""
-    from wizard.tasks import read_sign_in_facts
+    from provisioning.tasks import read_sign_in_facts
 
     connection = Connection.objects.get(pk=connection_id, cloud="aws")
     reading = SignInReading.objects.create(

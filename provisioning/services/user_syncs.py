@@ -20,23 +20,23 @@ from django.utils.translation import gettext
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
 from provisioning.models import (
+    RUN_IN_PROGRESS,
     AuditKind,
     RunStatus,
     SetupRun,
     StepStatus,
     UserSync,
 )
+from provisioning.runs import admin_moves
+from provisioning.runs.admin_moves import RunError
 from provisioning.steps.group_users import quoted
 from provisioning.user_changes.planning import DEPARTURE_CHOICES
 from provisioning.user_changes.steps import SYNC_ACTOR
-from wizard.services import runs as run_services
-from wizard.services.runs import RunError
 
 USERS_STEP = "group_users"
 # A sync runs at least this often and at most this rarely (hours): hourly is as close as the
 # 2/s Connect quota lets a sync of thousands keep up; a week is the longest an admin asked for.
 EVERY_HOURS_CHOICES = (1, 2, 4, 6, 12, 24, 48, 168)
-ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ROLLING_BACK)
 # The group_users answers a sync repeats on every run.
 SYNCED_INPUTS = ("groups", "username_source", "update_existing")
 
@@ -94,7 +94,7 @@ def users_run_create(*, user: Any, setup_id: uuid.UUID | str) -> SetupRun:
         )
         or ""
     )
-    return run_services.run_create(
+    return admin_moves.run_create(
         user=user,
         flow_key=USER_FLOWS[setup.idp],
         region=setup.region,
@@ -233,7 +233,7 @@ def sync_delete(*, user: Any, sync_id: uuid.UUID | str) -> None:
 
 
 def _in_progress(sync: UserSync) -> SetupRun | None:
-    return sync.runs.filter(status__in=ACTIVE).order_by("-created_at").first()
+    return sync.runs.filter(status__in=RUN_IN_PROGRESS).order_by("-created_at").first()
 
 
 def sync_start(*, user: Any, sync_id: uuid.UUID | str) -> SetupRun:
@@ -248,7 +248,7 @@ def sync_start(*, user: Any, sync_id: uuid.UUID | str) -> SetupRun:
                 % {"status": running.get_status_display().lower()}
             )
         with translation.override(sync.language):
-            return run_services.run_create(
+            return admin_moves.run_create(
                 user=user,
                 flow_key=USER_FLOWS[sync.idp],
                 region=sync.region,

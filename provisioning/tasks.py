@@ -1,4 +1,7 @@
-"""Celery tasks (thin: load by id, call a service) and the worker's heartbeat and startup hooks."""
+"""Celery tasks (thin: load by id, call a service) and the worker's heartbeat and startup hooks.
+
+Each task keeps the name it was first registered under, `wizard.tasks.<name>` (when it lived in
+the web app): queued messages and the beat schedule (wizard/settings.py) carry that name."""
 
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning.connections.sign_in_tests import connection_test
+from provisioning.models import RUN_WORKED_ON, SetupRun, WorkerHeartbeat
 from provisioning.redaction import RedactSecretsFilter
+from provisioning.runs import chain as run_chain
+from provisioning.services import audit_exports as audit_export_services
+from provisioning.services import federation_checks, sign_in_inspection, sign_in_watch
+from provisioning.services import user_changes as user_change_services
+from provisioning.services import user_syncs as user_sync_services
 from provisioning.user_changes.helpers import MAKE_USER_CHANGES_TASK
-from wizard.services import audit_exports as audit_export_services
-from wizard.services import federation_checks, sign_in_inspection, sign_in_watch
-from wizard.services import runs as run_services
-from wizard.services import user_changes as user_change_services
-from wizard.services import user_syncs as user_sync_services
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,10 @@ logger = logging.getLogger(__name__)
     reject_on_worker_lost=True,
     soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
     time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+    name="wizard.tasks.advance_run",
 )
 def advance_run(run_id: str, token: str | None = None) -> None:
-    run_services.run_advance(run_id=run_id, token=token)
+    run_chain.run_advance(run_id=run_id, token=token)
 
 
 @shared_task(
@@ -46,8 +51,6 @@ def make_user_changes(change_set_id: int) -> None:
 
 
 def _write_heartbeat(hostname: str) -> None:
-    from provisioning.models import WorkerHeartbeat
-
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
@@ -69,7 +72,7 @@ class _Heartbeat:
                 logger.exception("Could not write the worker heartbeat.")
             try:
                 # The watchdog: runs whose next task was lost continue.
-                nudged = run_services.runs_nudge_stalled()
+                nudged = run_chain.runs_nudge_stalled()
                 if nudged:
                     logger.warning("Nudged %d run(s) whose next task was overdue.", len(nudged))
             except Exception:
@@ -87,16 +90,12 @@ _heartbeat: _Heartbeat | None = None
 def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     """Start the heartbeat, and nudge every run in progress: a run whose worker died while no
     message was left for it (a hard time limit, a lost broker) continues now."""
-    from provisioning.models import RunStatus, SetupRun
-
     global _heartbeat
     _heartbeat = _Heartbeat(getattr(sender, "hostname", "") or "celery")
     _heartbeat.thread.start()
-    in_progress = SetupRun.objects.filter(
-        status__in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.ROLLING_BACK]
-    ).values_list("pk", flat=True)
+    in_progress = SetupRun.objects.filter(status__in=RUN_WORKED_ON).values_list("pk", flat=True)
     for run_id in in_progress:
-        run_services.run_nudge(run_id=run_id)
+        run_chain.run_nudge(run_id=run_id)
     connections.close_all()
 
 
@@ -113,13 +112,13 @@ def _redact_worker_logs(logger: logging.Logger, **kwargs: Any) -> None:
         handler.addFilter(RedactSecretsFilter())
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.start_due_user_syncs")
 def start_due_user_syncs() -> None:
     """Celery beat sends this every WIZARD_SYNC_CHECK_INTERVAL_S."""
     user_sync_services.syncs_start_due()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.test_connection")
 def test_connection(connection_id: int) -> None:
     connection_test(connection_id=connection_id)
 
@@ -129,6 +128,7 @@ def test_connection(connection_id: int) -> None:
     reject_on_worker_lost=True,
     soft_time_limit=settings.WIZARD_STEP_SOFT_TIME_LIMIT_S,
     time_limit=settings.WIZARD_STEP_TIME_LIMIT_S,
+    name="wizard.tasks.read_sign_in_facts",
 )
 def read_sign_in_facts(reading_id: str, role_session_name: str) -> None:
     sign_in_inspection.sign_in_reading_run(
@@ -136,24 +136,26 @@ def read_sign_in_facts(reading_id: str, role_session_name: str) -> None:
     )
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.write_audit_export")
 def write_audit_export(export_id: str) -> None:
     audit_export_services.export_write(export_id=export_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.expire_audit_exports")
 def expire_audit_exports() -> None:
     """Celery beat sends this every WIZARD_EXPORT_EXPIRY_CHECK_S."""
     audit_export_services.exports_expire()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.watch_sign_in")
 def watch_sign_in(reading_id: str) -> None:
     """One look at CloudTrail for a watched sign-in; the service enqueues the next."""
     sign_in_watch.sign_in_watch_look(reading_id=reading_id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.expire_sign_in_readings"
+)
 def expire_sign_in_readings() -> None:
     """Celery beat sends this every WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S."""
     sign_in_watch.sign_in_readings_expire()

@@ -1,31 +1,31 @@
-"""What admins do with setup runs: start, confirm, answer, retry, resume, cancel, roll back.
+"""The admin's moves of a setup run: start, confirm, answer, retry, resume, cancel, roll back.
 
-Each service changes the database in one transaction, guarded on the current state, writes the
-audit row in that transaction, and enqueues the worker's next move after commit. No service talks
-to a cloud. A refused action raises RunError with a message for the page.
+Each move changes the database in one transaction on the row-locked run, through moves.py (guarded
+on the current status, its audit row in that transaction), and enqueues the worker's next move
+after commit (chain.py). No move talks to a cloud. A refused move raises RunError with a message
+for the page; which status allows which move is provisioning/models.py's.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from provisioning import runner
-from provisioning.audit import AuditScope, record_state_change
+from provisioning.audit import record_state_change
 from provisioning.flows import FLOWS
 from provisioning.models import (
     RUN_CANCELLABLE,
+    RUN_RESUMABLE,
     RUN_RESUMABLE_IF_INTERRUPTED,
     RUN_ROLLBACKABLE,
+    RUN_STEP_RERUNNABLE,
     AuditKind,
     Cloud,
     Connection,
@@ -34,6 +34,9 @@ from provisioning.models import (
     StepRun,
     StepStatus,
 )
+from provisioning.runs import runner
+from provisioning.runs.chain import enqueue_advance
+from provisioning.runs.moves import admin_scope, move_run, move_step
 from provisioning.steps.base import STEPS
 from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
 
@@ -46,32 +49,9 @@ class RunError(Exception):
         self.message = message
 
 
-def _scope(user: Any, run: SetupRun, step_key: str = "", actor_label: str = "") -> AuditScope:
-    if user is not None and getattr(user, "is_authenticated", False):
-        return AuditScope(
-            actor_label=user.get_username(), actor_id=user.pk, run_id=run.pk, step_key=step_key
-        )
-    return AuditScope(actor_label=actor_label or "command line", run_id=run.pk, step_key=step_key)
-
-
 def _json(values: dict[str, Any] | None) -> dict[str, Any]:
     """Form answers as plain JSON (dates and decimals from cleaned_data become strings)."""
     return json.loads(json.dumps(values or {}, cls=DjangoJSONEncoder))
-
-
-def _enqueue_advance(run_id: uuid.UUID | str, *, countdown: float = 0.0) -> None:
-    """Ask a worker to advance the run once this transaction commits, as the run's one live
-    chain: the task carries a new token, and older tasks of the run, still queued, do nothing."""
-    # wizard.tasks imports this module for its thin task bodies.
-    from wizard.tasks import advance_run
-
-    token = uuid.uuid4()
-    SetupRun.objects.filter(pk=run_id).update(
-        advance_token=token, next_advance_at=timezone.now() + timedelta(seconds=countdown)
-    )
-    transaction.on_commit(
-        lambda: advance_run.apply_async((str(run_id), str(token)), countdown=countdown)
-    )
 
 
 def _locked_run(run_id: uuid.UUID | str) -> SetupRun:
@@ -89,33 +69,16 @@ def _step(run: SetupRun, step_key: str) -> StepRun:
         raise RunError(gettext("This run has no step “%(step)s”.") % {"step": step_key}) from None
 
 
-def _move_run(user: Any, run: SetupRun, to_status: str, message: str = "", **fields: Any) -> None:
-    old = run.status
-    for name, value in fields.items():
-        setattr(run, name, value)
-    run.status = to_status
-    run.save(update_fields=["status", "updated_at", *fields])
-    record_state_change(
-        _scope(user, run),
-        kind=AuditKind.RUN_STATE,
-        old={"status": old},
-        new={"status": to_status},
-        message=message,
-    )
+def _run_to(user: Any, run: SetupRun, to_status: str, message: str, **fields: Any) -> None:
+    """The admin's move of the run, which the run's row lock (held by the caller) makes certain."""
+    if not move_run(run, to_status, admin_scope(user, run), message=message, **fields):
+        raise RunError(gettext("This run changed at the same moment; reload the page."))
 
 
-def _move_step(user: Any, run: SetupRun, step: StepRun, to_status: str, **fields: Any) -> None:
-    old = step.status
-    for name, value in fields.items():
-        setattr(step, name, value)
-    step.status = to_status
-    step.save(update_fields=["status", "updated_at", *fields])
-    record_state_change(
-        _scope(user, run, step.key),
-        kind=AuditKind.STEP_STATE,
-        old={"status": old},
-        new={"status": to_status},
-    )
+def _step_to(user: Any, run: SetupRun, step: StepRun, to_status: str, **fields: Any) -> None:
+    """The admin's move of a step no worker holds; refused if a worker still holds it."""
+    if not move_step(step, to_status, admin_scope(user, run, step.key), **fields):
+        raise RunError(gettext("A worker is still busy with this step; try again in a moment."))
 
 
 def _connection(connection_id: int | None, clouds: tuple[str, ...], role: str) -> Connection | None:
@@ -208,14 +171,14 @@ def run_create(
             for position, key in enumerate(flow.step_keys)
         )
         record_state_change(
-            _scope(user, run, actor_label=actor_label),
+            admin_scope(user, run, actor_label=actor_label),
             kind=AuditKind.RUN_STATE,
             old={},
             new={"status": run.status, "flow": flow.key, "region": region},
             message=f"Started “{flow.title}”.",
         )
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
     return run
 
 
@@ -248,76 +211,6 @@ def _checked_step_inputs(step_inputs: dict[str, dict[str, Any]]) -> dict[str, di
     return checked
 
 
-def run_advance(*, run_id: uuid.UUID | str, token: str | None = None) -> None:
-    """The worker's move: advance the run, and come back after the countdown the runner asks.
-
-    A task whose token is no longer the run's belongs to a chain another one replaced (a nudge
-    after a lost message, an admin's action): it does nothing. While it works, the run is marked
-    busy until the task's time limit, so the watchdog leaves it alone.
-    """
-    if token is not None:
-        busy_until = timezone.now() + timedelta(seconds=settings.WIZARD_STEP_TIME_LIMIT_S)
-        if not SetupRun.objects.filter(pk=run_id, advance_token=token).update(
-            next_advance_at=busy_until
-        ):
-            return
-    countdown = runner.advance(run_id)
-    if countdown is not None:
-        _enqueue_advance(run_id, countdown=countdown)
-    elif token is not None:
-        # Nothing to do now (the run rests, or another worker holds its step): due at once, so
-        # the watchdog looks again if the run is still active and nobody holds it.
-        SetupRun.objects.filter(pk=run_id, advance_token=token).update(
-            next_advance_at=timezone.now()
-        )
-
-
-def run_mark_driven(*, run_id: uuid.UUID | str) -> None:
-    """A process drives the run itself (setup_sso): busy until a step's time limit from now,
-    so the watchdog doesn't start a chain beside it; if the process dies, the run is due then."""
-    SetupRun.objects.filter(pk=run_id).update(
-        next_advance_at=timezone.now() + timedelta(seconds=settings.WIZARD_STEP_TIME_LIMIT_S)
-    )
-
-
-def run_nudge(*, run_id: uuid.UUID | str) -> None:
-    """Advance the run now, replacing its queued task (the work it waited for is done)."""
-    _enqueue_advance(run_id)
-
-
-def _holds_live_claim(run: SetupRun) -> bool:
-    return any(
-        step.claimed_by
-        and not runner.claim_is_stale(
-            step.claimed_by, step.claimed_at, settings.WIZARD_STEP_CLAIM_LEASE_S
-        )
-        for step in run.steps.exclude(claimed_by="")
-    )
-
-
-def runs_nudge_stalled() -> list[uuid.UUID]:
-    """Start a new chain for every active run whose next task is overdue by far and whose steps
-    nobody holds: its task was lost (a broker restart drops queued messages, a killed host drops
-    the ones it held). Guarded on the token read, so two watchdogs nudge a run once."""
-    grace = timedelta(seconds=settings.WIZARD_RUN_STALL_GRACE_S)
-    late = timezone.now() - grace
-    stalled = SetupRun.objects.filter(
-        status__in=runner.ACTIVE_RUN + (RunStatus.ROLLING_BACK,)
-    ).filter(Q(next_advance_at__lt=late) | Q(next_advance_at__isnull=True, updated_at__lt=late))
-    nudged = []
-    for run in stalled.order_by("next_advance_at")[: settings.WIZARD_RUN_NUDGE_BATCH]:
-        if _holds_live_claim(run):
-            continue
-        with transaction.atomic():
-            taken = SetupRun.objects.filter(
-                pk=run.pk, advance_token=run.advance_token, next_advance_at=run.next_advance_at
-            ).update(next_advance_at=timezone.now())
-            if taken:
-                _enqueue_advance(run.pk)
-                nudged.append(run.pk)
-    return nudged
-
-
 def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> SetupRun:
     """Continue a failed, cancelled or interrupted run from where it stopped (a failed step is
     planned again). Refused when the flow's steps changed since the run started."""
@@ -334,11 +227,11 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
             )
         _refuse_changed_flow(run)
         for step in run.steps.filter(status=StepStatus.FAILED):
-            _move_step(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
+            _step_to(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
         if run.status != RunStatus.RUNNING:
-            _move_run(user, run, RunStatus.RUNNING, "Resumed.", error={}, finished_at=None)
+            _run_to(user, run, RunStatus.RUNNING, "Resumed.", error={}, finished_at=None)
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
     return run
 
 
@@ -357,18 +250,22 @@ def run_retry_step(
         step = _step(run, step_key)
         if step.status != StepStatus.FAILED:
             raise RunError(gettext("Only a failed step can be retried."))
-        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+        if run.status not in RUN_RESUMABLE:
             raise RunError(gettext("The run is busy; retry the step once it has stopped."))
         _refuse_changed_flow(run)
-        answers = {"inputs": {**step.inputs, **_json(inputs)}} if inputs is not None else {}
-        _move_step(
-            user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None, **answers
+        _step_to(
+            user,
+            run,
+            step,
+            StepStatus.PENDING,
+            inputs={**step.inputs, **_json(inputs)},
+            error={},
+            plan={},
+            finished_at=None,
         )
-        _move_run(
-            user, run, RunStatus.RUNNING, f"Retrying “{step.key}”.", error={}, finished_at=None
-        )
+        _run_to(user, run, RunStatus.RUNNING, f"Retrying “{step.key}”.", error={}, finished_at=None)
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
     return run
 
 
@@ -381,8 +278,8 @@ def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
                 gettext("A run that is %(status)s can't be cancelled.")
                 % {"status": run.get_status_display().lower()}
             )
-        _move_run(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
-        runner.settle_cancelled_steps(run, lambda key: _scope(user, run, key))
+        _run_to(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
+        runner.settle_cancelled_steps(run, lambda key: admin_scope(user, run, key))
     return run
 
 
@@ -395,9 +292,9 @@ def run_rollback(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) ->
                 gettext("A run that is %(status)s can't be rolled back; cancel it first.")
                 % {"status": run.get_status_display().lower()}
             )
-        _move_run(user, run, RunStatus.ROLLING_BACK, "Rolling back.", error={}, finished_at=None)
+        _run_to(user, run, RunStatus.ROLLING_BACK, "Rolling back.", error={}, finished_at=None)
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
     return run
 
 
@@ -416,10 +313,10 @@ def step_confirm(
             raise RunError(gettext("This step is not waiting for confirmation."))
         _refuse_changed_flow(run)
         # Unclaimed and applying: the next worker to come claims it and applies.
-        _move_step(user, run, step, StepStatus.APPLYING)
-        _move_run(user, run, RunStatus.RUNNING, f"Plan of “{step.key}” confirmed.")
+        _step_to(user, run, step, StepStatus.APPLYING)
+        _run_to(user, run, RunStatus.RUNNING, f"Plan of “{step.key}” confirmed.")
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
     return run
 
 
@@ -442,10 +339,47 @@ def step_submit_inputs(
         ):
             raise RunError(gettext("This step is not waiting for input."))
         _refuse_changed_flow(run)
-        _move_step(
+        _step_to(
             user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}
         )
-        _move_run(user, run, RunStatus.RUNNING, f"Answers for “{step.key}” saved.")
+        _run_to(user, run, RunStatus.RUNNING, f"Answers for “{step.key}” saved.")
         if enqueue:
-            _enqueue_advance(run.pk)
+            enqueue_advance(run.pk)
+    return run
+
+
+def step_rerun(
+    *, user: Any, run_id: uuid.UUID | str, step_key: str, enqueue: bool = True
+) -> SetupRun:
+    """Run a succeeded step again inside its run, where the step allows it (Step.rerunnable): it
+    plans afresh, with the answers a re-run changes, and waits for the admin to confirm the new
+    plan (or to answer its form, if the re-run forgot an answer: answering is confirming). The
+    steps after it stay as they are; a run that had failed fails again at its failed step."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = _step(run, step_key)
+        step_class = STEPS.get(step.key)
+        if step_class is None or not step_class.rerunnable:
+            raise RunError(gettext("This step can't be run again inside its run."))
+        if step.status != StepStatus.SUCCEEDED:
+            raise RunError(gettext("Only a succeeded step can be run again."))
+        if run.status not in RUN_STEP_RERUNNABLE:
+            raise RunError(gettext("The run is busy; run the step again once it has stopped."))
+        _refuse_changed_flow(run)
+        answers = {**step.inputs, **step_class.rerun_inputs}
+        _step_to(
+            user,
+            run,
+            step,
+            StepStatus.PENDING,
+            inputs={key: value for key, value in answers.items() if value is not None},
+            plan={runner.RERUN_ASKED: True},
+            error={},
+            finished_at=None,
+        )
+        _run_to(
+            user, run, RunStatus.RUNNING, f"Running “{step.key}” again.", error={}, finished_at=None
+        )
+        if enqueue:
+            enqueue_advance(run.pk)
     return run

@@ -8,11 +8,11 @@ import logging
 from django.conf import settings
 from django.utils import translation
 
-from provisioning import runner
 from provisioning.models import UserChangeSet
+from provisioning.runs import chain as run_chain
+from provisioning.runs import runner
 from provisioning.user_changes.helpers import send_helpers
 from provisioning.user_changes.work import work_on
-from wizard.services import runs as run_services
 
 logger = logging.getLogger(__name__)
 
@@ -42,4 +42,4 @@ def change_set_work(*, change_set_id: int) -> None:
     if done.waiting:
         send_helpers(change_set_id, 1, countdown=min(done.wait_s, settings.WIZARD_MAX_COUNTDOWN_S))
     elif done.made:
-        run_services.run_nudge(run_id=run.pk)
+        run_chain.run_nudge(run_id=run.pk)

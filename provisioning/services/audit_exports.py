@@ -18,21 +18,21 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from provisioning.models import AuditExport, ExportStatus
-from wizard.forms import AuditLogFilterForm
-from wizard.private_files import PRIVATE_DIR_MODE
-from wizard.selectors.audit_log import (
+from provisioning.audit_log import (
     EXPORT_COLUMNS,
+    AuditLogFilterForm,
     audit_events_filtered,
     audit_events_for_export,
     audit_filters,
 )
-from wizard.views.csv_export import csv_lines
+from provisioning.csv_rows import csv_lines
+from provisioning.models import AuditExport, ExportStatus
+from provisioning.private_files import PRIVATE_DIR_MODE
 
 
 def export_request(*, user: Any, file_format: str, query: dict[str, str]) -> AuditExport:
     """Record the export and hand it to a worker once the record is committed."""
-    from wizard.tasks import write_audit_export
+    from provisioning.tasks import write_audit_export
 
     export = AuditExport.objects.create(requested_by=user, file_format=file_format, query=query)
     transaction.on_commit(lambda: write_audit_export.delay(str(export.pk)))
