@@ -41,6 +41,7 @@ from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
@@ -49,6 +50,7 @@ from provisioning.flows import FLOWS
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.redaction import redact, redact_text
 from provisioning.steps.base import STEPS, Finding, Plan, PlanDifference, Step
+from provisioning.steps.inputs import stored_input_problems
 
 logger = logging.getLogger(__name__)
 
@@ -362,11 +364,26 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
+    ctx = _context(run, step, worker)
+    problems = stored_input_problems(implementation, ctx)
     try:
-        plan = implementation.plan(_context(run, step, worker))
+        plan = implementation.plan(ctx) if problems is None else implementation.input_plan(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
-    return _save_plan(run, step, worker, plan)
+    if problems is not None:
+        plan.needs_input = True
+    return _save_plan(run, step, worker, plan, error=_input_error(problems) if problems else {})
+
+
+def _input_error(problems: list[str]) -> dict[str, Any]:
+    """What the run page says about answers the step's form refuses (in the run's language:
+    the runner plans under translation.override)."""
+    return {
+        "code": "step_input_invalid",
+        "message": " ".join(problems),
+        "hint": gettext("Correct these answers in the step's form below, then save them."),
+        "retryable": False,
+    }
 
 
 def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
@@ -380,7 +397,9 @@ def _stored_plan(run: SetupRun, plan: Plan) -> dict[str, Any]:
     return redact(stored, truncate=False)
 
 
-def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
+def _save_plan(
+    run: SetupRun, step: StepRun, worker: str, plan: Plan, error: dict[str, Any] | None = None
+) -> str | None:
     stored = _stored_plan(run, plan)
     moved = _move_step(
         run,
@@ -388,7 +407,7 @@ def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | N
         worker,
         StepStatus.PLANNED,
         plan=stored,
-        error={},
+        error=redact(error or {}),
         outputs={},
         waiting_since=None,
     )

@@ -160,6 +160,28 @@ class Step(ABC):
     # plan changed (provisioning/runner.py). False only for a step whose plan is a stored work
     # list that apply runs row by row, each row checking the cloud as it goes.
     checks_confirmed_plan: ClassVar[bool] = True
+    # Before plan, the engine checks the stored answers with form_class (provisioning/steps/
+    # inputs.py, stored_input_problems) and keeps the step waiting for input while they don't
+    # pass, so plan/apply can read ctx.inputs as the form cleans them. False only for a step
+    # whose answers may come from elsewhere (an earlier step's outputs) and which checks them
+    # itself.
+    inputs_checked_by_form: ClassVar[bool] = True
+    # The step waits for the admin's first answer even though every field of its form has a
+    # default (where users land is the admin's choice, not ours).
+    asks_before_planning: ClassVar[bool] = False
+
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        """The stored answers the engine checks with form_class before plan: the run's inputs
+        for the form's fields. A step whose answer can come from the run itself (its instance,
+        chosen on the first page) adds it here."""
+        fields = self.form_class.base_fields if self.form_class is not None else {}
+        return {name: value for name, value in ctx.inputs.items() if name in fields}
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        """The plan of a step waiting for its answers (the engine found them missing or
+        refused): it asks. A step whose form shows what it read from the cloud (a directory to
+        pick people from) returns that too."""
+        return Plan(needs_input=True)
 
     @abstractmethod
     def plan(self, ctx: StepContext) -> Plan:

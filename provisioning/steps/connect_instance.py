@@ -168,21 +168,13 @@ class Wanted:
         return self.alias or self.instance_id
 
 
-def wanted(ctx: StepContext) -> Wanted | None:
-    """The validated inputs, or None when the admin has given neither an alias nor an ID."""
-    instance_id = _bare_id(str(ctx.inputs.get("instance_id") or "").strip())
-    alias = str(ctx.inputs.get("instance_alias") or "").strip()
-    if not instance_id and not alias:
-        # The run's own instance: chosen on the first page, or set by an earlier attempt.
-        instance_id, alias = ctx.instance_id, ctx.instance_alias
-    if not instance_id and not alias:
-        return None
-    problem = instance_id_problem(instance_id) if instance_id else alias_problem(alias)
-    if problem:
-        raise PermanentError(problem, code="connect_instance_invalid_input")
+def wanted(ctx: StepContext) -> Wanted:
+    """What the admin asked for; the engine checked it with ConnectInstanceForm before plan
+    (ConnectInstance.form_answers)."""
+    answers = ConnectInstance().form_answers(ctx)
     return Wanted(
-        alias=alias,
-        instance_id=instance_id,
+        alias=str(answers.get("instance_alias") or "").strip(),
+        instance_id=_bare_id(str(answers.get("instance_id") or "").strip()),
         inbound=bool(ctx.inputs.get("inbound_calls_enabled", True)),
         outbound=bool(ctx.inputs.get("outbound_calls_enabled", True)),
     )
@@ -357,10 +349,19 @@ class ConnectInstance(Step):
     )
     form_class = ConnectInstanceForm
 
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        answers = super().form_answers(ctx)
+        if (
+            not str(answers.get("instance_id") or "").strip()
+            and not str(answers.get("instance_alias") or "").strip()
+        ):
+            # The run's own instance: chosen on the first page, or set by an earlier attempt.
+            run_instance = {"instance_id": ctx.instance_id, "instance_alias": ctx.instance_alias}
+            answers.update({key: value for key, value in run_instance.items() if value})
+        return answers
+
     def plan(self, ctx: StepContext) -> Plan:
         want = wanted(ctx)
-        if want is None:
-            return Plan(needs_input=True)
         found = _find(ctx, ctx.aws("connect"), want)
         if found.instance is None:
             return Plan(
@@ -402,12 +403,6 @@ class ConnectInstance(Step):
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         want = wanted(ctx)
-        if want is None:
-            raise PermanentError(
-                "This step has no instance alias or ID.",
-                code="connect_instance_invalid_input",
-                hint="Type an alias, or the ID of an existing instance.",
-            )
         connect = ctx.aws("connect")
         found = _find(ctx, connect, want)
         if found.instance is None:

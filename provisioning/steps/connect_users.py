@@ -136,6 +136,9 @@ class ConnectUsers(UsersStep):
         "provider sends, and the security and routing profiles you chose."
     )
     form_class = ConnectUsersForm
+    # Its people may come from a plan file's list or an earlier step's outputs, not only from the
+    # form's CSV: people_of() says when nobody was given.
+    inputs_checked_by_form = False
 
     def plan(self, ctx: StepContext) -> Plan:
         people = people_of(ctx)

@@ -35,6 +35,7 @@ from provisioning.directory_picker import (
     PeoplePickerForm,
     PickerPlan,
     directory_snapshot,
+    picker_answers,
     read_choice,
 )
 from provisioning.entra.client import run_graph
@@ -342,15 +343,20 @@ class EntraAssignments(Step):
             )
         return ctx.graph(), app["service_principal_id"], claims["app_role_id"]
 
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        return picker_answers(super().form_answers(ctx), ctx.inputs)
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        client, _sp_id, _role_id = self._context(ctx)
+        return PickerPlan(
+            needs_input=True,
+            directory=read_directory(client),
+            warnings=[str(NESTED_EXPLANATION)],
+        )
+
     def plan(self, ctx: StepContext) -> Plan:
         client, sp_id, role_id = self._context(ctx)
         choice = read_choice(ctx.inputs)
-        if choice.is_empty:
-            return PickerPlan(
-                needs_input=True,
-                directory=read_directory(client),
-                warnings=[str(NESTED_EXPLANATION)],
-            )
         result = resolve(ctx, client, choice)
         warnings = _warnings(result)
         if result.not_found:

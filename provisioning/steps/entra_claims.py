@@ -94,14 +94,8 @@ class EntraClaimsForm(RelayStateFields):
 
 
 def _source(ctx: StepContext) -> str:
-    source = str(ctx.inputs.get("session_name_source") or "")
-    if source not in dict(SESSION_NAME_SOURCES):
-        raise PermanentError(
-            f"“{source}” is not a RoleSessionName source the wizard offers.",
-            code="entra_session_name_source",
-            hint="Choose userprincipalname or mail.",
-        )
-    return source
+    # One of SESSION_NAME_SOURCES: the engine checked it with EntraClaimsForm before plan.
+    return str(ctx.inputs.get("session_name_source") or DEFAULT_SESSION_NAME_SOURCE)
 
 
 def _role_outputs(ctx: StepContext) -> dict[str, Any]:
@@ -258,10 +252,9 @@ class EntraClaims(Step):
         "RoleSessionName, SessionDuration), and sets where users land in Amazon Connect."
     )
     form_class = EntraClaimsForm
+    asks_before_planning = True
 
     def plan(self, ctx: StepContext) -> Plan:
-        if "session_name_source" not in ctx.inputs or "destination" not in ctx.inputs:
-            return Plan(needs_input=True)
         found = survey(ctx)
         policy_details: dict[str, Any] = {"definition": json.loads(found["definition"])}
         if found["policy_shared"]:

@@ -77,6 +77,7 @@ def policy_name(ctx: StepContext) -> str:
 def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
     """One of the two forms of the federation policy admins write by hand, for the run's
     instance."""
+    # One of POLICY_FORMS: the engine checked it with FederationPolicyForm before plan.
     form = str(ctx.inputs.get("policy_form") or DEFAULT_POLICY_FORM)
     instance = instance_id(ctx)
     statement: dict[str, Any] = {
@@ -87,16 +88,10 @@ def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
     if form == "instance_condition":
         statement["Resource"] = "*"
         statement["Condition"] = {"StringEquals": {"connect:InstanceId": instance}}
-    elif form == "user_resource":
+    else:
         statement["Resource"] = (
             f"arn:{partition(ctx.region)}:connect:{ctx.region}:{account}:instance/{instance}"
             "/user/${aws:userid}"
-        )
-    else:
-        raise PermanentError(
-            f"Unknown policy form “{form}”.",
-            code="federation_policy_unknown_form",
-            hint="Choose one of: " + ", ".join(POLICY_FORMS) + ".",
         )
     return {"Version": "2012-10-17", "Statement": [statement]}
 

@@ -86,17 +86,8 @@ def _partition(region: str) -> str:
 
 
 def _session_seconds(ctx: StepContext) -> int:
-    try:
-        hours = int(ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS)
-    except (TypeError, ValueError):
-        hours = 0
-    if not MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
-        raise PermanentError(
-            f"The session duration must be {MIN_SESSION_HOURS} to {MAX_SESSION_HOURS} hours.",
-            code="okta_app_bad_session_duration",
-            hint="Change session_duration_hours.",
-        )
-    return hours * SECONDS_PER_HOUR
+    # Within MIN/MAX_SESSION_HOURS: the engine checked it with OktaAppForm before plan.
+    return int(ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS) * SECONDS_PER_HOUR
 
 
 def relay_state(ctx: StepContext) -> str:
@@ -206,10 +197,9 @@ class OktaApp(Step):
         "people into your Connect instance, and reads its metadata for AWS."
     )
     form_class = OktaAppForm
+    asks_before_planning = True
 
     def plan(self, ctx: StepContext) -> Plan:
-        if "destination" not in ctx.inputs:
-            return Plan(needs_input=True)
         client = ctx.okta()
         app = find_app(ctx, client)
         warnings = relay_state_warnings(

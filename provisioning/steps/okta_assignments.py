@@ -33,6 +33,7 @@ from provisioning.directory_picker import (
     PeoplePickerForm,
     PickerPlan,
     directory_snapshot,
+    picker_answers,
     read_choice,
 )
 from provisioning.errors import PermanentError
@@ -380,10 +381,14 @@ class OktaAssignments(Step):
     )
     form_class = PeoplePickerForm
 
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        return picker_answers(super().form_answers(ctx), ctx.inputs)
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        return PickerPlan(needs_input=True, directory=read_directory(ctx.okta()))
+
     def plan(self, ctx: StepContext) -> Plan:
         client = ctx.okta()
-        if read_choice(ctx.inputs).is_empty:
-            return PickerPlan(needs_input=True, directory=read_directory(client))
         found = survey(ctx, client)
         return Plan(
             changes=_changes(ctx, found, _work(ctx, client, found)), warnings=found.warnings

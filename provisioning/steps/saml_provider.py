@@ -236,6 +236,9 @@ class SamlProviderStep(Step):
     title = _("IAM identity provider")
     description = _("Registers your IdP's SAML metadata in IAM so AWS trusts its sign-ins.")
     form_class = SamlProviderForm
+    # Its metadata usually comes from the IdP step's outputs, not from the form: metadata_for()
+    # says when none was given.
+    inputs_checked_by_form = False
 
     def plan(self, ctx: StepContext) -> Plan:
         metadata = metadata_for(ctx)

@@ -136,8 +136,13 @@ def test_it_refuses_an_invalid_alias_before_any_call(aws: Connection) -> None:
 
     drive(run)
 
-    assert run.status == RunStatus.FAILED
-    assert "can't start with “d-”" in run.error["message"]
+    # The engine checks the answers with the step's form and asks for a better one.
+    step = run.steps.get(key=STEP)
+    assert run.status == RunStatus.WAITING
+    assert step.plan["needs_input"] is True
+    assert step.error["code"] == "step_input_invalid"
+    assert step.error["message"].startswith("“Instance alias”: ")
+    assert "can't start with “d-”" in step.error["message"]
     assert calls(run) == []
 
 
