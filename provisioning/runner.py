@@ -49,7 +49,7 @@ from provisioning.errors import ProvisioningError, RetryableError, Throttled, Wa
 from provisioning.flows import FLOWS
 from provisioning.models import AuditKind, RunStatus, SetupRun, StepRun, StepStatus
 from provisioning.redaction import redact, redact_text
-from provisioning.steps.base import STEPS, Finding, Plan, PlanDifference, Step
+from provisioning.steps.base import STEPS, Finding, Plan, PlanDifference, Step, outputs_json
 from provisioning.steps.inputs import stored_input_problems
 
 logger = logging.getLogger(__name__)
@@ -438,7 +438,7 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
             return None
     ctx = _context(run, step, worker)
     try:
-        outputs = dict(implementation.apply(ctx) or {})
+        outputs = outputs_json(implementation.apply(ctx))
         findings = implementation.verify(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)

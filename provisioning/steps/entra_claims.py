@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -47,7 +48,16 @@ from provisioning.relay_state import (
     build_relay_state_url,
     relay_state_warnings,
 )
-from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
+from provisioning.steps.base import (
+    Change,
+    ChangeAction,
+    Finding,
+    Plan,
+    Step,
+    StepOutputs,
+    register,
+)
+from provisioning.steps.federation_role import FederationRoleOutputs
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
 ROLE_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
@@ -98,9 +108,9 @@ def _source(ctx: StepContext) -> str:
     return str(ctx.inputs.get("session_name_source") or DEFAULT_SESSION_NAME_SOURCE)
 
 
-def _role_outputs(ctx: StepContext) -> dict[str, Any]:
-    role = ctx.outputs.get("federation_role", {})
-    if not role.get("role_value"):
+def _role_outputs(ctx: StepContext) -> FederationRoleOutputs:
+    role = ctx.outputs_of(FederationRoleOutputs)
+    if not role.role_value:
         raise PermanentError(
             "No earlier step created the federation role.",
             code="federation_role_missing",
@@ -110,7 +120,7 @@ def _role_outputs(ctx: StepContext) -> dict[str, Any]:
 
 
 def _session_duration(ctx: StepContext) -> int:
-    maximum = int(_role_outputs(ctx).get("max_session_duration_s") or DEFAULT_SESSION_S)
+    maximum = _role_outputs(ctx).max_session_duration_s or DEFAULT_SESSION_S
     wanted = int(ctx.inputs.get("session_duration_s") or min(DEFAULT_SESSION_S, maximum))
     if not MIN_SESSION_S <= wanted <= maximum:
         raise PermanentError(
@@ -187,7 +197,7 @@ def survey(ctx: StepContext) -> dict[str, Any]:
     client = ctx.graph()
     app = ctx.outputs["entra_app"]
     sp_id = app["service_principal_id"]
-    role_value = _role_outputs(ctx)["role_value"]
+    role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
     wanted_relay = relay_state(ctx)
     application = run_graph(client.applications.by_application_id(app["app_object_id"]).get())
@@ -243,6 +253,20 @@ def _policy_change(found: dict[str, Any]) -> ChangeAction:
     return "update"
 
 
+@dataclass
+class EntraClaimsOutputs(StepOutputs):
+    """The app role carrying the federation role, and the claims and relay state it set."""
+
+    step_key: ClassVar[str] = "entra_claims"
+
+    app_role_id: str = ""
+    role_value: str = ""
+    session_name_source: str = ""
+    session_duration_s: int = 0
+    policy_id: str = ""
+    relay_state: str = ""
+
+
 @register
 class EntraClaims(Step):
     key = "entra_claims"
@@ -278,7 +302,7 @@ class EntraClaims(Step):
         )
         return Plan(changes=changes, warnings=warnings)
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> EntraClaimsOutputs:
         found = survey(ctx)
         client, sp_id = found["client"], found["sp_id"]
         sp = client.service_principals.by_service_principal_id(sp_id)
@@ -303,14 +327,14 @@ class EntraClaims(Step):
                 raise WaitForCloud(
                     str(_("Waiting for Entra ID to show the new app role on the enterprise app."))
                 )
-        return {
-            "app_role_id": role_id,
-            "role_value": found["role_value"],
-            "session_name_source": _source(ctx),
-            "session_duration_s": _session_duration(ctx),
-            "policy_id": str(policy.id),
-            "relay_state": found["relay_state"],
-        }
+        return EntraClaimsOutputs(
+            app_role_id=role_id,
+            role_value=found["role_value"],
+            session_name_source=_source(ctx),
+            session_duration_s=_session_duration(ctx),
+            policy_id=str(policy.id),
+            relay_state=found["relay_state"],
+        )
 
     def _apply_app_role(self, ctx: StepContext, found: dict[str, Any]) -> str:
         """PATCH the application with its whole appRoles list, ours added or enabled; the id."""

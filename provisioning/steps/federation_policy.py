@@ -12,7 +12,8 @@ Outputs: policy_arn, policy_name, policy_document (the JSON text that is the def
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +34,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import Conflict, NotFound, PermanentError
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 POLICY_FORMS = {
     "instance_condition": _("On any resource, for this instance only (connect:InstanceId)"),
@@ -114,6 +115,17 @@ def _target(ctx: StepContext) -> tuple[Any, str, str, dict[str, Any]]:
     return iam, name, arn, policy_document(ctx, account)
 
 
+@dataclass
+class FederationPolicyOutputs(StepOutputs):
+    """The policy that lets the federation role call connect:GetFederationToken."""
+
+    step_key: ClassVar[str] = "federation_policy"
+
+    policy_arn: str = ""
+    policy_name: str = ""
+    policy_document: str = ""
+
+
 @register
 class FederationPolicyStep(Step):
     key = "federation_policy"
@@ -150,7 +162,7 @@ class FederationPolicyStep(Step):
             changes=[Change("update", POLICY_RESOURCE, name, details, diff)], warnings=warnings
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> FederationPolicyOutputs:
         iam, name, arn, wanted = _target(ctx)
         existing = find_policy(iam, arn)
         document = json.dumps(wanted)
@@ -168,7 +180,9 @@ class FederationPolicyStep(Step):
                 ctx.record_created(POLICY_RESOURCE, arn, name=name)
             if not same_policy(existing["Document"], wanted):
                 self._add_default_version(ctx, iam, arn, existing["DefaultVersionId"], document)
-        return {"policy_arn": arn, "policy_name": name, "policy_document": policy_json(wanted)}
+        return FederationPolicyOutputs(
+            policy_arn=arn, policy_name=name, policy_document=policy_json(wanted)
+        )
 
     def _add_default_version(
         self, ctx: StepContext, iam: Any, arn: str, previous_default: str, document: str

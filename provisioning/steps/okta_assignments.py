@@ -40,6 +40,7 @@ from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.okta_app_provider import existing_app
 from provisioning.usernames import check_username
 
@@ -107,7 +108,7 @@ def _mode(ctx: StepContext) -> str:
 
 
 def _role_name(ctx: StepContext) -> str:
-    name = str(ctx.outputs.get("federation_role", {}).get("role_name") or "")
+    name = ctx.outputs_of(FederationRoleOutputs).role_name
     if not name:
         raise PermanentError(
             "This step needs the role of the step federation_role.", code="okta_no_role"

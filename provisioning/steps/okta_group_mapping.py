@@ -28,6 +28,7 @@ from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.okta_app_provider import existing_app
 
 GROUP_PREFIX = "aws#"
@@ -42,8 +43,8 @@ MAPPING_SETTINGS = ("useGroupMapping", "groupFilter", "roleValuePattern", "joinA
 
 def _role(ctx: StepContext) -> tuple[str, str, str]:
     """(role ARN, provider ARN, account id) from the earlier steps."""
-    role = ctx.outputs.get("federation_role", {})
-    role_arn, provider_arn = str(role.get("role_arn") or ""), str(role.get("provider_arn") or "")
+    role = ctx.outputs_of(FederationRoleOutputs)
+    role_arn, provider_arn = role.role_arn, role.provider_arn
     match = ROLE_ARN.match(role_arn)
     if match is None or not PROVIDER_ARN.match(provider_arn):
         raise PermanentError(
