@@ -41,6 +41,7 @@ from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import NotFound, PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_policy import FederationPolicyOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.saml_provider import SamlProviderOutputs
 
 # IAM's bounds on MaxSessionDuration: 1 to 12 hours (IAM API reference, CreateRole).
@@ -95,7 +96,7 @@ def session_seconds(ctx: StepContext) -> int:
     asserts as SessionDuration. STS refuses a SessionDuration above the role's maximum ("The
     requested DurationSeconds exceeds the MaxSessionDuration set for this role"), so a two-hour
     Okta session needs a role of two hours or more."""
-    asserted = int(ctx.outputs.get("okta_app", {}).get("session_duration_s") or 0)
+    asserted = ctx.outputs_of(OktaAppOutputs).session_duration_s
     raw = ctx.inputs.get("session_duration_hours") or max(
         DEFAULT_SESSION_HOURS, -(-asserted // SECONDS_PER_HOUR)
     )

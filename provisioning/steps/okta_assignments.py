@@ -41,6 +41,7 @@ from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
 from provisioning.usernames import check_username
 
@@ -438,7 +439,7 @@ class OktaAssignments(Step):
         client = ctx.okta()
         app_id = existing_app(ctx, client)["id"]
         app_users = _app_users(client, app_id)
-        expected = ctx.outputs.get("okta_app", {})
+        expected = ctx.outputs_of(OktaAppOutputs)
         findings = []
         for record in ctx.created_of("okta_app_user"):
             if record.identifier not in app_users:
@@ -454,7 +455,7 @@ class OktaAssignments(Step):
             Finding(
                 check="People are assigned to the Okta app",
                 ok=bool(app_users),
-                detail=f"{len(app_users)} assigned to {expected.get('app_label') or app_id}",
+                detail=f"{len(app_users)} assigned to {expected.app_label or app_id}",
                 fix="Retry the step.",
             )
         )

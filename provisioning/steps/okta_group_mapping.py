@@ -29,6 +29,7 @@ from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
 
 GROUP_PREFIX = "aws#"
@@ -149,7 +150,7 @@ class OktaGroupMapping(Step):
             ctx.record_created("okta_group", group["id"], name=name)
         wanted = wanted_settings(ctx)
         if aws_app.differences(app, wanted):
-            if not ctx.outputs.get("okta_app", {}).get("created"):
+            if not ctx.outputs_of(OktaAppOutputs).created:
                 previous = {key: aws_app.app_settings(app).get(key) for key in MAPPING_SETTINGS}
                 ctx.record_created(
                     "okta_app_setting", "group_mapping", app_id=app["id"], previous=previous
