@@ -16,7 +16,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.session
 from django import forms
@@ -27,7 +27,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.flows import FLOWS
 from provisioning.models import SetupRun
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 RESOURCE_TYPE = "connect_instance"
 # The tag every instance this wizard creates carries (docs/step-contract.md): a run that crashed
@@ -340,6 +340,20 @@ def _elapsed(instance: dict[str, Any]) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+@dataclass
+class ConnectInstanceOutputs(StepOutputs):
+    """The run's Connect instance, created or adopted."""
+
+    step_key: ClassVar[str] = "connect_instance"
+
+    instance_id: str = ""
+    instance_arn: str = ""
+    instance_alias: str = ""
+    access_url: str = ""
+    identity_management_type: str = ""
+    adopted: bool = False
+
+
 @register
 class ConnectInstance(Step):
     key = "connect_instance"
@@ -401,7 +415,7 @@ class ConnectInstance(Step):
             needs_confirmation=adopting_by_alias,
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> ConnectInstanceOutputs:
         want = wanted(ctx)
         connect = ctx.aws("connect")
         found = _find(ctx, connect, want)
@@ -432,14 +446,14 @@ class ConnectInstance(Step):
                 "then start again.",
             )
         _require_saml(instance)
-        return {
-            "instance_id": instance_id,
-            "instance_arn": instance["Arn"],
-            "instance_alias": alias,
-            "access_url": instance.get("InstanceAccessUrl", ""),
-            "identity_management_type": instance.get("IdentityManagementType", ""),
-            "adopted": not ctx.created_here(RESOURCE_TYPE, instance_id),
-        }
+        return ConnectInstanceOutputs(
+            instance_id=instance_id,
+            instance_arn=instance["Arn"],
+            instance_alias=alias,
+            access_url=instance.get("InstanceAccessUrl", ""),
+            identity_management_type=instance.get("IdentityManagementType", ""),
+            adopted=not ctx.created_here(RESOURCE_TYPE, instance_id),
+        )
 
     def _create(self, ctx: StepContext, connect: Any, want: Wanted) -> str:
         """CreateInstance with this run's token, recorded at once for rollback."""

@@ -57,6 +57,7 @@ from provisioning.steps.base import (
     StepOutputs,
     register,
 )
+from provisioning.steps.connect_instance import ConnectInstanceOutputs
 from provisioning.steps.federation_role import FederationRoleOutputs
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
@@ -158,7 +159,7 @@ def _same_definition(stored: list[str] | None, wanted: str) -> bool:
 
 
 def relay_state(ctx: StepContext) -> str:
-    instance_id = ctx.instance_id or ctx.outputs.get("connect_instance", {}).get("instance_id", "")
+    instance_id = ctx.instance_id or ctx.outputs_of(ConnectInstanceOutputs).instance_id
     try:
         return build_relay_state_url(
             ctx.region,

@@ -192,8 +192,8 @@ def test_it_converges_on_one_instance_when_applied_again_or_after_losing_its_rec
     forgetful.instance_id = ""
     after_crash = ConnectInstance().apply(forgetful)
 
-    assert again["instance_id"] == after_crash["instance_id"] == first
-    assert after_crash["adopted"] is False
+    assert again.instance_id == after_crash.instance_id == first
+    assert after_crash.adopted is False
     assert forgetful.created_of("connect_instance") == [
         CreatedResource("connect_instance", first, {"alias": alias})
     ]

@@ -60,6 +60,7 @@ def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> No
         "federation_role",
         "entra_claims",
         "okta_app",
+        "connect_instance",
     }
     for outputs_class in typed:
         assert outputs_class.step_key in STEPS, outputs_class
