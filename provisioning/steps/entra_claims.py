@@ -192,7 +192,27 @@ def _policy_targets(client: Any, policy_id: str) -> set[str]:
     return {str(target.id) for target in targets}
 
 
-def survey(ctx: StepContext) -> dict[str, Any]:
+@dataclass
+class ClaimsReading:
+    """What plan, apply and verify read of the app (survey()), beside what the run wants."""
+
+    client: Any  # the Graph client the reading was made with
+    sp_id: str
+    application: Any  # Graph's Application
+    roles: list[Any]  # the application's app roles
+    role: Any  # the app role with the run's value, or None
+    role_value: str
+    role_ok: bool  # that role exists and is enabled
+    role_mirrored: bool  # the service principal shows it too
+    policy: Any  # the claims mapping policy linked to the service principal, or None
+    policy_shared: bool  # it is linked to other apps as well
+    definition: str  # the policy definition the run wants
+    policy_ok: bool
+    relay_state: str  # the relay state the run wants
+    relay_ok: bool
+
+
+def survey(ctx: StepContext) -> ClaimsReading:
     """Reads the application, its service principal and the linked policy; says what differs from
     what the run wants."""
     client = ctx.graph()
@@ -221,35 +241,35 @@ def survey(ctx: StepContext) -> dict[str, Any]:
         and bool(_policy_targets(client, str(policy.id)) - {sp_id})
     )
     settings = service_principal.saml_single_sign_on_settings
-    return {
-        "client": client,
-        "sp_id": sp_id,
-        "application": application,
-        "roles": roles,
-        "role": role,
-        "role_value": role_value,
-        "role_ok": role is not None and bool(role.is_enabled),
-        "role_mirrored": mirrored,
-        "policy": policy,
-        "policy_shared": shared,
-        "definition": definition,
-        "policy_ok": policy_ok,
-        "relay_state": wanted_relay,
-        "relay_ok": settings is not None and settings.relay_state == wanted_relay,
-    }
+    return ClaimsReading(
+        client=client,
+        sp_id=sp_id,
+        application=application,
+        roles=roles,
+        role=role,
+        role_value=role_value,
+        role_ok=role is not None and bool(role.is_enabled),
+        role_mirrored=mirrored,
+        policy=policy,
+        policy_shared=shared,
+        definition=definition,
+        policy_ok=policy_ok,
+        relay_state=wanted_relay,
+        relay_ok=settings is not None and settings.relay_state == wanted_relay,
+    )
 
 
-def _role_change(found: dict[str, Any]) -> ChangeAction:
-    if found["role_ok"]:
+def _role_change(found: ClaimsReading) -> ChangeAction:
+    if found.role_ok:
         return "nothing"
     # A disabled role with the run's value is enabled and adopted, not made anew.
-    return "update" if found["role"] is not None else "create"
+    return "update" if found.role is not None else "create"
 
 
-def _policy_change(found: dict[str, Any]) -> ChangeAction:
-    if found["policy_ok"]:
+def _policy_change(found: ClaimsReading) -> ChangeAction:
+    if found.policy_ok:
         return "nothing"
-    if found["policy"] is None or found["policy_shared"]:
+    if found.policy is None or found.policy_shared:
         return "create"
     return "update"
 
@@ -281,21 +301,21 @@ class EntraClaims(Step):
 
     def plan(self, ctx: StepContext) -> Plan:
         found = survey(ctx)
-        policy_details: dict[str, Any] = {"definition": json.loads(found["definition"])}
-        if found["policy_shared"]:
-            policy_details["replaces_shared_policy"] = str(found["policy"].display_name)
+        policy_details: dict[str, Any] = {"definition": json.loads(found.definition)}
+        if found.policy_shared:
+            policy_details["replaces_shared_policy"] = str(found.policy.display_name)
         changes = [
             Change(
                 _role_change(found),
                 APP_ROLE,
-                found["role_value"],
+                found.role_value,
                 {"allowedMemberTypes": ["User"], "on": "application"},
             ),
             Change(_policy_change(found), POLICY, _policy_name(ctx), policy_details),
             Change(
-                "nothing" if found["relay_ok"] else "update",
+                "nothing" if found.relay_ok else "update",
                 "relay_state",
-                found["relay_state"],
+                found.relay_state,
             ),
         ]
         warnings = relay_state_warnings(
@@ -305,21 +325,21 @@ class EntraClaims(Step):
 
     def apply(self, ctx: StepContext) -> EntraClaimsOutputs:
         found = survey(ctx)
-        client, sp_id = found["client"], found["sp_id"]
+        client, sp_id = found.client, found.sp_id
         sp = client.service_principals.by_service_principal_id(sp_id)
         role_id = self._apply_app_role(ctx, found)
-        if not found["relay_ok"]:
+        if not found.relay_ok:
             run_graph(
                 sp.patch(
                     ServicePrincipal(
                         saml_single_sign_on_settings=SamlSingleSignOnSettings(
-                            relay_state=found["relay_state"]
+                            relay_state=found.relay_state
                         )
                     )
                 )
             )
         policy = self._apply_policy(ctx, found)
-        if not found["role_mirrored"]:
+        if not found.role_mirrored:
             # The service principal shows the application's new role only after Graph syncs it
             # ("the synchronization isn't immediate": Graph, applications-api-overview); until
             # then appRoleAssignedTo refuses the role ("Permission being assigned was not found").
@@ -330,28 +350,28 @@ class EntraClaims(Step):
                 )
         return EntraClaimsOutputs(
             app_role_id=role_id,
-            role_value=found["role_value"],
+            role_value=found.role_value,
             session_name_source=_source(ctx),
             session_duration_s=_session_duration(ctx),
             policy_id=str(policy.id),
-            relay_state=found["relay_state"],
+            relay_state=found.relay_state,
         )
 
-    def _apply_app_role(self, ctx: StepContext, found: dict[str, Any]) -> str:
+    def _apply_app_role(self, ctx: StepContext, found: ClaimsReading) -> str:
         """PATCH the application with its whole appRoles list, ours added or enabled; the id."""
-        role = found["role"]
-        if found["role_ok"]:
+        role = found.role
+        if found.role_ok:
             return str(role.id)
-        app_id = str(found["application"].id)
+        app_id = str(found.application.id)
         if role is not None:
             # Adopted: the admin's (or an earlier run's) disabled role; enabled, never recorded,
             # so rollback leaves it.
             role.is_enabled = True
-            roles = found["roles"]
+            roles = found.roles
         else:
-            role_id = app_role_id(found["sp_id"], found["role_value"])
+            role_id = app_role_id(found.sp_id, found.role_value)
             ctx.record_created(
-                APP_ROLE, role_id, application_id=app_id, service_principal_id=found["sp_id"]
+                APP_ROLE, role_id, application_id=app_id, service_principal_id=found.sp_id
             )
             role = AppRole(
                 id=uuid.UUID(role_id),
@@ -359,24 +379,24 @@ class EntraClaims(Step):
                 description="Amazon Connect federation role",
                 display_name=f"Amazon Connect {ctx.instance_alias or ctx.instance_id}"[:120],
                 is_enabled=True,
-                value=found["role_value"],
+                value=found.role_value,
             )
-            roles = [*found["roles"], role]
-        client = found["client"]
+            roles = [*found.roles, role]
+        client = found.client
         run_graph(client.applications.by_application_id(app_id).patch(Application(app_roles=roles)))
         return str(role.id)
 
-    def _apply_policy(self, ctx: StepContext, found: dict[str, Any]) -> Any:
+    def _apply_policy(self, ctx: StepContext, found: ClaimsReading) -> Any:
         """The policy linked to the service principal once apply is done."""
-        client, policy = found["client"], found["policy"]
-        sp = client.service_principals.by_service_principal_id(found["sp_id"])
-        if found["policy_ok"]:
+        client, policy = found.client, found.policy
+        sp = client.service_principals.by_service_principal_id(found.sp_id)
+        if found.policy_ok:
             return policy
-        if policy is not None and not found["policy_shared"]:
+        if policy is not None and not found.policy_shared:
             run_graph(
                 client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
                     policy.id
-                ).patch(ClaimsMappingPolicy(definition=[found["definition"]]))
+                ).patch(ClaimsMappingPolicy(definition=[found.definition]))
             )
             return policy
         replaced = ""
@@ -387,7 +407,7 @@ class EntraClaims(Step):
             run_graph(sp.claims_mapping_policies.by_claims_mapping_policy_id(replaced).ref.delete())
         ours = self._own_policy(ctx, client) or self._create_policy(ctx, client, found)
         ctx.record_created(
-            POLICY, str(ours.id), service_principal_id=found["sp_id"], replaced_policy_id=replaced
+            POLICY, str(ours.id), service_principal_id=found.sp_id, replaced_policy_id=replaced
         )
         run_graph(
             sp.claims_mapping_policies.ref.post(
@@ -426,13 +446,13 @@ class EntraClaims(Step):
             None,
         )
 
-    def _create_policy(self, ctx: StepContext, client: Any, found: dict[str, Any]) -> Any:
+    def _create_policy(self, ctx: StepContext, client: Any, found: ClaimsReading) -> Any:
         return run_graph(
             client.policies.claims_mapping_policies.post(
                 ClaimsMappingPolicy(
                     display_name=_policy_name(ctx),
                     description=_policy_marker(ctx),
-                    definition=[found["definition"]],
+                    definition=[found.definition],
                 )
             )
         )
@@ -442,13 +462,13 @@ class EntraClaims(Step):
         return [
             Finding(
                 "app_role",
-                ok=found["role_ok"] and found["role_mirrored"],
-                detail=found["role_value"],
+                ok=found.role_ok and found.role_mirrored,
+                detail=found.role_value,
                 fix=str(_("Retry the step to add the app role again.")),
             ),
             Finding(
                 "claims",
-                ok=found["policy_ok"],
+                ok=found.policy_ok,
                 detail=str(_("Role, RoleSessionName from {source}, SessionDuration")).format(
                     source=_source(ctx)
                 ),
@@ -456,8 +476,8 @@ class EntraClaims(Step):
             ),
             Finding(
                 "relay_state",
-                ok=found["relay_ok"],
-                detail=found["relay_state"],
+                ok=found.relay_ok,
+                detail=found.relay_state,
                 fix=str(_("Retry the step to set the relay state again.")),
             ),
         ]
