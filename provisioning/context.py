@@ -5,12 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provisioning import secret_box
 from provisioning.audit import AuditScope
 from provisioning.models import AuditKind, Connection, SetupRun, StepRun
 from provisioning.redaction import register_secret_values
+
+if TYPE_CHECKING:
+    from provisioning.steps.base import StepOutputs
+
+Outputs = TypeVar("Outputs", bound="StepOutputs")
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,11 @@ class StepContext:
                     )
         self.instance_id = instance_id
         self.instance_alias = instance_alias
+
+    def outputs_of(self, outputs_class: type[Outputs]) -> Outputs:
+        """What an earlier step of the run returned, typed (its fields' defaults when that step
+        returned nothing yet, or is not in this run's flow)."""
+        return outputs_class.from_json(self.outputs.get(outputs_class.step_key) or {})
 
     def created_of(self, kind: str, *kinds: str) -> list[CreatedResource]:
         """What this run's step created of these kinds, in the order it recorded them."""

@@ -147,6 +147,12 @@ def picked_values(data: Any, name: str) -> list[str]:
     return [str(value)] if value else []
 
 
+def picker_answers(answers: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """A picker step's stored answers for the engine's check (Step.form_answers): the form's
+    fields, and the ticks, which are no field (PeoplePickerForm.clean reads them from the data)."""
+    return {**answers, "picked": inputs["picked"]} if "picked" in inputs else answers
+
+
 class PeoplePickerForm(forms.Form):
     """The assignment form. The picker's checkboxes (name "<prefix>-picked") are read in clean()
     so that the field loop of the run page doesn't render them a second time."""

@@ -43,6 +43,7 @@ from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
@@ -60,7 +61,16 @@ from provisioning.models import (
 )
 from provisioning.redaction import redact, redact_text
 from provisioning.runs.moves import move_run, move_step, worker_scope
-from provisioning.steps.base import STEPS, Change, Finding, Plan, PlanDifference, Step
+from provisioning.steps.base import (
+    STEPS,
+    Change,
+    Finding,
+    Plan,
+    PlanDifference,
+    Step,
+    outputs_json,
+)
+from provisioning.steps.inputs import stored_input_problems
 
 logger = logging.getLogger(__name__)
 
@@ -378,15 +388,29 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
     ctx = _context(run, step, worker)
+    problems = stored_input_problems(implementation, ctx)
     try:
-        plan = implementation.plan(ctx)
+        plan = implementation.plan(ctx) if problems is None else implementation.input_plan(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
-    outcome = _save_plan(run, step, worker, plan)
+    if problems is not None:
+        plan.needs_input = True
+    outcome = _save_plan(run, step, worker, plan, error=_input_error(problems) if problems else {})
     if outcome == _CONTINUE:
         # Applied right away (no admin in between): apply may use what the plan just read.
         _plan_reads.step_run_id, _plan_reads.reads = step.pk, ctx.read_by_plan
     return outcome
+
+
+def _input_error(problems: list[str]) -> dict[str, Any]:
+    """What the run page says about answers the step's form refuses (in the run's language:
+    the runner plans under translation.override)."""
+    return {
+        "code": "step_input_invalid",
+        "message": " ".join(problems),
+        "hint": gettext("Correct these answers in the step's form below, then save them."),
+        "retryable": False,
+    }
 
 
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
@@ -423,7 +447,9 @@ def _stored_plan(run: SetupRun, plan: Plan, *, rerun: bool = False) -> dict[str,
     return redact(stored, truncate=False)
 
 
-def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | None:
+def _save_plan(
+    run: SetupRun, step: StepRun, worker: str, plan: Plan, error: dict[str, Any] | None = None
+) -> str | None:
     stored = _stored_plan(run, plan, rerun=bool(step.plan.get(RERUN_ASKED)))
     moved = move_step(
         step,
@@ -431,7 +457,7 @@ def _save_plan(run: SetupRun, step: StepRun, worker: str, plan: Plan) -> str | N
         worker_scope(run, worker, step.key),
         held_by=worker,
         plan=stored,
-        error={},
+        error=redact(error or {}),
         outputs={},
         waiting_since=None,
     )
@@ -467,7 +493,7 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         ctx.read_by_plan = _plan_reads.reads
     _plan_reads.__dict__.clear()
     try:
-        outputs = dict(implementation.apply(ctx) or {})
+        outputs = outputs_json(implementation.apply(ctx))
         findings = implementation.verify(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 if TYPE_CHECKING:
     from django import forms
@@ -141,6 +141,33 @@ class Finding:
     blocking: bool = True
 
 
+@dataclass
+class StepOutputs:
+    """What a step's apply() returns for later steps to read, typed: each step declares a
+    subclass (a dataclass with a default for every field) beside it and names its key.
+
+    The runner stores `to_json()` (the same JSON dict a step returned before outputs were
+    typed); a later step reads it back with `ctx.outputs_of(TheOutputs)`. `from_json` is
+    tolerant, as stored runs outlive a release: keys it doesn't know (the runner's own "verify",
+    a field since removed) are left out, and a field missing from an older run takes its
+    default."""
+
+    step_key: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        known = {item.name for item in fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in known})
+
+
+def outputs_json(applied: StepOutputs | Mapping[str, Any] | None) -> dict[str, Any]:
+    """What apply() returned, as the runner stores it (a JSON dict)."""
+    return applied.to_json() if isinstance(applied, StepOutputs) else dict(applied or {})
+
+
 class Step(ABC):
     """One step of a flow. Subclasses set key/title and implement the four methods (each one,
     even if it has nothing to do: a step that creates nothing says so in its rollback).
@@ -166,14 +193,37 @@ class Step(ABC):
     # forgotten, so the step's form asks for it again.
     rerunnable: ClassVar[bool] = False
     rerun_inputs: ClassVar[dict[str, Any]] = {}
+    # Before plan, the engine checks the stored answers with form_class (provisioning/steps/
+    # inputs.py, stored_input_problems) and keeps the step waiting for input while they don't
+    # pass, so plan/apply can read ctx.inputs as the form cleans them. False only for a step
+    # whose answers may come from elsewhere (an earlier step's outputs) and which checks them
+    # itself.
+    inputs_checked_by_form: ClassVar[bool] = True
+    # The step waits for the admin's first answer even though every field of its form has a
+    # default (where users land is the admin's choice, not ours).
+    asks_before_planning: ClassVar[bool] = False
+
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        """The stored answers the engine checks with form_class before plan: the run's inputs
+        for the form's fields. A step whose answer can come from the run itself (its instance,
+        chosen on the first page) adds it here."""
+        fields = self.form_class.base_fields if self.form_class is not None else {}
+        return {name: value for name, value in ctx.inputs.items() if name in fields}
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        """The plan of a step waiting for its answers (the engine found them missing or
+        refused): it asks. A step whose form shows what it read from the cloud (a directory to
+        pick people from) returns that too."""
+        return Plan(needs_input=True)
 
     @abstractmethod
     def plan(self, ctx: StepContext) -> Plan:
         """Read-only: what apply() would change."""
 
     @abstractmethod
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
-        """Make the planned changes, idempotently; return the outputs later steps read."""
+    def apply(self, ctx: StepContext) -> StepOutputs | dict[str, Any]:
+        """Make the planned changes, idempotently; return the outputs later steps read (the
+        step's StepOutputs; a plain dict from a step whose outputs are not typed yet)."""
 
     @abstractmethod
     def verify(self, ctx: StepContext) -> list[Finding]:

@@ -16,7 +16,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.session
 from django import forms
@@ -27,7 +27,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.flows import FLOWS
 from provisioning.models import SetupRun
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 RESOURCE_TYPE = "connect_instance"
 # The tag every instance this wizard creates carries (docs/step-contract.md): a run that crashed
@@ -168,21 +168,13 @@ class Wanted:
         return self.alias or self.instance_id
 
 
-def wanted(ctx: StepContext) -> Wanted | None:
-    """The validated inputs, or None when the admin has given neither an alias nor an ID."""
-    instance_id = _bare_id(str(ctx.inputs.get("instance_id") or "").strip())
-    alias = str(ctx.inputs.get("instance_alias") or "").strip()
-    if not instance_id and not alias:
-        # The run's own instance: chosen on the first page, or set by an earlier attempt.
-        instance_id, alias = ctx.instance_id, ctx.instance_alias
-    if not instance_id and not alias:
-        return None
-    problem = instance_id_problem(instance_id) if instance_id else alias_problem(alias)
-    if problem:
-        raise PermanentError(problem, code="connect_instance_invalid_input")
+def wanted(ctx: StepContext) -> Wanted:
+    """What the admin asked for; the engine checked it with ConnectInstanceForm before plan
+    (ConnectInstance.form_answers)."""
+    answers = ConnectInstance().form_answers(ctx)
     return Wanted(
-        alias=alias,
-        instance_id=instance_id,
+        alias=str(answers.get("instance_alias") or "").strip(),
+        instance_id=_bare_id(str(answers.get("instance_id") or "").strip()),
         inbound=bool(ctx.inputs.get("inbound_calls_enabled", True)),
         outbound=bool(ctx.inputs.get("outbound_calls_enabled", True)),
     )
@@ -348,6 +340,20 @@ def _elapsed(instance: dict[str, Any]) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+@dataclass
+class ConnectInstanceOutputs(StepOutputs):
+    """The run's Connect instance, created or adopted."""
+
+    step_key: ClassVar[str] = "connect_instance"
+
+    instance_id: str = ""
+    instance_arn: str = ""
+    instance_alias: str = ""
+    access_url: str = ""
+    identity_management_type: str = ""
+    adopted: bool = False
+
+
 @register
 class ConnectInstance(Step):
     key = "connect_instance"
@@ -357,10 +363,19 @@ class ConnectInstance(Step):
     )
     form_class = ConnectInstanceForm
 
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        answers = super().form_answers(ctx)
+        if (
+            not str(answers.get("instance_id") or "").strip()
+            and not str(answers.get("instance_alias") or "").strip()
+        ):
+            # The run's own instance: chosen on the first page, or set by an earlier attempt.
+            run_instance = {"instance_id": ctx.instance_id, "instance_alias": ctx.instance_alias}
+            answers.update({key: value for key, value in run_instance.items() if value})
+        return answers
+
     def plan(self, ctx: StepContext) -> Plan:
         want = wanted(ctx)
-        if want is None:
-            return Plan(needs_input=True)
         found = _find(ctx, ctx.aws("connect"), want)
         if found.instance is None:
             return Plan(
@@ -400,14 +415,8 @@ class ConnectInstance(Step):
             needs_confirmation=adopting_by_alias,
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> ConnectInstanceOutputs:
         want = wanted(ctx)
-        if want is None:
-            raise PermanentError(
-                "This step has no instance alias or ID.",
-                code="connect_instance_invalid_input",
-                hint="Type an alias, or the ID of an existing instance.",
-            )
         connect = ctx.aws("connect")
         found = _find(ctx, connect, want)
         if found.instance is None:
@@ -437,14 +446,14 @@ class ConnectInstance(Step):
                 "then start again.",
             )
         _require_saml(instance)
-        return {
-            "instance_id": instance_id,
-            "instance_arn": instance["Arn"],
-            "instance_alias": alias,
-            "access_url": instance.get("InstanceAccessUrl", ""),
-            "identity_management_type": instance.get("IdentityManagementType", ""),
-            "adopted": not ctx.created_here(RESOURCE_TYPE, instance_id),
-        }
+        return ConnectInstanceOutputs(
+            instance_id=instance_id,
+            instance_arn=instance["Arn"],
+            instance_alias=alias,
+            access_url=instance.get("InstanceAccessUrl", ""),
+            identity_management_type=instance.get("IdentityManagementType", ""),
+            adopted=not ctx.created_here(RESOURCE_TYPE, instance_id),
+        )
 
     def _create(self, ctx: StepContext, connect: Any, want: Wanted) -> str:
         """CreateInstance with this run's token, recorded at once for rollback."""

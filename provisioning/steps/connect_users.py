@@ -385,6 +385,9 @@ class ConnectUsers(UsersStep):
         "routing_profile": DEFAULT_ROUTING_PROFILE,
         "phone_type": SOFT_PHONE,
     }
+    # Its people may come from a plan file's list or an earlier step's outputs, not only from the
+    # form's CSV: people_of() says when nobody was given.
+    inputs_checked_by_form = False
 
     def plan(self, ctx: StepContext) -> Plan:
         _check_choices(ctx.inputs)

@@ -132,14 +132,8 @@ def wanted_name(ctx: StepContext) -> str:
 
 
 def certificate_years(ctx: StepContext) -> int:
-    years = int(ctx.inputs.get("certificate_years") or DEFAULT_CERTIFICATE_YEARS)
-    if years not in CERTIFICATE_YEARS:
-        raise PermanentError(
-            f"A signing certificate can last 1 to 3 years, not {years}.",
-            code="entra_certificate_lifetime",
-            hint="Choose 1, 2 or 3 years.",
-        )
-    return years
+    # One of CERTIFICATE_YEARS: the engine checked it with EntraAppForm before plan.
+    return int(ctx.inputs.get("certificate_years") or DEFAULT_CERTIFICATE_YEARS)
 
 
 def _identifier_policy_error(refused: PermanentError, identifier: str) -> PermanentError:

@@ -35,6 +35,7 @@ from provisioning.directory_picker import (
     PeoplePickerForm,
     PickerPlan,
     directory_snapshot,
+    picker_answers,
     read_choice,
 )
 from provisioning.entra.client import run_graph
@@ -42,6 +43,7 @@ from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.errors import PermanentError
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.entra_claims import EntraClaimsOutputs
 from provisioning.usernames import check_username
 
 RESOURCE_TYPE = "entra_app_role_assignment"
@@ -192,7 +194,7 @@ def session_name(user: Any, source: str) -> str:
 
 
 def resolve(ctx: StepContext, client: Any, choice: Choice) -> Resolution:
-    source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
+    source = ctx.outputs_of(EntraClaimsOutputs).session_name_source or "userprincipalname"
     nested = str(ctx.inputs.get("nested_groups") or "assign")
     result = Resolution()
     individual: list[Any] = []
@@ -334,24 +336,29 @@ class EntraAssignments(Step):
 
     def _context(self, ctx: StepContext) -> tuple[Any, str, str]:
         app = ctx.outputs.get("entra_app", {})
-        claims = ctx.outputs.get("entra_claims", {})
-        if not app.get("service_principal_id") or not claims.get("app_role_id"):
+        claims = ctx.outputs_of(EntraClaimsOutputs)
+        if not app.get("service_principal_id") or not claims.app_role_id:
             raise PermanentError(
                 "No earlier step set up the Entra app and its role.",
                 code="entra_app_missing",
                 hint="This step follows entra_app and entra_claims in the flow.",
             )
-        return ctx.graph(), app["service_principal_id"], claims["app_role_id"]
+        return ctx.graph(), app["service_principal_id"], claims.app_role_id
+
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        return picker_answers(super().form_answers(ctx), ctx.inputs)
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        client, _sp_id, _role_id = self._context(ctx)
+        return PickerPlan(
+            needs_input=True,
+            directory=read_directory(client),
+            warnings=[str(NESTED_EXPLANATION)],
+        )
 
     def plan(self, ctx: StepContext) -> Plan:
         client, sp_id, role_id = self._context(ctx)
         choice = read_choice(ctx.inputs)
-        if choice.is_empty:
-            return PickerPlan(
-                needs_input=True,
-                directory=read_directory(client),
-                warnings=[str(NESTED_EXPLANATION)],
-            )
         result = resolve(ctx, client, choice)
         ctx.read_by_plan[RESOLUTION] = result
         warnings = _warnings(result)
@@ -392,7 +399,7 @@ class EntraAssignments(Step):
         # resolved here instead of reading the directory again.
         ctx.read_by_apply[RESOLUTION] = result
         assign_to_app(ctx, client, sp_id, role_id, result.principals)
-        source = ctx.outputs.get("entra_claims", {}).get("session_name_source", "userprincipalname")
+        source = ctx.outputs_of(EntraClaimsOutputs).session_name_source or "userprincipalname"
         return {
             "people": _people_outputs(result, source),
             "assigned": [

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -47,7 +48,17 @@ from provisioning.relay_state import (
     build_relay_state_url,
     relay_state_warnings,
 )
-from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
+from provisioning.steps.base import (
+    Change,
+    ChangeAction,
+    Finding,
+    Plan,
+    Step,
+    StepOutputs,
+    register,
+)
+from provisioning.steps.connect_instance import ConnectInstanceOutputs
+from provisioning.steps.federation_role import FederationRoleOutputs
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
 ROLE_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
@@ -94,19 +105,13 @@ class EntraClaimsForm(RelayStateFields):
 
 
 def _source(ctx: StepContext) -> str:
-    source = str(ctx.inputs.get("session_name_source") or "")
-    if source not in dict(SESSION_NAME_SOURCES):
-        raise PermanentError(
-            f"“{source}” is not a RoleSessionName source the wizard offers.",
-            code="entra_session_name_source",
-            hint="Choose userprincipalname or mail.",
-        )
-    return source
+    # One of SESSION_NAME_SOURCES: the engine checked it with EntraClaimsForm before plan.
+    return str(ctx.inputs.get("session_name_source") or DEFAULT_SESSION_NAME_SOURCE)
 
 
-def _role_outputs(ctx: StepContext) -> dict[str, Any]:
-    role = ctx.outputs.get("federation_role", {})
-    if not role.get("role_value"):
+def _role_outputs(ctx: StepContext) -> FederationRoleOutputs:
+    role = ctx.outputs_of(FederationRoleOutputs)
+    if not role.role_value:
         raise PermanentError(
             "No earlier step created the federation role.",
             code="federation_role_missing",
@@ -116,7 +121,7 @@ def _role_outputs(ctx: StepContext) -> dict[str, Any]:
 
 
 def _session_duration(ctx: StepContext) -> int:
-    maximum = int(_role_outputs(ctx).get("max_session_duration_s") or DEFAULT_SESSION_S)
+    maximum = _role_outputs(ctx).max_session_duration_s or DEFAULT_SESSION_S
     wanted = int(ctx.inputs.get("session_duration_s") or min(DEFAULT_SESSION_S, maximum))
     if not MIN_SESSION_S <= wanted <= maximum:
         raise PermanentError(
@@ -154,7 +159,7 @@ def _same_definition(stored: list[str] | None, wanted: str) -> bool:
 
 
 def relay_state(ctx: StepContext) -> str:
-    instance_id = ctx.instance_id or ctx.outputs.get("connect_instance", {}).get("instance_id", "")
+    instance_id = ctx.instance_id or ctx.outputs_of(ConnectInstanceOutputs).instance_id
     try:
         return build_relay_state_url(
             ctx.region,
@@ -187,13 +192,33 @@ def _policy_targets(client: Any, policy_id: str) -> set[str]:
     return {str(target.id) for target in targets}
 
 
-def survey(ctx: StepContext) -> dict[str, Any]:
+@dataclass
+class ClaimsReading:
+    """What plan, apply and verify read of the app (survey()), beside what the run wants."""
+
+    client: Any  # the Graph client the reading was made with
+    sp_id: str
+    application: Any  # Graph's Application
+    roles: list[Any]  # the application's app roles
+    role: Any  # the app role with the run's value, or None
+    role_value: str
+    role_ok: bool  # that role exists and is enabled
+    role_mirrored: bool  # the service principal shows it too
+    policy: Any  # the claims mapping policy linked to the service principal, or None
+    policy_shared: bool  # it is linked to other apps as well
+    definition: str  # the policy definition the run wants
+    policy_ok: bool
+    relay_state: str  # the relay state the run wants
+    relay_ok: bool
+
+
+def survey(ctx: StepContext) -> ClaimsReading:
     """Reads the application, its service principal and the linked policy; says what differs from
     what the run wants."""
     client = ctx.graph()
     app = ctx.outputs["entra_app"]
     sp_id = app["service_principal_id"]
-    role_value = _role_outputs(ctx)["role_value"]
+    role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
     wanted_relay = relay_state(ctx)
     application = run_graph(client.applications.by_application_id(app["app_object_id"]).get())
@@ -216,37 +241,51 @@ def survey(ctx: StepContext) -> dict[str, Any]:
         and bool(_policy_targets(client, str(policy.id)) - {sp_id})
     )
     settings = service_principal.saml_single_sign_on_settings
-    return {
-        "client": client,
-        "sp_id": sp_id,
-        "application": application,
-        "roles": roles,
-        "role": role,
-        "role_value": role_value,
-        "role_ok": role is not None and bool(role.is_enabled),
-        "role_mirrored": mirrored,
-        "policy": policy,
-        "policy_shared": shared,
-        "definition": definition,
-        "policy_ok": policy_ok,
-        "relay_state": wanted_relay,
-        "relay_ok": settings is not None and settings.relay_state == wanted_relay,
-    }
+    return ClaimsReading(
+        client=client,
+        sp_id=sp_id,
+        application=application,
+        roles=roles,
+        role=role,
+        role_value=role_value,
+        role_ok=role is not None and bool(role.is_enabled),
+        role_mirrored=mirrored,
+        policy=policy,
+        policy_shared=shared,
+        definition=definition,
+        policy_ok=policy_ok,
+        relay_state=wanted_relay,
+        relay_ok=settings is not None and settings.relay_state == wanted_relay,
+    )
 
 
-def _role_change(found: dict[str, Any]) -> ChangeAction:
-    if found["role_ok"]:
+def _role_change(found: ClaimsReading) -> ChangeAction:
+    if found.role_ok:
         return "nothing"
     # A disabled role with the run's value is enabled and adopted, not made anew.
-    return "update" if found["role"] is not None else "create"
+    return "update" if found.role is not None else "create"
 
 
-def _policy_change(found: dict[str, Any]) -> ChangeAction:
-    if found["policy_ok"]:
+def _policy_change(found: ClaimsReading) -> ChangeAction:
+    if found.policy_ok:
         return "nothing"
-    if found["policy"] is None or found["policy_shared"]:
+    if found.policy is None or found.policy_shared:
         return "create"
     return "update"
+
+
+@dataclass
+class EntraClaimsOutputs(StepOutputs):
+    """The app role carrying the federation role, and the claims and relay state it set."""
+
+    step_key: ClassVar[str] = "entra_claims"
+
+    app_role_id: str = ""
+    role_value: str = ""
+    session_name_source: str = ""
+    session_duration_s: int = 0
+    policy_id: str = ""
+    relay_state: str = ""
 
 
 @register
@@ -258,26 +297,25 @@ class EntraClaims(Step):
         "RoleSessionName, SessionDuration), and sets where users land in Amazon Connect."
     )
     form_class = EntraClaimsForm
+    asks_before_planning = True
 
     def plan(self, ctx: StepContext) -> Plan:
-        if "session_name_source" not in ctx.inputs or "destination" not in ctx.inputs:
-            return Plan(needs_input=True)
         found = survey(ctx)
-        policy_details: dict[str, Any] = {"definition": json.loads(found["definition"])}
-        if found["policy_shared"]:
-            policy_details["replaces_shared_policy"] = str(found["policy"].display_name)
+        policy_details: dict[str, Any] = {"definition": json.loads(found.definition)}
+        if found.policy_shared:
+            policy_details["replaces_shared_policy"] = str(found.policy.display_name)
         changes = [
             Change(
                 _role_change(found),
                 APP_ROLE,
-                found["role_value"],
+                found.role_value,
                 {"allowedMemberTypes": ["User"], "on": "application"},
             ),
             Change(_policy_change(found), POLICY, _policy_name(ctx), policy_details),
             Change(
-                "nothing" if found["relay_ok"] else "update",
+                "nothing" if found.relay_ok else "update",
                 "relay_state",
-                found["relay_state"],
+                found.relay_state,
             ),
         ]
         warnings = relay_state_warnings(
@@ -285,23 +323,23 @@ class EntraClaims(Step):
         )
         return Plan(changes=changes, warnings=warnings)
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> EntraClaimsOutputs:
         found = survey(ctx)
-        client, sp_id = found["client"], found["sp_id"]
+        client, sp_id = found.client, found.sp_id
         sp = client.service_principals.by_service_principal_id(sp_id)
         role_id = self._apply_app_role(ctx, found)
-        if not found["relay_ok"]:
+        if not found.relay_ok:
             run_graph(
                 sp.patch(
                     ServicePrincipal(
                         saml_single_sign_on_settings=SamlSingleSignOnSettings(
-                            relay_state=found["relay_state"]
+                            relay_state=found.relay_state
                         )
                     )
                 )
             )
         policy = self._apply_policy(ctx, found)
-        if not found["role_mirrored"]:
+        if not found.role_mirrored:
             # The service principal shows the application's new role only after Graph syncs it
             # ("the synchronization isn't immediate": Graph, applications-api-overview); until
             # then appRoleAssignedTo refuses the role ("Permission being assigned was not found").
@@ -310,30 +348,30 @@ class EntraClaims(Step):
                 raise WaitForCloud(
                     str(_("Waiting for Entra ID to show the new app role on the enterprise app."))
                 )
-        return {
-            "app_role_id": role_id,
-            "role_value": found["role_value"],
-            "session_name_source": _source(ctx),
-            "session_duration_s": _session_duration(ctx),
-            "policy_id": str(policy.id),
-            "relay_state": found["relay_state"],
-        }
+        return EntraClaimsOutputs(
+            app_role_id=role_id,
+            role_value=found.role_value,
+            session_name_source=_source(ctx),
+            session_duration_s=_session_duration(ctx),
+            policy_id=str(policy.id),
+            relay_state=found.relay_state,
+        )
 
-    def _apply_app_role(self, ctx: StepContext, found: dict[str, Any]) -> str:
+    def _apply_app_role(self, ctx: StepContext, found: ClaimsReading) -> str:
         """PATCH the application with its whole appRoles list, ours added or enabled; the id."""
-        role = found["role"]
-        if found["role_ok"]:
+        role = found.role
+        if found.role_ok:
             return str(role.id)
-        app_id = str(found["application"].id)
+        app_id = str(found.application.id)
         if role is not None:
             # Adopted: the admin's (or an earlier run's) disabled role; enabled, never recorded,
             # so rollback leaves it.
             role.is_enabled = True
-            roles = found["roles"]
+            roles = found.roles
         else:
-            role_id = app_role_id(found["sp_id"], found["role_value"])
+            role_id = app_role_id(found.sp_id, found.role_value)
             ctx.record_created(
-                APP_ROLE, role_id, application_id=app_id, service_principal_id=found["sp_id"]
+                APP_ROLE, role_id, application_id=app_id, service_principal_id=found.sp_id
             )
             role = AppRole(
                 id=uuid.UUID(role_id),
@@ -341,24 +379,24 @@ class EntraClaims(Step):
                 description="Amazon Connect federation role",
                 display_name=f"Amazon Connect {ctx.instance_alias or ctx.instance_id}"[:120],
                 is_enabled=True,
-                value=found["role_value"],
+                value=found.role_value,
             )
-            roles = [*found["roles"], role]
-        client = found["client"]
+            roles = [*found.roles, role]
+        client = found.client
         run_graph(client.applications.by_application_id(app_id).patch(Application(app_roles=roles)))
         return str(role.id)
 
-    def _apply_policy(self, ctx: StepContext, found: dict[str, Any]) -> Any:
+    def _apply_policy(self, ctx: StepContext, found: ClaimsReading) -> Any:
         """The policy linked to the service principal once apply is done."""
-        client, policy = found["client"], found["policy"]
-        sp = client.service_principals.by_service_principal_id(found["sp_id"])
-        if found["policy_ok"]:
+        client, policy = found.client, found.policy
+        sp = client.service_principals.by_service_principal_id(found.sp_id)
+        if found.policy_ok:
             return policy
-        if policy is not None and not found["policy_shared"]:
+        if policy is not None and not found.policy_shared:
             run_graph(
                 client.policies.claims_mapping_policies.by_claims_mapping_policy_id(
                     policy.id
-                ).patch(ClaimsMappingPolicy(definition=[found["definition"]]))
+                ).patch(ClaimsMappingPolicy(definition=[found.definition]))
             )
             return policy
         replaced = ""
@@ -369,7 +407,7 @@ class EntraClaims(Step):
             run_graph(sp.claims_mapping_policies.by_claims_mapping_policy_id(replaced).ref.delete())
         ours = self._own_policy(ctx, client) or self._create_policy(ctx, client, found)
         ctx.record_created(
-            POLICY, str(ours.id), service_principal_id=found["sp_id"], replaced_policy_id=replaced
+            POLICY, str(ours.id), service_principal_id=found.sp_id, replaced_policy_id=replaced
         )
         run_graph(
             sp.claims_mapping_policies.ref.post(
@@ -408,13 +446,13 @@ class EntraClaims(Step):
             None,
         )
 
-    def _create_policy(self, ctx: StepContext, client: Any, found: dict[str, Any]) -> Any:
+    def _create_policy(self, ctx: StepContext, client: Any, found: ClaimsReading) -> Any:
         return run_graph(
             client.policies.claims_mapping_policies.post(
                 ClaimsMappingPolicy(
                     display_name=_policy_name(ctx),
                     description=_policy_marker(ctx),
-                    definition=[found["definition"]],
+                    definition=[found.definition],
                 )
             )
         )
@@ -424,13 +462,13 @@ class EntraClaims(Step):
         return [
             Finding(
                 "app_role",
-                ok=found["role_ok"] and found["role_mirrored"],
-                detail=found["role_value"],
+                ok=found.role_ok and found.role_mirrored,
+                detail=found.role_value,
                 fix=str(_("Retry the step to add the app role again.")),
             ),
             Finding(
                 "claims",
-                ok=found["policy_ok"],
+                ok=found.policy_ok,
                 detail=str(_("Role, RoleSessionName from {source}, SessionDuration")).format(
                     source=_source(ctx)
                 ),
@@ -438,8 +476,8 @@ class EntraClaims(Step):
             ),
             Finding(
                 "relay_state",
-                ok=found["relay_ok"],
-                detail=found["relay_state"],
+                ok=found.relay_ok,
+                detail=found.relay_state,
                 fix=str(_("Retry the step to set the relay state again.")),
             ),
         ]

@@ -12,7 +12,8 @@ Outputs: policy_arn, policy_name, policy_document (the JSON text that is the def
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +34,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import Conflict, NotFound, PermanentError
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 POLICY_FORMS = {
     "instance_condition": _("On any resource, for this instance only (connect:InstanceId)"),
@@ -77,6 +78,7 @@ def policy_name(ctx: StepContext) -> str:
 def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
     """One of the two forms of the federation policy admins write by hand, for the run's
     instance."""
+    # One of POLICY_FORMS: the engine checked it with FederationPolicyForm before plan.
     form = str(ctx.inputs.get("policy_form") or DEFAULT_POLICY_FORM)
     instance = instance_id(ctx)
     statement: dict[str, Any] = {
@@ -87,16 +89,10 @@ def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:
     if form == "instance_condition":
         statement["Resource"] = "*"
         statement["Condition"] = {"StringEquals": {"connect:InstanceId": instance}}
-    elif form == "user_resource":
+    else:
         statement["Resource"] = (
             f"arn:{partition(ctx.region)}:connect:{ctx.region}:{account}:instance/{instance}"
             "/user/${aws:userid}"
-        )
-    else:
-        raise PermanentError(
-            f"Unknown policy form “{form}”.",
-            code="federation_policy_unknown_form",
-            hint="Choose one of: " + ", ".join(POLICY_FORMS) + ".",
         )
     return {"Version": "2012-10-17", "Statement": [statement]}
 
@@ -117,6 +113,17 @@ def _target(ctx: StepContext) -> tuple[Any, str, str, dict[str, Any]]:
     name = policy_name(ctx)
     arn = f"arn:{partition(ctx.region)}:iam::{account}:policy/{name}"
     return iam, name, arn, policy_document(ctx, account)
+
+
+@dataclass
+class FederationPolicyOutputs(StepOutputs):
+    """The policy that lets the federation role call connect:GetFederationToken."""
+
+    step_key: ClassVar[str] = "federation_policy"
+
+    policy_arn: str = ""
+    policy_name: str = ""
+    policy_document: str = ""
 
 
 @register
@@ -155,7 +162,7 @@ class FederationPolicyStep(Step):
             changes=[Change("update", POLICY_RESOURCE, name, details, diff)], warnings=warnings
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> FederationPolicyOutputs:
         iam, name, arn, wanted = _target(ctx)
         existing = find_policy(iam, arn)
         document = json.dumps(wanted)
@@ -173,7 +180,9 @@ class FederationPolicyStep(Step):
                 ctx.record_created(POLICY_RESOURCE, arn, name=name)
             if not same_policy(existing["Document"], wanted):
                 self._add_default_version(ctx, iam, arn, existing["DefaultVersionId"], document)
-        return {"policy_arn": arn, "policy_name": name, "policy_document": policy_json(wanted)}
+        return FederationPolicyOutputs(
+            policy_arn=arn, policy_name=name, policy_document=policy_json(wanted)
+        )
 
     def _add_default_version(
         self, ctx: StepContext, iam: Any, arn: str, previous_default: str, document: str

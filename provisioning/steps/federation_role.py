@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -38,7 +39,10 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import NotFound, PermanentError
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
+from provisioning.steps.federation_policy import FederationPolicyOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
+from provisioning.steps.saml_provider import SamlProviderOutputs
 
 # IAM's bounds on MaxSessionDuration: 1 to 12 hours (IAM API reference, CreateRole).
 MIN_SESSION_HOURS = 1
@@ -92,7 +96,7 @@ def session_seconds(ctx: StepContext) -> int:
     asserts as SessionDuration. STS refuses a SessionDuration above the role's maximum ("The
     requested DurationSeconds exceeds the MaxSessionDuration set for this role"), so a two-hour
     Okta session needs a role of two hours or more."""
-    asserted = int(ctx.outputs.get("okta_app", {}).get("session_duration_s") or 0)
+    asserted = ctx.outputs_of(OktaAppOutputs).session_duration_s
     raw = ctx.inputs.get("session_duration_hours") or max(
         DEFAULT_SESSION_HOURS, -(-asserted // SECONDS_PER_HOUR)
     )
@@ -110,15 +114,17 @@ def session_seconds(ctx: StepContext) -> int:
     return hours * SECONDS_PER_HOUR
 
 
-def _earlier_output(ctx: StepContext, step_key: str, key: str, what: str) -> str:
-    value = ctx.outputs.get(step_key, {}).get(key) or ctx.inputs.get(key)
+def _earlier_output(ctx: StepContext, step_key: str, key: str, value: str, what: str) -> str:
+    """An earlier step's output (`value`), or the run's input of the same name for a run that
+    starts after that step."""
+    value = value or str(ctx.inputs.get(key) or "")
     if not value:
         raise PermanentError(
             f"The {what} is not known yet.",
             code="federation_role_missing_input",
             hint=f"Run the “{step_key}” step first.",
         )
-    return str(value)
+    return value
 
 
 def trust_policy(provider_arn: str, region: str) -> dict[str, Any]:
@@ -144,10 +150,18 @@ class _Target:
         self.iam = ctx.aws("iam")
         self.name = role_name(ctx)
         self.provider_arn = _earlier_output(
-            ctx, "saml_provider", "provider_arn", "IAM identity provider"
+            ctx,
+            SamlProviderOutputs.step_key,
+            "provider_arn",
+            ctx.outputs_of(SamlProviderOutputs).provider_arn,
+            "IAM identity provider",
         )
         self.policy_arn = _earlier_output(
-            ctx, "federation_policy", "policy_arn", "federation policy"
+            ctx,
+            FederationPolicyOutputs.step_key,
+            "policy_arn",
+            ctx.outputs_of(FederationPolicyOutputs).policy_arn,
+            "federation policy",
         )
         self.seconds = session_seconds(ctx)
         self.trust = trust_policy(self.provider_arn, ctx.region)
@@ -184,6 +198,22 @@ def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
     arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
     tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
     return arn, str(tags.get(FEDERATION_ROLE_TAG, ""))
+
+
+@dataclass
+class FederationRoleOutputs(StepOutputs):
+    """The role people federate into, and what the IdP puts in its Role claim."""
+
+    step_key: ClassVar[str] = "federation_role"
+
+    role_arn: str = ""
+    role_name: str = ""
+    role_id: str = ""
+    provider_arn: str = ""
+    policy_arn: str = ""
+    max_session_duration_s: int = 0
+    # "<role ARN>,<provider ARN>": the value of the IdP's Role claim.
+    role_value: str = ""
 
 
 @register
@@ -246,7 +276,7 @@ class FederationRoleStep(Step):
             plan.warnings.append(f"{reason} {BAD_REQUEST_WARNING}")
         return plan
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> FederationRoleOutputs:
         target = _Target(ctx)
         iam = target.iam
         trust = json.dumps(target.trust)
@@ -277,15 +307,15 @@ class FederationRoleStep(Step):
             )
             iam.attach_role_policy(RoleName=target.name, PolicyArn=target.policy_arn)
         self._record_on_instance(ctx, target.instance_id, role["Arn"])
-        return {
-            "role_arn": role["Arn"],
-            "role_name": target.name,
-            "role_id": role["RoleId"],
-            "provider_arn": target.provider_arn,
-            "policy_arn": target.policy_arn,
-            "max_session_duration_s": target.seconds,
-            "role_value": f"{role['Arn']},{target.provider_arn}",
-        }
+        return FederationRoleOutputs(
+            role_arn=role["Arn"],
+            role_name=target.name,
+            role_id=role["RoleId"],
+            provider_arn=target.provider_arn,
+            policy_arn=target.policy_arn,
+            max_session_duration_s=target.seconds,
+            role_value=f"{role['Arn']},{target.provider_arn}",
+        )
 
     def _record_on_instance(self, ctx: StepContext, instance: str, role_arn: str) -> None:
         instance_arn, recorded = _instance_arn_and_role(ctx, instance)

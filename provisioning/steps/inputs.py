@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -13,6 +13,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.translation import gettext as _
 
 from provisioning.steps.base import Step
+
+if TYPE_CHECKING:
+    from provisioning.context import StepContext
 
 
 class StepInputError(ValueError):
@@ -91,3 +94,45 @@ def _field_problem(form: forms.Form, name: str, error: str) -> str:
         values = ", ".join(str(value) for value, _label in choices if value != "")
         message += " " + _("Valid values: %(values)s.") % {"values": values}
     return message
+
+
+def stored_input_problems(step: Step, ctx: StepContext) -> list[str] | None:
+    """The engine's one "are my inputs there?" check, before a step plans: the step's form bound
+    to the answers stored for it (Step.form_answers). None when the form takes them (or the step
+    has no form, or its form can only be checked against the plan it waits on); otherwise the
+    problems, one line each naming the field by its label: empty when the admin has answered
+    nothing yet (the step simply asks), so a first visit shows no error.
+
+    A field left out of the answers takes the value its form starts with (`initial`), as the run
+    page shows it, so a plan file need not repeat the defaults; a step that must hear the admin
+    first says so (Step.asks_before_planning)."""
+    form_class = type(step).form_class
+    if form_class is None or takes_plan(type(step)) or not step.inputs_checked_by_form:
+        return None
+    answers = step.form_answers(ctx)
+    if not answers and step.asks_before_planning:
+        return []
+    form = form_class(data=_form_data(form_class, {**_initials(form_class), **answers}))
+    if form.is_valid():
+        return None
+    if not answers:
+        # Nothing answered, and the defaults don't do: the step asks, without an error.
+        return []
+    return [
+        str(error) if name == NON_FIELD_ERRORS else _labelled_problem(form, name, str(error))
+        for name, errors in form.errors.items()
+        for error in errors
+    ]
+
+
+def _initials(form_class: type[forms.Form]) -> dict[str, Any]:
+    return {
+        name: field.initial
+        for name, field in form_class.base_fields.items()
+        if field.initial is not None and not callable(field.initial)
+    }
+
+
+def _labelled_problem(form: forms.Form, name: str, error: str) -> str:
+    label = form.fields[name].label or name
+    return _("“%(label)s”: %(error)s") % {"label": label, "error": error}

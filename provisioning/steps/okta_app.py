@@ -17,7 +17,8 @@ Rollback deactivates and deletes the app only when this run created it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -35,7 +36,15 @@ from provisioning.relay_state import (
 )
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from provisioning.steps.base import Change, ChangeAction, Finding, Plan, Step, register
+from provisioning.steps.base import (
+    Change,
+    ChangeAction,
+    Finding,
+    Plan,
+    Step,
+    StepOutputs,
+    register,
+)
 
 # Okta's AWS app accepts 900-43200 s, the range STS allows for a SAML session; the wizard asks
 # in whole hours like federation_role (1-12 h).
@@ -86,17 +95,8 @@ def _partition(region: str) -> str:
 
 
 def _session_seconds(ctx: StepContext) -> int:
-    try:
-        hours = int(ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS)
-    except (TypeError, ValueError):
-        hours = 0
-    if not MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
-        raise PermanentError(
-            f"The session duration must be {MIN_SESSION_HOURS} to {MAX_SESSION_HOURS} hours.",
-            code="okta_app_bad_session_duration",
-            hint="Change session_duration_hours.",
-        )
-    return hours * SECONDS_PER_HOUR
+    # Within MIN/MAX_SESSION_HOURS: the engine checked it with OktaAppForm before plan.
+    return int(ctx.inputs.get("session_duration_hours") or DEFAULT_SESSION_HOURS) * SECONDS_PER_HOUR
 
 
 def relay_state(ctx: StepContext) -> str:
@@ -197,6 +197,24 @@ def sandbox_sso_url(ctx: StepContext, app_id: str) -> str:
     return f"{str(endpoints['okta_org_url']).rstrip('/')}{SANDBOX_SSO_PATH}{app_id}"
 
 
+@dataclass
+class OktaAppOutputs(StepOutputs):
+    """The Okta AWS app the run created or adopted, and what AWS and later steps read of it."""
+
+    step_key: ClassVar[str] = "okta_app"
+
+    app_id: str = ""
+    app_label: str = ""
+    # True when this run created the app: later steps then need not record its old settings.
+    created: bool = False
+    relay_state_url: str = ""
+    metadata_xml: str = ""
+    entity_id: str = ""
+    user_access_url: str = ""
+    sandbox_sso_url: str = ""
+    session_duration_s: int = 0  # the SessionDuration the app asserts
+
+
 @register
 class OktaApp(Step):
     key = "okta_app"
@@ -206,10 +224,9 @@ class OktaApp(Step):
         "people into your Connect instance, and reads its metadata for AWS."
     )
     form_class = OktaAppForm
+    asks_before_planning = True
 
     def plan(self, ctx: StepContext) -> Plan:
-        if "destination" not in ctx.inputs:
-            return Plan(needs_input=True)
         client = ctx.okta()
         app = find_app(ctx, client)
         warnings = relay_state_warnings(
@@ -227,7 +244,7 @@ class OktaApp(Step):
             )
         return Plan(changes=_changes(ctx, app), warnings=warnings)
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaAppOutputs:
         client = ctx.okta()
         app = find_app(ctx, client)
         wanted = wanted_settings(ctx)
@@ -263,18 +280,18 @@ class OktaApp(Step):
                 okta_call(client, "POST", f"{aws_app.app_path(app['id'])}/lifecycle/activate")
         created = app["id"] in _created_app_ids(ctx)
         metadata = aws_app.metadata_xml(client, app["id"])
-        return {
-            "app_id": app["id"],
-            "app_label": app.get("label", ""),
-            "created": created,
-            "relay_state_url": relay,
-            "metadata_xml": metadata,
-            "entity_id": parse_idp_metadata(metadata).entity_id,
-            "user_access_url": aws_app.user_access_url(app),
-            "sandbox_sso_url": sandbox_sso_url(ctx, app["id"]),
+        return OktaAppOutputs(
+            app_id=app["id"],
+            app_label=app.get("label", ""),
+            created=created,
+            relay_state_url=relay,
+            metadata_xml=metadata,
+            entity_id=parse_idp_metadata(metadata).entity_id,
+            user_access_url=aws_app.user_access_url(app),
+            sandbox_sso_url=sandbox_sso_url(ctx, app["id"]),
             # The SessionDuration the app asserts: the federation role must allow at least this.
-            "session_duration_s": _session_seconds(ctx),
-        }
+            session_duration_s=_session_seconds(ctx),
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         created = _created_app_ids(ctx)

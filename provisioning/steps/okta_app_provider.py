@@ -22,12 +22,13 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.okta_app import OktaAppOutputs
 
 SETTING = "identityProviderArn"
 
 
 def app_id_of(ctx: StepContext) -> str:
-    app_id = str(ctx.outputs.get("okta_app", {}).get("app_id") or "")
+    app_id = ctx.outputs_of(OktaAppOutputs).app_id
     if not app_id:
         raise PermanentError(
             "This step needs the Okta app of the step okta_app.", code="okta_app_missing"
@@ -88,7 +89,7 @@ class OktaAppProvider(Step):
         current = aws_app.app_settings(app).get(SETTING)
         wanted = provider_arn_of(ctx)
         if current != wanted:
-            if not ctx.outputs.get("okta_app", {}).get("created"):
+            if not ctx.outputs_of(OktaAppOutputs).created:
                 ctx.record_created("okta_app_setting", SETTING, app_id=app["id"], previous=current)
             aws_app.replace_app(client, app, app_settings_update={SETTING: wanted})
         return {"app_id": app["id"], "identity_provider_arn": wanted}

@@ -33,12 +33,15 @@ from provisioning.directory_picker import (
     PeoplePickerForm,
     PickerPlan,
     directory_snapshot,
+    picker_answers,
     read_choice,
 )
 from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
 from provisioning.usernames import check_username
 
@@ -106,7 +109,7 @@ def _mode(ctx: StepContext) -> str:
 
 
 def _role_name(ctx: StepContext) -> str:
-    name = str(ctx.outputs.get("federation_role", {}).get("role_name") or "")
+    name = ctx.outputs_of(FederationRoleOutputs).role_name
     if not name:
         raise PermanentError(
             "This step needs the role of the step federation_role.", code="okta_no_role"
@@ -380,10 +383,14 @@ class OktaAssignments(Step):
     )
     form_class = PeoplePickerForm
 
+    def form_answers(self, ctx: StepContext) -> dict[str, Any]:
+        return picker_answers(super().form_answers(ctx), ctx.inputs)
+
+    def input_plan(self, ctx: StepContext) -> Plan:
+        return PickerPlan(needs_input=True, directory=read_directory(ctx.okta()))
+
     def plan(self, ctx: StepContext) -> Plan:
         client = ctx.okta()
-        if read_choice(ctx.inputs).is_empty:
-            return PickerPlan(needs_input=True, directory=read_directory(client))
         found = survey(ctx, client)
         return Plan(
             changes=_changes(ctx, found, _work(ctx, client, found)), warnings=found.warnings
@@ -432,7 +439,7 @@ class OktaAssignments(Step):
         client = ctx.okta()
         app_id = existing_app(ctx, client)["id"]
         app_users = _app_users(client, app_id)
-        expected = ctx.outputs.get("okta_app", {})
+        expected = ctx.outputs_of(OktaAppOutputs)
         findings = []
         for record in ctx.created_of("okta_app_user"):
             if record.identifier not in app_users:
@@ -448,7 +455,7 @@ class OktaAssignments(Step):
             Finding(
                 check="People are assigned to the Okta app",
                 ok=bool(app_users),
-                detail=f"{len(app_users)} assigned to {expected.get('app_label') or app_id}",
+                detail=f"{len(app_users)} assigned to {expected.app_label or app_id}",
                 fix="Retry the step.",
             )
         )

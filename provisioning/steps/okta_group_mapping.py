@@ -28,6 +28,8 @@ from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
 
 GROUP_PREFIX = "aws#"
@@ -42,8 +44,8 @@ MAPPING_SETTINGS = ("useGroupMapping", "groupFilter", "roleValuePattern", "joinA
 
 def _role(ctx: StepContext) -> tuple[str, str, str]:
     """(role ARN, provider ARN, account id) from the earlier steps."""
-    role = ctx.outputs.get("federation_role", {})
-    role_arn, provider_arn = str(role.get("role_arn") or ""), str(role.get("provider_arn") or "")
+    role = ctx.outputs_of(FederationRoleOutputs)
+    role_arn, provider_arn = role.role_arn, role.provider_arn
     match = ROLE_ARN.match(role_arn)
     if match is None or not PROVIDER_ARN.match(provider_arn):
         raise PermanentError(
@@ -148,7 +150,7 @@ class OktaGroupMapping(Step):
             ctx.record_created("okta_group", group["id"], name=name)
         wanted = wanted_settings(ctx)
         if aws_app.differences(app, wanted):
-            if not ctx.outputs.get("okta_app", {}).get("created"):
+            if not ctx.outputs_of(OktaAppOutputs).created:
                 previous = {key: aws_app.app_settings(app).get(key) for key in MAPPING_SETTINGS}
                 ctx.record_created(
                     "okta_app_setting", "group_mapping", app_id=app["id"], previous=previous

@@ -33,6 +33,7 @@ from provisioning.okta.rest import okta_call
 from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.okta_app import OktaAppOutputs
 
 LISTING_STEP = "okta_role_listing_user"
 SANDBOX_HOOK = "/sandbox/apps/{app_id}/provisioning"
@@ -125,7 +126,7 @@ def _guide(ctx: StepContext) -> dict[str, Any]:
     org_url = str(_connection(ctx).config.get("org_url") or "")
     return {
         "app_id": app_id,
-        "app_label": str(ctx.outputs.get("okta_app", {}).get("app_label") or ""),
+        "app_label": ctx.outputs_of(OktaAppOutputs).app_label,
         "admin_url": admin_console_url(org_url, app_id),
         "access_key_id": _earlier(ctx, LISTING_STEP, "access_key_id"),
         "iam_user": str(ctx.outputs.get(LISTING_STEP, {}).get("user_name") or ""),

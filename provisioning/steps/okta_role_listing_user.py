@@ -21,6 +21,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.models import StepRun
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.connect_instance import ConnectInstanceOutputs
 
 RUN_TAG = "connect-sso-wizard:run"
 USER_PATH = "/connect-sso-wizard/"
@@ -50,9 +51,7 @@ class RotateKeyForm(forms.Form):
 
 def user_name(ctx: StepContext) -> str:
     """Deterministic per instance, so a re-run finds what a crashed attempt created."""
-    alias = ctx.instance_alias or str(
-        ctx.outputs.get("connect_instance", {}).get("instance_alias", "")
-    )
+    alias = ctx.instance_alias or ctx.outputs_of(ConnectInstanceOutputs).instance_alias
     suffix = alias or ctx.run_id.hex[:8]
     return f"{USER_NAME_PREFIX}{suffix}"[:MAX_USER_NAME_LENGTH]
 

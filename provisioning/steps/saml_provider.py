@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.conf import settings
@@ -44,7 +44,7 @@ from provisioning.saml import (
     parse_idp_metadata,
     without_byte_order_mark,
 )
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 # The IdP steps whose outputs carry the metadata; any other earlier step may too.
 IDP_STEPS = ("entra_app", "okta_app")
@@ -230,12 +230,28 @@ def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
     )
 
 
+@dataclass
+class SamlProviderOutputs(StepOutputs):
+    """The IAM identity provider the run registered or adopted."""
+
+    step_key: ClassVar[str] = "saml_provider"
+
+    provider_arn: str = ""
+    provider_name: str = ""
+    entity_id: str = ""
+    certificate_fingerprint: str = ""
+    certificate_not_after: str = ""
+
+
 @register
 class SamlProviderStep(Step):
     key = "saml_provider"
     title = _("IAM identity provider")
     description = _("Registers your IdP's SAML metadata in IAM so AWS trusts its sign-ins.")
     form_class = SamlProviderForm
+    # Its metadata usually comes from the IdP step's outputs, not from the form: metadata_for()
+    # says when none was given.
+    inputs_checked_by_form = False
 
     def plan(self, ctx: StepContext) -> Plan:
         metadata = metadata_for(ctx)
@@ -263,7 +279,7 @@ class SamlProviderStep(Step):
             )
         return Plan(changes=[change], warnings=list(metadata.warnings))
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> SamlProviderOutputs:
         metadata = metadata_for(ctx)
         if metadata is None:
             raise PermanentError(
@@ -291,13 +307,13 @@ class SamlProviderStep(Step):
                     SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
                 )
         certificate = metadata.certificate
-        return {
-            "provider_arn": arn,
-            "provider_name": name,
-            "entity_id": metadata.entity_id,
-            "certificate_fingerprint": certificate.fingerprint_sha256,
-            "certificate_not_after": certificate.not_after.isoformat(),
-        }
+        return SamlProviderOutputs(
+            provider_arn=arn,
+            provider_name=name,
+            entity_id=metadata.entity_id,
+            certificate_fingerprint=certificate.fingerprint_sha256,
+            certificate_not_after=certificate.not_after.isoformat(),
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         metadata = metadata_for(ctx)

@@ -42,6 +42,8 @@ from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import read_sandbox_file
 from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.saml_provider import SamlProviderOutputs
 from provisioning.user_changes.instance import find_user
 
 # The sandbox's sign-on path on an IdP authority (sandbox/entra/app.py, sandbox/okta/app.py).
@@ -349,8 +351,8 @@ class LiveChain:
 
 
 def _live_chain(ctx: StepContext) -> LiveChain:
-    provider_arn = str(ctx.outputs.get("saml_provider", {}).get("provider_arn", ""))
-    role_name = str(ctx.outputs.get("federation_role", {}).get("role_name", ""))
+    provider_arn = ctx.outputs_of(SamlProviderOutputs).provider_arn
+    role_name = ctx.outputs_of(FederationRoleOutputs).role_name
     if not (provider_arn and role_name and ctx.instance_id):
         raise PermanentError(
             str(_("The sign-in test needs the identity provider, the role and the instance.")),

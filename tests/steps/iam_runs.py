@@ -7,7 +7,7 @@ from typing import Any
 
 from provisioning.context import StepContext
 from provisioning.models import Connection, SetupRun
-from provisioning.steps.base import STEPS
+from provisioning.steps.base import STEPS, outputs_json
 from tests.steps.aws_step_runs import context, start_run
 from tests.steps.iam_flow import IAM_STEPS
 
@@ -45,7 +45,7 @@ def apply_all(run: SetupRun, **inputs: Any) -> dict[str, dict[str, Any]]:
         step = STEPS[key]()
         step.plan(step_context(run, key, outputs, **inputs))
         ctx = step_context(run, key, outputs, **inputs)
-        outputs[key] = step.apply(ctx)
+        outputs[key] = outputs_json(step.apply(ctx))
         failing = [finding for finding in step.verify(ctx) if not finding.ok]
         assert not failing, failing
     return outputs

@@ -135,8 +135,13 @@ def test_it_refuses_an_invalid_alias_before_any_call(aws: Connection) -> None:
 
     drive(run)
 
-    assert run.status == RunStatus.FAILED
-    assert "can't start with “d-”" in run.error["message"]
+    # The engine checks the answers with the step's form and asks for a better one.
+    step = run.steps.get(key=STEP)
+    assert run.status == RunStatus.WAITING
+    assert step.plan["needs_input"] is True
+    assert step.error["code"] == "step_input_invalid"
+    assert step.error["message"].startswith("“Instance alias”: ")
+    assert "can't start with “d-”" in step.error["message"]
     assert calls(run) == []
 
 
@@ -186,8 +191,8 @@ def test_it_converges_on_one_instance_when_applied_again_or_after_losing_its_rec
     forgetful.instance_id = ""
     after_crash = ConnectInstance().apply(forgetful)
 
-    assert again["instance_id"] == after_crash["instance_id"] == first
-    assert after_crash["adopted"] is False
+    assert again.instance_id == after_crash.instance_id == first
+    assert after_crash.adopted is False
     assert forgetful.created_of("connect_instance") == [
         CreatedResource("connect_instance", first, {"alias": alias})
     ]

@@ -15,7 +15,13 @@ import pytest
 from provisioning.entra.client import run_graph
 from provisioning.errors import WaitForCloud
 from provisioning.models import RunStatus, SetupRun
-from provisioning.steps.entra_claims import APP_ROLE, POLICY, EntraClaims, policy_definition
+from provisioning.steps.entra_claims import (
+    APP_ROLE,
+    POLICY,
+    EntraClaims,
+    EntraClaimsOutputs,
+    policy_definition,
+)
 from sandbox.entra.tenant import AWS_SINGLE_ACCOUNT_TEMPLATE_ID as AWS_TEMPLATE_ID
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
@@ -69,7 +75,7 @@ def _role(tenant: Any, holder: dict[str, Any], value: str) -> dict[str, Any] | N
         return next((r for r in holder["appRoles"] if r["value"] == value), None)
 
 
-def _apply_as_the_engine_does(step: EntraClaims, ctx: Any) -> dict[str, Any]:
+def _apply_as_the_engine_does(step: EntraClaims, ctx: Any) -> EntraClaimsOutputs:
     """apply, again after a pause each time it waits for the cloud (the engine re-enqueues)."""
     deadline = time.monotonic() + WAIT_TIMEOUT_S
     while True:
@@ -111,7 +117,7 @@ def test_it_puts_the_app_role_on_the_application_and_waits_until_the_service_pri
     # The new claims policy replicates too: apply as the engine would, until nothing waits.
     outputs = _apply_as_the_engine_does(step, finished.context())
 
-    assert _role(tenant, tenant.service_principals[sp_id], value)["id"] == outputs["app_role_id"]
+    assert _role(tenant, tenant.service_principals[sp_id], value)["id"] == outputs.app_role_id
     with tenant.lock:
         default_roles = [r for r in tenant.applications[app_id]["appRoles"] if r["value"] is None]
     assert {r["displayName"] for r in default_roles} == {"User", "msiam_access"}
@@ -166,10 +172,10 @@ def test_it_links_its_own_policy_and_leaves_a_policy_other_apps_share_untouched(
     assert policy_change.action == "create"
     outputs = _apply_as_the_engine_does(step, ctx)
 
-    assert outputs["policy_id"] != shared["id"]
+    assert outputs.policy_id != shared["id"]
     assert tenant.find_claims_mapping_policy(shared["id"])["definition"] == shared_definition
     assert [p["id"] for p in tenant.policies_of(other_app["id"])] == [shared["id"]]
-    assert [p["id"] for p in tenant.policies_of(sp_id)] == [outputs["policy_id"]]
+    assert [p["id"] for p in tenant.policies_of(sp_id)] == [outputs.policy_id]
     step.rollback(ctx)
     assert [p["id"] for p in tenant.policies_of(sp_id)] == [shared["id"]]
 
@@ -214,7 +220,7 @@ def test_it_makes_one_policy_when_a_crash_comes_between_creating_and_recording_i
         named = [
             p["id"] for p in tenant.claims_mapping_policies.values() if p["displayName"] == name
         ]
-    assert named == [outputs["policy_id"]]
+    assert named == [outputs.policy_id]
     assert [p["id"] for p in tenant.policies_of(sp_id)] == named
     recorded = finished.run.steps.get(key="entra_claims").created_resources
     assert [e["identifier"] for e in recorded if e["resource_type"] == POLICY] == named

@@ -53,8 +53,8 @@ def test_it_creates_the_instance_condition_policy_once(
     (change,) = plan.changes
     assert (change.action, change.name) == ("create", name)
     assert first == second
-    assert first["policy_arn"] == f"arn:aws:iam::{AWS_ACCOUNT_ID}:policy/{name}"
-    assert json.loads(change.details["policy_document"]) == json.loads(first["policy_document"])
+    assert first.policy_arn == f"arn:aws:iam::{AWS_ACCOUNT_ID}:policy/{name}"
+    assert json.loads(change.details["policy_document"]) == json.loads(first.policy_document)
     (policy,) = policies_named(iam, name)
     assert len(_versions(iam, policy["Arn"])) == 1
     (statement,) = _default_document(iam, policy["Arn"])["Statement"]
@@ -69,7 +69,7 @@ def test_it_shows_the_diff_and_adds_a_default_version_for_the_other_form(
     aws_connection: Connection, instance: dict[str, Any], iam: Any
 ) -> None:
     run = iam_run(aws_connection, instance, policy_name=unique("FormSwitch"))
-    arn = STEP.apply(step_context(run, KEY))["policy_arn"]
+    arn = STEP.apply(step_context(run, KEY)).policy_arn
 
     plan = STEP.plan(step_context(run, KEY, policy_form="user_resource"))
     STEP.apply(step_context(run, KEY, policy_form="user_resource"))
@@ -91,7 +91,7 @@ def test_it_makes_room_when_the_policy_has_five_versions(
     aws_connection: Connection, instance: dict[str, Any], iam: Any
 ) -> None:
     run = iam_run(aws_connection, instance, policy_name=unique("Versions"))
-    arn = STEP.apply(step_context(run, KEY))["policy_arn"]
+    arn = STEP.apply(step_context(run, KEY)).policy_arn
     for number in range(MAX_POLICY_VERSIONS - 1):
         document = {
             "Version": "2012-10-17",
@@ -130,7 +130,7 @@ def test_it_rolls_back_its_policy_and_only_its_versions_of_an_adopted_one(
     adopting = iam_run(aws_connection, instance, policy_name=adopted_name)
     creating = iam_run(aws_connection, instance, policy_name=unique("CreatedPolicy"))
     STEP.apply(step_context(adopting, KEY))
-    created_arn = STEP.apply(step_context(creating, KEY))["policy_arn"]
+    created_arn = STEP.apply(step_context(creating, KEY)).policy_arn
 
     STEP.rollback(step_context(adopting, KEY))
     STEP.rollback(step_context(creating, KEY))

@@ -54,10 +54,10 @@ def test_it_creates_the_provider_once_however_often_apply_runs(
     assert change.details["certificate_thumbprint"] == cert.thumbprint
     assert change.details["certificate_not_after"] == cert.not_after.isoformat()
     assert first == second
-    assert providers_named(iam, name) == [first["provider_arn"]]
-    assert first["provider_name"] == name
-    assert first["entity_id"] == ENTITY_ID
-    assert first["certificate_fingerprint"] == change.details["certificate_fingerprint"]
+    assert providers_named(iam, name) == [first.provider_arn]
+    assert first.provider_name == name
+    assert first.entity_id == ENTITY_ID
+    assert first.certificate_fingerprint == change.details["certificate_fingerprint"]
     assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
     assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
     assert step_context(run, KEY).created_of(KEY) == [CreatedResource(KEY, name)]
@@ -79,12 +79,12 @@ def test_it_updates_the_provider_only_when_the_certificate_changes(
     assert same.changes[0].action == "nothing"
     (change,) = plan.changes
     assert change.action == "update"
-    assert change.details["provider_arn"] == applied["provider_arn"]
+    assert change.details["provider_arn"] == applied.provider_arn
     assert "-signing certificate: CN=Old signing" in change.diff
     assert "+signing certificate: CN=New signing" in change.diff
-    assert updated["provider_arn"] == applied["provider_arn"]
-    assert updated["certificate_fingerprint"] != applied["certificate_fingerprint"]
-    held = iam.get_saml_provider(SAMLProviderArn=applied["provider_arn"])["SAMLMetadataDocument"]
+    assert updated.provider_arn == applied.provider_arn
+    assert updated.certificate_fingerprint != applied.certificate_fingerprint
+    held = iam.get_saml_provider(SAMLProviderArn=applied.provider_arn)["SAMLMetadataDocument"]
     assert new_cert.cert_base64 in held
     assert all(f.ok for f in STEP.verify(step_context(run, KEY, metadata_xml=rolled)))
     findings = STEP.verify(step_context(run, KEY, metadata_xml=metadata(ENTITY_ID, old_cert)))
@@ -139,7 +139,7 @@ def test_it_rolls_back_only_a_provider_the_run_created(
     adopting = iam_run(aws_connection, instance, metadata_xml=document, provider_name=adopted_name)
     creating = iam_run(aws_connection, instance, metadata_xml=document, provider_name=created_name)
     STEP.apply(step_context(adopting, KEY))
-    created_arn = STEP.apply(step_context(creating, KEY))["provider_arn"]
+    created_arn = STEP.apply(step_context(creating, KEY)).provider_arn
 
     STEP.rollback(step_context(adopting, KEY))
     STEP.rollback(step_context(creating, KEY))
@@ -164,7 +164,7 @@ def test_it_gives_iam_the_metadata_without_the_byte_order_mark_iam_cannot_parse(
     adopted_from_idp = STEP.apply(step_context(from_idp, KEY, outputs))
 
     for applied in (made, adopted_from_idp):
-        held = iam.get_saml_provider(SAMLProviderArn=applied["provider_arn"])
+        held = iam.get_saml_provider(SAMLProviderArn=applied.provider_arn)
         assert held["SAMLMetadataDocument"].startswith("<?xml")
     with pytest.raises(iam.exceptions.InvalidInputException) as refused:
         iam.create_saml_provider(Name=unique("Bom"), SAMLMetadataDocument=with_bom)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import uuid
+from dataclasses import fields
 from typing import Any
 
 import pytest
 
+from provisioning.audit import AuditScope
+from provisioning.context import StepContext
 from provisioning.runs.runner import import_step_modules
-from provisioning.steps.base import STEPS, Plan, Step, register
+from provisioning.steps.base import STEPS, Plan, Step, StepOutputs, outputs_json, register
+from provisioning.steps.federation_role import FederationRoleOutputs
 
 CONTRACT = ("plan", "apply", "verify", "rollback")
 
@@ -43,3 +48,43 @@ def test_a_step_without_rollback_is_refused_when_registered() -> None:
     assert "test_forgets_rollback" not in STEPS
     with pytest.raises(TypeError):
         ForgetsRollback()  # type: ignore[abstract]
+
+
+def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> None:
+    import_step_modules()
+    typed = StepOutputs.__subclasses__()
+
+    assert {outputs.step_key for outputs in typed} >= {
+        "saml_provider",
+        "federation_policy",
+        "federation_role",
+        "entra_claims",
+        "okta_app",
+        "connect_instance",
+    }
+    for outputs_class in typed:
+        assert outputs_class.step_key in STEPS, outputs_class
+        # An older run's outputs lack fields (defaults), a newer one's have more (left out);
+        # the runner's own "verify" findings ride along in every stored outputs dict.
+        empty = outputs_class.from_json({})
+        assert outputs_class.from_json({**empty.to_json(), "verify": [], "gone": 1}) == empty
+        assert list(empty.to_json()) == [item.name for item in fields(outputs_class)]
+
+
+def test_a_later_step_reads_earlier_outputs_typed_as_the_runner_stored_them() -> None:
+    role = FederationRoleOutputs(role_arn="arn:aws:iam::1:role/R", max_session_duration_s=7200)
+    stored = outputs_json(role)
+    ctx = StepContext(
+        run_id=uuid.uuid4(),
+        step_key="entra_claims",
+        region="ap-northeast-1",
+        instance_id="",
+        mode="sandbox",
+        inputs={},
+        outputs={"federation_role": {**stored, "verify": []}},
+        audit=AuditScope(actor_label="test"),
+    )
+
+    assert stored["role_arn"] == "arn:aws:iam::1:role/R"
+    assert ctx.outputs_of(FederationRoleOutputs) == role
+    assert ctx.outputs_of(FederationRoleOutputs).max_session_duration_s == 7200
