@@ -7,6 +7,7 @@ import pytest
 
 from provisioning import runner
 from provisioning.flows import FLOWS, Flow, register_flow
+from provisioning.messages import render
 from provisioning.models import AuditKind, RunStatus, StepStatus
 from tests import engine_doubles
 from tests.engine.runs import QUICK, calls, drive, start_run, transitions
@@ -225,4 +226,4 @@ def test_it_stops_a_running_run_whose_flow_changed_under_it(admin_user) -> None:
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error["code"] == "flow_changed"
-    assert "Roll the run back or start a new one." in run.error["message"]
+    assert "Roll the run back or start a new one." in render(run.error["message"])

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from provisioning.messages import render
 from provisioning.models import AuditEvent
 
 # Rows per page of the audit log page; a screenful of a busy run.
@@ -195,9 +196,20 @@ def audit_events_page(
 
 
 def audit_events_for_export(*, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every matching row as a dict of EXPORT_COLUMNS, newest first, read in chunks."""
-    events = audit_events_filtered(**filters).order_by("-at", "-id").values(*EXPORT_COLUMNS)
-    yield from events.iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    """Every matching row as a dict of EXPORT_COLUMNS, newest first, read in chunks. Messages
+    are rendered in English whoever exports: an export is a record compared and searched across
+    admins and tools, so the same row reads the same in every export."""
+    events = (
+        audit_events_filtered(**filters)
+        .order_by("-at", "-id")
+        .values(*EXPORT_COLUMNS, "translatable_message")
+    )
+    with translation.override("en"):
+        for event in events.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+            stored = event.pop("translatable_message")
+            if stored:
+                event["message"] = str(render(stored))
+            yield event
 
 
 def _start_of_day(day: dt.date) -> dt.datetime:
