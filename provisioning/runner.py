@@ -440,7 +440,7 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
             return None
     ctx = _context(run, step, worker)
     try:
-        outputs = dict(implementation.apply(ctx) or {})
+        outputs = to_json(dict(implementation.apply(ctx) or {}))
         findings = implementation.verify(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)

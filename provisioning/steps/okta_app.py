@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call
 from provisioning.relay_state import (
@@ -212,18 +213,20 @@ class OktaApp(Step):
             return Plan(needs_input=True)
         client = ctx.okta()
         app = find_app(ctx, client)
-        warnings = relay_state_warnings(
-            str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+        warnings: list[Message | str] = list(
+            relay_state_warnings(
+                str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+            )
         )
         if app is not None and app["id"] not in _created_app_ids(ctx):
             warnings.append(
-                str(
+                Message(
                     _(
                         "The app “%(label)s” already exists: the wizard uses it and changes only "
                         "its AWS settings. Rolling back leaves it in place."
-                    )
+                    ),
+                    {"label": app.get("label")},
                 )
-                % {"label": app.get("label")}
             )
         return Plan(changes=_changes(ctx, app), warnings=warnings)
 

@@ -17,11 +17,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning import runner
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import FLOWS
+from provisioning.messages import Message
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE_IF_INTERRUPTED,
@@ -138,7 +139,7 @@ def _connection(connection_id: int | None, clouds: tuple[str, ...], role: str) -
 def _refuse_changed_flow(run: SetupRun) -> None:
     problem = runner.flow_problem(run)
     if problem:
-        raise RunError(problem)
+        raise RunError(str(problem))
 
 
 def run_create(
@@ -212,7 +213,7 @@ def run_create(
             kind=AuditKind.RUN_STATE,
             old={},
             new={"status": run.status, "flow": flow.key, "region": region},
-            message=f"Started “{flow.title}”.",
+            message=Message(gettext_noop("Started “%(flow)s”."), {"flow": flow.title}),
         )
         if enqueue:
             _enqueue_advance(run.pk)
