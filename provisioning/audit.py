@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from django.db import router, transaction
 
+from provisioning.messages import Message, is_message, to_json
 from provisioning.models import AuditEvent, AuditKind, AuditOutcome
 from provisioning.redaction import redact, redact_text, truncate_text
 
@@ -211,18 +212,26 @@ def record_state_change(
     kind: str,
     old: dict[str, Any],
     new: dict[str, Any],
-    message: str = "",
+    message: Any = "",
 ) -> None:
-    """Write one state-change row; a change that changes nothing writes nothing.
+    """Write one state-change row; a change that changes nothing writes nothing. `message` is a
+    Message (or its stored form, or a lazy translation), kept as its id and parameters so the log
+    reads in each reader's language; plain text is kept as it is.
 
     Call it inside the transaction that makes the change, so both commit or neither does.
     """
     if old == new:
         return
+    text, translatable = "", None
+    if isinstance(message, Message) or is_message(message) or not isinstance(message, str):
+        translatable = redact(to_json(message)) if message else None
+    else:
+        text = truncate_text(redact_text(message))
     _write(
         scope,
         kind=kind,
         old_value=redact(old),
         new_value=redact(new),
-        message=truncate_text(redact_text(message)),
+        message=text,
+        translatable_message=translatable,
     )

@@ -12,9 +12,10 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from provisioning.messages import render
 from provisioning.models import AuditEvent, AuditOutcome, Cloud, SetupRun
 
 # Rows fetched per database round trip while streaming an export.
@@ -178,9 +179,20 @@ def audit_events_filtered(
 
 
 def audit_events_for_export(*, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every matching row as a dict of EXPORT_COLUMNS, newest first, read in chunks."""
-    events = audit_events_filtered(**filters).order_by("-at", "-id").values(*EXPORT_COLUMNS)
-    yield from events.iterator(chunk_size=EXPORT_CHUNK_SIZE)
+    """Every matching row as a dict of EXPORT_COLUMNS, newest first, read in chunks. Messages
+    are rendered in English whoever exports: an export is a record compared and searched across
+    admins and tools, so the same row reads the same in every export."""
+    events = (
+        audit_events_filtered(**filters)
+        .order_by("-at", "-id")
+        .values(*EXPORT_COLUMNS, "translatable_message")
+    )
+    with translation.override("en"):
+        for event in events.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+            stored = event.pop("translatable_message")
+            if stored:
+                event["message"] = str(render(stored))
+            yield event
 
 
 def _start_of_day(day: dt.date) -> dt.datetime:

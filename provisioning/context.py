@@ -7,8 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.utils.translation import gettext_noop
+
 from provisioning import secret_box
 from provisioning.audit import AuditScope
+from provisioning.messages import Message
 from provisioning.models import AuditKind, Connection, SetupRun, StepRun
 from provisioning.redaction import register_secret_values
 
@@ -128,8 +131,10 @@ class StepContext:
                         kind=AuditKind.RUN_STATE,
                         old=dict(old),
                         new=new,
-                        message="The run's Connect instance is now "
-                        f"{instance_alias or instance_id}.",
+                        message=Message(
+                            gettext_noop("The run's Connect instance is now %(instance)s."),
+                            {"instance": instance_alias or instance_id},
+                        ),
                     )
         self.instance_id = instance_id
         self.instance_alias = instance_alias

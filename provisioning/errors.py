@@ -4,23 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.functional import Promise
+
+from provisioning.messages import Message, render, to_json
+
+# What an error says and what to do: a Message (rendered in the reader's language), a lazy
+# translation, several of them joined (messages.joined), or a cloud's own words.
+Text = Message | Promise | str | dict[str, Any]
+
 
 class ProvisioningError(Exception):
     """An error an admin can act on. Client modules map SDK errors to these; nothing else leaks."""
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, code: str = "", hint: str = "") -> None:
+    def __init__(self, message: Text, *, code: str = "", hint: Text = "") -> None:
         super().__init__(message)
-        self.message = message
+        # As given: stored as a message id and parameters (as_dict), read as text in the
+        # active language (message, hint, str()).
+        self.given_message = message
+        self.given_hint = hint
         self.code = code or type(self).__name__
-        self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(render(self.given_message))
+
+    @property
+    def hint(self) -> str:
+        return str(render(self.given_hint))
+
+    @hint.setter
+    def hint(self, hint: Text) -> None:
+        self.given_hint = hint
+
+    def __str__(self) -> str:
+        return self.message
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
-            "message": self.message,
-            "hint": self.hint,
+            "message": to_json(self.given_message),
+            "hint": to_json(self.given_hint),
             "retryable": self.retryable,
         }
 
@@ -33,7 +58,12 @@ class RetryableError(ProvisioningError):
     retryable = True
 
     def __init__(
-        self, message: str, *, code: str = "", hint: str = "", retry_after_s: float | None = None
+        self,
+        message: Text,
+        *,
+        code: str = "",
+        hint: Text = "",
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message, code=code, hint=hint)
         self.retry_after_s = retry_after_s
@@ -49,7 +79,7 @@ class WaitForCloud(Exception):  # noqa: N818 - a signal, not an error
     """Raised by apply() when the cloud is not ready yet (instance creating, Graph object not
     visible). The engine re-enqueues the step after a short countdown instead of sleeping."""
 
-    def __init__(self, reason: str, *, countdown_s: float | None = None) -> None:
+    def __init__(self, reason: Text, *, countdown_s: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.countdown_s = countdown_s

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from provisioning import secret_box
+from provisioning.messages import render
 
 
 class Cloud(models.TextChoices):
@@ -320,6 +321,10 @@ class AuditEvent(models.Model):
     old_value = models.JSONField(default=dict, blank=True)
     new_value = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True, default="")
+    # The message as its id and parameters (provisioning/messages.py), rendered in the reader's
+    # language; rows written before it existed hold their text in `message`. Nullable, so adding
+    # it is a plain ADD COLUMN that writes no row (the append-only triggers stay as they are).
+    translatable_message = models.JSONField(null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -348,6 +353,13 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditLogIsAppendOnly("audit rows cannot be deleted")
+
+    @property
+    def message_text(self) -> str:
+        """The row's message in the active language (an older row: its text as written)."""
+        if self.translatable_message:
+            return str(render(self.translatable_message))
+        return self.message
 
 
 class ExportStatus(models.TextChoices):

@@ -23,11 +23,13 @@ from urllib.parse import quote
 import redis
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.messages import Message
 
 REDIS_KEY_PREFIX = "wizard:rate:"
 # A bucket's state matters only until its TAT has passed (after that it equals an empty bucket),
@@ -120,15 +122,19 @@ def reserve(key: str, rate: Rate) -> float:
         wait = reservation.wait_s
         origin = _("from Service Quotas") if rate.source == "service_quotas" else _("AWS's default")
         raise RetryableError(
-            _(
-                "Other work has booked the quota of %(key)s (%(rate)s calls per second, "
-                "%(origin)s) for the next %(seconds)d seconds."
-            )
-            % {"key": key, "rate": f"{rate.per_second:g}", "origin": origin, "seconds": wait},
+            Message(
+                gettext_noop(
+                    "Other work has booked the quota of %(key)s (%(rate)s calls per second, "
+                    "%(origin)s) for the next %(seconds)d seconds."
+                ),
+                {"key": key, "rate": f"{rate.per_second:g}", "origin": origin, "seconds": wait},
+            ),
             code="rate_limit_busy",
-            hint=_(
-                "The wizard tries again when its turn comes; nothing to do. To go faster, ask "
-                "AWS for a higher rate in Service Quotas."
+            hint=Message(
+                gettext_noop(
+                    "The wizard tries again when its turn comes; nothing to do. To go faster, ask "
+                    "AWS for a higher rate in Service Quotas."
+                )
             ),
             retry_after_s=wait,
         )
@@ -194,15 +200,21 @@ class RedisBuckets:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise RetryableError(
-                        _(
-                            "The shared rate limiter (Redis) is unreachable, so the wizard does "
-                            "not call AWS: it would risk going past the API's quota. (%(error)s)"
-                        )
-                        % {"error": error},
+                        Message(
+                            gettext_noop(
+                                "The shared rate limiter (Redis) is unreachable, so the wizard "
+                                "does "
+                                "not call AWS: it would risk going past the API's quota. "
+                                "(%(error)s)"
+                            ),
+                            {"error": error},
+                        ),
                         code="rate_limiter_unreachable",
-                        hint=_(
-                            "Check that Redis (REDIS_URL) is running and reachable from every "
-                            "worker; the wizard retries by itself."
+                        hint=Message(
+                            gettext_noop(
+                                "Check that Redis (REDIS_URL) is running and reachable from every "
+                                "worker; the wizard retries by itself."
+                            )
                         ),
                     ) from error
                 time.sleep(min(REDIS_RETRY_PAUSE_S, left))
@@ -237,11 +249,18 @@ class FileBuckets:
                 return Reservation(slot_at=slot, now=now, taken=True)
         except OSError as error:
             raise PermanentError(
-                _("The wizard cannot use its rate-limit folder %(folder)s: %(error)s")
-                % {"folder": self.folder, "error": error},
+                Message(
+                    gettext_noop(
+                        "The wizard cannot use its rate-limit folder %(folder)s: %(error)s"
+                    ),
+                    {"folder": self.folder, "error": error},
+                ),
                 code="rate_limit_folder",
-                hint=_(
-                    "Give the worker's user write access to that folder (under WIZARD_VAR_DIR), "
-                    "or set REDIS_URL to share the limits through Redis."
+                hint=Message(
+                    gettext_noop(
+                        "Give the worker's user write access to that folder (under "
+                        "WIZARD_VAR_DIR), "
+                        "or set REDIS_URL to share the limits through Redis."
+                    )
                 ),
             ) from error

@@ -21,9 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.messages import Message
 
 SAML_METADATA = "urn:oasis:names:tc:SAML:2.0:metadata"
 SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -245,15 +246,17 @@ def _identity_provider_entity(root: Element) -> Element:
     elif _local_name(root.tag) in ("EntityDescriptor", "EntitiesDescriptor"):
         namespace = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
         raise PermanentError(
-            gettext(
-                "The metadata's %(element)s is in the wrong XML namespace: “%(namespace)s”, "
-                "where SAML 2.0 metadata uses “%(expected)s”."
-            )
-            % {
-                "element": _local_name(root.tag),
-                "namespace": namespace or gettext("none"),
-                "expected": _MD[1:-1],
-            },
+            Message(
+                gettext_noop(
+                    "The metadata's %(element)s is in the wrong XML namespace: “%(namespace)s”, "
+                    "where SAML 2.0 metadata uses “%(expected)s”."
+                ),
+                {
+                    "element": _local_name(root.tag),
+                    "namespace": namespace or gettext("none"),
+                    "expected": _MD[1:-1],
+                },
+            ),
             code="saml_metadata_wrong_namespace",
             hint=gettext("Download the metadata again from the IdP instead of editing it by hand.")
             + " "

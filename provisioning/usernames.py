@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext_noop
+
+from provisioning.messages import Message, joined
+
 # STS roleSessionNameType: min 2, max 64.
 ROLE_SESSION_NAME_MIN_LENGTH = 2
 ROLE_SESSION_NAME_MAX_LENGTH = 64
@@ -34,11 +38,11 @@ def _disallowed_characters(value: str) -> list[str]:
     return sorted({character for character in value if not ALLOWED_CHARACTER.fullmatch(character)})
 
 
-def _describe(character: str) -> str:
+def _describe(character: str) -> Message | str:
     if character == " ":
-        return "a space"
+        return Message(gettext_noop("a space"))
     if character.isspace():
-        return "a line break or tab"
+        return Message(gettext_noop("a line break or tab"))
     return f"“{character}”"
 
 
@@ -51,36 +55,55 @@ def suggest_username(value: str) -> str:
     return stripped
 
 
-def _problems(value: str) -> list[str]:
-    problems: list[str] = []
+def _problems(value: str) -> list[Message]:
+    problems: list[Message] = []
     if not value:
-        return ["The username is empty."]
+        return [Message(gettext_noop("The username is empty."))]
     disallowed = _disallowed_characters(value)
     if disallowed:
-        listed = ", ".join(_describe(character) for character in disallowed)
+        listed = joined([_describe(character) for character in disallowed])
         problems.append(
-            f"The username contains {listed}: Connect and STS allow only letters A-Z and "
-            "a-z, digits, and _ - . @ in a username."
+            Message(
+                gettext_noop(
+                    "The username contains %(listed)s: Connect and STS allow only letters A-Z and "
+                    "a-z, digits, and _ - . @ in a username."
+                ),
+                {"listed": listed},
+            )
         )
     if len(value) > SAML_USERNAME_MAX_LENGTH:
         problems.append(
-            f"The username is {len(value)} characters long; Connect and STS allow at most "
-            f"{SAML_USERNAME_MAX_LENGTH}."
+            Message(
+                gettext_noop(
+                    "The username is %(length)d characters long; Connect and STS allow at most "
+                    "%(max)d."
+                ),
+                {"length": len(value), "max": SAML_USERNAME_MAX_LENGTH},
+            )
         )
     elif len(value) < ROLE_SESSION_NAME_MIN_LENGTH:
         problems.append(
-            f"The username is {len(value)} character long; STS needs at least "
-            f"{ROLE_SESSION_NAME_MIN_LENGTH} for the RoleSessionName."
+            Message(
+                gettext_noop(
+                    "The username is %(length)d character long; STS needs at least %(min)d for "
+                    "the RoleSessionName."
+                ),
+                {"length": len(value), "min": ROLE_SESSION_NAME_MIN_LENGTH},
+            )
         )
     if "@" in value and not EMAIL_FORMAT.match(value):
         problems.append(
-            "The username contains @ but is not an email address (like name@example.com); "
-            "Connect allows @ only in an email format."
+            Message(
+                gettext_noop(
+                    "The username contains @ but is not an email address (like "
+                    "name@example.com); Connect allows @ only in an email format."
+                )
+            )
         )
     return problems
 
 
-def check_username(value: str) -> list[str]:
+def check_username(value: str) -> list[Message]:
     """What stops `value` from being a Connect username that equals the RoleSessionName, one
     sentence each for an admin ([] when it is fine). The last sentence suggests a fix when there
     is an obvious one."""
@@ -90,12 +113,22 @@ def check_username(value: str) -> list[str]:
     suggestion = suggest_username(value)
     if suggestion:
         problems.append(
-            f"Use “{suggestion}” instead, and make the identity provider send exactly that "
-            "(change the user's sign-in name, or the attribute the RoleSessionName claim uses)."
+            Message(
+                gettext_noop(
+                    "Use “%(suggestion)s” instead, and make the identity provider send exactly "
+                    "that (change the user's sign-in name, or the attribute the RoleSessionName "
+                    "claim uses)."
+                ),
+                {"suggestion": suggestion},
+            )
         )
     elif len(value) > SAML_USERNAME_MAX_LENGTH:
         problems.append(
-            "Give the user a shorter sign-in name in the identity provider, or map the "
-            "RoleSessionName claim to a shorter attribute, and use that as the username."
+            Message(
+                gettext_noop(
+                    "Give the user a shorter sign-in name in the identity provider, or map the "
+                    "RoleSessionName claim to a shorter attribute, and use that as the username."
+                )
+            )
         )
     return problems

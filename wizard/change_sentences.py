@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from provisioning.flows import SKIPPED_STEP
+from provisioning.messages import render_within
 
 # The admin's name for each kind of cloud resource a step plans or creates.
 RESOURCE_NAMES = {
@@ -202,7 +203,7 @@ LONG_VALUE_CHARS = 120
 
 def labelled_values(values: dict[str, Any]) -> list[LabelledValue]:
     shown = []
-    for key, value in values.items():
+    for key, value in render_within(values).items():
         document = _as_document(value) if key in DOCUMENT_KEYS else value
         if isinstance(document, dict | list) and not (
             isinstance(document, list) and all(not isinstance(i, dict | list) for i in document)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.connections.snapshot import connection_snapshot
+from provisioning.messages import Message
 from provisioning.models import AuditKind, Cloud, Connection
 
 SANDBOX_NAMES = {
@@ -107,7 +109,10 @@ def register_sandbox_connections(*, sandbox_file: Path | None = None) -> list[Co
                     kind=AuditKind.CONNECTION,
                     old=old,
                     new=new,
-                    message=f"Sandbox connection “{connection.name}” registered.",
+                    message=Message(
+                        gettext_noop("Sandbox connection “%(name)s” registered."),
+                        {"name": connection.name},
+                    ),
                 )
             registered.append(connection)
     return registered

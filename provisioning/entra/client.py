@@ -78,6 +78,7 @@ from azure.identity import CertificateCredential, ClientSecretCredential
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -105,6 +106,7 @@ from provisioning.errors import (
     WaitForCloud,
 )
 from provisioning.http_errors import error_class, http_error, retry_after_s
+from provisioning.messages import Message
 from provisioning.models import AuditEvent, AuditKind, AuditOutcome, Cloud, Connection
 from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
@@ -651,21 +653,29 @@ def _wait_for_replication(scope: AuditScope, body: bytes) -> None:
         window = settings.WIZARD_GRAPH_REPLICATION_WINDOW_S
         if age < window:
             raise WaitForCloud(
-                _("Waiting for Entra ID to replicate %(object)s, created %(age)d s ago.")
-                % {"object": object_id, "age": age}
+                Message(
+                    gettext_noop(
+                        "Waiting for Entra ID to replicate %(object)s, created %(age)d s ago."
+                    ),
+                    {"object": object_id, "age": age},
+                )
             )
         raise PermanentError(
-            _(
-                "Microsoft Graph still can't find %(object)s, which this run created "
-                "%(minutes)d minutes ago."
-            )
-            % {"object": object_id, "minutes": age // 60},
+            Message(
+                gettext_noop(
+                    "Microsoft Graph still can't find %(object)s, which this run created "
+                    "%(minutes)d minutes ago."
+                ),
+                {"object": object_id, "minutes": age // 60},
+            ),
             code="graph_not_replicated",
-            hint=_(
-                "Entra ID did not make it visible within %(window)d minutes. Check it in the "
-                "Entra admin center, then retry the step: the wizard finds what it created."
-            )
-            % {"window": window // 60},
+            hint=Message(
+                gettext_noop(
+                    "Entra ID did not make it visible within %(window)d minutes. Check it in the "
+                    "Entra admin center, then retry the step: the wizard finds what it created."
+                ),
+                {"window": window // 60},
+            ),
         )
 
 
@@ -731,11 +741,13 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
         # a refused connection or a timeout too ("Authentication failed: <cause>"): a network
         # fault is not a wrong credential.
         return RetryableError(
-            _("Entra ID's sign-in endpoint could not be reached."),
+            Message(gettext_noop("Entra ID's sign-in endpoint could not be reached.")),
             code="entra_unreachable",
-            hint=_(
-                "The wizard retries. If it keeps failing, check the worker's network access "
-                "and the connection's authority."
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries. If it keeps failing, check the worker's network access "
+                    "and the connection's authority."
+                )
             ),
         )
     if isinstance(exc, ClientAuthenticationError):

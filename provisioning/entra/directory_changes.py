@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.groups.delta.delta_request_builder import (
     DeltaRequestBuilder as GroupsDelta,
@@ -38,6 +38,7 @@ from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.entra.group_members import PAGE_SIZE, USER_FIELDS
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 
 # A user's fields a sync's plan is made of (USER_FIELDS) and whether they may sign in.
 DELTA_USER_FIELDS = [*USER_FIELDS, "accountEnabled"]
@@ -143,7 +144,11 @@ def _on_graph(adapter: Any, link: str) -> str:
     """A link Graph gave, refused unless it is on Graph's own host (as all_pages_json does)."""
     if not link.startswith(str(adapter.base_url).rstrip("/") + "/"):
         raise PermanentError(
-            _("Graph sent a delta link on another host; the wizard does not follow it."),
+            Message(
+                gettext_noop(
+                    "Graph sent a delta link on another host; the wizard does not follow it."
+                )
+            ),
             code="graph_next_link_elsewhere",
         )
     return link

@@ -7,12 +7,13 @@ import json
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from kiota_abstractions.api_error import APIError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from provisioning.entra.client import run_graph
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 
 T = TypeVar("T")
 
@@ -49,7 +50,11 @@ def all_pages_json(builder: Any, request: Any, *, limit: int) -> tuple[list[dict
             return items[:limit], bool(next_link) or len(items) > limit
         if not next_link.startswith(str(adapter.base_url).rstrip("/") + "/"):
             raise PermanentError(
-                _("Graph sent a next page on another host; the wizard does not follow it."),
+                Message(
+                    gettext_noop(
+                        "Graph sent a next page on another host; the wizard does not follow it."
+                    )
+                ),
                 code="graph_next_link_elsewhere",
             )
         following = builder.with_url(next_link).to_get_request_information()

@@ -9,10 +9,11 @@ import copy
 import hashlib
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 from okta.client import Client as OktaClient
 
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.saml import parse_idp_metadata
 
@@ -132,11 +133,13 @@ def metadata_xml(client: OktaClient, app_id: str) -> str:
     wanted = {_fingerprint(certificate) for certificate in key.get("x5c") or []}
     if wanted and not wanted & parse_idp_metadata(metadata).fingerprints:
         raise WaitForCloud(
-            gettext(
-                "Okta's metadata for the app does not carry the certificate of its signing key "
-                "%(kid)s yet; the wizard downloads it again shortly."
+            Message(
+                gettext_noop(
+                    "Okta's metadata for the app does not carry the certificate of its signing key "
+                    "%(kid)s yet; the wizard downloads it again shortly."
+                ),
+                {"kid": kid},
             )
-            % {"kid": kid}
         )
     return metadata
 

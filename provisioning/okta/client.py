@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import certifi
 from asgiref.sync import async_to_sync, sync_to_async
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 from okta import oauth as okta_oauth
 from okta.client import Client as OktaClient
 from okta.dpop import DPoPProofGenerator as SdkDPoPProofGenerator
@@ -57,6 +57,7 @@ from provisioning.errors import (
     Unavailable,
 )
 from provisioning.http_errors import error_class, http_error, retry_after_s
+from provisioning.messages import Message
 from provisioning.models import Cloud, Connection
 from provisioning.okta.org_url import validate_okta_org_url
 from provisioning.redaction import register_secret_values
@@ -328,29 +329,37 @@ def _dpop_mismatch(expected: bool | None, status: int, payload: Any) -> Provisio
         return None
     if status == 400 and payload.get("error") == "invalid_dpop_proof" and not expected:
         return PermanentError(
-            gettext(
-                "The Okta service app requires DPoP-bound tokens, and this connection has "
-                "DPoP turned off."
+            Message(
+                gettext_noop(
+                    "The Okta service app requires DPoP-bound tokens, and this connection has "
+                    "DPoP turned off."
+                )
             ),
             code="okta_dpop_required_by_app",
-            hint=gettext(
-                "Edit the connection and turn on DPoP. (Or, in the Okta Admin Console, untick "
-                "%(setting)s; Okta recommends keeping it on.)"
-            )
-            % {"setting": DPOP_CONSOLE_SETTING},
+            hint=Message(
+                gettext_noop(
+                    "Edit the connection and turn on DPoP. (Or, in the Okta Admin Console, untick "
+                    "%(setting)s; Okta recommends keeping it on.)"
+                ),
+                {"setting": DPOP_CONSOLE_SETTING},
+            ),
         )
     if status == 200 and expected and payload.get("token_type") == "Bearer":
         return PermanentError(
-            gettext(
-                "This connection has DPoP turned on, but the Okta service app does not require "
-                "it: Okta issued a plain Bearer token."
+            Message(
+                gettext_noop(
+                    "This connection has DPoP turned on, but the Okta service app does not require "
+                    "it: Okta issued a plain Bearer token."
+                )
             ),
             code="okta_dpop_not_required_by_app",
-            hint=gettext(
-                "In the Okta Admin Console, tick %(setting)s and save. (Or edit the connection "
-                "and turn off DPoP.)"
-            )
-            % {"setting": DPOP_CONSOLE_SETTING},
+            hint=Message(
+                gettext_noop(
+                    "In the Okta Admin Console, tick %(setting)s and save. (Or edit the connection "
+                    "and turn off DPoP.)"
+                ),
+                {"setting": DPOP_CONSOLE_SETTING},
+            ),
         )
     return None
 
@@ -407,22 +416,31 @@ def _map_oauth_refusal(status: int, challenge: dict[str, str]) -> ProvisioningEr
     said = challenge.get("error_description", "")
     if error == "insufficient_scope":
         return PermanentError(
-            gettext("The Okta service app's token lacks the scope %(scope)s.")
-            % {"scope": challenge.get("scope", "")},
+            Message(
+                gettext_noop("The Okta service app's token lacks the scope %(scope)s."),
+                {"scope": challenge.get("scope", "")},
+            ),
             code="okta_insufficient_scope",
-            hint=gettext(
-                "Grant %(scope)s to the service app (its Okta API Scopes tab) and add it to the "
-                "connection's scopes."
-            )
-            % {"scope": challenge.get("scope", "")},
+            hint=Message(
+                gettext_noop(
+                    "Grant %(scope)s to the service app (its Okta API Scopes tab) and add it to "
+                    "the "
+                    "connection's scopes."
+                ),
+                {"scope": challenge.get("scope", "")},
+            ),
         )
     return PermanentError(
-        gettext("Okta refused the service app's token (%(error)s): %(said)s")
-        % {"error": error, "said": said},
+        Message(
+            gettext_noop("Okta refused the service app's token (%(error)s): %(said)s"),
+            {"error": error, "said": said},
+        ),
         code=error or f"http_{status}",
-        hint=gettext(
-            "Test the connection again; if it keeps failing, check the worker's clock and "
-            "whether DPoP is on in both the connection and the service app."
+        hint=Message(
+            gettext_noop(
+                "Test the connection again; if it keeps failing, check the worker's clock and "
+                "whether DPoP is on in both the connection and the service app."
+            )
         ),
     )
 
@@ -441,42 +459,56 @@ def _map_token_error(code: str, summary: str) -> ProvisioningError | None:
     said = summary.split("\n\nServer error: ")[-1].strip()
     if code == "invalid_client" and said in _CLOCK_CAUSES:
         return PermanentError(
-            gettext("Okta refused the service app's signed client assertion: %(said)s")
-            % {"said": said},
+            Message(
+                gettext_noop("Okta refused the service app's signed client assertion: %(said)s"),
+                {"said": said},
+            ),
             code="okta_assertion_time",
-            hint=gettext(
-                "The worker's clock is wrong: the assertion is valid for 50 minutes from the "
-                "moment it is signed. Set the worker host's clock (NTP), then test again."
+            hint=Message(
+                gettext_noop(
+                    "The worker's clock is wrong: the assertion is valid for 50 minutes from the "
+                    "moment it is signed. Set the worker host's clock (NTP), then test again."
+                )
             ),
         )
     if code == "invalid_client":
         return PermanentError(
-            gettext("Okta refused the service app's signed client assertion: %(said)s")
-            % {"said": said},
+            Message(
+                gettext_noop("Okta refused the service app's signed client assertion: %(said)s"),
+                {"said": said},
+            ),
             code="okta_invalid_client",
-            hint=gettext(
-                "Edit the connection: the client ID must be the service app's, and the private "
-                "key must match a public key on its General tab (Client Credentials); give the "
-                "key ID (kid) when the app has several keys."
+            hint=Message(
+                gettext_noop(
+                    "Edit the connection: the client ID must be the service app's, and the private "
+                    "key must match a public key on its General tab (Client Credentials); give the "
+                    "key ID (kid) when the app has several keys."
+                )
             ),
         )
     if code in ("invalid_scope", "consent_required"):
         return PermanentError(
-            gettext("Okta granted none of the scopes the connection asks for: %(said)s")
-            % {"said": said},
+            Message(
+                gettext_noop("Okta granted none of the scopes the connection asks for: %(said)s"),
+                {"said": said},
+            ),
             code="okta_scopes_not_granted",
-            hint=gettext(
-                "Grant the scopes to the service app (its Okta API Scopes tab), or fix the "
-                "connection's scopes."
+            hint=Message(
+                gettext_noop(
+                    "Grant the scopes to the service app (its Okta API Scopes tab), or fix the "
+                    "connection's scopes."
+                )
             ),
         )
     if code.startswith(("invalid_dpop", "use_dpop", "dpop_")):
         return PermanentError(
-            gettext("Okta refused the DPoP proof: %(said)s") % {"said": said},
+            Message(gettext_noop("Okta refused the DPoP proof: %(said)s"), {"said": said}),
             code=code,
-            hint=gettext(
-                "Check the worker's clock (proofs older than five minutes are refused), then "
-                "test the connection again."
+            hint=Message(
+                gettext_noop(
+                    "Check the worker's clock (proofs older than five minutes are refused), then "
+                    "test the connection again."
+                )
             ),
         )
     return None

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import record_state_change
 from provisioning.flows import FLOWS
+from provisioning.messages import Message
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
@@ -101,7 +102,7 @@ def _connection(connection_id: int | None, clouds: tuple[str, ...], role: str) -
 def _refuse_changed_flow(run: SetupRun) -> None:
     problem = runner.flow_problem(run)
     if problem:
-        raise RunError(problem)
+        raise RunError(str(problem))
 
 
 def run_create(
@@ -175,7 +176,7 @@ def run_create(
             kind=AuditKind.RUN_STATE,
             old={},
             new={"status": run.status, "flow": flow.key, "region": region},
-            message=f"Started “{flow.title}”.",
+            message=Message(gettext_noop("Started “%(flow)s”."), {"flow": flow.title}),
         )
         if enqueue:
             enqueue_advance(run.pk)

@@ -42,7 +42,7 @@ def move_run(
     scope: AuditScope,
     *,
     from_status: str | None = None,
-    message: str = "",
+    message: Any = "",
     **fields: Any,
 ) -> bool:
     """Move the run from `from_status` (the status it was read with, by default) to `to_status`,
@@ -73,7 +73,7 @@ def move_step(
     scope: AuditScope,
     *,
     held_by: str = "",
-    message: str = "",
+    message: Any = "",
     **fields: Any,
 ) -> bool:
     """Move the step from the status it was read with to `to_status`, setting `fields`. Guarded on

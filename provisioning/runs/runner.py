@@ -43,12 +43,13 @@ from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
 from provisioning.flows import FLOWS, SKIPPED_STEP
+from provisioning.messages import Message, to_json
 from provisioning.models import (
     RUN_ADVANCING,
     STEP_DONE,
@@ -98,18 +99,24 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def flow_problem(run: SetupRun) -> str:
+def flow_problem(run: SetupRun) -> Message | str:
     """Why this run can't continue under the flows this version of the wizard has ("" if it can)."""
     flow = FLOWS.get(run.flow_key)
     if flow is None:
-        return (
-            f"This run follows the setup “{run.flow_key}”, which this version of the wizard no "
-            "longer has. Roll the run back or start a new one."
+        return Message(
+            gettext_noop(
+                "This run follows the setup “%(flow)s”, which this version of the wizard no "
+                "longer has. Roll the run back or start a new one."
+            ),
+            {"flow": run.flow_key},
         )
     if not flow.accepts(run.flow_signature):
-        return (
-            f"The steps of “{flow.title}” changed since this run started, so it can't continue "
-            "safely. Roll the run back or start a new one."
+        return Message(
+            gettext_noop(
+                "The steps of “%(flow)s” changed since this run started, so it can't continue "
+                "safely. Roll the run back or start a new one."
+            ),
+            {"flow": flow.title},
         )
     return ""
 
@@ -291,8 +298,13 @@ def _take_over(run: SetupRun, step: StepRun, worker: str) -> StepRun | None:
             worker,
             {
                 "code": "worker_lost",
-                "message": f"The worker running this step stopped {retries} times.",
-                "hint": "Check the worker's log and memory, then retry the step.",
+                "message": Message(
+                    gettext_noop("The worker running this step stopped %(retries)d times."),
+                    {"retries": retries},
+                ),
+                "hint": Message(
+                    gettext_noop("Check the worker's log and memory, then retry the step.")
+                ),
                 "retryable": True,
             },
         )
@@ -300,7 +312,9 @@ def _take_over(run: SetupRun, step: StepRun, worker: str) -> StepRun | None:
     StepRun.objects.filter(pk=claimed.pk).update(
         error={
             "code": "worker_lost",
-            "message": "The worker running this step stopped; another one took over.",
+            "message": Message(
+                gettext_noop("The worker running this step stopped; another one took over.")
+            ).to_json(),
             "hint": "",
             "retryable": True,
             "retries": retries,
@@ -322,7 +336,9 @@ def settle_cancelled_steps(run: SetupRun, scope_of: Callable[[str], AuditScope])
             step,
             StepStatus.PENDING,
             scope_of(step.key),
-            message="Run cancelled: the step is planned again when the run resumes.",
+            message=Message(
+                gettext_noop("Run cancelled: the step is planned again when the run resumes.")
+            ),
             plan={},
             waiting_since=None,
         )
@@ -376,8 +392,10 @@ def _step_class(step: StepRun) -> Step | None:
 def _missing_step_error(step: StepRun) -> dict[str, Any]:
     return {
         "code": "step_missing",
-        "message": f"This version of the wizard has no step “{step.key}”.",
-        "hint": "Roll the run back or start a new one.",
+        "message": Message(
+            gettext_noop("This version of the wizard has no step “%(step)s”."), {"step": step.key}
+        ),
+        "hint": Message(gettext_noop("Roll the run back or start a new one.")),
         "retryable": False,
     }
 
@@ -493,11 +511,11 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         ctx.read_by_plan = _plan_reads.reads
     _plan_reads.__dict__.clear()
     try:
-        outputs = outputs_json(implementation.apply(ctx))
+        outputs = to_json(outputs_json(implementation.apply(ctx)))
         findings = implementation.verify(ctx)
     except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
         return _handle_step_exception(run, step, worker, exc)
-    outputs["verify"] = [asdict(finding) for finding in findings]
+    outputs["verify"] = [finding.to_json() for finding in findings]
     failing = [finding for finding in findings if not finding.ok and finding.blocking]
     if failing:
         _fail_step(
@@ -552,13 +570,15 @@ def _plan_changed(
         "needs_confirmation": not fresh.get("needs_input"),
         CHANGED_SINCE_CONFIRMATION: [asdict(difference) for difference in differences],
     }
-    summary = "; ".join(difference.summary() for difference in differences)
+    summary = [difference.summary() for difference in differences]
     moved = move_step(
         step,
         StepStatus.PLANNED,
         worker_scope(run, worker, step.key),
         held_by=worker,
-        message=f"Plan changed since confirmation: {summary}",
+        message=Message(
+            gettext_noop("Plan changed since confirmation: %(summary)s"), {"summary": summary}
+        ),
         plan=plan,
         error={},
         outputs={},
@@ -572,8 +592,14 @@ def _plan_changed(
 def _verify_error(failing: list[Finding]) -> dict[str, Any]:
     return {
         "code": "verify_failed",
-        "message": "; ".join(f"{finding.check}: {finding.detail}" for finding in failing),
-        "hint": " ".join(finding.fix for finding in failing if finding.fix),
+        "message": [
+            Message(
+                gettext_noop("%(check)s: %(detail)s"),
+                {"check": finding.check, "detail": finding.detail},
+            )
+            for finding in failing
+        ],
+        "hint": [finding.fix for finding in failing if finding.fix],
         "retryable": True,
     }
 
@@ -600,8 +626,10 @@ def _handle_step_exception(
         worker,
         {
             "code": type(exc).__name__,
-            "message": f"Unexpected error: {exc}",
-            "hint": "Retry the step; if it fails again, the worker's log has the details.",
+            "message": Message(gettext_noop("Unexpected error: %(error)s"), {"error": str(exc)}),
+            "hint": Message(
+                gettext_noop("Retry the step; if it fails again, the worker's log has the details.")
+            ),
             "retryable": False,
         },
     )
@@ -616,12 +644,12 @@ def _wait_for_cloud(run: SetupRun, step: StepRun, worker: str, wait: WaitForClou
     countdown = _countdown(
         wait.countdown_s if wait.countdown_s is not None else settings.WIZARD_WAIT_COUNTDOWN_S
     )
-    logger.info("Run %s: step %s waits: %s", run.pk, step.key, redact_text(wait.reason))
+    logger.info("Run %s: step %s waits: %s", run.pk, step.key, redact_text(str(wait.reason)))
     released = _release(
         step,
         worker,
         waiting_since=step.waiting_since or timezone.now(),
-        outputs={"waiting_for": redact_text(wait.reason)},
+        outputs={"waiting_for": redact(to_json(wait.reason), truncate=False)},
     )
     return countdown if released else None
 
@@ -644,7 +672,10 @@ def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableErro
     )
     count = int(step.error.get(counter, 0)) + 1
     if count > limit:
-        message = f"{error.message} (still failing after {count - 1} retries)"
+        message = Message(
+            gettext_noop("%(message)s (still failing after %(retries)d retries)"),
+            {"message": error.given_message, "retries": count - 1},
+        )
         _fail_step(run, step, worker, {**error.as_dict(), "message": message})
         return None
     delay = _retry_delay(error, count)
@@ -656,7 +687,7 @@ def _retry_later(run: SetupRun, step: StepRun, worker: str, error: RetryableErro
         counter,
         count,
         limit,
-        redact_text(error.message),
+        redact_text(str(error.message)),
     )
     kept = {key: step.error[key] for key in ("retries", "rate_limit_waits") if key in step.error}
     # When the next try is, and whether the cloud is pacing us: the run page shows a rate limit
@@ -681,13 +712,13 @@ def _fail_step(
     error: dict[str, Any],
     outputs: dict[str, Any] | None = None,
 ) -> None:
-    error = redact(error)
+    error = redact(to_json(error))
     moved = move_step(
         step,
         StepStatus.FAILED,
         worker_scope(run, worker, step.key),
         held_by=worker,
-        message=str(error.get("message", "")),
+        message=error.get("message", ""),
         error=error,
         outputs=outputs or {},
         waiting_since=None,
@@ -698,7 +729,7 @@ def _fail_step(
 
 
 def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
-    error = redact(error)
+    error = redact(to_json(error))
     scope = AuditScope(actor_label="wizard", actor_id=run.created_by_id, run_id=run.pk)
     for status in (RunStatus.RUNNING, RunStatus.PENDING):
         if move_run(
@@ -706,7 +737,7 @@ def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
             RunStatus.FAILED,
             scope,
             from_status=status,
-            message=str(error.get("message", "")),
+            message=error.get("message", ""),
             error=error,
             finished_at=timezone.now(),
         ):
@@ -730,13 +761,17 @@ def _wait_for_admin(run: SetupRun, step: StepRun, worker: str) -> None:
         # Serialise with step_confirm/step_submit_inputs, which lock the run row the same way.
         SetupRun.objects.select_for_update().filter(pk=run.pk).first()
         if StepRun.objects.filter(pk=step.pk, status=StepStatus.PLANNED).exists():
-            reason = "its input" if step.plan.get("needs_input") else "confirmation of its plan"
+            waits_for = (
+                gettext_noop("Step “%(step)s” waits for its input.")
+                if step.plan.get("needs_input")
+                else gettext_noop("Step “%(step)s” waits for confirmation of its plan.")
+            )
             move_run(
                 run,
                 RunStatus.WAITING,
                 worker_scope(run, worker, step.key),
                 from_status=RunStatus.RUNNING,
-                message=f"Step “{step.key}” waits for {reason}.",
+                message=Message(waits_for, {"step": step.key}),
             )
 
 
@@ -802,7 +837,12 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
         error = (
             exc.as_dict()
             if isinstance(exc, ProvisioningError)
-            else {"code": type(exc).__name__, "message": f"Unexpected error: {exc}"}
+            else {
+                "code": type(exc).__name__,
+                "message": Message(
+                    gettext_noop("Unexpected error: %(error)s"), {"error": str(exc)}
+                ),
+            }
         )
         _fail_rollback(run, claimed, worker, error)
         return None
@@ -819,8 +859,11 @@ def _roll_back_next(run: SetupRun, worker: str) -> float | None:
 
 
 def _fail_rollback(run: SetupRun, step: StepRun, worker: str, error: dict[str, Any]) -> None:
-    error = redact({**error, "step": step.key})
-    message = f"Rolling back step “{step.key}” failed: {error.get('message', '')}"
+    error = redact(to_json({**error, "step": step.key}))
+    message = Message(
+        gettext_noop("Rolling back step “%(step)s” failed: %(message)s"),
+        {"step": step.key, "message": error.get("message", "")},
+    ).to_json()
     _release(step, worker, error=error)
     move_run(
         run,

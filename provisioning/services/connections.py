@@ -10,12 +10,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.connections.methods import SIGN_IN_METHODS
 from provisioning.connections.snapshot import connection_snapshot
 from provisioning.connections.validation import validate_connection
+from provisioning.messages import Message
 from provisioning.models import AuditKind, Cloud, Connection, SetupRun
 
 
@@ -60,7 +61,9 @@ def connection_create(
             kind=AuditKind.CONNECTION,
             old={},
             new=connection_snapshot(connection, list(clean_secrets)),
-            message=f"Connection “{connection.name}” created.",
+            message=Message(
+                gettext_noop("Connection “%(name)s” created."), {"name": connection.name}
+            ),
         )
     return connection
 
@@ -107,7 +110,9 @@ def connection_update(
             kind=AuditKind.CONNECTION,
             old=old,
             new=new,
-            message=f"Connection “{connection.name}” changed.",
+            message=Message(
+                gettext_noop("Connection “%(name)s” changed."), {"name": connection.name}
+            ),
         )
     return connection
 
@@ -129,7 +134,7 @@ def connection_delete(*, user: Any, connection_id: int) -> None:
             kind=AuditKind.CONNECTION,
             old=old,
             new={},
-            message=f"Connection “{old['name']}” deleted.",
+            message=Message(gettext_noop("Connection “%(name)s” deleted."), {"name": old["name"]}),
         )
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
 from provisioning.flows import USER_FLOWS
+from provisioning.messages import Message
 from provisioning.models import (
     RUN_IN_PROGRESS,
     AuditKind,
@@ -163,7 +164,10 @@ def sync_create(
             kind=AuditKind.USER_SYNC,
             old={},
             new=_sync_record(sync),
-            message=f"Created the sync of {sync.instance_alias or sync.instance_id}.",
+            message=Message(
+                gettext_noop("Created the sync of %(instance)s."),
+                {"instance": sync.instance_alias or sync.instance_id},
+            ),
         )
     return sync
 
@@ -227,7 +231,10 @@ def sync_delete(*, user: Any, sync_id: uuid.UUID | str) -> None:
             kind=AuditKind.USER_SYNC,
             old=_sync_record(sync),
             new={"deleted": True},
-            message=f"Deleted the sync of {sync.instance_alias or sync.instance_id}.",
+            message=Message(
+                gettext_noop("Deleted the sync of %(instance)s."),
+                {"instance": sync.instance_alias or sync.instance_id},
+            ),
         )
         sync.delete()
 

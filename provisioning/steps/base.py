@@ -9,6 +9,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
+from django.utils.translation import gettext_noop
+
+from provisioning import messages
+from provisioning.messages import Message
+
 if TYPE_CHECKING:
     from django import forms
     from django.utils.functional import _StrPromise as StrPromise
@@ -58,12 +63,22 @@ class PlanDifference:
     now: str
     values: bool = False
 
-    def summary(self) -> str:
-        """One line for the audit log (English, like its other messages)."""
+    def summary(self) -> Message:
+        """One line for the audit log."""
         if self.values:
-            return f"{self.resource_type} {self.name}: {self.now} with other values"
-        confirmed, now = self.confirmed or "absent", self.now or "absent"
-        return f"{self.resource_type} {self.name}: {confirmed} → {now}"
+            return Message(
+                gettext_noop("%(resource_type)s %(name)s: %(now)s with other values"),
+                {"resource_type": self.resource_type, "name": self.name, "now": self.now},
+            )
+        return Message(
+            gettext_noop("%(resource_type)s %(name)s: %(confirmed)s → %(now)s"),
+            {
+                "resource_type": self.resource_type,
+                "name": self.name,
+                "confirmed": self.confirmed or Message(gettext_noop("absent")),
+                "now": self.now or Message(gettext_noop("absent")),
+            },
+        )
 
 
 @dataclass
@@ -71,7 +86,8 @@ class Plan:
     """What apply() would do, shown to the admin before it runs."""
 
     changes: list[Change] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    # Messages (provisioning/messages.py); a stored plan holds their JSON form, an older one text.
+    warnings: list[Any] = field(default_factory=list)
     # The admin must confirm this plan before apply runs (a risky change, e.g. a new trust policy).
     needs_confirmation: bool = False
     # The step needs the admin's input (its form) before it can plan for real.
@@ -108,7 +124,7 @@ class Plan:
         return found
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return messages.to_json(asdict(self))  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
@@ -132,13 +148,17 @@ def _by_resource(changes: list[Change]) -> dict[tuple[str, str], list[Change]]:
 class Finding:
     """One check verify() made: what it looked at, whether it holds, and how to fix it if not."""
 
-    check: str
+    # Each a Message (provisioning/messages.py), a lazy translation, or a cloud's own words.
+    check: Any
     ok: bool
-    detail: str = ""
-    fix: str = ""
+    detail: Any = ""
+    fix: Any = ""
     # False for a check that waits on the admin elsewhere (Okta using the key): shown, but it
     # doesn't fail the step; a later verification gates the run on it.
     blocking: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return messages.to_json(asdict(self))  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -26,6 +26,7 @@ from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.flows import FLOWS
+from provisioning.messages import Message
 from provisioning.models import SetupRun
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
@@ -258,18 +259,19 @@ def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
     return Found(instance, created_by_run=False)
 
 
-def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> list[str]:
+def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> list[Message | str]:
     """What the admin should know before using an instance that exists: that it does, that it
     signs in with SAML, and which earlier runs of this wizard federate it, with which IdP."""
     name = instance.get("InstanceAlias") or instance["Id"]
-    warnings = [
-        str(
+    warnings: list[Message | str] = [
+        Message(
             _(
                 "An Amazon Connect instance named “{name}” already exists in {region} (created "
                 "{created}, SAML sign-in). The wizard will use it and create no instance. If you "
                 "meant a new instance, go back and type another alias."
-            )
-        ).format(name=name, region=ctx.region, created=_created_on(instance))
+            ),
+            {"name": name, "region": ctx.region, "created": _created_on(instance)},
+        )
     ]
     others = (
         SetupRun.objects.filter(instance_id=instance["Id"], region=ctx.region)
@@ -279,12 +281,13 @@ def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> l
     )
     for run_id, flow_key, status in others:
         warnings.append(
-            str(
+            Message(
                 _(
                     "Run {run} ({idp}, {status}) already set up sign-in for this instance. A "
                     "second identity provider app adds a second way to sign in to it."
-                )
-            ).format(run=str(run_id)[:8], idp=_idp_of(flow_key), status=status)
+                ),
+                {"run": str(run_id)[:8], "idp": _idp_of(flow_key), "status": status},
+            )
         )
     return warnings
 
@@ -477,13 +480,13 @@ class ConnectInstance(Step):
         saml = instance.get("IdentityManagementType") == SAML
         return [
             Finding(
-                check=str(_("The instance is active")),
+                check=Message(_("The instance is active")),
                 ok=active,
                 detail="" if active else str(instance.get("InstanceStatus", "")),
                 fix="" if active else str(_("Check the instance in the Amazon Connect console.")),
             ),
             Finding(
-                check=str(_("The instance uses SAML 2.0 sign-in")),
+                check=Message(_("The instance uses SAML 2.0 sign-in")),
                 ok=saml,
                 detail="" if saml else str(instance.get("IdentityManagementType", "")),
                 fix="" if saml else str(_("Start a new run that creates a SAML instance.")),

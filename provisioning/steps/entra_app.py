@@ -42,6 +42,7 @@ from provisioning.entra.client import instantiated_application_ids, is_replicati
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.steps.base import Change, Finding, Plan, Step, register
@@ -145,14 +146,15 @@ def _identifier_policy_error(refused: PermanentError, identifier: str) -> Perman
     return PermanentError(
         refused.message,
         code="entra_identifier_uri_policy",
-        hint=str(
+        hint=Message(
             _(
                 "Your tenant's identifier URI policy refuses {identifier} even though the app is "
                 "set up for SAML. Ask an administrator to grant this app an exemption from the "
                 "policy (https://aka.ms/identifier-uri-protection-grant-exemptions) or to exempt "
                 "SAML apps again, then retry the step."
-            )
-        ).format(identifier=identifier),
+            ),
+            {"identifier": identifier},
+        ),
     )
 
 
@@ -204,7 +206,7 @@ def find_app(ctx: StepContext, client: Any) -> FoundApp | None:
     for created in ctx.created_of(RESOURCE_TYPE):
         application = _app_by_key(client, created.identifier)
         if application is None:
-            raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
+            raise WaitForCloud(Message(_("Waiting for Entra ID to show the new app.")))
         service_principal = _service_principal(client, application.app_id)
         return FoundApp(application, service_principal, adopted=False)
     application = _app_by_identifier(client, wanted_identifier(ctx))
@@ -240,7 +242,7 @@ def _app_of_lost_attempt(ctx: StepContext, client: Any) -> Any | None:
         if made is not None:
             return made
         if is_replicating(ctx.audit, application_id):
-            raise WaitForCloud(str(_("Waiting for Entra ID to show the new application.")))
+            raise WaitForCloud(Message(_("Waiting for Entra ID to show the new application.")))
     since = ctx.step_started_at()
     if since is None:
         return None
@@ -397,7 +399,7 @@ class EntraApp(Step):
             _record_app(ctx, found.application)
         if found.service_principal is None:
             raise WaitForCloud(
-                str(_("Waiting for Entra ID to show the new app's service principal."))
+                Message(_("Waiting for Entra ID to show the new app's service principal."))
             )
         application, service_principal = found.application, found.service_principal
         changes = differences(ctx, found)
@@ -461,7 +463,7 @@ class EntraApp(Step):
         # just recorded.
         found = find_app(ctx, client)
         if found is None:
-            raise WaitForCloud(str(_("Waiting for Entra ID to show the new app.")))
+            raise WaitForCloud(Message(_("Waiting for Entra ID to show the new app.")))
         return found
 
     def _outputs(
@@ -477,7 +479,9 @@ class EntraApp(Step):
             # The metadata URL can still serve the certificate from before a switch; IAM given
             # that copy would refuse every sign-in signed with the new one.
             raise WaitForCloud(
-                str(_("Waiting for Entra ID's federation metadata to show the new certificate."))
+                Message(
+                    _("Waiting for Entra ID's federation metadata to show the new certificate.")
+                )
             )
         outputs = {
             "app_object_id": str(application.id),
@@ -507,8 +511,8 @@ class EntraApp(Step):
                 Finding(
                     "entra_app",
                     ok=False,
-                    detail=str(_("The app is gone from the tenant.")),
-                    fix=str(_("Retry the step to create it again.")),
+                    detail=Message(_("The app is gone from the tenant.")),
+                    fix=Message(_("Retry the step to create it again.")),
                 )
             ]
         left = differences(ctx, found)

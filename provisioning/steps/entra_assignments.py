@@ -42,6 +42,7 @@ from provisioning.entra.client import run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.errors import PermanentError
+from provisioning.messages import Message, joined, to_json
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.entra_claims import EntraClaimsOutputs
 from provisioning.usernames import check_username
@@ -225,7 +226,7 @@ def resolve(ctx: StepContext, client: Any, choice: Choice) -> Resolution:
     for user_id, user in list(result.people.items()):
         login = str(user.user_principal_name or "")
         if login.lower() in choice.excluded_logins:
-            result.left_out.append({"login": login, "reasons": [str(_("You left them out."))]})
+            result.left_out.append({"login": login, "reasons": [Message(_("You left them out."))]})
             del result.people[user_id]
             continue
         value = session_name(user, source)
@@ -233,8 +234,9 @@ def resolve(ctx: StepContext, client: Any, choice: Choice) -> Resolution:
             check_username(value)
             if value
             else [
-                str(_("The user has no {source}, so Entra sends no RoleSessionName.")).format(
-                    source=source
+                Message(
+                    _("The user has no {source}, so Entra sends no RoleSessionName."),
+                    {"source": source},
                 )
             ]
         )
@@ -287,23 +289,27 @@ def assign_to_app(
     return made
 
 
-def _warnings(result: Resolution) -> list[str]:
-    warnings = []
+def _warnings(result: Resolution) -> list[Message | str]:
+    warnings: list[Message | str] = []
     for group, logins in result.nested_only.items():
         warnings.append(
-            str(
+            Message(
                 _(
                     "The group “{group}” sits inside a group you picked: its {count} member(s) "
                     "can't sign in through that group and are left out. {why}"
-                )
-            ).format(group=group, count=len(logins), why=NESTED_EXPLANATION)
+                ),
+                {"group": group, "count": len(logins), "why": NESTED_EXPLANATION},
+            )
         )
     for offender in result.offenders:
         warnings.append(
-            str(_("{login} would sign in as “{sends}”: {reasons}")).format(
-                login=offender["login"],
-                sends=offender["sends"],
-                reasons=" ".join(offender["reasons"]),
+            Message(
+                _("{login} would sign in as “{sends}”: {reasons}"),
+                {
+                    "login": offender["login"],
+                    "sends": offender["sends"],
+                    "reasons": joined(offender["reasons"], " "),
+                },
             )
         )
     return warnings
@@ -365,8 +371,8 @@ class EntraAssignments(Step):
         if result.not_found:
             warnings.insert(
                 0,
-                str(_("Not found in the tenant: {names}.")).format(
-                    names=", ".join(result.not_found)
+                Message(
+                    _("Not found in the tenant: {names}."), {"names": ", ".join(result.not_found)}
                 ),
             )
         if (
@@ -376,7 +382,7 @@ class EntraAssignments(Step):
         ):
             if not result.people:
                 warnings.append(
-                    str(_("Nobody who can sign in is left: pick other users or groups."))
+                    Message(_("Nobody who can sign in is left: pick other users or groups."))
                 )
             return PickerPlan(needs_input=True, directory=read_directory(client), warnings=warnings)
         existing = existing_assignments(client, sp_id)
@@ -406,7 +412,7 @@ class EntraAssignments(Step):
                 {"principal_id": pid, "principal_type": kind, "name": name}
                 for pid, (kind, name) in result.principals.items()
             ],
-            "left_out": result.left_out,
+            "left_out": to_json(result.left_out),
         }
 
     def verify(self, ctx: StepContext) -> list[Finding]:
@@ -421,7 +427,7 @@ class EntraAssignments(Step):
                 "assignments",
                 ok=not missing,
                 detail=", ".join(missing) or str(len(result.principals)),
-                fix=str(_("Retry the step to assign them again.")),
+                fix=Message(_("Retry the step to assign them again.")),
             )
         ]
 

@@ -41,6 +41,7 @@ from provisioning.context import CreatedResource, StepContext
 from provisioning.entra.client import ids_made_by_run, is_replicating, run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.relay_state import (
     DEFAULT_DESTINATION,
     RelayStateError,
@@ -346,7 +347,9 @@ class EntraClaims(Step):
             mirrored = run_graph(sp.get()).app_roles or []
             if not any(str(r.id) == role_id and r.is_enabled for r in mirrored):
                 raise WaitForCloud(
-                    str(_("Waiting for Entra ID to show the new app role on the enterprise app."))
+                    Message(
+                        _("Waiting for Entra ID to show the new app role on the enterprise app.")
+                    )
                 )
         return EntraClaimsOutputs(
             app_role_id=role_id,
@@ -426,7 +429,7 @@ class EntraClaims(Step):
                 return recorded
             if is_replicating(ctx.audit, created.identifier):
                 # Not visible yet, not gone: a second policy now would be a duplicate.
-                raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
+                raise WaitForCloud(Message(_("Waiting for Entra ID to show the new policy.")))
         for made in ids_made_by_run(ctx.audit, POLICY_COLLECTION):
             # Made by this run, then a crash before it was recorded: the list may not show it
             # until it replicates, so look it up by the id Graph answered with.
@@ -434,7 +437,7 @@ class EntraClaims(Step):
             if found is not None:
                 return found
             if is_replicating(ctx.audit, made):
-                raise WaitForCloud(str(_("Waiting for Entra ID to show the new policy.")))
+                raise WaitForCloud(Message(_("Waiting for Entra ID to show the new policy.")))
         every, _more = all_pages(policies, policies.get(), limit=POLICY_SCAN_LIMIT)
         return next(
             (
@@ -464,21 +467,22 @@ class EntraClaims(Step):
                 "app_role",
                 ok=found.role_ok and found.role_mirrored,
                 detail=found.role_value,
-                fix=str(_("Retry the step to add the app role again.")),
+                fix=Message(_("Retry the step to add the app role again.")),
             ),
             Finding(
                 "claims",
                 ok=found.policy_ok,
-                detail=str(_("Role, RoleSessionName from {source}, SessionDuration")).format(
-                    source=_source(ctx)
+                detail=Message(
+                    _("Role, RoleSessionName from {source}, SessionDuration"),
+                    {"source": _source(ctx)},
                 ),
-                fix=str(_("Retry the step to set the claims mapping policy again.")),
+                fix=Message(_("Retry the step to set the claims mapping policy again.")),
             ),
             Finding(
                 "relay_state",
                 ok=found.relay_ok,
                 detail=found.relay_state,
-                fix=str(_("Retry the step to set the relay state again.")),
+                fix=Message(_("Retry the step to set the relay state again.")),
             ),
         ]
 

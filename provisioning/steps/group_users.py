@@ -28,7 +28,7 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
@@ -39,6 +39,7 @@ from provisioning.entra.group_members import (
     graph_person,
 )
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
 from provisioning.okta.rest import okta_call
@@ -279,9 +280,12 @@ def read_mapping(inputs: dict[str, Any]) -> list[GroupRow]:
     for number, row in enumerate(inputs.get("groups") or [], start=1):
         if not isinstance(row, dict) or not str(row.get("group") or "").strip():
             raise PermanentError(
-                gettext("Row %(number)d of the group mapping names no group.") % {"number": number},
+                Message(
+                    gettext_noop("Row %(number)d of the group mapping names no group."),
+                    {"number": number},
+                ),
                 code="group_mapping_invalid",
-                hint=gettext('Each row needs group = "<id or name>".'),
+                hint=Message(gettext_noop('Each row needs group = "<id or name>".')),
             )
         profiles = row.get("security_profiles") or DEFAULT_SECURITY_PROFILES
         if isinstance(profiles, str):
@@ -289,8 +293,10 @@ def read_mapping(inputs: dict[str, Any]) -> list[GroupRow]:
         phone_type = str(row.get("phone_type") or SOFT_PHONE)
         if phone_type not in PHONE_TYPES:
             raise PermanentError(
-                gettext("The phone type of “%(group)s” must be SOFT_PHONE or DESK_PHONE.")
-                % {"group": row["group"]},
+                Message(
+                    gettext_noop("The phone type of “%(group)s” must be SOFT_PHONE or DESK_PHONE."),
+                    {"group": row["group"]},
+                ),
                 code="group_mapping_invalid",
             )
         rows.append(
@@ -313,11 +319,15 @@ class _Directory:
         source = str(ctx.inputs.get("username_source") or default_username_source(self.idp))
         if source not in dict(username_sources(self.idp)):
             raise PermanentError(
-                gettext("“%(source)s” is not a username source the wizard can predict.")
-                % {"source": source},
+                Message(
+                    gettext_noop("“%(source)s” is not a username source the wizard can predict."),
+                    {"source": source},
+                ),
                 code="username_source_invalid",
-                hint=gettext("Use one of: %(choices)s.")
-                % {"choices": ", ".join(dict(username_sources(self.idp)))},
+                hint=Message(
+                    gettext_noop("Use one of: %(choices)s."),
+                    {"choices": ", ".join(dict(username_sources(self.idp)))},
+                ),
             )
         self.source = source
 
@@ -481,9 +491,15 @@ def _assign_groups(ctx: StepContext, groups: list[dict[str, str]]) -> None:
 
 def _no_app() -> PermanentError:
     return PermanentError(
-        gettext("The SSO setup of this instance has no identity provider app to assign groups to."),
+        Message(
+            gettext_noop(
+                "The SSO setup of this instance has no identity provider app to assign groups to."
+            )
+        ),
         code="idp_app_missing",
-        hint=gettext("Run the SSO setup again, or untick “Assign their groups to the app”."),
+        hint=Message(
+            gettext_noop("Run the SSO setup again, or untick “Assign their groups to the app”.")
+        ),
     )
 
 
@@ -538,9 +554,11 @@ class GroupUsers(UsersStep):
                 raise PermanentError(
                     message,
                     code="group_missing",
-                    hint=gettext(
-                        "Restore the group in the identity provider and retry; or delete this "
-                        "sync and keep a run with the groups you want in sync instead."
+                    hint=Message(
+                        gettext_noop(
+                            "Restore the group in the identity provider and retry; or delete this "
+                            "sync and keep a run with the groups you want in sync instead."
+                        )
                     ),
                 )
             return MappingPlan(

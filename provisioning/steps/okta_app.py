@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call
 from provisioning.relay_state import (
@@ -229,18 +230,20 @@ class OktaApp(Step):
     def plan(self, ctx: StepContext) -> Plan:
         client = ctx.okta()
         app = find_app(ctx, client)
-        warnings = relay_state_warnings(
-            str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+        warnings: list[Message | str] = list(
+            relay_state_warnings(
+                str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+            )
         )
         if app is not None and app["id"] not in _created_app_ids(ctx):
             warnings.append(
-                str(
+                Message(
                     _(
                         "The app “%(label)s” already exists: the wizard uses it and changes only "
                         "its AWS settings. Rolling back leaves it in place."
-                    )
+                    ),
+                    {"label": app.get("label")},
                 )
-                % {"label": app.get("label")}
             )
         return Plan(changes=_changes(ctx, app), warnings=warnings)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.context import StepContext
 from provisioning.directory_picker import (
@@ -37,6 +38,7 @@ from provisioning.directory_picker import (
     read_choice,
 )
 from provisioning.errors import PermanentError
+from provisioning.messages import Message, joined, to_json
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, register
@@ -72,7 +74,7 @@ class Person:
     first_name: str
     last_name: str
     username: str = ""
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Message] = field(default_factory=list)
 
     def as_output(self) -> dict[str, str]:
         return {
@@ -90,7 +92,7 @@ class Survey:
     app: dict[str, Any]
     accepted: list[Person]
     excluded: list[Person]
-    warnings: list[str]
+    warnings: list[Message | str]
 
 
 def _person(user: dict[str, Any]) -> Person:
@@ -190,15 +192,20 @@ def _get_user(client: Any, reference: str) -> dict[str, Any] | None:
         raise
 
 
-def _chosen_people(ctx: StepContext, client: Any) -> tuple[list[Person], list[str]]:
+def _chosen_people(ctx: StepContext, client: Any) -> tuple[list[Person], list[Message | str]]:
     """Everyone the choice names, each once, and warnings about what it couldn't find."""
     choice = read_choice(ctx.inputs)
     people: dict[str, Person] = {}
-    warnings: list[str] = []
+    warnings: list[Message | str] = []
     for user_id in choice.user_ids:
         user = _get_user(client, user_id)
         if user is None:
-            warnings.append(f"The Okta user {user_id} no longer exists; left out.")
+            warnings.append(
+                Message(
+                    gettext_noop("The Okta user %(user)s no longer exists; left out."),
+                    {"user": user_id},
+                )
+            )
         else:
             people.setdefault(user["id"], _person(user))
     group_names: list[str] = []
@@ -223,7 +230,7 @@ def _chosen_people(ctx: StepContext, client: Any) -> tuple[list[Person], list[st
         people.setdefault(user["id"], _person(user))
     if group_names:
         warnings.append(
-            str(
+            Message(
                 _(
                     "Groups count as their members today: people who join them later are not "
                     "assigned until this step runs again."
@@ -266,14 +273,38 @@ def survey(ctx: StepContext, client: Any) -> Survey:
         (excluded if person.reasons else accepted).append(person)
     if excluded and not read_choice(ctx.inputs).exclude_offenders:
         raise PermanentError(
-            "These people's Okta app usernames can't be Connect usernames: "
-            + " ".join(f"{p.username}: {' '.join(p.reasons)}" for p in excluded),
+            Message(
+                gettext_noop(
+                    "These people's Okta app usernames can't be Connect usernames: %(people)s"
+                ),
+                {
+                    "people": joined(
+                        [
+                            Message(
+                                gettext_noop("%(username)s: %(reasons)s"),
+                                {"username": p.username, "reasons": joined(p.reasons, " ")},
+                            )
+                            for p in excluded
+                        ],
+                        " ",
+                    )
+                },
+            ),
             code="okta_bad_usernames",
-            hint="Fix them in Okta, or leave them out (tick “Leave out people whose sign-in "
-            "name can't be a Connect username”), then save the form again.",
+            hint=Message(
+                gettext_noop(
+                    "Fix them in Okta, or leave them out (tick “Leave out people whose sign-in "
+                    "name can't be a Connect username”), then save the form again."
+                )
+            ),
         )
     for person in excluded:
-        warnings.append(f"{person.username} is left out: {' '.join(person.reasons)}")
+        warnings.append(
+            Message(
+                gettext_noop("%(username)s is left out: %(reasons)s"),
+                {"username": person.username, "reasons": joined(person.reasons, " ")},
+            )
+        )
     if not accepted:
         raise PermanentError(
             "None of the chosen people can become a Connect user.",
@@ -370,7 +401,7 @@ def _changes(ctx: StepContext, found: Survey, work: Work) -> list[Change]:
 
 
 def _excluded_output(found: Survey) -> list[dict[str, Any]]:
-    return [{"login": p.login, "reasons": p.reasons} for p in found.excluded]
+    return [{"login": p.login, "reasons": to_json(p.reasons)} for p in found.excluded]
 
 
 @register

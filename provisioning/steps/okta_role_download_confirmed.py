@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.models import StepRun
 from provisioning.okta.rest import okta_call
 from provisioning.redaction import register_secret_values
@@ -208,7 +209,7 @@ class OktaRoleDownloadConfirmed(Step):
         last_used = used.get("LastUsedDate")
         if last_used is None:
             raise WaitForCloud(
-                str(_("Okta has not used the access key %(key)s yet.")) % {"key": access_key_id},
+                Message(_("Okta has not used the access key %(key)s yet."), {"key": access_key_id}),
                 countdown_s=KEY_USE_POLL_S,
             )
         return {

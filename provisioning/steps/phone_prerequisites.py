@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 from provisioning.steps.connect_users import run_instance
 
@@ -300,11 +301,12 @@ def _claim_in_progress(ctx: StepContext, summary: dict[str, Any]) -> list[str]:
         return [summary["PhoneNumber"]]
     if status.get("Status") == "FAILED":
         raise PermanentError(
-            str(_("Amazon Connect could not claim {number}: {reason}")).format(
-                number=summary["PhoneNumber"], reason=status.get("Message") or "-"
+            Message(
+                _("Amazon Connect could not claim {number}: {reason}"),
+                {"number": summary["PhoneNumber"], "reason": status.get("Message") or "-"},
             ),
             code="phone_number_claim_failed",
-            hint=str(
+            hint=Message(
                 _(
                     "Fix what AWS names (often the instance's phone-number quota), then roll "
                     "back this step to release the failed number and run it again. AWS keeps a "
@@ -370,9 +372,9 @@ class PhonePrerequisites(Step):
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         if _documents_missing(ctx):
             raise PermanentError(
-                str(_("Japanese numbers need the documents AWS Support asks for.")),
+                Message(_("Japanese numbers need the documents AWS Support asks for.")),
                 code="phone_documents_unconfirmed",
-                hint=str(
+                hint=Message(
                     _(
                         "Prepare the documents in the plan's checklist, then confirm they are "
                         "ready in the step's form (documents_confirmed in a plan file)."
@@ -407,8 +409,9 @@ class PhonePrerequisites(Step):
                     )
         if claiming:
             raise WaitForCloud(
-                str(_("Amazon Connect is still claiming {numbers}.")).format(
-                    numbers=", ".join(claiming)
+                Message(
+                    _("Amazon Connect is still claiming {numbers}."),
+                    {"numbers": ", ".join(claiming)},
                 )
             )
         return {

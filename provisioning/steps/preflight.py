@@ -20,12 +20,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import UnknownRegionError
 from django import forms
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.models import SetupRun
 from provisioning.steps.base import Change, Finding, Plan, Step, register
 
@@ -267,7 +268,7 @@ class _Checks:
     """The checks of one plan or apply: the results, and warnings for what could not be checked."""
 
     def __init__(self) -> None:
-        self.warnings: list[str] = []
+        self.warnings: list[Message | str] = []
 
     def run(self, ctx: StepContext) -> dict[str, Any]:
         partition = partition_of(ctx.region)
@@ -314,7 +315,7 @@ class _Checks:
         kind, principal_arn = principal_for(caller_arn)
         if kind == "root":
             self.warnings.append(
-                str(
+                Message(
                     _(
                         "These are the account's root user credentials: they may do anything, "
                         "so permissions were not checked. Use an IAM role or user instead."
@@ -324,8 +325,10 @@ class _Checks:
             return ""
         if not principal_arn:
             self.warnings.append(
-                str(_("Permissions can't be simulated for %(arn)s; they were not checked."))
-                % {"arn": caller_arn}
+                Message(
+                    _("Permissions can't be simulated for %(arn)s; they were not checked."),
+                    {"arn": caller_arn},
+                )
             )
             return ""
         if kind == "assumed-role":
@@ -356,8 +359,10 @@ class _Checks:
                 return None
             if error.code in NOT_FOUND_CODES:
                 self.warnings.append(
-                    str(_("IAM did not find %(arn)s to simulate its permissions."))
-                    % {"arn": principal_arn}
+                    Message(
+                        _("IAM did not find %(arn)s to simulate its permissions."),
+                        {"arn": principal_arn},
+                    )
                 )
                 return []
             raise
@@ -394,18 +399,21 @@ class _Checks:
 
     def _partial_warning(self, principal_arn: str, checked: int, total: int) -> None:
         self.warnings.append(
-            gettext(
-                "Partial check: %(arn)s may not call iam:SimulatePrincipalPolicy, so the wizard "
-                "could not check all its permissions in advance. %(checked)d of the %(total)d "
-                "actions were proved by harmless reads; the other %(unchecked)d were not "
-                "checked, and a missing one will stop the step that needs it."
+            Message(
+                gettext_noop(
+                    "Partial check: %(arn)s may not call iam:SimulatePrincipalPolicy, so the "
+                    "wizard "
+                    "could not check all its permissions in advance. %(checked)d of the %(total)d "
+                    "actions were proved by harmless reads; the other %(unchecked)d were not "
+                    "checked, and a missing one will stop the step that needs it."
+                ),
+                {
+                    "arn": principal_arn,
+                    "checked": checked,
+                    "total": total,
+                    "unchecked": total - checked,
+                },
             )
-            % {
-                "arn": principal_arn,
-                "checked": checked,
-                "total": total,
-                "unchecked": total - checked,
-            }
         )
 
 

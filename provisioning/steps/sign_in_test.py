@@ -37,6 +37,7 @@ from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.messages import Message
 from provisioning.models import Cloud
 from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
@@ -333,8 +334,9 @@ def _failure(results: list[dict[str, Any]]) -> PermanentError:
     first = failed[0]
     link = LINKS[first["link"]]
     return PermanentError(
-        str(_("Sign-in of {login} failed at {link}: {detail}")).format(
-            login=first["login"], link=link.name, detail=first["detail"]
+        Message(
+            _("Sign-in of {login} failed at {link}: {detail}"),
+            {"login": first["login"], "link": link.name, "detail": first["detail"]},
         ),
         code=f"sign_in_{link.key}",
         hint=str(link.fix),
@@ -355,9 +357,9 @@ def _live_chain(ctx: StepContext) -> LiveChain:
     role_name = ctx.outputs_of(FederationRoleOutputs).role_name
     if not (provider_arn and role_name and ctx.instance_id):
         raise PermanentError(
-            str(_("The sign-in test needs the identity provider, the role and the instance.")),
+            Message(_("The sign-in test needs the identity provider, the role and the instance.")),
             code="sign_in_chain_incomplete",
-            hint=str(_("Run the saml_provider, federation_role and instance steps first.")),
+            hint=Message(_("Run the saml_provider, federation_role and instance steps first.")),
         )
     return LiveChain(provider_arn=provider_arn, role_name=role_name, instance_id=ctx.instance_id)
 
@@ -375,7 +377,7 @@ def _current_metadata(ctx: StepContext) -> str:
         app = aws_app.get_app(client, app_id)
         if app is None:
             raise PermanentError(
-                str(_("The Okta app {app} is gone.")).format(app=app_id),
+                Message(_("The Okta app {app} is gone."), {"app": app_id}),
                 code="sign_in_idp_app",
                 hint=str(LINKS["idp_app"].fix),
             )
@@ -394,17 +396,22 @@ def _certificate_finding(ctx: StepContext, chain: LiveChain) -> Finding:
             raise
         return _failed(
             "iam_provider",
-            _("The IAM identity provider {provider} is gone.").format(provider=chain.provider_arn),
+            Message(
+                _("The IAM identity provider {provider} is gone."), {"provider": chain.provider_arn}
+            ),
         )
     registered = parse_idp_metadata(document, check_dates=False).fingerprints
     if current & registered:
         return Finding("iam_provider", ok=True, detail=", ".join(sorted(registered)))
     return _failed(
         "iam_provider",
-        _(
-            "The IdP signs with the certificate {current}; the IAM identity provider trusts "
-            "{registered}."
-        ).format(current=", ".join(sorted(current)), registered=", ".join(sorted(registered))),
+        Message(
+            _(
+                "The IdP signs with the certificate {current}; the IAM identity provider trusts "
+                "{registered}."
+            ),
+            {"current": ", ".join(sorted(current)), "registered": ", ".join(sorted(registered))},
+        ),
     )
 
 
@@ -445,7 +452,9 @@ def _role(ctx: StepContext, chain: LiveChain) -> dict[str, Any] | None:
 def _trust_finding(ctx: StepContext, chain: LiveChain, role: dict[str, Any] | None) -> Finding:
     audiences = set(signin_audiences(ctx.region))
     if role is None:
-        return _failed("role_trust", _("The role {role} is gone.").format(role=chain.role_name))
+        return _failed(
+            "role_trust", Message(_("The role {role} is gone."), {"role": chain.role_name})
+        )
     document = as_document(role.get("AssumeRolePolicyDocument") or {})
     statements = document.get("Statement") or []
     if isinstance(statements, dict):
@@ -454,13 +463,14 @@ def _trust_finding(ctx: StepContext, chain: LiveChain, role: dict[str, Any] | No
         return Finding("role_trust", ok=True, detail=role["Arn"])
     return _failed(
         "role_trust",
-        _(
-            "The role {role} does not trust {provider} for {action} with SAML:aud {audience}."
-        ).format(
-            role=role["Arn"],
-            provider=chain.provider_arn,
-            action=ASSUME_ROLE_ACTION,
-            audience=" / ".join(sorted(audiences)),
+        Message(
+            _("The role {role} does not trust {provider} for {action} with SAML:aud {audience}."),
+            {
+                "role": role["Arn"],
+                "provider": chain.provider_arn,
+                "action": ASSUME_ROLE_ACTION,
+                "audience": " / ".join(sorted(audiences)),
+            },
         ),
     )
 
@@ -514,11 +524,14 @@ def _permission_finding(
         return Finding("policy", ok=True, detail=resource)
     return _failed(
         "policy",
-        _("The role {role} may not do {action} on {resource} ({decision}).").format(
-            role=role["Arn"],
-            action=FEDERATION_ACTION,
-            resource=resource,
-            decision=", ".join(sorted(decisions)) or "-",
+        Message(
+            _("The role {role} may not do {action} on {resource} ({decision})."),
+            {
+                "role": role["Arn"],
+                "action": FEDERATION_ACTION,
+                "resource": resource,
+                "decision": ", ".join(sorted(decisions)) or "-",
+            },
         ),
     )
 
@@ -528,8 +541,9 @@ def _connect_user_finding(ctx: StepContext, chain: LiveChain, username: str) -> 
         return Finding("connect_user", ok=True, detail=username)
     return _failed(
         "connect_user",
-        _("No user of the instance {instance} has the username {username}.").format(
-            instance=chain.instance_id, username=username
+        Message(
+            _("No user of the instance {instance} has the username {username}."),
+            {"instance": chain.instance_id, "username": username},
         ),
     )
 
@@ -545,7 +559,7 @@ def live_findings(ctx: StepContext) -> list[Finding]:
         findings.append(
             _failed(
                 "connect_instance",
-                _("The instance {instance} is gone.").format(instance=chain.instance_id),
+                Message(_("The instance {instance} is gone."), {"instance": chain.instance_id}),
             )
         )
     elif role is not None:
@@ -572,8 +586,9 @@ def live_findings(ctx: StepContext) -> list[Finding]:
 def _live_failure(finding: Finding) -> PermanentError:
     link = LINKS.get(finding.check)
     return PermanentError(
-        str(_("The sign-in would fail at {link}: {detail}")).format(
-            link=link.name if link else finding.check, detail=finding.detail
+        Message(
+            _("The sign-in would fail at {link}: {detail}"),
+            {"link": link.name if link else finding.check, "detail": finding.detail},
         ),
         code=f"sign_in_{link.key}" if link else "sign_in_link_check",
         hint=finding.fix,

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 
 # Service Quotas code of "Users per instance" and its documented default (Amazon Connect
 # service quotas page of the admin guide).
@@ -144,13 +145,17 @@ def saml_instance(connect: Any, instance_id: str) -> dict[str, Any]:
     instance: dict[str, Any] = connect.describe_instance(InstanceId=instance_id)["Instance"]
     if instance.get("IdentityManagementType") != "SAML":
         raise PermanentError(
-            _(
-                "Instance %(id)s does not use SAML for identity management, so its users can't "
-                "sign in through the identity provider."
-            )
-            % {"id": instance_id},
+            Message(
+                gettext_noop(
+                    "Instance %(id)s does not use SAML for identity management, so its users can't "
+                    "sign in through the identity provider."
+                ),
+                {"id": instance_id},
+            ),
             code="instance_not_saml",
-            hint=_("Choose or create an instance whose identity management is SAML."),
+            hint=Message(
+                gettext_noop("Choose or create an instance whose identity management is SAML.")
+            ),
         )
     return instance
 

@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.usernames import check_username
 
 DEFAULT_SECURITY_PROFILES = ["Agent"]
@@ -49,7 +50,7 @@ class Person:
     phone_type: str = SOFT_PHONE
     login: str = ""
     groups: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Message] = field(default_factory=list)
     # Where an IdP group brought them from: their IdP id, the picked groups' ids, and the group
     # whose app assignment would let them sign in ({"id", "name"}; empty when none is needed).
     idp_id: str = ""
@@ -61,10 +62,14 @@ def group_too_large(limit: int) -> PermanentError:
     """A group is refused rather than read in part: a sync must never take the people it didn't
     read for departures."""
     return PermanentError(
-        _("A group holds more than %(limit)d people, more than the wizard reads at once.")
-        % {"limit": limit},
+        Message(
+            gettext_noop(
+                "A group holds more than %(limit)d people, more than the wizard reads at once."
+            ),
+            {"limit": limit},
+        ),
         code="group_too_large",
-        hint=_("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP."),
+        hint=Message(gettext_noop("Pick smaller groups, or raise WIZARD_GROUP_MEMBERS_CAP.")),
     )
 
 
@@ -105,24 +110,41 @@ def check_people(people: list[Person]) -> list[Person]:
     for person in people:
         person.reasons = check_username(person.username)
         if person.username in seen:
-            person.reasons.append(_("The username appears more than once in the list."))
+            person.reasons.append(
+                Message(gettext_noop("The username appears more than once in the list."))
+            )
         seen.add(person.username)
         if not person.first_name or not person.last_name:
             person.reasons.append(
-                _("Connect needs a first and a last name for users of a SAML instance.")
+                Message(
+                    gettext_noop(
+                        "Connect needs a first and a last name for users of a SAML instance."
+                    )
+                )
             )
         if len(person.security_profiles) > MAX_SECURITY_PROFILES_PER_USER:
             person.reasons.append(
-                _("A user can have at most %(count)d security profiles.")
-                % {"count": MAX_SECURITY_PROFILES_PER_USER}
+                Message(
+                    gettext_noop("A user can have at most %(count)d security profiles."),
+                    {"count": MAX_SECURITY_PROFILES_PER_USER},
+                )
             )
         if person.phone_type not in PHONE_TYPES:
             person.reasons.append(
-                _("The phone type must be SOFT_PHONE or DESK_PHONE, not “%(value)s”.")
-                % {"value": person.phone_type}
+                Message(
+                    gettext_noop(
+                        "The phone type must be SOFT_PHONE or DESK_PHONE, not “%(value)s”."
+                    ),
+                    {"value": person.phone_type},
+                )
             )
         elif person.phone_type == DESK_PHONE and not E164.match(person.desk_phone):
             person.reasons.append(
-                _("A desk phone needs the person's phone number in E.164 form (like +81312345678).")
+                Message(
+                    gettext_noop(
+                        "A desk phone needs the person's phone number in E.164 form (like "
+                        "+81312345678)."
+                    )
+                )
             )
     return people

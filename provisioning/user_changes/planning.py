@@ -17,9 +17,10 @@ from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError
+from provisioning.messages import Message, joined, to_json
 from provisioning.models import ACTIONS_THAT_CHANGE, ChangeStatus, UserChange, UserChangeSet
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA, ConnectUser, Instance
 from provisioning.user_changes.people import DESK_PHONE, Person
@@ -74,7 +75,7 @@ class ChangePlan:
     changes: list[PlannedChange]
     in_use: int
     quota: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Message | str] = field(default_factory=list)
     needs_confirmation: bool = False
 
     def count(self, action: str) -> int:
@@ -140,10 +141,15 @@ def _unknown_profiles(people: list[Person], instance: Instance) -> None:
         unknown = sorted(wanted - set(available))
         if unknown:
             raise PermanentError(
-                _("The instance has no %(kind)s named %(names)s.")
-                % {"kind": kind, "names": ", ".join(repr(name) for name in unknown)},
+                Message(
+                    gettext_noop("The instance has no %(kind)s named %(names)s."),
+                    {"kind": kind, "names": ", ".join(repr(name) for name in unknown)},
+                ),
                 code=code,
-                hint=_("The instance has: %(names)s.") % {"names": ", ".join(sorted(available))},
+                hint=Message(
+                    gettext_noop("The instance has: %(names)s."),
+                    {"names": ", ".join(sorted(available))},
+                ),
             )
 
 
@@ -210,14 +216,25 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
     or the creations don't fit in the Users per instance quota."""
     accepted = [person for person in people if not person.reasons]
     if not accepted:
-        empty = _("(empty username)")
-        listed = " ".join(
-            f"{p.username or empty}: {' '.join(p.reasons)}" for p in people[:NAMED_IN_WARNINGS]
-        )
+        empty = Message(gettext_noop("(empty username)"))
+        listed = [
+            Message(
+                gettext_noop("%(username)s: %(reasons)s"),
+                {"username": p.username or empty, "reasons": joined(p.reasons, " ")},
+            )
+            for p in people[:NAMED_IN_WARNINGS]
+        ]
         raise PermanentError(
-            _("None of the people can become a Connect user.") + (f" {listed}" if listed else ""),
+            joined(
+                [Message(gettext_noop("None of the people can become a Connect user.")), *listed],
+                " ",
+            ),
             code="no_valid_usernames",
-            hint=_("Fix the usernames in the identity provider (or the list), then retry."),
+            hint=Message(
+                gettext_noop(
+                    "Fix the usernames in the identity provider (or the list), then retry."
+                )
+            ),
         )
     _unknown_profiles(accepted, instance)
     deletes: list[PlannedChange] = []
@@ -230,7 +247,7 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
                     "refused",
                     person.username,
                     {
-                        "reasons": person.reasons,
+                        "reasons": to_json(person.reasons),
                         "login": person.login,
                         "groups": person.groups,
                         "idp_id": person.idp_id,
@@ -287,14 +304,20 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
         plan.needs_confirmation = True
         plan.warnings.insert(
             0,
-            ngettext(
-                "%(count)d person whose Connect user this would delete can still sign in through "
-                "the identity provider app; check before you confirm: %(names)s.",
-                "%(count)d people whose Connect users this would delete can still sign in through "
-                "the identity provider app; check before you confirm: %(names)s.",
+            Message.counted(
+                gettext_noop(
+                    "%(count)d person whose Connect user this would delete can still sign in "
+                    "through "
+                    "the identity provider app; check before you confirm: %(names)s."
+                ),
+                gettext_noop(
+                    "%(count)d people whose Connect users this would delete can still sign in "
+                    "through "
+                    "the identity provider app; check before you confirm: %(names)s."
+                ),
                 len(signing_in),
-            )
-            % {"count": len(signing_in), "names": _named_with(signing_in, "can_sign_in")},
+                {"count": len(signing_in), "names": _named_with(signing_in, "can_sign_in")},
+            ),
         )
     managed_count = sum(1 for user in instance.users.values() if options.manages(user))
     deleting = plan.count("delete")
@@ -305,12 +328,14 @@ def plan_changes(people: list[Person], instance: Instance, options: ChangeOption
         plan.needs_confirmation = True
         plan.warnings.insert(
             0,
-            _(
-                "This would delete %(count)d Connect users, %(share)d%% of the users this sync "
-                "manages. Check that the groups are right before you apply: a group emptied by "
-                "mistake would sign all of them out for good."
-            )
-            % {"count": deleting, "share": round(100 * deleting / max(1, managed_count))},
+            Message(
+                gettext_noop(
+                    "This would delete %(count)d Connect users, %(share)d%% of the users this sync "
+                    "manages. Check that the groups are right before you apply: a group emptied by "
+                    "mistake would sign all of them out for good."
+                ),
+                {"count": deleting, "share": round(100 * deleting / max(1, managed_count))},
+            ),
         )
     return plan
 
@@ -322,77 +347,115 @@ def _check_quota(plan: ChangePlan) -> None:
         return
     room = max(0, plan.quota - plan.in_use + plan.count("delete"))
     raise PermanentError(
-        _(
-            "The instance has %(in_use)d users and its Users per instance quota is %(quota)d: "
-            "%(room)d more fit, and this plan would create %(creating)d."
-        )
-        % {"in_use": plan.in_use, "quota": plan.quota, "room": room, "creating": creating},
+        Message(
+            gettext_noop(
+                "The instance has %(in_use)d users and its Users per instance quota is %(quota)d: "
+                "%(room)d more fit, and this plan would create %(creating)d."
+            ),
+            {"in_use": plan.in_use, "quota": plan.quota, "room": room, "creating": creating},
+        ),
         code="users_quota",
-        hint=_(
-            "Request an increase of “Users per instance” (%(code)s) to at least %(needed)d for "
-            "this instance in Service Quotas (AWS console › Service Quotas › Amazon Connect), "
-            "or pick fewer people, then retry."
-        )
-        % {"code": USERS_PER_INSTANCE_QUOTA, "needed": after},
+        hint=Message(
+            gettext_noop(
+                "Request an increase of “Users per instance” (%(code)s) to at least %(needed)d for "
+                "this instance in Service Quotas (AWS console › Service Quotas › Amazon Connect), "
+                "or pick fewer people, then retry."
+            ),
+            {"code": USERS_PER_INSTANCE_QUOTA, "needed": after},
+        ),
     )
 
 
-def _named(changes: list[PlannedChange]) -> str:
-    names = ", ".join(
-        change.username or _("(empty username)") for change in changes[:NAMED_IN_WARNINGS]
+def _named(changes: list[PlannedChange]) -> dict[str, Any]:
+    names = joined(
+        [
+            change.username or Message(gettext_noop("(empty username)"))
+            for change in changes[:NAMED_IN_WARNINGS]
+        ]
     )
-    more = len(changes) - NAMED_IN_WARNINGS
-    if more > 0:
-        names += " " + ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more}
-    return names
+    return _and_more(names, len(changes))
 
 
-def _named_with(changes: list[PlannedChange], reason: str) -> str:
+def _named_with(changes: list[PlannedChange], reason: str) -> dict[str, Any]:
     """Names with why: "alice (assigned to the app through the group “Admins”), ..."."""
-    shown = ", ".join(
-        f"{change.username} ({change.details[reason]})" for change in changes[:NAMED_IN_WARNINGS]
+    shown = joined(
+        [
+            Message(
+                gettext_noop("%(username)s (%(reason)s)"),
+                {"username": change.username, "reason": change.details[reason]},
+            )
+            for change in changes[:NAMED_IN_WARNINGS]
+        ]
     )
-    more = len(changes) - NAMED_IN_WARNINGS
-    if more > 0:
-        shown += " " + ngettext("and %(count)d more", "and %(count)d more", more) % {"count": more}
-    return shown
+    return _and_more(shown, len(changes))
 
 
-def _warnings(plan: ChangePlan) -> list[str]:
-    warnings = []
+def _and_more(names: dict[str, Any], total: int) -> dict[str, Any]:
+    """The names shown, then "and N more" for those left out."""
+    more = total - NAMED_IN_WARNINGS
+    if more <= 0:
+        return names
+    and_more = Message.counted(
+        gettext_noop("and %(count)d more"),
+        gettext_noop("and %(count)d more"),
+        more,
+        {"count": more},
+    )
+    return joined([names, and_more], " ")
+
+
+def _warnings(plan: ChangePlan) -> list[Message | str]:
+    warnings: list[Message | str] = []
     kept = [change for change in plan.changes if "kept_because" in change.details]
     if kept:
         warnings.append(
-            ngettext(
-                "%(count)d person left the groups but the SSO setup still gives them access, so "
-                "their Connect user is kept: %(names)s.",
-                "%(count)d people left the groups but the SSO setup still gives them access, so "
-                "their Connect users are kept: %(names)s.",
+            Message.counted(
+                gettext_noop(
+                    "%(count)d person left the groups but the SSO setup still gives them access, "
+                    "so "
+                    "their Connect user is kept: %(names)s."
+                ),
+                gettext_noop(
+                    "%(count)d people left the groups but the SSO setup still gives them access, "
+                    "so "
+                    "their Connect users are kept: %(names)s."
+                ),
                 len(kept),
+                {"count": len(kept), "names": _named_with(kept, "kept_because")},
             )
-            % {"count": len(kept), "names": _named_with(kept, "kept_because")}
         )
     blocked = [change for change in plan.changes if "cannot_sign_in" in change.details]
     if blocked:
         warnings.append(
-            ngettext(
-                "%(count)d person with a Connect user in this plan can't sign in yet: %(names)s.",
-                "%(count)d people with a Connect user in this plan can't sign in yet: %(names)s.",
+            Message.counted(
+                gettext_noop(
+                    "%(count)d person with a Connect user in this plan can't sign in yet: "
+                    "%(names)s."
+                ),
+                gettext_noop(
+                    "%(count)d people with a Connect user in this plan can't sign in yet: "
+                    "%(names)s."
+                ),
                 len(blocked),
+                {"count": len(blocked), "names": _named_with(blocked, "cannot_sign_in")},
             )
-            % {"count": len(blocked), "names": _named_with(blocked, "cannot_sign_in")}
         )
     refused = [change for change in plan.changes if change.action == "refused"]
     if refused:
         warnings.append(
-            ngettext(
-                "%(count)d person can't have a Connect user and is left out (download the list "
-                "for the reasons): %(names)s.",
-                "%(count)d people can't have a Connect user and are left out (download the list "
-                "for the reasons): %(names)s.",
+            Message.counted(
+                gettext_noop(
+                    "%(count)d person can't have a Connect user and is left out (download the list "
+                    "for the reasons): %(names)s."
+                ),
+                gettext_noop(
+                    "%(count)d people can't have a Connect user and are left out (download the "
+                    "list "
+                    "for the reasons): %(names)s."
+                ),
                 len(refused),
+                {"count": len(refused), "names": _named(refused)},
             )
-            % {"count": len(refused), "names": _named(refused)}
         )
     departed = [
         change
@@ -401,14 +464,20 @@ def _warnings(plan: ChangePlan) -> list[str]:
     ]
     if departed:
         warnings.append(
-            ngettext(
-                "%(count)d Connect user this sync manages belongs to someone who left the groups; "
-                "it is kept (the sync only reports departures): %(names)s.",
-                "%(count)d Connect users this sync manages belong to people who left the groups; "
-                "they are kept (the sync only reports departures): %(names)s.",
+            Message.counted(
+                gettext_noop(
+                    "%(count)d Connect user this sync manages belongs to someone who left the "
+                    "groups; "
+                    "it is kept (the sync only reports departures): %(names)s."
+                ),
+                gettext_noop(
+                    "%(count)d Connect users this sync manages belong to people who left the "
+                    "groups; "
+                    "they are kept (the sync only reports departures): %(names)s."
+                ),
                 len(departed),
+                {"count": len(departed), "names": _named(departed)},
             )
-            % {"count": len(departed), "names": _named(departed)}
         )
     return warnings
 

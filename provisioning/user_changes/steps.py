@@ -16,10 +16,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from provisioning.aws.api_quotas import api_rate
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import Message
 from provisioning.models import (
     AuditKind,
     ChangeAction,
@@ -85,9 +87,13 @@ def run_instance(ctx: StepContext) -> str:
         instance_id = _instance_by_alias(ctx)
     if not instance_id:
         raise PermanentError(
-            _("This run has no Amazon Connect instance yet."),
+            Message(gettext_noop("This run has no Amazon Connect instance yet.")),
             code="instance_missing",
-            hint=_("Run the Connect instance step first, or start a run for an existing instance."),
+            hint=Message(
+                gettext_noop(
+                    "Run the Connect instance step first, or start a run for an existing instance."
+                )
+            ),
         )
     return instance_id
 
@@ -103,10 +109,14 @@ def _instance_by_alias(ctx: StepContext) -> str:
                 )
                 return str(summary["Id"])
     raise PermanentError(
-        _("There is no Amazon Connect instance named “%(alias)s” in %(region)s.")
-        % {"alias": ctx.instance_alias, "region": ctx.region},
+        Message(
+            gettext_noop("There is no Amazon Connect instance named “%(alias)s” in %(region)s."),
+            {"alias": ctx.instance_alias, "region": ctx.region},
+        ),
         code="instance_not_found",
-        hint=_("Check the alias and the region, or give the instance's ID instead."),
+        hint=Message(
+            gettext_noop("Check the alias and the region, or give the instance's ID instead.")
+        ),
     )
 
 
@@ -121,10 +131,14 @@ def options_from(
     departures = str(ctx.inputs.get("departures") or IGNORE)
     if departures not in DEPARTURE_CHOICES:
         raise PermanentError(
-            _("“%(value)s” is not a way to handle people who left the groups.")
-            % {"value": departures},
+            Message(
+                gettext_noop("“%(value)s” is not a way to handle people who left the groups."),
+                {"value": departures},
+            ),
             code="departures_invalid",
-            hint=_("Use one of: %(choices)s.") % {"choices": ", ".join(DEPARTURE_CHOICES)},
+            hint=Message(
+                gettext_noop("Use one of: %(choices)s."), {"choices": ", ".join(DEPARTURE_CHOICES)}
+            ),
         )
     return ChangeOptions(
         run_id=str(ctx.run_id),
@@ -321,9 +335,12 @@ def _record_sync_summary(ctx: StepContext, change_set: Any, progress: Progress) 
         kind=AuditKind.USER_SYNC,
         old={},
         new=summary,
-        message=(
-            f"Sync run: {summary['created']} created, {summary['updated']} updated, "
-            f"{summary['deleted']} deleted, {summary['refused']} refused."
+        message=Message(
+            gettext_noop(
+                "Sync run: %(created)d created, %(updated)d updated, %(deleted)d deleted, "
+                "%(refused)d refused."
+            ),
+            {key: summary[key] for key in ("created", "updated", "deleted", "refused")},
         ),
     )
 
@@ -353,7 +370,11 @@ def record_unchanged_sync(ctx: StepContext) -> None:
         kind=AuditKind.USER_SYNC,
         old={},
         new=summary,
-        message="Sync run: nothing changed in the groups since the last run; no changes made.",
+        message=Message(
+            gettext_noop(
+                "Sync run: nothing changed in the groups since the last run; no changes made."
+            )
+        ),
     )
 
 
@@ -363,12 +384,16 @@ def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
         f"{change.username}: {change.error.get('message', '')}" for change in failed[:3]
     )
     return PermanentError(
-        _("%(failed)d of %(total)d changes failed, for example %(examples)s")
-        % {"failed": progress.failed, "total": progress.total, "examples": examples},
+        Message(
+            gettext_noop("%(failed)d of %(total)d changes failed, for example %(examples)s"),
+            {"failed": progress.failed, "total": progress.total, "examples": examples},
+        ),
         code="user_changes_failed",
-        hint=_(
-            "Download the failed changes (CSV) to see every reason, fix them, then retry the "
-            "step: the new plan holds only what is still to do."
+        hint=Message(
+            gettext_noop(
+                "Download the failed changes (CSV) to see every reason, fix them, then retry the "
+                "step: the new plan holds only what is still to do."
+            )
         ),
     )
 
@@ -401,7 +426,9 @@ def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[
         make_plan()
         change_set = current_change_set(ctx.step_run_id)
         if change_set is None:
-            raise PermanentError(_("No people were given."), code="people_missing")
+            raise PermanentError(
+                Message(gettext_noop("No people were given.")), code="people_missing"
+            )
     if change_set.finished_at is None:
         connect = ctx.aws("connect")
         _start(ctx, change_set, connect)
@@ -453,13 +480,13 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
             wrong.append(change.username)
     return [
         Finding(
-            check=_("Every person has a Connect user"),
+            check=Message(gettext_noop("Every person has a Connect user")),
             ok=not missing,
             detail=_("missing: %(names)s") % {"names": ", ".join(missing[:20])} if missing else "",
             fix=_("Retry the step.") if missing else "",
         ),
         Finding(
-            check=_("Users have the planned profiles and names"),
+            check=Message(gettext_noop("Users have the planned profiles and names")),
             ok=not wrong,
             detail=_("different: %(names)s") % {"names": ", ".join(wrong[:20])} if wrong else "",
             fix=_("Someone changed them meanwhile; retry the step to set them again.")
@@ -467,7 +494,7 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
             else "",
         ),
         Finding(
-            check=_("Deleted users are gone"),
+            check=Message(gettext_noop("Deleted users are gone")),
             ok=not remaining,
             detail=", ".join(remaining[:20]),
             fix=_("Retry the step.") if remaining else "",
@@ -499,7 +526,11 @@ def roll_back_user_changes(ctx: StepContext) -> None:
     """Delete every Connect user this run created (they carry its tag), with as many workers as
     are free; users it only updated or found are left alone."""
     if _changes_in_flight(ctx):
-        raise WaitForCloud(_("Waiting for the changes in progress to finish before rolling back."))
+        raise WaitForCloud(
+            Message(
+                gettext_noop("Waiting for the changes in progress to finish before rolling back.")
+            )
+        )
     change_set = current_change_set(ctx.step_run_id, purpose="rollback")
     connect = ctx.aws("connect")
     if change_set is None:

@@ -22,8 +22,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
+from provisioning.messages import Message
 from provisioning.models import ChangeSetPurpose, ChangeStatus, RunStatus, SetupRun, UserChange
 from provisioning.runs.runner import claim_is_stale
 from provisioning.user_changes.instance import find_user
@@ -207,10 +209,14 @@ def _call(change_set: Any, change: Any, *, connect: Any, tags: dict[str, str]) -
         except PermanentError as error:
             if error.code == NOT_FOUND:
                 raise PermanentError(
-                    _("The Connect user %(username)s no longer exists.")
-                    % {"username": change.username},
+                    Message(
+                        gettext_noop("The Connect user %(username)s no longer exists."),
+                        {"username": change.username},
+                    ),
                     code=NOT_FOUND,
-                    hint=_("Retry the step: the new plan creates the user again."),
+                    hint=Message(
+                        gettext_noop("Retry the step: the new plan creates the user again.")
+                    ),
                 ) from error
             raise
         return "updated", change.user_id
@@ -248,8 +254,10 @@ def _create(connect: Any, instance_id: str, change: Any, tags: dict[str, str]) -
     user = find_user(connect, instance_id, change.username)
     if user is None:
         raise RetryableError(
-            _("Connect says %(username)s exists but does not list it yet.")
-            % {"username": change.username},
+            Message(
+                gettext_noop("Connect says %(username)s exists but does not list it yet."),
+                {"username": change.username},
+            ),
             code="user_not_listed_yet",
         )
     if user.tags.get(RUN_TAG) == tags[RUN_TAG]:

@@ -314,7 +314,7 @@ def test_it_waits_for_the_cloud_when_a_write_404s_on_an_object_this_run_just_cre
             )
         )
 
-    assert policy.id in waiting.value.reason
+    assert policy.id in str(waiting.value.reason)
     assert gone.value.code == "graph_not_replicated"
     assert policy.id in gone.value.message and "0 minutes" in gone.value.hint
     assert not_ours.value.code == "Request_ResourceNotFound"

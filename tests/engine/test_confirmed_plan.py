@@ -72,8 +72,8 @@ def test_it_asks_again_when_the_cloud_changed_after_the_admin_confirmed(admin_us
         new_value__status="planned",
         old_value__status="applying",
     )
-    assert event.message.startswith("Plan changed since confirmation: test_marker ")
-    assert "create → nothing" in event.message
+    assert event.message_text.startswith("Plan changed since confirmation: test_marker ")
+    assert "create → nothing" in event.message_text
     assert KEY not in engine_doubles.creations(run.pk)
 
     _confirm(admin_user, run)
@@ -146,10 +146,12 @@ def test_plans_differ_only_in_what_the_admin_confirms() -> None:
     )
 
     assert confirmed.differences(same) == []
-    assert [d.summary() for d in confirmed.differences(changed)] == [
+    assert [str(d.summary()) for d in confirmed.differences(changed)] == [
         "role r: create → update",
         "app x: update with other values",
         "group g: absent → create",
     ]
-    assert [d.summary() for d in changed.differences(confirmed)][-1] == "group g: create → absent"
+    assert [str(d.summary()) for d in changed.differences(confirmed)][
+        -1
+    ] == "group g: create → absent"
     assert runner.CHANGED_SINCE_CONFIRMATION == "changed_since_confirmation"

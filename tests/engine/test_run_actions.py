@@ -20,6 +20,7 @@ from provisioning.flows import (
     flow_signature,
     register_flow,
 )
+from provisioning.messages import render
 from provisioning.models import AuditKind, RunStatus, StepStatus
 from provisioning.runs import admin_moves, runner
 from provisioning.runs.admin_moves import RunError
@@ -269,7 +270,7 @@ def test_it_stops_a_running_run_whose_flow_changed_under_it(admin_user) -> None:
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.error["code"] == "flow_changed"
-    assert "Roll the run back or start a new one." in run.error["message"]
+    assert "Roll the run back or start a new one." in render(run.error["message"])
 
 
 # Optional steps (a flow's phone numbers) -------------------------------------------------------

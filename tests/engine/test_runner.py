@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from provisioning.errors import WaitForCloud
+from provisioning.messages import render
 from provisioning.models import RunStatus, StepStatus
 from provisioning.runs import admin_moves, runner
 from provisioning.runs.admin_moves import RunError
@@ -199,7 +200,10 @@ def test_it_fails_the_step_once_retries_run_out(settings) -> None:
     step = run.steps.get(key="test_marker_two")
     assert step.status == StepStatus.FAILED
     assert step.error["retryable"] is True
-    assert step.error["message"] == "The test cloud is throttling. (still failing after 2 retries)"
+    assert (
+        render(step.error["message"])
+        == "The test cloud is throttling. (still failing after 2 retries)"
+    )
     assert run.status == RunStatus.FAILED
     assert run.error["step"] == "test_marker_two"
 
@@ -234,7 +238,7 @@ def test_it_fails_the_step_when_verify_finds_a_problem() -> None:
     step = run.steps.get(key="test_marker_one")
     assert step.status == StepStatus.FAILED
     assert step.error["code"] == "verify_failed"
-    assert step.error["hint"] == "Retry the step."
+    assert render(step.error["hint"]) == "Retry the step."
     assert step.outputs["verify"][0]["ok"] is False
 
 

@@ -93,7 +93,7 @@ def test_it_asks_again_when_iam_changed_after_the_admin_confirmed_and_applies_th
         old_value__status="applying",
         new_value__status="planned",
     )
-    assert event.message == (
+    assert event.message_text == (
         f"Plan changed since confirmation: saml_provider {name}: create → update"
     )
     page = Client()
@@ -159,4 +159,6 @@ def test_an_unchanged_cloud_applies_each_confirmed_plan_without_asking_twice(
             ("applying", "succeeded"),
         ]
         assert "changed_since_confirmation" not in run.steps.get(key=key).plan
-    assert not AuditEvent.objects.filter(run=run, message__startswith="Plan changed").exists()
+    assert not AuditEvent.objects.filter(
+        run=run, translatable_message__msgid__startswith="Plan changed"
+    ).exists()

@@ -15,6 +15,7 @@ from provisioning.connections.sandbox_registration import (
     SANDBOX_OKTA_SERVICE_APP,
     register_sandbox_connections,
 )
+from provisioning.messages import render
 from provisioning.models import AuditEvent, AuditKind, Cloud, RunStatus, SetupRun, StepStatus
 from provisioning.runs import admin_moves, runner
 from provisioning.services.user_syncs import users_run_create
@@ -221,4 +222,4 @@ def test_a_users_plan_lists_okta_people_who_cannot_sign_in_and_assigns_their_gro
     users = drive(users)
     assert users.status == RunStatus.SUCCEEDED, users.error
     signed_in = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
-    assert signed_in["ok"], signed_in["detail"]
+    assert signed_in["ok"], render(signed_in["detail"])

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 
+from provisioning.messages import render
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserChange
 from provisioning.runs.admin_moves import run_rollback, step_submit_inputs
 from provisioning.services.user_syncs import sync_create, sync_start, users_run_create
@@ -146,7 +147,7 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     assert kept.details["kept_because"] == (
         f"assigned to the app through the group “{ADMINS_GROUP}”"
     )
-    assert any(admins[0] in warning for warning in step_plan(second)["warnings"])
+    assert any(admins[0] in warning for warning in map(render, step_plan(second)["warnings"]))
     remaining = set(_connect_usernames(connect, setup.instance_id))
     assert agents[0] not in remaining and set(admins) <= remaining
     # One summary event per sync run, in the name of the admin who pressed Run now.
@@ -174,7 +175,7 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
 
     assert third.status == RunStatus.WAITING
     assert [row.username for row in plan_rows(third, "delete")] == [agents[1]]
-    (warning, *_rest) = step_plan(third)["warnings"]
+    (warning, *_rest) = map(render, step_plan(third)["warnings"])
     assert "can still sign in through the identity provider app" in warning
     assert f"{agents[1]} (assigned to the app directly)" in warning
     assert agents[1] in _connect_usernames(connect, setup.instance_id)
@@ -226,7 +227,7 @@ def test_a_users_plan_lists_who_cannot_sign_in_and_assigns_their_direct_groups(
     sign_in = step_context(setup, "sign_in_test")
     # Only "Connect Admins" is assigned: Entra refuses an agent (nested groups don't count).
     refused = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
-    assert not refused["ok"] and "AADSTS50105" in refused["detail"]
+    assert not refused["ok"] and "AADSTS50105" in render(refused["detail"])
 
     users = users_run_create(user=admin, setup_id=setup.pk)
     drive(users)
@@ -253,15 +254,15 @@ def test_a_users_plan_lists_who_cannot_sign_in_and_assigns_their_direct_groups(
         c["name"] for c in plan["changes"] if c["resource_type"] == "idp_app_assignment"
     )
     assert assigned == [AGENTS_GROUP, SUPERVISORS_GROUP]
-    assert any("can't sign in yet" in warning for warning in plan["warnings"])
+    assert any("can't sign in yet" in warning for warning in map(render, plan["warnings"]))
 
     users = drive(users)
     assert users.status == RunStatus.SUCCEEDED
     signed_in = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
-    assert signed_in["ok"], signed_in["detail"]
+    assert signed_in["ok"], render(signed_in["detail"])
 
     # Rolled back, the run takes back the assignments it made (and the users).
     run_rollback(user=admin, run_id=users.pk, enqueue=False)
     drive(users)
     refused_again = sandbox_sign_in(sign_in, {"login": agent, "username": agent})
-    assert not refused_again["ok"] and "AADSTS50105" in refused_again["detail"]
+    assert not refused_again["ok"] and "AADSTS50105" in render(refused_again["detail"])

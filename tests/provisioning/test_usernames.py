@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from provisioning.usernames import check_username, suggest_username
+from provisioning import usernames
+from provisioning.usernames import suggest_username
 from sandbox.directory import seed_directory
+
+
+def check_username(value: str) -> list[str]:
+    """The refusals as an English-speaking admin reads them."""
+    return [str(problem) for problem in usernames.check_username(value)]
 
 
 def _awkward(reason_word: str) -> str:

@@ -15,6 +15,7 @@ from provisioning.aws.client import map_aws_error
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import render
 from provisioning.models import (
     AuditEvent,
     AuditKind,
@@ -99,7 +100,7 @@ def _advance_until_waiting(run: SetupRun) -> str:
         runner.advance(run.pk)
         step = run.steps.get(key__in=[STEP, "test_connect_instance_pausing"])
         if step.outputs.get("waiting_for"):
-            return step.outputs["waiting_for"]
+            return str(render(step.outputs["waiting_for"]))
     raise AssertionError("the step never waited")
 
 
@@ -212,7 +213,7 @@ def test_it_adopts_a_saml_instance_by_alias_and_by_id(aws: Connection, connect: 
     asking = by_alias.steps.get(key=STEP)
     assert by_alias.status == RunStatus.WAITING
     assert asking.plan["needs_confirmation"] is True
-    assert "already exists" in asking.plan["warnings"][0]
+    assert "already exists" in render(asking.plan["warnings"][0])
     assert by_id.steps.get(key=STEP).plan["needs_confirmation"] is False
     admin_moves.step_confirm(user=None, run_id=by_alias.pk, step_key=STEP, enqueue=False)
     drive(by_alias)
@@ -239,9 +240,9 @@ def test_it_stops_before_anything_changes_when_the_instance_is_not_saml(
 
     assert run.status == RunStatus.FAILED
     assert run.error["step"] == STEP
-    assert "CONNECT_MANAGED" in run.error["message"]
-    assert "can't be changed after it is created" in run.error["message"]
-    assert "Create a new instance" in run.error["hint"]
+    assert "CONNECT_MANAGED" in render(run.error["message"])
+    assert "can't be changed after it is created" in render(run.error["message"])
+    assert "Create a new instance" in render(run.error["hint"])
     assert run.steps.get(key="test_reads_run_instance").status == StepStatus.PENDING
     assert run.instance_id == ""
     assert {row.operation for row in calls(run)} <= READ_OPERATIONS
@@ -263,8 +264,8 @@ def test_it_shows_the_status_reason_when_creation_fails(
 
     assert run.status == RunStatus.FAILED
     assert run.error["code"] == "connect_instance_creation_failed"
-    assert reason in run.error["message"]
-    assert "Roll back" in run.error["hint"]
+    assert reason in render(run.error["message"])
+    assert "Roll back" in render(run.error["hint"])
 
 
 def test_it_rolls_back_only_the_instance_the_run_created(aws: Connection, connect: Any) -> None:

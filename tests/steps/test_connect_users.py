@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from provisioning.errors import PermanentError
+from provisioning.messages import render
 from provisioning.models import RunStatus, StepRun, UserChange, UserChangeSet
 from provisioning.runs import admin_moves
 from provisioning.steps.connect_users import ConnectUsers, parse_people_csv
@@ -84,10 +85,12 @@ def test_it_refuses_bad_usernames_per_person_and_creates_the_rest(
     assert len(calls(run)) > calls_before  # the plan read the instance
     assert plan.counts == {"create": 2, "refused": 2}
     assert [c.username for c in rows(run, "create")] == [p["username"] for p in GOOD]
-    refused = {c.username: c.details["reasons"] for c in rows(run, "refused")}
+    refused = {c.username: list(map(render, c.details["reasons"])) for c in rows(run, "refused")}
     assert any("“'”" in reason for reason in refused[BAD[0]["username"]])
     assert any("characters long" in reason for reason in refused[BAD[1]["username"]])
-    assert len(plan.warnings) == 1 and "2 people can't have a Connect user" in plan.warnings[0]
+    assert len(plan.warnings) == 1 and "2 people can't have a Connect user" in render(
+        plan.warnings[0]
+    )
     assert usernames(connect, instance["Id"]) == []  # planning wrote nothing to Connect
 
     outputs = STEP.apply(context(run, "connect_users"))

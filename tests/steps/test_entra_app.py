@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from provisioning.errors import WaitForCloud
+from provisioning.messages import render
 from provisioning.models import RunStatus, SetupRun
 from provisioning.steps import entra_app
 from provisioning.steps.entra_app import EntraApp
@@ -37,8 +38,10 @@ def test_it_shows_graphs_refusal_and_what_to_do_when_the_identifier_policy_still
     run = SetupRun.objects.exclude(pk__in=before).get()
     error = run.steps.get(key="entra_app").error
     assert error["code"] == "entra_identifier_uri_policy", error
-    assert "Failed to add identifier URI https://signin.aws.amazon.com/saml#" in error["message"]
-    assert "exemption" in error["hint"] and "retry the step" in error["hint"]
+    assert "Failed to add identifier URI https://signin.aws.amazon.com/saml#" in render(
+        error["message"]
+    )
+    assert "exemption" in render(error["hint"]) and "retry the step" in render(error["hint"])
 
 
 def test_it_waits_until_the_federation_metadata_shows_the_new_signing_certificate(

@@ -17,6 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
+from provisioning.messages import render
 from provisioning.models import Cloud, Connection, RunStatus, StepRun
 from provisioning.runs import admin_moves
 from provisioning.steps.federation_role import (
@@ -123,8 +124,8 @@ def test_it_asks_for_confirmation_before_changing_the_trust_of_an_existing_role(
     assert [line[0] for line in changed] == ["-", "+"]
     assert changed[1].endswith('-2"')
     assert plan.needs_confirmation
-    assert "Bad Request" in plan.warnings[0]
-    assert str(BAD_REQUEST_WARNING) in plan.warnings[0]
+    assert "Bad Request" in render(plan.warnings[0])
+    assert str(BAD_REQUEST_WARNING) in render(plan.warnings[0])
     assert not unchanged.needs_confirmation
 
 
@@ -139,7 +140,7 @@ def test_it_asks_for_confirmation_before_giving_the_instance_a_second_role(
 
     assert plan.changes[0].action == "create"
     assert plan.needs_confirmation
-    assert outputs[KEY]["role_arn"] in plan.warnings[0]
+    assert outputs[KEY]["role_arn"] in render(plan.warnings[0])
 
 
 def test_it_updates_the_session_duration_and_reattaches_the_policy(

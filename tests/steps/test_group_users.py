@@ -12,6 +12,7 @@ import pytest
 
 from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
+from provisioning.messages import render
 from provisioning.models import Cloud, Connection, SetupRun, UserChange, UserSync
 from provisioning.runs import admin_moves
 from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
@@ -106,7 +107,10 @@ def test_it_gives_everyone_in_nested_groups_a_user_with_the_merged_mapping(
     plan = STEP.plan(context(run, "group_users"))
 
     everyone = members(sandbox, CONTACT_CENTRE_GROUP)
-    refused = {change.username: change.details["reasons"] for change in rows(run, "refused")}
+    refused = {
+        change.username: list(map(render, change.details["reasons"]))
+        for change in rows(run, "refused")
+    }
     # The seeded awkward cases: an apostrophe in the UPN, a UPN over 64 characters, no surname.
     assert len(refused) == 3
     assert any("“'”" in " ".join(reasons) for reasons in refused.values())
@@ -139,7 +143,10 @@ def test_it_refuses_people_whose_usernames_would_collide_when_usernames_come_fro
 
     STEP.plan(context(run, "group_users"))
 
-    refused = {change.username: change.details["reasons"] for change in rows(run, "refused")}
+    refused = {
+        change.username: list(map(render, change.details["reasons"]))
+        for change in rows(run, "refused")
+    }
     shared = [name for name in refused if name.startswith("shared.mailbox@")]
     assert shared and "more than once" in " ".join(refused[shared[0]])
 
@@ -156,7 +163,7 @@ def test_it_asks_again_for_a_missing_group_and_a_sync_stops_on_one(
     with pytest.raises(PermanentError) as refused:
         STEP.plan(context(synced, "group_users"))
 
-    assert plan.needs_input and "No Such Group, ../servicePrincipals" in plan.warnings[0]
+    assert plan.needs_input and "No Such Group, ../servicePrincipals" in render(plan.warnings[0])
     assert refused.value.code == "group_missing"
 
 
@@ -203,7 +210,7 @@ def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
     assert [c.username for c in rows(second, "nothing")] == [newcomer["userPrincipalName"]]
     assert rows(second, "nothing")[0].details["differs"]  # listed, but not ours to change
     assert [c.username for c in rows(second, "departed")] == [agents[0]["userPrincipalName"]]
-    assert any("left the groups" in warning for warning in plan.warnings)
+    assert any("left the groups" in warning for warning in map(render, plan.warnings))
     assert STEP.apply(context(second, "group_users"))["updated"] == 3
 
     third = users_run(instance, aws_connection, departures="delete", **changed)
@@ -235,7 +242,7 @@ def test_it_waits_for_the_admin_before_deleting_many_users(
 
     assert plan.counts["delete"] == 4
     assert plan.needs_confirmation
-    assert "delete 4 Connect users" in plan.warnings[0]
+    assert "delete 4 Connect users" in render(plan.warnings[0])
 
 
 def test_it_reads_okta_group_members_with_the_apps_username_format(
@@ -379,10 +386,14 @@ def test_it_warns_about_people_another_sync_of_the_instance_keeps(
     )
     plan = STEP.plan(context(second, "group_users"))
 
-    (warning,) = [w for w in plan.warnings if "another sync of this instance" in w]
+    (warning,) = [w for w in map(render, plan.warnings) if "another sync of this instance" in w]
     assert agents[2]["userPrincipalName"] in warning
     assert agents[3]["userPrincipalName"] not in warning
     own = users_run(
         instance, aws_connection, groups=[{"group": first_group, **AGENT}], sync_id=str(other.pk)
     )
-    assert not [w for w in STEP.plan(context(own, "group_users")).warnings if "another sync" in w]
+    assert not [
+        w
+        for w in map(render, STEP.plan(context(own, "group_users")).warnings)
+        if "another sync" in w
+    ]

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from django.urls import reverse
 
+from provisioning.messages import render
 from provisioning.models import AuditEvent, AuditKind, RunStatus, StepRun
 from provisioning.steps.okta_role_listing_user import (
     POLICY_NAME,
@@ -105,7 +106,7 @@ def test_it_keeps_the_secret_out_of_plan_outputs_audit_rows_and_logs(
     assert secret not in audit_text
     assert secret not in caplog.text
     # Not used yet: shown on the step, without failing it.
-    verify = {finding["check"]: finding for finding in step.outputs["verify"]}
+    verify = {render(finding["check"]): finding for finding in step.outputs["verify"]}
     assert verify["Okta has used the key"]["ok"] is False
     assert verify["Okta has used the key"]["blocking"] is False
 
@@ -113,15 +114,15 @@ def test_it_keeps_the_secret_out_of_plan_outputs_audit_rows_and_logs(
 def test_it_sees_okta_use_the_key(aws_connection: Any, sandbox: Sandbox) -> None:
     run = okta_run(aws_connection)
     STEP.apply(context(run, KEY))
-    before = {f.check: f for f in STEP.verify(context(run, KEY))}
+    before = {render(f.check): f for f in STEP.verify(context(run, KEY))}
     ((access_key_id, secret),) = StepRun.objects.get(run=run, key=KEY).secrets.items()
 
     use_key_as_okta(sandbox, access_key_id, secret)
 
-    after = {f.check: f for f in STEP.verify(context(run, KEY))}
+    after = {render(f.check): f for f in STEP.verify(context(run, KEY))}
     assert before["Okta has used the key"].ok is False
     assert after["Okta has used the key"].ok is True
-    assert "last used" in after["Okta has used the key"].detail
+    assert "last used" in render(after["Okta has used the key"].detail)
 
 
 def test_it_shows_the_secret_once(aws_connection: Any, admin_client: Any) -> None:
@@ -228,7 +229,7 @@ def test_it_works_against_plain_moto(plain_moto: dict[str, Any]) -> None:
     first = STEP.apply(context(run, KEY))
     assert STEP.apply(context(run, KEY)) == first
     ((access_key_id, secret),) = StepRun.objects.get(run=run, key=KEY).secrets.items()
-    unused = {f.check: f.ok for f in STEP.verify(context(run, KEY))}
+    unused = {render(f.check): f.ok for f in STEP.verify(context(run, KEY))}
     boto3.client(
         "iam",
         endpoint_url=endpoints["aws_endpoint_url"],
@@ -236,7 +237,7 @@ def test_it_works_against_plain_moto(plain_moto: dict[str, Any]) -> None:
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret,
     ).list_roles()
-    used = {f.check: f.ok for f in STEP.verify(context(run, KEY))}
+    used = {render(f.check): f.ok for f in STEP.verify(context(run, KEY))}
     STEP.rollback(context(run, KEY))
 
     assert unused["Okta has used the key"] is False

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from provisioning.errors import PermanentError, WaitForCloud
+from provisioning.messages import render
 from provisioning.steps.phone_prerequisites import (
     CONCURRENT_CALLS_QUOTA,
     PHONE_NUMBERS_QUOTA,
@@ -99,7 +100,7 @@ def test_it_asks_for_its_inputs_and_shows_the_document_checklist(
         if c.resource_type == "service_quota_request"
     }
     assert requests == {PHONE_NUMBERS_QUOTA: "create", CONCURRENT_CALLS_QUOTA: "create"}
-    assert any("withdrawn" in warning for warning in plan.warnings)
+    assert any("withdrawn" in warning for warning in map(render, plan.warnings))
 
 
 def test_it_files_each_request_once_and_finishes_without_waiting(
@@ -120,10 +121,10 @@ def test_it_files_each_request_once_and_finishes_without_waiting(
     assert [
         r["DesiredValue"] for r in requests_for(sandbox, CONCURRENT_CALLS_QUOTA, instance["Arn"])
     ] == [20]
-    findings = {f.check: f for f in STEP.verify(context(run, KEY))}
+    findings = {render(f.check): f for f in STEP.verify(context(run, KEY))}
     waiting = findings["Quota “Phone numbers per instance” is at least 6"]
     assert (waiting.ok, waiting.blocking) == (False, False)
-    assert "PENDING" in waiting.detail
+    assert "PENDING" in render(waiting.detail)
     assert numbers_of(connect, instance["Arn"]) == []
 
 
@@ -224,7 +225,7 @@ def test_it_waits_while_a_claim_is_in_progress_without_claiming_twice(
     with pytest.raises(WaitForCloud):
         STEP.apply(context(run, KEY))
     (number,) = numbers_of(connect, instance["Arn"])
-    assert number in waiting.value.reason
+    assert number in str(waiting.value.reason)
 
     outputs = apply_until_claimed(run)
 

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.errors import PermanentError
 from provisioning.flows import Flow, register_flow
+from provisioning.messages import render, to_json
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from provisioning.steps.preflight import (
     ACTIONS_BY_STEP,
@@ -186,8 +187,9 @@ def test_it_proves_what_it_can_by_reads_and_says_the_check_is_partial(
     # harmless read: they are counted as unchecked, never as "checked, nothing missing".
     assert (outputs["permission_check"], outputs["checked_actions"]) == ("partial", 2)
     assert (outputs["unchecked_actions"], outputs["missing_actions"]) == (2, [])
-    [warning] = outputs["warnings"]
-    assert warning == plan.warnings[0]
+    [stored] = outputs["warnings"]
+    assert to_json(stored) == to_json(plan.warnings[0])
+    warning = render(stored)
     assert warning.startswith(f"Partial check: {role_arn} may not call iam:SimulatePrincipalPolicy")
     assert "2 of the 4 actions were proved by harmless reads; the other 2 were not" in warning
     _assert_only_reads(run)
@@ -320,7 +322,7 @@ def test_it_checks_every_aws_action_of_the_flow_by_default(sandbox_mode: Sandbox
     # The sandbox's own keys are no IAM user or role: nothing to simulate, and it says so.
     assert outputs["caller_arn"] == f"arn:aws:sts::{AWS_ACCOUNT_ID}:user/moto"
     assert outputs["principal_arn"] == ""
-    assert "were not checked" in outputs["warnings"][0]
+    assert "were not checked" in render(outputs["warnings"][0])
     assert flow_actions_for(("preflight", "connect_instance", "test_marker_one")) == sorted(
         {*ACTIONS_BY_STEP["preflight"], *ACTIONS_BY_STEP["connect_instance"]}
     )

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.messages import render
 from provisioning.models import Connection
 from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
 from sandbox.knobs import Knobs
@@ -113,7 +114,7 @@ def test_it_warns_in_the_plan_about_a_certificate_near_expiry(
 
     plan = STEP.plan(step_context(run, KEY))
 
-    (warning,) = plan.warnings
+    (warning,) = map(render, plan.warnings)
     assert "Roll it over" in warning
 
 

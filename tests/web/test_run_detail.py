@@ -578,3 +578,23 @@ def test_a_failed_step_still_shows_its_error(admin_client: Client, web_flow: Flo
 
 def _text(html: str) -> str:
     return re.sub(r"<[^>]+>", "", html)
+
+
+def test_an_older_rows_plain_text_error_shows_as_written_in_any_language(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    # Rows written before messages were stored as ids hold finished text: shown as it is.
+    run = make_run(
+        status="failed",
+        steps=[
+            {
+                "key": "web_create",
+                "status": "failed",
+                "error": {"message": "The role is gone.", "hint": "Retry the step."},
+            }
+        ],
+    )
+
+    html = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
+
+    assert "The role is gone." in html and "Retry the step." in html

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning.messages import render
 from provisioning.models import ChangeAction, StepRun, UserChange, UserChangeSet
 from provisioning.user_changes.progress import Progress, change_set_progress
 
@@ -124,9 +125,9 @@ def rows_for_export(
             "routing_profile": details.get("routing_profile", ""),
             "phone_type": details.get("phone_type", ""),
             "changes": details.get("changes") or details.get("differs") or "",
-            "reasons": " ".join(details.get("reasons", [])),
+            "reasons": " ".join(str(render(reason)) for reason in details.get("reasons", [])),
             "status": change.status,
             "outcome": change.outcome,
             "user_id": change.user_id,
-            "error": (change.error or {}).get("message", ""),
+            "error": render((change.error or {}).get("message", "")),
         }

@@ -10,9 +10,10 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
+from provisioning.messages import Message
 from provisioning.models import AuditKind
 from wizard.roles import ADMIN, ROLE_CACHE, ROLES, role_group, role_of
 
@@ -73,7 +74,10 @@ def person_invite(*, actor: Any, username: str, email: str, role: str) -> Abstra
             kind=AuditKind.PERSON,
             old={},
             new={"person": username, "role": role, "active": True},
-            message=f"{username} invited as {role}.",
+            message=Message(
+                gettext_noop("%(username)s invited as %(role)s."),
+                {"username": username, "role": role},
+            ),
         )
     return person
 
@@ -100,7 +104,10 @@ def person_change_role(*, actor: Any, person_id: int, role: str) -> None:
             kind=AuditKind.PERSON,
             old={"person": person.get_username(), "role": old_role},
             new={"person": person.get_username(), "role": role},
-            message=f"{person.get_username()}'s role changed from {old_role} to {role}.",
+            message=Message(
+                gettext_noop("%(username)s's role changed from %(old_role)s to %(role)s."),
+                {"username": person.get_username(), "old_role": old_role, "role": role},
+            ),
         )
 
 
@@ -122,5 +129,7 @@ def person_deactivate(*, actor: Any, person_id: int) -> None:
             kind=AuditKind.PERSON,
             old={"person": person.get_username(), "active": True},
             new={"person": person.get_username(), "active": False},
-            message=f"{person.get_username()} deactivated.",
+            message=Message(
+                gettext_noop("%(username)s deactivated."), {"username": person.get_username()}
+            ),
         )

@@ -14,6 +14,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from provisioning.messages import render
 from provisioning.models import RunStatus, StepStatus
 
 register = template.Library()
@@ -262,3 +263,10 @@ def _as_datetime(text: str) -> dt.datetime | str:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         return text
+
+
+@register.filter(name="message")
+def message_text(value: Any) -> str:
+    """A stored message (an error, hint, warning or finding; provisioning/messages.py) in the
+    reader's language; older rows' plain text as it is."""
+    return str(render(value))

@@ -27,6 +27,7 @@ from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from provisioning.flows import CLAIM_PHONE_NUMBERS, FLOWS, USER_FLOWS
+from provisioning.messages import render as render_message
 from provisioning.models import (
     RUN_CANCELLABLE,
     RUN_RESUMABLE,
@@ -203,7 +204,7 @@ def _waiting(step: StepRun, now: Any, progress: ChangeSetView | None = None) -> 
     seconds = None
     if step.waiting_since and step.status in {StepStatus.PLANNING, StepStatus.APPLYING}:
         seconds = max(0, int((now - step.waiting_since).total_seconds()))
-    reason = redact_text(str((step.outputs or {}).get(WAITING_REASON, "")))
+    reason = redact_text(str(render_message((step.outputs or {}).get(WAITING_REASON, ""))))
     rate_limit = _rate_limit(step, progress)
     return {"waiting_seconds": seconds, "waiting_reason": reason, "rate_limit": rate_limit}
 

@@ -10,10 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from provisioning.audit import AuditScope, record_state_change
+from provisioning.messages import Message
 from provisioning.models import AuditKind, StepRun
 from provisioning.redaction import register_secret_values
 from provisioning.steps.base import STEPS
@@ -49,7 +51,7 @@ def reveal(request: HttpRequest, run_id: uuid.UUID, step_key: str) -> HttpRespon
                 kind=AuditKind.SECRET_REVEALED,
                 old={"secret_shown": False},
                 new={"secret_shown": True},
-                message="The step's access key was shown to the admin.",
+                message=Message(gettext_noop("The step's access key was shown to the admin.")),
             )
     step.refresh_from_db()
     secrets = step.secrets if shown_now else {}

@@ -40,6 +40,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning.flows import FLOWS
+from provisioning.messages import render
 from provisioning.models import (
     RUN_WORKED_ON,
     AuditEvent,
@@ -140,9 +141,9 @@ class Command(BaseCommand):
             return
         plan = Plan.from_json(step.plan)
         for warning in plan.warnings:
-            self.stdout.write(f"  warning: {warning}")
+            self.stdout.write(f"  warning: {render(warning)}")
         if step.plan.get("chosen"):
-            self.stdout.write(f"  {step.plan['chosen']}")
+            self.stdout.write(f"  {render(step.plan['chosen'])}")
         people = change_set_view(step)
         if people is not None:
             self._print_people(people)
@@ -161,7 +162,9 @@ class Command(BaseCommand):
             if entry.action != "refused":
                 continue
             for change in entry.sample:
-                reasons = " ".join((change.details or {}).get("reasons", []))
+                reasons = " ".join(
+                    str(render(r)) for r in (change.details or {}).get("reasons", [])
+                )
                 self.stdout.write(f"  refused {change.username}: {reasons}")
             if entry.count > len(entry.sample):
                 self.stdout.write(
