@@ -13,9 +13,9 @@ from django.utils import translation
 from provisioning.context import StepContext
 from provisioning.flows import FLOWS, Flow, register_flow
 from provisioning.models import RunStatus, StepRun, StepStatus
+from provisioning.runs import admin_moves
 from provisioning.steps.base import STEPS, Change, Finding, Plan, Step, register
 from tests.engine.runs import drive, start_run
-from wizard.services import runs as run_services
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_it_waits_naming_a_refused_value_and_plans_once_it_is_fixed(admin_user) 
     assert step.plan["needs_input"] is True
     assert step.error["message"] == ("“How many”: Ensure this value is greater than or equal to 1.")
 
-    run_services.step_submit_inputs(
+    admin_moves.step_submit_inputs(
         user=admin_user, run_id=run.pk, step_key=KEY, inputs={"count": 2}
     )
     drive(run)
