@@ -103,6 +103,10 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "sign_in_watch_new": gated(OPERATOR, get=200, post=400),
     "sign_in_watch": gated(VIEWER, get=404, post=405),
     "audit_log": gated(VIEWER, get=200, post=405),
+    # Checking a federation only reads: every role may. An empty form is shown again with its
+    # errors; a check that does not exist is not found.
+    "federation_check_new": gated(VIEWER, get=200, post=200),
+    "federation_check": gated(VIEWER, get=404, post=405),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
     # Someone else's (or no) export: none to see.
@@ -125,6 +129,7 @@ URL_ARGUMENTS: dict[str, Any] = {
     "export_id": RUN_ID,
     "sync_id": SYNC_ID,
     "reading_id": uuid.UUID("00000000-0000-4000-8000-0000000000c3"),
+    "check_id": uuid.UUID("00000000-0000-4000-8000-0000000000d4"),
     "connection_id": CONNECTION_ID,
     "person_id": PERSON_ID,
     "step_key": "web_create",
