@@ -424,4 +424,4 @@ def test_a_desk_phone_without_each_persons_number_is_refused_per_person(
     assert plan.counts == {"create": 1, "refused": 1}
     refused = rows(run, "refused")[0]
     assert refused.username == GOOD[1]["username"]
-    assert any("E.164" in reason for reason in refused.details["reasons"])
+    assert any("E.164" in str(render(reason)) for reason in refused.details["reasons"])
