@@ -158,6 +158,9 @@ class OktaRoleDownloadConfirmed(Step):
         "roles. Okta has no API for this; the wizard checks that Okta used the key."
     )
     form_class = RoleDownloadForm
+    # Its plan decides whether to ask: no tick is needed once AWS shows Okta used the key, and
+    # while it is needed the plan carries the console guide the run page shows with the form.
+    inputs_checked_by_form = False
 
     def plan(self, ctx: StepContext) -> Plan:
         access_key_id = _earlier(ctx, LISTING_STEP, "access_key_id")

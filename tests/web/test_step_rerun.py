@@ -54,6 +54,10 @@ def test_it_runs_the_sign_in_test_again_with_another_person(
     page = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert _rerun_url(run, STEP) in page
     assert _rerun_url(run, "entra_app") not in page
+    # The button stays in sight when the finished step is folded: after its card's fold.
+    start = page.index(f'id="step-{STEP}"')
+    card = page[start : page.find('<li class="step-card', start)]
+    assert _rerun_url(run, STEP) in card[card.rindex("</details>") :]
 
     response = admin_client.post(_rerun_url(run, STEP))
     assert response.status_code == 302
