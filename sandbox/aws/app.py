@@ -3,9 +3,11 @@ layer that applies the knobs and serves what moto lacks."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.exceptions import NotFoundException as IAMNotFoundException
@@ -18,7 +20,7 @@ from sandbox.aws.connect import MOTO_OPERATIONS, ConnectCall, ConnectService
 from sandbox.aws.iam_simulation import IamSimulation
 from sandbox.aws.saml_metadata import InvalidMetadata, check_idp_metadata
 from sandbox.aws.service_quotas import ServiceQuotas
-from sandbox.aws.sts_saml import assertion_for_moto, check_saml_assertion
+from sandbox.aws.sts_saml import RoleFacts, assertion_for_moto, check_saml_assertion
 from sandbox.aws.wire import (
     SERVER_ERRORS,
     SERVICE_SERVER_ERRORS,
@@ -206,16 +208,22 @@ class AwsApp:
         provider = next((p for p in iam.saml_providers.values() if p.arn == principal_arn), None)
         role_arn = form.get("RoleArn", "")
         try:
-            iam.get_role_by_arn(role_arn)
-            role_exists = True
+            found = iam.get_role_by_arn(role_arn)
         except IAMNotFoundException:
-            role_exists = False
+            role = None
+        else:
+            role = RoleFacts(
+                arn=found.arn,
+                trust_policy=_policy_document(found.assume_role_policy_document),
+                # IAM's default maximum session is one hour (CreateRole, MaxSessionDuration).
+                max_session_duration_s=int(found.max_session_duration or 3600),
+            )
         claims = check_saml_assertion(
             saml_response=form.get("SAMLAssertion", ""),
             role_arn=role_arn,
             principal_arn=principal_arn,
             provider_metadata=provider.saml_metadata_document if provider else None,
-            role_exists=role_exists,
+            role=role,
         )
         form["SAMLAssertion"] = assertion_for_moto(claims)
         request.replace_form(form)
@@ -253,3 +261,15 @@ class AwsApp:
 
 def build_aws_app(sandbox: Sandbox) -> AwsApp:
     return AwsApp(sandbox)
+
+
+def _policy_document(document: Any) -> dict[str, Any]:
+    """A policy document as moto keeps it (a JSON string, URL-encoded as IAM returns it, or a
+    dict) as a dict."""
+    if isinstance(document, dict):
+        return document
+    text = str(document or "{}")
+    if text.startswith("%7B") or text.startswith("%7b"):
+        text = unquote(text)
+    parsed = json.loads(text)
+    return parsed if isinstance(parsed, dict) else {}

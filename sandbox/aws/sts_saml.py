@@ -7,12 +7,14 @@ import binascii
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from defusedxml import ElementTree
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidInput, InvalidSignature
 
+from sandbox.aws.policy_evaluation import Ask, decide
 from sandbox.aws.saml_metadata import SAML_METADATA, XMLDSIG
 from sandbox.aws.wire import ApiError
 
@@ -21,8 +23,19 @@ SAML_ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
 ROLE_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
 SESSION_DURATION_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/SessionDuration"
-# STS's RoleSessionName pattern and length (botocore's sts model: roleSessionNameType).
-ROLE_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+# STS's RoleSessionName rule as its error names it, ASCII only (botocore's sts model,
+# roleSessionNameType: [\w+=,.@-]*, 2 to 64).
+ROLE_SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
+# AssumeRoleWithSAML's SAMLAssertion: 4 to 100000 characters (STS API reference).
+MIN_ASSERTION_CHARS, MAX_ASSERTION_CHARS = 4, 100_000
+# The audiences and recipients AWS sign-in takes (IAM User Guide, "Configure SAML assertions
+# for the authentication response"): the global endpoint, a regional one, the legacy URN.
+SIGNIN_URL = "https://signin.aws.amazon.com/saml"
+REGIONAL_SIGNIN_URL = re.compile(
+    r"https://[a-z]{2}(-gov)?-[a-z]+-\d\.signin\.aws\.amazon\.com/saml"
+)
+AWS_URN = "urn:amazon:webservices"
 # Clock skew STS tolerates on NotBefore / NotOnOrAfter (AWS IAM user guide, SAML troubleshooting:
 # "the assertion ... within 5 minutes").
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -38,6 +51,25 @@ class SamlClaims:
     principal_arn: str
     role_session_name: str
     session_duration_s: int
+
+
+class StsRefusal(ApiError):
+    """STS's error, with which of its checks failed and exactly what it found: the sandbox's
+    sign-in page reports both, where real AWS shows only its error page."""
+
+    def __init__(self, code: str, message: str, status: int, *, check: str, detail: str) -> None:
+        super().__init__(code, message, status)
+        self.check = check
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    """What IAM holds about the role the call names."""
+
+    arn: str
+    trust_policy: dict[str, Any]
+    max_session_duration_s: int
 
 
 def _signing_certificates(metadata: str) -> list[str]:
@@ -72,13 +104,88 @@ def _signed_assertion(response: etree._Element, certificates: list[str]) -> etre
                 return signed
             if signed is not None and signed.find(assertion_tag) is not None:
                 return signed.find(assertion_tag)
-    raise ApiError("InvalidIdentityToken", "Response signature invalid", 400)
+    raise StsRefusal(
+        "InvalidIdentityToken",
+        "Response signature invalid",
+        400,
+        check="signature",
+        detail="the assertion is not signed by a certificate of the provider's metadata",
+    )
 
 
 def _instant(value: str | None) -> dt.datetime | None:
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _invalid(check: str, detail: str, message: str = "Invalid SAML response") -> StsRefusal:
+    return StsRefusal("InvalidIdentityToken", message, 400, check=check, detail=detail)
+
+
+def _is_signin_url(url: str) -> bool:
+    return url == SIGNIN_URL or REGIONAL_SIGNIN_URL.fullmatch(url) is not None
+
+
+def _metadata_entity_id(metadata: str) -> str:
+    root = ElementTree.fromstring(metadata.encode("utf-8"), forbid_dtd=True)
+    if root.tag == f"{{{SAML_METADATA}}}EntityDescriptor":
+        return root.get("entityID", "")
+    found = root.find(f"{{{SAML_METADATA}}}EntityDescriptor")
+    return "" if found is None else found.get("entityID", "")
+
+
+def _attributes(assertion: etree._Element) -> dict[str, list[str]]:
+    saml = f"{{{SAML_ASSERTION}}}"
+    attributes: dict[str, list[str]] = {}
+    for attribute in assertion.iter(saml + "Attribute"):
+        values = [(value.text or "").strip() for value in attribute.iter(saml + "AttributeValue")]
+        attributes.setdefault(attribute.get("Name", ""), []).extend(values)
+    return attributes
+
+
+def _bearer_data(assertion: etree._Element) -> etree._Element | None:
+    saml = f"{{{SAML_ASSERTION}}}"
+    for confirmation in assertion.iter(saml + "SubjectConfirmation"):
+        if confirmation.get("Method") == BEARER:
+            return confirmation.find(saml + "SubjectConfirmationData")
+    return None
+
+
+def _check_time_window(assertion: etree._Element, now: dt.datetime) -> None:
+    conditions = assertion.find(f"{{{SAML_ASSERTION}}}Conditions")
+    bearer = _bearer_data(assertion)
+    try:
+        not_before = _instant(None if conditions is None else conditions.get("NotBefore"))
+        ends = [
+            moment
+            for moment in (
+                _instant(None if conditions is None else conditions.get("NotOnOrAfter")),
+                _instant(None if bearer is None else bearer.get("NotOnOrAfter")),
+            )
+            if moment is not None
+        ]
+    except ValueError as error:
+        raise _invalid("time_window", f"a validity time is not an xs:dateTime: {error}") from error
+    if not_before is not None and now + CLOCK_SKEW < not_before:
+        raise StsRefusal(
+            "ExpiredTokenException",
+            "Token expired",
+            400,
+            check="time_window",
+            detail=f"the assertion is not valid before {not_before.isoformat()}",
+        )
+    if not ends:
+        raise _invalid("time_window", "the assertion has no NotOnOrAfter")
+    if now - CLOCK_SKEW >= min(ends):
+        raise StsRefusal(
+            "ExpiredTokenException",
+            "Token expired",
+            400,
+            check="time_window",
+            detail=f"the assertion expired at {min(ends).isoformat()}",
+        )
 
 
 def check_saml_assertion(
@@ -87,58 +194,140 @@ def check_saml_assertion(
     role_arn: str,
     principal_arn: str,
     provider_metadata: str | None,
-    role_exists: bool,
+    role: RoleFacts | None,
     now: dt.datetime | None = None,
 ) -> SamlClaims:
-    """Raise the ApiError real STS answers with, or return what the signed assertion claims."""
+    """Raise the error real STS answers with (a StsRefusal naming the failed check), or return
+    what the signed assertion claims. The checks, in this order, are STS's documented ones (IAM
+    User Guide, "Configure SAML assertions for the authentication response" and "Troubleshoot
+    SAML 2.0 federation with AWS"; STS API reference, AssumeRoleWithSAML)."""
     now = now or dt.datetime.now(dt.UTC)
     if provider_metadata is None:
-        raise ApiError("InvalidIdentityToken", "Specified provider doesn't exist", 400)
+        raise StsRefusal(
+            "InvalidIdentityToken",
+            "Specified provider doesn't exist",
+            400,
+            check="saml_provider",
+            detail=f"IAM has no SAML provider {principal_arn}",
+        )
+    if not MIN_ASSERTION_CHARS <= len(saml_response) <= MAX_ASSERTION_CHARS:
+        raise _invalid(
+            "response",
+            f"SAMLAssertion is {len(saml_response)} characters; STS takes "
+            f"{MIN_ASSERTION_CHARS} to {MAX_ASSERTION_CHARS}",
+        )
     try:
         document = base64.b64decode(saml_response, validate=True)
         response = etree.fromstring(document, parser=SAFE_PARSER)
     except (binascii.Error, ValueError, etree.XMLSyntaxError) as error:
-        raise ApiError("InvalidIdentityToken", "Invalid SAML response", 400) from error
+        raise _invalid("response", f"SAMLAssertion is not base64 XML: {error}") from error
     if response.tag != f"{{{SAML_PROTOCOL}}}Response":
-        raise ApiError("InvalidIdentityToken", "Invalid SAML response", 400)
+        raise _invalid("response", f"the root element is {response.tag}, not samlp:Response")
 
     assertion = _signed_assertion(response, _signing_certificates(provider_metadata))
     saml = f"{{{SAML_ASSERTION}}}"
-    conditions = assertion.find(saml + "Conditions")
-    if conditions is not None:
-        not_before = _instant(conditions.get("NotBefore"))
-        not_after = _instant(conditions.get("NotOnOrAfter"))
-        if (not_before and now + CLOCK_SKEW < not_before) or (
-            not_after and now - CLOCK_SKEW >= not_after
-        ):
-            raise ApiError("ExpiredTokenException", "Token expired", 400)
+    # "Issuer not present in specified provider": the Issuer must be the entityID of the
+    # provider's metadata (IAM User Guide, SAML troubleshooting).
+    issuer = (assertion.findtext(saml + "Issuer") or "").strip()
+    entity_id = _metadata_entity_id(provider_metadata)
+    if issuer != entity_id:
+        raise StsRefusal(
+            "InvalidIdentityToken",
+            "Issuer not present in specified provider",
+            400,
+            check="issuer",
+            detail=(
+                f"the assertion's Issuer {issuer!r} is not the provider's entityID {entity_id!r}"
+            ),
+        )
+    # Audience: "https://signin.aws.amazon.com/saml" (or a regional sign-in endpoint, or the
+    # older urn:amazon:webservices) in an AudienceRestriction ("Configure SAML assertions").
+    audiences = [(element.text or "").strip() for element in assertion.iter(saml + "Audience")]
+    if not any(_is_signin_url(a) or a == AWS_URN for a in audiences):
+        raise _invalid(
+            "audience",
+            f"the assertion's audiences {audiences!r} name no AWS sign-in endpoint",
+        )
+    # Recipient: the bearer SubjectConfirmationData's Recipient is the sign-in URL the response
+    # is posted to; it is SAML:aud in a trust policy ("Available keys for SAML-based
+    # federation").
+    bearer = _bearer_data(assertion)
+    recipient = "" if bearer is None else bearer.get("Recipient", "")
+    if not _is_signin_url(recipient):
+        raise _invalid(
+            "recipient", f"the assertion's Recipient {recipient!r} is not an AWS sign-in URL"
+        )
+    _check_time_window(assertion, now)
 
-    attributes: dict[str, list[str]] = {}
-    for attribute in assertion.iter(saml + "Attribute"):
-        values = [(value.text or "").strip() for value in attribute.iter(saml + "AttributeValue")]
-        attributes.setdefault(attribute.get("Name", ""), []).extend(values)
-
+    attributes = _attributes(assertion)
+    session_names = attributes.get(ROLE_SESSION_NAME_ATTRIBUTE, [])
+    if not session_names:
+        raise _invalid(
+            "role_session_name",
+            "the assertion has no RoleSessionName attribute",
+            "RoleSessionName is required in AuthnResponse",
+        )
+    if len(session_names) != 1 or not ROLE_SESSION_NAME.fullmatch(session_names[0]):
+        raise _invalid(
+            "role_session_name",
+            f"RoleSessionName {session_names!r} is not one value of [a-zA-Z_0-9+=,.@-]{{2,64}}",
+            "RoleSessionName in AuthnResponse must match [a-zA-Z_0-9+=,.@-]{2,64}",
+        )
     pairs = [
         {part.strip() for part in value.split(",")} for value in attributes.get(ROLE_ATTRIBUTE, [])
     ]
-    if not role_exists or {role_arn, principal_arn} not in pairs:
-        raise ApiError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithSAML", 403)
-    session_names = attributes.get(ROLE_SESSION_NAME_ATTRIBUTE, [])
-    if len(session_names) != 1 or not ROLE_SESSION_NAME.match(session_names[0]):
-        raise ApiError(
-            "InvalidIdentityToken",
-            "The RoleSessionName attribute must be one value of 2-64 characters matching "
-            r"[\w+=,.@-]",
-            400,
+    if role is None or {role_arn, principal_arn} not in pairs:
+        raise StsRefusal(
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithSAML",
+            403,
+            check="role",
+            detail=(
+                f"role {role_arn} does not exist (names are case-sensitive)"
+                if role is None
+                else f"the signed Role attribute does not pair {role_arn} with {principal_arn}"
+            ),
+        )
+    subject = (assertion.findtext(f"{saml}Subject/{saml}NameID") or "").strip()
+    trust = decide(
+        [("the trust policy", role.trust_policy)],
+        Ask(
+            action="sts:AssumeRoleWithSAML",
+            principal=("Federated", principal_arn),
+            keys={"SAML:aud": recipient, "SAML:iss": issuer, "SAML:sub": subject},
+        ),
+    )
+    if not trust.allowed:
+        raise StsRefusal(
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithSAML",
+            403,
+            check="trust_policy",
+            detail=(
+                f"the trust policy of {role.arn} does not let Federated {principal_arn} do "
+                f"sts:AssumeRoleWithSAML with SAML:aud {recipient}: {trust.why}"
+            ),
         )
     duration = DEFAULT_SESSION_S
     if attributes.get(SESSION_DURATION_ATTRIBUTE):
-        try:
-            duration = int(attributes[SESSION_DURATION_ATTRIBUTE][0])
-        except ValueError as error:
-            raise ApiError("InvalidIdentityToken", "Invalid SessionDuration", 400) from error
-        if not MIN_SESSION_S <= duration <= MAX_SESSION_S:
-            raise ApiError("InvalidIdentityToken", "Invalid SessionDuration", 400)
+        value = attributes[SESSION_DURATION_ATTRIBUTE][0]
+        if not value.isdigit() or not MIN_SESSION_S <= int(value) <= MAX_SESSION_S:
+            raise _invalid(
+                "session_duration",
+                f"SessionDuration {value!r} is not {MIN_SESSION_S} to {MAX_SESSION_S} seconds",
+            )
+        duration = int(value)
+        if duration > role.max_session_duration_s:
+            raise StsRefusal(
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+                400,
+                check="session_duration",
+                detail=(
+                    f"SessionDuration {duration} is above the role's maximum session duration "
+                    f"{role.max_session_duration_s}"
+                ),
+            )
     return SamlClaims(role_arn, principal_arn, session_names[0], duration)
 
 

@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from provisioning.signin_checks.refusals import SignInRefused
-from provisioning.signin_checks.saml_response import MAX_SAML_RESPONSE_BYTES
+from sandbox.aws.sts_saml import MAX_ASSERTION_CHARS
+from sandbox.signin.refusals import SignInRefused
 from sandbox.signin.sign_in import AwsAccess, AwsSignIn, SignedIn
 
 if TYPE_CHECKING:
     from sandbox.server import Sandbox
 
 SIGNIN_PATH = "/saml"
-# Room for the base64 SAMLResponse plus RelayState and the role field.
-MAX_FORM_BYTES = MAX_SAML_RESPONSE_BYTES * 2
+# Room for the base64 SAMLResponse (STS takes up to 100,000 characters) plus RelayState and the
+# role field.
+MAX_FORM_BYTES = MAX_ASSERTION_CHARS * 2
 
 
 def _wants_json(request: Request) -> bool:

@@ -15,44 +15,52 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from provisioning.signin_checks.iam_policy import NamedPolicy
-from provisioning.signin_checks.posted_sign_in import assertion_facts
-from provisioning.signin_checks.refusals import (
+from sandbox.aws.cloudtrail import CloudTrail, SignInAttempt
+from sandbox.aws.policy_evaluation import Ask, decide
+from sandbox.aws.sts_saml import RoleFacts, StsRefusal, check_saml_assertion
+from sandbox.signin.posted import Posted, RolePair, read_posted
+from sandbox.signin.refusals import (
     BAD_REQUEST,
     INVALID_SAML_RESPONSE,
-    NOT_AUTHORIZED_TO_ASSUME_ROLE,
+    NO_FEDERATION_PERMISSION,
+    NOT_ONBOARDED,
     SERVICE_UNAVAILABLE,
     Cause,
     SignInRefused,
+    sts_page_text,
 )
-from provisioning.signin_checks.relay_state import SIGNED_IN_TO_CONSOLE, parse_relay_state
-from provisioning.signin_checks.saml_response import (
-    RolePair,
-    claimed_role_pair,
-    decode_saml_response,
-)
-from provisioning.signin_checks.sign_in_chain import (
-    CHECK_ORDER,
-    KnownInstance,
-    KnownRole,
-    WhatAwsKnows,
-    check_sign_in,
-)
-from sandbox.aws.cloudtrail import CloudTrail, SignInAttempt
+from sandbox.signin.relay_state import read_relay_state
 
-# What AWS answers each refusal with: STS's 403 for an assumption it denies, Connect's 403 for
-# a user or permission it refuses, the console's 200 when the relay state leaves the user there.
-_STATUSES = {
-    Cause.ASSUME_ROLE_DENIED: HTTPStatus.FORBIDDEN,
-    Cause.NOT_ONBOARDED: HTTPStatus.FORBIDDEN,
-    Cause.NO_FEDERATION_PERMISSION: HTTPStatus.FORBIDDEN,
-    Cause.RELAY_STATE_MISSING: SIGNED_IN_TO_CONSOLE,
-    Cause.RELAY_STATE_INVALID: SIGNED_IN_TO_CONSOLE,
-}
 # The sandbox's own quotas apply to these calls too; botocore's standard retry mode rides out a
 # throttled call the way the console would.
 # The checks STS makes in AssumeRoleWithSAML; a later one is the console's federation into Connect.
-_STS_CHECKS = frozenset(CHECK_ORDER[: CHECK_ORDER.index("relay_state")]) | {"assume_role"}
+_STS_CHECKS = frozenset(
+    {
+        "form",
+        "xml",
+        "status",
+        "role_attribute",
+        "response",
+        "saml_provider",
+        "signature",
+        "issuer",
+        "audience",
+        "recipient",
+        "time_window",
+        "role_session_name",
+        "role",
+        "trust_policy",
+        "session_duration",
+        "assume_role",
+    }
+)
+# What the sign-in page shows for an Issuer that is not the provider's (IAM User Guide,
+# "Troubleshoot SAML federation with IAM", "Issuer not present in specified provider").
+ISSUER_NOT_IN_PROVIDER = (
+    "Failed to assume role: Issuer not present in specified provider (service: "
+    "AWSOpenIdDiscoveryService; status code: 400; error code: AuthSamlInvalidSamlResponseException)"
+)
+FEDERATION_ACTION = "connect:GetFederationToken"
 # What STS answers each refusal with, where the refusal's text does not carry the code (the
 # messages are the sandbox STS's own, sandbox/aws/sts_saml.py).
 _STS_ERRORS = {
@@ -165,21 +173,57 @@ class FirstSignInRoles:
         return None if bound == role_arn else bound
 
 
-def _attempt(xml: bytes, claimed: RolePair) -> SignInAttempt:
+def _attempt(posted: Posted) -> SignInAttempt:
     """Who is signing in and through what, as the events will name them (read from the response
     before any check: a refused sign-in is logged too)."""
-    facts = assertion_facts(xml)
-    names = [values for name, values in facts.attributes if name.endswith("/RoleSessionName")]
-    matched = _REGIONAL_SIGNIN.match(facts.recipient)
+    matched = _REGIONAL_SIGNIN.match(posted.recipient)
+    claimed = posted.role_pair
     return SignInAttempt(
         region=matched["region"] if matched else GLOBAL_EVENTS_REGION,
         account_id=claimed.role_arn.split(":")[4] if claimed.role_arn.count(":") >= 5 else "",
         role_arn=claimed.role_arn,
         provider_arn=claimed.provider_arn,
-        subject=facts.name_id,
-        issuer=facts.issuer,
-        role_session_name=names[0][0] if names and names[0] else "",
+        subject=posted.subject,
+        issuer=posted.issuer,
+        role_session_name=posted.role_session_name,
     )
+
+
+def _sts_refused(refused: StsRefusal) -> SignInRefused:
+    """STS's refusal as the sign-in page shows it: its own words where AWS passes them through
+    (the role, RoleSessionName and duration errors), else the invalid-SAML-response page."""
+    if refused.check == "issuer":
+        page = ISSUER_NOT_IN_PROVIDER
+    elif (
+        refused.code in {"AccessDenied", "ValidationError"} or refused.check == "role_session_name"
+    ):
+        page = sts_page_text(refused.code, refused.message, refused.status)
+    else:
+        page = INVALID_SAML_RESPONSE
+    denied = refused.code == "AccessDenied"
+    return SignInRefused(
+        cause=Cause.ASSUME_ROLE_DENIED if denied else Cause.INVALID_SAML_RESPONSE,
+        check=refused.check,
+        detail=refused.detail,
+        error=page,
+        status=HTTPStatus.FORBIDDEN if denied else HTTPStatus.BAD_REQUEST,
+    )
+
+
+@dataclass(frozen=True)
+class _Role:
+    facts: RoleFacts
+    role_id: str
+    policies: tuple[tuple[str, dict[str, Any]], ...]
+
+
+@dataclass(frozen=True)
+class _Instance:
+    arn: str
+    alias: str
+    status: str
+    identity_management_type: str
+    usernames: frozenset[str]
 
 
 def _aws_unavailable(operation: str, exc: Exception) -> SignInRefused:
@@ -199,10 +243,12 @@ def _error_code(exc: ClientError) -> str:
 class AwsSignIn:
     """signin.aws.amazon.com/saml followed by the console's federation into Amazon Connect.
 
-    It reads what AWS holds (the provider's metadata, the role, its policies, the instance and its
-    users) through boto3, then lets the product's own sign-in checks
-    (provisioning/signin_checks, the same code the wizard's inspector runs) decide, so the sandbox
-    and the inspector can never disagree about what AWS accepts."""
+    It reads what AWS holds (the provider's metadata, the role and its policies, the instance and
+    its users) through boto3 and decides as AWS does, in AWS's order, with the sandbox's own
+    code: STS's checks (sandbox/aws/sts_saml.py, the same function the sandbox's STS runs),
+    the relay state, the instance, the federation permission (the sandbox's own policy
+    evaluation) and the user; then STS issues the session through boto3. It shares nothing with
+    the wizard's inspector, so the two can disagree, and a test shows which one is wrong."""
 
     def __init__(
         self,
@@ -218,13 +264,12 @@ class AwsSignIn:
         self._cloudtrail = cloudtrail
 
     def sign_in(self, *, saml_response: str, relay_state: str, chosen_role: str = "") -> SignedIn:
-        xml = decode_saml_response(saml_response)
         # Which provider's keys check the signature comes from the response's own claim, as at
         # AWS; every check after the signature reads only the signed assertion.
-        claimed = claimed_role_pair(xml, chosen_role)
-        attempt = _attempt(xml, claimed)
+        posted = read_posted(saml_response, chosen_role)
+        attempt = _attempt(posted)
         try:
-            signed_in = self._sign_in(xml, claimed, saml_response, relay_state, chosen_role)
+            signed_in = self._sign_in(posted, "".join(saml_response.split()), relay_state)
         except SignInRefused as refusal:
             self._record_refusal(attempt, refusal, relay_state)
             raise
@@ -267,7 +312,7 @@ class AwsSignIn:
         )
         self._cloudtrail.assume_role_with_saml(attempt, assumed_role_arn=assumed_role_arn)
         try:
-            relay = parse_relay_state(relay_state)
+            relay = read_relay_state(relay_state)
         except SignInRefused:
             return
         self._cloudtrail.get_federation_token(
@@ -278,43 +323,30 @@ class AwsSignIn:
             error=connect_error,
         )
 
-    def _sign_in(
-        self,
-        xml: bytes,
-        claimed: RolePair,
-        saml_response: str,
-        relay_state: str,
-        chosen_role: str,
-    ) -> SignedIn:
-        instance, instance_alias = self._connect_instance(relay_state)
-        knows = WhatAwsKnows(
-            now=self._clock(),
-            provider_metadata=self._provider_metadata(claimed.provider_arn),
-            roles=self._roles(claimed.role_arn),
-            instance=instance,
+    def _sign_in(self, posted: Posted, saml_response: str, relay_state: str) -> SignedIn:
+        pair = posted.role_pair
+        role = self._role(pair.role_arn)
+        try:
+            claims = check_saml_assertion(
+                saml_response=saml_response,
+                role_arn=pair.role_arn,
+                principal_arn=pair.provider_arn,
+                provider_metadata=self._provider_metadata(pair.provider_arn),
+                role=None if role is None else role.facts,
+                now=self._clock(),
+            )
+        except StsRefusal as refused:
+            raise _sts_refused(refused) from refused
+        relay = read_relay_state(relay_state)
+        instance = self._connect_instance(relay.instance_id, relay.region)
+        if role is None:  # STS refused a missing role above; this keeps the types honest
+            raise _instance_unavailable("the role vanished during the sign-in")
+        self._check_federation_permission(
+            role, instance, relay.instance_id, relay.region, claims.role_session_name
         )
-        chain = check_sign_in(xml, relay_state, knows, chosen_role_arn=chosen_role)
-        failed = chain.first_failure
-        if failed is not None:
-            raise SignInRefused(
-                cause=Cause(failed.cause),
-                check=failed.key,
-                detail=failed.detail,
-                error=failed.error,
-                status=_STATUSES.get(Cause(failed.cause), HTTPStatus.BAD_REQUEST),
-            )
-        assertion = chain.assertion
-        if assertion is None or knows.instance is None:
-            raise SignInRefused(
-                cause=Cause.INVALID_SAML_RESPONSE,
-                check="response",
-                detail="the response could not be checked",
-                error=INVALID_SAML_RESPONSE,
-            )
-        pair = assertion.role_pair
+        username = claims.role_session_name
+        _check_connect_user(instance, relay.instance_id, username)
         assumed_role_arn = self._assume_role(pair, saml_response)
-        relay = parse_relay_state(relay_state)
-        username = assertion.role_session_name
         bound_role = self._first_sign_in_roles.bind(
             instance_id=relay.instance_id, username=username, role_arn=pair.role_arn
         )
@@ -329,7 +361,7 @@ class AwsSignIn:
                 error=BAD_REQUEST,
             )
         return SignedIn(
-            destination=relay.connect_url(instance_alias),
+            destination=relay.page(instance.alias),
             username=username,
             role_arn=pair.role_arn,
             provider_arn=pair.provider_arn,
@@ -337,44 +369,80 @@ class AwsSignIn:
             assumed_role_arn=assumed_role_arn,
         )
 
-    def _provider_metadata(self, provider_arn: str) -> dict[str, str]:
+    def _check_federation_permission(
+        self, role: _Role, instance: _Instance, instance_id: str, region: str, session: str
+    ) -> None:
+        """The console calls Connect's GetFederationToken as the assumed role, whose user id is
+        RoleId:RoleSessionName (IAM User Guide, "IAM identifiers", unique IDs; `${aws:userid}`).
+        The resource is the instance's user `…/user/${aws:userid}` and connect:InstanceId is a
+        condition key of the action (Amazon Connect Administrator Guide, "Configure SAML with
+        IAM", the policy it gives; Service Authorization Reference for Amazon Connect)."""
+        user_id = f"{role.role_id}:{session}"
+        resource = f"{instance.arn}/user/{user_id}"
+        decision = decide(
+            role.policies,
+            Ask(
+                action=FEDERATION_ACTION,
+                resource=resource,
+                keys={
+                    "aws:userid": user_id,
+                    "aws:PrincipalArn": role.facts.arn,
+                    "aws:PrincipalType": "AssumedRole",
+                    "aws:RequestedRegion": region,
+                    "connect:InstanceId": instance_id,
+                },
+            ),
+        )
+        if not decision.allowed:
+            raise SignInRefused(
+                cause=Cause.NO_FEDERATION_PERMISSION,
+                check="federation_permission",
+                detail=(
+                    f"role {role.facts.arn} may not do {FEDERATION_ACTION} on {resource}: "
+                    f"{decision.why}"
+                ),
+                error=NO_FEDERATION_PERMISSION,
+                status=HTTPStatus.FORBIDDEN,
+            )
+
+    def _provider_metadata(self, provider_arn: str) -> str | None:
         iam = self._clients.client("iam")
         try:
             document = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
         except ClientError as exc:
             if _error_code(exc) not in {"NoSuchEntity", "InvalidInput"}:
                 raise _aws_unavailable("iam.get_saml_provider", exc) from exc
-            return {}
+            return None
         except BotoCoreError as exc:
             raise _aws_unavailable("iam.get_saml_provider", exc) from exc
-        return {provider_arn: document}
+        return str(document)
 
-    def _roles(self, role_arn: str) -> dict[str, KnownRole]:
-        """The role named in the Role attribute, with its policies; empty if there is none."""
+    def _role(self, role_arn: str) -> _Role | None:
+        """The role named in the Role attribute, with its policies; None if there is none."""
         iam = self._clients.client("iam")
         try:
             role = iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
         except ClientError as exc:
-            if _error_code(exc) != "NoSuchEntity":
+            if _error_code(exc) not in {"NoSuchEntity", "ValidationError"}:
                 raise _aws_unavailable("iam.get_role", exc) from exc
-            return {}
+            return None
         except BotoCoreError as exc:
             raise _aws_unavailable("iam.get_role", exc) from exc
         if role["Arn"] != role_arn:
-            return {}
+            return None
         try:
             policies = tuple(self._role_policies(role["RoleName"]))
         except (ClientError, BotoCoreError) as exc:
             raise _aws_unavailable("reading the role's policies", exc) from exc
-        return {
-            role_arn: KnownRole(
+        return _Role(
+            facts=RoleFacts(
                 arn=role["Arn"],
-                role_id=role["RoleId"],
-                trust_policy=role["AssumeRolePolicyDocument"],
-                max_session_duration=int(role.get("MaxSessionDuration", 3600)),
-                policies=policies,
-            )
-        }
+                trust_policy=dict(role["AssumeRolePolicyDocument"]),
+                max_session_duration_s=int(role.get("MaxSessionDuration", 3600)),
+            ),
+            role_id=role["RoleId"],
+            policies=policies,
+        )
 
     def _assume_role(self, pair: RolePair, saml_response: str) -> str:
         """STS AssumeRoleWithSAML; returns the assumed-role ARN."""
@@ -390,7 +458,7 @@ class AwsSignIn:
                     cause=Cause.ASSUME_ROLE_DENIED,
                     check="assume_role",
                     detail=f"STS refused AssumeRoleWithSAML: {exc}",
-                    error=NOT_AUTHORIZED_TO_ASSUME_ROLE,
+                    error=sts_page_text(code, _error_message(exc), HTTPStatus.FORBIDDEN),
                     status=HTTPStatus.FORBIDDEN,
                 ) from exc
             if code in {"InvalidIdentityToken", "IDPRejectedClaim", "ExpiredTokenException"}:
@@ -405,51 +473,40 @@ class AwsSignIn:
             raise _aws_unavailable("sts.assume_role_with_saml", exc) from exc
         return str(result["AssumedRoleUser"]["Arn"])
 
-    def _connect_instance(self, relay_state: str) -> tuple[KnownInstance | None, str]:
-        """The instance the relay state names, with its users, and its alias; None if the relay
-        state names none (the shared checks then refuse the relay state)."""
+    def _connect_instance(self, instance_id: str, region: str) -> _Instance:
+        """The instance the relay state names, ACTIVE and SAML, with its users' usernames."""
+        connect = self._clients.client("connect", region)
         try:
-            relay = parse_relay_state(relay_state)
-        except SignInRefused:
-            return None, ""
-        connect = self._clients.client("connect", relay.region)
-        try:
-            instance = connect.describe_instance(InstanceId=relay.instance_id)["Instance"]
+            instance = connect.describe_instance(InstanceId=instance_id)["Instance"]
         except ClientError as exc:
             if _error_code(exc) not in {"ResourceNotFoundException", "InvalidParameterException"}:
                 raise _aws_unavailable("connect.describe_instance", exc) from exc
-            return (
-                KnownInstance(
-                    instance_id=relay.instance_id,
-                    region=relay.region,
-                    arn="",
-                    status="",
-                    identity_management_type="",
-                ),
-                "",
-            )
+            raise _instance_unavailable(f"no Connect instance {instance_id} in {region}") from exc
         except BotoCoreError as exc:
             raise _aws_unavailable("connect.describe_instance", exc) from exc
+        status = str(instance.get("InstanceStatus", ""))
+        identity = str(instance.get("IdentityManagementType", ""))
+        if status != "ACTIVE":
+            raise _instance_unavailable(f"Connect instance {instance_id} is {status}, not ACTIVE")
+        if identity != "SAML":
+            raise _instance_unavailable(
+                f"Connect instance {instance_id} manages identities as {identity}, not SAML"
+            )
         usernames: set[str] = set()
-        if instance.get("InstanceStatus") == "ACTIVE":
-            try:
-                for page in connect.get_paginator("list_users").paginate(
-                    InstanceId=relay.instance_id
-                ):
-                    usernames.update(user["Username"] for user in page["UserSummaryList"])
-            except (ClientError, BotoCoreError) as exc:
-                raise _aws_unavailable("connect.list_users", exc) from exc
-        known = KnownInstance(
-            instance_id=relay.instance_id,
-            region=relay.region,
+        try:
+            for page in connect.get_paginator("list_users").paginate(InstanceId=instance_id):
+                usernames.update(user["Username"] for user in page["UserSummaryList"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_unavailable("connect.list_users", exc) from exc
+        return _Instance(
             arn=instance["Arn"],
-            status=str(instance.get("InstanceStatus", "")),
-            identity_management_type=str(instance.get("IdentityManagementType", "")),
+            alias=str(instance.get("InstanceAlias", "")),
+            status=status,
+            identity_management_type=identity,
             usernames=frozenset(usernames),
         )
-        return known, str(instance.get("InstanceAlias", ""))
 
-    def _role_policies(self, role_name: str) -> Iterator[NamedPolicy]:
+    def _role_policies(self, role_name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """The role's attached managed policies (default version) and inline policies."""
         iam = self._clients.client("iam")
         for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
@@ -458,8 +515,39 @@ class AwsSignIn:
                 version = iam.get_policy_version(
                     PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
                 )["PolicyVersion"]
-                yield NamedPolicy(name=attached["PolicyArn"], document=version["Document"])
+                yield attached["PolicyArn"], dict(version["Document"])
         for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
             for name in page["PolicyNames"]:
                 inline = iam.get_role_policy(RoleName=role_name, PolicyName=name)
-                yield NamedPolicy(name=f"inline policy {name}", document=inline["PolicyDocument"])
+                yield f"inline policy {name}", dict(inline["PolicyDocument"])
+
+
+def _instance_unavailable(problem: str) -> SignInRefused:
+    return SignInRefused(
+        cause=Cause.INSTANCE_UNAVAILABLE,
+        check="connect_instance",
+        detail=f"{problem}; check the instance id and region in the relay state",
+        error=BAD_REQUEST,
+    )
+
+
+def _check_connect_user(instance: _Instance, instance_id: str, username: str) -> None:
+    """Connect signs in the user whose Username is the RoleSessionName, case-sensitively."""
+    if username in instance.usernames:
+        return
+    near = sorted(name for name in instance.usernames if name.lower() == username.lower())
+    hint = f"; user {near[0]!r} differs only in case (usernames are case-sensitive)" if near else ""
+    raise SignInRefused(
+        cause=Cause.NOT_ONBOARDED,
+        check="connect_user",
+        detail=(
+            f"no user in Connect instance {instance_id} has the username {username!r} (the "
+            f"RoleSessionName){hint}"
+        ),
+        error=NOT_ONBOARDED,
+        status=HTTPStatus.FORBIDDEN,
+    )
+
+
+def _error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))

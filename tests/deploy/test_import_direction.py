@@ -1,5 +1,6 @@
-"""Dependencies point one way: wizard -> provisioning -> ORM and SDKs; sandbox imports neither
-(but the shared SAML checks). Any import that points back, even inside a function, fails here."""
+"""Dependencies point one way: wizard -> provisioning -> ORM and SDKs; sandbox imports neither,
+not even the product's SAML checks (it is their witness). Any import that points back, even
+inside a function, fails here."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def test_the_check_sees_an_import_hidden_in_a_function(tmp_path: Path) -> None:
     assert sorted((str(entry.source), entry.imported) for entry in wrong) == [
         ("provisioning/engine.py", "wizard.services"),
         ("sandbox/aws.py", "provisioning.models"),
+        ("sandbox/aws.py", "provisioning.signin_checks"),
     ]
 
 

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -537,3 +538,48 @@ def test_it_refuses_an_oversized_post(sandbox) -> None:
         timeout=30,
     )
     assert reply.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("role", "session_case", "check"),
+    [
+        ("other_instance_only", str, "federation_permission"),
+        ("regional_audience_only", str, "trust_policy"),
+        ("instance_id_form", str.upper, "connect_user"),
+    ],
+)
+def test_the_inspector_and_the_sandbox_reach_the_same_verdict_each_on_its_own(
+    sandbox, federation, idp_certificate, role, session_case, check
+) -> None:
+    """The sandbox's sign-in shares no code with the wizard's inspector (import_graph --check):
+    given the same broken response, each decides by itself, so a wrong idea of AWS in either
+    shows here as a disagreement."""
+    from provisioning.aws.signin_facts import _instance, _provider, _role
+    from provisioning.signin_checks.saml_response import decode_saml_response
+    from provisioning.signin_checks.sign_in_chain import check_sign_in, what_aws_knows
+
+    username = _agent(sandbox, federation, _new_username())
+    saml_response = _saml_response(
+        federation, idp_certificate, session_name=session_case(username), role=role
+    )
+    relay_state = _relay_state(federation)
+    region = sandbox.endpoints["aws_region"]
+    facts = {
+        "provider_metadata": _provider(_client(sandbox, "iam"), federation.provider_arn),
+        "roles": _role(_client(sandbox, "iam"), federation.role_arns[role]),
+        "instance": _instance(
+            _client(sandbox, "connect"), federation.instance_id, region, session_case(username)
+        ),
+    }
+
+    sandbox_verdict = _post(sandbox, saml_response, relay_state).json()
+    inspector = check_sign_in(
+        decode_saml_response(saml_response),
+        relay_state,
+        what_aws_knows(facts, now=datetime.now(UTC)),
+    ).first_failure
+
+    assert sandbox_verdict["ok"] is False
+    assert inspector is not None
+    assert (sandbox_verdict["check"], sandbox_verdict["cause"]) == (inspector.key, inspector.cause)
+    assert sandbox_verdict["check"] == check
