@@ -81,6 +81,36 @@ def overlap_metadata(new: str, old: str) -> str:
     return StdElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 
+def adding_certificate(metadata: str, certificate_b64: str) -> str:
+    """`metadata` with one more signing certificate (base64 DER, as Graph's keyCredentials `key`
+    and metadata's X509Certificate carry it), unless it lists that one already.
+
+    Entra's federation metadata carries only the certificate the app signs with now (the one
+    preferredTokenSigningKeyThumbprint names), so before the switch the new certificate is taken
+    from the service principal's keyCredentials (Graph, addTokenSigningCertificate: "The
+    certificate is added to the keyCredentials collection") and added here."""
+    added = _certificate(certificate_b64)
+    if added is None:
+        raise ValueError("the new signing certificate is not a base64 X.509 certificate")
+    parsed = parse_idp_metadata(metadata, check_dates=False)
+    if added.fingerprint_sha256 in parsed.fingerprints:
+        return parsed.document
+    root = _parse_xml(parsed.document.encode("utf-8"))
+    idp = _saml2_idp_descriptor(_identity_provider_entity(root))
+    position = max(
+        (i + 1 for i, child in enumerate(idp) if child.tag == _MD + "KeyDescriptor"), default=0
+    )
+    key_descriptor = StdElementTree.Element(_MD + "KeyDescriptor", {"use": "signing"})
+    x509_data = StdElementTree.SubElement(
+        StdElementTree.SubElement(key_descriptor, _DS + "KeyInfo"), _DS + "X509Data"
+    )
+    StdElementTree.SubElement(x509_data, _DS + "X509Certificate").text = "".join(
+        certificate_b64.split()
+    )
+    idp.insert(position, key_descriptor)
+    return StdElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+
 def _fingerprints_in(key_descriptor: StdElementTree.Element) -> frozenset[str]:
     """The readable certificates' fingerprints (an unreadable one is not carried over)."""
     certificates = (

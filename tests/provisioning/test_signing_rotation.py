@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from provisioning.saml import parse_idp_metadata
-from provisioning.signing_rotation import overlap_metadata, signing_fingerprints
+from provisioning.signing_rotation import (
+    adding_certificate,
+    overlap_metadata,
+    signing_fingerprints,
+)
 from sandbox import saml_idp
 
 ENTITY_ID = "http://www.okta.com/exkrotation"
@@ -34,3 +38,13 @@ def test_it_refuses_metadata_of_another_idp() -> None:
     old, new = (saml_idp.issue_signing_certificate(f"CN={n}") for n in ("old", "new"))
     with pytest.raises(ValueError, match="two IdPs"):
         overlap_metadata(_metadata(new), _metadata(old, "http://www.okta.com/exkother"))
+
+
+def test_it_adds_entras_new_certificate_from_key_credentials_once() -> None:
+    old, new = (saml_idp.issue_signing_certificate(f"CN={n}") for n in ("old", "new"))
+    both = adding_certificate(_metadata(old), new.cert_base64)
+    thumbprints = [c.thumbprint_sha1 for c in parse_idp_metadata(both).signing_certificates]
+    assert thumbprints == [old.thumbprint, new.thumbprint]
+    assert adding_certificate(both, new.cert_base64).count("<md:KeyDescriptor") == 2
+    with pytest.raises(ValueError, match="not a base64 X.509"):
+        adding_certificate(both, "bm90IGEgY2VydGlmaWNhdGU=")
