@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -60,3 +61,15 @@ def default_profiles(connect: Any, instance_id: str) -> tuple[dict[str, str], st
     profiles = connect.list_security_profiles(InstanceId=instance_id)["SecurityProfileSummaryList"]
     routing = connect.list_routing_profiles(InstanceId=instance_id)["RoutingProfileSummaryList"]
     return {profile["Name"]: profile["Id"] for profile in profiles}, routing[0]["Id"]
+
+
+def saml_trust_policy(provider_arn: str, audience: str) -> str:
+    """A role trust policy letting SAML sign-ins through `provider_arn` for `audience` assume it,
+    as the federation role step writes one (IAM User Guide, "Create a role for SAML 2.0")."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithSAML",
+        "Condition": {"StringEquals": {"SAML:aud": audience}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
