@@ -259,6 +259,8 @@ class AuditKind(models.TextChoices):
     SECRET_REVEALED = "secret_revealed", _("Secret shown")
     USER_SYNC = "user_sync", _("User sync changed")
     PERSON = "person", _("Person changed")
+    FEDERATION = "federation", _("Federation state changed")
+    NOTIFICATIONS = "notifications", _("Notifications changed")
 
 
 class AuditOutcome(models.TextChoices):
@@ -637,6 +639,15 @@ class FederationCheckRecord(models.Model):
     )
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(default=dict, blank=True)
+    # The watched federation this check was made for (the watch's schedule, or a check that read
+    # it); None for a check that found no federation.
+    watched = models.ForeignKey(
+        "WatchedFederation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="checks",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -646,3 +657,87 @@ class FederationCheckRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance} ({self.region}): {self.status}"
+
+
+class WatchState(models.TextChoices):
+    UNCHECKED = "unchecked", _("not checked yet")
+    HEALTHY = "healthy", _("healthy")
+    WARNING = "warning", _("warning")
+    BROKEN = "broken", _("broken")
+    UNREADABLE = "unreadable", _("could not read")
+
+
+class WatchedFederation(models.Model):
+    """A federation the wizard keeps checking: one a setup run built, or one a check read. Its
+    state is its latest check's; `next_check_at` is when the schedule checks it again."""
+
+    aws_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    idp_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    region = models.CharField(max_length=32)
+    instance_id = models.CharField(max_length=64)
+    instance_alias = models.CharField(max_length=64, blank=True, default="")
+    app_id = models.CharField(max_length=100)
+    app_name = models.CharField(max_length=256, blank=True, default="")
+    # The setup run that built it (None: found by a check).
+    setup = models.ForeignKey(
+        SetupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(
+        max_length=16, choices=WatchState.choices, default=WatchState.UNCHECKED
+    )
+    every_hours = models.PositiveSmallIntegerField(default=24)
+    enabled = models.BooleanField(default=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    latest_check = models.ForeignKey(
+        FederationCheckRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The IdP signing certificate's expiry date the warnings below were sent for, and the
+    # smallest threshold (days before it) already notified: each threshold notifies once.
+    expiry_notified_for = models.CharField(max_length=32, blank=True, default="")
+    expiry_notified_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "wizard_watchedfederation"
+        ordering = ["instance_alias", "instance_id", "app_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aws_connection", "idp_connection", "region", "instance_id", "app_id"],
+                name="watched_federation_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_alias or self.instance_id} ← {self.app_name or self.app_id}"
+
+
+class NotificationSettings(models.Model):
+    """Where a watched federation's changes of state are sent: e-mail recipients (through
+    Django's mail settings) and one webhook. One row; the webhook URL is a secret (its path is
+    the credential of Slack's and Teams' incoming webhooks), kept encrypted like connection
+    secrets and never shown back whole."""
+
+    email_recipients = models.JSONField(default=list, blank=True)
+    webhook_ciphertext = models.TextField(blank=True, default="")
+    # The language of the admin who saved these: notifications are written in it.
+    language = models.CharField(max_length=8, default="en")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "wizard_notificationsettings"
+
+    def __str__(self) -> str:
+        return "notification settings"
+
+    @property
+    def webhook_url(self) -> str:
+        if not self.webhook_ciphertext:
+            return ""
+        return secret_box.decrypt_json(self.webhook_ciphertext).get("url", "")
+
+    def set_webhook_url(self, url: str) -> None:
+        self.webhook_ciphertext = secret_box.encrypt_json({"url": url}) if url else ""

@@ -20,7 +20,12 @@ from provisioning.models import RUN_WORKED_ON, SetupRun, WorkerHeartbeat
 from provisioning.redaction import RedactSecretsFilter
 from provisioning.runs import chain as run_chain
 from provisioning.services import audit_exports as audit_export_services
-from provisioning.services import federation_checks, sign_in_inspection, sign_in_watch
+from provisioning.services import (
+    federation_checks,
+    federation_watch,
+    sign_in_inspection,
+    sign_in_watch,
+)
 from provisioning.services import user_changes as user_change_services
 from provisioning.services import user_syncs as user_sync_services
 from provisioning.user_changes.helpers import MAKE_USER_CHANGES_TASK
@@ -170,3 +175,12 @@ def expire_sign_in_readings() -> None:
 def run_federation_check(check_id: str) -> None:
     """Reads and judges one federation (read-only)."""
     federation_checks.federation_check_run(check_id=check_id)
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.start_due_federation_checks"
+)
+def start_due_federation_checks() -> None:
+    """Celery beat sends this every WIZARD_WATCH_CHECK_INTERVAL_S: the watched federations whose
+    check is due are checked (run_federation_check)."""
+    federation_watch.watches_check_due()

@@ -382,7 +382,37 @@ WIZARD_SIGN_IN_WATCH_CLOCK_MARGIN_S = 60
 # Sign-in readings (inspections and watches) are deleted after this many days, checked hourly.
 WIZARD_SIGN_IN_READING_KEEP_DAYS = int(os.environ.get("WIZARD_SIGN_IN_READING_KEEP_DAYS", "30"))
 WIZARD_SIGN_IN_READING_EXPIRY_CHECK_S = 3600.0
+# The watch (provisioning/services/federation_watch.py): beat looks this often for watched
+# federations whose check is due; each is checked every `every_hours` (a new one: daily).
+WIZARD_WATCH_CHECK_INTERVAL_S = float(os.environ.get("WIZARD_WATCH_CHECK_INTERVAL_S", "60"))
+WIZARD_WATCH_EVERY_HOURS = int(os.environ.get("WIZARD_WATCH_EVERY_HOURS", "24"))
+# Days before the IdP signing certificate expires at which the watch notifies, each threshold
+# once; the check warns from the first (provisioning/federation_check/judge.py).
+WIZARD_CERTIFICATE_NOTIFY_DAYS = (60, 30, 7)
+# Notifications: e-mail through Django's mail settings, and a webhook (Notifications page).
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "connect-sso-wizard@localhost")
+# A webhook POST gives up after this many seconds (Slack answers within a few: its incoming
+# webhooks are synchronous).
+WIZARD_WEBHOOK_TIMEOUT_S = float(os.environ.get("WIZARD_WEBHOOK_TIMEOUT_S", "10"))
+# The wizard's address as its admins reach it (https://wizard.example.com), for the link to the
+# latest check in a notification; unset, notifications carry the page's path only.
+WIZARD_BASE_URL = os.environ.get("WIZARD_BASE_URL", "").rstrip("/")
+# Plain http to 127.0.0.1/localhost is allowed for a webhook only here (the tests' receiver).
+WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = DEBUG or bool(os.environ.get("WIZARD_TESTING"))
 CELERY_BEAT_SCHEDULE = {
+    "start-due-federation-checks": {
+        "task": "wizard.tasks.start_due_federation_checks",
+        "schedule": WIZARD_WATCH_CHECK_INTERVAL_S,
+    },
     "start-due-user-syncs": {
         "task": "wizard.tasks.start_due_user_syncs",
         "schedule": WIZARD_SYNC_CHECK_INTERVAL_S,

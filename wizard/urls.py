@@ -13,6 +13,7 @@ from wizard.views import (
     dashboard,
     directory_picker,
     federation_checks,
+    federation_watch,
     health,
     people,
     reauth,
@@ -77,6 +78,17 @@ urlpatterns = [
     path("syncs/<uuid:sync_id>/delete/", user_syncs.sync_delete, name="sync_delete"),
     path("check/", federation_checks.federation_check_new, name="federation_check_new"),
     path("check/<uuid:check_id>/", federation_checks.federation_check, name="federation_check"),
+    path(
+        "watch/<int:watched_id>/",
+        federation_watch.watched_federation,
+        name="watched_federation",
+    ),
+    path(
+        "watch/<int:watched_id>/interval/",
+        federation_watch.watched_federation_interval,
+        name="watched_federation_interval",
+    ),
+    path("notifications/", federation_watch.notifications, name="notifications"),
     path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
     path(
         "inspect/readings/<uuid:reading_id>/",

@@ -84,6 +84,8 @@ def check_federation(
         if found is None:
             check.add("connect_instance", "instance_not_found", instance=instance, region=region)
             return check
+        check.instance_id = found["instance_id"]
+        check.instance_alias = found.get("alias") or ""
         iam = read_iam(aws_connection, audit=audit, region=region, role_arns=set())
         granting = _roles_granting(iam, found, region)
 

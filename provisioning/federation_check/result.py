@@ -71,6 +71,9 @@ class FederationCheck:
     idp_connection: str
     idp: str = ""
     app_id: str = ""
+    # The instance found (the watch keeps a federation by its ID, whatever the check was given).
+    instance_id: str = ""
+    instance_alias: str = ""
     links: list[Link] = field(default_factory=lambda: [Link(key) for key in LINK_ORDER])
     findings: list[Finding] = field(default_factory=list)
     unreadable: list[dict[str, str]] = field(default_factory=list)

@@ -48,6 +48,7 @@ from django.utils.translation import gettext, gettext_noop
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
+from provisioning.federation_watch import watch_from_run
 from provisioning.flows import FLOWS, SKIPPED_STEP
 from provisioning.messages import Message, to_json
 from provisioning.models import (
@@ -745,7 +746,7 @@ def _fail_run(run: SetupRun, error: dict[str, Any]) -> None:
 
 
 def _finish_run(run: SetupRun, worker: str) -> None:
-    move_run(
+    moved = move_run(
         run,
         RunStatus.SUCCEEDED,
         worker_scope(run, worker),
@@ -753,6 +754,9 @@ def _finish_run(run: SetupRun, worker: str) -> None:
         error={},
         finished_at=timezone.now(),
     )
+    if moved:
+        # The federation it built is watched from now on (checked again on a schedule).
+        watch_from_run(run=run)
 
 
 def _wait_for_admin(run: SetupRun, step: StepRun, worker: str) -> None:

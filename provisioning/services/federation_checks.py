@@ -4,6 +4,7 @@ result."""
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone, translation
 from provisioning.audit import AuditScope
 from provisioning.errors import ProvisioningError
 from provisioning.federation_check.check import check_federation
+from provisioning.federation_watch import watch_record_check
 from provisioning.models import Connection, FederationCheckRecord, FederationCheckStatus
 
 
@@ -41,8 +43,10 @@ def federation_check_request(
     return record
 
 
-def federation_check_run(*, check_id: str) -> None:
-    """The worker's half. A check already finished (a redelivered task) is left as it is."""
+def federation_check_run(*, check_id: str, now: dt.datetime | None = None) -> None:
+    """The worker's half. A check already finished (a redelivered task) is left as it is. Once
+    saved, the federation it read is watched and takes its state (provisioning/services/
+    federation_watch.py). `now` judges the certificate's expiry (tests move it)."""
     record = FederationCheckRecord.objects.select_related(
         "aws_connection", "idp_connection", "requested_by"
     ).get(pk=uuid.UUID(check_id))
@@ -61,16 +65,24 @@ def federation_check_run(*, check_id: str) -> None:
                 idp_connection=record.idp_connection,
                 app_id=record.app_id,
                 audit=scope,
+                now=now,
             )
         except ProvisioningError as error:
-            FederationCheckRecord.objects.filter(
+            saved = FederationCheckRecord.objects.filter(
                 pk=record.pk, status=FederationCheckStatus.PENDING
             ).update(
                 status=FederationCheckStatus.FAILED,
                 error=error.as_dict(),
                 finished_at=timezone.now(),
             )
-            return
-    FederationCheckRecord.objects.filter(pk=record.pk, status=FederationCheckStatus.PENDING).update(
-        status=FederationCheckStatus.DONE, result=result.to_json(), finished_at=timezone.now()
-    )
+        else:
+            saved = FederationCheckRecord.objects.filter(
+                pk=record.pk, status=FederationCheckStatus.PENDING
+            ).update(
+                status=FederationCheckStatus.DONE,
+                result=result.to_json(),
+                finished_at=timezone.now(),
+            )
+    if saved:
+        record.refresh_from_db()
+        watch_record_check(record=record)

@@ -107,6 +107,11 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # errors; a check that does not exist is not found.
     "federation_check_new": gated(VIEWER, get=200, post=200),
     "federation_check": gated(VIEWER, get=404, post=405),
+    # A watched federation that does not exist; only admins change its interval; an empty
+    # Notifications form is valid (no recipients, the webhook kept) and saved.
+    "watched_federation": gated(VIEWER, get=404, post=405),
+    "watched_federation_interval": gated(ADMIN, get=405, post=404),
+    "notifications": gated(ADMIN, get=200, post=302),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
     # Someone else's (or no) export: none to see.
@@ -131,6 +136,7 @@ URL_ARGUMENTS: dict[str, Any] = {
     "reading_id": uuid.UUID("00000000-0000-4000-8000-0000000000c3"),
     "check_id": uuid.UUID("00000000-0000-4000-8000-0000000000d4"),
     "connection_id": CONNECTION_ID,
+    "watched_id": 61,
     "person_id": PERSON_ID,
     "step_key": "web_create",
     "cloud": "aws",

@@ -7,9 +7,13 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from provisioning.flows import FLOWS
-from provisioning.models import Connection
+from provisioning.models import Connection, WatchedFederation
 from wizard.roles import VIEWER, role_required
 from wizard.selectors.runs import runs_for_dashboard
+
+# The dashboard lists this many watched federations, the unwell first.
+WATCHED_SHOWN = 50
+WATCH_URGENCY = {"broken": 0, "unreadable": 1, "warning": 2}
 
 
 @role_required(VIEWER)
@@ -21,5 +25,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard.html",
-        {"rows": rows, "has_connections": Connection.objects.exists()},
+        {
+            "rows": rows,
+            "has_connections": Connection.objects.exists(),
+            # Broken first, then warnings, then the rest; a page of them at most.
+            "watched": sorted(
+                WatchedFederation.objects.filter(enabled=True)[:WATCHED_SHOWN],
+                key=lambda federation: WATCH_URGENCY.get(federation.state, len(WATCH_URGENCY)),
+            ),
+        },
     )

@@ -1,0 +1,150 @@
+"""Sends a notification to the admins: an e-mail through Django's mail settings and a POST to one
+generic webhook, whose JSON body has the `text` field Slack's and Microsoft Teams' incoming
+webhooks show, beside structured fields for anything else. A webhook URL's path is its credential:
+it is checked before it is stored and again before each POST, and never logged beyond its host."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils.translation import gettext_lazy as _
+
+from provisioning.messages import Message
+
+logger = logging.getLogger(__name__)
+
+# Hosts a plain-http webhook may go to, and only while testing or in DEBUG: the tests' receiver.
+LOCAL_WEBHOOK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+# What the masked URL keeps of the path (Slack's "/services/T…/B…/secret": none of it).
+MASK = "/…"
+
+
+class WebhookUrlRefused(ValueError):
+    """A webhook URL the wizard won't POST to, with what to fix (a Message)."""
+
+    def __init__(self, reason: Message) -> None:
+        super().__init__(reason.msgid)
+        self.reason = reason
+
+
+def check_webhook_url(url: str) -> str:
+    """The URL, stripped, if the wizard may POST to it; WebhookUrlRefused saying why otherwise.
+
+    Only https; no user name or password before an "@" (`https://hooks.example.com@10.0.0.1/`
+    reads as one host and goes to another); plain http only to 127.0.0.1 or localhost, and only
+    when WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP (testing, DEBUG)."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise WebhookUrlRefused(
+            Message(_("The webhook URL is not a valid URL (%(error)s)."), {"error": str(error)})
+        ) from error
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise WebhookUrlRefused(
+            Message(_("The webhook URL names no host. Paste the whole URL, from https:// on."))
+        )
+    if "@" in parts.netloc:
+        raise WebhookUrlRefused(
+            Message(_("The webhook URL contains a user name or password (the part before “@”)."))
+        )
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return url
+    if (
+        scheme == "http"
+        and host in LOCAL_WEBHOOK_HOSTS
+        and settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP
+    ):
+        return url
+    raise WebhookUrlRefused(
+        Message(
+            _(
+                "The webhook URL must start with https:// (Slack and Teams webhooks do); "
+                "%(url)s does not."
+            ),
+            {"url": masked_webhook_url(url)},
+        )
+    )
+
+
+def masked_webhook_url(url: str) -> str:
+    """What a page may show of a webhook URL: its scheme and host, never its path."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "…"
+    return f"{parts.scheme}://{host}{port}{MASK}"
+
+
+@dataclass
+class Notification:
+    """One notification: a subject line, the text (Slack's and Teams' `text`), and the
+    structured fields a webhook receiver may read instead."""
+
+    subject: str
+    text: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def webhook_body(self) -> dict[str, Any]:
+        return {"text": self.text, "subject": self.subject, **self.fields}
+
+
+def send_email(notification: Notification, recipients: list[str]) -> bool:
+    """Through Django's mail settings (EMAIL_HOST..., DEFAULT_FROM_EMAIL); False if it failed."""
+    if not recipients:
+        return False
+    try:
+        send_mail(
+            notification.subject,
+            notification.text,
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+            fail_silently=False,
+        )
+    except Exception as error:  # noqa: BLE001 - SMTP, DNS, TLS: any failure is only reported
+        logger.warning("Could not send the notification e-mail: %s", type(error).__name__)
+        return False
+    return True
+
+
+def send_webhook(notification: Notification, url: str) -> bool:
+    """POSTs the notification as JSON; False if the URL is refused or the receiver failed. The
+    log names only the host: the path is the webhook's secret."""
+    if not url:
+        return False
+    try:
+        url = check_webhook_url(url)
+    except WebhookUrlRefused:
+        logger.warning("The notification webhook URL is refused now; nothing was sent.")
+        return False
+    host = masked_webhook_url(url)
+    try:
+        # No redirects: a webhook that moves is a configuration to fix, not a place to follow.
+        response = httpx.post(
+            url,
+            json=notification.webhook_body(),
+            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as error:
+        logger.warning("The notification webhook at %s failed: %s", host, type(error).__name__)
+        return False
+    if response.status_code >= 300:
+        logger.warning(
+            "The notification webhook at %s answered HTTP %s.", host, response.status_code
+        )
+        return False
+    return True

@@ -1,0 +1,120 @@
+"""The watch's schedule and what an admin sets: beat starts the checks that are due (the same
+read-only check as "Check a federation", provisioning/services/federation_checks.py, which hands
+each result to provisioning/federation_watch.py), an admin changes a federation's interval and
+where notifications go."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from provisioning.audit import record_state_change
+from provisioning.federation_watch import notification_settings, watch_scope
+from provisioning.messages import Message
+from provisioning.models import (
+    AuditKind,
+    FederationCheckRecord,
+    NotificationSettings,
+    WatchedFederation,
+)
+
+# The watch's interval an admin may choose, in hours: an hour to four weeks.
+EVERY_HOURS_MIN = 1
+EVERY_HOURS_MAX = 24 * 28
+
+
+def watch_set_interval(*, user: Any, watched_id: int, every_hours: int) -> WatchedFederation:
+    """An admin changes how often a federation is checked; the next check moves with it."""
+    with transaction.atomic():
+        watched = WatchedFederation.objects.select_for_update().get(pk=watched_id)
+        old = {"every_hours": watched.every_hours}
+        base = watched.last_checked_at or timezone.now()
+        watched.every_hours = every_hours
+        watched.next_check_at = base + dt.timedelta(hours=every_hours)
+        watched.save(update_fields=["every_hours", "next_check_at"])
+        record_state_change(
+            watch_scope(user),
+            kind=AuditKind.FEDERATION,
+            old=old,
+            new={"every_hours": every_hours},
+            message=Message(
+                gettext_noop("The federation %(federation)s is now checked every %(hours)s hours."),
+                {"federation": str(watched), "hours": every_hours},
+            ),
+        )
+    return watched
+
+
+# The schedule --------------------------------------------------------------------------------
+
+
+def watches_check_due(*, now: dt.datetime | None = None) -> list[FederationCheckRecord]:
+    """Celery beat's turn: start a check of every watched federation whose time has come. Each is
+    claimed by moving its next time on (a conditional UPDATE), so two beats start it once."""
+    from provisioning.tasks import run_federation_check
+
+    now = now or timezone.now()
+    started = []
+    due = WatchedFederation.objects.filter(enabled=True, next_check_at__lte=now).order_by(
+        "next_check_at"
+    )
+    for watched in due[: settings.WIZARD_RUN_NUDGE_BATCH]:
+        with transaction.atomic():
+            claimed = WatchedFederation.objects.filter(
+                pk=watched.pk, next_check_at=watched.next_check_at
+            ).update(next_check_at=now + dt.timedelta(hours=watched.every_hours))
+            if not claimed:
+                continue
+            record = FederationCheckRecord.objects.create(
+                requested_by=None,
+                aws_connection_id=watched.aws_connection_id,
+                idp_connection_id=watched.idp_connection_id,
+                region=watched.region,
+                instance=watched.instance_id,
+                app_id=watched.app_id,
+                language=notification_settings().language,
+                watched=watched,
+            )
+            transaction.on_commit(functools.partial(run_federation_check.delay, str(record.pk)))
+        started.append(record)
+    return started
+
+
+def notifications_save(
+    *, user: Any, email_recipients: list[str], webhook_url: str | None, language: str
+) -> NotificationSettings:
+    """Saves where notifications go; `webhook_url` None keeps the stored one, "" removes it. The
+    audit row says what changed, the webhook only as "set" or "removed"."""
+    with transaction.atomic():
+        configured = NotificationSettings.objects.select_for_update().first()
+        if configured is None:
+            configured = NotificationSettings.objects.create()
+            configured = NotificationSettings.objects.select_for_update().get(pk=configured.pk)
+        old = {
+            "email_recipients": list(configured.email_recipients),
+            "webhook": bool(configured.webhook_ciphertext),
+        }
+        configured.email_recipients = email_recipients
+        configured.language = language
+        configured.updated_by = user
+        webhook_changed = webhook_url is not None and webhook_url != configured.webhook_url
+        if webhook_url is not None:
+            configured.set_webhook_url(webhook_url)
+        configured.save()
+        new = {"email_recipients": email_recipients, "webhook": bool(configured.webhook_ciphertext)}
+        if webhook_changed and old["webhook"] and new["webhook"]:
+            new["webhook_replaced"] = True
+        record_state_change(
+            watch_scope(user),
+            kind=AuditKind.NOTIFICATIONS,
+            old=old,
+            new=new,
+            message=Message(gettext_noop("Where the watch's notifications go was changed.")),
+        )
+    return configured

@@ -1,0 +1,277 @@
+"""The watch against the sandbox: a federation the Entra flow built is watched; a link broken
+through the SDK changes its state, which is an audit row, an e-mail (Django's locmem backend) and
+a POST to a real webhook receiver on 127.0.0.1; an unchanged state sends nothing; the IdP signing
+certificate's expiry notifies 60, 30 and 7 days before (once each) and breaks after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from provisioning.models import (
+    AuditEvent,
+    AuditKind,
+    Connection,
+    FederationCheckRecord,
+    NotificationSettings,
+    RunStatus,
+    SetupRun,
+    WatchedFederation,
+    WatchState,
+)
+from provisioning.notifications import Notification, send_webhook
+from provisioning.services.federation_checks import federation_check_run
+from provisioning.services.federation_watch import notifications_save, watches_check_due
+from sandbox.knobs import Knobs
+from sandbox.server import Sandbox
+from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.sandbox.aws_clients import aws_client
+
+# The receiver's path stands for the secret part of a Slack or Teams webhook URL.
+SECRET_PATH = "/services/T000/B000/not-to-be-logged"
+
+
+class Receiver:
+    """A webhook receiver: a real HTTP server on 127.0.0.1 keeping every JSON body posted."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                receiver.paths.append(self.path)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def built(entra_sandbox: Sandbox, sandbox_knobs: Knobs, tmp_path: Path) -> SetupRun:  # noqa: F811
+    run, output = setup_sso(plan_file(tmp_path))
+    assert run.status == RunStatus.SUCCEEDED, output
+    return run
+
+
+@pytest.fixture
+def notified(receiver: Receiver, db: None) -> Receiver:
+    notifications_save(
+        user=None,
+        email_recipients=["ops@example.com", "keiko@example.jp"],
+        webhook_url=receiver.url,
+        language="en",
+    )
+    return receiver
+
+
+CheckNow = Callable[..., FederationCheckRecord]
+
+
+@pytest.fixture
+def check_now(django_capture_on_commit_callbacks: Any) -> CheckNow:
+    """Beat's turn for every watched federation (however far its next check is), then the
+    worker's check of each, judged at `now`; the notifications go out as after a commit."""
+
+    def check(now: dt.datetime | None = None) -> FederationCheckRecord:
+        WatchedFederation.objects.update(next_check_at=dt.datetime.now(dt.UTC))
+        with django_capture_on_commit_callbacks(execute=False):
+            (record,) = watches_check_due()
+        with django_capture_on_commit_callbacks(execute=True):
+            federation_check_run(check_id=str(record.pk), now=now)
+        record.refresh_from_db()
+        return record
+
+    return check
+
+
+def test_it_watches_what_a_run_built_and_notifies_once_when_a_link_breaks(
+    built: SetupRun,
+    entra_sandbox: Sandbox,  # noqa: F811
+    notified: Receiver,
+    check_now: CheckNow,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = built.steps.get(key="entra_app").outputs
+    (watched,) = WatchedFederation.objects.all()
+    assert (watched.instance_id, watched.app_id, watched.region, watched.setup_id) == (
+        built.instance_id,
+        app["app_id"],
+        built.region,
+        built.pk,
+    )
+    assert watched.every_hours == 24
+
+    first = check_now()
+    watched.refresh_from_db()
+    assert watched.state == WatchState.HEALTHY
+    assert watched.latest_check_id == first.pk and first.watched_id == watched.pk
+    assert notified.bodies == [] and mail.outbox == []
+
+    role = built.steps.get(key="federation_role").outputs
+    policy_arn = built.steps.get(key="federation_policy").outputs["policy_arn"]
+    aws_client(entra_sandbox, "iam").detach_role_policy(
+        RoleName=role["role_name"], PolicyArn=policy_arn
+    )
+    with caplog.at_level(logging.DEBUG):
+        broken = check_now()
+
+    watched.refresh_from_db()
+    assert watched.state == WatchState.BROKEN
+    assert watched.latest_check_id == broken.pk
+    (body,) = notified.bodies
+    assert body["state"] == "broken"
+    assert body["check_id"] == str(broken.pk)
+    assert body["federation"]["instance_id"] == built.instance_id
+    assert "went from healthy to broken" in body["text"]
+    assert "connect:GetFederationToken" in body["text"], body["text"]
+    (email,) = mail.outbox
+    assert email.to == ["ops@example.com", "keiko@example.jp"]
+    assert "broken" in email.subject and email.body == body["text"]
+    (event,) = AuditEvent.objects.filter(kind=AuditKind.FEDERATION)
+    assert (event.old_value["state"], event.new_value["state"]) == ("healthy", "broken")
+    assert event.translatable_message["msgid"].startswith("The federation %(federation)s went")
+    assert SECRET_PATH not in caplog.text
+
+    check_now()
+    assert len(notified.bodies) == 1 and len(mail.outbox) == 1
+    assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 1
+
+
+def test_it_warns_60_30_and_7_days_before_the_certificate_expires_then_breaks(
+    built: SetupRun, notified: Receiver, check_now: CheckNow
+) -> None:
+    expires = dt.datetime.fromisoformat(
+        built.steps.get(key="entra_app").outputs["certificate_not_after"]
+    )
+
+    def days_before(days: float) -> dt.datetime:
+        return expires - dt.timedelta(days=days)
+
+    states = []
+    for when in (
+        days_before(90),
+        days_before(59.5),
+        days_before(45),
+        days_before(29.5),
+        days_before(29),
+        days_before(10),
+        days_before(6.5),
+        days_before(1),
+        expires + dt.timedelta(hours=1),
+    ):
+        check_now(when)
+        states.append(WatchedFederation.objects.get().state)
+
+    assert states == ["healthy"] + ["warning"] * 7 + ["broken"]
+    texts = [body["text"].splitlines()[0] for body in notified.bodies]
+    assert texts[0].endswith("went from healthy to warning.")
+    assert "in 29 days" in texts[1] and "in 6 days" in texts[2], texts
+    assert texts[3].endswith("went from warning to broken."), texts
+    assert len(texts) == 4 == len(mail.outbox)
+    assert [b["state"] for b in notified.bodies] == ["warning", "warning", "warning", "broken"]
+
+
+def test_a_check_of_a_watched_federation_joins_its_watch(
+    built: SetupRun, django_capture_on_commit_callbacks: Any
+) -> None:
+    (watched,) = WatchedFederation.objects.all()
+    record = FederationCheckRecord.objects.create(
+        aws_connection=Connection.objects.get(name="Sandbox AWS"),
+        idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
+        region=built.region,
+        instance=built.instance_alias,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        federation_check_run(check_id=str(record.pk))
+
+    record.refresh_from_db()
+    assert record.watched_id == watched.pk
+    watched.refresh_from_db()
+    assert (watched.state, watched.latest_check_id) == (WatchState.HEALTHY, record.pk)
+    assert WatchedFederation.objects.count() == 1
+
+
+def test_a_check_that_read_a_new_federation_is_watched_from_then_on(
+    built: SetupRun, django_capture_on_commit_callbacks: Any
+) -> None:
+    WatchedFederation.objects.all().delete()
+    record = FederationCheckRecord.objects.create(
+        aws_connection=Connection.objects.get(name="Sandbox AWS"),
+        idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
+        region=built.region,
+        instance=built.instance_alias,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        federation_check_run(check_id=str(record.pk))
+
+    (watched,) = WatchedFederation.objects.all()
+    assert (watched.instance_id, watched.instance_alias) == (
+        built.instance_id,
+        built.instance_alias,
+    )
+    assert watched.setup_id is None and watched.state == WatchState.HEALTHY
+    assert watched.next_check_at is not None
+    # Its next check is a day away: the one just made stands for today's.
+    assert watched.next_check_at - watched.last_checked_at > dt.timedelta(hours=23)
+
+
+def test_a_webhook_that_fails_is_logged_by_its_host_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Receiver(status=500) as failing, caplog.at_level(logging.DEBUG):
+        sent = send_webhook(Notification(subject="s", text="t"), failing.url)
+
+    assert sent is False
+    assert failing.bodies == [{"text": "t", "subject": "s"}]
+    assert "answered HTTP 500" in caplog.text
+    assert SECRET_PATH not in caplog.text
+    assert "127.0.0.1" in caplog.text
+
+
+def test_the_webhook_url_is_stored_encrypted(db: None) -> None:
+    notifications_save(
+        user=None,
+        email_recipients=[],
+        webhook_url="https://hooks.example.com" + SECRET_PATH,
+        language="ja",
+    )
+    stored = NotificationSettings.objects.get()
+    assert SECRET_PATH not in stored.webhook_ciphertext
+    assert stored.webhook_url == "https://hooks.example.com" + SECRET_PATH
+    event = AuditEvent.objects.get(kind=AuditKind.NOTIFICATIONS)
+    assert SECRET_PATH not in json.dumps([event.old_value, event.new_value, event.message])

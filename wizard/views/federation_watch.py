@@ -1,0 +1,94 @@
+"""The watch's pages: a watched federation (its state, its checks, its interval, which an admin
+changes) and the Notifications page (admins: where changes of state are sent)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from provisioning.federation_watch import notification_settings
+from provisioning.models import FederationCheckRecord, WatchedFederation
+from provisioning.notifications import masked_webhook_url
+from provisioning.services.federation_watch import notifications_save, watch_set_interval
+from wizard.notification_forms import NotificationsForm, WatchIntervalForm
+from wizard.roles import ADMIN, VIEWER, role_required
+
+# The watched federation's page lists its latest checks.
+CHECKS_SHOWN = 20
+
+
+def _get_watched(watched_id: int) -> WatchedFederation:
+    watched = (
+        WatchedFederation.objects.select_related("aws_connection", "idp_connection", "latest_check")
+        .filter(pk=watched_id)
+        .first()
+    )
+    if watched is None:
+        raise Http404
+    return watched
+
+
+def _watched_page(
+    request: HttpRequest, watched: WatchedFederation, form: WatchIntervalForm, status: int = 200
+) -> HttpResponse:
+    checks = FederationCheckRecord.objects.filter(watched=watched).order_by("-created_at")
+    return render(
+        request,
+        "watched_federation.html",
+        {"watched": watched, "form": form, "checks": checks[:CHECKS_SHOWN]},
+        status=status,
+    )
+
+
+@role_required(VIEWER)
+@require_GET
+def watched_federation(request: HttpRequest, watched_id: int) -> HttpResponse:
+    watched = _get_watched(watched_id)
+    form = WatchIntervalForm(initial={"every_hours": watched.every_hours})
+    return _watched_page(request, watched, form)
+
+
+@role_required(ADMIN)
+@require_POST
+def watched_federation_interval(request: HttpRequest, watched_id: int) -> HttpResponse:
+    watched = _get_watched(watched_id)
+    form = WatchIntervalForm(request.POST)
+    if not form.is_valid():
+        return _watched_page(request, watched, form, status=400)
+    watch_set_interval(
+        user=request.user, watched_id=watched.pk, every_hours=form.cleaned_data["every_hours"]
+    )
+    messages.success(request, _("The interval is saved."))
+    return redirect("watched_federation", watched_id=watched.pk)
+
+
+@role_required(ADMIN)
+@require_http_methods(["GET", "POST"])
+def notifications(request: HttpRequest) -> HttpResponse:
+    configured = notification_settings()
+    form = NotificationsForm(
+        request.POST if request.method == "POST" else None,
+        initial={"email_recipients": "\n".join(configured.email_recipients)},
+    )
+    if request.method == "POST" and form.is_valid():
+        notifications_save(
+            user=request.user,
+            email_recipients=form.cleaned_data["email_recipients"],
+            webhook_url=form.webhook_change(),
+            language=translation.get_language() or "en",
+        )
+        messages.success(request, _("Notifications are saved."))
+        return redirect("notifications")
+    return render(
+        request,
+        "notifications.html",
+        {
+            "form": form,
+            "webhook_masked": masked_webhook_url(configured.webhook_url),
+            "configured": configured,
+        },
+    )
