@@ -251,6 +251,8 @@ TEXTS: dict[str, FindingText] = {
 
 def _params(finding: Finding) -> dict[str, Any]:
     params = dict(finding.params)
+    # Checks stored before the relay-state findings carried the URL to set.
+    params.setdefault("wanted", "https://<region>.console.aws.amazon.com/connect/federate/<ID>")
     if params.get("more"):
         params["names"] = f"{params.get('names', '')} (+{params['more']})"
     return params
