@@ -45,6 +45,13 @@ def role_pairs(app: dict[str, Any]) -> list[RolePair]:
     return pairs
 
 
+def federation_url(region: str, instance_id: str) -> str:
+    """The relay state that leads into the instance (Amazon Connect Administrator Guide,
+    "Configure SAML with IAM for Amazon Connect": the relay state is
+    https://<region>.console.aws.amazon.com/connect/federate/<instance ID>)."""
+    return f"https://{region}.console.aws.amazon.com/connect/federate/{instance_id}"
+
+
 def _names(values: list[str]) -> dict[str, Any]:
     return {"names": ", ".join(values[:NAMES_SHOWN]), "more": max(len(values) - NAMES_SHOWN, 0)}
 
@@ -99,7 +106,13 @@ def _judge_claims(check: FederationCheck, app: dict[str, Any], instance: dict[st
             if refused.cause == Cause.RELAY_STATE_MISSING
             else "relay_state_not_connect"
         )
-        check.add("claims", code, relay_state=app.get("relay_state", ""), error=refused.error)
+        check.add(
+            "claims",
+            code,
+            relay_state=app.get("relay_state", ""),
+            error=refused.error,
+            wanted=federation_url(check.region, instance["instance_id"]),
+        )
     else:
         if (relay.instance_id, relay.region) != (instance["instance_id"], check.region):
             check.add(
@@ -258,19 +271,32 @@ def _judge_users(check: FederationCheck, app: dict[str, Any], usernames: list[st
     invalid: list[str] = []
     case_only: list[str] = []
     missing: list[str] = []
+    # People whose Connect user is named after their login (UPN) while the app sends another
+    # attribute: one finding naming the attribute says more than "no user" plus "nobody signs
+    # in as" for the same people.
+    named_by_login: list[str] = []
     for person in people:
         sent = person["session_name"]
-        if not sent or check_username(sent):
+        if sent not in existing and person["login"] != sent and person["login"] in existing:
+            named_by_login.append(person["login"])
+        elif not sent or check_username(sent):
             invalid.append(f"{person['login']} ({sent or '-'})")
         elif sent not in existing:
             (case_only if sent.lower() in lowered else missing).append(sent)
+    if named_by_login:
+        check.add(
+            "connect_users",
+            "session_name_from_other_attribute",
+            source=app.get("claims", {}).get("session_name") or "-",
+            **_names(named_by_login),
+        )
     if invalid:
         check.add("connect_users", "session_name_invalid", **_names(invalid))
     if case_only:
         check.add("connect_users", "username_case_differs", **_names(case_only))
     if missing:
         check.add("connect_users", "person_without_user", **_names(missing))
-    sent_names = {person["session_name"] for person in people}
+    sent_names = {person["session_name"] for person in people} | set(named_by_login)
     nobody = sorted(name for name in usernames if name not in sent_names)
     if nobody:
         check.add("connect_users", "user_nobody_signs_in_as", Severity.WARNING, **_names(nobody))

@@ -110,18 +110,12 @@ TEXTS: dict[str, FindingText] = {
     "relay_state_missing": FindingText(
         _("The app has no relay state."),
         _("After sign-in, AWS opens the AWS console instead of Amazon Connect."),
-        _(
-            "Set the relay state to https://<region>.console.aws.amazon.com/connect/federate/"
-            "<instance ID>."
-        ),
+        _("Set the relay state to %(wanted)s."),
     ),
     "relay_state_not_connect": FindingText(
         _("The relay state %(relay_state)s does not lead into Amazon Connect."),
         _("After sign-in, users land in the AWS console, not in Connect."),
-        _(
-            "Set the relay state to https://<region>.console.aws.amazon.com/connect/federate/"
-            "<instance ID>."
-        ),
+        _("Set the relay state to %(wanted)s."),
     ),
     "relay_state_other_instance": FindingText(
         _("The relay state leads to instance %(found)s, not %(wanted)s."),
@@ -233,6 +227,20 @@ TEXTS: dict[str, FindingText] = {
         _("They get “Your account has not been onboarded to Amazon Connect”."),
         _("Create Connect users with exactly these usernames, or unassign these people."),
     ),
+    "session_name_from_other_attribute": FindingText(
+        _(
+            "The app sends RoleSessionName from %(source)s, but these people's Connect users are "
+            "named after their UPN: %(names)s"
+        ),
+        _(
+            "AWS signs them in under the %(source)s value, which no Connect user has: they get "
+            "“Your account has not been onboarded to Amazon Connect”."
+        ),
+        _(
+            "Map RoleSessionName to user.userprincipalname, or rename the Connect users to what "
+            "%(source)s holds."
+        ),
+    ),
     "user_nobody_signs_in_as": FindingText(
         _("Nobody assigned to the app signs in as these Connect users: %(names)s"),
         _("These users can't sign in through this IdP (it never sends their username)."),
@@ -243,6 +251,8 @@ TEXTS: dict[str, FindingText] = {
 
 def _params(finding: Finding) -> dict[str, Any]:
     params = dict(finding.params)
+    # Checks stored before the relay-state findings carried the URL to set.
+    params.setdefault("wanted", "https://<region>.console.aws.amazon.com/connect/federate/<ID>")
     if params.get("more"):
         params["names"] = f"{params.get('names', '')} (+{params['more']})"
     return params
