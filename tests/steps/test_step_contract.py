@@ -77,7 +77,6 @@ def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> No
 # it from here (issue 14).
 UNTYPED = {
     "preflight",
-    "phone_prerequisites",
     "sign_in_test",
     "group_users",
     "connect_users",
