@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -45,8 +45,8 @@ from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from provisioning.steps.base import Change, Finding, Plan, Step, register
-from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
+from provisioning.steps.entra_preflight import FALLBACK_TEMPLATE_ID, EntraPreflightOutputs
 
 RESOURCE_TYPE = "entra_application"
 # The key under which apply() hands verify() the app and service principal it read after its last
@@ -334,6 +334,36 @@ def differences(ctx: StepContext, found: FoundApp) -> dict[str, Any]:
     return wanted
 
 
+@dataclass
+class EntraAppOutputs(StepOutputs):
+    """The Entra enterprise app the run created or adopted, and what AWS and later steps read
+    of it."""
+
+    step_key: ClassVar[str] = "entra_app"
+
+    app_object_id: str = ""
+    app_id: str = ""
+    service_principal_id: str = ""
+    display_name: str = ""
+    identifier_uri: str = ""
+    reply_urls: list[str] = field(default_factory=list)
+    certificate_thumbprint: str = ""
+    certificate_not_after: str = ""
+    tenant_id: str = ""
+    adopted: bool = False
+    user_access_url: str = ""
+    metadata_xml: str = ""
+    # Only with the sandbox's IdP: stored runs have the key only then, so to_json leaves it out
+    # when empty.
+    sandbox_sso_url: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if not data["sandbox_sso_url"]:
+            del data["sandbox_sso_url"]
+        return data
+
+
 @register
 class EntraApp(Step):
     key = "entra_app"
@@ -385,7 +415,7 @@ class EntraApp(Step):
             changes=[Change("adopt" if found.adopted else "nothing", RESOURCE_TYPE, name, {})]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> EntraAppOutputs:
         client = ctx.graph()
         # The plan's search, made a moment ago, when apply follows it at once.
         found = (
@@ -448,9 +478,7 @@ class EntraApp(Step):
         return self._outputs(ctx, application, service_principal, adopted=found.adopted)
 
     def _instantiate(self, ctx: StepContext, client: Any) -> FoundApp:
-        template_id = (
-            ctx.outputs.get("entra_preflight", {}).get("template_id") or FALLBACK_TEMPLATE_ID
-        )
+        template_id = ctx.outputs_of(EntraPreflightOutputs).template_id or FALLBACK_TEMPLATE_ID
         created = run_graph(
             client.application_templates.by_application_template_id(template_id).instantiate.post(
                 InstantiatePostRequestBody(display_name=wanted_name(ctx))
@@ -468,7 +496,7 @@ class EntraApp(Step):
 
     def _outputs(
         self, ctx: StepContext, application: Any, service_principal: Any, *, adopted: bool
-    ) -> dict[str, Any]:
+    ) -> EntraAppOutputs:
         connection = ctx.idp_connection()
         tenant = str(connection.config.get("tenant_id", ""))
         thumbprint, end = _preferred_certificate(service_principal)
@@ -483,26 +511,24 @@ class EntraApp(Step):
                     _("Waiting for Entra ID's federation metadata to show the new certificate.")
                 )
             )
-        outputs = {
-            "app_object_id": str(application.id),
-            "app_id": str(application.app_id),
-            "service_principal_id": str(service_principal.id),
-            "display_name": str(application.display_name),
-            "identifier_uri": (application.identifier_uris or [""])[0],
-            "reply_urls": list(application.web.redirect_uris or []) if application.web else [],
-            "certificate_thumbprint": thumbprint,
-            "certificate_not_after": end.isoformat() if end else "",
-            "tenant_id": tenant,
-            "adopted": adopted,
-            "user_access_url": USER_ACCESS_URL.format(app_id=application.app_id, tenant=tenant),
-            "metadata_xml": metadata_xml,
-        }
         sandbox = sandbox_endpoints(connection)
-        if sandbox:
-            outputs["sandbox_sso_url"] = (
-                f"{sandbox['entra_authority']}/sandbox/sso/{application.app_id}"
-            )
-        return outputs
+        return EntraAppOutputs(
+            app_object_id=str(application.id),
+            app_id=str(application.app_id),
+            service_principal_id=str(service_principal.id),
+            display_name=str(application.display_name),
+            identifier_uri=(application.identifier_uris or [""])[0],
+            reply_urls=list(application.web.redirect_uris or []) if application.web else [],
+            certificate_thumbprint=thumbprint,
+            certificate_not_after=end.isoformat() if end else "",
+            tenant_id=tenant,
+            adopted=adopted,
+            user_access_url=USER_ACCESS_URL.format(app_id=application.app_id, tenant=tenant),
+            metadata_xml=metadata_xml,
+            sandbox_sso_url=(
+                f"{sandbox['entra_authority']}/sandbox/sso/{application.app_id}" if sandbox else ""
+            ),
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         found = ctx.read_by_apply.get(READ_AFTER_WRITES) or find_app(ctx, ctx.graph())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -43,7 +43,8 @@ from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.errors import PermanentError
 from provisioning.messages import Message, joined, to_json
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
+from provisioning.steps.entra_app import EntraAppOutputs
 from provisioning.steps.entra_claims import EntraClaimsOutputs
 from provisioning.usernames import check_username
 
@@ -330,6 +331,20 @@ def _people_outputs(result: Resolution, source: str) -> list[dict[str, str]]:
     return people
 
 
+@dataclass
+class EntraAssignmentsOutputs(StepOutputs):
+    """Who the step assigned to the app, and the people later steps make Connect users of."""
+
+    step_key: ClassVar[str] = "entra_assignments"
+
+    # {username, first_name, last_name, email, login} per person who may sign in.
+    people: list[dict[str, str]] = field(default_factory=list)
+    # {principal_id, principal_type, name} per user or group assigned.
+    assigned: list[dict[str, str]] = field(default_factory=list)
+    # {login, reasons} per person left out; reasons are messages in their JSON form.
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+
+
 @register
 class EntraAssignments(Step):
     key = "entra_assignments"
@@ -341,15 +356,15 @@ class EntraAssignments(Step):
     form_class = EntraAssignmentsForm
 
     def _context(self, ctx: StepContext) -> tuple[Any, str, str]:
-        app = ctx.outputs.get("entra_app", {})
+        app = ctx.outputs_of(EntraAppOutputs)
         claims = ctx.outputs_of(EntraClaimsOutputs)
-        if not app.get("service_principal_id") or not claims.app_role_id:
+        if not app.service_principal_id or not claims.app_role_id:
             raise PermanentError(
                 "No earlier step set up the Entra app and its role.",
                 code="entra_app_missing",
                 hint="This step follows entra_app and entra_claims in the flow.",
             )
-        return ctx.graph(), app["service_principal_id"], claims.app_role_id
+        return ctx.graph(), app.service_principal_id, claims.app_role_id
 
     def form_answers(self, ctx: StepContext) -> dict[str, Any]:
         return picker_answers(super().form_answers(ctx), ctx.inputs)
@@ -397,7 +412,7 @@ class EntraAssignments(Step):
         ]
         return Plan(changes=changes, warnings=warnings)
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> EntraAssignmentsOutputs:
         client, sp_id, role_id = self._context(ctx)
         # The people the plan resolved a moment ago, when apply follows it at once.
         result = ctx.read_by_plan.get(RESOLUTION) or resolve(ctx, client, read_choice(ctx.inputs))
@@ -406,14 +421,14 @@ class EntraAssignments(Step):
         ctx.read_by_apply[RESOLUTION] = result
         assign_to_app(ctx, client, sp_id, role_id, result.principals)
         source = ctx.outputs_of(EntraClaimsOutputs).session_name_source or "userprincipalname"
-        return {
-            "people": _people_outputs(result, source),
-            "assigned": [
+        return EntraAssignmentsOutputs(
+            people=_people_outputs(result, source),
+            assigned=[
                 {"principal_id": pid, "principal_type": kind, "name": name}
                 for pid, (kind, name) in result.principals.items()
             ],
-            "left_out": to_json(result.left_out),
-        }
+            left_out=to_json(result.left_out),
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         client, sp_id, role_id = self._context(ctx)

@@ -59,6 +59,7 @@ from provisioning.steps.base import (
     register,
 )
 from provisioning.steps.connect_instance import ConnectInstanceOutputs
+from provisioning.steps.entra_app import EntraAppOutputs
 from provisioning.steps.federation_role import FederationRoleOutputs
 
 ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
@@ -217,12 +218,12 @@ def survey(ctx: StepContext) -> ClaimsReading:
     """Reads the application, its service principal and the linked policy; says what differs from
     what the run wants."""
     client = ctx.graph()
-    app = ctx.outputs["entra_app"]
-    sp_id = app["service_principal_id"]
+    app = ctx.outputs_of(EntraAppOutputs)
+    sp_id = app.service_principal_id
     role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
     wanted_relay = relay_state(ctx)
-    application = run_graph(client.applications.by_application_id(app["app_object_id"]).get())
+    application = run_graph(client.applications.by_application_id(app.app_object_id).get())
     service_principal = run_graph(client.service_principals.by_service_principal_id(sp_id).get())
     # App roles live on the application; the service principal only mirrors them (Graph refuses
     # appRoles PATCHed on it: microsoft-graph-docs-contrib issue 8801, hamilton PR 42).

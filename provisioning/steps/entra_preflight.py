@@ -8,7 +8,8 @@ as the app registration's "API permissions" page lists it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -20,7 +21,7 @@ from provisioning.context import StepContext
 from provisioning.entra.client import run_graph, token_permissions
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.errors import PermanentError
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 TEMPLATE_NAME = "AWS Single-Account Access"
 # The template's id as seen in Entra's gallery by an admin adding the app by hand: used when the
@@ -89,7 +90,19 @@ def find_template(client: Any) -> tuple[str, str]:
     )
 
 
-def check_tenant(ctx: StepContext, *, fresh_sign_in: bool = False) -> dict[str, Any]:
+@dataclass
+class EntraPreflightOutputs(StepOutputs):
+    """What the preflight found of the tenant: the wizard's permissions and the gallery app."""
+
+    step_key: ClassVar[str] = "entra_preflight"
+
+    tenant_id: str = ""
+    granted_permissions: list[str] = field(default_factory=list)
+    template_id: str = ""
+    template_name: str = ""
+
+
+def check_tenant(ctx: StepContext, *, fresh_sign_in: bool = False) -> EntraPreflightOutputs:
     """Every check of the step; raises on the first that fails, returns the outputs. With
     `fresh_sign_in` it reads the permissions from a new token, not the worker's kept one."""
     client = ctx.graph(fresh_sign_in=fresh_sign_in)
@@ -107,12 +120,12 @@ def check_tenant(ctx: StepContext, *, fresh_sign_in: bool = False) -> dict[str, 
         )
     template_id, template_name = find_template(client)
     connection = ctx.idp_connection()
-    return {
-        "tenant_id": str(connection.config.get("tenant_id", "")),
-        "granted_permissions": granted,
-        "template_id": template_id,
-        "template_name": template_name,
-    }
+    return EntraPreflightOutputs(
+        tenant_id=str(connection.config.get("tenant_id", "")),
+        granted_permissions=granted,
+        template_id=template_id,
+        template_name=template_name,
+    )
 
 
 @register
@@ -134,15 +147,16 @@ class EntraPreflight(Step):
                 Change(
                     "nothing",
                     "entra_tenant",
-                    outputs["tenant_id"],
-                    {"template": outputs["template_name"], "template_id": outputs["template_id"]},
+                    outputs.tenant_id,
+                    {"template": outputs.template_name, "template_id": outputs.template_id},
                 )
             ]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> EntraPreflightOutputs:
         # The plan's checks, made a moment ago with a fresh token, when apply follows it at once.
-        return ctx.read_by_plan.get(CHECKED) or check_tenant(ctx)
+        checked: EntraPreflightOutputs | None = ctx.read_by_plan.get(CHECKED)
+        return checked or check_tenant(ctx)
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         # Its plan and apply are the checks; nothing it leaves behind can drift.

@@ -44,8 +44,15 @@ from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
 from provisioning.okta.rest import okta_call
 from provisioning.steps.base import Change, Plan, register
+from provisioning.steps.entra_app import EntraAppOutputs
 from provisioning.steps.entra_assignments import EntraAssignments, assign_to_app
-from provisioning.steps.entra_claims import DEFAULT_SESSION_NAME_SOURCE, SESSION_NAME_SOURCES
+from provisioning.steps.entra_claims import (
+    DEFAULT_SESSION_NAME_SOURCE,
+    SESSION_NAME_SOURCES,
+    EntraClaimsOutputs,
+)
+from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_assignments import (
     DEFAULT_TEMPLATE,
     USERNAME_TEMPLATES,
@@ -463,20 +470,20 @@ def _assign_groups(ctx: StepContext, groups: list[dict[str, str]]) -> None:
     idp = str(ctx.idp_connection().cloud)
     outputs = setup_outputs(sso_setup_of(run_instance(ctx), idp))
     if idp == "entra":
-        sp_id = str(outputs.get("entra_app", {}).get("service_principal_id") or "")
-        role_id = str(outputs.get("entra_claims", {}).get("app_role_id") or "")
+        sp_id = EntraAppOutputs.from_json(outputs.get("entra_app") or {}).service_principal_id
+        role_id = EntraClaimsOutputs.from_json(outputs.get("entra_claims") or {}).app_role_id
         if not sp_id or not role_id:
             raise _no_app()
         principals = {group["id"]: ("Group", group["name"]) for group in groups}
         assign_to_app(ctx, ctx.graph(), sp_id, role_id, principals)
         return
-    app_id = str(outputs.get("okta_app", {}).get("app_id") or "")
+    app_id = OktaAppOutputs.from_json(outputs.get("okta_app") or {}).app_id
     if not app_id:
         raise _no_app()
     # The AWS app's assignment profile carries the role people sign in with (samlRoles), as the
     # SSO setup gives it to the people it assigns; with group mapping the role comes from the
     # role group instead, and the assignment carries none.
-    role = str(outputs.get("federation_role", {}).get("role_name") or "")
+    role = FederationRoleOutputs.from_json(outputs.get("federation_role") or {}).role_name
     body = (
         {}
         if "okta_group_mapping" in outputs or not role

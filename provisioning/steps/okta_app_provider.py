@@ -14,14 +14,15 @@ rollback deletes it).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.okta_app import OktaAppOutputs
 
 SETTING = "identityProviderArn"
@@ -58,6 +59,16 @@ def existing_app(ctx: StepContext, client: Any) -> dict[str, Any]:
     return app
 
 
+@dataclass
+class OktaAppProviderOutputs(StepOutputs):
+    """The Okta app and the IAM identity provider ARN its settings now name."""
+
+    step_key: ClassVar[str] = "okta_app_provider"
+
+    app_id: str = ""
+    identity_provider_arn: str = ""
+
+
 @register
 class OktaAppProvider(Step):
     key = "okta_app_provider"
@@ -83,7 +94,7 @@ class OktaAppProvider(Step):
             ]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaAppProviderOutputs:
         client = ctx.okta()
         app = existing_app(ctx, client)
         current = aws_app.app_settings(app).get(SETTING)
@@ -92,7 +103,7 @@ class OktaAppProvider(Step):
             if not ctx.outputs_of(OktaAppOutputs).created:
                 ctx.record_created("okta_app_setting", SETTING, app_id=app["id"], previous=current)
             aws_app.replace_app(client, app, app_settings_update={SETTING: wanted})
-        return {"app_id": app["id"], "identity_provider_arn": wanted}
+        return OktaAppProviderOutputs(app_id=app["id"], identity_provider_arn=wanted)
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         app = existing_app(ctx, ctx.okta())

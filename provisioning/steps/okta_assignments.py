@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
@@ -41,10 +41,11 @@ from provisioning.errors import PermanentError
 from provisioning.messages import Message, joined, to_json
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
+from provisioning.steps.okta_group_mapping import OktaGroupMappingOutputs
 from provisioning.usernames import check_username
 
 GROUP_MAPPING = "group_mapping"
@@ -120,7 +121,7 @@ def _role_name(ctx: StepContext) -> str:
 
 
 def _role_group_id(ctx: StepContext) -> str:
-    return str(ctx.outputs.get("okta_group_mapping", {}).get("group_id") or "")
+    return ctx.outputs_of(OktaGroupMappingOutputs).group_id
 
 
 def read_directory(client: Any) -> dict[str, Any]:
@@ -371,7 +372,7 @@ def _work(ctx: StepContext, client: Any, found: Survey) -> Work:
 def _changes(ctx: StepContext, found: Survey, work: Work) -> list[Change]:
     changes: list[Change] = []
     if found.mode == GROUP_MAPPING:
-        group = ctx.outputs.get("okta_group_mapping", {}).get("group_name", "")
+        group = ctx.outputs_of(OktaGroupMappingOutputs).group_name
         to_add = {p.id for p in work.members_to_add}
         for person in found.accepted:
             changes.append(
@@ -404,6 +405,20 @@ def _excluded_output(found: Survey) -> list[dict[str, Any]]:
     return [{"login": p.login, "reasons": to_json(p.reasons)} for p in found.excluded]
 
 
+@dataclass
+class OktaAssignmentsOutputs(StepOutputs):
+    """Who the step gave access to the Okta app, how, and who it left out."""
+
+    step_key: ClassVar[str] = "okta_assignments"
+
+    mode: str = ""  # group mapping or role download
+    # {username, first_name, last_name, email, login} per person who may sign in.
+    people: list[dict[str, str]] = field(default_factory=list)
+    assigned: list[str] = field(default_factory=list)  # their logins
+    # {login, reasons} per person left out; reasons are messages in their JSON form.
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+
+
 @register
 class OktaAssignments(Step):
     key = "okta_assignments"
@@ -427,7 +442,7 @@ class OktaAssignments(Step):
             changes=_changes(ctx, found, _work(ctx, client, found)), warnings=found.warnings
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaAssignmentsOutputs:
         client = ctx.okta()
         found = survey(ctx, client)
         work = _work(ctx, client, found)
@@ -459,12 +474,12 @@ class OktaAssignments(Step):
                         {"id": person.id, "scope": "USER", "profile": profile},
                     )
                     ctx.record_created("okta_app_user", person.id, app_id=app_id)
-        return {
-            "mode": found.mode,
-            "people": [person.as_output() for person in found.accepted],
-            "assigned": [person.login for person in found.accepted],
-            "excluded": _excluded_output(found),
-        }
+        return OktaAssignmentsOutputs(
+            mode=found.mode,
+            people=[person.as_output() for person in found.accepted],
+            assigned=[person.login for person in found.accepted],
+            excluded=_excluded_output(found),
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         client = ctx.okta()

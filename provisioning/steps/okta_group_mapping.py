@@ -19,7 +19,8 @@ back when the app was adopted.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 
@@ -27,7 +28,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_app_provider import existing_app
@@ -94,6 +95,20 @@ def find_group(client: Any, name: str) -> dict[str, Any] | None:
     return None
 
 
+@dataclass
+class OktaGroupMappingOutputs(StepOutputs):
+    """The role group whose members sign in, and the app's group-mapping settings."""
+
+    step_key: ClassVar[str] = "okta_group_mapping"
+
+    app_id: str = ""
+    group_id: str = ""
+    group_name: str = ""
+    group_filter: str = ""
+    role_value_pattern: str = ""
+    role_value: str = ""  # "<role ARN>,<provider ARN>"
+
+
 @register
 class OktaGroupMapping(Step):
     key = "okta_group_mapping"
@@ -127,7 +142,7 @@ class OktaGroupMapping(Step):
             ]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaGroupMappingOutputs:
         client = ctx.okta()
         app = existing_app(ctx, client)
         name = group_name(ctx)
@@ -157,14 +172,14 @@ class OktaGroupMapping(Step):
                 )
             aws_app.replace_app(client, app, app_settings_update=wanted)
         role_arn, provider_arn, _account = _role(ctx)
-        return {
-            "app_id": app["id"],
-            "group_id": group["id"],
-            "group_name": name,
-            "group_filter": wanted["groupFilter"],
-            "role_value_pattern": wanted["roleValuePattern"],
-            "role_value": f"{role_arn},{provider_arn}",
-        }
+        return OktaGroupMappingOutputs(
+            app_id=app["id"],
+            group_id=group["id"],
+            group_name=name,
+            group_filter=wanted["groupFilter"],
+            role_value_pattern=wanted["roleValuePattern"],
+            role_value=f"{role_arn},{provider_arn}",
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         client = ctx.okta()

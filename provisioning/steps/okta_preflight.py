@@ -10,7 +10,8 @@ A missing role or scope stops the step with a PermanentError listing each one.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 
@@ -19,7 +20,7 @@ from provisioning.errors import PermanentError
 from provisioning.models import SetupRun
 from provisioning.okta.client import DEFAULT_SCOPES
 from provisioning.okta.rest import okta_call
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 # What the flow does in Okta, and the standard admin roles that may do it (Okta Help, "Standard
 # administrator roles and permissions": Super and Org Administrators may do all of it, the
@@ -118,6 +119,20 @@ def _check_scopes(ctx: StepContext, connection: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class OktaPreflightOutputs(StepOutputs):
+    """Who the wizard acts as in Okta and what it checked it may do."""
+
+    step_key: ClassVar[str] = "okta_preflight"
+
+    org_url: str = ""
+    # The admin's login (API token) or the service app's client ID (private key).
+    admin_login: str = ""
+    admin_roles: list[str] = field(default_factory=list)
+    # Per need (token) or scope (private key): the role or "granted" that covers it.
+    checked: dict[str, str] = field(default_factory=dict)
+
+
 @register
 class OktaPreflight(Step):
     key = "okta_preflight"
@@ -127,7 +142,7 @@ class OktaPreflight(Step):
         "read people and groups, and assign them."
     )
 
-    def _checks(self, ctx: StepContext) -> dict[str, Any]:
+    def _checks(self, ctx: StepContext) -> OktaPreflightOutputs:
         client = ctx.okta()  # validates the org URL before any call
         connection = _connection(ctx)
         if connection.config.get("method") == "private_key":
@@ -136,7 +151,7 @@ class OktaPreflight(Step):
             okta_call(client, "GET", "/api/v1/apps", params={"limit": 1})
         else:
             found = _check_token(ctx, client)
-        return {"org_url": client.get_config()["client"]["orgUrl"], **found}
+        return OktaPreflightOutputs(org_url=client.get_config()["client"]["orgUrl"], **found)
 
     def plan(self, ctx: StepContext) -> Plan:
         found = self._checks(ctx)
@@ -145,13 +160,13 @@ class OktaPreflight(Step):
                 Change(
                     "nothing",
                     "okta_admin",
-                    found["admin_login"],
-                    details={"roles": found["admin_roles"], "checked": found["checked"]},
+                    found.admin_login,
+                    details={"roles": found.admin_roles, "checked": found.checked},
                 )
             ]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaPreflightOutputs:
         return self._checks(ctx)
 
     def verify(self, ctx: StepContext) -> list[Finding]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from django import forms
@@ -33,7 +33,7 @@ from provisioning.models import StepRun
 from provisioning.okta.rest import okta_call
 from provisioning.redaction import register_secret_values
 from provisioning.sandbox_endpoints import sandbox_endpoints
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.okta_app import OktaAppOutputs
 
 LISTING_STEP = "okta_role_listing_user"
@@ -149,6 +149,19 @@ def _listing_secret(ctx: StepContext, access_key_id: str) -> str:
     return secret
 
 
+@dataclass
+class OktaRoleDownloadConfirmedOutputs(StepOutputs):
+    """When and by whom Okta used the listing user's key to download the account's roles."""
+
+    step_key: ClassVar[str] = "okta_role_download_confirmed"
+
+    access_key_id: str = ""
+    key_last_used: str = ""  # ISO 8601
+    key_used_by: str = ""  # the AWS service IAM says used the key
+    performed_by: str = ""  # "admin" or "sandbox"
+    roles: list[str] = field(default_factory=list)  # the roles the sandbox's Okta read
+
+
 @register
 class OktaRoleDownloadConfirmed(Step):
     key = "okta_role_download_confirmed"
@@ -187,7 +200,7 @@ class OktaRoleDownloadConfirmed(Step):
             )
         return GuidePlan(needs_input=True, guide=_guide(ctx))
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaRoleDownloadConfirmedOutputs:
         access_key_id = _earlier(ctx, LISTING_STEP, "access_key_id")
         used = key_last_used(ctx, access_key_id)
         performed_by = "admin"
@@ -215,15 +228,15 @@ class OktaRoleDownloadConfirmed(Step):
                 Message(_("Okta has not used the access key %(key)s yet."), {"key": access_key_id}),
                 countdown_s=KEY_USE_POLL_S,
             )
-        return {
-            "access_key_id": access_key_id,
-            "key_last_used": last_used.isoformat()
+        return OktaRoleDownloadConfirmedOutputs(
+            access_key_id=access_key_id,
+            key_last_used=last_used.isoformat()
             if isinstance(last_used, dt.datetime)
             else str(last_used),
-            "key_used_by": str(used.get("ServiceName") or ""),
-            "performed_by": performed_by,
-            "roles": roles,
-        }
+            key_used_by=str(used.get("ServiceName") or ""),
+            performed_by=performed_by,
+            roles=roles,
+        )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         access_key_id = _earlier(ctx, LISTING_STEP, "access_key_id")

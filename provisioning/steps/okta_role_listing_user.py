@@ -12,7 +12,8 @@ shown and lost. Outputs: user_name, user_arn, access_key_id (never the secret).
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -20,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.models import StepRun
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.connect_instance import ConnectInstanceOutputs
 
 RUN_TAG = "connect-sso-wizard:run"
@@ -102,6 +103,18 @@ def _wants_rotation(ctx: StepContext, stored: str, keys: list[str]) -> bool:
     return step is not None and step.secret_revealed_at is not None
 
 
+@dataclass
+class OktaRoleListingUserOutputs(StepOutputs):
+    """The IAM user Okta lists the account's roles with, and its access key's ID (the secret is
+    kept encrypted on the step, never in outputs)."""
+
+    step_key: ClassVar[str] = "okta_role_listing_user"
+
+    user_name: str = ""
+    user_arn: str = ""
+    access_key_id: str = ""
+
+
 @register
 class OktaRoleListingUser(Step):
     key = "okta_role_listing_user"
@@ -152,7 +165,7 @@ class OktaRoleListingUser(Step):
             )
         return Plan(changes=changes, warnings=warnings)
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> OktaRoleListingUserOutputs:
         iam = ctx.aws("iam")
         name = user_name(ctx)
         user = _find_user(iam, name)
@@ -174,7 +187,9 @@ class OktaRoleListingUser(Step):
             )
             ctx.record_created("iam_user_policy", POLICY_NAME, user_name=name)
         access_key_id = self._access_key(ctx, iam, name)
-        return {"user_name": name, "user_arn": user["Arn"], "access_key_id": access_key_id}
+        return OktaRoleListingUserOutputs(
+            user_name=name, user_arn=user["Arn"], access_key_id=access_key_id
+        )
 
     def _access_key(self, ctx: StepContext, iam: Any, name: str) -> str:
         keys = _key_ids(iam, name)

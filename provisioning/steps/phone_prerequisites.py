@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.connect_users import run_instance
 
 RUN_TAG = "connect-sso-wizard:run"
@@ -317,6 +317,19 @@ def _claim_in_progress(ctx: StepContext, summary: dict[str, Any]) -> list[str]:
     return []
 
 
+@dataclass
+class PhonePrerequisitesOutputs(StepOutputs):
+    """The quota requests the step made or found, and the Japanese numbers the run claimed."""
+
+    step_key: ClassVar[str] = "phone_prerequisites"
+
+    # {quota_code, quota_name, current_value, desired_value, request_id, status, ...} per quota.
+    quota_requests: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for_aws_support: bool = False
+    # {phone_number_id, phone_number, type} per number claimed.
+    phone_numbers: list[dict[str, Any]] = field(default_factory=list)
+
+
 @register
 class PhonePrerequisites(Step):
     key = "phone_prerequisites"
@@ -369,7 +382,7 @@ class PhonePrerequisites(Step):
             ],
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> PhonePrerequisitesOutputs:
         if _documents_missing(ctx):
             raise PermanentError(
                 Message(_("Japanese numbers need the documents AWS Support asks for.")),
@@ -414,11 +427,11 @@ class PhonePrerequisites(Step):
                     {"numbers": ", ".join(claiming)},
                 )
             )
-        return {
-            "quota_requests": [quota.as_output() for quota in found.quotas],
-            "waiting_for_aws_support": any(not quota.enough for quota in found.quotas),
-            "phone_numbers": numbers,
-        }
+        return PhonePrerequisitesOutputs(
+            quota_requests=[quota.as_output() for quota in found.quotas],
+            waiting_for_aws_support=any(not quota.enough for quota in found.quotas),
+            phone_numbers=numbers,
+        )
 
     def _claim(
         self, ctx: StepContext, found: PhoneSurvey, number_type: str, index: int

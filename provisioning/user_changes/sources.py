@@ -22,6 +22,10 @@ from provisioning.models import RunStatus, SetupRun, UserChangeSet, UserSync
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group
 from provisioning.okta.rest import okta_pages
+from provisioning.steps.entra_app import EntraAppOutputs
+from provisioning.steps.entra_assignments import EntraAssignmentsOutputs
+from provisioning.steps.okta_app import OktaAppOutputs
+from provisioning.steps.okta_assignments import OktaAssignmentsOutputs
 from provisioning.user_changes.people import group_too_large
 
 # A change set row whose person its groups held (a later run of the groups may change or delete
@@ -173,7 +177,7 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
     are a direct member of ("nested group memberships are not supported" for group-based
     assignment: learn.microsoft.com/entra/identity/enterprise-apps/assign-user-or-group-access-
     portal). `username(person_json)` is the Connect username of a Graph user."""
-    sp_id = str(outputs.get("entra_app", {}).get("service_principal_id") or "")
+    sp_id = EntraAppOutputs.from_json(outputs.get("entra_app") or {}).service_principal_id
     access = AppAccess(
         setup_found=bool(sp_id),
         refusal=_(
@@ -185,7 +189,9 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
         return access
     by_setup = {
         str(entry.get("principal_id"))
-        for entry in outputs.get("entra_assignments", {}).get("assigned", [])
+        for entry in EntraAssignmentsOutputs.from_json(
+            outputs.get("entra_assignments") or {}
+        ).assigned
     }
     builder = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
     assignments = _in_full(
@@ -269,7 +275,7 @@ def okta_app_access(client: Any, setup: Any) -> AppAccess:
     """Okta: the app's users, assigned directly (scope USER) or through a group (scope GROUP),
     by the username the app sends (credentials.userName)."""
     outputs = setup_outputs(setup)
-    app_id = str(outputs.get("okta_app", {}).get("app_id") or "")
+    app_id = OktaAppOutputs.from_json(outputs.get("okta_app") or {}).app_id
     access = AppAccess(
         setup_found=bool(app_id),
         refusal=_("not assigned to the Okta app, directly or through a group"),
@@ -279,7 +285,9 @@ def okta_app_access(client: Any, setup: Any) -> AppAccess:
     assignments = next((s for s in setup.steps.all() if s.key == "okta_assignments"), None)
     setup_users = {
         str(person.get("username"))
-        for person in (assignments.outputs.get("people", []) if assignments else [])
+        for person in (
+            OktaAssignmentsOutputs.from_json(assignments.outputs).people if assignments else []
+        )
     }
     setup_groups = {
         made.identifier

@@ -77,5 +77,5 @@ def test_it_waits_until_the_federation_metadata_shows_the_new_signing_certificat
     outputs = step.apply(step_context(run, "entra_app"))
 
     assert downloads == ["stale", "current"]
-    assert outputs["certificate_thumbprint"] != first["certificate_thumbprint"]
-    assert outputs["metadata_xml"] != first["metadata_xml"]
+    assert outputs.certificate_thumbprint != first["certificate_thumbprint"]
+    assert outputs.metadata_xml != first["metadata_xml"]

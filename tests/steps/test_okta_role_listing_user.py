@@ -70,11 +70,11 @@ def test_it_creates_the_user_policy_and_key_once_across_two_applies(
 
     assert [c.action for c in plan.changes] == ["create", "create", "create"]
     assert first == second
-    assert first["user_name"] == name
+    assert first.user_name == name
     user = iam.get_user(UserName=name)["User"]
     assert user["Path"] == USER_PATH
     keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
-    assert [key["AccessKeyId"] for key in keys] == [first["access_key_id"]]
+    assert [key["AccessKeyId"] for key in keys] == [first.access_key_id]
     policy = iam.get_user_policy(UserName=name, PolicyName=POLICY_NAME)["PolicyDocument"]
     actions = policy["Statement"][0]["Action"]
     assert sorted(actions) == ["iam:ListAccountAliases", "iam:ListRoles"]
@@ -150,11 +150,11 @@ def test_it_shows_the_secret_once(aws_connection: Any, admin_client: Any) -> Non
 
 def test_it_rotates_a_shown_key_once(aws_connection: Any, admin_client: Any, iam: Any) -> None:
     run = okta_run(aws_connection)
-    old = STEP.apply(context(run, KEY))["access_key_id"]
+    old = STEP.apply(context(run, KEY)).access_key_id
     admin_client.post(reverse("step_secret", args=[run.pk, KEY]))
 
-    new = STEP.apply(context(run, KEY, rotate_key=True))["access_key_id"]
-    again = STEP.apply(context(run, KEY, rotate_key=True))["access_key_id"]
+    new = STEP.apply(context(run, KEY, rotate_key=True)).access_key_id
+    again = STEP.apply(context(run, KEY, rotate_key=True)).access_key_id
 
     assert new != old
     assert again == new
@@ -177,7 +177,7 @@ def test_it_replaces_a_key_whose_secret_a_crash_lost(aws_connection: Any, iam: A
     outputs = STEP.apply(context(run, KEY))
 
     keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
-    assert keys == [outputs["access_key_id"]]
+    assert keys == [outputs.access_key_id]
     assert orphan not in keys
     assert list(StepRun.objects.get(run=run, key=KEY).secrets) == keys
 
@@ -206,7 +206,7 @@ def test_it_leaves_a_user_it_did_not_create(aws_connection: Any, iam: Any) -> No
 
     assert [c.action for c in plan.changes] == ["adopt", "create", "adopt"]
     assert plan.warnings
-    assert outputs["access_key_id"] == existing_key
+    assert outputs.access_key_id == existing_key
     assert iam.get_user(UserName=name)["User"]["UserName"] == name
     keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
     assert keys == [existing_key]

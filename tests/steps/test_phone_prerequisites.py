@@ -18,6 +18,7 @@ from provisioning.steps.phone_prerequisites import (
     PHONE_NUMBERS_QUOTA,
     PhonePrerequisites,
     PhonePrerequisitesForm,
+    PhonePrerequisitesOutputs,
 )
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
@@ -71,7 +72,7 @@ def phone_run(connection: Any, target: dict[str, Any], **inputs: Any) -> Any:
     return start_run(KEY, connection, instance_id=target["Id"], inputs={**WANTED, **inputs})
 
 
-def apply_until_claimed(run: Any) -> dict[str, Any]:
+def apply_until_claimed(run: Any) -> PhonePrerequisitesOutputs:
     """Apply as the engine does: again after each WaitForCloud, until the claims settle."""
     deadline = time.monotonic() + CLAIM_WAIT_S
     while True:
@@ -111,10 +112,10 @@ def test_it_files_each_request_once_and_finishes_without_waiting(
     first = STEP.apply(context(run, KEY))
     second = STEP.apply(context(run, KEY))
 
-    assert first["waiting_for_aws_support"] is True
-    assert first["phone_numbers"] == []
-    assert [r["request_id"] for r in first["quota_requests"]] == [
-        r["request_id"] for r in second["quota_requests"]
+    assert first.waiting_for_aws_support is True
+    assert first.phone_numbers == []
+    assert [r["request_id"] for r in first.quota_requests] == [
+        r["request_id"] for r in second.quota_requests
     ]
     phone_requests = requests_for(sandbox, PHONE_NUMBERS_QUOTA, instance["Arn"])
     assert [r["DesiredValue"] for r in phone_requests] == [6]
@@ -140,8 +141,8 @@ def test_it_claims_the_numbers_once_after_approval_and_releases_them_on_rollback
     claimed = apply_until_claimed(run)
     again = STEP.apply(context(run, KEY))
 
-    assert claimed["waiting_for_aws_support"] is False
-    assert claimed["phone_numbers"] == again["phone_numbers"]
+    assert claimed.waiting_for_aws_support is False
+    assert claimed.phone_numbers == again.phone_numbers
     numbers = numbers_of(connect, instance["Arn"])
     assert len(numbers) == 6
     assert sum(n.startswith("+813") for n in numbers) == 4
@@ -175,7 +176,7 @@ def test_it_adopts_a_number_a_crashed_attempt_claimed(
     outputs = apply_until_claimed(run)
 
     assert len(numbers_of(connect, instance["Arn"])) == 6
-    assert outputs["phone_numbers"][0]["phone_number_id"] == orphan
+    assert outputs.phone_numbers[0]["phone_number_id"] == orphan
     STEP.rollback(context(run, KEY))
     assert numbers_of(connect, instance["Arn"]) == []
 
@@ -205,7 +206,7 @@ def test_it_claims_within_the_default_quota_only_once_the_documents_are_confirme
     (quota,) = [c for c in plan.changes if c.resource_type == "service_quota_request"]
     # Connect's default of 5 numbers per instance, as Service Quotas reports it: nothing to file.
     assert (quota.action, quota.details["current_value"]) == ("nothing", 5)
-    assert outputs["waiting_for_aws_support"] is False
+    assert outputs.waiting_for_aws_support is False
     assert len(numbers_of(connect, instance["Arn"])) == 3
     assert requests_for(sandbox, PHONE_NUMBERS_QUOTA, instance["Arn"]) == []
 
@@ -229,7 +230,7 @@ def test_it_waits_while_a_claim_is_in_progress_without_claiming_twice(
 
     outputs = apply_until_claimed(run)
 
-    assert [n["phone_number"] for n in outputs["phone_numbers"]] == [number]
+    assert [n["phone_number"] for n in outputs.phone_numbers] == [number]
     assert numbers_of(connect, instance["Arn"]) == [number]
 
 
