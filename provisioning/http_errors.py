@@ -17,6 +17,7 @@ from provisioning.errors import (
     PreconditionFailed,
     ProvisioningError,
     RetryableError,
+    Text,
     Throttled,
     Unauthenticated,
     Unavailable,
@@ -53,10 +54,10 @@ def error_class(
 
 def http_error(
     kind: type[ProvisioningError],
-    message: str,
+    message: Text,
     *,
     code: str,
-    hint: str = "",
+    hint: Text = "",
     retry_after_s: float | None = None,
 ) -> ProvisioningError:
     """An error of `kind`; a retryable one carries the wait the service asked for."""

@@ -68,6 +68,7 @@ from botocore.exceptions import (
 )
 from botocore.paginate import PageIterator, Paginator
 from botocore.waiter import Waiter
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import AuditScope, finish_call, start_call
 from provisioning.aws.api_quotas import ApiLimits, Lookup, rate_limited
@@ -85,6 +86,7 @@ from provisioning.errors import (
     Unavailable,
 )
 from provisioning.http_errors import error_class, http_error, retry_after_s
+from provisioning.messages import Message
 from provisioning.models import Cloud, Connection
 from provisioning.ratelimit import wait_for_turn
 from provisioning.redaction import register_secret_values
@@ -122,15 +124,19 @@ def aws_client(
     every call is written to the audit log and raises only the project's errors (AwsSdkProxy)."""
     if connection.cloud != Cloud.AWS:
         raise PermanentError(
-            f"“{connection.name}” is not an AWS connection.", code="wrong_connection_cloud"
+            Message(
+                gettext_noop("“%(connection)s” is not an AWS connection."),
+                {"connection": connection.name},
+            ),
+            code="wrong_connection_cloud",
         )
     sandbox = sandbox_endpoints(connection)
     region = region or (sandbox or {}).get("aws_region", "")
     if not region:
         raise PermanentError(
-            "No AWS region was chosen.",
+            Message(gettext_noop("No AWS region was chosen.")),
             code="aws_no_region",
-            hint="Choose the region of the Amazon Connect instance.",
+            hint=Message(gettext_noop("Choose the region of the Amazon Connect instance.")),
         )
     session = _shared_session(connection, region=region, sandbox=sandbox)
     key = (session, service, audit)
@@ -302,13 +308,15 @@ def _lookup(
     return lookup
 
 
-def _secret(secrets: dict[str, str], name: str, label: str) -> str:
+def _secret(secrets: dict[str, str], name: str, label: Message) -> str:
     value = secrets.get(name, "")
     if not value:
         raise PermanentError(
-            f"The connection has no {label}.",
+            Message(gettext_noop("The connection has no %(secret)s."), {"secret": label}),
             code="aws_missing_secret",
-            hint=f"Edit the connection and enter the {label}.",
+            hint=Message(
+                gettext_noop("Edit the connection and enter the %(secret)s."), {"secret": label}
+            ),
         )
     return value
 
@@ -321,9 +329,12 @@ def _session_for(
     register_secret_values(secrets.values())
     if method not in AUTH_METHODS:
         raise PermanentError(
-            f"Unknown AWS sign-in method “{method}”.",
+            Message(gettext_noop("Unknown AWS sign-in method “%(method)s”."), {"method": method}),
             code="aws_unknown_method",
-            hint="Edit the connection and choose one of: " + ", ".join(AUTH_METHODS) + ".",
+            hint=Message(
+                gettext_noop("Edit the connection and choose one of: %(methods)s."),
+                {"methods": ", ".join(AUTH_METHODS)},
+            ),
         )
     if sandbox is not None and not secrets.get("access_key_id"):
         # The sandbox's fixed keys for a method without keys of its own: a profile or the default
@@ -340,16 +351,16 @@ def _session_for(
         # client of a sandbox connection has the sandbox's endpoint, so they reach nothing else.
         base = _new_session()
         base.set_credentials(
-            _secret(secrets, "access_key_id", "access key ID"),
-            _secret(secrets, "secret_access_key", "secret access key"),
+            _secret(secrets, "access_key_id", Message(gettext_noop("access key ID"))),
+            _secret(secrets, "secret_access_key", Message(gettext_noop("secret access key"))),
         )
     elif method == "profile":
         profile = connection.config.get("profile", "")
         if not profile:
             raise PermanentError(
-                "The connection names no AWS profile.",
+                Message(gettext_noop("The connection names no AWS profile.")),
                 code="aws_missing_profile",
-                hint="Edit the connection and enter the profile name.",
+                hint=Message(gettext_noop("Edit the connection and enter the profile name.")),
             )
         base = _new_session(profile=profile)
     else:
@@ -389,9 +400,9 @@ def _assume_role_refresher(
     role_arn = connection.config.get("role_arn", "")
     if not role_arn:
         raise PermanentError(
-            "The connection names no role to assume.",
+            Message(gettext_noop("The connection names no role to assume.")),
             code="aws_missing_role",
-            hint="Edit the connection and enter the role ARN.",
+            hint=Message(gettext_noop("Edit the connection and enter the role ARN.")),
         )
     params: dict[str, Any] = {
         "RoleArn": role_arn,
@@ -408,11 +419,14 @@ def _assume_role_refresher(
         except (ClientError, BotoCoreError) as exc:
             error = map_aws_error(exc)
             if isinstance(error, PermanentError):
-                error.hint = (
-                    f"Check that {role_arn} exists, that its trust policy allows the connection's "
-                    "base identity to call sts:AssumeRole, and that the external ID matches. "
-                    + error.hint
-                ).strip()
+                error.hint = Message(
+                    gettext_noop(
+                        "Check that %(role)s exists, that its trust policy allows the "
+                        "connection's base identity to call sts:AssumeRole, and that the "
+                        "external ID matches. %(hint)s"
+                    ),
+                    {"role": role_arn, "hint": error.given_hint},
+                )
             raise error from exc
         register_secret_values([issued["SecretAccessKey"], issued["SessionToken"]])
         return {
@@ -645,54 +659,80 @@ def map_aws_error(exc: BaseException) -> ProvisioningError:
         return _map_client_error(exc)
     if isinstance(exc, SSLError):
         return PermanentError(
-            "The AWS endpoint's TLS certificate is not trusted.",
+            Message(gettext_noop("The AWS endpoint's TLS certificate is not trusted.")),
             code="aws_tls_untrusted",
-            hint="In live mode only publicly trusted certificates are accepted. If a proxy "
-            "inspects TLS, set AWS_CA_BUNDLE for the worker to that proxy's CA.",
+            hint=Message(
+                gettext_noop(
+                    "In live mode only publicly trusted certificates are accepted. If a proxy "
+                    "inspects TLS, set AWS_CA_BUNDLE for the worker to that proxy's CA."
+                )
+            ),
         )
     if isinstance(
         exc,
         EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
     ):
         return Unavailable(
-            f"AWS could not be reached: {exc}",
+            Message(gettext_noop("AWS could not be reached: %(error)s"), {"error": str(exc)}),
             code="aws_unreachable",
-            hint="The wizard retries. If it keeps failing, check the worker's network access "
-            "to AWS (proxy, firewall, DNS).",
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries. If it keeps failing, check the worker's network access "
+                    "to AWS (proxy, firewall, DNS)."
+                )
+            ),
         )
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return PermanentError(
-            "No complete AWS credentials were found for this connection.",
+            Message(gettext_noop("No complete AWS credentials were found for this connection.")),
             code="aws_no_credentials",
-            hint="With “default credentials”, the worker's host needs AWS_ACCESS_KEY_ID/"
-            "AWS_SECRET_ACCESS_KEY, a shared credentials file or an instance role. Otherwise "
-            "edit the connection and use an access key or a profile.",
+            hint=Message(
+                gettext_noop(
+                    "With “default credentials”, the worker's host needs AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY, a shared credentials file or an instance role. "
+                    "Otherwise edit the connection and use an access key or a profile."
+                )
+            ),
         )
     if isinstance(exc, ProfileNotFound):
         return PermanentError(
-            f"The AWS profile is not configured on the worker's host: {exc}",
+            Message(
+                gettext_noop("The AWS profile is not configured on the worker's host: %(error)s"),
+                {"error": str(exc)},
+            ),
             code="aws_profile_not_found",
-            hint="Fix the profile name in the connection, or add the profile to ~/.aws/config "
-            "of the user the worker runs as.",
+            hint=Message(
+                gettext_noop(
+                    "Fix the profile name in the connection, or add the profile to "
+                    "~/.aws/config of the user the worker runs as."
+                )
+            ),
         )
     if isinstance(exc, NoRegionError):
         return PermanentError(
-            "No AWS region was chosen.",
+            Message(gettext_noop("No AWS region was chosen.")),
             code="aws_no_region",
-            hint="Choose the region of the Amazon Connect instance.",
+            hint=Message(gettext_noop("Choose the region of the Amazon Connect instance.")),
         )
     if isinstance(exc, ParamValidationError | UnknownServiceError):
         return InvalidRequest(
-            f"The AWS request was not valid: {exc}",
+            Message(gettext_noop("The AWS request was not valid: %(error)s"), {"error": str(exc)}),
             code="aws_invalid_request",
-            hint="Check the values you typed for this step.",
+            hint=Message(gettext_noop("Check the values you typed for this step.")),
         )
     if isinstance(exc, WaiterError):
         return _map_waiter_error(exc)
     if isinstance(exc, BotoCoreError):
-        return PermanentError(f"The AWS SDK failed: {exc}", code="aws_sdk_error")
+        return PermanentError(
+            Message(gettext_noop("The AWS SDK failed: %(error)s"), {"error": str(exc)}),
+            code="aws_sdk_error",
+        )
     return PermanentError(
-        f"Unexpected error calling AWS: {type(exc).__name__}", code="aws_unexpected"
+        Message(
+            gettext_noop("Unexpected error calling AWS: %(error)s"),
+            {"error": type(exc).__name__},
+        ),
+        code="aws_unexpected",
     )
 
 
@@ -703,17 +743,29 @@ def _map_waiter_error(exc: WaiterError) -> ProvisioningError:
     reason = str(exc.kwargs.get("reason", ""))
     if reason.startswith("Max attempts exceeded"):
         return Unavailable(
-            f"AWS did not reach the state {name} waits for in time.",
+            Message(
+                gettext_noop("AWS did not reach the state %(waiter)s waits for in time."),
+                {"waiter": name},
+            ),
             code="aws_wait_timed_out",
-            hint="The wizard retries; if it keeps waiting, look at the resource in the console.",
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries; if it keeps waiting, look at the resource in the console."
+                )
+            ),
         )
     if reason.startswith("An error occurred") and "Error" in (exc.last_response or {}):
         # An error answer no acceptor expected: the call's own error.
         return _map_client_error(ClientError(exc.last_response, name))
     return PermanentError(
-        f"AWS reached a state {name} cannot go on from: {reason}",
+        Message(
+            gettext_noop("AWS reached a state %(waiter)s cannot go on from: %(reason)s"),
+            {"waiter": name, "reason": reason},
+        ),
         code="aws_wait_failed",
-        hint="Look at the resource in the AWS console, fix it, then retry the step.",
+        hint=Message(
+            gettext_noop("Look at the resource in the AWS console, fix it, then retry the step.")
+        ),
     )
 
 
@@ -723,85 +775,162 @@ def _map_client_error(exc: ClientError) -> ProvisioningError:
     aws_message = str(error.get("Message", "")).strip()
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     operation = exc.operation_name
-    said = f" AWS said: “{aws_message}”" if aws_message else ""
+    said: Message | str = (
+        Message(gettext_noop(" AWS said: “%(message)s”"), {"message": aws_message})
+        if aws_message
+        else ""
+    )
+    where_from = {"operation": operation, "code": code, "said": said}
     # Before the status check: Connect answers a used-up quota with LimitExceededException and
     # HTTP 429, which is not throttling and won't pass by waiting.
     if code in QUOTA_CODES:
-        quota = QUOTA_BY_OPERATION.get(operation, f"the quota that limits {operation}")
+        quota: Message | str = QUOTA_BY_OPERATION.get(operation) or Message(
+            gettext_noop("the quota that limits %(operation)s"), {"operation": operation}
+        )
         return QuotaExceeded(
-            f"An AWS quota is used up: {quota}.{said}",
+            Message(
+                gettext_noop("An AWS quota is used up: %(quota)s.%(said)s"),
+                {"quota": quota, "said": said},
+            ),
             code=code,
-            hint=f"Request an increase in Service Quotas (AWS console › Service Quotas › {quota}),"
-            " or remove resources you no longer need, then retry.",
+            hint=Message(
+                gettext_noop(
+                    "Request an increase in Service Quotas (AWS console › Service Quotas › "
+                    "%(quota)s), or remove resources you no longer need, then retry."
+                ),
+                {"quota": quota},
+            ),
         )
     if code in THROTTLING_CODES or status == 429:
         return Throttled(
-            f"AWS is throttling {operation} ({code}).",
+            Message(gettext_noop("AWS is throttling %(operation)s (%(code)s)."), where_from),
             code=code,
-            hint="The wizard waits and retries at the API's rate; nothing to do.",
+            hint=Message(
+                gettext_noop("The wizard waits and retries at the API's rate; nothing to do.")
+            ),
             retry_after_s=retry_after_s(
                 exc.response.get("ResponseMetadata", {}).get("HTTPHeaders")
             ),
         )
     if code in TRANSIENT_CODES or status >= 500:
         return Unavailable(
-            f"AWS had a temporary problem with {operation} ({code}).{said}",
+            Message(
+                gettext_noop("AWS had a temporary problem with %(operation)s (%(code)s).%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="The wizard retries; if it keeps failing, check the AWS Health Dashboard.",
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries; if it keeps failing, check the AWS Health Dashboard."
+                )
+            ),
         )
     if code in ACCESS_DENIED_CODES:
         match = _NOT_AUTHORIZED.search(aws_message)
-        action = match.group("action") if match else f"the permission for {operation}"
-        who = match.group("who") if match and match.group("who") else "this connection's identity"
+        action: Message | str = (
+            match.group("action")
+            if match
+            else Message(gettext_noop("the permission for %(operation)s"), {"operation": operation})
+        )
+        who: Message | str = (
+            match.group("who")
+            if match and match.group("who")
+            else Message(gettext_noop("this connection's identity"))
+        )
+        hint: Message
         if "explicit deny" in aws_message:
             place = _DENY_PLACE.search(aws_message)
-            where = (
+            # AWS's own words for where the deny is, else ours.
+            where: Message | str = (
                 place.group("place")
                 if place
-                else "an SCP, a permission boundary or a resource policy"
+                else Message(gettext_noop("an SCP, a permission boundary or a resource policy"))
             )
-            hint = (
-                f"A policy explicitly denies {action} to {who} ({where}): remove that deny, "
-                "then retry."
+            hint = Message(
+                gettext_noop(
+                    "A policy explicitly denies %(action)s to %(who)s (%(where)s): remove that "
+                    "deny, then retry."
+                ),
+                {"action": action, "who": who, "where": where},
             )
         else:
-            hint = f"Add {action} to an IAM policy of {who}, then retry the step."
+            hint = Message(
+                gettext_noop("Add %(action)s to an IAM policy of %(who)s, then retry the step."),
+                {"action": action, "who": who},
+            )
         return AccessDenied(
-            f"AWS refused {operation}: {who} is missing the permission {action}.{said}",
+            Message(
+                gettext_noop(
+                    "AWS refused %(operation)s: %(who)s is missing the permission "
+                    "%(action)s.%(said)s"
+                ),
+                {**where_from, "who": who, "action": action},
+            ),
             code=code,
             hint=hint,
         )
     if code in BAD_CREDENTIAL_CODES:
         return Unauthenticated(
-            f"AWS did not accept the connection's credentials ({code}).{said}",
+            Message(
+                gettext_noop("AWS did not accept the connection's credentials (%(code)s).%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="Edit the connection: check the access key ID and secret access key (a deleted "
-            "or deactivated key gives this error), or the profile/role it uses.",
+            hint=Message(
+                gettext_noop(
+                    "Edit the connection: check the access key ID and secret access key (a "
+                    "deleted or deactivated key gives this error), or the profile/role it uses."
+                )
+            ),
         )
     if code in EXPIRED_CODES:
         return Unauthenticated(
-            f"The connection's AWS credentials have expired ({code}).",
+            Message(
+                gettext_noop("The connection's AWS credentials have expired (%(code)s)."),
+                where_from,
+            ),
             code=code,
-            hint="Refresh them (e.g. `aws sso login` for a profile) or switch the connection to "
-            "a role or a long-lived key.",
+            hint=Message(
+                gettext_noop(
+                    "Refresh them (e.g. `aws sso login` for a profile) or switch the connection "
+                    "to a role or a long-lived key."
+                )
+            ),
         )
     if code in DUPLICATE_CODES:
         return Conflict(
-            f"{operation} conflicts with something that already exists.{said}",
+            Message(
+                gettext_noop("%(operation)s conflicts with something that already exists.%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="Type a different name, or adopt the existing resource instead of creating it.",
+            hint=Message(
+                gettext_noop(
+                    "Type a different name, or adopt the existing resource instead of creating it."
+                )
+            ),
         )
     if code in NOT_FOUND_CODES:
         return NotFound(
-            f"{operation} did not find what it needs.{said}",
+            Message(gettext_noop("%(operation)s did not find what it needs.%(said)s"), where_from),
             code=code,
-            hint="Check the ID, ARN or name you typed, and that it is in the chosen region.",
+            hint=Message(
+                gettext_noop(
+                    "Check the ID, ARN or name you typed, and that it is in the chosen region."
+                )
+            ),
         )
     if code in INVALID_INPUT_CODES or status == 400:
         return InvalidRequest(
-            f"AWS refused a value in {operation}.{said}",
+            Message(gettext_noop("AWS refused a value in %(operation)s.%(said)s"), where_from),
             code=code,
-            hint="Change the value AWS names in its message, then retry the step.",
+            hint=Message(
+                gettext_noop("Change the value AWS names in its message, then retry the step.")
+            ),
         )
     # An unknown code: its HTTP status still says what kind of refusal it was.
-    return http_error(error_class(status), f"{operation} failed ({code}).{said}", code=code)
+    return http_error(
+        error_class(status),
+        Message(gettext_noop("%(operation)s failed (%(code)s).%(said)s"), where_from),
+        code=code,
+    )

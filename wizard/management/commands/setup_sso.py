@@ -110,8 +110,8 @@ class Command(BaseCommand):
             return
         error = run.error or {}
         step = f"Step {error['step']}" if error.get("step") else "The run"
-        message = error.get("message", "")
-        hint = f" {error['hint']}" if error.get("hint") else ""
+        message = render(error.get("message", ""))
+        hint = f" {render(error['hint'])}" if error.get("hint") else ""
         raise CommandError(f"{step} {run.get_status_display().lower()}: {message}{hint}")
 
     def _print_transitions(self, run: SetupRun, seen: int) -> int:
