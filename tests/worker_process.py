@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -41,13 +41,19 @@ WORKER_RETRY_BACKOFF_S = "0.2"
 # Transactional tests empty the heartbeat table between tests; a fast beat refills it.
 WORKER_HEARTBEAT_INTERVAL_S = "1"
 
-# The test steps' effects folder, shared by this process and its worker.
-os.environ.setdefault("WIZARD_TEST_EFFECTS_DIR", tempfile.mkdtemp(prefix="wizard-effects-"))
+# The test steps' effects folder, shared by this process and its worker. Under pytest-xdist each
+# test process (gwN) makes its own: they inherit the controller's environment, and their runs
+# have the same ids in their own databases.
+if os.environ.get("PYTEST_XDIST_WORKER") or "WIZARD_TEST_EFFECTS_DIR" not in os.environ:
+    os.environ["WIZARD_TEST_EFFECTS_DIR"] = tempfile.mkdtemp(prefix="wizard-effects-")
+
+REDIS_DATABASES = 16
 
 AUDIT_MIGRATION = "wizard.migrations.0002_setuprun_review_plans_auditevent_append_only"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _redis_db_of_this_xdist_worker()
     importlib.import_module("tests.engine_doubles")
     _let_flush_empty_the_audit_log()
 
@@ -56,6 +62,34 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     effects = os.environ.get("WIZARD_TEST_EFFECTS_DIR", "")
     if effects.startswith(tempfile.gettempdir()):
         shutil.rmtree(effects, ignore_errors=True)
+
+
+def xdist_redis_url(url: str, worker: str) -> str:
+    """The Redis URL of xdist worker `worker` ("gw0", "gw1"...): REDIS_URL's database number minus
+    the worker's number, wrapping at 0 (Redis has databases 0-15 by default), so CI's 15 gives
+    gw0 15 and gw1 14. Each test process then has its own broker queues and rate-limit buckets,
+    as pytest-django gives it its own test database."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    index = int(worker.removeprefix("gw") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db - index) % REDIS_DATABASES}"))
+
+
+def _redis_db_of_this_xdist_worker() -> None:
+    """Point this xdist worker (and the Celery workers it starts, through the environment) at a
+    Redis database of its own. Settings were read before conftest ran, so they are set here too."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REDIS_URL", "")
+    if not worker or not url:
+        return
+    url = xdist_redis_url(url, worker)
+    os.environ["REDIS_URL"] = url
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = url
+    point_this_process_at(settings.CELERY_BROKER_TRANSPORT_OPTIONS, url)
 
 
 def _let_flush_empty_the_audit_log() -> None:
