@@ -48,7 +48,7 @@ EXPECTED = {
     "verifying": (RunStatus.RUNNING, LinkState.WORKING),
     "succeeded": (RunStatus.SUCCEEDED, LinkState.DONE),
     "failed": (RunStatus.FAILED, LinkState.BROKEN),
-    "rolled-back": (RunStatus.ROLLED_BACK, LinkState.NOT_STARTED),
+    "rolled-back": (RunStatus.ROLLED_BACK, LinkState.ROLLED_BACK),
 }
 
 
