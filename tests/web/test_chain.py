@@ -84,7 +84,7 @@ def test_it_draws_the_six_links_of_a_finished_entra_run_with_their_facts() -> No
         ("running", "applying", LinkState.WORKING),
         ("running", "planning", LinkState.WORKING),
         ("failed", "failed", LinkState.BROKEN),
-        ("rolled_back", "rolled_back", LinkState.NOT_STARTED),
+        ("rolled_back", "rolled_back", LinkState.ROLLED_BACK),
     ],
 )
 def test_it_colours_a_link_by_the_state_of_its_steps(
@@ -98,9 +98,8 @@ def test_it_colours_a_link_by_the_state_of_its_steps(
     assert links["claims"].state == state
     assert links["claims"].href.endswith("#step-entra_claims")
     assert links["saml_provider"].state == LinkState.DONE
-    # The users link has done nothing yet.
-    expected_users = LinkState.NOT_STARTED if run_status != "rolled_back" else state
-    assert links["connect_users"].state == expected_users
+    # The users link has done nothing yet, so nothing of it was rolled back either.
+    assert links["connect_users"].state == LinkState.NOT_STARTED
 
 
 def test_it_draws_an_okta_run_with_its_app_label() -> None:

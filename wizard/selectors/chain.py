@@ -25,6 +25,7 @@ class LinkState:
     NEEDS_YOU = "needs_you"
     DONE = "done"
     BROKEN = "broken"
+    ROLLED_BACK = "rolled_back"
 
 
 STATE_LABELS = {
@@ -33,6 +34,7 @@ STATE_LABELS = {
     LinkState.NEEDS_YOU: _("Needs you"),
     LinkState.DONE: _("Done"),
     LinkState.BROKEN: _("Broken"),
+    LinkState.ROLLED_BACK: _("Rolled back"),
 }
 STATE_SYMBOLS = {
     LinkState.NOT_STARTED: "○",
@@ -40,6 +42,7 @@ STATE_SYMBOLS = {
     LinkState.NEEDS_YOU: "!",
     LinkState.DONE: "✓",
     LinkState.BROKEN: "✕",
+    LinkState.ROLLED_BACK: "↺",
 }
 
 
@@ -110,6 +113,9 @@ def link_state(steps: Sequence[StepRun], run_status: str) -> str:
         return LinkState.WORKING
     if statuses <= FINISHED:
         return LinkState.DONE
+    # Undone, not "not started": the admin must see the link existed and was taken apart.
+    if StepStatus.ROLLED_BACK in statuses:
+        return LinkState.ROLLED_BACK
     if statuses & FINISHED and run_status in (RunStatus.RUNNING, RunStatus.PENDING):
         return LinkState.WORKING
     return LinkState.NOT_STARTED

@@ -78,8 +78,9 @@ ACTIVE_STEP = {StepStatus.PLANNING, StepStatus.APPLYING}
 WAITING_REASON = "waiting_for"
 # The engine keeps the checks verify() made in a step's outputs under this key (runner.py).
 VERIFY_FINDINGS = "verify"
-# A finished step's card folds to one line; these are finished.
-FOLDED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.ROLLED_BACK}
+# A step's card folds to one line when finished, or when not yet begun: a failed or waiting run
+# then shows the step that needs the admin, not a wall of the descriptions of those after it.
+FOLDED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.ROLLED_BACK, StepStatus.PENDING}
 # The output a folded card shows on its one line: the first of these a step has.
 HEADLINE_OUTPUTS = (
     "role_name",
@@ -165,7 +166,8 @@ class StepCard:
 
     @property
     def is_open(self) -> bool:
-        """Finished steps fold to one line; one that needs the admin, failed or works is open."""
+        """Finished and pending steps fold to one line; one that needs the admin, failed or works
+        is open."""
         return self.step.status not in FOLDED or self.needs_admin
 
     @property
