@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.messages import Message
@@ -54,10 +54,12 @@ _READ_CHUNK_BYTES = 64 * 1024
 # it wherever metadata comes in: Entra's download, a paste, a plan file, a metadata URL.
 UTF8_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
-WHERE_TO_GET_IT = (
-    "Download the IdP metadata again: in Entra, the “Federation Metadata XML” on the app's "
-    "“Single sign-on” page; in Okta, the “Metadata URL” (or “Identity Provider metadata”) on "
-    "the app's “Sign On” tab."
+WHERE_TO_GET_IT = Message(
+    gettext_noop(
+        "Download the IdP metadata again: in Entra, the “Federation Metadata XML” on the app's "
+        "“Single sign-on” page; in Okta, the “Metadata URL” (or “Identity Provider metadata”) on "
+        "the app's “Sign On” tab."
+    )
 )
 
 
@@ -90,7 +92,7 @@ class IdpMetadata:
     signing_certificates: tuple[CertificateInfo, ...]
     sso_urls: tuple[str, ...]
     document: str
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[Message, ...] = field(default=())
 
     @property
     def certificate(self) -> CertificateInfo:
@@ -117,21 +119,28 @@ def parse_idp_metadata(
     )
     if len(raw) > MAX_METADATA_BYTES:
         raise PermanentError(
-            f"The metadata is {len(raw):,} bytes; IdP metadata is a few KB, and the wizard "
-            f"accepts at most {MAX_METADATA_BYTES:,}.",
+            Message(
+                gettext_noop(
+                    "The metadata is %(size)s bytes; IdP metadata is a few KB, and the wizard "
+                    "accepts at most %(limit)s."
+                ),
+                {"size": f"{len(raw):,}", "limit": f"{MAX_METADATA_BYTES:,}"},
+            ),
             code="saml_metadata_too_large",
             hint=WHERE_TO_GET_IT,
         )
     if not raw.strip():
         raise PermanentError(
-            "The metadata is empty.", code="saml_metadata_empty", hint=WHERE_TO_GET_IT
+            Message(gettext_noop("The metadata is empty.")),
+            code="saml_metadata_empty",
+            hint=WHERE_TO_GET_IT,
         )
     root = _parse_xml(raw)
     entity = _identity_provider_entity(root)
     entity_id = (entity.get("entityID") or "").strip()
     if not entity_id:
         raise PermanentError(
-            "The metadata's EntityDescriptor has no entityID.",
+            Message(gettext_noop("The metadata's EntityDescriptor has no entityID.")),
             code="saml_metadata_no_entity_id",
             hint=WHERE_TO_GET_IT,
         )
@@ -159,7 +168,7 @@ def without_byte_order_mark(raw: bytes) -> bytes:
 
 def certificate_warnings(
     certificates: Sequence[CertificateInfo], *, now: dt.datetime | None = None
-) -> list[str]:
+) -> list[Message]:
     """Warnings about the certificates' dates; PermanentError if none is valid now."""
     now = now or dt.datetime.now(dt.UTC)
     valid = [cert for cert in certificates if cert.not_before <= now < cert.not_after]
@@ -168,25 +177,51 @@ def certificate_warnings(
         if expired:
             newest = max(expired, key=lambda cert: cert.not_after)
             raise PermanentError(
-                f"The IdP's signing certificate “{newest.subject}” expired on "
-                f"{newest.not_after:%Y-%m-%d}; AWS would refuse every sign-in it signs.",
+                Message(
+                    gettext_noop(
+                        "The IdP's signing certificate “%(subject)s” expired on %(date)s; AWS "
+                        "would refuse every sign-in it signs."
+                    ),
+                    {"subject": newest.subject, "date": f"{newest.not_after:%Y-%m-%d}"},
+                ),
                 code="saml_certificate_expired",
-                hint="Create a new SAML signing certificate in the IdP app (Entra: “SAML "
-                "Certificates” › “Edit” › “New Certificate”, then make it active; Okta: "
-                "“Sign On” › “SAML Signing Certificates” › “Generate new certificate”), then "
-                "download the metadata again.",
+                hint=Message(
+                    gettext_noop(
+                        "Create a new SAML signing certificate in the IdP app (Entra: “SAML "
+                        "Certificates” › “Edit” › “New Certificate”, then make it active; Okta: "
+                        "“Sign On” › “SAML Signing Certificates” › “Generate new certificate”), "
+                        "then download the metadata again."
+                    )
+                ),
             )
         soonest = min(certificates, key=lambda cert: cert.not_before)
         raise PermanentError(
-            f"The IdP's signing certificate “{soonest.subject}” is valid only from "
-            f"{soonest.not_before:%Y-%m-%d %H:%M} UTC.",
+            Message(
+                gettext_noop(
+                    "The IdP's signing certificate “%(subject)s” is valid only from %(time)s UTC."
+                ),
+                {"subject": soonest.subject, "time": f"{soonest.not_before:%Y-%m-%d %H:%M}"},
+            ),
             code="saml_certificate_not_yet_valid",
-            hint="Check the IdP server's clock, or wait until the certificate becomes valid.",
+            hint=Message(
+                gettext_noop(
+                    "Check the IdP server's clock, or wait until the certificate becomes valid."
+                )
+            ),
         )
     warnings = [
-        f"The signing certificate “{cert.subject}” ({cert.fingerprint_sha256}) expired on "
-        f"{cert.not_after:%Y-%m-%d}. If the IdP still signs with it, sign-ins fail: make the "
-        "newer certificate active in the IdP."
+        Message(
+            gettext_noop(
+                "The signing certificate “%(subject)s” (%(fingerprint)s) expired on %(date)s. If "
+                "the IdP still signs with it, sign-ins fail: make the newer certificate active in "
+                "the IdP."
+            ),
+            {
+                "subject": cert.subject,
+                "fingerprint": cert.fingerprint_sha256,
+                "date": f"{cert.not_after:%Y-%m-%d}",
+            },
+        )
         for cert in expired
     ]
     horizon = now + dt.timedelta(days=CERTIFICATE_WARNING_DAYS)
@@ -194,9 +229,20 @@ def certificate_warnings(
         if cert.not_after < horizon:
             days = max(0, (cert.not_after - now).days)
             warnings.append(
-                f"The signing certificate “{cert.subject}” expires in {days} days "
-                f"({cert.not_after:%Y-%m-%d}). Roll it over in the IdP and update this "
-                "provider's metadata before then, or sign-ins stop working."
+                Message.counted(
+                    gettext_noop(
+                        "The signing certificate “%(subject)s” expires in %(days)d day "
+                        "(%(date)s). Roll it over in the IdP and update this provider's metadata "
+                        "before then, or sign-ins stop working."
+                    ),
+                    gettext_noop(
+                        "The signing certificate “%(subject)s” expires in %(days)d days "
+                        "(%(date)s). Roll it over in the IdP and update this provider's metadata "
+                        "before then, or sign-ins stop working."
+                    ),
+                    days,
+                    {"subject": cert.subject, "days": days, "date": f"{cert.not_after:%Y-%m-%d}"},
+                )
             )
     return warnings
 
@@ -204,7 +250,9 @@ def certificate_warnings(
 def _parse_xml(raw: bytes) -> Element:
     if raw.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html")):
         raise PermanentError(
-            "This is a web page, not metadata (a sign-in page or an error page).",
+            Message(
+                gettext_noop("This is a web page, not metadata (a sign-in page or an error page).")
+            ),
             code="saml_metadata_not_xml",
             hint=WHERE_TO_GET_IT,
         )
@@ -213,14 +261,21 @@ def _parse_xml(raw: bytes) -> Element:
         return ElementTree.fromstring(raw, forbid_dtd=True, forbid_entities=True)
     except DefusedXmlException as error:
         raise PermanentError(
-            "The metadata declares a DTD or entities, which IdP metadata never needs; the wizard "
-            "refuses such documents to stay safe from XML attacks.",
+            Message(
+                gettext_noop(
+                    "The metadata declares a DTD or entities, which IdP metadata never needs; the "
+                    "wizard refuses such documents to stay safe from XML attacks."
+                )
+            ),
             code="saml_metadata_unsafe_xml",
             hint=WHERE_TO_GET_IT,
         ) from error
     except ParseError as error:
         raise PermanentError(
-            f"The metadata is not well-formed XML ({error}).",
+            Message(
+                gettext_noop("The metadata is not well-formed XML (%(error)s)."),
+                {"error": str(error)},
+            ),
             code="saml_metadata_not_xml",
             hint=WHERE_TO_GET_IT,
         ) from error
@@ -237,8 +292,18 @@ def _identity_provider_entity(root: Element) -> Element:
         ]
         if len(identity_providers) != 1:
             raise PermanentError(
-                f"This metadata describes {len(identity_providers)} identity providers; the "
-                "wizard needs the metadata of exactly one (your IdP app's).",
+                Message.counted(
+                    gettext_noop(
+                        "This metadata describes %(count)d identity provider; the wizard needs "
+                        "the metadata of exactly one (your IdP app's)."
+                    ),
+                    gettext_noop(
+                        "This metadata describes %(count)d identity providers; the wizard needs "
+                        "the metadata of exactly one (your IdP app's)."
+                    ),
+                    len(identity_providers),
+                    {"count": len(identity_providers)},
+                ),
                 code="saml_metadata_not_one_idp",
                 hint=WHERE_TO_GET_IT,
             )
@@ -253,33 +318,55 @@ def _identity_provider_entity(root: Element) -> Element:
                 ),
                 {
                     "element": _local_name(root.tag),
-                    "namespace": namespace or gettext("none"),
+                    "namespace": namespace or Message(gettext_noop("none")),
                     "expected": _MD[1:-1],
                 },
             ),
             code="saml_metadata_wrong_namespace",
-            hint=gettext("Download the metadata again from the IdP instead of editing it by hand.")
-            + " "
-            + WHERE_TO_GET_IT,
+            hint=Message(
+                gettext_noop(
+                    "Download the metadata again from the IdP instead of editing it by hand. "
+                    "%(where)s"
+                ),
+                {"where": WHERE_TO_GET_IT},
+            ),
         )
     else:
         raise PermanentError(
-            f"This is not SAML 2.0 metadata: its root element is “{_local_name(root.tag)}”, not "
-            "EntityDescriptor.",
+            Message(
+                gettext_noop(
+                    "This is not SAML 2.0 metadata: its root element is “%(element)s”, not "
+                    "EntityDescriptor."
+                ),
+                {"element": _local_name(root.tag)},
+            ),
             code="saml_metadata_wrong_root",
             hint=WHERE_TO_GET_IT,
         )
     if entity.find(_MD + "IDPSSODescriptor") is None:
         if entity.find(_MD + "SPSSODescriptor") is not None:
             raise PermanentError(
-                "This is SP metadata (a service provider's, such as AWS's own saml-metadata.xml),"
-                " not IdP metadata.",
+                Message(
+                    gettext_noop(
+                        "This is SP metadata (a service provider's, such as AWS's own "
+                        "saml-metadata.xml), not IdP metadata."
+                    )
+                ),
                 code="saml_metadata_is_sp",
-                hint="Download the Federation Metadata XML from the Entra app's “Single sign-on” "
-                "page, or the metadata from the Okta app's “Sign On” tab.",
+                hint=Message(
+                    gettext_noop(
+                        "Download the Federation Metadata XML from the Entra app's “Single "
+                        "sign-on” page, or the metadata from the Okta app's “Sign On” tab."
+                    )
+                ),
             )
         raise PermanentError(
-            "The metadata has no IDPSSODescriptor: it does not describe a SAML identity provider.",
+            Message(
+                gettext_noop(
+                    "The metadata has no IDPSSODescriptor: it does not describe a SAML identity "
+                    "provider."
+                )
+            ),
             code="saml_metadata_no_idp",
             hint=WHERE_TO_GET_IT,
         )
@@ -291,10 +378,19 @@ def _saml2_idp_descriptor(entity: Element) -> Element:
         if SAML2_PROTOCOL in (idp.get("protocolSupportEnumeration") or "").split():
             return idp
     raise PermanentError(
-        "The identity provider in this metadata does not support SAML 2.0, which AWS requires.",
+        Message(
+            gettext_noop(
+                "The identity provider in this metadata does not support SAML 2.0, which AWS "
+                "requires."
+            )
+        ),
         code="saml_metadata_not_saml2",
-        hint="Make sure the IdP app uses SAML 2.0 (not WS-Federation or SAML 1.1). "
-        + WHERE_TO_GET_IT,
+        hint=Message(
+            gettext_noop(
+                "Make sure the IdP app uses SAML 2.0 (not WS-Federation or SAML 1.1). %(where)s"
+            ),
+            {"where": WHERE_TO_GET_IT},
+        ),
     )
 
 
@@ -315,15 +411,29 @@ def _signing_certificates(idp: Element) -> list[CertificateInfo]:
         return certificates
     if unreadable:
         raise PermanentError(
-            "The signing certificate in the metadata can't be read (it is not a base64 X.509 "
-            "certificate); the document may have been cut or edited.",
+            Message(
+                gettext_noop(
+                    "The signing certificate in the metadata can't be read (it is not a base64 "
+                    "X.509 certificate); the document may have been cut or edited."
+                )
+            ),
             code="saml_certificate_unreadable",
             hint=WHERE_TO_GET_IT,
         )
     raise PermanentError(
-        "The metadata has no signing certificate; AWS needs one to check the IdP's signatures.",
+        Message(
+            gettext_noop(
+                "The metadata has no signing certificate; AWS needs one to check the IdP's "
+                "signatures."
+            )
+        ),
         code="saml_metadata_no_certificate",
-        hint="In the IdP app, make sure a SAML signing certificate is active. " + WHERE_TO_GET_IT,
+        hint=Message(
+            gettext_noop(
+                "In the IdP app, make sure a SAML signing certificate is active. %(where)s"
+            ),
+            {"where": WHERE_TO_GET_IT},
+        ),
     )
 
 
@@ -370,24 +480,37 @@ def check_metadata_url(url: str) -> tuple[str, int]:
         parts = urlsplit(url.strip())
         port = parts.port or HTTPS_PORT
     except ValueError as error:
-        raise refuse(f"it is not a valid URL ({error})") from error
+        raise refuse(
+            Message(gettext_noop("it is not a valid URL (%(error)s)"), {"error": str(error)})
+        ) from error
     if parts.scheme.lower() != "https":
-        raise refuse("only https:// metadata URLs are fetched")
+        raise refuse(Message(gettext_noop("only https:// metadata URLs are fetched")))
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise refuse("it contains a user name or password (the part before “@”)")
+        raise refuse(
+            Message(gettext_noop("it contains a user name or password (the part before “@”)"))
+        )
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
-        raise refuse("it names no host")
+        raise refuse(Message(gettext_noop("it names no host")))
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
-        raise refuse("it names an IP address; use the IdP's host name")
+        raise refuse(Message(gettext_noop("it names an IP address; use the IdP's host name")))
     if host in LOCAL_HOST_NAMES or host.endswith(LOCAL_HOST_SUFFIXES) or "." not in host:
-        raise refuse(f"“{host}” is a local name, not a public host")
+        raise refuse(
+            Message(gettext_noop("“%(host)s” is a local name, not a public host"), {"host": host})
+        )
     if port != HTTPS_PORT:
-        raise refuse(f"it uses port {port}; IdP metadata is served on the https port {HTTPS_PORT}")
+        raise refuse(
+            Message(
+                gettext_noop(
+                    "it uses port %(port)d; IdP metadata is served on the https port %(https)d"
+                ),
+                {"port": port, "https": HTTPS_PORT},
+            )
+        )
     return host, port
 
 
@@ -398,20 +521,33 @@ def public_addresses(host: str, port: int, *, resolver: Resolver = _system_resol
         addresses = list(dict.fromkeys(resolver(host, port)))
     except (OSError, UnicodeError) as error:
         raise PermanentError(
-            f"The metadata host “{host}” can't be resolved ({error}).",
+            Message(
+                gettext_noop("The metadata host “%(host)s” can't be resolved (%(error)s)."),
+                {"host": host, "error": str(error)},
+            ),
             code="saml_metadata_url_unresolvable",
-            hint="Check the URL for typos, and that the worker's host can resolve public names.",
+            hint=Message(
+                gettext_noop(
+                    "Check the URL for typos, and that the worker's host can resolve public names."
+                )
+            ),
         ) from error
     if not addresses:
         raise PermanentError(
-            f"The metadata host “{host}” has no address.", code="saml_metadata_url_unresolvable"
+            Message(gettext_noop("The metadata host “%(host)s” has no address."), {"host": host}),
+            code="saml_metadata_url_unresolvable",
         )
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         mapped = getattr(ip, "ipv4_mapped", None)
         if not (mapped or ip).is_global or ip.is_multicast:
             raise _url_refusal(host)(
-                f"“{host}” resolves to {address}, which is not a public address"
+                Message(
+                    gettext_noop(
+                        "“%(host)s” resolves to %(address)s, which is not a public address"
+                    ),
+                    {"host": host, "address": address},
+                )
             )
     return addresses
 
@@ -441,27 +577,48 @@ def fetch_metadata_url(
             if response.status in REDIRECT_STATUSES:
                 location = response.getheader("Location") or ""
                 if not location:
-                    raise _fetch_failed(current, f"HTTP {response.status} without a Location")
+                    raise _fetch_failed(
+                        current,
+                        Message(
+                            gettext_noop("HTTP %(status)d without a Location"),
+                            {"status": response.status},
+                        ),
+                    )
                 current = urljoin(current, location)
                 continue
             if response.status >= 500:
                 raise RetryableError(
-                    f"The metadata URL answered HTTP {response.status}.",
+                    Message(
+                        gettext_noop("The metadata URL answered HTTP %(status)d."),
+                        {"status": response.status},
+                    ),
                     code="saml_metadata_url_unavailable",
-                    hint="The wizard retries; check the IdP's status page if it keeps failing.",
+                    hint=Message(
+                        gettext_noop(
+                            "The wizard retries; check the IdP's status page if it keeps failing."
+                        )
+                    ),
                 )
             if response.status != 200:
-                raise _fetch_failed(current, f"HTTP {response.status}")
+                raise _fetch_failed(current, f"HTTP {response.status}")  # a status, no words
             return _read_capped(response, deadline)
         except (OSError, http.client.HTTPException) as error:
             raise RetryableError(
-                f"The metadata URL could not be read: {error}",
+                Message(
+                    gettext_noop("The metadata URL could not be read: %(error)s"),
+                    {"error": str(error)},
+                ),
                 code="saml_metadata_url_unreachable",
-                hint="Check the URL and the worker's network access to the IdP.",
+                hint=Message(
+                    gettext_noop("Check the URL and the worker's network access to the IdP.")
+                ),
             ) from error
         finally:
             connection.close()
-    raise _fetch_failed(url, f"more than {MAX_REDIRECTS} redirects")
+    raise _fetch_failed(
+        url,
+        Message(gettext_noop("more than %(count)d redirects"), {"count": MAX_REDIRECTS}),
+    )
 
 
 def _read_capped(response: http.client.HTTPResponse, deadline: float) -> bytes:
@@ -475,7 +632,8 @@ def _read_capped(response: http.client.HTTPResponse, deadline: float) -> bytes:
             raise _too_large()
         if time.monotonic() > deadline:
             raise RetryableError(
-                "The metadata URL is answering too slowly.", code="saml_metadata_url_timeout"
+                Message(gettext_noop("The metadata URL is answering too slowly.")),
+                code="saml_metadata_url_timeout",
             )
     return bytes(body)
 
@@ -493,30 +651,46 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
-def _url_refusal(url: str) -> Callable[[str], PermanentError]:
-    def refuse(reason: str) -> PermanentError:
+def _url_refusal(url: str) -> Callable[[Message], PermanentError]:
+    def refuse(reason: Message) -> PermanentError:
         return PermanentError(
-            f"The wizard won't fetch metadata from “{url}”: {reason}.",
+            Message(
+                gettext_noop("The wizard won't fetch metadata from “%(url)s”: %(reason)s."),
+                {"url": url, "reason": reason},
+            ),
             code="saml_metadata_url_refused",
-            hint="Paste or upload the metadata instead, or use the https URL the IdP shows "
-            "(Entra: “App Federation Metadata Url”; Okta: “Metadata URL”).",
+            hint=Message(
+                gettext_noop(
+                    "Paste or upload the metadata instead, or use the https URL the IdP shows "
+                    "(Entra: “App Federation Metadata Url”; Okta: “Metadata URL”)."
+                )
+            ),
         )
 
     return refuse
 
 
-def _fetch_failed(url: str, reason: str) -> PermanentError:
+def _fetch_failed(url: str, reason: Message | str) -> PermanentError:
     return PermanentError(
-        f"The metadata could not be fetched from “{url}”: {reason}.",
+        Message(
+            gettext_noop("The metadata could not be fetched from “%(url)s”: %(reason)s."),
+            {"url": url, "reason": reason},
+        ),
         code="saml_metadata_url_failed",
-        hint="Open the URL in a browser to check it, or paste the metadata instead.",
+        hint=Message(
+            gettext_noop("Open the URL in a browser to check it, or paste the metadata instead.")
+        ),
     )
 
 
 def _too_large() -> PermanentError:
     return PermanentError(
-        f"The metadata URL returned more than {MAX_METADATA_BYTES:,} bytes; that is not IdP "
-        "metadata.",
+        Message(
+            gettext_noop(
+                "The metadata URL returned more than %(limit)s bytes; that is not IdP metadata."
+            ),
+            {"limit": f"{MAX_METADATA_BYTES:,}"},
+        ),
         code="saml_metadata_too_large",
         hint=WHERE_TO_GET_IT,
     )
