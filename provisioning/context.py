@@ -171,28 +171,33 @@ class StepContext:
         register_secret_values(secrets.values())
         return secrets
 
-    def _connection(self, connection_id: int | None, role: str) -> Any:
+    def _connection(self, connection_id: int | None, role: Message | str) -> Any:
         from provisioning.errors import PermanentError
 
         if connection_id is None:
             raise PermanentError(
-                f"This run has no {role} connection.",
+                Message(gettext_noop("This run has no %(role)s connection."), {"role": role}),
                 code="connection_missing",
-                hint="Start a new run and choose a connection on the first page.",
+                hint=Message(
+                    gettext_noop("Start a new run and choose a connection on the first page.")
+                ),
             )
         if connection_id not in self._connections:
             try:
                 self._connections[connection_id] = Connection.objects.get(pk=connection_id)
             except Connection.DoesNotExist:
                 raise PermanentError(
-                    f"The {role} connection of this run no longer exists.",
+                    Message(
+                        gettext_noop("The %(role)s connection of this run no longer exists."),
+                        {"role": role},
+                    ),
                     code="connection_missing",
                 ) from None
         return self._connections[connection_id]
 
     def idp_connection(self) -> Any:
         """The run's IdP Connection (its non-secret config: tenant, org URL, sandbox or not)."""
-        return self._connection(self.idp_connection_id, "identity provider")
+        return self._connection(self.idp_connection_id, Message(gettext_noop("identity provider")))
 
     def aws(self, service: str) -> Any:
         """A boto3 client for `service` in the run's region, every call audited."""

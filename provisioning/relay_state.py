@@ -17,6 +17,9 @@ from urllib.parse import quote, urlsplit
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+from provisioning.messages import Message
 
 # Where users land: a path on the instance's own site, by the admin's name for it.
 ADMIN_SITE = "admin_site"
@@ -51,7 +54,15 @@ APPROVED_ORIGINS_REMINDER = _(
 
 
 class RelayStateError(ValueError):
-    """The destination can't be used; the message says what to type instead."""
+    """The destination can't be used; the message says what to type instead. `message` is kept
+    as an id and parameters, for an error stored with a step to read in its reader's language."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message.render()
 
 
 def console_host(region: str) -> str:
@@ -66,10 +77,14 @@ def check_custom_ccp_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme != "https":
-        raise RelayStateError(str(_("The custom CCP's address must start with https://.")))
+        raise RelayStateError(
+            Message(gettext_noop("The custom CCP's address must start with https://."))
+        )
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise RelayStateError(
-            str(_("The custom CCP's address must not contain a user name or password."))
+            Message(
+                gettext_noop("The custom CCP's address must not contain a user name or password.")
+            )
         )
     host = parts.hostname or ""
     try:
@@ -80,7 +95,11 @@ def check_custom_ccp_url(url: str) -> str:
         is_ip = True
     if is_ip or not HOSTNAME.match(host):
         raise RelayStateError(
-            str(_("The custom CCP's address needs a host name, like https://ccp.example.com/."))
+            Message(
+                gettext_noop(
+                    "The custom CCP's address needs a host name, like https://ccp.example.com/."
+                )
+            )
         )
     return url
 
@@ -97,16 +116,27 @@ def build_relay_state_url(
     """The relay state for the instance: `destination` is one of DESTINATION_PATHS' keys, or
     CUSTOM_CCP with `custom_url` (or an https URL given as the destination itself)."""
     if not REGION.match(region):
-        raise RelayStateError(f"“{region}” is not an AWS Region code.")
+        raise RelayStateError(
+            Message(gettext_noop("“%(region)s” is not an AWS Region code."), {"region": region})
+        )
     if not INSTANCE_ID.match(instance_id):
-        raise RelayStateError(f"“{instance_id}” is not an Amazon Connect instance ID.")
+        raise RelayStateError(
+            Message(
+                gettext_noop("“%(instance)s” is not an Amazon Connect instance ID."),
+                {"instance": instance_id},
+            )
+        )
     base = f"https://{console_host(region)}/connect/federate/{instance_id}"
     if destination in DESTINATION_PATHS:
         target = DESTINATION_PATHS[destination]
     elif destination == CUSTOM_CCP or destination.startswith("https://"):
         target = check_custom_ccp_url(custom_url or destination)
     else:
-        raise RelayStateError(f"Unknown destination “{destination}”.")
+        raise RelayStateError(
+            Message(
+                gettext_noop("Unknown destination “%(destination)s”."), {"destination": destination}
+            )
+        )
     return f"{base}?destination={quote(target, safe='')}"
 
 

@@ -70,7 +70,7 @@ def _step(run: SetupRun, step_key: str) -> StepRun:
         raise RunError(gettext("This run has no step “%(step)s”.") % {"step": step_key}) from None
 
 
-def _run_to(user: Any, run: SetupRun, to_status: str, message: str, **fields: Any) -> None:
+def _run_to(user: Any, run: SetupRun, to_status: str, message: Message, **fields: Any) -> None:
     """The admin's move of the run, which the run's row lock (held by the caller) makes certain."""
     if not move_run(run, to_status, admin_scope(user, run), message=message, **fields):
         raise RunError(gettext("This run changed at the same moment; reload the page."))
@@ -230,7 +230,14 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
         for step in run.steps.filter(status=StepStatus.FAILED):
             _step_to(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
         if run.status != RunStatus.RUNNING:
-            _run_to(user, run, RunStatus.RUNNING, "Resumed.", error={}, finished_at=None)
+            _run_to(
+                user,
+                run,
+                RunStatus.RUNNING,
+                Message(gettext_noop("Resumed.")),
+                error={},
+                finished_at=None,
+            )
         if enqueue:
             enqueue_advance(run.pk)
     return run
@@ -264,7 +271,14 @@ def run_retry_step(
             plan={},
             finished_at=None,
         )
-        _run_to(user, run, RunStatus.RUNNING, f"Retrying “{step.key}”.", error={}, finished_at=None)
+        _run_to(
+            user,
+            run,
+            RunStatus.RUNNING,
+            Message(gettext_noop("Retrying “%(step)s”."), {"step": step.key}),
+            error={},
+            finished_at=None,
+        )
         if enqueue:
             enqueue_advance(run.pk)
     return run
@@ -279,7 +293,13 @@ def run_cancel(*, user: Any, run_id: uuid.UUID | str) -> SetupRun:
                 gettext("A run that is %(status)s can't be cancelled.")
                 % {"status": run.get_status_display().lower()}
             )
-        _run_to(user, run, RunStatus.CANCELLED, "Cancelled.", finished_at=timezone.now())
+        _run_to(
+            user,
+            run,
+            RunStatus.CANCELLED,
+            Message(gettext_noop("Cancelled.")),
+            finished_at=timezone.now(),
+        )
         runner.settle_cancelled_steps(run, lambda key: admin_scope(user, run, key))
     return run
 
@@ -293,7 +313,14 @@ def run_rollback(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) ->
                 gettext("A run that is %(status)s can't be rolled back; cancel it first.")
                 % {"status": run.get_status_display().lower()}
             )
-        _run_to(user, run, RunStatus.ROLLING_BACK, "Rolling back.", error={}, finished_at=None)
+        _run_to(
+            user,
+            run,
+            RunStatus.ROLLING_BACK,
+            Message(gettext_noop("Rolling back.")),
+            error={},
+            finished_at=None,
+        )
         if enqueue:
             enqueue_advance(run.pk)
     return run
@@ -315,7 +342,12 @@ def step_confirm(
         _refuse_changed_flow(run)
         # Unclaimed and applying: the next worker to come claims it and applies.
         _step_to(user, run, step, StepStatus.APPLYING)
-        _run_to(user, run, RunStatus.RUNNING, f"Plan of “{step.key}” confirmed.")
+        _run_to(
+            user,
+            run,
+            RunStatus.RUNNING,
+            Message(gettext_noop("Plan of “%(step)s” confirmed."), {"step": step.key}),
+        )
         if enqueue:
             enqueue_advance(run.pk)
     return run
@@ -343,7 +375,12 @@ def step_submit_inputs(
         _step_to(
             user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}
         )
-        _run_to(user, run, RunStatus.RUNNING, f"Answers for “{step.key}” saved.")
+        _run_to(
+            user,
+            run,
+            RunStatus.RUNNING,
+            Message(gettext_noop("Answers for “%(step)s” saved."), {"step": step.key}),
+        )
         if enqueue:
             enqueue_advance(run.pk)
     return run
@@ -379,7 +416,12 @@ def step_rerun(
             finished_at=None,
         )
         _run_to(
-            user, run, RunStatus.RUNNING, f"Running “{step.key}” again.", error={}, finished_at=None
+            user,
+            run,
+            RunStatus.RUNNING,
+            Message(gettext_noop("Running “%(step)s” again."), {"step": step.key}),
+            error={},
+            finished_at=None,
         )
         if enqueue:
             enqueue_advance(run.pk)
