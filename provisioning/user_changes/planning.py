@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError
@@ -127,13 +126,13 @@ def _unknown_profiles(people: list[Person], instance: Instance) -> None:
     for code, kind, available, wanted in (
         (
             "unknown_security_profile",
-            _("security profile"),
+            Message(gettext_noop("security profile")),
             instance.security_profiles,
             {name for p in people for name in p.security_profiles},
         ),
         (
             "unknown_routing_profile",
-            _("routing profile"),
+            Message(gettext_noop("routing profile")),
             instance.routing_profiles,
             {p.routing_profile for p in people},
         ),
@@ -192,11 +191,14 @@ def _described(person: Person) -> dict[str, Any]:
     }
 
 
-def grant_text(grant: Grant) -> str:
+def grant_text(grant: Grant) -> Message:
     """How a person reaches the IdP app, in the admin's words."""
     if grant.direct:
-        return _("assigned to the app directly")
-    return _("assigned to the app through the group “%(group)s”") % {"group": grant.group_name}
+        return Message(gettext_noop("assigned to the app directly"))
+    return Message(
+        gettext_noop("assigned to the app through the group “%(group)s”"),
+        {"group": grant.group_name},
+    )
 
 
 def _cannot_sign_in(person: Person, access: AppAccess | None) -> dict[str, Any]:
@@ -510,7 +512,7 @@ def save_change_set(
                     position=position,
                     action=change.action,
                     username=change.username,
-                    details=change.details,
+                    details=to_json(change.details),
                     user_id=change.user_id,
                     status=(
                         ChangeStatus.PENDING

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_noop
 from provisioning.aws.api_quotas import api_rate
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
-from provisioning.messages import Message
+from provisioning.messages import Message, joined
 from provisioning.models import (
     AuditKind,
     ChangeAction,
@@ -229,16 +229,28 @@ def current_change_set(step_run_id: int | None, purpose: str = "apply") -> Any |
     )
 
 
-def _progress_text(progress: Progress) -> str:
-    text = _("%(done)s of %(total)s changes made") % {
-        "done": number_format(progress.finished, force_grouping=True),
-        "total": number_format(progress.total, force_grouping=True),
-    }
+def _progress_text(progress: Progress) -> dict[str, Any]:
+    """The wait's reason, kept as ids and parameters (the run page reads it in its language)."""
+    parts = [
+        Message(
+            gettext_noop("%(done)s of %(total)s changes made"),
+            {
+                "done": number_format(progress.finished, force_grouping=True),
+                "total": number_format(progress.total, force_grouping=True),
+            },
+        )
+    ]
     if progress.rate_now:
-        text += " · " + _("%(rate)s a second") % {"rate": number_format(progress.rate_now, 1)}
+        parts.append(
+            Message(
+                gettext_noop("%(rate)s a second"), {"rate": number_format(progress.rate_now, 1)}
+            )
+        )
     if progress.eta_s:
-        text += " · " + _("about %(seconds)d s left") % {"seconds": round(progress.eta_s)}
-    return text
+        parts.append(
+            Message(gettext_noop("about %(seconds)d s left"), {"seconds": round(progress.eta_s)})
+        )
+    return joined(parts, " · ")
 
 
 def _dominant_operation(counts: dict[str, int]) -> str:
@@ -380,8 +392,15 @@ def record_unchanged_sync(ctx: StepContext) -> None:
 
 def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
     failed = change_set.changes.filter(status=ChangeStatus.FAILED).order_by("position")
-    examples = "; ".join(
-        f"{change.username}: {change.error.get('message', '')}" for change in failed[:3]
+    examples = joined(
+        [
+            Message(
+                gettext_noop("%(username)s: %(message)s"),
+                {"username": change.username, "message": change.error.get("message", "")},
+            )
+            for change in failed[:3]
+        ],
+        "; ",
     )
     return PermanentError(
         Message(
@@ -482,14 +501,20 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
         Finding(
             check=Message(gettext_noop("Every person has a Connect user")),
             ok=not missing,
-            detail=_("missing: %(names)s") % {"names": ", ".join(missing[:20])} if missing else "",
-            fix=_("Retry the step.") if missing else "",
+            detail=Message(gettext_noop("missing: %(names)s"), {"names": ", ".join(missing[:20])})
+            if missing
+            else "",
+            fix=Message(gettext_noop("Retry the step.")) if missing else "",
         ),
         Finding(
             check=Message(gettext_noop("Users have the planned profiles and names")),
             ok=not wrong,
-            detail=_("different: %(names)s") % {"names": ", ".join(wrong[:20])} if wrong else "",
-            fix=_("Someone changed them meanwhile; retry the step to set them again.")
+            detail=Message(gettext_noop("different: %(names)s"), {"names": ", ".join(wrong[:20])})
+            if wrong
+            else "",
+            fix=Message(
+                gettext_noop("Someone changed them meanwhile; retry the step to set them again.")
+            )
             if wrong
             else "",
         ),
@@ -497,7 +522,7 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
             check=Message(gettext_noop("Deleted users are gone")),
             ok=not remaining,
             detail=", ".join(remaining[:20]),
-            fix=_("Retry the step.") if remaining else "",
+            fix=Message(gettext_noop("Retry the step.")) if remaining else "",
         ),
     ]
 

@@ -21,11 +21,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from provisioning.errors import PermanentError, ProvisioningError, RetryableError
-from provisioning.messages import Message
+from provisioning.messages import Message, to_json
 from provisioning.models import ChangeSetPurpose, ChangeStatus, RunStatus, SetupRun, UserChange
 from provisioning.runs.runner import claim_is_stale
 from provisioning.user_changes.instance import find_user
@@ -151,9 +150,13 @@ def work_on(
                 worker,
                 {
                     "code": "worker_lost",
-                    "message": _("The workers making this change stopped %(count)d times.")
-                    % {"count": change.attempts - 1},
-                    "hint": _("Check the workers' logs and memory, then retry the step."),
+                    "message": Message(
+                        gettext_noop("The workers making this change stopped %(count)d times."),
+                        {"count": change.attempts - 1},
+                    ).to_json(),
+                    "hint": Message(
+                        gettext_noop("Check the workers' logs and memory, then retry the step.")
+                    ).to_json(),
                 },
             )
             continue
@@ -175,7 +178,7 @@ def _make(change_set: Any, change: Any, *, connect: Any, worker: str, tags: dict
         _retry_later(change, worker, error)
         return
     except ProvisioningError as error:
-        _fail(change, worker, {"code": error.code, "message": error.message, "hint": error.hint})
+        _fail(change, worker, _stored(error))
         return
     except Exception as error:  # noqa: BLE001 - a bug or an unmapped SDK error: this change fails
         logger.error("Change %s failed unexpectedly", change.pk, exc_info=error)
@@ -184,8 +187,14 @@ def _make(change_set: Any, change: Any, *, connect: Any, worker: str, tags: dict
             worker,
             {
                 "code": type(error).__name__,
-                "message": _("Unexpected error: %(error)s") % {"error": error},
-                "hint": _("Retry the step; if it fails again, the worker's log has the details."),
+                "message": Message(
+                    gettext_noop("Unexpected error: %(error)s"), {"error": str(error)}
+                ).to_json(),
+                "hint": Message(
+                    gettext_noop(
+                        "Retry the step; if it fails again, the worker's log has the details."
+                    )
+                ).to_json(),
             },
         )
         return
@@ -228,7 +237,12 @@ def _call(change_set: Any, change: Any, *, connect: Any, tags: dict[str, str]) -
                 raise
             return "gone", change.user_id
         return "deleted", change.user_id
-    raise PermanentError(f"A change of kind “{change.action}” is not made by workers.")
+    raise PermanentError(
+        Message(
+            gettext_noop("A change of kind “%(action)s” is not made by workers."),
+            {"action": change.action},
+        )
+    )
 
 
 def _create(connect: Any, instance_id: str, change: Any, tags: dict[str, str]) -> tuple[str, str]:
@@ -287,11 +301,11 @@ def _fail(change: Any, worker: str, error: dict[str, Any]) -> None:
 
 def _retry_later(change: Any, worker: str, error: RetryableError) -> None:
     if change.attempts >= settings.WIZARD_USER_CHANGE_MAX_ATTEMPTS:
-        message = _("%(message)s (still failing after %(count)d attempts)") % {
-            "message": error.message,
-            "count": change.attempts,
-        }
-        _fail(change, worker, {"code": error.code, "message": message, "hint": error.hint})
+        message = Message(
+            gettext_noop("%(message)s (still failing after %(count)d attempts)"),
+            {"message": error.given_message, "count": change.attempts},
+        )
+        _fail(change, worker, {**_stored(error), "message": message.to_json()})
         return
     delay = (
         error.retry_after_s
@@ -302,5 +316,15 @@ def _retry_later(change: Any, worker: str, error: RetryableError) -> None:
         claimed_by="",
         claimed_at=None,
         not_before=timezone.now() + timedelta(seconds=delay),
-        error={"code": error.code, "message": error.message, "hint": error.hint},
+        error=_stored(error),
     )
+
+
+def _stored(error: ProvisioningError) -> dict[str, Any]:
+    """A change's error as the page reads it: message and hint as ids and parameters, rendered in
+    the language of whoever opens the page."""
+    return {
+        "code": error.code,
+        "message": to_json(error.given_message),
+        "hint": to_json(error.given_hint),
+    }

@@ -144,7 +144,7 @@ def test_a_sync_keeps_the_setups_admins_and_deletes_only_who_left_every_source(
     assert [row.username for row in plan_rows(second, "delete")] == [agents[0]]
     (kept,) = plan_rows(second, "departed")
     assert kept.username == admins[0]
-    assert kept.details["kept_because"] == (
+    assert render(kept.details["kept_because"]) == (
         f"assigned to the app through the group “{ADMINS_GROUP}”"
     )
     assert any(admins[0] in warning for warning in map(render, step_plan(second)["warnings"]))
