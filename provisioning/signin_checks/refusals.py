@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
 
+from provisioning.messages import Message
+
 # The texts AWS shows. Sources: IAM User Guide, "Troubleshoot SAML federation with IAM"; Amazon
 # Connect Administrator Guide, "Troubleshoot SAML with Amazon Connect"; what admins see when they
 # set it up by hand.
@@ -67,7 +69,9 @@ class SignInRefused(Exception):
 
     cause: Cause
     check: str
-    detail: str
+    # What was wrong, a Message (rendered in the reader's language) or plain words; `error` stays
+    # in English, as AWS shows it.
+    detail: Message | str
     error: str
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
 

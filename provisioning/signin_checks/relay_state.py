@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
+from django.utils.translation import gettext_noop
+
+from provisioning.messages import Message
 from provisioning.signin_checks.refusals import (
     RELAY_STATE_MISSING,
     RELAY_STATE_NOT_CONNECT,
@@ -43,10 +46,12 @@ def parse_relay_state(relay_state: str) -> ConnectRelayState:
         raise SignInRefused(
             cause=Cause.RELAY_STATE_MISSING,
             check="relay_state",
-            detail=(
-                "the IdP posted no RelayState, so AWS opens the AWS console; set the IdP app's "
-                "relay state to "
-                "https://<region>.console.aws.amazon.com/connect/federate/<instance id>"
+            detail=Message(
+                gettext_noop(
+                    "the IdP posted no RelayState, so AWS opens the AWS console; set the IdP "
+                    "app's relay state to %(url)s"
+                ),
+                {"url": "https://<region>.console.aws.amazon.com/connect/federate/<instance id>"},
             ),
             error=RELAY_STATE_MISSING,
             status=SIGNED_IN_TO_CONSOLE,
@@ -58,10 +63,13 @@ def parse_relay_state(relay_state: str) -> ConnectRelayState:
         raise SignInRefused(
             cause=Cause.RELAY_STATE_INVALID,
             check="relay_state",
-            detail=(
-                f"relay state {relay_state!r} is not "
-                "https://<region>.console.aws.amazon.com/connect/federate/<instance id>"
-                "[?destination=...]"
+            detail=Message(
+                gettext_noop("relay state %(relay_state)s is not %(url)s"),
+                {
+                    "relay_state": repr(relay_state),
+                    "url": "https://<region>.console.aws.amazon.com/connect/federate/"
+                    "<instance id>[?destination=...]",
+                },
             ),
             error=RELAY_STATE_NOT_CONNECT,
             status=SIGNED_IN_TO_CONSOLE,
@@ -72,7 +80,12 @@ def parse_relay_state(relay_state: str) -> ConnectRelayState:
         raise SignInRefused(
             cause=Cause.RELAY_STATE_INVALID,
             check="relay_state",
-            detail=f"destination {destination!r} is neither a path (/ccp-v2) nor an https URL",
+            detail=Message(
+                gettext_noop(
+                    "destination %(destination)s is neither a path (/ccp-v2) nor an https URL"
+                ),
+                {"destination": repr(destination)},
+            ),
             error=RELAY_STATE_NOT_CONNECT,
             status=SIGNED_IN_TO_CONSOLE,
         )

@@ -13,10 +13,12 @@ from xml.etree.ElementTree import ParseError
 
 from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
+from django.utils.translation import gettext_noop
 from lxml import etree
 from signxml import InvalidInput, InvalidSignature, SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidCertificate, InvalidDigest
 
+from provisioning.messages import Message
 from provisioning.signin_checks.refusals import (
     INVALID_SAML_RESPONSE,
     ISSUER_NOT_IN_PROVIDER,
@@ -78,8 +80,15 @@ class CheckedAssertion:
     role_session_name: str
 
 
-def _invalid(check: str, detail: str, error: str = INVALID_SAML_RESPONSE) -> SignInRefused:
+def _invalid(check: str, detail: Message, error: str = INVALID_SAML_RESPONSE) -> SignInRefused:
     return SignInRefused(cause=Cause.INVALID_SAML_RESPONSE, check=check, detail=detail, error=error)
+
+
+def refusal_reason(exc: ValueError) -> Message | str:
+    """Why parse_untrusted_xml refused a document: its Message (to render in the reader's
+    language), or the text of another ValueError."""
+    reason = exc.args[0] if exc.args else ""
+    return reason if isinstance(reason, Message) else str(exc)
 
 
 def _hardened_parser() -> etree.XMLParser:
@@ -99,31 +108,46 @@ def parse_untrusted_xml(xml: bytes) -> etree._Element:
         defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         refused = type(exc).__name__
-        raise ValueError(f"XML with a DOCTYPE or entities is refused ({refused})") from exc
+        raise ValueError(
+            Message(
+                gettext_noop("XML with a DOCTYPE or entities is refused (%(refused)s)"),
+                {"refused": refused},
+            )
+        ) from exc
     except ParseError as exc:
-        raise ValueError(f"not well-formed XML: {exc}") from exc
+        raise ValueError(_not_well_formed(exc)) from exc
     try:
         root = etree.fromstring(xml, parser=_hardened_parser())
     except etree.XMLSyntaxError as exc:
-        raise ValueError(f"not well-formed XML: {exc}") from exc
+        raise ValueError(_not_well_formed(exc)) from exc
     docinfo = etree.ElementTree(root).docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise ValueError("XML with a DOCTYPE is refused")
+        raise ValueError(Message(gettext_noop("XML with a DOCTYPE is refused")))
     if any(True for _ in root.iter(etree.Entity)):
-        raise ValueError("XML with entities is refused")
+        raise ValueError(Message(gettext_noop("XML with entities is refused")))
     return root
+
+
+def _not_well_formed(exc: Exception) -> Message:
+    return Message(gettext_noop("not well-formed XML: %(error)s"), {"error": str(exc)})
 
 
 def decode_saml_response(form_value: str) -> bytes:
     """The SAMLResponse form field, base64-decoded, within the size limit."""
     if not form_value:
-        raise _invalid("form", "the POST has no SAMLResponse field")
+        raise _invalid("form", Message(gettext_noop("the POST has no SAMLResponse field")))
     if len(form_value) > MAX_SAML_RESPONSE_BYTES * 4 // 3 + 4:
-        raise _invalid("form", f"SAMLResponse is larger than {MAX_SAML_RESPONSE_BYTES} bytes")
+        raise _invalid(
+            "form",
+            Message(
+                gettext_noop("SAMLResponse is larger than %(limit)d bytes"),
+                {"limit": MAX_SAML_RESPONSE_BYTES},
+            ),
+        )
     try:
         return base64.b64decode("".join(form_value.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise _invalid("form", "SAMLResponse is not base64") from exc
+        raise _invalid("form", Message(gettext_noop("SAMLResponse is not base64"))) from exc
 
 
 def parse_saml_response(xml: bytes) -> etree._Element:
@@ -131,22 +155,52 @@ def parse_saml_response(xml: bytes) -> etree._Element:
     try:
         response = parse_untrusted_xml(xml)
     except ValueError as exc:
-        raise _invalid("xml", f"SAMLResponse is not acceptable XML: {exc}") from exc
+        raise _invalid(
+            "xml",
+            Message(
+                gettext_noop("SAMLResponse is not acceptable XML: %(reason)s"),
+                {"reason": refusal_reason(exc)},
+            ),
+        ) from exc
     if response.tag != f"{{{SAML_PROTOCOL}}}Response":
-        raise _invalid("xml", f"the root element is {response.tag}, not samlp:Response")
+        raise _invalid(
+            "xml",
+            Message(
+                gettext_noop("the root element is %(tag)s, not samlp:Response"),
+                {"tag": response.tag},
+            ),
+        )
     if response.findall(".//saml:EncryptedAssertion", _NS):
         raise _invalid(
             "xml",
-            "the assertion is encrypted; the sandbox's IAM providers have no decryption key, "
-            "turn assertion encryption off in the IdP",
+            Message(
+                gettext_noop(
+                    "the assertion is encrypted; the sandbox's IAM providers have no decryption "
+                    "key, turn assertion encryption off in the IdP"
+                )
+            ),
         )
     assertions = response.findall(".//saml:Assertion", _NS)
     if len(assertions) != 1:
-        raise _invalid("xml", f"the response holds {len(assertions)} assertions, not exactly one")
+        raise _invalid(
+            "xml",
+            Message.counted(
+                gettext_noop("the response holds %(count)d assertion, not exactly one"),
+                gettext_noop("the response holds %(count)d assertions, not exactly one"),
+                len(assertions),
+                {"count": len(assertions)},
+            ),
+        )
     status = response.find("samlp:Status/samlp:StatusCode", _NS)
     if status is None or status.get("Value") != STATUS_SUCCESS:
         value = None if status is None else status.get("Value")
-        raise _invalid("status", f"the IdP's response status is {value}, not Success")
+        raise _invalid(
+            "status",
+            Message(
+                gettext_noop("the IdP's response status is %(value)s, not Success"),
+                {"value": str(value)},
+            ),
+        )
     return response
 
 
@@ -172,12 +226,16 @@ def _near_misses(assertion: etree._Element, name: str) -> list[str]:
     ]
 
 
-def _missing_claim_detail(assertion: etree._Element, name: str) -> str:
+def _missing_claim_detail(assertion: etree._Element, name: str) -> Message:
     misses = _near_misses(assertion, name)
     if misses:
-        found = ", ".join(misses)
-        return f"no attribute named exactly {name}; found {found} (names are case-sensitive)"
-    return f"no attribute named {name}"
+        return Message(
+            gettext_noop(
+                "no attribute named exactly %(name)s; found %(found)s (names are case-sensitive)"
+            ),
+            {"name": name, "found": ", ".join(misses)},
+        )
+    return Message(gettext_noop("no attribute named %(name)s"), {"name": name})
 
 
 def parse_role_pair(value: str) -> RolePair | None:
@@ -200,7 +258,12 @@ def role_pairs(assertion: etree._Element) -> list[RolePair]:
     if not pairs:
         raise _invalid(
             "role_attribute",
-            f"the Role attribute holds no 'roleArn,providerArn' pair (values: {values!r})",
+            Message(
+                gettext_noop(
+                    "the Role attribute holds no 'roleArn,providerArn' pair (values: %(values)s)"
+                ),
+                {"values": repr(values)},
+            ),
         )
     return pairs
 
@@ -214,7 +277,11 @@ def choose_role_pair(pairs: Sequence[RolePair], chosen_role_arn: str | None) -> 
         if pair.role_arn == chosen_role_arn:
             return pair
     raise _invalid(
-        "role_attribute", f"the chosen role {chosen_role_arn} is not in the Role attribute"
+        "role_attribute",
+        Message(
+            gettext_noop("the chosen role %(role)s is not in the Role attribute"),
+            {"role": chosen_role_arn},
+        ),
     )
 
 
@@ -229,7 +296,7 @@ def parse_idp_metadata(metadata_xml: str) -> IdpMetadata:
     if descriptor is None:
         descriptor = root.find(".//md:EntityDescriptor", _NS)
     if descriptor is None:
-        raise ValueError("metadata has no EntityDescriptor")
+        raise ValueError(Message(gettext_noop("metadata has no EntityDescriptor")))
     certificates: list[str] = []
     for key in descriptor.findall("md:IDPSSODescriptor/md:KeyDescriptor", _NS):
         if key.get("use", "signing") != "signing":
@@ -258,9 +325,14 @@ def verify_signed_assertion(xml: bytes, metadata: IdpMetadata) -> etree._Element
     elif response.find("ds:Signature", _NS) is not None:
         location = "./"
     else:
-        raise _invalid("signature", "neither the Response nor the Assertion is signed")
+        raise _invalid(
+            "signature", Message(gettext_noop("neither the Response nor the Assertion is signed"))
+        )
     if not metadata.signing_certificates:
-        raise _invalid("signature", "the IAM SAML provider's metadata has no signing certificate")
+        raise _invalid(
+            "signature",
+            Message(gettext_noop("the IAM SAML provider's metadata has no signing certificate")),
+        )
     config = SignatureConfiguration(location=location)
     failures: list[str] = []
     altered = False
@@ -284,13 +356,21 @@ def verify_signed_assertion(xml: bytes, metadata: IdpMetadata) -> etree._Element
             continue
         return signed
     if altered:
-        reason = "the response was changed after the IdP signed it"
+        reason = Message(gettext_noop("the response was changed after the IdP signed it"))
     else:
-        reason = (
-            "it is signed with a key that is not among the IAM SAML provider's signing "
-            "certificates: upload the IdP's current metadata to the provider"
+        reason = Message(
+            gettext_noop(
+                "it is signed with a key that is not among the IAM SAML provider's signing "
+                "certificates: upload the IdP's current metadata to the provider"
+            )
         )
-    raise _invalid("signature", f"the signature does not verify: {reason} ({'; '.join(failures)})")
+    raise _invalid(
+        "signature",
+        Message(
+            gettext_noop("the signature does not verify: %(reason)s (%(failures)s)"),
+            {"reason": reason, "failures": "; ".join(failures)},
+        ),
+    )
 
 
 def _instant(value: str | None) -> dt.datetime | None:
@@ -331,8 +411,13 @@ def assertion_issuer(assertion: etree._Element, metadata: IdpMetadata) -> str:
     if issuer != metadata.entity_id:
         raise _invalid(
             "issuer",
-            f"the assertion's Issuer {issuer!r} is not the IAM SAML provider's entityID "
-            f"{metadata.entity_id!r}: the provider holds another app's metadata",
+            Message(
+                gettext_noop(
+                    "the assertion's Issuer %(issuer)s is not the IAM SAML provider's entityID "
+                    "%(entity_id)s: the provider holds another app's metadata"
+                ),
+                {"issuer": repr(issuer), "entity_id": repr(metadata.entity_id)},
+            ),
             error=ISSUER_NOT_IN_PROVIDER,
         )
     return issuer
@@ -347,9 +432,14 @@ def assertion_audience(assertion: etree._Element) -> str:
     if audience is None:
         raise _invalid(
             "audience",
-            f"the assertion's audience {audiences!r} is not {AWS_SIGNIN_GLOBAL_URL} (or the "
-            f"regional https://<region>.signin.aws.amazon.com/saml, or {AWS_SIGNIN_URN}); "
-            "set the IdP app's identifier (entity ID) to it",
+            Message(
+                gettext_noop(
+                    "the assertion's audience %(audiences)s is not %(url)s (or the regional "
+                    "https://<region>.signin.aws.amazon.com/saml, or %(urn)s); set the IdP app's "
+                    "identifier (entity ID) to it"
+                ),
+                {"audiences": repr(audiences), "url": AWS_SIGNIN_GLOBAL_URL, "urn": AWS_SIGNIN_URN},
+            ),
         )
     return audience
 
@@ -368,13 +458,23 @@ def assertion_recipient(assertion: etree._Element, response_destination: str | N
     if not is_aws_signin_url(recipient):
         raise _invalid(
             "recipient",
-            f"the assertion's Recipient {recipient!r} is not an AWS sign-in URL; set the IdP "
-            f"app's reply URL (ACS URL) to {AWS_SIGNIN_GLOBAL_URL} or the regional one",
+            Message(
+                gettext_noop(
+                    "the assertion's Recipient %(recipient)s is not an AWS sign-in URL; set the "
+                    "IdP app's reply URL (ACS URL) to %(url)s or the regional one"
+                ),
+                {"recipient": repr(recipient), "url": AWS_SIGNIN_GLOBAL_URL},
+            ),
         )
     if response_destination and not is_aws_signin_url(response_destination):
         raise _invalid(
             "recipient",
-            f"the response's Destination {response_destination!r} is not an AWS sign-in URL",
+            Message(
+                gettext_noop(
+                    "the response's Destination %(destination)s is not an AWS sign-in URL"
+                ),
+                {"destination": repr(response_destination)},
+            ),
         )
     return recipient
 
@@ -390,7 +490,10 @@ def assertion_role_session_name(assertion: etree._Element) -> str:
     if not ROLE_SESSION_NAME_RULE.fullmatch(names[0]):
         raise _invalid(
             "role_session_name",
-            f"RoleSessionName {names[0]!r} breaks STS's rule [a-zA-Z_0-9+=,.@-]{{2,64}}",
+            Message(
+                gettext_noop("RoleSessionName %(name)s breaks STS's rule %(rule)s"),
+                {"name": repr(names[0]), "rule": "[a-zA-Z_0-9+=,.@-]{2,64}"},
+            ),
             error=ROLE_SESSION_NAME_PATTERN,
         )
     return names[0]
@@ -411,21 +514,36 @@ def check_validity_window(assertion: etree._Element, now: dt.datetime) -> str:
             if moment is not None
         ]
     except ValueError as exc:
-        raise _invalid("time_window", f"a validity time is not an xs:dateTime: {exc}") from exc
+        raise _invalid(
+            "time_window",
+            Message(
+                gettext_noop("a validity time is not an xs:dateTime: %(error)s"),
+                {"error": str(exc)},
+            ),
+        ) from exc
     if not_before is not None and now + CLOCK_SKEW < not_before:
         raise _invalid(
             "time_window",
-            f"the assertion is not valid before {not_before.isoformat()} (now {now.isoformat()}): "
-            "check the IdP's clock",
+            Message(
+                gettext_noop(
+                    "the assertion is not valid before %(not_before)s (now %(now)s): check the "
+                    "IdP's clock"
+                ),
+                {"not_before": not_before.isoformat(), "now": now.isoformat()},
+            ),
         )
     if not not_on_or_after:
-        raise _invalid("time_window", "the assertion has no NotOnOrAfter")
+        raise _invalid("time_window", Message(gettext_noop("the assertion has no NotOnOrAfter")))
     expiry = min(not_on_or_after)
     if now - CLOCK_SKEW >= expiry:
         raise _invalid(
             "time_window",
-            f"the assertion expired at {expiry.isoformat()} (now {now.isoformat()}); sign in "
-            "again from the IdP",
+            Message(
+                gettext_noop(
+                    "the assertion expired at %(expiry)s (now %(now)s); sign in again from the IdP"
+                ),
+                {"expiry": expiry.isoformat(), "now": now.isoformat()},
+            ),
         )
     return expiry.isoformat()
 
@@ -450,7 +568,12 @@ def check_saml_response(
     pair = choose_role_pair(role_pairs(signed), chosen_role_arn)
     if pair != claimed:
         raise _invalid(
-            "signature", "the Role attribute outside the signed assertion is not the signed one"
+            "signature",
+            Message(
+                gettext_noop(
+                    "the Role attribute outside the signed assertion is not the signed one"
+                )
+            ),
         )
     return check_assertion(
         signed,

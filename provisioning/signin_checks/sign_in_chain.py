@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from django.utils.translation import gettext_noop
 from lxml import etree
 
+from provisioning.messages import Message
 from provisioning.signin_checks.iam_policy import NamedPolicy, PolicyRequest, evaluate_policies
 from provisioning.signin_checks.refusals import (
     BAD_REQUEST,
@@ -38,6 +40,7 @@ from provisioning.signin_checks.saml_response import (
     choose_role_pair,
     parse_idp_metadata,
     parse_saml_response,
+    refusal_reason,
     role_pairs,
     verify_signed_assertion,
 )
@@ -52,6 +55,9 @@ SESSION_DURATION_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/SessionDura
 MIN_SESSION_DURATION_S = 900
 MAX_SESSION_DURATION_S = 43200
 _DIGITS = re.compile(r"\d{1,6}")
+# What a check found: a Message (rendered in the reader's language) or plain values (a claim's
+# name and value).
+Detail = Message | str
 
 # The checks, in the order AWS makes them: STS first (the response, its signature, the assertion,
 # the role), then the console's federation into Connect (relay state, instance, permission, user).
@@ -87,7 +93,7 @@ class CheckResult:
 
     key: str
     outcome: Outcome
-    detail: str
+    detail: Detail
     error: str = ""
     cause: str = ""
 
@@ -175,9 +181,19 @@ def trust_decision(role: KnownRole, assertion: CheckedAssertion) -> SignInRefuse
         cause=Cause.ASSUME_ROLE_DENIED,
         check="trust_policy",
         detail=(
-            f"the trust policy of {role.arn} does not let Federated "
-            f"{assertion.role_pair.provider_arn} do {ASSUME_ROLE_ACTION} with SAML:aud "
-            f"{assertion.recipient}: {decision.explanation}"
+            Message(
+                gettext_noop(
+                    "the trust policy of %(role)s does not let Federated %(provider)s do "
+                    "%(action)s with SAML:aud %(recipient)s: %(explanation)s"
+                ),
+                {
+                    "role": role.arn,
+                    "provider": assertion.role_pair.provider_arn,
+                    "action": ASSUME_ROLE_ACTION,
+                    "recipient": assertion.recipient,
+                    "explanation": decision.explanation,
+                },
+            )
         ),
         error=NOT_AUTHORIZED_TO_ASSUME_ROLE,
     )
@@ -207,81 +223,142 @@ def federation_decision(
     )
     if decision.allowed:
         return None
-    skipped = f" (ignored: {'; '.join(decision.skipped)})" if decision.skipped else ""
+    skipped = (
+        Message(gettext_noop(" (ignored: %(skipped)s)"), {"skipped": "; ".join(decision.skipped)})
+        if decision.skipped
+        else ""
+    )
     return SignInRefused(
         cause=Cause.NO_FEDERATION_PERMISSION,
         check="federation_permission",
         detail=(
-            f"role {role.arn} may not do {FEDERATION_ACTION} on {resource}: "
-            f'{decision.explanation}{skipped}. Attach a policy allowing it on "*" with '
-            f"StringEquals connect:InstanceId = {instance.instance_id}, or on "
-            f"{instance.arn}/user/${{aws:userid}}"
+            Message(
+                gettext_noop(
+                    "role %(role)s may not do %(action)s on %(resource)s: "
+                    '%(explanation)s%(skipped)s. Attach a policy allowing it on "*" with '
+                    "StringEquals connect:InstanceId = %(instance)s, or on %(user_resource)s"
+                ),
+                {
+                    "role": role.arn,
+                    "action": FEDERATION_ACTION,
+                    "resource": resource,
+                    "explanation": decision.explanation,
+                    "skipped": skipped,
+                    "instance": instance.instance_id,
+                    "user_resource": f"{instance.arn}/user/${{aws:userid}}",
+                },
+            )
         ),
         error=NO_FEDERATION_PERMISSION,
     )
 
 
-def _session_duration(assertion: etree._Element, role: KnownRole | None) -> str:
+def _session_duration(assertion: etree._Element, role: KnownRole | None) -> Detail:
     values = attribute_values(assertion, SESSION_DURATION_ATTRIBUTE)
     if not values:
-        return "no SessionDuration attribute: the console session lasts one hour"
+        return Message(
+            gettext_noop("no SessionDuration attribute: the console session lasts one hour")
+        )
     if not _DIGITS.fullmatch(values[0]):
-        raise _refused("session_duration", f"SessionDuration {values[0]!r} is not whole seconds")
+        raise _refused(
+            "session_duration",
+            Message(
+                gettext_noop("SessionDuration %(value)s is not whole seconds"),
+                {"value": repr(values[0])},
+            ),
+        )
     seconds = int(values[0])
     if not MIN_SESSION_DURATION_S <= seconds <= MAX_SESSION_DURATION_S:
         raise _refused(
             "session_duration",
-            f"SessionDuration {seconds} is outside {MIN_SESSION_DURATION_S}-"
-            f"{MAX_SESSION_DURATION_S} seconds",
+            Message(
+                gettext_noop("SessionDuration %(seconds)d is outside %(min)d-%(max)d seconds"),
+                {"seconds": seconds, "min": MIN_SESSION_DURATION_S, "max": MAX_SESSION_DURATION_S},
+            ),
         )
     if role is not None and seconds > role.max_session_duration:
         raise _refused(
             "session_duration",
-            f"SessionDuration {seconds} is above the role's maximum session duration "
-            f"{role.max_session_duration}",
+            Message(
+                gettext_noop(
+                    "SessionDuration %(seconds)d is above the role's maximum session duration "
+                    "%(max)d"
+                ),
+                {"seconds": seconds, "max": role.max_session_duration},
+            ),
             error=SESSION_DURATION_TOO_LONG,
         )
-    return f"SessionDuration {seconds} seconds"
+    return Message(gettext_noop("SessionDuration %(seconds)d seconds"), {"seconds": seconds})
 
 
-def _refused(check: str, detail: str, error: str = INVALID_SAML_RESPONSE) -> SignInRefused:
+def _refused(check: str, detail: Detail, error: str = INVALID_SAML_RESPONSE) -> SignInRefused:
     return SignInRefused(cause=Cause.INVALID_SAML_RESPONSE, check=check, detail=detail, error=error)
 
 
-def _connect_user(instance: KnownInstance, role_session_name: str) -> str:
+def _connect_user(instance: KnownInstance, role_session_name: str) -> Detail:
     usernames = instance.usernames or frozenset()
     if role_session_name in usernames:
-        return f"Connect user {role_session_name!r} exists"
+        return Message(
+            gettext_noop("Connect user %(username)s exists"), {"username": repr(role_session_name)}
+        )
     near = sorted(name for name in usernames if name.lower() == role_session_name.lower())
-    hint = f"; user {near[0]!r} differs only in case (usernames are case-sensitive)" if near else ""
+    hint = (
+        Message(
+            gettext_noop("; user %(username)s differs only in case (usernames are case-sensitive)"),
+            {"username": repr(near[0])},
+        )
+        if near
+        else ""
+    )
     raise SignInRefused(
         cause=Cause.NOT_ONBOARDED,
         check="connect_user",
         detail=(
-            f"no user in Connect instance {instance.instance_id} has the username "
-            f"{role_session_name!r} (the RoleSessionName){hint}"
+            Message(
+                gettext_noop(
+                    "no user in Connect instance %(instance)s has the username %(username)s (the "
+                    "RoleSessionName)%(hint)s"
+                ),
+                {
+                    "instance": instance.instance_id,
+                    "username": repr(role_session_name),
+                    "hint": hint,
+                },
+            )
         ),
         error=NOT_ONBOARDED,
     )
 
 
-def _instance(knows: WhatAwsKnows, relay: ConnectRelayState) -> str:
+def _instance(knows: WhatAwsKnows, relay: ConnectRelayState) -> Detail:
     instance = knows.instance
     if instance is None or instance.status == "":
-        problem = f"no Connect instance {relay.instance_id} in {relay.region}"
+        problem = Message(
+            gettext_noop("no Connect instance %(instance)s in %(region)s"),
+            {"instance": relay.instance_id, "region": relay.region},
+        )
     elif instance.status != "ACTIVE":
-        problem = f"Connect instance {relay.instance_id} is {instance.status}, not ACTIVE"
+        problem = Message(
+            gettext_noop("Connect instance %(instance)s is %(status)s, not ACTIVE"),
+            {"instance": relay.instance_id, "status": instance.status},
+        )
     elif instance.identity_management_type != "SAML":
-        problem = (
-            f"Connect instance {relay.instance_id} manages identities as "
-            f"{instance.identity_management_type}, not SAML"
+        problem = Message(
+            gettext_noop("Connect instance %(instance)s manages identities as %(type)s, not SAML"),
+            {"instance": relay.instance_id, "type": instance.identity_management_type},
         )
     else:
-        return f"Connect instance {instance.instance_id} in {instance.region} is ACTIVE, SAML"
+        return Message(
+            gettext_noop("Connect instance %(instance)s in %(region)s is ACTIVE, SAML"),
+            {"instance": instance.instance_id, "region": instance.region},
+        )
     raise SignInRefused(
         cause=Cause.INSTANCE_UNAVAILABLE,
         check="connect_instance",
-        detail=f"{problem}; check the instance id and region in the relay state",
+        detail=Message(
+            gettext_noop("%(problem)s; check the instance id and region in the relay state"),
+            {"problem": problem},
+        ),
         error=BAD_REQUEST,
     )
 
@@ -297,8 +374,18 @@ def _relay_state(relay_state: str, knows: WhatAwsKnows) -> ConnectRelayState:
             cause=Cause.RELAY_STATE_INVALID,
             check="relay_state",
             detail=(
-                f"the relay state goes to instance {relay.instance_id} in {relay.region}, not "
-                f"{expected[0]} in {expected[1] or relay.region}"
+                Message(
+                    gettext_noop(
+                        "the relay state goes to instance %(instance)s in %(region)s, not "
+                        "%(expected)s in %(expected_region)s"
+                    ),
+                    {
+                        "instance": relay.instance_id,
+                        "region": relay.region,
+                        "expected": expected[0],
+                        "expected_region": expected[1] or relay.region,
+                    },
+                )
             ),
             error=BAD_REQUEST,
         )
@@ -311,7 +398,7 @@ class _Chain:
     def __init__(self) -> None:
         self.result = SignInChain()
 
-    def run(self, key: str, check: Callable[[], str]) -> bool:
+    def run(self, key: str, check: Callable[[], Detail]) -> bool:
         try:
             detail = check()
         except SignInRefused as refusal:
@@ -328,10 +415,10 @@ class _Chain:
         self.result.checks.append(CheckResult(key=key, outcome=Outcome.PASSED, detail=detail))
         return True
 
-    def skip(self, key: str, detail: str) -> None:
+    def skip(self, key: str, detail: Detail) -> None:
         self.result.checks.append(CheckResult(key=key, outcome=Outcome.NOT_CHECKED, detail=detail))
 
-    def skip_rest(self, detail: str) -> SignInChain:
+    def skip_rest(self, detail: Detail) -> SignInChain:
         done = {check.key for check in self.result.checks}
         for key in CHECK_ORDER:
             if key not in done:
@@ -339,28 +426,39 @@ class _Chain:
         return self.result
 
 
-def _provider_metadata(knows: WhatAwsKnows, provider_arn: str) -> tuple[IdpMetadata, str]:
+def _provider_metadata(knows: WhatAwsKnows, provider_arn: str) -> tuple[IdpMetadata, Message]:
     if knows.provider_metadata is None:
         if not knows.pasted_metadata:
             raise _refused(
                 "saml_provider",
-                f"IAM was not read and no IdP metadata was given for {provider_arn}",
+                Message(
+                    gettext_noop("IAM was not read and no IdP metadata was given for %(provider)s"),
+                    {"provider": provider_arn},
+                ),
             )
-        source, document = "the IdP metadata given", knows.pasted_metadata
+        source = Message(gettext_noop("the IdP metadata given"))
+        document = knows.pasted_metadata
     elif provider_arn not in knows.provider_metadata:
         raise _refused(
             "saml_provider",
-            f"IAM SAML provider {provider_arn} of the Role attribute does not exist",
+            Message(
+                gettext_noop("IAM SAML provider %(provider)s of the Role attribute does not exist"),
+                {"provider": provider_arn},
+            ),
         )
     else:
-        source, document = (
-            f"IAM SAML provider {provider_arn}",
-            knows.provider_metadata[provider_arn],
-        )
+        source = Message(gettext_noop("IAM SAML provider %(provider)s"), {"provider": provider_arn})
+        document = knows.provider_metadata[provider_arn]
     try:
         metadata = parse_idp_metadata(document)
     except ValueError as exc:
-        raise _refused("saml_provider", f"{source} holds unreadable metadata: {exc}") from exc
+        raise _refused(
+            "saml_provider",
+            Message(
+                gettext_noop("%(source)s holds unreadable metadata: %(reason)s"),
+                {"source": source, "reason": refusal_reason(exc)},
+            ),
+        ) from exc
     return metadata, source
 
 
@@ -372,41 +470,59 @@ def check_sign_in(
     chain = _Chain()
     holder: dict[str, Any] = {}
 
-    def response() -> str:
+    def response() -> Detail:
         parsed = parse_saml_response(xml)
         holder["assertion"] = assertion_of(parsed)
         holder["pair"] = choose_role_pair(role_pairs(holder["assertion"]), chosen_role_arn)
         holder["destination"] = parsed.get("Destination")
-        return f"one assertion; the Role attribute names {holder['pair'].provider_arn}"
+        return Message(
+            gettext_noop("one assertion; the Role attribute names %(provider)s"),
+            {"provider": holder["pair"].provider_arn},
+        )
 
     if not chain.run("response", response):
-        return chain.skip_rest("the response could not be read")
+        return chain.skip_rest(Message(gettext_noop("the response could not be read")))
     claimed: RolePair = holder["pair"]
 
-    def provider() -> str:
+    def provider() -> Detail:
         holder["metadata"], source = _provider_metadata(knows, claimed.provider_arn)
-        return f"{source}: {len(holder['metadata'].signing_certificates)} signing certificate(s)"
+        count = len(holder["metadata"].signing_certificates)
+        return Message.counted(
+            gettext_noop("%(source)s: %(count)d signing certificate"),
+            gettext_noop("%(source)s: %(count)d signing certificates"),
+            count,
+            {"source": source, "count": count},
+        )
 
-    def signature() -> str:
+    def signature() -> Detail:
         signed = verify_signed_assertion(xml, holder["metadata"])
         pair = choose_role_pair(role_pairs(signed), chosen_role_arn)
         if pair != claimed:
             raise _refused(
-                "signature", "the Role attribute outside the signed assertion is not the signed one"
+                "signature",
+                Message(
+                    gettext_noop(
+                        "the Role attribute outside the signed assertion is not the signed one"
+                    )
+                ),
             )
         holder["assertion"] = signed
-        return "the assertion is signed by one of the provider's certificates"
+        return Message(
+            gettext_noop("the assertion is signed by one of the provider's certificates")
+        )
 
     signed = chain.run("saml_provider", provider) and chain.run("signature", signature)
     if "metadata" not in holder:
-        chain.skip("signature", "no signing certificates to check it against")
+        chain.skip(
+            "signature", Message(gettext_noop("no signing certificates to check it against"))
+        )
     assertion_element: etree._Element = holder["assertion"]
     # Past a failed signature the checks read the unsigned assertion: AWS would stop there, but
     # the admin learns what else is wrong.
     found: dict[str, str] = {}
 
-    def stage(key: str, check: Callable[[], str], shown: Callable[[str], str]) -> None:
-        def run() -> str:
+    def stage(key: str, check: Callable[[], str], shown: Callable[[str], Detail]) -> None:
+        def run() -> Detail:
             found[key] = check()
             return shown(found[key])
 
@@ -416,7 +532,9 @@ def check_sign_in(
         metadata: IdpMetadata = holder["metadata"]
         stage("issuer", lambda: assertion_issuer(assertion_element, metadata), "Issuer {}".format)
     else:
-        chain.skip("issuer", "no provider metadata to compare the Issuer with")
+        chain.skip(
+            "issuer", Message(gettext_noop("no provider metadata to compare the Issuer with"))
+        )
     stage("audience", lambda: assertion_audience(assertion_element), "Audience {}".format)
     stage(
         "recipient",
@@ -426,7 +544,10 @@ def check_sign_in(
     stage(
         "time_window",
         lambda: check_validity_window(assertion_element, knows.now),
-        lambda expiry: f"valid at {knows.now.isoformat(timespec='seconds')}, until {expiry}",
+        lambda expiry: Message(
+            gettext_noop("valid at %(now)s, until %(expiry)s"),
+            {"now": knows.now.isoformat(timespec="seconds"), "expiry": expiry},
+        ),
     )
     stage(
         "role_session_name",
@@ -448,64 +569,86 @@ def check_sign_in(
     )
     chain.result.assertion = assertion if signed and chain.result.first_failure is None else None
     if knows.roles is None:
-        chain.skip("role", "IAM was not read: give an AWS connection to check the role")
-        chain.skip("trust_policy", "IAM was not read")
+        chain.skip(
+            "role",
+            Message(gettext_noop("IAM was not read: give an AWS connection to check the role")),
+        )
+        chain.skip("trust_policy", Message(gettext_noop("IAM was not read")))
         role = None
     else:
         role = knows.roles.get(claimed.role_arn)
 
-        def role_exists() -> str:
+        def role_exists() -> Detail:
             if role is None:
                 raise SignInRefused(
                     cause=Cause.ASSUME_ROLE_DENIED,
                     check="role",
-                    detail=f"role {claimed.role_arn} of the Role attribute does not exist "
-                    "(case-sensitive)",
+                    detail=Message(
+                        gettext_noop(
+                            "role %(role)s of the Role attribute does not exist (case-sensitive)"
+                        ),
+                        {"role": claimed.role_arn},
+                    ),
                     error=NOT_AUTHORIZED_TO_ASSUME_ROLE,
                 )
-            return f"role {role.arn} exists"
+            return Message(gettext_noop("role %(role)s exists"), {"role": role.arn})
 
         if chain.run("role", role_exists) and role is not None:
             if assertion is None:
-                chain.skip("trust_policy", "the assertion's recipient is not known")
+                chain.skip(
+                    "trust_policy", Message(gettext_noop("the assertion's recipient is not known"))
+                )
             else:
                 trusted = assertion
 
-                def trust() -> str:
+                def trust() -> Detail:
                     refusal = trust_decision(role, trusted)
                     if refusal is not None:
                         raise refusal
-                    return f"trusts {claimed.provider_arn} for {trusted.recipient}"
+                    return Message(
+                        gettext_noop("trusts %(provider)s for %(recipient)s"),
+                        {"provider": claimed.provider_arn, "recipient": trusted.recipient},
+                    )
 
                 chain.run("trust_policy", trust)
         else:
-            chain.skip("trust_policy", "no role to read the trust policy of")
+            chain.skip("trust_policy", Message(gettext_noop("no role to read the trust policy of")))
     chain.run("session_duration", lambda: _session_duration(assertion_element, role))
     relay_holder: dict[str, ConnectRelayState] = {}
 
-    def relay() -> str:
+    def relay() -> Detail:
         relay_holder["relay"] = _relay_state(relay_state, knows)
         found = relay_holder["relay"]
-        return f"instance {found.instance_id} in {found.region}, page {found.destination}"
+        return Message(
+            gettext_noop("instance %(instance)s in %(region)s, page %(page)s"),
+            {"instance": found.instance_id, "region": found.region, "page": found.destination},
+        )
 
     if not chain.run("relay_state", relay):
-        return chain.skip_rest("the relay state names no Connect instance")
+        return chain.skip_rest(Message(gettext_noop("the relay state names no Connect instance")))
     if knows.instance is None:
-        return chain.skip_rest("Connect was not read: give an AWS connection")
+        return chain.skip_rest(
+            Message(gettext_noop("Connect was not read: give an AWS connection"))
+        )
     if not chain.run("connect_instance", lambda: _instance(knows, relay_holder["relay"])):
-        return chain.skip_rest("no usable Connect instance")
+        return chain.skip_rest(Message(gettext_noop("no usable Connect instance")))
     instance = knows.instance
     if role is None or role.policies is None:
-        chain.skip("federation_permission", "the role's policies were not read")
+        chain.skip(
+            "federation_permission", Message(gettext_noop("the role's policies were not read"))
+        )
     else:
         known_role = role
         session_name = assertion.role_session_name if assertion else ""
 
-        def permission() -> str:
+        def permission() -> Detail:
             refusal = federation_decision(known_role, instance, session_name)
             if refusal is not None:
                 raise refusal
-            return f"{known_role.arn} may do {FEDERATION_ACTION} on the instance"
+            return Message(
+                gettext_noop("%(role)s may do %(action)s on the instance"),
+                {"role": known_role.arn, "action": FEDERATION_ACTION},
+            )
 
         chain.run("federation_permission", permission)
     if assertion is None:

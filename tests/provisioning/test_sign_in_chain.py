@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 
 import pytest
+from django.utils import translation
 
 from provisioning.signin_checks.iam_policy import NamedPolicy
 from provisioning.signin_checks.sign_in_chain import (
@@ -130,7 +131,7 @@ def test_it_names_the_relay_state_when_it_goes_to_another_instance_than_expected
 
     assert chain.first_failure is not None
     assert chain.first_failure.key == "relay_state"
-    assert OTHER_INSTANCE in chain.first_failure.detail
+    assert OTHER_INSTANCE in str(chain.first_failure.detail)
 
 
 def test_it_refuses_a_role_session_name_sts_would_refuse_and_says_the_case_of_a_near_user(
@@ -150,7 +151,10 @@ def test_it_refuses_a_role_session_name_sts_would_refuse_and_says_the_case_of_a_
     assert bad.first_failure is not None and bad.first_failure.key == "role_session_name"
     assert "must match" in bad.first_failure.error
     assert near.first_failure is not None and near.first_failure.key == "connect_user"
-    assert "differs only in case" in near.first_failure.detail
+    assert "differs only in case" in str(near.first_failure.detail)
+    # What was found reads in the inspecting admin's language, names and values as they are.
+    with translation.override("ja"):
+        assert "大文字と小文字" in str(near.first_failure.detail)
 
 
 def test_it_leaves_what_needs_iam_and_connect_unchecked_with_pasted_metadata(certificate) -> None:
