@@ -601,7 +601,10 @@ class SignInReading(models.Model):
         max_length=16, choices=SignInReadingStatus.choices, default=SignInReadingStatus.PENDING
     )
     facts = models.JSONField(null=True, blank=True)
+    # Why the read failed: `error_message` as a message id and parameters (rendered in the
+    # reader's language, provisioning/messages.py); `error` holds the text older rows were given.
     error = models.TextField(blank=True)
+    error_message = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
@@ -610,6 +613,11 @@ class SignInReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role_arn} @ {self.instance_id or '-'}: {self.status}"
+
+    @property
+    def error_text(self) -> Any:
+        """Why the read failed, in the active language (an older row's text as it is)."""
+        return render(self.error_message) if self.error_message else self.error
 
 
 class FederationCheckStatus(models.TextChoices):

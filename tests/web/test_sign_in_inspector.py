@@ -18,9 +18,9 @@ from django.utils.html import escape
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.models import Cloud, Connection, SignInReading
-from provisioning.services.sign_in_inspection import LINKS
+from provisioning.services.sign_in_inspection import LINKS, sign_in_reading_run
 from sandbox.server import Sandbox
-from tests.web.factories import make_run
+from tests.web.factories import make_connection, make_run
 from tests.web.sign_in_cases import CASES, InspectedFederation, build_federation, minted_response
 from wizard.roles import VIEWER, role_group
 
@@ -158,3 +158,20 @@ def test_it_is_linked_from_a_run_with_the_runs_instance_filled_in(web_flow, view
     assert link.startswith(reverse("inspect_sign_in"))
     assert 'value="11111111-2222-4333-8444-555555555555"' in form_page
     assert 'value="ap-northeast-1"' in form_page
+
+
+def test_it_says_why_aws_could_not_be_read_in_the_readers_language(viewer_client, db) -> None:
+    connection = make_connection(config={"method": "carrier pigeon"})
+    reading = SignInReading.objects.create(
+        requested_by=User.objects.get(username="viewer"), connection=connection, region="eu-west-2"
+    )
+
+    sign_in_reading_run(reading_id=str(reading.pk), role_session_name="alice")
+
+    reading.refresh_from_db()
+    assert reading.error_message["joined"][0]["msgid"] == "Unknown AWS sign-in method “%(method)s”."
+    with translation.override("en"):
+        assert reading.error_text.startswith("Unknown AWS sign-in method “carrier pigeon”.")
+    with translation.override("ja"):
+        assert "carrier pigeon" in reading.error_text
+        assert "Unknown AWS sign-in method" not in reading.error_text
