@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from django.utils.translation import gettext_noop
 from lxml import etree
 
+from provisioning.messages import Message, render
 from provisioning.signin_checks.saml_response import (
     MAX_SAML_RESPONSE_BYTES,
     SAML_ASSERTION,
@@ -20,6 +22,7 @@ from provisioning.signin_checks.saml_response import (
     XMLDSIG,
     is_aws_signin_url,
     parse_untrusted_xml,
+    refusal_reason,
 )
 
 # A HAR saved from the browser's developer tools holds every request of the page with bodies;
@@ -31,7 +34,15 @@ _NS = {"samlp": SAML_PROTOCOL, "saml": SAML_ASSERTION, "ds": XMLDSIG}
 
 
 class UnreadableSignIn(ValueError):
-    """What was given holds no SAML response the inspector can read; the message says why."""
+    """What was given holds no SAML response the inspector can read; the message says why, in
+    the language active when it is shown (the page's, the CLI's)."""
+
+    def __init__(self, message: Message | str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(render(self.message))
 
 
 @dataclass(frozen=True)
@@ -63,23 +74,39 @@ class AssertionFacts:
 def _from_base64(text: str) -> bytes:
     compact = "".join(text.split())
     if len(compact) > MAX_SAML_RESPONSE_BYTES * 4 // 3 + 4:
-        raise UnreadableSignIn(f"the SAMLResponse is larger than {MAX_SAML_RESPONSE_BYTES} bytes")
+        raise UnreadableSignIn(
+            Message(
+                gettext_noop("the SAMLResponse is larger than %(limit)d bytes"),
+                {"limit": MAX_SAML_RESPONSE_BYTES},
+            )
+        )
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise UnreadableSignIn(
-            "this is not a SAML response: paste the base64 SAMLResponse, the decoded XML, the "
-            "whole form body (SAMLResponse=...&RelayState=...) or a HAR file"
+            Message(
+                gettext_noop(
+                    "this is not a SAML response: paste the base64 SAMLResponse, the decoded XML, "
+                    "the whole form body (SAMLResponse=...&RelayState=...) or a HAR file"
+                )
+            )
         ) from exc
 
 
 def _from_form(text: str, found_in: str, posted_to: str = "") -> PostedSignIn:
     if len(text) > MAX_FORM_BYTES:
-        raise UnreadableSignIn(f"the form body is larger than {MAX_FORM_BYTES} bytes")
+        raise UnreadableSignIn(
+            Message(
+                gettext_noop("the form body is larger than %(limit)d bytes"),
+                {"limit": MAX_FORM_BYTES},
+            )
+        )
     fields = parse_qs(text.strip(), keep_blank_values=True)
     responses = fields.get("SAMLResponse", [])
     if len(responses) != 1:
-        raise UnreadableSignIn("the form body holds no single SAMLResponse field")
+        raise UnreadableSignIn(
+            Message(gettext_noop("the form body holds no single SAMLResponse field"))
+        )
     # Base64 has no spaces: a space here was a "+" pasted without URL-encoding.
     return PostedSignIn(
         xml=_from_base64(responses[0].replace(" ", "+")),
@@ -94,7 +121,9 @@ def _from_har(raw: bytes, extra_signin_urls: Sequence[str]) -> PostedSignIn:
         har = json.loads(raw)
         entries = har["log"]["entries"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise UnreadableSignIn("this JSON is not a HAR file (no log.entries)") from exc
+        raise UnreadableSignIn(
+            Message(gettext_noop("this JSON is not a HAR file (no log.entries)"))
+        ) from exc
     for entry in entries if isinstance(entries, list) else []:
         request = entry.get("request") if isinstance(entry, dict) else None
         if not isinstance(request, dict) or request.get("method") != "POST":
@@ -120,8 +149,12 @@ def _from_har(raw: bytes, extra_signin_urls: Sequence[str]) -> PostedSignIn:
                 posted_to=url,
             )
     raise UnreadableSignIn(
-        "the HAR file holds no POST to https://signin.aws.amazon.com/saml (or a regional "
-        "sign-in URL): record it from the IdP's sign-in with “Preserve log” ticked"
+        Message(
+            gettext_noop(
+                "the HAR file holds no POST to https://signin.aws.amazon.com/saml (or a regional "
+                "sign-in URL): record it from the IdP's sign-in with “Preserve log” ticked"
+            )
+        )
     )
 
 
@@ -129,15 +162,22 @@ def read_posted_sign_in(raw: bytes, *, extra_signin_urls: Sequence[str] = ()) ->
     """The SAML response and relay state in `raw`, whichever of the four forms it is in.
     `extra_signin_urls`: other sign-in endpoints to look for in a HAR (the sandbox's)."""
     if len(raw) > MAX_HAR_BYTES:
-        raise UnreadableSignIn(f"this is larger than {MAX_HAR_BYTES} bytes")
+        raise UnreadableSignIn(
+            Message(gettext_noop("this is larger than %(limit)d bytes"), {"limit": MAX_HAR_BYTES})
+        )
     text = raw.decode("utf-8-sig", errors="replace").strip()
     if not text:
-        raise UnreadableSignIn("nothing was given")
+        raise UnreadableSignIn(Message(gettext_noop("nothing was given")))
     if text.startswith("{"):
         return _from_har(raw, extra_signin_urls)
     if text.startswith("<"):
         if len(raw) > MAX_SAML_RESPONSE_BYTES:
-            raise UnreadableSignIn(f"the XML is larger than {MAX_SAML_RESPONSE_BYTES} bytes")
+            raise UnreadableSignIn(
+                Message(
+                    gettext_noop("the XML is larger than %(limit)d bytes"),
+                    {"limit": MAX_SAML_RESPONSE_BYTES},
+                )
+            )
         return PostedSignIn(xml=text.encode(), relay_state="", found_in="xml")
     if "SAMLResponse=" in text:
         return _from_form(text, "form")
@@ -163,12 +203,22 @@ def assertion_facts(xml: bytes) -> AssertionFacts:
     try:
         response = parse_untrusted_xml(xml)
     except ValueError as exc:
-        raise UnreadableSignIn(f"the SAML response is not acceptable XML: {exc}") from exc
+        raise UnreadableSignIn(
+            Message(
+                gettext_noop("the SAML response is not acceptable XML: %(reason)s"),
+                {"reason": refusal_reason(exc)},
+            )
+        ) from exc
     assertion = response.find(".//saml:Assertion", _NS)
     if assertion is None:
         raise UnreadableSignIn(
-            "the response holds no plain Assertion (an EncryptedAssertion can't be read here: "
-            "AWS sign-in needs assertion encryption off unless IAM holds the private key)"
+            Message(
+                gettext_noop(
+                    "the response holds no plain Assertion (an EncryptedAssertion can't be read "
+                    "here: AWS sign-in needs assertion encryption off unless IAM holds the private "
+                    "key)"
+                )
+            )
         )
     conditions = assertion.find("saml:Conditions", _NS)
     confirmation = assertion.find(
