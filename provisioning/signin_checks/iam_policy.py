@@ -15,6 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
+from provisioning.messages import Message
+
 ALLOW = "Allow"
 DENY = "Deny"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -54,7 +58,7 @@ class NamedPolicy:
 @dataclass(frozen=True)
 class PolicyDecision:
     allowed: bool
-    explanation: str
+    explanation: Message  # rendered in the reader's language; statement labels as they are
     deciding_statement: str | None = None  # "<policy name> statement <Sid or index>"
     skipped: tuple[str, ...] = ()  # statements ignored because they use something unsupported
 
@@ -81,7 +85,9 @@ def evaluate_policies(policies: Sequence[NamedPolicy], request: PolicyRequest) -
             if statement.get("Effect") == DENY:
                 return PolicyDecision(
                     allowed=False,
-                    explanation=f"explicitly denied by {label}",
+                    explanation=Message(
+                        gettext_noop("explicitly denied by %(statement)s"), {"statement": label}
+                    ),
                     deciding_statement=label,
                     skipped=tuple(skipped),
                 )
@@ -90,13 +96,18 @@ def evaluate_policies(policies: Sequence[NamedPolicy], request: PolicyRequest) -
     if allowed_by is not None:
         return PolicyDecision(
             allowed=True,
-            explanation=f"allowed by {allowed_by}",
+            explanation=Message(
+                gettext_noop("allowed by %(statement)s"), {"statement": allowed_by}
+            ),
             deciding_statement=allowed_by,
             skipped=tuple(skipped),
         )
     return PolicyDecision(
         allowed=False,
-        explanation=f"no statement allows {request.action} on {request.resource}",
+        explanation=Message(
+            gettext_noop("no statement allows %(action)s on %(resource)s"),
+            {"action": request.action, "resource": request.resource},
+        ),
         skipped=tuple(skipped),
     )
 

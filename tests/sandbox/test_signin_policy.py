@@ -52,7 +52,7 @@ def test_it_allows_the_instance_id_condition_form() -> None:
 def test_it_refuses_the_instance_id_condition_form_for_another_instance() -> None:
     decision = evaluate_policies(_policy(INSTANCE_ID_FORM), _federation_request(OTHER_INSTANCE_ID))
     assert not decision.allowed
-    assert "no statement allows" in decision.explanation
+    assert "no statement allows" in str(decision.explanation)
 
 
 def test_it_allows_the_userid_resource_form_by_filling_the_variable() -> None:
@@ -81,7 +81,7 @@ def test_it_lets_an_explicit_deny_win_over_an_allow() -> None:
     deny = {"Effect": "Deny", "Action": "connect:*", "Resource": "*"}
     decision = evaluate_policies(_policy(INSTANCE_ID_FORM, deny), _federation_request())
     assert not decision.allowed
-    assert decision.explanation.startswith("explicitly denied by test statement 1")
+    assert str(decision.explanation).startswith("explicitly denied by test statement 1")
 
 
 def test_it_denies_implicitly_when_nothing_matches() -> None:
