@@ -43,7 +43,7 @@ from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import AuditScope, batched_finishes, record_state_change
 from provisioning.context import StepContext
@@ -427,7 +427,9 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
     return {
         "code": "step_input_invalid",
         "message": " ".join(problems),
-        "hint": gettext("Correct these answers in the step's form below, then save them."),
+        "hint": Message(
+            gettext_noop("Correct these answers in the step's form below, then save them.")
+        ).to_json(),
         "retryable": False,
     }
 
@@ -435,10 +437,14 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     flow = FLOWS.get(run.flow_key)
     reason = flow.skip_reason(step.key, run.inputs) if flow else ""
-    return _skip(run, step, worker, reason) if reason else _plan(run, step, worker)
+    if not (flow and reason):
+        return _plan(run, step, worker)
+    # The audit line keeps the id (the flow's sentence is a lazy translation); the plan's change
+    # names it as text, as change sentences read a change's name.
+    return _skip(run, step, worker, reason, Message(flow.optional_steps[step.key].skipped))
 
 
-def _skip(run: SetupRun, step: StepRun, worker: str, reason: str) -> str | None:
+def _skip(run: SetupRun, step: StepRun, worker: str, reason: str, said: Message) -> str | None:
     """An optional step the run's inputs leave out: skipped, its plan saying why."""
     plan = Plan(changes=[Change("nothing", SKIPPED_STEP, reason)]).to_json()
     moved = move_step(
@@ -446,7 +452,7 @@ def _skip(run: SetupRun, step: StepRun, worker: str, reason: str) -> str | None:
         StepStatus.SKIPPED,
         worker_scope(run, worker, step.key),
         held_by=worker,
-        message=reason,
+        message=said,
         plan={**plan, "skipped": True},
         error={},
         outputs={},
