@@ -630,6 +630,8 @@ INVALID_INPUT_CODES = frozenset(
     }
 )
 # Which Service Quotas entry an operation's quota error is about, so the admin knows what to ask.
+# Service Quotas' own names (the QuotaName its API returns, which the console's search finds), so
+# they go into the message as AWS's words, a parameter, not as messages of ours.
 QUOTA_BY_OPERATION = {
     "CreateInstance": "Amazon Connect › Amazon Connect instances per account",
     "CreateUser": "Amazon Connect › Users per instance",

@@ -77,7 +77,6 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import CertificateCredential, ClientSecretCredential
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -145,7 +144,11 @@ def graph_client(
     (a token still valid is reused), or with a new one when `fresh_sign_in`."""
     if connection.cloud != Cloud.ENTRA:
         raise PermanentError(
-            f"“{connection.name}” is not an Entra ID connection.", code="wrong_connection_cloud"
+            Message(
+                gettext_noop("“%(connection)s” is not an Entra ID connection."),
+                {"connection": connection.name},
+            ),
+            code="wrong_connection_cloud",
         )
     sandbox = sandbox_endpoints(connection)
     ca_bundle = sandbox["ca_bundle"] if sandbox else certifi.where()
@@ -273,7 +276,8 @@ def token_permissions(client: GraphServiceClient) -> list[str]:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError) as exc:
         raise PermanentError(
-            "Entra ID gave the wizard a token it can't read.", code="entra_token_unreadable"
+            Message(gettext_noop("Entra ID gave the wizard a token it can't read.")),
+            code="entra_token_unreadable",
         ) from exc
     roles = claims.get("roles") or []
     return sorted(str(role) for role in roles) if isinstance(roles, list) else []
@@ -343,9 +347,15 @@ def _credential(
     client_id = config.get("client_id", "").strip()
     if not tenant_id or not client_id:
         raise PermanentError(
-            "The connection lacks the tenant ID or the application (client) ID.",
+            Message(
+                gettext_noop("The connection lacks the tenant ID or the application (client) ID.")
+            ),
             code="entra_missing_ids",
-            hint="Edit the connection: both are on the app registration's Overview page.",
+            hint=Message(
+                gettext_noop(
+                    "Edit the connection: both are on the app registration's Overview page."
+                )
+            ),
         )
     options: dict[str, Any] = {"transport": _AuditedTokenTransport(connection_verify=ca_bundle)}
     if sandbox is not None:
@@ -355,9 +365,11 @@ def _credential(
         secret = secrets.get("client_secret", "")
         if not secret:
             raise PermanentError(
-                "The connection has no client secret.",
+                Message(gettext_noop("The connection has no client secret.")),
                 code="entra_missing_secret",
-                hint="Edit the connection and enter the client secret's Value.",
+                hint=Message(
+                    gettext_noop("Edit the connection and enter the client secret's Value.")
+                ),
             )
         return ClientSecretCredential(tenant_id, client_id, secret, **options)
     if method == "certificate":
@@ -373,15 +385,22 @@ def _credential(
             )
         except (ValueError, TypeError) as exc:
             raise PermanentError(
-                "The connection's certificate can't be read.",
+                Message(gettext_noop("The connection's certificate can't be read.")),
                 code="entra_bad_certificate",
-                hint="Paste a PEM with both the private key and the certificate (and the "
-                "password if the key is encrypted).",
+                hint=Message(
+                    gettext_noop(
+                        "Paste a PEM with both the private key and the certificate (and the "
+                        "password if the key is encrypted)."
+                    )
+                ),
             ) from exc
     raise PermanentError(
-        f"Unknown Entra ID sign-in method “{method}”.",
+        Message(gettext_noop("Unknown Entra ID sign-in method “%(method)s”."), {"method": method}),
         code="entra_unknown_method",
-        hint="Edit the connection and choose: " + ", ".join(AUTH_METHODS) + ".",
+        hint=Message(
+            gettext_noop("Edit the connection and choose: %(methods)s."),
+            {"methods": ", ".join(AUTH_METHODS)},
+        ),
     )
 
 
@@ -700,34 +719,38 @@ class _NewObjectReplication(BaseMiddleware):
 # authentication and authorization error codes reference).
 SIGN_IN_ERRORS = {
     "AADSTS7000215": (
-        "The client secret is wrong.",
-        "Edit the connection and paste the secret's Value (not its Secret ID).",
+        gettext_noop("The client secret is wrong."),
+        gettext_noop("Edit the connection and paste the secret's Value (not its Secret ID)."),
     ),
     "AADSTS7000222": (
-        "The client secret has expired.",
-        "Create a new client secret on the app registration and paste its Value "
-        "into the connection.",
+        gettext_noop("The client secret has expired."),
+        gettext_noop(
+            "Create a new client secret on the app registration and paste its Value "
+            "into the connection."
+        ),
     ),
     "AADSTS700016": (
-        "No application with this client ID exists in the tenant.",
-        "Edit the connection: check the Application (client) ID and the tenant ID.",
+        gettext_noop("No application with this client ID exists in the tenant."),
+        gettext_noop("Edit the connection: check the Application (client) ID and the tenant ID."),
     ),
     "AADSTS90002": (
-        "The tenant was not found.",
-        "Edit the connection: check the Directory (tenant) ID.",
+        gettext_noop("The tenant was not found."),
+        gettext_noop("Edit the connection: check the Directory (tenant) ID."),
     ),
     "AADSTS900023": (
-        "The tenant ID is not valid.",
-        "Edit the connection: the Directory (tenant) ID is a GUID or a domain.",
+        gettext_noop("The tenant ID is not valid."),
+        gettext_noop("Edit the connection: the Directory (tenant) ID is a GUID or a domain."),
     ),
     "AADSTS700027": (
-        "The certificate was not accepted.",
-        "Upload the certificate's public part to the app registration, or paste the "
-        "matching private key and certificate into the connection.",
+        gettext_noop("The certificate was not accepted."),
+        gettext_noop(
+            "Upload the certificate's public part to the app registration, or paste the "
+            "matching private key and certificate into the connection."
+        ),
     ),
     "AADSTS53003": (
-        "A Conditional Access policy blocked the wizard's sign-in.",
-        "Exclude the wizard's app (workload identity) from that policy.",
+        gettext_noop("A Conditional Access policy blocked the wizard's sign-in."),
+        gettext_noop("Exclude the wizard's app (workload identity) from that policy."),
     ),
 }
 
@@ -755,14 +778,23 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
         for code, (message, hint) in SIGN_IN_ERRORS.items():
             if code in text:
                 return PermanentError(
-                    f"Entra ID refused the wizard's sign-in: {message}", code=code, hint=hint
+                    Message(
+                        gettext_noop("Entra ID refused the wizard's sign-in: %(reason)s"),
+                        {"reason": Message(message)},
+                    ),
+                    code=code,
+                    hint=Message(hint),
                 )
         if "CERTIFICATE_VERIFY_FAILED" in text:
             return _tls_untrusted()
         return PermanentError(
-            "Entra ID refused the wizard's sign-in.",
+            Message(gettext_noop("Entra ID refused the wizard's sign-in.")),
             code="entra_sign_in_failed",
-            hint="Check the tenant ID, client ID and secret or certificate of the connection.",
+            hint=Message(
+                gettext_noop(
+                    "Check the tenant ID, client ID and secret or certificate of the connection."
+                )
+            ),
         )
     if isinstance(exc, APIError):
         return _map_api_error(exc)
@@ -770,12 +802,23 @@ def map_graph_error(exc: BaseException) -> ProvisioningError:
         return _tls_untrusted()
     if isinstance(exc, httpx.HTTPError | ServiceRequestError | AzureError):
         return RetryableError(
-            f"Microsoft Graph could not be reached ({type(exc).__name__}).",
+            Message(
+                gettext_noop("Microsoft Graph could not be reached (%(error)s)."),
+                {"error": type(exc).__name__},
+            ),
             code="graph_unreachable",
-            hint="The wizard retries. If it keeps failing, check the worker's network access.",
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries. If it keeps failing, check the worker's network access."
+                )
+            ),
         )
     return PermanentError(
-        f"Unexpected error calling Microsoft Graph: {type(exc).__name__}", code="graph_unexpected"
+        Message(
+            gettext_noop("Unexpected error calling Microsoft Graph: %(error)s"),
+            {"error": type(exc).__name__},
+        ),
+        code="graph_unexpected",
     )
 
 
@@ -796,9 +839,9 @@ def _unreachable(exc: BaseException) -> bool:
 
 def _tls_untrusted() -> PermanentError:
     return PermanentError(
-        "The Microsoft endpoint's TLS certificate is not trusted.",
+        Message(gettext_noop("The Microsoft endpoint's TLS certificate is not trusted.")),
         code="entra_tls_untrusted",
-        hint="In live mode only publicly trusted certificates are accepted.",
+        hint=Message(gettext_noop("In live mode only publicly trusted certificates are accepted.")),
     )
 
 
@@ -813,20 +856,29 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     main = getattr(exc, "error", None)
     code = str(getattr(main, "code", "") or "") or f"http_{status}"
     graph_message = str(getattr(main, "message", "") or "").strip()
-    said = f" Graph said: “{graph_message}”" if graph_message else ""
+    said: Message | str = (
+        Message(gettext_noop(" Graph said: “%(message)s”"), {"message": graph_message})
+        if graph_message
+        else ""
+    )
+    where_from = {"status": status, "said": said}
     kind = error_class(status, code=code, by_code=_GRAPH_CODE_ERRORS)
     if kind is Throttled or status in (503, 504):
         retry_after = retry_after_s(exc.response_headers)
         if retry_after is None:
             # No header: the guidance's exponential backoff, which is the engine's own.
-            hint = _("The wizard retries with a growing wait.")
+            hint = Message(gettext_noop("The wizard retries with a growing wait."))
         else:
-            hint = _("Graph asked to wait %(seconds)s s; the wizard retries after that.") % {
-                "seconds": f"{retry_after:g}"
-            }
+            hint = Message(
+                gettext_noop("Graph asked to wait %(seconds)s s; the wizard retries after that."),
+                {"seconds": f"{retry_after:g}"},
+            )
         return http_error(
             kind,
-            _("Microsoft Graph is throttling or busy (HTTP %(status)s).") % {"status": status},
+            Message(
+                gettext_noop("Microsoft Graph is throttling or busy (HTTP %(status)s)."),
+                {"status": status},
+            ),
             code=code,
             hint=hint,
             retry_after_s=retry_after,
@@ -834,41 +886,65 @@ def _map_api_error(exc: APIError) -> ProvisioningError:
     if kind is Unavailable:
         return http_error(
             kind,
-            f"Microsoft Graph had a temporary problem (HTTP {status}).{said}",
+            Message(
+                gettext_noop("Microsoft Graph had a temporary problem (HTTP %(status)s).%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="The wizard retries.",
+            hint=Message(gettext_noop("The wizard retries.")),
             retry_after_s=retry_after_s(exc.response_headers),
         )
     if kind is AccessDenied:
         return http_error(
             kind,
-            f"The wizard's app lacks a Microsoft Graph permission.{said}",
+            Message(
+                gettext_noop("The wizard's app lacks a Microsoft Graph permission.%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="In the app registration › API permissions, add these Microsoft Graph "
-            "application permissions and grant admin consent: "
-            + ", ".join(REQUIRED_GRAPH_PERMISSIONS)
-            + ".",
+            hint=Message(
+                gettext_noop(
+                    "In the app registration › API permissions, add these Microsoft Graph "
+                    "application permissions and grant admin consent: %(permissions)s."
+                ),
+                {"permissions": ", ".join(REQUIRED_GRAPH_PERMISSIONS)},
+            ),
         )
     if kind is Unauthenticated:
         return http_error(
             kind,
-            f"Microsoft Graph did not accept the wizard's token.{said}",
+            Message(
+                gettext_noop("Microsoft Graph did not accept the wizard's token.%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="Check the connection's tenant ID and client ID, and that admin consent was "
-            "granted.",
+            hint=Message(
+                gettext_noop(
+                    "Check the connection's tenant ID and client ID, and that admin consent was "
+                    "granted."
+                )
+            ),
         )
     if kind is NotFound:
         return http_error(
             kind,
-            f"Microsoft Graph did not find the object.{said}",
+            Message(gettext_noop("Microsoft Graph did not find the object.%(said)s"), where_from),
             code=code,
-            hint="Check the ID or name you typed; new objects can take a few seconds to appear.",
+            hint=Message(
+                gettext_noop(
+                    "Check the ID or name you typed; new objects can take a few seconds to appear."
+                )
+            ),
         )
     if kind in (InvalidRequest, Conflict):
         return http_error(
             kind,
-            f"Microsoft Graph refused a value.{said}",
+            Message(gettext_noop("Microsoft Graph refused a value.%(said)s"), where_from),
             code=code,
-            hint="Change the value Graph names in its message, then retry.",
+            hint=Message(gettext_noop("Change the value Graph names in its message, then retry.")),
         )
-    return http_error(kind, f"Microsoft Graph call failed (HTTP {status}).{said}", code=code)
+    return http_error(
+        kind,
+        Message(gettext_noop("Microsoft Graph call failed (HTTP %(status)s).%(said)s"), where_from),
+        code=code,
+    )

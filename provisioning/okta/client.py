@@ -127,7 +127,11 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
     run_okta()."""
     if connection.cloud != Cloud.OKTA:
         raise PermanentError(
-            f"“{connection.name}” is not an Okta connection.", code="wrong_connection_cloud"
+            Message(
+                gettext_noop("“%(connection)s” is not an Okta connection."),
+                {"connection": connection.name},
+            ),
+            code="wrong_connection_cloud",
         )
     sandbox = sandbox_endpoints(connection)
     config = connection.config
@@ -150,18 +154,20 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
         token = secrets.get("api_token", "")
         if not token:
             raise PermanentError(
-                "The connection has no API token.",
+                Message(gettext_noop("The connection has no API token.")),
                 code="okta_missing_token",
-                hint="Edit the connection and paste an Okta API token.",
+                hint=Message(gettext_noop("Edit the connection and paste an Okta API token.")),
             )
         settings.update(authorizationMode="SSWS", token=token)
     elif method == "private_key":
         private_key = secrets.get("private_key", "")
         if not config.get("client_id") or not private_key:
             raise PermanentError(
-                "The connection lacks the service app's client ID or private key.",
+                Message(
+                    gettext_noop("The connection lacks the service app's client ID or private key.")
+                ),
                 code="okta_missing_oauth",
-                hint="Edit the connection and enter both.",
+                hint=Message(gettext_noop("Edit the connection and enter both.")),
             )
         settings.update(
             authorizationMode="PrivateKey",
@@ -174,9 +180,12 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
             settings["kid"] = config["key_id"]
     else:
         raise PermanentError(
-            f"Unknown Okta sign-in method “{method}”.",
+            Message(gettext_noop("Unknown Okta sign-in method “%(method)s”."), {"method": method}),
             code="okta_unknown_method",
-            hint="Edit the connection and choose: " + ", ".join(AUTH_METHODS) + ".",
+            hint=Message(
+                gettext_noop("Edit the connection and choose: %(methods)s."),
+                {"methods": ", ".join(AUTH_METHODS)},
+            ),
         )
     ca_bundle = sandbox["ca_bundle"] if sandbox else certifi.where()
     settings["httpClient"] = type(
@@ -192,7 +201,10 @@ def okta_client(connection: Connection, *, audit: AuditScope) -> OktaClient:
         return OktaClient(settings)
     except ValueError as exc:
         raise PermanentError(
-            f"The Okta settings are not valid: {exc}", code="okta_bad_settings"
+            Message(
+                gettext_noop("The Okta settings are not valid: %(error)s"), {"error": str(exc)}
+            ),
+            code="okta_bad_settings",
         ) from exc
 
 
@@ -391,21 +403,36 @@ def map_okta_error(exc: BaseException) -> ProvisioningError:
         exc
     ):
         return PermanentError(
-            "The Okta org's TLS certificate is not trusted.",
+            Message(gettext_noop("The Okta org's TLS certificate is not trusted.")),
             code="okta_tls_untrusted",
-            hint="In live mode only publicly trusted certificates are accepted.",
+            hint=Message(
+                gettext_noop("In live mode only publicly trusted certificates are accepted.")
+            ),
         )
     if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError):
         return RetryableError(
-            f"Okta could not be reached ({type(exc).__name__}).",
+            Message(
+                gettext_noop("Okta could not be reached (%(error)s)."),
+                {"error": type(exc).__name__},
+            ),
             code="okta_unreachable",
-            hint="The wizard retries. If it keeps failing, check the org URL and the worker's "
-            "network access.",
+            hint=Message(
+                gettext_noop(
+                    "The wizard retries. If it keeps failing, check the org URL and the worker's "
+                    "network access."
+                )
+            ),
         )
     if isinstance(exc, OktaError):
-        return PermanentError(f"The Okta SDK failed: {exc.message}", code="okta_sdk_error")
+        return PermanentError(
+            Message(gettext_noop("The Okta SDK failed: %(error)s"), {"error": str(exc.message)}),
+            code="okta_sdk_error",
+        )
     return PermanentError(
-        f"Unexpected error calling Okta: {type(exc).__name__}", code="okta_unexpected"
+        Message(
+            gettext_noop("Unexpected error calling Okta: %(error)s"), {"error": type(exc).__name__}
+        ),
+        code="okta_unexpected",
     )
 
 
@@ -533,58 +560,93 @@ def _map_api_error(
     if token_error is not None:
         return token_error
     detail = "; ".join(c for c in causes if c)
-    said = f" Okta said: “{summary}{' — ' + detail if detail else ''}”" if summary else ""
+    said: Message | str = (
+        Message(
+            gettext_noop(" Okta said: “%(message)s”"),
+            {"message": summary + (" — " + detail if detail else "")},
+        )
+        if summary
+        else ""
+    )
+    where_from = {"status": status, "said": said}
     code = code or f"http_{status}"
     kind = error_class(status, code=code, by_code=_OKTA_CODE_ERRORS)
     if kind is Throttled:
         wait_s, reset_at = _reset_wait(headers.get("X-Rate-Limit-Reset"))
         return http_error(
             kind,
-            "Okta's rate limit for this API is used up.",
+            Message(gettext_noop("Okta's rate limit for this API is used up.")),
             code=code,
-            hint=f"It resets at {reset_at} (in {wait_s:.0f} s); the wizard retries then.",
+            hint=Message(
+                gettext_noop(
+                    "It resets at %(reset_at)s (in %(seconds)s s); the wizard retries then."
+                ),
+                {"reset_at": reset_at, "seconds": f"{wait_s:.0f}"},
+            ),
             retry_after_s=wait_s,
         )
     if kind is Unavailable:
         return http_error(
             kind,
-            f"Okta had a temporary problem (HTTP {status}).{said}",
+            Message(
+                gettext_noop("Okta had a temporary problem (HTTP %(status)s).%(said)s"), where_from
+            ),
             code=code,
-            hint="The wizard retries.",
+            hint=Message(gettext_noop("The wizard retries.")),
             retry_after_s=retry_after_s(headers),
         )
     if kind is Unauthenticated:
         return http_error(
             kind,
-            f"Okta did not accept the connection's credentials.{said}",
+            Message(
+                gettext_noop("Okta did not accept the connection's credentials.%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="Edit the connection: paste a current API token (Security › API › Tokens; "
-            "unused tokens expire after 30 days), or fix the service app's client ID and key.",
+            hint=Message(
+                gettext_noop(
+                    "Edit the connection: paste a current API token (Security › API › Tokens; "
+                    "unused tokens expire after 30 days), or fix the service app's client ID "
+                    "and key."
+                )
+            ),
         )
     if kind is AccessDenied:
         return http_error(
             kind,
-            f"The Okta admin behind the connection lacks a permission.{said}",
+            Message(
+                gettext_noop("The Okta admin behind the connection lacks a permission.%(said)s"),
+                where_from,
+            ),
             code=code,
-            hint="Create the API token as a Super Administrator (or an admin with the "
-            "Application Administrator role and access to the users and groups), or grant the "
-            f"service app the scopes {DEFAULT_SCOPES} and an admin role.",
+            hint=Message(
+                gettext_noop(
+                    "Create the API token as a Super Administrator (or an admin with the "
+                    "Application Administrator role and access to the users and groups), or "
+                    "grant the service app the scopes %(scopes)s and an admin role."
+                ),
+                {"scopes": DEFAULT_SCOPES},
+            ),
         )
     if kind is NotFound:
         return http_error(
             kind,
-            f"Okta did not find the object.{said}",
+            Message(gettext_noop("Okta did not find the object.%(said)s"), where_from),
             code=code,
-            hint="Check the ID, login or name you typed.",
+            hint=Message(gettext_noop("Check the ID, login or name you typed.")),
         )
     if kind in (InvalidRequest, Conflict):
         return http_error(
             kind,
-            f"Okta refused a value.{said}",
+            Message(gettext_noop("Okta refused a value.%(said)s"), where_from),
             code=code,
-            hint="Change the value Okta names in its message, then retry.",
+            hint=Message(gettext_noop("Change the value Okta names in its message, then retry.")),
         )
-    return http_error(kind, f"The Okta call failed (HTTP {status}).{said}", code=code)
+    return http_error(
+        kind,
+        Message(gettext_noop("The Okta call failed (HTTP %(status)s).%(said)s"), where_from),
+        code=code,
+    )
 
 
 def _reset_wait(reset_header: str | None) -> tuple[float, str]:

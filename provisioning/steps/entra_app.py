@@ -197,10 +197,14 @@ def find_app(ctx: StepContext, client: Any) -> FoundApp | None:
         application = _app_by_key(client, existing)
         if application is None:
             raise PermanentError(
-                f"No app with the ID “{existing}” exists in the tenant.",
+                Message(_("No app with the ID “%(app)s” exists in the tenant."), {"app": existing}),
                 code="entra_app_not_found",
-                hint="Copy the Application (client) ID from Entra admin center › Enterprise "
-                "applications › the app › Overview.",
+                hint=Message(
+                    _(
+                        "Copy the Application (client) ID from Entra admin center › Enterprise "
+                        "applications › the app › Overview."
+                    )
+                ),
             )
         return FoundApp(application, _service_principal(client, application.app_id), adopted=True)
     for created in ctx.created_of(RESOURCE_TYPE):
@@ -535,7 +539,7 @@ class EntraApp(Step):
         if found is None or found.service_principal is None:
             return [
                 Finding(
-                    "entra_app",
+                    Message(_("The Entra app is set up as the step made it")),
                     ok=False,
                     detail=Message(_("The app is gone from the tenant.")),
                     fix=Message(_("Retry the step to create it again.")),
@@ -545,15 +549,18 @@ class EntraApp(Step):
         thumbprint, end = _preferred_certificate(found.service_principal)
         return [
             Finding(
-                "entra_app",
+                Message(_("The Entra app is set up as the step made it")),
                 ok=not left,
                 detail=", ".join(sorted(left)) if left else str(found.application.display_name),
-                fix=str(_("Retry the step: it sets these again.")) if left else "",
+                fix=Message(_("Retry the step: it sets these again.")) if left else "",
             ),
             Finding(
-                "entra_signing_certificate",
+                Message(_("The enterprise app has a SAML signing certificate")),
                 ok=bool(thumbprint),
-                detail=f"{thumbprint} until {end.isoformat() if end else '?'}",
+                detail=Message(
+                    _("%(thumbprint)s until %(end)s"),
+                    {"thumbprint": thumbprint, "end": end.isoformat() if end else "?"},
+                ),
             ),
         ]
 

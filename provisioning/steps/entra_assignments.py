@@ -360,9 +360,9 @@ class EntraAssignments(Step):
         claims = ctx.outputs_of(EntraClaimsOutputs)
         if not app.service_principal_id or not claims.app_role_id:
             raise PermanentError(
-                "No earlier step set up the Entra app and its role.",
+                Message(_("No earlier step set up the Entra app and its role.")),
                 code="entra_app_missing",
-                hint="This step follows entra_app and entra_claims in the flow.",
+                hint=Message(_("This step follows entra_app and entra_claims in the flow.")),
             )
         return ctx.graph(), app.service_principal_id, claims.app_role_id
 
@@ -439,7 +439,7 @@ class EntraAssignments(Step):
         ]
         return [
             Finding(
-                "assignments",
+                Message(_("The chosen people and groups are assigned to the app role")),
                 ok=not missing,
                 detail=", ".join(missing) or str(len(result.principals)),
                 fix=Message(_("Retry the step to assign them again.")),

@@ -115,9 +115,9 @@ def _role_outputs(ctx: StepContext) -> FederationRoleOutputs:
     role = ctx.outputs_of(FederationRoleOutputs)
     if not role.role_value:
         raise PermanentError(
-            "No earlier step created the federation role.",
+            Message(_("No earlier step created the federation role.")),
             code="federation_role_missing",
-            hint="This step follows federation_role in the flow.",
+            hint=Message(_("This step follows federation_role in the flow.")),
         )
     return role
 
@@ -127,10 +127,12 @@ def _session_duration(ctx: StepContext) -> int:
     wanted = int(ctx.inputs.get("session_duration_s") or min(DEFAULT_SESSION_S, maximum))
     if not MIN_SESSION_S <= wanted <= maximum:
         raise PermanentError(
-            f"A session of {wanted} s is outside what the role allows "
-            f"({MIN_SESSION_S}-{maximum} s).",
+            Message(
+                _("A session of %(wanted)s s is outside what the role allows (%(min)s-%(max)s s)."),
+                {"wanted": wanted, "min": MIN_SESSION_S, "max": maximum},
+            ),
             code="entra_session_duration",
-            hint="Choose a duration within the role's maximum session duration.",
+            hint=Message(_("Choose a duration within the role's maximum session duration.")),
         )
     return wanted
 
@@ -465,13 +467,13 @@ class EntraClaims(Step):
         found = survey(ctx)
         return [
             Finding(
-                "app_role",
+                Message(_("The app has the federation role as an app role")),
                 ok=found.role_ok and found.role_mirrored,
                 detail=found.role_value,
                 fix=Message(_("Retry the step to add the app role again.")),
             ),
             Finding(
-                "claims",
+                Message(_("The enterprise app has the expected claims mapping policy")),
                 ok=found.policy_ok,
                 detail=Message(
                     _("Role, RoleSessionName from {source}, SessionDuration"),
@@ -480,7 +482,7 @@ class EntraClaims(Step):
                 fix=Message(_("Retry the step to set the claims mapping policy again.")),
             ),
             Finding(
-                "relay_state",
+                Message(_("The enterprise app has the expected relay state")),
                 ok=found.relay_ok,
                 detail=found.relay_state,
                 fix=Message(_("Retry the step to set the relay state again.")),

@@ -21,6 +21,7 @@ from provisioning.context import StepContext
 from provisioning.entra.client import run_graph, token_permissions
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 TEMPLATE_NAME = "AWS Single-Account Access"
@@ -83,10 +84,17 @@ def find_template(client: Any) -> tuple[str, str]:
     if template is not None:
         return str(template.id), str(template.display_name)
     raise PermanentError(
-        f"The Entra gallery has no “{TEMPLATE_NAME}” application template.",
+        Message(
+            _("The Entra gallery has no “%(template)s” application template."),
+            {"template": TEMPLATE_NAME},
+        ),
         code="entra_template_missing",
-        hint="Check that the tenant is a commercial Entra ID tenant with the application gallery "
-        "available, then retry.",
+        hint=Message(
+            _(
+                "Check that the tenant is a commercial Entra ID tenant with the application "
+                "gallery available, then retry."
+            )
+        ),
     )
 
 
@@ -110,13 +118,21 @@ def check_tenant(ctx: StepContext, *, fresh_sign_in: bool = False) -> EntraPrefl
     missing = missing_permissions(granted)
     if missing:
         raise PermanentError(
-            "The wizard's app registration lacks these Microsoft Graph application permissions: "
-            + ", ".join(missing)
-            + ".",
+            Message(
+                _(
+                    "The wizard's app registration lacks these Microsoft Graph application "
+                    "permissions: %(permissions)s."
+                ),
+                {"permissions": ", ".join(missing)},
+            ),
             code="entra_permissions_missing",
-            hint="In Entra admin center › App registrations › the wizard's app › API permissions, "
-            "add them as Application permissions of Microsoft Graph, then Grant admin consent, "
-            "and retry.",
+            hint=Message(
+                _(
+                    "In Entra admin center › App registrations › the wizard's app › API "
+                    "permissions, add them as Application permissions of Microsoft Graph, then "
+                    "Grant admin consent, and retry."
+                )
+            ),
         )
     template_id, template_name = find_template(client)
     connection = ctx.idp_connection()

@@ -34,6 +34,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import Conflict, NotFound, PermanentError
+from provisioning.messages import Message
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 POLICY_FORMS = {
@@ -150,12 +151,12 @@ class FederationPolicyStep(Step):
         warnings = []
         if existing.get("AttachmentCount"):
             warnings.append(
-                str(
+                Message(
                     _(
                         "This policy is attached to %(count)s role(s) or user(s): the new version "
                         "applies to them too."
-                    )
-                    % {"count": existing["AttachmentCount"]}
+                    ),
+                    {"count": existing["AttachmentCount"]},
                 )
             )
         return Plan(
@@ -211,10 +212,14 @@ class FederationPolicyStep(Step):
         holds = existing is not None and same_policy(existing["Document"], wanted)
         return [
             Finding(
-                "The federation policy's default version is the expected document",
+                Message(_("The federation policy's default version is the expected document")),
                 ok=holds,
-                detail=arn if holds else f"{name} is missing or has another default version.",
-                fix="" if holds else "Retry the step.",
+                detail=arn
+                if holds
+                else Message(
+                    _("%(policy)s is missing or has another default version."), {"policy": name}
+                ),
+                fix="" if holds else Message(_("Retry the step.")),
             )
         ]
 
@@ -258,9 +263,18 @@ class FederationPolicyStep(Step):
             if error.code != "DeleteConflict":
                 raise
             raise PermanentError(
-                f"The policy {arn} is still attached to a role, user or group, so it can't "
-                "be deleted.",
+                Message(
+                    _(
+                        "The policy %(policy)s is still attached to a role, user or group, so it "
+                        "can't be deleted."
+                    ),
+                    {"policy": arn},
+                ),
                 code="federation_policy_attached",
-                hint="Roll back the federation role step first, or detach the policy in the "
-                "IAM console (Policies › the policy › Entities attached), then retry.",
+                hint=Message(
+                    _(
+                        "Roll back the federation role step first, or detach the policy in the "
+                        "IAM console (Policies › the policy › Entities attached), then retry."
+                    )
+                ),
             ) from error

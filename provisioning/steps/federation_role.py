@@ -39,6 +39,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import NotFound, PermanentError
+from provisioning.messages import Message
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_policy import FederationPolicyOutputs
 from provisioning.steps.okta_app import OktaAppOutputs
@@ -106,23 +107,31 @@ def session_seconds(ctx: StepContext) -> int:
         hours = 0
     if not MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
         raise PermanentError(
-            f"The session duration “{raw}” is not a whole number of hours from "
-            f"{MIN_SESSION_HOURS} to {MAX_SESSION_HOURS}.",
+            Message(
+                _(
+                    "The session duration “%(raw)s” is not a whole number of hours from "
+                    "%(min)s to %(max)s."
+                ),
+                {"raw": str(raw), "min": MIN_SESSION_HOURS, "max": MAX_SESSION_HOURS},
+            ),
             code="federation_role_session_duration",
-            hint=f"Type a number of hours from {MIN_SESSION_HOURS} to {MAX_SESSION_HOURS}.",
+            hint=Message(
+                _("Type a number of hours from %(min)s to %(max)s."),
+                {"min": MIN_SESSION_HOURS, "max": MAX_SESSION_HOURS},
+            ),
         )
     return hours * SECONDS_PER_HOUR
 
 
-def _earlier_output(ctx: StepContext, step_key: str, key: str, value: str, what: str) -> str:
+def _earlier_output(ctx: StepContext, step_key: str, key: str, value: str, what: Message) -> str:
     """An earlier step's output (`value`), or the run's input of the same name for a run that
     starts after that step."""
     value = value or str(ctx.inputs.get(key) or "")
     if not value:
         raise PermanentError(
-            f"The {what} is not known yet.",
+            Message(_("The %(what)s is not known yet."), {"what": what}),
             code="federation_role_missing_input",
-            hint=f"Run the “{step_key}” step first.",
+            hint=Message(_("Run the “%(step)s” step first."), {"step": step_key}),
         )
     return value
 
@@ -154,14 +163,14 @@ class _Target:
             SamlProviderOutputs.step_key,
             "provider_arn",
             ctx.outputs_of(SamlProviderOutputs).provider_arn,
-            "IAM identity provider",
+            Message(_("IAM identity provider")),
         )
         self.policy_arn = _earlier_output(
             ctx,
             FederationPolicyOutputs.step_key,
             "policy_arn",
             ctx.outputs_of(FederationPolicyOutputs).policy_arn,
-            "federation policy",
+            Message(_("federation policy")),
         )
         self.seconds = session_seconds(ctx)
         self.trust = trust_policy(self.provider_arn, ctx.region)
@@ -337,27 +346,31 @@ class FederationRoleStep(Step):
         if target.role is None:
             return [
                 Finding(
-                    "The federation role exists",
+                    Message(_("The federation role exists")),
                     ok=False,
-                    detail=f"IAM has no role named {target.name}.",
-                    fix="Retry the step.",
+                    detail=Message(_("IAM has no role named %(role)s."), {"role": target.name}),
+                    fix=Message(_("Retry the step.")),
                 )
             ]
         trust_holds = not target.trust_differs
         attached = target.policy_arn in target.attached
         return [
-            Finding("The federation role exists", ok=True, detail=target.role["Arn"]),
+            Finding(Message(_("The federation role exists")), ok=True, detail=target.role["Arn"]),
             Finding(
-                "The role trusts SAML sign-ins from the identity provider",
+                Message(_("The role trusts SAML sign-ins from the identity provider")),
                 ok=trust_holds,
-                detail="" if trust_holds else "The role's trust policy was changed.",
-                fix="" if trust_holds else "Retry the step to restore the trust policy.",
+                detail="" if trust_holds else Message(_("The role's trust policy was changed.")),
+                fix=""
+                if trust_holds
+                else Message(_("Retry the step to restore the trust policy.")),
             ),
             Finding(
-                "The federation policy is attached to the role",
+                Message(_("The federation policy is attached to the role")),
                 ok=attached,
-                detail="" if attached else f"{target.policy_arn} is not attached.",
-                fix="" if attached else "Retry the step to attach it.",
+                detail=""
+                if attached
+                else Message(_("%(policy)s is not attached."), {"policy": target.policy_arn}),
+                fix="" if attached else Message(_("Retry the step to attach it.")),
             ),
         ]
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.okta_app import OktaAppOutputs
@@ -32,7 +33,8 @@ def app_id_of(ctx: StepContext) -> str:
     app_id = ctx.outputs_of(OktaAppOutputs).app_id
     if not app_id:
         raise PermanentError(
-            "This step needs the Okta app of the step okta_app.", code="okta_app_missing"
+            Message(_("This step needs the Okta app of the step okta_app.")),
+            code="okta_app_missing",
         )
     return app_id
 
@@ -43,7 +45,7 @@ def provider_arn_of(ctx: StepContext) -> str:
         if arn:
             return arn
     raise PermanentError(
-        "This step needs the IAM identity provider of the step saml_provider.",
+        Message(_("This step needs the IAM identity provider of the step saml_provider.")),
         code="okta_provider_missing",
     )
 
@@ -52,9 +54,11 @@ def existing_app(ctx: StepContext, client: Any) -> dict[str, Any]:
     app = aws_app.get_app(client, app_id_of(ctx))
     if app is None:
         raise PermanentError(
-            f"The Okta app {app_id_of(ctx)} no longer exists.",
+            Message(_("The Okta app %(app)s no longer exists."), {"app": app_id_of(ctx)}),
             code="okta_app_gone",
-            hint="Retry the step okta_app (resume the run from it), or roll the run back.",
+            hint=Message(
+                _("Retry the step okta_app (resume the run from it), or roll the run back.")
+            ),
         )
     return app
 
@@ -110,10 +114,10 @@ class OktaAppProvider(Step):
         current = aws_app.app_settings(app).get(SETTING)
         return [
             Finding(
-                check="The Okta app names the IAM identity provider",
+                check=Message(_("The Okta app names the IAM identity provider")),
                 ok=current == provider_arn_of(ctx),
                 detail=str(current),
-                fix="Retry the step.",
+                fix=Message(_("Retry the step.")),
             )
         ]
 

@@ -115,7 +115,8 @@ def _role_name(ctx: StepContext) -> str:
     name = ctx.outputs_of(FederationRoleOutputs).role_name
     if not name:
         raise PermanentError(
-            "This step needs the role of the step federation_role.", code="okta_no_role"
+            Message(_("This step needs the role of the step federation_role.")),
+            code="okta_no_role",
         )
     return name
 
@@ -224,9 +225,11 @@ def _chosen_people(ctx: StepContext, client: Any) -> tuple[list[Person], list[Me
         user = _get_user(client, name)
         if user is None:
             raise PermanentError(
-                f"The Okta org has no user or group called “{name}”.",
+                Message(_("The Okta org has no user or group called “%(name)s”."), {"name": name}),
                 code="okta_principal_not_found",
-                hint="Check the sign-in name or group name, then save the step's form again.",
+                hint=Message(
+                    _("Check the sign-in name or group name, then save the step's form again.")
+                ),
             )
         people.setdefault(user["id"], _person(user))
     if group_names:
@@ -249,10 +252,17 @@ def _username(app: dict[str, Any], person: Person) -> str:
     render = USERNAME_TEMPLATES.get(template.replace(" ", ""))
     if render is None:
         raise PermanentError(
-            f"The app's username format “{template}” is not one the wizard can predict.",
+            Message(
+                _("The app's username format “%(template)s” is not one the wizard can predict."),
+                {"template": template},
+            ),
             code="okta_unknown_username_template",
-            hint="In the app's Sign On tab, set Application username format to Okta username "
-            "or Email (or a prefix of them).",
+            hint=Message(
+                _(
+                    "In the app's Sign On tab, set Application username format to Okta username "
+                    "or Email (or a prefix of them)."
+                )
+            ),
         )
     return render(person)
 
@@ -262,9 +272,9 @@ def survey(ctx: StepContext, client: Any) -> Survey:
     people, warnings = _chosen_people(ctx, client)
     if not people:
         raise PermanentError(
-            "The users and groups you chose hold nobody to assign.",
+            Message(_("The users and groups you chose hold nobody to assign.")),
             code="okta_nobody_chosen",
-            hint="Choose other users or groups.",
+            hint=Message(_("Choose other users or groups.")),
         )
     accepted: list[Any] = []
     excluded: list[Any] = []
@@ -308,9 +318,9 @@ def survey(ctx: StepContext, client: Any) -> Survey:
         )
     if not accepted:
         raise PermanentError(
-            "None of the chosen people can become a Connect user.",
+            Message(_("None of the chosen people can become a Connect user.")),
             code="okta_no_valid_usernames",
-            hint="Fix the usernames in Okta, then save the form again.",
+            hint=Message(_("Fix the usernames in Okta, then save the form again.")),
         )
     return Survey(_mode(ctx), app, accepted, excluded, warnings)
 
@@ -491,18 +501,21 @@ class OktaAssignments(Step):
             if record.identifier not in app_users:
                 findings.append(
                     Finding(
-                        check="A person is assigned to the Okta app",
+                        check=Message(_("A person is assigned to the Okta app")),
                         ok=False,
                         detail=record.identifier,
-                        fix="Retry the step.",
+                        fix=Message(_("Retry the step.")),
                     )
                 )
         findings.append(
             Finding(
-                check="People are assigned to the Okta app",
+                check=Message(_("People are assigned to the Okta app")),
                 ok=bool(app_users),
-                detail=f"{len(app_users)} assigned to {expected.app_label or app_id}",
-                fix="Retry the step.",
+                detail=Message(
+                    _("%(count)s assigned to %(app)s"),
+                    {"count": len(app_users), "app": expected.app_label or app_id},
+                ),
+                fix=Message(_("Retry the step.")),
             )
         )
         return findings

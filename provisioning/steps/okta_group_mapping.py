@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
@@ -50,7 +51,9 @@ def _role(ctx: StepContext) -> tuple[str, str, str]:
     match = ROLE_ARN.match(role_arn)
     if match is None or not PROVIDER_ARN.match(provider_arn):
         raise PermanentError(
-            "This step needs the role and identity provider of the step federation_role.",
+            Message(
+                _("This step needs the role and identity provider of the step federation_role.")
+            ),
             code="okta_group_mapping_no_role",
         )
     return role_arn, provider_arn, match["account"]
@@ -188,17 +191,17 @@ class OktaGroupMapping(Step):
         changed = aws_app.differences(app, wanted_settings(ctx))
         return [
             Finding(
-                check="The role group exists",
+                check=Message(_("The role group exists")),
                 ok=find_group(client, name) is not None,
                 detail=name,
-                fix="Retry the step.",
+                fix=Message(_("Retry the step.")),
             ),
             Finding(
-                check="The Okta app maps the group to the role",
+                check=Message(_("The Okta app maps the group to the role")),
                 ok=not changed,
                 detail=", ".join(sorted(changed))
                 or "useGroupMapping, groupFilter, roleValuePattern",
-                fix="Retry the step; it sets the mapping again.",
+                fix=Message(_("Retry the step; it sets the mapping again.")),
             ),
         ]
 

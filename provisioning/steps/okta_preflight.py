@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message, joined
 from provisioning.models import SetupRun
 from provisioning.okta.client import DEFAULT_SCOPES
 from provisioning.okta.rest import okta_call
@@ -25,10 +27,15 @@ from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, re
 # What the flow does in Okta, and the standard admin roles that may do it (Okta Help, "Standard
 # administrator roles and permissions": Super and Org Administrators may do all of it, the
 # Application Administrator manages apps and their assignments, the Group Administrator
-# (USER_ADMIN) and Group Membership Administrator manage groups and read their people).
+# (USER_ADMIN) and Group Membership Administrator manage groups and read their people). Each need
+# is a message id: the error names it in the reader's language.
 NEEDS: dict[str, tuple[str, ...]] = {
-    "manage the AWS app and its assignments": ("SUPER_ADMIN", "ORG_ADMIN", "APP_ADMIN"),
-    "read people and groups": (
+    gettext_noop("manage the AWS app and its assignments"): (
+        "SUPER_ADMIN",
+        "ORG_ADMIN",
+        "APP_ADMIN",
+    ),
+    gettext_noop("read people and groups"): (
         "SUPER_ADMIN",
         "ORG_ADMIN",
         "APP_ADMIN",
@@ -38,7 +45,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Only group mapping creates a group and changes its members.
-GROUP_NEED = "create the role group and add its members"
+GROUP_NEED = gettext_noop("create the role group and add its members")
 GROUP_ROLES = ("SUPER_ADMIN", "ORG_ADMIN", "USER_ADMIN", "GROUP_MEMBERSHIP_ADMIN")
 # The OAuth 2.0 scopes a service app needs for the same work (Okta API reference, "OAuth 2.0
 # scopes for Okta management APIs").
@@ -73,22 +80,39 @@ def _check_token(ctx: StepContext, client: Any) -> dict[str, Any]:
     roles = okta_call(client, "GET", f"/api/v1/users/{me['id']}/roles") or []
     held = sorted({str(role.get("type")) for role in roles if role.get("status") == "ACTIVE"})
     checked: dict[str, str] = {}
-    missing: list[str] = []
+    missing: list[Message] = []
     for need, allowed in _needs(ctx).items():
         found = next((role for role in allowed if role in held), "")
         if found:
             checked[need] = found
         else:
-            missing.append(f"{need} (one of {', '.join(allowed)})")
+            missing.append(
+                Message(
+                    _("%(need)s (one of %(roles)s)"),
+                    {"need": Message(need), "roles": ", ".join(allowed)},
+                )
+            )
     login = str((me.get("profile") or {}).get("login", ""))
     if missing:
         raise PermanentError(
-            f"The Okta admin {login} can't do everything the setup needs: "
-            + "; ".join(missing)
-            + f". Roles held: {', '.join(held) or 'none'}.",
+            Message(
+                _(
+                    "The Okta admin %(login)s can't do everything the setup needs: %(missing)s. "
+                    "Roles held: %(held)s."
+                ),
+                {
+                    "login": login,
+                    "missing": joined(missing, "; "),
+                    "held": ", ".join(held) or Message(_("none")),
+                },
+            ),
             code="okta_preflight_missing_roles",
-            hint="In the Okta Admin Console (Security › Administrators), give this admin one of "
-            "the roles listed, or create the API token as a Super Administrator.",
+            hint=Message(
+                _(
+                    "In the Okta Admin Console (Security › Administrators), give this admin one "
+                    "of the roles listed, or create the API token as a Super Administrator."
+                )
+            ),
         )
     return {"admin_login": login, "admin_roles": held, "checked": checked}
 
@@ -107,10 +131,17 @@ def _check_scopes(ctx: StepContext, connection: Any) -> dict[str, Any]:
     missing = [scope for scope in wanted if not _scope_covered(scope, granted)]
     if missing:
         raise PermanentError(
-            "The Okta service app's connection lacks the scopes " + ", ".join(missing) + ".",
+            Message(
+                _("The Okta service app's connection lacks the scopes %(scopes)s."),
+                {"scopes": ", ".join(missing)},
+            ),
             code="okta_preflight_missing_scopes",
-            hint="Grant them to the service app (Okta API Scopes tab) and add them to the "
-            "connection's scopes.",
+            hint=Message(
+                _(
+                    "Grant them to the service app (Okta API Scopes tab) and add them to the "
+                    "connection's scopes."
+                )
+            ),
         )
     return {
         "admin_login": str(connection.config.get("client_id", "")),

@@ -84,7 +84,11 @@ def _earlier(ctx: StepContext, key: str, name: str) -> str:
     value = str(ctx.outputs.get(key, {}).get(name) or "")
     if not value:
         raise PermanentError(
-            f"This step needs {name} from the step {key}.", code="okta_role_download_missing"
+            Message(
+                _("This step needs %(output)s from the step %(step)s."),
+                {"output": name, "step": key},
+            ),
+            code="okta_role_download_missing",
         )
     return value
 
@@ -105,9 +109,11 @@ def _sandbox_requested(ctx: StepContext) -> bool:
         return False
     if not _is_sandbox_mode() or sandbox_endpoints(_connection(ctx)) is None:
         raise PermanentError(
-            "Only the sandbox can do the Okta part of this step for you.",
+            Message(_("Only the sandbox can do the Okta part of this step for you.")),
             code="okta_role_download_not_sandbox",
-            hint="Do the steps in the Okta Admin Console, then tick the box that says so.",
+            hint=Message(
+                _("Do the steps in the Okta Admin Console, then tick the box that says so.")
+            ),
         )
     return True
 
@@ -141,9 +147,11 @@ def _listing_secret(ctx: StepContext, access_key_id: str) -> str:
     secret = (step.secrets if step is not None else {}).get(access_key_id, "")
     if not secret:
         raise PermanentError(
-            "The wizard no longer holds the secret of this access key.",
+            Message(_("The wizard no longer holds the secret of this access key.")),
             code="okta_role_download_no_secret",
-            hint="Retry the step okta_role_listing_user with “Make a new access key” ticked.",
+            hint=Message(
+                _("Retry the step okta_role_listing_user with “Make a new access key” ticked.")
+            ),
         )
     register_secret_values([secret])
     return secret
@@ -243,11 +251,17 @@ class OktaRoleDownloadConfirmed(Step):
         used = key_last_used(ctx, access_key_id).get("LastUsedDate")
         return [
             Finding(
-                check="Okta has used the access key",
+                check=Message(_("Okta has used the access key")),
                 ok=used is not None,
-                detail=f"last used {used:%Y-%m-%d %H:%M} UTC" if used else "not used yet",
-                fix="In the Okta app: Provisioning › Integration › Enable API integration, paste "
-                "the keys, Test API Credentials, Save.",
+                detail=Message(_("last used %(when)s UTC"), {"when": f"{used:%Y-%m-%d %H:%M}"})
+                if used
+                else Message(_("not used yet")),
+                fix=Message(
+                    _(
+                        "In the Okta app: Provisioning › Integration › Enable API integration, "
+                        "paste the keys, Test API Credentials, Save."
+                    )
+                ),
             )
         ]
 

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
+from provisioning.messages import Message
 from provisioning.models import StepRun
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.connect_instance import ConnectInstanceOutputs
@@ -159,9 +160,14 @@ class OktaRoleListingUser(Step):
         else:
             changes.append(Change("adopt", "iam_access_key", keys[0]))
             warnings.append(
-                f"The user {name} already has an access key whose secret the wizard can't show "
-                "(AWS returns a secret only once). If Okta doesn't have it, run this step again "
-                "with “Make a new access key” ticked."
+                Message(
+                    _(
+                        "The user %(user)s already has an access key whose secret the wizard "
+                        "can't show (AWS returns a secret only once). If Okta doesn't have it, "
+                        "run this step again with “Make a new access key” ticked."
+                    ),
+                    {"user": name},
+                )
             )
         return Plan(changes=changes, warnings=warnings)
 
@@ -219,32 +225,42 @@ class OktaRoleListingUser(Step):
         if not key:
             return [
                 Finding(
-                    check="The IAM user has an access key",
+                    check=Message(_("The IAM user has an access key")),
                     ok=False,
-                    detail=f"{name} has no access key",
-                    fix="Retry the step.",
+                    detail=Message(_("%(user)s has no access key"), {"user": name}),
+                    fix=Message(_("Retry the step.")),
                 )
             ]
         used = iam.get_access_key_last_used(AccessKeyId=key)["AccessKeyLastUsed"]
         last_used = used.get("LastUsedDate")
         return [
-            Finding(check="The IAM user has an access key", ok=True, detail=key),
+            Finding(check=Message(_("The IAM user has an access key")), ok=True, detail=key),
             Finding(
-                check="Okta has used the key",
+                check=Message(_("Okta has used the key")),
                 ok=last_used is not None,
                 # The admin pastes the key into Okta after this step; the flow's later
                 # verification waits for it.
                 blocking=False,
                 detail=(
-                    f"last used {last_used:%Y-%m-%d %H:%M} UTC ({used.get('ServiceName', '')})"
+                    Message(
+                        _("last used %(when)s UTC (%(service)s)"),
+                        {
+                            "when": f"{last_used:%Y-%m-%d %H:%M}",
+                            "service": used.get("ServiceName", ""),
+                        },
+                    )
                     if last_used
-                    else "not used yet"
+                    else Message(_("not used yet"))
                 ),
                 fix=(
                     ""
                     if last_used
-                    else "In the Okta app: Provisioning › Integration › Enable API integration, "
-                    "paste the keys, Test API Credentials, Save."
+                    else Message(
+                        _(
+                            "In the Okta app: Provisioning › Integration › Enable API integration, "
+                            "paste the keys, Test API Credentials, Save."
+                        )
+                    )
                 ),
             ),
         ]

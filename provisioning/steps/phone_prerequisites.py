@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, WaitForCloud
-from provisioning.messages import Message
+from provisioning.messages import Message, joined
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.connect_users import run_instance
 
@@ -377,8 +377,12 @@ class PhonePrerequisites(Step):
         return Plan(
             changes=changes,
             warnings=[
-                "A quota request can't be withdrawn: rolling back releases only the numbers "
-                "this run claimed."
+                Message(
+                    _(
+                        "A quota request can't be withdrawn: rolling back releases only the "
+                        "numbers this run claimed."
+                    )
+                )
             ],
         )
 
@@ -446,10 +450,14 @@ class PhonePrerequisites(Step):
         )["AvailableNumbersList"]
         if not available:
             raise PermanentError(
-                f"AWS has no {number_type} number starting {NUMBER_PREFIXES[number_type]} "
-                "available right now.",
+                Message(
+                    _("AWS has no %(type)s number starting %(prefix)s available right now."),
+                    {"type": number_type, "prefix": NUMBER_PREFIXES[number_type]},
+                ),
                 code="no_numbers_available",
-                hint="Retry the step later, or ask AWS Support for numbers of that type.",
+                hint=Message(
+                    _("Retry the step later, or ask AWS Support for numbers of that type.")
+                ),
             )
         number = available[0]["PhoneNumber"]
         claimed = connect.claim_phone_number(
@@ -468,18 +476,31 @@ class PhonePrerequisites(Step):
         found = survey(ctx)
         findings = [
             Finding(
-                check=f"Quota “{quota.name}” is at least {quota.desired:g}",
+                check=Message(
+                    _("Quota “%(quota)s” is at least %(desired)s"),
+                    {"quota": quota.name, "desired": f"{quota.desired:g}"},
+                ),
                 ok=quota.enough,
                 # Waiting for AWS Support is the expected state, not a failure of this step.
                 blocking=quota.needs_request,
                 detail=(
-                    f"now {quota.value:g}"
+                    Message(_("now %(value)s"), {"value": f"{quota.value:g}"})
                     if quota.enough
-                    else f"now {quota.value:g}; request {quota.as_output()['request_id']} is "
-                    f"{quota.as_output()['status']}: AWS Support reviews the documents. Run "
-                    "this step again once it is approved."
+                    else Message(
+                        _(
+                            "now %(value)s; request %(request)s is %(status)s: AWS Support "
+                            "reviews the documents. Run this step again once it is approved."
+                        ),
+                        {
+                            "value": f"{quota.value:g}",
+                            "request": quota.as_output()["request_id"],
+                            "status": quota.as_output()["status"],
+                        },
+                    )
                 ),
-                fix="" if quota.enough or not quota.needs_request else "Retry the step.",
+                fix=""
+                if quota.enough or not quota.needs_request
+                else Message(_("Retry the step.")),
             )
             for quota in found.quotas
         ]
@@ -488,10 +509,17 @@ class PhonePrerequisites(Step):
             short = {t: n - len(found.ours[t]) for t, n in wanted.items() if len(found.ours[t]) < n}
             findings.append(
                 Finding(
-                    check="The phone numbers are claimed",
+                    check=Message(_("The phone numbers are claimed")),
                     ok=not short,
-                    detail=", ".join(f"{n} {t} missing" for t, n in short.items()),
-                    fix="Retry the step." if short else "",
+                    detail=joined(
+                        [
+                            Message(_("%(count)s %(type)s missing"), {"count": n, "type": t})
+                            for t, n in short.items()
+                        ]
+                    )
+                    if short
+                    else "",
+                    fix=Message(_("Retry the step.")) if short else "",
                 )
             )
         return findings

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import translation
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (  # noqa: E501
     GraphUserRequestBuilder,
@@ -16,6 +17,7 @@ from provisioning.audit import AuditScope
 from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.errors import PermanentError, RetryableError, WaitForCloud
+from provisioning.messages import render
 from provisioning.models import AuditKind, Cloud, Connection, SetupRun
 from sandbox.directory import CONTACT_CENTRE_GROUP
 from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
@@ -150,6 +152,24 @@ def test_it_tells_which_field_to_fix_for_a_wrong_client_secret(
     assert "Value (not its Secret ID)" in raised.value.hint
     token = call_rows(Cloud.ENTRA).filter(kind=AuditKind.CALL_FINISHED, service="login").last()
     assert (token.outcome, token.error_code) == ("error", "invalid_client")
+
+
+def test_it_stores_the_sign_in_refusal_with_its_reason_as_nested_message_ids(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    client = graph_client(_sandbox_entra(sandbox_mode, "wrong-secret-value"), audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        run_graph(client.service_principals.get())
+
+    stored = raised.value.as_dict()
+    assert stored["message"]["msgid"] == "Entra ID refused the wizard's sign-in: %(reason)s"
+    assert stored["message"]["params"]["reason"]["msgid"] == "The client secret is wrong."
+    with translation.override("ja"):
+        assert render(stored["message"]) == (
+            "Entra ID がウィザードのサインインを拒否しました: "
+            "クライアント シークレットが正しくありません。"
+        )
 
 
 def test_it_lists_the_graph_permissions_the_app_lacks(

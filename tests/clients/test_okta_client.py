@@ -8,10 +8,12 @@ import hashlib
 from typing import Any
 
 import pytest
+from django.utils import translation
 from okta.jwt import JWT
 
 from provisioning.audit import AuditScope
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.messages import render
 from provisioning.models import AuditKind, Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import forget_dpop_keys, okta_client, run_okta
@@ -83,6 +85,21 @@ def test_it_tells_the_admin_to_paste_a_current_api_token(
     assert "paste a current API token" in raised.value.hint
     finished = call_rows(Cloud.OKTA).filter(kind=AuditKind.CALL_FINISHED).get()
     assert (finished.outcome, finished.error_code) == ("error", "E0000011")
+
+
+def test_it_stores_the_refusal_as_a_message_a_japanese_admin_reads_in_japanese(
+    sandbox_mode: Sandbox, scope: AuditScope
+) -> None:
+    client = okta_client(_sandbox_okta(sandbox_mode, "00not-the-right-token"), audit=scope)
+
+    with pytest.raises(PermanentError) as raised:
+        run_okta(client.get_user("me"))
+
+    stored = raised.value.as_dict()
+    assert stored["message"]["msgid"] == "Okta did not accept the connection's credentials.%(said)s"
+    with translation.override("ja"):
+        assert render(stored["message"]).startswith("Okta が接続の認証情報を受け付けませんでした。")
+        assert "有効な API トークン" in render(stored["hint"])
 
 
 def test_it_raises_a_retryable_error_with_the_rate_limit_reset_time(

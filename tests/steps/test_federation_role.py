@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from django.utils import translation
 from moto.server import ThreadedMotoServer
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
@@ -156,6 +157,10 @@ def test_it_updates_the_session_duration_and_reattaches_the_policy(
     STEP.apply(step_context(run, KEY, outputs, session_duration_hours=8))
 
     assert [f.ok for f in findings] == [True, True, False]
+    detached = findings[2].to_json()
+    with translation.override("ja"):
+        assert render(detached["check"]) == "フェデレーション ポリシーがロールにアタッチされている"
+        assert render(detached["fix"]) == "ステップを再試行してアタッチしてください。"
     assert plan.changes[0].details["changes"] == ["max_session_duration", "attach_policy"]
     assert not plan.needs_confirmation
     assert iam.get_role(RoleName=name)["Role"]["MaxSessionDuration"] == 8 * 3600
