@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import boto3
 from botocore.exceptions import UnknownRegionError
@@ -28,7 +29,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.messages import Message
 from provisioning.models import SetupRun
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 # The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
 # connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
@@ -180,6 +181,28 @@ IDENTITY_ARN = re.compile(
 )
 
 
+@dataclass
+class PreflightOutputs(StepOutputs):
+    """Who the credentials are, where, and how far their permissions were checked."""
+
+    step_key: ClassVar[str] = "preflight"
+    account_id: str = ""
+    caller_arn: str = ""
+    # The user or role the permissions were checked for; "" when they could not be.
+    principal_arn: str = ""
+    region: str = ""
+    partition: str = ""
+    connect_available: bool = False
+    # "simulated", "partial" (harmless reads only) or "none".
+    permission_check: str = "none"
+    checked_actions: int = 0
+    unchecked_actions: int = 0
+    # Always [] once applied: a missing action stops the step with a PermanentError.
+    missing_actions: list[str] = field(default_factory=list)
+    # What could not be checked (Messages; their stored form once read back).
+    warnings: list[Any] = field(default_factory=list)
+
+
 def flow_actions_for(step_keys: list[str] | tuple[str, ...]) -> list[str]:
     """The IAM actions the AWS steps among `step_keys` call, sorted, each once."""
     return sorted({action for key in step_keys for action in ACTIONS_BY_STEP.get(key, ())})
@@ -270,7 +293,7 @@ class _Checks:
     def __init__(self) -> None:
         self.warnings: list[Message | str] = []
 
-    def run(self, ctx: StepContext) -> dict[str, Any]:
+    def run(self, ctx: StepContext) -> PreflightOutputs:
         partition = partition_of(ctx.region)
         regions = connect_regions(partition)
         connect_available = ctx.region in regions
@@ -298,18 +321,18 @@ class _Checks:
                 check = "partial"
                 checked, missing = self._dry_reads(ctx, actions, partition, identity["Account"])
                 self._partial_warning(principal_arn, len(checked), len(actions))
-        return {
-            "account_id": identity["Account"],
-            "caller_arn": caller_arn,
-            "principal_arn": principal_arn,
-            "region": ctx.region,
-            "partition": partition,
-            "connect_available": connect_available,
-            "permission_check": check,
-            "checked_actions": len(checked),
-            "unchecked_actions": len(actions) - len(checked),
-            "missing_actions": missing,
-        }
+        return PreflightOutputs(
+            account_id=identity["Account"],
+            caller_arn=caller_arn,
+            principal_arn=principal_arn,
+            region=ctx.region,
+            partition=partition,
+            connect_available=connect_available,
+            permission_check=check,
+            checked_actions=len(checked),
+            unchecked_actions=len(actions) - len(checked),
+            missing_actions=missing,
+        )
 
     def _principal(self, ctx: StepContext, caller_arn: str) -> str:
         kind, principal_arn = principal_for(caller_arn)
@@ -417,18 +440,18 @@ class _Checks:
         )
 
 
-def _missing_error(result: dict[str, Any]) -> PermanentError:
-    missing = result["missing_actions"]
+def _missing_error(result: PreflightOutputs) -> PermanentError:
+    missing = result.missing_actions
     message = (
-        f"{result['principal_arn']} lacks {len(missing)} permission(s) this setup needs: "
+        f"{result.principal_arn} lacks {len(missing)} permission(s) this setup needs: "
         + ", ".join(missing)
         + "."
     )
-    if result["permission_check"] == "partial":
+    if result.permission_check == "partial":
         message += " " + gettext(
             "This is a partial check: %(unchecked)d other action(s) could not be checked without "
             "iam:SimulatePrincipalPolicy and may be missing too."
-        ) % {"unchecked": result["unchecked_actions"]}
+        ) % {"unchecked": result.unchecked_actions}
     return PermanentError(
         message,
         code="preflight_missing_permissions",
@@ -450,30 +473,30 @@ class Preflight(Step):
     def plan(self, ctx: StepContext) -> Plan:
         checks = _Checks()
         result = checks.run(ctx)
-        if result["missing_actions"]:
+        if result.missing_actions:
             raise _missing_error(result)
         return Plan(
             changes=[
                 Change(
                     "nothing",
                     "aws_identity",
-                    result["caller_arn"],
-                    {"account_id": result["account_id"]},
+                    result.caller_arn,
+                    {"account_id": result.account_id},
                 ),
                 Change(
                     "nothing",
                     "connect_region",
                     ctx.region,
-                    {"partition": result["partition"], "connect_available": True},
+                    {"partition": result.partition, "connect_available": True},
                 ),
                 Change(
                     "nothing",
                     "iam_permissions",
-                    result["principal_arn"] or result["caller_arn"],
+                    result.principal_arn or result.caller_arn,
                     {
-                        "permission_check": result["permission_check"],
-                        "checked_actions": result["checked_actions"],
-                        "unchecked_actions": result["unchecked_actions"],
+                        "permission_check": result.permission_check,
+                        "checked_actions": result.checked_actions,
+                        "unchecked_actions": result.unchecked_actions,
                         "missing_actions": [],
                     },
                 ),
@@ -481,12 +504,13 @@ class Preflight(Step):
             warnings=checks.warnings,
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> PreflightOutputs:
         checks = _Checks()
         result = checks.run(ctx)
-        if result["missing_actions"]:
+        if result.missing_actions:
             raise _missing_error(result)
-        return {**result, "warnings": checks.warnings}
+        result.warnings = list(checks.warnings)
+        return result
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         # Its plan and apply are the checks; nothing it leaves behind can drift.

@@ -21,9 +21,9 @@ A failed sign-in fails the step with code "sign_in_<link>".
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
@@ -42,7 +42,7 @@ from provisioning.models import Cloud
 from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import read_sandbox_file
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.saml_provider import SamlProviderOutputs
 from provisioning.user_changes.instance import find_user
@@ -160,6 +160,26 @@ CAUSE_LINKS = {
     "no_federation_permission": "policy",
     "invalid_saml_response": "claims",
 }
+
+
+@dataclass
+class SignInTestOutputs(StepOutputs):
+    """Where people sign in, and how each sign-in (sandbox) or each link read from the clouds
+    (live) went."""
+
+    step_key: ClassVar[str] = "sign_in_test"
+    user_access_url: str = ""
+    # Sandbox: [{login, username, ok, link, detail, destination}]; live: [{check, ok, detail,
+    # fix}], one per link read.
+    results: list[dict[str, Any]] = field(default_factory=list)
+    # Sandbox only: who signed in as whom and where they land, in a sentence.
+    signed_in: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if not data["signed_in"]:
+            del data["signed_in"]  # as runs stored it before outputs were typed
+        return data
 
 
 class SignInTestForm(forms.Form):
@@ -621,12 +641,12 @@ class SignInTest(Step):
             changes=[Change("nothing", "sign_in_test", name, {"mode": mode}) for name in names]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> SignInTestOutputs:
         idp = _idp_outputs(ctx)
-        outputs: dict[str, Any] = {"user_access_url": idp.get("user_access_url", "")}
+        outputs = SignInTestOutputs(user_access_url=str(idp.get("user_access_url", "")))
         if not self._sandbox(ctx):
             findings = live_findings(ctx)
-            outputs["results"] = [
+            outputs.results = [
                 {"check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix} for f in findings
             ]
             failing = [f for f in findings if not f.ok and f.blocking]
@@ -636,7 +656,7 @@ class SignInTest(Step):
         results = [sandbox_sign_in(ctx, person) for person in chosen_people(ctx)]
         if not all(result["ok"] for result in results):
             raise _failure(results)
-        outputs["signed_in"] = "; ".join(
+        outputs.signed_in = "; ".join(
             str(_("{login} signed in as {username} and lands on {destination}")).format(
                 login=result["login"],
                 username=result["username"],
@@ -644,7 +664,7 @@ class SignInTest(Step):
             )
             for result in results
         )
-        outputs["results"] = results
+        outputs.results = results
         return outputs
 
     def verify(self, ctx: StepContext) -> list[Finding]:

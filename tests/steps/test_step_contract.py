@@ -73,16 +73,6 @@ def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> No
         assert set(empty.to_json()) <= {item.name for item in fields(outputs_class)}
 
 
-# Steps whose apply still returns a plain dict; the runner stores it as it is. Typing one removes
-# it from here (issue 14).
-UNTYPED = {
-    "preflight",
-    "sign_in_test",
-    "group_users",
-    "connect_users",
-}
-
-
 def _filled(outputs_class: type[StepOutputs]) -> StepOutputs:
     """An instance with a non-default value in every field, by its annotation."""
     values: dict[str, Any] = {}
@@ -101,16 +91,13 @@ def _filled(outputs_class: type[StepOutputs]) -> StepOutputs:
     return outputs_class(**values)
 
 
-def test_every_typed_steps_apply_returns_its_outputs_class_which_round_trips() -> None:
+def test_every_steps_apply_returns_its_outputs_class_which_round_trips() -> None:
     import_step_modules()
     typed = []
     for key, step_class in STEPS.items():
         if not step_class.__module__.startswith("provisioning."):
             continue  # a test's own step
         returned = typing.get_type_hints(step_class.apply).get("return")
-        if key in UNTYPED:
-            assert not (isinstance(returned, type) and issubclass(returned, StepOutputs)), key
-            continue
         assert isinstance(returned, type) and issubclass(returned, StepOutputs), (key, returned)
         assert returned.step_key == key
         # A default for every field: an older run's outputs lack the newer ones.
@@ -122,7 +109,7 @@ def test_every_typed_steps_apply_returns_its_outputs_class_which_round_trips() -
         assert returned.from_json(filled.to_json()) == filled, key
         assert returned.from_json(returned().to_json()) == returned(), key
         typed.append(key)
-    assert len(typed) >= 15, typed
+    assert len(typed) >= 20, typed
 
 
 def test_a_later_step_reads_earlier_outputs_typed_as_the_runner_stored_them() -> None:
