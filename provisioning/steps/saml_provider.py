@@ -221,6 +221,32 @@ def needs_update(existing: ExistingProvider, wanted: IdpMetadata) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ProviderReading:
+    """What plan, apply and verify read: the provider's name in IAM, the metadata this run
+    registers (None: none given) and the provider IAM holds under that name (None: none)."""
+
+    name: str
+    wanted: IdpMetadata | None
+    existing: ExistingProvider | None
+
+    @property
+    def holds_wanted(self) -> bool:
+        """IAM's provider already holds the facts of the wanted metadata."""
+        return (
+            self.existing is not None
+            and self.wanted is not None
+            and not needs_update(self.existing, self.wanted)
+        )
+
+
+def survey(ctx: StepContext, wanted: IdpMetadata | None) -> ProviderReading:
+    """The run's provider name and what IAM holds under it, beside the metadata `wanted`
+    (metadata_for, read first: plan and apply stop before any IAM call without it)."""
+    name = provider_name(ctx)
+    return ProviderReading(name=name, wanted=wanted, existing=find_provider(ctx.aws("iam"), name))
+
+
 def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
     old = metadata_lines(existing.metadata) if existing.metadata else ["(unreadable metadata)"]
     return "\n".join(
@@ -260,12 +286,12 @@ class SamlProviderStep(Step):
                 needs_input=True,
                 warnings=[str(_("No earlier step provided the IdP's metadata: paste it here."))],
             )
-        name = provider_name(ctx)
-        existing = find_provider(ctx.aws("iam"), name)
+        reading = survey(ctx, metadata)
+        name, existing = reading.name, reading.existing
         details = metadata_summary(metadata)
         if existing is None:
             change = Change("create", RESOURCE_TYPE, name, details)
-        elif needs_update(existing, metadata):
+        elif not reading.holds_wanted:
             change = Change(
                 "update",
                 RESOURCE_TYPE,
@@ -287,9 +313,9 @@ class SamlProviderStep(Step):
                 code="saml_metadata_missing",
                 hint="Paste the IdP's metadata into this step's form.",
             )
-        name = provider_name(ctx)
+        reading = survey(ctx, metadata)
+        name, existing = reading.name, reading.existing
         iam = ctx.aws("iam")
-        existing = find_provider(iam, name)
         if existing is None:
             # Recorded before the call: a worker killed right after IAM created the provider
             # still leaves rollback a note of it (IAM's provider tags are not read back by every
@@ -302,7 +328,7 @@ class SamlProviderStep(Step):
             arn = existing.arn
             if tagged_run(existing.tags) == str(ctx.run_id):
                 ctx.record_created(RESOURCE_TYPE, name)
-            if needs_update(existing, metadata):
+            if not reading.holds_wanted:
                 iam.update_saml_provider(
                     SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
                 )
@@ -316,9 +342,8 @@ class SamlProviderStep(Step):
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        metadata = metadata_for(ctx)
-        name = provider_name(ctx)
-        existing = find_provider(ctx.aws("iam"), name)
+        reading = survey(ctx, metadata_for(ctx))
+        name, existing = reading.name, reading.existing
         if existing is None:
             return [
                 Finding(
@@ -328,7 +353,7 @@ class SamlProviderStep(Step):
                     fix="Retry the step to create it.",
                 )
             ]
-        holds = metadata is not None and not needs_update(existing, metadata)
+        holds = reading.holds_wanted
         return [
             Finding("The IAM identity provider exists", ok=True, detail=existing.arn),
             Finding(
