@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import botocore.session
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES
 from provisioning.context import StepContext
@@ -246,11 +247,20 @@ def _require_saml(instance: InstanceReading) -> None:
     if identity != SAML:
         name = instance.name
         raise PermanentError(
-            f"The instance “{name}” manages its users with {identity}, not SAML 2.0, and an "
-            "instance's identity management can't be changed after it is created.",
+            Message(
+                gettext_noop(
+                    "The instance “%(name)s” manages its users with %(identity)s, not SAML 2.0, "
+                    "and an instance's identity management can't be changed after it is created."
+                ),
+                {"name": name, "identity": identity},
+            ),
             code="connect_instance_not_saml",
-            hint="Create a new instance for SAML sign-in: type a new alias in this step. Nothing "
-            "was changed.",
+            hint=Message(
+                gettext_noop(
+                    "Create a new instance for SAML sign-in: type a new alias in this step. "
+                    "Nothing was changed."
+                )
+            ),
         )
 
 
@@ -279,9 +289,16 @@ def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
             if error.code not in NOT_FOUND_CODES:
                 raise
             raise PermanentError(
-                f"No Amazon Connect instance has the ID {want.instance_id} in {ctx.region}.",
+                Message(
+                    gettext_noop("No Amazon Connect instance has the ID %(id)s in %(region)s."),
+                    {"id": want.instance_id, "region": ctx.region},
+                ),
                 code="connect_instance_not_found",
-                hint="Check the ID, and that the run's region is the instance's region.",
+                hint=Message(
+                    gettext_noop(
+                        "Check the ID, and that the run's region is the instance's region."
+                    )
+                ),
             ) from error
     else:
         summary = _find_by_alias(connect, want.alias)
@@ -342,29 +359,57 @@ def explain_create_error(error: PermanentError, alias: str) -> PermanentError:
     if error.code in QUOTA_CODES:
         if any(words in error.message.lower() for words in THIRTY_DAY_LIMIT_WORDS):
             return PermanentError(
-                "AWS refused to create the instance: this account has reached Amazon Connect's "
-                f"limit of {CREATIONS_AND_DELETIONS_PER_30_DAYS} instance creations and "
-                "deletions per 30 days.",
+                Message(
+                    gettext_noop(
+                        "AWS refused to create the instance: this account has reached Amazon "
+                        "Connect's limit of %(limit)d instance creations and deletions per 30 days."
+                    ),
+                    {"limit": CREATIONS_AND_DELETIONS_PER_30_DAYS},
+                ),
                 code=error.code,
-                hint="This limit can't be raised: wait until 30 days after the earliest of those "
-                "creations or deletions, or adopt an existing SAML instance by its alias or ID.",
+                hint=Message(
+                    gettext_noop(
+                        "This limit can't be raised: wait until 30 days after the earliest of "
+                        "those creations or deletions, or adopt an existing SAML instance by its "
+                        "alias or ID."
+                    )
+                ),
             )
         return PermanentError(
-            "AWS refused to create the instance: the quota “Amazon Connect instances per "
-            f"account” (default {DEFAULT_INSTANCES_PER_ACCOUNT}) is used up in this region.",
+            Message(
+                gettext_noop(
+                    "AWS refused to create the instance: the quota “Amazon Connect instances per "
+                    "account” (default %(default)d) is used up in this region."
+                ),
+                {"default": DEFAULT_INSTANCES_PER_ACCOUNT},
+            ),
             code=error.code,
-            hint="Request an increase in the AWS console › Service Quotas › Amazon Connect › "
-            "“Amazon Connect instances per account”, or delete an instance you no longer need "
-            "(deletions count toward the 30-day limit too), or adopt an existing SAML instance.",
+            hint=Message(
+                gettext_noop(
+                    "Request an increase in the AWS console › Service Quotas › Amazon Connect › "
+                    "“Amazon Connect instances per account”, or delete an instance you no longer "
+                    "need (deletions count toward the 30-day limit too), or adopt an existing "
+                    "SAML instance."
+                )
+            ),
         )
     if "already used" in error.message or "already exists" in error.message:
         return PermanentError(
-            f"The alias “{alias}” is already taken by another Amazon Connect instance, in "
-            "another AWS account or region: it becomes the address "
-            f"https://{alias}.my.connect.aws, so it must be unique across AWS.",
+            Message(
+                gettext_noop(
+                    "The alias “%(alias)s” is already taken by another Amazon Connect instance, "
+                    "in another AWS account or region: it becomes the address "
+                    "https://%(alias)s.my.connect.aws, so it must be unique across AWS."
+                ),
+                {"alias": alias},
+            ),
             code="connect_instance_alias_taken",
-            hint=f"Type another alias, e.g. “{_suggest_alias(alias + '-sso')}” or one with your "
-            "company's name.",
+            hint=Message(
+                gettext_noop(
+                    "Type another alias, e.g. “%(suggestion)s” or one with your company's name."
+                ),
+                {"suggestion": _suggest_alias(alias + "-sso")},
+            ),
         )
     return error
 
@@ -472,16 +517,33 @@ class ConnectInstance(Step):
         name = alias or instance_id
         if status == "CREATION_IN_PROGRESS":
             raise WaitForCloud(
-                f"Amazon Connect is creating the instance “{name}” "
-                f"({_elapsed(instance)} so far; it usually takes a few minutes)."
+                Message(
+                    gettext_noop(
+                        "Amazon Connect is creating the instance “%(name)s” (%(elapsed)s so far; "
+                        "it usually takes a few minutes)."
+                    ),
+                    {"name": name, "elapsed": _elapsed(instance)},
+                )
             )
         if status == "CREATION_FAILED":
-            reason = instance.status_reason or "no reason given"
             raise PermanentError(
-                f"Amazon Connect could not create the instance “{name}”: {reason}",
+                Message(
+                    gettext_noop(
+                        "Amazon Connect could not create the instance “%(name)s”: %(reason)s"
+                    ),
+                    {
+                        "name": name,
+                        "reason": instance.status_reason
+                        or Message(gettext_noop("no reason given")),
+                    },
+                ),
                 code="connect_instance_creation_failed",
-                hint="Roll back this run to delete the failed instance, fix what AWS names, "
-                "then start again.",
+                hint=Message(
+                    gettext_noop(
+                        "Roll back this run to delete the failed instance, fix what AWS names, "
+                        "then start again."
+                    )
+                ),
             )
         _require_saml(instance)
         return ConnectInstanceOutputs(

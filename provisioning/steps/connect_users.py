@@ -277,9 +277,15 @@ def parse_people_csv(text: str) -> list[dict[str, str]]:
     missing = [column for column in CSV_COLUMNS if column not in header]
     if missing:
         raise ValueError(
-            "The first line must be a header with "
-            + ",".join(CSV_COLUMNS)
-            + f" (and optionally {', '.join(OPTIONAL_CSV_COLUMNS)}); missing: {', '.join(missing)}."
+            gettext(
+                "The first line must be a header with %(columns)s (and optionally %(optional)s); "
+                "missing: %(missing)s."
+            )
+            % {
+                "columns": ",".join(CSV_COLUMNS),
+                "optional": ", ".join(OPTIONAL_CSV_COLUMNS),
+                "missing": ", ".join(missing),
+            }
         )
     reader.fieldnames = header
     people = []

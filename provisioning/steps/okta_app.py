@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
@@ -110,7 +111,9 @@ def relay_state(ctx: StepContext) -> str:
         )
     except RelayStateError as error:
         raise PermanentError(
-            str(error), code="okta_app_bad_relay_state", hint="Change where users land."
+            str(error),
+            code="okta_app_bad_relay_state",
+            hint=Message(gettext_noop("Change where users land.")),
         ) from None
 
 
@@ -169,10 +172,19 @@ def find_app(ctx: StepContext, client: Any) -> OktaAppReading | None:
         app = aws_app.get_app(client, app_id)
         if app is None or app.get("name") != aws_app.AWS_APP_NAME:
             raise PermanentError(
-                f"The Okta org has no AWS Account Federation app with the ID {app_id}.",
+                Message(
+                    gettext_noop(
+                        "The Okta org has no AWS Account Federation app with the ID %(app_id)s."
+                    ),
+                    {"app_id": app_id},
+                ),
                 code="okta_app_not_found",
-                hint="Copy the ID from the app's address in the Okta Admin Console "
-                "(…/admin/app/amazon_aws/instance/<ID>/), or leave it empty.",
+                hint=Message(
+                    gettext_noop(
+                        "Copy the ID from the app's address in the Okta Admin Console "
+                        "(…/admin/app/amazon_aws/instance/<ID>/), or leave it empty."
+                    )
+                ),
             )
         return OktaAppReading.of(ctx, app)
     for created_id in _created_app_ids(ctx):
@@ -182,9 +194,14 @@ def find_app(ctx: StepContext, client: Any) -> OktaAppReading | None:
     found = aws_app.find_apps(client, _label(ctx))
     if len(found) > 1:
         raise PermanentError(
-            f"The Okta org has {len(found)} AWS apps named “{_label(ctx)}”.",
+            Message(
+                gettext_noop("The Okta org has %(count)d AWS apps named “%(label)s”."),
+                {"count": len(found), "label": _label(ctx)},
+            ),
             code="okta_app_ambiguous",
-            hint="Enter the ID of the one to use (app_id), or choose another name.",
+            hint=Message(
+                gettext_noop("Enter the ID of the one to use (app_id), or choose another name.")
+            ),
         )
     return OktaAppReading.of(ctx, found[0]) if found else None
 
@@ -338,31 +355,31 @@ class OktaApp(Step):
         if app is None:
             return [
                 Finding(
-                    check="The Okta app exists",
+                    check=Message(gettext_noop("The Okta app exists")),
                     ok=False,
-                    detail=f"no app {app_id or _label(ctx)}",
-                    fix="Retry the step.",
+                    detail=Message(gettext_noop("no app %(app)s"), {"app": app_id or _label(ctx)}),
+                    fix=Message(gettext_noop("Retry the step.")),
                 )
             ]
         relay = relay_state(ctx)
         return [
-            Finding(check="The Okta app exists", ok=True, detail=app.id),
+            Finding(check=Message(gettext_noop("The Okta app exists")), ok=True, detail=app.id),
             Finding(
-                check="The app is active",
+                check=Message(gettext_noop("The app is active")),
                 ok=app.status == "ACTIVE",
                 detail=app.status,
-                fix="Activate the app in the Okta Admin Console.",
+                fix=Message(gettext_noop("Activate the app in the Okta Admin Console.")),
             ),
             Finding(
-                check="The app signs on with SAML 2.0",
+                check=Message(gettext_noop("The app signs on with SAML 2.0")),
                 ok=app.sign_on_mode == aws_app.SAML_2_0,
                 detail=app.sign_on_mode,
             ),
             Finding(
-                check="The app's relay state leads into the instance",
+                check=Message(gettext_noop("The app's relay state leads into the instance")),
                 ok=app.relay_state == relay,
-                detail=app.relay_state or "(none)",
-                fix="Retry the step; it sets the relay state again.",
+                detail=app.relay_state or Message(gettext_noop("(none)")),
+                fix=Message(gettext_noop("Retry the step; it sets the relay state again.")),
             ),
         ]
 

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import boto3
 from botocore.exceptions import UnknownRegionError
 from django import forms
-from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.context import StepContext
@@ -215,9 +215,14 @@ def parse_actions(value: Any) -> list[str]:
     wrong = [action for action in actions if not ACTION_PATTERN.match(action)]
     if wrong:
         raise PermanentError(
-            "These are not IAM actions: " + ", ".join(wrong) + ".",
+            Message(
+                gettext_noop("These are not IAM actions: %(actions)s."),
+                {"actions": ", ".join(wrong)},
+            ),
             code="preflight_bad_action",
-            hint="Write each as service:Action, e.g. connect:CreateInstance.",
+            hint=Message(
+                gettext_noop("Write each as service:Action, e.g. connect:CreateInstance.")
+            ),
         )
     return sorted(set(actions))
 
@@ -254,9 +259,15 @@ def partition_of(region: str) -> str:
         return boto3.session.Session().get_partition_for_region(region)
     except UnknownRegionError:
         raise PermanentError(
-            f"“{region}” is not an AWS region the wizard knows.",
+            Message(
+                gettext_noop("“%(region)s” is not an AWS region the wizard knows."),
+                {"region": region},
+            ),
             code="preflight_unknown_region",
-            hint="Choose one of: " + ", ".join(connect_regions("aws")) + ".",
+            hint=Message(
+                gettext_noop("Choose one of: %(regions)s."),
+                {"regions": ", ".join(connect_regions("aws"))},
+            ),
         ) from None
 
 
@@ -299,9 +310,15 @@ class _Checks:
         connect_available = ctx.region in regions
         if not connect_available:
             raise PermanentError(
-                f"Amazon Connect is not offered in {ctx.region}.",
+                Message(
+                    gettext_noop("Amazon Connect is not offered in %(region)s."),
+                    {"region": ctx.region},
+                ),
                 code="preflight_connect_not_in_region",
-                hint="Start a new run in one of: " + ", ".join(regions) + ".",
+                hint=Message(
+                    gettext_noop("Start a new run in one of: %(regions)s."),
+                    {"regions": ", ".join(regions)},
+                ),
             )
         identity = ctx.aws("sts").get_caller_identity()
         caller_arn = identity["Arn"]
@@ -442,21 +459,35 @@ class _Checks:
 
 def _missing_error(result: PreflightOutputs) -> PermanentError:
     missing = result.missing_actions
-    message = (
-        f"{result.principal_arn} lacks {len(missing)} permission(s) this setup needs: "
-        + ", ".join(missing)
-        + "."
-    )
+    params = {
+        "arn": result.principal_arn,
+        "count": len(missing),
+        "actions": ", ".join(missing),
+        "unchecked": result.unchecked_actions,
+    }
     if result.permission_check == "partial":
-        message += " " + gettext(
-            "This is a partial check: %(unchecked)d other action(s) could not be checked without "
-            "iam:SimulatePrincipalPolicy and may be missing too."
-        ) % {"unchecked": result.unchecked_actions}
+        message = Message(
+            gettext_noop(
+                "%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s. This is a "
+                "partial check: %(unchecked)d other action(s) could not be checked without "
+                "iam:SimulatePrincipalPolicy and may be missing too."
+            ),
+            params,
+        )
+    else:
+        message = Message(
+            gettext_noop("%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s."),
+            params,
+        )
     return PermanentError(
         message,
         code="preflight_missing_permissions",
-        hint="Add them to an IAM policy of that identity (checked on all resources: a policy "
-        "limited to specific ARNs also shows here), then retry this step.",
+        hint=Message(
+            gettext_noop(
+                "Add them to an IAM policy of that identity (checked on all resources: a policy "
+                "limited to specific ARNs also shows here), then retry this step."
+            )
+        ),
     )
 
 

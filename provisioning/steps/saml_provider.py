@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import audited_call
 from provisioning.aws.iam import (
@@ -34,6 +35,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, ProvisioningError
+from provisioning.messages import Message
 from provisioning.saml import (
     MAX_METADATA_BYTES,
     IdpMetadata,
@@ -177,9 +179,17 @@ def metadata_for(ctx: StepContext) -> IdpMetadata | None:
         return None
     if ctx.mode != "live":
         raise PermanentError(
-            "In sandbox mode the wizard fetches nothing from a URL an admin typed.",
+            Message(
+                gettext_noop(
+                    "In sandbox mode the wizard fetches nothing from a URL an admin typed."
+                )
+            ),
             code="saml_metadata_url_in_sandbox",
-            hint="Paste the metadata XML instead; in a full setup the IdP step provides it.",
+            hint=Message(
+                gettext_noop(
+                    "Paste the metadata XML instead; in a full setup the IdP step provides it."
+                )
+            ),
         )
     document = audited_call(
         ctx.audit,
@@ -309,9 +319,9 @@ class SamlProviderStep(Step):
         metadata = metadata_for(ctx)
         if metadata is None:
             raise PermanentError(
-                "No IdP metadata was given.",
+                Message(gettext_noop("No IdP metadata was given.")),
                 code="saml_metadata_missing",
-                hint="Paste the IdP's metadata into this step's form.",
+                hint=Message(gettext_noop("Paste the IdP's metadata into this step's form.")),
             )
         reading = survey(ctx, metadata)
         name, existing = reading.name, reading.existing
@@ -347,22 +357,34 @@ class SamlProviderStep(Step):
         if existing is None:
             return [
                 Finding(
-                    "The IAM identity provider exists",
+                    Message(gettext_noop("The IAM identity provider exists")),
                     ok=False,
-                    detail=f"IAM has no SAML provider named {name}.",
-                    fix="Retry the step to create it.",
+                    detail=Message(
+                        gettext_noop("IAM has no SAML provider named %(name)s."), {"name": name}
+                    ),
+                    fix=Message(gettext_noop("Retry the step to create it.")),
                 )
             ]
         holds = reading.holds_wanted
         return [
-            Finding("The IAM identity provider exists", ok=True, detail=existing.arn),
             Finding(
-                "IAM holds the IdP's signing certificate",
+                Message(gettext_noop("The IAM identity provider exists")),
+                ok=True,
+                detail=existing.arn,
+            ),
+            Finding(
+                Message(gettext_noop("IAM holds the IdP's signing certificate")),
                 ok=holds,
                 detail=""
                 if holds
-                else "The provider's metadata has another entityID or signing certificate.",
-                fix="" if holds else "Retry the step to update the provider's metadata.",
+                else Message(
+                    gettext_noop(
+                        "The provider's metadata has another entityID or signing certificate."
+                    )
+                ),
+                fix=""
+                if holds
+                else Message(gettext_noop("Retry the step to update the provider's metadata.")),
             ),
         ]
 

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import httpx
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import audited_call
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
@@ -37,7 +38,7 @@ from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, RetryableError
-from provisioning.messages import Message
+from provisioning.messages import Message, render
 from provisioning.models import Cloud
 from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
@@ -202,9 +203,9 @@ def _idp_outputs(ctx: StepContext) -> dict[str, Any]:
         if outputs.get("user_access_url") or outputs.get("sandbox_sso_url"):
             return outputs
     raise PermanentError(
-        "No earlier step set up the IdP app.",
+        Message(gettext_noop("No earlier step set up the IdP app.")),
         code="idp_app_missing",
-        hint="This step comes after the IdP app step in the flow.",
+        hint=Message(gettext_noop("This step comes after the IdP app step in the flow.")),
     )
 
 
@@ -213,9 +214,9 @@ def _people(ctx: StepContext) -> list[dict[str, Any]]:
         if isinstance(outputs.get("people"), list) and outputs["people"]:
             return list(outputs["people"])
     raise PermanentError(
-        "Nobody is assigned to the app yet, so nobody can test the sign-in.",
+        Message(gettext_noop("Nobody is assigned to the app yet, so nobody can test the sign-in.")),
         code="sign_in_nobody",
-        hint="Assign users in the assignment step, then retry.",
+        hint=Message(gettext_noop("Assign users in the assignment step, then retry.")),
     )
 
 
@@ -232,9 +233,12 @@ def chosen_people(ctx: StepContext) -> list[dict[str, Any]]:
     chosen = [p for p in people if str(p.get("login") or p["username"]).lower() in wanted]
     if not chosen:
         raise PermanentError(
-            "None of the people you chose is assigned to the app.",
+            Message(gettext_noop("None of the people you chose is assigned to the app.")),
             code="sign_in_unknown_user",
-            hint="Choose among: " + ", ".join(str(p.get("login") or p["username"]) for p in people),
+            hint=Message(
+                gettext_noop("Choose among: %(people)s"),
+                {"people": ", ".join(str(p.get("login") or p["username"]) for p in people)},
+            ),
         )
     return chosen
 
@@ -259,7 +263,12 @@ def _sandbox_urls(idp: dict[str, Any]) -> tuple[str, str]:
     own = [endpoints.get("entra_authority", ""), endpoints.get("okta_org_url", "")]
     if not any(base and sso_url.startswith(base.rstrip("/") + SANDBOX_SSO_PATH) for base in own):
         raise PermanentError(
-            "The IdP step's sign-on URL is not the sandbox's own; the wizard fetches no other.",
+            Message(
+                gettext_noop(
+                    "The IdP step's sign-on URL is not the sandbox's own; the wizard fetches no "
+                    "other."
+                )
+            ),
             code="sign_in_url_refused",
         )
     return sso_url, endpoints["aws_signin_url"]
@@ -271,9 +280,14 @@ def _fetch(ctx: StepContext, operation: str, request: dict[str, Any], send: Any)
             return send()
         except httpx.HTTPError as exc:
             raise RetryableError(
-                f"The sandbox sign-in could not be reached ({type(exc).__name__}).",
+                Message(
+                    gettext_noop("The sandbox sign-in could not be reached (%(error)s)."),
+                    {"error": type(exc).__name__},
+                ),
                 code="sign_in_unreachable",
-                hint="Check that the sandbox is running; the wizard retries.",
+                hint=Message(
+                    gettext_noop("Check that the sandbox is running; the wizard retries.")
+                ),
             ) from exc
 
     return audited_call(
@@ -315,7 +329,11 @@ def sandbox_sign_in(ctx: StepContext, person: dict[str, Any]) -> dict[str, Any]:
             return result
         if body.get("action") != signin_url:
             raise PermanentError(
-                "The IdP posts the sign-in somewhere other than the AWS sign-in endpoint.",
+                Message(
+                    gettext_noop(
+                        "The IdP posts the sign-in somewhere other than the AWS sign-in endpoint."
+                    )
+                ),
                 code="sign_in_action_refused",
             )
         form = {"SAMLResponse": body.get("SAMLResponse", "")}
@@ -594,10 +612,10 @@ def live_findings(ctx: StepContext) -> list[Finding]:
         for found in outputs.get("verify", []) or []:
             findings.append(
                 Finding(
-                    f"{step_key}: {found.get('check')}",
+                    f"{step_key}: {render(found.get('check'))}",
                     ok=bool(found.get("ok")),
-                    detail=str(found.get("detail", "")),
-                    fix=str(found.get("fix", "")),
+                    detail=str(render(found.get("detail", ""))),
+                    fix=str(render(found.get("fix", ""))),
                 )
             )
     return findings
