@@ -69,7 +69,8 @@ def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> No
         # the runner's own "verify" findings ride along in every stored outputs dict.
         empty = outputs_class.from_json({})
         assert outputs_class.from_json({**empty.to_json(), "verify": [], "gone": 1}) == empty
-        # Every key is a field (entra_app leaves its sandbox-only key out when empty).
+        # Every key is a field (entra_app, sign_in_test and group_users leave a key out when
+        # empty, as their dicts did).
         assert set(empty.to_json()) <= {item.name for item in fields(outputs_class)}
 
 
