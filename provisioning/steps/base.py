@@ -184,7 +184,8 @@ class StepOutputs:
 
 
 def outputs_json(applied: StepOutputs | Mapping[str, Any] | None) -> dict[str, Any]:
-    """What apply() returned, as the runner stores it (a JSON dict)."""
+    """What apply() returned, as the runner stores it (a JSON dict). Every step of the wizard
+    returns its StepOutputs; a plain dict still passes through as it is (a test's own step)."""
     return applied.to_json() if isinstance(applied, StepOutputs) else dict(applied or {})
 
 
@@ -241,9 +242,9 @@ class Step(ABC):
         """Read-only: what apply() would change."""
 
     @abstractmethod
-    def apply(self, ctx: StepContext) -> StepOutputs | dict[str, Any]:
+    def apply(self, ctx: StepContext) -> StepOutputs:
         """Make the planned changes, idempotently; return the outputs later steps read (the
-        step's StepOutputs; a plain dict from a step whose outputs are not typed yet)."""
+        step's StepOutputs)."""
 
     @abstractmethod
     def verify(self, ctx: StepContext) -> list[Finding]:

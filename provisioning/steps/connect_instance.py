@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import botocore.session
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.aws.client import NOT_FOUND_CODES, QUOTA_CODES
 from provisioning.context import StepContext
@@ -191,6 +192,41 @@ def _created_id(ctx: StepContext) -> str:
     return next((entry.identifier for entry in ctx.created_of(RESOURCE_TYPE)), "")
 
 
+@dataclass(frozen=True)
+class InstanceReading:
+    """One instance as DescribeInstance returns it, the fields the step reads."""
+
+    id: str
+    arn: str = ""
+    alias: str = ""
+    status: str = ""
+    # DescribeInstance's StatusReason.Message, when creation failed.
+    status_reason: str = ""
+    identity_management_type: str = ""
+    access_url: str = ""
+    created_time: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, instance: dict[str, Any]) -> InstanceReading:
+        created = instance.get("CreatedTime")
+        return cls(
+            id=str(instance["Id"]),
+            arn=str(instance.get("Arn") or ""),
+            alias=str(instance.get("InstanceAlias") or ""),
+            status=str(instance.get("InstanceStatus") or ""),
+            status_reason=str((instance.get("StatusReason") or {}).get("Message") or ""),
+            identity_management_type=str(instance.get("IdentityManagementType") or ""),
+            access_url=str(instance.get("InstanceAccessUrl") or ""),
+            created_time=created if isinstance(created, datetime) else None,
+            tags=dict(instance.get("Tags") or {}),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.alias or self.id
+
+
 def _find_by_alias(connect: Any, alias: str) -> dict[str, Any] | None:
     # Aliases are host names (https://<alias>.my.connect.aws): they compare without case.
     for page in connect.get_paginator("list_instances").paginate(
@@ -202,32 +238,41 @@ def _find_by_alias(connect: Any, alias: str) -> dict[str, Any] | None:
     return None
 
 
-def _describe(connect: Any, instance_id: str) -> dict[str, Any]:
-    return connect.describe_instance(InstanceId=instance_id)["Instance"]
+def _describe(connect: Any, instance_id: str) -> InstanceReading:
+    return InstanceReading.from_wire(connect.describe_instance(InstanceId=instance_id)["Instance"])
 
 
-def _require_saml(instance: dict[str, Any]) -> None:
-    identity = instance.get("IdentityManagementType", "")
+def _require_saml(instance: InstanceReading) -> None:
+    identity = instance.identity_management_type
     if identity != SAML:
-        name = instance.get("InstanceAlias") or instance["Id"]
+        name = instance.name
         raise PermanentError(
-            f"The instance “{name}” manages its users with {identity}, not SAML 2.0, and an "
-            "instance's identity management can't be changed after it is created.",
+            Message(
+                gettext_noop(
+                    "The instance “%(name)s” manages its users with %(identity)s, not SAML 2.0, "
+                    "and an instance's identity management can't be changed after it is created."
+                ),
+                {"name": name, "identity": identity},
+            ),
             code="connect_instance_not_saml",
-            hint="Create a new instance for SAML sign-in: type a new alias in this step. Nothing "
-            "was changed.",
+            hint=Message(
+                gettext_noop(
+                    "Create a new instance for SAML sign-in: type a new alias in this step. "
+                    "Nothing was changed."
+                )
+            ),
         )
 
 
-def _belongs_to_run(ctx: StepContext, instance: dict[str, Any]) -> bool:
-    return (instance.get("Tags") or {}).get(RUN_TAG) == str(ctx.run_id)
+def _belongs_to_run(ctx: StepContext, instance: InstanceReading) -> bool:
+    return instance.tags.get(RUN_TAG) == str(ctx.run_id)
 
 
 @dataclass
 class Found:
     """The instance the step works on, and whether this run created it."""
 
-    instance: dict[str, Any] | None
+    instance: InstanceReading | None
     created_by_run: bool
 
 
@@ -244,9 +289,16 @@ def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
             if error.code not in NOT_FOUND_CODES:
                 raise
             raise PermanentError(
-                f"No Amazon Connect instance has the ID {want.instance_id} in {ctx.region}.",
+                Message(
+                    gettext_noop("No Amazon Connect instance has the ID %(id)s in %(region)s."),
+                    {"id": want.instance_id, "region": ctx.region},
+                ),
                 code="connect_instance_not_found",
-                hint="Check the ID, and that the run's region is the instance's region.",
+                hint=Message(
+                    gettext_noop(
+                        "Check the ID, and that the run's region is the instance's region."
+                    )
+                ),
             ) from error
     else:
         summary = _find_by_alias(connect, want.alias)
@@ -259,10 +311,10 @@ def _find(ctx: StepContext, connect: Any, want: Wanted) -> Found:
     return Found(instance, created_by_run=False)
 
 
-def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> list[Message | str]:
+def _existing_instance_warnings(ctx: StepContext, instance: InstanceReading) -> list[Message | str]:
     """What the admin should know before using an instance that exists: that it does, that it
     signs in with SAML, and which earlier runs of this wizard federate it, with which IdP."""
-    name = instance.get("InstanceAlias") or instance["Id"]
+    name = instance.name
     warnings: list[Message | str] = [
         Message(
             _(
@@ -274,7 +326,7 @@ def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> l
         )
     ]
     others = (
-        SetupRun.objects.filter(instance_id=instance["Id"], region=ctx.region)
+        SetupRun.objects.filter(instance_id=instance.id, region=ctx.region)
         .exclude(pk=ctx.run_id)
         .order_by("-created_at")
         .values_list("pk", "flow_key", "status")[:5]
@@ -292,9 +344,9 @@ def _existing_instance_warnings(ctx: StepContext, instance: dict[str, Any]) -> l
     return warnings
 
 
-def _created_on(instance: dict[str, Any]) -> str:
-    created = instance.get("CreatedTime")
-    return created.date().isoformat() if isinstance(created, datetime) else "?"
+def _created_on(instance: InstanceReading) -> str:
+    created = instance.created_time
+    return created.date().isoformat() if created is not None else "?"
 
 
 def _idp_of(flow_key: str) -> str:
@@ -307,36 +359,64 @@ def explain_create_error(error: PermanentError, alias: str) -> PermanentError:
     if error.code in QUOTA_CODES:
         if any(words in error.message.lower() for words in THIRTY_DAY_LIMIT_WORDS):
             return PermanentError(
-                "AWS refused to create the instance: this account has reached Amazon Connect's "
-                f"limit of {CREATIONS_AND_DELETIONS_PER_30_DAYS} instance creations and "
-                "deletions per 30 days.",
+                Message(
+                    gettext_noop(
+                        "AWS refused to create the instance: this account has reached Amazon "
+                        "Connect's limit of %(limit)d instance creations and deletions per 30 days."
+                    ),
+                    {"limit": CREATIONS_AND_DELETIONS_PER_30_DAYS},
+                ),
                 code=error.code,
-                hint="This limit can't be raised: wait until 30 days after the earliest of those "
-                "creations or deletions, or adopt an existing SAML instance by its alias or ID.",
+                hint=Message(
+                    gettext_noop(
+                        "This limit can't be raised: wait until 30 days after the earliest of "
+                        "those creations or deletions, or adopt an existing SAML instance by its "
+                        "alias or ID."
+                    )
+                ),
             )
         return PermanentError(
-            "AWS refused to create the instance: the quota “Amazon Connect instances per "
-            f"account” (default {DEFAULT_INSTANCES_PER_ACCOUNT}) is used up in this region.",
+            Message(
+                gettext_noop(
+                    "AWS refused to create the instance: the quota “Amazon Connect instances per "
+                    "account” (default %(default)d) is used up in this region."
+                ),
+                {"default": DEFAULT_INSTANCES_PER_ACCOUNT},
+            ),
             code=error.code,
-            hint="Request an increase in the AWS console › Service Quotas › Amazon Connect › "
-            "“Amazon Connect instances per account”, or delete an instance you no longer need "
-            "(deletions count toward the 30-day limit too), or adopt an existing SAML instance.",
+            hint=Message(
+                gettext_noop(
+                    "Request an increase in the AWS console › Service Quotas › Amazon Connect › "
+                    "“Amazon Connect instances per account”, or delete an instance you no longer "
+                    "need (deletions count toward the 30-day limit too), or adopt an existing "
+                    "SAML instance."
+                )
+            ),
         )
     if "already used" in error.message or "already exists" in error.message:
         return PermanentError(
-            f"The alias “{alias}” is already taken by another Amazon Connect instance, in "
-            "another AWS account or region: it becomes the address "
-            f"https://{alias}.my.connect.aws, so it must be unique across AWS.",
+            Message(
+                gettext_noop(
+                    "The alias “%(alias)s” is already taken by another Amazon Connect instance, "
+                    "in another AWS account or region: it becomes the address "
+                    "https://%(alias)s.my.connect.aws, so it must be unique across AWS."
+                ),
+                {"alias": alias},
+            ),
             code="connect_instance_alias_taken",
-            hint=f"Type another alias, e.g. “{_suggest_alias(alias + '-sso')}” or one with your "
-            "company's name.",
+            hint=Message(
+                gettext_noop(
+                    "Type another alias, e.g. “%(suggestion)s” or one with your company's name."
+                ),
+                {"suggestion": _suggest_alias(alias + "-sso")},
+            ),
         )
     return error
 
 
-def _elapsed(instance: dict[str, Any]) -> str:
-    created = instance.get("CreatedTime")
-    if not isinstance(created, datetime):
+def _elapsed(instance: InstanceReading) -> str:
+    created = instance.created_time
+    if created is None:
         return ""
     seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
     minutes, seconds = divmod(seconds, 60)
@@ -403,11 +483,11 @@ class ConnectInstance(Step):
                 Change(
                     "nothing" if found.created_by_run else "adopt",
                     RESOURCE_TYPE,
-                    instance.get("InstanceAlias") or instance["Id"],
+                    instance.name,
                     {
-                        "instance_id": instance["Id"],
-                        "status": instance.get("InstanceStatus", ""),
-                        "identity_management_type": instance.get("IdentityManagementType", ""),
+                        "instance_id": instance.id,
+                        "status": instance.status,
+                        "identity_management_type": instance.identity_management_type,
                     },
                 )
             ],
@@ -426,35 +506,52 @@ class ConnectInstance(Step):
             instance_id = self._create(ctx, connect, want)
             alias = want.alias
         else:
-            instance_id = found.instance["Id"]
-            alias = found.instance.get("InstanceAlias") or ""
+            instance_id = found.instance.id
+            alias = found.instance.alias
             if found.created_by_run:
                 # Created by an attempt whose worker died before recording it.
                 ctx.record_created(RESOURCE_TYPE, instance_id, alias=alias)
         ctx.set_run_instance(instance_id=instance_id, instance_alias=alias)
         instance = _describe(connect, instance_id)
-        status = instance.get("InstanceStatus", "")
+        status = instance.status
         name = alias or instance_id
         if status == "CREATION_IN_PROGRESS":
             raise WaitForCloud(
-                f"Amazon Connect is creating the instance “{name}” "
-                f"({_elapsed(instance)} so far; it usually takes a few minutes)."
+                Message(
+                    gettext_noop(
+                        "Amazon Connect is creating the instance “%(name)s” (%(elapsed)s so far; "
+                        "it usually takes a few minutes)."
+                    ),
+                    {"name": name, "elapsed": _elapsed(instance)},
+                )
             )
         if status == "CREATION_FAILED":
-            reason = (instance.get("StatusReason") or {}).get("Message") or "no reason given"
             raise PermanentError(
-                f"Amazon Connect could not create the instance “{name}”: {reason}",
+                Message(
+                    gettext_noop(
+                        "Amazon Connect could not create the instance “%(name)s”: %(reason)s"
+                    ),
+                    {
+                        "name": name,
+                        "reason": instance.status_reason
+                        or Message(gettext_noop("no reason given")),
+                    },
+                ),
                 code="connect_instance_creation_failed",
-                hint="Roll back this run to delete the failed instance, fix what AWS names, "
-                "then start again.",
+                hint=Message(
+                    gettext_noop(
+                        "Roll back this run to delete the failed instance, fix what AWS names, "
+                        "then start again."
+                    )
+                ),
             )
         _require_saml(instance)
         return ConnectInstanceOutputs(
             instance_id=instance_id,
-            instance_arn=instance["Arn"],
+            instance_arn=instance.arn,
             instance_alias=alias,
-            access_url=instance.get("InstanceAccessUrl", ""),
-            identity_management_type=instance.get("IdentityManagementType", ""),
+            access_url=instance.access_url,
+            identity_management_type=instance.identity_management_type,
             adopted=not ctx.created_here(RESOURCE_TYPE, instance_id),
         )
 
@@ -476,19 +573,19 @@ class ConnectInstance(Step):
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         instance = _describe(ctx.aws("connect"), ctx.instance_id)
-        active = instance.get("InstanceStatus") == "ACTIVE"
-        saml = instance.get("IdentityManagementType") == SAML
+        active = instance.status == "ACTIVE"
+        saml = instance.identity_management_type == SAML
         return [
             Finding(
                 check=Message(_("The instance is active")),
                 ok=active,
-                detail="" if active else str(instance.get("InstanceStatus", "")),
+                detail="" if active else instance.status,
                 fix="" if active else str(_("Check the instance in the Amazon Connect console.")),
             ),
             Finding(
                 check=Message(_("The instance uses SAML 2.0 sign-in")),
                 ok=saml,
-                detail="" if saml else str(instance.get("IdentityManagementType", "")),
+                detail="" if saml else instance.identity_management_type,
                 fix="" if saml else str(_("Start a new run that creates a SAML instance.")),
             ),
         ]

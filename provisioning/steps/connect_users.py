@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.utils.translation import gettext, ngettext
@@ -41,7 +41,7 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
-from provisioning.steps.base import Plan, register
+from provisioning.steps.base import Plan, StepOutputs, register
 from provisioning.user_changes.instance import profile_names, saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
@@ -56,8 +56,10 @@ from provisioning.user_changes.people import (
     person_from,
 )
 from provisioning.user_changes.steps import (
+    UserChangeCounts,
     UserChangesPlan,
     UsersStep,
+    apply_user_changes,
     plan_user_changes,
     run_instance,
 )
@@ -87,6 +89,13 @@ class ConnectUsersPlan(UserChangesPlan):
     """A users plan that also says, in a sentence, what every user gets."""
 
     chosen: str = ""
+
+
+@dataclass
+class ConnectUsersOutputs(UserChangeCounts, StepOutputs):
+    """The users it created, updated, found and refused (UserChangeCounts)."""
+
+    step_key: ClassVar[str] = "connect_users"
 
 
 def parse_desk_phones(text: str) -> dict[str, str]:
@@ -268,9 +277,15 @@ def parse_people_csv(text: str) -> list[dict[str, str]]:
     missing = [column for column in CSV_COLUMNS if column not in header]
     if missing:
         raise ValueError(
-            "The first line must be a header with "
-            + ",".join(CSV_COLUMNS)
-            + f" (and optionally {', '.join(OPTIONAL_CSV_COLUMNS)}); missing: {', '.join(missing)}."
+            gettext(
+                "The first line must be a header with %(columns)s (and optionally %(optional)s); "
+                "missing: %(missing)s."
+            )
+            % {
+                "columns": ",".join(CSV_COLUMNS),
+                "optional": ", ".join(OPTIONAL_CSV_COLUMNS),
+                "missing": ", ".join(missing),
+            }
         )
     reader.fieldnames = header
     people = []
@@ -404,3 +419,6 @@ class ConnectUsers(UsersStep):
             **{item.name: getattr(plan, item.name) for item in fields(plan)},
             chosen="" if own else chosen_sentence(ctx.inputs),
         )
+
+    def apply(self, ctx: StepContext) -> ConnectUsersOutputs:
+        return apply_user_changes(ctx, lambda: self.plan(ctx), ConnectUsersOutputs)

@@ -23,7 +23,7 @@ worker) and waits for the mapping form. Then it is a users plan (provisioning/us
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.conf import settings
@@ -43,7 +43,7 @@ from provisioning.messages import Message
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
 from provisioning.okta.rest import okta_call
-from provisioning.steps.base import Change, Plan, register
+from provisioning.steps.base import Change, Plan, StepOutputs, register
 from provisioning.steps.entra_app import EntraAppOutputs
 from provisioning.steps.entra_assignments import EntraAssignments, assign_to_app
 from provisioning.steps.entra_claims import (
@@ -81,7 +81,9 @@ from provisioning.user_changes.sources import (
 )
 from provisioning.user_changes.steps import (
     RESOURCE_TYPE,
+    UserChangeCounts,
     UsersStep,
+    apply_user_changes,
     plan_user_changes,
     record_unchanged_sync,
     run_instance,
@@ -106,6 +108,23 @@ def username_sources(idp: str) -> list[tuple[str, Any]]:
 
 def default_username_source(idp: str) -> str:
     return DEFAULT_SESSION_NAME_SOURCE if idp == "entra" else DEFAULT_TEMPLATE
+
+
+@dataclass
+class GroupUsersOutputs(UserChangeCounts, StepOutputs):
+    """The users it changed (UserChangeCounts; `unchanged` is True for a sync run that found
+    nothing changed in its groups), the groups it assigned to the IdP app, and how a sync run
+    read its groups ({"mode", "reason"}; stored only for a sync run)."""
+
+    step_key: ClassVar[str] = "group_users"
+    assigned_groups: list[str] = field(default_factory=list)
+    read: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if not data["read"]:
+            del data["read"]
+        return data
 
 
 @dataclass
@@ -624,22 +643,23 @@ class GroupUsers(UsersStep):
             )
         return plan
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> GroupUsersOutputs:
         reading = dict(ctx.plan.get("sync_reading") or {})
         if ctx.plan.get("unchanged"):
             # Nothing changed in the groups: no Connect call, the sync's delta state moves on.
             record_unchanged_sync(ctx)
             store_reading(sync_id=str(ctx.inputs["sync_id"]), reading=reading)
             read = {"mode": reading.get("mode"), "reason": reading.get("reason")}
-            return {"unchanged": True, "created": 0, "updated": 0, "deleted": 0, "read": read}
+            return GroupUsersOutputs(unchanged=True, read=read)
         groups = list(ctx.plan.get("assign_groups") or [])
         if groups:
             _assign_groups(ctx, groups)
-        outputs = super().apply(ctx)
+        outputs = apply_user_changes(ctx, lambda: self.plan(ctx), GroupUsersOutputs)
         if reading and ctx.inputs.get("sync_id"):
             store_reading(sync_id=str(ctx.inputs["sync_id"]), reading=reading)
-            outputs["read"] = {"mode": reading.get("mode"), "reason": reading.get("reason")}
-        return {**outputs, "assigned_groups": [group["name"] for group in groups]}
+            outputs.read = {"mode": reading.get("mode"), "reason": reading.get("reason")}
+        outputs.assigned_groups = [group["name"] for group in groups]
+        return outputs
 
     def rollback(self, ctx: StepContext) -> None:
         super().rollback(ctx)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
@@ -110,7 +111,9 @@ def relay_state(ctx: StepContext) -> str:
         )
     except RelayStateError as error:
         raise PermanentError(
-            str(error), code="okta_app_bad_relay_state", hint="Change where users land."
+            str(error),
+            code="okta_app_bad_relay_state",
+            hint=Message(gettext_noop("Change where users land.")),
         ) from None
 
 
@@ -129,7 +132,39 @@ def _created_app_ids(ctx: StepContext) -> list[str]:
     return [record.identifier for record in ctx.created_of("okta_app")]
 
 
-def find_app(ctx: StepContext, client: Any) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class OktaAppReading:
+    """The AWS app the step works on, as Okta returned it: what plan, apply and verify read of
+    it, and the whole object (`wire`), which a change sends back whole (Okta's app update
+    replaces the app)."""
+
+    id: str
+    label: str
+    status: str
+    sign_on_mode: str
+    relay_state: str
+    # This run created it (its rollback deletes it); otherwise it is adopted.
+    created_by_run: bool
+    wire: dict[str, Any]
+
+    @classmethod
+    def of(cls, ctx: StepContext, app: dict[str, Any]) -> OktaAppReading:
+        return cls(
+            id=str(app["id"]),
+            label=str(app.get("label") or ""),
+            status=str(app.get("status") or ""),
+            sign_on_mode=str(app.get("signOnMode") or ""),
+            relay_state=aws_app.relay_state_of(app),
+            created_by_run=app["id"] in _created_app_ids(ctx),
+            wire=app,
+        )
+
+    def differences(self, wanted: dict[str, Any]) -> dict[str, Any]:
+        """The settings.app values this step owns that differ from `wanted` ({name: [old, new]})."""
+        return aws_app.differences(self.wire, wanted)
+
+
+def find_app(ctx: StepContext, client: Any) -> OktaAppReading | None:
     """The app to use: the one named by app_id, else one this run created, else the one
     labelled as this run wants (several such apps: the admin must pick one)."""
     app_id = str(ctx.inputs.get("app_id") or "").strip()
@@ -137,27 +172,41 @@ def find_app(ctx: StepContext, client: Any) -> dict[str, Any] | None:
         app = aws_app.get_app(client, app_id)
         if app is None or app.get("name") != aws_app.AWS_APP_NAME:
             raise PermanentError(
-                f"The Okta org has no AWS Account Federation app with the ID {app_id}.",
+                Message(
+                    gettext_noop(
+                        "The Okta org has no AWS Account Federation app with the ID %(app_id)s."
+                    ),
+                    {"app_id": app_id},
+                ),
                 code="okta_app_not_found",
-                hint="Copy the ID from the app's address in the Okta Admin Console "
-                "(…/admin/app/amazon_aws/instance/<ID>/), or leave it empty.",
+                hint=Message(
+                    gettext_noop(
+                        "Copy the ID from the app's address in the Okta Admin Console "
+                        "(…/admin/app/amazon_aws/instance/<ID>/), or leave it empty."
+                    )
+                ),
             )
-        return app
+        return OktaAppReading.of(ctx, app)
     for created_id in _created_app_ids(ctx):
         app = aws_app.get_app(client, created_id)
         if app is not None:
-            return app
+            return OktaAppReading.of(ctx, app)
     found = aws_app.find_apps(client, _label(ctx))
     if len(found) > 1:
         raise PermanentError(
-            f"The Okta org has {len(found)} AWS apps named “{_label(ctx)}”.",
+            Message(
+                gettext_noop("The Okta org has %(count)d AWS apps named “%(label)s”."),
+                {"count": len(found), "label": _label(ctx)},
+            ),
             code="okta_app_ambiguous",
-            hint="Enter the ID of the one to use (app_id), or choose another name.",
+            hint=Message(
+                gettext_noop("Enter the ID of the one to use (app_id), or choose another name.")
+            ),
         )
-    return found[0] if found else None
+    return OktaAppReading.of(ctx, found[0]) if found else None
 
 
-def _changes(ctx: StepContext, app: dict[str, Any] | None) -> list[Change]:
+def _changes(ctx: StepContext, app: OktaAppReading | None) -> list[Change]:
     wanted = wanted_settings(ctx)
     relay = relay_state(ctx)
     if app is None:
@@ -169,22 +218,20 @@ def _changes(ctx: StepContext, app: dict[str, Any] | None) -> list[Change]:
                 details={"settings.app": wanted, "defaultRelayState": relay},
             )
         ]
-    changed = aws_app.differences(app, wanted)
-    if aws_app.relay_state_of(app) != relay:
-        changed["defaultRelayState"] = [aws_app.relay_state_of(app), relay]
-    if app.get("label") != _label(ctx) and ctx.inputs.get("app_label"):
-        changed["label"] = [app.get("label"), _label(ctx)]
-    if app.get("status") != "ACTIVE":
-        changed["status"] = [app.get("status"), "ACTIVE"]
-    action: ChangeAction = (
-        "update" if changed else ("nothing" if app["id"] in _created_app_ids(ctx) else "adopt")
-    )
+    changed = app.differences(wanted)
+    if app.relay_state != relay:
+        changed["defaultRelayState"] = [app.relay_state, relay]
+    if app.label != _label(ctx) and ctx.inputs.get("app_label"):
+        changed["label"] = [app.label, _label(ctx)]
+    if app.status != "ACTIVE":
+        changed["status"] = [app.status, "ACTIVE"]
+    action: ChangeAction = "update" if changed else ("nothing" if app.created_by_run else "adopt")
     return [
         Change(
             action,
             "okta_app",
-            str(app.get("label")),
-            details={"app_id": app["id"]},
+            app.label,
+            details={"app_id": app.id},
             diff="\n".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in changed.items()),
         )
     ]
@@ -235,25 +282,24 @@ class OktaApp(Step):
                 str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
             )
         )
-        if app is not None and app["id"] not in _created_app_ids(ctx):
+        if app is not None and not app.created_by_run:
             warnings.append(
                 Message(
                     _(
                         "The app “%(label)s” already exists: the wizard uses it and changes only "
                         "its AWS settings. Rolling back leaves it in place."
                     ),
-                    {"label": app.get("label")},
+                    {"label": app.label},
                 )
             )
         return Plan(changes=_changes(ctx, app), warnings=warnings)
 
     def apply(self, ctx: StepContext) -> OktaAppOutputs:
         client = ctx.okta()
-        app = find_app(ctx, client)
+        found = find_app(ctx, client)
         wanted = wanted_settings(ctx)
         relay = relay_state(ctx)
-        created = False
-        if app is None:
+        if found is None:
             app = okta_call(
                 client,
                 "POST",
@@ -267,10 +313,11 @@ class OktaApp(Step):
             )
             ctx.record_created("okta_app", app["id"], label=app["label"])
         else:
+            app = found.wire
             if (
-                aws_app.differences(app, wanted)
-                or aws_app.relay_state_of(app) != relay
-                or (ctx.inputs.get("app_label") and app.get("label") != _label(ctx))
+                found.differences(wanted)
+                or found.relay_state != relay
+                or (ctx.inputs.get("app_label") and found.label != _label(ctx))
             ):
                 app = aws_app.replace_app(
                     client,
@@ -281,17 +328,17 @@ class OktaApp(Step):
                 )
             if app.get("status") != "ACTIVE":
                 okta_call(client, "POST", f"{aws_app.app_path(app['id'])}/lifecycle/activate")
-        created = app["id"] in _created_app_ids(ctx)
-        metadata = aws_app.metadata_xml(client, app["id"])
+        made = OktaAppReading.of(ctx, app)
+        metadata = aws_app.metadata_xml(client, made.id)
         return OktaAppOutputs(
-            app_id=app["id"],
-            app_label=app.get("label", ""),
-            created=created,
+            app_id=made.id,
+            app_label=made.label,
+            created=made.created_by_run,
             relay_state_url=relay,
             metadata_xml=metadata,
             entity_id=parse_idp_metadata(metadata).entity_id,
-            user_access_url=aws_app.user_access_url(app),
-            sandbox_sso_url=sandbox_sso_url(ctx, app["id"]),
+            user_access_url=aws_app.user_access_url(made.wire),
+            sandbox_sso_url=sandbox_sso_url(ctx, made.id),
             # The SessionDuration the app asserts: the federation role must allow at least this.
             session_duration_s=_session_seconds(ctx),
         )
@@ -300,35 +347,39 @@ class OktaApp(Step):
         created = _created_app_ids(ctx)
         app_id = created[0] if created else ""
         client = ctx.okta()
-        app = aws_app.get_app(client, app_id) if app_id else find_app(ctx, client)
+        if app_id:
+            got = aws_app.get_app(client, app_id)
+            app = OktaAppReading.of(ctx, got) if got is not None else None
+        else:
+            app = find_app(ctx, client)
         if app is None:
             return [
                 Finding(
-                    check="The Okta app exists",
+                    check=Message(gettext_noop("The Okta app exists")),
                     ok=False,
-                    detail=f"no app {app_id or _label(ctx)}",
-                    fix="Retry the step.",
+                    detail=Message(gettext_noop("no app %(app)s"), {"app": app_id or _label(ctx)}),
+                    fix=Message(gettext_noop("Retry the step.")),
                 )
             ]
         relay = relay_state(ctx)
         return [
-            Finding(check="The Okta app exists", ok=True, detail=app["id"]),
+            Finding(check=Message(gettext_noop("The Okta app exists")), ok=True, detail=app.id),
             Finding(
-                check="The app is active",
-                ok=app.get("status") == "ACTIVE",
-                detail=str(app.get("status")),
-                fix="Activate the app in the Okta Admin Console.",
+                check=Message(gettext_noop("The app is active")),
+                ok=app.status == "ACTIVE",
+                detail=app.status,
+                fix=Message(gettext_noop("Activate the app in the Okta Admin Console.")),
             ),
             Finding(
-                check="The app signs on with SAML 2.0",
-                ok=app.get("signOnMode") == aws_app.SAML_2_0,
-                detail=str(app.get("signOnMode")),
+                check=Message(gettext_noop("The app signs on with SAML 2.0")),
+                ok=app.sign_on_mode == aws_app.SAML_2_0,
+                detail=app.sign_on_mode,
             ),
             Finding(
-                check="The app's relay state leads into the instance",
-                ok=aws_app.relay_state_of(app) == relay,
-                detail=aws_app.relay_state_of(app) or "(none)",
-                fix="Retry the step; it sets the relay state again.",
+                check=Message(gettext_noop("The app's relay state leads into the instance")),
+                ok=app.relay_state == relay,
+                detail=app.relay_state or Message(gettext_noop("(none)")),
+                fix=Message(gettext_noop("Retry the step; it sets the relay state again.")),
             ),
         ]
 

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import boto3
 from botocore.exceptions import UnknownRegionError
 from django import forms
-from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.messages import Message
 from provisioning.models import SetupRun
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 
 # The IAM actions each AWS step calls, from its module (plan, apply, verify and rollback).
 # connect:CreateInstance also needs the dependent actions AWS lists for it in the Service
@@ -180,6 +181,28 @@ IDENTITY_ARN = re.compile(
 )
 
 
+@dataclass
+class PreflightOutputs(StepOutputs):
+    """Who the credentials are, where, and how far their permissions were checked."""
+
+    step_key: ClassVar[str] = "preflight"
+    account_id: str = ""
+    caller_arn: str = ""
+    # The user or role the permissions were checked for; "" when they could not be.
+    principal_arn: str = ""
+    region: str = ""
+    partition: str = ""
+    connect_available: bool = False
+    # "simulated", "partial" (harmless reads only) or "none".
+    permission_check: str = "none"
+    checked_actions: int = 0
+    unchecked_actions: int = 0
+    # Always [] once applied: a missing action stops the step with a PermanentError.
+    missing_actions: list[str] = field(default_factory=list)
+    # What could not be checked (Messages; their stored form once read back).
+    warnings: list[Any] = field(default_factory=list)
+
+
 def flow_actions_for(step_keys: list[str] | tuple[str, ...]) -> list[str]:
     """The IAM actions the AWS steps among `step_keys` call, sorted, each once."""
     return sorted({action for key in step_keys for action in ACTIONS_BY_STEP.get(key, ())})
@@ -192,9 +215,14 @@ def parse_actions(value: Any) -> list[str]:
     wrong = [action for action in actions if not ACTION_PATTERN.match(action)]
     if wrong:
         raise PermanentError(
-            "These are not IAM actions: " + ", ".join(wrong) + ".",
+            Message(
+                gettext_noop("These are not IAM actions: %(actions)s."),
+                {"actions": ", ".join(wrong)},
+            ),
             code="preflight_bad_action",
-            hint="Write each as service:Action, e.g. connect:CreateInstance.",
+            hint=Message(
+                gettext_noop("Write each as service:Action, e.g. connect:CreateInstance.")
+            ),
         )
     return sorted(set(actions))
 
@@ -231,9 +259,15 @@ def partition_of(region: str) -> str:
         return boto3.session.Session().get_partition_for_region(region)
     except UnknownRegionError:
         raise PermanentError(
-            f"“{region}” is not an AWS region the wizard knows.",
+            Message(
+                gettext_noop("“%(region)s” is not an AWS region the wizard knows."),
+                {"region": region},
+            ),
             code="preflight_unknown_region",
-            hint="Choose one of: " + ", ".join(connect_regions("aws")) + ".",
+            hint=Message(
+                gettext_noop("Choose one of: %(regions)s."),
+                {"regions": ", ".join(connect_regions("aws"))},
+            ),
         ) from None
 
 
@@ -270,15 +304,21 @@ class _Checks:
     def __init__(self) -> None:
         self.warnings: list[Message | str] = []
 
-    def run(self, ctx: StepContext) -> dict[str, Any]:
+    def run(self, ctx: StepContext) -> PreflightOutputs:
         partition = partition_of(ctx.region)
         regions = connect_regions(partition)
         connect_available = ctx.region in regions
         if not connect_available:
             raise PermanentError(
-                f"Amazon Connect is not offered in {ctx.region}.",
+                Message(
+                    gettext_noop("Amazon Connect is not offered in %(region)s."),
+                    {"region": ctx.region},
+                ),
                 code="preflight_connect_not_in_region",
-                hint="Start a new run in one of: " + ", ".join(regions) + ".",
+                hint=Message(
+                    gettext_noop("Start a new run in one of: %(regions)s."),
+                    {"regions": ", ".join(regions)},
+                ),
             )
         identity = ctx.aws("sts").get_caller_identity()
         caller_arn = identity["Arn"]
@@ -298,18 +338,18 @@ class _Checks:
                 check = "partial"
                 checked, missing = self._dry_reads(ctx, actions, partition, identity["Account"])
                 self._partial_warning(principal_arn, len(checked), len(actions))
-        return {
-            "account_id": identity["Account"],
-            "caller_arn": caller_arn,
-            "principal_arn": principal_arn,
-            "region": ctx.region,
-            "partition": partition,
-            "connect_available": connect_available,
-            "permission_check": check,
-            "checked_actions": len(checked),
-            "unchecked_actions": len(actions) - len(checked),
-            "missing_actions": missing,
-        }
+        return PreflightOutputs(
+            account_id=identity["Account"],
+            caller_arn=caller_arn,
+            principal_arn=principal_arn,
+            region=ctx.region,
+            partition=partition,
+            connect_available=connect_available,
+            permission_check=check,
+            checked_actions=len(checked),
+            unchecked_actions=len(actions) - len(checked),
+            missing_actions=missing,
+        )
 
     def _principal(self, ctx: StepContext, caller_arn: str) -> str:
         kind, principal_arn = principal_for(caller_arn)
@@ -417,23 +457,37 @@ class _Checks:
         )
 
 
-def _missing_error(result: dict[str, Any]) -> PermanentError:
-    missing = result["missing_actions"]
-    message = (
-        f"{result['principal_arn']} lacks {len(missing)} permission(s) this setup needs: "
-        + ", ".join(missing)
-        + "."
-    )
-    if result["permission_check"] == "partial":
-        message += " " + gettext(
-            "This is a partial check: %(unchecked)d other action(s) could not be checked without "
-            "iam:SimulatePrincipalPolicy and may be missing too."
-        ) % {"unchecked": result["unchecked_actions"]}
+def _missing_error(result: PreflightOutputs) -> PermanentError:
+    missing = result.missing_actions
+    params = {
+        "arn": result.principal_arn,
+        "count": len(missing),
+        "actions": ", ".join(missing),
+        "unchecked": result.unchecked_actions,
+    }
+    if result.permission_check == "partial":
+        message = Message(
+            gettext_noop(
+                "%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s. This is a "
+                "partial check: %(unchecked)d other action(s) could not be checked without "
+                "iam:SimulatePrincipalPolicy and may be missing too."
+            ),
+            params,
+        )
+    else:
+        message = Message(
+            gettext_noop("%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s."),
+            params,
+        )
     return PermanentError(
         message,
         code="preflight_missing_permissions",
-        hint="Add them to an IAM policy of that identity (checked on all resources: a policy "
-        "limited to specific ARNs also shows here), then retry this step.",
+        hint=Message(
+            gettext_noop(
+                "Add them to an IAM policy of that identity (checked on all resources: a policy "
+                "limited to specific ARNs also shows here), then retry this step."
+            )
+        ),
     )
 
 
@@ -450,30 +504,30 @@ class Preflight(Step):
     def plan(self, ctx: StepContext) -> Plan:
         checks = _Checks()
         result = checks.run(ctx)
-        if result["missing_actions"]:
+        if result.missing_actions:
             raise _missing_error(result)
         return Plan(
             changes=[
                 Change(
                     "nothing",
                     "aws_identity",
-                    result["caller_arn"],
-                    {"account_id": result["account_id"]},
+                    result.caller_arn,
+                    {"account_id": result.account_id},
                 ),
                 Change(
                     "nothing",
                     "connect_region",
                     ctx.region,
-                    {"partition": result["partition"], "connect_available": True},
+                    {"partition": result.partition, "connect_available": True},
                 ),
                 Change(
                     "nothing",
                     "iam_permissions",
-                    result["principal_arn"] or result["caller_arn"],
+                    result.principal_arn or result.caller_arn,
                     {
-                        "permission_check": result["permission_check"],
-                        "checked_actions": result["checked_actions"],
-                        "unchecked_actions": result["unchecked_actions"],
+                        "permission_check": result.permission_check,
+                        "checked_actions": result.checked_actions,
+                        "unchecked_actions": result.unchecked_actions,
                         "missing_actions": [],
                     },
                 ),
@@ -481,12 +535,13 @@ class Preflight(Step):
             warnings=checks.warnings,
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> PreflightOutputs:
         checks = _Checks()
         result = checks.run(ctx)
-        if result["missing_actions"]:
+        if result.missing_actions:
             raise _missing_error(result)
-        return {**result, "warnings": checks.warnings}
+        result.warnings = list(checks.warnings)
+        return result
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         # Its plan and apply are the checks; nothing it leaves behind can drift.

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import audited_call
 from provisioning.aws.iam import (
@@ -34,6 +35,7 @@ from provisioning.aws.iam import (
 )
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, ProvisioningError
+from provisioning.messages import Message
 from provisioning.saml import (
     MAX_METADATA_BYTES,
     IdpMetadata,
@@ -177,9 +179,17 @@ def metadata_for(ctx: StepContext) -> IdpMetadata | None:
         return None
     if ctx.mode != "live":
         raise PermanentError(
-            "In sandbox mode the wizard fetches nothing from a URL an admin typed.",
+            Message(
+                gettext_noop(
+                    "In sandbox mode the wizard fetches nothing from a URL an admin typed."
+                )
+            ),
             code="saml_metadata_url_in_sandbox",
-            hint="Paste the metadata XML instead; in a full setup the IdP step provides it.",
+            hint=Message(
+                gettext_noop(
+                    "Paste the metadata XML instead; in a full setup the IdP step provides it."
+                )
+            ),
         )
     document = audited_call(
         ctx.audit,
@@ -221,6 +231,32 @@ def needs_update(existing: ExistingProvider, wanted: IdpMetadata) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ProviderReading:
+    """What plan, apply and verify read: the provider's name in IAM, the metadata this run
+    registers (None: none given) and the provider IAM holds under that name (None: none)."""
+
+    name: str
+    wanted: IdpMetadata | None
+    existing: ExistingProvider | None
+
+    @property
+    def holds_wanted(self) -> bool:
+        """IAM's provider already holds the facts of the wanted metadata."""
+        return (
+            self.existing is not None
+            and self.wanted is not None
+            and not needs_update(self.existing, self.wanted)
+        )
+
+
+def survey(ctx: StepContext, wanted: IdpMetadata | None) -> ProviderReading:
+    """The run's provider name and what IAM holds under it, beside the metadata `wanted`
+    (metadata_for, read first: plan and apply stop before any IAM call without it)."""
+    name = provider_name(ctx)
+    return ProviderReading(name=name, wanted=wanted, existing=find_provider(ctx.aws("iam"), name))
+
+
 def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
     old = metadata_lines(existing.metadata) if existing.metadata else ["(unreadable metadata)"]
     return "\n".join(
@@ -260,12 +296,12 @@ class SamlProviderStep(Step):
                 needs_input=True,
                 warnings=[str(_("No earlier step provided the IdP's metadata: paste it here."))],
             )
-        name = provider_name(ctx)
-        existing = find_provider(ctx.aws("iam"), name)
+        reading = survey(ctx, metadata)
+        name, existing = reading.name, reading.existing
         details = metadata_summary(metadata)
         if existing is None:
             change = Change("create", RESOURCE_TYPE, name, details)
-        elif needs_update(existing, metadata):
+        elif not reading.holds_wanted:
             change = Change(
                 "update",
                 RESOURCE_TYPE,
@@ -283,13 +319,13 @@ class SamlProviderStep(Step):
         metadata = metadata_for(ctx)
         if metadata is None:
             raise PermanentError(
-                "No IdP metadata was given.",
+                Message(gettext_noop("No IdP metadata was given.")),
                 code="saml_metadata_missing",
-                hint="Paste the IdP's metadata into this step's form.",
+                hint=Message(gettext_noop("Paste the IdP's metadata into this step's form.")),
             )
-        name = provider_name(ctx)
+        reading = survey(ctx, metadata)
+        name, existing = reading.name, reading.existing
         iam = ctx.aws("iam")
-        existing = find_provider(iam, name)
         if existing is None:
             # Recorded before the call: a worker killed right after IAM created the provider
             # still leaves rollback a note of it (IAM's provider tags are not read back by every
@@ -302,7 +338,7 @@ class SamlProviderStep(Step):
             arn = existing.arn
             if tagged_run(existing.tags) == str(ctx.run_id):
                 ctx.record_created(RESOURCE_TYPE, name)
-            if needs_update(existing, metadata):
+            if not reading.holds_wanted:
                 iam.update_saml_provider(
                     SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
                 )
@@ -316,28 +352,39 @@ class SamlProviderStep(Step):
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        metadata = metadata_for(ctx)
-        name = provider_name(ctx)
-        existing = find_provider(ctx.aws("iam"), name)
+        reading = survey(ctx, metadata_for(ctx))
+        name, existing = reading.name, reading.existing
         if existing is None:
             return [
                 Finding(
-                    "The IAM identity provider exists",
+                    Message(gettext_noop("The IAM identity provider exists")),
                     ok=False,
-                    detail=f"IAM has no SAML provider named {name}.",
-                    fix="Retry the step to create it.",
+                    detail=Message(
+                        gettext_noop("IAM has no SAML provider named %(name)s."), {"name": name}
+                    ),
+                    fix=Message(gettext_noop("Retry the step to create it.")),
                 )
             ]
-        holds = metadata is not None and not needs_update(existing, metadata)
+        holds = reading.holds_wanted
         return [
-            Finding("The IAM identity provider exists", ok=True, detail=existing.arn),
             Finding(
-                "IAM holds the IdP's signing certificate",
+                Message(gettext_noop("The IAM identity provider exists")),
+                ok=True,
+                detail=existing.arn,
+            ),
+            Finding(
+                Message(gettext_noop("IAM holds the IdP's signing certificate")),
                 ok=holds,
                 detail=""
                 if holds
-                else "The provider's metadata has another entityID or signing certificate.",
-                fix="" if holds else "Retry the step to update the provider's metadata.",
+                else Message(
+                    gettext_noop(
+                        "The provider's metadata has another entityID or signing certificate."
+                    )
+                ),
+                fix=""
+                if holds
+                else Message(gettext_noop("Retry the step to update the provider's metadata.")),
             ),
         ]
 

@@ -21,14 +21,15 @@ A failed sign-in fails the step with code "sign_in_<link>".
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from provisioning.audit import audited_call
 from provisioning.aws.client import ACCESS_DENIED_CODES, NOT_FOUND_CODES
@@ -37,12 +38,12 @@ from provisioning.context import StepContext
 from provisioning.directory_picker import PickerPlan, picked_values, read_choice
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, RetryableError
-from provisioning.messages import Message
+from provisioning.messages import Message, render
 from provisioning.models import Cloud
 from provisioning.okta import aws_app
 from provisioning.saml import parse_idp_metadata
 from provisioning.sandbox_endpoints import read_sandbox_file
-from provisioning.steps.base import Change, Finding, Plan, Step, register
+from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
 from provisioning.steps.federation_role import FederationRoleOutputs
 from provisioning.steps.saml_provider import SamlProviderOutputs
 from provisioning.user_changes.instance import find_user
@@ -162,6 +163,26 @@ CAUSE_LINKS = {
 }
 
 
+@dataclass
+class SignInTestOutputs(StepOutputs):
+    """Where people sign in, and how each sign-in (sandbox) or each link read from the clouds
+    (live) went."""
+
+    step_key: ClassVar[str] = "sign_in_test"
+    user_access_url: str = ""
+    # Sandbox: [{login, username, ok, link, detail, destination}]; live: [{check, ok, detail,
+    # fix}], one per link read.
+    results: list[dict[str, Any]] = field(default_factory=list)
+    # Sandbox only: who signed in as whom and where they land, in a sentence.
+    signed_in: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if not data["signed_in"]:
+            del data["signed_in"]  # as runs stored it before outputs were typed
+        return data
+
+
 class SignInTestForm(forms.Form):
     test_users = forms.CharField(
         label=_("Or type sign-in names, one a line"),
@@ -182,9 +203,9 @@ def _idp_outputs(ctx: StepContext) -> dict[str, Any]:
         if outputs.get("user_access_url") or outputs.get("sandbox_sso_url"):
             return outputs
     raise PermanentError(
-        "No earlier step set up the IdP app.",
+        Message(gettext_noop("No earlier step set up the IdP app.")),
         code="idp_app_missing",
-        hint="This step comes after the IdP app step in the flow.",
+        hint=Message(gettext_noop("This step comes after the IdP app step in the flow.")),
     )
 
 
@@ -193,9 +214,9 @@ def _people(ctx: StepContext) -> list[dict[str, Any]]:
         if isinstance(outputs.get("people"), list) and outputs["people"]:
             return list(outputs["people"])
     raise PermanentError(
-        "Nobody is assigned to the app yet, so nobody can test the sign-in.",
+        Message(gettext_noop("Nobody is assigned to the app yet, so nobody can test the sign-in.")),
         code="sign_in_nobody",
-        hint="Assign users in the assignment step, then retry.",
+        hint=Message(gettext_noop("Assign users in the assignment step, then retry.")),
     )
 
 
@@ -212,9 +233,12 @@ def chosen_people(ctx: StepContext) -> list[dict[str, Any]]:
     chosen = [p for p in people if str(p.get("login") or p["username"]).lower() in wanted]
     if not chosen:
         raise PermanentError(
-            "None of the people you chose is assigned to the app.",
+            Message(gettext_noop("None of the people you chose is assigned to the app.")),
             code="sign_in_unknown_user",
-            hint="Choose among: " + ", ".join(str(p.get("login") or p["username"]) for p in people),
+            hint=Message(
+                gettext_noop("Choose among: %(people)s"),
+                {"people": ", ".join(str(p.get("login") or p["username"]) for p in people)},
+            ),
         )
     return chosen
 
@@ -239,7 +263,12 @@ def _sandbox_urls(idp: dict[str, Any]) -> tuple[str, str]:
     own = [endpoints.get("entra_authority", ""), endpoints.get("okta_org_url", "")]
     if not any(base and sso_url.startswith(base.rstrip("/") + SANDBOX_SSO_PATH) for base in own):
         raise PermanentError(
-            "The IdP step's sign-on URL is not the sandbox's own; the wizard fetches no other.",
+            Message(
+                gettext_noop(
+                    "The IdP step's sign-on URL is not the sandbox's own; the wizard fetches no "
+                    "other."
+                )
+            ),
             code="sign_in_url_refused",
         )
     return sso_url, endpoints["aws_signin_url"]
@@ -251,9 +280,14 @@ def _fetch(ctx: StepContext, operation: str, request: dict[str, Any], send: Any)
             return send()
         except httpx.HTTPError as exc:
             raise RetryableError(
-                f"The sandbox sign-in could not be reached ({type(exc).__name__}).",
+                Message(
+                    gettext_noop("The sandbox sign-in could not be reached (%(error)s)."),
+                    {"error": type(exc).__name__},
+                ),
                 code="sign_in_unreachable",
-                hint="Check that the sandbox is running; the wizard retries.",
+                hint=Message(
+                    gettext_noop("Check that the sandbox is running; the wizard retries.")
+                ),
             ) from exc
 
     return audited_call(
@@ -295,7 +329,11 @@ def sandbox_sign_in(ctx: StepContext, person: dict[str, Any]) -> dict[str, Any]:
             return result
         if body.get("action") != signin_url:
             raise PermanentError(
-                "The IdP posts the sign-in somewhere other than the AWS sign-in endpoint.",
+                Message(
+                    gettext_noop(
+                        "The IdP posts the sign-in somewhere other than the AWS sign-in endpoint."
+                    )
+                ),
                 code="sign_in_action_refused",
             )
         form = {"SAMLResponse": body.get("SAMLResponse", "")}
@@ -574,10 +612,10 @@ def live_findings(ctx: StepContext) -> list[Finding]:
         for found in outputs.get("verify", []) or []:
             findings.append(
                 Finding(
-                    f"{step_key}: {found.get('check')}",
+                    f"{step_key}: {render(found.get('check'))}",
                     ok=bool(found.get("ok")),
-                    detail=str(found.get("detail", "")),
-                    fix=str(found.get("fix", "")),
+                    detail=str(render(found.get("detail", ""))),
+                    fix=str(render(found.get("fix", ""))),
                 )
             )
     return findings
@@ -621,12 +659,12 @@ class SignInTest(Step):
             changes=[Change("nothing", "sign_in_test", name, {"mode": mode}) for name in names]
         )
 
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
+    def apply(self, ctx: StepContext) -> SignInTestOutputs:
         idp = _idp_outputs(ctx)
-        outputs: dict[str, Any] = {"user_access_url": idp.get("user_access_url", "")}
+        outputs = SignInTestOutputs(user_access_url=str(idp.get("user_access_url", "")))
         if not self._sandbox(ctx):
             findings = live_findings(ctx)
-            outputs["results"] = [
+            outputs.results = [
                 {"check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix} for f in findings
             ]
             failing = [f for f in findings if not f.ok and f.blocking]
@@ -636,7 +674,7 @@ class SignInTest(Step):
         results = [sandbox_sign_in(ctx, person) for person in chosen_people(ctx)]
         if not all(result["ok"] for result in results):
             raise _failure(results)
-        outputs["signed_in"] = "; ".join(
+        outputs.signed_in = "; ".join(
             str(_("{login} signed in as {username} and lands on {destination}")).format(
                 login=result["login"],
                 username=result["username"],
@@ -644,7 +682,7 @@ class SignInTest(Step):
             )
             for result in results
         )
-        outputs["results"] = results
+        outputs.results = results
         return outputs
 
     def verify(self, ctx: StepContext) -> list[Finding]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -75,6 +75,29 @@ class UserChangesPlan(Plan):
     users_quota: int = 0
     # A sync run's reading of its groups (provisioning/user_changes/sync_reading.py).
     sync_reading: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UserChangeCounts:
+    """What a users step's apply returns (each step's StepOutputs adds it to its fields): how
+    many users it created, updated, deleted, found, left alone and refused; the change set
+    whose rows list everyone."""
+
+    change_set: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    existed: int = 0
+    # Users already right; a sync run that found nothing changed in its groups sets True.
+    unchanged: int = 0
+    refused: int = 0
+    departed: int = 0
+    failed: int = 0
+    # The first REFUSED_IN_OUTPUTS refused people: [{"username", "reasons"}].
+    refused_people: list[dict[str, Any]] = field(default_factory=list)
+
+
+Counts = TypeVar("Counts", bound=UserChangeCounts)
 
 
 def run_instance(ctx: StepContext) -> str:
@@ -417,29 +440,31 @@ def _failures_error(change_set: Any, progress: Progress) -> PermanentError:
     )
 
 
-def _outputs(change_set: Any, progress: Progress) -> dict[str, Any]:
+def _outputs(change_set: Any, progress: Progress, outputs: type[Counts]) -> Counts:
     refused = change_set.changes.filter(action=ChangeAction.REFUSED).order_by("position")
     outcomes = progress.by_outcome
-    return {
-        "change_set": change_set.pk,
-        "created": outcomes.get("created", 0),
-        "updated": outcomes.get("updated", 0),
-        "deleted": outcomes.get("deleted", 0) + outcomes.get("gone", 0),
-        "existed": outcomes.get("existed", 0),
-        "unchanged": change_set.counts.get("nothing", 0),
-        "refused": change_set.counts.get("refused", 0),
-        "departed": change_set.counts.get("departed", 0),
-        "failed": progress.failed,
-        "refused_people": [
+    return outputs(
+        change_set=change_set.pk,
+        created=outcomes.get("created", 0),
+        updated=outcomes.get("updated", 0),
+        deleted=outcomes.get("deleted", 0) + outcomes.get("gone", 0),
+        existed=outcomes.get("existed", 0),
+        unchanged=change_set.counts.get("nothing", 0),
+        refused=change_set.counts.get("refused", 0),
+        departed=change_set.counts.get("departed", 0),
+        failed=progress.failed,
+        refused_people=[
             {"username": change.username, "reasons": change.details.get("reasons", [])}
             for change in refused[:REFUSED_IN_OUTPUTS]
         ],
-    }
+    )
 
 
-def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[str, Any]:
+def apply_user_changes(
+    ctx: StepContext, make_plan: Callable[[], Plan], outputs: type[Counts]
+) -> Counts:
     """Make the changes of the step's current plan; without one, plan first (apply called on its
-    own converges to the same users)."""
+    own converges to the same users). Returns the step's `outputs` class filled in."""
     change_set = current_change_set(ctx.step_run_id)
     if change_set is None:
         make_plan()
@@ -456,7 +481,7 @@ def apply_user_changes(ctx: StepContext, make_plan: Callable[[], Plan]) -> dict[
         progress = change_set_progress(change_set)
     if progress.failed:
         raise _failures_error(change_set, progress)
-    return _outputs(change_set, progress)
+    return _outputs(change_set, progress, outputs)
 
 
 def _listed_usernames(connect: Any, instance_id: str) -> dict[str, str]:
@@ -588,16 +613,14 @@ def roll_back_user_changes(ctx: StepContext) -> None:
 
 
 class UsersStep(Step):
-    """A step whose plan is a users plan: apply, verify and rollback are the same for all of
-    them; a subclass says where its people come from in plan()."""
+    """A step whose plan is a users plan: verify and rollback are the same for all of them and
+    apply is apply_user_changes; a subclass says where its people come from in plan() and
+    returns its own outputs class (UserChangeCounts and what else it adds) from apply()."""
 
     # The confirmed plan is its stored change set, which apply makes row by row: planning again
     # would store a new one in its place. A person changed meanwhile is met by their row (a user
     # someone else created since is left alone, one gone since fails with "no longer exists").
     checks_confirmed_plan = False
-
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
-        return apply_user_changes(ctx, lambda: self.plan(ctx))
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         return verify_user_changes(ctx)

@@ -119,7 +119,7 @@ def test_it_checks_each_link_from_the_clouds_in_live_mode(
     run, output = setup_sso(plan_file(tmp_path))
     assert run.status == RunStatus.SUCCEEDED, output
     checked = SignInTest().apply(live_context(run, "entra_app"))
-    assert {r["check"]: r["ok"] for r in checked["results"]}.items() >= {
+    assert {r["check"]: r["ok"] for r in checked.results}.items() >= {
         "iam_provider": True,
         "role_trust": True,
         "policy": True,

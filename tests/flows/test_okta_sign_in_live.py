@@ -36,7 +36,7 @@ def test_it_compares_okta_current_certificate_with_iams_in_live_mode(
     run = SetupRun.objects.get(instance_alias=alias)
     assert run.status == RunStatus.SUCCEEDED
     checked = SignInTest().apply(live_context(run, "okta_app"))
-    assert all(result["ok"] for result in checked["results"]), checked["results"]
+    assert all(result["ok"] for result in checked.results), checked.results
     provider_arn = run.steps.get(key="saml_provider").outputs["provider_arn"]
     stale = metadata("https://idp.example.test/okta-stale-copy")
     iam: Any = aws_client(entra_sandbox, "iam")

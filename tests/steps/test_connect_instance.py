@@ -350,7 +350,7 @@ def test_it_waits_instead_of_failing_while_an_adopted_instance_is_still_creating
     with pytest.raises(WaitForCloud) as waiting:
         ConnectInstance().apply(context(run, STEP))
 
-    assert "so far" in waiting.value.reason
+    assert "so far" in str(waiting.value.reason)
 
 
 @pytest.mark.worker

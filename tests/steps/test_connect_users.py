@@ -95,8 +95,8 @@ def test_it_refuses_bad_usernames_per_person_and_creates_the_rest(
 
     outputs = STEP.apply(context(run, "connect_users"))
 
-    assert outputs["created"] == 2 and outputs["refused"] == 2 and outputs["failed"] == 0
-    assert [r["username"] for r in outputs["refused_people"]] == [p["username"] for p in BAD]
+    assert outputs.created == 2 and outputs.refused == 2 and outputs.failed == 0
+    assert [r["username"] for r in outputs.refused_people] == [p["username"] for p in BAD]
     assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
     assert {c.outcome for c in rows(run, "create")} == {"created"}
     findings = STEP.verify(context(run, "connect_users"))
@@ -111,7 +111,7 @@ def test_it_creates_each_user_once_when_applied_twice(
     first = STEP.apply(context(run, "connect_users"))
     second = STEP.apply(context(run, "connect_users"))
 
-    assert first == second and first["created"] == len(GOOD)
+    assert first == second and first.created == len(GOOD)
     assert usernames(connect, instance["Id"]) == sorted(p["username"] for p in GOOD)
     created = [c for c in rows(run) if c.outcome == "created"]
     assert len(created) == len(GOOD)
@@ -145,7 +145,7 @@ def test_it_takes_a_user_its_own_crashed_attempt_made_and_leaves_someone_elses_a
 
     outputs = STEP.apply(context(run, "connect_users"))
 
-    assert (outputs["created"], outputs["existed"]) == (1, 1)
+    assert (outputs.created, outputs.existed) == (1, 1)
     assert [(c.username, c.outcome) for c in rows(run, "create")] == [
         (GOOD[0]["username"], "created"),
         (GOOD[1]["username"], "existed"),
@@ -251,11 +251,11 @@ def test_it_leaves_existing_users_alone_unless_asked_to_update_them(
     plan = STEP.plan(context(run, "connect_users", update_existing=True))
     updated = STEP.apply(context(run, "connect_users", update_existing=True))
 
-    assert (left["created"], left["updated"], left["unchanged"]) == (0, 0, 1)
+    assert (left.created, left.updated, left.unchanged) == (0, 0, 1)
     assert plan.counts == {"update": 1}
     update = rows(run, "update")[0]
     assert update.details["changes"]["security_profiles"] == {"from": ["Admin"], "to": ["Agent"]}
-    assert updated["updated"] == 1
+    assert updated.updated == 1
     user = connect.describe_user(InstanceId=instance["Id"], UserId=existing)["User"]
     assert user["SecurityProfileIds"] == [profiles["Agent"]]
 
@@ -274,7 +274,7 @@ def test_it_rolls_back_only_the_users_it_created(
     )
     run = users_run(aws_connection, instance, GOOD)
     outputs = STEP.apply(context(run, "connect_users"))
-    assert outputs["created"] == 1
+    assert outputs.created == 1
     # The step records that it created users, so the runner rolls it back.
     assert StepRun.objects.get(run=run).created_resources
 
@@ -368,7 +368,7 @@ def test_in_an_sso_setup_it_gives_everyone_the_chosen_profiles_and_desk_phones(
         "Every user gets the security profiles “Agent”, “CallCenterManager”, the routing "
         "profile “Basic Routing Profile” and a desk phone."
     )
-    assert outputs["created"] == len(GOOD)
+    assert outputs.created == len(GOOD)
     profiles, routing = default_profiles(connect, instance["Id"])
     users = {
         user["Username"]: connect.describe_user(InstanceId=instance["Id"], UserId=user["Id"])[

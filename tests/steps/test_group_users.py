@@ -117,7 +117,7 @@ def test_it_gives_everyone_in_nested_groups_a_user_with_the_merged_mapping(
     assert plan.counts["create"] == len(everyone) - 3
     outputs = STEP.apply(context(run, "group_users"))
 
-    assert outputs["created"] == len(everyone) - 3 and outputs["failed"] == 0
+    assert outputs.created == len(everyone) - 3 and outputs.failed == 0
     profiles, _routing = default_profiles(connect, instance["Id"])
     users = connect_users(connect, instance["Id"])
     supervisor = next(p for p in members(sandbox, SUPERVISORS_GROUP))
@@ -175,7 +175,7 @@ def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
     group_id = tenant.add_group(f"Sync {uuid.uuid4().hex[:6]}", [u["id"] for u in agents])
     # A one-off run makes the first users; the sync made from it manages them.
     first = users_run(instance, aws_connection, groups=[{"group": group_id, **AGENT}])
-    assert STEP.apply(context(first, "group_users"))["created"] == 4
+    assert STEP.apply(context(first, "group_users")).created == 4
     sync_id = str(uuid.uuid4())
     # Someone the wizard did not make, with the same username as a future member: left alone.
     profiles, routing = default_profiles(connect, instance["Id"])
@@ -211,14 +211,14 @@ def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
     assert rows(second, "nothing")[0].details["differs"]  # listed, but not ours to change
     assert [c.username for c in rows(second, "departed")] == [agents[0]["userPrincipalName"]]
     assert any("left the groups" in warning for warning in map(render, plan.warnings))
-    assert STEP.apply(context(second, "group_users"))["updated"] == 3
+    assert STEP.apply(context(second, "group_users")).updated == 3
 
     third = users_run(instance, aws_connection, departures="delete", **changed)
     plan = STEP.plan(context(third, "group_users"))
     outputs = STEP.apply(context(third, "group_users"))
 
     assert plan.counts == {"delete": 1, "nothing": 4} and not plan.needs_confirmation
-    assert outputs["deleted"] == 1
+    assert outputs.deleted == 1
     remaining = connect_users(connect, instance["Id"])
     assert agents[0]["userPrincipalName"] not in remaining
     assert remaining[newcomer["userPrincipalName"]]["SecurityProfileIds"] == [profiles["Admin"]]
@@ -263,7 +263,7 @@ def test_it_reads_okta_group_members_with_the_apps_username_format(
     STEP.plan(context(run, "group_users"))
     outputs = STEP.apply(context(run, "group_users"))
 
-    assert outputs["created"] == 3
+    assert outputs.created == 3
     wanted = sorted(user.login.split("@")[0] for user in agents)
     assert sorted(connect_users(connect, instance["Id"])) == wanted
 

@@ -19,6 +19,7 @@ from provisioning.steps.preflight import (
     ACTIONS_BY_STEP,
     Preflight,
     PreflightForm,
+    PreflightOutputs,
     _Checks,
     flow_actions_for,
     principal_for,
@@ -145,8 +146,11 @@ def test_it_reports_the_identity_region_and_checked_actions_when_nothing_is_miss
     ctx = context(run, "preflight", flow_actions="connect:CreateInstance\niam:CreateSAMLProvider")
 
     plan = Preflight().plan(ctx)
-    outputs = Preflight().apply(ctx)
+    applied = Preflight().apply(ctx)
+    # Typed, and stored under the keys runs stored before it was.
+    outputs = applied.to_json()
 
+    assert PreflightOutputs.from_json(outputs) == applied
     role_name = role_arn.rsplit("/", 1)[1]
     assert outputs["caller_arn"].startswith(
         f"arn:aws:sts::{AWS_ACCOUNT_ID}:assumed-role/{role_name}/"
@@ -181,7 +185,7 @@ def test_it_proves_what_it_can_by_reads_and_says_the_check_is_partial(
     ctx = context(run, "preflight", flow_actions=FLOW_ACTIONS)
 
     plan = Preflight().plan(ctx)
-    outputs = Preflight().apply(ctx)
+    outputs = Preflight().apply(ctx).to_json()
 
     # ListInstances and DescribeInstance answered; CreateInstance and CreateSAMLProvider have no
     # harmless read: they are counted as unchecked, never as "checked, nothing missing".
@@ -317,7 +321,7 @@ def test_it_simulates_an_iam_user_with_its_group_policies(sandbox_mode: Sandbox,
 def test_it_checks_every_aws_action_of_the_flow_by_default(sandbox_mode: Sandbox) -> None:
     run = start_run("preflight", _sandbox_connection(sandbox_mode), flow_key=FLOW)
 
-    outputs = Preflight().apply(context(run, "preflight"))
+    outputs = Preflight().apply(context(run, "preflight")).to_json()
 
     # The sandbox's own keys are no IAM user or role: nothing to simulate, and it says so.
     assert outputs["caller_arn"] == f"arn:aws:sts::{AWS_ACCOUNT_ID}:user/moto"

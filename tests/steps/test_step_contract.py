@@ -69,18 +69,9 @@ def test_every_steps_outputs_load_from_a_run_stored_before_or_after_them() -> No
         # the runner's own "verify" findings ride along in every stored outputs dict.
         empty = outputs_class.from_json({})
         assert outputs_class.from_json({**empty.to_json(), "verify": [], "gone": 1}) == empty
-        # Every key is a field (entra_app leaves its sandbox-only key out when empty).
+        # Every key is a field (entra_app, sign_in_test and group_users leave a key out when
+        # empty, as their dicts did).
         assert set(empty.to_json()) <= {item.name for item in fields(outputs_class)}
-
-
-# Steps whose apply still returns a plain dict; the runner stores it as it is. Typing one removes
-# it from here (issue 14).
-UNTYPED = {
-    "preflight",
-    "sign_in_test",
-    "group_users",
-    "connect_users",
-}
 
 
 def _filled(outputs_class: type[StepOutputs]) -> StepOutputs:
@@ -101,16 +92,13 @@ def _filled(outputs_class: type[StepOutputs]) -> StepOutputs:
     return outputs_class(**values)
 
 
-def test_every_typed_steps_apply_returns_its_outputs_class_which_round_trips() -> None:
+def test_every_steps_apply_returns_its_outputs_class_which_round_trips() -> None:
     import_step_modules()
     typed = []
     for key, step_class in STEPS.items():
         if not step_class.__module__.startswith("provisioning."):
             continue  # a test's own step
         returned = typing.get_type_hints(step_class.apply).get("return")
-        if key in UNTYPED:
-            assert not (isinstance(returned, type) and issubclass(returned, StepOutputs)), key
-            continue
         assert isinstance(returned, type) and issubclass(returned, StepOutputs), (key, returned)
         assert returned.step_key == key
         # A default for every field: an older run's outputs lack the newer ones.
@@ -122,7 +110,7 @@ def test_every_typed_steps_apply_returns_its_outputs_class_which_round_trips() -
         assert returned.from_json(filled.to_json()) == filled, key
         assert returned.from_json(returned().to_json()) == returned(), key
         typed.append(key)
-    assert len(typed) >= 15, typed
+    assert len(typed) >= 20, typed
 
 
 def test_a_later_step_reads_earlier_outputs_typed_as_the_runner_stored_them() -> None:
