@@ -166,7 +166,7 @@ def _page(browser: Browser, live_server: Any, language: str) -> Page:
 # Katakana words a Japanese heading or label must keep on one line (not ユー|ザー).
 BROKEN_WORDS_JS = """() => {
   const broken = [];
-  for (const element of document.querySelectorAll("h1, h2, h3, th, dt, .badge, summary")) {
+  for (const element of document.querySelectorAll("h1, h2, h3, th, dt, dd, .badge, summary")) {
     const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
       for (const word of node.data.matchAll(/[\u30a0-\u30ff]{2,}/g)) {
