@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from provisioning.flows import SKIPPED_STEP
 from provisioning.messages import render_within
+from provisioning.user_changes.steps import RESOURCE_TYPE as USERS_SUMMARY
 
 # The admin's name for each kind of cloud resource a step plans or creates.
 RESOURCE_NAMES = {
@@ -110,6 +111,41 @@ def _trusted_provider(details: dict[str, Any]) -> str:
     return ""
 
 
+# Each row of a users step's summary ({"action", "count"} details) as a whole sentence with its
+# count, so each language words and counts it its own way ("Create 43 Connect users.").
+USERS_SENTENCES = {
+    "create": ngettext_lazy(
+        "Create %(count)d Connect user.", "Create %(count)d Connect users.", "count"
+    ),
+    "update": ngettext_lazy(
+        "Update %(count)d Connect user.", "Update %(count)d Connect users.", "count"
+    ),
+    "delete": ngettext_lazy(
+        "Delete %(count)d Connect user.", "Delete %(count)d Connect users.", "count"
+    ),
+    "departed": ngettext_lazy(
+        "Keep %(count)d Connect user whose person left the groups.",
+        "Keep %(count)d Connect users whose people left the groups.",
+        "count",
+    ),
+    "refused": ngettext_lazy(
+        "%(count)d person can't have a Connect user and is left out.",
+        "%(count)d people can't have a Connect user and are left out.",
+        "count",
+    ),
+    "nothing": ngettext_lazy(
+        "%(count)d Connect user is already as planned.",
+        "%(count)d Connect users are already as planned.",
+        "count",
+    ),
+}
+
+
+def users_sentence(kind: str, count: int) -> str:
+    sentence = USERS_SENTENCES.get(kind, USERS_SENTENCES["nothing"])
+    return str(sentence % {"count": count})
+
+
 def change_sentence(change: dict[str, Any]) -> str:
     """One planned change as a sentence: "Create IAM role X trusted by the SAML provider Y."."""
     action = change.get("action", "nothing")
@@ -120,6 +156,11 @@ def change_sentence(change: dict[str, Any]) -> str:
     details = change.get("details") or {}
     if change.get("resource_type") == SKIPPED_STEP:
         return str(values["name"])  # why the run skipped the step, said whole
+    if change.get("resource_type") == USERS_SUMMARY and "count" in details:
+        # The step names the row in English ("43 users to create"); the count reads in any.
+        return users_sentence(str(details.get("action", action)), int(details["count"]))
+    if change.get("resource_type") == "sign_in_test":
+        return _("Sign in as %(name)s to test the whole chain.") % values
     if change.get("resource_type") == "okta_group_member":
         # A person joining a group reads as that, not as creating a "member".
         values["group"] = details.get("group") or "—"

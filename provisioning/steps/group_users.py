@@ -39,7 +39,7 @@ from provisioning.entra.group_members import (
     graph_person,
 )
 from provisioning.errors import PermanentError
-from provisioning.messages import Message
+from provisioning.messages import Message, joined
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group, okta_group_members, okta_groups
 from provisioning.okta.rest import okta_call
@@ -633,14 +633,17 @@ class GroupUsers(UsersStep):
                 for group in offered
             )
         elif offered:
-            warning = gettext("Assigning these groups to the app would let them in: %(groups)s.")
-            if not ctx.inputs.get("sync_id"):
-                warning += " " + gettext(
-                    "Tick “Assign their groups to the app” in the mapping to do it in this run."
-                )
-            plan.warnings.append(
-                warning % {"groups": ", ".join(quoted(group["name"]) for group in offered)}
+            # Messages, not text: the run page shows the warning in its reader's language.
+            names = [Message(gettext_noop("“%(name)s”"), {"name": g["name"]}) for g in offered]
+            warning = Message(
+                gettext_noop("Assigning these groups to the app would let them in: %(groups)s."),
+                {"groups": joined(names)},
             )
+            tick = gettext_noop(
+                "Tick “Assign their groups to the app” in the mapping to do it in this run."
+            )
+            shown = warning if ctx.inputs.get("sync_id") else joined([warning, Message(tick)], " ")
+            plan.warnings.append(shown)
         return plan
 
     def apply(self, ctx: StepContext) -> GroupUsersOutputs:

@@ -494,7 +494,7 @@ def _missing_error(result: PreflightOutputs) -> PermanentError:
 @register
 class Preflight(Step):
     key = "preflight"
-    title = _("Check the AWS connection")
+    title = _("AWS connection check")
     description = _(
         "Who the credentials are, whether Amazon Connect is offered in the region, and which "
         "permissions the setup needs that they lack."

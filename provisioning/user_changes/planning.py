@@ -12,6 +12,7 @@ unless `update_existing` is set, and never deleted.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +206,7 @@ def _cannot_sign_in(person: Person, access: AppAccess | None) -> dict[str, Any]:
     """Why the IdP won't let the person in (empty when it will, or when nobody can tell)."""
     if access is None or not access.setup_found or access.of(person.username):
         return {}
-    found: dict[str, Any] = {"cannot_sign_in": access.refusal}
+    found: dict[str, Any] = {"cannot_sign_in": access.refusal.to_json()}
     if person.assign_group:
         found["assign_group"] = person.assign_group
     return found
@@ -379,17 +380,28 @@ def _named(changes: list[PlannedChange]) -> dict[str, Any]:
 
 
 def _named_with(changes: list[PlannedChange], reason: str) -> dict[str, Any]:
-    """Names with why: "alice (assigned to the app through the group “Admins”), ..."."""
-    shown = joined(
+    """The people grouped by why, each reason said once: "43 people: not assigned to the app
+    (alice, bob and 41 more)"; reasons in the order they first come."""
+    by_reason: dict[str, list[PlannedChange]] = {}
+    for change in changes:
+        key = json.dumps(change.details[reason], sort_keys=True, default=str)
+        by_reason.setdefault(key, []).append(change)
+    return joined(
         [
-            Message(
-                gettext_noop("%(username)s (%(reason)s)"),
-                {"username": change.username, "reason": change.details[reason]},
+            Message.counted(
+                gettext_noop("%(count)d person: %(reason)s (%(names)s)"),
+                gettext_noop("%(count)d people: %(reason)s (%(names)s)"),
+                len(group),
+                {
+                    "count": len(group),
+                    "reason": group[0].details[reason],
+                    "names": _named(group),
+                },
             )
-            for change in changes[:NAMED_IN_WARNINGS]
-        ]
+            for group in by_reason.values()
+        ],
+        "; ",
     )
-    return _and_more(shown, len(changes))
 
 
 def _and_more(names: dict[str, Any], total: int) -> dict[str, Any]:

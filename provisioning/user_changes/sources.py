@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from provisioning.context import created_of
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.entra.group_members import graph_users
+from provisioning.messages import Message
 from provisioning.models import RunStatus, SetupRun, UserChangeSet, UserSync
 from provisioning.okta import aws_app
 from provisioning.okta.group_members import okta_group
@@ -145,8 +146,9 @@ class AppAccess:
 
     grants: dict[str, list[Grant]] = field(default_factory=dict)
     setup_found: bool = False
-    # Why someone without a grant can't sign in, in the IdP's terms.
-    refusal: str = ""
+    # Why someone without a grant can't sign in, in the IdP's terms (a message, shown in the
+    # language of whoever reads the plan).
+    refusal: Message = field(default_factory=lambda: Message(""))
 
     def of(self, username: str) -> list[Grant]:
         return self.grants.get(username, [])
@@ -180,9 +182,11 @@ def entra_app_access(client: Any, outputs: dict[str, dict[str, Any]], username: 
     sp_id = EntraAppOutputs.from_json(outputs.get("entra_app") or {}).service_principal_id
     access = AppAccess(
         setup_found=bool(sp_id),
-        refusal=_(
-            "not assigned to the Entra ID app, directly or through a group they are a direct "
-            "member of; a group inside an assigned group doesn't count"
+        refusal=Message(
+            gettext_noop(
+                "not assigned to the Entra ID app, directly or through a group they are a direct "
+                "member of; a group inside an assigned group doesn't count"
+            )
         ),
     )
     if not sp_id:
@@ -278,7 +282,7 @@ def okta_app_access(client: Any, setup: Any) -> AppAccess:
     app_id = OktaAppOutputs.from_json(outputs.get("okta_app") or {}).app_id
     access = AppAccess(
         setup_found=bool(app_id),
-        refusal=_("not assigned to the Okta app, directly or through a group"),
+        refusal=Message(gettext_noop("not assigned to the Okta app, directly or through a group")),
     )
     if not app_id:
         return access

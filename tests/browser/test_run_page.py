@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.flows import get_flow
+from provisioning.messages import Message
 from provisioning.models import RunStatus, SetupRun, StepStatus
 from sandbox.server import Sandbox
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD, sign_in
@@ -45,7 +48,8 @@ PHASES = ("needs-answer", "applying", "verifying", "succeeded", "failed", "rolle
 EXPECTED = {
     "needs-answer": (RunStatus.WAITING, LinkState.NEEDS_YOU),
     "applying": (RunStatus.RUNNING, LinkState.WORKING),
-    "verifying": (RunStatus.RUNNING, LinkState.WORKING),
+    # The sign-in test builds no link: the users link it follows is done, and none is working.
+    "verifying": (RunStatus.RUNNING, LinkState.DONE),
     "succeeded": (RunStatus.SUCCEEDED, LinkState.DONE),
     "failed": (RunStatus.FAILED, LinkState.BROKEN),
     "rolled-back": (RunStatus.ROLLED_BACK, LinkState.ROLLED_BACK),
@@ -109,9 +113,17 @@ def _copy_at(run: SetupRun, phase: str, stop_key: str) -> SetupRun:
             else:
                 step.status = StepStatus.FAILED
                 step.attempts = 2
+                # As a client module stores a refusal: messages, shown in the reader's language.
+                who = {"who": "arn:aws:iam::123456789012:user/wizard", "action": "connect:Put"}
                 step.error = {
-                    "message": "The cloud refused the change: AccessDenied.",
-                    "hint": "Give the connection the permission named above, then retry.",
+                    "message": Message(
+                        "AWS refused %(operation)s: %(who)s is missing the permission "
+                        "%(action)s.%(said)s",
+                        {**who, "operation": "PutThing", "said": ""},
+                    ).to_json(),
+                    "hint": Message(
+                        "Add %(action)s to an IAM policy of %(who)s, then retry the step.", who
+                    ).to_json(),
                     "code": "AccessDenied",
                 }
         step.save(force_insert=True)
@@ -149,6 +161,65 @@ def _page(browser: Browser, live_server: Any, language: str) -> Page:
     page.base_url = str(live_server)  # type: ignore[attr-defined]
     sign_in(page, language)
     return page
+
+
+# Katakana words a Japanese heading or label must keep on one line (not ユー|ザー).
+BROKEN_WORDS_JS = """() => {
+  const broken = [];
+  for (const element of document.querySelectorAll("h1, h2, h3, th, dt, dd, .badge, summary")) {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/[\u30a0-\u30ff]{2,}/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (tops.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+# English a Japanese page must not show: plan sentences, warnings and reasons written by the wizard.
+ENGLISH_IN_JAPANESE = (
+    "users to create",
+    "who can't have a user",
+    "not assigned to the",
+    "Assigning these groups",
+    "Tick “Assign",
+    "is missing the permission",
+    "nothing to change",
+)
+
+
+def _reads_well(page: Page, kind: str, phase: str, language: str) -> None:
+    """What the run page must never show again (issue 13)."""
+    # Who started it: a CLI run says so instead of a dash.
+    started = page.locator("#run-started")
+    expect(started).not_to_contain_text("—")
+    with translation.override(language):
+        expect(started).to_contain_text(_("from the command line"))
+    # Step titles name what the step does; none is an instruction.
+    titles = page.locator(".step-card__title").all_inner_texts()
+    assert titles and not [t for t in titles if t.startswith("Check ") or t.endswith("ください")]
+    # A users run started from a plan file names its SSO setup: its chain is drawn whole.
+    if kind == "users":
+        expect(page.locator("#run-chain [data-link]")).to_have_count(6)
+    # The sign-in test is no link's work: while it runs, no link of the chain is "working".
+    if phase == "verifying":
+        expect(page.locator('#run-chain [data-state="working"]')).to_have_count(0)
+    if language != "ja":
+        return
+    assert page.evaluate(BROKEN_WORDS_JS) == [], f"{kind}-{phase}: words broken across lines"
+    text = page.locator("body").inner_text()
+    assert not [english for english in ENGLISH_IN_JAPANESE if english in text], (kind, phase)
+    if kind == "users" and phase in ("needs-answer", "failed"):
+        # The plan counts its users in a Japanese sentence, and says each reason once.
+        sentences = page.locator(".change__sentence").all_inner_texts()
+        assert any(re.fullmatch(r"Connect ユーザーを \d+ 人作成します。", s) for s in sentences)
+        warnings = " ".join(page.locator(".warning").all_inner_texts())
+        assert warnings.count("入れ子のグループは対象外です") == 1, (kind, phase)
+        expect(page.locator(".warning").filter(has_text="割り当てると")).to_have_count(1)
 
 
 def _height(page: Page) -> int:
@@ -191,6 +262,7 @@ def test_it_shows_each_phase_of_each_kind_of_run(
             shown = _copy_at(run, phase, stop)
             page.goto(f"{page.base_url}/runs/{shown.pk}/")  # type: ignore[attr-defined]
             _expect_phase(page, shown, phase, link, language)
+            _reads_well(page, kind, phase, language)
             page.screenshot(path=str(shots / f"{kind}-{phase}-{language}.png"), full_page=True)
             heights[f"{kind}-{phase}"] = _height(page)
     print(f"run page heights ({language}): {heights}")  # noqa: T201 - the report's figures

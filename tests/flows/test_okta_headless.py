@@ -215,7 +215,7 @@ def test_a_users_plan_lists_okta_people_who_cannot_sign_in_and_assigns_their_gro
 
     assert users.status == RunStatus.WAITING
     (row,) = [r for r in plan_rows(users, "create") if r.username == agent]
-    assert row.details["cannot_sign_in"] == (
+    assert render(row.details["cannot_sign_in"]) == (
         "not assigned to the Okta app, directly or through a group"
     )
     assert row.details["assign_group"]["name"] == AGENTS

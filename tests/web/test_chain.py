@@ -102,6 +102,22 @@ def test_it_colours_a_link_by_the_state_of_its_steps(
     assert links["connect_users"].state == LinkState.NOT_STARTED
 
 
+def test_a_link_takes_its_state_from_its_own_steps_not_from_the_sign_in_test() -> None:
+    run = _entra_run(run="running", sign_in_test="applying")
+
+    links = chain_links(run)
+
+    # The users are made; the test that signs one in is not the users link at work.
+    assert {link.kind: link.state for link in links}["connect_users"] == LinkState.DONE
+    assert LinkState.WORKING not in {link.state for link in links}
+
+
+def test_a_failed_sign_in_test_breaks_no_link() -> None:
+    run = _entra_run(run="failed", sign_in_test="failed")
+
+    assert {link.state for link in chain_links(run)} == {LinkState.DONE}
+
+
 def test_it_draws_an_okta_run_with_its_app_label() -> None:
     run = make_run(
         flow_key="okta_group_mapping",

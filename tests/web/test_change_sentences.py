@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import translation
 
 from wizard.change_sentences import (
     change_sentence,
     deletion_sentence,
     labelled_values,
+    users_sentence,
     value_words,
 )
 
@@ -57,6 +59,44 @@ def test_a_person_joining_a_group_reads_as_joining(action: str, sentence: str) -
         "details": {"group": "Connect Agents"},
     }
     assert change_sentence(change) == sentence
+
+
+@pytest.mark.parametrize(
+    ("language", "count", "sentence"),
+    [
+        ("en", 1, "Create 1 Connect user."),
+        ("en", 43, "Create 43 Connect users."),
+        ("ja", 43, "Connect ユーザーを 43 人作成します。"),
+    ],
+)
+def test_a_users_summary_row_reads_as_a_counted_sentence_in_the_readers_language(
+    language: str, count: int, sentence: str
+) -> None:
+    # The step names the row in English for the CLI; the page words it from the count.
+    change = {
+        "action": "create",
+        "resource_type": "connect_users",
+        "name": f"{count} users to create",
+        "details": {"action": "create", "count": count},
+    }
+
+    with translation.override(language):
+        assert change_sentence(change) == sentence
+
+
+def test_every_kind_of_users_summary_row_has_a_japanese_sentence() -> None:
+    kinds = ("create", "update", "delete", "departed", "nothing", "refused")
+    with translation.override("ja"):
+        sentences = [users_sentence(kind, 3) for kind in kinds]
+
+    assert all("3 人" in sentence and sentence.endswith("。") for sentence in sentences)
+    assert len(set(sentences)) == len(kinds)
+
+
+def test_the_sign_in_test_reads_as_what_it_will_do() -> None:
+    change = {"action": "nothing", "resource_type": "sign_in_test", "name": "ana@example.test"}
+
+    assert change_sentence(change) == "Sign in as ana@example.test to test the whole chain."
 
 
 def test_a_new_role_names_the_provider_that_it_trusts() -> None:

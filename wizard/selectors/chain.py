@@ -94,9 +94,11 @@ LINK_KINDS = (
     LinkKind(
         "connect_users",
         _("Connect users"),
-        ("entra_assignments", "okta_assignments", "connect_users", "group_users", "sign_in_test"),
+        ("entra_assignments", "okta_assignments", "connect_users", "group_users"),
     ),
 )
+# The sign-in test builds no link: it tries the whole chain, so while it runs no link is "working"
+# (the step's own card says it is testing), and a failed test shows on its card, not on a link.
 # A step still being worked on, by the engine or waiting for the cloud.
 ACTIVE = {StepStatus.PLANNING, StepStatus.APPLYING}
 FINISHED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED}

@@ -39,7 +39,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.flows import FLOWS
+from provisioning.flows import FLOWS, USER_FLOWS
 from provisioning.messages import render
 from provisioning.models import (
     RUN_WORKED_ON,
@@ -222,11 +222,31 @@ def _connection_id(name: str | None, role: str) -> int | None:
     return matches[0]
 
 
+def _sso_setup(plan: dict[str, Any]) -> SetupRun | None:
+    """The SSO setup a users plan file adds users to: the newest succeeded setup of its IdP and
+    instance. As the run page's "Add Connect users from groups" does, the users run names it, so
+    its page draws that setup's chain and links to it."""
+    idp = next((idp for idp, key in USER_FLOWS.items() if key == plan.get("flow")), None)
+    instance = plan.get("instance", {})
+    if idp is None or not (instance.get("id") or instance.get("alias")):
+        return None
+    setups = SetupRun.objects.filter(
+        idp=idp, region=plan.get("region", ""), status=RunStatus.SUCCEEDED
+    ).exclude(flow_key__in=list(USER_FLOWS.values()))
+    if instance.get("id"):
+        setups = setups.filter(instance_id=instance["id"])
+    else:
+        setups = setups.filter(instance_alias__iexact=instance["alias"])
+    return setups.order_by("-created_at").first()
+
+
 def _create_run(plan: dict[str, Any]) -> SetupRun:
     instance = plan.get("instance", {})
     connections = plan.get("connections", {})
+    setup = _sso_setup(plan)
     return admin_moves.run_create(
         user=None,
+        parent_id=setup.pk if setup is not None else None,
         flow_key=plan["flow"],
         region=plan["region"],
         instance_alias=instance.get("alias", ""),
