@@ -226,7 +226,12 @@ def watch_record_check(*, record: FederationCheckRecord) -> WatchedFederation | 
                 message=message,
             )
             notification_message = message
-            transaction.on_commit(lambda: _notify(watched, record, notification_message, new_state))
+            # A federation an admin stopped watching may still be checked by hand: its page
+            # shows the state, but nobody is notified.
+            if watched.enabled:
+                transaction.on_commit(
+                    lambda: _notify(watched, record, notification_message, new_state)
+                )
     return watched
 
 

@@ -5,7 +5,9 @@ it is checked before it is stored and again before each POST, and never logged b
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Hosts a plain-http webhook may go to, and only while testing or in DEBUG: the tests' receiver.
 LOCAL_WEBHOOK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+HTTPS_PORT = 443
 # What the masked URL keeps of the path (Slack's "/services/T…/B…/secret": none of it).
 MASK = "/…"
 
@@ -38,7 +41,8 @@ def check_webhook_url(url: str) -> str:
 
     Only https; no user name or password before an "@" (`https://hooks.example.com@10.0.0.1/`
     reads as one host and goes to another); plain http only to 127.0.0.1 or localhost, and only
-    when WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP (testing, DEBUG)."""
+    when WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP (testing, DEBUG); otherwise no host that resolves to a
+    private, loopback or link-local address."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -57,13 +61,11 @@ def check_webhook_url(url: str) -> str:
             Message(_("The webhook URL contains a user name or password (the part before “@”)."))
         )
     scheme = parts.scheme.lower()
-    if scheme == "https":
-        return url
-    if (
-        scheme == "http"
-        and host in LOCAL_WEBHOOK_HOSTS
-        and settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP
-    ):
+    if settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP:
+        if scheme == "https" or (scheme == "http" and host in LOCAL_WEBHOOK_HOSTS):
+            return url
+    elif scheme == "https":
+        _refuse_internal_addresses(host, parts.port or HTTPS_PORT)
         return url
     raise WebhookUrlRefused(
         Message(
@@ -74,6 +76,38 @@ def check_webhook_url(url: str) -> str:
             {"url": masked_webhook_url(url)},
         )
     )
+
+
+def _refuse_internal_addresses(host: str, port: int) -> None:
+    """Refuses a host that resolves to an address inside the wizard's network (private,
+    loopback, link-local such as the cloud metadata service 169.254.169.254, or any other
+    non-public one): the URL is typed by an admin and the wizard POSTs to it from inside
+    (OWASP, "Server-Side Request Forgery Prevention Cheat Sheet"). Checked again before each
+    POST, so a name that moves inside later is refused then."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise WebhookUrlRefused(
+            Message(
+                _("The webhook's host %(host)s could not be resolved: check its spelling."),
+                {"host": host},
+            )
+        ) from error
+    for *_rest, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:
+            raise WebhookUrlRefused(
+                Message(
+                    _(
+                        "The webhook's host %(host)s is at %(address)s, a private, loopback or "
+                        "link-local address the wizard does not post to. Use the webhook's "
+                        "public https URL (Slack's and Teams' are)."
+                    ),
+                    {"host": host, "address": str(ip)},
+                )
+            )
 
 
 def masked_webhook_url(url: str) -> str:

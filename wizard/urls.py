@@ -88,7 +88,17 @@ urlpatterns = [
         federation_watch.watched_federation_interval,
         name="watched_federation_interval",
     ),
+    path(
+        "watch/<int:watched_id>/stop/",
+        federation_watch.watched_federation_stop,
+        name="watched_federation_stop",
+    ),
     path("notifications/", federation_watch.notifications, name="notifications"),
+    path(
+        "notifications/test/",
+        federation_watch.notifications_test,
+        name="notifications_test",
+    ),
     path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
     path(
         "inspect/readings/<uuid:reading_id>/",

@@ -21,7 +21,7 @@ from provisioning.entra.graph_reads import all_pages, all_pages_json, get_or_non
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
-from provisioning.federation_check.result import refused_as
+from provisioning.federation_check.result import FIXED_ROLE_CLAIM, refused_as
 from provisioning.models import Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client
@@ -105,12 +105,36 @@ def _claims(policies: list[Any]) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         schema = []
     by_type = {str(entry.get("SamlClaimType")): entry for entry in schema}
+    role = by_type.get(ROLE_ATTRIBUTE, {})
+    # A claim with a Value and no Source is fixed text (Microsoft Graph, "claimsMappingPolicy":
+    # "Value: the claim's constant value"): seeds 000 and 004 type "<role ARN>,<provider ARN>"
+    # into the Role claim's source attribute, which Entra stores that way.
+    if "Value" in role and not role.get("Source"):
+        return {
+            "policy": True,
+            "role": FIXED_ROLE_CLAIM,
+            "role_value": str(role["Value"]),
+            "session_name": str(by_type.get(ROLE_SESSION_NAME_ATTRIBUTE, {}).get("ID", "")),
+            "session_duration": str(by_type.get(SESSION_DURATION_ATTRIBUTE, {}).get("Value", "")),
+        }
     return {
         "policy": True,
-        "role": str(by_type.get(ROLE_ATTRIBUTE, {}).get("ID", "")),
+        "role": str(role.get("ID", "")),
         "session_name": str(by_type.get(ROLE_SESSION_NAME_ATTRIBUTE, {}).get("ID", "")),
         "session_duration": str(by_type.get(SESSION_DURATION_ATTRIBUTE, {}).get("Value", "")),
     }
+
+
+def _entra_role_values(application: Any, claims: dict[str, Any]) -> list[str]:
+    """The Role values the app sends: its fixed text when the claim is one (the app roles are
+    then never sent), else the enabled app roles holding a role and provider ARN pair."""
+    if claims["role"] == FIXED_ROLE_CLAIM:
+        return [claims["role_value"]] if "," in claims["role_value"] else []
+    return sorted(
+        str(role.value)
+        for role in application.app_roles or []
+        if role.is_enabled and role.value and "," in str(role.value)
+    )
 
 
 def _entra_people(client: Any, sp_id: str, source: str) -> list[dict[str, str]]:
@@ -177,11 +201,7 @@ def _entra_app(
             "not_after": end.isoformat() if end else "",
         },
         "metadata": _certificate(metadata_xml),
-        "role_values": sorted(
-            str(role.value)
-            for role in application.app_roles or []
-            if role.is_enabled and role.value and "," in str(role.value)
-        ),
+        "role_values": _entra_role_values(application, claims),
         "claims": claims,
         "people": _entra_people(client, sp_id, claims["session_name"]),
     }

@@ -7,7 +7,12 @@ import datetime as dt
 from typing import Any
 
 from provisioning.aws.iam import signin_audiences
-from provisioning.federation_check.result import FederationCheck, LinkState, Severity
+from provisioning.federation_check.result import (
+    FIXED_ROLE_CLAIM,
+    FederationCheck,
+    LinkState,
+    Severity,
+)
 from provisioning.saml import parse_idp_metadata
 from provisioning.signin_checks.iam_policy import NamedPolicy
 from provisioning.signin_checks.refusals import Cause, SignInRefused
@@ -30,6 +35,9 @@ CERTIFICATE_WARNING_DAYS = 60
 SAML_MODES = {"saml", "SAML_2_0"}
 # A RoleSessionName to evaluate the federation policy with when nobody is assigned.
 SAMPLE_SESSION_NAME = "someone@example.com"
+# The Role claim's sources that send role values: the assigned app roles, or the pair typed as
+# fixed text: both put "<role ARN>,<provider ARN>" in the assertion.
+ENTRA_ROLE_SOURCES = {"assignedroles", FIXED_ROLE_CLAIM}
 # How many names a finding lists (the JSON result and the page): the rest are counted.
 NAMES_SHOWN = 10
 
@@ -124,7 +132,7 @@ def _judge_claims(check: FederationCheck, app: dict[str, Any], instance: dict[st
     claims = app.get("claims", {})
     if not app.get("role_values"):
         check.add("claims", "no_role_values")
-    if check.idp == "entra" and claims.get("role") != "assignedroles":
+    if check.idp == "entra" and claims.get("role") not in ENTRA_ROLE_SOURCES:
         check.add("claims", "role_claim_wrong", source=claims.get("role") or "-")
     if not claims.get("session_name"):
         check.add("claims", "no_session_name_claim")

@@ -38,6 +38,8 @@ class Severity(StrEnum):
 EXIT_HEALTHY = 0
 EXIT_BROKEN = 1
 EXIT_UNREAD = 2
+# What the IdP read says of a Role claim that is fixed text rather than a user attribute.
+FIXED_ROLE_CLAIM = "fixed text"
 
 
 @dataclass

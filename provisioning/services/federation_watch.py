@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from provisioning.audit import record_state_change
@@ -23,6 +25,7 @@ from provisioning.models import (
     NotificationSettings,
     WatchedFederation,
 )
+from provisioning.notifications import Notification, send_email, send_webhook
 
 # The watch's interval an admin may choose, in hours: an hour to four weeks.
 EVERY_HOURS_MIN = 1
@@ -46,6 +49,29 @@ def watch_set_interval(*, user: Any, watched_id: int, every_hours: int) -> Watch
             message=Message(
                 gettext_noop("The federation %(federation)s is now checked every %(hours)s hours."),
                 {"federation": str(watched), "hours": every_hours},
+            ),
+        )
+    return watched
+
+
+def watch_stop(*, user: Any, watched_id: int) -> WatchedFederation:
+    """An admin stops watching a federation: no more scheduled checks nor notifications; its
+    checks stay. Stopping one already stopped changes nothing and writes nothing."""
+    with transaction.atomic():
+        watched = WatchedFederation.objects.select_for_update().get(pk=watched_id)
+        if not watched.enabled:
+            return watched
+        watched.enabled = False
+        watched.next_check_at = None
+        watched.save(update_fields=["enabled", "next_check_at"])
+        record_state_change(
+            watch_scope(user),
+            kind=AuditKind.FEDERATION,
+            old={"watched": True},
+            new={"watched": False},
+            message=Message(
+                gettext_noop("The federation %(federation)s is no longer watched."),
+                {"federation": str(watched)},
             ),
         )
     return watched
@@ -84,6 +110,40 @@ def watches_check_due(*, now: dt.datetime | None = None) -> list[FederationCheck
             transaction.on_commit(functools.partial(run_federation_check.delay, str(record.pk)))
         started.append(record)
     return started
+
+
+@dataclass(frozen=True)
+class SentNotification:
+    """Where a test notification went: for each way, None when none is set up, else whether it
+    was accepted."""
+
+    email_recipients: int
+    email: bool | None
+    webhook: bool | None
+
+
+def notifications_send_test(*, user: Any) -> SentNotification:
+    """Sends a test notification through the e-mail recipients and webhook set up now, in the
+    admin's language, so that they see it arrive before a federation breaks."""
+    configured = notification_settings()
+    recipients = list(configured.email_recipients)
+    notification = Notification(
+        subject=str(_("Connect SSO wizard: test notification")),
+        text=str(
+            _(
+                "%(user)s sent this test from the Notifications page. Changes of state of "
+                "watched federations will arrive here."
+            )
+            % {"user": user.get_username()}
+        ),
+        fields={"test": True},
+    )
+    webhook_url = configured.webhook_url
+    return SentNotification(
+        email_recipients=len(recipients),
+        email=send_email(notification, recipients) if recipients else None,
+        webhook=send_webhook(notification, webhook_url) if webhook_url else None,
+    )
 
 
 def notifications_save(

@@ -1,8 +1,9 @@
-"""A federation the Entra flow built, broken on purpose at one link at a time: each break comes
-back as its named finding on the right link, and the check exits 1 (0 for a warning)."""
+"""A federation the Entra or Okta flow built, broken on purpose at one link at a time: each break
+comes back as its named finding on the right link, and the check exits 1 (0 for a warning)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,13 +11,21 @@ from typing import Any
 from provisioning.models import SetupRun
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import args_for, built, check  # noqa: F401
+from tests.federation_check.test_check_okta_federation import (  # noqa: F401
+    okta_args,
+    okta_built,
+    okta_sandbox,
+)
 from tests.flows.entra_runs import entra_sandbox  # noqa: F401
 from tests.sandbox.aws_clients import aws_client, default_profiles
+from tests.sandbox.okta_sdk import okta_client, send
 
 
-def broken_by(change: Callable[[], Any], run: SetupRun) -> tuple[int, dict[str, str], list[str]]:
+def broken_by(
+    change: Callable[[], Any], run: SetupRun, args: Callable[..., list[str]] = args_for
+) -> tuple[int, dict[str, str], list[str]]:
     change()
-    code, output = check(*args_for(run, "--json"))
+    code, output = check(*args(run, "--json"))
     result = json.loads(output)
     states = {link["key"]: link["state"] for link in result["links"]}
     return code, states, [f"{f['link']}:{f['code']}" for f in result["findings"]]
@@ -88,3 +97,73 @@ def test_it_names_each_link_broken_one_at_a_time(
     )
     assert (code, states["saml_provider"]) == (1, "broken"), codes
     assert "saml_provider:provider_missing" in codes
+
+
+def test_it_names_each_okta_link_broken_one_at_a_time(
+    okta_built: SetupRun,  # noqa: F811
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_path = f"/api/v1/apps/{okta_built.steps.get(key='okta_app').outputs['app_id']}"
+    role = okta_built.steps.get(key="federation_role").outputs
+    iam = aws_client(okta_sandbox, "iam")
+
+    def okta(scenario: Callable[[Any], Any]) -> Any:
+        async def run() -> Any:
+            async with okta_client(okta_sandbox.endpoints) as client:
+                return await scenario(client)
+
+        return asyncio.run(run())
+
+    async def replaced(client: Any, change: Callable[[dict[str, Any]], None]) -> None:
+        # Okta replaces the whole app on PUT: send back what was read, changed.
+        app, error = await send(client, "GET", app_path)
+        assert error is None, error
+        change(app)
+        body = {k: app[k] for k in ("name", "label", "signOnMode", "settings", "credentials")}
+        _, error = await send(client, "PUT", app_path, body)
+        assert error is None, error
+
+    def relay_state(value: str) -> Callable[[], Any]:
+        def change(app: dict[str, Any]) -> None:
+            app["settings"]["signOn"]["defaultRelayState"] = value
+
+        return lambda: okta(lambda client: replaced(client, change))
+
+    def signing_key_rolled() -> None:
+        # Okta's "Update SAML certificates": generate a key credential, switch the app to it;
+        # the IAM provider is not updated and still holds the old certificate.
+        async def roll(client: Any) -> None:
+            key, error = await send(
+                client, "POST", f"{app_path}/credentials/keys/generate?validityYears=2"
+            )
+            assert error is None, error
+
+            def change(app: dict[str, Any]) -> None:
+                app["credentials"] = {"signing": {"kid": key["kid"]}}
+
+            await replaced(client, change)
+
+        okta(roll)
+
+    relay = okta(lambda client: send(client, "GET", app_path))[0]["settings"]["signOn"]
+    other_instance = relay["defaultRelayState"].replace(
+        okta_built.instance_id, "00000000-0000-4000-8000-000000000000"
+    )
+
+    code, states, codes = broken_by(relay_state(other_instance), okta_built, okta_args)
+    assert (code, states["claims"]) == (1, "broken"), codes
+    assert codes == ["claims:relay_state_other_instance"]
+    relay_state(relay["defaultRelayState"])()
+
+    code, states, codes = broken_by(
+        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
+        okta_built,
+        okta_args,
+    )
+    assert (code, states["federation_role"]) == (1, "broken"), codes
+    assert codes == ["federation_role:no_federation_permission"]
+    iam.attach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"])
+
+    code, states, codes = broken_by(signing_key_rolled, okta_built, okta_args)
+    assert (code, states["saml_provider"]) == (1, "broken"), codes
+    assert codes == ["saml_provider:provider_certificate_mismatch"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
-from provisioning.models import RunStatus
+from provisioning.models import RunStatus, SetupRun
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import check
 from tests.flows.entra_runs import setup_sso
@@ -26,9 +26,9 @@ def okta_sandbox(sandbox: Sandbox, settings: Any, db: None) -> Sandbox:
     return sandbox
 
 
-def test_it_checks_an_okta_federation_the_wizard_built(
-    okta_sandbox: Sandbox, tmp_path: Path
-) -> None:
+@pytest.fixture
+def okta_built(okta_sandbox: Sandbox, tmp_path: Path) -> SetupRun:
+    """A federation the Okta flow built, role by group mapping, on an instance of its own."""
     alias = f"okta-{uuid.uuid4().hex[:8]}"
     plan = tmp_path / "okta.toml"
     plan.write_text(
@@ -36,11 +36,20 @@ def test_it_checks_an_okta_federation_the_wizard_built(
     )
     run, output = setup_sso(plan)
     assert run.status == RunStatus.SUCCEEDED, output
+    return run
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", run.region, "--instance", alias,
-        "--idp", "Sandbox Okta", "--json",
-    )  # fmt: skip
+
+def okta_args(run: SetupRun, *extra: str) -> list[str]:
+    return [
+        "--aws", "Sandbox AWS", "--region", run.region, "--instance", run.instance_alias,
+        "--idp", "Sandbox Okta", *extra,
+    ]  # fmt: skip
+
+
+def test_it_checks_an_okta_federation_the_wizard_built(okta_built: SetupRun) -> None:
+    run = okta_built
+
+    code, output = check(*okta_args(run, "--json"))
 
     assert code == 0, output
     result = json.loads(output)

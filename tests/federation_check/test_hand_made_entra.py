@@ -13,9 +13,12 @@ from typing import Any
 
 import requests
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
+from msgraph.generated.models.application import Application
 from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
 from msgraph.generated.models.reference_create import ReferenceCreate
+from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSignOnSettings
 from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.web_application import WebApplication
 from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501
     AddTokenSigningCertificatePostRequestBody,
 )
@@ -57,11 +60,21 @@ def _federation_metadata(sandbox: Sandbox, app_id: str) -> str:
     return response.content.decode("utf-8-sig")
 
 
-def build_by_hand(sandbox: Sandbox, people: list[Person]) -> dict[str, Any]:
+def build_by_hand(
+    sandbox: Sandbox,
+    people: list[Person],
+    *,
+    session_name_source: str = "mail",
+    fixed_role_claim: bool = False,
+    relay_state: bool = False,
+) -> dict[str, Any]:
     """Seed steps 1-6: Connect instance (SAML), Entra app in SAML mode, IAM provider from the
     downloaded metadata, the federation policy and SAML role, the Role claim, the people
-    assigned, Connect users named by their UPN. The claims mapping policy sends `mail` as
-    RoleSessionName; the relay state is never set."""
+    assigned, Connect users named by their UPN. By default the claims mapping policy sends
+    `mail` as RoleSessionName, the Role claim comes from an app role and the relay state is
+    never set. `fixed_role_claim` types "<provider ARN>,<role ARN>" as the Role claim's source
+    and assigns people the gallery app's own msiam_access role (seed 004, "Microsoft Entra IDの
+    登録2" 9); `relay_state` sets seed 000's relay state, destination included (5-2)."""
     connect = aws_client(sandbox, "connect")
     iam = aws_client(sandbox, "iam")
     instance = active_instance(connect, "handmade")
@@ -126,19 +139,41 @@ def build_by_hand(sandbox: Sandbox, people: list[Person]) -> dict[str, Any]:
             ),
         )["Role"]
         iam.attach_role_policy(RoleName=role["RoleName"], PolicyArn=policy_arn)
-        connect_role = federation_role(f"{role['Arn']},{provider_arn}")
-        await saml_app_with_role(
-            client,
-            application,
-            await sp.get(),
-            connect_role,
-            identifier=f"https://signin.aws.amazon.com/saml#{suffix}",
-        )
+        identifier = f"https://signin.aws.amazon.com/saml#{suffix}"
+        if fixed_role_claim:
+            await client.applications.by_application_id(application.id).patch(
+                Application(
+                    identifier_uris=[identifier],
+                    web=WebApplication(redirect_uris=["https://signin.aws.amazon.com/saml"]),
+                )
+            )
+            assigned_role_id = next(
+                r.id for r in application.app_roles if r.display_name == "msiam_access"
+            )
+        else:
+            connect_role = federation_role(f"{role['Arn']},{provider_arn}")
+            await saml_app_with_role(
+                client, application, await sp.get(), connect_role, identifier=identifier
+            )
+            assigned_role_id = connect_role.id
+        if relay_state:
+            await sp.patch(
+                ServicePrincipal(
+                    saml_single_sign_on_settings=SamlSingleSignOnSettings(
+                        relay_state=f"https://{REGION}.console.aws.amazon.com/connect/federate/"
+                        f"{instance['Id']}?destination=%2Fconnect%2Fhome"
+                    )
+                )
+            )
         policy = await client.policies.claims_mapping_policies.post(
             ClaimsMappingPolicy(
                 display_name=f"AWS claims {suffix}",
                 definition=[
-                    claims_mapping_definition(session_name_source="mail", session_duration="3600")
+                    claims_mapping_definition(
+                        session_name_source=session_name_source,
+                        session_duration="3600",
+                        role_value=f"{provider_arn},{role['Arn']}" if fixed_role_claim else "",
+                    )
                 ],
             )
         )
@@ -158,7 +193,7 @@ def build_by_hand(sandbox: Sandbox, people: list[Person]) -> dict[str, Any]:
                 AppRoleAssignment(
                     principal_id=uuid.UUID(str(user.id)),
                     resource_id=uuid.UUID(sp_id),
-                    app_role_id=connect_role.id,
+                    app_role_id=assigned_role_id,
                 )
             )
         return {"app_id": app_id, "provider_arn": provider_arn, "role_arn": role["Arn"]}
@@ -219,3 +254,30 @@ def test_it_names_each_mistake_of_a_federation_made_by_hand(
     assert "/connect/federate/" + built["instance_id"] in text
     assert "sends RoleSessionName from mail" in text
     assert "Map RoleSessionName to user.userprincipalname" in text
+
+
+def test_it_reads_a_role_claim_typed_as_fixed_text(entra_sandbox: Sandbox) -> None:  # noqa: F811
+    # Seeds 000 and 004 type the ARNs into the Role claim's source instead of an app role, and
+    # name Connect users by UPN: a healthy federation, which the check must not flag.
+    people = _people(entra_sandbox, "same-email-1", "same-email-2")
+    built = build_by_hand(
+        entra_sandbox,
+        people,
+        session_name_source="userprincipalname",
+        fixed_role_claim=True,
+        relay_state=True,
+    )
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Entra ID", "--json",
+    )  # fmt: skip
+
+    result = json.loads(output)
+    assert result["findings"] == []
+    assert code == 0
+    assert result["app_id"] == built["app_id"], "found by its relay state"
+    links = {link["key"]: link for link in result["links"]}
+    assert {key: link["state"] for key, link in links.items()} == dict.fromkeys(links, "ok")
+    assert links["federation_role"]["fact"] == built["role_arn"].rsplit("/", 1)[-1]
+    assert links["saml_provider"]["fact"] == built["provider_arn"].rsplit("/", 1)[-1]

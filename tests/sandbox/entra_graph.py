@@ -172,16 +172,25 @@ async def saml_app_with_role(
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-def claims_mapping_definition(*, session_name_source: str, session_duration: str) -> str:
+def claims_mapping_definition(
+    *, session_name_source: str, session_duration: str, role_value: str = ""
+) -> str:
     """The ClaimsSchema an admin configures by hand for AWS, as Graph stores it in `definition`
-    (Microsoft Graph, "Create claimsMappingPolicy")."""
+    (Microsoft Graph, "Create claimsMappingPolicy"). With `role_value`, the Role claim is that
+    fixed text instead of the assigned roles, as seeds 000 and 004 type "<role ARN>,<provider
+    ARN>" into the Role claim's source attribute."""
+    role: dict[str, str] = (
+        {"Value": role_value, "SamlClaimType": ROLE_ATTRIBUTE}
+        if role_value
+        else {"Source": "user", "ID": "assignedroles", "SamlClaimType": ROLE_ATTRIBUTE}
+    )
     return json.dumps(
         {
             "ClaimsMappingPolicy": {
                 "Version": 1,
                 "IncludeBasicClaimSet": "true",
                 "ClaimsSchema": [
-                    {"Source": "user", "ID": "assignedroles", "SamlClaimType": ROLE_ATTRIBUTE},
+                    role,
                     {
                         "Source": "user",
                         "ID": session_name_source,

@@ -45,6 +45,20 @@ SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fa
 # The sandbox is shared by the whole test session: names carry a run suffix so that other tests'
 # groups and IAM objects can't collide with these.
 RUN = uuid.uuid4().hex[:8]
+# The policy of the IAM user whose key Okta lists roles with (Okta's "Configure SAML 2.0 for
+# Amazon Web Services"; seed 002's "okta 用ロール取得ポリシー").
+ROLE_LISTING_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:ListRoles", "iam:ListAccountAliases"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
 # Okta's documented role-group filter, with a per-run prefix in place of "aws".
 GROUP_PREFIX = f"aws{RUN}"
 GROUP_FILTER = GROUP_PREFIX + r"_(?{{accountid}}\d+)_(?{{role}}[a-zA-Z0-9+=,.@\-_]+)"
@@ -292,18 +306,7 @@ def role_reader(sandbox: Sandbox) -> RoleReader:
     iam.put_user_policy(
         UserName=f"okta-role-reader-{RUN}",
         PolicyName="OktaListRoles",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": ["iam:ListRoles", "iam:ListAccountAliases"],
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
+        PolicyDocument=ROLE_LISTING_POLICY,
     )
     key = iam.create_access_key(UserName=f"okta-role-reader-{RUN}")["AccessKey"]
     app = set_app_settings(sandbox, app, identityProviderArn=provider_arn)

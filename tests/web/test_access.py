@@ -50,6 +50,8 @@ POST_ONLY = [
     reverse("sync_run_now", args=[RUN_ID]),
     reverse("logout"),
     reverse("audit_export_new"),
+    reverse("watched_federation_stop", args=[1]),
+    reverse("notifications_test"),
 ]
 
 

@@ -107,11 +107,15 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # errors; a check that does not exist is not found.
     "federation_check_new": gated(VIEWER, get=200, post=200),
     "federation_check": gated(VIEWER, get=404, post=405),
-    # A watched federation that does not exist; only admins change its interval; an empty
-    # Notifications form is valid (no recipients, the webhook kept) and saved.
+    # A watched federation that does not exist; only admins change its interval or stop
+    # watching it; an empty Notifications form is valid (no recipients, the webhook kept) and
+    # saved.
     "watched_federation": gated(VIEWER, get=404, post=405),
     "watched_federation_interval": gated(ADMIN, get=405, post=404),
+    "watched_federation_stop": gated(ADMIN, get=405, post=404),
     "notifications": gated(ADMIN, get=200, post=302),
+    # Nothing set up to send to: said on the page it redirects to.
+    "notifications_test": gated(ADMIN, get=405, post=302),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
     # Someone else's (or no) export: none to see.

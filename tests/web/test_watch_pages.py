@@ -1,26 +1,33 @@
 """The watch on the pages: the dashboard lists watched federations (broken first) with their
 state and a link to the latest check; an admin changes a federation's interval (a bad one is
-refused with its reason), which moves its next check and is in the audit log."""
+refused with its reason), which moves its next check and is in the audit log; an admin stops
+watching one; the Notifications page sends a test and refuses a webhook inside the network."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core import mail
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from provisioning.models import (
     AuditEvent,
     AuditKind,
     FederationCheckRecord,
     FederationCheckStatus,
+    NotificationSettings,
     WatchedFederation,
     WatchState,
 )
+from provisioning.notifications import WebhookUrlRefused, check_webhook_url
+from provisioning.services.federation_watch import notifications_save
+from tests.federation_check.test_watch import Receiver, receiver  # noqa: F401
 from tests.web.factories import make_connection
-from wizard.roles import VIEWER, role_group
+from wizard.roles import OPERATOR, VIEWER, role_group
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +96,126 @@ def test_an_admin_changes_the_interval_and_a_viewer_only_reads_it(
     page = client.get(f"/watch/{federation.pk}/").content.decode()
     assert "Checked every 6 hours" in page
     assert "/interval/" not in page
+
+
+def test_an_admin_stops_watching_once_and_it_is_in_the_audit_log(
+    admin_client: Client, admin_user: User
+) -> None:
+    federation = watched("osaka", WatchState.HEALTHY)
+    WatchedFederation.objects.filter(pk=federation.pk).update(next_check_at=timezone.now())
+    page = admin_client.get(f"/watch/{federation.pk}/").content.decode()
+    assert f'action="/watch/{federation.pk}/stop/"' in page
+    assert "Stop watching" in page
+
+    response = admin_client.post(f"/watch/{federation.pk}/stop/", follow=True)
+
+    assert response.redirect_chain == [(f"/watch/{federation.pk}/", 302)]
+    page = response.content.decode()
+    assert "is no longer watched: no more checks nor notifications." in page
+    assert 'id="watch-stopped"' in page and "/stop/" not in page
+    federation.refresh_from_db()
+    assert (federation.enabled, federation.next_check_at) == (False, None)
+    assert "App osaka" not in admin_client.get("/").content.decode()
+    event = AuditEvent.objects.get(kind=AuditKind.FEDERATION)
+    assert (event.old_value, event.new_value) == ({"watched": True}, {"watched": False})
+    assert event.actor_label == admin_user.get_username()
+
+    admin_client.post(f"/watch/{federation.pk}/stop/")
+    assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 1
+
+
+def test_an_operator_may_not_stop_watching() -> None:
+    federation = watched("nagoya", WatchState.BROKEN)
+    operator = User.objects.create_user("operator", password="x")
+    operator.groups.add(role_group(OPERATOR))
+    operator_client = Client()
+    operator_client.force_login(operator)
+
+    assert operator_client.post(f"/watch/{federation.pk}/stop/").status_code == 403
+    federation.refresh_from_db()
+    assert federation.enabled
+    assert not AuditEvent.objects.filter(kind=AuditKind.FEDERATION).exists()
+
+
+def test_the_test_notification_reaches_the_mail_and_the_webhook_and_says_so(
+    admin_client: Client,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    notifications_save(
+        user=None,
+        email_recipients=["ops@example.com", "keiko@example.jp"],
+        webhook_url=receiver.url,
+        language="en",
+    )
+
+    response = admin_client.post("/notifications/test/", follow=True)
+
+    page = response.content.decode()
+    assert response.redirect_chain == [("/notifications/", 302)]
+    assert "The test e-mail was sent to 2 recipients." in page
+    assert "The webhook accepted the test notification." in page
+    (email,) = mail.outbox
+    assert email.to == ["ops@example.com", "keiko@example.jp"]
+    assert email.subject == "Connect SSO wizard: test notification"
+    (body,) = receiver.bodies
+    assert body["test"] is True
+    assert body["text"].startswith("admin sent this test from the Notifications page.")
+
+
+def test_the_test_notification_says_what_failed_in_japanese(admin_client: Client) -> None:
+    with Receiver(status=500) as failing:
+        notifications_save(user=None, email_recipients=[], webhook_url=failing.url, language="ja")
+        response = admin_client.post("/notifications/test/", follow=True, HTTP_ACCEPT_LANGUAGE="ja")
+        assert len(failing.bodies) == 1
+
+    page = response.content.decode()
+    assert "Webhook がテスト通知を受け付けませんでした" in page
+    assert mail.outbox == []
+
+
+def test_the_test_notification_says_when_there_is_nowhere_to_send(admin_client: Client) -> None:
+    page = admin_client.post("/notifications/test/", follow=True).content.decode()
+
+    assert "Nothing to send to: add e-mail recipients or a webhook first." in page
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://10.1.2.3/services/x", "10.1.2.3, a private, loopback or link-local address"),
+        ("https://169.254.169.254/latest", "169.254.169.254, a private, loopback or link-local"),
+        ("https://[::1]:8443/hook", "::1, a private, loopback or link-local address"),
+        ("https://[::ffff:192.168.0.1]/hook", "192.168.0.1, a private, loopback or link-local"),
+        ("https://localhost/hook", "127.0.0.1, a private, loopback or link-local address"),
+        ("http://127.0.0.1:8000/hook", "must start with https://"),
+        ("https://no-such-host.invalid/hook", "no-such-host.invalid could not be resolved"),
+    ],
+)
+def test_outside_testing_a_webhook_inside_the_network_is_refused_with_what_to_fix(
+    admin_client: Client, settings: Any, url: str, says: str
+) -> None:
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+
+    response = admin_client.post("/notifications/", {"email_recipients": "", "webhook_url": url})
+
+    assert response.status_code == 200
+    assert says in response.content.decode()
+    assert not NotificationSettings.objects.exists()
+
+
+def test_outside_testing_a_public_https_webhook_is_accepted(settings: Any) -> None:
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+
+    assert check_webhook_url(" https://93.184.216.34/services/T0/B0/x ") == (
+        "https://93.184.216.34/services/T0/B0/x"
+    )
+
+
+def test_the_refusal_is_in_japanese_too(settings: Any) -> None:
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+
+    with pytest.raises(WebhookUrlRefused) as refused, translation.override("ja"):
+        check_webhook_url("https://192.168.1.10/hook")
+    with translation.override("ja"):
+        assert "プライベート" in refused.value.reason.render()

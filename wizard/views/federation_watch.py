@@ -8,12 +8,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.federation_watch import notification_settings
 from provisioning.models import FederationCheckRecord, WatchedFederation
 from provisioning.notifications import masked_webhook_url
-from provisioning.services.federation_watch import notifications_save, watch_set_interval
+from provisioning.services.federation_watch import (
+    notifications_save,
+    notifications_send_test,
+    watch_set_interval,
+    watch_stop,
+)
 from wizard.notification_forms import NotificationsForm, WatchIntervalForm
 from wizard.roles import ADMIN, VIEWER, role_required
 
@@ -64,6 +70,56 @@ def watched_federation_interval(request: HttpRequest, watched_id: int) -> HttpRe
     )
     messages.success(request, _("The interval is saved."))
     return redirect("watched_federation", watched_id=watched.pk)
+
+
+@role_required(ADMIN)
+@require_POST
+def watched_federation_stop(request: HttpRequest, watched_id: int) -> HttpResponse:
+    watched = _get_watched(watched_id)
+    watch_stop(user=request.user, watched_id=watched.pk)
+    messages.success(
+        request,
+        _("%(federation)s is no longer watched: no more checks nor notifications.")
+        % {"federation": str(watched)},
+    )
+    return redirect("watched_federation", watched_id=watched.pk)
+
+
+@role_required(ADMIN)
+@require_POST
+def notifications_test(request: HttpRequest) -> HttpResponse:
+    sent = notifications_send_test(user=request.user)
+    if sent.email is None and sent.webhook is None:
+        messages.error(request, _("Nothing to send to: add e-mail recipients or a webhook first."))
+    if sent.email:
+        messages.success(
+            request,
+            ngettext(
+                "The test e-mail was sent to %(count)s recipient.",
+                "The test e-mail was sent to %(count)s recipients.",
+                sent.email_recipients,
+            )
+            % {"count": sent.email_recipients},
+        )
+    elif sent.email is False:
+        messages.error(
+            request,
+            _(
+                "The test e-mail could not be sent. Check the wizard's mail settings "
+                "(EMAIL_HOST, EMAIL_PORT, DEFAULT_FROM_EMAIL) and the server log."
+            ),
+        )
+    if sent.webhook:
+        messages.success(request, _("The webhook accepted the test notification."))
+    elif sent.webhook is False:
+        messages.error(
+            request,
+            _(
+                "The webhook did not accept the test notification (refused URL, no answer or an "
+                "HTTP error; the server log says which). Check the URL and save it again."
+            ),
+        )
+    return redirect("notifications")
 
 
 @role_required(ADMIN)

@@ -1,0 +1,240 @@
+"""`check_federation` on an Okta federation built by hand through the okta SDK, step by step as
+seed 002 does it (the "AWS Account Federation" app, its IdP metadata saved into an IAM provider,
+a policy on the instance's user/${aws:userid}, a SAML role, an IAM user whose key lists the roles
+on the Provisioning tab, people assigned with Role and SAML User Roles, Connect users typed by
+hand), with the mistakes such federations carry: no default relay state, and a Connect user
+typed in another case than the Okta username Okta sends as RoleSessionName."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+from okta.models import AppUserAssignRequest
+
+from sandbox.server import OKTA_DOMAIN, Sandbox
+from tests.federation_check.test_check_federation import REGION, check
+from tests.federation_check.test_check_okta_federation import okta_sandbox  # noqa: F401
+from tests.sandbox.aws_clients import (
+    active_instance,
+    aws_client,
+    default_profiles,
+    saml_trust_policy,
+)
+from tests.sandbox.okta_sdk import okta_client, send
+from tests.sandbox.test_okta_sign_on import ROLE_LISTING_POLICY
+
+AWS_SIGN_IN_URL = "https://signin.aws.amazon.com/saml"
+KEIKO = f"Keiko.McDonald@{OKTA_DOMAIN}"
+MADONNA = f"madonna@{OKTA_DOMAIN}"
+
+
+def _okta(sandbox: Sandbox, scenario: Any) -> Any:
+    async def run() -> Any:
+        async with okta_client(sandbox.endpoints) as client:
+            return await scenario(client)
+
+    return asyncio.run(run())
+
+
+def _sent(reply: tuple[Any, Any]) -> Any:
+    body, error = reply
+    assert error is None, error
+    return body
+
+
+def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
+    """Seed 002 from top to bottom, but the default relay state left empty; the Connect user for
+    Keiko is typed in lower case."""
+    connect = aws_client(sandbox, "connect")
+    iam = aws_client(sandbox, "iam")
+    instance = active_instance(connect, "okta-handmade")
+    suffix = uuid.uuid4().hex[:8]
+    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
+    app_body = {
+        "name": "amazon_aws",
+        "label": f"Amazon Connect SAML {suffix}",
+        "signOnMode": "SAML_2_0",
+        "settings": {
+            "app": {"loginURL": "https://console.aws.amazon.com/"},
+            "signOn": {"defaultRelayState": ""},
+        },
+    }
+    app = _okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body))
+    app = _sent(app)
+
+    async def metadata(client: Any) -> str:
+        document, _, error = await client.preview_sam_lmetadata_for_application(
+            app["id"], app["credentials"]["signing"]["kid"]
+        )
+        assert error is None, error
+        return str(document)
+
+    # "IDプロバイダーのメタデータ" saved and uploaded as the IAM provider.
+    provider_arn = iam.create_saml_provider(
+        Name=f"okta-{suffix}", SAMLMetadataDocument=_okta(sandbox, metadata)
+    )["SAMLProviderArn"]
+    policy_arn = iam.create_policy(
+        PolicyName=f"AmazonConnectOktaFederation-{suffix}",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "Statement1",
+                        "Effect": "Allow",
+                        "Action": "connect:GetFederationToken",
+                        "Resource": [
+                            f"arn:aws:connect:{REGION}:{account}:instance/{instance['Id']}"
+                            "/user/${aws:userid}"
+                        ],
+                    }
+                ],
+            }
+        ),
+    )["Policy"]["Arn"]
+    role_name = f"AmazonConnectOkta-{suffix}"
+    trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)["Role"]
+    iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+    # The IAM user whose key lists the roles for Okta ("okta 用ロール取得ポリシー").
+    reader = f"okta-role-reader-{suffix}"
+    iam.create_user(UserName=reader)
+    iam.put_user_policy(
+        UserName=reader, PolicyName="OktaListRoles", PolicyDocument=ROLE_LISTING_POLICY
+    )
+    key = iam.create_access_key(UserName=reader)["AccessKey"]
+    # "高度なサインオン設定": the provider's ARN on the app.
+    settings = {**app["settings"], "app": {**app["settings"]["app"]}}
+    settings["app"]["identityProviderArn"] = provider_arn
+    replaced = {k: app[k] for k in ("name", "label", "signOnMode")} | {"settings": settings}
+    _sent(_okta(sandbox, lambda client: send(client, "PUT", f"/api/v1/apps/{app['id']}", replaced)))
+    # The Provisioning tab has no public API: the sandbox's stand-in for the admin typing the
+    # key and ticking "Update User Attributes" (sandbox/BEHAVIOURS.md).
+    provisioned = httpx.post(
+        f"{sandbox.endpoints['okta_org_url']}/sandbox/apps/{app['id']}/provisioning",
+        json={
+            "accessKeyId": key["AccessKeyId"],
+            "secretAccessKey": key["SecretAccessKey"],
+            "updateUserAttributes": True,
+        },
+        verify=sandbox.endpoints["ca_bundle"],
+    )
+    assert provisioned.status_code == 200, provisioned.text
+
+    async def assign(client: Any) -> None:
+        for login in (KEIKO, MADONNA):
+            user, _, error = await client.get_user(login)
+            assert error is None, error
+            _, _, error = await client.assign_user_to_application(
+                app["id"],
+                AppUserAssignRequest(
+                    id=user.id,
+                    scope="USER",
+                    profile={"role": role_name, "samlRoles": [role_name]},
+                ),
+            )
+            assert error is None, error
+
+    _okta(sandbox, assign)
+    security, routing = default_profiles(connect, instance["Id"])
+    for username in (KEIKO.lower(), MADONNA):
+        connect.create_user(
+            Username=username,
+            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[security["Agent"]],
+            RoutingProfileId=routing,
+            InstanceId=instance["Id"],
+        )
+    return {
+        "app_id": app["id"],
+        "alias": instance["InstanceAlias"],
+        "instance_id": instance["Id"],
+        "role_arn": role["Arn"],
+        "provider_arn": provider_arn,
+    }
+
+
+def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    built = build_by_hand(okta_sandbox)
+    args = [
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Okta",
+    ]  # fmt: skip
+
+    code, output = check(*args, "--json")
+
+    assert code == 1, output
+    result = json.loads(output)
+    assert result["app_id"] == built["app_id"], "found by its Role value, without --app"
+    states = {link["key"]: link["state"] for link in result["links"]}
+    assert states == {
+        "idp_app": "ok",
+        "claims": "broken",
+        "saml_provider": "ok",
+        "federation_role": "ok",
+        "connect_instance": "ok",
+        "connect_users": "broken",
+    }, result["findings"]
+    found = {(f["link"], f["code"]): f["params"] for f in result["findings"]}
+    assert set(found) == {
+        ("claims", "relay_state_missing"),
+        ("connect_users", "username_case_differs"),
+        ("connect_users", "user_nobody_signs_in_as"),
+    }, result["findings"]
+    assert found[("connect_users", "username_case_differs")]["names"] == KEIKO
+    assert found[("connect_users", "user_nobody_signs_in_as")]["names"] == KEIKO.lower()
+    assert found[("claims", "relay_state_missing")]["wanted"].endswith(
+        f"/connect/federate/{built['instance_id']}"
+    )
+
+    code, text = check(*args)
+
+    assert code == 1
+    assert "The app has no relay state." in text
+
+
+def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    relay = "https://{region}.console.aws.amazon.com/connect/federate/{instance}"
+    built = build_by_hand(okta_sandbox)
+    connect = aws_client(okta_sandbox, "connect")
+    users = connect.list_users(InstanceId=built["instance_id"])["UserSummaryList"]
+    keiko = next(user for user in users if user["Username"] == KEIKO.lower())
+    connect.delete_user(InstanceId=built["instance_id"], UserId=keiko["Id"])
+    security, routing = default_profiles(connect, built["instance_id"])
+    connect.create_user(
+        Username=KEIKO,
+        IdentityInfo={"FirstName": "Keiko", "LastName": "McDonald"},
+        PhoneConfig={"PhoneType": "SOFT_PHONE"},
+        SecurityProfileIds=[security["Agent"]],
+        RoutingProfileId=routing,
+        InstanceId=built["instance_id"],
+    )
+
+    async def fix_relay_state(client: Any) -> None:
+        app = _sent(await send(client, "GET", f"/api/v1/apps/{built['app_id']}"))
+        app["settings"]["signOn"]["defaultRelayState"] = relay.format(
+            region=REGION, instance=built["instance_id"]
+        )
+        body = {k: app[k] for k in ("name", "label", "signOnMode", "settings")}
+        _sent(await send(client, "PUT", f"/api/v1/apps/{built['app_id']}", body))
+
+    _okta(okta_sandbox, fix_relay_state)
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Okta", "--app", built["app_id"], "--json",
+    )  # fmt: skip
+
+    result = json.loads(output)
+    assert result["findings"] == []
+    assert code == 0
+    assert [link["state"] for link in result["links"]] == ["ok"] * 6
