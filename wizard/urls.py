@@ -88,6 +88,11 @@ urlpatterns = [
         federation_watch.watched_federation_interval,
         name="watched_federation_interval",
     ),
+    path(
+        "watch/<int:watched_id>/rotate/",
+        federation_watch.watched_federation_rotate,
+        name="watched_federation_rotate",
+    ),
     path("notifications/", federation_watch.notifications, name="notifications"),
     path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
     path(

@@ -111,6 +111,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # Notifications form is valid (no recipients, the webhook kept) and saved.
     "watched_federation": gated(VIEWER, get=404, post=405),
     "watched_federation_interval": gated(ADMIN, get=405, post=404),
+    # Starting a rotation is starting a run (operators); no such watched federation.
+    "watched_federation_rotate": gated(OPERATOR, get=405, post=404),
     "notifications": gated(ADMIN, get=200, post=302),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
