@@ -210,3 +210,11 @@ register_flow(
         step_keys=_ROTATION,
     )
 )
+
+# The flows that work on a federation an SSO setup built, and are not one themselves: a users
+# run or a rotation is no setup to watch, add users to, or rotate.
+NOT_SSO_SETUPS = (*USER_FLOWS.values(), *ROTATION_FLOWS.values())
+
+
+def is_sso_setup(flow_key: str) -> bool:
+    return flow_key not in NOT_SSO_SETUPS
