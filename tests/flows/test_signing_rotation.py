@@ -17,6 +17,7 @@ from django.db import connection
 
 from provisioning.federation_watch import watch_from_run
 from provisioning.models import RunStatus, SetupRun
+from provisioning.runs import admin_moves, runner
 from provisioning.services.signing_rotations import rotation_run_create
 from provisioning.signing_rotation import certificate_fingerprint, signing_fingerprints
 from provisioning.steps.sign_in_test import sandbox_sign_in
@@ -62,7 +63,13 @@ def sign_in_every_second(sign_in: Callable[[], str]) -> Iterator[list[str]]:
         thread.join(timeout=30)
 
 
-def _rotate(sandbox: Sandbox, setup: SetupRun) -> None:
+def _held(sandbox: Sandbox, provider_arn: str) -> frozenset[str]:
+    iam = aws_client(sandbox, "iam")
+    document = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    return signing_fingerprints(document)
+
+
+def _rotate(sandbox: Sandbox, setup: SetupRun) -> SetupRun:
     assert setup.status == RunStatus.SUCCEEDED, setup.error
     watched = watch_from_run(run=setup)
     assert watched is not None
@@ -89,15 +96,32 @@ def _rotate(sandbox: Sandbox, setup: SetupRun) -> None:
     failures = [outcome for outcome in outcomes if outcome != "."]
     print(f"rotation: {len(outcomes)} sign-ins, {len(failures)} refused")  # noqa: T201
     assert failures == [] and len(outcomes) >= 2
+    return run
 
 
-def test_it_rotates_an_okta_federations_certificate_with_no_sign_in_refused(
+def test_it_rotates_an_okta_federations_certificate_and_rolls_it_back_with_no_sign_in_refused(
     okta_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     setup = run_plan(
         variant(GROUP_MAPPING, tmp_path, alias=f"okta-rotation-{uuid.uuid4().hex[:6]}")
     )
-    _rotate(okta_sandbox, setup)
+    provider_arn = setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    before = _held(okta_sandbox, provider_arn)
+    rotation = _rotate(okta_sandbox, setup)
+
+    # Rolling the rotation back puts back the old signing key and IAM's old metadata, in the
+    # order that keeps sign-ins working too.
+    with sign_in_every_second(lambda: _sign_in(setup)) as outcomes:
+        admin_moves.run_rollback(user=None, run_id=rotation.pk, enqueue=False)
+        while (countdown := runner.advance(rotation.pk)) is not None:
+            time.sleep(countdown)
+    rotation.refresh_from_db()
+    assert rotation.status == RunStatus.ROLLED_BACK, rotation.error
+    assert _held(okta_sandbox, provider_arn) == before
+    app = okta_sandbox.apps["okta"].org.apps[rotation.inputs["app_id"]]
+    assert app.kid == rotation.steps.get(key="signing_certificate_new").outputs["previous_key_id"]
+    assert [outcome for outcome in outcomes if outcome != "."] == []
+    assert _sign_in(setup) == ""
 
 
 def test_it_rotates_an_entra_federations_certificate_with_no_sign_in_refused(
