@@ -27,7 +27,7 @@ from provisioning.federation_check.result import (
     LinkState,
     Severity,
 )
-from provisioning.flows import USER_FLOWS
+from provisioning.flows import is_sso_setup
 from provisioning.messages import Message
 from provisioning.models import (
     AuditKind,
@@ -62,7 +62,7 @@ def watch_scope(user: Any = None) -> AuditScope:
 def watch_from_run(*, run: SetupRun) -> WatchedFederation | None:
     """Watch the federation a succeeded SSO setup built (its instance, connections and IdP app);
     None for a users run or a run that did not get that far. A second call finds the first."""
-    if run.status != RunStatus.SUCCEEDED or run.flow_key in USER_FLOWS.values():
+    if run.status != RunStatus.SUCCEEDED or not is_sso_setup(run.flow_key):
         return None
     if not (run.instance_id and run.aws_connection_id and run.idp_connection_id):
         return None

@@ -181,3 +181,40 @@ register_flow(
         step_keys=("preflight", "group_users"),
     )
 )
+
+
+# Rotate the signing certificate --------------------------------------------------------------
+# For a federation that works: the IdP's SAML signing certificate replaced with no sign-in
+# refused on the way (provisioning/signing_rotation.py has the order and why it holds).
+ROTATION_FLOWS = {"entra": "entra_signing_rotation", "okta": "okta_signing_rotation"}
+_ROTATION = (
+    "signing_certificate_new",
+    "saml_provider_overlap",
+    "signing_certificate_switch",
+    "signing_certificate_sign_in",
+    "saml_provider_retire_old",
+)
+register_flow(
+    Flow(
+        key=ROTATION_FLOWS["entra"],
+        idp="entra",
+        title=_("Rotate the signing certificate (Entra ID)"),
+        step_keys=_ROTATION,
+    )
+)
+register_flow(
+    Flow(
+        key=ROTATION_FLOWS["okta"],
+        idp="okta",
+        title=_("Rotate the signing certificate (Okta)"),
+        step_keys=_ROTATION,
+    )
+)
+
+# The flows that work on a federation an SSO setup built, and are not one themselves: a users
+# run or a rotation is no setup to watch, add users to, or rotate.
+NOT_SSO_SETUPS = (*USER_FLOWS.values(), *ROTATION_FLOWS.values())
+
+
+def is_sso_setup(flow_key: str) -> bool:
+    return flow_key not in NOT_SSO_SETUPS

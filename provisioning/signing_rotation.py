@@ -119,6 +119,13 @@ def _fingerprints_in(key_descriptor: StdElementTree.Element) -> frozenset[str]:
     return frozenset(c.fingerprint_sha256 for c in certificates if c is not None)
 
 
+def certificate_fingerprint(certificate_b64: str) -> str:
+    """A base64 DER certificate's SHA-256 fingerprint as metadata parsing writes it ("" when it
+    is not a certificate)."""
+    parsed = _certificate(certificate_b64)
+    return parsed.fingerprint_sha256 if parsed is not None else ""
+
+
 def signing_fingerprints(document: str) -> frozenset[str]:
     """The SHA-256 fingerprints of a metadata document's signing certificates."""
     parsed: IdpMetadata = parse_idp_metadata(document, check_dates=False)

@@ -303,6 +303,7 @@ WIZARD_STEP_MODULES: list[str] = [
     "provisioning.steps.preflight",
     "provisioning.steps.saml_provider",
     "provisioning.steps.sign_in_test",
+    "provisioning.steps.signing_rotation",
     "provisioning.steps.group_users",
     *_env_list("WIZARD_EXTRA_STEP_MODULES"),
 ]

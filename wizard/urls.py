@@ -93,6 +93,11 @@ urlpatterns = [
         federation_watch.watched_federation_stop,
         name="watched_federation_stop",
     ),
+    path(
+        "watch/<int:watched_id>/rotate/",
+        federation_watch.watched_federation_rotate,
+        name="watched_federation_rotate",
+    ),
     path("notifications/", federation_watch.notifications, name="notifications"),
     path(
         "notifications/test/",

@@ -18,7 +18,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
-from provisioning.flows import USER_FLOWS
+from provisioning.flows import USER_FLOWS, is_sso_setup
 from provisioning.messages import Message
 from provisioning.models import (
     RUN_IN_PROGRESS,
@@ -82,7 +82,7 @@ def users_run_create(*, user: Any, setup_id: uuid.UUID | str) -> SetupRun:
     setup = SetupRun.objects.filter(pk=setup_id).first()
     if setup is None:
         raise RunError(gettext("No setup run has this ID."))
-    if setup.status != RunStatus.SUCCEEDED or setup.flow_key in USER_FLOWS.values():
+    if setup.status != RunStatus.SUCCEEDED or not is_sso_setup(setup.flow_key):
         raise RunError(gettext("Users can be added from groups once an SSO setup has succeeded."))
     instance_id = setup.instance_id or str(
         next(

@@ -160,11 +160,11 @@ class AppAccess:
 
 def sso_setup_of(instance_id: str, idp: str) -> Any | None:
     """The newest succeeded SSO setup (not a users run) of this instance and IdP."""
-    from provisioning.flows import USER_FLOWS
+    from provisioning.flows import NOT_SSO_SETUPS
 
     return (
         SetupRun.objects.filter(instance_id=instance_id, idp=idp, status=RunStatus.SUCCEEDED)
-        .exclude(flow_key__in=list(USER_FLOWS.values()))
+        .exclude(flow_key__in=list(NOT_SSO_SETUPS))
         .order_by("-created_at")
         .first()
     )

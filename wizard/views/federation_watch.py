@@ -14,14 +14,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from provisioning.federation_watch import notification_settings
 from provisioning.models import FederationCheckRecord, WatchedFederation
 from provisioning.notifications import masked_webhook_url
+from provisioning.runs.admin_moves import RunError
 from provisioning.services.federation_watch import (
     notifications_save,
     notifications_send_test,
     watch_set_interval,
     watch_stop,
 )
+from provisioning.services.signing_rotations import rotation_run_create
 from wizard.notification_forms import NotificationsForm, WatchIntervalForm
-from wizard.roles import ADMIN, VIEWER, role_required
+from wizard.roles import ADMIN, OPERATOR, VIEWER, role_required
 
 # The watched federation's page lists its latest checks.
 CHECKS_SHOWN = 20
@@ -70,6 +72,19 @@ def watched_federation_interval(request: HttpRequest, watched_id: int) -> HttpRe
     )
     messages.success(request, _("The interval is saved."))
     return redirect("watched_federation", watched_id=watched.pk)
+
+
+@role_required(OPERATOR)
+@require_POST
+def watched_federation_rotate(request: HttpRequest, watched_id: int) -> HttpResponse:
+    """Start "Rotate the signing certificate" for this federation; its run page takes over."""
+    watched = _get_watched(watched_id)
+    try:
+        run = rotation_run_create(user=request.user, watched_id=watched.pk)
+    except RunError as error:
+        messages.error(request, str(error))
+        return redirect("watched_federation", watched_id=watched.pk)
+    return redirect("run_detail", run_id=run.pk)
 
 
 @role_required(ADMIN)

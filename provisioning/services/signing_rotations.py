@@ -1,0 +1,58 @@
+"""Start "Rotate the signing certificate" for a watched federation: the run takes the
+federation's connections, region, instance and IdP app, and what the setup that built it knows
+(its IAM identity provider, the person its sign-in test signed in). A refused start raises
+RunError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext
+
+from provisioning.flows import ROTATION_FLOWS
+from provisioning.models import SetupRun, WatchedFederation
+from provisioning.runs import admin_moves
+from provisioning.runs.admin_moves import RunError
+
+
+def rotation_inputs(watched: WatchedFederation) -> dict[str, Any]:
+    """The rotation's answers known already; the first step asks for any missing (a federation
+    found by a check has no setup to read the IAM identity provider from)."""
+    inputs: dict[str, Any] = {"app_id": watched.app_id}
+    setup = watched.setup
+    if setup is None:
+        return inputs
+    outputs = {step.key: step.outputs for step in setup.steps.all()}
+    provider_arn = outputs.get("saml_provider", {}).get("provider_arn")
+    if provider_arn:
+        inputs["provider_arn"] = provider_arn
+    results = outputs.get("sign_in_test", {}).get("results") or []
+    login = next((r.get("login") for r in results if r.get("ok") and r.get("login")), "")
+    if login:
+        inputs["test_user"] = login
+    return inputs
+
+
+def rotation_run_create(*, user: Any, watched_id: int, enqueue: bool = True) -> SetupRun:
+    watched = (
+        WatchedFederation.objects.select_related("idp_connection", "setup")
+        .filter(pk=watched_id)
+        .first()
+    )
+    if watched is None:
+        raise RunError(gettext("No watched federation has this ID."))
+    flow_key = ROTATION_FLOWS.get(str(watched.idp_connection.cloud))
+    if flow_key is None:
+        raise RunError(gettext("This federation's IdP has no certificate rotation."))
+    return admin_moves.run_create(
+        user=user,
+        flow_key=flow_key,
+        region=watched.region,
+        instance_alias=watched.instance_alias,
+        instance_id=watched.instance_id,
+        aws_connection_id=watched.aws_connection_id,
+        idp_connection_id=watched.idp_connection_id,
+        inputs=rotation_inputs(watched),
+        review_plans=True,
+        enqueue=enqueue,
+    )
