@@ -32,6 +32,12 @@ class Flow:
     # step rows).
     earlier_step_keys: tuple[tuple[str, ...], ...] = ()
     optional_steps: dict[str, OptionalStep] = field(default_factory=dict)
+    # An SSO setup builds a federation; the other flows work on one a setup built (Connect users
+    # from groups, rotating the signing certificate): no such run is watched, adds users, or is
+    # its instance's setup.
+    is_sso_setup: bool = True
+    # Offered on the New setup page; a rotation starts from its watched federation instead.
+    on_new_setup_page: bool = True
 
     @property
     def signature(self) -> str:
@@ -171,6 +177,7 @@ register_flow(
         idp="entra",
         title=_("Amazon Connect users from Entra ID groups"),
         step_keys=("preflight", "group_users"),
+        is_sso_setup=False,
     )
 )
 register_flow(
@@ -179,6 +186,7 @@ register_flow(
         idp="okta",
         title=_("Amazon Connect users from Okta groups"),
         step_keys=("preflight", "group_users"),
+        is_sso_setup=False,
     )
 )
 
@@ -200,6 +208,8 @@ register_flow(
         idp="entra",
         title=_("Rotate the signing certificate (Entra ID)"),
         step_keys=_ROTATION,
+        is_sso_setup=False,
+        on_new_setup_page=False,
     )
 )
 register_flow(
@@ -208,13 +218,18 @@ register_flow(
         idp="okta",
         title=_("Rotate the signing certificate (Okta)"),
         step_keys=_ROTATION,
+        is_sso_setup=False,
+        on_new_setup_page=False,
     )
 )
 
-# The flows that work on a federation an SSO setup built, and are not one themselves: a users
-# run or a rotation is no setup to watch, add users to, or rotate.
-NOT_SSO_SETUPS = (*USER_FLOWS.values(), *ROTATION_FLOWS.values())
-
 
 def is_sso_setup(flow_key: str) -> bool:
-    return flow_key not in NOT_SSO_SETUPS
+    """Whether a run of this flow builds a federation (a flow no longer registered did)."""
+    flow = FLOWS.get(flow_key)
+    return flow is None or flow.is_sso_setup
+
+
+def not_sso_setup_keys() -> list[str]:
+    """The flows whose runs are no SSO setup, for a query that looks for a federation's setup."""
+    return [flow.key for flow in FLOWS.values() if not flow.is_sso_setup]

@@ -13,16 +13,14 @@ from provisioning.flows import ROTATION_FLOWS
 from provisioning.models import SetupRun, WatchedFederation
 from provisioning.runs import admin_moves
 from provisioning.runs.admin_moves import RunError
+from provisioning.user_changes.sources import setup_outputs
 
 
 def rotation_inputs(watched: WatchedFederation) -> dict[str, Any]:
     """The rotation's answers known already; the first step asks for any missing (a federation
     found by a check has no setup to read the IAM identity provider from)."""
     inputs: dict[str, Any] = {"app_id": watched.app_id}
-    setup = watched.setup
-    if setup is None:
-        return inputs
-    outputs = {step.key: step.outputs for step in setup.steps.all()}
+    outputs = setup_outputs(watched.setup)
     provider_arn = outputs.get("saml_provider", {}).get("provider_arn")
     if provider_arn:
         inputs["provider_arn"] = provider_arn

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_noop
 from provisioning.context import created_of
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.entra.group_members import graph_users
+from provisioning.flows import not_sso_setup_keys
 from provisioning.messages import Message
 from provisioning.models import RunStatus, SetupRun, UserChangeSet, UserSync
 from provisioning.okta import aws_app
@@ -160,11 +161,9 @@ class AppAccess:
 
 def sso_setup_of(instance_id: str, idp: str) -> Any | None:
     """The newest succeeded SSO setup (not a users run) of this instance and IdP."""
-    from provisioning.flows import NOT_SSO_SETUPS
-
     return (
         SetupRun.objects.filter(instance_id=instance_id, idp=idp, status=RunStatus.SUCCEEDED)
-        .exclude(flow_key__in=list(NOT_SSO_SETUPS))
+        .exclude(flow_key__in=not_sso_setup_keys())
         .order_by("-created_at")
         .first()
     )

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from provisioning.flows import Flow
+from provisioning.flows import ROTATION_FLOWS, Flow
 from provisioning.models import Connection, SetupRun
 from tests.web.factories import make_connection
 
@@ -188,6 +188,26 @@ def test_it_offers_only_the_chosen_providers_flows_and_connections(
     assert 'value="okta" checked' in okta_page.replace(" required", "").replace(
         ' id="id_idp_1"', ""
     )
+
+
+def test_a_rotation_is_not_offered_as_a_new_setup_nor_accepted_from_its_form(
+    admin_client: Client, web_flow: Flow, connections: dict[str, Connection]
+) -> None:
+    """Rotating the signing certificate works on a federation that exists: it starts from the
+    watched federation's page, never from New setup."""
+    for idp in ("entra", "okta"):
+        page = admin_client.get(reverse("run_new"), {"idp": idp}).content.decode()
+        assert "Rotate the signing certificate" not in page
+        assert ROTATION_FLOWS[idp] not in page
+        # A flow is still offered there (the page is not simply empty).
+        assert 'name="flow_key"' in page
+
+    html = admin_client.post(
+        reverse("run_new"), _form(connections, flow_key=ROTATION_FLOWS["entra"])
+    ).content.decode()
+
+    assert SetupRun.objects.count() == 0
+    assert "This flow is for the other identity provider" in html  # its invalid-choice error
 
 
 def test_switching_provider_without_javascript_shows_its_choices_and_keeps_the_rest(

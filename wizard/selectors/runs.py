@@ -109,6 +109,10 @@ def run_with_steps(*, run_id: uuid.UUID | str) -> SetupRun:
 
 
 def available_flows(*, idp: str | None = None) -> list[Flow]:
-    """The flows a new run can follow (all of them, or one IdP's), in title order."""
-    flows = [flow for flow in FLOWS.values() if idp is None or flow.idp == idp]
+    """The flows the New setup page offers (all of them, or one IdP's), in title order."""
+    flows = [
+        flow
+        for flow in FLOWS.values()
+        if flow.on_new_setup_page and (idp is None or flow.idp == idp)
+    ]
     return sorted(flows, key=lambda flow: flow.title)

@@ -39,7 +39,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.flows import FLOWS, USER_FLOWS
+from provisioning.flows import FLOWS, USER_FLOWS, not_sso_setup_keys
 from provisioning.messages import render
 from provisioning.models import (
     RUN_WORKED_ON,
@@ -232,7 +232,7 @@ def _sso_setup(plan: dict[str, Any]) -> SetupRun | None:
         return None
     setups = SetupRun.objects.filter(
         idp=idp, region=plan.get("region", ""), status=RunStatus.SUCCEEDED
-    ).exclude(flow_key__in=list(USER_FLOWS.values()))
+    ).exclude(flow_key__in=not_sso_setup_keys())
     if instance.get("id"):
         setups = setups.filter(instance_id=instance["id"])
     else:
