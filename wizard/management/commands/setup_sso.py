@@ -130,7 +130,7 @@ class Command(BaseCommand):
             if new == StepStatus.PLANNED:
                 self._print_plan(run, event.step_key)
             elif new == StepStatus.SKIPPED:
-                self.stdout.write(f"  {event.step_key}: skipped: {event.message}")
+                self.stdout.write(f"  {event.step_key}: skipped: {event.message_text}")
             seen = event.pk
         return seen
 
