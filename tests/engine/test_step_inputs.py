@@ -12,6 +12,7 @@ from django.utils import translation
 
 from provisioning.context import StepContext
 from provisioning.flows import FLOWS, Flow, register_flow
+from provisioning.messages import render
 from provisioning.models import RunStatus, StepRun, StepStatus
 from provisioning.runs import admin_moves
 from provisioning.steps.base import STEPS, Change, Finding, Plan, Step, register
@@ -85,7 +86,13 @@ def test_it_waits_naming_the_missing_field_in_the_admins_language() -> None:
     assert step.plan["needs_input"] is True
     assert step.error["code"] == "step_input_invalid"
     assert step.error["message"] == "「Your answer」：この項目は必須です。"
-    assert step.error["hint"] == "下のフォームで回答を直してから、保存してください。"
+    # The hint is a message id, read in the reader's language (the form's own words are not).
+    with translation.override("ja"):
+        assert render(step.error["hint"]) == "下のフォームで回答を直してから、保存してください。"
+    with translation.override("en"):
+        assert render(step.error["hint"]) == (
+            "Correct these answers in the step's form below, then save them."
+        )
 
 
 def test_it_waits_naming_a_refused_value_and_plans_once_it_is_fixed(admin_user) -> None:
