@@ -90,8 +90,15 @@ urlpatterns = [
     ),
     path(
         "watch/<int:watched_id>/stop/",
-        federation_watch.watched_federation_stop,
+        federation_watch.watched_federation_watching,
+        {"watching": False},
         name="watched_federation_stop",
+    ),
+    path(
+        "watch/<int:watched_id>/resume/",
+        federation_watch.watched_federation_watching,
+        {"watching": True},
+        name="watched_federation_resume",
     ),
     path(
         "watch/<int:watched_id>/rotate/",

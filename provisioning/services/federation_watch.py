@@ -54,25 +54,28 @@ def watch_set_interval(*, user: Any, watched_id: int, every_hours: int) -> Watch
     return watched
 
 
-def watch_stop(*, user: Any, watched_id: int) -> WatchedFederation:
-    """An admin stops watching a federation: no more scheduled checks nor notifications; its
-    checks stay. Stopping one already stopped changes nothing and writes nothing."""
+def watch_set_watching(*, user: Any, watched_id: int, watching: bool) -> WatchedFederation:
+    """An admin stops watching a federation (no more scheduled checks nor notifications; its
+    checks stay) or watches it again (checked at once, then on its interval). A move to the state
+    it is in already changes nothing and writes nothing."""
     with transaction.atomic():
         watched = WatchedFederation.objects.select_for_update().get(pk=watched_id)
-        if not watched.enabled:
+        if watched.enabled == watching:
             return watched
-        watched.enabled = False
-        watched.next_check_at = None
+        watched.enabled = watching
+        watched.next_check_at = timezone.now() if watching else None
         watched.save(update_fields=["enabled", "next_check_at"])
+        said = (
+            gettext_noop("The federation %(federation)s is watched again.")
+            if watching
+            else gettext_noop("The federation %(federation)s is no longer watched.")
+        )
         record_state_change(
             watch_scope(user),
             kind=AuditKind.FEDERATION,
-            old={"watched": True},
-            new={"watched": False},
-            message=Message(
-                gettext_noop("The federation %(federation)s is no longer watched."),
-                {"federation": str(watched)},
-            ),
+            old={"watched": not watching},
+            new={"watched": watching},
+            message=Message(said, {"federation": str(watched)}),
         )
     return watched
 

@@ -51,6 +51,7 @@ POST_ONLY = [
     reverse("logout"),
     reverse("audit_export_new"),
     reverse("watched_federation_stop", args=[1]),
+    reverse("watched_federation_resume", args=[1]),
     reverse("notifications_test"),
 ]
 

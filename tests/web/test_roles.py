@@ -113,6 +113,7 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "watched_federation": gated(VIEWER, get=404, post=405),
     "watched_federation_interval": gated(ADMIN, get=405, post=404),
     "watched_federation_stop": gated(ADMIN, get=405, post=404),
+    "watched_federation_resume": gated(ADMIN, get=405, post=404),
     # Starting a rotation is starting a run (operators); no such watched federation.
     "watched_federation_rotate": gated(OPERATOR, get=405, post=404),
     "notifications": gated(ADMIN, get=200, post=302),

@@ -125,6 +125,32 @@ def test_an_admin_stops_watching_once_and_it_is_in_the_audit_log(
     assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 1
 
 
+def test_an_admin_watches_a_stopped_federation_again_and_it_is_checked_at_once(
+    admin_client: Client,
+) -> None:
+    federation = watched("kobe", WatchState.HEALTHY)
+    admin_client.post(f"/watch/{federation.pk}/stop/")
+    page = admin_client.get(f"/watch/{federation.pk}/").content.decode()
+    assert f'action="/watch/{federation.pk}/resume/"' in page
+
+    before = timezone.now()
+    response = admin_client.post(f"/watch/{federation.pk}/resume/", follow=True)
+
+    assert "is watched again: a check starts now." in response.content.decode()
+    federation.refresh_from_db()
+    assert federation.enabled and before <= federation.next_check_at <= timezone.now()
+    moves = [
+        e.new_value for e in AuditEvent.objects.filter(kind=AuditKind.FEDERATION).order_by("pk")
+    ]
+    assert moves == [{"watched": False}, {"watched": True}]
+    with translation.override("ja"):
+        latest = AuditEvent.objects.filter(kind=AuditKind.FEDERATION).latest("pk")
+        assert "監視を再開しました" in latest.message_text
+    # Watching again a federation already watched writes nothing.
+    admin_client.post(f"/watch/{federation.pk}/resume/")
+    assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 2
+
+
 def test_an_operator_may_not_stop_watching() -> None:
     federation = watched("nagoya", WatchState.BROKEN)
     operator = User.objects.create_user("operator", password="x")

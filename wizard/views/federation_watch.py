@@ -19,7 +19,7 @@ from provisioning.services.federation_watch import (
     notifications_save,
     notifications_send_test,
     watch_set_interval,
-    watch_stop,
+    watch_set_watching,
 )
 from provisioning.services.signing_rotations import rotation_run_create
 from wizard.notification_forms import NotificationsForm, WatchIntervalForm
@@ -89,14 +89,18 @@ def watched_federation_rotate(request: HttpRequest, watched_id: int) -> HttpResp
 
 @role_required(ADMIN)
 @require_POST
-def watched_federation_stop(request: HttpRequest, watched_id: int) -> HttpResponse:
+def watched_federation_watching(
+    request: HttpRequest, watched_id: int, *, watching: bool
+) -> HttpResponse:
+    """Stop watching a federation, or watch it again (the URL says which)."""
     watched = _get_watched(watched_id)
-    watch_stop(user=request.user, watched_id=watched.pk)
-    messages.success(
-        request,
-        _("%(federation)s is no longer watched: no more checks nor notifications.")
-        % {"federation": str(watched)},
+    watch_set_watching(user=request.user, watched_id=watched.pk, watching=watching)
+    said = (
+        _("%(federation)s is watched again: a check starts now.")
+        if watching
+        else _("%(federation)s is no longer watched: no more checks nor notifications.")
     )
+    messages.success(request, said % {"federation": str(watched)})
     return redirect("watched_federation", watched_id=watched.pk)
 
 
