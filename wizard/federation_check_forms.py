@@ -8,6 +8,7 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from provisioning.idp_app_ids import APP_ID_REFUSED, APP_ID_RULE
 from provisioning.models import Cloud, Connection
 from wizard.forms import ConnectionChoiceField
 from wizard.inspection_forms import INSTANCE_ID_RULE, REGION_RULE
@@ -16,8 +17,6 @@ from wizard.inspection_forms import INSTANCE_ID_RULE, REGION_RULE
 # 1-45 characters).
 INSTANCE_ALIAS_RULE = re.compile(r"(?!d-)[\da-zA-Z]+(-*[\da-zA-Z])*")
 INSTANCE_ALIAS_MAX = 45
-# An Entra appId or object id is a GUID; an Okta app id is 20 letters and digits (0oa…).
-APP_ID_RULE = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 class FederationCheckForm(forms.Form):
@@ -66,7 +65,5 @@ class FederationCheckForm(forms.Form):
     def clean_app_id(self) -> str:
         value = self.cleaned_data["app_id"].strip()
         if value and not APP_ID_RULE.fullmatch(value):
-            raise forms.ValidationError(
-                _("An app ID is letters, digits and hyphens, such as the Application (client) ID.")
-            )
+            raise forms.ValidationError(APP_ID_REFUSED)
         return value

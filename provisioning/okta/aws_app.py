@@ -8,6 +8,7 @@ import base64
 import copy
 import hashlib
 from typing import Any
+from urllib.parse import quote
 
 from django.utils.translation import gettext_noop
 from okta.client import Client as OktaClient
@@ -29,7 +30,8 @@ REPLACED_FIELDS = ("name", "label", "signOnMode", "settings", "credentials", "vi
 
 
 def app_path(app_id: str) -> str:
-    return f"/api/v1/apps/{app_id}"
+    """The app's API path; the id is encoded as one path segment, whoever typed it."""
+    return f"/api/v1/apps/{quote(app_id, safe='')}"
 
 
 def get_app(client: OktaClient, app_id: str) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from lxml import etree
 from provisioning.audit import audited_call
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError, RetryableError
+from provisioning.idp_app_ids import APP_ID_REFUSED, APP_ID_RULE
 from provisioning.messages import Message
 from provisioning.models import Cloud
 from provisioning.saml import metadata_lines, parse_idp_metadata
@@ -67,9 +68,11 @@ _DS_CERTIFICATE = "{http://www.w3.org/2000/09/xmldsig#}X509Certificate"
 
 
 class SigningRotationForm(forms.Form):
-    app_id = forms.CharField(
+    app_id = forms.RegexField(
         label=_("IdP app ID"),
-        max_length=100,
+        regex=APP_ID_RULE,
+        max_length=64,
+        error_messages={"invalid": APP_ID_REFUSED},
         help_text=_("The Okta app ID or the Entra application (client) ID people sign in with."),
     )
     provider_arn = forms.RegexField(
