@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import difflib
 import http.client
 import ipaddress
 import socket
@@ -719,3 +720,13 @@ def metadata_lines(metadata: IdpMetadata) -> list[str]:
             f"valid until {cert.not_after:%Y-%m-%d}"
         )
     return lines
+
+
+def metadata_diff(held: IdpMetadata | None, new: IdpMetadata) -> str:
+    """What changes in IAM's view of the metadata (None: what IAM holds does not parse)."""
+    old = metadata_lines(held) if held is not None else ["(unreadable metadata)"]
+    return "\n".join(
+        difflib.unified_diff(
+            old, metadata_lines(new), fromfile="in IAM", tofile="new metadata", lineterm=""
+        )
+    )

@@ -16,7 +16,6 @@ every download, so comparing texts would update on every run.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,7 +40,7 @@ from provisioning.saml import (
     IdpMetadata,
     check_metadata_url,
     fetch_metadata_url,
-    metadata_lines,
+    metadata_diff,
     metadata_summary,
     parse_idp_metadata,
     without_byte_order_mark,
@@ -258,12 +257,7 @@ def survey(ctx: StepContext, wanted: IdpMetadata | None) -> ProviderReading:
 
 
 def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
-    old = metadata_lines(existing.metadata) if existing.metadata else ["(unreadable metadata)"]
-    return "\n".join(
-        difflib.unified_diff(
-            old, metadata_lines(wanted), fromfile="in IAM", tofile="new metadata", lineterm=""
-        )
-    )
+    return metadata_diff(existing.metadata or None, wanted)
 
 
 @dataclass

@@ -12,7 +12,6 @@ collection with every certificate's key, which Graph does not hand back on a rea
 
 from __future__ import annotations
 
-import difflib
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -30,7 +29,7 @@ from provisioning.errors import PermanentError, RetryableError
 from provisioning.idp_app_ids import APP_ID_REFUSED, APP_ID_RULE
 from provisioning.messages import Message
 from provisioning.models import Cloud
-from provisioning.saml import metadata_lines, parse_idp_metadata
+from provisioning.saml import metadata_diff, parse_idp_metadata
 from provisioning.sandbox_endpoints import sandbox_endpoints
 from provisioning.signin_checks.refusals import SignInRefused
 from provisioning.signin_checks.saml_response import (
@@ -156,14 +155,8 @@ def _put_iam_metadata(ctx: StepContext, document: str) -> None:
 
 
 def _diff(before: str, after: str) -> str:
-    return "\n".join(
-        difflib.unified_diff(
-            metadata_lines(parse_idp_metadata(before, check_dates=False)),
-            metadata_lines(parse_idp_metadata(after, check_dates=False)),
-            fromfile="in IAM",
-            tofile="new metadata",
-            lineterm="",
-        )
+    return metadata_diff(
+        parse_idp_metadata(before, check_dates=False), parse_idp_metadata(after, check_dates=False)
     )
 
 
@@ -316,9 +309,9 @@ class SamlProviderOverlap(Step):
                 written=sorted(signing_fingerprints(both)),
             )
             _put_iam_metadata(ctx, both)
+            held = both
         return SamlProviderOverlapOutputs(
-            provider_arn=_provider_arn(ctx),
-            fingerprints=sorted(signing_fingerprints(_iam_metadata(ctx))),
+            provider_arn=_provider_arn(ctx), fingerprints=sorted(signing_fingerprints(held))
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
@@ -499,7 +492,8 @@ class SigningCertificateSignIn(Step):
             response = parse_saml_response(decode_saml_response(encoded))
             pairs = role_pairs(assertion_of(response))
         except SignInRefused as refused:
-            raise PermanentError(str(refused), code="signing_sign_in_response") from refused
+            # Its detail is a message id: stored as such, read in the reader's language.
+            raise PermanentError(refused.detail, code="signing_sign_in_response") from refused
         signed_with = response_certificates(response)
         if signed_with and new.fingerprint not in signed_with:
             raise PermanentError(
