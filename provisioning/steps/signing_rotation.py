@@ -213,12 +213,18 @@ class SigningCertificateNew(Step):
                 app_id_of(ctx),
                 {"years": years, "signing_now": keys.signing_key_id},
             ),
-            Message(
+            Message.counted(
                 gettext_noop(
                     "A new signing certificate, valid for %(years)s years, is made for the IdP "
                     "app %(app)s. It signs nothing until “Switch the IdP to the new "
-                    "certificate”; IAM now holds %(count)s certificate(s)."
+                    "certificate”; IAM now holds %(count)s certificate."
                 ),
+                gettext_noop(
+                    "A new signing certificate, valid for %(years)s years, is made for the IdP "
+                    "app %(app)s. It signs nothing until “Switch the IdP to the new "
+                    "certificate”; IAM now holds %(count)s certificates."
+                ),
+                len(held),
                 {"years": years, "app": app_id_of(ctx), "count": len(held)},
             ),
         )
