@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils.functional import Promise
 
-from provisioning.messages import Message, render, to_json
+from provisioning.messages import Message, joined, render, to_json
 
 # What an error says and what to do: a Message (rendered in the reader's language), a lazy
 # translation, several of them joined (messages.joined), or a cloud's own words.
@@ -40,6 +40,11 @@ class ProvisioningError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def said(self) -> dict[str, Any]:
+        """What went wrong and what to do, as one stored message (the hint after the message)."""
+        items = [self.given_message, self.given_hint] if self.given_hint else [self.given_message]
+        return joined(items, " ")
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,6 @@ from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import AuditScope
 from provisioning.errors import ProvisioningError
-from provisioning.messages import joined
 from provisioning.models import Connection, SignInReading, SignInReadingStatus
 from provisioning.sandbox_endpoints import read_sandbox_file
 from provisioning.signin_checks.posted_sign_in import (
@@ -311,11 +310,8 @@ def sign_in_reading_run(*, reading_id: str, role_session_name: str) -> None:
             role_session_name=role_session_name,
         )
     except ProvisioningError as error:
-        said = (
-            [error.given_message, error.given_hint] if error.given_hint else [error.given_message]
-        )
         SignInReading.objects.filter(pk=reading.pk).update(
-            status=SignInReadingStatus.FAILED, error_message=joined(said, " ")
+            status=SignInReadingStatus.FAILED, error_message=error.said()
         )
         return
     SignInReading.objects.filter(pk=reading.pk).update(

@@ -160,7 +160,7 @@ def sign_in_watch_look(*, reading_id: str) -> None:
     except PermanentError as error:
         SignInReading.objects.filter(pk=reading.pk).update(
             status=SignInReadingStatus.FAILED,
-            error=f"{error.message} {error.hint}".strip(),
+            error_message=error.said(),
             read_at=timezone.now(),
         )
         return

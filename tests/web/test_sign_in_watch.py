@@ -7,12 +7,15 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from provisioning import tasks
+from provisioning.aws.client import map_aws_error
 from provisioning.models import SignInReading
+from provisioning.services import sign_in_watch
 from provisioning.services.sign_in_watch import sign_in_readings_expire
 from tests.web.factories import make_connection, make_run
 
@@ -123,6 +126,42 @@ def test_the_fragment_stops_polling_and_names_the_fix_once_refused(
     assert 'data-link="connect_user"' in body
     assert "Create the Connect user whose username equals the RoleSessionName" in body
     assert "every 2s" not in body
+
+
+def test_a_refused_cloudtrail_read_is_stored_as_a_message_and_read_in_japanese(
+    admin_client, run, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        _start(admin_client, run, monkeypatch, PERSON["login"])
+    reading = SignInReading.objects.get()
+    # What the AWS client makes of CloudTrail's AccessDenied (the mapping of every AWS call).
+    denied = map_aws_error(
+        ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "LookupEvents",
+        )
+    )
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise denied
+
+    monkeypatch.setattr(sign_in_watch, "aws_client", lambda *a, **k: None)
+    monkeypatch.setattr(sign_in_watch, "look_for_sign_in", refused)
+
+    sign_in_watch.sign_in_watch_look(reading_id=str(reading.pk))
+
+    reading.refresh_from_db()
+    assert reading.status == "failed"
+    # Stored as message ids (what went wrong, then what to do), not text in the worker's language.
+    assert reading.error == "" and "AWS refused %(operation)s" in str(reading.error_message)
+    page = admin_client.get(
+        reverse("sign_in_watch", args=[run.pk, reading.pk]), HTTP_ACCEPT_LANGUAGE="ja"
+    ).content.decode()
+    with translation.override("ja"):
+        said = reading.error_text
+    assert "CloudTrail" in page and said in page.replace("&quot;", '"').replace("&#x27;", "'")
+    with translation.override("en"):
+        assert reading.error_text != said
 
 
 def test_a_watch_of_another_run_is_not_found(admin_client, run, monkeypatch) -> None:
