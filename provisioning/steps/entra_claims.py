@@ -172,7 +172,7 @@ def relay_state(ctx: StepContext) -> str:
             str(ctx.inputs.get("custom_ccp_url") or ""),
         )
     except RelayStateError as error:
-        raise PermanentError(str(error), code="relay_state_invalid") from None
+        raise PermanentError(error.message, code="relay_state_invalid") from None
 
 
 def app_role_id(service_principal_id: str, value: str) -> str:

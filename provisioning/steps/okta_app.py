@@ -111,7 +111,7 @@ def relay_state(ctx: StepContext) -> str:
         )
     except RelayStateError as error:
         raise PermanentError(
-            str(error),
+            error.message,
             code="okta_app_bad_relay_state",
             hint=Message(gettext_noop("Change where users land.")),
         ) from None
