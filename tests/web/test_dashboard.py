@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -37,6 +38,20 @@ def test_it_lists_runs_in_progress_before_finished_ones(
     assert f'href="{reverse("run_detail", args=[finished.pk])}"' in html
     assert "Web test flow" in html
     assert "Succeeded" in html and "Running" in html
+
+
+def test_it_says_who_started_each_run_never_a_dash(
+    admin_client: Client, admin_user: User, web_flow: Flow
+) -> None:
+    make_run(status="succeeded", instance_alias="by-admin", created_by=admin_user)
+    make_run(status="succeeded", instance_alias="from-cli")  # setup_sso: no admin, no schedule
+
+    english = admin_client.get(reverse("dashboard")).content.decode()
+    japanese = admin_client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+
+    assert f"by {admin_user.get_username()}" in english
+    assert "from the command line" in english and "by —" not in english
+    assert "にコマンドラインから開始" in japanese and "— が開始" not in japanese
 
 
 def test_it_reads_as_many_queries_and_no_step_plans_for_sixty_runs_as_for_three(

@@ -110,7 +110,10 @@ class Command(BaseCommand):
 
 def _read(path: Path) -> bytes:
     if path.stat().st_size > MAX_HAR_BYTES:
-        raise UnreadableSignIn(f"{path} is larger than {MAX_HAR_BYTES} bytes")
+        raise UnreadableSignIn(
+            _("%(path)s is larger than %(limit)s bytes: save only the sign-in's request.")
+            % {"path": path, "limit": MAX_HAR_BYTES}
+        )
     return path.read_bytes()
 
 
