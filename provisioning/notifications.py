@@ -98,16 +98,28 @@ def _refuse_internal_addresses(host: str, port: int) -> None:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
         if not ip.is_global or ip.is_multicast:
-            raise WebhookUrlRefused(
-                Message(
-                    _(
-                        "The webhook's host %(host)s is at %(address)s, a private, loopback or "
-                        "link-local address the wizard does not post to. Use the webhook's "
-                        "public https URL (Slack's and Teams' are)."
-                    ),
-                    {"host": host, "address": str(ip)},
+            if _is_address(host):
+                said = _(
+                    "The webhook's address %(address)s is a private, loopback or link-local "
+                    "address the wizard does not post to. Use the webhook's public https URL "
+                    "(Slack's and Teams' are)."
                 )
-            )
+            else:
+                said = _(
+                    "The webhook's host %(host)s is at %(address)s, a private, loopback or "
+                    "link-local address the wizard does not post to. Use the webhook's public "
+                    "https URL (Slack's and Teams' are)."
+                )
+            raise WebhookUrlRefused(Message(said, {"host": host, "address": str(ip)}))
+
+
+def _is_address(host: str) -> bool:
+    """Whether the URL's host is written as an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def masked_webhook_url(url: str) -> str:

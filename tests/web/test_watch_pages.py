@@ -210,11 +210,12 @@ def test_the_test_notification_says_when_there_is_nowhere_to_send(admin_client: 
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("https://10.1.2.3/services/x", "10.1.2.3, a private, loopback or link-local address"),
-        ("https://169.254.169.254/latest", "169.254.169.254, a private, loopback or link-local"),
-        ("https://[::1]:8443/hook", "::1, a private, loopback or link-local address"),
-        ("https://[::ffff:192.168.0.1]/hook", "192.168.0.1, a private, loopback or link-local"),
-        ("https://localhost/hook", "127.0.0.1, a private, loopback or link-local address"),
+        # An address typed as the host is named once; a name, with the address it resolves to.
+        ("https://10.1.2.3/services/x", "address 10.1.2.3 is a private, loopback or link-local"),
+        ("https://169.254.169.254/latest", "address 169.254.169.254 is a private, loopback"),
+        ("https://[::1]:8443/hook", "address ::1 is a private, loopback or link-local address"),
+        ("https://[::ffff:192.168.0.1]/hook", "address 192.168.0.1 is a private, loopback"),
+        ("https://localhost/hook", "host localhost is at 127.0.0.1, a private, loopback or"),
         ("http://127.0.0.1:8000/hook", "must start with https://"),
         ("https://no-such-host.invalid/hook", "no-such-host.invalid could not be resolved"),
     ],
