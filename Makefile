@@ -17,9 +17,10 @@ run: setup $(ENV_FILE)
 	exec $(MANAGE) serve
 
 ## make test: set up the same way, then every test (browser tests in headless Chromium).
-## PYTEST_WORKERS=2 runs them in two pytest-xdist processes, each with its own test database,
-## Redis database, Celery worker and sandbox; 0 (one process) until the suite passes with 2.
-PYTEST_WORKERS ?= 0
+## Two pytest-xdist processes, each with its own test database, Redis database, Celery worker and
+## sandbox: most tests wait on a worker, the sandbox or a browser, so two overlap well on two cores.
+## PYTEST_WORKERS=0 runs every test in one process.
+PYTEST_WORKERS ?= 2
 test: setup system-packages
 	WIZARD_TESTING=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
