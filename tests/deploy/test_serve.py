@@ -4,6 +4,7 @@ names whoever holds a port, and its runtime files are private."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -36,14 +37,12 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> dict[str, object]:
-    """A var/ folder of its own, migrated, with the embedded defaults (no PostgreSQL, no Redis)."""
-    var = tmp_path / "var"
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A var/ folder migrated once for this module's tests (a migration from nothing takes ~30 s),
+    with the embedded defaults (no PostgreSQL, no Redis); each test serves a copy of its own."""
+    var = tmp_path_factory.mktemp("migrated") / "var"
     var.mkdir()
-    # An older version's leftover, readable by everyone.
-    (var / "local.env").write_text("DJANGO_SECRET_KEY=x\n")
-    (var / "local.env").chmod(0o644)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -51,7 +50,6 @@ def site(tmp_path: Path) -> dict[str, object]:
     }
     env |= {
         "WIZARD_VAR_DIR": str(var),
-        "WIZARD_SANDBOX_FILE": str(var / "sandbox.json"),
         "DJANGO_SECRET_KEY": "serve-test-" + "k" * 40,
         "WIZARD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     }
@@ -62,6 +60,22 @@ def site(tmp_path: Path) -> dict[str, object]:
         check=True,
         timeout=300,
     )
+    return var, env
+
+
+@pytest.fixture
+def site(migrated: tuple[Path, dict[str, str]], tmp_path: Path) -> dict[str, object]:
+    """A copy of the migrated var/ folder, with an older version's leftover readable by everyone."""
+    migrated_var, migrated_env = migrated
+    var = tmp_path / "var"
+    shutil.copytree(migrated_var, var)
+    var.chmod(0o755)
+    (var / "local.env").write_text("DJANGO_SECRET_KEY=x\n")
+    (var / "local.env").chmod(0o644)
+    env = migrated_env | {
+        "WIZARD_VAR_DIR": str(var),
+        "WIZARD_SANDBOX_FILE": str(var / "sandbox.json"),
+    }
     ports = _free_ports(5)
     return {"var": var, "env": env, "web": ports[0], "sandbox": ports[1:]}
 
