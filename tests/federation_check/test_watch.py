@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
+from provisioning.federation_check.result import FederationCheck
 from provisioning.models import (
     AuditEvent,
     AuditKind,
@@ -29,11 +30,18 @@ from provisioning.models import (
     WatchState,
 )
 from provisioning.notifications import Notification, send_webhook
+from provisioning.saml import parse_idp_metadata
 from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_watch import notifications_save, watches_check_due
+from provisioning.steps.sign_in_test import chosen_people, sandbox_sign_in
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
-from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.flows.entra_runs import (  # noqa: F401
+    entra_sandbox,
+    plan_file,
+    setup_sso,
+    step_context,
+)
 from tests.sandbox.aws_clients import aws_client
 
 # The receiver's path stands for the secret part of a Slack or Teams webhook URL.
@@ -275,3 +283,57 @@ def test_the_webhook_url_is_stored_encrypted(db: None) -> None:
     assert stored.webhook_url == "https://hooks.example.com" + SECRET_PATH
     event = AuditEvent.objects.get(kind=AuditKind.NOTIFICATIONS)
     assert SECRET_PATH not in json.dumps([event.old_value, event.new_value, event.message])
+
+
+def test_the_certificate_clock_brings_the_30_day_warning_then_the_break_and_aws_still_signs_in(
+    built: SetupRun,
+    entra_sandbox: Sandbox,  # noqa: F811
+    notified: Receiver,
+    check_now: CheckNow,
+) -> None:
+    """The sandbox's certificate clock (not the check's `now`) ages the app's certificate. Past
+    its end, AWS sign-in still takes what it signs: IAM does not look at a metadata certificate's
+    dates during SAML authentication (IAM User Guide, "Create a SAML identity provider in IAM"),
+    so the watch's "broken" is the wizard's warning that Entra and the admins' tooling treat the
+    certificate as finished, not a refusal the sandbox could invent."""
+    thumbprint = built.steps.get(key="entra_app").outputs["certificate_thumbprint"]
+    now = dt.datetime.now(dt.UTC)
+
+    thumbprint = entra_sandbox.move_certificate_clock(
+        thumbprint, not_after=now + dt.timedelta(days=20)
+    )
+    warned = check_now()
+    watched = WatchedFederation.objects.get()
+    findings = {f.code: f for f in FederationCheck.from_json(warned.result).findings}
+    assert watched.state == WatchState.WARNING, findings
+    assert set(findings) == {"certificate_expiring"}
+    assert findings["certificate_expiring"].params["days"] == 19
+    assert watched.expiry_notified_days == 30
+    event = AuditEvent.objects.filter(kind=AuditKind.FEDERATION).latest("pk")
+    assert (event.new_value["state"], event.new_value["certificate_days"]) == ("warning", 30)
+    assert [body["state"] for body in notified.bodies] == ["warning"] and len(mail.outbox) == 1
+
+    expired_at = now - dt.timedelta(hours=1)
+    thumbprint = entra_sandbox.move_certificate_clock(thumbprint, not_after=expired_at)
+    broken = check_now()
+    watched.refresh_from_db()
+    result = FederationCheck.from_json(broken.result)
+    assert watched.state == WatchState.BROKEN
+    assert [(f.code, f.severity) for f in result.findings] == [("certificate_expired", "broken")]
+    assert result.findings[0].params["date"] == expired_at.date().isoformat()
+    event = AuditEvent.objects.filter(kind=AuditKind.FEDERATION).latest("pk")
+    assert (event.old_value["state"], event.new_value["state"]) == ("warning", "broken")
+    assert [body["state"] for body in notified.bodies] == ["warning", "broken"]
+    assert "expired" in notified.bodies[1]["text"]
+
+    # What the IdP signs with and what IAM holds are the expired certificate...
+    signing = entra_sandbox.apps["entra"].tenant.find_signing_certificate(thumbprint)
+    assert signing is not None and signing.not_after < now
+    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
+    held = aws_client(entra_sandbox, "iam").get_saml_provider(SAMLProviderArn=provider_arn)
+    document = parse_idp_metadata(held["SAMLMetadataDocument"], check_dates=False)
+    assert document.certificate.not_after == signing.not_after
+    # ...and AWS sign-in accepts what it signed, as real IAM does.
+    ctx = step_context(built, "sign_in_test")
+    verdict = sandbox_sign_in(ctx, chosen_people(ctx)[0])
+    assert verdict["ok"] is True, (verdict["detail"], verdict)
