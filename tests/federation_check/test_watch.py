@@ -6,8 +6,11 @@ certificate's expiry notifies 60, 30 and 7 days before (once each) and breaks af
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +32,7 @@ from provisioning.models import (
     WatchedFederation,
     WatchState,
 )
-from provisioning.notifications import Notification, send_webhook
+from provisioning.notifications import Notification, check_webhook_url, send_webhook
 from provisioning.saml import parse_idp_metadata
 from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_watch import notifications_save, watches_check_due
@@ -337,3 +340,108 @@ def test_the_certificate_clock_brings_the_30_day_warning_then_the_break_and_aws_
     ctx = step_context(built, "sign_in_test")
     verdict = sandbox_sign_in(ctx, chosen_people(ctx)[0])
     assert verdict["ok"] is True, (verdict["detail"], verdict)
+
+
+# A public address (example.com's) that a rebinding name answers to the check.
+PUBLIC_ADDRESS = "93.184.216.34"
+REAL_GETADDRINFO = socket.getaddrinfo
+REAL_CREATE_CONNECTION = socket.create_connection
+
+
+class RebindingResolver:
+    """The DNS boundary (socket.getaddrinfo) answering like a rebinding attacker's name server:
+    the first lookup of a name gets `first`, every later one `then`. An address typed as the
+    host resolves as it is (the real resolver, no DNS)."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.first, self.then = first, then
+        self.names: list[str] = []
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.names.append(host)
+            address = self.first if len(self.names) == 1 else self.then
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+
+class TlsReceiver(Receiver):
+    """The receiver over HTTPS with the sandbox CA's certificate for localhost, noting the
+    server name (SNI) each client asked for."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__()
+        assert sandbox.tls is not None
+        self.ca_bundle = str(sandbox.tls.ca_bundle)
+        self.server_names: list[str | None] = []
+        self.hosts: list[str | None] = []
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(sandbox.tls.server_cert), str(sandbox.tls.server_key))
+        context.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        handler = self.server.RequestHandlerClass
+        receiver = self
+
+        class HostNoting(handler):  # type: ignore[misc,valid-type]
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                receiver.hosts.append(self.headers.get("Host"))
+                super().do_POST()
+
+        self.server.RequestHandlerClass = HostNoting
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+
+def test_a_webhook_name_that_moves_to_loopback_after_it_was_saved_is_refused_at_send(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = "https://hooks.example.test/services/T0/B0/x"
+
+    assert check_webhook_url(url) == url  # saved: the name was public then
+    with caplog.at_level(logging.WARNING):
+        sent = send_webhook(Notification(subject="s", text="t"), url)
+
+    assert sent is False
+    assert "refused now; nothing was sent" in caplog.text
+    assert resolver.names == ["hooks.example.test", "hooks.example.test"]
+
+
+def test_the_post_goes_to_the_address_the_check_passed_with_the_hosts_name_and_sni(
+    sandbox: Sandbox, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name answers a public address to the send's check and loopback to any later lookup:
+    the POST must not look it up again. The test's network routes the checked public address
+    to a local HTTPS receiver (socket.create_connection), so what arrives shows the Host header
+    and the TLS server name the real receiver would see, and the certificate is verified
+    against the name (SSL_CERT_FILE: the sandbox CA)."""
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    with TlsReceiver(sandbox) as receiver:
+        resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
+        connected: list[tuple[str, int]] = []
+
+        def route(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+            connected.append(address)
+            return REAL_CREATE_CONNECTION(("127.0.0.1", receiver.port), *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        monkeypatch.setattr(socket, "create_connection", route)
+        monkeypatch.setenv("SSL_CERT_FILE", receiver.ca_bundle)
+
+        sent = send_webhook(
+            Notification(subject="s", text="t"), f"https://localhost:{receiver.port}{SECRET_PATH}"
+        )
+
+    assert sent is True
+    assert resolver.names == ["localhost"]  # once, by the check; never by the connection
+    assert connected == [(PUBLIC_ADDRESS, receiver.port)]
+    assert receiver.hosts == [f"localhost:{receiver.port}"]
+    assert receiver.server_names == ["localhost"]
+    assert receiver.paths == [SECRET_PATH]
+    assert receiver.bodies == [{"text": "t", "subject": "s"}]
