@@ -892,6 +892,20 @@ class Tenant:
             "usage": "Verify",
         }
 
+    def with_certificate_keys(self, service_principal: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the service principal whose signing certificates' Verify key credentials
+        carry their `key` (the certificate, base64 DER), as a $select=keyCredentials read of
+        one object answers."""
+        with self.lock:
+            certificates = self.signing_certificates.get(service_principal["id"], {})
+            answered = copy.deepcopy(service_principal)
+            for credential in answered["keyCredentials"]:
+                identifier = credential.get("customKeyIdentifier") or ""
+                thumbprint = base64.b64decode(identifier).hex().upper() if identifier else ""
+                if credential.get("usage") == "Verify" and thumbprint in certificates:
+                    credential["key"] = certificates[thumbprint].cert_base64
+            return answered
+
     def find_signing_certificate(self, thumbprint: str) -> SigningCertificate | None:
         with self.lock:
             for certificates in self.signing_certificates.values():
