@@ -749,3 +749,26 @@ class NotificationSettings(models.Model):
 
     def set_webhook_url(self, url: str) -> None:
         self.webhook_ciphertext = secret_box.encrypt_json({"url": url}) if url else ""
+
+
+class NotificationTest(models.Model):
+    """One "Send a test notification" from the Notifications page: who asked, and once the worker
+    has sent it (finished_at), how each way took it: None where none is set up, else whether it
+    was accepted."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    # The language of the page it was asked from: the test is written in it.
+    language = models.CharField(max_length=8, default="en")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    email_recipients = models.PositiveIntegerField(default=0)
+    email_ok = models.BooleanField(null=True, blank=True)
+    webhook_ok = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        db_table = "wizard_notificationtest"
+
+    def __str__(self) -> str:
+        return f"notification test {self.pk}"

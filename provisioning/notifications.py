@@ -10,7 +10,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -36,8 +36,24 @@ class WebhookUrlRefused(ValueError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook URL that passed the check, and the address to connect to: the one the check
+    resolved and judged (None for the tests' local receiver, which is not looked up)."""
+
+    url: str
+    address: str | None
+
+
 def check_webhook_url(url: str) -> str:
-    """The URL, stripped, if the wizard may POST to it; WebhookUrlRefused saying why otherwise.
+    """The URL, stripped, if the wizard may POST to it; WebhookUrlRefused saying why otherwise
+    (webhook_target's checks)."""
+    return webhook_target(url).url
+
+
+def webhook_target(url: str) -> WebhookTarget:
+    """The URL, stripped, and the checked address to connect to, if the wizard may POST to it;
+    WebhookUrlRefused saying why otherwise.
 
     Only https; no user name or password before an "@" (`https://hooks.example.com@10.0.0.1/`
     reads as one host and goes to another); plain http only to 127.0.0.1 or localhost, and only
@@ -63,10 +79,9 @@ def check_webhook_url(url: str) -> str:
     scheme = parts.scheme.lower()
     if settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP:
         if scheme == "https" or (scheme == "http" and host in LOCAL_WEBHOOK_HOSTS):
-            return url
+            return WebhookTarget(url, None)
     elif scheme == "https":
-        _refuse_internal_addresses(host, parts.port or HTTPS_PORT)
-        return url
+        return WebhookTarget(url, _checked_address(host, parts.port or HTTPS_PORT))
     raise WebhookUrlRefused(
         Message(
             _(
@@ -78,12 +93,14 @@ def check_webhook_url(url: str) -> str:
     )
 
 
-def _refuse_internal_addresses(host: str, port: int) -> None:
-    """Refuses a host that resolves to an address inside the wizard's network (private,
-    loopback, link-local such as the cloud metadata service 169.254.169.254, or any other
-    non-public one): the URL is typed by an admin and the wizard POSTs to it from inside
-    (OWASP, "Server-Side Request Forgery Prevention Cheat Sheet"). Checked again before each
-    POST, so a name that moves inside later is refused then."""
+def _checked_address(host: str, port: int) -> str:
+    """The address to connect to, once every address the host resolves to is outside the
+    wizard's network; refuses a host with any address inside it (private, loopback, link-local
+    such as the cloud metadata service 169.254.169.254, or any other non-public one): the URL is
+    typed by an admin and the wizard POSTs to it from inside (OWASP, "Server-Side Request
+    Forgery Prevention Cheat Sheet"). Checked again before each POST, which then connects to the
+    address returned here and resolves nothing more: a name that answers a public address to
+    the check and a private one to the connection (DNS rebinding) reaches only the public one."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
@@ -111,6 +128,7 @@ def _refuse_internal_addresses(host: str, port: int) -> None:
                     "https URL (Slack's and Teams' are)."
                 )
             raise WebhookUrlRefused(Message(said, {"host": host, "address": str(ip)}))
+    return str(found[0][4][0])
 
 
 def _is_address(host: str) -> bool:
@@ -166,25 +184,45 @@ def send_email(notification: Notification, recipients: list[str]) -> bool:
     return True
 
 
+def pinned_request(target: WebhookTarget) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL to connect to, headers, httpx request extensions) for a checked webhook: the URL
+    names the checked address instead of the host, so nothing is resolved again, while the Host
+    header and the TLS server name (SNI, and the name the certificate is verified against) stay
+    the host's, as the receiver expects."""
+    if target.address is None:
+        return target.url, {}, {}
+    parts = urlsplit(target.url)
+    hostname = parts.hostname or ""
+    address = f"[{target.address}]" if ":" in target.address else target.address
+    port = f":{parts.port}" if parts.port else ""
+    host_header = f"[{hostname}]" if ":" in hostname else hostname
+    connect_url = urlunsplit(parts._replace(netloc=address + port))
+    return connect_url, {"Host": host_header + port}, {"sni_hostname": hostname}
+
+
 def send_webhook(notification: Notification, url: str) -> bool:
     """POSTs the notification as JSON; False if the URL is refused or the receiver failed. The
     log names only the host: the path is the webhook's secret."""
     if not url:
         return False
     try:
-        url = check_webhook_url(url)
+        target = webhook_target(url)
     except WebhookUrlRefused:
         logger.warning("The notification webhook URL is refused now; nothing was sent.")
         return False
-    host = masked_webhook_url(url)
+    host = masked_webhook_url(target.url)
+    connect_url, headers, extensions = pinned_request(target)
     try:
         # No redirects: a webhook that moves is a configuration to fix, not a place to follow.
-        response = httpx.post(
-            url,
-            json=notification.webhook_body(),
-            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S,
-            follow_redirects=False,
-        )
+        with httpx.Client(
+            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S, follow_redirects=False
+        ) as client:
+            response = client.post(
+                connect_url,
+                json=notification.webhook_body(),
+                headers=headers,
+                extensions=extensions,
+            )
     except httpx.HTTPError as error:
         logger.warning("The notification webhook at %s failed: %s", host, type(error).__name__)
         return False

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils.translation import gettext_noop
+from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.service_principals.item.add_token_signing_certificate.add_token_signing_certificate_post_request_body import (  # noqa: E501
     AddTokenSigningCertificatePostRequestBody,
+)
+from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
+    ServicePrincipalItemRequestBuilder,
 )
 
 from provisioning.context import StepContext
@@ -106,8 +110,39 @@ def read_signing_keys(ctx: StepContext) -> SigningKeys:
     return SigningKeys(signing_key_id=preferred, keys=keys)
 
 
-def add_signing_key(ctx: StepContext, *, years: int) -> NewKey:
-    """A new signing certificate for the app, which signs nothing until switch_signing_key."""
+def rotation_marker(ctx: StepContext) -> str:
+    """The name a rotation run gives the Entra certificate it adds (the key credential's
+    displayName and the certificate's subject): the run's own, so that after a crash between
+    Graph's answer and the step's record the run finds the certificate it made instead of
+    adding a second one (find_marked_key)."""
+    return f"{ENTRA_CERTIFICATE_SUBJECT} rotation {ctx.run_id}"
+
+
+def find_marked_key(ctx: StepContext, marker: str) -> NewKey | None:
+    """The Entra certificate whose key credential is named `marker`, with its certificate: Graph
+    hands a key credential's `key` back only on a $select=keyCredentials read of one service
+    principal (Graph reference, keyCredential resource type). None for Okta, whose key
+    credentials carry no name of ours."""
+    if _is_okta(ctx):
+        return None
+    service_principal = _entra_service_principal(ctx)
+    builder = ctx.graph().service_principals.by_service_principal_id(service_principal.id)
+    query = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters(
+        select=["id", "keyCredentials"]
+    )
+    read = run_graph(builder.get(RequestConfiguration(query_parameters=query)))
+    for key in (read.key_credentials if read else None) or []:
+        if key.usage == "Verify" and key.display_name == marker and _thumbprint(key):
+            return NewKey(
+                key_id=_thumbprint(key),
+                certificate=base64.b64encode(key.key).decode() if key.key else "",
+            )
+    return None
+
+
+def add_signing_key(ctx: StepContext, *, years: int, marker: str = "") -> NewKey:
+    """A new signing certificate for the app, which signs nothing until switch_signing_key;
+    Entra's is named `marker` (a subject, "CN=...") when one is given."""
     if _is_okta(ctx):
         app = _okta_app(ctx)
         # Okta Apps API, "Generate new Application Key Credential": validityYears 2 to 10.
@@ -124,7 +159,7 @@ def add_signing_key(ctx: StepContext, *, years: int) -> NewKey:
     added = run_graph(
         builder.add_token_signing_certificate.post(
             AddTokenSigningCertificatePostRequestBody(
-                display_name=ENTRA_CERTIFICATE_SUBJECT, end_date_time=end
+                display_name=marker or ENTRA_CERTIFICATE_SUBJECT, end_date_time=end
             )
         )
     )

@@ -184,3 +184,9 @@ def start_due_federation_checks() -> None:
     """Celery beat sends this every WIZARD_WATCH_CHECK_INTERVAL_S: the watched federations whose
     check is due are checked (run_federation_check)."""
     federation_watch.watches_check_due()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.send_test_notification")
+def send_test_notification(test_id: int) -> None:
+    """The Notifications page's "Send a test notification"."""
+    federation_watch.notifications_test_send(test_id=test_id)

@@ -202,3 +202,30 @@ def signed_saml_response(
     )
     response.append(signed_assertion)
     return base64.b64encode(etree.tostring(response)).decode()
+
+
+def moved_in_time(certificate: SigningCertificate, not_after: dt.datetime) -> SigningCertificate:
+    """The same certificate (key, subject, serial, lifetime) moved in time so that it ends at
+    `not_after`: what the sandbox's certificate clock (Sandbox.move_certificate_clock) puts in
+    place of it wherever it is held, as if the days between had passed. Only the dates, and so
+    the DER and its thumbprint, change: what it signed still verifies with its key."""
+    old = x509.load_pem_x509_certificate(certificate.cert_pem.encode())
+    key = serialization.load_pem_private_key(certificate.key_pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    shift = not_after - old.not_valid_after_utc
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(key.public_key())
+        .serial_number(old.serial_number)
+        .not_valid_before(old.not_valid_before_utc + shift)
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    return SigningCertificate(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key_pem=certificate.key_pem,
+        thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - Entra's format
+        not_after=cert.not_valid_after_utc,
+    )

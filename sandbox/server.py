@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from dataclasses import dataclass, field
@@ -133,6 +134,35 @@ class Sandbox:
             return self.apps[name](environ, start_response)
 
         return app
+
+    def move_certificate_clock(self, thumbprint: str, *, not_after: dt.datetime) -> str:
+        """The certificate clock knob (issue 15): the IdP signing certificate with this (SHA-1)
+        thumbprint is moved in time to end at `not_after`, as if the days between had passed,
+        wherever the sandbox holds it: the Entra service principal or Okta app that signs with
+        it, and every IAM SAML provider's metadata document that carries it (IAM keeps the copy
+        it was given, so a real certificate ages there too). Its key stays, so what it signs
+        still verifies. Returns the moved certificate's thumbprint. No cloud has such a call:
+        tests and demonstrations use it to reach a certificate's last days, or past them,
+        without waiting for them."""
+        from moto.iam.models import iam_backends
+
+        from sandbox.saml_idp import moved_in_time
+
+        holders = [self.apps["entra"].tenant, self.apps["okta"].org]
+        old = next(
+            (found for holder in holders if (found := holder.find_signing_certificate(thumbprint))),
+            None,
+        )
+        if old is None:
+            raise KeyError(f"no IdP app of the sandbox signs with the certificate {thumbprint}")
+        new = moved_in_time(old, not_after)
+        for holder in holders:
+            holder.replace_signing_certificate(old, new)
+        for provider in iam_backends[AWS_ACCOUNT_ID]["aws"].saml_providers.values():
+            document = provider.saml_metadata_document or ""
+            if old.cert_base64 in document:
+                provider.saml_metadata_document = document.replace(old.cert_base64, new.cert_base64)
+        return new.thumbprint
 
     def write_endpoints(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

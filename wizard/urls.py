@@ -111,6 +111,11 @@ urlpatterns = [
         federation_watch.notifications_test,
         name="notifications_test",
     ),
+    path(
+        "notifications/test/<int:test_id>/",
+        federation_watch.notifications_test_status,
+        name="notifications_test_status",
+    ),
     path("inspect/", sign_in_inspector.inspect_sign_in, name="inspect_sign_in"),
     path(
         "inspect/readings/<uuid:reading_id>/",

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -23,9 +22,15 @@ from provisioning.models import (
     AuditKind,
     FederationCheckRecord,
     NotificationSettings,
+    NotificationTest,
     WatchedFederation,
 )
-from provisioning.notifications import Notification, send_email, send_webhook
+from provisioning.notifications import (
+    Notification,
+    masked_webhook_url,
+    send_email,
+    send_webhook,
+)
 
 # The watch's interval an admin may choose, in hours: an hour to four weeks.
 EVERY_HOURS_MIN = 1
@@ -115,38 +120,84 @@ def watches_check_due(*, now: dt.datetime | None = None) -> list[FederationCheck
     return started
 
 
-@dataclass(frozen=True)
-class SentNotification:
-    """Where a test notification went: for each way, None when none is set up, else whether it
-    was accepted."""
+# What a test notification's audit row says of each way (message ids: the log reads in each
+# reader's language).
+TEST_OUTCOMES = {
+    None: gettext_noop("not set up"),
+    True: gettext_noop("accepted"),
+    False: gettext_noop("not accepted"),
+}
 
-    email_recipients: int
-    email: bool | None
-    webhook: bool | None
+
+def notifications_test_request(*, user: Any, language: str) -> NotificationTest:
+    """An admin asks for a test notification: recorded now and sent by the worker
+    (send_test_notification) once this commits, so the page never waits on a mail server or a
+    webhook; the page shows the result when it is in."""
+    from provisioning.tasks import send_test_notification
+
+    with transaction.atomic():
+        test = NotificationTest.objects.create(requested_by=user, language=language)
+        transaction.on_commit(functools.partial(send_test_notification.delay, test.pk))
+    return test
 
 
-def notifications_send_test(*, user: Any) -> SentNotification:
-    """Sends a test notification through the e-mail recipients and webhook set up now, in the
-    admin's language, so that they see it arrive before a federation breaks."""
+def notifications_test_send(*, test_id: int) -> NotificationTest:
+    """The worker's half: sends the test through the e-mail recipients and webhook set up now, in
+    the asker's language, records how each took it and writes the audit row (who asked, each
+    way and its result; of the webhook only its scheme and host). A test already finished (a
+    task delivered again) is not sent again."""
+    test = NotificationTest.objects.select_related("requested_by").get(pk=test_id)
+    if test.finished_at is not None:
+        return test
     configured = notification_settings()
     recipients = list(configured.email_recipients)
-    notification = Notification(
-        subject=str(_("Connect SSO wizard: test notification")),
-        text=str(
-            _(
-                "%(user)s sent this test from the Notifications page. Changes of state of "
-                "watched federations will arrive here."
-            )
-            % {"user": user.get_username()}
-        ),
-        fields={"test": True},
-    )
     webhook_url = configured.webhook_url
-    return SentNotification(
-        email_recipients=len(recipients),
-        email=send_email(notification, recipients) if recipients else None,
-        webhook=send_webhook(notification, webhook_url) if webhook_url else None,
-    )
+    asker = test.requested_by.get_username() if test.requested_by else "—"
+    with translation.override(test.language):
+        notification = Notification(
+            subject=str(_("Connect SSO wizard: test notification")),
+            text=str(
+                _(
+                    "%(user)s sent this test from the Notifications page. Changes of state of "
+                    "watched federations will arrive here."
+                )
+                % {"user": asker}
+            ),
+            fields={"test": True},
+        )
+    email = send_email(notification, recipients) if recipients else None
+    webhook = send_webhook(notification, webhook_url) if webhook_url else None
+    with transaction.atomic():
+        finished = NotificationTest.objects.filter(pk=test.pk, finished_at__isnull=True).update(
+            finished_at=timezone.now(),
+            email_recipients=len(recipients),
+            email_ok=email,
+            webhook_ok=webhook,
+        )
+        if finished:
+            record_state_change(
+                watch_scope(test.requested_by),
+                kind=AuditKind.NOTIFICATIONS,
+                old={},
+                new={
+                    "test": test.pk,
+                    "email": email,
+                    "email_recipients": len(recipients),
+                    "webhook": webhook,
+                    "webhook_at": masked_webhook_url(webhook_url),
+                },
+                message=Message(
+                    gettext_noop(
+                        "A test notification was sent (e-mail: %(email)s; webhook: %(webhook)s)."
+                    ),
+                    {
+                        "email": Message(TEST_OUTCOMES[email]),
+                        "webhook": Message(TEST_OUTCOMES[webhook]),
+                    },
+                ),
+            )
+    test.refresh_from_db()
+    return test
 
 
 def notifications_save(

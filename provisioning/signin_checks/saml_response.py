@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
 
+from cryptography import x509
 from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 from django.utils.translation import gettext_noop
@@ -333,10 +334,20 @@ def verify_signed_assertion(xml: bytes, metadata: IdpMetadata) -> etree._Element
             "signature",
             Message(gettext_noop("the IAM SAML provider's metadata has no signing certificate")),
         )
-    config = SignatureConfiguration(location=location)
     failures: list[str] = []
     altered = False
     for certificate in metadata.signing_certificates:
+        # AWS verifies with the key alone: "IAM does not evaluate or take action on the
+        # expiration of ... X.509 certificates in SAML metadata documents during SAML
+        # authentication" (IAM User Guide, "Create a SAML identity provider in IAM"). signxml
+        # refuses a certificate outside its dates at verification_time (now by default), so it
+        # is asked at the certificate's first valid moment.
+        try:
+            valid_from = x509.load_pem_x509_certificate(certificate.encode()).not_valid_before_utc
+        except ValueError as exc:
+            failures.append(str(exc))
+            continue
+        config = SignatureConfiguration(location=location, verification_time=valid_from)
         try:
             result = XMLVerifier().verify(xml, x509_cert=certificate, expect_config=config)
         except InvalidDigest as exc:

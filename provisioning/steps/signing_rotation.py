@@ -42,7 +42,9 @@ from provisioning.signing_keys import (
     add_signing_key,
     app_id_of,
     current_metadata,
+    find_marked_key,
     read_signing_keys,
+    rotation_marker,
     switch_signing_key,
 )
 from provisioning.signing_rotation import (
@@ -234,7 +236,10 @@ class SigningCertificateNew(Step):
         made = self._made(ctx)
         if made is None or made["key_id"] not in keys.keys:
             years = int(ctx.inputs.get("certificate_years") or CERTIFICATE_YEARS[-1])
-            added = add_signing_key(ctx, years=years)
+            marker = rotation_marker(ctx)
+            # A worker that died after Graph added the certificate but before the record below
+            # left it there, named for this run: adopt it rather than add a second.
+            added = find_marked_key(ctx, marker) or add_signing_key(ctx, years=years, marker=marker)
             ctx.record_created(
                 NEW_CERTIFICATE,
                 added.key_id,

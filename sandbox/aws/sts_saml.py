@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from defusedxml import ElementTree
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
@@ -87,15 +88,29 @@ def _signing_certificates(metadata: str) -> list[str]:
 
 
 def _signed_assertion(response: etree._Element, certificates: list[str]) -> etree._Element:
-    """The Assertion as signed by one of the metadata's certificates (only signed data is read)."""
+    """The Assertion as signed by one of the metadata's certificates (only signed data is read).
+
+    A certificate's validity period is not looked at: "IAM does not evaluate or take action on
+    the expiration of the SAML metadata document or X.509 certificates in SAML metadata documents
+    during SAML authentication. SAML authentication validity is enforced at the assertion level,
+    using the NotOnOrAfter attribute" (IAM User Guide, "Create a SAML identity provider in IAM",
+    following the SAML V2.0 Metadata Interoperability Profile). signxml refuses a certificate
+    outside its dates at `verification_time` (now by default), so it is asked at the
+    certificate's first valid moment: only the key decides."""
     assertion_tag = f"{{{SAML_ASSERTION}}}Assertion"
     for certificate in certificates:
+        try:
+            valid_from = x509.load_pem_x509_certificate(certificate.encode()).not_valid_before_utc
+        except ValueError:
+            continue
         for location in (f"./{assertion_tag}/", "./"):
             try:
                 result = XMLVerifier().verify(
                     response,
                     x509_cert=certificate,
-                    expect_config=SignatureConfiguration(location=location),
+                    expect_config=SignatureConfiguration(
+                        location=location, verification_time=valid_from
+                    ),
                 )
             except (InvalidSignature, InvalidInput):
                 continue

@@ -492,6 +492,13 @@ class GraphApi:
     def get_service_principal(self, request: Request, groups: dict[str, str]) -> Response:
         key, by_app_id = self._key(groups)
         service_principal = self.tenant.find_service_principal(key, by_app_id=by_app_id)
+        select = Query.from_args(dict(request.args), eventual_consistency=False).select
+        if "keyCredentials" in (select or []):
+            # keyCredential.key: "Returned only on $select for a single object, that is, GET
+            # applications/{applicationId}?$select=keyCredentials or GET
+            # servicePrincipals/{servicePrincipalId}?$select=keyCredentials; otherwise, it is
+            # always null" (Graph reference, keyCredential resource type).
+            service_principal = self.tenant.with_certificate_keys(service_principal)
         return self._entity(request, service_principal, "servicePrincipals/$entity")
 
     def patch_service_principal(self, request: Request, groups: dict[str, str]) -> Response:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 from sandbox.directory import Directory
 from sandbox.entra.delta import DeltaLog
 from sandbox.knobs import Knobs
@@ -889,6 +891,51 @@ class Tenant:
             "type": "AsymmetricX509Cert",
             "usage": "Verify",
         }
+
+    def with_certificate_keys(self, service_principal: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the service principal whose signing certificates' Verify key credentials
+        carry their `key` (the certificate, base64 DER), as a $select=keyCredentials read of
+        one object answers."""
+        with self.lock:
+            certificates = self.signing_certificates.get(service_principal["id"], {})
+            answered = copy.deepcopy(service_principal)
+            for credential in answered["keyCredentials"]:
+                identifier = credential.get("customKeyIdentifier") or ""
+                thumbprint = base64.b64decode(identifier).hex().upper() if identifier else ""
+                if credential.get("usage") == "Verify" and thumbprint in certificates:
+                    credential["key"] = certificates[thumbprint].cert_base64
+            return answered
+
+    def find_signing_certificate(self, thumbprint: str) -> SigningCertificate | None:
+        with self.lock:
+            for certificates in self.signing_certificates.values():
+                if thumbprint.upper() in certificates:
+                    return certificates[thumbprint.upper()]
+        return None
+
+    def replace_signing_certificate(self, old: SigningCertificate, new: SigningCertificate) -> None:
+        """`new` where `old` was: the service principal's certificate, its key and password
+        credentials (customKeyIdentifier is the thumbprint, dates follow the certificate) and
+        preferredTokenSigningKeyThumbprint (the sandbox's certificate clock, not a Graph call)."""
+        old_identifier = base64.b64encode(bytes.fromhex(old.thumbprint)).decode()
+        new_identifier = base64.b64encode(bytes.fromhex(new.thumbprint)).decode()
+        new_start = x509.load_pem_x509_certificate(new.cert_pem.encode()).not_valid_before_utc
+        with self.lock:
+            for sp_id, certificates in self.signing_certificates.items():
+                if certificates.pop(old.thumbprint, None) is None:
+                    continue
+                certificates[new.thumbprint] = new
+                service_principal = self.service_principals[sp_id]
+                for credential in (
+                    service_principal["keyCredentials"] + service_principal["passwordCredentials"]
+                ):
+                    if credential.get("customKeyIdentifier") == old_identifier:
+                        credential["customKeyIdentifier"] = new_identifier
+                        credential["startDateTime"] = graph_timestamp(new_start)
+                        credential["endDateTime"] = graph_timestamp(new.not_after)
+                preferred = service_principal.get("preferredTokenSigningKeyThumbprint") or ""
+                if preferred.upper() == old.thumbprint:
+                    service_principal["preferredTokenSigningKeyThumbprint"] = new.thumbprint
 
     def active_signing_certificate(self, service_principal: dict[str, Any]) -> SigningCertificate:
         """The certificate Entra signs this app's SAML responses with: the one named by

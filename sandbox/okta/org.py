@@ -229,6 +229,25 @@ class OktaOrg:
         self._seed(seed_directory(domain=domain, agents=agents, seed=seed))
         self.token_owner_id = next(iter(self.users))
 
+    def find_signing_certificate(self, thumbprint: str) -> SigningCertificate | None:
+        with self.lock:
+            for app in self.apps.values():
+                for held in [app.certificate, *(key.certificate for key in app.keys.values())]:
+                    if held.thumbprint == thumbprint.upper():
+                        return held
+        return None
+
+    def replace_signing_certificate(self, old: SigningCertificate, new: SigningCertificate) -> None:
+        """`new` where `old` was, in every app's key credentials (the sandbox's certificate
+        clock, not an Okta call); the kid stays, as it names the key, not its dates."""
+        with self.lock:
+            for app in self.apps.values():
+                for key in app.keys.values():
+                    if key.certificate.thumbprint == old.thumbprint:
+                        key.certificate = new
+                if app.certificate.thumbprint == old.thumbprint:
+                    app.certificate = new
+
     def new_id(self, prefix: str) -> str:
         with self.lock:
             return prefix + "".join(

@@ -6,8 +6,11 @@ certificate's expiry notifies 60, 30 and 7 days before (once each) and breaks af
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
+from provisioning.federation_check.result import FederationCheck
 from provisioning.models import (
     AuditEvent,
     AuditKind,
@@ -28,12 +32,19 @@ from provisioning.models import (
     WatchedFederation,
     WatchState,
 )
-from provisioning.notifications import Notification, send_webhook
+from provisioning.notifications import Notification, check_webhook_url, send_webhook
+from provisioning.saml import parse_idp_metadata
 from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_watch import notifications_save, watches_check_due
+from provisioning.steps.sign_in_test import chosen_people, sandbox_sign_in
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
-from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.flows.entra_runs import (  # noqa: F401
+    entra_sandbox,
+    plan_file,
+    setup_sso,
+    step_context,
+)
 from tests.sandbox.aws_clients import aws_client
 
 # The receiver's path stands for the secret part of a Slack or Teams webhook URL.
@@ -275,3 +286,162 @@ def test_the_webhook_url_is_stored_encrypted(db: None) -> None:
     assert stored.webhook_url == "https://hooks.example.com" + SECRET_PATH
     event = AuditEvent.objects.get(kind=AuditKind.NOTIFICATIONS)
     assert SECRET_PATH not in json.dumps([event.old_value, event.new_value, event.message])
+
+
+def test_the_certificate_clock_brings_the_30_day_warning_then_the_break_and_aws_still_signs_in(
+    built: SetupRun,
+    entra_sandbox: Sandbox,  # noqa: F811
+    notified: Receiver,
+    check_now: CheckNow,
+) -> None:
+    """The sandbox's certificate clock (not the check's `now`) ages the app's certificate. Past
+    its end, AWS sign-in still takes what it signs: IAM does not look at a metadata certificate's
+    dates during SAML authentication (IAM User Guide, "Create a SAML identity provider in IAM"),
+    so the watch's "broken" is the wizard's warning that Entra and the admins' tooling treat the
+    certificate as finished, not a refusal the sandbox could invent."""
+    thumbprint = built.steps.get(key="entra_app").outputs["certificate_thumbprint"]
+    now = dt.datetime.now(dt.UTC)
+
+    thumbprint = entra_sandbox.move_certificate_clock(
+        thumbprint, not_after=now + dt.timedelta(days=20)
+    )
+    warned = check_now()
+    watched = WatchedFederation.objects.get()
+    findings = {f.code: f for f in FederationCheck.from_json(warned.result).findings}
+    assert watched.state == WatchState.WARNING, findings
+    assert set(findings) == {"certificate_expiring"}
+    assert findings["certificate_expiring"].params["days"] == 19
+    assert watched.expiry_notified_days == 30
+    event = AuditEvent.objects.filter(kind=AuditKind.FEDERATION).latest("pk")
+    assert (event.new_value["state"], event.new_value["certificate_days"]) == ("warning", 30)
+    assert [body["state"] for body in notified.bodies] == ["warning"] and len(mail.outbox) == 1
+
+    expired_at = now - dt.timedelta(hours=1)
+    thumbprint = entra_sandbox.move_certificate_clock(thumbprint, not_after=expired_at)
+    broken = check_now()
+    watched.refresh_from_db()
+    result = FederationCheck.from_json(broken.result)
+    assert watched.state == WatchState.BROKEN
+    assert [(f.code, f.severity) for f in result.findings] == [("certificate_expired", "broken")]
+    assert result.findings[0].params["date"] == expired_at.date().isoformat()
+    event = AuditEvent.objects.filter(kind=AuditKind.FEDERATION).latest("pk")
+    assert (event.old_value["state"], event.new_value["state"]) == ("warning", "broken")
+    assert [body["state"] for body in notified.bodies] == ["warning", "broken"]
+    assert "expired" in notified.bodies[1]["text"]
+
+    # What the IdP signs with and what IAM holds are the expired certificate...
+    signing = entra_sandbox.apps["entra"].tenant.find_signing_certificate(thumbprint)
+    assert signing is not None and signing.not_after < now
+    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
+    held = aws_client(entra_sandbox, "iam").get_saml_provider(SAMLProviderArn=provider_arn)
+    document = parse_idp_metadata(held["SAMLMetadataDocument"], check_dates=False)
+    assert document.certificate.not_after == signing.not_after
+    # ...and AWS sign-in accepts what it signed, as real IAM does.
+    ctx = step_context(built, "sign_in_test")
+    verdict = sandbox_sign_in(ctx, chosen_people(ctx)[0])
+    assert verdict["ok"] is True, (verdict["detail"], verdict)
+
+
+# A public address (example.com's) that a rebinding name answers to the check.
+PUBLIC_ADDRESS = "93.184.216.34"
+REAL_GETADDRINFO = socket.getaddrinfo
+REAL_CREATE_CONNECTION = socket.create_connection
+
+
+class RebindingResolver:
+    """The DNS boundary (socket.getaddrinfo) answering like a rebinding attacker's name server:
+    the first lookup of a name gets `first`, every later one `then`. An address typed as the
+    host resolves as it is (the real resolver, no DNS)."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.first, self.then = first, then
+        self.names: list[str] = []
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.names.append(host)
+            address = self.first if len(self.names) == 1 else self.then
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+
+class TlsReceiver(Receiver):
+    """The receiver over HTTPS with the sandbox CA's certificate for localhost, noting the
+    server name (SNI) each client asked for."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__()
+        assert sandbox.tls is not None
+        self.ca_bundle = str(sandbox.tls.ca_bundle)
+        self.server_names: list[str | None] = []
+        self.hosts: list[str | None] = []
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(sandbox.tls.server_cert), str(sandbox.tls.server_key))
+        context.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        handler = self.server.RequestHandlerClass
+        receiver = self
+
+        class HostNoting(handler):  # type: ignore[misc,valid-type]
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                receiver.hosts.append(self.headers.get("Host"))
+                super().do_POST()
+
+        self.server.RequestHandlerClass = HostNoting
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+
+def test_a_webhook_name_that_moves_to_loopback_after_it_was_saved_is_refused_at_send(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = "https://hooks.example.test/services/T0/B0/x"
+
+    assert check_webhook_url(url) == url  # saved: the name was public then
+    with caplog.at_level(logging.WARNING):
+        sent = send_webhook(Notification(subject="s", text="t"), url)
+
+    assert sent is False
+    assert "refused now; nothing was sent" in caplog.text
+    assert resolver.names == ["hooks.example.test", "hooks.example.test"]
+
+
+def test_the_post_goes_to_the_address_the_check_passed_with_the_hosts_name_and_sni(
+    sandbox: Sandbox, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name answers a public address to the send's check and loopback to any later lookup:
+    the POST must not look it up again. The test's network routes the checked public address
+    to a local HTTPS receiver (socket.create_connection), so what arrives shows the Host header
+    and the TLS server name the real receiver would see, and the certificate is verified
+    against the name (SSL_CERT_FILE: the sandbox CA)."""
+    settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    with TlsReceiver(sandbox) as receiver:
+        resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
+        connected: list[tuple[str, int]] = []
+
+        def route(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+            connected.append(address)
+            return REAL_CREATE_CONNECTION(("127.0.0.1", receiver.port), *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        monkeypatch.setattr(socket, "create_connection", route)
+        monkeypatch.setenv("SSL_CERT_FILE", receiver.ca_bundle)
+
+        sent = send_webhook(
+            Notification(subject="s", text="t"), f"https://localhost:{receiver.port}{SECRET_PATH}"
+        )
+
+    assert sent is True
+    assert resolver.names == ["localhost"]  # once, by the check; never by the connection
+    assert connected == [(PUBLIC_ADDRESS, receiver.port)]
+    assert receiver.hosts == [f"localhost:{receiver.port}"]
+    assert receiver.server_names == ["localhost"]
+    assert receiver.paths == [SECRET_PATH]
+    assert receiver.bodies == [{"text": "t", "subject": "s"}]

@@ -19,6 +19,7 @@ from provisioning.federation_watch import watch_from_run
 from provisioning.models import RunStatus, SetupRun
 from provisioning.runs import admin_moves, runner
 from provisioning.services.signing_rotations import rotation_run_create
+from provisioning.signing_keys import add_signing_key, rotation_marker
 from provisioning.signing_rotation import certificate_fingerprint, signing_fingerprints
 from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.server import Sandbox
@@ -129,3 +130,33 @@ def test_it_rotates_an_entra_federations_certificate_with_no_sign_in_refused(
 ) -> None:
     setup, _ = setup_sso(plan_file(tmp_path))
     _rotate(entra_sandbox, setup)
+
+
+def test_an_entra_rotation_whose_worker_died_after_graph_added_the_certificate_adopts_it(
+    entra_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The worker dies between Graph's answer to addTokenSigningCertificate and the step's
+    record of it: Graph holds a certificate the run knows nothing of. The step, run again, finds
+    it by the name it gave it and goes on with it: the app ends with one new certificate."""
+    setup, _ = setup_sso(plan_file(tmp_path))
+    assert setup.status == RunStatus.SUCCEEDED, setup.error
+    watched = watch_from_run(run=setup)
+    assert watched is not None
+    tenant = entra_sandbox.apps["entra"].tenant
+    app_id = setup.steps.get(key="entra_app").outputs["app_id"]
+    sp_id = tenant.find_service_principal(app_id, by_app_id=True)["id"]
+    before = set(tenant.signing_certificates[sp_id])
+    run = rotation_run_create(user=None, watched_id=watched.pk, enqueue=False)
+
+    # The step's own call, as the step makes it; the crash leaves no record of it.
+    ctx = step_context(run, "signing_certificate_new")
+    orphan = add_signing_key(ctx, years=1, marker=rotation_marker(ctx))
+    assert run.steps.get(key="signing_certificate_new").created_resources == []
+
+    run = drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    assert set(tenant.signing_certificates[sp_id]) - before == {orphan.key_id}
+    new = run.steps.get(key="signing_certificate_new").outputs
+    assert (new["key_id"], new["certificate"]) == (orphan.key_id, orphan.certificate)
+    assert _sign_in(setup) == ""

@@ -28,12 +28,15 @@ from provisioning.signin_checks.saml_response import (
     parse_idp_metadata,
     parse_role_pair,
 )
+from provisioning.steps.federation_role import trust_policy
+from sandbox.aws.sts_saml import RoleFacts, check_saml_assertion
 from sandbox.saml_idp import (
     ROLE_ATTRIBUTE,
     ROLE_SESSION_NAME_ATTRIBUTE,
     SigningCertificate,
     idp_metadata,
     issue_signing_certificate,
+    moved_in_time,
     signed_saml_response,
 )
 
@@ -315,3 +318,32 @@ def test_it_refuses_relay_states_that_do_not_reach_connect(relay_state, cause) -
     assert caught.value.cause is cause
     if cause is Cause.RELAY_STATE_MISSING:
         assert caught.value.error == RELAY_STATE_MISSING
+
+
+def test_it_accepts_a_response_signed_by_an_expired_certificate_as_aws_does(
+    idp_certificate,
+) -> None:
+    """IAM does not look at a metadata certificate's dates during SAML authentication (IAM User
+    Guide, "Create a SAML identity provider in IAM"); the key alone decides, here and in the
+    sandbox's STS (sandbox/aws/sts_saml.py). A certificate whose key did not sign is still
+    refused, expired or not."""
+    expired = moved_in_time(idp_certificate, dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+
+    checked = _check(_response(expired), _metadata(expired))
+    assert checked.role_pair == RolePair(role_arn=ROLE_ARN, provider_arn=PROVIDER_ARN)
+    sandbox_checked = check_saml_assertion(
+        saml_response=_response(expired),
+        role_arn=ROLE_ARN,
+        principal_arn=PROVIDER_ARN,
+        provider_metadata=_metadata(expired),
+        role=RoleFacts(
+            arn=ROLE_ARN,
+            trust_policy=trust_policy(PROVIDER_ARN, "ap-northeast-1"),
+            max_session_duration_s=3600,
+        ),
+    )
+    assert sandbox_checked.role_arn == ROLE_ARN
+    other = moved_in_time(
+        issue_signing_certificate("CN=Someone Else"), dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    )
+    assert _refusal(_response(other), _metadata(expired)).check == "signature"

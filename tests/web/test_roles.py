@@ -119,6 +119,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "notifications": gated(ADMIN, get=200, post=302),
     # Nothing set up to send to: said on the page it redirects to.
     "notifications_test": gated(ADMIN, get=405, post=302),
+    # No such test notification.
+    "notifications_test_status": gated(ADMIN, get=404, post=405),
     # Without a format the export is refused, back to the log.
     "audit_export_new": gated(VIEWER, get=405, post=302),
     # Someone else's (or no) export: none to see.
@@ -144,6 +146,7 @@ URL_ARGUMENTS: dict[str, Any] = {
     "check_id": uuid.UUID("00000000-0000-4000-8000-0000000000d4"),
     "connection_id": CONNECTION_ID,
     "watched_id": 61,
+    "test_id": 62,
     "person_id": PERSON_ID,
     "step_key": "web_create",
     "cloud": "aws",

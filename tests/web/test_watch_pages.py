@@ -6,7 +6,9 @@ watching one; the Notifications page sends a test and refuses a webhook inside t
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,7 +28,8 @@ from provisioning.models import (
 )
 from provisioning.notifications import WebhookUrlRefused, check_webhook_url
 from provisioning.services.federation_watch import notifications_save
-from tests.federation_check.test_watch import Receiver, receiver  # noqa: F401
+from provisioning.tasks import send_test_notification
+from tests.federation_check.test_watch import SECRET_PATH, Receiver, receiver  # noqa: F401
 from tests.web.factories import make_connection
 from wizard.roles import OPERATOR, VIEWER, role_group
 
@@ -164,9 +167,24 @@ def test_an_operator_may_not_stop_watching() -> None:
     assert not AuditEvent.objects.filter(kind=AuditKind.FEDERATION).exists()
 
 
-def test_the_test_notification_reaches_the_mail_and_the_webhook_and_says_so(
+def _ask_for_a_test(client: Client, captured: Any, **headers: str) -> tuple[str, int]:
+    """Press "Send a test notification": the page it lands on, and the test the worker was
+    asked to send (the task is queued on commit; nothing is sent in the request)."""
+    with (
+        mock.patch("provisioning.tasks.send_test_notification.delay") as enqueued,
+        captured(execute=True),
+    ):
+        response = client.post("/notifications/test/", follow=True, **headers)
+    assert response.redirect_chain == [("/notifications/", 302)]
+    ((test_id,), _kwargs) = enqueued.call_args
+    return response.content.decode(), test_id
+
+
+def test_the_test_notification_is_sent_by_the_worker_and_the_page_shows_how_it_went(
     admin_client: Client,
+    admin_user: User,
     receiver: Receiver,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     notifications_save(
         user=None,
@@ -175,29 +193,59 @@ def test_the_test_notification_reaches_the_mail_and_the_webhook_and_says_so(
         language="en",
     )
 
-    response = admin_client.post("/notifications/test/", follow=True)
+    page, test_id = _ask_for_a_test(admin_client, django_capture_on_commit_callbacks)
 
-    page = response.content.decode()
-    assert response.redirect_chain == [("/notifications/", 302)]
-    assert "The test e-mail was sent to 2 recipients." in page
-    assert "The webhook accepted the test notification." in page
+    # Nothing went out during the request: the page polls for the worker's result.
+    assert mail.outbox == [] and receiver.bodies == []
+    assert "The test notification is on its way" in page
+    assert "Sending the test notification…" in page
+    assert f'hx-get="/notifications/test/{test_id}/"' in page
+
+    send_test_notification(test_id)
+
+    fragment = admin_client.get(f"/notifications/test/{test_id}/").content.decode()
+    assert "The test e-mail was sent to 2 recipients." in fragment
+    assert "The webhook accepted the test notification." in fragment
+    assert "hx-get" not in fragment
     (email,) = mail.outbox
     assert email.to == ["ops@example.com", "keiko@example.jp"]
     assert email.subject == "Connect SSO wizard: test notification"
     (body,) = receiver.bodies
     assert body["test"] is True
     assert body["text"].startswith("admin sent this test from the Notifications page.")
+    event = AuditEvent.objects.filter(kind=AuditKind.NOTIFICATIONS).latest("pk")
+    assert (event.actor_id, event.actor_label) == (admin_user.pk, "admin")
+    assert event.new_value == {
+        "test": test_id,
+        "email": True,
+        "email_recipients": 2,
+        "webhook": True,
+        "webhook_at": f"http://127.0.0.1:{receiver.server.server_address[1]}/…",
+    }
+    assert SECRET_PATH not in json.dumps([event.old_value, event.new_value, event.message])
+
+    # A task delivered twice (acks_late after a lost worker) sends nothing more.
+    send_test_notification(test_id)
+    assert len(mail.outbox) == 1 and len(receiver.bodies) == 1
+    assert AuditEvent.objects.filter(kind=AuditKind.NOTIFICATIONS).count() == 2  # save + test
 
 
-def test_the_test_notification_says_what_failed_in_japanese(admin_client: Client) -> None:
+def test_the_test_notification_says_what_failed_in_japanese(
+    admin_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     with Receiver(status=500) as failing:
         notifications_save(user=None, email_recipients=[], webhook_url=failing.url, language="ja")
-        response = admin_client.post("/notifications/test/", follow=True, HTTP_ACCEPT_LANGUAGE="ja")
+        page, test_id = _ask_for_a_test(
+            admin_client, django_capture_on_commit_callbacks, HTTP_ACCEPT_LANGUAGE="ja"
+        )
+        send_test_notification(test_id)
         assert len(failing.bodies) == 1
 
-    page = response.content.decode()
+    page = admin_client.get("/notifications/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert "Webhook がテスト通知を受け付けませんでした" in page
     assert mail.outbox == []
+    event = AuditEvent.objects.filter(kind=AuditKind.NOTIFICATIONS).latest("pk")
+    assert (event.new_value["webhook"], event.new_value["email"]) == (False, None)
 
 
 def test_the_test_notification_says_when_there_is_nowhere_to_send(admin_client: Client) -> None:

@@ -8,16 +8,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.federation_watch import notification_settings
-from provisioning.models import FederationCheckRecord, WatchedFederation
+from provisioning.models import FederationCheckRecord, NotificationTest, WatchedFederation
 from provisioning.notifications import masked_webhook_url
 from provisioning.runs.admin_moves import RunError
 from provisioning.services.federation_watch import (
     notifications_save,
-    notifications_send_test,
+    notifications_test_request,
     watch_set_interval,
     watch_set_watching,
 )
@@ -107,38 +106,24 @@ def watched_federation_watching(
 @role_required(ADMIN)
 @require_POST
 def notifications_test(request: HttpRequest) -> HttpResponse:
-    sent = notifications_send_test(user=request.user)
-    if sent.email is None and sent.webhook is None:
+    """Asks the worker to send a test notification; the page shows its result when it is in."""
+    configured = notification_settings()
+    if not configured.email_recipients and not configured.webhook_ciphertext:
         messages.error(request, _("Nothing to send to: add e-mail recipients or a webhook first."))
-    if sent.email:
-        messages.success(
-            request,
-            ngettext(
-                "The test e-mail was sent to %(count)s recipient.",
-                "The test e-mail was sent to %(count)s recipients.",
-                sent.email_recipients,
-            )
-            % {"count": sent.email_recipients},
-        )
-    elif sent.email is False:
-        messages.error(
-            request,
-            _(
-                "The test e-mail could not be sent. Check the wizard's mail settings "
-                "(EMAIL_HOST, EMAIL_PORT, DEFAULT_FROM_EMAIL) and the server log."
-            ),
-        )
-    if sent.webhook:
-        messages.success(request, _("The webhook accepted the test notification."))
-    elif sent.webhook is False:
-        messages.error(
-            request,
-            _(
-                "The webhook did not accept the test notification (refused URL, no answer or an "
-                "HTTP error; the server log says which). Check the URL and save it again."
-            ),
-        )
+        return redirect("notifications")
+    notifications_test_request(user=request.user, language=translation.get_language() or "en")
+    messages.success(request, _("The test notification is on its way: its result appears below."))
     return redirect("notifications")
+
+
+@role_required(ADMIN)
+@require_GET
+def notifications_test_status(request: HttpRequest, test_id: int) -> HttpResponse:
+    """The test's result (the page polls it until the worker has sent it)."""
+    test = NotificationTest.objects.filter(pk=test_id).first()
+    if test is None:
+        raise Http404
+    return render(request, "notifications_test_result.html", {"test": test})
 
 
 @role_required(ADMIN)
@@ -165,5 +150,8 @@ def notifications(request: HttpRequest) -> HttpResponse:
             "form": form,
             "webhook_masked": masked_webhook_url(configured.webhook_url),
             "configured": configured,
+            "test": NotificationTest.objects.filter(requested_by_id=request.user.pk)
+            .order_by("-requested_at")
+            .first(),
         },
     )
