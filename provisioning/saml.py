@@ -180,8 +180,9 @@ def certificate_warnings(
             raise PermanentError(
                 Message(
                     gettext_noop(
-                        "The IdP's signing certificate “%(subject)s” expired on %(date)s; AWS "
-                        "would refuse every sign-in it signs."
+                        "The IdP's signing certificate “%(subject)s” expired on %(date)s. IAM "
+                        "does not check certificate dates, but the wizard does not build a "
+                        "federation on an expired certificate."
                     ),
                     {"subject": newest.subject, "date": f"{newest.not_after:%Y-%m-%d}"},
                 ),
@@ -213,9 +214,9 @@ def certificate_warnings(
     warnings = [
         Message(
             gettext_noop(
-                "The signing certificate “%(subject)s” (%(fingerprint)s) expired on %(date)s. If "
-                "the IdP still signs with it, sign-ins fail: make the newer certificate active in "
-                "the IdP."
+                "The signing certificate “%(subject)s” (%(fingerprint)s) expired on %(date)s. "
+                "IAM does not check the dates, so sign-ins it signs still pass today; make the "
+                "newer certificate active in the IdP all the same."
             ),
             {
                 "subject": cert.subject,

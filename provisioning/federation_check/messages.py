@@ -91,8 +91,9 @@ TEXTS: dict[str, FindingText] = {
     "certificate_expired": FindingText(
         _("The app's signing certificate expired on %(date)s."),
         _(
-            "AWS refuses responses signed with an expired certificate: users see “Your request "
-            "included an invalid SAML response.”"
+            "IAM does not check a signing certificate's dates, so sign-ins may still work; but the "
+            "IdP now signs with a certificate past its end, and any part of the chain that "
+            "enforces the dates refuses every sign-in at once."
         ),
         _(
             "Create a new signing certificate in the IdP, make it active, and upload the new "
@@ -101,7 +102,10 @@ TEXTS: dict[str, FindingText] = {
     ),
     "certificate_expiring": FindingText(
         _("The app's signing certificate expires on %(date)s, in %(days)s days."),
-        _("On that day every sign-in starts to fail with “invalid SAML response”."),
+        _(
+            "After that day the IdP signs with an expired certificate. IAM does not check the "
+            "dates, but any part of the chain that does refuses every sign-in."
+        ),
         _(
             "Create a new signing certificate in the IdP, then upload the new metadata to the IAM "
             "SAML provider before switching to it."
