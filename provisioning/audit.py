@@ -222,16 +222,32 @@ def record_state_change(
     """
     if old == new:
         return
+    _write(scope, **_state_fields(kind, old, new, message))
+
+
+def record_state_changes(
+    scope: AuditScope, *, kind: str, changes: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> None:
+    """Write the rows of several state changes made by one UPDATE (a step planned and claimed
+    for apply at once), in order, with one INSERT; as record_state_change, inside the
+    transaction that makes them."""
+    rows = [_row(scope, **_state_fields(kind, old, new, "")) for old, new in changes if old != new]
+    if rows:
+        _insert(rows)
+
+
+def _state_fields(
+    kind: str, old: dict[str, Any], new: dict[str, Any], message: Any
+) -> dict[str, Any]:
     text, translatable = "", None
     if isinstance(message, Message) or is_message(message) or not isinstance(message, str):
         translatable = redact(to_json(message)) if message else None
     else:
         text = truncate_text(redact_text(message))
-    _write(
-        scope,
-        kind=kind,
-        old_value=redact(old),
-        new_value=redact(new),
-        message=text,
-        translatable_message=translatable,
-    )
+    return {
+        "kind": kind,
+        "old_value": redact(old),
+        "new_value": redact(new),
+        "message": text,
+        "translatable_message": translatable,
+    }

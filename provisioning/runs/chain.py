@@ -55,11 +55,14 @@ def run_advance(*, run_id: uuid.UUID | str, token: str | None = None) -> None:
         )
 
 
-def run_mark_driven(*, run_id: uuid.UUID | str) -> None:
-    """A process drives the run itself (setup_sso): busy until a step's time limit from now,
-    so the watchdog doesn't start a chain beside it; if the process dies, the run is due then."""
+def run_mark_driven(*, run_id: uuid.UUID | str, margin_s: float = 0.0) -> None:
+    """A process drives the run itself (setup_sso): busy until a step's time limit (and
+    `margin_s`) from now, so the watchdog doesn't start a chain beside it; if the process dies,
+    the run is due then. A driver that marks again only once `margin_s` has passed still starts
+    every step at least a step's time limit before the mark runs out."""
+    busy_s = settings.WIZARD_STEP_TIME_LIMIT_S + margin_s
     SetupRun.objects.filter(pk=run_id).update(
-        next_advance_at=timezone.now() + timedelta(seconds=settings.WIZARD_STEP_TIME_LIMIT_S)
+        next_advance_at=timezone.now() + timedelta(seconds=busy_s)
     )
 
 

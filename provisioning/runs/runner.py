@@ -30,7 +30,6 @@ import importlib
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -40,12 +39,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
-from provisioning.audit import AuditScope, batched_finishes, record_state_change
+from provisioning.audit import (
+    AuditScope,
+    batched_finishes,
+    record_state_change,
+    record_state_changes,
+)
 from provisioning.context import StepContext
 from provisioning.errors import ProvisioningError, RetryableError, Throttled, WaitForCloud
 from provisioning.federation_watch import watch_from_run
@@ -128,20 +132,10 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
     to do now (the run is at rest, waits for the admin, or another worker holds its step)."""
     # The reads' audit rows ride along with the next row written (audit's docstring).
     with batched_finishes():
-        try:
-            return _advance(run_id, worker or worker_identity())
-        finally:
-            # A plan's reads serve only the apply that follows it within this call.
-            _plan_reads.__dict__.clear()
-
-
-# Per thread, within one advance(): the step whose plan this call has just made, and what that
-# plan() read (StepContext.read_by_plan) for the apply() that follows without a wait.
-_plan_reads = threading.local()
+        return _advance(run_id, worker or worker_identity())
 
 
 def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
-    finished_a_step = False
     while True:
         try:
             run = SetupRun.objects.get(pk=run_id)
@@ -169,16 +163,17 @@ def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
         if step is None:
             _finish_run(run, worker)
             return None
-        if finished_a_step:
-            # One step per call: other runs get a turn, and the task stays far below its limit.
-            return NOW
         # Plans, warnings and messages are written in the language of the admin who started it.
         with translation.override(run.language):
             outcome = _advance_step(run, step, worker)
         if outcome == _CONTINUE:
             continue
         if outcome == StepStatus.SUCCEEDED:
-            finished_a_step = True
+            # One step per call (other runs get a turn, and the task stays far below its limit):
+            # the next call reads the run afresh. After the last step, this call reads it
+            # again and finishes the run.
+            if run.steps.exclude(status__in=STEP_DONE).exists():
+                return NOW
             continue
         return outcome  # type: ignore[return-value]
 
@@ -358,9 +353,19 @@ def _release(step: StepRun, worker: str, **fields: Any) -> bool:
 # Phases -------------------------------------------------------------------------------------
 
 
-def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
-    earlier = run.steps.filter(position__lt=step.position).order_by("position")
-    return StepContext(
+def _context(
+    run: SetupRun, step: StepRun, worker: str, planned_by: StepContext | None = None
+) -> StepContext:
+    """The context of a step's phase. `planned_by`: the plan's, made a moment ago in this call
+    with nothing written by another phase since, for the apply that follows it: apply gets what
+    the plan read (read_by_plan), and the earlier steps' outputs and the connections as the plan
+    loaded them (earlier steps are done: nothing changes their outputs while this one runs)."""
+    if planned_by is not None:
+        outputs = planned_by.outputs
+    else:
+        earlier = run.steps.filter(position__lt=step.position).order_by("position")
+        outputs = {earlier_step.key: earlier_step.outputs for earlier_step in earlier}
+    ctx = StepContext(
         run_id=run.pk,
         step_key=step.key,
         region=run.region,
@@ -368,7 +373,7 @@ def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
         instance_alias=run.instance_alias,
         mode=run.mode,
         inputs={**run.inputs, **step.inputs},
-        outputs={earlier_step.key: earlier_step.outputs for earlier_step in earlier},
+        outputs=outputs,
         audit=worker_scope(run, worker, step.key),
         aws_connection_id=run.aws_connection_id,
         idp_connection_id=run.idp_connection_id,
@@ -376,6 +381,10 @@ def _context(run: SetupRun, step: StepRun, worker: str) -> StepContext:
         created_resources=list(step.created_resources),
         plan=dict(step.plan or {}),
     )
+    if planned_by is not None:
+        ctx.read_by_plan = planned_by.read_by_plan
+        ctx._connections = planned_by._connections
+    return ctx
 
 
 def step_context(step_run_id: int, worker: str | None = None) -> StepContext:
@@ -414,11 +423,8 @@ def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
         return _handle_step_exception(run, step, worker, exc)
     if problems is not None:
         plan.needs_input = True
-    outcome = _save_plan(run, step, worker, plan, error=_input_error(problems) if problems else {})
-    if outcome == _CONTINUE:
-        # Applied right away (no admin in between): apply may use what the plan just read.
-        _plan_reads.step_run_id, _plan_reads.reads = step.pk, ctx.read_by_plan
-    return outcome
+        return _save_plan(run, step, worker, plan, error=_input_error(problems) if problems else {})
+    return _save_plan(run, step, worker, plan, planned_by=ctx)
 
 
 def _input_error(problems: list[str]) -> dict[str, Any]:
@@ -473,9 +479,23 @@ def _stored_plan(run: SetupRun, plan: Plan, *, rerun: bool = False) -> dict[str,
 
 
 def _save_plan(
-    run: SetupRun, step: StepRun, worker: str, plan: Plan, error: dict[str, Any] | None = None
-) -> str | None:
+    run: SetupRun,
+    step: StepRun,
+    worker: str,
+    plan: Plan,
+    error: dict[str, Any] | None = None,
+    planned_by: StepContext | None = None,
+) -> float | str | None:
+    """Keep the plan; one nobody has to see first is applied at once, by this worker, with what
+    its plan read (`planned_by`, the plan's context)."""
     stored = _stored_plan(run, plan, rerun=bool(step.plan.get(RERUN_ASKED)))
+    applies_at_once = not (stored["needs_input"] or stored["needs_confirmation"] or error)
+    if (
+        applies_at_once
+        and planned_by is not None
+        and _planned_and_claimed(run, step, worker, stored)
+    ):
+        return _apply(run, step, worker, planned_by=planned_by)
     moved = move_step(
         step,
         StepStatus.PLANNED,
@@ -495,14 +515,60 @@ def _save_plan(
     return _CONTINUE
 
 
-def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+def _planned_and_claimed(run: SetupRun, step: StepRun, worker: str, stored: dict[str, Any]) -> bool:
+    """Save the plan and take the step on to apply in one guarded UPDATE, as its move to planned
+    and the apply claim would in two: the claim this worker holds goes on (status and claim as
+    read, so 0 rows means another worker took it over), attempts counts the apply, and only while
+    the run is still running (a cancel or a rollback since the run was read stops it here, as
+    the run read between the two would have). Both state rows commit with it. False: nothing
+    changed, and the caller saves the plan the usual way."""
+    now = timezone.now()
+    running = SetupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
+    with transaction.atomic():
+        updated = (
+            StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker)
+            .filter(Exists(running))
+            .update(
+                status=StepStatus.APPLYING,
+                plan=stored,
+                error={},
+                outputs={},
+                waiting_since=None,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        )
+        if updated:
+            record_state_changes(
+                worker_scope(run, worker, step.key),
+                kind=AuditKind.STEP_STATE,
+                changes=[
+                    ({"status": step.status}, {"status": StepStatus.PLANNED}),
+                    ({"status": StepStatus.PLANNED}, {"status": StepStatus.APPLYING}),
+                ],
+            )
+    if not updated:
+        return False
+    step.status, step.plan, step.error, step.outputs = StepStatus.APPLYING, stored, {}, {}
+    step.waiting_since, step.claimed_at, step.updated_at = None, now, now
+    return True
+
+
+def _apply(
+    run: SetupRun, step: StepRun, worker: str, planned_by: StepContext | None = None
+) -> float | str | None:
+    """Apply and verify the step. `planned_by`: the context of the plan made a moment ago in this
+    call (the step's own, applied at once; or the re-check of a confirmed plan), whose reads
+    apply may use."""
     implementation = _step_class(step)
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
     if _confirmed_plan_unchecked(implementation, step):
+        recheck = _context(run, step, worker)
         try:
-            fresh = _stored_plan(run, implementation.plan(_context(run, step, worker)))
+            fresh = _stored_plan(run, implementation.plan(recheck))
         except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
             return _handle_step_exception(run, step, worker, exc)
         differences = Plan.from_json(step.plan).differences(Plan.from_json(fresh))
@@ -511,12 +577,10 @@ def _apply(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
             return None
         if not _mark_apply_started(step, worker):
             return None
-    ctx = _context(run, step, worker)
-    if getattr(_plan_reads, "step_run_id", None) == step.pk and not step.plan.get(
-        "needs_confirmation"
-    ):
-        ctx.read_by_plan = _plan_reads.reads
-    _plan_reads.__dict__.clear()
+        # The re-check read the cloud as it is now: apply goes on from there, as after a plan
+        # applied at once.
+        planned_by = recheck
+    ctx = _context(run, step, worker, planned_by=planned_by)
     try:
         outputs = to_json(outputs_json(implementation.apply(ctx)))
         findings = implementation.verify(ctx)

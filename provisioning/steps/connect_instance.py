@@ -36,6 +36,10 @@ RESOURCE_TYPE = "connect_instance"
 # after CreateInstance recognises its own instance by it.
 RUN_TAG = "connect-sso-wizard:run"
 SAML = "SAML"
+# What plan() found, for the apply() that follows it at once (StepContext.read_by_plan), and the
+# instance as apply() last described it, for the verify() right after (StepContext.read_by_apply).
+FOUND_BY_PLAN = "found_instance"
+READ_AFTER_WRITES = "described_instance"
 # ListInstances' MaxResults upper bound in botocore's Connect model.
 LIST_PAGE_SIZE = 10
 # Connect's default quota, "Amazon Connect instances per account" (Amazon Connect service quotas,
@@ -460,6 +464,7 @@ class ConnectInstance(Step):
     def plan(self, ctx: StepContext) -> Plan:
         want = wanted(ctx)
         found = _find(ctx, ctx.aws("connect"), want)
+        ctx.read_by_plan[FOUND_BY_PLAN] = found
         if found.instance is None:
             return Plan(
                 changes=[
@@ -501,7 +506,8 @@ class ConnectInstance(Step):
     def apply(self, ctx: StepContext) -> ConnectInstanceOutputs:
         want = wanted(ctx)
         connect = ctx.aws("connect")
-        found = _find(ctx, connect, want)
+        # The plan's search, made a moment ago, when apply follows it at once.
+        found: Found = ctx.read_by_plan.pop(FOUND_BY_PLAN, None) or _find(ctx, connect, want)
         if found.instance is None:
             instance_id = self._create(ctx, connect, want)
             alias = want.alias
@@ -546,6 +552,9 @@ class ConnectInstance(Step):
                 ),
             )
         _require_saml(instance)
+        # Described after apply's last write, in the same task as the verify the runner calls
+        # next: nothing of this run changes the instance in between.
+        ctx.read_by_apply[READ_AFTER_WRITES] = instance
         return ConnectInstanceOutputs(
             instance_id=instance_id,
             instance_arn=instance.arn,
@@ -572,7 +581,9 @@ class ConnectInstance(Step):
         return created["Id"]
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        instance = _describe(ctx.aws("connect"), ctx.instance_id)
+        instance: InstanceReading = ctx.read_by_apply.get(READ_AFTER_WRITES) or _describe(
+            ctx.aws("connect"), ctx.instance_id
+        )
         active = instance.status == "ACTIVE"
         saml = instance.identity_management_type == SAML
         return [

@@ -52,6 +52,8 @@ RESOURCE_TYPE = "entra_app_role_assignment"
 # The key under which plan() hands apply(), and apply() verify(), the people it resolved
 # (StepContext.read_by_plan, read_by_apply).
 RESOLUTION = "resolution"
+# The app's assignments as plan() read them, for the apply() that follows it at once.
+ASSIGNED = "assigned"
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "givenName", "surname", "mail"]
 # Graph's largest page for users and groups ($top 1-999).
 PAGE_SIZE = 999
@@ -260,11 +262,18 @@ def existing_assignments(client: Any, sp_id: str) -> dict[tuple[str, str], str]:
 
 
 def assign_to_app(
-    ctx: StepContext, client: Any, sp_id: str, role_id: str, principals: dict[str, tuple[str, str]]
+    ctx: StepContext,
+    client: Any,
+    sp_id: str,
+    role_id: str,
+    principals: dict[str, tuple[str, str]],
+    existing: dict[tuple[str, str], str] | None = None,
 ) -> list[str]:
     """Assign each principal (id -> (kind "User"/"Group", name)) the app role, unless it has
-    it; the ids of those assigned now. Each is recorded for rollback before it is made."""
-    existing = existing_assignments(client, sp_id)
+    it; the ids of those assigned now. Each is recorded for rollback before it is made.
+    `existing`: the app's assignments as the plan read them a moment ago (else read here)."""
+    if existing is None:
+        existing = existing_assignments(client, sp_id)
     assigned_to = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
     made = []
     for principal_id, (kind, name) in principals.items():
@@ -401,6 +410,7 @@ class EntraAssignments(Step):
                 )
             return PickerPlan(needs_input=True, directory=read_directory(client), warnings=warnings)
         existing = existing_assignments(client, sp_id)
+        ctx.read_by_plan[ASSIGNED] = existing
         changes = [
             Change(
                 "nothing" if (principal_id, role_id) in existing else "create",
@@ -419,7 +429,9 @@ class EntraAssignments(Step):
         # Assigning changes no group or user, so verify checks the assignments of the people
         # resolved here instead of reading the directory again.
         ctx.read_by_apply[RESOLUTION] = result
-        assign_to_app(ctx, client, sp_id, role_id, result.principals)
+        assign_to_app(
+            ctx, client, sp_id, role_id, result.principals, ctx.read_by_plan.pop(ASSIGNED, None)
+        )
         source = ctx.outputs_of(EntraClaimsOutputs).session_name_source or "userprincipalname"
         return EntraAssignmentsOutputs(
             people=_people_outputs(result, source),

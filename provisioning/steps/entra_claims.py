@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from django import forms
@@ -77,6 +77,9 @@ DEFAULT_SESSION_S = 3600
 # Graph's directory reference URL of a policy, as $ref bodies name it.
 POLICY_REF = "https://graph.microsoft.com/v1.0/policies/claimsMappingPolicies/{id}"
 APP_ROLE = "entra_app_role"
+# What plan() read (a ClaimsReading), for the apply() that follows it at once
+# (StepContext.read_by_plan).
+SURVEYED = "surveyed_claims"
 POLICY = "entra_claims_mapping_policy"
 # The namespace of the app role ids this wizard derives (uuid5 of service principal + value).
 APP_ROLE_NAMESPACE = uuid.UUID("0d7c8d52-3f5e-4b61-9a3e-6c0d5f1b2a40")
@@ -305,6 +308,7 @@ class EntraClaims(Step):
 
     def plan(self, ctx: StepContext) -> Plan:
         found = survey(ctx)
+        ctx.read_by_plan[SURVEYED] = found
         policy_details: dict[str, Any] = {"definition": json.loads(found.definition)}
         if found.policy_shared:
             policy_details["replaces_shared_policy"] = str(found.policy.display_name)
@@ -328,7 +332,11 @@ class EntraClaims(Step):
         return Plan(changes=changes, warnings=warnings)
 
     def apply(self, ctx: StepContext) -> EntraClaimsOutputs:
-        found = survey(ctx)
+        # The plan's survey, made a moment ago, when apply follows it at once.
+        # Single use, so an apply called again with this context (after a wait) reads afresh;
+        # apply's calls go through its own client.
+        planned: ClaimsReading | None = ctx.read_by_plan.pop(SURVEYED, None)
+        found = replace(planned, client=ctx.graph()) if planned else survey(ctx)
         client, sp_id = found.client, found.sp_id
         sp = client.service_principals.by_service_principal_id(sp_id)
         role_id = self._apply_app_role(ctx, found)

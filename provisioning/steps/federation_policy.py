@@ -49,6 +49,9 @@ MAX_POLICY_VERSIONS = 5
 POLICY_RESOURCE = "iam_policy"
 VERSION_RESOURCE = "iam_policy_version"
 POLICY_DESCRIPTION = "Lets users federated by the Connect SSO wizard open their Connect instance."
+# What plan() read of the policy (its ARN and the policy, or None), for the apply() that follows
+# it at once (StepContext.read_by_plan).
+FOUND_BY_PLAN = "found_policy"
 
 
 class FederationPolicyForm(forms.Form):
@@ -137,6 +140,7 @@ class FederationPolicyStep(Step):
     def plan(self, ctx: StepContext) -> Plan:
         iam, name, arn, wanted = _target(ctx)
         existing = find_policy(iam, arn)
+        ctx.read_by_plan[FOUND_BY_PLAN] = (arn, existing)
         details = {"policy_arn": arn, "policy_document": policy_json(wanted)}
         if existing is None:
             return Plan(changes=[Change("create", POLICY_RESOURCE, name, details)])
@@ -165,7 +169,10 @@ class FederationPolicyStep(Step):
 
     def apply(self, ctx: StepContext) -> FederationPolicyOutputs:
         iam, name, arn, wanted = _target(ctx)
-        existing = find_policy(iam, arn)
+        # The plan's reading of the same policy, made a moment ago, when apply follows it at once.
+        planned_arn, existing = ctx.read_by_plan.pop(FOUND_BY_PLAN, ("", None))
+        if planned_arn != arn:
+            existing = find_policy(iam, arn)
         document = json.dumps(wanted)
         if existing is None:
             # Recorded before the call, so a worker killed right after it still leaves a trace.

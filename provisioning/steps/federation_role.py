@@ -57,6 +57,9 @@ INSTANCE_TAG_RESOURCE = "connect_instance_tag"
 # The tag on the Connect instance naming its federation role (ARN), set by this step.
 FEDERATION_ROLE_TAG = "connect-sso-wizard:federation-role"
 ROLE_DESCRIPTION = "Assumed by users signing in to Amazon Connect through the SAML IdP."
+# What plan() read (the role as _Target, and the instance's ARN and recorded role), for the apply()
+# that follows it at once (StepContext.read_by_plan).
+FOUND_BY_PLAN = "found_role"
 BAD_REQUEST_WARNING = _(
     "Amazon Connect ties each user to the IAM role and identity provider of their first sign-in. "
     "If anyone has already signed in to this instance, this change makes Connect answer “Bad "
@@ -234,7 +237,9 @@ class FederationRoleStep(Step):
 
     def plan(self, ctx: StepContext) -> Plan:
         target = _Target(ctx)
-        recorded_role = _instance_arn_and_role(ctx, target.instance_id)[1]
+        on_instance = _instance_arn_and_role(ctx, target.instance_id)
+        ctx.read_by_plan[FOUND_BY_PLAN] = (target, on_instance)
+        recorded_role = on_instance[1]
         details: dict[str, Any] = {
             "trust_policy": policy_json(target.trust),
             "policy_arn": target.policy_arn,
@@ -286,7 +291,14 @@ class FederationRoleStep(Step):
         return plan
 
     def apply(self, ctx: StepContext) -> FederationRoleOutputs:
-        target = _Target(ctx)
+        # The plan's readings of the role and the instance, made a moment ago, when apply follows
+        # it at once (or follows the re-check of a confirmed plan).
+        # Single use, so an apply called again with this context (after a wait) reads afresh;
+        # apply's calls go through its own client.
+        planned: tuple[_Target, tuple[str, str]] | None = ctx.read_by_plan.pop(FOUND_BY_PLAN, None)
+        target = planned[0] if planned else _Target(ctx)
+        if planned:
+            target.iam = ctx.aws("iam")
         iam = target.iam
         trust = json.dumps(target.trust)
         if target.role is None:
@@ -315,7 +327,9 @@ class FederationRoleStep(Step):
                 policy_arn=target.policy_arn,
             )
             iam.attach_role_policy(RoleName=target.name, PolicyArn=target.policy_arn)
-        self._record_on_instance(ctx, target.instance_id, role["Arn"])
+        self._record_on_instance(
+            ctx, target.instance_id, role["Arn"], on_instance=planned[1] if planned else None
+        )
         return FederationRoleOutputs(
             role_arn=role["Arn"],
             role_name=target.name,
@@ -326,8 +340,16 @@ class FederationRoleStep(Step):
             role_value=f"{role['Arn']},{target.provider_arn}",
         )
 
-    def _record_on_instance(self, ctx: StepContext, instance: str, role_arn: str) -> None:
-        instance_arn, recorded = _instance_arn_and_role(ctx, instance)
+    def _record_on_instance(
+        self,
+        ctx: StepContext,
+        instance: str,
+        role_arn: str,
+        on_instance: tuple[str, str] | None = None,
+    ) -> None:
+        """Tag the instance with the role (`on_instance`: its ARN and recorded role as the plan
+        read them a moment ago; apply changes neither before this)."""
+        instance_arn, recorded = on_instance or _instance_arn_and_role(ctx, instance)
         if recorded == role_arn:
             return
         ctx.record_created(

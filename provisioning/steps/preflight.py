@@ -133,6 +133,8 @@ NO_PERMISSION_ACTIONS = frozenset({"sts:GetCallerIdentity"})
 SIMULATE_ACTION = "iam:SimulatePrincipalPolicy"
 # A name and an instance ID no setup makes, for the reads below.
 PROBE_NAME = "connect-sso-wizard-preflight-probe"
+# The key under which plan() hands apply() its checks and their warnings (StepContext.read_by_plan).
+CHECKED = "checked_aws"
 PROBE_INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
 # Reads that prove an action allowed without iam:SimulatePrincipalPolicy: AWS authorizes a
 # request before it looks for the resource (IAM User Guide, "Understanding how IAM works": the
@@ -506,6 +508,7 @@ class Preflight(Step):
         result = checks.run(ctx)
         if result.missing_actions:
             raise _missing_error(result)
+        ctx.read_by_plan[CHECKED] = (result, list(checks.warnings))
         return Plan(
             changes=[
                 Change(
@@ -536,11 +539,18 @@ class Preflight(Step):
         )
 
     def apply(self, ctx: StepContext) -> PreflightOutputs:
-        checks = _Checks()
-        result = checks.run(ctx)
-        if result.missing_actions:
-            raise _missing_error(result)
-        result.warnings = list(checks.warnings)
+        # The plan's checks, made a moment ago, when apply follows it at once.
+        checked: tuple[PreflightOutputs, list[Message | str]] | None = ctx.read_by_plan.pop(
+            CHECKED, None
+        )
+        if checked is not None:
+            result, warnings = checked
+        else:
+            checks = _Checks()
+            result, warnings = checks.run(ctx), checks.warnings
+            if result.missing_actions:
+                raise _missing_error(result)
+        result.warnings = list(warnings)
         return result
 
     def verify(self, ctx: StepContext) -> list[Finding]:

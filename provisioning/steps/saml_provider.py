@@ -51,6 +51,8 @@ from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, re
 IDP_STEPS = ("entra_app", "okta_app")
 METADATA_OUTPUT = "metadata_xml"
 RESOURCE_TYPE = "saml_provider"
+# What plan() found in IAM, for the apply() that follows it at once (StepContext.read_by_plan).
+SURVEYED = "surveyed_providers"
 NAME_RULE = _("1 to 128 letters, digits, or the characters . _ -")
 
 
@@ -291,6 +293,7 @@ class SamlProviderStep(Step):
                 warnings=[str(_("No earlier step provided the IdP's metadata: paste it here."))],
             )
         reading = survey(ctx, metadata)
+        ctx.read_by_plan[SURVEYED] = reading
         name, existing = reading.name, reading.existing
         details = metadata_summary(metadata)
         if existing is None:
@@ -317,7 +320,8 @@ class SamlProviderStep(Step):
                 code="saml_metadata_missing",
                 hint=Message(gettext_noop("Paste the IdP's metadata into this step's form.")),
             )
-        reading = survey(ctx, metadata)
+        # The plan's survey, made a moment ago for the same metadata, when apply follows it at once.
+        reading = ctx.read_by_plan.pop(SURVEYED, None) or survey(ctx, metadata)
         name, existing = reading.name, reading.existing
         iam = ctx.aws("iam")
         if existing is None:

@@ -65,3 +65,38 @@ def test_it_signs_in_once_per_run_and_verifies_assignments_without_rereading_the
     # the plan resolved, and verify checks what apply was handed.
     group_reads = finished.filter(step_key="entra_assignments", operation="GET /groups")
     assert group_reads.count() == 1
+
+
+def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state_row(
+    entra_sandbox: Sandbox,  # noqa: F811
+    sandbox_knobs: Knobs,
+    tmp_path: Path,
+) -> None:
+    # No step waits for the cloud (a retry after a wait reads afresh, as it must).
+    sandbox_knobs.instance_creation_delay_s = 0
+    sandbox_knobs.graph_visibility_delay_s = 0
+    run, output = setup_sso(plan_file(tmp_path))
+
+    assert run.status == RunStatus.SUCCEEDED, output
+    finished = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_FINISHED)
+
+    def reads(step_key: str, operation: str) -> int:
+        return finished.filter(step_key=step_key, operation__regex=operation).count()
+
+    # Each look-before-create is made once, by the plan (the apply that follows at once uses
+    # it); a second read is verify's read-back after apply's writes.
+    assert reads("preflight", r"^GetCallerIdentity$") == 1
+    assert reads("connect_instance", r"^ListInstances$") == 1
+    # Described once after the create: verify checks that reading.
+    assert reads("connect_instance", r"^DescribeInstance$") == 1
+    assert reads("saml_provider", r"^ListSAMLProviders$") == 2  # plan, verify
+    assert reads("federation_policy", r"^GetPolicy$") == 2  # plan, verify
+    assert reads("federation_role", r"^GetRole$") == 2  # plan, verify
+    assert reads("federation_role", r"^(DescribeInstance|ListTagsForResource)$") == 2  # plan
+    assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+/claimsMappingPolicies$") == 2
+    assert reads("entra_assignments", r"^GET /servicePrincipals/[^/]+/appRoleAssignedTo$") == 2
+    # Planned and taken on to apply in one move, each step still says both, in order.
+    moves = AuditEvent.objects.filter(run=run, kind=AuditKind.STEP_STATE).order_by("pk")
+    for key in ("preflight", "connect_instance", "federation_role", "entra_claims"):
+        statuses = [move.new_value["status"] for move in moves.filter(step_key=key)]
+        assert statuses == ["planning", "planned", "applying", "succeeded"], (key, statuses)

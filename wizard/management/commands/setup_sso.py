@@ -58,6 +58,9 @@ from wizard.selectors.user_changes import ChangeSetView, change_set_view
 
 # While another process holds the run's step, look again this often.
 POLL_S = 1.0
+# The driver marks the run busy for a step's time limit and this much more, and marks it again
+# once this much has passed (one UPDATE a minute, not one per step).
+MARK_MARGIN_S = 60.0
 # Exit status when the run stops to wait for the admin (1 is a failure).
 EXIT_WAITING = 2
 PLAN_KEYS = {"flow", "region", "confirm_plans", "instance", "connections", "inputs", "steps"}
@@ -86,16 +89,20 @@ class Command(BaseCommand):
 
     def _drive(self, run: SetupRun, *, confirm_plans: bool) -> None:
         seen = 0
+        mark_again_at = 0.0
         while True:
             # This process drives the run: the workers' watchdog leaves it alone while it does,
             # and takes it over if this process dies.
-            run_chain.run_mark_driven(run_id=run.pk)
+            if time.monotonic() >= mark_again_at:
+                run_chain.run_mark_driven(run_id=run.pk, margin_s=MARK_MARGIN_S)
+                mark_again_at = time.monotonic() + MARK_MARGIN_S
             countdown = runner.advance(run.pk)
             seen = self._print_transitions(run, seen)
-            run.refresh_from_db()
             if countdown is not None:
                 time.sleep(countdown)
                 continue
+            # At rest for now: read how the run stands (the runner moved it in the database).
+            run.refresh_from_db()
             if run.status == RunStatus.WAITING:
                 if confirm_plans and self._confirm_waiting_step(run):
                     continue
