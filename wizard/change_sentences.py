@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from provisioning.flows import SKIPPED_STEP
-from provisioning.messages import render_within
+from provisioning.messages import render, render_within
 from provisioning.user_changes.steps import RESOURCE_TYPE as USERS_SUMMARY
 
 # The admin's name for each kind of cloud resource a step plans or creates.
@@ -155,7 +155,9 @@ def change_sentence(change: dict[str, Any]) -> str:
     }
     details = change.get("details") or {}
     if change.get("resource_type") == SKIPPED_STEP:
-        return str(values["name"])  # why the run skipped the step, said whole
+        # Why the run skipped the step, said whole (a plan written before the reason was a
+        # message id holds it as the change's name).
+        return str(render(details["reason"])) if "reason" in details else str(values["name"])
     if change.get("resource_type") == USERS_SUMMARY and "count" in details:
         # The step names the row in English ("43 users to create"); the count reads in any.
         return users_sentence(str(details.get("action", action)), int(details["count"]))
