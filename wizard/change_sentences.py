@@ -154,10 +154,11 @@ def change_sentence(change: dict[str, Any]) -> str:
         "name": change.get("name", ""),
     }
     details = change.get("details") or {}
+    if action == "nothing" and "reason" in details:
+        # Why nothing is done (a skipped step, a sync whose groups didn't change), said whole.
+        return str(render(details["reason"]))
     if change.get("resource_type") == SKIPPED_STEP:
-        # Why the run skipped the step, said whole (a plan written before the reason was a
-        # message id holds it as the change's name).
-        return str(render(details["reason"])) if "reason" in details else str(values["name"])
+        return str(values["name"])  # a plan written before the reason was a message id
     if change.get("resource_type") == USERS_SUMMARY and "count" in details:
         # The step names the row in English ("43 users to create"); the count reads in any.
         return users_sentence(str(details.get("action", action)), int(details["count"]))

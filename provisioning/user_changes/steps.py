@@ -206,7 +206,7 @@ def plan_user_changes(
     ctx: StepContext,
     people: list[Person],
     *,
-    warnings: list[str] | None = None,
+    warnings: list[Message] | None = None,
     group_ids: list[str] | None = None,
     access: AppAccess | None = None,
 ) -> UserChangesPlan:

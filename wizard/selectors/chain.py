@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from provisioning.models import RunStatus, SetupRun, StepRun, StepStatus
 
@@ -137,6 +137,9 @@ def _first(steps: Iterable[StepRun], *names: str) -> str:
 def _user_count(steps: Iterable[StepRun]) -> str:
     for step in steps:
         outputs = step.outputs or {}
+        if outputs.get("unchanged") is True and step.key == "group_users":
+            # A sync run that found nothing changed in its groups counts no user (not 1).
+            return gettext("nothing changed since the last sync")
         users = outputs.get("users")
         total = len(users) if isinstance(users, list) else None
         if total is None and "created" in outputs:
