@@ -654,11 +654,16 @@ class GroupUsers(UsersStep):
                 gettext_noop("Assigning these groups to the app would let them in: %(groups)s."),
                 {"groups": joined(names)},
             )
-            tick = gettext_noop(
-                "Tick “Assign their groups to the app” in the mapping to do it in this run."
-            )
-            shown = warning if ctx.inputs.get("sync_id") else joined([warning, Message(tick)], " ")
-            plan.warnings.append(shown)
+            plan.warnings.append(warning)
+            if not ctx.inputs.get("sync_id"):
+                plan.until_confirmed.append(
+                    Message(
+                        gettext_noop(
+                            "Tick “Assign their groups to the app” in the mapping to do it in "
+                            "this run."
+                        )
+                    )
+                )
         return plan
 
     def apply(self, ctx: StepContext) -> GroupUsersOutputs:
