@@ -611,3 +611,27 @@ def test_an_older_rows_plain_text_error_shows_as_written_in_any_language(
     html = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
 
     assert "The role is gone." in html and "Retry the step." in html
+
+
+def test_a_rotation_run_is_named_as_such_and_draws_the_links_it_changes(
+    admin_client: Client,
+) -> None:
+    run = make_run(
+        flow_key="entra_signing_rotation",
+        status="running",
+        steps=[
+            {"key": "signing_certificate_new", "status": "succeeded"},
+            {"key": "saml_provider_overlap", "status": "applying"},
+            {"key": "signing_certificate_switch", "status": "pending"},
+            {"key": "signing_certificate_sign_in", "status": "pending"},
+            {"key": "saml_provider_retire_old", "status": "pending"},
+        ],
+    )
+
+    html = _page(admin_client, run)
+    japanese = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
+
+    assert "Certificate rotation" in html and "Setup run" not in html
+    assert "証明書のローテーション" in japanese
+    assert re.findall(r'data-link="(\w+)"', html) == ["idp_app", "saml_provider"]
+    assert 'data-link="saml_provider" data-state="working"' in html

@@ -74,7 +74,13 @@ class LinkKind:
 
 
 LINK_KINDS = (
-    LinkKind("idp_app", _("IdP app"), ("entra_app", "okta_app")),
+    # A certificate rotation changes two links: the IdP app's signing certificate (a new one,
+    # then the switch) and the SAML provider's metadata (both certificates, then the new one).
+    LinkKind(
+        "idp_app",
+        _("IdP app"),
+        ("entra_app", "okta_app", "signing_certificate_new", "signing_certificate_switch"),
+    ),
     LinkKind(
         "claims",
         _("Claims and relay state"),
@@ -86,7 +92,11 @@ LINK_KINDS = (
             "okta_role_download_confirmed",
         ),
     ),
-    LinkKind("saml_provider", _("IAM SAML provider"), ("saml_provider",)),
+    LinkKind(
+        "saml_provider",
+        _("IAM SAML provider"),
+        ("saml_provider", "saml_provider_overlap", "saml_provider_retire_old"),
+    ),
     LinkKind(
         "federation_role", _("Federation role and policy"), ("federation_policy", "federation_role")
     ),
