@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from provisioning.audit import AuditScope, record_state_change
-from provisioning.federation_check.messages import finding_text
+from provisioning.federation_check.messages import finding_text, unread_text
 from provisioning.federation_check.result import (
     EXIT_BROKEN,
     EXIT_UNREAD,
@@ -257,7 +257,7 @@ def _notification(
             text = finding_text(finding)
             lines.append(f"- {text['what']} {text['fix']}")
         for unread in result.unreadable[:FINDINGS_NOTIFIED]:
-            lines.append(f"- {unread['message']}")
+            lines.append(f"- {unread_text(unread)['message']}")
     elif record.error:
         lines.append(f"- {record.error.get('message', '')}")
     page = f"/check/{record.pk}/"

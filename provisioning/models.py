@@ -717,7 +717,8 @@ class WatchedFederation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.instance_alias or self.instance_id} ← {self.app_name or self.app_id}"
+        # As its page heads it (templates/watched_federation.html): the app leads into the instance.
+        return f"{self.app_name or self.app_id} → {self.instance_alias or self.instance_id}"
 
 
 class NotificationSettings(models.Model):

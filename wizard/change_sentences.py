@@ -11,7 +11,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from provisioning.flows import SKIPPED_STEP
-from provisioning.messages import render_within
+from provisioning.messages import render, render_within
+from provisioning.steps.entra_claims import APP_ROLE
 from provisioning.user_changes.steps import RESOURCE_TYPE as USERS_SUMMARY
 
 # The admin's name for each kind of cloud resource a step plans or creates.
@@ -146,6 +147,31 @@ def users_sentence(kind: str, count: int) -> str:
     return str(sentence % {"count": count})
 
 
+APP_ROLE_SENTENCES = {
+    "create": gettext_lazy(
+        "Create the Entra ID app role that signs people in as the IAM role %(role)s through the "
+        "SAML provider %(provider)s."
+    ),
+    "update": gettext_lazy(
+        "Enable the Entra ID app role that signs people in as the IAM role %(role)s through the "
+        "SAML provider %(provider)s."
+    ),
+    "nothing": gettext_lazy(
+        "The Entra ID app role that signs people in as the IAM role %(role)s through the SAML "
+        "provider %(provider)s is already there: nothing to change."
+    ),
+}
+
+
+def _role_pair(value: str) -> dict[str, str]:
+    """The role and provider names of an Entra app role's value "roleArn,providerArn" ({} for
+    another value)."""
+    role_arn, _comma, provider_arn = value.partition(",")
+    if ":role/" not in role_arn or ":saml-provider/" not in provider_arn:
+        return {}
+    return {"role": role_arn.rsplit("/", 1)[1], "provider": provider_arn.rsplit("/", 1)[1]}
+
+
 def change_sentence(change: dict[str, Any]) -> str:
     """One planned change as a sentence: "Create IAM role X trusted by the SAML provider Y."."""
     action = change.get("action", "nothing")
@@ -154,11 +180,19 @@ def change_sentence(change: dict[str, Any]) -> str:
         "name": change.get("name", ""),
     }
     details = change.get("details") or {}
+    if action == "nothing" and "reason" in details:
+        # Why nothing is done (a skipped step, a sync whose groups didn't change), said whole.
+        return str(render(details["reason"]))
     if change.get("resource_type") == SKIPPED_STEP:
-        return str(values["name"])  # why the run skipped the step, said whole
+        return str(values["name"])  # a plan written before the reason was a message id
     if change.get("resource_type") == USERS_SUMMARY and "count" in details:
         # The step names the row in English ("43 users to create"); the count reads in any.
         return users_sentence(str(details.get("action", action)), int(details["count"]))
+    role_pair = _role_pair(str(values["name"])) if change.get("resource_type") == APP_ROLE else {}
+    if role_pair:
+        # The app role's value is "roleArn,providerArn": said by their names (the raw pair
+        # stays in the plan's technical details).
+        return str(APP_ROLE_SENTENCES.get(action, APP_ROLE_SENTENCES["nothing"]) % role_pair)
     if change.get("resource_type") == "sign_in_test":
         return _("Sign in as %(name)s to test the whole chain.") % values
     if change.get("resource_type") == "okta_group_member":

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
+from django.utils.translation import gettext_lazy as _
+
 from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client
 from provisioning.aws.signin_facts import DEFAULT_MAX_SESSION_DURATION_S, IAM_REGION, role_policies
 from provisioning.errors import NotFound
 from provisioning.federation_check.result import refused_as
+from provisioning.messages import Message
 from provisioning.models import Connection
 
 # The IAM actions these reads call, checked up front (provisioning/federation_check/permissions.py)
@@ -48,7 +51,7 @@ def _document(value: Any) -> dict[str, Any]:
 
 def _instance(connect: Any, reference: str) -> dict[str, Any] | None:
     """The instance whose ID or alias is `reference` (aliases are unique per region)."""
-    with refused_as("connect_instance", "Connect instances", "connect:ListInstances"):
+    with refused_as("connect_instance", _("Connect instances"), "connect:ListInstances"):
         summaries = [
             item
             for page in connect.get_paginator("list_instances").paginate()
@@ -61,7 +64,7 @@ def _instance(connect: Any, reference: str) -> dict[str, Any] | None:
     if summary is None:
         return None
     try:
-        with refused_as("connect_instance", "the Connect instance", "connect:DescribeInstance"):
+        with refused_as("connect_instance", _("the Connect instance"), "connect:DescribeInstance"):
             described = connect.describe_instance(InstanceId=summary["Id"])["Instance"]
     except NotFound:
         return None
@@ -75,7 +78,7 @@ def _instance(connect: Any, reference: str) -> dict[str, Any] | None:
 
 
 def _usernames(connect: Any, instance_id: str) -> list[str]:
-    with refused_as("connect_users", "the Connect users", "connect:ListUsers"):
+    with refused_as("connect_users", _("the Connect users"), "connect:ListUsers"):
         return [
             user["Username"]
             for page in connect.get_paginator("list_users").paginate(InstanceId=instance_id)
@@ -84,7 +87,7 @@ def _usernames(connect: Any, instance_id: str) -> list[str]:
 
 
 def _providers(iam: Any) -> dict[str, str]:
-    with refused_as("saml_provider", "IAM SAML providers", "iam:ListSAMLProviders"):
+    with refused_as("saml_provider", _("IAM SAML providers"), "iam:ListSAMLProviders"):
         listed = iam.list_saml_providers().get("SAMLProviderList", [])
     documents = {}
     for provider in listed:
@@ -106,7 +109,7 @@ def federated_principals(trust: dict[str, Any]) -> Iterator[str]:
 
 
 def _roles(iam: Any, provider_arns: set[str], role_arns: set[str]) -> dict[str, dict[str, Any]]:
-    with refused_as("federation_role", "IAM roles", "iam:ListRoles"):
+    with refused_as("federation_role", _("IAM roles"), "iam:ListRoles"):
         summaries = [
             role
             for page in iam.get_paginator("list_roles").paginate()
@@ -122,7 +125,11 @@ def _roles(iam: Any, provider_arns: set[str], role_arns: set[str]) -> dict[str, 
         name = summary["RoleName"]
         with refused_as("federation_role", name, "iam:GetRole"):
             role = iam.get_role(RoleName=name)["Role"]
-        with refused_as("federation_role", f"the policies of {name}", "iam:GetPolicyVersion"):
+        with refused_as(
+            "federation_role",
+            Message(_("the policies of %(role)s"), {"role": name}),
+            "iam:GetPolicyVersion",
+        ):
             policies = [
                 {"name": p["name"], "document": _document(p["document"])}
                 for p in role_policies(iam, name)
@@ -146,7 +153,7 @@ def read_connect(
     """The account, and the Connect instance `instance` (an ID or alias) in `region` with its
     usernames (None: no such instance), as JSON-ready data."""
     sts = aws_client(connection, "sts", region=region, audit=audit)
-    with refused_as("connect_instance", "the AWS account", "sts:GetCallerIdentity"):
+    with refused_as("connect_instance", _("the AWS account"), "sts:GetCallerIdentity"):
         account = str(sts.get_caller_identity()["Account"])
     connect = aws_client(connection, "connect", region=region, audit=audit)
     found = _instance(connect, instance)

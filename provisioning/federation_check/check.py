@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from provisioning.audit import AuditScope
 from provisioning.federation_check.aws_reads import read_connect, read_iam
 from provisioning.federation_check.idp_reads import read_idp
@@ -17,6 +19,7 @@ from provisioning.federation_check.permissions import (
     needed_permissions,
 )
 from provisioning.federation_check.result import CouldNotRead, FederationCheck, Severity
+from provisioning.messages import Message
 from provisioning.models import Cloud, Connection
 from provisioning.signin_checks.sign_in_chain import KnownInstance, federation_decision
 
@@ -46,12 +49,24 @@ def _permissions_missing(
 ) -> bool:
     for action in missing_aws_actions(aws, audit=audit, region=check.region):
         check.could_not_read(
-            "connect_instance", aws.name, action, f"{aws.name} may not call {action}"
+            "connect_instance",
+            aws.name,
+            action,
+            Message(
+                _("%(connection)s may not call %(action)s"),
+                {"connection": aws.name, "action": action},
+            ),
         )
     if idp.cloud == Cloud.ENTRA:
         for permission in missing_entra_permissions(idp, audit=audit):
             check.could_not_read(
-                "idp_app", idp.name, permission, f"{idp.name} lacks Microsoft Graph {permission}"
+                "idp_app",
+                idp.name,
+                permission,
+                Message(
+                    _("%(connection)s lacks Microsoft Graph %(permission)s"),
+                    {"connection": idp.name, "permission": permission},
+                ),
             )
     return bool(check.unreadable)
 

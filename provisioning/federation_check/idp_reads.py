@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.service_principals.service_principals_request_builder import (
     ServicePrincipalsRequestBuilder,
@@ -141,7 +142,7 @@ def _entra_people(client: Any, sp_id: str, source: str) -> list[dict[str, str]]:
     """The people assigned to the app, directly or through a group (nested groups too), with
     the RoleSessionName Entra sends for each."""
     builder = client.service_principals.by_service_principal_id(sp_id).app_role_assigned_to
-    with refused_as("connect_users", "the app's assignments", "Application.Read.All"):
+    with refused_as("connect_users", _("the app's assignments"), "Application.Read.All"):
         assignments, _more = all_pages(builder, builder.get(), limit=ASSIGNED_PEOPLE_LIMIT)
     people: dict[str, dict[str, str]] = {}
 
@@ -153,7 +154,7 @@ def _entra_people(client: Any, sp_id: str, source: str) -> list[dict[str, str]]:
     for assignment in assignments:
         principal = str(assignment.principal_id)
         if assignment.principal_type == "User":
-            with refused_as("connect_users", "an assigned user", "User.Read.All"):
+            with refused_as("connect_users", _("an assigned user"), "User.Read.All"):
                 user = get_or_none(client.users.by_user_id(principal).get())
             if user is not None:
                 add(
@@ -165,7 +166,9 @@ def _entra_people(client: Any, sp_id: str, source: str) -> list[dict[str, str]]:
                     "",
                 )
         elif assignment.principal_type == "Group":
-            with refused_as("connect_users", "an assigned group's members", "GroupMember.Read.All"):
+            with refused_as(
+                "connect_users", _("an assigned group's members"), "GroupMember.Read.All"
+            ):
                 members, _more = transitive_user_members(
                     client, principal, limit=ASSIGNED_PEOPLE_LIMIT
                 )
@@ -183,7 +186,7 @@ def _entra_app(
     thumbprint, end = _preferred_certificate(service_principal)
     sp_id = str(service_principal.id)
     builder = client.service_principals.by_service_principal_id(sp_id).claims_mapping_policies
-    with refused_as("claims", "the app's claims mapping policy", "Policy.Read.All"):
+    with refused_as("claims", _("the app's claims mapping policy"), "Policy.Read.All"):
         policies = run_graph(builder.get()).value or []
     claims = _claims(list(policies))
     metadata_xml = download_federation_metadata(connection, str(application.app_id), audit=audit)
@@ -216,7 +219,7 @@ def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) 
         select=["appId", "samlSingleSignOnSettings", "appRoles"], top=SERVICE_PRINCIPAL_PAGE
     )
     request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
-    with refused_as("idp_app", "the enterprise apps", "Application.Read.All"):
+    with refused_as("idp_app", _("the enterprise apps"), "Application.Read.All"):
         found, _more = all_pages_json(builder, request, limit=APP_SCAN_LIMIT)
     matching = []
     for service_principal in found:
@@ -263,7 +266,7 @@ def _group_mapped_roles(client: Any, settings: dict[str, Any]) -> list[str]:
         regex = re.compile(_OKTA_NAMED_GROUP.sub(r"(?P<\1>", str(group_filter)))
     except re.error:
         return []
-    with refused_as("claims", "the Okta groups", "okta.groups.read"):
+    with refused_as("claims", _("the Okta groups"), "okta.groups.read"):
         groups = list(okta_pages(client, "/api/v1/groups", params={"limit": 200}))
     values = []
     for group in groups:
@@ -284,7 +287,7 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     account = provider_arn.split(":")[4] if provider_arn.count(":") >= 5 else ""
     people = []
     roles: set[str] = set()
-    with refused_as("connect_users", "the app's users", "okta.apps.read"):
+    with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
         app_users = list(
             okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
         )
@@ -343,7 +346,7 @@ def read_okta(
         with refused_as("idp_app", app_id, "okta.apps.read"):
             app = aws_app.get_app(client, app_id)
         return [] if app is None else [_okta_app(client, app)]
-    with refused_as("idp_app", "the Okta apps", "okta.apps.read"):
+    with refused_as("idp_app", _("the Okta apps"), "okta.apps.read"):
         listed = list(okta_pages(client, "/api/v1/apps", params={"limit": 200}))
     apps = []
     for app in listed:

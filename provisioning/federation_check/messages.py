@@ -11,6 +11,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.federation_check.result import Finding
+from provisioning.messages import render
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,17 @@ def _params(finding: Finding) -> dict[str, Any]:
     if params.get("more"):
         params["names"] = f"{params.get('names', '')} (+{params['more']})"
     return params
+
+
+def unread_text(unread: dict[str, Any]) -> dict[str, str]:
+    """What could not be read and the cloud's refusal, in the active language (a check stored
+    before these were message ids holds English text, shown as it is)."""
+    return {
+        "link": str(unread.get("link", "")),
+        "what": str(render(unread.get("what"))),
+        "permission": str(unread.get("permission", "")),
+        "message": str(render(unread.get("message"))),
+    }
 
 
 def finding_text(finding: Finding) -> dict[str, str]:

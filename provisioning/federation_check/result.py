@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from provisioning.errors import AccessDenied
+from provisioning.errors import AccessDenied, Text
+from provisioning.messages import to_json
 
 # The links, in chain order; the same keys as the run page's chain (wizard/selectors/chain.py).
 LINK_ORDER = (
@@ -78,7 +79,7 @@ class FederationCheck:
     instance_alias: str = ""
     links: list[Link] = field(default_factory=lambda: [Link(key) for key in LINK_ORDER])
     findings: list[Finding] = field(default_factory=list)
-    unreadable: list[dict[str, str]] = field(default_factory=list)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
     permissions: dict[str, list[str]] = field(default_factory=dict)
     apps_found: list[dict[str, str]] = field(default_factory=list)
     read_only: bool = True
@@ -100,9 +101,16 @@ class FederationCheck:
         elif current.state == LinkState.OK:
             current.state = LinkState.WARNING
 
-    def could_not_read(self, link: str, what: str, permission: str, message: str) -> None:
+    def could_not_read(self, link: str, what: Text, permission: str, message: Text) -> None:
+        """`what` and `message` are stored as message ids (or a name, a cloud's own words),
+        rendered in the reader's language (messages.unread_text)."""
         self.unreadable.append(
-            {"link": link, "what": what, "permission": permission, "message": message}
+            {
+                "link": link,
+                "what": to_json(what),
+                "permission": permission,
+                "message": to_json(message),
+            }
         )
         self.link(link).state = LinkState.UNREAD
 
@@ -134,8 +142,8 @@ class FederationCheck:
 class CouldNotRead(Exception):  # noqa: N818 - an answer of the check, like WaitForCloud
     """A read the cloud refused: which link, what was being read, the permission it needs."""
 
-    def __init__(self, link: str, what: str, permission: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, link: str, what: Text, permission: str, message: Text) -> None:
+        super().__init__(str(message))
         self.link = link
         self.what = what
         self.permission = permission
@@ -143,9 +151,9 @@ class CouldNotRead(Exception):  # noqa: N818 - an answer of the check, like Wait
 
 
 @contextmanager
-def refused_as(link: str, what: str, permission: str) -> Iterator[None]:
+def refused_as(link: str, what: Text, permission: str) -> Iterator[None]:
     """Turns a cloud's refusal of a read into CouldNotRead naming the permission it needs."""
     try:
         yield
     except AccessDenied as error:
-        raise CouldNotRead(link, what, permission, error.message) from error
+        raise CouldNotRead(link, what, permission, error.given_message) from error

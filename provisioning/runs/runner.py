@@ -442,17 +442,15 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
 
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     flow = FLOWS.get(run.flow_key)
-    reason = flow.skip_reason(step.key, run.inputs) if flow else ""
-    if not (flow and reason):
+    if not (flow and flow.skip_reason(step.key, run.inputs)):
         return _plan(run, step, worker)
-    # The audit line keeps the id (the flow's sentence is a lazy translation); the plan's change
-    # names it as text, as change sentences read a change's name.
-    return _skip(run, step, worker, reason, Message(flow.optional_steps[step.key].skipped))
+    return _skip(run, step, worker, Message(flow.optional_steps[step.key].skipped))
 
 
-def _skip(run: SetupRun, step: StepRun, worker: str, reason: str, said: Message) -> str | None:
-    """An optional step the run's inputs leave out: skipped, its plan saying why."""
-    plan = Plan(changes=[Change("nothing", SKIPPED_STEP, reason)]).to_json()
+def _skip(run: SetupRun, step: StepRun, worker: str, said: Message) -> str | None:
+    """An optional step the run's inputs leave out: skipped, its plan saying why (the message
+    id, read in the reader's language; wizard/change_sentences.py)."""
+    plan = Plan(changes=[Change("nothing", SKIPPED_STEP, step.key, {"reason": said})]).to_json()
     moved = move_step(
         step,
         StepStatus.SKIPPED,

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, cast
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
-from django.utils.translation import gettext, gettext_noop, ngettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.context import StepContext
@@ -529,7 +529,9 @@ def _no_app() -> PermanentError:
     )
 
 
-def _shared_with_other_syncs(ctx: StepContext, instance_id: str, people: list[Person]) -> list[str]:
+def _shared_with_other_syncs(
+    ctx: StepContext, instance_id: str, people: list[Person]
+) -> list[Message]:
     shared = sorted(
         {p.username for p in people}
         & other_syncs_people(instance_id, str(ctx.inputs.get("sync_id") or ""))
@@ -537,14 +539,18 @@ def _shared_with_other_syncs(ctx: StepContext, instance_id: str, people: list[Pe
     if not shared:
         return []
     return [
-        ngettext(
-            "%(count)d person is also in the groups of another sync of this instance: %(names)s. "
-            "Each sync changes their user; keep each person in one sync's groups.",
-            "%(count)d people are also in the groups of another sync of this instance: "
-            "%(names)s. Each sync changes their users; keep each person in one sync's groups.",
+        Message.counted(
+            gettext_noop(
+                "%(count)d person is also in the groups of another sync of this instance: "
+                "%(names)s. Each sync changes their user; keep each person in one sync's groups."
+            ),
+            gettext_noop(
+                "%(count)d people are also in the groups of another sync of this instance: "
+                "%(names)s. Each sync changes their users; keep each person in one sync's groups."
+            ),
             len(shared),
+            {"count": len(shared), "names": ", ".join(shared[:NAMED_IN_WARNINGS])},
         )
-        % {"count": len(shared), "names": ", ".join(shared[:NAMED_IN_WARNINGS])}
     ]
 
 
@@ -572,9 +578,10 @@ class GroupUsers(UsersStep):
             else:
                 rows.append((row, group))
         if missing:
-            message = gettext("These groups are not in the identity provider: %(names)s.") % {
-                "names": ", ".join(missing)
-            }
+            message = Message(
+                gettext_noop("These groups are not in the identity provider: %(names)s."),
+                {"names": ", ".join(missing)},
+            )
             if ctx.inputs.get("sync_id"):
                 # Nobody is there to answer; never read a missing group as "everyone left".
                 raise PermanentError(
@@ -607,7 +614,15 @@ class GroupUsers(UsersStep):
                         Change(
                             "nothing",
                             RESOURCE_TYPE,
-                            gettext("Nothing changed in the groups since the last sync run."),
+                            "unchanged",
+                            # Read in the reader's language (wizard/change_sentences.py).
+                            {
+                                "reason": Message(
+                                    gettext_noop(
+                                        "Nothing changed in the groups since the last sync run."
+                                    )
+                                )
+                            },
                         )
                     ],
                     sync_reading=reading.to_json(),
@@ -639,11 +654,16 @@ class GroupUsers(UsersStep):
                 gettext_noop("Assigning these groups to the app would let them in: %(groups)s."),
                 {"groups": joined(names)},
             )
-            tick = gettext_noop(
-                "Tick “Assign their groups to the app” in the mapping to do it in this run."
-            )
-            shown = warning if ctx.inputs.get("sync_id") else joined([warning, Message(tick)], " ")
-            plan.warnings.append(shown)
+            plan.warnings.append(warning)
+            if not ctx.inputs.get("sync_id"):
+                plan.until_confirmed.append(
+                    Message(
+                        gettext_noop(
+                            "Tick “Assign their groups to the app” in the mapping to do it in "
+                            "this run."
+                        )
+                    )
+                )
         return plan
 
     def apply(self, ctx: StepContext) -> GroupUsersOutputs:

@@ -468,17 +468,25 @@ def _missing_error(result: PreflightOutputs) -> PermanentError:
         "unchecked": result.unchecked_actions,
     }
     if result.permission_check == "partial":
-        message = Message(
+        message = Message.counted(
             gettext_noop(
-                "%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s. This is a "
-                "partial check: %(unchecked)d other action(s) could not be checked without "
-                "iam:SimulatePrincipalPolicy and may be missing too."
+                "%(arn)s lacks %(count)d permission this setup needs: %(actions)s. This is a "
+                "partial check: without iam:SimulatePrincipalPolicy the wizard could not check "
+                "the other actions (%(unchecked)d), and they may be missing too."
             ),
+            gettext_noop(
+                "%(arn)s lacks %(count)d permissions this setup needs: %(actions)s. This is a "
+                "partial check: without iam:SimulatePrincipalPolicy the wizard could not check "
+                "the other actions (%(unchecked)d), and they may be missing too."
+            ),
+            len(missing),
             params,
         )
     else:
-        message = Message(
-            gettext_noop("%(arn)s lacks %(count)d permission(s) this setup needs: %(actions)s."),
+        message = Message.counted(
+            gettext_noop("%(arn)s lacks %(count)d permission this setup needs: %(actions)s."),
+            gettext_noop("%(arn)s lacks %(count)d permissions this setup needs: %(actions)s."),
+            len(missing),
             params,
         )
     return PermanentError(

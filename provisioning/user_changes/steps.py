@@ -75,6 +75,9 @@ class UserChangesPlan(Plan):
     users_quota: int = 0
     # A sync run's reading of its groups (provisioning/user_changes/sync_reading.py).
     sync_reading: dict[str, Any] = field(default_factory=dict)
+    # What the admin can still do about a warning (tick a box in the step's form): shown only
+    # while the plan waits for them, not once the run applies it.
+    until_confirmed: list[Message] = field(default_factory=list)
 
 
 @dataclass
@@ -206,7 +209,7 @@ def plan_user_changes(
     ctx: StepContext,
     people: list[Person],
     *,
-    warnings: list[str] | None = None,
+    warnings: list[Message] | None = None,
     group_ids: list[str] | None = None,
     access: AppAccess | None = None,
 ) -> UserChangesPlan:

@@ -305,7 +305,9 @@ def test_an_optional_step_left_out_is_skipped_with_its_reason_in_the_plan(
     three = run.steps.get(key="test_marker_three")
     assert three.status == StepStatus.SKIPPED
     assert three.plan["skipped"] is True
-    assert [change["name"] for change in three.plan["changes"]] == ["Skipped: no third marker."]
+    assert [change["details"] for change in three.plan["changes"]] == [
+        {"reason": {"msgid": "Skipped: no third marker.", "params": {}}}
+    ]
     assert engine_doubles.creations(run.pk) == ["test_marker_one", "test_marker_two"]
     assert transitions(run, "test_marker_three") == [
         ("pending", "planning"),

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 from provisioning.audit import AuditScope
 from provisioning.entra.client import graph_client
 from provisioning.federation_check.aws_reads import AWS_READ_ACTIONS
+from provisioning.federation_check.messages import unread_text
 from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, RunStatus, SetupRun
 from provisioning.saml import parse_idp_metadata
 from sandbox import saml_idp
@@ -33,6 +35,27 @@ def check(*args: str) -> tuple[int, str]:
     except SystemExit as exit_:
         return int(exit_.code or 0), out.getvalue()
     return 0, out.getvalue()
+
+
+def check_without_policy_read(entra_sandbox: Sandbox, *extra: str) -> tuple[int, str]:  # noqa: F811
+    """A check through an Entra connection whose app lacks Policy.Read.All."""
+    tenant = entra_sandbox.apps["entra"].tenant
+    saved = set(tenant.granted_permissions)
+    tenant.granted_permissions -= {"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
+    try:
+        return check(
+            "--aws", "Sandbox AWS", "--region", REGION, "--instance", "any-instance",
+            "--idp", "Sandbox Entra ID", *extra,
+        )  # fmt: skip
+    finally:
+        tenant.granted_permissions = saved
+        # The check signed in afresh without the permissions; the next Graph call of this
+        # process signs in again, with them.
+        graph_client(
+            Connection.objects.get(name="Sandbox Entra ID"),
+            audit=AuditScope(actor_label="test"),
+            fresh_sign_in=True,
+        )
 
 
 @pytest.fixture
@@ -183,24 +206,26 @@ def test_it_stops_with_exit_2_naming_the_permission_it_lacks(
 def test_it_stops_with_exit_2_naming_the_graph_permission_it_lacks(
     entra_sandbox: Sandbox,  # noqa: F811
 ) -> None:
-    tenant = entra_sandbox.apps["entra"].tenant
-    saved = set(tenant.granted_permissions)
-    tenant.granted_permissions -= {"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
-    try:
-        code, output = check(
-            "--aws", "Sandbox AWS", "--region", REGION, "--instance", "any-instance",
-            "--idp", "Sandbox Entra ID",
-        )  # fmt: skip
-    finally:
-        tenant.granted_permissions = saved
-        # The check signed in afresh without the permissions; the next Graph call of this
-        # process signs in again, with them.
-        graph_client(
-            Connection.objects.get(name="Sandbox Entra ID"),
-            audit=AuditScope(actor_label="test"),
-            fresh_sign_in=True,
-        )
+    code, output = check_without_policy_read(entra_sandbox)
 
     assert code == 2, output
     assert "missing permission Policy.Read.All." in output
     assert "Not read" in output
+
+
+def test_it_stores_what_it_could_not_read_as_message_ids_read_in_the_readers_language(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    code, output = check_without_policy_read(entra_sandbox, "--json")
+
+    assert code == 2, output
+    unread = json.loads(output)["unreadable"][0]
+    assert unread["message"] == {
+        "msgid": "%(connection)s lacks Microsoft Graph %(permission)s",
+        "params": {"connection": "Sandbox Entra ID", "permission": "Policy.Read.All"},
+    }
+    with translation.override("ja"):
+        text = unread_text(unread)
+    assert text["message"] == (
+        "Sandbox Entra ID には Microsoft Graph の Policy.Read.All がありません"
+    )

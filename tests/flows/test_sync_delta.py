@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.utils import timezone, translation
 from msgraph.generated.models.user import User
 
 from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, UserSync
@@ -33,6 +33,8 @@ from tests.flows.user_runs import drive, plan_rows
 from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.entra_graph import add_member, remove_member, run
 from tests.sandbox.okta_sdk import okta_client, send
+from wizard.change_sentences import change_sentence
+from wizard.selectors.chain import chain_links
 
 directory_admin = user_runs.directory_admin
 AGENT = {"security_profiles": ["Agent"], "routing_profile": "Basic Routing Profile"}
@@ -116,6 +118,12 @@ def test_an_entra_sync_with_nothing_changed_makes_no_connect_call_and_picks_up_w
     assert calls(second, cloud="aws", service="connect") == 0
     assert 0 < calls(second, cloud="entra") <= NOOP_IDP_CALLS_MAX < calls(first, cloud="entra")
     assert summary(second)["read"] == {"mode": "delta", "reason": "unchanged"}
+    # The plan says so in the reader's language; the chain counts no user (not "1 user").
+    (change,) = second.steps.get(key="group_users").plan["changes"]
+    with translation.override("ja"):
+        assert change_sentence(change) == "前回の同期の実行からグループに変化はありません。"
+    (users,) = [link for link in chain_links(second) if link.kind == "connect_users"]
+    assert users.fact == "nothing changed since the last sync"
     assert summary(first)["read"] == {"mode": "full", "reason": "first"}
 
     # A fourth agent joins and the first leaves: the delta shows it, the run reads in full.

@@ -156,3 +156,18 @@ def test_it_joins_names_and_counts_plurals() -> None:
     with translation.override("en"):
         assert render(names) == "alice, (empty username)"
         assert render(Message.from_json(message.to_json())) == "and 3 more"
+
+
+def test_every_plural_entry_has_the_one_form_japanese_has() -> None:
+    catalogue = polib.pofile(str(CATALOGUE))
+    assert catalogue.metadata["Plural-Forms"] == "nplurals=1; plural=0;"
+    plural_entries = [entry for entry in catalogue if entry.msgid_plural and not entry.obsolete]
+
+    wrong = [
+        entry.msgid
+        for entry in plural_entries
+        if set(entry.msgstr_plural) != {0} or not entry.msgstr_plural[0] or entry.msgstr
+    ]
+
+    assert len(plural_entries) > 30
+    assert wrong == []

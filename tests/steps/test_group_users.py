@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
@@ -165,6 +166,11 @@ def test_it_asks_again_for_a_missing_group_and_a_sync_stops_on_one(
 
     assert plan.needs_input and "No Such Group, ../servicePrincipals" in render(plan.warnings[0])
     assert refused.value.code == "group_missing"
+    # Stored as a message id, read in the reader's language.
+    (stored,) = plan.to_json()["warnings"]
+    assert stored["msgid"] == "These groups are not in the identity provider: %(names)s."
+    with translation.override("ja"):
+        assert "ID プロバイダーにありません" in render(stored)
 
 
 def test_it_syncs_changes_and_reports_or_deletes_only_the_users_it_manages(
@@ -388,6 +394,10 @@ def test_it_warns_about_people_another_sync_of_the_instance_keeps(
 
     (warning,) = [w for w in map(render, plan.warnings) if "another sync of this instance" in w]
     assert agents[2]["userPrincipalName"] in warning
+    (stored,) = [w for w in plan.to_json()["warnings"] if "another sync" in str(w)]
+    assert stored["plural"].startswith("%(count)d people are also in the groups")
+    with translation.override("ja"):
+        assert "別の同期" in render(stored), render(stored)
     assert agents[3]["userPrincipalName"] not in warning
     own = users_run(
         instance, aws_connection, groups=[{"group": first_group, **AGENT}], sync_id=str(other.pk)

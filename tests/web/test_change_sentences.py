@@ -141,3 +141,22 @@ def test_rollback_names_what_it_deletes_by_alias_or_name() -> None:
     assert deletion_sentence(instance) == "Delete Amazon Connect instance sales."
     assert deletion_sentence(role) == "Delete IAM role ConnectSSO-sales."
     assert deletion_sentence(policy) == "Delete IAM policy P-Get."
+
+
+def test_it_names_an_entra_app_roles_iam_role_and_provider_in_words() -> None:
+    change = {
+        "action": "create",
+        "resource_type": "entra_app_role",
+        "name": "arn:aws:iam::1:role/ConnectSSO-sales,arn:aws:iam::1:saml-provider/ConnectSSO-idp",
+    }
+
+    english = change_sentence(change)
+    with translation.override("ja"):
+        japanese = change_sentence({**change, "action": "nothing"})
+
+    assert english == (
+        "Create the Entra ID app role that signs people in as the IAM role ConnectSSO-sales "
+        "through the SAML provider ConnectSSO-idp."
+    )
+    assert "arn:" not in english and "arn:" not in japanese
+    assert "ConnectSSO-sales" in japanese and "すでにあります" in japanese

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
@@ -10,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from provisioning.flows import Flow
-from tests.web.factories import make_connection, make_run
+from provisioning.runs import admin_moves
+from tests.web.factories import WEB_FLOW, make_connection, make_run
 from wizard.selectors.runs import DASHBOARD_RUN_LIMIT
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +78,31 @@ def test_it_reads_as_many_queries_and_no_step_plans_for_sixty_runs_as_for_three(
     assert html.count("1 of 2 steps done") == DASHBOARD_RUN_LIMIT
     # Only what the page shows: no step's plan or outputs but a users step's.
     assert not any('"wizard_steprun"."plan"' in query["sql"] for query in many)
+
+
+def test_a_run_whose_admin_was_deleted_says_so_not_the_command_line(
+    admin_client: Client, web_flow: Flow
+) -> None:
+    leaver = get_user_model().objects.create_user("leaver", password="x")
+    theirs = admin_moves.run_create(
+        user=leaver, flow_key=WEB_FLOW, region="ap-northeast-1", instance_alias="by-leaver",
+        enqueue=False,
+    )  # fmt: skip
+    headless = admin_moves.run_create(
+        user=None, flow_key=WEB_FLOW, region="ap-northeast-1", instance_alias="headless",
+        enqueue=False,
+    )  # fmt: skip
+    leaver.delete()
+
+    dashboard = admin_client.get(reverse("dashboard")).content.decode()
+    run_page = admin_client.get(reverse("run_detail", args=[theirs.pk])).content.decode()
+    japanese = admin_client.get(
+        reverse("run_detail", args=[theirs.pk]), HTTP_ACCEPT_LANGUAGE="ja"
+    ).content.decode()
+    headless_page = admin_client.get(reverse("run_detail", args=[headless.pk])).content.decode()
+
+    assert dashboard.count("by a deleted account") == 1
+    assert dashboard.count("from the command line") == 1
+    assert "by a deleted account" in run_page and "from the command line" not in run_page
+    assert "削除済みのアカウント" in japanese
+    assert "from the command line" in headless_page and "deleted account" not in headless_page

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from provisioning.flows import FLOWS, PHONE_STEP, SKIPPED_STEP, Flow
 from provisioning.models import SetupRun
 from tests.web.factories import make_run
+from wizard.change_sentences import change_sentence
 
 pytestmark = pytest.mark.django_db
 
@@ -526,8 +528,10 @@ def test_a_rollback_throttled_by_the_cloud_shows_a_calm_counter_not_an_error(
     assert "rate limit:" not in _page(admin_client, run)
 
 
-def test_a_skipped_phone_step_says_why_in_its_plan(admin_client: Client) -> None:
-    reason = str(FLOWS["entra"].skip_reason(PHONE_STEP, {}))
+def test_a_skipped_phone_step_says_why_in_its_plan_in_the_readers_language(
+    admin_client: Client,
+) -> None:
+    reason = FLOWS["entra"].skip_reason(PHONE_STEP, {})
     run = make_run(
         flow_key="entra",
         status="succeeded",
@@ -536,9 +540,15 @@ def test_a_skipped_phone_step_says_why_in_its_plan(admin_client: Client) -> None
             {
                 "key": PHONE_STEP,
                 "status": "skipped",
+                # As the runner writes it: the reason a message id, the step its name.
                 "plan": {
                     "changes": [
-                        {"action": "nothing", "resource_type": SKIPPED_STEP, "name": reason}
+                        {
+                            "action": "nothing",
+                            "resource_type": SKIPPED_STEP,
+                            "name": PHONE_STEP,
+                            "details": {"reason": {"msgid": reason, "params": {}}},
+                        }
                     ],
                     "skipped": True,
                 },
@@ -552,7 +562,10 @@ def test_a_skipped_phone_step_says_why_in_its_plan(admin_client: Client) -> None
     assert f"{reason}" in html and "nothing to change" not in html
     assert "Skipped" in html and "2 of 2 steps done" in html
     assert "Japanese phone numbers" in html
-    assert "日本の電話番号" in japanese and "スキップ" in japanese
+    with translation.override("ja"):
+        assert gettext(reason) in japanese and gettext(reason) != reason
+        # The plan's sentence is the reason, not the step's key.
+        assert change_sentence(run.steps.get(key=PHONE_STEP).plan["changes"][0]) == gettext(reason)
 
 
 def test_a_failed_step_still_shows_its_error(admin_client: Client, web_flow: Flow) -> None:
@@ -598,3 +611,27 @@ def test_an_older_rows_plain_text_error_shows_as_written_in_any_language(
     html = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
 
     assert "The role is gone." in html and "Retry the step." in html
+
+
+def test_a_rotation_run_is_named_as_such_and_draws_the_links_it_changes(
+    admin_client: Client,
+) -> None:
+    run = make_run(
+        flow_key="entra_signing_rotation",
+        status="running",
+        steps=[
+            {"key": "signing_certificate_new", "status": "succeeded"},
+            {"key": "saml_provider_overlap", "status": "applying"},
+            {"key": "signing_certificate_switch", "status": "pending"},
+            {"key": "signing_certificate_sign_in", "status": "pending"},
+            {"key": "saml_provider_retire_old", "status": "pending"},
+        ],
+    )
+
+    html = _page(admin_client, run)
+    japanese = _page(admin_client, run, HTTP_ACCEPT_LANGUAGE="ja")
+
+    assert "Certificate rotation" in html and "Setup run" not in html
+    assert "証明書のローテーション" in japanese
+    assert re.findall(r'data-link="(\w+)"', html) == ["idp_app", "saml_provider"]
+    assert 'data-link="saml_provider" data-state="working"' in html

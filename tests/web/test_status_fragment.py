@@ -118,3 +118,34 @@ def test_a_users_step_waiting_for_a_rate_limit_counts_its_changes(admin_client: 
     # The counter reads the progress the poll reads anyway: no query more.
     assert queries == plain_queries
     assert "exceeded rate limit" not in page and 'class="problem"' not in page
+
+
+def test_it_asks_to_tick_assign_their_groups_only_while_the_plan_waits(
+    admin_client: Client,
+) -> None:
+    run, change_set = _applying(4)
+    step = run.steps.get(key="group_users")
+    tick = "Tick “Assign their groups to the app” in the mapping to do it in this run."
+    step.plan = {
+        "change_set": change_set.pk,
+        "warnings": [
+            {
+                "msgid": "Assigning these groups to the app would let them in: %(groups)s.",
+                "params": {"groups": "“Agents”"},
+            }
+        ],
+        "until_confirmed": [{"msgid": tick, "params": {}}],
+        "needs_confirmation": True,
+    }
+    step.save()
+
+    applying = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    step.status = "planned"
+    step.save()
+    SetupRun.objects.filter(pk=run.pk).update(status=RunStatus.WAITING)
+    waiting = admin_client.get(reverse("run_detail", args=[run.pk])).content.decode()
+
+    assert "would let them in" in applying and "Assign their groups to the app” in the" not in (
+        applying
+    )
+    assert "Assign their groups to the app” in the mapping" in waiting

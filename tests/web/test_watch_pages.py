@@ -6,7 +6,9 @@ watching one; the Notifications page sends a test and refuses a webhook inside t
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from typing import Any
 from unittest import mock
 
@@ -140,6 +142,12 @@ def test_an_admin_watches_a_stopped_federation_again_and_it_is_checked_at_once(
     response = admin_client.post(f"/watch/{federation.pk}/resume/", follow=True)
 
     assert "is watched again: a check starts now." in response.content.decode()
+    # The message names the federation as its page's heading does.
+    lead = re.search(r'<p class="lead">([^·<]+) ·', response.content.decode())
+    assert lead is not None
+    assert f"{html.escape(str(federation))} is watched again" in response.content.decode()
+    assert lead.group(1).strip() == html.escape(str(federation))
+    assert str(federation).startswith("App kobe →")
     federation.refresh_from_db()
     assert federation.enabled and before <= federation.next_check_at <= timezone.now()
     moves = [

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from provisioning.models import RunStatus, SetupRun, StepRun, StepStatus
 
@@ -74,7 +74,13 @@ class LinkKind:
 
 
 LINK_KINDS = (
-    LinkKind("idp_app", _("IdP app"), ("entra_app", "okta_app")),
+    # A certificate rotation changes two links: the IdP app's signing certificate (a new one,
+    # then the switch) and the SAML provider's metadata (both certificates, then the new one).
+    LinkKind(
+        "idp_app",
+        _("IdP app"),
+        ("entra_app", "okta_app", "signing_certificate_new", "signing_certificate_switch"),
+    ),
     LinkKind(
         "claims",
         _("Claims and relay state"),
@@ -86,7 +92,11 @@ LINK_KINDS = (
             "okta_role_download_confirmed",
         ),
     ),
-    LinkKind("saml_provider", _("IAM SAML provider"), ("saml_provider",)),
+    LinkKind(
+        "saml_provider",
+        _("IAM SAML provider"),
+        ("saml_provider", "saml_provider_overlap", "saml_provider_retire_old"),
+    ),
     LinkKind(
         "federation_role", _("Federation role and policy"), ("federation_policy", "federation_role")
     ),
@@ -137,6 +147,9 @@ def _first(steps: Iterable[StepRun], *names: str) -> str:
 def _user_count(steps: Iterable[StepRun]) -> str:
     for step in steps:
         outputs = step.outputs or {}
+        if outputs.get("unchanged") is True and step.key == "group_users":
+            # A sync run that found nothing changed in its groups counts no user (not 1).
+            return gettext("nothing changed since the last sync")
         users = outputs.get("users")
         total = len(users) if isinstance(users, list) else None
         if total is None and "created" in outputs:

@@ -9,7 +9,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from provisioning.federation_check.messages import LINK_LABELS, finding_text
+from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.models import FederationCheckRecord
 from wizard.selectors.chain import LinkState as ChainState
@@ -93,4 +93,5 @@ def check_page(record: FederationCheckRecord) -> dict[str, Any]:
         "result": result,
         "links": check_links(result),
         "findings": check_findings(result),
+        "unreadable": [unread_text(unread) for unread in result.unreadable],
     }

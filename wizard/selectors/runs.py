@@ -12,6 +12,8 @@ from provisioning.flows import FLOWS, Flow
 from provisioning.models import (
     RUN_IN_PROGRESS,
     RUN_RESUMABLE,
+    AuditEvent,
+    AuditKind,
     RunStatus,
     SetupRun,
     StepRun,
@@ -37,6 +39,7 @@ class DashboardRow:
     # A users run's summary: the outputs of its users step (created, updated, deleted, refused).
     users: dict[str, Any] | None = None
     flow: Flow | None = None
+    started_by_deleted_account: bool = False
 
 
 def _latest_sync_runs() -> list[uuid.UUID]:
@@ -63,6 +66,19 @@ def dashboard_groups() -> list[QuerySet[SetupRun]]:
         runs.filter(sync__isnull=True, status=RunStatus.SUCCEEDED).order_by(*newest),
         runs.filter(pk__in=_latest_sync_runs(), status=RunStatus.SUCCEEDED).order_by(*newest),
     ]
+
+
+def started_by_deleted_account(runs: list[SetupRun]) -> set[uuid.UUID]:
+    """Of `runs` without an admin or a schedule, those an admin started whose account is gone
+    since: the audit line that started the run names its actor; setup_sso's names nobody."""
+    orphans = [run.pk for run in runs if run.created_by_id is None and run.sync_id is None]
+    if not orphans:
+        return set()
+    return set(
+        AuditEvent.objects.filter(
+            run_id__in=orphans, kind=AuditKind.RUN_STATE, old_value={}, actor_id__isnull=False
+        ).values_list("run_id", flat=True)
+    )
 
 
 def runs_for_dashboard(*, user: object) -> list[DashboardRow]:
@@ -96,6 +112,8 @@ def runs_for_dashboard(*, user: object) -> list[DashboardRow]:
     for run_id, outputs in users_steps:
         if "change_set" in (outputs or {}):
             rows[run_id].users = outputs
+    for run_id in started_by_deleted_account([row.run for row in rows.values()]):
+        rows[run_id].started_by_deleted_account = True
     return list(rows.values())
 
 

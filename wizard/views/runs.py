@@ -26,7 +26,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from provisioning.flows import CLAIM_PHONE_NUMBERS, FLOWS, USER_FLOWS, is_sso_setup
+from provisioning.flows import (
+    CLAIM_PHONE_NUMBERS,
+    FLOWS,
+    ROTATION_FLOWS,
+    USER_FLOWS,
+    is_sso_setup,
+)
 from provisioning.messages import render as render_message
 from provisioning.models import (
     RUN_CANCELLABLE,
@@ -58,7 +64,7 @@ from wizard.forms import RunCreateForm
 from wizard.middleware import wants_fragment
 from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.chain import chain_links
-from wizard.selectors.runs import run_with_steps
+from wizard.selectors.runs import run_with_steps, started_by_deleted_account
 from wizard.selectors.user_changes import (
     EXPORT_COLUMNS,
     ChangeSetView,
@@ -379,6 +385,8 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
     attention = _attention(run, steps)
     return {
         "run": run,
+        "started_by_deleted_account": bool(started_by_deleted_account([run])),
+        "is_rotation": run.flow_key in ROTATION_FLOWS.values(),
         "flow_title": flow.title if flow else run.flow_key,
         "can_add_users": succeeded and is_sso_setup(run.flow_key),
         "can_sync": succeeded and is_users_run and run.sync_id is None,

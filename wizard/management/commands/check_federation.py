@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from provisioning.audit import AuditScope
 from provisioning.errors import ProvisioningError
 from provisioning.federation_check.check import check_federation
-from provisioning.federation_check.messages import LINK_LABELS, finding_text
+from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
 from provisioning.federation_check.result import EXIT_UNREAD, FederationCheck, LinkState, Severity
 from provisioning.models import Cloud, Connection
 from wizard.selectors.federation_checks import LINK_STATE_LABELS, SEVERITY_LABELS
@@ -78,7 +78,7 @@ class Command(BaseCommand):
             state = str(LINK_STATE_LABELS[LinkState(link.state)])
             fact = f" — {link.fact}" if link.fact else ""
             self.stdout.write(f"{state:<10} {LINK_LABELS[link.key]}{fact}")
-        for unread in result.unreadable:
+        for unread in map(unread_text, result.unreadable):
             self.stdout.write(
                 _("Could not read {what}: missing permission {permission}.").format(
                     what=unread["what"], permission=unread["permission"]
