@@ -436,12 +436,12 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
 
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     flow = FLOWS.get(run.flow_key)
-    reason = flow.skip_reason(step.key, run.inputs) if flow else ""
-    if not (flow and reason):
+    because = flow.skipped_because(step.key, run.inputs) if flow else ""
+    if not (flow and because):
         return _plan(run, step, worker)
     # The audit line keeps the id (the flow's sentence is a lazy translation); the plan's change
     # names it as text, as change sentences read a change's name.
-    return _skip(run, step, worker, reason, Message(flow.optional_steps[step.key].skipped))
+    return _skip(run, step, worker, str(because), Message(because))
 
 
 def _skip(run: SetupRun, step: StepRun, worker: str, reason: str, said: Message) -> str | None:
