@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 from provisioning.federation_check.result import FederationCheck
 from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS
 from provisioning.relay_state import CUSTOM_CCP, DEFAULT_DESTINATION, DESTINATION_PATHS
+from provisioning.steps.federation_policy import KEEP_POLICY_DOCUMENT
+from provisioning.steps.federation_role import KEEP_TRUST_POLICY
 
 # The SSO setup flow a repair runs, per IdP. Only Entra for now: the Okta flows are two (role by
 # group mapping or downloaded), and which one built a federation is not read by the check.
@@ -132,9 +134,18 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
         inputs["provider_name"] = _name(read["provider_arn"])
     if read.get("role_arn"):
         inputs["role_name"] = _name(read["role_arn"])
+    codes = {finding.code for finding in check.findings}
+    # What works is kept as it is, whoever wrote it: the role's policy and trust are rewritten
+    # only when the check found them refusing. A role that may not federate gets the wizard's
+    # own policy attached (created, or found by its default name), never an edit of the role's
+    # other policies.
     policies = read.get("role_policies") or []
-    if len(policies) == 1:
-        inputs["policy_name"] = _name(policies[0])
+    if "no_federation_permission" not in codes:
+        inputs[KEEP_POLICY_DOCUMENT] = True
+        if len(policies) == 1:
+            inputs["policy_name"] = _name(policies[0])
+    if not codes & {"role_trust_refuses", "role_missing"}:
+        inputs[KEEP_TRUST_POLICY] = True
     hours = int(read.get("role_max_session_s") or 0) // _SECONDS_PER_HOUR
     if _MIN_SESSION_HOURS <= hours <= _MAX_SESSION_HOURS:
         inputs["session_duration_hours"] = hours

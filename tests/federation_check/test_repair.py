@@ -6,6 +6,7 @@ healthy."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from provisioning.services.federation_repairs import repair_run_create
 from sandbox import saml_idp
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
+from tests.federation_check.test_hand_made_entra import _people, build_by_hand
 from tests.flows.entra_runs import cloud_writes, entra_sandbox  # noqa: F401
 from tests.flows.user_runs import drive
 from tests.sandbox.aws_clients import aws_client
@@ -34,11 +36,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def checked(run: SetupRun) -> FederationCheckRecord:
     """A check of the federation `run` built, read here as the worker would."""
+    return checked_instance(run.instance_alias)
+
+
+def checked_instance(alias: str) -> FederationCheckRecord:
     record = FederationCheckRecord.objects.create(
         aws_connection=Connection.objects.get(name="Sandbox AWS"),
         idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
         region=REGION,
-        instance=run.instance_alias,
+        instance=alias,
     )
     federation_check_run(check_id=str(record.pk))
     record.refresh_from_db()
@@ -185,3 +191,56 @@ def test_repair_attaches_the_federation_policy_detached_from_the_role(
     attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
     assert run.inputs["role_name"] == role["role_name"]
+
+
+def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    people = _people(entra_sandbox, "same-email-1", "same-email-2")
+    made = build_by_hand(entra_sandbox, people, session_name_source="userprincipalname")
+    iam = aws_client(entra_sandbox, "iam")
+    role_name = made["role_arn"].rsplit("/", 1)[-1]
+    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    (policy,) = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+    record = checked_instance(made["alias"])
+    assert findings(record) == ["claims:relay_state_missing"]
+
+    run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False))
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    # Its policy (another Sid than the wizard's) and trust (the global audience only) work:
+    # adopted as they are, not rewritten into the wizard's.
+    assert planned_writes(run) == ["entra_claims relay_state update []"], planned_writes(run)
+    assert run.steps.get(key="federation_policy").plan["changes"][0]["action"] == "adopt"
+    assert iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"] == trust
+    versions = iam.list_policy_versions(PolicyArn=policy["PolicyArn"])["Versions"]
+    assert [v["VersionId"] for v in versions] == ["v1"]
+    assert findings(checked_instance(made["alias"])) == []
+
+
+def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    role = built.steps.get(key="federation_role").outputs
+    iam = aws_client(entra_sandbox, "iam")
+    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
+    other = json.loads(json.dumps(trust))
+    for statement in other["Statement"]:
+        statement["Condition"] = {
+            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
+        }
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.update_assume_role_policy(
+            RoleName=role["role_name"], PolicyDocument=json.dumps(other)
+        ),
+        "federation_role",
+    )
+
+    assert found == ["federation_role:role_trust_refuses"]
+    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
+    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
+    assert after == []
