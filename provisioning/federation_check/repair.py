@@ -24,13 +24,13 @@ from provisioning.steps.federation_role import KEEP_TRUST_POLICY
 # group mapping or downloaded), and which one built a federation is not read by the check.
 REPAIR_FLOWS = {"entra": "entra"}
 
-# Each finding a repair fixes, and the step whose plan fixes it.
+# Each finding a repair fixes, and the step whose plan fixes it. A signing certificate expired or
+# expiring is not among them: "Rotate the signing certificate" (the watched federation's page)
+# replaces it in the order that refuses no sign-in.
 REPAIRED_BY: dict[str, str] = {
     "app_not_saml": "entra_app",
     "identifier_wrong": "entra_app",
     "reply_url_wrong": "entra_app",
-    "certificate_expired": "entra_app",
-    "certificate_expiring": "entra_app",
     "relay_state_missing": "entra_claims",
     "relay_state_not_connect": "entra_claims",
     "relay_state_other_instance": "entra_claims",

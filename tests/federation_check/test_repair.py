@@ -244,3 +244,49 @@ def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
     assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
     assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
     assert after == []
+
+
+def test_repair_switches_the_app_back_to_saml(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = built.steps.get(key="entra_app").outputs["app_id"]
+    tenant = entra_sandbox.apps["entra"].tenant
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: tenant.patch_service_principal(
+            app_id, {"preferredSingleSignOnMode": "password"}, by_app_id=True
+        ),
+        "entra_app",
+    )
+
+    assert "idp_app:app_not_saml" in found
+    assert planned_writes(run) == [
+        "entra_app entra_application update ['preferredSingleSignOnMode']"
+    ]
+    assert after == []
+    sp = tenant.find_service_principal(app_id, by_app_id=True)
+    assert sp["preferredSingleSignOnMode"] == "saml"
+
+
+def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(entra_sandbox, "iam")
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
+        "saml_provider",
+    )
+
+    assert "saml_provider:provider_missing" in found
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
+    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
+    assert after == []
+    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
