@@ -191,6 +191,8 @@ def test_repair_attaches_the_federation_policy_detached_from_the_role(
     attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
     assert run.inputs["role_name"] == role["role_name"]
+    # The role's permission was the finding: its policy is not kept as it is.
+    assert "keep_policy_document" not in run.inputs
 
 
 def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
@@ -243,6 +245,7 @@ def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
     assert found == ["federation_role:role_trust_refuses"]
     assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
     assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
+    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
     assert after == []
 
 
