@@ -44,12 +44,19 @@ class Flow:
         """Changes whenever the step list changes; a run refuses to resume under another one."""
         return flow_signature(self.step_keys)
 
-    def skip_reason(self, step_key: str, inputs: dict[str, Any]) -> str:
-        """Why the run skips this step ("" when it runs it)."""
+    def skipped_because(self, step_key: str, inputs: dict[str, Any]) -> str | StrPromise:
+        """Why the run skips this step, as a lazy translation ("" when it runs it): an optional
+        step its input leaves out, or a step a repair does not need (REPAIR_SKIPS)."""
+        if self.is_sso_setup and step_key in (inputs.get(REPAIR_SKIPS) or []):
+            return REPAIR_SKIPPED
         optional = self.optional_steps.get(step_key)
         if optional is None or inputs.get(optional.input) is True:
             return ""
-        return str(optional.skipped)
+        return optional.skipped
+
+    def skip_reason(self, step_key: str, inputs: dict[str, Any]) -> str:
+        """Why the run skips this step ("" when it runs it)."""
+        return str(self.skipped_because(step_key, inputs))
 
     def accepts(self, signature: str) -> bool:
         """Whether a run started with this signature can continue under this flow."""
@@ -94,6 +101,11 @@ _OPTIONAL_PHONE_STEP = {
         ),
     )
 }
+
+# A repair (provisioning/federation_check/repair.py) runs an SSO setup flow against a federation
+# that exists, with the steps no finding needs listed in this run input: they are skipped.
+REPAIR_SKIPS = "repair_skips"
+REPAIR_SKIPPED = _("Skipped: no finding of the check this repair started from is about this step.")
 
 # Entra ID -------------------------------------------------------------------------------------
 # The Entra preflight comes first: a missing Graph permission stops the run before any AWS call.

@@ -79,6 +79,11 @@ urlpatterns = [
     path("check/", federation_checks.federation_check_new, name="federation_check_new"),
     path("check/<uuid:check_id>/", federation_checks.federation_check, name="federation_check"),
     path(
+        "check/<uuid:check_id>/repair/",
+        federation_checks.federation_check_repair,
+        name="federation_check_repair",
+    ),
+    path(
         "watch/<int:watched_id>/",
         federation_watch.watched_federation,
         name="watched_federation",
@@ -99,6 +104,11 @@ urlpatterns = [
         federation_watch.watched_federation_watching,
         {"watching": True},
         name="watched_federation_resume",
+    ),
+    path(
+        "watch/<int:watched_id>/repair/",
+        federation_watch.watched_federation_repair,
+        name="watched_federation_repair",
     ),
     path(
         "watch/<int:watched_id>/rotate/",

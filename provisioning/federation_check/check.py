@@ -18,6 +18,7 @@ from provisioning.federation_check.permissions import (
     missing_entra_permissions,
     needed_permissions,
 )
+from provisioning.federation_check.repair import repair_facts
 from provisioning.federation_check.result import CouldNotRead, FederationCheck, Severity
 from provisioning.messages import Message
 from provisioning.models import Cloud, Connection
@@ -125,6 +126,13 @@ def check_federation(
         if claimed - set(iam["roles"]):
             iam = read_iam(aws_connection, audit=audit, region=region, role_arns=claimed)
         judge(check, app=app, connect=connect, iam=iam, now=now)
+        pairs = role_pairs(app)
+        check.read = repair_facts(
+            app,
+            iam,
+            role_arn=pairs[0].role_arn if pairs else "",
+            provider_arn=pairs[0].provider_arn if pairs else "",
+        )
         if len(apps) > 1:
             check.add(
                 "idp_app",

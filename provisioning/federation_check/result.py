@@ -83,6 +83,9 @@ class FederationCheck:
     permissions: dict[str, list[str]] = field(default_factory=dict)
     apps_found: list[dict[str, str]] = field(default_factory=list)
     read_only: bool = True
+    # What a Repair run starts from (provisioning/federation_check/repair.py, repair_facts): the
+    # relay state, the role and provider the app claims, ... as the check read them.
+    read: dict[str, Any] = field(default_factory=dict)
 
     def link(self, key: str) -> Link:
         return next(link for link in self.links if link.key == key)

@@ -442,9 +442,10 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
 
 def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
     flow = FLOWS.get(run.flow_key)
-    if not (flow and flow.skip_reason(step.key, run.inputs)):
+    because = flow.skipped_because(step.key, run.inputs) if flow else ""
+    if not (flow and because):
         return _plan(run, step, worker)
-    return _skip(run, step, worker, Message(flow.optional_steps[step.key].skipped))
+    return _skip(run, step, worker, Message(because))
 
 
 def _skip(run: SetupRun, step: StepRun, worker: str, said: Message) -> str | None:

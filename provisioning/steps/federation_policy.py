@@ -47,6 +47,10 @@ NAME_RULE = _("1 to 128 letters, digits, or the characters + = , . @ _ -")
 # IAM keeps at most 5 versions of a managed policy (IAM User Guide, "Versioning IAM policies").
 MAX_POLICY_VERSIONS = 5
 POLICY_RESOURCE = "iam_policy"
+# A repair (provisioning/federation_check/repair.py) whose check found the role allowed to
+# federate sets this input: an existing policy is adopted with its document as it is (a policy
+# made by hand may say more than the wizard's, or say it another way), never rewritten.
+KEEP_POLICY_DOCUMENT = "keep_policy_document"
 VERSION_RESOURCE = "iam_policy_version"
 POLICY_DESCRIPTION = "Lets users federated by the Connect SSO wizard open their Connect instance."
 # What plan() read of the policy (its ARN and the policy, or None), for the apply() that follows
@@ -111,6 +115,10 @@ def find_policy(iam: Any, arn: str) -> dict[str, Any] | None:
     return {**policy, "Document": as_document(version["PolicyVersion"]["Document"])}
 
 
+def _kept(ctx: StepContext) -> bool:
+    return ctx.inputs.get(KEEP_POLICY_DOCUMENT) is True
+
+
 def _target(ctx: StepContext) -> tuple[Any, str, str, dict[str, Any]]:
     iam = ctx.aws("iam")
     account = account_id(ctx)
@@ -144,6 +152,8 @@ class FederationPolicyStep(Step):
         details = {"policy_arn": arn, "policy_document": policy_json(wanted)}
         if existing is None:
             return Plan(changes=[Change("create", POLICY_RESOURCE, name, details)])
+        if _kept(ctx):
+            return Plan(changes=[Change("adopt", POLICY_RESOURCE, name, {"policy_arn": arn})])
         if same_policy(existing["Document"], wanted):
             return Plan(changes=[Change("nothing", POLICY_RESOURCE, name, details)])
         diff = policy_diff(
@@ -186,6 +196,12 @@ class FederationPolicyStep(Step):
         else:
             if tagged_run(existing.get("Tags")) == str(ctx.run_id):
                 ctx.record_created(POLICY_RESOURCE, arn, name=name)
+            if _kept(ctx):
+                return FederationPolicyOutputs(
+                    policy_arn=arn,
+                    policy_name=name,
+                    policy_document=policy_json(as_document(existing["Document"])),
+                )
             if not same_policy(existing["Document"], wanted):
                 self._add_default_version(ctx, iam, arn, existing["DefaultVersionId"], document)
         return FederationPolicyOutputs(
@@ -216,7 +232,7 @@ class FederationPolicyStep(Step):
     def verify(self, ctx: StepContext) -> list[Finding]:
         iam, name, arn, wanted = _target(ctx)
         existing = find_policy(iam, arn)
-        holds = existing is not None and same_policy(existing["Document"], wanted)
+        holds = existing is not None and (_kept(ctx) or same_policy(existing["Document"], wanted))
         return [
             Finding(
                 Message(_("The federation policy's default version is the expected document")),

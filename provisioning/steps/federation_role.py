@@ -155,6 +155,11 @@ def trust_policy(provider_arn: str, region: str) -> dict[str, Any]:
     }
 
 
+# A repair (provisioning/federation_check/repair.py) whose check found the role's trust working
+# sets this input: an existing role keeps its trust policy as it is, whoever wrote it.
+KEEP_TRUST_POLICY = "keep_trust_policy"
+
+
 class _Target:
     """What the run wants and what IAM and Connect hold now."""
 
@@ -177,6 +182,7 @@ class _Target:
         )
         self.seconds = session_seconds(ctx)
         self.trust = trust_policy(self.provider_arn, ctx.region)
+        self.keeps_trust = ctx.inputs.get(KEEP_TRUST_POLICY) is True
         self.instance_id = instance_id(ctx)
         self.role = self._role()
         self.attached = self._attached() if self.role else set()
@@ -197,7 +203,10 @@ class _Target:
 
     @property
     def trust_differs(self) -> bool:
-        return self.role is not None and not same_policy(self.current_trust, self.trust)
+        """Whether the existing role's trust is to be rewritten (never when the run keeps it)."""
+        if self.role is None or self.keeps_trust:
+            return False
+        return not same_policy(self.current_trust, self.trust)
 
     @property
     def duration_differs(self) -> bool:

@@ -140,3 +140,33 @@ def test_it_rolls_back_its_policy_and_only_its_versions_of_an_adopted_one(
     assert _default_document(iam, adopted_arn) == original
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_policy(PolicyArn=created_arn)
+
+
+def test_a_repair_adopts_a_policy_written_by_hand_without_rewriting_it(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    name = unique("HandMadeFederation")
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ByHand", "Effect": "Allow", "Action": "connect:GetFederationToken",
+             "Resource": "*"},
+            {"Sid": "More", "Effect": "Allow", "Action": "connect:DescribeUser", "Resource": "*"},
+        ],
+    }  # fmt: skip
+    arn = iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+    setup = iam_run(aws_connection, instance, policy_name=name)
+    repair = iam_run(aws_connection, instance, policy_name=name, keep_policy_document=True)
+
+    rewrites = STEP.plan(step_context(setup, KEY))
+    plan = STEP.plan(step_context(repair, KEY))
+    outputs = STEP.apply(step_context(repair, KEY))
+    found = STEP.verify(step_context(repair, KEY))
+
+    assert [change.action for change in rewrites.changes] == ["update"]
+    assert [(change.action, change.details) for change in plan.changes] == [
+        ("adopt", {"policy_arn": arn})
+    ]
+    assert [version["VersionId"] for version in _versions(iam, arn)] == ["v1"]
+    assert json.loads(outputs.policy_document) == document
+    assert all(finding.ok for finding in found)

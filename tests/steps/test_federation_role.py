@@ -320,3 +320,30 @@ def test_the_iam_steps_apply_verify_and_roll_back_against_plain_moto(
     assert roles_named(iam, name) == []
     assert policies_named(iam, f"{name}-GetFederationToken") == []
     assert _instance_role_tag(clients["connect"], moto_instance) == ""
+
+
+def test_a_repair_keeps_the_trust_of_an_existing_role_it_found_working(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID))
+    outputs = apply_all(run)
+    role_name = outputs["federation_role"]["role_name"]
+    before = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    other_provider = {
+        **outputs,
+        "saml_provider": {"provider_arn": outputs["saml_provider"]["provider_arn"] + "-2"},
+    }
+    repair = iam_run(aws_connection, instance, keep_trust_policy=True)
+
+    plan = STEP.plan(step_context(repair, KEY, other_provider))
+    STEP.apply(step_context(repair, KEY, other_provider))
+    found = STEP.verify(step_context(repair, KEY, other_provider))
+
+    (change,) = plan.changes
+    assert (change.action, change.details["changes"], plan.needs_confirmation) == (
+        "nothing",
+        [],
+        False,
+    )
+    assert iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"] == before
+    assert all(finding.ok for finding in found)

@@ -107,6 +107,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # errors; a check that does not exist is not found.
     "federation_check_new": gated(VIEWER, get=200, post=200),
     "federation_check": gated(VIEWER, get=404, post=405),
+    # Repair starts a run: an operator's move, on a check that does not exist here.
+    "federation_check_repair": gated(OPERATOR, get=405, post=404),
     # A watched federation that does not exist; only admins change its interval or stop
     # watching it; an empty Notifications form is valid (no recipients, the webhook kept) and
     # saved.
@@ -116,6 +118,7 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "watched_federation_resume": gated(ADMIN, get=405, post=404),
     # Starting a rotation is starting a run (operators); no such watched federation.
     "watched_federation_rotate": gated(OPERATOR, get=405, post=404),
+    "watched_federation_repair": gated(OPERATOR, get=405, post=404),
     "notifications": gated(ADMIN, get=200, post=302),
     # Nothing set up to send to: said on the page it redirects to.
     "notifications_test": gated(ADMIN, get=405, post=302),

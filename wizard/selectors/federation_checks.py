@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
+from provisioning.federation_check.repair import fixable
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.models import FederationCheckRecord
 from wizard.selectors.chain import LinkState as ChainState
@@ -71,8 +72,11 @@ def check_links(result: FederationCheck) -> list[CheckedLink]:
 
 
 def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
+    """Each finding in the reader's language; `repaired` says whether Repair fixes it."""
+    repaired = set(fixable(result))
     return [
         {
+            "repaired": finding.code in repaired,
             "link": finding.link,
             "link_label": LINK_LABELS[finding.link],
             "severity": finding.severity,
@@ -88,10 +92,14 @@ def check_page(record: FederationCheckRecord) -> dict[str, Any]:
     if record.result is None:
         return {"record": record}
     result = FederationCheck.from_json(record.result)
+    findings = check_findings(result)
     return {
         "record": record,
         "result": result,
         "links": check_links(result),
-        "findings": check_findings(result),
+        "findings": findings,
         "unreadable": [unread_text(unread) for unread in result.unreadable],
+        # Repair is offered when it fixes at least one finding (provisioning/federation_check/
+        # repair.py); the others stay the admin's to fix.
+        "repairable": any(finding["repaired"] for finding in findings),
     }

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning.models import FederationCheckRecord, FederationCheckStatus
+from provisioning.runs.admin_moves import RunError
 from provisioning.services.federation_checks import federation_check_request
+from provisioning.services.federation_repairs import repair_run_create
 from wizard.federation_check_forms import FederationCheckForm
 from wizard.middleware import wants_fragment
-from wizard.roles import VIEWER, role_required
+from wizard.roles import OPERATOR, VIEWER, role_required
 from wizard.selectors.federation_checks import check_page
 
 TEMPLATE = "federation_check.html"
@@ -60,3 +63,18 @@ def federation_check(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
             return HttpResponseStopPolling(html)
         return HttpResponse(html)
     return render(request, TEMPLATE, context)
+
+
+# Repair starts a run that changes clouds: an operator's move, as starting a setup is.
+@role_required(OPERATOR)
+@require_POST
+def federation_check_repair(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
+    """Start the repair of the federation this check read; its run page takes over, where each
+    plan waits for the admin's confirmation."""
+    record = _get_check(check_id)
+    try:
+        run = repair_run_create(user=request.user, check_id=record.pk)
+    except RunError as error:
+        messages.error(request, str(error))
+        return redirect("federation_check", check_id=record.pk)
+    return redirect("run_detail", run_id=run.pk)

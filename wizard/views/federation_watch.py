@@ -3,6 +3,8 @@ changes) and the Notifications page (admins: where changes of state are sent).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,9 +13,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from provisioning.federation_watch import notification_settings
-from provisioning.models import FederationCheckRecord, NotificationTest, WatchedFederation
+from provisioning.models import (
+    FederationCheckRecord,
+    NotificationTest,
+    SetupRun,
+    WatchedFederation,
+)
 from provisioning.notifications import masked_webhook_url
 from provisioning.runs.admin_moves import RunError
+from provisioning.services.federation_repairs import repairable, watched_repair_run_create
 from provisioning.services.federation_watch import (
     notifications_save,
     notifications_test_request,
@@ -46,9 +54,26 @@ def _watched_page(
     return render(
         request,
         "watched_federation.html",
-        {"watched": watched, "form": form, "checks": checks[:CHECKS_SHOWN]},
+        {
+            "watched": watched,
+            "form": form,
+            "checks": checks[:CHECKS_SHOWN],
+            "repairable": repairable(watched.latest_check) is not None,
+        },
         status=status,
     )
+
+
+def _start_run(
+    request: HttpRequest, watched: WatchedFederation, start: Callable[..., SetupRun]
+) -> HttpResponse:
+    """A run started for this federation opens its run page; a refused one is said here."""
+    try:
+        run = start(user=request.user, watched_id=watched.pk)
+    except RunError as error:
+        messages.error(request, str(error))
+        return redirect("watched_federation", watched_id=watched.pk)
+    return redirect("run_detail", run_id=run.pk)
 
 
 @role_required(VIEWER)
@@ -77,13 +102,14 @@ def watched_federation_interval(request: HttpRequest, watched_id: int) -> HttpRe
 @require_POST
 def watched_federation_rotate(request: HttpRequest, watched_id: int) -> HttpResponse:
     """Start "Rotate the signing certificate" for this federation; its run page takes over."""
-    watched = _get_watched(watched_id)
-    try:
-        run = rotation_run_create(user=request.user, watched_id=watched.pk)
-    except RunError as error:
-        messages.error(request, str(error))
-        return redirect("watched_federation", watched_id=watched.pk)
-    return redirect("run_detail", run_id=run.pk)
+    return _start_run(request, _get_watched(watched_id), rotation_run_create)
+
+
+@role_required(OPERATOR)
+@require_POST
+def watched_federation_repair(request: HttpRequest, watched_id: int) -> HttpResponse:
+    """Start the repair of this federation from its latest check; its run page takes over."""
+    return _start_run(request, _get_watched(watched_id), watched_repair_run_create)
 
 
 @role_required(ADMIN)

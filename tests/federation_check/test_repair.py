@@ -1,0 +1,295 @@
+"""Repair against the sandbox: a federation the Entra flow built is broken at one link through
+the cloud's own API, a check names the finding, and Repair's run (the Entra flow, inputs filled
+from the check) plans exactly the fixing change, adopts everything else (the app, provider, role,
+policy and instance keep their IDs), applies it once confirmed, and the check after it is
+healthy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from provisioning.models import (
+    Connection,
+    FederationCheckRecord,
+    FederationCheckStatus,
+    RunStatus,
+    SetupRun,
+    StepStatus,
+)
+from provisioning.saml import parse_idp_metadata
+from provisioning.services.federation_checks import federation_check_run
+from provisioning.services.federation_repairs import repair_run_create
+from sandbox import saml_idp
+from sandbox.server import Sandbox
+from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
+from tests.federation_check.test_hand_made_entra import _people, build_by_hand
+from tests.flows.entra_runs import cloud_writes, entra_sandbox  # noqa: F401
+from tests.flows.user_runs import drive
+from tests.sandbox.aws_clients import aws_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def checked(run: SetupRun) -> FederationCheckRecord:
+    """A check of the federation `run` built, read here as the worker would."""
+    return checked_instance(run.instance_alias)
+
+
+def checked_instance(alias: str) -> FederationCheckRecord:
+    record = FederationCheckRecord.objects.create(
+        aws_connection=Connection.objects.get(name="Sandbox AWS"),
+        idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
+        region=REGION,
+        instance=alias,
+    )
+    federation_check_run(check_id=str(record.pk))
+    record.refresh_from_db()
+    assert record.status == FederationCheckStatus.DONE, record.error
+    return record
+
+
+def findings(record: FederationCheckRecord) -> list[str]:
+    return [f"{f['link']}:{f['code']}" for f in record.result["findings"]]
+
+
+def resource_ids(sandbox: Sandbox, run: SetupRun) -> dict[str, Any]:
+    """The IDs of what the federation is made of, read from the clouds now."""
+    iam = aws_client(sandbox, "iam")
+    role = run.steps.get(key="federation_role").outputs
+    app = run.steps.get(key="entra_app").outputs
+    tenant = sandbox.apps["entra"].tenant
+    return {
+        "role_id": iam.get_role(RoleName=role["role_name"])["Role"]["RoleId"],
+        "providers": sorted(p["Arn"] for p in iam.list_saml_providers()["SAMLProviderList"]),
+        "policy": iam.get_policy(PolicyArn=role["policy_arn"])["Policy"]["PolicyId"],
+        "apps": sorted(a["appId"] for a in tenant.applications.values()),
+        "app_id": app["app_id"],
+        "instances": sorted(
+            i["Id"] for i in aws_client(sandbox, "connect").list_instances()["InstanceSummaryList"]
+        ),
+    }
+
+
+def planned_writes(run: SetupRun) -> list[str]:
+    """Every change of the run's plans that writes: "step resource_type action details"."""
+    writes = []
+    for step in run.steps.order_by("position"):
+        for change in step.plan.get("changes", []):
+            if change["action"] in ("create", "update", "delete"):
+                what = change["details"].get("changes") or sorted(change["details"])
+                writes.append(f"{step.key} {change['resource_type']} {change['action']} {what}")
+    return writes
+
+
+def repaired(
+    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any], fixed_by: str
+) -> tuple[list[str], SetupRun, list[str]]:
+    """Break, check, repair, re-check: (the findings, the repair run, the re-check's findings).
+    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does."""
+    before = resource_ids(sandbox, setup)
+    break_it()
+    record = checked(setup)
+    found = findings(record)
+
+    run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False), confirm=False)
+    waiting = run.steps.get(status=StepStatus.PLANNED)
+    assert (run.status, waiting.key, waiting.plan["needs_confirmation"]) == (
+        RunStatus.WAITING,
+        fixed_by,
+        True,
+    )
+    run = drive(run)
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    assert resource_ids(sandbox, setup) == before
+    skipped = set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True))
+    assert skipped == {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
+    after = checked(setup)
+    return found, run, findings(after)
+
+
+def test_repair_sets_the_relay_state_back_and_changes_nothing_else(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = built.steps.get(key="entra_app").outputs["app_id"]
+    wanted = built.steps.get(key="entra_claims").outputs["relay_state"]
+    other = wanted.replace(built.instance_id, "00000000-0000-4000-8000-000000000000")
+    tenant = entra_sandbox.apps["entra"].tenant
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: tenant.patch_service_principal(
+            app_id, {"samlSingleSignOnSettings": {"relayState": other}}, by_app_id=True
+        ),
+        "entra_claims",
+    )
+
+    assert found == ["claims:relay_state_other_instance"]
+    assert planned_writes(run) == ["entra_claims relay_state update []"]
+    sp_id = built.steps.get(key="entra_app").outputs["service_principal_id"]
+    assert cloud_writes(run) == [f"entra graph PATCH /servicePrincipals/{sp_id}"]
+    assert after == []
+    sp = tenant.find_service_principal(app_id, by_app_id=True)
+    assert sp["samlSingleSignOnSettings"]["relayState"] == wanted
+
+
+def test_repair_puts_the_idps_certificate_back_into_iam(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(entra_sandbox, "iam")
+    held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    old = saml_idp.idp_metadata(
+        entity_id=parse_idp_metadata(held).entity_id,
+        certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
+        sso_url="https://idp.example/sso",
+    )
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
+        "saml_provider",
+    )
+
+    assert found == ["saml_provider:provider_certificate_mismatch"]
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider update"]
+    assert cloud_writes(run) == ["aws iam UpdateSAMLProvider"]
+    assert after == []
+    now = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    assert (
+        parse_idp_metadata(now, check_dates=False).fingerprints
+        == parse_idp_metadata(held, check_dates=False).fingerprints
+    )
+
+
+def test_repair_attaches_the_federation_policy_detached_from_the_role(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    role = built.steps.get(key="federation_role").outputs
+    iam = aws_client(entra_sandbox, "iam")
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
+        "federation_role",
+    )
+
+    assert found == ["federation_role:no_federation_permission"]
+    assert planned_writes(run) == ["federation_role iam_role update ['attach_policy']"]
+    assert cloud_writes(run) == ["aws iam AttachRolePolicy"]
+    assert after == []
+    attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
+    assert run.inputs["role_name"] == role["role_name"]
+    # The role's permission was the finding: its policy is not kept as it is.
+    assert "keep_policy_document" not in run.inputs
+
+
+def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    people = _people(entra_sandbox, "same-email-1", "same-email-2")
+    made = build_by_hand(entra_sandbox, people, session_name_source="userprincipalname")
+    iam = aws_client(entra_sandbox, "iam")
+    role_name = made["role_arn"].rsplit("/", 1)[-1]
+    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    (policy,) = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+    record = checked_instance(made["alias"])
+    assert findings(record) == ["claims:relay_state_missing"]
+
+    run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False))
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    # Its policy (another Sid than the wizard's) and trust (the global audience only) work:
+    # adopted as they are, not rewritten into the wizard's.
+    assert planned_writes(run) == ["entra_claims relay_state update []"], planned_writes(run)
+    assert run.steps.get(key="federation_policy").plan["changes"][0]["action"] == "adopt"
+    assert iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"] == trust
+    versions = iam.list_policy_versions(PolicyArn=policy["PolicyArn"])["Versions"]
+    assert [v["VersionId"] for v in versions] == ["v1"]
+    assert findings(checked_instance(made["alias"])) == []
+
+
+def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    role = built.steps.get(key="federation_role").outputs
+    iam = aws_client(entra_sandbox, "iam")
+    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
+    other = json.loads(json.dumps(trust))
+    for statement in other["Statement"]:
+        statement["Condition"] = {
+            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
+        }
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.update_assume_role_policy(
+            RoleName=role["role_name"], PolicyDocument=json.dumps(other)
+        ),
+        "federation_role",
+    )
+
+    assert found == ["federation_role:role_trust_refuses"]
+    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
+    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
+    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
+    assert after == []
+
+
+def test_repair_switches_the_app_back_to_saml(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = built.steps.get(key="entra_app").outputs["app_id"]
+    tenant = entra_sandbox.apps["entra"].tenant
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: tenant.patch_service_principal(
+            app_id, {"preferredSingleSignOnMode": "password"}, by_app_id=True
+        ),
+        "entra_app",
+    )
+
+    assert "idp_app:app_not_saml" in found
+    assert planned_writes(run) == [
+        "entra_app entra_application update ['preferredSingleSignOnMode']"
+    ]
+    assert after == []
+    sp = tenant.find_service_principal(app_id, by_app_id=True)
+    assert sp["preferredSingleSignOnMode"] == "saml"
+
+
+def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(entra_sandbox, "iam")
+
+    found, run, after = repaired(
+        entra_sandbox,
+        built,
+        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
+        "saml_provider",
+    )
+
+    assert "saml_provider:provider_missing" in found
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
+    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
+    assert after == []
+    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
