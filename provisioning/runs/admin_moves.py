@@ -39,7 +39,12 @@ from provisioning.runs import runner
 from provisioning.runs.chain import enqueue_advance
 from provisioning.runs.moves import admin_scope, move_run, move_step
 from provisioning.steps.base import STEPS
-from provisioning.steps.inputs import StepInputError, clean_step_inputs, takes_plan
+from provisioning.steps.inputs import (
+    StepInputError,
+    clean_step_inputs,
+    kept_choices,
+    takes_plan,
+)
 
 
 class RunError(Exception):
@@ -228,7 +233,15 @@ def run_resume(*, user: Any, run_id: uuid.UUID | str, enqueue: bool = True) -> S
             )
         _refuse_changed_flow(run)
         for step in run.steps.filter(status=StepStatus.FAILED):
-            _step_to(user, run, step, StepStatus.PENDING, error={}, plan={}, finished_at=None)
+            _step_to(
+                user,
+                run,
+                step,
+                StepStatus.PENDING,
+                error={},
+                plan=kept_choices(STEPS.get(step.key), step.plan),
+                finished_at=None,
+            )
         if run.status != RunStatus.RUNNING:
             _run_to(
                 user,
@@ -268,7 +281,8 @@ def run_retry_step(
             StepStatus.PENDING,
             inputs={**step.inputs, **_json(inputs)},
             error={},
-            plan={},
+            # The choices its form offers stay: the answers may be offered again for editing.
+            plan=kept_choices(STEPS.get(step.key), step.plan),
             finished_at=None,
         )
         _run_to(
@@ -372,8 +386,14 @@ def step_submit_inputs(
         ):
             raise RunError(gettext("This step is not waiting for input."))
         _refuse_changed_flow(run)
+        # The choices its form offers stay: the answers may be offered again for editing.
         _step_to(
-            user, run, step, StepStatus.PENDING, inputs={**step.inputs, **_json(inputs)}, plan={}
+            user,
+            run,
+            step,
+            StepStatus.PENDING,
+            inputs={**step.inputs, **_json(inputs)},
+            plan=kept_choices(STEPS.get(step.key), step.plan),
         )
         _run_to(
             user,

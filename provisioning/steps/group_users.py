@@ -17,12 +17,14 @@ Inputs (the form, a plan file, or a sync):
   sign in yet (Entra: the group each is a direct member of; Okta: their picked group).
 
 Until groups are chosen, the plan reads the IdP's groups and the instance's profiles (in the
-worker) and waits for the mapping form. Then it is a users plan (provisioning/user_changes/).
+worker) and waits for the mapping form. Then it is a users plan (provisioning/user_changes/) that
+keeps those choices (carried through the answers, read once for a plan file's), so the answers
+offered again for editing (a failed step) never come with an empty picker.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, cast
 
 from django import forms
@@ -82,6 +84,7 @@ from provisioning.user_changes.sources import (
 from provisioning.user_changes.steps import (
     RESOURCE_TYPE,
     UserChangeCounts,
+    UserChangesPlan,
     UsersStep,
     apply_user_changes,
     plan_user_changes,
@@ -142,6 +145,15 @@ class MappingPlan(Plan):
     mapping_choices: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class GroupUsersPlan(UserChangesPlan):
+    """A users plan that keeps the choices the mapping was made from (the IdP's groups, the
+    instance's profiles, as the mapping plan read them), so that its answers, offered again for
+    editing (a failed step, a plan that waits again), come with something to choose from."""
+
+    mapping_choices: dict[str, Any] = field(default_factory=dict)
+
+
 class MappingRowForm(forms.Form):
     """One group and what its people get."""
 
@@ -191,8 +203,10 @@ MappingRows = formset_factory(MappingRowForm, extra=0)
 class GroupUsersForm(forms.Form):
     """The groups and their mapping (a formset of rows), and where usernames come from."""
 
-    # The run page builds this form with the plan it waits on (the choices come from it).
+    # The run page builds this form with the plan it waits on (the choices come from it); the
+    # plan keeps them under this key, and submitting the answers keeps them (inputs.kept_choices).
     takes_plan = True
+    choices_key = "mapping_choices"
 
     username_source = forms.ChoiceField(
         label=_("What the identity provider sends as the Connect username"),
@@ -439,6 +453,16 @@ def _choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
     }
 
 
+def _kept_choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
+    """The choices a users plan keeps for its answers' form: those the mapping was picked from,
+    carried on from the plan that read them (no cloud call); read here only for answers nobody
+    picked from them (a plan file's, a resumed step's), and never for a sync, which has no form."""
+    carried = dict(ctx.plan.get(GroupUsersForm.choices_key) or {})
+    if carried or ctx.inputs.get("sync_id"):
+        return carried
+    return _choices(ctx, directory)
+
+
 def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) -> list[Person]:
     """Everyone in the groups, once, with the mapping merged for people in several groups."""
     people: dict[str, Person] = {}
@@ -631,12 +655,16 @@ class GroupUsers(UsersStep):
         access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
-        plan = plan_user_changes(
+        changes = plan_user_changes(
             ctx,
             people,
             group_ids=[group["id"] for _row, group in rows],
             access=access,
             warnings=_shared_with_other_syncs(ctx, instance_id, people),
+        )
+        plan = GroupUsersPlan(
+            **{item.name: getattr(changes, item.name) for item in fields(changes)},
+            mapping_choices=_kept_choices(ctx, directory),
         )
         if reading is not None:
             plan.sync_reading = reading.to_json()

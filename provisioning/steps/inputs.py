@@ -37,6 +37,15 @@ def takes_plan(step_class: type[Step]) -> bool:
     )
 
 
+def kept_choices(step_class: type[Step] | None, plan: dict[str, Any]) -> dict[str, Any]:
+    """What of the step's plan to keep when the plan is cleared to plan again (answers submitted,
+    a failed step retried or resumed): the choices its form offers (`choices_key` of a form that
+    takes its plan), so that the answers, if offered again for editing, still have them."""
+    form_class = step_class.form_class if step_class is not None else None
+    key = str(getattr(form_class, "choices_key", "") or "")
+    return {key: plan[key]} if key and plan.get(key) else {}
+
+
 def clean_step_inputs(step_class: type[Step], answers: Mapping[str, Any]) -> dict[str, Any]:
     """The answers as the form cleans them (plain JSON), or StepInputError.
 

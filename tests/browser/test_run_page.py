@@ -208,6 +208,16 @@ def _reads_well(page: Page, kind: str, phase: str, language: str) -> None:
     # The sign-in test is no link's work: while it runs, no link of the chain is "working".
     if phase == "verifying":
         expect(page.locator('#run-chain [data-state="working"]')).to_have_count(0)
+    if kind == "users" and phase in ("needs-answer", "failed"):
+        # Its answers are offered with the IdP's groups and the instance's profiles to pick from,
+        # the plan file's picked (issue 13: never an empty picker).
+        group = page.locator('select[name="step-group_users-groups-0-group"]')
+        assert group.locator("option").count() > 1, f"{kind}-{phase}: no groups to pick"
+        assert group.evaluate("select => select.value"), f"{kind}-{phase}: no group picked"
+        routing = page.locator('select[name="step-group_users-groups-0-routing_profile"]')
+        assert routing.locator("option").count() >= 1, f"{kind}-{phase}: no routing profiles"
+        profiles = page.locator('input[name="step-group_users-groups-0-security_profiles"]')
+        assert profiles.count() > 1, f"{kind}-{phase}: no security profiles"
     if language != "ja":
         return
     assert page.evaluate(BROKEN_WORDS_JS) == [], f"{kind}-{phase}: words broken across lines"

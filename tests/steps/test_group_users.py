@@ -5,6 +5,7 @@ admin before deleting many."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -14,7 +15,15 @@ from django.utils import translation
 from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
 from provisioning.messages import render
-from provisioning.models import Cloud, Connection, SetupRun, UserChange, UserSync
+from provisioning.models import (
+    Cloud,
+    Connection,
+    RunStatus,
+    SetupRun,
+    StepStatus,
+    UserChange,
+    UserSync,
+)
 from provisioning.runs import admin_moves
 from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
 from sandbox.directory import AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
@@ -87,6 +96,57 @@ def test_it_waits_for_the_mapping_with_the_groups_and_profiles_to_choose_from(
     ]
     assert plan.mapping_choices["routing_profiles"] == ["Basic Routing Profile"]
     assert plan.mapping_choices["username_source"] == "userprincipalname"
+
+
+def test_its_answers_stay_editable_with_the_groups_and_profiles_once_submitted(
+    aws_connection: Connection, instance: dict[str, Any]
+) -> None:
+    """Issue 13: the answers offered again (a failed step, a plan waiting again) come with the
+    groups and profiles to choose from, the submitted ones picked, not an empty picker."""
+    run = users_run(instance, aws_connection)
+    asked = STEP.plan(context(run, "group_users"))
+    step = run.steps.get(key="group_users")
+    step.status, step.plan = StepStatus.PLANNED, asked.to_json()
+    step.save()
+    SetupRun.objects.filter(pk=run.pk).update(status=RunStatus.WAITING)
+    agents = next(g for g in asked.mapping_choices["groups"] if g["name"] == AGENTS_GROUP)
+
+    admin_moves.step_submit_inputs(
+        user=None,
+        run_id=run.pk,
+        step_key="group_users",
+        inputs={"groups": [{"group": agents["id"], **AGENT, "phone_type": "DESK_PHONE"}]},
+        enqueue=False,
+    )
+    step.refresh_from_db()
+    ctx = context(run, "group_users")
+    ctx.plan = dict(step.plan)
+    # Nobody has a desk phone number: the plan fails, and the runner keeps the step's plan as
+    # the answers left it; the page offers the answers for editing.
+    with pytest.raises(PermanentError):
+        STEP.plan(ctx)
+    form = GroupUsersForm(plan=step.plan, initial=step.inputs, prefix="step-group_users")
+    # Answered right, the users plan carries the choices on, for a failure after it.
+    soft = [{"group": agents["id"], **AGENT, "phone_type": "SOFT_PHONE"}]
+    ctx = context(run, "group_users", groups=soft)
+    ctx.plan = dict(step.plan)
+    users_plan = STEP.plan(ctx).to_json()
+    # A plan file's answers were picked from nothing: the plan reads the choices itself.
+    from_file = STEP.plan(context(run, "group_users", groups=soft)).to_json()
+
+    assert users_plan["counts"]["create"] > 0
+    assert from_file["mapping_choices"] == asked.mapping_choices
+    assert users_plan["mapping_choices"] == asked.mapping_choices
+    (chosen, *blank) = form.rows
+    offered = dict(chosen.fields["group"].choices)  # type: ignore[attr-defined]
+    assert {AGENTS_GROUP, SUPERVISORS_GROUP} <= {g["name"] for g in asked.mapping_choices["groups"]}
+    assert len(offered) == len(asked.mapping_choices["groups"]) + 1  # and "Choose a group"
+    assert chosen.initial["group"] == agents["id"] and chosen.initial["phone_type"] == "DESK_PHONE"
+    html = str(chosen)
+    assert f'value="{agents["id"]}" selected' in html
+    assert 'value="Basic Routing Profile" selected' in html
+    assert re.search(r'value="Agent"[^>]*checked', html), html
+    assert blank and all(len(row.fields["group"].choices) == len(offered) for row in blank)  # type: ignore[attr-defined]
 
 
 def test_it_gives_everyone_in_nested_groups_a_user_with_the_merged_mapping(
