@@ -89,6 +89,24 @@ def _certificate(metadata_xml: str) -> dict[str, Any]:
     }
 
 
+def _claims_by_type(definition: list[str] | None) -> dict[str, dict[str, Any]]:
+    """A claims mapping policy's ClaimsSchema entries by their SAML claim type."""
+    try:
+        schema = json.loads((definition or [""])[0])["ClaimsMappingPolicy"]["ClaimsSchema"]
+        return {str(entry.get("SamlClaimType")): entry for entry in schema}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _fixed_role_value(by_type: dict[str, dict[str, Any]]) -> str | None:
+    """The Role claim's fixed text, or None when it comes from an attribute. A claim with a Value
+    and no Source is fixed text (Microsoft Graph, "claimsMappingPolicy": "Value: the claim's
+    constant value"): seeds 000 and 004 type "<role ARN>,<provider ARN>" into the Role claim's
+    source attribute, which Entra stores that way."""
+    role = by_type.get(ROLE_ATTRIBUTE, {})
+    return str(role["Value"]) if "Value" in role and not role.get("Source") else None
+
+
 def _claims(policies: list[Any]) -> dict[str, Any]:
     """Where the Role, RoleSessionName and SessionDuration claims come from."""
     if not policies:
@@ -98,22 +116,14 @@ def _claims(policies: list[Any]) -> dict[str, Any]:
             "session_name": DEFAULT_ENTRA_SESSION_NAME_SOURCE,
             "session_duration": "",
         }
-    try:
-        schema = json.loads((policies[0].definition or [""])[0])["ClaimsMappingPolicy"][
-            "ClaimsSchema"
-        ]
-    except (ValueError, KeyError, TypeError):
-        schema = []
-    by_type = {str(entry.get("SamlClaimType")): entry for entry in schema}
+    by_type = _claims_by_type(policies[0].definition)
     role = by_type.get(ROLE_ATTRIBUTE, {})
-    # A claim with a Value and no Source is fixed text (Microsoft Graph, "claimsMappingPolicy":
-    # "Value: the claim's constant value"): seeds 000 and 004 type "<role ARN>,<provider ARN>"
-    # into the Role claim's source attribute, which Entra stores that way.
-    if "Value" in role and not role.get("Source"):
+    fixed = _fixed_role_value(by_type)
+    if fixed is not None:
         return {
             "policy": True,
             "role": FIXED_ROLE_CLAIM,
-            "role_value": str(role["Value"]),
+            "role_value": fixed,
             "session_name": str(by_type.get(ROLE_SESSION_NAME_ATTRIBUTE, {}).get("ID", "")),
             "session_duration": str(by_type.get(SESSION_DURATION_ATTRIBUTE, {}).get("Value", "")),
         }
@@ -208,9 +218,10 @@ def _entra_app(
 
 
 def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
-    """The appIds of the apps whose relay state or role values point at the instance. Read as
-    plain JSON with only these fields: a tenant has thousands of service principals, and the
-    SDK's models cost ~18 ms each (provisioning/entra/graph_reads.py, all_pages_json)."""
+    """The appIds of the apps whose relay state, role values or fixed-text Role claim point at
+    the instance. The service principals are read as plain JSON with only these fields: a tenant
+    has thousands of them, and the SDK's models cost ~18 ms each (all_pages_json in
+    provisioning/entra/graph_reads.py)."""
     builder = client.service_principals
     query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
         select=["appId", "samlSingleSignOnSettings", "appRoles"], top=SERVICE_PRINCIPAL_PAGE
@@ -226,7 +237,35 @@ def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) 
         values = [str(role.get("value") or "") for role in service_principal.get("appRoles") or []]
         if points_at(relay, values):
             matching.append(str(service_principal["appId"]))
+    for app_id in _fixed_role_claim_apps(client, points_at):
+        if app_id not in matching:
+            matching.append(app_id)
     return matching
+
+
+def _fixed_role_claim_apps(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
+    """The appIds of the apps whose claims mapping policy types the Role claim as fixed text
+    pointing at the instance: such an app sends that text, not its app roles, and may have no
+    relay state. Read from the tenant's policies, then each matching policy's appliesTo (Microsoft
+    Graph, "List claimsMappingPolicies" and claimsMappingPolicy "List appliesTo"): one call per
+    matching policy rather than one per service principal."""
+    builder = client.policies.claims_mapping_policies
+    with refused_as("idp_app", "the claims mapping policies", "Policy.Read.All"):
+        policies, _more = all_pages_json(
+            builder, builder.to_get_request_information(), limit=APP_SCAN_LIMIT
+        )
+    found: list[str] = []
+    for policy in policies:
+        fixed = _fixed_role_value(_claims_by_type(policy.get("definition")))
+        if not fixed or not points_at("", [fixed]):
+            continue
+        applies_to = builder.by_claims_mapping_policy_id(str(policy["id"])).applies_to
+        with refused_as("idp_app", "the apps a policy applies to", "Policy.Read.All"):
+            targets, _more = all_pages_json(
+                applies_to, applies_to.to_get_request_information(), limit=APP_SCAN_LIMIT
+            )
+        found.extend(str(target["appId"]) for target in targets if target.get("appId"))
+    return found
 
 
 def read_entra(

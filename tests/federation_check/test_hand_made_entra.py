@@ -281,3 +281,28 @@ def test_it_reads_a_role_claim_typed_as_fixed_text(entra_sandbox: Sandbox) -> No
     assert {key: link["state"] for key, link in links.items()} == dict.fromkeys(links, "ok")
     assert links["federation_role"]["fact"] == built["role_arn"].rsplit("/", 1)[-1]
     assert links["saml_provider"]["fact"] == built["provider_arn"].rsplit("/", 1)[-1]
+
+
+def test_it_finds_an_app_by_its_fixed_text_role_claim_alone(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    # Seed 004: the ARNs typed into the Role claim, no relay state, no app role naming the role;
+    # only the claims mapping policy's constant says which role the app signs in to.
+    people = _people(entra_sandbox, "same-email-1")
+    built = build_by_hand(
+        entra_sandbox, people, session_name_source="userprincipalname", fixed_role_claim=True
+    )
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Entra ID", "--json",
+    )  # fmt: skip
+
+    result = json.loads(output)
+    assert result["app_id"] == built["app_id"], "found by its fixed-text Role claim"
+    assert [(f["link"], f["code"]) for f in result["findings"]] == [
+        ("claims", "relay_state_missing")
+    ]
+    assert code == 1
+    links = {link["key"]: link for link in result["links"]}
+    assert links["federation_role"]["fact"] == built["role_arn"].rsplit("/", 1)[-1]
