@@ -25,7 +25,7 @@ from provisioning.federation_check.result import FIXED_ROLE_CLAIM, refused_as
 from provisioning.models import Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client
-from provisioning.okta.rest import okta_pages
+from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.saml import parse_idp_metadata
 from provisioning.steps.entra_app import _app_by_key, _preferred_certificate, _service_principal
 from provisioning.steps.entra_claims import (
@@ -369,6 +369,83 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _statement_values(sign_on: dict[str, Any], name: str) -> list[str]:
+    """The values of the custom SAML app's attribute statement `name` (okta-sdk-python 3.4.6,
+    okta/models/saml_application_settings_sign_on.py, attributeStatements)."""
+    for statement in sign_on.get("attributeStatements") or []:
+        if isinstance(statement, dict) and statement.get("name") == name:
+            return [str(value) for value in statement.get("values") or []]
+    return []
+
+
+def _fixed_text(expression: str) -> str:
+    """The text of an Okta Expression Language string literal ("..." or '...'), else the
+    expression unchanged: hand-made Connect apps type the Role value as a quoted constant."""
+    stripped = expression.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+        return stripped[1:-1]
+    return stripped
+
+
+def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    """A custom SAML 2.0 app: Role, RoleSessionName and SessionDuration come from its attribute
+    statements, the relay state from settings.signOn.defaultRelayState."""
+    app_id = str(app["id"])
+    sign_on = dict((app.get("settings") or {}).get("signOn") or {})
+    try:
+        metadata = _certificate(aws_app.metadata_xml(client, app_id))
+    except WaitForCloud as waiting:
+        metadata = {"error": waiting.reason}
+    session_source = next(iter(_statement_values(sign_on, ROLE_SESSION_NAME_ATTRIBUTE)), "")
+    with refused_as("connect_users", "the app's users", "okta.apps.read"):
+        app_users = list(
+            okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
+        )
+    people = []
+    for user in app_users:
+        login = str((user.get("credentials") or {}).get("userName") or "")
+        sent = login
+        field = session_source.strip().removeprefix("user.")
+        if session_source.strip().startswith("user.") and field != "login":
+            with refused_as("connect_users", "an assigned user", "okta.users.read"):
+                found = okta_call(client, "GET", f"/api/v1/users/{user['id']}") or {}
+            profile = found.get("profile")
+            sent = str((profile or {}).get(field) or "")
+        people.append({"login": login, "session_name": sent, "via": ""})
+    duration = next(iter(_statement_values(sign_on, SESSION_DURATION_ATTRIBUTE)), "")
+    return {
+        "app_id": app_id,
+        "name": str(app.get("label") or ""),
+        "enabled": app.get("status") == "ACTIVE",
+        "sso_mode": str(app.get("signOnMode") or ""),
+        "identifiers": [str(sign_on["audience"])] if sign_on.get("audience") else [],
+        "reply_urls": [str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
+        "relay_state": aws_app.relay_state_of(app),
+        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
+        "metadata": metadata,
+        "role_values": sorted(
+            value
+            for value in map(_fixed_text, _statement_values(sign_on, ROLE_ATTRIBUTE))
+            if "," in value
+        ),
+        "claims": {
+            "policy": False,
+            "role": "attributeStatements",
+            "session_name": session_source,
+            "session_duration": _fixed_text(duration),
+        },
+        "people": sorted(people, key=lambda person: person["login"].lower()),
+    }
+
+
+def _is_custom_saml(app: dict[str, Any]) -> bool:
+    return app.get("name") != aws_app.AWS_APP_NAME and app.get("signOnMode") == aws_app.SAML_2_0
+
+
+def _okta_read(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    return _okta_custom_app(client, app) if _is_custom_saml(app) else _okta_app(client, app)
+
+
 def read_okta(
     connection: Connection,
     *,
@@ -376,19 +453,24 @@ def read_okta(
     app_id: str,
     points_at: Callable[[str, list[str]], bool],
 ) -> list[dict[str, Any]]:
-    """The AWS app `app_id`, or else every AWS Account Federation app pointing at the instance."""
+    """The app `app_id`, or else every AWS Account Federation app, and every custom SAML app
+    with a Role attribute statement, pointing at the instance."""
     client = okta_client(connection, audit=audit)
     if app_id:
         with refused_as("idp_app", app_id, "okta.apps.read"):
             app = aws_app.get_app(client, app_id)
-        return [] if app is None else [_okta_app(client, app)]
+        return [] if app is None else [_okta_read(client, app)]
     with refused_as("idp_app", "the Okta apps", "okta.apps.read"):
         listed = list(okta_pages(client, "/api/v1/apps", params={"limit": 200}))
     apps = []
     for app in listed:
-        if app.get("name") != aws_app.AWS_APP_NAME:
+        if app.get("name") != aws_app.AWS_APP_NAME and not _is_custom_saml(app):
             continue
-        read = _okta_app(client, app)
+        if _is_custom_saml(app) and not _statement_values(
+            dict((app.get("settings") or {}).get("signOn") or {}), ROLE_ATTRIBUTE
+        ):
+            continue
+        read = _okta_read(client, app)
         if points_at(read["relay_state"], read["role_values"]):
             apps.append(read)
     return apps

@@ -238,3 +238,137 @@ def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
     assert result["findings"] == []
     assert code == 0
     assert [link["state"] for link in result["links"]] == ["ok"] * 6
+
+
+def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, Any]:
+    """The other way Okta federations for Connect are made by hand: "Create App Integration" >
+    SAML 2.0, with the AWS sign-in URL as ACS URL and audience, the relay state set, and the Role
+    attribute statement typed as a quoted constant "<role ARN>,<provider ARN>". `role_arn`
+    types another role than the one made (a typo in the statement)."""
+    connect = aws_client(sandbox, "connect")
+    iam = aws_client(sandbox, "iam")
+    instance = active_instance(connect, "okta-custom")
+    suffix = uuid.uuid4().hex[:8]
+    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
+    role_name = f"AmazonConnectOktaCustom-{suffix}"
+    provider_name = f"okta-custom-{suffix}"
+    provider_arn = f"arn:aws:iam::{account}:saml-provider/{provider_name}"
+    typed_role = role_arn or f"arn:aws:iam::{account}:role/{role_name}"
+    app_body = {
+        "label": f"Amazon Connect custom {suffix}",
+        "signOnMode": "SAML_2_0",
+        "settings": {
+            "signOn": {
+                "ssoAcsUrl": AWS_SIGN_IN_URL,
+                "audience": "urn:amazon:webservices",
+                "defaultRelayState": f"https://{REGION}.console.aws.amazon.com/connect/federate/"
+                f"{instance['Id']}",
+                "attributeStatements": [
+                    {
+                        "type": "EXPRESSION",
+                        "name": "https://aws.amazon.com/SAML/Attributes/Role",
+                        "values": [f'"{typed_role},{provider_arn}"'],
+                    },
+                    {
+                        "type": "EXPRESSION",
+                        "name": "https://aws.amazon.com/SAML/Attributes/RoleSessionName",
+                        "values": ["user.login"],
+                    },
+                ],
+            }
+        },
+    }
+    app = _sent(_okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body)))
+    assert app["name"] != "amazon_aws"
+
+    async def metadata(client: Any) -> str:
+        document, _, error = await client.preview_sam_lmetadata_for_application(
+            app["id"], app["credentials"]["signing"]["kid"]
+        )
+        assert error is None, error
+        return str(document)
+
+    iam.create_saml_provider(Name=provider_name, SAMLMetadataDocument=_okta(sandbox, metadata))
+    policy_arn = iam.create_policy(
+        PolicyName=f"AmazonConnectOktaCustom-{suffix}",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "connect:GetFederationToken",
+                        "Resource": [
+                            f"arn:aws:connect:{REGION}:{account}:instance/{instance['Id']}"
+                            "/user/${aws:userid}"
+                        ],
+                    }
+                ],
+            }
+        ),
+    )["Policy"]["Arn"]
+    trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
+    iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+
+    async def assign(client: Any) -> None:
+        for login in (KEIKO, MADONNA):
+            user, _, error = await client.get_user(login)
+            assert error is None, error
+            _, _, error = await client.assign_user_to_application(
+                app["id"], AppUserAssignRequest(id=user.id, scope="USER")
+            )
+            assert error is None, error
+
+    _okta(sandbox, assign)
+    security, routing = default_profiles(connect, instance["Id"])
+    for username in (KEIKO, MADONNA):
+        connect.create_user(
+            Username=username,
+            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[security["Agent"]],
+            RoutingProfileId=routing,
+            InstanceId=instance["Id"],
+        )
+    return {"app_id": app["id"], "alias": instance["InstanceAlias"], "typed_role": typed_role}
+
+
+def test_it_checks_a_custom_saml_app_with_a_fixed_text_role_statement_healthy(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    built = build_custom_saml_app(okta_sandbox)
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Okta", "--json",
+    )  # fmt: skip
+
+    result = json.loads(output)
+    assert result["findings"] == []
+    assert code == 0
+    assert result["app_id"] == built["app_id"], "found by its relay state, without --app"
+    links = {link["key"]: link for link in result["links"]}
+    assert [link["state"] for link in result["links"]] == ["ok"] * 6
+    assert links["federation_role"]["fact"] == built["typed_role"].rsplit("/", 1)[-1]
+
+
+def test_it_names_a_wrong_role_arn_in_a_custom_apps_role_statement(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    account = aws_client(okta_sandbox, "sts").get_caller_identity()["Account"]
+    built = build_custom_saml_app(
+        okta_sandbox, role_arn=f"arn:aws:iam::{account}:role/AmazonConnectOktaTypo"
+    )
+
+    code, output = check(
+        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
+        "--idp", "Sandbox Okta", "--json",
+    )  # fmt: skip
+
+    assert code == 1, output
+    result = json.loads(output)
+    assert result["app_id"] == built["app_id"], "found by its relay state, without --app"
+    found = {(f["link"], f["code"]): f["params"] for f in result["findings"]}
+    assert ("federation_role", "role_missing") in found, result["findings"]
+    assert found[("federation_role", "role_missing")]["role"] == built["typed_role"]
