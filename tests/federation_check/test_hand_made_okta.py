@@ -8,7 +8,6 @@ typed in another case than the Okta username Okta sends as RoleSessionName."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -16,6 +15,14 @@ import httpx
 from okta.models import AppUserAssignRequest
 
 from sandbox.server import OKTA_DOMAIN, Sandbox
+from tests.federation_check.hand_made import (
+    assert_healthy,
+    check_args,
+    check_json,
+    findings,
+    link_states,
+    user_arn_policy,
+)
 from tests.federation_check.test_check_federation import REGION, check
 from tests.federation_check.test_check_okta_federation import okta_sandbox  # noqa: F401
 from tests.sandbox.aws_clients import (
@@ -46,6 +53,33 @@ def _sent(reply: tuple[Any, Any]) -> Any:
     return body
 
 
+def _metadata(sandbox: Sandbox, app: dict[str, Any]) -> str:
+    """The app's "IDプロバイダーのメタデータ", as saved for the IAM provider."""
+
+    async def metadata(client: Any) -> str:
+        document, _, error = await client.preview_sam_lmetadata_for_application(
+            app["id"], app["credentials"]["signing"]["kid"]
+        )
+        assert error is None, error
+        return str(document)
+
+    return _okta(sandbox, metadata)
+
+
+def _connect_users(connect: Any, instance_id: str, *usernames: str) -> None:
+    """The Connect users typed by hand, as agents."""
+    security, routing = default_profiles(connect, instance_id)
+    for username in usernames:
+        connect.create_user(
+            Username=username,
+            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[security["Agent"]],
+            RoutingProfileId=routing,
+            InstanceId=instance_id,
+        )
+
+
 def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
     """Seed 002 from top to bottom, but the default relay state left empty; the Connect user for
     Keiko is typed in lower case."""
@@ -66,35 +100,13 @@ def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
     app = _okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body))
     app = _sent(app)
 
-    async def metadata(client: Any) -> str:
-        document, _, error = await client.preview_sam_lmetadata_for_application(
-            app["id"], app["credentials"]["signing"]["kid"]
-        )
-        assert error is None, error
-        return str(document)
-
     # "IDプロバイダーのメタデータ" saved and uploaded as the IAM provider.
     provider_arn = iam.create_saml_provider(
-        Name=f"okta-{suffix}", SAMLMetadataDocument=_okta(sandbox, metadata)
+        Name=f"okta-{suffix}", SAMLMetadataDocument=_metadata(sandbox, app)
     )["SAMLProviderArn"]
     policy_arn = iam.create_policy(
         PolicyName=f"AmazonConnectOktaFederation-{suffix}",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "Statement1",
-                        "Effect": "Allow",
-                        "Action": "connect:GetFederationToken",
-                        "Resource": [
-                            f"arn:aws:connect:{REGION}:{account}:instance/{instance['Id']}"
-                            "/user/${aws:userid}"
-                        ],
-                    }
-                ],
-            }
-        ),
+        PolicyDocument=user_arn_policy(account, instance["Id"]),
     )["Policy"]["Arn"]
     role_name = f"AmazonConnectOkta-{suffix}"
     trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
@@ -140,16 +152,7 @@ def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
             assert error is None, error
 
     _okta(sandbox, assign)
-    security, routing = default_profiles(connect, instance["Id"])
-    for username in (KEIKO.lower(), MADONNA):
-        connect.create_user(
-            Username=username,
-            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
-            PhoneConfig={"PhoneType": "SOFT_PHONE"},
-            SecurityProfileIds=[security["Agent"]],
-            RoutingProfileId=routing,
-            InstanceId=instance["Id"],
-        )
+    _connect_users(connect, instance["Id"], KEIKO.lower(), MADONNA)
     return {
         "app_id": app["id"],
         "alias": instance["InstanceAlias"],
@@ -163,18 +166,11 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
     okta_sandbox: Sandbox,  # noqa: F811
 ) -> None:
     built = build_by_hand(okta_sandbox)
-    args = [
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta",
-    ]  # fmt: skip
 
-    code, output = check(*args, "--json")
+    code, result = check_json("okta", built)
 
-    assert code == 1, output
-    result = json.loads(output)
-    assert result["app_id"] == built["app_id"], "found by its Role value, without --app"
-    states = {link["key"]: link["state"] for link in result["links"]}
-    assert states == {
+    assert code == 1, result
+    assert link_states(result) == {
         "idp_app": "ok",
         "claims": "broken",
         "saml_provider": "ok",
@@ -182,7 +178,7 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
         "connect_instance": "ok",
         "connect_users": "broken",
     }, result["findings"]
-    found = {(f["link"], f["code"]): f["params"] for f in result["findings"]}
+    found = findings(result)
     assert set(found) == {
         ("claims", "relay_state_missing"),
         ("connect_users", "username_case_differs"),
@@ -194,7 +190,7 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
         f"/connect/federate/{built['instance_id']}"
     )
 
-    code, text = check(*args)
+    code, text = check(*check_args("okta", built))
 
     assert code == 1
     assert "The app has no relay state." in text
@@ -229,15 +225,7 @@ def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
 
     _okta(okta_sandbox, fix_relay_state)
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta", "--app", built["app_id"], "--json",
-    )  # fmt: skip
-
-    result = json.loads(output)
-    assert result["findings"] == []
-    assert code == 0
-    assert [link["state"] for link in result["links"]] == ["ok"] * 6
+    assert_healthy(*check_json("okta", built, "--app", built["app_id"]))
 
 
 def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, Any]:
@@ -281,31 +269,10 @@ def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, 
     app = _sent(_okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body)))
     assert app["name"] != "amazon_aws"
 
-    async def metadata(client: Any) -> str:
-        document, _, error = await client.preview_sam_lmetadata_for_application(
-            app["id"], app["credentials"]["signing"]["kid"]
-        )
-        assert error is None, error
-        return str(document)
-
-    iam.create_saml_provider(Name=provider_name, SAMLMetadataDocument=_okta(sandbox, metadata))
+    iam.create_saml_provider(Name=provider_name, SAMLMetadataDocument=_metadata(sandbox, app))
     policy_arn = iam.create_policy(
         PolicyName=f"AmazonConnectOktaCustom-{suffix}",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "connect:GetFederationToken",
-                        "Resource": [
-                            f"arn:aws:connect:{REGION}:{account}:instance/{instance['Id']}"
-                            "/user/${aws:userid}"
-                        ],
-                    }
-                ],
-            }
-        ),
+        PolicyDocument=user_arn_policy(account, instance["Id"]),
     )["Policy"]["Arn"]
     trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
     iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
@@ -321,16 +288,7 @@ def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, 
             assert error is None, error
 
     _okta(sandbox, assign)
-    security, routing = default_profiles(connect, instance["Id"])
-    for username in (KEIKO, MADONNA):
-        connect.create_user(
-            Username=username,
-            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
-            PhoneConfig={"PhoneType": "SOFT_PHONE"},
-            SecurityProfileIds=[security["Agent"]],
-            RoutingProfileId=routing,
-            InstanceId=instance["Id"],
-        )
+    _connect_users(connect, instance["Id"], KEIKO, MADONNA)
     return {"app_id": app["id"], "alias": instance["InstanceAlias"], "typed_role": typed_role}
 
 
@@ -339,17 +297,7 @@ def test_it_checks_a_custom_saml_app_with_a_fixed_text_role_statement_healthy(
 ) -> None:
     built = build_custom_saml_app(okta_sandbox)
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta", "--json",
-    )  # fmt: skip
-
-    result = json.loads(output)
-    assert result["findings"] == []
-    assert code == 0
-    assert result["app_id"] == built["app_id"], "found by its relay state, without --app"
-    links = {link["key"]: link for link in result["links"]}
-    assert [link["state"] for link in result["links"]] == ["ok"] * 6
+    links = assert_healthy(*check_json("okta", built))
     assert links["federation_role"]["fact"] == built["typed_role"].rsplit("/", 1)[-1]
 
 
@@ -361,14 +309,9 @@ def test_it_names_a_wrong_role_arn_in_a_custom_apps_role_statement(
         okta_sandbox, role_arn=f"arn:aws:iam::{account}:role/AmazonConnectOktaTypo"
     )
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta", "--json",
-    )  # fmt: skip
+    code, result = check_json("okta", built)
 
-    assert code == 1, output
-    result = json.loads(output)
-    assert result["app_id"] == built["app_id"], "found by its relay state, without --app"
-    found = {(f["link"], f["code"]): f["params"] for f in result["findings"]}
+    assert code == 1, result
+    found = findings(result)
     assert ("federation_role", "role_missing") in found, result["findings"]
     assert found[("federation_role", "role_missing")]["role"] == built["typed_role"]
