@@ -66,6 +66,13 @@ def _metadata(sandbox: Sandbox, app: dict[str, Any]) -> str:
     return _okta(sandbox, metadata)
 
 
+def _aws(sandbox: Sandbox, alias: str) -> tuple[Any, Any, dict[str, Any], str]:
+    """The Connect and IAM clients, a new active instance and the account's id."""
+    connect = aws_client(sandbox, "connect")
+    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
+    return connect, aws_client(sandbox, "iam"), active_instance(connect, alias), account
+
+
 def _connect_users(connect: Any, instance_id: str, *usernames: str) -> None:
     """The Connect users typed by hand, as agents."""
     security, routing = default_profiles(connect, instance_id)
@@ -83,11 +90,8 @@ def _connect_users(connect: Any, instance_id: str, *usernames: str) -> None:
 def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
     """Seed 002 from top to bottom, but the default relay state left empty; the Connect user for
     Keiko is typed in lower case."""
-    connect = aws_client(sandbox, "connect")
-    iam = aws_client(sandbox, "iam")
-    instance = active_instance(connect, "okta-handmade")
+    connect, iam, instance, account = _aws(sandbox, "okta-handmade")
     suffix = uuid.uuid4().hex[:8]
-    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
     app_body = {
         "name": "amazon_aws",
         "label": f"Amazon Connect SAML {suffix}",
@@ -228,16 +232,16 @@ def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
     assert_healthy(*check_json("okta", built, "--app", built["app_id"]))
 
 
-def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, Any]:
+def build_custom_saml_app(
+    sandbox: Sandbox, *, role_arn: str = "", relay_state: bool = True
+) -> dict[str, Any]:
     """The other way Okta federations for Connect are made by hand: "Create App Integration" >
     SAML 2.0, with the AWS sign-in URL as ACS URL and audience, the relay state set, and the Role
     attribute statement typed as a quoted constant "<role ARN>,<provider ARN>". `role_arn`
-    types another role than the one made (a typo in the statement)."""
-    connect = aws_client(sandbox, "connect")
-    iam = aws_client(sandbox, "iam")
-    instance = active_instance(connect, "okta-custom")
+    types another role than the one made (a typo in the statement); without `relay_state` the
+    default relay state is left empty."""
+    connect, iam, instance, account = _aws(sandbox, "okta-custom")
     suffix = uuid.uuid4().hex[:8]
-    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
     role_name = f"AmazonConnectOktaCustom-{suffix}"
     provider_name = f"okta-custom-{suffix}"
     provider_arn = f"arn:aws:iam::{account}:saml-provider/{provider_name}"
@@ -250,7 +254,9 @@ def build_custom_saml_app(sandbox: Sandbox, *, role_arn: str = "") -> dict[str, 
                 "ssoAcsUrl": AWS_SIGN_IN_URL,
                 "audience": "urn:amazon:webservices",
                 "defaultRelayState": f"https://{REGION}.console.aws.amazon.com/connect/federate/"
-                f"{instance['Id']}",
+                f"{instance['Id']}"
+                if relay_state
+                else "",
                 "attributeStatements": [
                     {
                         "type": "EXPRESSION",
@@ -315,3 +321,14 @@ def test_it_names_a_wrong_role_arn_in_a_custom_apps_role_statement(
     found = findings(result)
     assert ("federation_role", "role_missing") in found, result["findings"]
     assert found[("federation_role", "role_missing")]["role"] == built["typed_role"]
+
+
+def test_it_finds_a_custom_saml_app_by_its_role_statement_alone(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    built = build_custom_saml_app(okta_sandbox, relay_state=False)
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    assert set(findings(result)) == {("claims", "relay_state_missing")}, result["findings"]
