@@ -26,7 +26,7 @@ from provisioning.federation_check.result import FIXED_ROLE_CLAIM, refused_as
 from provisioning.models import Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client
-from provisioning.okta.rest import okta_pages
+from provisioning.okta.rest import okta_call, okta_pages
 from provisioning.saml import parse_idp_metadata
 from provisioning.steps.entra_app import _app_by_key, _preferred_certificate, _service_principal
 from provisioning.steps.entra_claims import (
@@ -90,6 +90,24 @@ def _certificate(metadata_xml: str) -> dict[str, Any]:
     }
 
 
+def _claims_by_type(definition: list[str] | None) -> dict[str, dict[str, Any]]:
+    """A claims mapping policy's ClaimsSchema entries by their SAML claim type."""
+    try:
+        schema = json.loads((definition or [""])[0])["ClaimsMappingPolicy"]["ClaimsSchema"]
+        return {str(entry.get("SamlClaimType")): entry for entry in schema}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _fixed_role_value(by_type: dict[str, dict[str, Any]]) -> str | None:
+    """The Role claim's fixed text, or None when it comes from an attribute. A claim with a Value
+    and no Source is fixed text (Microsoft Graph, "claimsMappingPolicy": "Value: the claim's
+    constant value"): seeds 000 and 004 type "<role ARN>,<provider ARN>" into the Role claim's
+    source attribute, which Entra stores that way."""
+    role = by_type.get(ROLE_ATTRIBUTE, {})
+    return str(role["Value"]) if "Value" in role and not role.get("Source") else None
+
+
 def _claims(policies: list[Any]) -> dict[str, Any]:
     """Where the Role, RoleSessionName and SessionDuration claims come from."""
     if not policies:
@@ -99,22 +117,14 @@ def _claims(policies: list[Any]) -> dict[str, Any]:
             "session_name": DEFAULT_ENTRA_SESSION_NAME_SOURCE,
             "session_duration": "",
         }
-    try:
-        schema = json.loads((policies[0].definition or [""])[0])["ClaimsMappingPolicy"][
-            "ClaimsSchema"
-        ]
-    except (ValueError, KeyError, TypeError):
-        schema = []
-    by_type = {str(entry.get("SamlClaimType")): entry for entry in schema}
+    by_type = _claims_by_type(policies[0].definition)
     role = by_type.get(ROLE_ATTRIBUTE, {})
-    # A claim with a Value and no Source is fixed text (Microsoft Graph, "claimsMappingPolicy":
-    # "Value: the claim's constant value"): seeds 000 and 004 type "<role ARN>,<provider ARN>"
-    # into the Role claim's source attribute, which Entra stores that way.
-    if "Value" in role and not role.get("Source"):
+    fixed = _fixed_role_value(by_type)
+    if fixed is not None:
         return {
             "policy": True,
             "role": FIXED_ROLE_CLAIM,
-            "role_value": str(role["Value"]),
+            "role_value": fixed,
             "session_name": str(by_type.get(ROLE_SESSION_NAME_ATTRIBUTE, {}).get("ID", "")),
             "session_duration": str(by_type.get(SESSION_DURATION_ATTRIBUTE, {}).get("Value", "")),
         }
@@ -211,9 +221,10 @@ def _entra_app(
 
 
 def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
-    """The appIds of the apps whose relay state or role values point at the instance. Read as
-    plain JSON with only these fields: a tenant has thousands of service principals, and the
-    SDK's models cost ~18 ms each (provisioning/entra/graph_reads.py, all_pages_json)."""
+    """The appIds of the apps whose relay state, role values or fixed-text Role claim point at
+    the instance. The service principals are read as plain JSON with only these fields: a tenant
+    has thousands of them, and the SDK's models cost ~18 ms each (all_pages_json in
+    provisioning/entra/graph_reads.py)."""
     builder = client.service_principals
     query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
         select=["appId", "samlSingleSignOnSettings", "appRoles"], top=SERVICE_PRINCIPAL_PAGE
@@ -229,7 +240,35 @@ def _entra_candidates(client: Any, points_at: Callable[[str, list[str]], bool]) 
         values = [str(role.get("value") or "") for role in service_principal.get("appRoles") or []]
         if points_at(relay, values):
             matching.append(str(service_principal["appId"]))
+    for app_id in _fixed_role_claim_apps(client, points_at):
+        if app_id not in matching:
+            matching.append(app_id)
     return matching
+
+
+def _fixed_role_claim_apps(client: Any, points_at: Callable[[str, list[str]], bool]) -> list[str]:
+    """The appIds of the apps whose claims mapping policy types the Role claim as fixed text
+    pointing at the instance: such an app sends that text, not its app roles, and may have no
+    relay state. Read from the tenant's policies, then each matching policy's appliesTo (Microsoft
+    Graph, "List claimsMappingPolicies" and claimsMappingPolicy "List appliesTo"): one call per
+    matching policy rather than one per service principal."""
+    builder = client.policies.claims_mapping_policies
+    with refused_as("idp_app", _("the claims mapping policies"), "Policy.Read.All"):
+        policies, _more = all_pages_json(
+            builder, builder.to_get_request_information(), limit=APP_SCAN_LIMIT
+        )
+    found: list[str] = []
+    for policy in policies:
+        fixed = _fixed_role_value(_claims_by_type(policy.get("definition")))
+        if not fixed or not points_at("", [fixed]):
+            continue
+        applies_to = builder.by_claims_mapping_policy_id(str(policy["id"])).applies_to
+        with refused_as("idp_app", _("the apps a policy applies to"), "Policy.Read.All"):
+            targets, _more = all_pages_json(
+                applies_to, applies_to.to_get_request_information(), limit=APP_SCAN_LIMIT
+            )
+        found.extend(str(target["appId"]) for target in targets if target.get("appId"))
+    return found
 
 
 def read_entra(
@@ -333,6 +372,83 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _statement_values(sign_on: dict[str, Any], name: str) -> list[str]:
+    """The values of the custom SAML app's attribute statement `name` (okta-sdk-python 3.4.6,
+    okta/models/saml_application_settings_sign_on.py, attributeStatements)."""
+    for statement in sign_on.get("attributeStatements") or []:
+        if isinstance(statement, dict) and statement.get("name") == name:
+            return [str(value) for value in statement.get("values") or []]
+    return []
+
+
+def _fixed_text(expression: str) -> str:
+    """The text of an Okta Expression Language string literal ("..." or '...'), else the
+    expression unchanged: hand-made Connect apps type the Role value as a quoted constant."""
+    stripped = expression.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+        return stripped[1:-1]
+    return stripped
+
+
+def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    """A custom SAML 2.0 app: Role, RoleSessionName and SessionDuration come from its attribute
+    statements, the relay state from settings.signOn.defaultRelayState."""
+    app_id = str(app["id"])
+    sign_on = dict((app.get("settings") or {}).get("signOn") or {})
+    try:
+        metadata = _certificate(aws_app.metadata_xml(client, app_id))
+    except WaitForCloud as waiting:
+        metadata = {"error": waiting.reason}
+    session_source = next(iter(_statement_values(sign_on, ROLE_SESSION_NAME_ATTRIBUTE)), "")
+    with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
+        app_users = list(
+            okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
+        )
+    people = []
+    for user in app_users:
+        login = str((user.get("credentials") or {}).get("userName") or "")
+        sent = login
+        field = session_source.strip().removeprefix("user.")
+        if session_source.strip().startswith("user.") and field != "login":
+            with refused_as("connect_users", _("an assigned user"), "okta.users.read"):
+                found = okta_call(client, "GET", f"/api/v1/users/{user['id']}") or {}
+            profile = found.get("profile")
+            sent = str((profile or {}).get(field) or "")
+        people.append({"login": login, "session_name": sent, "via": ""})
+    duration = next(iter(_statement_values(sign_on, SESSION_DURATION_ATTRIBUTE)), "")
+    return {
+        "app_id": app_id,
+        "name": str(app.get("label") or ""),
+        "enabled": app.get("status") == "ACTIVE",
+        "sso_mode": str(app.get("signOnMode") or ""),
+        "identifiers": [str(sign_on["audience"])] if sign_on.get("audience") else [],
+        "reply_urls": [str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
+        "relay_state": aws_app.relay_state_of(app),
+        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
+        "metadata": metadata,
+        "role_values": sorted(
+            value
+            for value in map(_fixed_text, _statement_values(sign_on, ROLE_ATTRIBUTE))
+            if "," in value
+        ),
+        "claims": {
+            "policy": False,
+            "role": "attributeStatements",
+            "session_name": session_source,
+            "session_duration": _fixed_text(duration),
+        },
+        "people": sorted(people, key=lambda person: person["login"].lower()),
+    }
+
+
+def _is_custom_saml(app: dict[str, Any]) -> bool:
+    return app.get("name") != aws_app.AWS_APP_NAME and app.get("signOnMode") == aws_app.SAML_2_0
+
+
+def _okta_read(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    return _okta_custom_app(client, app) if _is_custom_saml(app) else _okta_app(client, app)
+
+
 def read_okta(
     connection: Connection,
     *,
@@ -340,19 +456,24 @@ def read_okta(
     app_id: str,
     points_at: Callable[[str, list[str]], bool],
 ) -> list[dict[str, Any]]:
-    """The AWS app `app_id`, or else every AWS Account Federation app pointing at the instance."""
+    """The app `app_id`, or else every AWS Account Federation app, and every custom SAML app
+    with a Role attribute statement, pointing at the instance."""
     client = okta_client(connection, audit=audit)
     if app_id:
         with refused_as("idp_app", app_id, "okta.apps.read"):
             app = aws_app.get_app(client, app_id)
-        return [] if app is None else [_okta_app(client, app)]
+        return [] if app is None else [_okta_read(client, app)]
     with refused_as("idp_app", _("the Okta apps"), "okta.apps.read"):
         listed = list(okta_pages(client, "/api/v1/apps", params={"limit": 200}))
     apps = []
     for app in listed:
-        if app.get("name") != aws_app.AWS_APP_NAME:
+        if app.get("name") != aws_app.AWS_APP_NAME and not _is_custom_saml(app):
             continue
-        read = _okta_app(client, app)
+        if _is_custom_saml(app) and not _statement_values(
+            dict((app.get("settings") or {}).get("signOn") or {}), ROLE_ATTRIBUTE
+        ):
+            continue
+        read = _okta_read(client, app)
         if points_at(read["relay_state"], read["role_values"]):
             apps.append(read)
     return apps

@@ -77,6 +77,10 @@ SESSION_DURATION_RANGE = (900, 43200)
 # Okta quotes rate limits per minute in X-Rate-Limit-Limit.
 SECONDS_PER_LIMIT_WINDOW = 60
 APP_SETTINGS_KEYS = frozenset(default_app_settings()["app"])
+# Attribute statement types (okta-sdk-python 3.4.6, saml_application_settings_sign_on.py,
+# attributeStatements: EXPRESSION or GROUP) and SAML's unspecified name format, Okta's default.
+SAML_STATEMENT_TYPES = frozenset({"EXPRESSION", "GROUP"})
+SAML_UNSPECIFIED_NAME_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
 APP_USER_PROFILE_KEYS = frozenset({"role", "samlRoles"})
 SIGNING_CERT_CN = "CN=sandbox-okta amazon_aws"
 # generateApplicationKey's validityYears (Okta Apps API reference: 2 to 10).
@@ -463,6 +467,56 @@ class OktaSandboxApp:
 
     # -- apps ------------------------------------------------------------------------------
 
+    def _custom_saml_fields(
+        self, body: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(label, settings, userNameTemplate) of a custom SAML 2.0 app ("Create App
+        Integration" > SAML 2.0): settings.signOn holds the SP's ACS URL and audience, the
+        default relay state and the attribute statements (okta-sdk-python 3.4.6,
+        okta/models/saml_application_settings_sign_on.py: ssoAcsUrl, audience,
+        defaultRelayState, attributeStatements; saml_attribute_statement_expression.py:
+        type EXPRESSION, name, namespace, values, each value Okta Expression Language)."""
+        label = body.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise validation_failed("label", "label: The field cannot be left blank")
+        if body.get("signOnMode") != "SAML_2_0":
+            raise validation_failed("signOnMode", "signOnMode: a custom app here is SAML_2_0")
+        sign_on = dict(((body.get("settings") or {}).get("signOn")) or {})
+        causes = [
+            f"{key}: The field cannot be left blank"
+            for key in ("ssoAcsUrl", "audience")
+            if not isinstance(sign_on.get(key), str) or not sign_on[key]
+        ]
+        relay_state = sign_on.get("defaultRelayState")
+        if relay_state is not None and not isinstance(relay_state, str):
+            causes.append("defaultRelayState: must be a string")
+        statements = sign_on.get("attributeStatements") or []
+        names: set[str] = set()
+        for statement in statements if isinstance(statements, list) else [None]:
+            if (
+                not isinstance(statement, dict)
+                or statement.get("type", "EXPRESSION") not in SAML_STATEMENT_TYPES
+                or not isinstance(statement.get("name"), str)
+                or not all(isinstance(v, str) for v in statement.get("values") or [])
+            ):
+                causes.append("attributeStatements: each needs a type, a name and text values")
+                continue
+            if statement["name"] in names:
+                # "The attribute name must be unique across all user and group attribute
+                # statements" (saml_attribute_statement_expression.py, `name`).
+                causes.append(f"attributeStatements: {statement['name']} is named twice")
+            names.add(statement["name"])
+        if causes:
+            raise validation_failed("settings.signOn", *causes)
+        sign_on["attributeStatements"] = [
+            {"type": "EXPRESSION", "namespace": SAML_UNSPECIFIED_NAME_FORMAT, **statement}
+            for statement in statements
+        ]
+        sign_on.setdefault("defaultRelayState", None)
+        template = ((body.get("credentials") or {}).get("userNameTemplate")) or {}
+        template = {"template": DEFAULT_USERNAME_TEMPLATE, "type": "BUILT_IN", **template}
+        return label.strip(), {"app": {}, "signOn": sign_on}, template
+
     def _app_fields(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(label, settings, userNameTemplate) from a create/replace body, validated as Okta
         validates the amazon_aws app; unknown settings.app keys are refused (a misspelt key
@@ -551,7 +605,10 @@ class OktaSandboxApp:
 
     def create_app(self, request: Request) -> Response:
         body = self._body(request)
-        label, settings, template = self._app_fields(body)
+        # No name with signOnMode SAML_2_0 makes a custom SAML app, named by Okta.
+        custom = "name" not in body
+        fields = self._custom_saml_fields if custom else self._app_fields
+        label, settings, template = fields(body)
         activate = request.args.get("activate", "true").lower() != "false"
         # Key generation is slow-ish; do it before taking the org lock.
         certificate = issue_signing_certificate(SIGNING_CERT_CN)
@@ -570,6 +627,7 @@ class OktaSandboxApp:
                 last_updated=moment,
                 settings=settings,
                 username_template=template,
+                name=self._custom_app_name(label) if custom else AWS_APP_NAME,
                 visibility=merge(
                     {
                         "autoLaunch": False,
@@ -591,9 +649,22 @@ class OktaSandboxApp:
         with self.org.lock:
             return json_response(self.org.app_json(self._app(app_id)))
 
+    def _custom_app_name(self, label: str) -> str:
+        """Okta's generated key for a custom app: the org's name, the label's letters and a
+        count (as "dev-123456_myapp_1")."""
+        slug = re.sub(r"[^a-z0-9]", "", label.lower())[:20] or "app"
+        taken = {app.name for app in self.org.apps.values()}
+        count = 1
+        while f"sandbox_{slug}_{count}" in taken:
+            count += 1
+        return f"sandbox_{slug}_{count}"
+
     def replace_app(self, request: Request, app_id: str) -> Response:
         body = self._body(request)
-        label, settings, template = self._app_fields(body)
+        with self.org.lock:
+            custom = self._app(app_id).custom
+        fields = self._custom_saml_fields if custom else self._app_fields
+        label, settings, template = fields(body)
         kid = ((body.get("credentials") or {}).get("signing") or {}).get("kid")
         with self.org.lock:
             app = self._app(app_id)
@@ -1055,6 +1126,12 @@ class OktaSandboxApp:
                     "403 - Access denied",
                     f"Sorry, you can't access {app.label} because you are not assigned this "
                     "app in Okta.",
+                )
+            if app.custom:
+                # Not modelled: a custom SAML app's assertion is built from its attribute
+                # statements (sandbox/BEHAVIOURS.md, "Custom SAML 2.0 apps").
+                return refuse(
+                    501, "E0000060", "Not modelled", "The sandbox signs on to amazon_aws only."
                 )
             label = app.label
         result = sign_on(self.org, app, user, action=self.sandbox.endpoints["aws_signin_url"])

@@ -159,6 +159,14 @@ class AwsApp:
     # Every key credential of the app by kid; `kid`/`certificate` is the one it signs with
     # (credentials.signing.kid).
     keys: dict[str, AppKey] = field(default_factory=dict)
+    # "amazon_aws" for the catalog app; a custom SAML 2.0 app gets a generated unique key
+    # (okta-sdk-python 3.4.6, okta/models/saml_application.py, `name`: "A unique key is
+    # generated for the custom app instance when you use SAML_2_0 signOnMode").
+    name: str = AWS_APP_NAME
+
+    @property
+    def custom(self) -> bool:
+        return self.name != AWS_APP_NAME
 
     def switch_signing_key(self, kid: str) -> None:
         self.kid, self.certificate = kid, self.keys[kid].certificate
@@ -396,8 +404,8 @@ class OktaOrg:
         lifecycle = "deactivate" if app.status == "ACTIVE" else "activate"
         return {
             "id": app.id,
-            "orn": f"orn:okta:idp:sandbox:apps:{AWS_APP_NAME}:{app.id}",
-            "name": AWS_APP_NAME,
+            "orn": f"orn:okta:idp:sandbox:apps:{app.name}:{app.id}",
+            "name": app.name,
             "label": app.label,
             "status": app.status,
             "lastUpdated": timestamp(app.last_updated),
@@ -413,7 +421,7 @@ class OktaOrg:
             "settings": copy.deepcopy(app.settings),
             "_links": {
                 "help": {
-                    "href": f"{self.org_url}/app/{AWS_APP_NAME}/{app.id}/setup/help/SAML_2_0/"
+                    "href": f"{self.org_url}/app/{app.name}/{app.id}/setup/help/SAML_2_0/"
                     "external-doc",
                     "type": "text/html",
                 },
@@ -424,7 +432,7 @@ class OktaOrg:
                 "appLinks": [
                     {
                         "name": "login",
-                        "href": f"{self.org_url}/home/{AWS_APP_NAME}/{app.id}/272",
+                        "href": f"{self.org_url}/home/{app.name}/{app.id}/272",
                         "type": "text/html",
                     }
                 ],

@@ -25,6 +25,13 @@ from msgraph.generated.service_principals.item.add_token_signing_certificate.add
 
 from sandbox.directory import Person, seed_directory
 from sandbox.server import ENTRA_DOMAIN, Sandbox
+from tests.federation_check.hand_made import (
+    assert_healthy,
+    check_args,
+    check_json,
+    findings,
+    link_states,
+)
 from tests.federation_check.test_check_federation import REGION, check
 from tests.flows.entra_runs import entra_sandbox  # noqa: F401
 from tests.sandbox.aws_clients import active_instance, aws_client, default_profiles
@@ -218,18 +225,11 @@ def test_it_names_each_mistake_of_a_federation_made_by_hand(
     # Two people whose mail is a shared mailbox, unlike their UPN.
     people = _people(entra_sandbox, "same-email-1", "same-email-2")
     built = build_by_hand(entra_sandbox, people)
-    args = [
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Entra ID",
-    ]  # fmt: skip
 
-    code, output = check(*args, "--json")
+    code, result = check_json("entra", built)
 
-    assert code == 1, output
-    result = json.loads(output)
-    assert result["app_id"] == built["app_id"], "found by its Role value, without --app"
-    states = {link["key"]: link["state"] for link in result["links"]}
-    assert states == {
+    assert code == 1, result
+    assert link_states(result) == {
         "idp_app": "ok",
         "claims": "broken",
         "saml_provider": "ok",
@@ -237,16 +237,16 @@ def test_it_names_each_mistake_of_a_federation_made_by_hand(
         "connect_instance": "ok",
         "connect_users": "broken",
     }, result["findings"]
-    found = {(f["link"], f["code"]): f for f in result["findings"]}
+    found = findings(result)
     assert set(found) == {
         ("claims", "relay_state_missing"),
         ("connect_users", "session_name_from_other_attribute"),
     }, result["findings"]
-    wrong_source = found[("connect_users", "session_name_from_other_attribute")]["params"]
+    wrong_source = found[("connect_users", "session_name_from_other_attribute")]
     assert wrong_source["source"] == "mail"
     assert wrong_source["names"] == ", ".join(sorted(person.login for person in people))
 
-    code, text = check(*args)
+    code, text = check(*check_args("entra", built))
 
     assert code == 1
     assert "The app has no relay state." in text
@@ -268,16 +268,24 @@ def test_it_reads_a_role_claim_typed_as_fixed_text(entra_sandbox: Sandbox) -> No
         relay_state=True,
     )
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Entra ID", "--json",
-    )  # fmt: skip
-
-    result = json.loads(output)
-    assert result["findings"] == []
-    assert code == 0
-    assert result["app_id"] == built["app_id"], "found by its relay state"
-    links = {link["key"]: link for link in result["links"]}
-    assert {key: link["state"] for key, link in links.items()} == dict.fromkeys(links, "ok")
+    links = assert_healthy(*check_json("entra", built))
     assert links["federation_role"]["fact"] == built["role_arn"].rsplit("/", 1)[-1]
     assert links["saml_provider"]["fact"] == built["provider_arn"].rsplit("/", 1)[-1]
+
+
+def test_it_finds_an_app_by_its_fixed_text_role_claim_alone(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    # Seed 004: the ARNs typed into the Role claim, no relay state, no app role naming the role;
+    # only the claims mapping policy's constant says which role the app signs in to.
+    people = _people(entra_sandbox, "same-email-1")
+    built = build_by_hand(
+        entra_sandbox, people, session_name_source="userprincipalname", fixed_role_claim=True
+    )
+
+    code, result = check_json("entra", built)
+
+    assert set(findings(result)) == {("claims", "relay_state_missing")}, result["findings"]
+    assert code == 1
+    links = {link["key"]: link for link in result["links"]}
+    assert links["federation_role"]["fact"] == built["role_arn"].rsplit("/", 1)[-1]

@@ -8,7 +8,6 @@ typed in another case than the Okta username Okta sends as RoleSessionName."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -16,6 +15,14 @@ import httpx
 from okta.models import AppUserAssignRequest
 
 from sandbox.server import OKTA_DOMAIN, Sandbox
+from tests.federation_check.hand_made import (
+    assert_healthy,
+    check_args,
+    check_json,
+    findings,
+    link_states,
+    user_arn_policy,
+)
 from tests.federation_check.test_check_federation import REGION, check
 from tests.federation_check.test_check_okta_federation import okta_sandbox  # noqa: F401
 from tests.sandbox.aws_clients import (
@@ -46,14 +53,45 @@ def _sent(reply: tuple[Any, Any]) -> Any:
     return body
 
 
+def _metadata(sandbox: Sandbox, app: dict[str, Any]) -> str:
+    """The app's "IDプロバイダーのメタデータ", as saved for the IAM provider."""
+
+    async def metadata(client: Any) -> str:
+        document, _, error = await client.preview_sam_lmetadata_for_application(
+            app["id"], app["credentials"]["signing"]["kid"]
+        )
+        assert error is None, error
+        return str(document)
+
+    return _okta(sandbox, metadata)
+
+
+def _aws(sandbox: Sandbox, alias: str) -> tuple[Any, Any, dict[str, Any], str]:
+    """The Connect and IAM clients, a new active instance and the account's id."""
+    connect = aws_client(sandbox, "connect")
+    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
+    return connect, aws_client(sandbox, "iam"), active_instance(connect, alias), account
+
+
+def _connect_users(connect: Any, instance_id: str, *usernames: str) -> None:
+    """The Connect users typed by hand, as agents."""
+    security, routing = default_profiles(connect, instance_id)
+    for username in usernames:
+        connect.create_user(
+            Username=username,
+            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
+            PhoneConfig={"PhoneType": "SOFT_PHONE"},
+            SecurityProfileIds=[security["Agent"]],
+            RoutingProfileId=routing,
+            InstanceId=instance_id,
+        )
+
+
 def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
     """Seed 002 from top to bottom, but the default relay state left empty; the Connect user for
     Keiko is typed in lower case."""
-    connect = aws_client(sandbox, "connect")
-    iam = aws_client(sandbox, "iam")
-    instance = active_instance(connect, "okta-handmade")
+    connect, iam, instance, account = _aws(sandbox, "okta-handmade")
     suffix = uuid.uuid4().hex[:8]
-    account = aws_client(sandbox, "sts").get_caller_identity()["Account"]
     app_body = {
         "name": "amazon_aws",
         "label": f"Amazon Connect SAML {suffix}",
@@ -66,35 +104,13 @@ def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
     app = _okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body))
     app = _sent(app)
 
-    async def metadata(client: Any) -> str:
-        document, _, error = await client.preview_sam_lmetadata_for_application(
-            app["id"], app["credentials"]["signing"]["kid"]
-        )
-        assert error is None, error
-        return str(document)
-
     # "IDプロバイダーのメタデータ" saved and uploaded as the IAM provider.
     provider_arn = iam.create_saml_provider(
-        Name=f"okta-{suffix}", SAMLMetadataDocument=_okta(sandbox, metadata)
+        Name=f"okta-{suffix}", SAMLMetadataDocument=_metadata(sandbox, app)
     )["SAMLProviderArn"]
     policy_arn = iam.create_policy(
         PolicyName=f"AmazonConnectOktaFederation-{suffix}",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "Statement1",
-                        "Effect": "Allow",
-                        "Action": "connect:GetFederationToken",
-                        "Resource": [
-                            f"arn:aws:connect:{REGION}:{account}:instance/{instance['Id']}"
-                            "/user/${aws:userid}"
-                        ],
-                    }
-                ],
-            }
-        ),
+        PolicyDocument=user_arn_policy(account, instance["Id"]),
     )["Policy"]["Arn"]
     role_name = f"AmazonConnectOkta-{suffix}"
     trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
@@ -140,16 +156,7 @@ def build_by_hand(sandbox: Sandbox) -> dict[str, Any]:
             assert error is None, error
 
     _okta(sandbox, assign)
-    security, routing = default_profiles(connect, instance["Id"])
-    for username in (KEIKO.lower(), MADONNA):
-        connect.create_user(
-            Username=username,
-            IdentityInfo={"FirstName": username.split("@")[0], "LastName": "-"},
-            PhoneConfig={"PhoneType": "SOFT_PHONE"},
-            SecurityProfileIds=[security["Agent"]],
-            RoutingProfileId=routing,
-            InstanceId=instance["Id"],
-        )
+    _connect_users(connect, instance["Id"], KEIKO.lower(), MADONNA)
     return {
         "app_id": app["id"],
         "alias": instance["InstanceAlias"],
@@ -163,18 +170,11 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
     okta_sandbox: Sandbox,  # noqa: F811
 ) -> None:
     built = build_by_hand(okta_sandbox)
-    args = [
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta",
-    ]  # fmt: skip
 
-    code, output = check(*args, "--json")
+    code, result = check_json("okta", built)
 
-    assert code == 1, output
-    result = json.loads(output)
-    assert result["app_id"] == built["app_id"], "found by its Role value, without --app"
-    states = {link["key"]: link["state"] for link in result["links"]}
-    assert states == {
+    assert code == 1, result
+    assert link_states(result) == {
         "idp_app": "ok",
         "claims": "broken",
         "saml_provider": "ok",
@@ -182,7 +182,7 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
         "connect_instance": "ok",
         "connect_users": "broken",
     }, result["findings"]
-    found = {(f["link"], f["code"]): f["params"] for f in result["findings"]}
+    found = findings(result)
     assert set(found) == {
         ("claims", "relay_state_missing"),
         ("connect_users", "username_case_differs"),
@@ -194,7 +194,7 @@ def test_it_names_each_mistake_of_an_okta_federation_made_by_hand(
         f"/connect/federate/{built['instance_id']}"
     )
 
-    code, text = check(*args)
+    code, text = check(*check_args("okta", built))
 
     assert code == 1
     assert "The app has no relay state." in text
@@ -229,12 +229,106 @@ def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
 
     _okta(okta_sandbox, fix_relay_state)
 
-    code, output = check(
-        "--aws", "Sandbox AWS", "--region", REGION, "--instance", built["alias"],
-        "--idp", "Sandbox Okta", "--app", built["app_id"], "--json",
-    )  # fmt: skip
+    assert_healthy(*check_json("okta", built, "--app", built["app_id"]))
 
-    result = json.loads(output)
-    assert result["findings"] == []
-    assert code == 0
-    assert [link["state"] for link in result["links"]] == ["ok"] * 6
+
+def build_custom_saml_app(
+    sandbox: Sandbox, *, role_arn: str = "", relay_state: bool = True
+) -> dict[str, Any]:
+    """The other way Okta federations for Connect are made by hand: "Create App Integration" >
+    SAML 2.0, with the AWS sign-in URL as ACS URL and audience, the relay state set, and the Role
+    attribute statement typed as a quoted constant "<role ARN>,<provider ARN>". `role_arn`
+    types another role than the one made (a typo in the statement); without `relay_state` the
+    default relay state is left empty."""
+    connect, iam, instance, account = _aws(sandbox, "okta-custom")
+    suffix = uuid.uuid4().hex[:8]
+    role_name = f"AmazonConnectOktaCustom-{suffix}"
+    provider_name = f"okta-custom-{suffix}"
+    provider_arn = f"arn:aws:iam::{account}:saml-provider/{provider_name}"
+    typed_role = role_arn or f"arn:aws:iam::{account}:role/{role_name}"
+    app_body = {
+        "label": f"Amazon Connect custom {suffix}",
+        "signOnMode": "SAML_2_0",
+        "settings": {
+            "signOn": {
+                "ssoAcsUrl": AWS_SIGN_IN_URL,
+                "audience": "urn:amazon:webservices",
+                "defaultRelayState": f"https://{REGION}.console.aws.amazon.com/connect/federate/"
+                f"{instance['Id']}"
+                if relay_state
+                else "",
+                "attributeStatements": [
+                    {
+                        "type": "EXPRESSION",
+                        "name": "https://aws.amazon.com/SAML/Attributes/Role",
+                        "values": [f'"{typed_role},{provider_arn}"'],
+                    },
+                    {
+                        "type": "EXPRESSION",
+                        "name": "https://aws.amazon.com/SAML/Attributes/RoleSessionName",
+                        "values": ["user.login"],
+                    },
+                ],
+            }
+        },
+    }
+    app = _sent(_okta(sandbox, lambda client: send(client, "POST", "/api/v1/apps", app_body)))
+    assert app["name"] != "amazon_aws"
+
+    iam.create_saml_provider(Name=provider_name, SAMLMetadataDocument=_metadata(sandbox, app))
+    policy_arn = iam.create_policy(
+        PolicyName=f"AmazonConnectOktaCustom-{suffix}",
+        PolicyDocument=user_arn_policy(account, instance["Id"]),
+    )["Policy"]["Arn"]
+    trust = saml_trust_policy(provider_arn, AWS_SIGN_IN_URL)
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
+    iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+
+    async def assign(client: Any) -> None:
+        for login in (KEIKO, MADONNA):
+            user, _, error = await client.get_user(login)
+            assert error is None, error
+            _, _, error = await client.assign_user_to_application(
+                app["id"], AppUserAssignRequest(id=user.id, scope="USER")
+            )
+            assert error is None, error
+
+    _okta(sandbox, assign)
+    _connect_users(connect, instance["Id"], KEIKO, MADONNA)
+    return {"app_id": app["id"], "alias": instance["InstanceAlias"], "typed_role": typed_role}
+
+
+def test_it_checks_a_custom_saml_app_with_a_fixed_text_role_statement_healthy(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    built = build_custom_saml_app(okta_sandbox)
+
+    links = assert_healthy(*check_json("okta", built))
+    assert links["federation_role"]["fact"] == built["typed_role"].rsplit("/", 1)[-1]
+
+
+def test_it_names_a_wrong_role_arn_in_a_custom_apps_role_statement(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    account = aws_client(okta_sandbox, "sts").get_caller_identity()["Account"]
+    built = build_custom_saml_app(
+        okta_sandbox, role_arn=f"arn:aws:iam::{account}:role/AmazonConnectOktaTypo"
+    )
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    found = findings(result)
+    assert ("federation_role", "role_missing") in found, result["findings"]
+    assert found[("federation_role", "role_missing")]["role"] == built["typed_role"]
+
+
+def test_it_finds_a_custom_saml_app_by_its_role_statement_alone(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    built = build_custom_saml_app(okta_sandbox, relay_state=False)
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    assert set(findings(result)) == {("claims", "relay_state_missing")}, result["findings"]

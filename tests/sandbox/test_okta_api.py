@@ -401,3 +401,52 @@ def test_it_creates_updates_groups_and_deletes_a_user_as_the_users_api_documents
     assert (seen["profile"]["lastName"], seen["profile"]["firstName"]) == ("Hired", "New")
     assert seen["member"] and seen["left"]
     assert (seen["gone"], seen["unknown"]) == ("E0000007", "E0000007")
+
+
+def custom_saml_body(label: str, *statements: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label": label,
+        "signOnMode": "SAML_2_0",
+        "settings": {
+            "signOn": {
+                "ssoAcsUrl": "https://signin.aws.amazon.com/saml",
+                "audience": "urn:amazon:webservices",
+                "defaultRelayState": "https://ap-northeast-1.console.aws.amazon.com/connect/federate/i-1",
+                "attributeStatements": list(statements),
+            }
+        },
+    }
+
+
+def test_it_creates_a_custom_saml_app_with_attribute_statements(sandbox: Sandbox) -> None:
+    role = {
+        "type": "EXPRESSION",
+        "name": "https://aws.amazon.com/SAML/Attributes/Role",
+        "values": [f'"arn:aws:iam::123456789012:role/Connect,{PROVIDER_ARN}"'],
+    }
+
+    async def scenario() -> None:
+        async with okta_client(sandbox.endpoints) as client:
+            label = f"Custom {uuid.uuid4().hex[:8]}"
+            created, error = await send(
+                client, "POST", "/api/v1/apps", custom_saml_body(label, role)
+            )
+            assert error is None, error
+            assert created["name"] not in ("amazon_aws", "")
+            app, response, error = await client.get_application(created["id"])
+            assert error is None
+            assert isinstance(app, SamlApplication)
+            # The SDK's anyOf model leaves each statement's actual_instance empty: read the body.
+            sign_on = json.loads(response.raw_data)["settings"]["signOn"]
+            assert sign_on["attributeStatements"] == [
+                {**role, "namespace": "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"}
+            ]
+            assert app.settings.sign_on.sso_acs_url == "https://signin.aws.amazon.com/saml"
+            twice, error = await send(
+                client, "POST", "/api/v1/apps", custom_saml_body(label, role, role)
+            )
+            assert twice is None
+            assert error.status == 400
+            assert "named twice" in error.message
+
+    asyncio.run(scenario())
