@@ -17,8 +17,19 @@ from urllib.parse import parse_qs, urlsplit
 from provisioning.federation_check.result import FederationCheck
 from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS
 from provisioning.relay_state import CUSTOM_CCP, DEFAULT_DESTINATION, DESTINATION_PATHS
+from provisioning.steps.entra_app import SIGNIN_GLOBAL
+from provisioning.steps.entra_claims import (
+    DEFAULT_SESSION_NAME_SOURCE,
+    MAX_SESSION_S,
+    MIN_SESSION_S,
+    SESSION_NAME_SOURCES,
+)
 from provisioning.steps.federation_policy import KEEP_POLICY_DOCUMENT
-from provisioning.steps.federation_role import KEEP_TRUST_POLICY
+from provisioning.steps.federation_role import (
+    KEEP_TRUST_POLICY,
+    MAX_SESSION_HOURS,
+    MIN_SESSION_HOURS,
+)
 
 # The SSO setup flow a repair runs, per IdP. Only Entra for now: the Okta flows are two (role by
 # group mapping or downloaded), and which one built a federation is not read by the check.
@@ -50,16 +61,9 @@ REPAIRED_BY: dict[str, str] = {
 # phone number, and the re-check (not a sign-in as someone) says whether the repair worked.
 SKIPPED_IN_REPAIR = ("entra_assignments", "connect_users", "sign_in_test")
 
-# What the Entra app's reply URLs are, as entra_app's `reply_url` choice.
-_GLOBAL_REPLY_URL = "https://signin.aws.amazon.com/saml"
 # provisioning/relay_state.py's destinations, by the path a relay state names.
 _DESTINATIONS = {path: key for key, path in DESTINATION_PATHS.items()}
 _SECONDS_PER_HOUR = 3600
-# The Role claim's source entra_claims writes; the session name sources it offers.
-_SESSION_NAME_SOURCES = ("userprincipalname", "mail")
-# entra_claims' and federation_role's bounds (EntraClaimsForm, FederationRoleForm).
-_MIN_SESSION_S, _MAX_SESSION_S = 900, 43_200
-_MIN_SESSION_HOURS, _MAX_SESSION_HOURS = 1, 12
 
 
 def repair_facts(
@@ -91,13 +95,9 @@ def fixable(check: FederationCheck) -> list[str]:
     return [f.code for f in check.findings if f.code in REPAIRED_BY]
 
 
-def not_fixable(check: FederationCheck) -> list[str]:
-    return [f.code for f in check.findings if f.code not in REPAIRED_BY]
-
-
 def _reply_url_choice(reply_urls: list[str], region: str) -> str:
     regional = f"https://{region}.signin.aws.amazon.com/saml"
-    has_global, has_regional = _GLOBAL_REPLY_URL in reply_urls, regional in reply_urls
+    has_global, has_regional = SIGNIN_GLOBAL in reply_urls, regional in reply_urls
     if has_global and has_regional:
         return "both"
     return "regional" if has_regional else "global"
@@ -147,14 +147,13 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
     if not codes & {"role_trust_refuses", "role_missing"}:
         inputs[KEEP_TRUST_POLICY] = True
     hours = int(read.get("role_max_session_s") or 0) // _SECONDS_PER_HOUR
-    if _MIN_SESSION_HOURS <= hours <= _MAX_SESSION_HOURS:
+    if MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
         inputs["session_duration_hours"] = hours
     source = read.get("session_name_source", "")
-    inputs["session_name_source"] = (
-        source if source in _SESSION_NAME_SOURCES else _SESSION_NAME_SOURCES[0]
-    )
+    known = {key for key, _label in SESSION_NAME_SOURCES}
+    inputs["session_name_source"] = source if source in known else DEFAULT_SESSION_NAME_SOURCE
     duration = str(read.get("session_duration") or "")
-    maximum = int(read.get("role_max_session_s") or _MAX_SESSION_S)
-    if duration.isdigit() and _MIN_SESSION_S <= int(duration) <= maximum:
+    maximum = int(read.get("role_max_session_s") or MAX_SESSION_S)
+    if duration.isdigit() and MIN_SESSION_S <= int(duration) <= maximum:
         inputs["session_duration_s"] = int(duration)
     return inputs

@@ -32,20 +32,16 @@ def repairable(record: FederationCheckRecord | None) -> FederationCheck | None:
 
 def repair_run_create(*, user: Any, check_id: Any, enqueue: bool = True) -> SetupRun:
     """Start the repair of the federation the check `check_id` read."""
-    record = (
-        FederationCheckRecord.objects.select_related("idp_connection").filter(pk=check_id).first()
-    )
+    record = FederationCheckRecord.objects.filter(pk=check_id).first()
     if record is None:
         raise RunError(gettext("No federation check has this ID."))
     result = repairable(record)
     if result is None:
         raise RunError(gettext("This check found nothing a repair fixes."))
-    flow_key = REPAIR_FLOWS.get(result.idp)
-    if flow_key is None:  # fixable() names no finding of an IdP without a repair flow
-        raise RunError(gettext("This check found nothing a repair fixes."))
     return admin_moves.run_create(
         user=user,
-        flow_key=flow_key,
+        # fixable() finds nothing for an IdP without a repair flow, so this IdP has one.
+        flow_key=REPAIR_FLOWS[result.idp],
         region=record.region,
         instance_alias=result.instance_alias,
         instance_id=result.instance_id,
