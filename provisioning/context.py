@@ -80,6 +80,12 @@ class StepContext:
     # one plan, or one apply and its verify, runs with the connection as it was when it started.
     _connections: dict[int, Any] = field(default_factory=dict, repr=False)
 
+    def go_on_from(self, planned: StepContext) -> None:
+        """This context is the apply that follows `planned`'s plan at once: it takes what that
+        plan read and the connections it loaded, so neither is fetched again."""
+        self.read_by_plan = planned.read_by_plan
+        self._connections = planned._connections
+
     def record_created(self, resource_type: str, identifier: str, **details: Any) -> None:
         """Note a resource this run created (not adopted), saved at once so rollback finds it even
         if the worker dies on the next line."""

@@ -382,8 +382,7 @@ def _context(
         plan=dict(step.plan or {}),
     )
     if planned_by is not None:
-        ctx.read_by_plan = planned_by.read_by_plan
-        ctx._connections = planned_by._connections
+        ctx.go_on_from(planned_by)
     return ctx
 
 
