@@ -24,7 +24,7 @@ offered again for editing (a failed step) never come with an empty picker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 from django import forms
@@ -655,17 +655,18 @@ class GroupUsers(UsersStep):
         access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
-        changes = plan_user_changes(
-            ctx,
-            people,
-            group_ids=[group["id"] for _row, group in rows],
-            access=access,
-            warnings=_shared_with_other_syncs(ctx, instance_id, people),
+        plan = cast(
+            GroupUsersPlan,
+            plan_user_changes(
+                ctx,
+                people,
+                group_ids=[group["id"] for _row, group in rows],
+                access=access,
+                warnings=_shared_with_other_syncs(ctx, instance_id, people),
+                plan_class=GroupUsersPlan,
+            ),
         )
-        plan = GroupUsersPlan(
-            **{item.name: getattr(changes, item.name) for item in fields(changes)},
-            mapping_choices=_kept_choices(ctx, directory),
-        )
+        plan.mapping_choices = _kept_choices(ctx, directory)
         if reading is not None:
             plan.sync_reading = reading.to_json()
         offered = _offered_groups(people)

@@ -212,10 +212,11 @@ def plan_user_changes(
     warnings: list[Message] | None = None,
     group_ids: list[str] | None = None,
     access: AppAccess | None = None,
+    plan_class: type[UserChangesPlan] = UserChangesPlan,
 ) -> UserChangesPlan:
-    """Check the people, read the instance, store the change set; the plan shows its summary.
-    People from IdP groups (`group_ids`) are planned against the users those groups held before
-    and who the IdP app lets in (`access`)."""
+    """Check the people, read the instance, store the change set; the plan (a `plan_class`, for
+    a step whose plan keeps more) shows its summary. People from IdP groups (`group_ids`) are
+    planned against the users those groups held before and who the IdP app lets in (`access`)."""
     if ctx.step_run_id is None:
         raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
     check_people(people)
@@ -232,7 +233,7 @@ def plan_user_changes(
         tags=options.tags(),
         group_ids=group_ids,
     )
-    return UserChangesPlan(
+    return plan_class(
         changes=_summary(plan),
         warnings=[*(warnings or []), *plan.warnings],
         needs_confirmation=plan.needs_confirmation,
