@@ -14,6 +14,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from sandbox.aws.cloudtrail import CloudTrail
 from sandbox.ca import TlsFiles, ensure_tls_files
 from sandbox.knobs import Knobs
+from sandbox.saml_idp import moved_in_time
 from sandbox.wire_log import WireLog
 
 LOOPBACK = "127.0.0.1"
@@ -144,9 +145,7 @@ class Sandbox:
         still verifies. Returns the moved certificate's thumbprint. No cloud has such a call:
         tests and demonstrations use it to reach a certificate's last days, or past them,
         without waiting for them."""
-        from moto.iam.models import iam_backends
-
-        from sandbox.saml_idp import moved_in_time
+        from sandbox.aws.app import replace_metadata_certificate
 
         holders = [self.apps["entra"].tenant, self.apps["okta"].org]
         old = next(
@@ -158,10 +157,7 @@ class Sandbox:
         new = moved_in_time(old, not_after)
         for holder in holders:
             holder.replace_signing_certificate(old, new)
-        for provider in iam_backends[AWS_ACCOUNT_ID]["aws"].saml_providers.values():
-            document = provider.saml_metadata_document or ""
-            if old.cert_base64 in document:
-                provider.saml_metadata_document = document.replace(old.cert_base64, new.cert_base64)
+        replace_metadata_certificate(old.cert_base64, new.cert_base64)
         return new.thumbprint
 
     def write_endpoints(self, path: Path) -> None:

@@ -273,3 +273,13 @@ def _policy_document(document: Any) -> dict[str, Any]:
         text = unquote(text)
     parsed = json.loads(text)
     return parsed if isinstance(parsed, dict) else {}
+
+
+def replace_metadata_certificate(old: str, new: str) -> None:
+    """The sandbox's certificate clock (Sandbox.move_certificate_clock), in IAM: every SAML
+    provider's metadata document that carries certificate `old` (base64 DER) carries `new`
+    instead, as IAM keeps the copy it was given and a real certificate ages there too."""
+    for provider in iam_backends[AWS_ACCOUNT_ID][IAM_PARTITION].saml_providers.values():
+        document = provider.saml_metadata_document or ""
+        if old in document:
+            provider.saml_metadata_document = document.replace(old, new)
