@@ -315,22 +315,44 @@ def _group_mapped_roles(client: Any, settings: dict[str, Any]) -> list[str]:
     return values
 
 
-def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+def _okta_app_users(client: Any, app_id: str) -> list[dict[str, Any]]:
+    with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
+        return list(okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500}))
+
+
+def _okta_reading(
+    client: Any, app: dict[str, Any], people: list[dict[str, str]], **read: Any
+) -> dict[str, Any]:
+    """What the check reads of any Okta SAML app: its own fields, its signing certificate from
+    the metadata, its people; `read` adds where it keeps the SAML settings (identifiers,
+    reply_urls, role_values, claims), which the AWS app and a custom one keep apart."""
     app_id = str(app["id"])
-    settings = aws_app.app_settings(app)
     try:
         metadata = _certificate(aws_app.metadata_xml(client, app_id))
     except WaitForCloud as waiting:
         metadata = {"error": waiting.reason}
+    return {
+        "app_id": app_id,
+        "name": str(app.get("label") or ""),
+        "enabled": app.get("status") == "ACTIVE",
+        "sso_mode": str(app.get("signOnMode") or ""),
+        "relay_state": aws_app.relay_state_of(app),
+        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
+        "metadata": metadata,
+        "people": sorted(people, key=lambda person: person["login"].lower()),
+        **read,
+    }
+
+
+def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
+    """The AWS Account Federation app: Role from its users' samlRoles (or group mapping),
+    RoleSessionName from its username template."""
+    settings = aws_app.app_settings(app)
     provider_arn = str(settings.get("identityProviderArn") or "")
     account = provider_arn.split(":")[4] if provider_arn.count(":") >= 5 else ""
     people = []
     roles: set[str] = set()
-    with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
-        app_users = list(
-            okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
-        )
-    for user in app_users:
+    for user in _okta_app_users(client, str(app["id"])):
         profile = user.get("profile") or {}
         names = profile.get("samlRoles") or ([profile["role"]] if profile.get("role") else [])
         roles.update(str(name) for name in names)
@@ -343,17 +365,13 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
         )
     partition = provider_arn.split(":")[1] if provider_arn.count(":") >= 5 else "aws"
     template = ((app.get("credentials") or {}).get("userNameTemplate") or {}).get("template", "")
-    return {
-        "app_id": app_id,
-        "name": str(app.get("label") or ""),
-        "enabled": app.get("status") == "ACTIVE",
-        "sso_mode": str(app.get("signOnMode") or ""),
-        "identifiers": [],
-        "reply_urls": [str(settings.get("loginURL") or "")] if settings.get("loginURL") else [],
-        "relay_state": aws_app.relay_state_of(app),
-        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
-        "metadata": metadata,
-        "role_values": sorted(
+    return _okta_reading(
+        client,
+        app,
+        people,
+        identifiers=[],
+        reply_urls=[str(settings.get("loginURL") or "")] if settings.get("loginURL") else [],
+        role_values=sorted(
             {
                 *_group_mapped_roles(client, settings),
                 *(
@@ -362,14 +380,13 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
                 ),
             }
         ),
-        "claims": {
+        claims={
             "policy": False,
             "role": "samlRoles",
             "session_name": str(template),
             "session_duration": str(settings.get("sessionDuration") or ""),
         },
-        "people": sorted(people, key=lambda person: person["login"].lower()),
-    }
+    )
 
 
 def _statement_values(sign_on: dict[str, Any], name: str) -> list[str]:
@@ -393,19 +410,10 @@ def _fixed_text(expression: str) -> str:
 def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     """A custom SAML 2.0 app: Role, RoleSessionName and SessionDuration come from its attribute
     statements, the relay state from settings.signOn.defaultRelayState."""
-    app_id = str(app["id"])
-    sign_on = dict((app.get("settings") or {}).get("signOn") or {})
-    try:
-        metadata = _certificate(aws_app.metadata_xml(client, app_id))
-    except WaitForCloud as waiting:
-        metadata = {"error": waiting.reason}
+    sign_on = _sign_on(app)
     session_source = next(iter(_statement_values(sign_on, ROLE_SESSION_NAME_ATTRIBUTE)), "")
-    with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
-        app_users = list(
-            okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500})
-        )
     people = []
-    for user in app_users:
+    for user in _okta_app_users(client, str(app["id"])):
         login = str((user.get("credentials") or {}).get("userName") or "")
         sent = login
         field = session_source.strip().removeprefix("user.")
@@ -416,29 +424,28 @@ def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
             sent = str((profile or {}).get(field) or "")
         people.append({"login": login, "session_name": sent, "via": ""})
     duration = next(iter(_statement_values(sign_on, SESSION_DURATION_ATTRIBUTE)), "")
-    return {
-        "app_id": app_id,
-        "name": str(app.get("label") or ""),
-        "enabled": app.get("status") == "ACTIVE",
-        "sso_mode": str(app.get("signOnMode") or ""),
-        "identifiers": [str(sign_on["audience"])] if sign_on.get("audience") else [],
-        "reply_urls": [str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
-        "relay_state": aws_app.relay_state_of(app),
-        "signing": {"kid": aws_app.signing_kid(app), "not_after": ""},
-        "metadata": metadata,
-        "role_values": sorted(
+    return _okta_reading(
+        client,
+        app,
+        people,
+        identifiers=[str(sign_on["audience"])] if sign_on.get("audience") else [],
+        reply_urls=[str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
+        role_values=sorted(
             value
             for value in map(_fixed_text, _statement_values(sign_on, ROLE_ATTRIBUTE))
             if "," in value
         ),
-        "claims": {
+        claims={
             "policy": False,
             "role": "attributeStatements",
             "session_name": session_source,
             "session_duration": _fixed_text(duration),
         },
-        "people": sorted(people, key=lambda person: person["login"].lower()),
-    }
+    )
+
+
+def _sign_on(app: dict[str, Any]) -> dict[str, Any]:
+    return dict((app.get("settings") or {}).get("signOn") or {})
 
 
 def _is_custom_saml(app: dict[str, Any]) -> bool:
@@ -467,11 +474,10 @@ def read_okta(
         listed = list(okta_pages(client, "/api/v1/apps", params={"limit": 200}))
     apps = []
     for app in listed:
-        if app.get("name") != aws_app.AWS_APP_NAME and not _is_custom_saml(app):
-            continue
-        if _is_custom_saml(app) and not _statement_values(
-            dict((app.get("settings") or {}).get("signOn") or {}), ROLE_ATTRIBUTE
-        ):
+        if _is_custom_saml(app):
+            if not _statement_values(_sign_on(app), ROLE_ATTRIBUTE):
+                continue
+        elif app.get("name") != aws_app.AWS_APP_NAME:
             continue
         read = _okta_read(client, app)
         if points_at(read["relay_state"], read["role_values"]):
