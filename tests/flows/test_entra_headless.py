@@ -44,7 +44,7 @@ def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
     for key in flow.step_keys:
         if key in flow.optional_steps:
             # The plan file claims no phone numbers: the step is skipped, and says so.
-            assert f"  {key}: skipped: Skipped: this setup claims no phone" in second_output
+            assert f"  {key}: Skipped: this setup claims no phone" in second_output
             continue
         assert f"  {key}: nothing to do" in second_output, (key, second_output)
     assert cloud_writes(second) == []

@@ -137,7 +137,8 @@ class Command(BaseCommand):
             if new == StepStatus.PLANNED:
                 self._print_plan(run, event.step_key)
             elif new == StepStatus.SKIPPED:
-                self.stdout.write(f"  {event.step_key}: skipped: {event.message_text}")
+                # The reason says "Skipped: ..." itself (provisioning/flows.py).
+                self.stdout.write(f"  {event.step_key}: {event.message_text}")
             seen = event.pk
         return seen
 
