@@ -79,6 +79,11 @@ urlpatterns = [
     path("check/", federation_checks.federation_check_new, name="federation_check_new"),
     path("check/<uuid:check_id>/", federation_checks.federation_check, name="federation_check"),
     path(
+        "check/<uuid:check_id>/again/",
+        federation_checks.federation_check_again,
+        name="federation_check_again",
+    ),
+    path(
         "check/<uuid:check_id>/repair/",
         federation_checks.federation_check_repair,
         name="federation_check_repair",

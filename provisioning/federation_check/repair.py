@@ -31,6 +31,8 @@ from provisioning.steps.federation_role import (
     MIN_SESSION_HOURS,
 )
 
+# The run input naming the check a repair run started from (its page links back to it).
+REPAIR_OF_CHECK = "repair_of_check"
 # The SSO setup flow a repair runs, per IdP. Only Entra for now: the Okta flows are two (role by
 # group mapping or downloaded), and which one built a federation is not read by the check.
 REPAIR_FLOWS = {"entra": "entra"}

@@ -9,7 +9,12 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from provisioning.federation_check.repair import REPAIR_FLOWS, fixable, repair_inputs
+from provisioning.federation_check.repair import (
+    REPAIR_FLOWS,
+    REPAIR_OF_CHECK,
+    fixable,
+    repair_inputs,
+)
 from provisioning.federation_check.result import FederationCheck
 from provisioning.models import (
     FederationCheckRecord,
@@ -47,7 +52,7 @@ def repair_run_create(*, user: Any, check_id: Any, enqueue: bool = True) -> Setu
         instance_id=result.instance_id,
         aws_connection_id=record.aws_connection_id,
         idp_connection_id=record.idp_connection_id,
-        inputs=repair_inputs(result),
+        inputs={**repair_inputs(result), REPAIR_OF_CHECK: str(record.pk)},
         review_plans=True,
         enqueue=enqueue,
     )

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from provisioning.federation_check.result import FederationCheck, LinkState
 from provisioning.models import (
@@ -115,7 +116,12 @@ def test_an_operator_repairs_and_the_run_adopts_what_the_check_read(
         "session_duration_hours": 2,
         "session_name_source": "mail",
         "session_duration_s": 3600,
+        "repair_of_check": str(broken.pk),
     }
+    # The run's page says it is a repair and leads back to the check it fixes.
+    run_page = client.get(response["Location"]).content.decode()
+    assert f"/ {_('Repair')}</p>" in run_page
+    assert f'href="{reverse("federation_check", args=[broken.pk])}" id="repaired-check"' in run_page
 
 
 def test_a_viewer_sees_no_repair_and_may_not_start_one(
@@ -187,4 +193,27 @@ def test_a_watched_federation_is_repaired_from_its_latest_check(
     assert (run.inputs["existing_app_id"], run.inputs["role_name"]) == (
         "app-contoso",
         "HandMadeRole",
+    )
+
+
+def test_a_viewer_checks_the_same_federation_again_through_the_same_connections(
+    client: Client, broken: FederationCheckRecord
+) -> None:
+    client.force_login(user("viewer", VIEWER))
+    page = client.get(reverse("federation_check", args=[broken.pk])).content.decode()
+    assert f'action="{reverse("federation_check_again", args=[broken.pk])}"' in page
+
+    response = client.post(reverse("federation_check_again", args=[broken.pk]))
+
+    again = FederationCheckRecord.objects.exclude(pk=broken.pk).get()
+    assert response["Location"] == reverse("federation_check", args=[again.pk])
+    assert (again.aws_connection, again.idp_connection, again.region, again.instance) == (
+        broken.aws_connection,
+        broken.idp_connection,
+        broken.region,
+        broken.instance,
+    )
+    assert (again.status, again.requested_by.get_username()) == (
+        FederationCheckStatus.PENDING,
+        "viewer",
     )

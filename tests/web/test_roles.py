@@ -107,6 +107,8 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     # errors; a check that does not exist is not found.
     "federation_check_new": gated(VIEWER, get=200, post=200),
     "federation_check": gated(VIEWER, get=404, post=405),
+    # Checking again only reads too; a check that does not exist is not found.
+    "federation_check_again": gated(VIEWER, get=405, post=404),
     # Repair starts a run: an operator's move, on a check that does not exist here.
     "federation_check_repair": gated(OPERATOR, get=405, post=404),
     # A watched federation that does not exist; only admins change its interval or stop

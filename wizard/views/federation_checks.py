@@ -65,6 +65,23 @@ def federation_check(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
     return render(request, TEMPLATE, context)
 
 
+@role_required(VIEWER)
+@require_POST
+def federation_check_again(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
+    """The same check once more (after a repair, or a fix made by hand): a new check of the same
+    federation through the same connections; its page takes over."""
+    record = _get_check(check_id)
+    again = federation_check_request(
+        user=request.user,
+        aws_connection=record.aws_connection,
+        idp_connection=record.idp_connection,
+        region=record.region,
+        instance=record.instance,
+        app_id=record.app_id,
+    )
+    return redirect("federation_check", check_id=again.pk)
+
+
 # Repair starts a run that changes clouds: an operator's move, as starting a setup is.
 @role_required(OPERATOR)
 @require_POST

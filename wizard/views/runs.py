@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from provisioning.federation_check.repair import REPAIR_OF_CHECK
 from provisioning.flows import (
     CLAIM_PHONE_NUMBERS,
     FLOWS,
@@ -387,6 +388,8 @@ def _summary_context(run: SetupRun, steps: list[StepRun]) -> dict[str, Any]:
         "run": run,
         "started_by_deleted_account": bool(started_by_deleted_account([run])),
         "is_rotation": run.flow_key in ROTATION_FLOWS.values(),
+        # A repair started from a federation check: its page names it and links back to it.
+        "repair_of_check": str(run.inputs.get(REPAIR_OF_CHECK) or ""),
         "flow_title": flow.title if flow else run.flow_key,
         "can_add_users": succeeded and is_sso_setup(run.flow_key),
         "can_sync": succeeded and is_users_run and run.sync_id is None,
