@@ -391,9 +391,17 @@ WIZARD_WATCH_EVERY_HOURS = int(os.environ.get("WIZARD_WATCH_EVERY_HOURS", "24"))
 # once; the check warns from the first (provisioning/federation_check/judge.py).
 WIZARD_CERTIFICATE_NOTIFY_DAYS = (60, 30, 7)
 # Notifications: e-mail through Django's mail settings, and a webhook (Notifications page).
+# In sandbox mode with no mail server named, e-mail is written to files under var/sent-mail/
+# (Django's file backend): the sandbox banner says nothing leaves this machine, and an admin
+# trying the Notifications page sees the test e-mail arrive there.
+_SANDBOX_MAIL = WIZARD_MODE == "sandbox" and "DJANGO_EMAIL_HOST" not in os.environ
 EMAIL_BACKEND = os.environ.get(
-    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if _SANDBOX_MAIL
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = VAR_DIR / "sent-mail"
 EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")

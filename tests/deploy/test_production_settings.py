@@ -87,3 +87,19 @@ def test_it_serves_pages_from_threads_with_a_timeout_no_page_comes_near() -> Non
     # A page answers within a second; the export is a worker's job, never a request's.
     assert 10 <= gunicorn_conf.timeout <= 60
     assert gunicorn_conf.keepalive >= 2  # longer than the 1.5 s between a run page's polls
+
+
+def test_sandbox_mode_writes_e_mail_to_files_until_a_mail_server_is_named(tmp_path: Path) -> None:
+    # The sandbox banner says nothing leaves this machine; live mode, or a named server, sends.
+    base = {"WIZARD_VAR_DIR": str(tmp_path), "WIZARD_MODE": "sandbox"}
+    names = ("EMAIL_BACKEND", "EMAIL_FILE_PATH.as_posix()")
+
+    sandbox = _settings_of(base, *names)
+    named = _settings_of({**base, "DJANGO_EMAIL_HOST": "smtp.example.com"}, *names)
+    live = _settings_of({**base, "WIZARD_MODE": "live"}, "EMAIL_BACKEND")
+
+    assert sandbox == [
+        "django.core.mail.backends.filebased.EmailBackend",
+        str(tmp_path / "sent-mail"),
+    ]
+    assert named[0] == live[0] == "django.core.mail.backends.smtp.EmailBackend"
