@@ -122,6 +122,7 @@ def test_an_operator_repairs_and_the_run_adopts_what_the_check_read(
     run_page = client.get(response["Location"]).content.decode()
     assert f"/ {_('Repair')}</p>" in run_page
     assert f'href="{reverse("federation_check", args=[broken.pk])}" id="repaired-check"' in run_page
+    assert f"· {_('Repair')}</span>" in client.get(reverse("dashboard")).content.decode()
 
 
 def test_a_viewer_sees_no_repair_and_may_not_start_one(

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from provisioning.federation_check.repair import REPAIR_OF_CHECK
 from provisioning.flows import FLOWS, Flow
 from provisioning.models import (
     RUN_IN_PROGRESS,
@@ -40,6 +41,11 @@ class DashboardRow:
     users: dict[str, Any] | None = None
     flow: Flow | None = None
     started_by_deleted_account: bool = False
+
+    @property
+    def is_repair(self) -> bool:
+        """Started by Repair from a federation check (its run page links back to the check)."""
+        return bool(self.run.inputs.get(REPAIR_OF_CHECK))
 
 
 def _latest_sync_runs() -> list[uuid.UUID]:
