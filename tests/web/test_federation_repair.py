@@ -14,13 +14,17 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from provisioning.federation_check.result import FederationCheck, LinkState
+from provisioning.flows import FLOWS
 from provisioning.models import (
     FederationCheckRecord,
     FederationCheckStatus,
+    RunStatus,
     SetupRun,
+    StepStatus,
     WatchedFederation,
     WatchState,
 )
+from provisioning.services.federation_repairs import repair_run_create
 from tests.web.factories import make_connection
 from wizard.roles import OPERATOR, VIEWER, role_group
 
@@ -218,3 +222,26 @@ def test_a_viewer_checks_the_same_federation_again_through_the_same_connections(
         FederationCheckStatus.PENDING,
         "viewer",
     )
+
+
+def test_a_repair_runs_page_draws_the_users_link_it_skipped_as_skipped(
+    broken: FederationCheckRecord,
+) -> None:
+    operator = user("operator", OPERATOR)
+    run = repair_run_create(user=operator, check_id=broken.pk, enqueue=False)
+    flow = FLOWS[run.flow_key]
+    # The run at rest after its steps: those the flow skips for a repair skipped (the runner's
+    # _plan_or_skip), the others applied.
+    for step in run.steps.all():
+        skipped = flow.skip_reason(step.key, run.inputs)
+        step.status = StepStatus.SKIPPED if skipped else StepStatus.SUCCEEDED
+        step.save(update_fields=["status"])
+    SetupRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    client = Client()
+    client.force_login(operator)
+
+    page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
+
+    assert 'data-link="connect_users" data-state="skipped"' in page
+    assert 'data-link="saml_provider" data-state="done"' in page
+    assert f"{_('Connect users')}: {_('Skipped')}" in page

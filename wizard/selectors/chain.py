@@ -26,6 +26,9 @@ class LinkState:
     DONE = "done"
     BROKEN = "broken"
     ROLLED_BACK = "rolled_back"
+    # Every step of the link was skipped (a repair skips the user steps): the run neither made
+    # nor checked it, which "Done" would claim.
+    SKIPPED = "skipped"
 
 
 STATE_LABELS = {
@@ -35,6 +38,7 @@ STATE_LABELS = {
     LinkState.DONE: _("Done"),
     LinkState.BROKEN: _("Broken"),
     LinkState.ROLLED_BACK: _("Rolled back"),
+    LinkState.SKIPPED: _("Skipped"),
 }
 STATE_SYMBOLS = {
     LinkState.NOT_STARTED: "○",
@@ -43,6 +47,7 @@ STATE_SYMBOLS = {
     LinkState.DONE: "✓",
     LinkState.BROKEN: "✕",
     LinkState.ROLLED_BACK: "↺",
+    LinkState.SKIPPED: "–",
 }
 
 
@@ -115,7 +120,8 @@ FINISHED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
 
 
 def link_state(steps: Sequence[StepRun], run_status: str) -> str:
-    """One link's state from its steps: broken beats needs-you beats working beats done."""
+    """One link's state from its steps: broken beats needs-you beats working beats done; a link
+    whose steps were all skipped is skipped."""
     statuses = {step.status for step in steps}
     if StepStatus.FAILED in statuses:
         return LinkState.BROKEN
@@ -123,6 +129,8 @@ def link_state(steps: Sequence[StepRun], run_status: str) -> str:
         return LinkState.NEEDS_YOU
     if statuses & ACTIVE:
         return LinkState.WORKING
+    if statuses == {StepStatus.SKIPPED}:
+        return LinkState.SKIPPED
     if statuses <= FINISHED:
         return LinkState.DONE
     # Undone, not "not started": the admin must see the link existed and was taken apart.
