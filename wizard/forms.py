@@ -145,6 +145,31 @@ class RunCreateForm(forms.Form):
         idp = values.get("idp", "")
         return idp if idp in dict(IDP_CHOICES) else Cloud.ENTRA.value
 
+    @classmethod
+    def asked_for(cls, query: Any) -> dict[str, Any]:
+        """The answers a link asks the page to choose (a check's "Connect users from groups" for
+        its instance), each kept only if the form offers it; the admin sees them all before
+        submitting, and the submitted form is checked as any other."""
+        idp = cls.idp_of(query)
+        asked: dict[str, Any] = {}
+        flow_key = query.get("flow_key", "")
+        if flow_key in {flow.key for flow in available_flows(idp=idp)}:
+            asked["flow_key"] = flow_key
+        region = query.get("region", "")
+        if region in connect_regions():
+            asked["region"] = region
+        try:
+            asked["instance_id"] = str(uuid.UUID(query.get("instance_id", "")))
+        except ValueError:
+            pass
+        else:
+            asked["instance_choice"] = cls.INSTANCE_EXISTING
+        for name, cloud in (("aws_connection", Cloud.AWS), ("idp_connection", idp)):
+            value = query.get(name, "")
+            if value.isdigit() and Connection.objects.filter(pk=int(value), cloud=cloud).exists():
+                asked[name] = int(value)
+        return asked
+
     def clean_instance_alias(self) -> str:
         alias = self.cleaned_data["instance_alias"].strip()
         if not alias:

@@ -89,6 +89,11 @@ urlpatterns = [
         name="federation_check_repair",
     ),
     path(
+        "check/<uuid:check_id>/rotate/",
+        federation_checks.federation_check_rotate,
+        name="federation_check_rotate",
+    ),
+    path(
         "watch/<int:watched_id>/",
         federation_watch.watched_federation,
         name="watched_federation",

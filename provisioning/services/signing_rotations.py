@@ -1,4 +1,5 @@
-"""Start "Rotate the signing certificate" for a watched federation: the run takes the
+"""Start "Rotate the signing certificate" for a watched federation (from its page, or from a check
+of it whose findings say the certificate expires): the run takes the
 federation's connections, region, instance and IdP app, and what the setup that built it knows
 (its IAM identity provider, the person its sign-in test signed in). A refused start raises
 RunError."""
@@ -10,7 +11,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from provisioning.flows import ROTATION_FLOWS
-from provisioning.models import SetupRun, WatchedFederation
+from provisioning.models import FederationCheckRecord, SetupRun, WatchedFederation
 from provisioning.runs import admin_moves
 from provisioning.runs.admin_moves import RunError
 from provisioning.user_changes.sources import setup_outputs
@@ -54,3 +55,14 @@ def rotation_run_create(*, user: Any, watched_id: int, enqueue: bool = True) -> 
         review_plans=True,
         enqueue=enqueue,
     )
+
+
+def check_rotation_run_create(*, user: Any, check_id: Any, enqueue: bool = True) -> SetupRun:
+    """Start the rotation of the federation the check `check_id` read (its watched federation:
+    every finished check that found one is watched)."""
+    record = FederationCheckRecord.objects.filter(pk=check_id).first()
+    if record is None:
+        raise RunError(gettext("No federation check has this ID."))
+    if record.watched_id is None:
+        raise RunError(gettext("This check found no federation whose certificate can be rotated."))
+    return rotation_run_create(user=user, watched_id=record.watched_id, enqueue=enqueue)

@@ -111,6 +111,7 @@ EXPECTED: dict[str, dict[str, dict[str, Status]]] = {
     "federation_check_again": gated(VIEWER, get=405, post=404),
     # Repair starts a run: an operator's move, on a check that does not exist here.
     "federation_check_repair": gated(OPERATOR, get=405, post=404),
+    "federation_check_rotate": gated(OPERATOR, get=405, post=404),
     # A watched federation that does not exist; only admins change its interval or stop
     # watching it; an empty Notifications form is valid (no recipients, the webhook kept) and
     # saved.

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from provisioning.federation_check.fixes import ROTATION_FIXES, USERS_RUN_FIXES, console_steps
 from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
 from provisioning.federation_check.repair import fixable
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
+from provisioning.flows import ROTATION_FLOWS, USER_FLOWS
 from provisioning.models import FederationCheckRecord
 from wizard.selectors.chain import LinkState as ChainState
 
@@ -71,12 +75,30 @@ def check_links(result: FederationCheck) -> list[CheckedLink]:
     ]
 
 
+# The run other than Repair that fixes a finding (provisioning/federation_check/fixes.py): the page
+# offers it next to the finding.
+ROTATE = "rotate"
+USERS_RUN = "users_run"
+
+
+def _other_fix(code: str) -> str:
+    if code in ROTATION_FIXES:
+        return ROTATE
+    if code in USERS_RUN_FIXES:
+        return USERS_RUN
+    return ""
+
+
 def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
-    """Each finding in the reader's language; `repaired` says whether Repair fixes it."""
+    """Each finding in the reader's language; `repaired` says whether Repair fixes it, `fixed_by`
+    which other run does, `console` what the admin does in the IdP's console."""
     repaired = set(fixable(result))
     return [
         {
+            "code": finding.code,
             "repaired": finding.code in repaired,
+            "fixed_by": _other_fix(finding.code),
+            "console": console_steps(finding.code, result.idp),
             "link": finding.link,
             "link_label": LINK_LABELS[finding.link],
             "severity": finding.severity,
@@ -85,6 +107,24 @@ def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
         }
         for finding in result.findings
     ]
+
+
+def users_run_url(record: FederationCheckRecord, result: FederationCheck) -> str:
+    """The New setup page with "Connect users from groups" for the checked instance, through the
+    check's connections, chosen ("" when the check found no instance or the IdP has no such
+    flow)."""
+    flow_key = USER_FLOWS.get(result.idp)
+    if flow_key is None or not result.instance_id:
+        return ""
+    query = {
+        "idp": result.idp,
+        "flow_key": flow_key,
+        "region": record.region,
+        "instance_id": result.instance_id,
+        "aws_connection": record.aws_connection_id,
+        "idp_connection": record.idp_connection_id,
+    }
+    return f"{reverse('run_new')}?{urlencode(query)}"
 
 
 def check_page(record: FederationCheckRecord) -> dict[str, Any]:
@@ -102,4 +142,8 @@ def check_page(record: FederationCheckRecord) -> dict[str, Any]:
         # Repair is offered when it fixes at least one finding (provisioning/federation_check/
         # repair.py); the others stay the admin's to fix.
         "repairable": any(finding["repaired"] for finding in findings),
+        # A rotation starts from the watched federation the check read (every finished check
+        # that found one is watched: provisioning/federation_watch.py, watch_from_check).
+        "rotatable": record.watched_id is not None and result.idp in ROTATION_FLOWS,
+        "users_run_url": users_run_url(record, result),
     }

@@ -4,6 +4,7 @@ state, and the findings), polled with htmx while a worker reads the clouds. It r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,10 +13,11 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from provisioning.models import FederationCheckRecord, FederationCheckStatus
+from provisioning.models import FederationCheckRecord, FederationCheckStatus, SetupRun
 from provisioning.runs.admin_moves import RunError
 from provisioning.services.federation_checks import federation_check_request
 from provisioning.services.federation_repairs import repair_run_create
+from provisioning.services.signing_rotations import check_rotation_run_create
 from wizard.federation_check_forms import FederationCheckForm
 from wizard.middleware import wants_fragment
 from wizard.roles import OPERATOR, VIEWER, role_required
@@ -82,16 +84,31 @@ def federation_check_again(request: HttpRequest, check_id: uuid.UUID) -> HttpRes
     return redirect("federation_check", check_id=again.pk)
 
 
-# Repair starts a run that changes clouds: an operator's move, as starting a setup is.
-@role_required(OPERATOR)
-@require_POST
-def federation_check_repair(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
-    """Start the repair of the federation this check read; its run page takes over, where each
-    plan waits for the admin's confirmation."""
+def _start_run(
+    request: HttpRequest, check_id: uuid.UUID, start: Callable[..., SetupRun]
+) -> HttpResponse:
+    """A run started from this check opens its run page, where each plan waits for the admin's
+    confirmation; a refused one is said here."""
     record = _get_check(check_id)
     try:
-        run = repair_run_create(user=request.user, check_id=record.pk)
+        run = start(user=request.user, check_id=record.pk)
     except RunError as error:
         messages.error(request, str(error))
         return redirect("federation_check", check_id=record.pk)
     return redirect("run_detail", run_id=run.pk)
+
+
+# Repair and rotation start runs that change clouds: an operator's move, as starting a setup is.
+@role_required(OPERATOR)
+@require_POST
+def federation_check_repair(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
+    """Start the repair of the federation this check read."""
+    return _start_run(request, check_id, repair_run_create)
+
+
+@role_required(OPERATOR)
+@require_POST
+def federation_check_rotate(request: HttpRequest, check_id: uuid.UUID) -> HttpResponse:
+    """Start "Rotate the signing certificate" for the federation this check read (its findings
+    say the certificate expired or expires soon)."""
+    return _start_run(request, check_id, check_rotation_run_create)

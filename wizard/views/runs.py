@@ -445,7 +445,8 @@ def run_new(request: HttpRequest) -> HttpResponse:
 
 def _new_run_initial(query: Any) -> dict[str, Any]:
     """The provider the page was asked for (`?idp=okta`), Entra by default; preselect the
-    sandbox connections, so a first run needs no typing in sandbox mode."""
+    sandbox connections, so a first run needs no typing in sandbox mode, and whatever else the
+    link asked for (RunCreateForm.asked_for)."""
     idp = RunCreateForm.idp_of(query)
     initial: dict[str, Any] = {"idp": idp}
     sandbox = {c.cloud: c.pk for c in Connection.objects.filter(is_sandbox=True).order_by("-pk")}
@@ -453,7 +454,7 @@ def _new_run_initial(query: Any) -> dict[str, Any]:
         initial["aws_connection"] = sandbox[Cloud.AWS]
     if idp in sandbox:
         initial["idp_connection"] = sandbox[idp]
-    return initial
+    return {**initial, **RunCreateForm.asked_for(query)}
 
 
 @role_required(VIEWER)
