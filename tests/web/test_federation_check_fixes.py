@@ -215,6 +215,14 @@ def test_the_users_link_opens_new_setup_with_the_users_flow_instance_and_connect
         record.aws_connection_id,
         record.idp_connection_id,
     )
+    # Submitted as chosen, it starts the users run on the checked instance.
+    client.post(reverse("run_new"), {**form.initial, "review_plans": "on"})
+    run = SetupRun.objects.get()
+    assert (run.flow_key, run.instance_id, run.region) == (
+        USER_FLOWS[idp],
+        INSTANCE_ID,
+        "ap-northeast-1",
+    )
 
 
 def test_new_setup_keeps_only_the_asked_answers_its_form_offers() -> None:
