@@ -71,3 +71,18 @@ def test_someone_with_no_role_sees_whom_to_ask_in_japanese(page: Page, artifacts
     expect(page.locator(".admin-list")).to_contain_text("admin")
     expect(page.locator(".main-nav")).to_have_count(0)
     page.screenshot(path=str(artifacts_dir / "roles-03-no-role-ja.png"), full_page=True)
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_an_admins_menu_fits_on_one_line_at_1280_px(
+    page: Page, artifacts_dir: Path, language: str
+) -> None:
+    """Nine entries in Japanese wrapped to a second line, pushing the tools to a third row."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, language)
+    tops = page.locator(".main-nav a").evaluate_all("links => links.map(a => a.offsetTop)")
+    assert len(tops) == 9 and len(set(tops)) == 1, tops
+    brand = page.locator(".brand").bounding_box()
+    tools = page.locator(".site-header__tools").bounding_box()
+    assert brand and tools and abs(brand["y"] - tools["y"]) < brand["height"], (brand, tools)
+    page.screenshot(path=str(artifacts_dir / f"header-{language}-1280.png"))
