@@ -214,8 +214,14 @@ def send_webhook(notification: Notification, url: str) -> bool:
     connect_url, headers, extensions = pinned_request(target)
     try:
         # No redirects: a webhook that moves is a configuration to fix, not a place to follow.
+        # An explicit transport: httpx mounts the HTTP(S)_PROXY/ALL_PROXY variables only when
+        # none is given (httpx/_client.py, "allow_env_proxies = trust_env and transport is
+        # None"), and a proxy would connect to the host by name itself, past the address the
+        # check judged. The transport still reads SSL_CERT_FILE (its trust_env).
         with httpx.Client(
-            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S, follow_redirects=False
+            transport=httpx.HTTPTransport(),
+            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S,
+            follow_redirects=False,
         ) as client:
             response = client.post(
                 connect_url,

@@ -49,6 +49,8 @@ from tests.sandbox.aws_clients import aws_client
 
 # The receiver's path stands for the secret part of a Slack or Teams webhook URL.
 SECRET_PATH = "/services/T000/B000/not-to-be-logged"
+# A proxy nobody answers at (port 9, discard, is closed here): a send through it fails.
+UNREACHABLE_PROXY = "http://127.0.0.1:9"
 
 
 class Receiver:
@@ -420,8 +422,13 @@ def test_the_post_goes_to_the_address_the_check_passed_with_the_hosts_name_and_s
     the POST must not look it up again. The test's network routes the checked public address
     to a local HTTPS receiver (socket.create_connection), so what arrives shows the Host header
     and the TLS server name the real receiver would see, and the certificate is verified
-    against the name (SSL_CERT_FILE: the sandbox CA)."""
+    against the name (SSL_CERT_FILE: the sandbox CA). A proxy named in the environment (here one
+    nothing listens at) is not used: it would look the name up itself."""
     settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(variable, UNREACHABLE_PROXY)
     with TlsReceiver(sandbox) as receiver:
         resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
         connected: list[tuple[str, int]] = []
