@@ -433,6 +433,13 @@ def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
         people,
         identifiers=[str(sign_on["audience"])] if sign_on.get("audience") else [],
         reply_urls=[str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
+        # Where Okta posts the response, and the Recipient and Destination it writes in it
+        # (okta-sdk-python 3.4.6, okta/models/saml_application_settings_sign_on.py: ssoAcsUrl,
+        # recipient, destination; the admin console's "Use this for Recipient URL and
+        # Destination URL" sets both to the single sign-on URL).
+        sign_on_urls={
+            key: str(sign_on.get(key) or "") for key in ("ssoAcsUrl", "recipient", "destination")
+        },
         role_values=sorted(
             value
             for value in map(_fixed_text, _statement_values(sign_on, ROLE_ATTRIBUTE))

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from django.utils import translation
 from okta.models import AppUserAssignRequest
 
+from provisioning.federation_check.messages import finding_text
+from provisioning.federation_check.result import Finding
 from sandbox.server import OKTA_DOMAIN, Sandbox
 from tests.contract.wire_check import check_exchanges
 from tests.federation_check.hand_made import (
@@ -411,3 +414,71 @@ def test_it_reads_a_custom_apps_people_with_their_profiles_in_one_listing_howeve
     assert listing.query.get("expand") == ["user"]
     missing = findings(result)[("connect_users", "person_without_user")]
     assert all(email in missing["names"] for email in emails), missing
+
+
+def test_it_names_a_custom_apps_wrong_single_sign_on_url_and_audience(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    """The ACS URL typed as the AWS console's address and the audience as the instance's
+    URL: Okta would post to the console, and AWS would refuse the audience."""
+    wrong_acs = "https://console.aws.amazon.com/saml"
+    wrong_audience = "https://example.my.connect.aws"
+    built = build_custom_saml_app(
+        okta_sandbox,
+        sign_on={
+            "ssoAcsUrl": wrong_acs,
+            "recipient": wrong_acs,
+            "destination": wrong_acs,
+            "audience": wrong_audience,
+        },
+    )
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    found = findings(result)
+    assert found[("idp_app", "okta_sso_url_wrong")] == {
+        "found": wrong_acs,
+        "wanted": AWS_SIGN_IN_URL,
+    }
+    assert found[("idp_app", "okta_audience_wrong")] == {
+        "found": wrong_audience,
+        "wanted": AWS_SIGN_IN_URL,
+    }
+    # One finding for the URL the Recipient and Destination follow.
+    assert ("idp_app", "okta_recipient_wrong") not in found
+    assert link_states(result)["idp_app"] == "broken"
+    wrong_url = Finding(
+        link="idp_app",
+        code="okta_sso_url_wrong",
+        severity="broken",
+        params=found[("idp_app", "okta_sso_url_wrong")],
+    )
+    text = finding_text(wrong_url)
+    assert wrong_acs in text["what"] and AWS_SIGN_IN_URL in text["fix"], text
+    with translation.override("ja"):
+        japanese = finding_text(wrong_url)
+    assert "シングルサインオンURL" in japanese["what"], japanese
+
+
+def test_it_names_a_custom_apps_recipient_that_is_not_aws_sign_in(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    regional = f"https://{REGION}.signin.aws.amazon.com/saml"
+    built = build_custom_saml_app(
+        okta_sandbox,
+        sign_on={
+            "ssoAcsUrl": regional,
+            "recipient": "https://sso.example.com/saml",
+            "destination": regional,
+            "audience": AWS_SIGN_IN_URL,
+        },
+    )
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    found = findings(result)
+    assert found[("idp_app", "okta_recipient_wrong")]["found"] == "https://sso.example.com/saml"
+    assert ("idp_app", "okta_sso_url_wrong") not in found
+    assert ("idp_app", "okta_audience_wrong") not in found
