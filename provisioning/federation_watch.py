@@ -1,8 +1,8 @@
 """The watch: which federations are watched (each one a setup run built or a check read), the
 state a finished check gives one, and, when that state changes or the IdP signing certificate
 nears its expiry, an audit row and a notification to the admins (e-mail and webhook,
-provisioning/notifications.py), written before it is sent and sent again if its worker is lost. The schedule and the admin's settings are
-provisioning/services/federation_watch.py."""
+provisioning/notifications.py), written before it is sent and sent again if its worker is
+lost. The schedule and the admin's settings are provisioning/services/federation_watch.py."""
 
 from __future__ import annotations
 
