@@ -1,19 +1,22 @@
 """The watch: which federations are watched (each one a setup run built or a check read), the
 state a finished check gives one, and, when that state changes or the IdP signing certificate
 nears its expiry, an audit row and a notification to the admins (e-mail and webhook,
-provisioning/notifications.py). The schedule and the admin's settings are
-provisioning/services/federation_watch.py."""
+provisioning/notifications.py), written before it is sent and sent again if its worker is
+lost. The schedule and the admin's settings are provisioning/services/federation_watch.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import socket
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
@@ -37,6 +40,7 @@ from provisioning.models import (
     RunStatus,
     SetupRun,
     WatchedFederation,
+    WatchNotification,
     WatchState,
 )
 from provisioning.notifications import Notification, send_email, send_webhook
@@ -225,12 +229,14 @@ def watch_record_check(*, record: FederationCheckRecord) -> WatchedFederation | 
                 },
                 message=message,
             )
-            notification_message = message
             # A federation an admin stopped watching may still be checked by hand: its page
             # shows the state, but nobody is notified.
             if watched.enabled:
+                pending = WatchNotification.objects.create(
+                    watched=watched, found_by=record, state=new_state, message=message.to_json()
+                )
                 transaction.on_commit(
-                    lambda: _notify(watched, record, notification_message, new_state)
+                    functools.partial(watch_notification_send, notification_id=pending.pk)
                 )
     return watched
 
@@ -242,12 +248,11 @@ def notification_settings() -> NotificationSettings:
     return NotificationSettings.objects.first() or NotificationSettings()
 
 
-def _notification(
-    watched: WatchedFederation, record: FederationCheckRecord, message: Message, state: str
-) -> Notification:
+def _notification(pending: WatchNotification) -> Notification:
     """The notification in the language of whoever set notifications up."""
-    lines = [message.render()]
-    if record.result:
+    watched, record, state = pending.watched, pending.found_by, pending.state
+    lines = [Message.from_json(pending.message).render()]
+    if record is not None and record.result:
         result = FederationCheck.from_json(record.result)
         shown = [f for f in result.findings if f.severity == Severity.BROKEN][:FINDINGS_NOTIFIED]
         shown += [
@@ -258,10 +263,11 @@ def _notification(
             lines.append(f"- {text['what']} {text['fix']}")
         for unread in result.unreadable[:FINDINGS_NOTIFIED]:
             lines.append(f"- {unread_text(unread)['message']}")
-    elif record.error:
+    elif record is not None and record.error:
         lines.append(f"- {record.error.get('message', '')}")
-    page = f"/check/{record.pk}/"
-    if settings.WIZARD_BASE_URL:
+    check_id = str(record.pk) if record is not None else ""
+    page = f"/check/{check_id}/" if check_id else ""
+    if settings.WIZARD_BASE_URL and page:
         lines.append(str(_("Latest check: %(url)s")) % {"url": settings.WIZARD_BASE_URL + page})
     subject = str(
         _("Connect SSO wizard: %(federation)s is %(state)s")
@@ -270,6 +276,7 @@ def _notification(
     return Notification(
         subject=subject,
         text="\n".join(str(line) for line in lines),
+        event_id=str(pending.pk),
         fields={
             "state": state,
             "federation": {
@@ -279,19 +286,62 @@ def _notification(
                 "app_id": watched.app_id,
                 "app_name": watched.app_name,
             },
-            "check_id": str(record.pk),
+            "check_id": check_id,
             "check_path": page,
         },
     )
 
 
-def _notify(
-    watched: WatchedFederation, record: FederationCheckRecord, message: Message, state: str
-) -> None:
+def watch_notification_send(
+    *, notification_id: uuid.UUID, now: dt.datetime | None = None
+) -> WatchNotification | None:
+    """Sends one watch notification not sent yet: taken with a conditional UPDATE (another
+    worker sending it now keeps it), sent by e-mail and webhook, then marked sent. A worker lost
+    in between leaves it taken and unsent: watch_notifications_resend sends it again, with the
+    same event id. None when it is sent already or another worker has it."""
+    now = now or timezone.now()
+    pending = (
+        WatchNotification.objects.select_related("watched", "found_by")
+        .filter(pk=notification_id, sent_at__isnull=True)
+        .first()
+    )
+    if pending is None:
+        return None
+    taken = WatchNotification.objects.filter(
+        pk=pending.pk, sent_at__isnull=True, attempted_at=pending.attempted_at
+    ).update(attempted_at=now, attempts=F("attempts") + 1)
+    if not taken:
+        return None
     configured = notification_settings()
-    if not configured.email_recipients and not configured.webhook_ciphertext:
-        return
+    recipients = list(configured.email_recipients)
+    webhook_url = configured.webhook_url
     with translation.override(configured.language):
-        notification = _notification(watched, record, message, state)
-    send_email(notification, list(configured.email_recipients))
-    send_webhook(notification, configured.webhook_url)
+        notification = _notification(pending)
+    email = send_email(notification, recipients) if recipients else None
+    webhook = send_webhook(notification, webhook_url) if webhook_url else None
+    _record_sent(pending, email=email, webhook=webhook)
+    return pending
+
+
+def _record_sent(pending: WatchNotification, *, email: bool | None, webhook: bool | None) -> None:
+    """The attempt completed: how each way took it (None: not set up)."""
+    WatchNotification.objects.filter(pk=pending.pk, sent_at__isnull=True).update(
+        sent_at=timezone.now(), email_ok=email, webhook_ok=webhook
+    )
+    pending.refresh_from_db()
+
+
+def watch_notifications_resend(*, now: dt.datetime | None = None) -> list[WatchNotification]:
+    """Beat's turn: the notifications not sent WIZARD_NOTIFICATION_RESEND_AFTER_S after they
+    were written or last taken (the worker sending them was lost) are sent again."""
+    now = now or timezone.now()
+    before = now - dt.timedelta(seconds=settings.WIZARD_NOTIFICATION_RESEND_AFTER_S)
+    stale = WatchNotification.objects.filter(sent_at__isnull=True).filter(
+        Q(attempted_at__lt=before) | Q(attempted_at__isnull=True, created_at__lt=before)
+    )
+    sent = []
+    for pending_id in stale.values_list("pk", flat=True)[: settings.WIZARD_RUN_NUDGE_BATCH]:
+        done = watch_notification_send(notification_id=pending_id, now=now)
+        if done is not None:
+            sent.append(done)
+    return sent

@@ -752,6 +752,42 @@ class NotificationSettings(models.Model):
         self.webhook_ciphertext = secret_box.encrypt_json({"url": url}) if url else ""
 
 
+class WatchNotification(models.Model):
+    """One notification of a watched federation (a change of state, or a certificate threshold
+    passed), written with the audit row before anything is sent and completed after (healthchecks'
+    Channel.notify): a worker lost between the sending and `sent_at` leaves it unsent, and it is
+    sent again. Its id is the event id the e-mail (Message-ID) and the webhook body (event_id)
+    carry, so a receiver recognises the second delivery of the same event."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    watched = models.ForeignKey(
+        WatchedFederation, on_delete=models.CASCADE, related_name="notifications"
+    )
+    # The check that found it (its page is linked from the notification).
+    found_by = models.ForeignKey(
+        FederationCheckRecord, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The state the federation went to, and what happened (a Message's JSON: rendered at send
+    # time in the language notifications are set up in).
+    state = models.CharField(max_length=16, choices=WatchState.choices)
+    message = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When a worker last took it to send (a conditional UPDATE: one worker at a time), how many
+    # times, and when one finished sending it; None until then.
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    email_ok = models.BooleanField(null=True, blank=True)
+    webhook_ok = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        db_table = "wizard_watchnotification"
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"notification {self.pk}"
+
+
 class NotificationTest(models.Model):
     """One "Send a test notification" from the Notifications page: who asked, and once the worker
     has sent it (finished_at), how each way took it: None where none is set up, else whether it

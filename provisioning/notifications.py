@@ -9,12 +9,13 @@ import ipaddress
 import logging
 import socket
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.messages import Message
@@ -156,28 +157,41 @@ def masked_webhook_url(url: str) -> str:
 @dataclass
 class Notification:
     """One notification: a subject line, the text (Slack's and Teams' `text`), and the
-    structured fields a webhook receiver may read instead."""
+    structured fields a webhook receiver may read instead. `event_id`, when set, names the event
+    it tells of: sent again (at least once: a lost alert is worse than a second one), it carries
+    the same id, in the webhook body's `event_id` and in the e-mail's Message-ID."""
 
     subject: str
     text: str
     fields: dict[str, Any] = field(default_factory=dict)
+    event_id: str = ""
 
     def webhook_body(self) -> dict[str, Any]:
-        return {"text": self.text, "subject": self.subject, **self.fields}
+        event = {"event_id": self.event_id} if self.event_id else {}
+        return {"text": self.text, "subject": self.subject, **event, **self.fields}
+
+    def message_id(self) -> str:
+        """The e-mail's Message-ID (RFC 5322 3.6.4, "<id-left@id-right>"): the event id at the
+        sender's domain. Not Django's make_msgid, which differs on each call and host."""
+        if not self.event_id:
+            return ""
+        domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+        return f"<{self.event_id}@{domain}>"
 
 
 def send_email(notification: Notification, recipients: list[str]) -> bool:
     """Through Django's mail settings (EMAIL_HOST..., DEFAULT_FROM_EMAIL); False if it failed."""
     if not recipients:
         return False
+    message_id = notification.message_id()
     try:
-        send_mail(
+        EmailMessage(
             notification.subject,
             notification.text,
             settings.DEFAULT_FROM_EMAIL,
             recipients,
-            fail_silently=False,
-        )
+            headers={"Message-ID": message_id} if message_id else None,
+        ).send(fail_silently=False)
     except Exception as error:  # noqa: BLE001 - SMTP, DNS, TLS: any failure is only reported
         logger.warning("Could not send the notification e-mail: %s", type(error).__name__)
         return False
@@ -214,8 +228,14 @@ def send_webhook(notification: Notification, url: str) -> bool:
     connect_url, headers, extensions = pinned_request(target)
     try:
         # No redirects: a webhook that moves is a configuration to fix, not a place to follow.
+        # An explicit transport: httpx mounts the HTTP(S)_PROXY/ALL_PROXY variables only when
+        # none is given (httpx/_client.py, "allow_env_proxies = trust_env and transport is
+        # None"), and a proxy would connect to the host by name itself, past the address the
+        # check judged. The transport still reads SSL_CERT_FILE (its trust_env).
         with httpx.Client(
-            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S, follow_redirects=False
+            transport=httpx.HTTPTransport(),
+            timeout=settings.WIZARD_WEBHOOK_TIMEOUT_S,
+            follow_redirects=False,
         ) as client:
             response = client.post(
                 connect_url,

@@ -16,6 +16,7 @@ from django.db import connections
 from django.utils import timezone
 
 from provisioning.connections.sign_in_tests import connection_test
+from provisioning.federation_watch import watch_notifications_resend
 from provisioning.models import RUN_WORKED_ON, SetupRun, WorkerHeartbeat
 from provisioning.redaction import RedactSecretsFilter
 from provisioning.runs import chain as run_chain
@@ -182,8 +183,10 @@ def run_federation_check(check_id: str) -> None:
 )
 def start_due_federation_checks() -> None:
     """Celery beat sends this every WIZARD_WATCH_CHECK_INTERVAL_S: the watched federations whose
-    check is due are checked (run_federation_check)."""
+    check is due are checked (run_federation_check), and a notification a lost worker left
+    unsent is sent again."""
     federation_watch.watches_check_due()
+    watch_notifications_resend()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, name="wizard.tasks.send_test_notification")

@@ -390,6 +390,10 @@ WIZARD_WATCH_EVERY_HOURS = int(os.environ.get("WIZARD_WATCH_EVERY_HOURS", "24"))
 # Days before the IdP signing certificate expires at which the watch notifies, each threshold
 # once; the check warns from the first (provisioning/federation_check/judge.py).
 WIZARD_CERTIFICATE_NOTIFY_DAYS = (60, 30, 7)
+# A watch notification written or taken to send this long ago and still not sent (its worker was
+# lost) is sent again at beat's next turn: longer than one send may take (EMAIL_TIMEOUT and
+# WIZARD_WEBHOOK_TIMEOUT_S, 10 s each, per connection step), so a slow send is not doubled.
+WIZARD_NOTIFICATION_RESEND_AFTER_S = 300
 # Notifications: e-mail through Django's mail settings, and a webhook (Notifications page).
 # In sandbox mode with no mail server named, e-mail is written to files under var/sent-mail/
 # (Django's file backend): the sandbox banner says nothing leaves this machine, and an admin

@@ -26,7 +26,7 @@ from provisioning.federation_check.result import FIXED_ROLE_CLAIM, refused_as
 from provisioning.models import Cloud, Connection
 from provisioning.okta import aws_app
 from provisioning.okta.client import okta_client
-from provisioning.okta.rest import okta_call, okta_pages
+from provisioning.okta.rest import okta_pages
 from provisioning.saml import parse_idp_metadata
 from provisioning.steps.entra_app import _app_by_key, _preferred_certificate, _service_principal
 from provisioning.steps.entra_claims import (
@@ -315,9 +315,13 @@ def _group_mapped_roles(client: Any, settings: dict[str, Any]) -> list[str]:
     return values
 
 
-def _okta_app_users(client: Any, app_id: str) -> list[dict[str, Any]]:
+def _okta_app_users(client: Any, app_id: str, *, with_user: bool = False) -> list[dict[str, Any]]:
+    """The app's assigned people, 500 a page (the list's largest); `with_user` has each one's
+    User object embedded in `_embedded.user` (expand=user: okta-sdk-python 3.4.6,
+    okta/api/application_users_api.py, list_application_users), rather than one read each."""
+    params: dict[str, Any] = {"limit": 500, **({"expand": "user"} if with_user else {})}
     with refused_as("connect_users", _("the app's users"), "okta.apps.read"):
-        return list(okta_pages(client, f"{aws_app.app_path(app_id)}/users", params={"limit": 500}))
+        return list(okta_pages(client, f"{aws_app.app_path(app_id)}/users", params=params))
 
 
 def _okta_reading(
@@ -412,15 +416,14 @@ def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
     statements, the relay state from settings.signOn.defaultRelayState."""
     sign_on = _sign_on(app)
     session_source = next(iter(_statement_values(sign_on, ROLE_SESSION_NAME_ATTRIBUTE)), "")
+    field = session_source.strip().removeprefix("user.")
+    from_profile = session_source.strip().startswith("user.") and field != "login"
     people = []
-    for user in _okta_app_users(client, str(app["id"])):
+    for user in _okta_app_users(client, str(app["id"]), with_user=from_profile):
         login = str((user.get("credentials") or {}).get("userName") or "")
         sent = login
-        field = session_source.strip().removeprefix("user.")
-        if session_source.strip().startswith("user.") and field != "login":
-            with refused_as("connect_users", _("an assigned user"), "okta.users.read"):
-                found = okta_call(client, "GET", f"/api/v1/users/{user['id']}") or {}
-            profile = found.get("profile")
+        if from_profile:
+            profile = ((user.get("_embedded") or {}).get("user") or {}).get("profile")
             sent = str((profile or {}).get(field) or "")
         people.append({"login": login, "session_name": sent, "via": ""})
     duration = next(iter(_statement_values(sign_on, SESSION_DURATION_ATTRIBUTE)), "")
@@ -430,6 +433,13 @@ def _okta_custom_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
         people,
         identifiers=[str(sign_on["audience"])] if sign_on.get("audience") else [],
         reply_urls=[str(sign_on["ssoAcsUrl"])] if sign_on.get("ssoAcsUrl") else [],
+        # Where Okta posts the response, and the Recipient and Destination it writes in it
+        # (okta-sdk-python 3.4.6, okta/models/saml_application_settings_sign_on.py: ssoAcsUrl,
+        # recipient, destination; the admin console's "Use this for Recipient URL and
+        # Destination URL" sets both to the single sign-on URL).
+        sign_on_urls={
+            key: str(sign_on.get(key) or "") for key in ("ssoAcsUrl", "recipient", "destination")
+        },
         role_values=sorted(
             value
             for value in map(_fixed_text, _statement_values(sign_on, ROLE_ATTRIBUTE))

@@ -17,7 +17,12 @@ from provisioning.saml import parse_idp_metadata
 from provisioning.signin_checks.iam_policy import NamedPolicy
 from provisioning.signin_checks.refusals import Cause, SignInRefused
 from provisioning.signin_checks.relay_state import parse_relay_state
-from provisioning.signin_checks.saml_response import CheckedAssertion, RolePair
+from provisioning.signin_checks.saml_response import (
+    AWS_SIGNIN_URN,
+    CheckedAssertion,
+    RolePair,
+    is_aws_signin_url,
+)
 from provisioning.signin_checks.sign_in_chain import (
     KnownInstance,
     KnownRole,
@@ -86,6 +91,8 @@ def _judge_app(check: FederationCheck, app: dict[str, Any], region: str, now: dt
                 found=", ".join(app.get("reply_urls", [])) or "-",
                 wanted=audiences[0],
             )
+    if check.idp == "okta" and "sign_on_urls" in app:
+        _judge_okta_custom_urls(check, app, region)
     metadata = app.get("metadata", {})
     if "error" in metadata:
         check.add("idp_app", "metadata_unreadable", error=metadata["error"])
@@ -102,6 +109,37 @@ def _judge_app(check: FederationCheck, app: dict[str, Any], region: str, now: dt
             date=metadata["not_after"][:10],
             days=left.days,
         )
+
+
+def _judge_okta_custom_urls(check: FederationCheck, app: dict[str, Any], region: str) -> None:
+    """A custom Okta SAML app's single sign-on URL, Recipient and Destination, judged as an Entra
+    app's reply URL is (one of AWS sign-in's URLs for the region), and its audience as AWS
+    sign-in judges an assertion's (signin_checks: the global or a regional sign-in URL, or
+    urn:amazon:webservices). A wrong single sign-on URL is one finding: the Recipient and
+    Destination usually follow it (the admin console's "Use this for Recipient URL and
+    Destination URL")."""
+    audiences = signin_audiences(region)
+    urls = app["sign_on_urls"]
+    if urls.get("ssoAcsUrl") not in audiences:
+        check.add(
+            "idp_app",
+            "okta_sso_url_wrong",
+            found=urls.get("ssoAcsUrl") or "-",
+            wanted=audiences[0],
+        )
+    else:
+        # Only a Recipient or Destination the app holds is judged: both are optional in Okta's
+        # model, and what Okta writes without them is not documented there.
+        wrong = sorted(
+            {urls[key] for key in ("recipient", "destination") if urls.get(key)} - set(audiences)
+        )
+        if wrong:
+            check.add(
+                "idp_app", "okta_recipient_wrong", found=", ".join(wrong), wanted=audiences[0]
+            )
+    audience = next(iter(app.get("identifiers", [])), "")
+    if not (is_aws_signin_url(audience) or audience == AWS_SIGNIN_URN):
+        check.add("idp_app", "okta_audience_wrong", found=audience or "-", wanted=AWS_AUDIENCE)
 
 
 def _judge_claims(check: FederationCheck, app: dict[str, Any], instance: dict[str, Any]) -> None:

@@ -87,6 +87,39 @@ TEXTS: dict[str, FindingText] = {
         _("The IdP posts the response somewhere AWS doesn't receive it, or the role refuses it."),
         _("Set the reply URL (Assertion Consumer Service URL) to %(wanted)s."),
     ),
+    "okta_sso_url_wrong": FindingText(
+        _("The app's Single sign-on URL is %(found)s, not AWS sign-in's."),
+        _(
+            "Okta posts the SAML response to that address, not to AWS: users land on whatever "
+            "answers there and never reach Connect."
+        ),
+        _(
+            "In the app's SAML settings, set the Single sign-on URL to %(wanted)s and tick “Use "
+            "this for Recipient URL and Destination URL”."
+        ),
+    ),
+    "okta_recipient_wrong": FindingText(
+        _("The app's Recipient URL or Destination URL is %(found)s, not AWS sign-in's."),
+        _(
+            "AWS refuses a response addressed elsewhere: users see “Your request included an "
+            "invalid SAML response.”"
+        ),
+        _(
+            "Set the Recipient URL and Destination URL to %(wanted)s, or tick “Use this for "
+            "Recipient URL and Destination URL”."
+        ),
+    ),
+    "okta_audience_wrong": FindingText(
+        _("The app's Audience URI (SP Entity ID) is %(found)s, not %(wanted)s."),
+        _(
+            "AWS refuses an assertion for another audience: users see “Your request included an "
+            "invalid SAML response.”"
+        ),
+        _(
+            "Set the Audience URI (SP Entity ID) to %(wanted)s (urn:amazon:webservices is "
+            "accepted too)."
+        ),
+    ),
     "metadata_unreadable": FindingText(
         _("The IdP's metadata for the app can't be read: %(error)s"),
         _("Without it the signing certificate can't be compared with IAM's."),

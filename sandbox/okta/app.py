@@ -790,12 +790,20 @@ class OktaSandboxApp:
         return dict(profile)
 
     def list_app_users(self, request: Request, app_id: str) -> Response:
+        """`expand=user` embeds each person's User object in `_embedded.user` (okta-sdk-python
+        3.4.6, okta/api/application_users_api.py, list_application_users: "An optional query
+        parameter to return the corresponding User object in the `_embedded` property. Valid
+        value: `user`"; okta/models/app_user.py, `_embedded`)."""
+        expand_user = request.args.get("expand") == "user"
         with self.org.lock:
             app = self._app(app_id)
-            documents = [
-                self.org.app_user_json(app, self.org.users[user_id])
-                for user_id in self.org.app_user_ids(app)
-            ]
+            documents = []
+            for user_id in self.org.app_user_ids(app):
+                user = self.org.users[user_id]
+                document = self.org.app_user_json(app, user)
+                if expand_user:
+                    document["_embedded"] = {"user": self.org.user_json(user)}
+                documents.append(document)
             profiles = {u.id: u for u in self.org.users.values()}
 
         def q_fields(document: dict[str, Any]) -> list[str | None]:

@@ -8,13 +8,19 @@ typed in another case than the Okta username Okta sends as RoleSessionName."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from django.utils import translation
 from okta.models import AppUserAssignRequest
 
+from provisioning.federation_check.messages import finding_text
+from provisioning.federation_check.result import Finding
 from sandbox.server import OKTA_DOMAIN, Sandbox
+from tests.contract.wire_check import check_exchanges
 from tests.federation_check.hand_made import (
     assert_healthy,
     check_args,
@@ -233,13 +239,19 @@ def test_it_checks_the_same_federation_healthy_once_its_mistakes_are_fixed(
 
 
 def build_custom_saml_app(
-    sandbox: Sandbox, *, role_arn: str = "", relay_state: bool = True
+    sandbox: Sandbox,
+    *,
+    role_arn: str = "",
+    relay_state: bool = True,
+    session_name: str = "user.login",
+    sign_on: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The other way Okta federations for Connect are made by hand: "Create App Integration" >
     SAML 2.0, with the AWS sign-in URL as ACS URL and audience, the relay state set, and the Role
     attribute statement typed as a quoted constant "<role ARN>,<provider ARN>". `role_arn`
     types another role than the one made (a typo in the statement); without `relay_state` the
-    default relay state is left empty."""
+    default relay state is left empty; `session_name` is the RoleSessionName statement's
+    expression; `sign_on` overrides signOn settings (a mistyped ACS URL or audience)."""
     connect, iam, instance, account = _aws(sandbox, "okta-custom")
     suffix = uuid.uuid4().hex[:8]
     role_name = f"AmazonConnectOktaCustom-{suffix}"
@@ -266,9 +278,10 @@ def build_custom_saml_app(
                     {
                         "type": "EXPRESSION",
                         "name": "https://aws.amazon.com/SAML/Attributes/RoleSessionName",
-                        "values": ["user.login"],
+                        "values": [session_name],
                     },
                 ],
+                **(sign_on or {}),
             }
         },
     }
@@ -332,3 +345,140 @@ def test_it_finds_a_custom_saml_app_by_its_role_statement_alone(
 
     assert code == 1, result
     assert set(findings(result)) == {("claims", "relay_state_missing")}, result["findings"]
+
+
+@contextlib.contextmanager
+def _new_people(sandbox: Sandbox, app_id: str, count: int) -> Iterator[list[str]]:
+    """`count` new people assigned to the app, each with an e-mail other than their login: their
+    e-mails; unassigned and deleted afterwards (Okta deletes a user on the second DELETE)."""
+    suffix = uuid.uuid4().hex[:6]
+    emails = [f"person{n}.{suffix}@mail.example.com" for n in range(count)]
+    made: list[str] = []
+
+    async def assign(client: Any) -> None:
+        for n, email in enumerate(emails):
+            login = f"person{n}.{suffix}@{OKTA_DOMAIN}"
+            profile = {"firstName": f"Person{n}", "lastName": "New", "email": email, "login": login}
+            user = _sent(
+                await send(client, "POST", "/api/v1/users?activate=true", {"profile": profile})
+            )
+            made.append(user["id"])
+            _sent(
+                await send(
+                    client,
+                    "POST",
+                    f"/api/v1/apps/{app_id}/users",
+                    {"id": user["id"], "scope": "USER"},
+                )
+            )
+
+    async def delete(client: Any) -> None:
+        for user_id in made:
+            _sent(await send(client, "DELETE", f"/api/v1/apps/{app_id}/users/{user_id}"))
+            for _deactivate_then_delete in range(2):
+                _sent(await send(client, "DELETE", f"/api/v1/users/{user_id}"))
+
+    try:
+        _okta(sandbox, assign)
+        yield emails
+    finally:
+        _okta(sandbox, delete)
+
+
+def _okta_requests(sandbox: Sandbox, built: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The requests the check sends the sandbox's Okta (checked against the okta SDK's API
+    description, as the flow tests' are), and its result."""
+    sandbox.wire_log.start()
+    try:
+        _code, result = check_json("okta", built)
+    finally:
+        exchanges = sandbox.wire_log.stop()
+    report = check_exchanges(exchanges)
+    assert not report.violations, report.describe()
+    return [exchange for exchange in exchanges if exchange.cloud == "okta"], result
+
+
+def test_it_reads_a_custom_apps_people_with_their_profiles_in_one_listing_however_many(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    """RoleSessionName from user.email: each person's profile comes embedded in the app's user
+    listing (expand=user), not from a read per person."""
+    built = build_custom_saml_app(okta_sandbox, session_name="user.email")
+    few, _result = _okta_requests(okta_sandbox, built)
+    with _new_people(okta_sandbox, built["app_id"], 6) as emails:
+        many, result = _okta_requests(okta_sandbox, built)
+
+    assert len(many) == len(few), [(e.method, e.path) for e in many]
+    assert not [e for e in many if e.path.startswith("/api/v1/users/")]
+    (listing,) = [e for e in many if e.path == f"/api/v1/apps/{built['app_id']}/users"]
+    assert listing.query.get("expand") == ["user"]
+    missing = findings(result)[("connect_users", "person_without_user")]
+    assert all(email in missing["names"] for email in emails), missing
+
+
+def test_it_names_a_custom_apps_wrong_single_sign_on_url_and_audience(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    """The ACS URL typed as the AWS console's address and the audience as the instance's
+    URL: Okta would post to the console, and AWS would refuse the audience."""
+    wrong_acs = "https://console.aws.amazon.com/saml"
+    wrong_audience = "https://example.my.connect.aws"
+    built = build_custom_saml_app(
+        okta_sandbox,
+        sign_on={
+            "ssoAcsUrl": wrong_acs,
+            "recipient": wrong_acs,
+            "destination": wrong_acs,
+            "audience": wrong_audience,
+        },
+    )
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    found = findings(result)
+    assert found[("idp_app", "okta_sso_url_wrong")] == {
+        "found": wrong_acs,
+        "wanted": AWS_SIGN_IN_URL,
+    }
+    assert found[("idp_app", "okta_audience_wrong")] == {
+        "found": wrong_audience,
+        "wanted": AWS_SIGN_IN_URL,
+    }
+    # One finding for the URL the Recipient and Destination follow.
+    assert ("idp_app", "okta_recipient_wrong") not in found
+    assert link_states(result)["idp_app"] == "broken"
+    wrong_url = Finding(
+        link="idp_app",
+        code="okta_sso_url_wrong",
+        severity="broken",
+        params=found[("idp_app", "okta_sso_url_wrong")],
+    )
+    text = finding_text(wrong_url)
+    assert wrong_acs in text["what"] and AWS_SIGN_IN_URL in text["fix"], text
+    with translation.override("ja"):
+        japanese = finding_text(wrong_url)
+    assert "シングルサインオンURL" in japanese["what"], japanese
+
+
+def test_it_names_a_custom_apps_recipient_that_is_not_aws_sign_in(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    regional = f"https://{REGION}.signin.aws.amazon.com/saml"
+    built = build_custom_saml_app(
+        okta_sandbox,
+        sign_on={
+            "ssoAcsUrl": regional,
+            "recipient": "https://sso.example.com/saml",
+            "destination": regional,
+            "audience": AWS_SIGN_IN_URL,
+        },
+    )
+
+    code, result = check_json("okta", built)
+
+    assert code == 1, result
+    found = findings(result)
+    assert found[("idp_app", "okta_recipient_wrong")]["found"] == "https://sso.example.com/saml"
+    assert ("idp_app", "okta_sso_url_wrong") not in found
+    assert ("idp_app", "okta_audience_wrong") not in found

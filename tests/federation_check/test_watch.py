@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from django.core import mail
 
+from provisioning import federation_watch
 from provisioning.federation_check.result import FederationCheck
+from provisioning.federation_watch import watch_notifications_resend
 from provisioning.models import (
     AuditEvent,
     AuditKind,
@@ -30,6 +32,7 @@ from provisioning.models import (
     RunStatus,
     SetupRun,
     WatchedFederation,
+    WatchNotification,
     WatchState,
 )
 from provisioning.notifications import Notification, check_webhook_url, send_webhook
@@ -49,6 +52,8 @@ from tests.sandbox.aws_clients import aws_client
 
 # The receiver's path stands for the secret part of a Slack or Teams webhook URL.
 SECRET_PATH = "/services/T000/B000/not-to-be-logged"
+# A proxy nobody answers at (port 9, discard, is closed here): a send through it fails.
+UNREACHABLE_PROXY = "http://127.0.0.1:9"
 
 
 class Receiver:
@@ -171,6 +176,9 @@ def test_it_watches_what_a_run_built_and_notifies_once_when_a_link_breaks(
     assert "went from healthy to broken" in body["text"]
     assert "connect:GetFederationToken" in body["text"], body["text"]
     (email,) = mail.outbox
+    (sent,) = WatchNotification.objects.all()
+    assert body["event_id"] == str(sent.pk) and sent.sent_at is not None
+    assert email.message()["Message-ID"] == f"<{sent.pk}@localhost>"
     assert email.to == ["ops@example.com", "keiko@example.jp"]
     assert "broken" in email.subject and email.body == body["text"]
     (event,) = AuditEvent.objects.filter(kind=AuditKind.FEDERATION)
@@ -181,6 +189,57 @@ def test_it_watches_what_a_run_built_and_notifies_once_when_a_link_breaks(
     check_now()
     assert len(notified.bodies) == 1 and len(mail.outbox) == 1
     assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 1
+
+
+class WorkerLost(Exception):
+    """Stands for a worker killed between sending a notification and recording it sent."""
+
+
+def test_a_notification_a_lost_worker_left_unrecorded_is_sent_again_with_the_same_event_id(
+    built: SetupRun,
+    entra_sandbox: Sandbox,  # noqa: F811
+    notified: Receiver,
+    check_now: CheckNow,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    check_now()
+    role = built.steps.get(key="federation_role").outputs
+    policy_arn = built.steps.get(key="federation_policy").outputs["policy_arn"]
+    aws_client(entra_sandbox, "iam").detach_role_policy(
+        RoleName=role["role_name"], PolicyArn=policy_arn
+    )
+
+    def lost(*args: Any, **kwargs: Any) -> None:
+        raise WorkerLost
+
+    with monkeypatch.context() as crash:
+        crash.setattr(federation_watch, "_record_sent", lost)
+        with pytest.raises(WorkerLost):
+            check_now()
+
+    (pending,) = WatchNotification.objects.all()
+    assert pending.sent_at is None and pending.attempts == 1
+    assert len(notified.bodies) == 1 and len(mail.outbox) == 1
+    # Beat's next turn leaves it to the worker that may still be sending it...
+    assert watch_notifications_resend() == []
+    # ...and sends it again once that worker is past all hope.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(
+        seconds=settings.WIZARD_NOTIFICATION_RESEND_AFTER_S + 1
+    )
+    assert [n.pk for n in watch_notifications_resend(now=later)] == [pending.pk]
+
+    first, second = notified.bodies
+    assert first == second and first["event_id"] == str(pending.pk)
+    assert first["state"] == "broken"
+    ids = [email.message()["Message-ID"] for email in mail.outbox]
+    assert ids == [f"<{pending.pk}@localhost>"] * 2, ids
+    (recorded,) = WatchNotification.objects.all()
+    assert recorded.sent_at is not None and recorded.attempts == 2
+    assert (recorded.email_ok, recorded.webhook_ok) == (True, True)
+    assert AuditEvent.objects.filter(kind=AuditKind.FEDERATION).count() == 1
+    assert watch_notifications_resend(now=later + dt.timedelta(hours=1)) == []
+    assert len(notified.bodies) == 2 and len(mail.outbox) == 2
 
 
 def test_it_warns_60_30_and_7_days_before_the_certificate_expires_then_breaks(
@@ -420,8 +479,13 @@ def test_the_post_goes_to_the_address_the_check_passed_with_the_hosts_name_and_s
     the POST must not look it up again. The test's network routes the checked public address
     to a local HTTPS receiver (socket.create_connection), so what arrives shows the Host header
     and the TLS server name the real receiver would see, and the certificate is verified
-    against the name (SSL_CERT_FILE: the sandbox CA)."""
+    against the name (SSL_CERT_FILE: the sandbox CA). A proxy named in the environment (here one
+    nothing listens at) is not used: it would look the name up itself."""
     settings.WIZARD_WEBHOOK_ALLOW_LOCAL_HTTP = False
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(variable, UNREACHABLE_PROXY)
     with TlsReceiver(sandbox) as receiver:
         resolver = RebindingResolver(first=PUBLIC_ADDRESS, then="127.0.0.1")
         connected: list[tuple[str, int]] = []
