@@ -9,7 +9,8 @@ okta-management/management/tag/User/).
 - Update user (partial): POST /api/v1/users/{id} with {"profile": {...}} changes only the given
   profile fields; 200 with the user; an unknown user is 404 E0000007.
 - Delete user: DELETE /api/v1/users/{id} deactivates a user that isn't DEPROVISIONED (204);
-  called again on a deactivated user, it deletes the user for good (204), out of every group.
+  called again on a deactivated user, it deletes the user for good (204), out of every group
+  and every app's direct assignments.
 Group membership (PUT/DELETE /api/v1/groups/{gid}/users/{uid}) is in app.py already.
 """
 
@@ -101,6 +102,11 @@ def delete_user(org: OktaOrg, user: OrgUser) -> None:
             user.status = "DEPROVISIONED"
             return
         del org.users[user.id]
+        # A deleted user is gone from every app too: Okta lists an app's users from its
+        # assignments, and a user that no longer exists has none (Deactivate a user: "The user
+        # is deprovisioned from all assigned apps"; Delete a user then removes them for good).
+        for app in org.apps.values():
+            app.users.pop(user.id, None)
         for group in org.groups.values():
             if user.id in group.member_ids:
                 group.member_ids.remove(user.id)

@@ -450,3 +450,27 @@ def test_it_creates_a_custom_saml_app_with_attribute_statements(sandbox: Sandbox
             assert "named twice" in error.message
 
     asyncio.run(scenario())
+
+
+def test_a_deleted_user_leaves_the_apps_they_were_assigned(sandbox: Sandbox) -> None:
+    login = f"leaver.{uuid.uuid4().hex[:6]}@{OKTA_DOMAIN}"
+    profile = {"firstName": "Leaving", "lastName": "Soon", "email": login, "login": login}
+
+    async def scenario() -> tuple[Any, list[str]]:
+        async with okta_client(sandbox.endpoints) as client:
+            created, _ = await send(client, "POST", "/api/v1/apps", aws_app_body("Connect leaver"))
+            made, error = await send(client, "POST", "/api/v1/users", {"profile": profile})
+            assert error is None, error
+            *_, error = await client.assign_user_to_application(
+                created["id"], AppUserAssignRequest(id=made["id"], scope="USER")
+            )
+            assert error is None, error
+            for _time in range(2):  # deactivate, then delete
+                await send(client, "DELETE", f"/api/v1/users/{made['id']}")
+            app_users, _, error = await client.list_application_users(created["id"])
+            return error, [user.id for user in app_users or []]
+
+    error, listed = asyncio.run(scenario())
+
+    assert error is None
+    assert listed == []
