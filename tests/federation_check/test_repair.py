@@ -293,3 +293,41 @@ def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
     assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
     assert after == []
     assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+
+
+def test_repair_keeps_a_working_relay_state_made_by_hand_byte_for_byte(
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    people = _people(entra_sandbox, "same-email-1", "same-email-2")
+    made = build_by_hand(entra_sandbox, people, session_name_source="userprincipalname")
+    tenant = entra_sandbox.apps["entra"].tenant
+    # Valid, yet not the wizard's form: the destination path is not percent-encoded (the
+    # wizard writes ?destination=%2Fagent-app-v2).
+    own = (
+        f"https://{REGION}.console.aws.amazon.com/connect/federate/{made['instance_id']}"
+        "?destination=/agent-app-v2"
+    )
+    tenant.patch_service_principal(
+        made["app_id"], {"samlSingleSignOnSettings": {"relayState": own}}, by_app_id=True
+    )
+    assert findings(checked_instance(made["alias"])) == []
+    tenant.patch_service_principal(
+        made["app_id"], {"preferredSingleSignOnMode": "password"}, by_app_id=True
+    )
+    record = checked_instance(made["alias"])
+    assert "idp_app:app_not_saml" in findings(record)
+
+    run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False))
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    assert planned_writes(run) == [
+        "entra_app entra_application update ['preferredSingleSignOnMode']"
+    ]
+    relay = run.steps.get(key="entra_claims")
+    assert [c["action"] for c in relay.plan["changes"] if c["resource_type"] == "relay_state"] == [
+        "nothing"
+    ]
+    assert relay.outputs["relay_state"] == own
+    sp = tenant.find_service_principal(made["app_id"], by_app_id=True)
+    assert sp["samlSingleSignOnSettings"]["relayState"] == own
+    assert findings(checked_instance(made["alias"])) == []
