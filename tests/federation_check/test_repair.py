@@ -7,7 +7,10 @@ healthy."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,9 +23,14 @@ from provisioning.models import (
     SetupRun,
     StepStatus,
 )
-from provisioning.saml import parse_idp_metadata
+from provisioning.saml import SAML_METADATA, parse_idp_metadata
 from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_repairs import repair_run_create
+from provisioning.steps.entra_claims import (
+    ROLE_ATTRIBUTE,
+    ROLE_SESSION_NAME_ATTRIBUTE,
+    SESSION_DURATION_ATTRIBUTE,
+)
 from sandbox import saml_idp
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
@@ -86,10 +94,15 @@ def planned_writes(run: SetupRun) -> list[str]:
 
 
 def repaired(
-    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any], fixed_by: str
+    sandbox: Sandbox,
+    setup: SetupRun,
+    break_it: Callable[[], Any],
+    fixed_by: str,
+    renewed: tuple[str, ...] = (),
 ) -> tuple[list[str], SetupRun, list[str]]:
     """Break, check, repair, re-check: (the findings, the repair run, the re-check's findings).
-    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does."""
+    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does.
+    Every resource keeps its ID but those named in `renewed` (what the break deleted)."""
     before = resource_ids(sandbox, setup)
     break_it()
     record = checked(setup)
@@ -105,7 +118,11 @@ def repaired(
     run = drive(run)
 
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
-    assert resource_ids(sandbox, setup) == before
+    now = resource_ids(sandbox, setup)
+    assert all(now[key] != before[key] for key in renewed), (now, before)
+    for key in renewed:
+        del now[key], before[key]
+    assert now == before
     skipped = set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True))
     assert skipped == {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
     after = checked(setup)
@@ -331,3 +348,283 @@ def test_repair_keeps_a_working_relay_state_made_by_hand_byte_for_byte(
     sp = tenant.find_service_principal(made["app_id"], by_app_id=True)
     assert sp["samlSingleSignOnSettings"]["relayState"] == own
     assert findings(checked_instance(made["alias"])) == []
+
+
+@dataclass(frozen=True)
+class Built:
+    """A federation the Entra flow built, and the clients that break it."""
+
+    sandbox: Sandbox
+    run: SetupRun
+
+    @property
+    def tenant(self) -> Any:
+        return self.sandbox.apps["entra"].tenant
+
+    @property
+    def iam(self) -> Any:
+        return aws_client(self.sandbox, "iam")
+
+    def output(self, step: str, name: str) -> Any:
+        return self.run.steps.get(key=step).outputs[name]
+
+    def patch_app(self, body: dict[str, Any]) -> None:
+        self.tenant.patch_application(self.output("entra_app", "app_id"), body, by_app_id=True)
+
+    def claims(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """The claims mapping policy's ClaimsSchema, changed by `change`, written back."""
+        policy_id = self.output("entra_claims", "policy_id")
+        document = json.loads(self.tenant.find_claims_mapping_policy(policy_id)["definition"][0])
+        schema = document["ClaimsMappingPolicy"]["ClaimsSchema"]
+        document["ClaimsMappingPolicy"]["ClaimsSchema"] = change(schema)
+        self.tenant.patch_claims_mapping_policy(policy_id, {"definition": [json.dumps(document)]})
+
+    def provider_metadata(self) -> str:
+        arn = self.output("saml_provider", "provider_arn")
+        return str(self.iam.get_saml_provider(SAMLProviderArn=arn)["SAMLMetadataDocument"])
+
+    def update_provider(self, document: str) -> None:
+        self.iam.update_saml_provider(
+            SAMLProviderArn=self.output("saml_provider", "provider_arn"),
+            SAMLMetadataDocument=document,
+        )
+
+
+def _identifier_wrong(federation: Built) -> None:
+    # An identifier the tenant's identifier URI policy allows (it names the app's own appId).
+    federation.patch_app({"identifierUris": [f"api://{federation.output('entra_app', 'app_id')}"]})
+
+
+def _reply_url_wrong(federation: Built) -> None:
+    federation.patch_app({"web": {"redirectUris": ["https://sso.example.com/saml"]}})
+
+
+def _relay_state_not_connect(federation: Built) -> None:
+    # The AWS console itself, not Connect's federate URL: users land in the console.
+    federation.tenant.patch_service_principal(
+        federation.output("entra_app", "app_id"),
+        {"samlSingleSignOnSettings": {"relayState": f"https://{REGION}.console.aws.amazon.com/"}},
+        by_app_id=True,
+    )
+
+
+def _no_role_values(federation: Built) -> None:
+    application = federation.tenant.find_application(
+        federation.output("entra_app", "app_id"), by_app_id=True
+    )
+    roles = json.loads(json.dumps(application["appRoles"]))
+    for role in roles:
+        if role["value"] == federation.output("entra_claims", "role_value"):
+            role["isEnabled"] = False
+    federation.patch_app({"appRoles": roles})
+
+
+def _role_claim_wrong(federation: Built) -> None:
+    def change(schema: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for entry in schema:
+            if entry["SamlClaimType"] == ROLE_ATTRIBUTE:
+                entry["ID"] = "department"
+        return schema
+
+    federation.claims(change)
+
+
+def _no_session_name_claim(federation: Built) -> None:
+    federation.claims(
+        lambda schema: [e for e in schema if e["SamlClaimType"] != ROLE_SESSION_NAME_ATTRIBUTE]
+    )
+
+
+def _session_duration_too_long(federation: Built) -> None:
+    name = federation.output("federation_role", "role_name")
+    role = federation.iam.get_role(RoleName=name)["Role"]
+
+    def change(schema: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for entry in schema:
+            if entry["SamlClaimType"] == SESSION_DURATION_ATTRIBUTE:
+                entry["Value"] = str(role["MaxSessionDuration"] + 3600)
+        return schema
+
+    federation.claims(change)
+
+
+def _provider_issuer_mismatch(federation: Built) -> None:
+    held = federation.provider_metadata()
+    entity_id = parse_idp_metadata(held, check_dates=False).entity_id
+    federation.update_provider(held.replace(entity_id, "https://sts.windows.net/another-tenant/"))
+
+
+def _provider_metadata_unreadable(federation: Built) -> None:
+    # Metadata of two identity providers (a federation's aggregate): IAM takes it (an
+    # md:EntitiesDescriptor: sandbox/aws/saml_metadata.py), the check can't tell which one is the
+    # IdP's (provisioning/saml.py, saml_metadata_not_one_idp).
+    held = re.sub(r"^<\?xml[^>]*\?>\s*", "", federation.provider_metadata())
+    entity_id = parse_idp_metadata(held, check_dates=False).entity_id
+    other = held.replace(entity_id, "https://sts.windows.net/another-tenant/")
+    federation.update_provider(
+        f'<md:EntitiesDescriptor xmlns:md="{SAML_METADATA}">{held}{other}</md:EntitiesDescriptor>'
+    )
+
+
+def _role_missing(federation: Built) -> None:
+    name = federation.output("federation_role", "role_name")
+    for policy in federation.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        federation.iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    federation.iam.delete_role(RoleName=name)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One link broken through the cloud's API, and what its repair plans and writes: each write
+    with {app} (the application's object ID) and {sp} (the service principal's) filled in."""
+
+    break_it: Callable[[Built], None]
+    finding: str
+    fixed_by: str
+    planned: list[str]
+    writes: list[str]
+    renewed: tuple[str, ...] = ()
+
+
+CLAIMS_POLICY_UPDATE = Broken(
+    _role_claim_wrong,
+    "claims:role_claim_wrong",
+    "entra_claims",
+    ["entra_claims entra_claims_mapping_policy update ['definition']"],
+    ["entra graph PATCH /policies/claimsMappingPolicies/{policy}"],
+)
+PROVIDER_UPDATE = Broken(
+    _provider_issuer_mismatch,
+    "saml_provider:provider_issuer_mismatch",
+    "saml_provider",
+    [
+        "saml_provider saml_provider update ['certificate_fingerprint', 'certificate_not_after', "
+        "'certificate_subject', 'certificate_thumbprint', 'certificates', 'entity_id', "
+        "'provider_arn', 'sso_url']"
+    ],
+    ["aws iam UpdateSAMLProvider"],
+)
+# Grouped by the step that fixes them: one federation is federation per group and broken, checked,
+# repaired and re-checked once per finding, in turn.
+BROKEN = {
+    "entra_app": [
+        Broken(
+            _identifier_wrong,
+            "idp_app:identifier_wrong",
+            "entra_app",
+            ["entra_app entra_application update ['identifierUris']"],
+            ["entra graph PATCH /applications/{app}"],
+        ),
+        Broken(
+            _reply_url_wrong,
+            "idp_app:reply_url_wrong",
+            "entra_app",
+            ["entra_app entra_application update ['web.redirectUris']"],
+            ["entra graph PATCH /applications/{app}"],
+        ),
+    ],
+    "entra_claims": [
+        Broken(
+            _relay_state_not_connect,
+            "claims:relay_state_not_connect",
+            "entra_claims",
+            ["entra_claims relay_state update []"],
+            ["entra graph PATCH /servicePrincipals/{sp}"],
+        ),
+        Broken(
+            _no_role_values,
+            "claims:no_role_values",
+            "entra_claims",
+            ["entra_claims entra_app_role update ['allowedMemberTypes', 'on']"],
+            ["entra graph PATCH /applications/{app}"],
+        ),
+        CLAIMS_POLICY_UPDATE,
+        replace(
+            CLAIMS_POLICY_UPDATE,
+            break_it=_no_session_name_claim,
+            finding="claims:no_session_name_claim",
+        ),
+        replace(
+            CLAIMS_POLICY_UPDATE,
+            break_it=_session_duration_too_long,
+            finding="claims:session_duration_too_long",
+        ),
+    ],
+    "saml_provider": [
+        PROVIDER_UPDATE,
+        replace(
+            PROVIDER_UPDATE,
+            break_it=_provider_metadata_unreadable,
+            finding="saml_provider:provider_metadata_unreadable",
+        ),
+    ],
+    "federation_role": [
+        Broken(
+            _role_missing,
+            "federation_role:role_missing",
+            "federation_role",
+            [
+                "federation_role iam_role create "
+                "['max_session_duration_s', 'policy_arn', 'trust_policy']"
+            ],
+            ["aws iam CreateRole", "aws iam AttachRolePolicy"],
+            renewed=("role_id",),
+        ),
+    ],
+}
+
+
+def _federation_state(federation: Built) -> dict[str, Any]:
+    """What sign-in reads of the federation, from the clouds now."""
+    tenant, iam = federation.tenant, federation.iam
+    app_id = federation.output("entra_app", "app_id")
+    application = tenant.find_application(app_id, by_app_id=True)
+    sp = tenant.find_service_principal(app_id, by_app_id=True)
+    policy = tenant.find_claims_mapping_policy(federation.output("entra_claims", "policy_id"))
+    metadata = parse_idp_metadata(federation.provider_metadata(), check_dates=False)
+    role_name = federation.output("federation_role", "role_name")
+    role = iam.get_role(RoleName=role_name)["Role"]
+    attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+    return {
+        "identifiers": application["identifierUris"],
+        "reply_urls": application["web"]["redirectUris"],
+        "app_roles": [(r["value"], r["isEnabled"]) for r in application["appRoles"]],
+        "relay_state": sp["samlSingleSignOnSettings"]["relayState"],
+        "claims": json.loads(policy["definition"][0]),
+        "provider": (metadata.entity_id, sorted(metadata.fingerprints)),
+        "role": (
+            role["AssumeRolePolicyDocument"],
+            role["MaxSessionDuration"],
+            [p["PolicyArn"] for p in attached],
+        ),
+    }
+
+
+@pytest.mark.parametrize("fixed_by", list(BROKEN))
+def test_repair_fixes_each_finding_it_promises_to(
+    fixed_by: str,
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    federation = Built(entra_sandbox, built)
+    before = _federation_state(federation)
+    ids = {
+        "app": federation.output("entra_app", "app_object_id"),
+        "sp": federation.output("entra_app", "service_principal_id"),
+        "policy": federation.output("entra_claims", "policy_id"),
+    }
+    for broken in BROKEN[fixed_by]:
+        found, run, after = repaired(
+            entra_sandbox,
+            built,
+            partial(broken.break_it, federation),
+            broken.fixed_by,
+            broken.renewed,
+        )
+
+        assert found == [broken.finding], broken
+        assert planned_writes(run) == broken.planned, broken
+        assert cloud_writes(run) == [w.format(**ids) for w in broken.writes], broken
+        assert after == [], broken
+        # Put back as the setup made it, not merely healthy.
+        assert _federation_state(federation) == before, broken
