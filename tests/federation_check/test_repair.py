@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 import pytest
 
+from provisioning.federation_check.repair import REPAIRED_BY
 from provisioning.models import (
     Connection,
     FederationCheckRecord,
@@ -23,6 +24,7 @@ from provisioning.models import (
     SetupRun,
     StepStatus,
 )
+from provisioning.relay_state import KEEP_RELAY_STATE
 from provisioning.saml import SAML_METADATA, parse_idp_metadata
 from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_repairs import repair_run_create
@@ -31,6 +33,8 @@ from provisioning.steps.entra_claims import (
     ROLE_SESSION_NAME_ATTRIBUTE,
     SESSION_DURATION_ATTRIBUTE,
 )
+from provisioning.steps.federation_policy import KEEP_POLICY_DOCUMENT
+from provisioning.steps.federation_role import KEEP_TRUST_POLICY
 from sandbox import saml_idp
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
@@ -129,89 +133,6 @@ def repaired(
     return found, run, findings(after)
 
 
-def test_repair_sets_the_relay_state_back_and_changes_nothing_else(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    app_id = built.steps.get(key="entra_app").outputs["app_id"]
-    wanted = built.steps.get(key="entra_claims").outputs["relay_state"]
-    other = wanted.replace(built.instance_id, "00000000-0000-4000-8000-000000000000")
-    tenant = entra_sandbox.apps["entra"].tenant
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: tenant.patch_service_principal(
-            app_id, {"samlSingleSignOnSettings": {"relayState": other}}, by_app_id=True
-        ),
-        "entra_claims",
-    )
-
-    assert found == ["claims:relay_state_other_instance"]
-    assert planned_writes(run) == ["entra_claims relay_state update []"]
-    sp_id = built.steps.get(key="entra_app").outputs["service_principal_id"]
-    assert cloud_writes(run) == [f"entra graph PATCH /servicePrincipals/{sp_id}"]
-    assert after == []
-    sp = tenant.find_service_principal(app_id, by_app_id=True)
-    assert sp["samlSingleSignOnSettings"]["relayState"] == wanted
-
-
-def test_repair_puts_the_idps_certificate_back_into_iam(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(entra_sandbox, "iam")
-    held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    old = saml_idp.idp_metadata(
-        entity_id=parse_idp_metadata(held).entity_id,
-        certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
-        sso_url="https://idp.example/sso",
-    )
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
-        "saml_provider",
-    )
-
-    assert found == ["saml_provider:provider_certificate_mismatch"]
-    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider update"]
-    assert cloud_writes(run) == ["aws iam UpdateSAMLProvider"]
-    assert after == []
-    now = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    assert (
-        parse_idp_metadata(now, check_dates=False).fingerprints
-        == parse_idp_metadata(held, check_dates=False).fingerprints
-    )
-
-
-def test_repair_attaches_the_federation_policy_detached_from_the_role(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    role = built.steps.get(key="federation_role").outputs
-    iam = aws_client(entra_sandbox, "iam")
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
-        "federation_role",
-    )
-
-    assert found == ["federation_role:no_federation_permission"]
-    assert planned_writes(run) == ["federation_role iam_role update ['attach_policy']"]
-    assert cloud_writes(run) == ["aws iam AttachRolePolicy"]
-    assert after == []
-    attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
-    assert run.inputs["role_name"] == role["role_name"]
-    # The role's permission was the finding: its policy is not kept as it is.
-    assert "keep_policy_document" not in run.inputs
-
-
 def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
     entra_sandbox: Sandbox,  # noqa: F811
 ) -> None:
@@ -235,81 +156,6 @@ def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
     versions = iam.list_policy_versions(PolicyArn=policy["PolicyArn"])["Versions"]
     assert [v["VersionId"] for v in versions] == ["v1"]
     assert findings(checked_instance(made["alias"])) == []
-
-
-def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    role = built.steps.get(key="federation_role").outputs
-    iam = aws_client(entra_sandbox, "iam")
-    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
-    other = json.loads(json.dumps(trust))
-    for statement in other["Statement"]:
-        statement["Condition"] = {
-            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
-        }
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: iam.update_assume_role_policy(
-            RoleName=role["role_name"], PolicyDocument=json.dumps(other)
-        ),
-        "federation_role",
-    )
-
-    assert found == ["federation_role:role_trust_refuses"]
-    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
-    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
-    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
-    assert after == []
-
-
-def test_repair_switches_the_app_back_to_saml(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    app_id = built.steps.get(key="entra_app").outputs["app_id"]
-    tenant = entra_sandbox.apps["entra"].tenant
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: tenant.patch_service_principal(
-            app_id, {"preferredSingleSignOnMode": "password"}, by_app_id=True
-        ),
-        "entra_app",
-    )
-
-    assert "idp_app:app_not_saml" in found
-    assert planned_writes(run) == [
-        "entra_app entra_application update ['preferredSingleSignOnMode']"
-    ]
-    assert after == []
-    sp = tenant.find_service_principal(app_id, by_app_id=True)
-    assert sp["preferredSingleSignOnMode"] == "saml"
-
-
-def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(entra_sandbox, "iam")
-
-    found, run, after = repaired(
-        entra_sandbox,
-        built,
-        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
-        "saml_provider",
-    )
-
-    assert "saml_provider:provider_missing" in found
-    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
-    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
-    assert after == []
-    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
 
 
 def test_repair_keeps_a_working_relay_state_made_by_hand_byte_for_byte(
@@ -390,6 +236,30 @@ class Built:
         )
 
 
+def _app_not_saml(federation: Built) -> None:
+    federation.tenant.patch_service_principal(
+        federation.output("entra_app", "app_id"),
+        {"preferredSingleSignOnMode": "password"},
+        by_app_id=True,
+    )
+
+
+def _relay_state(federation: Built, relay_state: str) -> None:
+    federation.tenant.patch_service_principal(
+        federation.output("entra_app", "app_id"),
+        {"samlSingleSignOnSettings": {"relayState": relay_state}},
+        by_app_id=True,
+    )
+
+
+def _relay_state_other_instance(federation: Built) -> None:
+    wanted = federation.output("entra_claims", "relay_state")
+    _relay_state(
+        federation,
+        wanted.replace(federation.run.instance_id, "00000000-0000-4000-8000-000000000000"),
+    )
+
+
 def _identifier_wrong(federation: Built) -> None:
     # An identifier the tenant's identifier URI policy allows (it names the app's own appId).
     federation.patch_app({"identifierUris": [f"api://{federation.output('entra_app', 'app_id')}"]})
@@ -401,11 +271,7 @@ def _reply_url_wrong(federation: Built) -> None:
 
 def _relay_state_not_connect(federation: Built) -> None:
     # The AWS console itself, not Connect's federate URL: users land in the console.
-    federation.tenant.patch_service_principal(
-        federation.output("entra_app", "app_id"),
-        {"samlSingleSignOnSettings": {"relayState": f"https://{REGION}.console.aws.amazon.com/"}},
-        by_app_id=True,
-    )
+    _relay_state(federation, f"https://{REGION}.console.aws.amazon.com/")
 
 
 def _no_role_values(federation: Built) -> None:
@@ -448,6 +314,22 @@ def _session_duration_too_long(federation: Built) -> None:
     federation.claims(change)
 
 
+def _provider_certificate_mismatch(federation: Built) -> None:
+    held = parse_idp_metadata(federation.provider_metadata(), check_dates=False)
+    federation.update_provider(
+        saml_idp.idp_metadata(
+            entity_id=held.entity_id,
+            certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
+            sso_url="https://idp.example/sso",
+        )
+    )
+
+
+def _provider_missing(federation: Built) -> None:
+    provider_arn = federation.output("saml_provider", "provider_arn")
+    federation.iam.delete_saml_provider(SAMLProviderArn=provider_arn)
+
+
 def _provider_issuer_mismatch(federation: Built) -> None:
     held = federation.provider_metadata()
     entity_id = parse_idp_metadata(held, check_dates=False).entity_id
@@ -466,6 +348,23 @@ def _provider_metadata_unreadable(federation: Built) -> None:
     )
 
 
+def _role_trust_refuses(federation: Built) -> None:
+    name = federation.output("federation_role", "role_name")
+    trust = federation.iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+    for statement in trust["Statement"]:
+        statement["Condition"] = {
+            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
+        }
+    federation.iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+
+
+def _no_federation_permission(federation: Built) -> None:
+    federation.iam.detach_role_policy(
+        RoleName=federation.output("federation_role", "role_name"),
+        PolicyArn=federation.output("federation_role", "policy_arn"),
+    )
+
+
 def _role_missing(federation: Built) -> None:
     name = federation.output("federation_role", "role_name")
     for policy in federation.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
@@ -475,28 +374,37 @@ def _role_missing(federation: Built) -> None:
 
 @dataclass(frozen=True)
 class Broken:
-    """One link broken through the cloud's API, and what its repair plans and writes: each write
-    with {app} (the application's object ID) and {sp} (the service principal's) filled in."""
+    """One link broken through the cloud's API, the findings the check names, and what the
+    repair plans and writes (each write with {app}, the application's object ID, {sp}, the
+    service principal's and {policy}, the claims mapping policy's, filled in). `inputs`: some of
+    the repair's inputs (ABSENT: not among them); `renewed`: the IDs the repair may not keep
+    (of what the break deleted)."""
 
     break_it: Callable[[Built], None]
-    finding: str
-    fixed_by: str
+    findings: list[str]
     planned: list[str]
     writes: list[str]
+    inputs: dict[str, Any] = field(default_factory=dict)
     renewed: tuple[str, ...] = ()
 
 
+ABSENT = object()
+RELAY_STATE_UPDATE = Broken(
+    _relay_state_other_instance,
+    ["claims:relay_state_other_instance"],
+    ["entra_claims relay_state update []"],
+    ["entra graph PATCH /servicePrincipals/{sp}"],
+    {KEEP_RELAY_STATE: ABSENT},
+)
 CLAIMS_POLICY_UPDATE = Broken(
     _role_claim_wrong,
-    "claims:role_claim_wrong",
-    "entra_claims",
+    ["claims:role_claim_wrong"],
     ["entra_claims entra_claims_mapping_policy update ['definition']"],
     ["entra graph PATCH /policies/claimsMappingPolicies/{policy}"],
 )
 PROVIDER_UPDATE = Broken(
-    _provider_issuer_mismatch,
-    "saml_provider:provider_issuer_mismatch",
-    "saml_provider",
+    _provider_certificate_mismatch,
+    ["saml_provider:provider_certificate_mismatch"],
     [
         "saml_provider saml_provider update ['certificate_fingerprint', 'certificate_not_after', "
         "'certificate_subject', 'certificate_thumbprint', 'certificates', 'entity_id', "
@@ -504,37 +412,45 @@ PROVIDER_UPDATE = Broken(
     ],
     ["aws iam UpdateSAMLProvider"],
 )
-# Grouped by the step that fixes them: one federation is federation per group and broken, checked,
+# Each finding REPAIRED_BY names, grouped by the step whose plan fixes it (where the repair run
+# stops for the admin's confirmation): one federation is built per group, then broken, checked,
 # repaired and re-checked once per finding, in turn.
 BROKEN = {
     "entra_app": [
         Broken(
+            _app_not_saml,
+            ["idp_app:app_not_saml"],
+            ["entra_app entra_application update ['preferredSingleSignOnMode']"],
+            ["entra graph PATCH /servicePrincipals/{sp}"],
+        ),
+        Broken(
             _identifier_wrong,
-            "idp_app:identifier_wrong",
-            "entra_app",
+            ["idp_app:identifier_wrong"],
             ["entra_app entra_application update ['identifierUris']"],
             ["entra graph PATCH /applications/{app}"],
         ),
         Broken(
             _reply_url_wrong,
-            "idp_app:reply_url_wrong",
-            "entra_app",
+            ["idp_app:reply_url_wrong"],
             ["entra_app entra_application update ['web.redirectUris']"],
             ["entra graph PATCH /applications/{app}"],
         ),
     ],
     "entra_claims": [
-        Broken(
-            _relay_state_not_connect,
-            "claims:relay_state_not_connect",
-            "entra_claims",
-            ["entra_claims relay_state update []"],
-            ["entra graph PATCH /servicePrincipals/{sp}"],
+        RELAY_STATE_UPDATE,
+        replace(
+            RELAY_STATE_UPDATE,
+            break_it=partial(_relay_state, relay_state=""),
+            findings=["claims:relay_state_missing"],
+        ),
+        replace(
+            RELAY_STATE_UPDATE,
+            break_it=_relay_state_not_connect,
+            findings=["claims:relay_state_not_connect"],
         ),
         Broken(
             _no_role_values,
-            "claims:no_role_values",
-            "entra_claims",
+            ["claims:no_role_values"],
             ["entra_claims entra_app_role update ['allowedMemberTypes', 'on']"],
             ["entra graph PATCH /applications/{app}"],
         ),
@@ -542,32 +458,63 @@ BROKEN = {
         replace(
             CLAIMS_POLICY_UPDATE,
             break_it=_no_session_name_claim,
-            finding="claims:no_session_name_claim",
+            findings=["claims:no_session_name_claim"],
         ),
         replace(
             CLAIMS_POLICY_UPDATE,
             break_it=_session_duration_too_long,
-            finding="claims:session_duration_too_long",
+            findings=["claims:session_duration_too_long"],
         ),
     ],
     "saml_provider": [
         PROVIDER_UPDATE,
         replace(
             PROVIDER_UPDATE,
+            break_it=_provider_issuer_mismatch,
+            findings=["saml_provider:provider_issuer_mismatch"],
+        ),
+        replace(
+            PROVIDER_UPDATE,
             break_it=_provider_metadata_unreadable,
-            finding="saml_provider:provider_metadata_unreadable",
+            findings=["saml_provider:provider_metadata_unreadable"],
+        ),
+        Broken(
+            _provider_missing,
+            ["saml_provider:provider_missing"],
+            [
+                "saml_provider saml_provider create ['certificate_fingerprint', "
+                "'certificate_not_after', 'certificate_subject', 'certificate_thumbprint', "
+                "'certificates', 'entity_id', 'sso_url']"
+            ],
+            ["aws iam CreateSAMLProvider"],
         ),
     ],
     "federation_role": [
         Broken(
+            _role_trust_refuses,
+            ["federation_role:role_trust_refuses"],
+            ["federation_role iam_role update ['trust']"],
+            ["aws iam UpdateAssumeRolePolicy"],
+            # The trust was the finding: rewritten; the policy works: kept as it is.
+            {KEEP_TRUST_POLICY: ABSENT, KEEP_POLICY_DOCUMENT: True},
+        ),
+        Broken(
+            _no_federation_permission,
+            ["federation_role:no_federation_permission"],
+            ["federation_role iam_role update ['attach_policy']"],
+            ["aws iam AttachRolePolicy"],
+            # The role's permission was the finding: its policy is not kept as it is.
+            {KEEP_POLICY_DOCUMENT: ABSENT, KEEP_TRUST_POLICY: True},
+        ),
+        Broken(
             _role_missing,
-            "federation_role:role_missing",
-            "federation_role",
+            ["federation_role:role_missing"],
             [
                 "federation_role iam_role create "
                 "['max_session_duration_s', 'policy_arn', 'trust_policy']"
             ],
             ["aws iam CreateRole", "aws iam AttachRolePolicy"],
+            {KEEP_TRUST_POLICY: ABSENT},
             renewed=("role_id",),
         ),
     ],
@@ -600,6 +547,11 @@ def _federation_state(federation: Built) -> dict[str, Any]:
     }
 
 
+def test_every_finding_repair_promises_to_fix_is_broken_and_repaired_here() -> None:
+    tested = {code.split(":")[1] for group in BROKEN.values() for b in group for code in b.findings}
+    assert tested == set(REPAIRED_BY)
+
+
 @pytest.mark.parametrize("fixed_by", list(BROKEN))
 def test_repair_fixes_each_finding_it_promises_to(
     fixed_by: str,
@@ -615,14 +567,13 @@ def test_repair_fixes_each_finding_it_promises_to(
     }
     for broken in BROKEN[fixed_by]:
         found, run, after = repaired(
-            entra_sandbox,
-            built,
-            partial(broken.break_it, federation),
-            broken.fixed_by,
-            broken.renewed,
+            entra_sandbox, built, partial(broken.break_it, federation), fixed_by, broken.renewed
         )
 
-        assert found == [broken.finding], broken
+        assert found == broken.findings, broken
+        # What works is kept as it is: the relay state, unless a finding is about it.
+        inputs = {KEEP_RELAY_STATE: True, **broken.inputs}
+        assert {key: run.inputs.get(key, ABSENT) for key in inputs} == inputs, broken
         assert planned_writes(run) == broken.planned, broken
         assert cloud_writes(run) == [w.format(**ids) for w in broken.writes], broken
         assert after == [], broken
