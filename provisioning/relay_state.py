@@ -40,6 +40,10 @@ DESTINATION_CHOICES = [
 DEFAULT_DESTINATION = CCP
 # The console host of the aws-us-gov partition ("AWS GovCloud (US) console endpoints").
 GOVCLOUD_CONSOLE_HOST = "console.amazonaws-us-gov.com"
+# A repair (provisioning/federation_check/repair.py) whose check found the relay state working
+# sets this input: the IdP app keeps its relay state exactly as it is (made by hand, it may lead
+# to another destination or encode it another way), never rewritten in the wizard's form.
+KEEP_RELAY_STATE = "keep_relay_state"
 GOVCLOUD_REGION = re.compile(r"^us-gov-[a-z]+-\d+$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 INSTANCE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -194,7 +194,11 @@ def _judge_providers(
         try:
             held = parse_idp_metadata(document, check_dates=False)
         except Exception as error:  # noqa: BLE001 - whatever IAM holds, the finding says it
-            check.add("saml_provider", "provider_metadata_unreadable", provider=arn, error=error)
+            # The reason as text, as idp_app's metadata_unreadable keeps it: the check is stored
+            # as JSON, which an exception is not.
+            check.add(
+                "saml_provider", "provider_metadata_unreadable", provider=arn, error=str(error)
+            )
             continue
         if "error" in idp:
             continue

@@ -1,8 +1,9 @@
 """Repair: a check's findings turned into a run of the usual setup flow against the federation
 the check read, its inputs filled from what the check read so that each step ADOPTS the existing
 resource (the IdP app by its ID, the instance by its ID, the IAM provider, role and policy by
-their names) and plans only the changes that fix the findings. The admin confirms each plan as
-in a setup (the run reviews every plan that changes something).
+their names), keeps what works as it is (the relay state, the role's trust and policy), and plans
+only the changes that fix the findings. The admin confirms each plan as in a setup (the run
+reviews every plan that changes something).
 
 What a repair handles is named per finding (REPAIRED_BY); a finding no step fixes (an instance
 that is not SAML, an app disabled in the IdP) is left for the admin, and the page says so. The
@@ -16,7 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from provisioning.federation_check.result import FederationCheck
 from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS
-from provisioning.relay_state import CUSTOM_CCP, DEFAULT_DESTINATION, DESTINATION_PATHS
+from provisioning.relay_state import (
+    CUSTOM_CCP,
+    DEFAULT_DESTINATION,
+    DESTINATION_PATHS,
+    KEEP_RELAY_STATE,
+)
 from provisioning.steps.entra_app import SIGNIN_GLOBAL
 from provisioning.steps.entra_claims import (
     DEFAULT_SESSION_NAME_SOURCE,
@@ -59,6 +65,11 @@ REPAIRED_BY: dict[str, str] = {
     "role_trust_refuses": "federation_role",
     "no_federation_permission": "federation_policy",
 }
+# The findings that the relay state does not lead into the instance: without one, a repair
+# keeps the relay state as it is.
+RELAY_STATE_FINDINGS = frozenset(
+    {"relay_state_missing", "relay_state_not_connect", "relay_state_other_instance"}
+)
 # The steps of the Entra flow a repair never needs: it changes no assignment, Connect user nor
 # phone number, and the re-check (not a sign-in as someone) says whether the repair worked.
 SKIPPED_IN_REPAIR = ("entra_assignments", "connect_users", "sign_in_test")
@@ -130,7 +141,6 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
         "reply_url": _reply_url_choice(read.get("reply_urls", []), check.region),
         CLAIM_PHONE_NUMBERS: False,
         REPAIR_SKIPS: list(SKIPPED_IN_REPAIR),
-        **_destination(read.get("relay_state", "")),
     }
     if read.get("provider_arn"):
         inputs["provider_name"] = _name(read["provider_arn"])
@@ -148,6 +158,12 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
             inputs["policy_name"] = _name(policies[0])
     if not codes & {"role_trust_refuses", "role_missing"}:
         inputs[KEEP_TRUST_POLICY] = True
+    # A relay state that leads into the instance is kept byte for byte, whatever its form; one
+    # that doesn't is written anew, to where it led users (its destination), if it named one.
+    if codes & RELAY_STATE_FINDINGS:
+        inputs.update(_destination(read.get("relay_state", "")))
+    else:
+        inputs[KEEP_RELAY_STATE] = True
     hours = int(read.get("role_max_session_s") or 0) // _SECONDS_PER_HOUR
     if MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
         inputs["session_duration_hours"] = hours

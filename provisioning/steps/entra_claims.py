@@ -6,7 +6,7 @@ Reads outputs["entra_app"] (service_principal_id, display_name) and outputs["fed
 (role_value, max_session_duration_s). Inputs: `session_name_source` ("userprincipalname" or
 "mail": what Entra sends as RoleSessionName, which must equal each Connect username),
 `session_duration_s` (default the role's maximum), `destination` and `custom_ccp_url`
-(provisioning/relay_state.py).
+(provisioning/relay_state.py); a repair's `keep_relay_state` keeps the app's relay state as it is.
 Outputs: app_role_id, role_value, session_name_source, policy_id, relay_state.
 
 The app role goes on the application, whose whole appRoles list is written back with the default
@@ -44,6 +44,7 @@ from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
 from provisioning.relay_state import (
     DEFAULT_DESTINATION,
+    KEEP_RELAY_STATE,
     RelayStateError,
     RelayStateFields,
     build_relay_state_url,
@@ -165,6 +166,10 @@ def _same_definition(stored: list[str] | None, wanted: str) -> bool:
         return False
 
 
+def _keeps_relay_state(ctx: StepContext) -> bool:
+    return ctx.inputs.get(KEEP_RELAY_STATE) is True
+
+
 def relay_state(ctx: StepContext) -> str:
     instance_id = ctx.instance_id or ctx.outputs_of(ConnectInstanceOutputs).instance_id
     try:
@@ -227,7 +232,6 @@ def survey(ctx: StepContext) -> ClaimsReading:
     sp_id = app.service_principal_id
     role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
-    wanted_relay = relay_state(ctx)
     application = run_graph(client.applications.by_application_id(app.app_object_id).get())
     service_principal = run_graph(client.service_principals.by_service_principal_id(sp_id).get())
     # App roles live on the application; the service principal only mirrors them (Graph refuses
@@ -248,6 +252,10 @@ def survey(ctx: StepContext) -> ClaimsReading:
         and bool(_policy_targets(client, str(policy.id)) - {sp_id})
     )
     settings = service_principal.saml_single_sign_on_settings
+    current_relay = str((settings.relay_state if settings else "") or "")
+    # A kept relay state is not rebuilt from the run's destination: made by hand, it may name one
+    # the form refuses (an address by IP) or encode it otherwise, and sign-in works with it.
+    wanted_relay = current_relay if _keeps_relay_state(ctx) else relay_state(ctx)
     return ClaimsReading(
         client=client,
         sp_id=sp_id,
@@ -262,7 +270,7 @@ def survey(ctx: StepContext) -> ClaimsReading:
         definition=definition,
         policy_ok=policy_ok,
         relay_state=wanted_relay,
-        relay_ok=settings is not None and settings.relay_state == wanted_relay,
+        relay_ok=current_relay == wanted_relay,
     )
 
 
@@ -326,8 +334,12 @@ class EntraClaims(Step):
                 found.relay_state,
             ),
         ]
-        warnings = relay_state_warnings(
-            str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+        warnings = (
+            []
+            if _keeps_relay_state(ctx)
+            else relay_state_warnings(
+                str(ctx.inputs.get("destination")), str(ctx.inputs.get("custom_ccp_url") or "")
+            )
         )
         return Plan(changes=changes, warnings=warnings)
 

@@ -4,11 +4,13 @@ SAML:aud, and Connect usernames against what the IdP sends (no cloud needed: the
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
 
 from provisioning.federation_check.judge import judge
+from provisioning.federation_check.messages import finding_text
 from provisioning.federation_check.result import EXIT_BROKEN, EXIT_HEALTHY, FederationCheck
 from provisioning.saml import parse_idp_metadata
 from sandbox import saml_idp
@@ -63,7 +65,9 @@ def judged(
     people: list[str] = ["ana@contoso.jp"],  # noqa: B006 - read only
     usernames: list[str] = ["ana@contoso.jp"],  # noqa: B006 - read only
     now: dt.datetime = NOW,
+    held: str = "",
 ) -> FederationCheck:
+    """`held`: what IAM holds for the provider, when not the IdP's metadata."""
     document = metadata(not_after)
     parsed = parse_idp_metadata(document, check_dates=False)
     app = {
@@ -94,7 +98,7 @@ def judged(
         "usernames": usernames,
     }
     iam = {
-        "providers": {PROVIDER: document},
+        "providers": {PROVIDER: held or document},
         "roles": {
             ROLE: {
                 "arn": ROLE,
@@ -148,6 +152,15 @@ def test_it_names_a_trust_that_expects_another_audience() -> None:
     check = judged(audience="https://ap-northeast-1.signin.aws.amazon.com/saml")
 
     assert codes(check) == [("federation_role", "role_trust_refuses", "broken")]
+
+
+def test_it_stores_why_the_providers_metadata_can_not_be_read() -> None:
+    check = judged(held="<md:EntityDescriptor/>")
+
+    assert codes(check) == [("saml_provider", "provider_metadata_unreadable", "broken")]
+    # Stored as JSON with the check, read back for the page.
+    (finding,) = FederationCheck.from_json(json.loads(json.dumps(check.to_json()))).findings
+    assert "unbound prefix" in finding_text(finding)["what"], finding_text(finding)
 
 
 def test_it_sorts_people_and_users_that_can_not_meet() -> None:

@@ -55,9 +55,11 @@ def setup_sso(path: Path) -> tuple[SetupRun, str]:
 
 
 def cloud_writes(run: SetupRun) -> list[str]:
-    """The calls of the run that could change a cloud: "cloud service operation"."""
+    """The calls of the run that could change a cloud, in the order made: "cloud service
+    operation"."""
     writes = []
-    for event in AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED):
+    calls = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED).order_by("at", "id")
+    for event in calls:
         if event.service in NON_WRITING_SERVICES:
             continue
         if event.cloud == "aws" and AWS_READ.match(event.operation):
