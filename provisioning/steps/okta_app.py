@@ -4,7 +4,9 @@ metadata for the IAM identity provider.
 
 Inputs (the form): destination and custom_ccp_url (provisioning/relay_state.py), app_label
 (default "Amazon Connect <instance alias or ID>"), app_id (adopt this existing amazon_aws app
-instead of finding or creating one by label), session_duration_hours (1-12, default 1).
+instead of finding or creating one by label), session_duration_hours (1-12, default 1); and,
+from a repair only, keep_app_settings: the names of the settings below to keep as the adopted
+app holds them (a repair changes only what its findings are about).
 Outputs: app_id, app_label, created (this run created the app), relay_state_url, metadata_xml,
 user_access_url (the app's tile link), sandbox_sso_url (sandbox only: the sandbox IdP's
 sign-on URL for sign_in_test), entity_id.
@@ -64,6 +66,11 @@ ENVIRONMENTS = {
     "aws-us-gov": ("aws-us-gov", "https://console.amazonaws-us-gov.com"),
 }
 SANDBOX_SSO_PATH = "/sandbox/sso/"
+# The run input naming the settings this step owns that it keeps as the app holds them
+# (provisioning/federation_check/repair.py): a repair adopts the app by its ID (find_app refuses
+# an ID Okta doesn't know), so what is kept is always an existing app's.
+KEEP_APP_SETTINGS = "keep_app_settings"
+OKTA_APP_SETTINGS = ("awsEnvironmentType", "loginURL", "sessionDuration", "joinAllRoles")
 
 
 class OktaAppForm(RelayStateFields):
@@ -120,12 +127,22 @@ def relay_state(ctx: StepContext) -> str:
 def wanted_settings(ctx: StepContext) -> dict[str, Any]:
     """The settings.app values this step owns."""
     environment, login_url = ENVIRONMENTS[_partition(ctx.region)]
-    return {
+    wanted: dict[str, Any] = {
         "awsEnvironmentType": environment,
         "loginURL": login_url,
         "sessionDuration": _session_seconds(ctx),
         "joinAllRoles": False,
     }
+    kept = ctx.inputs.get(KEEP_APP_SETTINGS) or []
+    if not isinstance(kept, list):
+        return wanted
+    return {name: value for name, value in wanted.items() if name not in kept}
+
+
+def _held_seconds(app: dict[str, Any]) -> int:
+    """The sessionDuration the app holds (0 when it holds none)."""
+    held = str(aws_app.app_settings(app).get("sessionDuration") or "")
+    return int(held) if held.isdigit() else 0
 
 
 def _created_app_ids(ctx: StepContext) -> list[str]:
@@ -339,8 +356,9 @@ class OktaApp(Step):
             entity_id=parse_idp_metadata(metadata).entity_id,
             user_access_url=aws_app.user_access_url(made.wire),
             sandbox_sso_url=sandbox_sso_url(ctx, made.id),
-            # The SessionDuration the app asserts: the federation role must allow at least this.
-            session_duration_s=_session_seconds(ctx),
+            # The SessionDuration the app asserts (kept as it was, or set): the federation role
+            # must allow at least this.
+            session_duration_s=_held_seconds(made.wire) or _session_seconds(ctx),
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:

@@ -25,6 +25,7 @@ from provisioning.services.federation_checks import federation_check_run
 from provisioning.services.federation_repairs import repair_run_create
 from sandbox import saml_idp
 from sandbox.server import Sandbox
+from tests.federation_check.hand_made import IDP_CONNECTIONS
 from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
 from tests.federation_check.test_hand_made_entra import _people, build_by_hand
 from tests.flows.entra_runs import cloud_writes, entra_sandbox  # noqa: F401
@@ -36,13 +37,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def checked(run: SetupRun) -> FederationCheckRecord:
     """A check of the federation `run` built, read here as the worker would."""
-    return checked_instance(run.instance_alias)
+    return checked_instance(run.instance_alias, run.idp)
 
 
-def checked_instance(alias: str) -> FederationCheckRecord:
+def checked_instance(alias: str, idp: str = "entra") -> FederationCheckRecord:
     record = FederationCheckRecord.objects.create(
         aws_connection=Connection.objects.get(name="Sandbox AWS"),
-        idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
+        idp_connection=Connection.objects.get(name=IDP_CONNECTIONS[idp]),
         region=REGION,
         instance=alias,
     )
@@ -60,18 +61,24 @@ def resource_ids(sandbox: Sandbox, run: SetupRun) -> dict[str, Any]:
     """The IDs of what the federation is made of, read from the clouds now."""
     iam = aws_client(sandbox, "iam")
     role = run.steps.get(key="federation_role").outputs
-    app = run.steps.get(key="entra_app").outputs
-    tenant = sandbox.apps["entra"].tenant
+    app = run.steps.get(key=f"{run.idp}_app").outputs
     return {
         "role_id": iam.get_role(RoleName=role["role_name"])["Role"]["RoleId"],
         "providers": sorted(p["Arn"] for p in iam.list_saml_providers()["SAMLProviderList"]),
         "policy": iam.get_policy(PolicyArn=role["policy_arn"])["Policy"]["PolicyId"],
-        "apps": sorted(a["appId"] for a in tenant.applications.values()),
+        "apps": idp_app_ids(sandbox, run.idp),
         "app_id": app["app_id"],
         "instances": sorted(
             i["Id"] for i in aws_client(sandbox, "connect").list_instances()["InstanceSummaryList"]
         ),
     }
+
+
+def idp_app_ids(sandbox: Sandbox, idp: str) -> list[str]:
+    """The IDs of every app the sandbox IdP holds."""
+    if idp == "okta":
+        return sorted(sandbox.apps["okta"].org.apps)
+    return sorted(a["appId"] for a in sandbox.apps["entra"].tenant.applications.values())
 
 
 def planned_writes(run: SetupRun) -> list[str]:
@@ -85,11 +92,42 @@ def planned_writes(run: SetupRun) -> list[str]:
     return writes
 
 
+def with_another_certificate(held: str) -> str:
+    """IdP metadata as `held` (its issuer) but with another signing certificate: what an IAM
+    provider holds when the IdP's certificate changed and IAM was not told."""
+    return saml_idp.idp_metadata(
+        entity_id=parse_idp_metadata(held).entity_id,
+        certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
+        sso_url="https://idp.example/sso",
+    )
+
+
+def trusting_another_audience(trust: dict[str, Any]) -> str:
+    """The role's trust policy, its SAML:aud changed to a sign-in URL the IdP does not send."""
+    other = json.loads(json.dumps(trust))
+    for statement in other["Statement"]:
+        statement["Condition"] = {
+            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
+        }
+    return json.dumps(other)
+
+
+# The steps a repair of an Entra federation skips: none of its findings is about them.
+ENTRA_SKIPPED = frozenset(
+    {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
+)
+
+
 def repaired(
-    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any], fixed_by: str
+    sandbox: Sandbox,
+    setup: SetupRun,
+    break_it: Callable[[], Any],
+    fixed_by: str,
+    skipped: frozenset[str] = ENTRA_SKIPPED,
 ) -> tuple[list[str], SetupRun, list[str]]:
     """Break, check, repair, re-check: (the findings, the repair run, the re-check's findings).
-    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does."""
+    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does, and
+    skips the steps `skipped`."""
     before = resource_ids(sandbox, setup)
     break_it()
     record = checked(setup)
@@ -106,8 +144,7 @@ def repaired(
 
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     assert resource_ids(sandbox, setup) == before
-    skipped = set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True))
-    assert skipped == {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
+    assert set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True)) == skipped
     after = checked(setup)
     return found, run, findings(after)
 
@@ -146,11 +183,7 @@ def test_repair_puts_the_idps_certificate_back_into_iam(
     provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
     iam = aws_client(entra_sandbox, "iam")
     held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    old = saml_idp.idp_metadata(
-        entity_id=parse_idp_metadata(held).entity_id,
-        certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
-        sso_url="https://idp.example/sso",
-    )
+    old = with_another_certificate(held)
 
     found, run, after = repaired(
         entra_sandbox,
@@ -227,17 +260,12 @@ def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
     role = built.steps.get(key="federation_role").outputs
     iam = aws_client(entra_sandbox, "iam")
     trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
-    other = json.loads(json.dumps(trust))
-    for statement in other["Statement"]:
-        statement["Condition"] = {
-            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
-        }
 
     found, run, after = repaired(
         entra_sandbox,
         built,
         lambda: iam.update_assume_role_policy(
-            RoleName=role["role_name"], PolicyDocument=json.dumps(other)
+            RoleName=role["role_name"], PolicyDocument=trusting_another_audience(trust)
         ),
         "federation_role",
     )

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
-from provisioning.federation_check.repair import fixable
+from provisioning.federation_check.repair import fixable, not_repaired_because
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.models import FederationCheckRecord
 from wizard.selectors.chain import LinkState as ChainState
@@ -102,4 +102,6 @@ def check_page(record: FederationCheckRecord) -> dict[str, Any]:
         # Repair is offered when it fixes at least one finding (provisioning/federation_check/
         # repair.py); the others stay the admin's to fix.
         "repairable": any(finding["repaired"] for finding in findings),
+        # Why not, when no flow can repair this federation (a custom Okta SAML app).
+        "not_repaired_because": not_repaired_because(result),
     }

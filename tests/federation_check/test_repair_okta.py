@@ -1,0 +1,321 @@
+"""Repair of Okta federations against the sandbox: a federation one of the two Okta flows built
+(role by group mapping, or roles downloaded from AWS) is broken at one link through the cloud's
+own API, a check names the finding, and Repair's run (the flow the app's useGroupMapping names,
+inputs filled from the check) plans exactly the fixing change, adopts everything else (the app,
+provider, role, policy and instance keep their IDs), applies it once confirmed, and the check
+after it is healthy. A custom SAML app made by hand is not offered Repair, and the page says
+why."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import translation
+
+from provisioning.federation_check.judge import federation_url
+from provisioning.federation_check.repair import CUSTOM_APP_NOT_REPAIRED
+from provisioning.models import RunStatus, SetupRun
+from provisioning.runs.admin_moves import RunError
+from provisioning.saml import parse_idp_metadata
+from provisioning.services.federation_repairs import repair_run_create
+from sandbox.server import Sandbox
+from tests.federation_check.test_check_federation import REGION
+from tests.federation_check.test_check_okta_federation import okta_sandbox  # noqa: F401
+from tests.federation_check.test_hand_made_okta import (
+    _okta,
+    _sent,
+    build_by_hand,
+    build_custom_saml_app,
+)
+from tests.federation_check.test_repair import (
+    checked_instance,
+    findings,
+    planned_writes,
+    repaired,
+    trusting_another_audience,
+    with_another_certificate,
+)
+from tests.flows.entra_runs import cloud_writes, setup_sso
+from tests.flows.user_runs import drive
+from tests.sandbox.aws_clients import aws_client
+from tests.sandbox.okta_sdk import send
+from tests.web.test_federation_repair import user
+from wizard.roles import OPERATOR
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Each Okta flow's example plan, by flow key.
+OKTA_EXAMPLES = {
+    "okta_group_mapping": EXAMPLES / "okta-sandbox-group-mapping.toml",
+    "okta_role_download": EXAMPLES / "okta-sandbox-role-download.toml",
+}
+# The steps a repair of an Okta federation skips: none of its findings is about them (the
+# group mapping, or the role download's IAM user and manual step, are kept as they are).
+SKIPPED = {
+    "okta_group_mapping": frozenset(
+        {
+            "okta_group_mapping",
+            "okta_assignments",
+            "connect_users",
+            "sign_in_test",
+            "phone_prerequisites",
+        }
+    ),
+    "okta_role_download": frozenset(
+        {
+            "okta_role_listing_user",
+            "okta_role_download_confirmed",
+            "okta_assignments",
+            "connect_users",
+            "sign_in_test",
+            "phone_prerequisites",
+        }
+    ),
+}
+OTHER_INSTANCE = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def okta_setup(okta_sandbox: Sandbox, tmp_path: Path, request: Any) -> SetupRun:  # noqa: F811
+    """A federation the Okta flow `request.param` built from its example plan, on an instance of
+    its own."""
+    flow_key = request.param
+    alias = f"okta-{uuid.uuid4().hex[:8]}"
+    plan = tmp_path / "okta.toml"
+    text = OKTA_EXAMPLES[flow_key].read_text()
+    plan.write_text(re.sub(r'alias = "okta-sandbox-[a-z-]+"', f'alias = "{alias}"', text))
+    run, output = setup_sso(plan)
+    assert (run.flow_key, run.status) == (flow_key, RunStatus.SUCCEEDED), output
+    return run
+
+
+both_flows = pytest.mark.parametrize("okta_setup", list(OKTA_EXAMPLES), indirect=True)
+
+
+def okta_app(sandbox: Sandbox, app_id: str) -> dict[str, Any]:
+    return dict(_sent(_okta(sandbox, lambda client: send(client, "GET", f"/api/v1/apps/{app_id}"))))
+
+
+def change_okta_app(
+    sandbox: Sandbox, app_id: str, change: Callable[[dict[str, Any]], None]
+) -> Callable[[], None]:
+    """What an admin does in the Okta Admin Console: the app read, changed and put back whole
+    (Okta replaces the app on PUT)."""
+
+    def put() -> None:
+        app = okta_app(sandbox, app_id)
+        change(app)
+        body = {key: app[key] for key in ("name", "label", "signOnMode", "settings")}
+        _sent(_okta(sandbox, lambda client: send(client, "PUT", f"/api/v1/apps/{app_id}", body)))
+
+    return put
+
+
+def okta_repaired(
+    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any], fixed_by: str
+) -> tuple[list[str], SetupRun, list[str]]:
+    found, run, after = repaired(sandbox, setup, break_it, fixed_by, SKIPPED[setup.flow_key])
+    # The repair ran the flow that built the federation, on its app.
+    app_id = setup.steps.get(key="okta_app").outputs["app_id"]
+    assert (run.flow_key, run.inputs["app_id"]) == (setup.flow_key, app_id)
+    return found, run, after
+
+
+@both_flows
+def test_repair_sets_the_relay_state_back_and_keeps_the_apps_settings(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = okta_setup.steps.get(key="okta_app").outputs["app_id"]
+    wanted = okta_setup.steps.get(key="okta_app").outputs["relay_state_url"]
+    settings_before = okta_app(okta_sandbox, app_id)["settings"]["app"]
+
+    def point_elsewhere(app: dict[str, Any]) -> None:
+        sign_on = app["settings"]["signOn"]
+        sign_on["defaultRelayState"] = wanted.replace(okta_setup.instance_id, OTHER_INSTANCE)
+
+    found, run, after = okta_repaired(
+        okta_sandbox, okta_setup, change_okta_app(okta_sandbox, app_id, point_elsewhere), "okta_app"
+    )
+
+    assert found == ["claims:relay_state_other_instance"]
+    assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
+    diff = run.steps.get(key="okta_app").plan["changes"][0]["diff"]
+    assert diff.startswith("defaultRelayState: ") and "\n" not in diff
+    assert cloud_writes(run) == [f"okta apps PUT /api/v1/apps/{app_id}"]
+    assert after == []
+    app = okta_app(okta_sandbox, app_id)
+    assert app["settings"]["signOn"]["defaultRelayState"] == wanted
+    # The session duration (two hours in the role download's plan), the login URL and the
+    # role settings (the provider ARN, the group mapping) are as the setup left them.
+    assert app["settings"]["app"] == settings_before
+
+
+@both_flows
+def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    provider_arn = okta_setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(okta_sandbox, "iam")
+
+    found, run, after = okta_repaired(
+        okta_sandbox,
+        okta_setup,
+        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
+        "saml_provider",
+    )
+
+    assert "saml_provider:provider_missing" in found
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
+    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
+    assert after == []
+    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+
+
+@pytest.mark.parametrize("okta_setup", ["okta_group_mapping"], indirect=True)
+def test_repair_puts_the_apps_certificate_back_into_iam(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    provider_arn = okta_setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(okta_sandbox, "iam")
+    held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    old = with_another_certificate(held)
+
+    found, run, after = okta_repaired(
+        okta_sandbox,
+        okta_setup,
+        lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
+        "saml_provider",
+    )
+
+    assert found == ["saml_provider:provider_certificate_mismatch"]
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider update"]
+    assert cloud_writes(run) == ["aws iam UpdateSAMLProvider"]
+    assert after == []
+    now = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    assert (
+        parse_idp_metadata(now, check_dates=False).fingerprints
+        == parse_idp_metadata(held, check_dates=False).fingerprints
+    )
+
+
+@pytest.mark.parametrize("okta_setup", ["okta_role_download"], indirect=True)
+def test_repair_attaches_the_federation_policy_detached_from_the_role(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    role = okta_setup.steps.get(key="federation_role").outputs
+    iam = aws_client(okta_sandbox, "iam")
+
+    found, run, after = okta_repaired(
+        okta_sandbox,
+        okta_setup,
+        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
+        "federation_role",
+    )
+
+    assert found == ["federation_role:no_federation_permission"]
+    assert planned_writes(run) == ["federation_role iam_role update ['attach_policy']"]
+    assert cloud_writes(run) == ["aws iam AttachRolePolicy"]
+    assert after == []
+    attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
+    assert "keep_policy_document" not in run.inputs
+
+
+@pytest.mark.parametrize("okta_setup", ["okta_group_mapping"], indirect=True)
+def test_repair_restores_the_trust_of_a_role_whose_audience_was_changed(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    role = okta_setup.steps.get(key="federation_role").outputs
+    iam = aws_client(okta_sandbox, "iam")
+    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
+
+    found, run, after = okta_repaired(
+        okta_sandbox,
+        okta_setup,
+        lambda: iam.update_assume_role_policy(
+            RoleName=role["role_name"], PolicyDocument=trusting_another_audience(trust)
+        ),
+        "federation_role",
+    )
+
+    assert found == ["federation_role:role_trust_refuses"]
+    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
+    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
+    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
+    assert after == []
+
+
+def test_repair_of_an_okta_aws_app_made_by_hand_sets_its_relay_state_only(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    made = build_by_hand(okta_sandbox)
+    before = okta_app(okta_sandbox, made["app_id"])
+    record = checked_instance(made["alias"], "okta")
+    assert findings(record) == [
+        "claims:relay_state_missing",
+        "connect_users:username_case_differs",
+        "connect_users:user_nobody_signs_in_as",
+    ]
+
+    run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False))
+
+    assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
+    # Its roles are downloaded (no group mapping): the role download flow, its manual step kept.
+    assert run.flow_key == "okta_role_download"
+    assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
+    # federation_role tags the instance with the role it adopted (the wizard's record of which
+    # role federates into it), as for any instance it did not set up.
+    assert cloud_writes(run) == [
+        "aws connect TagResource",
+        f"okta apps PUT /api/v1/apps/{made['app_id']}",
+    ]
+    after = okta_app(okta_sandbox, made["app_id"])
+    # Its login URL (typed with a trailing slash) and its settings nobody set are kept.
+    assert after["settings"]["app"] == before["settings"]["app"]
+    relay = after["settings"]["signOn"]["defaultRelayState"]
+    assert relay == run.steps.get(key="okta_app").outputs["relay_state_url"]
+    assert relay.startswith(federation_url(REGION, made["instance_id"]) + "?destination=")
+    assert findings(checked_instance(made["alias"], "okta")) == [
+        "connect_users:username_case_differs",
+        "connect_users:user_nobody_signs_in_as",
+    ]
+
+
+def test_repair_is_offered_for_the_okta_aws_app_and_not_for_a_custom_saml_app(
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    client = Client()
+    client.force_login(user("operator", OPERATOR))
+    aws_app = checked_instance(build_by_hand(okta_sandbox)["alias"], "okta")
+    custom = checked_instance(
+        build_custom_saml_app(okta_sandbox, relay_state=False)["alias"], "okta"
+    )
+    assert findings(custom) == ["claims:relay_state_missing"]
+
+    aws_page = client.get(reverse("federation_check", args=[aws_app.pk])).content.decode()
+    custom_page = client.get(
+        reverse("federation_check", args=[custom.pk]), headers={"Accept-Language": "ja"}
+    ).content.decode()
+
+    assert 'id="repair"' in aws_page and 'id="not-repaired"' not in aws_page
+    assert 'id="repair"' not in custom_page
+    with translation.override("ja"):
+        assert str(CUSTOM_APP_NOT_REPAIRED) in custom_page
+    assert "カスタム SAML アプリ" in custom_page
+    # The refusal holds without the button too.
+    with translation.override("en"), pytest.raises(RunError, match="nothing a repair fixes"):
+        repair_run_create(user=None, check_id=custom.pk, enqueue=False)
+    assert not SetupRun.objects.filter(inputs__repair_of_check=str(custom.pk)).exists()
