@@ -176,20 +176,22 @@ def test_repair_sets_the_relay_state_back_and_changes_nothing_else(
     assert sp["samlSingleSignOnSettings"]["relayState"] == wanted
 
 
-def test_repair_puts_the_idps_certificate_back_into_iam(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(entra_sandbox, "iam")
+def repairs_a_certificate_iam_holds_no_longer(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The IAM provider given an old certificate is repaired: the IdP's is put back, nothing
+    else written. Returns the repair run (for each IdP's tests: the AWS half is the same)."""
+    provider_arn = setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(sandbox, "iam")
     held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
     old = with_another_certificate(held)
 
     found, run, after = repaired(
-        entra_sandbox,
-        built,
+        sandbox,
+        setup,
         lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
         "saml_provider",
+        skipped,
     )
 
     assert found == ["saml_provider:provider_certificate_mismatch"]
@@ -201,20 +203,29 @@ def test_repair_puts_the_idps_certificate_back_into_iam(
         parse_idp_metadata(now, check_dates=False).fingerprints
         == parse_idp_metadata(held, check_dates=False).fingerprints
     )
+    return run
 
 
-def test_repair_attaches_the_federation_policy_detached_from_the_role(
+def test_repair_puts_the_idps_certificate_back_into_iam(
     built: SetupRun,  # noqa: F811
     entra_sandbox: Sandbox,  # noqa: F811
 ) -> None:
-    role = built.steps.get(key="federation_role").outputs
-    iam = aws_client(entra_sandbox, "iam")
+    repairs_a_certificate_iam_holds_no_longer(entra_sandbox, built)
+
+
+def repairs_a_detached_federation_policy(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The federation policy detached from the role is attached again, and only that."""
+    role = setup.steps.get(key="federation_role").outputs
+    iam = aws_client(sandbox, "iam")
 
     found, run, after = repaired(
-        entra_sandbox,
-        built,
+        sandbox,
+        setup,
         lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
         "federation_role",
+        skipped,
     )
 
     assert found == ["federation_role:no_federation_permission"]
@@ -226,6 +237,14 @@ def test_repair_attaches_the_federation_policy_detached_from_the_role(
     assert run.inputs["role_name"] == role["role_name"]
     # The role's permission was the finding: its policy is not kept as it is.
     assert "keep_policy_document" not in run.inputs
+    return run
+
+
+def test_repair_attaches_the_federation_policy_detached_from_the_role(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    repairs_a_detached_federation_policy(entra_sandbox, built)
 
 
 def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
@@ -253,21 +272,22 @@ def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
     assert findings(checked_instance(made["alias"])) == []
 
 
-def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    role = built.steps.get(key="federation_role").outputs
-    iam = aws_client(entra_sandbox, "iam")
+def repairs_a_trust_for_another_audience(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The role's trust, changed to another sign-in audience, is written again (its policy kept)."""
+    role = setup.steps.get(key="federation_role").outputs
+    iam = aws_client(sandbox, "iam")
     trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
 
     found, run, after = repaired(
-        entra_sandbox,
-        built,
+        sandbox,
+        setup,
         lambda: iam.update_assume_role_policy(
             RoleName=role["role_name"], PolicyDocument=trusting_another_audience(trust)
         ),
         "federation_role",
+        skipped,
     )
 
     assert found == ["federation_role:role_trust_refuses"]
@@ -275,6 +295,14 @@ def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
     assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
     assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
     assert after == []
+    return run
+
+
+def test_repair_restores_the_trust_of_a_role_that_refuses_the_sign_in(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    repairs_a_trust_for_another_audience(entra_sandbox, built)
 
 
 def test_repair_switches_the_app_back_to_saml(
@@ -302,18 +330,19 @@ def test_repair_switches_the_app_back_to_saml(
     assert sp["preferredSingleSignOnMode"] == "saml"
 
 
-def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
-    built: SetupRun,  # noqa: F811
-    entra_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    provider_arn = built.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(entra_sandbox, "iam")
+def repairs_a_deleted_iam_provider(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The IAM provider deleted is registered again under its own name (the same ARN)."""
+    provider_arn = setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(sandbox, "iam")
 
     found, run, after = repaired(
-        entra_sandbox,
-        built,
+        sandbox,
+        setup,
         lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
         "saml_provider",
+        skipped,
     )
 
     assert "saml_provider:provider_missing" in found
@@ -321,3 +350,11 @@ def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
     assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
     assert after == []
     assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    return run
+
+
+def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
+    built: SetupRun,  # noqa: F811
+    entra_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    repairs_a_deleted_iam_provider(entra_sandbox, built)

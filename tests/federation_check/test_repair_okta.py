@@ -23,7 +23,6 @@ from provisioning.federation_check.judge import federation_url
 from provisioning.federation_check.repair import CUSTOM_APP_NOT_REPAIRED
 from provisioning.models import RunStatus, SetupRun
 from provisioning.runs.admin_moves import RunError
-from provisioning.saml import parse_idp_metadata
 from provisioning.services.federation_repairs import repair_run_create
 from sandbox.server import Sandbox
 from tests.federation_check.test_check_federation import REGION
@@ -39,12 +38,13 @@ from tests.federation_check.test_repair import (
     findings,
     planned_writes,
     repaired,
-    trusting_another_audience,
-    with_another_certificate,
+    repairs_a_certificate_iam_holds_no_longer,
+    repairs_a_deleted_iam_provider,
+    repairs_a_detached_federation_policy,
+    repairs_a_trust_for_another_audience,
 )
 from tests.flows.entra_runs import cloud_writes, setup_sso
 from tests.flows.user_runs import drive
-from tests.sandbox.aws_clients import aws_client
 from tests.sandbox.okta_sdk import send
 from tests.web.test_federation_repair import user
 from wizard.roles import OPERATOR
@@ -119,14 +119,10 @@ def change_okta_app(
     return put
 
 
-def okta_repaired(
-    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any], fixed_by: str
-) -> tuple[list[str], SetupRun, list[str]]:
-    found, run, after = repaired(sandbox, setup, break_it, fixed_by, SKIPPED[setup.flow_key])
-    # The repair ran the flow that built the federation, on its app.
+def ran_the_flow_that_built_it(setup: SetupRun, run: SetupRun) -> None:
+    """The repair ran the flow that built the federation, on its app."""
     app_id = setup.steps.get(key="okta_app").outputs["app_id"]
     assert (run.flow_key, run.inputs["app_id"]) == (setup.flow_key, app_id)
-    return found, run, after
 
 
 @both_flows
@@ -142,10 +138,15 @@ def test_repair_sets_the_relay_state_back_and_keeps_the_apps_settings(
         sign_on = app["settings"]["signOn"]
         sign_on["defaultRelayState"] = wanted.replace(okta_setup.instance_id, OTHER_INSTANCE)
 
-    found, run, after = okta_repaired(
-        okta_sandbox, okta_setup, change_okta_app(okta_sandbox, app_id, point_elsewhere), "okta_app"
+    found, run, after = repaired(
+        okta_sandbox,
+        okta_setup,
+        change_okta_app(okta_sandbox, app_id, point_elsewhere),
+        "okta_app",
+        SKIPPED[okta_setup.flow_key],
     )
 
+    ran_the_flow_that_built_it(okta_setup, run)
     assert found == ["claims:relay_state_other_instance"]
     assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
     diff = run.steps.get(key="okta_app").plan["changes"][0]["diff"]
@@ -159,103 +160,26 @@ def test_repair_sets_the_relay_state_back_and_keeps_the_apps_settings(
     assert app["settings"]["app"] == settings_before
 
 
-@both_flows
-def test_repair_registers_the_iam_provider_deleted_under_its_own_name(
+# A link of the AWS half broken, and the Okta flow that built the federation: each repaired
+# as for Entra (tests/federation_check/test_repair.py), by the flow that built it.
+AWS_HALF_BROKEN = [
+    ("okta_group_mapping", repairs_a_deleted_iam_provider),
+    ("okta_role_download", repairs_a_deleted_iam_provider),
+    ("okta_group_mapping", repairs_a_certificate_iam_holds_no_longer),
+    ("okta_role_download", repairs_a_detached_federation_policy),
+    ("okta_group_mapping", repairs_a_trust_for_another_audience),
+]
+
+
+@pytest.mark.parametrize(("okta_setup", "scenario"), AWS_HALF_BROKEN, indirect=["okta_setup"])
+def test_repair_fixes_a_broken_link_of_the_aws_half_with_the_flow_that_built_it(
     okta_setup: SetupRun,
     okta_sandbox: Sandbox,  # noqa: F811
+    scenario: Callable[[Sandbox, SetupRun, frozenset[str]], SetupRun],
 ) -> None:
-    provider_arn = okta_setup.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(okta_sandbox, "iam")
+    run = scenario(okta_sandbox, okta_setup, SKIPPED[okta_setup.flow_key])
 
-    found, run, after = okta_repaired(
-        okta_sandbox,
-        okta_setup,
-        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
-        "saml_provider",
-    )
-
-    assert "saml_provider:provider_missing" in found
-    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
-    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
-    assert after == []
-    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-
-
-@pytest.mark.parametrize("okta_setup", ["okta_group_mapping"], indirect=True)
-def test_repair_puts_the_apps_certificate_back_into_iam(
-    okta_setup: SetupRun,
-    okta_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    provider_arn = okta_setup.steps.get(key="saml_provider").outputs["provider_arn"]
-    iam = aws_client(okta_sandbox, "iam")
-    held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    old = with_another_certificate(held)
-
-    found, run, after = okta_repaired(
-        okta_sandbox,
-        okta_setup,
-        lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
-        "saml_provider",
-    )
-
-    assert found == ["saml_provider:provider_certificate_mismatch"]
-    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider update"]
-    assert cloud_writes(run) == ["aws iam UpdateSAMLProvider"]
-    assert after == []
-    now = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
-    assert (
-        parse_idp_metadata(now, check_dates=False).fingerprints
-        == parse_idp_metadata(held, check_dates=False).fingerprints
-    )
-
-
-@pytest.mark.parametrize("okta_setup", ["okta_role_download"], indirect=True)
-def test_repair_attaches_the_federation_policy_detached_from_the_role(
-    okta_setup: SetupRun,
-    okta_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    role = okta_setup.steps.get(key="federation_role").outputs
-    iam = aws_client(okta_sandbox, "iam")
-
-    found, run, after = okta_repaired(
-        okta_sandbox,
-        okta_setup,
-        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
-        "federation_role",
-    )
-
-    assert found == ["federation_role:no_federation_permission"]
-    assert planned_writes(run) == ["federation_role iam_role update ['attach_policy']"]
-    assert cloud_writes(run) == ["aws iam AttachRolePolicy"]
-    assert after == []
-    attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
-    assert "keep_policy_document" not in run.inputs
-
-
-@pytest.mark.parametrize("okta_setup", ["okta_group_mapping"], indirect=True)
-def test_repair_restores_the_trust_of_a_role_whose_audience_was_changed(
-    okta_setup: SetupRun,
-    okta_sandbox: Sandbox,  # noqa: F811
-) -> None:
-    role = okta_setup.steps.get(key="federation_role").outputs
-    iam = aws_client(okta_sandbox, "iam")
-    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
-
-    found, run, after = okta_repaired(
-        okta_sandbox,
-        okta_setup,
-        lambda: iam.update_assume_role_policy(
-            RoleName=role["role_name"], PolicyDocument=trusting_another_audience(trust)
-        ),
-        "federation_role",
-    )
-
-    assert found == ["federation_role:role_trust_refuses"]
-    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
-    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
-    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
-    assert after == []
+    ran_the_flow_that_built_it(okta_setup, run)
 
 
 def test_repair_of_an_okta_aws_app_made_by_hand_sets_its_relay_state_only(
