@@ -119,6 +119,15 @@ def change_okta_app(
     return put
 
 
+def repaired_in_okta(
+    sandbox: Sandbox, setup: SetupRun, break_it: Callable[[], Any]
+) -> tuple[list[str], SetupRun, list[str]]:
+    """test_repair.repaired for a link okta_app fixes, by the flow that built the federation."""
+    found, run, after = repaired(sandbox, setup, break_it, "okta_app", SKIPPED[setup.flow_key])
+    ran_the_flow_that_built_it(setup, run)
+    return found, run, after
+
+
 def ran_the_flow_that_built_it(setup: SetupRun, run: SetupRun) -> None:
     """The repair ran the flow that built the federation, on its app."""
     app_id = setup.steps.get(key="okta_app").outputs["app_id"]
@@ -138,15 +147,10 @@ def test_repair_sets_the_relay_state_back_and_keeps_the_apps_settings(
         sign_on = app["settings"]["signOn"]
         sign_on["defaultRelayState"] = wanted.replace(okta_setup.instance_id, OTHER_INSTANCE)
 
-    found, run, after = repaired(
-        okta_sandbox,
-        okta_setup,
-        change_okta_app(okta_sandbox, app_id, point_elsewhere),
-        "okta_app",
-        SKIPPED[okta_setup.flow_key],
+    found, run, after = repaired_in_okta(
+        okta_sandbox, okta_setup, change_okta_app(okta_sandbox, app_id, point_elsewhere)
     )
 
-    ran_the_flow_that_built_it(okta_setup, run)
     assert found == ["claims:relay_state_other_instance"]
     assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
     diff = run.steps.get(key="okta_app").plan["changes"][0]["diff"]
@@ -158,6 +162,54 @@ def test_repair_sets_the_relay_state_back_and_keeps_the_apps_settings(
     # The session duration (two hours in the role download's plan), the login URL and the
     # role settings (the provider ARN, the group mapping) are as the setup left them.
     assert app["settings"]["app"] == settings_before
+
+
+@pytest.mark.parametrize("okta_setup", ["okta_group_mapping"], indirect=True)
+def test_repair_lowers_a_session_longer_than_the_role_allows_to_the_roles_maximum(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = okta_setup.steps.get(key="okta_app").outputs["app_id"]
+    maximum = okta_setup.steps.get(key="federation_role").outputs["max_session_duration_s"]
+
+    def twelve_hours(app: dict[str, Any]) -> None:
+        app["settings"]["app"]["sessionDuration"] = 43200
+
+    found, run, after = repaired_in_okta(
+        okta_sandbox, okta_setup, change_okta_app(okta_sandbox, app_id, twelve_hours)
+    )
+
+    assert found == ["claims:session_duration_too_long"]
+    assert run.steps.get(key="okta_app").plan["changes"][0]["diff"] == (
+        f"sessionDuration: 43200 → {maximum}"
+    )
+    assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
+    assert cloud_writes(run) == [f"okta apps PUT /api/v1/apps/{app_id}"]
+    assert after == []
+    assert okta_app(okta_sandbox, app_id)["settings"]["app"]["sessionDuration"] == maximum
+
+
+@pytest.mark.parametrize("okta_setup", ["okta_role_download"], indirect=True)
+def test_repair_activates_the_app_deactivated_in_okta(
+    okta_setup: SetupRun,
+    okta_sandbox: Sandbox,  # noqa: F811
+) -> None:
+    app_id = okta_setup.steps.get(key="okta_app").outputs["app_id"]
+    deactivate = f"/api/v1/apps/{app_id}/lifecycle/deactivate"
+
+    found, run, after = repaired_in_okta(
+        okta_sandbox,
+        okta_setup,
+        lambda: _sent(_okta(okta_sandbox, lambda client: send(client, "POST", deactivate))),
+    )
+
+    assert found == ["idp_app:app_disabled"]
+    assert run.steps.get(key="okta_app").plan["changes"][0]["diff"] == (
+        "status: 'INACTIVE' → 'ACTIVE'"
+    )
+    assert cloud_writes(run) == [f"okta apps POST /api/v1/apps/{app_id}/lifecycle/activate"]
+    assert after == []
+    assert okta_app(okta_sandbox, app_id)["status"] == "ACTIVE"
 
 
 # A link of the AWS half broken, and the Okta flow that built the federation: each repaired
