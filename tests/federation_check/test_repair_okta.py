@@ -21,7 +21,13 @@ from django.utils import translation
 
 from provisioning.federation_check.judge import federation_url
 from provisioning.federation_check.repair import CUSTOM_APP_NOT_REPAIRED
-from provisioning.models import RunStatus, SetupRun
+from provisioning.federation_check.result import FederationCheck
+from provisioning.models import (
+    FederationCheckRecord,
+    FederationCheckStatus,
+    RunStatus,
+    SetupRun,
+)
 from provisioning.runs.admin_moves import RunError
 from provisioning.services.federation_repairs import repair_run_create
 from sandbox.server import Sandbox
@@ -46,6 +52,7 @@ from tests.federation_check.test_repair import (
 from tests.flows.entra_runs import cloud_writes, setup_sso
 from tests.flows.user_runs import drive
 from tests.sandbox.okta_sdk import send
+from tests.web.factories import make_connection
 from tests.web.test_federation_repair import user
 from wizard.roles import OPERATOR
 
@@ -295,3 +302,76 @@ def test_repair_is_offered_for_the_okta_aws_app_and_not_for_a_custom_saml_app(
     with translation.override("en"), pytest.raises(RunError, match="nothing a repair fixes"):
         repair_run_create(user=None, check_id=custom.pk, enqueue=False)
     assert not SetupRun.objects.filter(inputs__repair_of_check=str(custom.pk)).exists()
+
+
+def test_an_okta_repair_starts_the_role_download_flow_keeping_the_apps_settings(
+    client: Client, db: None
+) -> None:
+    instance_id = "11111111-2222-4333-8444-555555555555"
+    account = "arn:aws:iam::123456789012"
+    result = FederationCheck(
+        aws_connection="Prod AWS",
+        region=REGION,
+        instance="contact-center",
+        idp_connection="Okta",
+        idp="okta",
+        app_id="0oa-aws",
+        instance_id=instance_id,
+        instance_alias="contact-center",
+        read={
+            "okta_app_name": "amazon_aws",
+            "use_group_mapping": False,
+            "relay_state": f"{federation_url(REGION, '0000')}?destination=%2Fccp-v2",
+            "session_duration": "7200",
+            "role_arn": f"{account}:role/ConnectOkta",
+            "provider_arn": f"{account}:saml-provider/Okta",
+            "role_max_session_s": 7200,
+            "role_policies": [f"{account}:policy/ConnectOktaFederation"],
+        },
+    )
+    result.add("claims", "relay_state_other_instance", found="0000", wanted=instance_id)
+    result.add("claims", "no_role_values")
+    record = FederationCheckRecord.objects.create(
+        aws_connection=make_connection("aws", name="Prod AWS"),
+        idp_connection=make_connection("okta", name="Okta"),
+        region=REGION,
+        instance="contact-center",
+        status=FederationCheckStatus.DONE,
+        result=result.to_json(),
+    )
+    client.force_login(user("operator", OPERATOR))
+
+    page = client.get(reverse("federation_check", args=[record.pk])).content.decode()
+    response = client.post(reverse("federation_check_repair", args=[record.pk]))
+
+    # The relay state is okta_app's to fix; the missing role values (each person's role, in
+    # Okta) are left to the admin.
+    assert re.findall(r'data-repaired="(yes|no)"', page) == ["yes", "no"]
+    run = SetupRun.objects.get()
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert (run.flow_key, run.instance_id, run.review_plans) == (
+        "okta_role_download",
+        instance_id,
+        True,
+    )
+    assert run.inputs == {
+        "app_id": "0oa-aws",
+        "keep_app_settings": ["awsEnvironmentType", "loginURL", "sessionDuration", "joinAllRoles"],
+        "instance_id": instance_id,
+        "claim_phone_numbers": False,
+        "repair_skips": [
+            "okta_role_listing_user",
+            "okta_role_download_confirmed",
+            "okta_assignments",
+            "connect_users",
+            "sign_in_test",
+        ],
+        "destination": "ccp",
+        "provider_name": "Okta",
+        "role_name": "ConnectOkta",
+        "keep_policy_document": True,
+        "policy_name": "ConnectOktaFederation",
+        "keep_trust_policy": True,
+        "session_duration_hours": 2,
+        "repair_of_check": str(record.pk),
+    }
