@@ -145,14 +145,11 @@ def repair_facts(
     }
 
 
-def _is_custom_okta_app(check: FederationCheck) -> bool:
-    return check.idp == "okta" and check.read.get("okta_app_name") != AWS_APP_NAME
-
-
 def repair_flow(check: FederationCheck) -> str:
-    """The SSO setup flow that repairs the check's federation ("" when none does)."""
+    """The SSO setup flow that repairs the check's federation ("" when none does). An Okta
+    check made before the check read the app's kind names none: checking again tells."""
     if check.idp == "okta":
-        if _is_custom_okta_app(check):
+        if check.read.get("okta_app_name") != AWS_APP_NAME:
             return ""
         return OKTA_REPAIR_FLOWS[check.read.get("use_group_mapping") is True]
     return REPAIR_FLOWS.get(check.idp, "")
@@ -171,7 +168,8 @@ def fixable(check: FederationCheck) -> list[str]:
 def not_repaired_because(check: FederationCheck) -> str | StrPromise:
     """Why Repair is not offered for a federation with findings ("" when there is nothing to
     say: it is offered, or nothing is wrong)."""
-    if check.findings and check.app_id and _is_custom_okta_app(check):
+    kind = check.read.get("okta_app_name")
+    if check.findings and check.app_id and check.idp == "okta" and kind and kind != AWS_APP_NAME:
         return CUSTOM_APP_NOT_REPAIRED
     return ""
 

@@ -20,7 +20,12 @@ from django.urls import reverse
 from django.utils import translation
 
 from provisioning.federation_check.judge import federation_url
-from provisioning.federation_check.repair import CUSTOM_APP_NOT_REPAIRED
+from provisioning.federation_check.repair import (
+    CUSTOM_APP_NOT_REPAIRED,
+    fixable,
+    not_repaired_because,
+    repair_flow,
+)
 from provisioning.federation_check.result import FederationCheck
 from provisioning.models import (
     FederationCheckRecord,
@@ -304,11 +309,13 @@ def test_repair_is_offered_for_the_okta_aws_app_and_not_for_a_custom_saml_app(
     assert not SetupRun.objects.filter(inputs__repair_of_check=str(custom.pk)).exists()
 
 
-def test_an_okta_repair_starts_the_role_download_flow_keeping_the_apps_settings(
-    client: Client, db: None
-) -> None:
-    instance_id = "11111111-2222-4333-8444-555555555555"
-    account = "arn:aws:iam::123456789012"
+INSTANCE_ID = "11111111-2222-4333-8444-555555555555"
+ACCOUNT = "arn:aws:iam::123456789012"
+
+
+def okta_check(**read: Any) -> FederationCheck:
+    """An Okta check of a federation whose relay state leads into another instance and whose app
+    sends no Role value; `read` is what it read of the app besides (the kind, the mapping)."""
     result = FederationCheck(
         aws_connection="Prod AWS",
         region=REGION,
@@ -316,21 +323,41 @@ def test_an_okta_repair_starts_the_role_download_flow_keeping_the_apps_settings(
         idp_connection="Okta",
         idp="okta",
         app_id="0oa-aws",
-        instance_id=instance_id,
+        instance_id=INSTANCE_ID,
         instance_alias="contact-center",
         read={
-            "okta_app_name": "amazon_aws",
-            "use_group_mapping": False,
+            **read,
             "relay_state": f"{federation_url(REGION, '0000')}?destination=%2Fccp-v2",
             "session_duration": "7200",
-            "role_arn": f"{account}:role/ConnectOkta",
-            "provider_arn": f"{account}:saml-provider/Okta",
+            "role_arn": f"{ACCOUNT}:role/ConnectOkta",
+            "provider_arn": f"{ACCOUNT}:saml-provider/Okta",
             "role_max_session_s": 7200,
-            "role_policies": [f"{account}:policy/ConnectOktaFederation"],
+            "role_policies": [f"{ACCOUNT}:policy/ConnectOktaFederation"],
         },
     )
-    result.add("claims", "relay_state_other_instance", found="0000", wanted=instance_id)
+    result.add("claims", "relay_state_other_instance", found="0000", wanted=INSTANCE_ID)
     result.add("claims", "no_role_values")
+    return result
+
+
+def test_an_okta_check_made_before_the_app_kind_was_read_offers_no_repair() -> None:
+    older = okta_check()
+
+    assert (repair_flow(older), fixable(older), not_repaired_because(older)) == ("", [], "")
+    # Once read, the kind decides.
+    assert repair_flow(okta_check(okta_app_name="amazon_aws")) == "okta_role_download"
+    mapped = okta_check(okta_app_name="amazon_aws", use_group_mapping=True)
+    assert (repair_flow(mapped), fixable(mapped)) == (
+        "okta_group_mapping",
+        ["relay_state_other_instance"],
+    )
+    assert not_repaired_because(okta_check(okta_app_name="")) == ""
+
+
+def test_an_okta_repair_starts_the_role_download_flow_keeping_the_apps_settings(
+    client: Client, db: None
+) -> None:
+    result = okta_check(okta_app_name="amazon_aws", use_group_mapping=False)
     record = FederationCheckRecord.objects.create(
         aws_connection=make_connection("aws", name="Prod AWS"),
         idp_connection=make_connection("okta", name="Okta"),
@@ -351,13 +378,13 @@ def test_an_okta_repair_starts_the_role_download_flow_keeping_the_apps_settings(
     assert response["Location"] == f"/runs/{run.pk}/"
     assert (run.flow_key, run.instance_id, run.review_plans) == (
         "okta_role_download",
-        instance_id,
+        INSTANCE_ID,
         True,
     )
     assert run.inputs == {
         "app_id": "0oa-aws",
         "keep_app_settings": ["awsEnvironmentType", "loginURL", "sessionDuration", "joinAllRoles"],
-        "instance_id": instance_id,
+        "instance_id": INSTANCE_ID,
         "claim_phone_numbers": False,
         "repair_skips": [
             "okta_role_listing_user",
