@@ -337,6 +337,9 @@ def _okta_reading(
         metadata = {"error": waiting.reason}
     return {
         "app_id": app_id,
+        # The app's kind: Okta's AWS Account Federation app (aws_app.AWS_APP_NAME), which the
+        # Okta setup flows manage and so can repair, or a custom SAML app they can't.
+        "okta_app_name": str(app.get("name") or ""),
         "name": str(app.get("label") or ""),
         "enabled": app.get("status") == "ACTIVE",
         "sso_mode": str(app.get("signOnMode") or ""),
@@ -384,6 +387,8 @@ def _okta_app(client: Any, app: dict[str, Any]) -> dict[str, Any]:
                 ),
             }
         ),
+        # Which Okta flow built it: the role by group mapping, or downloaded from AWS.
+        use_group_mapping=bool(settings.get("useGroupMapping")),
         claims={
             "policy": False,
             "role": "samlRoles",

@@ -5,18 +5,25 @@ their names), keeps what works as it is (the relay state, the role's trust and p
 only the changes that fix the findings. The admin confirms each plan as in a setup (the run
 reviews every plan that changes something).
 
-What a repair handles is named per finding (REPAIRED_BY); a finding no step fixes (an instance
-that is not SAML, an app disabled in the IdP) is left for the admin, and the page says so. The
-steps no finding needs (assignments, Connect users, the sign-in test) are skipped through the
-flow's skip mechanism (provisioning/flows.py, REPAIR_SKIPS)."""
+What a repair handles is named per IdP and finding (REPAIRED_BY); a finding no step of the
+flow fixes (an instance that is not SAML, an app disabled in Entra) is left for the admin, and
+the page says so. The steps no finding needs (assignments, Connect users, the sign-in test) are
+skipped through the flow's skip mechanism (provisioning/flows.py, REPAIR_SKIPS).
+
+Okta has two setup flows; the AWS Account Federation app's useGroupMapping, as the check read
+it, says which one built the federation (repair_flow). A custom SAML app made by hand in Okta is
+not repaired: the flows manage only the AWS app (not_repaired_because says so)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.utils.translation import gettext_lazy as _
+
 from provisioning.federation_check.result import FederationCheck
-from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS
+from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS, get_flow
+from provisioning.okta.aws_app import AWS_APP_NAME
 from provisioning.relay_state import (
     CUSTOM_CCP,
     DEFAULT_DESTINATION,
@@ -36,27 +43,21 @@ from provisioning.steps.federation_role import (
     MAX_SESSION_HOURS,
     MIN_SESSION_HOURS,
 )
+from provisioning.steps.okta_app import KEEP_APP_SETTINGS, OKTA_APP_SETTINGS
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 # The run input naming the check a repair run started from (its page links back to it).
 REPAIR_OF_CHECK = "repair_of_check"
-# The SSO setup flow a repair runs, per IdP. Only Entra for now: the Okta flows are two (role by
-# group mapping or downloaded), and which one built a federation is not read by the check.
+# The SSO setup flow a repair runs, per IdP; Okta's is one of OKTA_REPAIR_FLOWS (repair_flow).
 REPAIR_FLOWS = {"entra": "entra"}
+# Okta's flow by the AWS app's useGroupMapping: the role by group mapping when it is on (the
+# step okta_group_mapping turns it on), else the role downloaded from AWS (the app's samlRoles).
+OKTA_REPAIR_FLOWS = {True: "okta_group_mapping", False: "okta_role_download"}
 
-# Each finding a repair fixes, and the step whose plan fixes it. A signing certificate expired or
-# expiring is not among them: "Rotate the signing certificate" (the watched federation's page)
-# replaces it in the order that refuses no sign-in.
-REPAIRED_BY: dict[str, str] = {
-    "app_not_saml": "entra_app",
-    "identifier_wrong": "entra_app",
-    "reply_url_wrong": "entra_app",
-    "relay_state_missing": "entra_claims",
-    "relay_state_not_connect": "entra_claims",
-    "relay_state_other_instance": "entra_claims",
-    "no_role_values": "entra_claims",
-    "role_claim_wrong": "entra_claims",
-    "no_session_name_claim": "entra_claims",
-    "session_duration_too_long": "entra_claims",
+# The findings of the AWS half, the same whichever IdP signs in, and the step that fixes each.
+_AWS_REPAIRED_BY = {
     "provider_missing": "saml_provider",
     "provider_metadata_unreadable": "saml_provider",
     "provider_certificate_mismatch": "saml_provider",
@@ -70,9 +71,61 @@ REPAIRED_BY: dict[str, str] = {
 RELAY_STATE_FINDINGS = frozenset(
     {"relay_state_missing", "relay_state_not_connect", "relay_state_other_instance"}
 )
-# The steps of the Entra flow a repair never needs: it changes no assignment, Connect user nor
-# phone number, and the re-check (not a sign-in as someone) says whether the repair worked.
-SKIPPED_IN_REPAIR = ("entra_assignments", "connect_users", "sign_in_test")
+# Each finding a repair fixes, per IdP, and the step whose plan fixes it; a finding whose step
+# is not in the flow the repair runs is left for the admin (fixable). A signing certificate
+# expired or expiring is not among them: "Rotate the signing certificate" (the watched
+# federation's page) replaces it in the order that refuses no sign-in.
+REPAIRED_BY: dict[str, dict[str, str]] = {
+    "entra": {
+        "app_not_saml": "entra_app",
+        "identifier_wrong": "entra_app",
+        "reply_url_wrong": "entra_app",
+        "relay_state_missing": "entra_claims",
+        "relay_state_not_connect": "entra_claims",
+        "relay_state_other_instance": "entra_claims",
+        "no_role_values": "entra_claims",
+        "role_claim_wrong": "entra_claims",
+        "no_session_name_claim": "entra_claims",
+        "session_duration_too_long": "entra_claims",
+        **_AWS_REPAIRED_BY,
+    },
+    # okta_app sets the relay state and the sessionDuration (the role's maximum, when the app
+    # asserts more) and activates the app it adopts. No step sets the app's username template
+    # (RoleSessionName) nor its sign-on mode. No Role value is not repaired either: its role
+    # group (or each person's role, downloaded) needs its people, which only the admin knows
+    # (a role group made again empty would send the role to nobody).
+    "okta": {
+        "app_disabled": "okta_app",
+        "relay_state_missing": "okta_app",
+        "relay_state_not_connect": "okta_app",
+        "relay_state_other_instance": "okta_app",
+        "session_duration_too_long": "okta_app",
+        **_AWS_REPAIRED_BY,
+    },
+}
+# The steps a repair never needs: it changes no assignment, Connect user nor phone number, and
+# the re-check (not a sign-in as someone) says whether the repair worked. Okta's role steps are
+# no finding's fix either: the group mapping, the IAM user Okta lists the roles with and its
+# manual step stay as they are (a wizard's group mapping would rewrite one made by hand).
+SKIPPED_IN_REPAIR: dict[str, tuple[str, ...]] = {
+    "entra": ("entra_assignments", "connect_users", "sign_in_test"),
+    "okta": (
+        "okta_group_mapping",
+        "okta_role_listing_user",
+        "okta_role_download_confirmed",
+        "okta_assignments",
+        "connect_users",
+        "sign_in_test",
+    ),
+}
+CUSTOM_APP_NOT_REPAIRED = _(
+    "Repair can't fix this federation: its app is a custom SAML app made in Okta, and Repair runs "
+    "the Okta setup, which manages only Okta's AWS Account Federation app. Fix the findings in "
+    "the Okta Admin Console."
+)
+
+# What the check read of an Okta app that says which flow repairs it (idp_reads._okta_reading).
+OKTA_FACTS: tuple[str, ...] = ("okta_app_name", "use_group_mapping")
 
 # provisioning/relay_state.py's destinations, by the path a relay state names.
 _DESTINATIONS = {path: key for key, path in DESTINATION_PATHS.items()}
@@ -84,7 +137,9 @@ def repair_facts(
 ) -> dict[str, Any]:
     """What a repair run starts from, out of what the check read (FederationCheck.read)."""
     role = iam.get("roles", {}).get(role_arn) or {}
+    okta: dict[str, Any] = {key: app[key] for key in OKTA_FACTS if key in app}
     return {
+        **okta,
         "relay_state": str(app.get("relay_state") or ""),
         "reply_urls": list(app.get("reply_urls") or []),
         "session_name_source": str(app.get("claims", {}).get("session_name") or ""),
@@ -101,11 +156,39 @@ def repair_facts(
     }
 
 
+def repair_flow(check: FederationCheck) -> str:
+    """The SSO setup flow that repairs the check's federation ("" when none does). An Okta
+    check made before the check read the app's kind names none: checking again tells."""
+    if check.idp == "okta":
+        if check.read.get("okta_app_name") != AWS_APP_NAME:
+            return ""
+        return OKTA_REPAIR_FLOWS[check.read.get("use_group_mapping") is True]
+    return REPAIR_FLOWS.get(check.idp, "")
+
+
 def fixable(check: FederationCheck) -> list[str]:
     """The codes of the check's findings a repair fixes, in the check's order."""
-    if check.idp not in REPAIR_FLOWS or not check.app_id or not check.instance_id:
+    flow_key = repair_flow(check)
+    if not flow_key or not check.app_id or not check.instance_id:
         return []
-    return [f.code for f in check.findings if f.code in REPAIRED_BY]
+    steps = get_flow(flow_key).step_keys
+    fixed_by = REPAIRED_BY.get(check.idp, {})
+    return [f.code for f in check.findings if fixed_by.get(f.code) in steps]
+
+
+def not_repaired_because(check: FederationCheck) -> str | StrPromise:
+    """Why Repair is not offered for a federation with findings ("" when there is nothing to
+    say: it is offered, or nothing is wrong)."""
+    kind = check.read.get("okta_app_name")
+    if check.findings and check.app_id and check.idp == "okta" and kind and kind != AWS_APP_NAME:
+        return CUSTOM_APP_NOT_REPAIRED
+    return ""
+
+
+def _skipped(check: FederationCheck) -> list[str]:
+    """SKIPPED_IN_REPAIR's steps of the flow the repair runs."""
+    flow_steps = get_flow(repair_flow(check)).step_keys
+    return [key for key in SKIPPED_IN_REPAIR[check.idp] if key in flow_steps]
 
 
 def _reply_url_choice(reply_urls: list[str], region: str) -> str:
@@ -136,11 +219,10 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
     now, so the plans change only what the findings are about."""
     read = check.read
     inputs: dict[str, Any] = {
-        "existing_app_id": check.app_id,
         "instance_id": check.instance_id,
-        "reply_url": _reply_url_choice(read.get("reply_urls", []), check.region),
         CLAIM_PHONE_NUMBERS: False,
-        REPAIR_SKIPS: list(SKIPPED_IN_REPAIR),
+        REPAIR_SKIPS: _skipped(check),
+        **(_okta_app_inputs(check) if check.idp == "okta" else _entra_app_inputs(check)),
     }
     if read.get("provider_arn"):
         inputs["provider_name"] = _name(read["provider_arn"])
@@ -167,11 +249,35 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
     hours = int(read.get("role_max_session_s") or 0) // _SECONDS_PER_HOUR
     if MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS:
         inputs["session_duration_hours"] = hours
+    return inputs
+
+
+def _entra_app_inputs(check: FederationCheck) -> dict[str, Any]:
+    """entra_app adopts the app by its appId; entra_claims keeps its reply URLs and the source
+    of RoleSessionName."""
+    read = check.read
     source = read.get("session_name_source", "")
     known = {key for key, _label in SESSION_NAME_SOURCES}
-    inputs["session_name_source"] = source if source in known else DEFAULT_SESSION_NAME_SOURCE
+    inputs: dict[str, Any] = {
+        "existing_app_id": check.app_id,
+        "reply_url": _reply_url_choice(read.get("reply_urls", []), check.region),
+        "session_name_source": source if source in known else DEFAULT_SESSION_NAME_SOURCE,
+    }
     duration = str(read.get("session_duration") or "")
     maximum = int(read.get("role_max_session_s") or MAX_SESSION_S)
     if duration.isdigit() and MIN_SESSION_S <= int(duration) <= maximum:
         inputs["session_duration_s"] = int(duration)
     return inputs
+
+
+def _okta_app_inputs(check: FederationCheck) -> dict[str, Any]:
+    """okta_app adopts the AWS app by its ID and keeps the AWS settings it holds; the session
+    it asserts only when the role allows less (it then takes the role's maximum,
+    session_duration_hours)."""
+    codes = {finding.code for finding in check.findings}
+    kept = [
+        name
+        for name in OKTA_APP_SETTINGS
+        if name != "sessionDuration" or "session_duration_too_long" not in codes
+    ]
+    return {"app_id": check.app_id, KEEP_APP_SETTINGS: kept}

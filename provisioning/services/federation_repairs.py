@@ -10,9 +10,9 @@ from typing import Any
 from django.utils.translation import gettext
 
 from provisioning.federation_check.repair import (
-    REPAIR_FLOWS,
     REPAIR_OF_CHECK,
     fixable,
+    repair_flow,
     repair_inputs,
 )
 from provisioning.federation_check.result import FederationCheck
@@ -45,8 +45,8 @@ def repair_run_create(*, user: Any, check_id: Any, enqueue: bool = True) -> Setu
         raise RunError(gettext("This check found nothing a repair fixes."))
     return admin_moves.run_create(
         user=user,
-        # fixable() finds nothing for an IdP without a repair flow, so this IdP has one.
-        flow_key=REPAIR_FLOWS[result.idp],
+        # fixable() finds nothing for a federation no flow repairs, so this one has a flow.
+        flow_key=repair_flow(result),
         region=record.region,
         instance_alias=result.instance_alias,
         instance_id=result.instance_id,

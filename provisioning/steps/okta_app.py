@@ -4,7 +4,9 @@ metadata for the IAM identity provider.
 
 Inputs (the form): destination and custom_ccp_url (provisioning/relay_state.py), app_label
 (default "Amazon Connect <instance alias or ID>"), app_id (adopt this existing amazon_aws app
-instead of finding or creating one by label), session_duration_hours (1-12, default 1).
+instead of finding or creating one by label), session_duration_hours (1-12, default 1); and,
+from a repair only, keep_app_settings: the names of the settings below to keep as the adopted
+app holds them (a repair changes only what its findings are about).
 Outputs: app_id, app_label, created (this run created the app), relay_state_url, metadata_xml,
 user_access_url (the app's tile link), sandbox_sso_url (sandbox only: the sandbox IdP's
 sign-on URL for sign_in_test), entity_id.
@@ -31,6 +33,7 @@ from provisioning.okta import aws_app
 from provisioning.okta.rest import okta_call
 from provisioning.relay_state import (
     DEFAULT_DESTINATION,
+    KEEP_RELAY_STATE,
     RelayStateError,
     RelayStateFields,
     build_relay_state_url,
@@ -64,6 +67,11 @@ ENVIRONMENTS = {
     "aws-us-gov": ("aws-us-gov", "https://console.amazonaws-us-gov.com"),
 }
 SANDBOX_SSO_PATH = "/sandbox/sso/"
+# The run input naming the settings this step owns that it keeps as the app holds them
+# (provisioning/federation_check/repair.py): a repair adopts the app by its ID (find_app refuses
+# an ID Okta doesn't know), so what is kept is always an existing app's.
+KEEP_APP_SETTINGS = "keep_app_settings"
+OKTA_APP_SETTINGS = ("awsEnvironmentType", "loginURL", "sessionDuration", "joinAllRoles")
 
 
 class OktaAppForm(RelayStateFields):
@@ -117,15 +125,34 @@ def relay_state(ctx: StepContext) -> str:
         ) from None
 
 
+def relay_state_for(ctx: StepContext, app: OktaAppReading | None) -> str:
+    """The relay state the app should hold: an adopted app's own, byte for byte, when a repair
+    keeps it (KEEP_RELAY_STATE: the check found it leads into the instance, whatever its form);
+    otherwise the one into the instance this step builds."""
+    if app is not None and ctx.inputs.get(KEEP_RELAY_STATE) is True:
+        return app.relay_state
+    return relay_state(ctx)
+
+
 def wanted_settings(ctx: StepContext) -> dict[str, Any]:
     """The settings.app values this step owns."""
     environment, login_url = ENVIRONMENTS[_partition(ctx.region)]
-    return {
+    wanted: dict[str, Any] = {
         "awsEnvironmentType": environment,
         "loginURL": login_url,
         "sessionDuration": _session_seconds(ctx),
         "joinAllRoles": False,
     }
+    kept = ctx.inputs.get(KEEP_APP_SETTINGS) or []
+    if not isinstance(kept, list):
+        return wanted
+    return {name: value for name, value in wanted.items() if name not in kept}
+
+
+def _held_seconds(app: dict[str, Any]) -> int:
+    """The sessionDuration the app holds (0 when it holds none)."""
+    held = str(aws_app.app_settings(app).get("sessionDuration") or "")
+    return int(held) if held.isdigit() else 0
 
 
 def _created_app_ids(ctx: StepContext) -> list[str]:
@@ -208,7 +235,7 @@ def find_app(ctx: StepContext, client: Any) -> OktaAppReading | None:
 
 def _changes(ctx: StepContext, app: OktaAppReading | None) -> list[Change]:
     wanted = wanted_settings(ctx)
-    relay = relay_state(ctx)
+    relay = relay_state_for(ctx, app)
     if app is None:
         return [
             Change(
@@ -298,7 +325,7 @@ class OktaApp(Step):
         client = ctx.okta()
         found = find_app(ctx, client)
         wanted = wanted_settings(ctx)
-        relay = relay_state(ctx)
+        relay = relay_state_for(ctx, found)
         if found is None:
             app = okta_call(
                 client,
@@ -339,8 +366,9 @@ class OktaApp(Step):
             entity_id=parse_idp_metadata(metadata).entity_id,
             user_access_url=aws_app.user_access_url(made.wire),
             sandbox_sso_url=sandbox_sso_url(ctx, made.id),
-            # The SessionDuration the app asserts: the federation role must allow at least this.
-            session_duration_s=_session_seconds(ctx),
+            # The SessionDuration the app asserts (kept as it was, or set): the federation role
+            # must allow at least this.
+            session_duration_s=_held_seconds(made.wire) or _session_seconds(ctx),
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
@@ -361,7 +389,7 @@ class OktaApp(Step):
                     fix=Message(gettext_noop("Retry the step.")),
                 )
             ]
-        relay = relay_state(ctx)
+        relay = relay_state_for(ctx, app)
         return [
             Finding(check=Message(gettext_noop("The Okta app exists")), ok=True, detail=app.id),
             Finding(

@@ -37,6 +37,7 @@ from provisioning.steps.federation_policy import KEEP_POLICY_DOCUMENT
 from provisioning.steps.federation_role import KEEP_TRUST_POLICY
 from sandbox import saml_idp
 from sandbox.server import Sandbox
+from tests.federation_check.hand_made import IDP_CONNECTIONS
 from tests.federation_check.test_check_federation import REGION, built  # noqa: F401
 from tests.federation_check.test_hand_made_entra import _people, build_by_hand
 from tests.flows.entra_runs import cloud_writes, entra_sandbox  # noqa: F401
@@ -48,13 +49,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def checked(run: SetupRun) -> FederationCheckRecord:
     """A check of the federation `run` built, read here as the worker would."""
-    return checked_instance(run.instance_alias)
+    return checked_instance(run.instance_alias, run.idp)
 
 
-def checked_instance(alias: str) -> FederationCheckRecord:
+def checked_instance(alias: str, idp: str = "entra") -> FederationCheckRecord:
     record = FederationCheckRecord.objects.create(
         aws_connection=Connection.objects.get(name="Sandbox AWS"),
-        idp_connection=Connection.objects.get(name="Sandbox Entra ID"),
+        idp_connection=Connection.objects.get(name=IDP_CONNECTIONS[idp]),
         region=REGION,
         instance=alias,
     )
@@ -72,18 +73,24 @@ def resource_ids(sandbox: Sandbox, run: SetupRun) -> dict[str, Any]:
     """The IDs of what the federation is made of, read from the clouds now."""
     iam = aws_client(sandbox, "iam")
     role = run.steps.get(key="federation_role").outputs
-    app = run.steps.get(key="entra_app").outputs
-    tenant = sandbox.apps["entra"].tenant
+    app = run.steps.get(key=f"{run.idp}_app").outputs
     return {
         "role_id": iam.get_role(RoleName=role["role_name"])["Role"]["RoleId"],
         "providers": sorted(p["Arn"] for p in iam.list_saml_providers()["SAMLProviderList"]),
         "policy": iam.get_policy(PolicyArn=role["policy_arn"])["Policy"]["PolicyId"],
-        "apps": sorted(a["appId"] for a in tenant.applications.values()),
+        "apps": idp_app_ids(sandbox, run.idp),
         "app_id": app["app_id"],
         "instances": sorted(
             i["Id"] for i in aws_client(sandbox, "connect").list_instances()["InstanceSummaryList"]
         ),
     }
+
+
+def idp_app_ids(sandbox: Sandbox, idp: str) -> list[str]:
+    """The IDs of every app the sandbox IdP holds."""
+    if idp == "okta":
+        return sorted(sandbox.apps["okta"].org.apps)
+    return sorted(a["appId"] for a in sandbox.apps["entra"].tenant.applications.values())
 
 
 def planned_writes(run: SetupRun) -> list[str]:
@@ -97,16 +104,44 @@ def planned_writes(run: SetupRun) -> list[str]:
     return writes
 
 
+def with_another_certificate(held: str) -> str:
+    """IdP metadata as `held` (its issuer) but with another signing certificate: what an IAM
+    provider holds when the IdP's certificate changed and IAM was not told."""
+    return saml_idp.idp_metadata(
+        entity_id=parse_idp_metadata(held).entity_id,
+        certificate=saml_idp.issue_signing_certificate("CN=An old certificate"),
+        sso_url="https://idp.example/sso",
+    )
+
+
+def trusting_another_audience(trust: dict[str, Any]) -> str:
+    """The role's trust policy, its SAML:aud changed to a sign-in URL the IdP does not send."""
+    other = json.loads(json.dumps(trust))
+    for statement in other["Statement"]:
+        statement["Condition"] = {
+            "StringEquals": {"SAML:aud": "https://ap-northeast-1.signin.aws.amazon.com/saml"}
+        }
+    return json.dumps(other)
+
+
+# The steps a repair of an Entra federation skips: none of its findings is about them.
+ENTRA_SKIPPED = frozenset(
+    {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
+)
+
+
 def repaired(
     sandbox: Sandbox,
     setup: SetupRun,
     break_it: Callable[[], Any],
     fixed_by: str,
+    skipped: frozenset[str] = ENTRA_SKIPPED,
     renewed: tuple[str, ...] = (),
 ) -> tuple[list[str], SetupRun, list[str]]:
     """Break, check, repair, re-check: (the findings, the repair run, the re-check's findings).
-    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does.
-    Every resource keeps its ID but those named in `renewed` (what the break deleted)."""
+    The run stops at the step `fixed_by` for the admin to confirm its plan, as a setup does, and
+    skips the steps `skipped`. Every resource keeps its ID but those named in `renewed` (what
+    the break deleted)."""
     before = resource_ids(sandbox, setup)
     break_it()
     record = checked(setup)
@@ -127,8 +162,7 @@ def repaired(
     for key in renewed:
         del now[key], before[key]
     assert now == before
-    skipped = set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True))
-    assert skipped == {"entra_assignments", "connect_users", "sign_in_test", "phone_prerequisites"}
+    assert set(run.steps.filter(status=StepStatus.SKIPPED).values_list("key", flat=True)) == skipped
     after = checked(setup)
     return found, run, findings(after)
 
@@ -412,9 +446,9 @@ PROVIDER_UPDATE = Broken(
     ],
     ["aws iam UpdateSAMLProvider"],
 )
-# Each finding REPAIRED_BY names, grouped by the step whose plan fixes it (where the repair run
-# stops for the admin's confirmation): one federation is built per group, then broken, checked,
-# repaired and re-checked once per finding, in turn.
+# Each finding REPAIRED_BY["entra"] names, grouped by the step whose plan fixes it (where the
+# repair run stops for the admin's confirmation): one federation is built per group, then broken,
+# checked, repaired and re-checked once per finding, in turn.
 BROKEN = {
     "entra_app": [
         Broken(
@@ -549,7 +583,7 @@ def _federation_state(federation: Built) -> dict[str, Any]:
 
 def test_every_finding_repair_promises_to_fix_is_broken_and_repaired_here() -> None:
     tested = {code.split(":")[1] for group in BROKEN.values() for b in group for code in b.findings}
-    assert tested == set(REPAIRED_BY)
+    assert tested == set(REPAIRED_BY["entra"])
 
 
 @pytest.mark.parametrize("fixed_by", list(BROKEN))
@@ -567,7 +601,11 @@ def test_repair_fixes_each_finding_it_promises_to(
     }
     for broken in BROKEN[fixed_by]:
         found, run, after = repaired(
-            entra_sandbox, built, partial(broken.break_it, federation), fixed_by, broken.renewed
+            entra_sandbox,
+            built,
+            partial(broken.break_it, federation),
+            fixed_by,
+            renewed=broken.renewed,
         )
 
         assert found == broken.findings, broken
@@ -579,3 +617,113 @@ def test_repair_fixes_each_finding_it_promises_to(
         assert after == [], broken
         # Put back as the setup made it, not merely healthy.
         assert _federation_state(federation) == before, broken
+
+
+# The AWS half of a repair, the same for each IdP: test_repair_okta.py runs these on Okta
+# federations (the table above covers Entra's).
+
+
+def repairs_a_certificate_iam_holds_no_longer(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The IAM provider given an old certificate is repaired: the IdP's is put back, nothing
+    else written. Returns the repair run (for each IdP's tests: the AWS half is the same)."""
+    provider_arn = setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(sandbox, "iam")
+    held = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    old = with_another_certificate(held)
+
+    found, run, after = repaired(
+        sandbox,
+        setup,
+        lambda: iam.update_saml_provider(SAMLProviderArn=provider_arn, SAMLMetadataDocument=old),
+        "saml_provider",
+        skipped,
+    )
+
+    assert found == ["saml_provider:provider_certificate_mismatch"]
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider update"]
+    assert cloud_writes(run) == ["aws iam UpdateSAMLProvider"]
+    assert after == []
+    now = iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    assert (
+        parse_idp_metadata(now, check_dates=False).fingerprints
+        == parse_idp_metadata(held, check_dates=False).fingerprints
+    )
+    return run
+
+
+def repairs_a_detached_federation_policy(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The federation policy detached from the role is attached again, and only that."""
+    role = setup.steps.get(key="federation_role").outputs
+    iam = aws_client(sandbox, "iam")
+
+    found, run, after = repaired(
+        sandbox,
+        setup,
+        lambda: iam.detach_role_policy(RoleName=role["role_name"], PolicyArn=role["policy_arn"]),
+        "federation_role",
+        skipped,
+    )
+
+    assert found == ["federation_role:no_federation_permission"]
+    assert planned_writes(run) == ["federation_role iam_role update ['attach_policy']"]
+    assert cloud_writes(run) == ["aws iam AttachRolePolicy"]
+    assert after == []
+    attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
+    assert run.inputs["role_name"] == role["role_name"]
+    # The role's permission was the finding: its policy is not kept as it is.
+    assert "keep_policy_document" not in run.inputs
+    return run
+
+
+def repairs_a_trust_for_another_audience(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The role's trust, changed to another sign-in audience, is written again (its policy kept)."""
+    role = setup.steps.get(key="federation_role").outputs
+    iam = aws_client(sandbox, "iam")
+    trust = iam.get_role(RoleName=role["role_name"])["Role"]["AssumeRolePolicyDocument"]
+
+    found, run, after = repaired(
+        sandbox,
+        setup,
+        lambda: iam.update_assume_role_policy(
+            RoleName=role["role_name"], PolicyDocument=trusting_another_audience(trust)
+        ),
+        "federation_role",
+        skipped,
+    )
+
+    assert found == ["federation_role:role_trust_refuses"]
+    assert planned_writes(run) == ["federation_role iam_role update ['trust']"]
+    assert cloud_writes(run) == ["aws iam UpdateAssumeRolePolicy"]
+    assert "keep_trust_policy" not in run.inputs and run.inputs["keep_policy_document"] is True
+    assert after == []
+    return run
+
+
+def repairs_a_deleted_iam_provider(
+    sandbox: Sandbox, setup: SetupRun, skipped: frozenset[str] = ENTRA_SKIPPED
+) -> SetupRun:
+    """The IAM provider deleted is registered again under its own name (the same ARN)."""
+    provider_arn = setup.steps.get(key="saml_provider").outputs["provider_arn"]
+    iam = aws_client(sandbox, "iam")
+
+    found, run, after = repaired(
+        sandbox,
+        setup,
+        lambda: iam.delete_saml_provider(SAMLProviderArn=provider_arn),
+        "saml_provider",
+        skipped,
+    )
+
+    assert "saml_provider:provider_missing" in found
+    assert [w.split(" [")[0] for w in planned_writes(run)] == ["saml_provider saml_provider create"]
+    assert cloud_writes(run) == ["aws iam CreateSAMLProvider"]
+    assert after == []
+    assert iam.get_saml_provider(SAMLProviderArn=provider_arn)["SAMLMetadataDocument"]
+    return run

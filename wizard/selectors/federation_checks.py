@@ -13,7 +13,7 @@ from django.utils.translation import pgettext_lazy
 
 from provisioning.federation_check.fixes import ROTATION_FIXES, USERS_RUN_FIXES, console_steps
 from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
-from provisioning.federation_check.repair import fixable
+from provisioning.federation_check.repair import fixable, not_repaired_because
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.flows import ROTATION_FLOWS, USER_FLOWS
 from provisioning.models import FederationCheckRecord
@@ -146,4 +146,6 @@ def check_page(record: FederationCheckRecord) -> dict[str, Any]:
         # that found one is watched: provisioning/federation_watch.py, watch_from_check).
         "rotatable": record.watched_id is not None and result.idp in ROTATION_FLOWS,
         "users_run_url": users_run_url(record, result),
+        # Why not, when no flow can repair this federation (a custom Okta SAML app).
+        "not_repaired_because": not_repaired_because(result),
     }
