@@ -16,7 +16,9 @@ model, which a DESK_PHONE user needs), update_existing (false: existing users ar
 When the people come from an earlier step (an SSO setup) and none of these choices is given, the
 plan reads the instance's security and routing profiles (the instance exists by then: it may be
 made by an earlier step of the same run) and waits for the form to offer them; `setup_sso` gives
-the defaults instead (`headless_defaults`), so a plan file without them runs through.
+the defaults instead (`headless_defaults`), so a plan file without them runs through. The users
+plan keeps those choices (carried through the answers, read once for a plan file's), so the
+answers offered again for editing (a failed step) come with the profiles, not plain text fields.
 
 Every username is checked (provisioning/usernames.py) before any call: a refused person is listed
 with the reasons and left out, the others go ahead. The plan stores one row per person (a change
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 from django import forms
@@ -42,6 +44,7 @@ from django.utils.translation import gettext_lazy as _
 from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.steps.base import Plan, StepOutputs, register
+from provisioning.steps.inputs import carried_choices
 from provisioning.user_changes.instance import profile_names, saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
@@ -86,9 +89,12 @@ class ChoicesPlan(Plan):
 
 @dataclass
 class ConnectUsersPlan(UserChangesPlan):
-    """A users plan that also says, in a sentence, what every user gets."""
+    """A users plan that also says, in a sentence, what every user gets, and keeps the choices
+    the answers were made from (the instance's profiles, who the people are), so that its
+    answers, offered again for editing (a failed step, a plan that waits again), come with them."""
 
     chosen: str = ""
+    user_choices: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,9 +133,12 @@ class ConnectUsersForm(forms.Form):
     and the people, when no earlier step brought them."""
 
     # The run page builds this form with the plan it waits on (the choices come from it);
-    # without a plan it takes names as text, so a plan file's answers are checked at once.
+    # without a plan it takes names as text, so a plan file's answers are checked at once. The
+    # plan keeps the choices under this key, and submitting the answers keeps them
+    # (inputs.kept_choices).
     takes_plan = True
     checks_without_plan = True
+    choices_key = "user_choices"
 
     people_csv = forms.CharField(
         label=_("People (CSV)"),
@@ -177,7 +186,7 @@ class ConnectUsersForm(forms.Form):
     ) -> None:
         # What else Django's Form takes (prefix, auto_id, …) passes through untouched.
         initial = dict(initial or {})
-        choices = (plan or {}).get("user_choices") or {}
+        choices = (plan or {}).get(self.choices_key) or {}
         super().__init__(data, files, initial=initial, **kwargs)
         self.people_count = choices.get("people_count")
         self.usernames = [str(name) for name in choices.get("usernames") or []]
@@ -412,13 +421,15 @@ class ConnectUsers(UsersStep):
             return ChoicesPlan(needs_input=True, user_choices=_choices(ctx, raw))
         people = people_of(ctx)
         assert people is not None
-        plan = plan_user_changes(ctx, people)
+        plan = cast(ConnectUsersPlan, plan_user_changes(ctx, people, plan_class=ConnectUsersPlan))
         # Everyone gets the same choices unless a plan file's list gives some their own.
         own = any(any(key in entry for key in CHOICE_KEYS) for entry in raw)
-        return ConnectUsersPlan(
-            **{item.name: getattr(plan, item.name) for item in fields(plan)},
-            chosen="" if own else chosen_sentence(ctx.inputs),
+        plan.chosen = "" if own else chosen_sentence(ctx.inputs)
+        # As the form offers them: the people are asked for unless an earlier step brought them.
+        plan.user_choices = carried_choices(
+            ConnectUsers, ctx, lambda: _choices(ctx, raw if from_earlier_step else None)
         )
+        return plan
 
     def apply(self, ctx: StepContext) -> ConnectUsersOutputs:
         return apply_user_changes(ctx, lambda: self.plan(ctx), ConnectUsersOutputs)

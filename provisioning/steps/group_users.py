@@ -54,6 +54,7 @@ from provisioning.steps.entra_claims import (
     EntraClaimsOutputs,
 )
 from provisioning.steps.federation_role import FederationRoleOutputs
+from provisioning.steps.inputs import carried_choices
 from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.okta_assignments import (
     DEFAULT_TEMPLATE,
@@ -454,13 +455,11 @@ def _choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
 
 
 def _kept_choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
-    """The choices a users plan keeps for its answers' form: those the mapping was picked from,
-    carried on from the plan that read them (no cloud call); read here only for answers nobody
-    picked from them (a plan file's, a resumed step's), and never for a sync, which has no form."""
-    carried = dict(ctx.plan.get(GroupUsersForm.choices_key) or {})
-    if carried or ctx.inputs.get("sync_id"):
-        return carried
-    return _choices(ctx, directory)
+    """The choices a users plan keeps for its answers' form (inputs.carried_choices), never read
+    for a sync, which has no form."""
+    return carried_choices(
+        GroupUsers, ctx, lambda: {} if ctx.inputs.get("sync_id") else _choices(ctx, directory)
+    )
 
 
 def _people(directory: _Directory, rows: list[tuple[GroupRow, dict[str, Any]]]) -> list[Person]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -44,6 +44,18 @@ def kept_choices(step_class: type[Step] | None, plan: dict[str, Any]) -> dict[st
     form_class = step_class.form_class if step_class is not None else None
     key = str(getattr(form_class, "choices_key", "") or "")
     return {key: plan[key]} if key and plan.get(key) else {}
+
+
+def carried_choices(
+    step_class: type[Step], ctx: StepContext, read: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The choices a plan made from the answers keeps for its form (under its `choices_key`):
+    those the answers were picked from, carried on from the plan that read them (kept_choices:
+    no cloud call); `read` only for answers nobody picked from them (a plan file's, a step
+    planned again from nothing), so the answers, offered again for editing (a failed step, a
+    plan that waits again), never come with an empty picker."""
+    carried = next(iter(kept_choices(step_class, ctx.plan).values()), None)
+    return dict(carried) if carried else read()
 
 
 def clean_step_inputs(step_class: type[Step], answers: Mapping[str, Any]) -> dict[str, Any]:

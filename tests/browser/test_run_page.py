@@ -3,7 +3,9 @@ Entra, an Okta and a users run, at each phase (planned and needing an answer, ap
 by the sign-in test, succeeded, failed, rolled back), in English and in Japanese, with a full-page
 screenshot of each at tests/artifacts/run-page/<setup>-<phase>-<lang>.png. The runs are real ones
 made headless against the sandbox; the other phases are copies of them moved back. At each
-screenshot the page must show the phase's badge and chain link state, in the page's language."""
+screenshot the page must show the phase's badge and chain link state, in the page's language.
+Also: an Okta users run's group picker at 1280 and 390 px (<...>-picker-<width>-<lang>.png), and
+the Connect users step's answers offered again (entra-connect_users-<phase>-<lang>.png)."""
 
 from __future__ import annotations
 
@@ -144,6 +146,28 @@ def runs(sandbox: Sandbox, settings: Any, tmp_path: Path) -> dict[str, SetupRun]
 
 
 @pytest.fixture
+def okta_users(runs: dict[str, SetupRun], tmp_path: Path) -> SetupRun:
+    """A users run from Okta groups for the Okta run's instance, as the Entra users example."""
+    text = (EXAMPLES / "entra-sandbox-users.toml").read_text()
+    path = tmp_path / "okta-users.toml"
+    path.write_text(
+        "\n".join(
+            f'alias = "{runs["okta"].instance_alias}"'
+            if line.startswith("alias = ")
+            else 'flow = "okta_users"'
+            if line.startswith("flow = ")
+            else 'idp = "Sandbox Okta"'
+            if line.startswith("idp = ")
+            else line
+            for line in text.splitlines()
+            if not line.startswith("username_source = ")
+        )
+        + "\n"
+    )
+    return _setup_sso(path)
+
+
+@pytest.fixture
 def browser() -> Iterator[Browser]:
     User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -232,6 +256,64 @@ def _reads_well(page: Page, kind: str, phase: str, language: str) -> None:
         expect(page.locator(".warning").filter(has_text="割り当てると")).to_have_count(1)
 
 
+# The width a select takes where it stands; the width it takes out of the flow with no width
+# limit (its longest option and the arrow, in the same font); and the room its table's frame has.
+SELECT_FIT_JS = """(select) => {
+  const alone = select.cloneNode(true);
+  alone.style.cssText = "position: absolute; left: 0; top: 0; max-width: none; width: auto";
+  select.parentElement.appendChild(alone);
+  const natural = alone.getBoundingClientRect().width;
+  alone.remove();
+  const cell = getComputedStyle(select.parentElement);
+  const frame = select.closest(".table-wrap").clientWidth;
+  const room = frame - parseFloat(cell.paddingLeft) - parseFloat(cell.paddingRight);
+  const table = select.closest(".table-wrap");
+  const overflow = table.scrollWidth - table.clientWidth;
+  return {placed: select.getBoundingClientRect().width, natural, room, overflow};
+}"""
+PHONE = {"width": 390, "height": 844}
+
+
+def _group_picker_fits(page: Page, shots: Path, kind: str, phase: str, language: str) -> None:
+    """The group select is as wide as its longest option (it was cut at 18rem: Okta's role group
+    "aws#…", a count's "（4 人）" in Japanese), up to the picker's width, at a laptop's width and
+    a phone's; at a laptop's the mapping also fits without scrolling. Screenshots of both."""
+    card = page.locator("#step-group_users")
+    for name, viewport in (("1280", SCREEN), ("390", PHONE)):
+        page.set_viewport_size(viewport)
+        if phase == "failed":
+            card.locator("details.step-answers").evaluate("details => { details.open = true; }")
+        card.locator(".mapping").screenshot(
+            path=str(shots / f"{kind}-{phase}-picker-{name}-{language}.png")
+        )
+        for row in range(2):
+            group = card.locator(f'select[name="step-group_users-groups-{row}-group"]')
+            fit = group.evaluate(SELECT_FIT_JS)
+            wanted = min(fit["natural"], fit["room"])
+            where = f"{kind}-{phase}-{language}-{name}-row{row}"
+            assert fit["placed"] >= wanted - 0.5, f"{where}: {fit}"
+            if viewport == SCREEN:
+                assert fit["overflow"] <= 0, f"{where}: the mapping scrolls sideways: {fit}"
+    page.set_viewport_size(SCREEN)
+
+
+def _offers_connect_users_choices(page: Page, phase: str) -> None:
+    """The Connect users step's answers offered again (a plan waiting again, a failed step) come
+    with the instance's profiles, the plan file's ticked, not text fields and a people list to
+    type: the assignments step brought the people (issue 13)."""
+    card = page.locator("#step-connect_users")
+    if phase == "failed":
+        card.locator("details.step-answers summary").click()
+    expect(card.locator("form.step-form")).to_be_visible()
+    profiles = card.locator('input[name="step-connect_users-security_profiles"]')
+    assert profiles.count() > 1, f"{phase}: no security profiles to tick"
+    expect(profiles.and_(page.locator('[value="Admin"]'))).to_be_checked()
+    expect(profiles.and_(page.locator('[value="Agent"]'))).not_to_be_checked()
+    routing = card.locator('select[name="step-connect_users-routing_profile"]')
+    expect(routing).to_have_value("Basic Routing Profile")
+    expect(card.locator('[name="step-connect_users-people_csv"]')).to_have_count(0)
+
+
 def _height(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollHeight"))
 
@@ -254,6 +336,7 @@ def _expect_phase(page: Page, run: SetupRun, phase: str, link: str, language: st
 @pytest.mark.parametrize("language", ["en", "ja"])
 def test_it_shows_each_phase_of_each_kind_of_run(
     runs: dict[str, SetupRun],
+    okta_users: SetupRun,
     browser: Browser,
     live_server: Any,
     artifacts_dir: Path,
@@ -275,5 +358,19 @@ def test_it_shows_each_phase_of_each_kind_of_run(
             _reads_well(page, kind, phase, language)
             page.screenshot(path=str(shots / f"{kind}-{phase}-{language}.png"), full_page=True)
             heights[f"{kind}-{phase}"] = _height(page)
+    # Okta lists each group with its number of people: the longest options of a group picker.
+    for phase in ("needs-answer", "failed"):
+        shown = _copy_at(okta_users, phase, "group_users")
+        page.goto(f"{page.base_url}/runs/{shown.pk}/")  # type: ignore[attr-defined]
+        _group_picker_fits(page, shots, "okta-users", phase, language)
+    # The Connect users step stopped at, as the SSO setup's plan file answered it.
+    for phase in ("needs-answer", "failed"):
+        shown = _copy_at(runs["entra"], phase, "connect_users")
+        page.goto(f"{page.base_url}/runs/{shown.pk}/")  # type: ignore[attr-defined]
+        _expect_phase(page, shown, phase, "connect_users", language)
+        _offers_connect_users_choices(page, phase)
+        page.locator("#step-connect_users").screenshot(
+            path=str(shots / f"entra-connect_users-{phase}-{language}.png")
+        )
     print(f"run page heights ({language}): {heights}")  # noqa: T201 - the report's figures
     assert heights["entra-succeeded"] <= TWO_SCREENS_PX, heights

@@ -5,6 +5,7 @@ quota checked first, and rollback deleting only what the run created."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from dataclasses import replace
 from typing import Any
@@ -13,9 +14,16 @@ import pytest
 
 from provisioning.errors import PermanentError
 from provisioning.messages import render
-from provisioning.models import RunStatus, StepRun, UserChange, UserChangeSet
+from provisioning.models import (
+    RunStatus,
+    SetupRun,
+    StepRun,
+    StepStatus,
+    UserChange,
+    UserChangeSet,
+)
 from provisioning.runs import admin_moves
-from provisioning.steps.connect_users import ConnectUsers, parse_people_csv
+from provisioning.steps.connect_users import ConnectUsers, ConnectUsersForm, parse_people_csv
 from provisioning.user_changes.instance import USERS_PER_INSTANCE_QUOTA
 from sandbox.server import Sandbox
 from tests.engine.runs import (
@@ -425,3 +433,54 @@ def test_a_desk_phone_without_each_persons_number_is_refused_per_person(
     refused = rows(run, "refused")[0]
     assert refused.username == GOOD[1]["username"]
     assert any("E.164" in str(render(reason)) for reason in refused.details["reasons"])
+
+
+def test_its_answers_stay_editable_with_the_instances_profiles_once_submitted(
+    aws_connection: Any, instance: dict[str, Any], sandbox: Sandbox
+) -> None:
+    """Issue 13: the answers offered again (a failed step, retried, a plan waiting again) come
+    with the instance's profiles to choose from, the submitted ones ticked, not plain text
+    fields (and no people list to type: the assignments step brought them)."""
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+    asked = STEP.plan(assigned(run)).to_json()
+    step = StepRun.objects.get(run=run, key="connect_users")
+    step.status, step.plan = StepStatus.PLANNED, asked
+    step.save()
+    SetupRun.objects.filter(pk=run.pk).update(status=RunStatus.WAITING)
+    chosen = {
+        "security_profiles": ["CallCenterManager"],
+        "routing_profile": "Basic Routing Profile",
+    }
+    admin_moves.step_submit_inputs(
+        user=None, run_id=run.pk, step_key="connect_users", inputs=chosen, enqueue=False
+    )
+    step.refresh_from_db()
+    # Only one more user fits the instance: the plan fails, and the runner keeps the step's plan
+    # as the answers left it; the page offers the answers for editing, and a retry keeps them.
+    quotas = sandbox.apps["aws"].service_quotas
+    quotas._values[("ap-northeast-1", USERS_PER_INSTANCE_QUOTA, instance["Arn"])] = 1
+    with pytest.raises(PermanentError):
+        STEP.plan(replace(assigned(run), plan=dict(step.plan)))
+    StepRun.objects.filter(pk=step.pk).update(status=StepStatus.FAILED)
+    SetupRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+    form = ConnectUsersForm(plan=step.plan, initial=step.inputs, prefix="step-connect_users")
+    failed_plan = dict(step.plan)
+    admin_moves.run_retry_step(user=None, run_id=run.pk, step_key="connect_users", enqueue=False)
+    step.refresh_from_db()
+    # With room again, the users plan carries the choices on, for a failure after it.
+    quotas._values[("ap-northeast-1", USERS_PER_INSTANCE_QUOTA, instance["Arn"])] = 10
+    users_plan = STEP.plan(replace(assigned(run), plan=dict(step.plan))).to_json()
+    # A plan file's answers were picked from nothing: the plan reads the choices itself.
+    from_file = STEP.plan(assigned(run, **chosen)).to_json()
+
+    assert asked["user_choices"]["security_profiles"] == SANDBOX_PROFILES
+    assert failed_plan == step.plan == {"user_choices": asked["user_choices"]}
+    assert users_plan["counts"]["create"] == len(GOOD)
+    assert users_plan["user_choices"] == asked["user_choices"]
+    assert from_file["user_choices"] == asked["user_choices"]
+    assert form.fields["security_profiles"].choices == [(n, n) for n in SANDBOX_PROFILES]  # type: ignore[attr-defined]
+    assert "people_csv" not in form.fields
+    html = str(form)
+    assert re.search(r'value="CallCenterManager"[^>]*checked', html), html
+    assert not re.search(r'value="Agent"[^>]*checked', html), html
+    assert '<option value="Basic Routing Profile" selected>' in html
