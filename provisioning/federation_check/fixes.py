@@ -25,13 +25,13 @@ USERS_RUN_FIXES = frozenset(
         "user_nobody_signs_in_as",
     }
 )
-# Where in the IdP's console the admin switches an app back on: the wizard never does it for
-# them, since turning sign-in on for a whole app is the IdP admin's decision. Entra: "Disable
-# user sign-in for an application" (learn.microsoft.com, entra-docs disable-user-sign-in-
-# portal.md: Enterprise applications → the app → Properties → "Enabled for users to
-# sign-in?"); Okta: "Deactivate app integrations" (help.okta.com apps-deactivate.htm: "To
-# reactivate an app, open the dropdown menu that's beside the integration, and then select
-# Activate").
+# Where in the IdP's console the admin switches an app back on, when Repair does not (it
+# activates Okta's AWS app in a plan the admin confirms; it never enables an Entra app).
+# Entra: "Disable user sign-in for an application" (learn.microsoft.com, entra-docs
+# disable-user-sign-in-portal.md: Enterprise applications → the app → Properties → "Enabled
+# for users to sign-in?"); Okta: "Deactivate app integrations" (help.okta.com
+# apps-deactivate.htm: "To reactivate an app, open the dropdown menu that's beside the
+# integration, and then select Activate").
 CONSOLE_STEPS: dict[tuple[str, str], Promise] = {
     ("app_disabled", "entra"): _(
         "In the Microsoft Entra admin center: Enterprise applications → All applications → the "

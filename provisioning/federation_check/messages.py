@@ -64,10 +64,7 @@ TEXTS: dict[str, FindingText] = {
     "app_disabled": FindingText(
         _("The app %(name)s is disabled."),
         _("The IdP refuses every sign-in to a disabled app before AWS sees it."),
-        _(
-            "Enable the app in the IdP's admin console: the wizard never switches an app on for "
-            "your users by itself."
-        ),
+        _("Enable the app in the IdP's admin console."),
     ),
     "app_not_saml": FindingText(
         _("The app signs on with %(mode)s, not SAML."),

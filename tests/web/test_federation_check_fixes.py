@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from provisioning.federation_check.fixes import CONSOLE_STEPS
@@ -25,6 +26,7 @@ from provisioning.models import (
     SetupRun,
     WatchedFederation,
 )
+from provisioning.okta.aws_app import AWS_APP_NAME
 from tests.web.factories import make_connection
 from wizard.roles import OPERATOR, VIEWER, role_group
 
@@ -52,7 +54,9 @@ def user(name: str, role: str) -> User:
     return made
 
 
-def check_record(idp: str = "entra", *, watched: bool = True) -> FederationCheckRecord:
+def check_record(
+    idp: str = "entra", *, watched: bool = True, read: dict[str, Any] | None = None
+) -> FederationCheckRecord:
     result = FederationCheck(
         aws_connection="Prod AWS",
         region="ap-northeast-1",
@@ -62,6 +66,7 @@ def check_record(idp: str = "entra", *, watched: bool = True) -> FederationCheck
         app_id="app-contoso",
         instance_id=INSTANCE_ID,
         instance_alias="contact-center",
+        read=dict(read or {}),
     )
     for link in result.links:
         link.state = LinkState.OK
@@ -117,11 +122,24 @@ def test_an_operator_sees_each_fix_next_to_only_the_findings_it_fixes(idp: str) 
         "instance_not_saml": set(),
     }
     assert str(CONSOLE_STEPS[("app_disabled", idp)]) in items["app_disabled"]
-    assert (
-        _("the wizard never switches an app on for your users by itself.") in items["app_disabled"]
-    )
+    assert escape(_("Enable the app in the IdP's admin console.")) in items["app_disabled"]
     assert reverse("federation_check_rotate", args=[record.pk]) in items["certificate_expiring"]
     assert 'name="csrfmiddlewaretoken"' in items["certificate_expiring"]
+
+
+def test_repair_activates_a_disabled_okta_aws_app_so_no_console_steps_show() -> None:
+    """Repair activates Okta's AWS app in a plan the admin confirms, so the page does not also
+    send them to the console for it."""
+    record = check_record("okta", read={"okta_app_name": AWS_APP_NAME, "use_group_mapping": True})
+    client = Client()
+    client.force_login(user("operator", OPERATOR))
+
+    items = findings_html(
+        client.get(reverse("federation_check", args=[record.pk])).content.decode()
+    )
+
+    assert CONSOLE not in items["app_disabled"]
+    assert _("Repair fixes this.") in items["app_disabled"]
 
 
 @pytest.mark.parametrize("idp", ["entra", "okta"])

@@ -98,7 +98,9 @@ def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
             "code": finding.code,
             "repaired": finding.code in repaired,
             "fixed_by": _other_fix(finding.code),
-            "console": console_steps(finding.code, result.idp),
+            # Where in the IdP's console, unless Repair does it (Okta's AWS app: activated in
+            # the plan the admin confirms).
+            "console": "" if finding.code in repaired else console_steps(finding.code, result.idp),
             "link": finding.link,
             "link_label": LINK_LABELS[finding.link],
             "severity": finding.severity,
