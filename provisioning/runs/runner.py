@@ -47,6 +47,7 @@ from django.utils.translation import gettext_noop
 from provisioning.audit import (
     AuditScope,
     batched_finishes,
+    reads_riding_along,
     record_state_change,
     record_state_changes,
 )
@@ -522,7 +523,7 @@ def _planned_and_claimed(run: SetupRun, step: StepRun, worker: str, stored: dict
     changed, and the caller saves the plan the usual way."""
     now = timezone.now()
     running = SetupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
-    with transaction.atomic():
+    with reads_riding_along(), transaction.atomic():
         updated = (
             StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker)
             .filter(Exists(running))
