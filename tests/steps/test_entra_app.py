@@ -100,7 +100,8 @@ def _searches_by_name(run: SetupRun) -> int:
     requests = AuditEvent.objects.filter(
         run=run, kind=AuditKind.CALL_STARTED, operation="GET /applications"
     ).values_list("request", flat=True)
-    return sum("displayName" in str(request.get("query", {}).get("$filter")) for request in requests)
+    filters = [str(request.get("query", {}).get("$filter")) for request in requests]
+    return sum("displayName" in query_filter for query_filter in filters)
 
 
 def test_it_finds_the_app_an_attempt_instantiated_before_its_worker_died_unanswered(
