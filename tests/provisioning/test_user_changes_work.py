@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from provisioning.models import RunStatus, SetupRun, UserChange, UserChangeSet
 from provisioning.steps.connect_users import ConnectUsers
+from provisioning.user_changes.progress import change_set_progress
 from provisioning.user_changes.work import work_on
 from sandbox.knobs import Knobs
 from tests.engine.runs import succeeded_calls
@@ -161,8 +162,6 @@ def test_a_helper_stops_when_the_run_is_cancelled(
 def test_its_progress_counts_the_changes_and_workers_of_the_rate_window_only(
     aws_connection: Any, instance: dict[str, Any], settings: Any
 ) -> None:
-    from provisioning.user_changes.progress import change_set_progress
-
     _, change_set = planned(aws_connection, instance, 4)
     now = timezone.now()
     window = timedelta(seconds=settings.WIZARD_PROGRESS_RATE_WINDOW_S)
