@@ -6,10 +6,11 @@ leaves a trace), and a "call_finished" row with the outcome and duration after i
 GET, or an AWS Describe/Get/List/Search) wait for the next row this thread writes and go into
 the same INSERT, or are written when the block ends, however it ends: a read changes nothing in
 the cloud, so its rows witness nothing a crashed run needs to find what it made, and a phase's
-reads cost no commit of their own. The rows of every other call are written at once, the
-started row before the call goes out and the finished row after it: they are what a crashed run
-reads to find what it made. Nothing reaches a row before `provisioning.redaction` has masked its
-secrets.
+reads cost no commit of their own. A move of a step or a run (`reads_riding_along()` around its
+transaction) takes them into its state row's INSERT, in its commit. The rows of every other call
+are written at once, the started row before the call goes out and the finished row after it: they
+are what a crashed run reads to find what it made. Nothing reaches a row before
+`provisioning.redaction` has masked its secrets.
 """
 
 from __future__ import annotations
@@ -81,10 +82,21 @@ def _insert(rows: list[AuditEvent]) -> None:
     manager._insert(rows, fields=fields, using=router.db_for_write(AuditEvent))
 
 
+def _riding(rows: list[AuditEvent]) -> list[AuditEvent]:
+    """`rows`, after the reads' rows riding along with this block's first write
+    (reads_riding_along), which then ride no further."""
+    riding = getattr(_batch, "riding", None)
+    if not riding:
+        return rows
+    _batch.riding = []
+    return [*riding, *rows]
+
+
 def _write(scope: AuditScope, **fields: Any) -> None:
     """Write one row; outside a transaction, the reads' rows waiting in this thread go
-    into the same INSERT (inside one they wait on: a rollback would take them with it)."""
-    rows = [_row(scope, **fields)]
+    into the same INSERT (inside one they wait on: a rollback would take them with it, unless
+    reads_riding_along() holds them for the block's commit)."""
+    rows = _riding([_row(scope, **fields)])
     pending = getattr(_batch, "pending", None)
     if pending and not transaction.get_connection(router.db_for_write(AuditEvent)).in_atomic_block:
         rows = [*pending, *rows]
@@ -116,6 +128,33 @@ def batched_finishes() -> Iterator[None]:
             flush_finishes()
         finally:
             _batch.pending = None
+
+
+@contextmanager
+def reads_riding_along() -> Iterator[None]:
+    """Around a transaction block that writes a state row (a move of a step or a run): the reads'
+    rows waiting in this thread go into that row's INSERT and commit with it, instead of costing a
+    statement of their own at the end of batched_finishes(). If the block writes nothing or
+    fails (its rollback took them), they wait again. Inside an outer transaction they wait as
+    before: its later rollback would take them away unseen."""
+    pending = getattr(_batch, "pending", None)
+    connection = transaction.get_connection(router.db_for_write(AuditEvent))
+    if not pending or connection.in_atomic_block:
+        yield
+        return
+    riding = list(pending)
+    pending.clear()
+    _batch.riding = riding
+    try:
+        yield
+    except BaseException:
+        pending[:0] = riding
+        raise
+    else:
+        if _batch.riding:
+            pending[:0] = riding
+    finally:
+        _batch.riding = None
 
 
 def start_call(
@@ -233,7 +272,7 @@ def record_state_changes(
     transaction that makes them."""
     rows = [_row(scope, **_state_fields(kind, old, new, "")) for old, new in changes if old != new]
     if rows:
-        _insert(rows)
+        _insert(_riding(rows))
 
 
 def _state_fields(

@@ -62,6 +62,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -614,24 +615,46 @@ def ids_made_by_run(scope: AuditScope, collection: str) -> list[str]:
     return [made_id for made_id in made if made_id.casefold() not in deleted]
 
 
-def instantiated_application_ids(scope: AuditScope) -> list[str]:
-    """The ids of the applications this run's instantiate calls made (the audit rows keep the
-    answer's application.id), oldest first: the apps it made, even if it crashed before recording
-    one."""
+@dataclass(frozen=True)
+class InstantiateCalls:
+    """This run's calls instantiating an app from a template, as its audit rows keep them."""
+
+    # The ids of the applications the answered ones made (the rows keep the answer's
+    # application.id), oldest first: the apps it made, even if it crashed before recording one.
+    application_ids: list[str]
+    # Whether one went out at all: its "call_started" row is committed before the call leaves
+    # (audit.start_call), so without one no attempt of this run can have made an app.
+    any_went_out: bool
+
+
+def instantiate_calls(scope: AuditScope) -> InstantiateCalls:
+    """This run's instantiate calls (one read of the audit log)."""
     if scope.run_id is None:
-        return []
-    answers = (
-        _succeeded_calls(scope)
-        .filter(
-            operation__startswith="POST /applicationTemplates/", operation__endswith="/instantiate"
+        return InstantiateCalls([], any_went_out=False)
+    rows = (
+        AuditEvent.objects.filter(
+            run_id=scope.run_id,
+            cloud=Cloud.ENTRA.value,
+            service="graph",
+            kind__in=[AuditKind.CALL_STARTED, AuditKind.CALL_FINISHED],
+            operation__startswith="POST /applicationTemplates/",
+            operation__endswith="/instantiate",
         )
         .order_by("at", "pk")
+        .values_list("kind", "outcome", "response")
     )
-    return [
-        str(response["application.id"])
-        for response in answers.values_list("response", flat=True)
-        if isinstance(response, dict) and isinstance(response.get("application.id"), str)
-    ]
+    application_ids: list[str] = []
+    any_went_out = False
+    for kind, outcome, response in rows:
+        any_went_out = True
+        if (
+            kind == AuditKind.CALL_FINISHED
+            and outcome == AuditOutcome.OK
+            and isinstance(response, dict)
+            and isinstance(response.get("application.id"), str)
+        ):
+            application_ids.append(str(response["application.id"]))
+    return InstantiateCalls(application_ids, any_went_out=any_went_out)
 
 
 def is_replicating(scope: AuditScope, object_id: str) -> bool:

@@ -1,6 +1,7 @@
 """The two moves every status change of a run or a step goes through, the worker's (runner.py)
 and the admin's (admin_moves.py) alike: one UPDATE guarded on the status as it was read, with its
-audit row in the same transaction. 0 rows means someone else moved it first."""
+audit row in the same transaction (and the rows of the reads made since the last row written,
+audit.reads_riding_along). 0 rows means someone else moved it first."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from provisioning.audit import AuditScope, record_state_change
+from provisioning.audit import AuditScope, reads_riding_along, record_state_change
 from provisioning.models import AuditKind, SetupRun, StepRun
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def move_run(
     """Move the run from `from_status` (the status it was read with, by default) to `to_status`,
     setting `fields`, in the caller's transaction or its own. The object follows when it moved."""
     old = run.status if from_status is None else from_status
-    with transaction.atomic():
+    with reads_riding_along(), transaction.atomic():
         moved = SetupRun.objects.filter(pk=run.pk, status=old).update(
             status=to_status, updated_at=timezone.now(), **fields
         )
@@ -80,7 +81,7 @@ def move_step(
     who holds it too: `held_by` is the worker whose claim the move ends (released with it), ""
     for an admin's move of a step no worker holds."""
     now = timezone.now()
-    with transaction.atomic():
+    with reads_riding_along(), transaction.atomic():
         moved = StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=held_by).update(
             status=to_status, claimed_by="", claimed_at=None, updated_at=now, **fields
         )

@@ -47,6 +47,7 @@ from django.utils.translation import gettext_noop
 from provisioning.audit import (
     AuditScope,
     batched_finishes,
+    reads_riding_along,
     record_state_change,
     record_state_changes,
 )
@@ -159,26 +160,35 @@ def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
             move_run(
                 run, RunStatus.RUNNING, worker_scope(run, worker), from_status=RunStatus.PENDING
             )
-        step = run.steps.exclude(status__in=STEP_DONE).order_by("position").first()
-        if step is None:
+        # One read of the run's steps gives the step to work on, the outputs of the steps before
+        # it (done: nothing changes them while this one runs) and whether any comes after it.
+        steps = list(run.steps.order_by("position"))
+        index = next((i for i, s in enumerate(steps) if s.status not in STEP_DONE), None)
+        if index is None:
             _finish_run(run, worker)
             return None
+        step = steps[index]
+        earlier = {done.key: done.outputs for done in steps[:index]}
         # Plans, warnings and messages are written in the language of the admin who started it.
         with translation.override(run.language):
-            outcome = _advance_step(run, step, worker)
+            outcome = _advance_step(run, step, worker, earlier)
         if outcome == _CONTINUE:
             continue
         if outcome == StepStatus.SUCCEEDED:
             # One step per call (other runs get a turn, and the task stays far below its limit):
             # the next call reads the run afresh. After the last step, this call reads it
-            # again and finishes the run.
-            if run.steps.exclude(status__in=STEP_DONE).exists():
+            # again and finishes the run (a step after this one that was done when read stays
+            # done: only this worker moves the run's steps on).
+            if any(later.status not in STEP_DONE for later in steps[index + 1 :]):
                 return NOW
             continue
         return outcome  # type: ignore[return-value]
 
 
-def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+def _advance_step(
+    run: SetupRun, step: StepRun, worker: str, earlier: dict[str, dict[str, Any]]
+) -> float | str | None:
+    """`earlier`: the outputs of the run's steps before this one, by key, as just read."""
     status = step.status
     if status == StepStatus.FAILED:
         _fail_run(run, {**step.error, "step": step.key})
@@ -188,10 +198,10 @@ def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | No
             _wait_for_admin(run, step, worker)
             return None
         claimed = _claim(run, step, worker, to_status=StepStatus.APPLYING)
-        return _apply(run, claimed, worker) if claimed else None
+        return _apply(run, claimed, worker, earlier=earlier) if claimed else None
     if status == StepStatus.PENDING:
         claimed = _claim(run, step, worker, to_status=StepStatus.PLANNING)
-        return _plan_or_skip(run, claimed, worker) if claimed else None
+        return _plan_or_skip(run, claimed, worker, earlier) if claimed else None
     if status in (StepStatus.PLANNING, StepStatus.APPLYING):
         if step.claimed_by:
             if not _claim_is_stale(step):
@@ -202,8 +212,8 @@ def _advance_step(run: SetupRun, step: StepRun, worker: str) -> float | str | No
         if claimed is None:
             return None
         if status == StepStatus.PLANNING:
-            return _plan_or_skip(run, claimed, worker)
-        return _apply(run, claimed, worker)
+            return _plan_or_skip(run, claimed, worker, earlier)
+        return _apply(run, claimed, worker, earlier=earlier)
     logger.warning("Run %s: step %s is %s; nothing to do.", run.pk, step.key, status)
     return None
 
@@ -354,17 +364,24 @@ def _release(step: StepRun, worker: str, **fields: Any) -> bool:
 
 
 def _context(
-    run: SetupRun, step: StepRun, worker: str, planned_by: StepContext | None = None
+    run: SetupRun,
+    step: StepRun,
+    worker: str,
+    planned_by: StepContext | None = None,
+    earlier: dict[str, dict[str, Any]] | None = None,
 ) -> StepContext:
     """The context of a step's phase. `planned_by`: the plan's, made a moment ago in this call
     with nothing written by another phase since, for the apply that follows it: apply gets what
     the plan read (read_by_plan), and the earlier steps' outputs and the connections as the plan
-    loaded them (earlier steps are done: nothing changes their outputs while this one runs)."""
+    loaded them (earlier steps are done: nothing changes their outputs while this one runs).
+    `earlier`: those outputs as this call read them with the step (else read here)."""
     if planned_by is not None:
         outputs = planned_by.outputs
+    elif earlier is not None:
+        outputs = earlier
     else:
-        earlier = run.steps.filter(position__lt=step.position).order_by("position")
-        outputs = {earlier_step.key: earlier_step.outputs for earlier_step in earlier}
+        before = run.steps.filter(position__lt=step.position).order_by("position")
+        outputs = {earlier_step.key: earlier_step.outputs for earlier_step in before}
     ctx = StepContext(
         run_id=run.pk,
         step_key=step.key,
@@ -409,12 +426,14 @@ def _missing_step_error(step: StepRun) -> dict[str, Any]:
     }
 
 
-def _plan(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+def _plan(
+    run: SetupRun, step: StepRun, worker: str, earlier: dict[str, dict[str, Any]] | None = None
+) -> float | str | None:
     implementation = _step_class(step)
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
-    ctx = _context(run, step, worker)
+    ctx = _context(run, step, worker, earlier=earlier)
     problems = stored_input_problems(implementation, ctx)
     try:
         plan = implementation.plan(ctx) if problems is None else implementation.input_plan(ctx)
@@ -439,11 +458,13 @@ def _input_error(problems: list[str]) -> dict[str, Any]:
     }
 
 
-def _plan_or_skip(run: SetupRun, step: StepRun, worker: str) -> float | str | None:
+def _plan_or_skip(
+    run: SetupRun, step: StepRun, worker: str, earlier: dict[str, dict[str, Any]] | None = None
+) -> float | str | None:
     flow = FLOWS.get(run.flow_key)
     because = flow.skipped_because(step.key, run.inputs) if flow else ""
     if not (flow and because):
-        return _plan(run, step, worker)
+        return _plan(run, step, worker, earlier)
     return _skip(run, step, worker, Message(because))
 
 
@@ -522,7 +543,7 @@ def _planned_and_claimed(run: SetupRun, step: StepRun, worker: str, stored: dict
     changed, and the caller saves the plan the usual way."""
     now = timezone.now()
     running = SetupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
-    with transaction.atomic():
+    with reads_riding_along(), transaction.atomic():
         updated = (
             StepRun.objects.filter(pk=step.pk, status=step.status, claimed_by=worker)
             .filter(Exists(running))
@@ -554,17 +575,21 @@ def _planned_and_claimed(run: SetupRun, step: StepRun, worker: str, stored: dict
 
 
 def _apply(
-    run: SetupRun, step: StepRun, worker: str, planned_by: StepContext | None = None
+    run: SetupRun,
+    step: StepRun,
+    worker: str,
+    planned_by: StepContext | None = None,
+    earlier: dict[str, dict[str, Any]] | None = None,
 ) -> float | str | None:
     """Apply and verify the step. `planned_by`: the context of the plan made a moment ago in this
     call (the step's own, applied at once; or the re-check of a confirmed plan), whose reads
-    apply may use."""
+    apply may use. `earlier`: the earlier steps' outputs as this call read them."""
     implementation = _step_class(step)
     if implementation is None:
         _fail_step(run, step, worker, _missing_step_error(step))
         return None
     if _confirmed_plan_unchecked(implementation, step):
-        recheck = _context(run, step, worker)
+        recheck = _context(run, step, worker, earlier=earlier)
         try:
             fresh = _stored_plan(run, implementation.plan(recheck))
         except BaseException as exc:  # noqa: BLE001 - sorted into wait / retry / failure below
@@ -578,7 +603,7 @@ def _apply(
         # The re-check read the cloud as it is now: apply goes on from there, as after a plan
         # applied at once.
         planned_by = recheck
-    ctx = _context(run, step, worker, planned_by=planned_by)
+    ctx = _context(run, step, worker, planned_by=planned_by, earlier=earlier)
     try:
         outputs = to_json(outputs_json(implementation.apply(ctx)))
         findings = implementation.verify(ctx)

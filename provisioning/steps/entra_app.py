@@ -38,7 +38,7 @@ from msgraph.generated.service_principals.item.add_token_signing_certificate.add
 )
 
 from provisioning.context import StepContext
-from provisioning.entra.client import instantiated_application_ids, is_replicating, run_graph
+from provisioning.entra.client import instantiate_calls, is_replicating, run_graph
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
@@ -239,8 +239,12 @@ def _record_app(ctx: StepContext, application: Any) -> None:
 def _app_of_lost_attempt(ctx: StepContext, client: Any) -> Any | None:
     """The app an attempt of this step instantiated before its worker died: instantiate takes
     only a display name, so the app has ours, no identifier yet, and was made since the step
-    started. Without this, the retry would instantiate a second app."""
-    for application_id in instantiated_application_ids(ctx.audit):
+    started. Without this, the retry would instantiate a second app. No search when no attempt of
+    this run sent an instantiate call (the first attempt's plan, and every run adopting an app)."""
+    calls = instantiate_calls(ctx.audit)
+    if not calls.any_went_out:
+        return None
+    for application_id in calls.application_ids:
         # Found by the id Graph answered with: a name query may not show it until it replicates.
         made = get_or_none(client.applications.by_application_id(application_id).get())
         if made is not None:

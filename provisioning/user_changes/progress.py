@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from provisioning.models import ACTIONS_THAT_CHANGE, CHANGE_OUTCOMES, UserChange, UserChangeSet
@@ -61,7 +61,7 @@ class Progress:
 
 def change_set_progress(change_set: Any) -> Progress:
     """The numbers for one change set: its counters as they are now (workers move them while
-    the caller holds the set), and two reads of its latest changes."""
+    the caller holds the set), and one read of its latest changes."""
     counters = [f"{name}_count" for name in CHANGE_OUTCOMES]
     current = UserChangeSet.objects.values(*counters, "counts", "dispatched_at", "rate").get(
         pk=change_set.pk
@@ -70,13 +70,15 @@ def change_set_progress(change_set: Any) -> Progress:
         name: count for name in CHANGE_OUTCOMES if (count := int(current[f"{name}_count"]))
     }
     # Only changes that call Connect get a finished_at (the others are listed, never made).
-    rows = UserChange.objects.filter(change_set=change_set)
-    last = rows.aggregate(last=Max("finished_at"))["last"]
     window = settings.WIZARD_PROGRESS_RATE_WINDOW_S
     since = timezone.now() - timedelta(seconds=window)
-    recent = rows.filter(finished_at__gte=since).aggregate(
-        n=Count("id"), workers=Count("claimed_by", distinct=True)
+    in_window = Q(finished_at__gte=since)
+    recent = UserChange.objects.filter(change_set=change_set).aggregate(
+        last=Max("finished_at"),
+        n=Count("id", filter=in_window),
+        workers=Count("claimed_by", distinct=True, filter=in_window),
     )
+    last = recent["last"]
     # Early on, the window is the time since the work began, not the whole window.
     started = current["dispatched_at"]
     span = float(window)

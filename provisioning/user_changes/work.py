@@ -88,7 +88,10 @@ def _claim_next(change_set: Any, worker: str) -> Any | None:
             UserChange.objects.filter(pk=change.pk).update(
                 claimed_by=worker, claimed_at=now, attempts=F("attempts") + 1
             )
-            change.refresh_from_db()
+            # The row as the UPDATE left it, without reading it again: it is locked since it
+            # was read, so its attempts went up by exactly one.
+            change.claimed_by, change.claimed_at = worker, now
+            change.attempts += 1
             return change
     held = UserChange.objects.filter(change_set=change_set, status=ChangeStatus.PENDING).exclude(
         claimed_by=""

@@ -204,3 +204,55 @@ def test_it_keeps_waiting_rows_out_of_a_transaction_that_could_roll_back() -> No
         ("GetRole", AuditKind.CALL_STARTED),
         ("GetRole", AuditKind.CALL_FINISHED),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_a_reads_rows_in_a_moves_state_row_insert_and_commit() -> None:
+    def kinds() -> list[tuple[str, str]]:
+        return list(AuditEvent.objects.order_by("pk").values_list("operation", "kind"))
+
+    with audit.batched_finishes():
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
+        )
+        with (
+            CaptureQueriesContext(connection) as statements,
+            audit.reads_riding_along(),
+            transaction.atomic(),
+        ):
+            audit.record_state_change(
+                SCOPE, kind=AuditKind.STEP_STATE, old={"status": "a"}, new={"status": "b"}
+            )
+        # One INSERT for the move's row and the read's two, in the move's commit.
+        inserts = [
+            query["sql"] for query in statements.captured_queries if "INSERT" in query["sql"]
+        ]
+        assert len(inserts) == 1
+        assert kinds() == [
+            ("GetRole", AuditKind.CALL_STARTED),
+            ("GetRole", AuditKind.CALL_FINISHED),
+            ("", AuditKind.STEP_STATE),
+        ]
+    # Nothing left for the block's end to write.
+    assert len(kinds()) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_a_reads_rows_waiting_when_a_move_rolls_back_or_writes_nothing() -> None:
+    with audit.batched_finishes():
+        audit.audited_call(
+            SCOPE, cloud="aws", service="iam", operation="GetRole", request={}, call=dict
+        )
+        with pytest.raises(RuntimeError), audit.reads_riding_along(), transaction.atomic():
+            audit.record_state_change(
+                SCOPE, kind=AuditKind.STEP_STATE, old={"status": "a"}, new={"status": "b"}
+            )
+            raise RuntimeError("rolled back")
+        with audit.reads_riding_along(), transaction.atomic():
+            pass  # a move whose guarded UPDATE found nothing: it writes no row
+        assert not AuditEvent.objects.exists()
+
+    assert list(AuditEvent.objects.order_by("pk").values_list("operation", "kind")) == [
+        ("GetRole", AuditKind.CALL_STARTED),
+        ("GetRole", AuditKind.CALL_FINISHED),
+    ]

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from provisioning.models import RunStatus, SetupRun, UserChange, UserChangeSet
 from provisioning.steps.connect_users import ConnectUsers
+from provisioning.user_changes.progress import change_set_progress
 from provisioning.user_changes.work import work_on
 from sandbox.knobs import Knobs
 from tests.engine.runs import succeeded_calls
@@ -155,3 +156,27 @@ def test_a_helper_stops_when_the_run_is_cancelled(
 
     assert (done.made, done.run_stopped) == (0, True)
     assert set(change_set.changes.values_list("status", flat=True)) == {"pending"}
+
+
+@pytest.mark.django_db
+def test_its_progress_counts_the_changes_and_workers_of_the_rate_window_only(
+    aws_connection: Any, instance: dict[str, Any], settings: Any
+) -> None:
+    _, change_set = planned(aws_connection, instance, 4)
+    now = timezone.now()
+    window = timedelta(seconds=settings.WIZARD_PROGRESS_RATE_WINDOW_S)
+    first, second, third, _ = change_set.changes.order_by("position")
+    for change, worker, finished in (
+        (first, "a:1", now - window * 3),
+        (second, "b:2", now - window / 4),
+        (third, "c:3", now - window / 2),
+    ):
+        UserChange.objects.filter(pk=change.pk).update(claimed_by=worker, finished_at=finished)
+
+    progress = change_set_progress(change_set)
+
+    assert progress.last_at == now - window / 4
+    # Two changes by two workers in the window; the one finished before it counts in neither.
+    assert progress.workers == 2
+    assert progress.rate_now > 0
+    assert progress.rate_now * settings.WIZARD_PROGRESS_RATE_WINDOW_S == pytest.approx(2)

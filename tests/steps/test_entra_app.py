@@ -1,11 +1,14 @@
 """entra_app against the sandbox's Graph: a tenant whose identifier URI policy still refuses the
 identifier gets Graph's own words and what to do; a switched signing certificate is handed on only
-once the federation metadata shows it."""
+once the federation metadata shows it; the app an attempt instantiated before its worker died,
+unanswered and unrecorded, is found by its name (and only then searched for)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import time
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from provisioning.entra import client as entra_client
 from provisioning.errors import WaitForCloud
 from provisioning.messages import render
-from provisioning.models import RunStatus, SetupRun
+from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, StepRun
+from provisioning.runs import runner
 from provisioning.steps import entra_app
 from provisioning.steps.entra_app import EntraApp
 from sandbox.server import Sandbox
@@ -79,3 +84,71 @@ def test_it_waits_until_the_federation_metadata_shows_the_new_signing_certificat
     assert downloads == ["stale", "current"]
     assert outputs.certificate_thumbprint != first["certificate_thumbprint"]
     assert outputs.metadata_xml != first["metadata_xml"]
+
+
+INSTANTIATE = "POST /applicationTemplates/*/instantiate"
+
+
+def _apps_named(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    tenant = sandbox.apps["entra"].tenant
+    with tenant.lock:
+        return [app for app in tenant.applications.values() if app["displayName"] == name]
+
+
+def _searches_by_name(run: SetupRun) -> int:
+    """The run's searches for an app by its display name (for one a lost attempt made)."""
+    requests = AuditEvent.objects.filter(
+        run=run, kind=AuditKind.CALL_STARTED, operation="GET /applications"
+    ).values_list("request", flat=True)
+    filters = [str(request.get("query", {}).get("$filter")) for request in requests]
+    return sum("displayName" in query_filter for query_filter in filters)
+
+
+def test_it_finds_the_app_an_attempt_instantiated_before_its_worker_died_unanswered(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    finish_call = entra_client.finish_call
+
+    def answer_lost(record: Any, **kwargs: Any) -> None:
+        # Graph made the app, but its answer (the finished row keeps the new app's id) never
+        # reaches the audit log...
+        if not fnmatchcase(record.operation, INSTANTIATE):
+            finish_call(record, **kwargs)
+
+    def worker_dies(*_: Any) -> None:
+        # ...and the worker dies before the step records the app: only the started row is left.
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(entra_client, "finish_call", answer_lost)
+    monkeypatch.setattr(entra_app, "_record_app", worker_dies)
+    before = set(SetupRun.objects.values_list("pk", flat=True))
+    with pytest.raises(SystemExit):
+        call_command("setup_sso", str(plan_file(tmp_path)), stdout=io.StringIO())
+    monkeypatch.undo()
+    run = SetupRun.objects.exclude(pk__in=before).get()
+    step = run.steps.get(key="entra_app")
+    name = f"Amazon Connect {run.instance_alias}"
+    assert (step.status, step.created_resources) == ("applying", [])
+    assert len(_apps_named(entra_sandbox, name)) == 1
+    instantiates = AuditEvent.objects.filter(run=run, operation__endswith="/instantiate")
+    assert list(instantiates.values_list("kind", flat=True)) == [AuditKind.CALL_STARTED]
+    # Before any instantiate call went out, nothing of this run could be lost: no search.
+    assert _searches_by_name(run) == 0
+
+    # The dead worker's claim outlives its lease (by then Graph's name query shows the app);
+    # the next worker takes the step over.
+    time.sleep(entra_sandbox.knobs.graph_visibility_delay_s)
+    StepRun.objects.filter(pk=step.pk).update(claimed_at=step.claimed_at - dt.timedelta(days=1))
+    for _ in range(50):
+        if runner.advance(run.pk) is None:
+            break
+    run.refresh_from_db()
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    (app,) = _apps_named(entra_sandbox, name)
+    step.refresh_from_db()
+    assert [entry["identifier"] for entry in step.created_resources] == [app["id"]]
+    assert step.outputs["app_object_id"] == app["id"]
+    assert _searches_by_name(run) == 1
