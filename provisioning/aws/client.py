@@ -17,10 +17,12 @@ when the connection's config, secret or sandbox changes), so credentials are res
 per client: an assumed role's credentials are refreshed by botocore before they expire
 (RefreshableCredentials, botocore/credentials.py) and never used past that. A botocore Session
 is not thread-safe (boto3 docs, "Multithreading or multiprocessing with resources"; clients
-are), so clients are made from it under a lock. A client has audit handlers bound to one audit
-scope (run, step, actor), so the worker keeps clients per session, service and scope: a step's
-plan, apply and verify share them; the AssumeRole calls that refresh the shared credentials are
-audited under the call that needed them.
+are), so clients are made from it under a lock. The worker keeps one client per session and
+service for every run and step (making one costs ~25 ms of CPU, and its connection pool is kept
+with it): the audit scope (run, step, actor) is not bound to the client but to the AwsSdkProxy
+that aws_client() hands out, which sets it for the calling thread around each call; the client's
+audit handlers write under the scope of the call running in their thread. The AssumeRole calls
+that refresh the shared credentials are audited under the call that needed them the same way.
 
 Rate limiting is per HTTP attempt: for a rate-limited service (api_quotas.RATE_LIMITED_SERVICES),
 every attempt, botocore's retries included, first waits for its turn in the shared bucket of its
@@ -139,32 +141,58 @@ def aws_client(
             hint=Message(gettext_noop("Choose the region of the Amazon Connect instance.")),
         )
     session = _shared_session(connection, region=region, sandbox=sandbox)
-    key = (session, service, audit)
+    client = _shared_client(
+        connection, session, service, region=region, sandbox=sandbox, limited=rate_limited(service)
+    )
+    mapped = AwsSdkProxy(client, audit)
+    if rate_limited(service):
+        # What api_rate() reports for this proxy: a quota lookup made outside any call (a users
+        # step sizing its workers) is audited under this proxy's scope.
+        ApiLimits(
+            connection,
+            service=service,
+            region=region,
+            sandbox=sandbox,
+            lookup=_lookup(connection, session, region=region, sandbox=sandbox, audit=audit),
+        ).attach(mapped)
+    return mapped
+
+
+def _shared_client(
+    connection: Connection,
+    session: botocore.session.Session,
+    service: str,
+    *,
+    region: str,
+    sandbox: dict[str, Any] | None,
+    limited: bool,
+) -> BaseClient:
+    """This process's client of `session` for `service` (made on first use): its calls are
+    audited under the scope the AwsSdkProxy calling it sets, and when `limited`, each HTTP attempt
+    waits for its turn in the API's bucket (the quota lookups that sizes are audited under the
+    same call's scope)."""
+    key = (session, service, limited)
     with _sessions_lock:
         client = _clients.get(key)
         if client is not None:
             _clients.move_to_end(key)
             return client
-    client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
-    if rate_limited(service):
+    client = _audited_client(session, service, region=region, sandbox=sandbox)
+    if limited:
         limits = ApiLimits(
             connection,
             service=service,
             region=region,
             sandbox=sandbox,
-            lookup=_lookup(session, region=region, sandbox=sandbox, audit=audit),
+            lookup=_lookup(connection, session, region=region, sandbox=sandbox, audit=None),
         )
         _ApiTurns(limits).register(client)
-        mapped = AwsSdkProxy(client)
-        limits.attach(mapped)
-    else:
-        mapped = AwsSdkProxy(client)
     if connection.pk is not None:
         with _sessions_lock:
-            _clients[key] = mapped
+            _clients[key] = client
             while len(_clients) > CLIENTS_KEPT:
                 _clients.popitem(last=False)
-    return mapped
+    return client
 
 
 @contextmanager
@@ -188,8 +216,11 @@ class AwsSdkProxy:
     https://docs.aws.amazon.com/botocore/latest/topics/events.html). `exceptions` is withheld: a
     step catches the project's typed errors (NotFound, Conflict, ...), whose `code` is AWS's."""
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: Any, scope: AuditScope | None = None) -> None:
         self.wrapped = wrapped
+        # The audit scope of every call made through this proxy (None: the scope of the call
+        # running in this thread, for a client used inside another call).
+        self.scope = scope
 
     def __getattr__(self, name: str) -> Any:
         if name == "exceptions":
@@ -203,29 +234,50 @@ class AwsSdkProxy:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with _sdk_errors():
+            with _sdk_errors(), _audited_as(self.scope):
                 result = attribute(*args, **kwargs)
             if isinstance(result, Paginator | PageIterator | Waiter):
-                return AwsSdkProxy(result)
+                return AwsSdkProxy(result, self.scope)
             if isinstance(result, Iterator):
-                return _mapped_iteration(result)
+                return _mapped_iteration(result, self.scope)
             return result
 
         return call
 
     def __iter__(self) -> Iterator[Any]:
         # A page iterator fetches each page as it is iterated: every fetch can fail.
-        return _mapped_iteration(iter(self.wrapped))
+        return _mapped_iteration(iter(self.wrapped), self.scope)
 
 
-def _mapped_iteration(items: Iterator[Any]) -> Iterator[Any]:
+def _mapped_iteration(items: Iterator[Any], scope: AuditScope | None) -> Iterator[Any]:
     while True:
-        with _sdk_errors():
+        with _sdk_errors(), _audited_as(scope):
             try:
                 item = next(items)
             except StopIteration:
                 return
         yield item
+
+
+def calling_scope() -> AuditScope | None:
+    """The audit scope of the AWS call running in this thread (None outside one): a handler
+    registered on a shared client's events tells one run's or step's calls from another's by it."""
+    return getattr(_calling, "scope", None)
+
+
+@contextmanager
+def _audited_as(scope: AuditScope | None) -> Iterator[None]:
+    """The calls this thread makes inside the block are audited under `scope` (None: keep the
+    scope of the call already running, if any)."""
+    if scope is None:
+        yield
+        return
+    outer = getattr(_calling, "scope", None)
+    _calling.scope = scope
+    try:
+        yield
+    finally:
+        _calling.scope = outer
 
 
 def _new_session(**kwargs: Any) -> botocore.session.Session:
@@ -257,16 +309,16 @@ def _shared_session(
 
 # (connection id, region) -> (fingerprint of what the session was made from, the session).
 _sessions: dict[tuple[int, str], tuple[str, botocore.session.Session]] = {}
-# (session, service, audit scope) -> a client made for them, newest use last: a step's plan, apply
-# and verify ask for the same clients under the same scope, and making one costs ~45 ms of CPU.
-# botocore clients are thread-safe; the scope is part of the key because the client's audit
-# handlers write under it.
-_clients: OrderedDict[tuple[botocore.session.Session, str, AuditScope], BaseClient] = OrderedDict()
+# (session, service, rate limited) -> the client made for them, newest use last: every run and
+# step of this process uses it (botocore clients are thread-safe; the audit scope comes from the
+# calling thread), so a worker makes each client once, and keeps its connections open.
+_clients: OrderedDict[tuple[botocore.session.Session, str, bool], BaseClient] = OrderedDict()
 # Guards _sessions, _clients and every create_client on a kept session (re-entered: making an
 # assume-role session makes its STS client).
 _sessions_lock = threading.RLock()
-# The audit scope of the API call running in this thread, for the AssumeRole call that refreshes
-# a shared session's credentials while signing it.
+# The audit scope of the API call running in this thread (set by AwsSdkProxy): what a shared
+# client's audit handlers write under, the AssumeRole call that refreshes a session's credentials
+# while signing it included.
 _calling = threading.local()
 
 
@@ -276,33 +328,36 @@ def _audited_client(
     *,
     region: str,
     sandbox: dict[str, Any] | None,
-    audit: AuditScope | None,
 ) -> BaseClient:
-    """A client of `session` whose calls are audited under `audit` (None: under the scope of the
-    API call running in this thread, for the calls that refresh credentials)."""
+    """A client of `session` whose calls are audited under the scope of the call running in the
+    calling thread (AwsSdkProxy sets it)."""
     kwargs: dict[str, Any] = {"region_name": region, "config": CLIENT_CONFIG}
     if sandbox is not None:
         kwargs["endpoint_url"] = sandbox["aws_endpoint_url"]
         kwargs["verify"] = sandbox["ca_bundle"]
     with _sdk_errors(), _sessions_lock:
         client = session.create_client(service, **kwargs)
-    _CallAudit(audit).register(client)
+    _CallAudit().register(client)
     return client
 
 
 def _lookup(
+    connection: Connection,
     session: botocore.session.Session,
     *,
     region: str,
     sandbox: dict[str, Any] | None,
-    audit: AuditScope,
+    audit: AuditScope | None,
 ) -> Lookup:
     """The quota lookups' calls: audited like the caller's, with its session (so its credentials),
-    region and audit scope, but not rate limited (api_quotas says why)."""
+    region and audit scope (None: the scope of the call running in this thread, whose turn is
+    being sized), but not rate limited (api_quotas says why)."""
 
     def lookup(service: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        client = _audited_client(session, service, region=region, sandbox=sandbox, audit=audit)
-        response: dict[str, Any] = getattr(AwsSdkProxy(client), method)(**params)
+        client = _shared_client(
+            connection, session, service, region=region, sandbox=sandbox, limited=False
+        )
+        response: dict[str, Any] = getattr(AwsSdkProxy(client, audit), method)(**params)
         return response
 
     return lookup
@@ -411,7 +466,7 @@ def _assume_role_refresher(
     }
     if connection.config.get("external_id"):
         params["ExternalId"] = connection.config["external_id"]
-    sts = _audited_client(base, "sts", region=region, sandbox=sandbox, audit=None)
+    sts = _audited_client(base, "sts", region=region, sandbox=sandbox)
 
     def refresh() -> dict[str, str]:
         try:
@@ -441,10 +496,8 @@ def _assume_role_refresher(
 
 class _CallAudit:
     """botocore event handlers that write a started row before each call and a finished after,
-    under `scope`, or (None) under the scope of the call running in this thread."""
-
-    def __init__(self, scope: AuditScope | None) -> None:
-        self.scope = scope
+    under the scope of the call running in this thread (AwsSdkProxy sets it; an AssumeRole that
+    refreshes credentials while another call is signed is audited under that call)."""
 
     def register(self, client: BaseClient) -> None:
         events = client.meta.events
@@ -458,11 +511,9 @@ class _CallAudit:
         context[_PARAMS] = json_safe(params)
 
     def started(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        if self.scope is not None:
-            _calling.scope = self.scope
-        scope = self.scope or getattr(_calling, "scope", None)
+        scope = getattr(_calling, "scope", None)
         if scope is None:
-            raise RuntimeError("An AWS call that refreshes credentials went out on its own.")
+            raise RuntimeError("An AWS call went out without an audit scope (not via aws_client).")
         context[_RECORD] = start_call(
             scope,
             cloud=Cloud.AWS.value,

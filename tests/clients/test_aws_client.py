@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from django.db import connection as database
 
 from provisioning.audit import AuditScope
 from provisioning.aws.client import aws_client, map_aws_error
@@ -361,24 +363,55 @@ def test_it_signs_with_a_sandbox_iam_users_key_and_names_what_it_may_not_do(
     assert key["SecretAccessKey"] not in all_audit_text()
 
 
-def test_it_keeps_a_client_per_service_and_audit_scope_until_the_connection_changes(
+def test_it_shares_a_client_per_service_across_scopes_until_the_connection_changes(
     sandbox_mode: Sandbox,
 ) -> None:
     connection = _sandbox_aws()
-    plan, apply = (
+    step_a, step_b = (
         AuditScope(actor_label="w", step_key="a"),
-        AuditScope(actor_label="w", step_key="a"),
+        AuditScope(actor_label="w", step_key="b"),
     )
-    other_step = AuditScope(actor_label="w", step_key="b")
+    sts = aws_client(connection, "sts", region="", audit=step_a)
 
-    sts = aws_client(connection, "sts", region="", audit=plan)
-
-    # A step's plan and apply (the same scope) share it; another step or service gets its own.
-    assert aws_client(connection, "sts", region="", audit=apply) is sts
-    assert aws_client(connection, "sts", region="", audit=other_step) is not sts
-    assert aws_client(connection, "iam", region="", audit=plan) is not sts
-    aws_client(connection, "sts", region="", audit=other_step).get_caller_identity()
-    assert list(call_rows(Cloud.AWS).values_list("step_key", flat=True)) == ["b", "b"]
+    # Every step (and run) of the process calls through one client per service; each call is
+    # audited under the scope of the proxy it went through.
+    assert aws_client(connection, "sts", region="", audit=step_b).wrapped is sts.wrapped
+    assert aws_client(connection, "iam", region="", audit=step_a).wrapped is not sts.wrapped
+    aws_client(connection, "sts", region="", audit=step_b).get_caller_identity()
+    sts.get_caller_identity()
+    assert list(call_rows(Cloud.AWS).values_list("step_key", flat=True)) == ["b", "b", "a", "a"]
     connection.config["note"] = "edited"
     connection.save()
-    assert aws_client(connection, "sts", region="", audit=plan) is not sts
+    assert aws_client(connection, "sts", region="", audit=step_a).wrapped is not sts.wrapped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_sharing_a_client_audit_each_call_under_their_own_scope(
+    sandbox_mode: Sandbox,
+) -> None:
+    connection = _sandbox_aws()
+    scopes = [AuditScope(actor_label="w", step_key=f"step-{n}") for n in range(4)]
+    clients = [aws_client(connection, "sts", region="", audit=scope) for scope in scopes]
+    assert len({id(client.wrapped) for client in clients}) == 1
+
+    def calls(client: Any) -> None:
+        try:
+            for _ in range(3):
+                client.get_caller_identity()
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=calls, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    rows = assert_every_call_started_and_finished(Cloud.AWS)
+    by_call: dict[Any, set[str]] = {}
+    for row in rows:
+        by_call.setdefault(row.call_id, set()).add(row.step_key)
+    assert sorted(step for steps in by_call.values() for step in steps) == sorted(
+        scope.step_key for scope in scopes for _ in range(3)
+    )
+    assert all(len(steps) == 1 for steps in by_call.values())

@@ -4,6 +4,7 @@ parameter botocore refuses, an endpoint that isn't there) comes out as the proje
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,11 +32,12 @@ def iam(sandbox_connections: dict[str, Connection], scope: AuditScope) -> AwsSdk
     return aws_client(sandbox_connections[Cloud.AWS], "iam", region="", audit=scope)
 
 
-def _stubbed(client: AwsSdkProxy) -> Stubber:
-    """A Stubber on the botocore client behind the proxy (botocore docs, "Stubber Reference")."""
-    stubber = Stubber(client.wrapped)
-    stubber.activate()
-    return stubber
+@pytest.fixture
+def stubber(iam: AwsSdkProxy) -> Iterator[Stubber]:
+    """A Stubber on the botocore client behind the proxy (botocore docs, "Stubber Reference"),
+    taken off after the test: the worker shares that client with every later caller."""
+    with Stubber(iam.wrapped) as stubbed:
+        yield stubbed
 
 
 def test_it_maps_a_call_refused_with_an_error_code_to_a_typed_error(iam: AwsSdkProxy) -> None:
@@ -46,8 +48,9 @@ def test_it_maps_a_call_refused_with_an_error_code_to_a_typed_error(iam: AwsSdkP
     assert isinstance(raised.value.__cause__, ClientError)
 
 
-def test_it_maps_a_page_that_fails_in_the_middle_of_a_paginator(iam: AwsSdkProxy) -> None:
-    stubber = _stubbed(iam)
+def test_it_maps_a_page_that_fails_in_the_middle_of_a_paginator(
+    iam: AwsSdkProxy, stubber: Stubber
+) -> None:
     stubber.add_response("list_roles", {"Roles": [], "IsTruncated": True, "Marker": "page-2"}, {})
     stubber.add_client_error(
         "list_roles", "Throttling", "Rate exceeded", 400, expected_params={"Marker": "page-2"}
@@ -63,8 +66,7 @@ def test_it_maps_a_page_that_fails_in_the_middle_of_a_paginator(iam: AwsSdkProxy
     stubber.assert_no_pending_responses()
 
 
-def test_it_maps_a_paginators_full_result_and_search(iam: AwsSdkProxy) -> None:
-    stubber = _stubbed(iam)
+def test_it_maps_a_paginators_full_result_and_search(iam: AwsSdkProxy, stubber: Stubber) -> None:
     stubber.add_client_error("list_roles", "AccessDenied", "not authorized", 403)
     stubber.add_client_error("list_roles", "ServiceUnavailable", "busy", 503)
 
@@ -74,8 +76,7 @@ def test_it_maps_a_paginators_full_result_and_search(iam: AwsSdkProxy) -> None:
         list(iam.get_paginator("list_roles").paginate().search("Roles[].RoleName"))
 
 
-def test_it_maps_a_waiter_that_meets_an_error(iam: AwsSdkProxy) -> None:
-    stubber = _stubbed(iam)
+def test_it_maps_a_waiter_that_meets_an_error(iam: AwsSdkProxy, stubber: Stubber) -> None:
     stubber.add_client_error("get_role", "AccessDenied", "not authorized", 403)
 
     with pytest.raises(AccessDenied) as raised:
@@ -84,8 +85,7 @@ def test_it_maps_a_waiter_that_meets_an_error(iam: AwsSdkProxy) -> None:
     assert raised.value.code == "AccessDenied"
 
 
-def test_it_maps_a_waiter_that_runs_out_of_attempts(iam: AwsSdkProxy) -> None:
-    stubber = _stubbed(iam)
+def test_it_maps_a_waiter_that_runs_out_of_attempts(iam: AwsSdkProxy, stubber: Stubber) -> None:
     for _ in range(2):
         stubber.add_client_error("get_role", "NoSuchEntity", "not yet", 404)
 

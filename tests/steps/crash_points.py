@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from provisioning import audit
+from provisioning.aws.client import calling_scope
 from provisioning.context import StepContext
 from provisioning.entra import client as entra_client
 from provisioning.okta import client as okta_client
@@ -46,10 +47,15 @@ def _aws_with_crash_point(self: StepContext, service: str) -> Any:
     run_id, step_key = self.run_id, self.step_key
 
     def pause(**_: Any) -> None:
-        _pause_once(run_id, step_key, pause_s)
+        # The worker shares the client with every run and step: pause only this one's call.
+        scope = calling_scope()
+        if scope is not None and (scope.run_id, scope.step_key) == (run_id, step_key):
+            _pause_once(run_id, step_key, pause_s)
 
     event = f"after-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-    client.meta.events.register(event, pause, unique_id=f"crash-point-{operation}")
+    client.meta.events.register(
+        event, pause, unique_id=f"crash-point-{run_id}-{step_key}-{operation}"
+    )
     return client
 
 

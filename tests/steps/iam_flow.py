@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from provisioning.aws.client import calling_scope
 from provisioning.context import StepContext
 from provisioning.flows import Flow, register_flow
 from provisioning.steps.base import register
@@ -36,6 +37,10 @@ class PausingFederationRole(FederationRoleStep):
         pause_s = float(ctx.inputs.get("pause_s", 0))
 
         def pause(**_: Any) -> None:
+            # The worker shares the client with every run: pause only this run's call.
+            scope = calling_scope()
+            if scope is None or scope.run_id != ctx.run_id:
+                return
             paused = paused_path(ctx.run_id, self.key)
             if pause_s and not paused.exists():
                 mark_paused(paused)
@@ -43,7 +48,9 @@ class PausingFederationRole(FederationRoleStep):
 
         def aws(service: str) -> Any:
             client = make_client(service)
-            client.meta.events.register("after-call.iam.CreateRole", pause)
+            client.meta.events.register(
+                "after-call.iam.CreateRole", pause, unique_id=f"pause-role-{ctx.run_id}"
+            )
             return client
 
         ctx.aws = aws  # type: ignore[method-assign]
