@@ -1,6 +1,7 @@
 """The Entra flow's wall time and HTTP requests through the wizard's engine against the same setup
 done by a bare script (boto3 + msgraph-sdk called directly), in the sandbox with no instance or
-Graph delay, both sides warm.
+Graph delay, both sides warm. The sandbox serves from a process of its own, as in `make run` and
+as the clouds do: its work must not count against either side, nor compete with their threads.
 
 The wizard runs in this process like `manage.py setup_sso` in a worker (same runner, audit rows,
 plans and verifications), on PostgreSQL and Redis when they answer (BENCH_DATABASE_URL, an empty
@@ -8,10 +9,11 @@ database of your own, and BENCH_REDIS_URL; else a throwaway SQLite database and 
 bare script makes the calls an admin's own script would: create the instance, instantiate and set
 up the app, register the metadata, create the policy and role, set claims and relay state, assign
 a group, create its users, sign one in. Each side runs once untimed first (imports, SDK models,
-the worker's first sign-in), then RUNS times timed, each run a new instance and app; every
-request the sandbox's clouds receive during a timed run is counted (AWS, Entra and its sign-in,
-the AWS sign-in check).
-Record: {"wizard_s", "bare_s" (medians), "ratio" (wizard_s / bare_s: the wizard's own overhead),
+the worker's first sign-in and clients), then RUNS rounds of one timed run per side in turn, each
+run a new instance and app; every request the sandbox's clouds receive during a timed run is
+counted (AWS, Entra and its sign-in, the AWS sign-in check).
+Record: {"wizard_s", "bare_s" (medians), "ratio" (the median of the rounds' wizard / bare: the
+wizard's own overhead),
 "wizard_requests", "bare_requests", "wizard_token_requests", "bare_token_requests",
 "wizard_queries" (database statements but BEGIN and COMMIT), "wizard_audit_rows" (per run),
 "runs", "database", "load_average", and "careful_bare_s", "careful_ratio",
@@ -27,6 +29,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import multiprocessing
 import os
 import re
 import ssl
@@ -36,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -74,49 +78,51 @@ TEMPLATE_ID = "8b1025e4-1dd2-430b-a150-2ef79cd700f5"
 GROUP = "Connect Admins"
 SIGNIN = "https://signin.aws.amazon.com/saml"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-# Timed runs per side, after the untimed warm-up run; the median is recorded.
-RUNS = int(os.environ.get("BENCH_ENTRA_RUNS", "3"))
+# Timed rounds (one run per side each), after the untimed warm-up runs; medians are recorded.
+RUNS = int(os.environ.get("BENCH_ENTRA_RUNS", "5"))
 # The Entra token endpoint's path (sandbox/entra/app.py TOKEN, as login.microsoftonline.com).
 TOKEN_PATH = re.compile(r"/oauth2/v2\.0/token$")
 
 
 def run() -> dict[str, Any]:
-    knobs = Knobs(
-        rate_limits_enabled=False, instance_creation_delay_s=0, graph_visibility_delay_s=0
-    )
+    knobs = {
+        "rate_limits_enabled": False,
+        "instance_creation_delay_s": 0,
+        "graph_visibility_delay_s": 0,
+    }
     with tempfile.TemporaryDirectory() as state_dir:
-        sandbox = Sandbox(state_dir=Path(state_dir), knobs=knobs)
-        endpoints = sandbox.start()
         sandbox_file = Path(state_dir) / "sandbox.json"
-        sandbox.write_endpoints(sandbox_file)
-        try:
+        with _SandboxProcess(Path(state_dir), knobs, sandbox_file) as requests:
+            endpoints = json.loads(sandbox_file.read_text())
             database = _setup_wizard(sandbox_file, Path(state_dir))
-            requests = _Requests(sandbox)
             queries = _Queries()
-            wizard = _timed(
+            sides = _interleaved(
                 requests,
-                lambda name: _wizard(Path(state_dir), name),
-                "bench-wizard",
-                counts=queries.per_run,
+                {
+                    "wizard": (lambda name: _wizard(Path(state_dir), name), queries.per_run),
+                    "bare": (lambda name: _bare(endpoints, name), None),
+                    "careful": (lambda name: _bare(endpoints, name, careful=True), None),
+                },
             )
-            bare = _timed(requests, lambda name: _bare(endpoints, name), "bench-bare")
-            careful = _timed(
-                requests, lambda name: _bare(endpoints, name, careful=True), "bench-careful"
-            )
-        finally:
-            sandbox.stop()
+    wizard, bare, careful = sides["wizard"], sides["bare"], sides["careful"]
     wizard_s, bare_s = statistics.median(wizard["seconds"]), statistics.median(bare["seconds"])
     careful_s = statistics.median(careful["seconds"])
     return {
         "wizard_s": round(wizard_s, 2),
         "bare_s": round(bare_s, 2),
-        "ratio": round(wizard_s / bare_s, 2),
+        # The median of each round's ratio: the sides of a round ran one after the other, under
+        # about the same load.
+        "ratio": _median_ratio(wizard["seconds"], bare["seconds"]),
+        # CPU time of this process (the sandbox runs in another): what each side's own code costs,
+        # less swayed by the machine's load than the wall time.
+        "wizard_cpu_s": round(statistics.median(wizard["cpu_seconds"]), 2),
+        "bare_cpu_s": round(statistics.median(bare["cpu_seconds"]), 2),
         "wizard_requests": wizard["requests"],
         "bare_requests": bare["requests"],
         # The same script with the reads a careful admin's re-runnable script makes (_careful):
         # not the target's ratio, a second view of where the wizard's time goes.
         "careful_bare_s": round(careful_s, 2),
-        "careful_ratio": round(wizard_s / careful_s, 2),
+        "careful_ratio": _median_ratio(wizard["seconds"], careful["seconds"]),
         "careful_bare_requests": careful["requests"],
         "wizard_token_requests": wizard["token_requests"],
         "bare_token_requests": bare["token_requests"],
@@ -128,29 +134,67 @@ def run() -> dict[str, Any]:
     }
 
 
-class _Requests:
-    """Counts every request the sandbox's clouds receive (its wire log keeps only some of AWS's:
-    not the ones moto answers), by wrapping each cloud's WSGI app."""
+class _SandboxProcess:
+    """The sandbox in a process of its own, as `make run` has it (`manage.py sandbox`): the clouds'
+    work runs beside each side, not inside the process measured, whose threads it would compete
+    with for the interpreter lock. It counts every request its clouds receive (its wire log keeps
+    only some of AWS's: not the ones moto answers) by wrapping each cloud's WSGI app; take() asks
+    it for the paths requested since the last take()."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self._paths: list[str] = []
-        self._lock = threading.Lock()
-        for name, app in list(sandbox.apps.items()):
-            sandbox.apps[name] = self._counting(app)
+    def __init__(self, state_dir: Path, knobs: dict[str, Any], endpoints_file: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_counting,
+            args=(child, state_dir, knobs, endpoints_file),
+            name="bench-sandbox",
+            daemon=True,
+        )
 
-    def _counting(self, app: Any) -> Any:
+    def __enter__(self) -> _SandboxProcess:
+        self._process.start()
+        if self._pipe.recv() != "started":
+            raise RuntimeError("the sandbox process did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pipe.send("stop")
+        self._process.join(timeout=30)
+
+    def take(self) -> list[str]:
+        self._pipe.send("take")
+        paths: list[str] = self._pipe.recv()
+        return paths
+
+
+def _serve_counting(
+    pipe: Connection, state_dir: Path, knobs: dict[str, Any], endpoints_file: Path
+) -> None:
+    sandbox = Sandbox(state_dir=state_dir, knobs=Knobs(**knobs))
+    sandbox.start()
+    sandbox.write_endpoints(endpoints_file)
+    paths: list[str] = []
+    lock = threading.Lock()
+
+    def counting(app: Any) -> Any:
         def counted(environ: dict[str, Any], start_response: Any) -> Any:
-            with self._lock:
-                self._paths.append(environ.get("PATH_INFO", ""))
+            with lock:
+                paths.append(environ.get("PATH_INFO", ""))
             return app(environ, start_response)
 
         return counted
 
-    def take(self) -> list[str]:
-        """The paths requested since the last take()."""
-        with self._lock:
-            paths, self._paths = self._paths, []
-        return paths
+    for name, app in list(sandbox.apps.items()):
+        sandbox.apps[name] = counting(app)
+    pipe.send("started")
+    try:
+        while pipe.recv() == "take":
+            with lock:
+                taken = paths[:]
+                paths.clear()
+            pipe.send(taken)
+    finally:
+        sandbox.stop()
 
 
 class _Queries:
@@ -184,34 +228,51 @@ class _Queries:
         return {"queries": count, "audit_rows": rows}
 
 
-def _timed(
-    requests: _Requests,
-    side: Callable[[str], None],
-    name: str,
-    counts: Callable[[str], dict[str, int]] | None = None,
-) -> dict[str, Any]:
-    """One untimed run, then RUNS timed ones, each under a name of its own; the requests the
-    sandbox received per timed run (the same every run, or the record says which differ), and
-    what `counts` counts after each timed run."""
-    side(f"{name}-warm")
-    requests.take()
-    if counts:
-        counts(f"{name}-warm")
-    seconds: list[float] = []
-    seen: dict[str, set[int]] = {"requests": set(), "token_requests": set()}
-    for number in range(RUNS):
-        started = time.perf_counter()
-        side(f"{name}-{number}")
-        seconds.append(time.perf_counter() - started)
-        paths = requests.take()
-        seen["requests"].add(len(paths))
-        seen["token_requests"].add(sum(1 for path in paths if TOKEN_PATH.search(path)))
-        for key, value in (counts(f"{name}-{number}") if counts else {}).items():
-            seen.setdefault(key, set()).add(value)
-    return {
-        "seconds": seconds,
-        **{key: value.pop() if len(value) == 1 else sorted(value) for key, value in seen.items()},
+def _interleaved(
+    requests: _SandboxProcess,
+    sides: dict[str, tuple[Callable[[str], None], Callable[[str], dict[str, int]] | None]],
+) -> dict[str, dict[str, Any]]:
+    """One untimed run of each side, then RUNS rounds in which each side runs once in turn (so a
+    change of the machine's load falls on every side alike), each run under a name of its own.
+    Per side: its seconds per round, the requests the sandbox received per timed run (the same
+    every run, or the record says which differ), and what its `counts` counts after each run."""
+    for name, (side, counts) in sides.items():
+        side(f"bench-{name}-warm")
+        requests.take()
+        if counts:
+            counts(f"bench-{name}-warm")
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
+    seen: dict[str, dict[str, set[int]]] = {
+        name: {"requests": set(), "token_requests": set()} for name in sides
     }
+    for number in range(RUNS):
+        for name, (side, counts) in sides.items():
+            alias = f"bench-{name}-{number}"
+            started, started_cpu = time.perf_counter(), time.process_time()
+            side(alias)
+            seconds[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - started_cpu)
+            paths = requests.take()
+            seen[name]["requests"].add(len(paths))
+            seen[name]["token_requests"].add(sum(1 for path in paths if TOKEN_PATH.search(path)))
+            for key, value in (counts(alias) if counts else {}).items():
+                seen[name].setdefault(key, set()).add(value)
+    return {
+        name: {
+            "seconds": seconds[name],
+            "cpu_seconds": cpu[name],
+            **{
+                key: value.pop() if len(value) == 1 else sorted(value)
+                for key, value in seen[name].items()
+            },
+        }
+        for name in sides
+    }
+
+
+def _median_ratio(seconds: list[float], baseline: list[float]) -> float:
+    return round(statistics.median(a / b for a, b in zip(seconds, baseline, strict=True)), 2)
 
 
 def _setup_wizard(sandbox_file: Path, state_dir: Path) -> str:
