@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import logging
 import re
 import threading
@@ -81,6 +82,8 @@ def _registered_secrets() -> list[str]:
         return sorted(_secret_values, key=len, reverse=True)
 
 
+# Cached: the same few hundred keys (the SDKs' field names) come by on every audit row.
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
     normalized = re.sub(r"[\s_.\-]", "", key).lower()
     if normalized in NOT_SECRET_KEYS:

@@ -122,9 +122,13 @@ class Command(BaseCommand):
         raise CommandError(f"{step} {run.get_status_display().lower()}: {message}{hint}")
 
     def _print_transitions(self, run: SetupRun, seen: int) -> int:
-        events = AuditEvent.objects.filter(
-            run=run, kind__in=[AuditKind.STEP_STATE, AuditKind.RUN_STATE], pk__gt=seen
-        ).order_by("pk")
+        events = (
+            AuditEvent.objects.filter(
+                run=run, kind__in=[AuditKind.STEP_STATE, AuditKind.RUN_STATE], pk__gt=seen
+            )
+            .only("at", "step_key", "old_value", "new_value", "message", "translatable_message")
+            .order_by("pk")
+        )
         for event in events:
             if "status" not in event.new_value:
                 # Not a transition (the run's instance was found by its alias): said at its step.
