@@ -95,7 +95,9 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     assert len([call for call in listings if "NextToken" not in call.request]) == 1
     # Described once after the create: verify checks that reading.
     assert reads("connect_instance", r"^DescribeInstance$") == 1
-    assert reads("saml_provider", r"^ListSAMLProviders$") == 2  # plan, verify
+    # Verify reads the provider by the ARN apply's create answered, not IAM's list again.
+    assert reads("saml_provider", r"^ListSAMLProviders$") == 1  # plan
+    assert reads("saml_provider", r"^GetSAMLProvider$") == 1  # verify
     assert reads("federation_policy", r"^GetPolicy$") == 2  # plan, verify
     assert reads("federation_role", r"^GetRole$") == 2  # plan, verify
     assert reads("federation_role", r"^(DescribeInstance|ListTagsForResource)$") == 2  # plan
