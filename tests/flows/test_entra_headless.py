@@ -98,7 +98,9 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     # Verify reads the provider by the ARN apply's create answered, not IAM's list again.
     assert reads("saml_provider", r"^ListSAMLProviders$") == 1  # plan
     assert reads("saml_provider", r"^GetSAMLProvider$") == 1  # verify
-    assert reads("federation_policy", r"^GetPolicy$") == 2  # plan, verify
+    # CreatePolicy answered with the default version: verify reads that version's document.
+    assert reads("federation_policy", r"^GetPolicy$") == 1  # plan
+    assert reads("federation_policy", r"^GetPolicyVersion$") == 1  # verify
     assert reads("federation_role", r"^GetRole$") == 2  # plan, verify
     assert reads("federation_role", r"^(DescribeInstance|ListTagsForResource)$") == 2  # plan
     assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+/claimsMappingPolicies$") == 2
