@@ -514,10 +514,21 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
     if change_set is None:
         return []
     connect = ctx.aws("connect")
-    listed = _listed_usernames(connect, change_set.instance_id)
     searched = all_users(connect, change_set.instance_id)
+    done = list(change_set.changes.filter(status=ChangeStatus.DONE).order_by("position"))
+    # The search index may lag behind the changes just made (a user created a moment ago not
+    # found yet, one deleted still found): only then is ListUsers, which lists a user at once,
+    # asked who is there; else the search already said it.
+    settled = all(
+        (change.username in searched) != (change.outcome in ("deleted", "gone")) for change in done
+    )
+    listed = (
+        {username: user.id for username, user in searched.items()}
+        if settled
+        else _listed_usernames(connect, change_set.instance_id)
+    )
     missing, wrong, remaining = [], [], []
-    for change in change_set.changes.filter(status=ChangeStatus.DONE).order_by("position"):
+    for change in done:
         if change.outcome in ("deleted", "gone"):
             if change.username in listed:
                 remaining.append(change.username)

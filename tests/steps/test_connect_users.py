@@ -413,6 +413,31 @@ def test_in_an_sso_setup_its_plan_reads_the_instance_once_for_the_users_and_the_
     assert choices["people_count"] == len(GOOD)
 
 
+def test_its_verify_lists_the_users_only_when_the_search_leaves_a_doubt(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD)
+    STEP.plan(context(run, "connect_users"))
+    STEP.apply(context(run, "connect_users"))
+    calls_before = len(calls(run))
+
+    findings = STEP.verify(context(run, "connect_users"))
+
+    assert all(finding.ok for finding in findings), findings
+    read = [c.operation for c in calls(run)[calls_before:] if c.kind == AuditKind.CALL_STARTED]
+    # SearchUsers found everyone just created, with their attributes: no ListUsers on top.
+    assert read == ["SearchUsers"]
+    # A user the search doesn't find is asked of ListUsers (the index may lag behind a create);
+    # one deleted meanwhile is missing there too.
+    gone = rows(run, "create")[0]
+    connect.delete_user(InstanceId=instance["Id"], UserId=gone.user_id)
+    calls_before = len(calls(run))
+    (every_person, *_rest) = STEP.verify(context(run, "connect_users"))
+    assert not every_person.ok and gone.username in render(every_person.detail)
+    read = [c.operation for c in calls(run)[calls_before:] if c.kind == AuditKind.CALL_STARTED]
+    assert read == ["SearchUsers", "ListUsers"]
+
+
 def test_in_an_sso_setup_a_profile_the_instance_lacks_is_named_with_the_ones_it_has(
     aws_connection: Any, instance: dict[str, Any]
 ) -> None:
