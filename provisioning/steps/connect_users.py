@@ -45,7 +45,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.steps.base import Plan, StepOutputs, register
 from provisioning.steps.inputs import carried_choices
-from provisioning.user_changes.instance import profile_names, saml_instance
+from provisioning.user_changes.instance import Instance, profile_names, saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
     DEFAULT_SECURITY_PROFILES,
@@ -64,6 +64,7 @@ from provisioning.user_changes.steps import (
     UsersStep,
     apply_user_changes,
     plan_user_changes,
+    read_planned_instance,
     run_instance,
 )
 
@@ -356,12 +357,18 @@ def _check_choices(inputs: dict[str, Any]) -> None:
         )
 
 
-def _choices(ctx: StepContext, raw: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """What the form offers: the instance's profiles, and who the people are when known."""
-    connect = ctx.aws("connect")
-    instance_id = run_instance(ctx)
-    saml_instance(connect, instance_id)
-    profiles, routing = profile_names(connect, instance_id)
+def _choices(
+    ctx: StepContext, raw: list[dict[str, Any]] | None, instance: Instance | None = None
+) -> dict[str, Any]:
+    """What the form offers: the instance's profiles, and who the people are when known.
+    `instance`: the instance as the plan read it a moment ago (else its profiles are read here)."""
+    if instance is not None:
+        profiles, routing = instance.profile_names()
+    else:
+        connect = ctx.aws("connect")
+        instance_id = run_instance(ctx)
+        saml_instance(connect, instance_id)
+        profiles, routing = profile_names(connect, instance_id)
     choices: dict[str, Any] = {"security_profiles": profiles, "routing_profiles": routing}
     if raw:
         choices["people_count"] = len(raw)
@@ -421,13 +428,18 @@ class ConnectUsers(UsersStep):
             return ChoicesPlan(needs_input=True, user_choices=_choices(ctx, raw))
         people = people_of(ctx)
         assert people is not None
-        plan = cast(ConnectUsersPlan, plan_user_changes(ctx, people, plan_class=ConnectUsersPlan))
+        # One reading of the instance serves the change set and the choices kept for the form.
+        instance = read_planned_instance(ctx)
+        plan = cast(
+            ConnectUsersPlan,
+            plan_user_changes(ctx, people, plan_class=ConnectUsersPlan, instance=instance),
+        )
         # Everyone gets the same choices unless a plan file's list gives some their own.
         own = any(any(key in entry for key in CHOICE_KEYS) for entry in raw)
         plan.chosen = "" if own else chosen_sentence(ctx.inputs)
         # As the form offers them: the people are asked for unless an earlier step brought them.
         plan.user_choices = carried_choices(
-            ConnectUsers, ctx, lambda: _choices(ctx, raw if from_earlier_step else None)
+            ConnectUsers, ctx, lambda: _choices(ctx, raw if from_earlier_step else None, instance)
         )
         return plan
 

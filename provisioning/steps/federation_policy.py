@@ -56,6 +56,11 @@ POLICY_DESCRIPTION = "Lets users federated by the Connect SSO wizard open their 
 # What plan() read of the policy (its ARN and the policy, or None), for the apply() that follows
 # it at once (StepContext.read_by_plan).
 FOUND_BY_PLAN = "found_policy"
+# The policy's ARN and the version apply's own write made its default (CreatePolicy's
+# DefaultVersionId, CreatePolicyVersion's VersionId), for the verify() right after: verify reads
+# that version, and whether it is still the default, without asking GetPolicy which version is
+# (StepContext.read_by_apply).
+WRITTEN_DEFAULT = "written_default_version"
 
 
 class FederationPolicyForm(forms.Form):
@@ -113,6 +118,18 @@ def find_policy(iam: Any, arn: str) -> dict[str, Any] | None:
         return None
     version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
     return {**policy, "Document": as_document(version["PolicyVersion"]["Document"])}
+
+
+def default_version_document(iam: Any, arn: str, version_id: str) -> dict[str, Any] | None:
+    """The document of version `version_id` of the policy at `arn` while it is the policy's
+    default version; None when the policy or version is gone or another version is the default."""
+    try:
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]
+    except NotFound:
+        return None
+    if not version.get("IsDefaultVersion"):
+        return None
+    return as_document(version["Document"])
 
 
 def _kept(ctx: StepContext) -> bool:
@@ -187,12 +204,13 @@ class FederationPolicyStep(Step):
         if existing is None:
             # Recorded before the call, so a worker killed right after it still leaves a trace.
             ctx.record_created(POLICY_RESOURCE, arn, name=name)
-            iam.create_policy(
+            created = iam.create_policy(
                 PolicyName=name,
                 PolicyDocument=document,
                 Description=POLICY_DESCRIPTION,
                 Tags=run_tags(ctx),
-            )
+            )["Policy"]
+            ctx.read_by_apply[WRITTEN_DEFAULT] = (created["Arn"], created["DefaultVersionId"])
         else:
             if tagged_run(existing.get("Tags")) == str(ctx.run_id):
                 ctx.record_created(POLICY_RESOURCE, arn, name=name)
@@ -228,11 +246,19 @@ class FederationPolicyStep(Step):
             version_id=created["VersionId"],
             previous_default=previous_default,
         )
+        ctx.read_by_apply[WRITTEN_DEFAULT] = (arn, created["VersionId"])
 
     def verify(self, ctx: StepContext) -> list[Finding]:
         iam, name, arn, wanted = _target(ctx)
-        existing = find_policy(iam, arn)
-        holds = existing is not None and (_kept(ctx) or same_policy(existing["Document"], wanted))
+        # Read from IAM either way: the version apply's write named (its ARN and version id are
+        # the write's answer, the document is read back), else the policy's default as IAM says.
+        written_arn, version_id = ctx.read_by_apply.get(WRITTEN_DEFAULT, ("", ""))
+        if written_arn == arn:
+            document = default_version_document(iam, arn, version_id)
+        else:
+            existing = find_policy(iam, arn)
+            document = existing["Document"] if existing is not None else None
+        holds = document is not None and (_kept(ctx) or same_policy(document, wanted))
         return [
             Finding(
                 Message(_("The federation policy's default version is the expected document")),

@@ -33,7 +33,7 @@ from provisioning.aws.iam import (
     tagged_run,
 )
 from provisioning.context import StepContext
-from provisioning.errors import PermanentError, ProvisioningError
+from provisioning.errors import NotFound, PermanentError, ProvisioningError
 from provisioning.messages import Message
 from provisioning.saml import (
     MAX_METADATA_BYTES,
@@ -53,6 +53,9 @@ METADATA_OUTPUT = "metadata_xml"
 RESOURCE_TYPE = "saml_provider"
 # What plan() found in IAM, for the apply() that follows it at once (StepContext.read_by_plan).
 SURVEYED = "surveyed_providers"
+# The provider's ARN as apply created or found it, for the verify() right after: verify reads the
+# provider itself by it instead of listing every provider again (StepContext.read_by_apply).
+APPLIED_ARN = "provider_arn"
 NAME_RULE = _("1 to 128 letters, digits, or the characters . _ -")
 
 
@@ -216,7 +219,15 @@ def find_provider(iam: Any, name: str) -> ExistingProvider | None:
     arn = next((p["Arn"] for p in listed if p["Arn"].endswith(suffix)), None)
     if arn is None:
         return None
-    got = iam.get_saml_provider(SAMLProviderArn=arn)
+    return read_provider(iam, arn)
+
+
+def read_provider(iam: Any, arn: str) -> ExistingProvider | None:
+    """The IAM SAML provider at `arn`, with the metadata it holds; None when IAM has none there."""
+    try:
+        got = iam.get_saml_provider(SAMLProviderArn=arn)
+    except NotFound:
+        return None
     try:
         metadata = parse_idp_metadata(got.get("SAMLMetadataDocument", ""), check_dates=False)
     except PermanentError:
@@ -251,11 +262,15 @@ class ProviderReading:
         )
 
 
-def survey(ctx: StepContext, wanted: IdpMetadata | None) -> ProviderReading:
+def survey(ctx: StepContext, wanted: IdpMetadata | None, arn: str = "") -> ProviderReading:
     """The run's provider name and what IAM holds under it, beside the metadata `wanted`
-    (metadata_for, read first: plan and apply stop before any IAM call without it)."""
+    (metadata_for, read first: plan and apply stop before any IAM call without it). `arn`: the
+    provider's, as apply created or found it a moment ago under that name; then the provider is
+    read by it, not looked for among all of IAM's."""
     name = provider_name(ctx)
-    return ProviderReading(name=name, wanted=wanted, existing=find_provider(ctx.aws("iam"), name))
+    iam = ctx.aws("iam")
+    existing = read_provider(iam, arn) if arn else find_provider(iam, name)
+    return ProviderReading(name=name, wanted=wanted, existing=existing)
 
 
 def _diff(existing: ExistingProvider, wanted: IdpMetadata) -> str:
@@ -340,6 +355,7 @@ class SamlProviderStep(Step):
                 iam.update_saml_provider(
                     SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
                 )
+        ctx.read_by_apply[APPLIED_ARN] = arn
         certificate = metadata.certificate
         return SamlProviderOutputs(
             provider_arn=arn,
@@ -350,7 +366,8 @@ class SamlProviderStep(Step):
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        reading = survey(ctx, metadata_for(ctx))
+        # Still read from IAM: what the provider holds now, not what apply sent.
+        reading = survey(ctx, metadata_for(ctx), arn=ctx.read_by_apply.get(APPLIED_ARN, ""))
         name, existing = reading.name, reading.existing
         if existing is None:
             return [

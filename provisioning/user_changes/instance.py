@@ -60,6 +60,10 @@ class Instance:
     users: dict[str, ConnectUser]  # username (exact case) -> user
     quota: int
 
+    def profile_names(self) -> tuple[list[str], list[str]]:
+        """The names of its security and routing profiles, sorted as profile_names() sorts them."""
+        return _sorted_names(self.security_profiles), _sorted_names(self.routing_profiles)
+
     @property
     def room(self) -> int:
         """How many more users fit under the Users per instance quota."""
@@ -74,6 +78,11 @@ def _names_to_ids(connect: Any, operation: str, list_key: str, instance_id: str)
     return found
 
 
+def _sorted_names(found: dict[str, str]) -> list[str]:
+    """Names sorted as an admin reads a list."""
+    return sorted(found, key=str.lower)
+
+
 def profile_names(connect: Any, instance_id: str) -> tuple[list[str], list[str]]:
     """The names of the instance's security profiles and routing profiles, each sorted as an
     admin reads a list (what a users form offers)."""
@@ -84,7 +93,7 @@ def profile_names(connect: Any, instance_id: str) -> tuple[list[str], list[str]]
             ("list_routing_profiles", "RoutingProfileSummaryList"),
         )
     ]
-    profiles, routing = (sorted(found, key=str.lower) for found in lists)
+    profiles, routing = (_sorted_names(found) for found in lists)
     return profiles, routing
 
 

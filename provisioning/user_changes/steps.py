@@ -33,7 +33,7 @@ from provisioning.models import (
 from provisioning.runs.runner import claim_is_stale, worker_identity
 from provisioning.steps.base import Change, Finding, Plan, Step
 from provisioning.user_changes.helpers import change_set_ask_helpers
-from provisioning.user_changes.instance import ConnectUser, all_users, read_instance
+from provisioning.user_changes.instance import ConnectUser, Instance, all_users, read_instance
 from provisioning.user_changes.people import Person, check_people
 from provisioning.user_changes.planning import (
     DEPARTURE_CHOICES,
@@ -146,6 +146,11 @@ def _instance_by_alias(ctx: StepContext) -> str:
     )
 
 
+def read_planned_instance(ctx: StepContext) -> Instance:
+    """The run's instance as a users plan reads it: profiles, users and quota (read_instance)."""
+    return read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
+
+
 def options_from(
     ctx: StepContext,
     *,
@@ -213,14 +218,18 @@ def plan_user_changes(
     group_ids: list[str] | None = None,
     access: AppAccess | None = None,
     plan_class: type[UserChangesPlan] = UserChangesPlan,
+    instance: Instance | None = None,
 ) -> UserChangesPlan:
     """Check the people, read the instance, store the change set; the plan (a `plan_class`, for
     a step whose plan keeps more) shows its summary. People from IdP groups (`group_ids`) are
-    planned against the users those groups held before and who the IdP app lets in (`access`)."""
+    planned against the users those groups held before and who the IdP app lets in (`access`).
+    `instance`: the instance as the step's plan read it a moment ago (read_instance), for a step
+    whose plan uses the reading for more (else read here)."""
     if ctx.step_run_id is None:
         raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
     check_people(people)
-    instance = read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
+    if instance is None:
+        instance = read_planned_instance(ctx)
     managed = managed_usernames(
         instance_id=instance.id, group_ids=group_ids or [], exclude_step_run_id=ctx.step_run_id
     )
@@ -505,10 +514,21 @@ def verify_user_changes(ctx: StepContext) -> list[Finding]:
     if change_set is None:
         return []
     connect = ctx.aws("connect")
-    listed = _listed_usernames(connect, change_set.instance_id)
     searched = all_users(connect, change_set.instance_id)
+    done = list(change_set.changes.filter(status=ChangeStatus.DONE).order_by("position"))
+    # The search index may lag behind the changes just made (a user created a moment ago not
+    # found yet, one deleted still found): only then is ListUsers, which lists a user at once,
+    # asked who is there; else the search already said it.
+    settled = all(
+        (change.username in searched) != (change.outcome in ("deleted", "gone")) for change in done
+    )
+    listed = (
+        {username: user.id for username, user in searched.items()}
+        if settled
+        else _listed_usernames(connect, change_set.instance_id)
+    )
     missing, wrong, remaining = [], [], []
-    for change in change_set.changes.filter(status=ChangeStatus.DONE).order_by("position"):
+    for change in done:
         if change.outcome in ("deleted", "gone"):
             if change.username in listed:
                 remaining.append(change.username)

@@ -95,10 +95,22 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     assert len([call for call in listings if "NextToken" not in call.request]) == 1
     # Described once after the create: verify checks that reading.
     assert reads("connect_instance", r"^DescribeInstance$") == 1
-    assert reads("saml_provider", r"^ListSAMLProviders$") == 2  # plan, verify
-    assert reads("federation_policy", r"^GetPolicy$") == 2  # plan, verify
+    # Verify reads the provider by the ARN apply's create answered, not IAM's list again.
+    assert reads("saml_provider", r"^ListSAMLProviders$") == 1  # plan
+    assert reads("saml_provider", r"^GetSAMLProvider$") == 1  # verify
+    # CreatePolicy answered with the default version: verify reads that version's document.
+    assert reads("federation_policy", r"^GetPolicy$") == 1  # plan
+    assert reads("federation_policy", r"^GetPolicyVersion$") == 1  # verify
     assert reads("federation_role", r"^GetRole$") == 2  # plan, verify
     assert reads("federation_role", r"^(DescribeInstance|ListTagsForResource)$") == 2  # plan
+    # connect_users' plan reads the instance once for the change set and the form's choices;
+    # verify's search finds everyone just created, so ListUsers is not asked as well.
+    assert (
+        reads("connect_users", r"^(DescribeInstance|ListSecurityProfiles|ListRoutingProfiles)$")
+        == 3
+    )
+    assert reads("connect_users", r"^SearchUsers$") == 2  # plan, verify
+    assert reads("connect_users", r"^ListUsers$") == 0
     assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+/claimsMappingPolicies$") == 2
     assert reads("entra_assignments", r"^GET /servicePrincipals/[^/]+/appRoleAssignedTo$") == 2
     # Planned and taken on to apply in one move, each step still says both, in order.

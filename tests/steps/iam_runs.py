@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning.context import StepContext
-from provisioning.models import Connection, SetupRun
-from provisioning.steps.base import STEPS, outputs_json
+from provisioning.models import AuditEvent, AuditKind, Connection, SetupRun
+from provisioning.steps.base import STEPS, Finding, Step, StepOutputs, outputs_json
 from tests.steps.aws_step_runs import context, start_run
 from tests.steps.iam_flow import IAM_STEPS
 
@@ -70,3 +70,23 @@ def policies_named(iam: Any, name: str) -> list[dict[str, Any]]:
 def roles_named(iam: Any, name: str) -> list[dict[str, Any]]:
     pages = iam.get_paginator("list_roles").paginate()
     return [r for page in pages for r in page["Roles"] if r["RoleName"] == name]
+
+
+def iam_operations(run: SetupRun) -> list[str]:
+    """The IAM operations the run's steps have called so far, in order."""
+    started = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED, service="iam")
+    return list(started.order_by("pk").values_list("operation", flat=True))
+
+
+def applied_and_verified(
+    step: Step, run: SetupRun, key: str
+) -> tuple[StepContext, StepOutputs, list[Finding], list[str]]:
+    """Plan, then apply and verify with one context, as the runner calls verify right after
+    apply; returns that context, apply's outputs, verify's findings and the IAM operations
+    verify called."""
+    step.plan(step_context(run, key))
+    ctx = step_context(run, key)
+    outputs = step.apply(ctx)
+    applied = len(iam_operations(run))
+    findings = step.verify(ctx)
+    return ctx, outputs, findings, iam_operations(run)[applied:]

@@ -15,6 +15,7 @@ import pytest
 from provisioning.errors import PermanentError
 from provisioning.messages import render
 from provisioning.models import (
+    AuditKind,
     RunStatus,
     SetupRun,
     StepRun,
@@ -392,6 +393,49 @@ def test_in_an_sso_setup_it_gives_everyone_the_chosen_profiles_and_desk_phones(
     assert first["PhoneConfig"]["PhoneType"] == "DESK_PHONE"
     assert first["PhoneConfig"]["DeskPhoneNumber"] == "+81312345678"
     assert users[GOOD[1]["username"]]["PhoneConfig"]["DeskPhoneNumber"] == "+81312345679"
+
+
+def test_in_an_sso_setup_its_plan_reads_the_instance_once_for_the_users_and_the_choices(
+    aws_connection: Any, instance: dict[str, Any]
+) -> None:
+    run = start_run("connect_users", aws_connection, instance_id=instance["Id"])
+    calls_before = len(calls(run))
+
+    plan = STEP.plan(assigned(run, **ConnectUsers.headless_defaults))
+
+    read = [c.operation for c in calls(run)[calls_before:] if c.kind == AuditKind.CALL_STARTED]
+    # The choices kept for the form come from the reading the change set was planned from.
+    for operation in ("DescribeInstance", "ListSecurityProfiles", "ListRoutingProfiles"):
+        assert read.count(operation) == 1, read
+    choices = plan.to_json()["user_choices"]
+    assert choices["security_profiles"] == SANDBOX_PROFILES
+    assert choices["routing_profiles"] == ["Basic Routing Profile"]
+    assert choices["people_count"] == len(GOOD)
+
+
+def test_its_verify_lists_the_users_only_when_the_search_leaves_a_doubt(
+    aws_connection: Any, connect: Any, instance: dict[str, Any]
+) -> None:
+    run = users_run(aws_connection, instance, GOOD)
+    STEP.plan(context(run, "connect_users"))
+    STEP.apply(context(run, "connect_users"))
+    calls_before = len(calls(run))
+
+    findings = STEP.verify(context(run, "connect_users"))
+
+    assert all(finding.ok for finding in findings), findings
+    read = [c.operation for c in calls(run)[calls_before:] if c.kind == AuditKind.CALL_STARTED]
+    # SearchUsers found everyone just created, with their attributes: no ListUsers on top.
+    assert read == ["SearchUsers"]
+    # A user the search doesn't find is asked of ListUsers (the index may lag behind a create);
+    # one deleted meanwhile is missing there too.
+    gone = rows(run, "create")[0]
+    connect.delete_user(InstanceId=instance["Id"], UserId=gone.user_id)
+    calls_before = len(calls(run))
+    (every_person, *_rest) = STEP.verify(context(run, "connect_users"))
+    assert not every_person.ok and gone.username in render(every_person.detail)
+    read = [c.operation for c in calls(run)[calls_before:] if c.kind == AuditKind.CALL_STARTED]
+    assert read == ["SearchUsers", "ListUsers"]
 
 
 def test_in_an_sso_setup_a_profile_the_instance_lacks_is_named_with_the_ones_it_has(

@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 
 from provisioning.models import Connection
-from provisioning.steps.federation_policy import MAX_POLICY_VERSIONS, FederationPolicyStep
+from provisioning.steps.federation_policy import (
+    MAX_POLICY_VERSIONS,
+    FederationPolicyOutputs,
+    FederationPolicyStep,
+)
 from sandbox.server import AWS_ACCOUNT_ID, Sandbox
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import REGION, unique
-from tests.steps.iam_runs import iam_run, policies_named, step_context
+from tests.steps.iam_runs import applied_and_verified, iam_run, policies_named, step_context
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -63,6 +67,32 @@ def test_it_creates_the_instance_condition_policy_once(
     assert statement["Condition"] == {"StringEquals": {"connect:InstanceId": instance["Id"]}}
     assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
     assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
+
+
+@pytest.mark.parametrize("other_form_first", [False, True], ids=["created", "new_version"])
+def test_its_verify_reads_back_the_version_apply_made_default_without_getpolicy(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any, other_form_first: bool
+) -> None:
+    run = iam_run(aws_connection, instance)
+    if other_form_first:
+        # The policy exists with the other form: apply adds a version and makes it the default.
+        STEP.apply(step_context(run, KEY, policy_form="user_resource"))
+
+    ctx, outputs, findings, verify_read = applied_and_verified(STEP, run, KEY)
+
+    assert all(finding.ok for finding in findings), findings
+    # The write answered with the ARN and the default version: only the document is read back.
+    assert verify_read == ["GetPolicyVersion"]
+    assert isinstance(outputs, FederationPolicyOutputs)
+    # A default version set since is seen: verify reads whether that version is still it.
+    other = STEP.plan(step_context(run, KEY, policy_form="user_resource")).changes[0]
+    iam.create_policy_version(
+        PolicyArn=outputs.policy_arn,
+        PolicyDocument=other.details["policy_document"],
+        SetAsDefault=True,
+    )
+    (finding,) = STEP.verify(ctx)
+    assert not finding.ok
 
 
 def test_it_shows_the_diff_and_adds_a_default_version_for_the_other_form(

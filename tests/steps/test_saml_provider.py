@@ -13,14 +13,18 @@ from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.messages import render
 from provisioning.models import Connection
-from provisioning.steps.saml_provider import SamlProviderForm, SamlProviderStep
+from provisioning.steps.saml_provider import (
+    SamlProviderForm,
+    SamlProviderOutputs,
+    SamlProviderStep,
+)
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import unique
 from tests.steps.iam_flow import certificate, metadata
-from tests.steps.iam_runs import iam_run, providers_named, step_context
+from tests.steps.iam_runs import applied_and_verified, iam_run, providers_named, step_context
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -62,6 +66,22 @@ def test_it_creates_the_provider_once_however_often_apply_runs(
     assert STEP.plan(step_context(run, KEY)).changes[0].action == "nothing"
     assert all(finding.ok for finding in STEP.verify(step_context(run, KEY)))
     assert step_context(run, KEY).created_of(KEY) == [CreatedResource(KEY, name)]
+
+
+def test_its_verify_reads_the_provider_apply_made_by_its_arn_and_sees_it_gone(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID, certificate()))
+
+    ctx, outputs, findings, verify_read = applied_and_verified(STEP, run, KEY)
+
+    assert all(finding.ok for finding in findings), findings
+    # The ARN CreateSAMLProvider answered names the provider: IAM's list is not read again.
+    assert verify_read == ["GetSAMLProvider"]
+    assert isinstance(outputs, SamlProviderOutputs)
+    iam.delete_saml_provider(SAMLProviderArn=outputs.provider_arn)
+    (gone,) = STEP.verify(ctx)
+    assert not gone.ok and "IAM has no SAML provider named" in render(gone.detail)
 
 
 def test_it_updates_the_provider_only_when_the_certificate_changes(
