@@ -99,6 +99,11 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     assert reads("federation_policy", r"^GetPolicy$") == 2  # plan, verify
     assert reads("federation_role", r"^GetRole$") == 2  # plan, verify
     assert reads("federation_role", r"^(DescribeInstance|ListTagsForResource)$") == 2  # plan
+    # Instantiate answers with the new app and service principal: apply works on those, and
+    # reads both once after its writes (verify checks that reading).
+    assert reads("entra_app", r"^GET /applications/[^/?]+$") == 1
+    assert reads("entra_app", r"^GET /servicePrincipals\(appId=") == 0
+    assert reads("entra_app", r"^GET /servicePrincipals/[^/]+$") == 1
     assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+/claimsMappingPolicies$") == 2
     assert reads("entra_assignments", r"^GET /servicePrincipals/[^/]+/appRoleAssignedTo$") == 2
     # Planned and taken on to apply in one move, each step still says both, in order.
