@@ -38,7 +38,7 @@ from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSign
 from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import CreatedResource, StepContext
-from provisioning.entra.client import ids_made_by_run, is_replicating, run_graph
+from provisioning.entra.client import ids_made_by_run, is_replicating, posts_went_out, run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
@@ -444,7 +444,8 @@ class EntraClaims(Step):
 
     def _own_policy(self, ctx: StepContext, client: Any) -> Any | None:
         """This run's policy: recorded, or (after a crash between creating and recording it)
-        found by its name and this run's marker."""
+        found by its name and this run's marker. No search when no attempt of this run sent a
+        POST making a policy (every first attempt): only such a POST makes one with the marker."""
         policies = client.policies.claims_mapping_policies
         for created in ctx.created_of(POLICY):
             recorded = get_or_none(policies.by_claims_mapping_policy_id(created.identifier).get())
@@ -453,6 +454,8 @@ class EntraClaims(Step):
             if is_replicating(ctx.audit, created.identifier):
                 # Not visible yet, not gone: a second policy now would be a duplicate.
                 raise WaitForCloud(Message(_("Waiting for Entra ID to show the new policy.")))
+        if not posts_went_out(ctx.audit, POLICY_COLLECTION):
+            return None
         for made in ids_made_by_run(ctx.audit, POLICY_COLLECTION):
             # Made by this run, then a crash before it was recorded: the list may not show it
             # until it replicates, so look it up by the id Graph answered with.
