@@ -615,6 +615,21 @@ def ids_made_by_run(scope: AuditScope, collection: str) -> list[str]:
     return [made_id for made_id in made if made_id.casefold() not in deleted]
 
 
+def posts_went_out(scope: AuditScope, collection: str) -> bool:
+    """Whether an attempt of this run sent a POST to `collection`, answered or not: its
+    "call_started" row is committed before the call leaves (audit.start_call), so without one no
+    attempt of this run can have made anything there."""
+    if scope.run_id is None:
+        return False
+    return AuditEvent.objects.filter(
+        run_id=scope.run_id,
+        cloud=Cloud.ENTRA.value,
+        service="graph",
+        kind=AuditKind.CALL_STARTED,
+        operation=f"POST {collection}",
+    ).exists()
+
+
 @dataclass(frozen=True)
 class InstantiateCalls:
     """This run's calls instantiating an app from a template, as its audit rows keep them."""

@@ -493,14 +493,14 @@ class EntraApp(Step):
             )
         )
         _record_app(ctx, created.application)
-        # Graph answers before its replicas may have the new objects (hashicorp/terraform-
-        # provider-azuread PR 656 retries these 404s; issue 1811 shows the error): find_app
-        # raises WaitForCloud until they show, and the next attempt finds them through what was
-        # just recorded.
-        found = find_app(ctx, client)
-        if found is None:
-            raise WaitForCloud(Message(_("Waiting for Entra ID to show the new app.")))
-        return found
+        # The answer holds both new objects (Graph reference, "applicationTemplate: instantiate":
+        # an applicationServicePrincipal, whose example response gives the application and the
+        # service principal with their properties), so they are not read again. Graph answers
+        # before its replicas may have them (hashicorp/terraform-provider-azuread PR 656 retries
+        # these 404s; issue 1811 shows the error): the writes that follow answer 404 until they
+        # do, which the client turns into WaitForCloud (its docstring, "Replication"), and the
+        # next attempt finds them through what was just recorded.
+        return FoundApp(created.application, created.service_principal, adopted=False)
 
     def _outputs(
         self, ctx: StepContext, application: Any, service_principal: Any, *, adopted: bool

@@ -38,7 +38,7 @@ from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSign
 from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import CreatedResource, StepContext
-from provisioning.entra.client import ids_made_by_run, is_replicating, run_graph
+from provisioning.entra.client import ids_made_by_run, is_replicating, posts_went_out, run_graph
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
@@ -81,6 +81,9 @@ APP_ROLE = "entra_app_role"
 # What plan() read (a ClaimsReading), for the apply() that follows it at once
 # (StepContext.read_by_plan).
 SURVEYED = "surveyed_claims"
+# The service principal as apply() read it after its last write (waiting for the app role to show
+# on it), for the verify() the runner calls right after (StepContext.read_by_apply).
+SP_AFTER_WRITES = "service_principal_after_writes"
 POLICY = "entra_claims_mapping_policy"
 # The namespace of the app role ids this wizard derives (uuid5 of service principal + value).
 APP_ROLE_NAMESPACE = uuid.UUID("0d7c8d52-3f5e-4b61-9a3e-6c0d5f1b2a40")
@@ -224,16 +227,19 @@ class ClaimsReading:
     relay_ok: bool
 
 
-def survey(ctx: StepContext) -> ClaimsReading:
+def survey(ctx: StepContext, service_principal: Any = None) -> ClaimsReading:
     """Reads the application, its service principal and the linked policy; says what differs from
-    what the run wants."""
+    what the run wants. `service_principal`: read since the last write to it (else read here)."""
     client = ctx.graph()
     app = ctx.outputs_of(EntraAppOutputs)
     sp_id = app.service_principal_id
     role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
     application = run_graph(client.applications.by_application_id(app.app_object_id).get())
-    service_principal = run_graph(client.service_principals.by_service_principal_id(sp_id).get())
+    if service_principal is None:
+        service_principal = run_graph(
+            client.service_principals.by_service_principal_id(sp_id).get()
+        )
     # App roles live on the application; the service principal only mirrors them (Graph refuses
     # appRoles PATCHed on it: microsoft-graph-docs-contrib issue 8801, hamilton PR 42).
     roles = list(application.app_roles or [])
@@ -367,13 +373,18 @@ class EntraClaims(Step):
             # The service principal shows the application's new role only after Graph syncs it
             # ("the synchronization isn't immediate": Graph, applications-api-overview); until
             # then appRoleAssignedTo refuses the role ("Permission being assigned was not found").
-            mirrored = run_graph(sp.get()).app_roles or []
+            after_writes = run_graph(sp.get())
+            mirrored = after_writes.app_roles or []
             if not any(str(r.id) == role_id and r.is_enabled for r in mirrored):
                 raise WaitForCloud(
                     Message(
                         _("Waiting for Entra ID to show the new app role on the enterprise app.")
                     )
                 )
+            # Read after apply's last write to the service principal (linking the policy writes
+            # its claimsMappingPolicies, which verify reads on their own): verify checks this
+            # instead of reading the same object again a moment later.
+            ctx.read_by_apply[SP_AFTER_WRITES] = after_writes
         return EntraClaimsOutputs(
             app_role_id=role_id,
             role_value=found.role_value,
@@ -444,7 +455,8 @@ class EntraClaims(Step):
 
     def _own_policy(self, ctx: StepContext, client: Any) -> Any | None:
         """This run's policy: recorded, or (after a crash between creating and recording it)
-        found by its name and this run's marker."""
+        found by its name and this run's marker. No search when no attempt of this run sent a
+        POST making a policy (every first attempt): only such a POST makes one with the marker."""
         policies = client.policies.claims_mapping_policies
         for created in ctx.created_of(POLICY):
             recorded = get_or_none(policies.by_claims_mapping_policy_id(created.identifier).get())
@@ -453,6 +465,8 @@ class EntraClaims(Step):
             if is_replicating(ctx.audit, created.identifier):
                 # Not visible yet, not gone: a second policy now would be a duplicate.
                 raise WaitForCloud(Message(_("Waiting for Entra ID to show the new policy.")))
+        if not posts_went_out(ctx.audit, POLICY_COLLECTION):
+            return None
         for made in ids_made_by_run(ctx.audit, POLICY_COLLECTION):
             # Made by this run, then a crash before it was recorded: the list may not show it
             # until it replicates, so look it up by the id Graph answered with.
@@ -484,7 +498,9 @@ class EntraClaims(Step):
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        found = survey(ctx)
+        # The application and the policy links are read back here; the service principal too
+        # unless apply read it after its writes.
+        found = survey(ctx, ctx.read_by_apply.get(SP_AFTER_WRITES))
         return [
             Finding(
                 Message(_("The app has the federation role as an app role")),

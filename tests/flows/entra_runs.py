@@ -1,11 +1,15 @@
 """Helpers for the Entra flow tests: sandbox mode with its connections, the example plan with a
-fresh instance alias, a whole headless run through `setup_sso`, and the cloud writes of a run."""
+fresh instance alias, a whole headless run through `setup_sso` (or one whose worker dies with a
+Graph answer lost, and the worker that takes it over), and the cloud writes of a run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
+import time
 import uuid
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,9 @@ import pytest
 from django.core.management import call_command
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
-from provisioning.models import AuditEvent, AuditKind, SetupRun
+from provisioning.entra import client as entra_client
+from provisioning.models import AuditEvent, AuditKind, SetupRun, StepRun
+from provisioning.runs import runner
 from sandbox.server import Sandbox
 
 EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "examples" / "entra-sandbox.toml"
@@ -52,6 +58,39 @@ def setup_sso(path: Path) -> tuple[SetupRun, str]:
     call_command("setup_sso", str(path), stdout=out)
     (run,) = SetupRun.objects.exclude(pk__in=before)
     return run, out.getvalue()
+
+
+def answer_lost(monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    """Graph does what a call matching `operation` ("POST /applicationTemplates/*/instantiate")
+    asks, but its answer (the finished row keeps the ids of what it made) never reaches the
+    audit log: only the started row is left."""
+    finish_call = entra_client.finish_call
+
+    def lost(record: Any, **kwargs: Any) -> None:
+        if not fnmatchcase(record.operation, operation):
+            finish_call(record, **kwargs)
+
+    monkeypatch.setattr(entra_client, "finish_call", lost)
+
+
+def setup_sso_until_the_worker_dies(path: Path) -> SetupRun:
+    """Run the management command in this process until something it calls raises SystemExit
+    (the worker dying); the interrupted run."""
+    before = set(SetupRun.objects.values_list("pk", flat=True))
+    with pytest.raises(SystemExit):
+        call_command("setup_sso", str(path), stdout=io.StringIO())
+    return SetupRun.objects.exclude(pk__in=before).get()
+
+
+def take_over(run: SetupRun, step: StepRun, sandbox: Sandbox) -> None:
+    """The dead worker's claim on `step` outlives its lease (by then Graph's queries show what it
+    made); the next worker takes the step over and the run goes on as far as it can."""
+    time.sleep(sandbox.knobs.graph_visibility_delay_s)
+    StepRun.objects.filter(pk=step.pk).update(claimed_at=step.claimed_at - dt.timedelta(days=1))
+    for _ in range(50):
+        if runner.advance(run.pk) is None:
+            break
+    run.refresh_from_db()
 
 
 def cloud_writes(run: SetupRun) -> list[str]:

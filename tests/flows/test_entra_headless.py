@@ -111,7 +111,17 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     )
     assert reads("connect_users", r"^SearchUsers$") == 2  # plan, verify
     assert reads("connect_users", r"^ListUsers$") == 0
+    # Instantiate answers with the new app and service principal: apply works on those, and
+    # reads both once after its writes (verify checks that reading).
+    assert reads("entra_app", r"^GET /applications/[^/?]+$") == 1
+    assert reads("entra_app", r"^GET /servicePrincipals\(appId=") == 0
+    assert reads("entra_app", r"^GET /servicePrincipals/[^/]+$") == 1
+    assert reads("entra_claims", r"^GET /applications/[^/]+$") == 2  # plan, verify
+    # Plan, and apply's wait for the new app role to show on it (verify checks that reading).
+    assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+$") == 2
     assert reads("entra_claims", r"^GET /servicePrincipals/[^/]+/claimsMappingPolicies$") == 2
+    # No attempt of this run made a policy before this one: no scan for one it lost.
+    assert reads("entra_claims", r"^GET /policies/claimsMappingPolicies$") == 0
     assert reads("entra_assignments", r"^GET /servicePrincipals/[^/]+/appRoleAssignedTo$") == 2
     # Planned and taken on to apply in one move, each step still says both, in order.
     moves = AuditEvent.objects.filter(run=run, kind=AuditKind.STEP_STATE).order_by("pk")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import time
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +14,21 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from provisioning.entra import client as entra_client
 from provisioning.errors import WaitForCloud
 from provisioning.messages import render
-from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun, StepRun
-from provisioning.runs import runner
+from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun
 from provisioning.steps import entra_app
 from provisioning.steps.entra_app import EntraApp
 from sandbox.server import Sandbox
-from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
+from tests.flows.entra_runs import (  # noqa: F401
+    answer_lost,
+    entra_sandbox,
+    plan_file,
+    setup_sso,
+    setup_sso_until_the_worker_dies,
+    step_context,
+    take_over,
+)
 
 
 def test_it_shows_graphs_refusal_and_what_to_do_when_the_identifier_policy_still_refuses(
@@ -109,25 +113,14 @@ def test_it_finds_the_app_an_attempt_instantiated_before_its_worker_died_unanswe
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    finish_call = entra_client.finish_call
-
-    def answer_lost(record: Any, **kwargs: Any) -> None:
-        # Graph made the app, but its answer (the finished row keeps the new app's id) never
-        # reaches the audit log...
-        if not fnmatchcase(record.operation, INSTANTIATE):
-            finish_call(record, **kwargs)
-
     def worker_dies(*_: Any) -> None:
-        # ...and the worker dies before the step records the app: only the started row is left.
+        # Graph made the app, its answer is lost, and the worker dies before the step records it.
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(entra_client, "finish_call", answer_lost)
+    answer_lost(monkeypatch, INSTANTIATE)
     monkeypatch.setattr(entra_app, "_record_app", worker_dies)
-    before = set(SetupRun.objects.values_list("pk", flat=True))
-    with pytest.raises(SystemExit):
-        call_command("setup_sso", str(plan_file(tmp_path)), stdout=io.StringIO())
+    run = setup_sso_until_the_worker_dies(plan_file(tmp_path))
     monkeypatch.undo()
-    run = SetupRun.objects.exclude(pk__in=before).get()
     step = run.steps.get(key="entra_app")
     name = f"Amazon Connect {run.instance_alias}"
     assert (step.status, step.created_resources) == ("applying", [])
@@ -137,14 +130,7 @@ def test_it_finds_the_app_an_attempt_instantiated_before_its_worker_died_unanswe
     # Before any instantiate call went out, nothing of this run could be lost: no search.
     assert _searches_by_name(run) == 0
 
-    # The dead worker's claim outlives its lease (by then Graph's name query shows the app);
-    # the next worker takes the step over.
-    time.sleep(entra_sandbox.knobs.graph_visibility_delay_s)
-    StepRun.objects.filter(pk=step.pk).update(claimed_at=step.claimed_at - dt.timedelta(days=1))
-    for _ in range(50):
-        if runner.advance(run.pk) is None:
-            break
-    run.refresh_from_db()
+    take_over(run, step, entra_sandbox)
 
     assert run.status == RunStatus.SUCCEEDED, run.error
     (app,) = _apps_named(entra_sandbox, name)

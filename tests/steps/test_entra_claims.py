@@ -1,6 +1,7 @@
 """entra_claims against the sandbox's Graph: the app role on the application (waited for on the
 service principal, an adopted disabled role left in place on rollback), and a claims mapping
-policy of its own that a shared policy never gives way to and a crash never doubles."""
+policy of its own that a shared policy never gives way to and a crash never doubles (searched for
+only once a POST making one went out)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pytest
 
 from provisioning.entra.client import run_graph
 from provisioning.errors import WaitForCloud
-from provisioning.models import RunStatus, SetupRun
+from provisioning.models import AuditEvent, AuditKind, RunStatus, SetupRun
 from provisioning.steps.entra_claims import (
     APP_ROLE,
     POLICY,
+    POLICY_COLLECTION,
+    POLICY_MARKER,
     EntraClaims,
     EntraClaimsOutputs,
     policy_definition,
@@ -25,7 +28,15 @@ from provisioning.steps.entra_claims import (
 from sandbox.entra.tenant import AWS_SINGLE_ACCOUNT_TEMPLATE_ID as AWS_TEMPLATE_ID
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
-from tests.flows.entra_runs import entra_sandbox, plan_file, setup_sso, step_context  # noqa: F401
+from tests.flows.entra_runs import (  # noqa: F401
+    answer_lost,
+    entra_sandbox,
+    plan_file,
+    setup_sso,
+    setup_sso_until_the_worker_dies,
+    step_context,
+    take_over,
+)
 
 # Longer than the window the test sets for the service principal to mirror its app's roles; the
 # window (half of it) must outlast one apply on a loaded CI machine.
@@ -224,3 +235,53 @@ def test_it_makes_one_policy_when_a_crash_comes_between_creating_and_recording_i
     assert [p["id"] for p in tenant.policies_of(sp_id)] == named
     recorded = finished.run.steps.get(key="entra_claims").created_resources
     assert [e["identifier"] for e in recorded if e["resource_type"] == POLICY] == named
+
+
+def _policy_scans(run: SetupRun) -> int:
+    """The run's reads of every claims mapping policy (looking for one a lost attempt made)."""
+    return AuditEvent.objects.filter(
+        run=run, kind=AuditKind.CALL_STARTED, operation=f"GET {POLICY_COLLECTION}"
+    ).count()
+
+
+def test_it_finds_the_policy_an_attempt_made_before_its_worker_died_unanswered(
+    entra_sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_policy = EntraClaims._create_policy
+
+    def worker_dies(step: EntraClaims, *args: Any) -> Any:
+        # Graph made the policy, its answer is lost, and the worker dies before the step
+        # records it.
+        create_policy(step, *args)
+        raise SystemExit("worker killed")
+
+    answer_lost(monkeypatch, f"POST {POLICY_COLLECTION}")
+    monkeypatch.setattr(EntraClaims, "_create_policy", worker_dies)
+    run = setup_sso_until_the_worker_dies(plan_file(tmp_path))
+    monkeypatch.undo()
+    step = run.steps.get(key="entra_claims")
+    tenant = entra_sandbox.apps["entra"].tenant
+    marker = POLICY_MARKER.format(run_id=run.pk)
+
+    def ours() -> list[str]:
+        with tenant.lock:
+            policies = tenant.claims_mapping_policies.values()
+            return [p["id"] for p in policies if p.get("description") == marker]
+
+    assert step.status == "applying"
+    assert [e for e in step.created_resources if e["resource_type"] == POLICY] == []
+    assert len(ours()) == 1
+    # Before any POST making a policy went out, nothing of this run could be lost: no scan.
+    assert _policy_scans(run) == 0
+
+    take_over(run, step, entra_sandbox)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    (policy_id,) = ours()
+    step.refresh_from_db()
+    recorded = [e["identifier"] for e in step.created_resources if e["resource_type"] == POLICY]
+    assert recorded == [policy_id]
+    assert step.outputs["policy_id"] == policy_id
+    assert _policy_scans(run) == 1
