@@ -63,6 +63,10 @@ REQUEST_THREADS = 16
 IDLE_CONNECTIONS_KEPT = 64
 # How long stop() waits for a request in progress before it closes its connection.
 STOP_TIMEOUT_S = 2
+# The most of a request body the server reads and throws away when the app answered without
+# reading it all (see _read_rest_of_body): above the largest body a stand-in takes, the sign-in
+# form's 200,000 bytes (sandbox/signin/app.py MAX_FORM_BYTES).
+UNREAD_BODY_LIMIT_BYTES = 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,17 @@ def _werkzeug_environ(environ: dict[str, Any]) -> dict[str, Any]:
         path = parts.path if parts.scheme else raw_uri.split("?", 1)[0]
         environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
     return environ
+
+
+def _read_rest_of_body(body: Any) -> None:
+    """Reads what the app left of the request body before the answer goes out. cheroot closes
+    the connection after a 413 without reading the rest (server.py send_headers: "Close conn to
+    avoid garbage"); a socket closed with unread data sends a reset, and a client still sending
+    the body (the sign-in endpoint's oversized post) gets the reset instead of the 413. RFC 9112
+    section 9.6 warns of exactly this "TCP reset problem"."""
+    left = UNREAD_BODY_LIMIT_BYTES
+    while left > 0 and (chunk := body.read(min(left, 65536))):
+        left -= len(chunk)
 
 
 class WsgiApp(Protocol):
@@ -191,9 +206,13 @@ class Sandbox:
 
         def app(environ: dict[str, Any], start_response: Any) -> Any:
             environ = _werkzeug_environ(environ)
+            body = environ["wsgi.input"]
             if recorded:
-                return self.wire_log.serve(name, self.apps[name], environ, start_response)
-            return self.apps[name](environ, start_response)
+                answer = self.wire_log.serve(name, self.apps[name], environ, start_response)
+            else:
+                answer = self.apps[name](environ, start_response)
+            _read_rest_of_body(body)
+            return answer
 
         return app
 
