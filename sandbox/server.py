@@ -61,6 +61,10 @@ REQUEST_THREADS = 16
 # Idle connections kept open per cloud; past that an answer says `Connection: close`. Each
 # client's pool keeps a few (urllib3 and httpx keep up to 10 and 20 per host).
 IDLE_CONNECTIONS_KEPT = 64
+# Connections waiting to be accepted (listen(2)'s backlog): werkzeug's LISTEN_QUEUE, which the
+# sandbox had before; cheroot's default of 5 would drop a burst of new connections while its
+# accepting thread does a handshake.
+LISTEN_BACKLOG = 128
 # How long stop() waits for a request in progress before it closes its connection.
 STOP_TIMEOUT_S = 2
 # The most of a request body the server reads and throws away when the app answered without
@@ -158,6 +162,7 @@ class Sandbox:
                 numthreads=REQUEST_THREADS,
                 timeout=KEEP_ALIVE_IDLE_S,
                 shutdown_timeout=STOP_TIMEOUT_S,
+                request_queue_size=LISTEN_BACKLOG,
             )
             server.keep_alive_conn_limit = IDLE_CONNECTIONS_KEPT
             server.ssl_adapter = _TlsAdapter(str(self.tls.server_cert), str(self.tls.server_key))
