@@ -4,8 +4,10 @@ does, for the Entra tests."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,7 +68,8 @@ def graph_credential(endpoints: dict[str, str], *, secret: str | None = None) ->
 def graph_client(endpoints: dict[str, str], *, credential: Any | None = None) -> GraphServiceClient:
     """A GraphServiceClient on the sandbox's Graph: Graph's default middleware (retry on 429
     with Retry-After, redirects, telemetry) over an httpx client that trusts the sandbox CA.
-    Build it inside the event loop that will use it (httpx clients are loop-bound)."""
+    Its pooled connections belong to the event loop of its first call: use it through `run`,
+    or inside one event loop."""
     auth = AzureIdentityAuthenticationProvider(
         credential or graph_credential(endpoints), scopes=[GRAPH_SCOPE]
     )
@@ -89,8 +92,18 @@ def no_retry() -> RequestConfiguration[Any]:
     return RequestConfiguration(options=[RetryHandlerOption(max_retries=0, should_retry=False)])
 
 
+_runners = threading.local()
+
+
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(scenario())
+    """Runs the scenario on this thread's one event loop, kept for the session as the wizard keeps
+    its Graph loop (provisioning/entra/client.py): a client's kept-alive connections belong to
+    the loop that opened them, and a new loop per call would find them on a closed one."""
+    runner = getattr(_runners, "runner", None)
+    if runner is None:
+        runner = _runners.runner = asyncio.Runner()
+        atexit.register(runner.close)
+    return runner.run(scenario())
 
 
 async def until_visible(read: Callable[[], Awaitable[T]]) -> T:
