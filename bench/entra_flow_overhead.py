@@ -18,7 +18,11 @@ wizard's own overhead),
 "wizard_queries" (database statements but BEGIN and COMMIT), "wizard_audit_rows" (per run),
 "runs", "database", "load_average", and "careful_bare_s", "careful_ratio",
 "careful_bare_requests": the bare script again with the looks-before-create and read-backs a
-careful admin's re-runnable script makes (_Careful), a second view beside the target's ratio}.
+careful admin's re-runnable script makes (_Careful), a second view beside the target's ratio;
+"wizard_cpu_s", "bare_cpu_s": this process's CPU time per run; "latency_ms",
+"wizard_s_at_latency", "bare_s_at_latency", "ratio_at_latency": the wizard and the bare script
+again with every request answered LATENCY_MS later, a third view: with clouds a network away the
+requests, not this machine's CPU, take the time}.
 On a busy machine every database round trip waits for the scheduler, so the ratio grows with
 the load average: compare figures taken at a similar load.
 """
@@ -80,6 +84,9 @@ SIGNIN = "https://signin.aws.amazon.com/saml"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Timed rounds (one run per side each), after the untimed warm-up runs; medians are recorded.
 RUNS = int(os.environ.get("BENCH_ENTRA_RUNS", "5"))
+# Milliseconds added to every request in the second view (ratio_at_latency): an assumed round
+# trip and service time of a cloud API called from another network, not a measured figure.
+LATENCY_MS = int(os.environ.get("BENCH_ENTRA_LATENCY_MS", "50"))
 # The Entra token endpoint's path (sandbox/entra/app.py TOKEN, as login.microsoftonline.com).
 TOKEN_PATH = re.compile(r"/oauth2/v2\.0/token$")
 
@@ -96,13 +103,16 @@ def run() -> dict[str, Any]:
             endpoints = json.loads(sandbox_file.read_text())
             database = _setup_wizard(sandbox_file, Path(state_dir))
             queries = _Queries()
-            sides = _interleaved(
-                requests,
-                {
-                    "wizard": (lambda name: _wizard(Path(state_dir), name), queries.per_run),
-                    "bare": (lambda name: _bare(endpoints, name), None),
-                    "careful": (lambda name: _bare(endpoints, name, careful=True), None),
-                },
+            runs = {
+                "wizard": (lambda name: _wizard(Path(state_dir), name), queries.per_run),
+                "bare": (lambda name: _bare(endpoints, name), None),
+                "careful": (lambda name: _bare(endpoints, name, careful=True), None),
+            }
+            sides = _interleaved(requests, runs)
+            # Again with every request answered LATENCY_MS later, as clouds a network away do.
+            requests.set_latency(LATENCY_MS / 1000)
+            far = _interleaved(
+                requests, {name: runs[name] for name in ("wizard", "bare")}, prefix="bench-far"
             )
     wizard, bare, careful = sides["wizard"], sides["bare"], sides["careful"]
     wizard_s, bare_s = statistics.median(wizard["seconds"]), statistics.median(bare["seconds"])
@@ -124,6 +134,13 @@ def run() -> dict[str, Any]:
         "careful_bare_s": round(careful_s, 2),
         "careful_ratio": _median_ratio(wizard["seconds"], careful["seconds"]),
         "careful_bare_requests": careful["requests"],
+        # The same two sides with LATENCY_MS added to every request: where the ratio heads when
+        # the clouds' answers, not this machine's CPU, take the time (an assumed latency, not a
+        # measured one: the target's ratio is the one above).
+        "latency_ms": LATENCY_MS,
+        "wizard_s_at_latency": round(statistics.median(far["wizard"]["seconds"]), 2),
+        "bare_s_at_latency": round(statistics.median(far["bare"]["seconds"]), 2),
+        "ratio_at_latency": _median_ratio(far["wizard"]["seconds"], far["bare"]["seconds"]),
         "wizard_token_requests": wizard["token_requests"],
         "bare_token_requests": bare["token_requests"],
         "wizard_queries": wizard["queries"],
@@ -162,9 +179,14 @@ class _SandboxProcess:
         self._process.join(timeout=30)
 
     def take(self) -> list[str]:
-        self._pipe.send("take")
+        self._pipe.send(("take", None))
         paths: list[str] = self._pipe.recv()
         return paths
+
+    def set_latency(self, seconds: float) -> None:
+        """Every request from now on is answered `seconds` later."""
+        self._pipe.send(("latency", seconds))
+        self._pipe.recv()
 
 
 def _serve_counting(
@@ -175,11 +197,14 @@ def _serve_counting(
     sandbox.write_endpoints(endpoints_file)
     paths: list[str] = []
     lock = threading.Lock()
+    latency = [0.0]
 
     def counting(app: Any) -> Any:
         def counted(environ: dict[str, Any], start_response: Any) -> Any:
             with lock:
                 paths.append(environ.get("PATH_INFO", ""))
+            if latency[0]:
+                time.sleep(latency[0])
             return app(environ, start_response)
 
         return counted
@@ -188,7 +213,12 @@ def _serve_counting(
         sandbox.apps[name] = counting(app)
     pipe.send("started")
     try:
-        while pipe.recv() == "take":
+        while (command := pipe.recv()) != "stop":
+            what, value = command
+            if what == "latency":
+                latency[0] = value
+                pipe.send("set")
+                continue
             with lock:
                 taken = paths[:]
                 paths.clear()
@@ -231,16 +261,18 @@ class _Queries:
 def _interleaved(
     requests: _SandboxProcess,
     sides: dict[str, tuple[Callable[[str], None], Callable[[str], dict[str, int]] | None]],
+    *,
+    prefix: str = "bench",
 ) -> dict[str, dict[str, Any]]:
     """One untimed run of each side, then RUNS rounds in which each side runs once in turn (so a
     change of the machine's load falls on every side alike), each run under a name of its own.
     Per side: its seconds per round, the requests the sandbox received per timed run (the same
     every run, or the record says which differ), and what its `counts` counts after each run."""
     for name, (side, counts) in sides.items():
-        side(f"bench-{name}-warm")
+        side(f"{prefix}-{name}-warm")
         requests.take()
         if counts:
-            counts(f"bench-{name}-warm")
+            counts(f"{prefix}-{name}-warm")
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     cpu: dict[str, list[float]] = {name: [] for name in sides}
     seen: dict[str, dict[str, set[int]]] = {
@@ -248,7 +280,7 @@ def _interleaved(
     }
     for number in range(RUNS):
         for name, (side, counts) in sides.items():
-            alias = f"bench-{name}-{number}"
+            alias = f"{prefix}-{name}-{number}"
             started, started_cpu = time.perf_counter(), time.process_time()
             side(alias)
             seconds[name].append(time.perf_counter() - started)
