@@ -62,7 +62,7 @@ from provisioning.steps.okta_assignments import (
     OktaAssignments,
     app_group_assigned,
 )
-from provisioning.user_changes.instance import saml_instance
+from provisioning.user_changes.instance import Instance, profile_names, saml_instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
     DEFAULT_SECURITY_PROFILES,
@@ -89,6 +89,7 @@ from provisioning.user_changes.steps import (
     UsersStep,
     apply_user_changes,
     plan_user_changes,
+    read_planned_instance,
     record_unchanged_sync,
     run_instance,
 )
@@ -426,39 +427,38 @@ class _Directory:
         return str(USERNAME_TEMPLATES[self.source](person))
 
 
-def _names(listed: dict[str, str]) -> list[str]:
-    return sorted(listed, key=str.lower)
-
-
-def _choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
-    """What the mapping form offers: the IdP's groups and the instance's profiles."""
-    connect = ctx.aws("connect")
-    instance_id = run_instance(ctx)
-    saml_instance(connect, instance_id)
-    profiles: dict[str, str] = {}
-    routing: dict[str, str] = {}
-    for operation, key, found in (
-        ("list_security_profiles", "SecurityProfileSummaryList", profiles),
-        ("list_routing_profiles", "RoutingProfileSummaryList", routing),
-    ):
-        for page in connect.get_paginator(operation).paginate(InstanceId=instance_id):
-            found.update({summary["Name"]: summary["Id"] for summary in page[key]})
+def _choices(
+    ctx: StepContext, directory: _Directory, instance: Instance | None = None
+) -> dict[str, Any]:
+    """What the mapping form offers: the IdP's groups and the instance's profiles. `instance`:
+    the instance as the plan read it a moment ago (else its profiles are read here)."""
+    if instance is not None:
+        profiles, routing = instance.profile_names()
+    else:
+        connect = ctx.aws("connect")
+        instance_id = run_instance(ctx)
+        saml_instance(connect, instance_id)
+        profiles, routing = profile_names(connect, instance_id)
     groups, capped = directory.groups()
     return {
         "idp": directory.idp,
         "groups": sorted(groups, key=lambda group: group["name"].lower()),
         "groups_capped": capped,
-        "security_profiles": _names(profiles),
-        "routing_profiles": _names(routing),
+        "security_profiles": profiles,
+        "routing_profiles": routing,
         "username_source": directory.source,
     }
 
 
-def _kept_choices(ctx: StepContext, directory: _Directory) -> dict[str, Any]:
+def _kept_choices(
+    ctx: StepContext, directory: _Directory, instance: Instance | None = None
+) -> dict[str, Any]:
     """The choices a users plan keeps for its answers' form (inputs.carried_choices), never read
     for a sync, which has no form."""
     return carried_choices(
-        GroupUsers, ctx, lambda: {} if ctx.inputs.get("sync_id") else _choices(ctx, directory)
+        GroupUsers,
+        ctx,
+        lambda: {} if ctx.inputs.get("sync_id") else _choices(ctx, directory, instance),
     )
 
 
@@ -654,6 +654,8 @@ class GroupUsers(UsersStep):
         access = directory.app_access(instance_id)
         if access.setup_found:
             directory.offer_groups([p for p in people if not access.of(p.username)], rows)
+        # One reading of the instance serves the change set and the choices kept for the form.
+        instance = read_planned_instance(ctx)
         plan = cast(
             GroupUsersPlan,
             plan_user_changes(
@@ -663,9 +665,10 @@ class GroupUsers(UsersStep):
                 access=access,
                 warnings=_shared_with_other_syncs(ctx, instance_id, people),
                 plan_class=GroupUsersPlan,
+                instance=instance,
             ),
         )
-        plan.mapping_choices = _kept_choices(ctx, directory)
+        plan.mapping_choices = _kept_choices(ctx, directory, instance)
         if reading is not None:
             plan.sync_reading = reading.to_json()
         offered = _offered_groups(people)

@@ -16,6 +16,8 @@ from provisioning.connections.sandbox_registration import SANDBOX_NAMES
 from provisioning.errors import PermanentError
 from provisioning.messages import render
 from provisioning.models import (
+    AuditEvent,
+    AuditKind,
     Cloud,
     Connection,
     RunStatus,
@@ -147,6 +149,32 @@ def test_its_answers_stay_editable_with_the_groups_and_profiles_once_submitted(
     assert 'value="Basic Routing Profile" selected' in html
     assert re.search(r'value="Agent"[^>]*checked', html), html
     assert blank and all(len(row.fields["group"].choices) == len(offered) for row in blank)  # type: ignore[attr-defined]
+
+
+def test_its_users_plan_reads_the_instance_once_for_the_people_and_the_choices(
+    aws_connection: Connection, instance: dict[str, Any]
+) -> None:
+    run = users_run(instance, aws_connection)
+    agents = next(
+        g
+        for g in STEP.plan(context(run, "group_users")).mapping_choices["groups"]
+        if g["name"] == AGENTS_GROUP
+    )
+    before = AuditEvent.objects.filter(run=run).order_by("-pk").values_list("pk", flat=True)[0]
+
+    plan = STEP.plan(context(run, "group_users", groups=[{"group": agents["id"], **AGENT}]))
+
+    read = list(
+        AuditEvent.objects.filter(
+            run=run, kind=AuditKind.CALL_STARTED, cloud=Cloud.AWS, pk__gt=before
+        ).values_list("operation", flat=True)
+    )
+    # The choices kept for the form come from the reading the change set was planned from.
+    for operation in ("DescribeInstance", "ListSecurityProfiles", "ListRoutingProfiles"):
+        assert read.count(operation) == 1, read
+    choices = plan.to_json()["mapping_choices"]
+    assert choices["security_profiles"] == ["Admin", "Agent", "CallCenterManager", "QualityAnalyst"]
+    assert choices["routing_profiles"] == ["Basic Routing Profile"]
 
 
 def test_it_gives_everyone_in_nested_groups_a_user_with_the_merged_mapping(
