@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -316,6 +317,19 @@ _clients: OrderedDict[tuple[botocore.session.Session, str, bool], BaseClient] = 
 # Guards _sessions, _clients and every create_client on a kept session (re-entered: making an
 # assume-role session makes its STS client).
 _sessions_lock = threading.RLock()
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts with no sessions nor clients: the parent's pooled connections (their
+    sockets are shared with the parent after a fork) and a lock another thread held at the fork
+    must not be used there."""
+    global _sessions_lock
+    _sessions.clear()
+    _clients.clear()
+    _sessions_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 # The audit scope of the API call running in this thread (set by AwsSdkProxy): what a shared
 # client's audit handlers write under, the AssumeRole call that refreshes a session's credentials
 # while signing it included.

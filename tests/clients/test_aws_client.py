@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -383,6 +384,27 @@ def test_it_shares_a_client_per_service_across_scopes_until_the_connection_chang
     connection.config["note"] = "edited"
     connection.save()
     assert aws_client(connection, "sts", region="", audit=step_a).wrapped is not sts.wrapped
+
+
+def test_a_forked_child_makes_its_own_clients(sandbox_mode: Sandbox) -> None:
+    """A child forked from a worker must not use the parent's pooled connections."""
+    connection = _sandbox_aws()
+    sts = aws_client(connection, "sts", region="", audit=AuditScope(actor_label="parent"))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: say whether it was handed the parent's client, then leave
+        try:
+            child = aws_client(connection, "sts", region="", audit=AuditScope(actor_label="c"))
+            os.write(write, b"shared" if child.wrapped is sts.wrapped else b"own")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as answer:
+        assert answer.read() == b"own"
+    assert aws_client(connection, "sts", region="", audit=AuditScope(actor_label="p")).wrapped is (
+        sts.wrapped
+    )
 
 
 @pytest.mark.django_db(transaction=True)
