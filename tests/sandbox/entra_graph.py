@@ -4,8 +4,8 @@ does, for the Entra tests."""
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
+import os
 import ssl
 import threading
 import time
@@ -92,18 +92,31 @@ def no_retry() -> RequestConfiguration[Any]:
     return RequestConfiguration(options=[RetryHandlerOption(max_retries=0, should_retry=False)])
 
 
-_runners = threading.local()
+_loop_lock = threading.Lock()
+_loop: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _session_loop() -> asyncio.AbstractEventLoop:
+    """This process's one event loop for the tests' Graph calls, in a thread of its own (made
+    again after a fork), as the wizard keeps its Graph loop (provisioning/entra/client.py): a
+    client's kept-alive connections belong to the loop that opened them, so every call of a
+    session's client, from whichever thread, must run on that one loop."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="test-graph-loop", daemon=True).start()
+            _loop = (os.getpid(), loop)
+        return _loop[1]
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
-    """Runs the scenario on this thread's one event loop, kept for the session as the wizard keeps
-    its Graph loop (provisioning/entra/client.py): a client's kept-alive connections belong to
-    the loop that opened them, and a new loop per call would find them on a closed one."""
-    runner = getattr(_runners, "runner", None)
-    if runner is None:
-        runner = _runners.runner = asyncio.Runner()
-        atexit.register(runner.close)
-    return runner.run(scenario())
+    """Runs the scenario on the session's Graph loop and waits for its result."""
+
+    async def scenario_coroutine() -> T:
+        return await scenario()
+
+    return asyncio.run_coroutine_threadsafe(scenario_coroutine(), _session_loop()).result()
 
 
 async def until_visible(read: Callable[[], Awaitable[T]]) -> T:
