@@ -45,7 +45,7 @@ from provisioning.context import StepContext
 from provisioning.errors import PermanentError
 from provisioning.steps.base import Plan, StepOutputs, register
 from provisioning.steps.inputs import carried_choices
-from provisioning.user_changes.instance import Instance, profile_names, saml_instance
+from provisioning.user_changes.instance import Instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
     DEFAULT_SECURITY_PROFILES,
@@ -63,6 +63,7 @@ from provisioning.user_changes.steps import (
     UserChangesPlan,
     UsersStep,
     apply_user_changes,
+    offered_profile_names,
     plan_user_changes,
     read_planned_instance,
     run_instance,
@@ -362,13 +363,7 @@ def _choices(
 ) -> dict[str, Any]:
     """What the form offers: the instance's profiles, and who the people are when known.
     `instance`: the instance as the plan read it a moment ago (else its profiles are read here)."""
-    if instance is not None:
-        profiles, routing = instance.profile_names()
-    else:
-        connect = ctx.aws("connect")
-        instance_id = run_instance(ctx)
-        saml_instance(connect, instance_id)
-        profiles, routing = profile_names(connect, instance_id)
+    profiles, routing = offered_profile_names(ctx, instance)
     choices: dict[str, Any] = {"security_profiles": profiles, "routing_profiles": routing}
     if raw:
         choices["people_count"] = len(raw)

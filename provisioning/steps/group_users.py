@@ -62,7 +62,7 @@ from provisioning.steps.okta_assignments import (
     OktaAssignments,
     app_group_assigned,
 )
-from provisioning.user_changes.instance import Instance, profile_names, saml_instance
+from provisioning.user_changes.instance import Instance
 from provisioning.user_changes.people import (
     DEFAULT_ROUTING_PROFILE,
     DEFAULT_SECURITY_PROFILES,
@@ -88,6 +88,7 @@ from provisioning.user_changes.steps import (
     UserChangesPlan,
     UsersStep,
     apply_user_changes,
+    offered_profile_names,
     plan_user_changes,
     read_planned_instance,
     record_unchanged_sync,
@@ -432,13 +433,7 @@ def _choices(
 ) -> dict[str, Any]:
     """What the mapping form offers: the IdP's groups and the instance's profiles. `instance`:
     the instance as the plan read it a moment ago (else its profiles are read here)."""
-    if instance is not None:
-        profiles, routing = instance.profile_names()
-    else:
-        connect = ctx.aws("connect")
-        instance_id = run_instance(ctx)
-        saml_instance(connect, instance_id)
-        profiles, routing = profile_names(connect, instance_id)
+    profiles, routing = offered_profile_names(ctx, instance)
     groups, capped = directory.groups()
     return {
         "idp": directory.idp,

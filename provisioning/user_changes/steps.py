@@ -33,7 +33,14 @@ from provisioning.models import (
 from provisioning.runs.runner import claim_is_stale, worker_identity
 from provisioning.steps.base import Change, Finding, Plan, Step
 from provisioning.user_changes.helpers import change_set_ask_helpers
-from provisioning.user_changes.instance import ConnectUser, Instance, all_users, read_instance
+from provisioning.user_changes.instance import (
+    ConnectUser,
+    Instance,
+    all_users,
+    profile_names,
+    read_instance,
+    saml_instance,
+)
 from provisioning.user_changes.people import Person, check_people
 from provisioning.user_changes.planning import (
     DEPARTURE_CHOICES,
@@ -149,6 +156,19 @@ def _instance_by_alias(ctx: StepContext) -> str:
 def read_planned_instance(ctx: StepContext) -> Instance:
     """The run's instance as a users plan reads it: profiles, users and quota (read_instance)."""
     return read_instance(ctx.aws("connect"), ctx.aws("service-quotas"), run_instance(ctx))
+
+
+def offered_profile_names(
+    ctx: StepContext, instance: Instance | None = None
+) -> tuple[list[str], list[str]]:
+    """The names of the instance's security and routing profiles, as a users form offers them:
+    from `instance`, the plan's reading a moment ago, else read here (a SAML instance only)."""
+    if instance is not None:
+        return instance.profile_names()
+    connect = ctx.aws("connect")
+    instance_id = run_instance(ctx)
+    saml_instance(connect, instance_id)
+    return profile_names(connect, instance_id)
 
 
 def options_from(
