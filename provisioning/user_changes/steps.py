@@ -238,18 +238,16 @@ def plan_user_changes(
     group_ids: list[str] | None = None,
     access: AppAccess | None = None,
     plan_class: type[UserChangesPlan] = UserChangesPlan,
-    instance: Instance | None = None,
+    instance: Instance,
 ) -> UserChangesPlan:
     """Check the people, read the instance, store the change set; the plan (a `plan_class`, for
     a step whose plan keeps more) shows its summary. People from IdP groups (`group_ids`) are
     planned against the users those groups held before and who the IdP app lets in (`access`).
-    `instance`: the instance as the step's plan read it a moment ago (read_instance), for a step
-    whose plan uses the reading for more (else read here)."""
+    `instance`: the instance as the step's plan read it a moment ago (read_planned_instance): the
+    plan keeps its profiles for the form too."""
     if ctx.step_run_id is None:
         raise RuntimeError("A users plan is stored with its step; run it as part of a run.")
     check_people(people)
-    if instance is None:
-        instance = read_planned_instance(ctx)
     managed = managed_usernames(
         instance_id=instance.id, group_ids=group_ids or [], exclude_step_run_id=ctx.step_run_id
     )
