@@ -67,7 +67,11 @@ def all_pages_json(builder: Any, request: Any, *, limit: int) -> tuple[list[dict
 def all_pages(builder: Any, first_page: Awaitable[Any], *, limit: int) -> tuple[list[Any], bool]:
     """Items of a collection, following @odata.nextLink until `limit` items; and whether more
     remained."""
-    page = run_graph(first_page)
+    return rest_of_pages(builder, run_graph(first_page), limit=limit)
+
+
+def rest_of_pages(builder: Any, page: Any, *, limit: int) -> tuple[list[Any], bool]:
+    """all_pages() from a first page already read (by run_graph_together, say)."""
     items = list(page.value or [])
     while page.odata_next_link and len(items) < limit:
         page = run_graph(builder.with_url(page.odata_next_link).get())

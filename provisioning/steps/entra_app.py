@@ -38,7 +38,12 @@ from msgraph.generated.service_principals.item.add_token_signing_certificate.add
 )
 
 from provisioning.context import StepContext
-from provisioning.entra.client import instantiate_calls, is_replicating, run_graph
+from provisioning.entra.client import (
+    instantiate_calls,
+    is_replicating,
+    run_graph,
+    run_graph_together,
+)
 from provisioning.entra.graph_reads import get_or_none
 from provisioning.entra.metadata import download_federation_metadata
 from provisioning.errors import PermanentError, WaitForCloud
@@ -475,8 +480,9 @@ class EntraApp(Step):
                     )
                 ).thumbprint
             run_graph(sp.patch(ServicePrincipal(preferred_token_signing_key_thumbprint=thumbprint)))
-        service_principal = run_graph(sp.get())
-        application = run_graph(client.applications.by_application_id(application.id).get())
+        service_principal, application = run_graph_together(
+            sp.get(), client.applications.by_application_id(application.id).get()
+        )
         # Read after apply's last write, in the same task as the verify the runner calls next:
         # nothing of this run writes the app in between, so verify checks these instead of
         # reading the same two objects again.

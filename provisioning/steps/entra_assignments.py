@@ -38,8 +38,8 @@ from provisioning.directory_picker import (
     picker_answers,
     read_choice,
 )
-from provisioning.entra.client import run_graph
-from provisioning.entra.graph_reads import all_pages, get_or_none
+from provisioning.entra.client import run_graph, run_graph_together
+from provisioning.entra.graph_reads import all_pages, get_or_none, rest_of_pages
 from provisioning.entra.group_members import transitive_user_members
 from provisioning.errors import PermanentError
 from provisioning.messages import Message, joined, to_json
@@ -132,8 +132,10 @@ def read_directory(client: Any) -> dict[str, Any]:
 def _direct_members(client: Any, group_id: str) -> tuple[list[Any], list[Any]]:
     """(users, groups) that are direct members of the group."""
     members = client.groups.by_group_id(group_id).members
-    users, _more = all_pages(members.graph_user, members.graph_user.get(), limit=DIRECTORY_CAP * 50)
-    groups, _more = all_pages(members.graph_group, members.graph_group.get(), limit=DIRECTORY_CAP)
+    # Both first pages at once: neither read waits for the other's answer.
+    user_page, group_page = run_graph_together(members.graph_user.get(), members.graph_group.get())
+    users, _more = rest_of_pages(members.graph_user, user_page, limit=DIRECTORY_CAP * 50)
+    groups, _more = rest_of_pages(members.graph_group, group_page, limit=DIRECTORY_CAP)
     return users, groups
 
 

@@ -38,7 +38,13 @@ from msgraph.generated.models.saml_single_sign_on_settings import SamlSingleSign
 from msgraph.generated.models.service_principal import ServicePrincipal
 
 from provisioning.context import CreatedResource, StepContext
-from provisioning.entra.client import ids_made_by_run, is_replicating, posts_went_out, run_graph
+from provisioning.entra.client import (
+    ids_made_by_run,
+    is_replicating,
+    posts_went_out,
+    run_graph,
+    run_graph_together,
+)
 from provisioning.entra.graph_reads import all_pages, get_or_none
 from provisioning.errors import PermanentError, WaitForCloud
 from provisioning.messages import Message
@@ -235,20 +241,20 @@ def survey(ctx: StepContext, service_principal: Any = None) -> ClaimsReading:
     sp_id = app.service_principal_id
     role_value = _role_outputs(ctx).role_value
     definition = policy_definition(_source(ctx), _session_duration(ctx))
-    application = run_graph(client.applications.by_application_id(app.app_object_id).get())
-    if service_principal is None:
-        service_principal = run_graph(
-            client.service_principals.by_service_principal_id(sp_id).get()
-        )
+    sp = client.service_principals.by_service_principal_id(sp_id)
+    # Three reads at once: none depends on another's answer.
+    application, linked, *read_here = run_graph_together(
+        client.applications.by_application_id(app.app_object_id).get(),
+        sp.claims_mapping_policies.get(),
+        *([sp.get()] if service_principal is None else []),
+    )
+    service_principal = read_here[0] if read_here else service_principal
     # App roles live on the application; the service principal only mirrors them (Graph refuses
     # appRoles PATCHed on it: microsoft-graph-docs-contrib issue 8801, hamilton PR 42).
     roles = list(application.app_roles or [])
     role = next((r for r in roles if r.value == role_value), None)
     mirrored = role is not None and any(
         r.id == role.id and r.is_enabled for r in service_principal.app_roles or []
-    )
-    linked = run_graph(
-        client.service_principals.by_service_principal_id(sp_id).claims_mapping_policies.get()
     )
     policy = (linked.value or [None])[0]
     policy_ok = policy is not None and _same_definition(policy.definition, definition)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +16,16 @@ from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_requ
 from msgraph.generated.models.claims_mapping_policy import ClaimsMappingPolicy
 
 from provisioning.audit import AuditScope
-from provisioning.entra.client import REQUIRED_GRAPH_PERMISSIONS, graph_client, run_graph
+from provisioning.entra.client import (
+    REQUIRED_GRAPH_PERMISSIONS,
+    graph_client,
+    run_graph,
+    run_graph_together,
+)
 from provisioning.entra.graph_reads import all_pages_json
 from provisioning.errors import PermanentError, RetryableError, WaitForCloud
 from provisioning.messages import render
-from provisioning.models import AuditKind, Cloud, Connection, SetupRun
+from provisioning.models import AuditEvent, AuditKind, Cloud, Connection, SetupRun
 from sandbox.directory import CONTACT_CENTRE_GROUP
 from sandbox.entra.graph import INJECTED_FAILURE_RETRY_AFTER_S
 from sandbox.knobs import Knobs
@@ -343,3 +350,70 @@ def test_it_waits_for_the_cloud_when_a_write_404s_on_an_object_this_run_just_cre
         kind=AuditKind.CALL_FINISHED, operation__startswith="PATCH /policies/"
     )
     assert [row.response["http_status"] for row in finished] == [404, 404, 404]
+
+
+class _SlowGraph:
+    """The sandbox's Entra app with each answer held back `delay` seconds, noting when each request
+    arrived and when its answer was ready (the sandbox serves each connection in a thread of its
+    own, so requests sent at once are held at once)."""
+
+    def __init__(self, app: Any, delay: float) -> None:
+        self.app, self.delay = app, delay
+        self.spans: list[tuple[str, float, float]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        arrived = time.monotonic()
+        time.sleep(self.delay)
+        answer = list(self.app(environ, start_response))
+        with self._lock:
+            self.spans.append((environ["PATH_INFO"], arrived, time.monotonic()))
+        return answer
+
+
+def test_it_sends_reads_given_together_at_the_same_time_each_audited(
+    sandbox: Sandbox,
+    sandbox_connections: dict[str, Connection],
+    scope: AuditScope,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+    run_graph(client.service_principals.get())  # signed in, so only the two reads follow
+    slow = _SlowGraph(sandbox.apps["entra"], delay=0.3)
+    monkeypatch.setitem(sandbox.apps, "entra", slow)
+    before = AuditEvent.objects.latest("id").id
+
+    users, groups = run_graph_together(client.users.get(), client.groups.get())
+
+    assert users.value and groups.value
+    assert {str(user.id) for user in users.value}.isdisjoint(str(g.id) for g in groups.value)
+    # Both requests were at the sandbox at once: the second arrived before the first's answer.
+    (first, first_in, first_out), (second, second_in, second_out) = sorted(
+        slow.spans, key=lambda span: span[1]
+    )
+    assert {first, second} == {"/v1.0/users", "/v1.0/groups"}
+    assert second_in < first_out
+    rows = [r for r in assert_every_call_started_and_finished(Cloud.ENTRA) if r.id > before]
+    assert sorted(r.operation for r in rows if r.kind == AuditKind.CALL_FINISHED) == [
+        "GET /groups",
+        "GET /users",
+    ]
+
+
+def test_it_lets_every_read_given_together_finish_then_raises_the_first_failure(
+    sandbox_connections: dict[str, Connection], scope: AuditScope
+) -> None:
+    client = graph_client(sandbox_connections[Cloud.ENTRA], audit=scope)
+    missing = "00000000-0000-4000-8000-000000000001"
+
+    with pytest.raises(PermanentError) as raised:
+        run_graph_together(client.users.get(), client.applications.by_application_id(missing).get())
+
+    assert raised.value.code == "Request_ResourceNotFound"
+    # The read that succeeded was audited too, start and finish, before the error came out.
+    rows = assert_every_call_started_and_finished(Cloud.ENTRA)
+    finished = {r.operation: r.outcome for r in rows if r.kind == AuditKind.CALL_FINISHED}
+    assert set(finished) >= {"GET /users", f"GET /applications/{missing}"}
