@@ -47,3 +47,18 @@ def page(
             browser.close()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium with the test admin, for a test that opens pages of its own (several
+    languages or screen sizes) without a worker."""
+    User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

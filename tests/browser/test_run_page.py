@@ -10,27 +10,23 @@ the Connect users step's answers offered again (entra-connect_users-<phase>-<lan
 from __future__ import annotations
 
 import copy
-import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from provisioning.connections.sandbox_registration import register_sandbox_connections
 from provisioning.flows import get_flow
 from provisioning.messages import Message
 from provisioning.models import RunStatus, SetupRun, StepStatus
 from sandbox.server import Sandbox
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD, sign_in
-from wizard.roles import ADMIN, role_group
+from tests.browser.chromium import sign_in
 from wizard.selectors.chain import STATE_LABELS, LinkState
 
 pytestmark = [pytest.mark.browser]
@@ -165,19 +161,6 @@ def okta_users(runs: dict[str, SetupRun], tmp_path: Path) -> SetupRun:
         + "\n"
     )
     return _setup_sso(path)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    User.objects.create_user("admin", password=PASSWORD).groups.add(role_group(ADMIN))
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def _page(browser: Browser, live_server: Any, language: str) -> Page:

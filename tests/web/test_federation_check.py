@@ -1,9 +1,12 @@
 """The "Check a federation" page: any signed-in role may ask for a check, the form says what to
 fix, the request calls no cloud (it saves the check and enqueues the worker), CSRF is required,
-and a finished check draws each link's state and the findings."""
+and a finished check draws each link's state and the findings, each with an id of its own that the
+chain's link leads to."""
 
 from __future__ import annotations
 
+from collections import Counter
+from html.parser import HTMLParser
 from typing import Any
 from unittest import mock
 
@@ -15,7 +18,8 @@ from django.urls import reverse
 from provisioning.federation_check.result import FederationCheck, LinkState
 from provisioning.models import FederationCheckRecord, FederationCheckStatus
 from tests.web.factories import make_connection
-from wizard.roles import VIEWER, role_group
+from tests.web.test_federation_check_fixes import FINDINGS, check_record, user
+from wizard.roles import OPERATOR, VIEWER, role_group
 
 INSTANCE_ID = "11111111-2222-4333-8444-555555555555"
 
@@ -130,3 +134,45 @@ def test_it_draws_a_finished_check_in_japanese_and_stops_polling(
     assert 'data-link="connect_users" data-state="broken"' in html
     assert 'data-link="idp_app" data-state="done"' in html
     assert "割り当て済みの次のユーザーには Connect ユーザーがありません: kenji@contoso.jp" in html
+
+
+class _IdsAndReferences(HTMLParser):
+    """Every element id of a page, and every id its links, labels and ARIA attributes name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: Counter[str] = Counter()
+        self.references: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if not value:
+                continue
+            if name == "id":
+                self.ids[value] += 1
+            elif name == "href" and value.startswith("#") and len(value) > 1:
+                self.references.append((name, value[1:]))
+            elif name in ("for", "aria-describedby", "aria-labelledby", "aria-controls"):
+                self.references.extend((name, referenced) for referenced in value.split())
+
+
+def test_each_finding_of_a_link_has_its_own_id_and_the_chain_leads_to_the_first(
+    client: Client, db: None
+) -> None:
+    """Two findings on one link (the IdP app's, the Connect users') each get an id of their own,
+    and every link, label and ARIA reference of the page names an element that exists."""
+    record = check_record("entra")
+    client.force_login(user("operator", OPERATOR))
+
+    page = client.get(reverse("federation_check", args=[record.pk])).content.decode()
+
+    parsed = _IdsAndReferences()
+    parsed.feed(page)
+    assert [name for name, count in parsed.ids.items() if count > 1] == []
+    assert [ref for ref in parsed.references if ref[1] not in parsed.ids] == []
+    links = Counter(link for link, _severity, _params in FINDINGS.values())
+    assert links["idp_app"] == 2 and links["connect_users"] == 2
+    for link in links:
+        # The chain's box of a link leads to its first finding.
+        assert f'href="#findings-{link}"' in page
+        assert f'<li id="findings-{link}"' in page

@@ -3,6 +3,7 @@ templates/chain.html) with each link's checked state, and the findings in the re
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -42,14 +43,23 @@ _SYMBOLS = {
 SEVERITY_LABELS = {Severity.BROKEN: _("Broken"), Severity.WARNING: _("Warning")}
 
 
+def finding_anchor(link: str, number: int) -> str:
+    """The page id of a link's `number`th finding: the first's is the one the chain's box of the
+    link leads to; the others' are numbered, for a link may have several (an expiring certificate
+    and a disabled app)."""
+    return f"findings-{link}" if number == 1 else f"findings-{link}-{number}"
+
+
 @dataclass(frozen=True)
 class CheckedLink:
-    """A link as templates/chain.html draws it; `href` leads to the link's findings."""
+    """A link as templates/chain.html draws it; `href` leads to the link's first finding, and is
+    empty when it has none (a link that holds leads nowhere)."""
 
     kind: str
     label: str
     fact: str
     checked: str
+    found: bool
 
     @property
     def state(self) -> str:
@@ -65,12 +75,13 @@ class CheckedLink:
 
     @property
     def href(self) -> str:
-        return f"#findings-{self.kind}"
+        return f"#{finding_anchor(self.kind, 1)}" if self.found else ""
 
 
 def check_links(result: FederationCheck) -> list[CheckedLink]:
+    found = {finding.link for finding in result.findings}
     return [
-        CheckedLink(link.key, str(LINK_LABELS[link.key]), link.fact, link.state)
+        CheckedLink(link.key, str(LINK_LABELS[link.key]), link.fact, link.state, link.key in found)
         for link in result.links
     ]
 
@@ -90,25 +101,33 @@ def _other_fix(code: str) -> str:
 
 
 def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
-    """Each finding in the reader's language; `repaired` says whether Repair fixes it, `fixed_by`
-    which other run does, `console` what the admin does in the IdP's console."""
+    """Each finding in the reader's language; `anchor` is its page id, `repaired` says whether
+    Repair fixes it, `fixed_by` which other run does, `console` what the admin does in the IdP's
+    console."""
     repaired = set(fixable(result))
-    return [
-        {
-            "code": finding.code,
-            "repaired": finding.code in repaired,
-            "fixed_by": _other_fix(finding.code),
-            # Where in the IdP's console, unless Repair does it (Okta's AWS app: activated in
-            # the plan the admin confirms).
-            "console": "" if finding.code in repaired else console_steps(finding.code, result.idp),
-            "link": finding.link,
-            "link_label": LINK_LABELS[finding.link],
-            "severity": finding.severity,
-            "severity_label": SEVERITY_LABELS[Severity(finding.severity)],
-            **finding_text(finding),
-        }
-        for finding in result.findings
-    ]
+    numbers: Counter[str] = Counter()
+    findings = []
+    for finding in result.findings:
+        numbers[finding.link] += 1
+        findings.append(
+            {
+                "anchor": finding_anchor(finding.link, numbers[finding.link]),
+                "code": finding.code,
+                "repaired": finding.code in repaired,
+                "fixed_by": _other_fix(finding.code),
+                # Where in the IdP's console, unless Repair does it (Okta's AWS app: activated
+                # in the plan the admin confirms).
+                "console": ""
+                if finding.code in repaired
+                else console_steps(finding.code, result.idp),
+                "link": finding.link,
+                "link_label": LINK_LABELS[finding.link],
+                "severity": finding.severity,
+                "severity_label": SEVERITY_LABELS[Severity(finding.severity)],
+                **finding_text(finding),
+            }
+        )
+    return findings
 
 
 def users_run_url(record: FederationCheckRecord, result: FederationCheck) -> str:
