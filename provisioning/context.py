@@ -67,7 +67,9 @@ class StepContext:
     # The StepRun row that record_created() writes to (None for a context built outside a run).
     step_run_id: int | None = None
     created_resources: list[dict[str, Any]] = field(default_factory=list)
-    # The plan the admin saw (as saved), for apply(): a users step finds its change set by it.
+    # The plan the admin saw (as saved), for apply(): a users step finds its change set by it,
+    # saml_provider the metadata it registers. The engine's re-check of a confirmed plan hands it
+    # to plan() too (the plan made again beside the confirmed one).
     plan: dict[str, Any] = field(default_factory=dict)
     # What apply() read that its own writes can't change, for the verify() the runner calls right
     # after it with this context (empty when verify runs without apply before it).

@@ -214,6 +214,10 @@ class Step(ABC):
     # forgotten, so the step's form asks for it again.
     rerunnable: ClassVar[bool] = False
     rerun_inputs: ClassVar[dict[str, Any]] = {}
+    # Keys of the step's stored plan that carry what apply needs of what the plan read (a whole
+    # document whose facts the plan's changes show): kept for apply, left out of the plan the run
+    # page shows.
+    plan_keys_not_shown: ClassVar[frozenset[str]] = frozenset()
     # Before plan, the engine checks the stored answers with form_class (provisioning/steps/
     # inputs.py, stored_input_problems) and keeps the step waiting for input while they don't
     # pass, so plan/apply can read ctx.inputs as the form cleans them. False only for a step

@@ -12,10 +12,18 @@ certificate_not_after (ISO 8601).
 The provider is updated when the facts IAM uses from the metadata changed (entityID or the set of
 signing certificates), not when only the text differs: Entra signs its metadata document anew on
 every download, so comparing texts would update on every run.
+
+The metadata is read once, by the plan: the stored plan carries the document and its SHA-256
+(SamlProviderPlan), and what follows it (the engine's re-check of a confirmed plan, apply, a
+worker taking apply over after a crash, verify) uses that document. A URL is fetched once per
+plan, and apply registers the document the admin confirmed, even if the IdP serves another since (a
+certificate rolled over): as a saved Terraform plan, the plan's inputs are what runs; a new
+document is taken by planning again (retry or run the step again).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +64,8 @@ SURVEYED = "surveyed_providers"
 # The provider's ARN as apply created or found it, for the verify() right after: verify reads the
 # provider itself by it instead of listing every provider again (StepContext.read_by_apply).
 APPLIED_ARN = "provider_arn"
+# The metadata apply registered, for the verify() right after: what IAM must hold.
+REGISTERED = "registered_metadata"
 NAME_RULE = _("1 to 128 letters, digits, or the characters . _ -")
 
 
@@ -207,6 +217,48 @@ def metadata_for(ctx: StepContext) -> IdpMetadata | None:
     return parse_idp_metadata(document)
 
 
+def document_sha256(document: str) -> str:
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class SamlProviderPlan(Plan):
+    """A plan that carries the metadata document it read, for apply (and for the engine's
+    re-check of the plan once confirmed): its changes show the document's facts (metadata_summary);
+    the run page leaves the document out (Step.plan_keys_not_shown)."""
+
+    metadata_document: str = ""
+    metadata_sha256: str = ""
+
+
+# The stored plan's keys for them.
+PLANNED_DOCUMENT = "metadata_document"
+PLANNED_SHA256 = "metadata_sha256"
+
+
+def planned_metadata(ctx: StepContext) -> IdpMetadata | None:
+    """The metadata the step's stored plan carries, parsed and checked; None when it carries
+    none (a step planning afresh, or a plan stored before plans carried it)."""
+    document = str(ctx.plan.get(PLANNED_DOCUMENT) or "")
+    if not document:
+        return None
+    if document_sha256(document) != ctx.plan.get(PLANNED_SHA256):
+        # The stored plan's document is not the one the plan read (the plan row was edited, or
+        # masking a secret-looking text changed it): registering it would not be what was shown.
+        raise PermanentError(
+            Message(gettext_noop("The metadata kept with the plan is not the one the plan read.")),
+            code="saml_metadata_plan_altered",
+            hint=Message(gettext_noop("Retry the step to read the metadata and plan again.")),
+        )
+    return parse_idp_metadata(document)
+
+
+def wanted_metadata(ctx: StepContext) -> IdpMetadata | None:
+    """The metadata this run registers: the one its plan read and carries, else read now
+    (metadata_for: the plan reads it so)."""
+    return planned_metadata(ctx) or metadata_for(ctx)
+
+
 def provider_name(ctx: StepContext) -> str:
     name = str(ctx.inputs.get("provider_name") or "").strip() or default_name(ctx, 128)
     return checked_name(name, SAML_PROVIDER_NAME, "SAML identity provider", str(NAME_RULE))
@@ -299,9 +351,12 @@ class SamlProviderStep(Step):
     # Its metadata usually comes from the IdP step's outputs, not from the form: metadata_for()
     # says when none was given.
     inputs_checked_by_form = False
+    plan_keys_not_shown = frozenset({PLANNED_DOCUMENT})
 
     def plan(self, ctx: StepContext) -> Plan:
-        metadata = metadata_for(ctx)
+        # The re-check of a confirmed plan keeps the document the admin confirmed (ctx.plan);
+        # a plan made afresh reads it.
+        metadata = wanted_metadata(ctx)
         if metadata is None:
             return Plan(
                 needs_input=True,
@@ -325,10 +380,15 @@ class SamlProviderStep(Step):
             change = Change(
                 "nothing", RESOURCE_TYPE, name, {**details, "provider_arn": existing.arn}
             )
-        return Plan(changes=[change], warnings=list(metadata.warnings))
+        return SamlProviderPlan(
+            changes=[change],
+            warnings=list(metadata.warnings),
+            metadata_document=metadata.document,
+            metadata_sha256=document_sha256(metadata.document),
+        )
 
     def apply(self, ctx: StepContext) -> SamlProviderOutputs:
-        metadata = metadata_for(ctx)
+        metadata = wanted_metadata(ctx)
         if metadata is None:
             raise PermanentError(
                 Message(gettext_noop("No IdP metadata was given.")),
@@ -356,6 +416,7 @@ class SamlProviderStep(Step):
                     SAMLProviderArn=arn, SAMLMetadataDocument=metadata.document
                 )
         ctx.read_by_apply[APPLIED_ARN] = arn
+        ctx.read_by_apply[REGISTERED] = metadata
         certificate = metadata.certificate
         return SamlProviderOutputs(
             provider_arn=arn,
@@ -366,8 +427,9 @@ class SamlProviderStep(Step):
         )
 
     def verify(self, ctx: StepContext) -> list[Finding]:
-        # Still read from IAM: what the provider holds now, not what apply sent.
-        reading = survey(ctx, metadata_for(ctx), arn=ctx.read_by_apply.get(APPLIED_ARN, ""))
+        # Still read from IAM: what the provider holds now, beside what apply sent.
+        wanted = ctx.read_by_apply.get(REGISTERED) or wanted_metadata(ctx)
+        reading = survey(ctx, wanted, arn=ctx.read_by_apply.get(APPLIED_ARN, ""))
         name, existing = reading.name, reading.existing
         if existing is None:
             return [

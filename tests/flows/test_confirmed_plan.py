@@ -1,5 +1,6 @@
 """A confirmed plan is the plan that runs, against the sandbox: the IAM steps of a run that
-reviews every plan, with someone changing IAM between the admin's confirmation and the apply."""
+reviews every plan, with someone changing IAM between the admin's confirmation and the apply, or
+the IdP changing the metadata its URL serves."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from django.urls import reverse
 
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
 from provisioning.runs import admin_moves
+from provisioning.saml import parse_idp_metadata
 from sandbox.server import Sandbox
 from tests.engine.runs import drive, transitions
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs
 from tests.steps.iam_flow import certificate, metadata
-from tests.steps.iam_runs import iam_run, roles_named
+from tests.steps.iam_runs import iam_run, live_run_with_metadata_url, metadata_fetches, roles_named
 from wizard.roles import ADMIN, role_group
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
@@ -162,3 +164,44 @@ def test_an_unchanged_cloud_applies_each_confirmed_plan_without_asking_twice(
     assert not AuditEvent.objects.filter(
         run=run, translatable_message__msgid__startswith="Plan changed"
     ).exists()
+
+
+def test_it_registers_the_metadata_the_admin_confirmed_when_the_idp_serves_another_since(
+    aws_connection: Connection,
+    instance: dict[str, Any],
+    iam: Any,
+    admin: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    confirmed_cert = certificate(name="CN=Confirmed")
+    confirmed_document = metadata(ENTITY_ID, confirmed_cert)
+    wanted = parse_idp_metadata(confirmed_document).certificate.fingerprint_sha256
+    run, served = live_run_with_metadata_url(
+        aws_connection, instance, monkeypatch, confirmed_document
+    )
+    SetupRun.objects.filter(pk=run.pk).update(review_plans=True, created_by=admin)
+    confirmed = _waiting_on(run, "saml_provider")
+    # The page shows the plan's facts of the document, not the document the plan carries.
+    page = Client()
+    page.force_login(admin)
+    shown = page.get(reverse("run_detail", kwargs={"run_id": run.pk})).content.decode()
+    assert wanted in shown
+    assert confirmed_cert.cert_base64 not in shown
+    # The admin confirms the certificate the plan shows; the IdP then rolls it over (a new
+    # certificate in the document its URL serves) before the worker applies.
+    _confirm(admin, run, "saml_provider")
+    rolled = certificate(name="CN=Rolled over")
+    served.document = metadata(ENTITY_ID, rolled)
+
+    _waiting_on(run, "federation_policy")
+
+    step = run.steps.get(key="saml_provider")
+    assert step.status == StepStatus.SUCCEEDED, step.error
+    assert "changed_since_confirmation" not in step.plan
+    (change,) = confirmed["changes"]
+    assert change["details"]["certificate_fingerprint"] == wanted
+    assert step.outputs["certificate_fingerprint"] == wanted
+    held = iam.get_saml_provider(SAMLProviderArn=step.outputs["provider_arn"])
+    assert held["SAMLMetadataDocument"] == confirmed_document
+    assert rolled.cert_base64 not in held["SAMLMetadataDocument"]
+    assert metadata_fetches(run) == len(served.fetched) == 1

@@ -1,12 +1,18 @@
 """Helpers for the IAM step tests: a run of the IAM flow, the context each step gets with the
-outputs of the steps before it, and counts of what IAM holds."""
+outputs of the steps before it, counts of what IAM holds, and the IdP's metadata URL as a run in
+live mode fetches it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from provisioning.context import StepContext
 from provisioning.models import AuditEvent, AuditKind, Connection, SetupRun
+from provisioning.saml import check_metadata_url
+from provisioning.steps import saml_provider
 from provisioning.steps.base import STEPS, Finding, Step, StepOutputs, outputs_json
 from tests.steps.aws_step_runs import context, start_run
 from tests.steps.iam_flow import IAM_STEPS
@@ -27,6 +33,51 @@ def iam_run(
         inputs=inputs,
         flow_key=flow_key,
     )
+
+
+# Entra's App Federation Metadata Url, as an admin copies it (its shape, with a test tenant).
+METADATA_URL = (
+    "https://login.microsoftonline.com/5a1d2b3c-0000-4000-8000-00000000aaaa/"
+    "federationmetadata/2007-06/federationmetadata.xml?appid=00000000-0000-4000-8000-0000000000aa"
+)
+
+
+@dataclass
+class ServedMetadata:
+    """The IdP's metadata URL in a test: the fetch answers `document` (set it anew for an IdP
+    that rolled its certificate over), after the same URL checks, and notes each URL fetched."""
+
+    document: str
+    fetched: list[str] = field(default_factory=list)
+
+    def fetch(self, url: str) -> bytes:
+        check_metadata_url(url)
+        self.fetched.append(url)
+        return self.document.encode()
+
+
+def live_run_with_metadata_url(
+    connection: Connection,
+    instance: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    document: str,
+    **inputs: Any,
+) -> tuple[SetupRun, ServedMetadata]:
+    """A run of the IAM flow in live mode whose saml_provider reads the metadata from
+    METADATA_URL, served with `document`. The fetch is replaced at the step's boundary with the
+    IdP (fetch_metadata_url: the real one only reaches public addresses, never the sandbox)."""
+    served = ServedMetadata(document)
+    monkeypatch.setattr(saml_provider, "fetch_metadata_url", served.fetch)
+    run = iam_run(connection, instance, metadata_url=METADATA_URL, **inputs)
+    SetupRun.objects.filter(pk=run.pk).update(mode="live")
+    run.refresh_from_db()
+    return run, served
+
+
+def metadata_fetches(run: SetupRun) -> int:
+    """How many times the run fetched IdP metadata from a URL, as its audit log says."""
+    started = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_STARTED)
+    return started.filter(service="saml_metadata", operation="GetMetadata").count()
 
 
 def step_context(

@@ -1,18 +1,23 @@
 """saml_provider against the sandbox: one provider however often apply runs, an update only when
 the entityID or certificate changed (with the change shown), metadata from the IdP step first,
-and rollback removing only a provider the run created."""
+metadata from a URL fetched once a run (apply registers the document the plan read), and
+rollback removing only a provider the run created."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from provisioning.context import CreatedResource
 from provisioning.errors import PermanentError, RetryableError
 from provisioning.messages import render
-from provisioning.models import Connection
+from provisioning.models import Connection, RunStatus, StepRun, StepStatus
+from provisioning.runs import admin_moves
+from provisioning.saml import parse_idp_metadata
 from provisioning.steps.saml_provider import (
     SamlProviderForm,
     SamlProviderOutputs,
@@ -20,11 +25,19 @@ from provisioning.steps.saml_provider import (
 )
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
+from tests.engine.runs import drive
 from tests.sandbox.aws_clients import aws_client
 from tests.steps import aws_step_runs
 from tests.steps.aws_step_runs import unique
 from tests.steps.iam_flow import certificate, metadata
-from tests.steps.iam_runs import applied_and_verified, iam_run, providers_named, step_context
+from tests.steps.iam_runs import (
+    applied_and_verified,
+    iam_run,
+    live_run_with_metadata_url,
+    metadata_fetches,
+    providers_named,
+    step_context,
+)
 
 # The IAM step tests' fixtures (tests/steps/aws_step_runs.py).
 aws_connection = aws_step_runs.aws_connection
@@ -34,6 +47,10 @@ connect = aws_step_runs.connect
 STEP = SamlProviderStep()
 KEY = "saml_provider"
 ENTITY_ID = "https://sts.windows.net/5a1d2b3c-0000-4000-8000-00000000aaaa/"
+
+
+def fingerprint(document: str) -> str:
+    return parse_idp_metadata(document).certificate.fingerprint_sha256
 
 
 @pytest.fixture
@@ -147,6 +164,90 @@ def test_it_fetches_no_url_in_sandbox_mode(
         STEP.plan(step_context(run, KEY))
 
     assert refused.value.code == "saml_metadata_url_in_sandbox"
+
+
+@pytest.mark.parametrize("review_plans", [False, True], ids=["applied_at_once", "confirmed"])
+def test_it_fetches_the_metadata_url_once_a_run(
+    aws_connection: Connection,
+    instance: dict[str, Any],
+    iam: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    review_plans: bool,
+) -> None:
+    cert = certificate()
+    run, served = live_run_with_metadata_url(
+        aws_connection, instance, monkeypatch, metadata(ENTITY_ID, cert)
+    )
+    run.review_plans = review_plans
+    run.save(update_fields=["review_plans"])
+
+    drive(run)
+    if review_plans:
+        admin_moves.step_confirm(user=None, run_id=run.pk, step_key=KEY, enqueue=False)
+        drive(run)
+
+    step = run.steps.get(key=KEY)
+    assert step.status == StepStatus.SUCCEEDED, step.error
+    # Plan read it; the re-check of a confirmed plan, apply and verify use what the plan read.
+    assert len(served.fetched) == 1
+    assert metadata_fetches(run) == 1
+    held = iam.get_saml_provider(SAMLProviderArn=step.outputs["provider_arn"])
+    assert cert.cert_base64 in held["SAMLMetadataDocument"]
+    assert all(finding["ok"] for finding in step.outputs["verify"])
+    # The run page shows the plan's changes, not the document the plan carries for apply.
+    (change,) = step.plan["changes"]
+    assert change["details"]["certificate_fingerprint"] == step.outputs["certificate_fingerprint"]
+
+
+def test_a_run_resumed_after_its_worker_died_registers_the_metadata_its_plan_read(
+    aws_connection: Connection,
+    instance: dict[str, Any],
+    iam: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planned_cert, rolled_cert = certificate(name="CN=Planned"), certificate(name="CN=Rolled")
+    planned = metadata(ENTITY_ID, planned_cert)
+    run, served = live_run_with_metadata_url(aws_connection, instance, monkeypatch, planned)
+    apply = SamlProviderStep.apply
+
+    def dies_first(step: SamlProviderStep, ctx: Any) -> SamlProviderOutputs:
+        # The worker is killed between the plan (saved, the step applying) and IAM's write.
+        monkeypatch.setattr(SamlProviderStep, "apply", apply)
+        raise SystemExit(1)
+
+    monkeypatch.setattr(SamlProviderStep, "apply", dies_first)
+    with pytest.raises(SystemExit):
+        drive(run)
+    assert run.steps.get(key=KEY).status == StepStatus.APPLYING
+    # Meanwhile the IdP rolled its certificate over; the dead worker's claim runs out.
+    served.document = metadata(ENTITY_ID, rolled_cert)
+    StepRun.objects.filter(run=run, key=KEY).update(claimed_at=timezone.now() - timedelta(days=1))
+
+    drive(run, worker="another-host:1")
+
+    step = run.steps.get(key=KEY)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert step.outputs["certificate_fingerprint"] == fingerprint(planned)
+    held = iam.get_saml_provider(SAMLProviderArn=step.outputs["provider_arn"])
+    assert planned_cert.cert_base64 in held["SAMLMetadataDocument"]
+    assert rolled_cert.cert_base64 not in held["SAMLMetadataDocument"]
+    assert len(served.fetched) == metadata_fetches(run) == 1
+
+
+def test_its_apply_refuses_a_plan_whose_document_is_not_the_one_the_plan_read(
+    aws_connection: Connection, instance: dict[str, Any], iam: Any
+) -> None:
+    name = unique("Altered")
+    run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID), provider_name=name)
+    plan = STEP.plan(step_context(run, KEY)).to_json()
+    ctx = step_context(run, KEY)
+    ctx.plan = {**plan, "metadata_document": metadata("https://idp.example.test/other")}
+
+    with pytest.raises(PermanentError) as refused:
+        STEP.apply(ctx)
+
+    assert refused.value.code == "saml_metadata_plan_altered"
+    assert providers_named(iam, name) == []
 
 
 def test_it_rolls_back_only_a_provider_the_run_created(

@@ -310,7 +310,8 @@ def _step_cards(
             else:
                 form = _step_form(step_class, step, initial=step.inputs)
         waiting = _waiting(step, now)
-        plan = redact(step.plan or {})
+        unshown = step_class.plan_keys_not_shown if step_class else frozenset()
+        plan = redact({k: v for k, v in (step.plan or {}).items() if k not in unshown})
         every_output = redact(
             {k: v for k, v in (step.outputs or {}).items() if k != WAITING_REASON}
         )
