@@ -184,7 +184,17 @@ def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     # Its policy (another Sid than the wizard's) and trust (the global audience only) work:
     # adopted as they are, not rewritten into the wizard's.
-    assert planned_writes(run) == ["entra_claims relay_state update []"], planned_writes(run)
+    # federation_role records the role it adopted on the instance (its tag), a change planned
+    # and confirmed as the relay state's is; nothing else is written.
+    assert planned_writes(run) == [
+        "federation_role connect_instance_tag create ['instance_arn', 'role_arn']",
+        "entra_claims relay_state update []",
+    ], planned_writes(run)
+    assert cloud_writes(run) == [
+        "aws connect TagResource",
+        "entra graph PATCH /servicePrincipals/"
+        + run.steps.get(key="entra_app").outputs["service_principal_id"],
+    ]
     assert run.steps.get(key="federation_policy").plan["changes"][0]["action"] == "adopt"
     assert iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"] == trust
     versions = iam.list_policy_versions(PolicyArn=policy["PolicyArn"])["Versions"]
@@ -218,7 +228,13 @@ def test_repair_keeps_a_working_relay_state_made_by_hand_byte_for_byte(
 
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     assert planned_writes(run) == [
-        "entra_app entra_application update ['preferredSingleSignOnMode']"
+        "entra_app entra_application update ['preferredSingleSignOnMode']",
+        "federation_role connect_instance_tag create ['instance_arn', 'role_arn']",
+    ]
+    assert cloud_writes(run) == [
+        "entra graph PATCH /servicePrincipals/"
+        + run.steps.get(key="entra_app").outputs["service_principal_id"],
+        "aws connect TagResource",
     ]
     relay = run.steps.get(key="entra_claims")
     assert [c["action"] for c in relay.plan["changes"] if c["resource_type"] == "relay_state"] == [
