@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy, ngettext_lazy
 from provisioning.flows import SKIPPED_STEP
 from provisioning.messages import render, render_within
 from provisioning.steps.entra_claims import APP_ROLE
+from provisioning.steps.federation_role import INSTANCE_TAG_RESOURCE
 from provisioning.user_changes.steps import RESOURCE_TYPE as USERS_SUMMARY
 
 # The admin's name for each kind of cloud resource a step plans or creates.
@@ -163,6 +164,19 @@ APP_ROLE_SENTENCES = {
 }
 
 
+# The tag federation_role puts on the instance: what it is for, said with the role it records.
+INSTANCE_TAG_SENTENCES = {
+    "create": gettext_lazy(
+        "Tag the Amazon Connect instance with its federation role %(role)s: Connect ties each "
+        "user to the role of their first sign-in, so a later run that would give the instance "
+        "another role warns you first."
+    ),
+    "update": gettext_lazy(
+        "Change the federation role the Amazon Connect instance's tag records to %(role)s."
+    ),
+}
+
+
 def _role_pair(value: str) -> dict[str, str]:
     """The role and provider names of an Entra app role's value "roleArn,providerArn" ({} for
     another value)."""
@@ -193,6 +207,9 @@ def change_sentence(change: dict[str, Any]) -> str:
         # The app role's value is "roleArn,providerArn": said by their names (the raw pair
         # stays in the plan's technical details).
         return str(APP_ROLE_SENTENCES.get(action, APP_ROLE_SENTENCES["nothing"]) % role_pair)
+    if change.get("resource_type") == INSTANCE_TAG_RESOURCE and action in INSTANCE_TAG_SENTENCES:
+        role = str(details.get("role_arn") or "").rsplit("/", 1)[-1]
+        return str(INSTANCE_TAG_SENTENCES[action] % {"role": role})
     if change.get("resource_type") == "sign_in_test":
         return _("Sign in as %(name)s to test the whole chain.") % values
     if change.get("resource_type") == "okta_group_member":

@@ -56,7 +56,12 @@ def instance_id(ctx: StepContext, *, required: bool = True) -> str:
 
 def default_name(ctx: StepContext, max_length: int, suffix: str = "") -> str:
     """A name the same for every attempt of a run, so a re-run finds what an earlier one made."""
-    label = re.sub(r"[^\w.-]", "-", instance_label(ctx), flags=re.ASCII)
+    return name_for_instance(instance_label(ctx), max_length, suffix)
+
+
+def name_for_instance(label: str, max_length: int, suffix: str = "") -> str:
+    """default_name for the instance `label` names (its alias, else its ID)."""
+    label = re.sub(r"[^\w.-]", "-", label, flags=re.ASCII)
     return f"{NAME_PREFIX}-{label}"[: max_length - len(suffix)] + suffix
 
 

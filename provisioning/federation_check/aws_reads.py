@@ -171,3 +171,19 @@ def read_iam(
     iam = aws_client(connection, "iam", region=region or IAM_REGION, audit=audit)
     providers = _providers(iam)
     return {"providers": providers, "roles": _roles(iam, set(providers), role_arns)}
+
+
+def read_policy(
+    connection: Connection, *, audit: AuditScope, region: str, arn: str
+) -> dict[str, Any] | None:
+    """The managed policy at `arn` as {name, document} (its default version; None when there is
+    none): the federation policy a repair would attach, read when the role may not federate."""
+    iam = aws_client(connection, "iam", region=region or IAM_REGION, audit=audit)
+    with refused_as("federation_role", arn, "iam:GetPolicy"):
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        except NotFound:
+            return None
+    with refused_as("federation_role", arn, "iam:GetPolicyVersion"):
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    return {"name": arn, "document": _document(version["PolicyVersion"]["Document"])}

@@ -10,9 +10,15 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from provisioning.audit import AuditScope
-from provisioning.federation_check.aws_reads import read_connect, read_iam
+from provisioning.federation_check.aws_reads import read_connect, read_iam, read_policy
 from provisioning.federation_check.idp_reads import read_idp
-from provisioning.federation_check.judge import judge, known_role, role_pairs
+from provisioning.federation_check.judge import (
+    NO_FEDERATION_PERMISSION,
+    judge,
+    judge_detached_policy,
+    known_role,
+    role_pairs,
+)
 from provisioning.federation_check.permissions import (
     missing_aws_actions,
     missing_entra_permissions,
@@ -23,6 +29,7 @@ from provisioning.federation_check.result import CouldNotRead, FederationCheck, 
 from provisioning.messages import Message
 from provisioning.models import Cloud, Connection
 from provisioning.signin_checks.sign_in_chain import KnownInstance, federation_decision
+from provisioning.steps.federation_policy import default_policy_arn
 
 # A RoleSessionName to ask "may this role federate into the instance at all" with.
 PROBE_SESSION_NAME = "federation-check"
@@ -126,6 +133,12 @@ def check_federation(
         if claimed - set(iam["roles"]):
             iam = read_iam(aws_connection, audit=audit, region=region, role_arns=claimed)
         judge(check, app=app, connect=connect, iam=iam, now=now)
+        if any(finding.code == NO_FEDERATION_PERMISSION for finding in check.findings):
+            # Whether the policy a repair attaches is there, only detached: which step fixes it.
+            label = check.instance_alias or check.instance_id
+            arn = default_policy_arn(label, connect["account"], region)
+            policy = read_policy(aws_connection, audit=audit, region=region, arn=arn)
+            judge_detached_policy(check, app=app, connect=connect, iam=iam, policy=policy)
         pairs = role_pairs(app)
         check.read = repair_facts(
             app,

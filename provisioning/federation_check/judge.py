@@ -38,6 +38,11 @@ AWS_AUDIENCE = "https://signin.aws.amazon.com/saml"
 # warns from the first of them.
 CERTIFICATE_WARNING_DAYS = 60
 SAML_MODES = {"saml", "SAML_2_0"}
+# The finding that the role may not call connect:GetFederationToken, and its evidence that the
+# federation policy a repair attaches exists and would let the role federate: only its attachment
+# is missing (judge_detached_policy; provisioning/federation_check/repair.py, repaired_by).
+NO_FEDERATION_PERMISSION = "no_federation_permission"
+DETACHED_POLICY = "detached_policy"
 # A RoleSessionName to evaluate the federation policy with when nobody is assigned.
 SAMPLE_SESSION_NAME = "someone@example.com"
 # The Role claim's sources that send role values: the assigned app roles, or the pair typed as
@@ -232,6 +237,47 @@ def known_role(role: dict[str, Any]) -> KnownRole:
     )
 
 
+def _known_instance(check: FederationCheck, instance: dict[str, Any]) -> KnownInstance:
+    return KnownInstance(
+        instance_id=instance["instance_id"],
+        region=check.region,
+        arn=instance["arn"],
+        status=instance["status"],
+        identity_management_type=instance["identity_management_type"],
+    )
+
+
+def _session_name(app: dict[str, Any]) -> str:
+    """The RoleSessionName to evaluate the federation policy with: the first person's."""
+    people = app.get("people", [])
+    return str(people[0]["session_name"]) if people else SAMPLE_SESSION_NAME
+
+
+def judge_detached_policy(
+    check: FederationCheck,
+    *,
+    app: dict[str, Any],
+    connect: dict[str, Any],
+    iam: dict[str, Any],
+    policy: dict[str, Any] | None,
+) -> None:
+    """Names `policy` (the federation policy a repair attaches, as read_policy read it) in each
+    no_federation_permission finding whose role it would let federate, attached: the policy
+    exists and is only detached from the role (DETACHED_POLICY)."""
+    if policy is None:
+        return
+    instance = _known_instance(check, connect["instance"])
+    for finding in check.findings:
+        role = iam["roles"].get(finding.params.get("role", ""))
+        if finding.code != NO_FEDERATION_PERMISSION or role is None:
+            continue
+        if any(held["name"] == policy["name"] for held in role["policies"]):
+            continue
+        attached = known_role({**role, "policies": [*role["policies"], policy]})
+        if federation_decision(attached, instance, _session_name(app)) is None:
+            finding.params[DETACHED_POLICY] = policy["name"]
+
+
 def _judge_roles(
     check: FederationCheck,
     app: dict[str, Any],
@@ -244,19 +290,12 @@ def _judge_roles(
     check.set_link(
         "federation_role", LinkState.OK, ", ".join(p.role_arn.rsplit("/", 1)[-1] for p in pairs)
     )
-    known_instance = KnownInstance(
-        instance_id=instance["instance_id"],
-        region=check.region,
-        arn=instance["arn"],
-        status=instance["status"],
-        identity_management_type=instance["identity_management_type"],
-    )
+    known_instance = _known_instance(check, instance)
     recipient = next(
         (url for url in app.get("reply_urls", []) if url in signin_audiences(check.region)),
         AWS_AUDIENCE,
     )
-    people = app.get("people", [])
-    session_name = people[0]["session_name"] if people else SAMPLE_SESSION_NAME
+    session_name = _session_name(app)
     duration = str(app.get("claims", {}).get("session_duration") or "")
     for pair in pairs:
         found = iam["roles"].get(pair.role_arn)
@@ -285,7 +324,7 @@ def _judge_roles(
         if refused is not None:
             check.add(
                 "federation_role",
-                "no_federation_permission",
+                NO_FEDERATION_PERMISSION,
                 role=pair.role_arn,
                 instance=instance["instance_id"],
                 error=refused.error,

@@ -5,7 +5,8 @@ their names), keeps what works as it is (the relay state, the role's trust and p
 only the changes that fix the findings. The admin confirms each plan as in a setup (the run
 reviews every plan that changes something).
 
-What a repair handles is named per IdP and finding (REPAIRED_BY); a finding no step of the
+What a repair handles is named per IdP and finding (REPAIRED_BY; repaired_by when the check's
+evidence names another step, as the page says next to each finding); a finding no step of the
 flow fixes (an instance that is not SAML, an app disabled in Entra) is left for the admin, and
 the page says so. The steps no finding needs (assignments, Connect users, the sign-in test) are
 skipped through the flow's skip mechanism (provisioning/flows.py, REPAIR_SKIPS).
@@ -21,7 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from provisioning.federation_check.result import FederationCheck
+from provisioning.federation_check.judge import DETACHED_POLICY, NO_FEDERATION_PERMISSION
+from provisioning.federation_check.result import FederationCheck, Finding
 from provisioning.flows import CLAIM_PHONE_NUMBERS, REPAIR_SKIPS, get_flow
 from provisioning.okta.aws_app import AWS_APP_NAME
 from provisioning.relay_state import (
@@ -42,6 +44,7 @@ from provisioning.steps.federation_role import (
     KEEP_TRUST_POLICY,
     MAX_SESSION_HOURS,
     MIN_SESSION_HOURS,
+    FederationRoleStep,
 )
 from provisioning.steps.okta_app import KEEP_APP_SETTINGS, OKTA_APP_SETTINGS
 
@@ -64,6 +67,9 @@ _AWS_REPAIRED_BY = {
     "provider_issuer_mismatch": "saml_provider",
     "role_missing": "federation_role",
     "role_trust_refuses": "federation_role",
+    # A policy missing or not allowing it: federation_policy makes or rewrites the wizard's
+    # (federation_role then attaches it); one that exists, only detached, is federation_role's
+    # to attach (repaired_by).
     "no_federation_permission": "federation_policy",
 }
 # The findings that the relay state does not lead into the instance: without one, a repair
@@ -166,14 +172,30 @@ def repair_flow(check: FederationCheck) -> str:
     return REPAIR_FLOWS.get(check.idp, "")
 
 
+def repaired_by(idp: str, finding: Finding) -> str:
+    """The step of a repair whose plan fixes the finding ("" when none does): REPAIRED_BY's,
+    but federation_role's for a role that may not federate only because the policy a repair
+    attaches is detached from it (the check's evidence, DETACHED_POLICY)."""
+    if finding.code == NO_FEDERATION_PERMISSION and finding.params.get(DETACHED_POLICY):
+        return FederationRoleStep.key
+    return REPAIRED_BY.get(idp, {}).get(finding.code, "")
+
+
 def fixable(check: FederationCheck) -> list[str]:
     """The codes of the check's findings a repair fixes, in the check's order."""
+    steps = repairing_steps(check)
+    return [finding.code for finding, step in zip(check.findings, steps, strict=True) if step]
+
+
+def repairing_steps(check: FederationCheck) -> list[str]:
+    """For each of the check's findings, in its order, the step of the repair that fixes it
+    ("" when the repair does not)."""
     flow_key = repair_flow(check)
     if not flow_key or not check.app_id or not check.instance_id:
-        return []
-    steps = get_flow(flow_key).step_keys
-    fixed_by = REPAIRED_BY.get(check.idp, {})
-    return [f.code for f in check.findings if fixed_by.get(f.code) in steps]
+        return ["" for _finding in check.findings]
+    flow_steps = get_flow(flow_key).step_keys
+    steps = (repaired_by(check.idp, finding) for finding in check.findings)
+    return [step if step in flow_steps else "" for step in steps]
 
 
 def not_repaired_because(check: FederationCheck) -> str | StrPromise:
@@ -232,12 +254,21 @@ def repair_inputs(check: FederationCheck) -> dict[str, Any]:
     # What works is kept as it is, whoever wrote it: the role's policy and trust are rewritten
     # only when the check found them refusing. A role that may not federate gets the wizard's
     # own policy attached (created, or found by its default name), never an edit of the role's
-    # other policies.
+    # other policies; a policy that lets the role federate, only detached from it (the check's
+    # evidence), is attached as it is.
     policies = read.get("role_policies") or []
-    if "no_federation_permission" not in codes:
+    detached = [
+        str(finding.params[DETACHED_POLICY])
+        for finding in check.findings
+        if finding.code == NO_FEDERATION_PERMISSION and finding.params.get(DETACHED_POLICY)
+    ]
+    if NO_FEDERATION_PERMISSION not in codes:
         inputs[KEEP_POLICY_DOCUMENT] = True
         if len(policies) == 1:
             inputs["policy_name"] = _name(policies[0])
+    elif detached:
+        inputs[KEEP_POLICY_DOCUMENT] = True
+        inputs["policy_name"] = _name(detached[0])
     if not codes & {"role_trust_refuses", "role_missing"}:
         inputs[KEEP_TRUST_POLICY] = True
     # A relay state that leads into the instance is kept byte for byte, whatever its form; one

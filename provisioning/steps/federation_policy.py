@@ -25,6 +25,7 @@ from provisioning.aws.iam import (
     checked_name,
     default_name,
     instance_id,
+    name_for_instance,
     partition,
     policy_diff,
     policy_json,
@@ -86,6 +87,13 @@ class FederationPolicyForm(forms.Form):
 def policy_name(ctx: StepContext) -> str:
     name = str(ctx.inputs.get("policy_name") or "").strip() or default_name(ctx, 128, NAME_SUFFIX)
     return checked_name(name, POLICY_NAME, "IAM policy", str(NAME_RULE))
+
+
+def default_policy_arn(instance_label: str, account: str, region: str) -> str:
+    """The ARN of the policy a run for the instance `instance_label` (its alias, else its ID)
+    makes or adopts when no policy_name is given."""
+    name = name_for_instance(instance_label, 128, NAME_SUFFIX)
+    return f"arn:{partition(region)}:iam::{account}:policy/{name}"
 
 
 def policy_document(ctx: StepContext, account: str) -> dict[str, Any]:

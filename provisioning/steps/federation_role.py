@@ -9,8 +9,9 @@ Outputs: role_arn, role_name, role_id, provider_arn, policy_arn, max_session_dur
 role_value ("<roleArn>,<providerArn>": the value of the SAML Role attribute the IdP steps send).
 
 Connect binds each user to the role of their first sign-in, so the role is recorded on the
-instance (tag FEDERATION_ROLE_TAG); a plan that would change an existing role's trust, or give the
-instance a different role, waits for the admin's confirmation.
+instance (tag FEDERATION_ROLE_TAG, a change of the plan when the instance lacks it or names
+another role); a plan that would change an existing role's trust, or give the instance a different
+role, waits for the admin's confirmation.
 """
 
 from __future__ import annotations
@@ -221,6 +222,24 @@ def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
     return arn, str(tags.get(FEDERATION_ROLE_TAG, ""))
 
 
+def _new_role_arn(instance_arn: str, name: str) -> str:
+    """The ARN CreateRole gives a role named `name` in the instance's partition and account
+    (arn:<partition>:connect:<region>:<account>:instance/<ID>): its path is "/" when CreateRole
+    is given none (IAM User Guide, "IAM identifiers": arn:aws:iam::<account>:role/<path><name>)."""
+    _arn, part, _service, _region, account = instance_arn.split(":")[:5]
+    return f"arn:{part}:iam::{account}:role/{name}"
+
+
+def _instance_tag_change(instance_arn: str, recorded: str, role_arn: str) -> Change:
+    """The tag that records `role_arn` on the instance: created, or changed from the role it
+    records now."""
+    details = {"instance_arn": instance_arn, "role_arn": role_arn}
+    if not recorded:
+        return Change("create", INSTANCE_TAG_RESOURCE, FEDERATION_ROLE_TAG, details)
+    diff = f"{FEDERATION_ROLE_TAG}: {recorded} → {role_arn}"
+    return Change("update", INSTANCE_TAG_RESOURCE, FEDERATION_ROLE_TAG, details, diff)
+
+
 @dataclass
 class FederationRoleOutputs(StepOutputs):
     """The role people federate into, and what the IdP puts in its Role claim."""
@@ -284,6 +303,10 @@ class FederationRoleStep(Step):
                     diff,
                 )
             )
+        instance_arn = on_instance[0]
+        role_arn = target.role["Arn"] if target.role else _new_role_arn(instance_arn, target.name)
+        if recorded_role != role_arn:
+            plan.changes.append(_instance_tag_change(instance_arn, recorded_role, role_arn))
         replaces_role = bool(recorded_role) and (
             target.role is None or recorded_role != target.role["Arn"]
         )
@@ -356,8 +379,9 @@ class FederationRoleStep(Step):
         role_arn: str,
         on_instance: tuple[str, str] | None = None,
     ) -> None:
-        """Tag the instance with the role (`on_instance`: its ARN and recorded role as the plan
-        read them a moment ago; apply changes neither before this)."""
+        """Tag the instance with the role, as the plan planned it (_instance_tag_change), when it
+        records another or none (`on_instance`: its ARN and recorded role as the plan read them
+        a moment ago; apply changes neither before this)."""
         instance_arn, recorded = on_instance or _instance_arn_and_role(ctx, instance)
         if recorded == role_arn:
             return

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from provisioning.federation_check.repair import REPAIRED_BY
+from provisioning.federation_check.repair import REPAIRED_BY, repairing_steps
+from provisioning.federation_check.result import FederationCheck
 from provisioning.models import (
     Connection,
     FederationCheckRecord,
@@ -146,6 +147,9 @@ def repaired(
     break_it()
     record = checked(setup)
     found = findings(record)
+    # The check page names the step the run stops at as the one that fixes the finding.
+    steps = repairing_steps(FederationCheck.from_json(record.result))
+    assert fixed_by in steps, (found, steps)
 
     run = drive(repair_run_create(user=None, check_id=record.pk, enqueue=False), confirm=False)
     waiting = run.steps.get(status=StepStatus.PLANNED)
@@ -184,7 +188,17 @@ def test_repair_of_a_federation_made_by_hand_sets_its_relay_state(
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     # Its policy (another Sid than the wizard's) and trust (the global audience only) work:
     # adopted as they are, not rewritten into the wizard's.
-    assert planned_writes(run) == ["entra_claims relay_state update []"], planned_writes(run)
+    # federation_role records the role it adopted on the instance (its tag), a change planned
+    # and confirmed as the relay state's is; nothing else is written.
+    assert planned_writes(run) == [
+        "federation_role connect_instance_tag create ['instance_arn', 'role_arn']",
+        "entra_claims relay_state update []",
+    ], planned_writes(run)
+    assert cloud_writes(run) == [
+        "aws connect TagResource",
+        "entra graph PATCH /servicePrincipals/"
+        + run.steps.get(key="entra_app").outputs["service_principal_id"],
+    ]
     assert run.steps.get(key="federation_policy").plan["changes"][0]["action"] == "adopt"
     assert iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"] == trust
     versions = iam.list_policy_versions(PolicyArn=policy["PolicyArn"])["Versions"]
@@ -218,7 +232,13 @@ def test_repair_keeps_a_working_relay_state_made_by_hand_byte_for_byte(
 
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     assert planned_writes(run) == [
-        "entra_app entra_application update ['preferredSingleSignOnMode']"
+        "entra_app entra_application update ['preferredSingleSignOnMode']",
+        "federation_role connect_instance_tag create ['instance_arn', 'role_arn']",
+    ]
+    assert cloud_writes(run) == [
+        "entra graph PATCH /servicePrincipals/"
+        + run.steps.get(key="entra_app").outputs["service_principal_id"],
+        "aws connect TagResource",
     ]
     relay = run.steps.get(key="entra_claims")
     assert [c["action"] for c in relay.plan["changes"] if c["resource_type"] == "relay_state"] == [
@@ -399,6 +419,12 @@ def _no_federation_permission(federation: Built) -> None:
     )
 
 
+def _federation_policy_missing(federation: Built) -> None:
+    """The role's federation policy detached and deleted: no policy lets it federate."""
+    _no_federation_permission(federation)
+    federation.iam.delete_policy(PolicyArn=federation.output("federation_role", "policy_arn"))
+
+
 def _role_missing(federation: Built) -> None:
     name = federation.output("federation_role", "role_name")
     for policy in federation.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
@@ -523,6 +549,21 @@ BROKEN = {
             ["aws iam CreateSAMLProvider"],
         ),
     ],
+    "federation_policy": [
+        Broken(
+            _federation_policy_missing,
+            ["federation_role:no_federation_permission"],
+            [
+                "federation_policy iam_policy create ['policy_arn', 'policy_document']",
+                "federation_role iam_role update ['attach_policy']",
+            ],
+            ["aws iam CreatePolicy", "aws iam AttachRolePolicy"],
+            # No policy lets the role federate: the wizard's is made again (its name, a new ID)
+            # and attached.
+            {KEEP_POLICY_DOCUMENT: ABSENT, KEEP_TRUST_POLICY: True},
+            renewed=("policy",),
+        ),
+    ],
     "federation_role": [
         Broken(
             _role_trust_refuses,
@@ -537,8 +578,8 @@ BROKEN = {
             ["federation_role:no_federation_permission"],
             ["federation_role iam_role update ['attach_policy']"],
             ["aws iam AttachRolePolicy"],
-            # The role's permission was the finding: its policy is not kept as it is.
-            {KEEP_POLICY_DOCUMENT: ABSENT, KEEP_TRUST_POLICY: True},
+            # The role's policy is there, only detached: attached again as it is.
+            {KEEP_POLICY_DOCUMENT: True, KEEP_TRUST_POLICY: True},
         ),
         Broken(
             _role_missing,
@@ -675,8 +716,9 @@ def repairs_a_detached_federation_policy(
     attached = iam.list_attached_role_policies(RoleName=role["role_name"])["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [role["policy_arn"]]
     assert run.inputs["role_name"] == role["role_name"]
-    # The role's permission was the finding: its policy is not kept as it is.
-    assert "keep_policy_document" not in run.inputs
+    # The policy that lets the role federate was only detached: it is attached as it is.
+    assert run.inputs["keep_policy_document"] is True
+    assert run.inputs["policy_name"] == role["policy_arn"].rsplit("/", 1)[-1]
     return run
 
 

@@ -263,13 +263,18 @@ def test_repair_of_an_okta_aws_app_made_by_hand_sets_its_relay_state_only(
     assert run.status == RunStatus.SUCCEEDED, (run.error, list(run.steps.values("key", "error")))
     # Its roles are downloaded (no group mapping): the role download flow, its manual step kept.
     assert run.flow_key == "okta_role_download"
-    assert planned_writes(run) == ["okta_app okta_app update ['app_id']"]
     # federation_role tags the instance with the role it adopted (the wizard's record of which
-    # role federates into it), as for any instance it did not set up.
+    # role federates into it), as for any instance it did not set up: a change of its plan,
+    # confirmed as the relay state's is; nothing else is written.
+    assert planned_writes(run) == [
+        "okta_app okta_app update ['app_id']",
+        "federation_role connect_instance_tag create ['instance_arn', 'role_arn']",
+    ]
     assert cloud_writes(run) == [
         f"okta apps PUT /api/v1/apps/{made['app_id']}",
         "aws connect TagResource",
     ]
+    assert run.steps.get(key="federation_role").plan["needs_confirmation"] is True
     after = okta_app(okta_sandbox, made["app_id"])
     # Its login URL (typed with a trailing slash) and its settings nobody set are kept.
     assert after["settings"]["app"] == before["settings"]["app"]

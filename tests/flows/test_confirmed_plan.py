@@ -14,6 +14,7 @@ from django.urls import reverse
 from provisioning.models import AuditEvent, AuditKind, Connection, RunStatus, SetupRun, StepStatus
 from provisioning.runs import admin_moves
 from provisioning.saml import parse_idp_metadata
+from provisioning.steps.federation_role import FEDERATION_ROLE_TAG
 from sandbox.server import Sandbox
 from tests.engine.runs import drive, transitions
 from tests.sandbox.aws_clients import aws_client
@@ -122,13 +123,14 @@ def test_it_asks_again_when_iam_changed_after_the_admin_confirmed_and_applies_th
     # The same for the role: confirmed as a new role, someone creates it before the apply.
     _confirm(admin, run, "federation_policy")
     role_plan = _waiting_on(run, "federation_role")
-    ((role_action, role_name),) = [(c["action"], c["name"]) for c in role_plan["changes"]]
-    assert role_action == "create"
+    # The role, and the instance's tag that records it (unchanged by the role made by hand).
+    ((role_action, role_name), tag) = [(c["action"], c["name"]) for c in role_plan["changes"]]
+    assert (role_action, tag) == ("create", ("create", FEDERATION_ROLE_TAG))
     _confirm(admin, run, "federation_role")
     iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST)
 
     role_replanned = _waiting_on(run, "federation_role")
-    assert [c["action"] for c in role_replanned["changes"]] == ["update"]
+    assert [c["action"] for c in role_replanned["changes"]] == ["update", "create"]
     assert [d["now"] for d in role_replanned["changed_since_confirmation"]] == ["update"]
     assert "ec2.amazonaws.com" in str(iam.get_role(RoleName=role_name)["Role"])
 

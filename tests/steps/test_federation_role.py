@@ -131,17 +131,50 @@ def test_it_asks_for_confirmation_before_changing_the_trust_of_an_existing_role(
 
 
 def test_it_asks_for_confirmation_before_giving_the_instance_a_second_role(
-    aws_connection: Connection, instance: dict[str, Any]
+    aws_connection: Connection, instance: dict[str, Any], connect: Any
 ) -> None:
     run = iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID))
     outputs = apply_all(run)
     second = iam_run(aws_connection, instance, role_name=unique("SecondRole"))
 
     plan = STEP.plan(step_context(second, KEY, outputs))
+    role = STEP.apply(step_context(second, KEY, outputs))
 
     assert plan.changes[0].action == "create"
     assert plan.needs_confirmation
     assert outputs[KEY]["role_arn"] in render(plan.warnings[0])
+    # The instance's tag, planned with the ARN the new role gets, is what apply writes.
+    tag = plan.changes[1]
+    assert (tag.action, tag.resource_type, tag.details) == (
+        "update",
+        "connect_instance_tag",
+        {"instance_arn": instance["Arn"], "role_arn": role.role_arn},
+    )
+    assert tag.diff == f"{FEDERATION_ROLE_TAG}: {outputs[KEY]['role_arn']} → {role.role_arn}"
+    assert _instance_role_tag(connect, instance) == role.role_arn
+
+
+def test_it_plans_the_instance_tag_it_writes_and_neither_once_the_tag_is_there(
+    aws_connection: Connection, instance: dict[str, Any], connect: Any
+) -> None:
+    outputs = apply_all(iam_run(aws_connection, instance, metadata_xml=metadata(ENTITY_ID)))
+    role_arn = outputs[KEY]["role_arn"]
+    # An instance whose role the wizard did not record (a federation made by hand).
+    connect.untag_resource(resourceArn=instance["Arn"], tagKeys=[FEDERATION_ROLE_TAG])
+    adopting = iam_run(aws_connection, instance)
+
+    untagged = STEP.plan(step_context(adopting, KEY, outputs))
+    STEP.apply(step_context(adopting, KEY, outputs))
+    tagged = STEP.plan(step_context(adopting, KEY, outputs))
+
+    assert [(c.action, c.resource_type) for c in untagged.changes] == [
+        ("nothing", "iam_role"),
+        ("create", "connect_instance_tag"),
+    ]
+    assert untagged.changes[1].details == {"instance_arn": instance["Arn"], "role_arn": role_arn}
+    assert not untagged.is_noop and not untagged.needs_confirmation
+    assert _instance_role_tag(connect, instance) == role_arn
+    assert [c.action for c in tagged.changes] == ["nothing"]
 
 
 def test_it_updates_the_session_duration_and_reattaches_the_policy(

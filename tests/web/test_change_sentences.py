@@ -27,6 +27,8 @@ TRUST = json.dumps(
     }
 )
 
+ROLE_ARN = "arn:aws:iam::1:role/ConnectSSO-sales"
+
 
 @pytest.mark.parametrize(
     ("action", "sentence"),
@@ -109,6 +111,38 @@ def test_a_new_role_names_the_provider_that_it_trusts() -> None:
     assert change_sentence(change) == (
         "Create IAM role ConnectSSO-sales, trusted by the SAML provider ConnectSSO-sales."
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "action", "sentence"),
+    [
+        (
+            "en",
+            "create",
+            "Tag the Amazon Connect instance with its federation role ConnectSSO-sales: Connect "
+            "ties each user to the role of their first sign-in, so a later run that would give "
+            "the instance another role warns you first.",
+        ),
+        (
+            "ja",
+            "update",
+            "Amazon Connect インスタンスのタグが記録するフェデレーションロールを "
+            "ConnectSSO-sales に変更します。",
+        ),
+    ],
+)
+def test_the_instance_tag_reads_as_the_role_it_records_and_why(
+    language: str, action: str, sentence: str
+) -> None:
+    change = {
+        "action": action,
+        "resource_type": "connect_instance_tag",
+        "name": "connect-sso-wizard:federation-role",
+        "details": {"instance_arn": "arn:aws:connect:r:1:instance/i", "role_arn": ROLE_ARN},
+    }
+
+    with translation.override(language):
+        assert change_sentence(change) == sentence
 
 
 def test_values_are_labelled_documents_pretty_and_booleans_words() -> None:

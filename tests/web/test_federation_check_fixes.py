@@ -18,6 +18,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from provisioning.federation_check.fixes import CONSOLE_STEPS
+from provisioning.federation_check.judge import DETACHED_POLICY
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.flows import ROTATION_FLOWS, USER_FLOWS
 from provisioning.models import (
@@ -139,7 +140,48 @@ def test_repair_activates_a_disabled_okta_aws_app_so_no_console_steps_show() -> 
     )
 
     assert CONSOLE not in items["app_disabled"]
-    assert _("Repair fixes this.") in items["app_disabled"]
+    assert "Repair fixes this in the step “Okta app for Amazon Connect”." in items["app_disabled"]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "step", "japanese"),
+    [
+        # No policy lets the role federate: the repair makes the wizard's (then attaches it).
+        ({}, "Federation policy", "フェデレーションポリシー"),
+        # The policy is there, only detached from the role: attaching it is the fix.
+        (
+            {DETACHED_POLICY: "arn:aws:iam::1:policy/ConnectSSO-x-GetFederationToken"},
+            "Federation role",
+            "フェデレーションロール",
+        ),
+    ],
+)
+def test_repair_names_the_step_that_lets_the_role_federate_again(
+    evidence: dict[str, str], step: str, japanese: str
+) -> None:
+    record = check_record()
+    result = FederationCheck.from_json(record.result)
+    result.add(
+        "federation_role",
+        "no_federation_permission",
+        role="arn:aws:iam::1:role/R",
+        instance=INSTANCE_ID,
+        error="AccessDenied",
+        **evidence,
+    )
+    FederationCheckRecord.objects.filter(pk=record.pk).update(result=result.to_json())
+    client = Client()
+    client.force_login(user("operator", OPERATOR))
+    url = reverse("federation_check", args=[record.pk])
+
+    english = findings_html(client.get(url).content.decode())["no_federation_permission"]
+    ja = client.get(url, headers={"Accept-Language": "ja"}).content.decode()
+
+    assert f"Repair fixes this in the step “{step}”." in english
+    assert (
+        f"修復のステップ「{japanese}」でこれを直します。"
+        in findings_html(ja)["no_federation_permission"]
+    )
 
 
 @pytest.mark.parametrize("idp", ["entra", "okta"])

@@ -14,10 +14,11 @@ from django.utils.translation import pgettext_lazy
 
 from provisioning.federation_check.fixes import ROTATION_FIXES, USERS_RUN_FIXES, console_steps
 from provisioning.federation_check.messages import LINK_LABELS, finding_text, unread_text
-from provisioning.federation_check.repair import fixable, not_repaired_because
+from provisioning.federation_check.repair import not_repaired_because, repairing_steps
 from provisioning.federation_check.result import FederationCheck, LinkState, Severity
 from provisioning.flows import ROTATION_FLOWS, USER_FLOWS
 from provisioning.models import FederationCheckRecord
+from provisioning.steps.base import STEPS
 from wizard.selectors.chain import LinkState as ChainState
 
 LINK_STATE_LABELS = {
@@ -102,24 +103,22 @@ def _other_fix(code: str) -> str:
 
 def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
     """Each finding in the reader's language; `anchor` is its page id, `repaired` says whether
-    Repair fixes it, `fixed_by` which other run does, `console` what the admin does in the IdP's
-    console."""
-    repaired = set(fixable(result))
+    Repair fixes it and `repaired_in` in which step (its title), `fixed_by` which other run does,
+    `console` what the admin does in the IdP's console."""
     numbers: Counter[str] = Counter()
     findings = []
-    for finding in result.findings:
+    for finding, step in zip(result.findings, repairing_steps(result), strict=True):
         numbers[finding.link] += 1
         findings.append(
             {
                 "anchor": finding_anchor(finding.link, numbers[finding.link]),
                 "code": finding.code,
-                "repaired": finding.code in repaired,
+                "repaired": bool(step),
+                "repaired_in": _step_title(step),
                 "fixed_by": _other_fix(finding.code),
                 # Where in the IdP's console, unless Repair does it (Okta's AWS app: activated
                 # in the plan the admin confirms).
-                "console": ""
-                if finding.code in repaired
-                else console_steps(finding.code, result.idp),
+                "console": "" if step else console_steps(finding.code, result.idp),
                 "link": finding.link,
                 "link_label": LINK_LABELS[finding.link],
                 "severity": finding.severity,
@@ -128,6 +127,11 @@ def check_findings(result: FederationCheck) -> list[dict[str, Any]]:
             }
         )
     return findings
+
+
+def _step_title(step_key: str) -> str:
+    step_class = STEPS.get(step_key)
+    return str(step_class.title) if step_class else ""
 
 
 def users_run_url(record: FederationCheckRecord, result: FederationCheck) -> str:
