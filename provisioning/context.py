@@ -82,6 +82,11 @@ class StepContext:
     # one plan, or one apply and its verify, runs with the connection as it was when it started.
     _connections: dict[int, Any] = field(default_factory=dict, repr=False)
 
+    def take_connections(self, connections: list[Any]) -> None:
+        """Start with these connections loaded (the runner read them with the run)."""
+        for connection in connections:
+            self._connections.setdefault(connection.pk, connection)
+
     def go_on_from(self, planned: StepContext) -> None:
         """This context is the apply that follows `planned`'s plan at once: it takes what that
         plan read and the connections it loaded, so neither is fetched again."""

@@ -139,7 +139,9 @@ def advance(run_id: uuid.UUID | str, *, worker: str | None = None) -> float | No
 def _advance(run_id: uuid.UUID | str, worker: str) -> float | None:
     while True:
         try:
-            run = SetupRun.objects.get(pk=run_id)
+            # With its connections: the step's phases ask for them (one JOIN, not a SELECT per
+            # phase), as they stand when this call starts.
+            run = SetupRun.objects.select_related("aws_connection", "idp_connection").get(pk=run_id)
         except SetupRun.DoesNotExist:
             logger.warning("Run %s does not exist; nothing to advance.", run_id)
             return None
@@ -398,9 +400,19 @@ def _context(
         created_resources=list(step.created_resources),
         plan=dict(step.plan or {}),
     )
+    ctx.take_connections(_loaded_connections(run))
     if planned_by is not None:
         ctx.go_on_from(planned_by)
     return ctx
+
+
+def _loaded_connections(run: SetupRun) -> list[Any]:
+    """The run's connections that were read with it (select_related), without reading any."""
+    loaded = []
+    for name in ("aws_connection", "idp_connection"):
+        if getattr(SetupRun, name).is_cached(run) and getattr(run, name) is not None:
+            loaded.append(getattr(run, name))
+    return loaded
 
 
 def step_context(step_run_id: int, worker: str | None = None) -> StepContext:

@@ -3,9 +3,12 @@ and running it again changes nothing in any cloud."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from provisioning.flows import get_flow
 from provisioning.models import AuditEvent, AuditKind, RunStatus
@@ -75,9 +78,19 @@ def test_each_apply_uses_what_its_plan_just_read_and_each_step_keeps_every_state
     # No step waits for the cloud (a retry after a wait reads afresh, as it must).
     sandbox_knobs.instance_creation_delay_s = 0
     sandbox_knobs.graph_visibility_delay_s = 0
-    run, output = setup_sso(plan_file(tmp_path))
+    with CaptureQueriesContext(connection) as statements:
+        run, output = setup_sso(plan_file(tmp_path))
 
     assert run.status == RunStatus.SUCCEEDED, output
+    # The runner reads the run with its connections, and every phase of the step it advances
+    # takes them from there: no step reads a connection of its own (setup_sso reads each once
+    # by name, and the new run checks each once).
+    connection_reads = [
+        query["sql"]
+        for query in statements.captured_queries
+        if re.match(r'SELECT .* FROM "wizard_connection"', query["sql"])
+    ]
+    assert len(connection_reads) == 4, connection_reads
     finished = AuditEvent.objects.filter(run=run, kind=AuditKind.CALL_FINISHED)
 
     def reads(step_key: str, operation: str) -> int:
