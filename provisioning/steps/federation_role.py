@@ -215,9 +215,14 @@ class _Target:
 
 
 def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
-    """The instance's ARN and the federation role ARN recorded on it ("" if none)."""
+    """The instance's ARN and the federation role ARN recorded on it ("" if none). The ARN is the
+    one connect_instance's outputs give for this instance (an instance's ARN never changes, and
+    ListTagsForResource refuses one that is gone), else DescribeInstance's."""
     connect = ctx.aws("connect")
-    arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
+    made = ctx.outputs.get("connect_instance", {})
+    arn = str(made.get("instance_arn") or "") if made.get("instance_id") == instance else ""
+    if not arn:
+        arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
     tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
     return arn, str(tags.get(FEDERATION_ROLE_TAG, ""))
 
