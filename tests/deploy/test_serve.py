@@ -4,6 +4,7 @@ names whoever holds a port, and its runtime files are private."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -113,6 +114,14 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> list[psutil.Proc
     return psutil.Process(process.pid).children(recursive=True)
 
 
+def _wait_for_line(process: subprocess.Popen[bytes], log: Path, line: re.Pattern[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not line.search(log.read_text(errors="replace")):
+        assert process.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.5)
+
+
 def _assert_all_gone(processes: list[psutil.Process]) -> None:
     _, alive = psutil.wait_procs(processes, timeout=STOP_TIMEOUT_S)
     survivors = [" ".join(p.cmdline()) for p in alive]
@@ -130,9 +139,17 @@ def test_it_stops_everything_on_a_hang_up_or_its_own_death_and_starts_again(
     for part in ("sandbox", "celery", "worker", "beat", "gunicorn"):
         assert part in commands
 
+    # The worker's pool is up (its processes started) before the hang-up.
+    _wait_for_line(first, tmp_path / "first.log", re.compile(r"celery@\S+ ready\."))
     os.killpg(first.pid, signal.SIGHUP)  # what closing the terminal does
     first.wait(timeout=STOP_TIMEOUT_S)
     _assert_all_gone(children)
+    # Each process stopped on its own: none had to be killed, and the worker's pool processes
+    # were stopped by the worker, not signalled from outside (after which the worker waited on
+    # its dead pool until it was killed).
+    stopped = (tmp_path / "first.log").read_text(errors="replace")
+    assert "did not stop" not in stopped, stopped[-2500:]
+    assert "exited with 'signal 15 (SIGTERM)'" not in stopped
 
     second = _serve(site, tmp_path / "second.log")
     children = _wait_ready(second, tmp_path / "second.log")

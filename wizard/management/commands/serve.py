@@ -4,6 +4,7 @@ server, stopped together by Ctrl-C, a closed terminal or the death of serve itse
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -22,12 +23,20 @@ from wizard.ports import busy_port_message
 
 # The sandbox writes its endpoints file once its ports are bound; this is how long we wait.
 SANDBOX_START_TIMEOUT_S = 60
-# How long children get to stop after SIGTERM before they are killed.
-STOP_GRACE_S = 10
+# How long children get to stop before they are killed: the Celery worker's warm shutdown of an
+# idle pool took ~8 s here (with the machine busy), the others under 6 s.
+STOP_GRACE_S = 20
 # The sandbox's ports: AWS, AWS sign-in, Entra ID, Okta (as `python manage.py sandbox` has them).
 SANDBOX_PORTS = "8443,8444,8445,8446"
 # The web server's workers, threads and timeout (wizard/gunicorn_conf.py).
 GUNICORN_CONFIG = "python:wizard.gunicorn_conf"
+# What each child is told to stop with, on its own process: each stops what it started itself.
+# The Celery worker's SIGTERM is its warm shutdown: it stops its pool processes and waits for them.
+# Sent to its whole group, SIGTERM also killed the pool processes, and the worker then waited on
+# its dead pool (billiard) until the SIGKILL that followed. gunicorn's SIGINT is its quick
+# shutdown, as Ctrl-C gives it in a terminal (SIGTERM waits up to graceful_timeout, 30 s, for
+# workers that may still be loading the app). The sandbox and beat stop on SIGTERM.
+_STOP_SIGNALS = {"worker": signal.SIGTERM, "web": signal.SIGINT}
 # prctl(2): PR_SET_PDEATHSIG asks the kernel to signal a process when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -184,16 +193,19 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def _stop_all(self) -> None:
-        for _name, process in reversed(self.children):
+        for name, process in reversed(self.children):
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                os.kill(process.pid, _STOP_SIGNALS.get(name, signal.SIGTERM))
         deadline = time.monotonic() + STOP_GRACE_S
-        for _name, process in reversed(self.children):
+        for name, process in reversed(self.children):
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                self.stderr.write(f"The {name} process did not stop in {STOP_GRACE_S} s: killed.")
+            # Whatever it left in its group (a pool process, a gunicorn worker) goes with it.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.wait()
 
 
 def gunicorn_arguments(bind: str) -> list[str]:
