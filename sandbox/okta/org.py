@@ -399,6 +399,16 @@ class OktaOrg:
             },
         }
 
+    def group_stats(self, group: OrgGroup) -> dict[str, Any]:
+        """The Group schema's `_embedded.stats` (okta-management-openapi-spec, Group): "Number of
+        users in the group", "Number of apps associated with the group" (the apps it is assigned
+        to), "Number of group push mappings" (the sandbox pushes no groups: 0)."""
+        return {
+            "usersCount": len(group.member_ids),
+            "appsCount": sum(1 for app in self.apps.values() if group.id in app.groups),
+            "groupPushMappingsCount": 0,
+        }
+
     def app_json(self, app: AwsApp) -> dict[str, Any]:
         href = f"{self.org_url}/api/v1/apps/{app.id}"
         lifecycle = "deactivate" if app.status == "ACTIVE" else "activate"

@@ -228,6 +228,42 @@ def test_it_creates_a_role_group_and_adds_members(sandbox: Sandbox) -> None:
     asyncio.run(scenario())
 
 
+def test_it_counts_a_groups_members_and_apps_only_when_asked_for_stats(sandbox: Sandbox) -> None:
+    """expand=stats embeds _embedded.stats (okta-management-openapi-spec, listGroups `expand`);
+    without it a group has no _embedded at all."""
+    name = f"Stats {uuid.uuid4().hex[:8]}"
+    org = sandbox.apps["okta"].org
+    people = [user.id for user in org.users.values() if ".agent" in user.login][:4]
+
+    async def scenario() -> None:
+        async with okta_client(sandbox.endpoints) as client:
+            group, _, _ = await client.add_group(
+                AddGroupRequest(profile=OktaUserGroupProfile(name=name))
+            )
+            for user_id in people:
+                *_, error = await client.assign_user_to_group(group.id, user_id)
+                assert error is None
+            created, _ = await send(client, "POST", "/api/v1/apps", aws_app_body("Stats app"))
+            await client.assign_group_to_application(
+                created["id"], group.id, ApplicationGroupAssignment(priority=0)
+            )
+
+            listed, response, error = await client.list_groups(q=name, expand="stats")
+            assert error is None
+            assert [g.id for g in listed] == [group.id]
+            stats = listed[0].embedded.stats
+            assert stats.users_count == len(people) == 4
+            assert stats.apps_count == 1
+            assert stats.group_push_mappings_count == 0
+
+            plain, response, error = await client.list_groups(q=name)
+            assert error is None
+            assert plain[0].embedded is None
+            assert "_embedded" not in json.loads(response.raw_data)[0]
+
+    asyncio.run(scenario())
+
+
 def test_it_assigns_people_and_groups_to_an_app(sandbox: Sandbox) -> None:
     async def scenario() -> None:
         async with okta_client(sandbox.endpoints) as client:

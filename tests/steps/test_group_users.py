@@ -27,7 +27,7 @@ from provisioning.models import (
     UserSync,
 )
 from provisioning.runs import admin_moves
-from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan
+from provisioning.steps.group_users import GroupUsers, GroupUsersForm, MappingPlan, MappingRowForm
 from sandbox.directory import AGENTS_GROUP, CONTACT_CENTRE_GROUP, SUPERVISORS_GROUP
 from sandbox.server import Sandbox
 from tests.sandbox.aws_clients import default_profiles
@@ -360,6 +360,28 @@ def test_it_reads_okta_group_members_with_the_apps_username_format(
     assert outputs.created == 3
     wanted = sorted(user.login.split("@")[0] for user in agents)
     assert sorted(connect_users(connect, instance["Id"])) == wanted
+
+
+def test_it_offers_okta_groups_with_their_member_counts(
+    aws_connection: Connection, instance: dict[str, Any], sandbox: Sandbox
+) -> None:
+    """The picker shows "(N people)" beside an Okta group: the count is the listing's
+    `_embedded.stats.usersCount` (expand=stats), not one member listing per group."""
+    org = sandbox.apps["okta"].org
+    agents = [user for user in org.users.values() if ".agent" in user.login][:3]
+    group = org.add_group(f"Okta picker {uuid.uuid4().hex[:6]}", "test group")
+    group.member_ids = [user.id for user in agents]
+    run = users_run(instance, aws_connection, cloud=Cloud.OKTA)
+
+    plan = STEP.plan(context(run, "group_users"))
+
+    assert isinstance(plan, MappingPlan) and plan.needs_input
+    offered = next(g for g in plan.mapping_choices["groups"] if g["id"] == group.id)
+    assert offered["member_count"] == 3
+    with translation.override("en"):
+        row = MappingRowForm(choices=plan.to_json()["mapping_choices"])
+    labels = dict(row.fields["group"].choices)  # type: ignore[attr-defined]
+    assert labels[group.id] == f"{group.name} (3 people)"
 
 
 def test_its_form_turns_rows_into_the_mapping_and_says_what_is_missing() -> None:
