@@ -4,6 +4,7 @@ language, policy documents as pretty JSON, labelled values, booleans and empty v
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,69 @@ VALUE_LABELS = {
     "metadata_xml": gettext_lazy("Federation metadata"),
     "trust_policy": gettext_lazy("Trust policy"),
     "policy_document": gettext_lazy("Policy document"),
+    # The steps' other values, as the run page's details and outputs show them.
+    "access_key_id": gettext_lazy("Access key ID"),
+    "account_id": gettext_lazy("AWS account ID"),
+    "admin_login": gettext_lazy("Okta administrator"),
+    "admin_roles": gettext_lazy("Administrator roles"),
+    "app_object_id": gettext_lazy("Application object ID"),
+    "allowedMemberTypes": gettext_lazy("Who can be assigned"),
+    "assigned": gettext_lazy("Assigned"),
+    "by": gettext_lazy("Confirmed by"),
+    "caller_arn": gettext_lazy("Caller ARN"),
+    "certificate": gettext_lazy("Certificate"),
+    "certificate_subject": gettext_lazy("Certificate subject"),
+    "certificate_thumbprint": gettext_lazy("Certificate thumbprint"),
+    "certificates": gettext_lazy("Certificates"),
+    "checked": gettext_lazy("Checked"),
+    "checked_actions": gettext_lazy("Actions checked"),
+    "connect_available": gettext_lazy("Amazon Connect offered in the region"),
+    "created": gettext_lazy("Created"),
+    "definition": gettext_lazy("Definition"),
+    "excluded": gettext_lazy("Left out"),
+    "granted_permissions": gettext_lazy("Permissions granted"),
+    "group": gettext_lazy("Group"),
+    "group_filter": gettext_lazy("Group filter"),
+    "group_id": gettext_lazy("Group ID"),
+    "group_name": gettext_lazy("Group name"),
+    "identifier": gettext_lazy("Identifier"),
+    "identifier_uri": gettext_lazy("Identifier (entity ID)"),
+    "inbound_calls_enabled": gettext_lazy("Inbound calls"),
+    "key_last_used": gettext_lazy("Key last used"),
+    "key_used_by": gettext_lazy("Key last used by"),
+    "left_out": gettext_lazy("Left out"),
+    "missing_actions": gettext_lazy("Actions missing"),
+    "mode": gettext_lazy("Mode"),
+    "on": gettext_lazy("Added to"),
+    "org_url": gettext_lazy("Okta org URL"),
+    "outbound_calls_enabled": gettext_lazy("Outbound calls"),
+    "partition": gettext_lazy("AWS partition"),
+    "path": gettext_lazy("Path"),
+    "people": gettext_lazy("People who may sign in"),
+    "performed_by": gettext_lazy("Done by"),
+    "permission_check": gettext_lazy("Permission check"),
+    "principal_arn": gettext_lazy("Principal ARN"),
+    "principal_id": gettext_lazy("Principal ID"),
+    "reason": gettext_lazy("Reason"),
+    "region": gettext_lazy("Region"),
+    "reply_urls": gettext_lazy("Reply URLs (ACS)"),
+    "results": gettext_lazy("Results"),
+    "role_value_pattern": gettext_lazy("Role value pattern"),
+    "roles": gettext_lazy("Roles"),
+    "sandbox_sso_url": gettext_lazy("Sandbox sign-on URL"),
+    "service_principal_id": gettext_lazy("Service principal ID"),
+    "session_name_source": gettext_lazy("Session name from"),
+    "signed_in": gettext_lazy("People signed in"),
+    "sso_url": gettext_lazy("Sign-on URL"),
+    "template": gettext_lazy("Template"),
+    "template_id": gettext_lazy("Template ID"),
+    "template_name": gettext_lazy("Template name"),
+    "tenant_id": gettext_lazy("Tenant ID"),
+    "unchecked_actions": gettext_lazy("Actions not checked"),
+    "user_arn": gettext_lazy("User ARN"),
+    "user_name": gettext_lazy("User name"),
+    "value": gettext_lazy("Value"),
+    "warnings": gettext_lazy("Warnings"),
 }
 # Values that are policy or trust documents: shown as pretty JSON with a copy button.
 DOCUMENT_KEYS = {"trust_policy", "policy_document", "document", "policy"}
@@ -243,6 +307,10 @@ def value_label(key: str) -> str:
     label = VALUE_LABELS.get(key)
     if label is not None:
         return str(label)
+    if not re.fullmatch(r"[a-z0-9_]+", key):
+        # A cloud's own field name (Okta's defaultRelayState, settings.app; IAM's Statement):
+        # shown as the cloud spells it, which is what its console and API reference show.
+        return key
     return key.replace("_", " ").capitalize()
 
 

@@ -15,6 +15,7 @@ from provisioning.models import AuditEvent, AuditKind, RunStatus
 from sandbox.knobs import Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import cloud_writes, entra_sandbox, plan_file, setup_sso  # noqa: F401
+from tests.flows.run_page import labels_left_in_english
 
 
 def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
@@ -40,6 +41,8 @@ def test_it_runs_the_entra_flow_headless_and_a_second_run_changes_nothing(
     policies = [p for p in tenant.claims_mapping_policies.values() if p["displayName"] == name]
     assert len(policies) == 1, policies
     assert cloud_writes(first), "the first run made the setup"
+    # Every value the run page shows has a label in Japanese (the cloud's own field names aside).
+    assert labels_left_in_english(first) == []
 
     second, second_output = setup_sso(path)
     assert second.status == RunStatus.SUCCEEDED, second_output

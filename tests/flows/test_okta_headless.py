@@ -23,6 +23,7 @@ from provisioning.steps.sign_in_test import sandbox_sign_in
 from sandbox.knobs import DEFAULT_RATE_LIMITS, Knobs
 from sandbox.server import Sandbox
 from tests.flows.entra_runs import step_context
+from tests.flows.run_page import labels_left_in_english
 from tests.flows.user_runs import drive, plan_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,6 +101,8 @@ def test_it_runs_the_example_and_a_second_run_changes_nothing(
     first = run_plan(example)
     assert_signed_in(first)
     assert cloud_writes(first)
+    # Every value the run page shows has a label in Japanese (the cloud's own field names aside).
+    assert labels_left_in_english(first) == []
 
     second = run_plan(example)
 
