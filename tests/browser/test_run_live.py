@@ -3,16 +3,15 @@ turn green without a reload, in English and in Japanese, with no CSP violation."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.chromium import PASSWORD
 from tests.web.factories import make_connection
 from tests.worker_process import WorkerProcess
 from wizard.roles import ADMIN, role_group
@@ -38,21 +37,6 @@ class BrowserSession:
 
     def csp_violations(self) -> list[str]:
         return [text for text in self.console if "Content Security Policy" in text]
-
-
-@pytest.fixture
-def chromium() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # around it are plain synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            # launch() gives every run a fresh temporary profile.
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
