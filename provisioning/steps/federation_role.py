@@ -42,6 +42,7 @@ from provisioning.context import CreatedResource, StepContext
 from provisioning.errors import NotFound, PermanentError
 from provisioning.messages import Message
 from provisioning.steps.base import Change, Finding, Plan, Step, StepOutputs, register
+from provisioning.steps.connect_instance import ConnectInstanceOutputs
 from provisioning.steps.federation_policy import FederationPolicyOutputs
 from provisioning.steps.okta_app import OktaAppOutputs
 from provisioning.steps.saml_provider import SamlProviderOutputs
@@ -219,8 +220,8 @@ def _instance_arn_and_role(ctx: StepContext, instance: str) -> tuple[str, str]:
     one connect_instance's outputs give for this instance (an instance's ARN never changes, and
     ListTagsForResource refuses one that is gone), else DescribeInstance's."""
     connect = ctx.aws("connect")
-    made = ctx.outputs.get("connect_instance", {})
-    arn = str(made.get("instance_arn") or "") if made.get("instance_id") == instance else ""
+    made = ctx.outputs_of(ConnectInstanceOutputs)
+    arn = made.instance_arn if made.instance_id == instance else ""
     if not arn:
         arn = connect.describe_instance(InstanceId=instance)["Instance"]["Arn"]
     tags = connect.list_tags_for_resource(resourceArn=arn).get("tags", {})
